@@ -1,0 +1,86 @@
+//! Builds the default Salesforce connector (`plugin/`) as a wasm32-wasip2 component so that
+//! one `cargo build` produces both the `sluice` binary and the component it embeds.
+//!
+//! Like wasmtime's own test programs, the guest is compiled by a nested `cargo` in a target
+//! directory of its own: sharing the outer one would deadlock on Cargo's build lock.
+//! The component is copied to `$OUT_DIR/salesforce.wasm` (embedded with `include_bytes!`)
+//! and to `<target>/<profile>/salesforce.wasm`, beside the `sluice` binary, for inspection and
+//! hot-swap.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ lives in the workspace")
+        .to_path_buf();
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    // OUT_DIR is <target>/<profile>/build/sluice-<hash>/out.
+    let profile_dir = out_dir
+        .ancestors()
+        .nth(3)
+        .expect("OUT_DIR has the usual layout");
+    let target_dir = profile_dir.parent().expect("profile dir has a parent");
+    let guest_target = target_dir.join("wasm-guests");
+
+    for watched in ["plugin/src", "plugin/Cargo.toml", "wit", "Cargo.lock"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
+    }
+
+    let wasm = build_guest(&workspace, &guest_target, "sluice-salesforce");
+    let embedded = out_dir.join("salesforce.wasm");
+    copy(&wasm, &embedded);
+    copy(&wasm, &profile_dir.join("salesforce.wasm"));
+    println!(
+        "cargo:rustc-env=SLUICE_SALESFORCE_WASM={}",
+        embedded.display()
+    );
+}
+
+/// Compiles `package` for wasm32-wasip2 in release mode and returns the component's path.
+fn build_guest(workspace: &Path, target_dir: &Path, package: &str) -> PathBuf {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            package,
+        ])
+        .arg("--target-dir")
+        .arg(target_dir);
+    // Flags meant for the host build must not leak into the guest build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd
+        .status()
+        .expect("could not run cargo to build the wasm guest");
+    assert!(
+        status.success(),
+        "building the {package} component failed; is the wasm32-wasip2 target installed? \
+         (rust-toolchain.toml asks rustup for it)"
+    );
+    let file = format!("{}.wasm", package.replace('-', "_"));
+    target_dir.join("wasm32-wasip2/release").join(file)
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
+}

@@ -1,0 +1,416 @@
+//! The admin API (JSON over HTTP, axum) for the platform: the CLI's operations under
+//! `/api/integrations...` and `/api/plugins...`, the OAuth callback at `/oauth/callback`,
+//! `/healthz`, `/metrics` (Prometheus text) and `/api/openapi.json`.
+//!
+//! Threat: anyone who can reach the port can read tenants' data or re-point integrations.
+//! Rule: `serve` binds loopback by default and refuses any other address without a bearer
+//! admin token; with a token set, every `/api` and `/metrics` request must carry it (compared
+//! in constant time). `/healthz` and `/oauth/callback` stay open: the callback is protected by
+//! its single-use `state`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::{App, AppError, IntegrationInput};
+use crate::oauth::Callback;
+use crate::runner::PullOptions;
+use crate::scheduler::SchedulerStats;
+
+/// The OpenAPI document, maintained by hand next to this file.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The runtime.
+    pub app: Arc<App>,
+    /// The scheduler's counters.
+    pub stats: Arc<SchedulerStats>,
+    /// The bearer token, if required.
+    pub admin_token: Option<Arc<str>>,
+    /// The external base URL of this server (for the OAuth redirect URI).
+    pub public_url: String,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            AppError::Invalid(fields) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": "invalid input", "fields": fields}),
+            ),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
+            AppError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
+            AppError::BadCallback(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
+            AppError::OAuth(e) => (
+                StatusCode::BAD_GATEWAY,
+                json!({"error": format!("authorization failed: {e}")}),
+            ),
+            AppError::Credential(e) => (StatusCode::CONFLICT, json!({"error": e.to_string()})),
+            AppError::Registry(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": e.to_string()}),
+            ),
+            AppError::Engine(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": e.to_string()}),
+            ),
+            AppError::Store(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": e.to_string()}),
+            ),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The router.
+pub fn router(state: AdminState) -> axum::Router {
+    let api = axum::Router::new()
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/integrations", get(list).post(add))
+        .route(
+            "/api/integrations/{id}",
+            get(show).patch(edit).delete(delete),
+        )
+        .route("/api/integrations/{id}/test", post(test))
+        .route("/api/integrations/{id}/pull", post(pull))
+        .route("/api/integrations/{id}/runs", get(runs))
+        .route("/api/integrations/{id}/records", get(records))
+        .route("/api/integrations/{id}/authorize", post(authorize))
+        .route("/api/plugins", get(plugins))
+        .route("/api/plugins/{name}", post(install_plugin))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    axum::Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/oauth/callback", get(oauth_callback))
+        .merge(api)
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
+    if let Some(expected) = &state.admin_token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({"error": "admin token required (Authorization: Bearer ...)"})),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn list(State(s): State<AdminState>) -> Result<Response, AppError> {
+    let rows = crate::cli::list_rows(&s.app).map_err(|e| AppError::Conflict(e.to_string()))?;
+    Ok(Json(rows).into_response())
+}
+
+/// The body of `POST /api/integrations` and `PATCH /api/integrations/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct IntegrationBody {
+    name: Option<String>,
+    capability: Option<String>,
+    environment: Option<String>,
+    domain: Option<String>,
+    pull_by: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// `15m`, `1h`, or seconds.
+    interval: Option<serde_json::Value>,
+    /// Connector-specific settings.
+    #[serde(default)]
+    settings: std::collections::BTreeMap<String, String>,
+}
+
+impl IntegrationBody {
+    fn into_input(self) -> Result<IntegrationInput, AppError> {
+        let interval = match self.interval {
+            None => None,
+            Some(serde_json::Value::Number(n)) => n.as_u64().map(std::time::Duration::from_secs),
+            Some(serde_json::Value::String(s)) => crate::cli::parse_duration(&s).ok(),
+            Some(_) => None,
+        };
+        Ok(IntegrationInput {
+            name: self.name,
+            capability: self.capability,
+            environment: self.environment,
+            domain: self.domain,
+            pull_by: self.pull_by,
+            extra: self.settings.into_iter().collect(),
+            interval,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+        })
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<IntegrationBody, AppError> {
+    serde_json::from_slice(body).map_err(|e| {
+        AppError::Invalid(vec![crate::app::FieldIssue {
+            field: "body".into(),
+            message: e.to_string(),
+        }])
+    })
+}
+
+async fn add(State(s): State<AdminState>, body: axum::body::Bytes) -> Result<Response, AppError> {
+    let body = parse_body(&body)?;
+    let v = s.app.add_integration(body.into_input()?).await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn show(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let v = s.app.show_integration(&id).await?;
+    let token = s.app.store.token_health(&id)?;
+    let checkpoints = s.app.store.checkpoints(&id)?;
+    let counts = s.app.store.record_counts(&id)?;
+    Ok(Json(json!({
+        "integration": v.integration, "warnings": v.warnings, "normalized": v.normalized,
+        "streams": v.streams, "token": token, "records": counts,
+        "checkpoints": checkpoints.iter().map(|(s, c, st)| json!({"stream": s, "checkpoint": c, "status": st})).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+async fn edit(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let body = parse_body(&body)?;
+    let v = s.app.edit_integration(&id, body.into_input()?).await?;
+    Ok(Json(v).into_response())
+}
+
+async fn delete(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    s.app.delete_integration(&id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn test(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let report = s.app.test(&id).await?;
+    let kind = crate::runner::kind_label;
+    Ok(Json(json!({
+        "ok": report.failure.is_none(),
+        "failure": report.failure.as_ref().map(|f| json!({"kind": kind(f.kind), "message": f.message, "retry_after_s": f.retry_after_s})),
+        "org": report.org, "user": report.user,
+        "api_usage": report.api_usage.map(|u| json!({"used": u.used, "limit": u.limit})),
+        "probes": report.probes.iter().map(|p| json!({"name": p.name, "ok": p.failure.is_none(), "detail": p.detail})).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct PullQuery {
+    #[serde(default)]
+    full: bool,
+}
+
+async fn pull(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    Query(q): Query<PullQuery>,
+) -> Result<Response, AppError> {
+    s.app.store.integration(&id)?;
+    let app = s.app.clone();
+    let run_id = id.clone();
+    // The run is recorded; the caller follows it under /runs.
+    tokio::spawn(async move {
+        let opts = PullOptions {
+            full: q.full,
+            trigger: "api".into(),
+            ..PullOptions::default()
+        };
+        if let Err(e) = crate::runner::run_pull(&app, &run_id, opts).await {
+            tracing::warn!(integration = %run_id, error = %e, "pull requested through the API failed");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "started", "integration": id})),
+    )
+        .into_response())
+}
+
+async fn runs(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
+    s.app.store.integration(&id)?;
+    Ok(Json(s.app.store.runs(&id, 50)?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordsQuery {
+    stream: Option<String>,
+    #[serde(default)]
+    with_deleted: bool,
+    limit: Option<usize>,
+}
+
+async fn records(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    Query(q): Query<RecordsQuery>,
+) -> Result<Response, AppError> {
+    s.app.store.integration(&id)?;
+    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let mut out = Vec::new();
+    s.app
+        .store
+        .for_each_record(&id, q.stream.as_deref(), q.with_deleted, |r| {
+            if out.len() < limit {
+                let record: serde_json::Value =
+                    serde_json::from_slice(&r.json).unwrap_or(serde_json::Value::Null);
+                out.push(json!({"stream": r.stream, "key": r.key, "version": r.version, "deleted": r.deleted, "cursor": r.cursor, "record": record}));
+            }
+            Ok(())
+        })?;
+    Ok(Json(out).into_response())
+}
+
+async fn authorize(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let redirect = format!("{}/oauth/callback", s.public_url.trim_end_matches('/'));
+    let start = s.app.begin_authorization(&id, &redirect).await?;
+    Ok(
+        Json(json!({"authorize_url": start.url.as_str(), "redirect_uri": redirect}))
+            .into_response(),
+    )
+}
+
+async fn oauth_callback(State(s): State<AdminState>, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let callback = Callback::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    match s.app.complete_authorization(callback).await {
+        Ok(i) => (
+            StatusCode::OK,
+            format!(
+                "Sluice: integration {} is authorized. You can close this window.",
+                i.id
+            ),
+        )
+            .into_response(),
+        Err(e) => {
+            let status = match &e {
+                AppError::BadCallback(_) | AppError::OAuth(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, format!("Sluice: authorization failed: {e}")).into_response()
+        }
+    }
+}
+
+async fn plugins(State(s): State<AdminState>) -> Response {
+    let list: Vec<_> = s
+        .app
+        .registry
+        .list(None)
+        .into_iter()
+        .map(|v| {
+            json!({"name": v.record.name, "version": v.record.version, "sha256": v.record.sha256,
+                   "contract": v.record.contract, "active": v.active,
+                   "installed_at_ms": crate::store::to_ms(v.record.installed_at)})
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+async fn install_plugin(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let report = s.app.registry.install(&name, &body, true).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"name": report.name, "version": report.version, "sha256": report.sha256,
+                    "existing": report.existing, "canary_configured": report.canary_configured,
+                    "canary_tested": report.canary_tested}),
+        ),
+    )
+        .into_response())
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    use std::fmt::Write;
+    let mut out = s.app.engine.metrics().render_prometheus();
+    let st = &s.stats;
+    let counters = [
+        (
+            "sluice_runs_started_total",
+            "Scheduled pulls started.",
+            st.runs_started.load(Ordering::Relaxed),
+        ),
+        (
+            "sluice_runs_succeeded_total",
+            "Scheduled pulls that succeeded.",
+            st.runs_succeeded.load(Ordering::Relaxed),
+        ),
+        (
+            "sluice_runs_failed_total",
+            "Scheduled pulls that failed.",
+            st.runs_failed.load(Ordering::Relaxed),
+        ),
+        (
+            "sluice_token_health_checks_total",
+            "Token health checks made.",
+            st.health_checks.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sluice_runs_running Pulls running now.\n# TYPE sluice_runs_running gauge\nsluice_runs_running {}",
+        st.running.load(Ordering::Relaxed)
+    );
+    if let Ok(list) = s.app.store.integrations() {
+        let _ = writeln!(
+            out,
+            "# HELP sluice_integrations Integrations by state.\n# TYPE sluice_integrations gauge"
+        );
+        for state in ["pending-authorization", "active", "needs-reauthorization"] {
+            let n = list.iter().filter(|i| i.state.as_str() == state).count();
+            let _ = writeln!(out, "sluice_integrations{{state=\"{state}\"}} {n}");
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

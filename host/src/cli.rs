@@ -1,0 +1,1061 @@
+//! The `sluice` command line. The command names are a contract (issue 5); keep them.
+//!
+//! Errors print as one line on stderr with a non-zero exit; panics are caught by a hook that
+//! prints one line too.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::{App, AppConfig, IntegrationInput, Validated};
+use crate::oauth::Callback;
+use crate::runner::{Progress, PullOptions, RunStatus, RunSummary};
+use crate::store::{Integration, IntegrationState};
+
+/// Sluice: run sandboxed data connectors for many tenants.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about)]
+pub struct Cli {
+    /// Where state lives (database, key file, compile cache, plugins). Default:
+    /// $XDG_DATA_HOME/sluice, else ~/.local/share/sluice.
+    #[arg(long, global = true, env = "SLUICE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Allow plain-http calls to loopback addresses (the emulator, tests, demos).
+    #[arg(long, global = true)]
+    pub allow_insecure_loopback: bool,
+    /// Print machine-readable JSON (read commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging (-v info, -vv debug, -vvv trace). Logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admin API, the OAuth callback, the scheduler and the plugin watcher.
+    Serve(ServeArgs),
+    /// Manage integrations.
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
+    /// Authorize an integration, or re-generate its token (data and checkpoints are kept).
+    Connect(ConnectArgs),
+    /// Test Connection: exits non-zero on failure, printing its kind and message.
+    Test {
+        /// The integration id.
+        id: String,
+    },
+    /// Pull now.
+    Pull {
+        /// The integration id.
+        id: String,
+        /// Start every stream from the beginning (records are kept and updated in place).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Export stored records.
+    Records(RecordsArgs),
+    /// Manage connector plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Start the bundled Salesforce emulator and show everything end to end.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// `sluice serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the admin API and the OAuth callback.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer token the admin API requires; mandatory when listening beyond loopback.
+    #[arg(long, env = "SLUICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The base URL browsers reach this server at, for the OAuth redirect URI
+    /// (`<public-url>/oauth/callback`). Default: `http://localhost:<port>` on loopback,
+    /// else `http://<listen>`.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// At most this many pulls at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_concurrent_pulls: usize,
+    /// Proactive token refresh age, e.g. 90m.
+    #[arg(long, value_parser = parse_duration)]
+    pub refresh_age: Option<Duration>,
+}
+
+/// `sluice integration ...`.
+#[derive(Debug, Subcommand)]
+pub enum IntegrationCommand {
+    /// Add an integration; prints its id.
+    Add(AddArgs),
+    /// List integrations, newest first, with state, last run and token health.
+    List,
+    /// Show one integration.
+    Show {
+        /// The integration id.
+        id: String,
+    },
+    /// Change an integration (validated like `add`; data and tokens are kept).
+    Edit(EditArgs),
+    /// Delete an integration with its tokens, records, checkpoints and runs.
+    Delete {
+        /// The integration id.
+        id: String,
+    },
+}
+
+/// `integration add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// helpdesk, crm or content-management.
+    #[arg(long)]
+    pub capability: String,
+    /// production or sandbox.
+    #[arg(long)]
+    pub environment: String,
+    /// The org's domain URL (My Domain, Lightning or instance URL).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// created or updated.
+    #[arg(long)]
+    pub pull_by: Option<String>,
+    /// The connected app's client id (default: SLUICE_CLIENT_ID).
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The connected app's client secret (default: SLUICE_CLIENT_SECRET).
+    #[arg(long, env = "SLUICE_INTEGRATION_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Pull interval, e.g. 15m, 1h, 30s.
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Connector setting NAME=VALUE (e.g. start-date=2024-01-01, objects=Case,CaseComment).
+    #[arg(long = "set", value_parser = parse_pair, value_name = "NAME=VALUE")]
+    pub extra: Vec<(String, String)>,
+}
+
+/// `integration edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The integration id.
+    pub id: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// helpdesk, crm or content-management.
+    #[arg(long)]
+    pub capability: Option<String>,
+    /// production or sandbox.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// The org's domain URL ("" removes it).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// created or updated ("" removes it).
+    #[arg(long)]
+    pub pull_by: Option<String>,
+    /// The connected app's client id.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The connected app's client secret.
+    #[arg(long, env = "SLUICE_INTEGRATION_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Pull interval.
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Connector setting NAME=VALUE ("NAME=" removes it).
+    #[arg(long = "set", value_parser = parse_pair, value_name = "NAME=VALUE")]
+    pub extra: Vec<(String, String)>,
+}
+
+/// `sluice connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The integration id.
+    pub id: String,
+    /// Print the authorize URL only; do not open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Use the client-credentials grant instead (server-to-server; needs the My Domain).
+    #[arg(long)]
+    pub client_credentials: bool,
+    /// Loopback port for the callback (0: any free port). Fix it when the connected app
+    /// registers an exact callback URL.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// How long to wait for the browser.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+}
+
+/// `sluice records`.
+#[derive(Debug, Args)]
+pub struct RecordsArgs {
+    /// The integration id.
+    pub id: String,
+    /// Only this stream.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RecordFormat::Jsonl)]
+    pub format: RecordFormat,
+    /// Include delete tombstones.
+    #[arg(long)]
+    pub with_deleted: bool,
+}
+
+/// Record export formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RecordFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON array.
+    Json,
+}
+
+/// `sluice plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Install a component as a new version (validated, canaried, then published).
+    Install {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// The plugin name (default: the file's stem up to `@`).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List plugin versions.
+    List,
+}
+
+/// Parses `15m`, `1h`, `30s`, `2d`, `500ms` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 15m, 1h, 30s)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => return Ok(Duration::from_millis(n)),
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("{text:?} is not a duration (e.g. 15m, 1h, 30s)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
+}
+
+/// The default data directory.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("sluice");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".local/share/sluice");
+    }
+    PathBuf::from(".sluice")
+}
+
+/// Entry point of the binary: parses, runs, prints one error line on failure.
+pub fn main() -> std::process::ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        eprintln!("error: internal error: {msg} (please report this)");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // One line, like every other error; `--help` has the rest.
+            let text = e.render().to_string();
+            let line = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("{line} (see --help)");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(cli.verbose, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {line}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn config(cli: &Cli) -> AppConfig {
+    let mut config = AppConfig::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
+    config.allow_insecure_loopback = cli.allow_insecure_loopback;
+    config
+}
+
+async fn open(cli: &Cli) -> anyhow::Result<Arc<App>> {
+    Ok(App::open(config(cli)).await?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match &cli.command {
+        Command::Serve(args) => {
+            let mut config = config(&cli);
+            if let Some(age) = args.refresh_age {
+                config.refresh_age = age;
+            }
+            crate::serve::serve(config, args).await?;
+        }
+        Command::Demo(args) => crate::demo::run(&cli, args).await?,
+        Command::Integration(cmd) => {
+            let app = open(&cli).await?;
+            integration(&app, cmd, cli.json).await?;
+        }
+        Command::Connect(args) => {
+            let app = open(&cli).await?;
+            connect(&app, args, &mut |url| {
+                eprintln!("Open this URL in a browser to authorize:\n\n  {url}\n");
+            })
+            .await?;
+        }
+        Command::Test { id } => {
+            let app = open(&cli).await?;
+            if !test(&app, id, cli.json).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Pull { id, full } => {
+            let app = open(&cli).await?;
+            let summary = pull(&app, id, *full, "cli", cli.json).await?;
+            if summary.status != RunStatus::Succeeded {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Records(args) => {
+            let app = open(&cli).await?;
+            records(&app, args)?;
+        }
+        Command::Plugin(cmd) => {
+            let app = open(&cli).await?;
+            plugin(&app, cmd, cli.json).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn ago(ms: i64) -> String {
+    let secs = (crate::store::now_ms() - ms).max(0) / 1000;
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86400),
+    }
+}
+
+/// One row of `integration list`.
+#[derive(Debug, serde::Serialize)]
+pub struct ListRow {
+    /// The integration.
+    #[serde(flatten)]
+    pub integration: Integration,
+    /// Its latest run.
+    pub last_run: Option<crate::store::RunRecord>,
+    /// Its token health.
+    pub token: Option<crate::store::TokenHealth>,
+}
+
+/// The rows of `integration list`, newest first.
+pub fn list_rows(app: &App) -> anyhow::Result<Vec<ListRow>> {
+    let mut rows = Vec::new();
+    for integration in app.store.integrations()? {
+        let last_run = app.store.runs(&integration.id, 1)?.into_iter().next();
+        let token = app.store.token_health(&integration.id)?;
+        rows.push(ListRow {
+            integration,
+            last_run,
+            token,
+        });
+    }
+    Ok(rows)
+}
+
+async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        IntegrationCommand::Add(a) => {
+            let v = app
+                .add_integration(IntegrationInput {
+                    name: Some(a.name.clone()),
+                    capability: Some(a.capability.clone()),
+                    environment: Some(a.environment.clone()),
+                    domain: a.domain.clone(),
+                    pull_by: a.pull_by.clone(),
+                    extra: a.extra.clone(),
+                    interval: a.interval,
+                    client_id: a.client_id.clone(),
+                    client_secret: a.client_secret.clone(),
+                })
+                .await?;
+            print_warnings(&v);
+            if json {
+                print_json(&v)?;
+            } else {
+                println!("{}", v.integration.id);
+            }
+        }
+        IntegrationCommand::List => {
+            let rows = list_rows(app)?;
+            if json {
+                return print_json(&rows);
+            }
+            if rows.is_empty() {
+                println!("no integrations yet: add one with `sluice integration add`");
+                return Ok(());
+            }
+            println!(
+                "{:<18} {:<20} {:<18} {:<22} {:<28} TOKEN",
+                "ID", "NAME", "CAPABILITY", "STATE", "LAST RUN"
+            );
+            for r in rows {
+                let i = &r.integration;
+                let last = r.last_run.as_ref().map_or("never".to_string(), |run| {
+                    format!("{} {}", run.status, ago(run.started_at_ms))
+                });
+                let token = r.token.as_ref().map_or("none".to_string(), |t| {
+                    t.checked_at_ms.map_or(t.health.clone(), |c| {
+                        format!("{} (checked {})", t.health, ago(c))
+                    })
+                });
+                println!(
+                    "{:<18} {:<20} {:<18} {:<22} {:<28} {}",
+                    i.id,
+                    truncate(&i.name, 20),
+                    i.settings.capability,
+                    i.state.as_str(),
+                    last,
+                    token
+                );
+            }
+        }
+        IntegrationCommand::Show { id } => {
+            let v = app.show_integration(id).await?;
+            let runs = app.store.runs(id, 5)?;
+            let checkpoints = app.store.checkpoints(id)?;
+            let counts = app.store.record_counts(id)?;
+            let token = app.store.token_health(id)?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "integration": v.integration, "warnings": v.warnings,
+                    "normalized": v.normalized, "streams": v.streams, "runs": runs,
+                    "checkpoints": checkpoints.iter().map(|(s, c, st)| serde_json::json!({"stream": s, "checkpoint": c, "status": st})).collect::<Vec<_>>(),
+                    "records": counts, "token": token,
+                }));
+            }
+            let i = &v.integration;
+            println!("id:           {}", i.id);
+            println!("name:         {}", i.name);
+            println!("plugin:       {}", i.plugin);
+            println!("state:        {}", i.state.as_str());
+            if let Some(reason) = &i.state_reason {
+                println!("reason:       {reason}");
+            }
+            println!("capability:   {}", i.settings.capability);
+            println!("environment:  {}", i.settings.environment);
+            println!(
+                "pull-by:      {}",
+                i.settings.pull_by.as_deref().unwrap_or("-")
+            );
+            println!(
+                "domain:       {}",
+                i.settings.domain.as_deref().unwrap_or("-")
+            );
+            for (k, val) in &i.settings.extra {
+                println!("{:<13} {val}", format!("{k}:"));
+            }
+            println!("interval:     {}s", i.interval_s);
+            println!(
+                "client id:    {}",
+                i.client_id.as_deref().unwrap_or("(host default)")
+            );
+            println!(
+                "token:        {}",
+                token.map_or("not connected".into(), |t| t.health)
+            );
+            println!("streams:      {}", v.streams.join(", "));
+            for (k, val) in &v.normalized {
+                println!("normalized:   {k} = {val}");
+            }
+            for c in counts {
+                println!(
+                    "records:      {} {} live, {} deleted",
+                    c.stream, c.live, c.deleted
+                );
+            }
+            for r in runs {
+                println!(
+                    "run:          {} {} {} records, {} API calls, {}",
+                    r.id,
+                    r.status,
+                    r.records,
+                    r.api_calls,
+                    ago(r.started_at_ms)
+                );
+            }
+            print_warnings(&v);
+        }
+        IntegrationCommand::Edit(a) => {
+            let v = app
+                .edit_integration(
+                    &a.id,
+                    IntegrationInput {
+                        name: a.name.clone(),
+                        capability: a.capability.clone(),
+                        environment: a.environment.clone(),
+                        domain: a.domain.clone(),
+                        pull_by: a.pull_by.clone(),
+                        extra: a.extra.clone(),
+                        interval: a.interval,
+                        client_id: a.client_id.clone(),
+                        client_secret: a.client_secret.clone(),
+                    },
+                )
+                .await?;
+            print_warnings(&v);
+            if json {
+                print_json(&v)?;
+            } else {
+                println!("updated {}", v.integration.id);
+            }
+        }
+        IntegrationCommand::Delete { id } => {
+            app.delete_integration(id)?;
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+fn print_warnings(v: &Validated) {
+    for w in &v.warnings {
+        eprintln!("warning: {}: {}", w.field, w.message);
+    }
+}
+
+/// `sluice connect`: the loopback flow, or client credentials. `show_url` receives the
+/// authorize URL (the CLI prints it; the demo follows it).
+pub async fn connect(
+    app: &Arc<App>,
+    args: &ConnectArgs,
+    show_url: &mut (dyn FnMut(&str) + Send),
+) -> anyhow::Result<Integration> {
+    let before = app
+        .store
+        .integration(&args.id)
+        .map_err(crate::app::AppError::from)?;
+    if args.client_credentials {
+        let i = app.connect_client_credentials(&args.id).await?;
+        println!("connected {} with the client-credentials grant", i.id);
+        return Ok(i);
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let port = listener.local_addr()?.port();
+    let redirect = format!("http://127.0.0.1:{port}/oauth/callback");
+    let start = app.begin_authorization(&args.id, &redirect).await?;
+    show_url(start.url.as_str());
+    if !args.no_browser {
+        open_browser(start.url.as_str());
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<CallbackMsg>(4);
+    let router = axum::Router::new()
+        .route("/oauth/callback", axum::routing::get(callback_handler))
+        .with_state(tx);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await;
+    });
+    let outcome = async {
+        let (callback, reply) = tokio::time::timeout(args.timeout, rx.recv())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "no authorization within {:?}; run `sluice connect {}` again",
+                    args.timeout,
+                    args.id
+                )
+            })?
+            .ok_or_else(|| anyhow::anyhow!("the callback listener stopped"))?;
+        let result = app.complete_authorization(callback).await;
+        let page = match &result {
+            Ok(_) => "Sluice: authorized. You can close this window.".to_string(),
+            Err(e) => format!("Sluice: authorization failed: {e}"),
+        };
+        let _ = reply.send(page);
+        Ok::<_, anyhow::Error>(result?)
+    }
+    .await;
+    // Give the browser its page before the listener goes away.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    let integration = outcome?;
+    let verb = if before.state == IntegrationState::PendingAuthorization {
+        "authorized"
+    } else {
+        "re-generated the token of"
+    };
+    println!(
+        "{verb} integration {} ({})",
+        integration.id, integration.name
+    );
+    Ok(integration)
+}
+
+type CallbackMsg = (Callback, tokio::sync::oneshot::Sender<String>);
+
+async fn callback_handler(
+    axum::extract::State(tx): axum::extract::State<tokio::sync::mpsc::Sender<CallbackMsg>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> (axum::http::StatusCode, String) {
+    let query = query.unwrap_or_default();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let callback = Callback::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+    if tx.send((callback, reply_tx)).await.is_err() {
+        return (
+            axum::http::StatusCode::GONE,
+            "Sluice: this authorization is over.".into(),
+        );
+    }
+    match reply_rx.await {
+        Ok(page) if page.contains("failed") => (axum::http::StatusCode::BAD_REQUEST, page),
+        Ok(page) => (axum::http::StatusCode::OK, page),
+        Err(_) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "Sluice: authorization did not finish.".into(),
+        ),
+    }
+}
+
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    match std::process::Command::new(opener)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => eprintln!("(opened your browser; use --no-browser to skip)"),
+        Err(_) => eprintln!("(could not open a browser; open the URL above yourself)"),
+    }
+}
+
+async fn test(app: &Arc<App>, id: &str, json: bool) -> anyhow::Result<bool> {
+    let report = app.test(id).await?;
+    let kind = |k| crate::runner::kind_label(k);
+    if json {
+        print_json(&serde_json::json!({
+            "ok": report.failure.is_none(),
+            "failure": report.failure.as_ref().map(|f| serde_json::json!({"kind": kind(f.kind), "message": f.message, "retry_after_s": f.retry_after_s})),
+            "org": report.org, "user": report.user,
+            "api_usage": report.api_usage.map(|u| serde_json::json!({"used": u.used, "limit": u.limit})),
+            "probes": report.probes.iter().map(|p| serde_json::json!({"name": p.name, "ok": p.failure.is_none(), "detail": p.detail, "failure": p.failure.as_ref().map(|f| serde_json::json!({"kind": kind(f.kind), "message": f.message}))})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for p in &report.probes {
+            match &p.failure {
+                None => println!("ok    {:<24} {}", p.name, p.detail),
+                Some(f) => println!("FAIL  {:<24} {}: {}", p.name, kind(f.kind), f.message),
+            }
+        }
+        if let Some(org) = &report.org {
+            println!("org:  {org}");
+        }
+        if let Some(user) = &report.user {
+            println!("user: {user}");
+        }
+        if let Some(u) = report.api_usage {
+            println!("api usage: {}/{}", u.used, u.limit);
+        }
+    }
+    match report.failure {
+        None => {
+            if !json {
+                println!("connection ok");
+            }
+            Ok(true)
+        }
+        Some(f) => {
+            eprintln!("error: test failed: {}: {}", kind(f.kind), f.message);
+            Ok(false)
+        }
+    }
+}
+
+/// `sluice pull`, with progress bars on a terminal and a summary at the end.
+pub async fn pull(
+    app: &Arc<App>,
+    id: &str,
+    full: bool,
+    trigger: &str,
+    json: bool,
+) -> anyhow::Result<RunSummary> {
+    let bars = (!json && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
+    let progress: Option<crate::runner::ProgressFn> = bars.map(|multi| {
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix:<16} {pos:>9} records  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let active: Mutex<std::collections::HashMap<String, indicatif::ProgressBar>> =
+            Mutex::default();
+        let f = move |p: &Progress| {
+            let mut active = active.lock().unwrap_or_else(|e| e.into_inner());
+            match p {
+                Progress::Started { .. } => {}
+                Progress::Page {
+                    stream,
+                    stream_total,
+                    api_usage,
+                    ..
+                } => {
+                    let bar = active.entry(stream.clone()).or_insert_with(|| {
+                        let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                        bar.set_style(style.clone());
+                        bar.set_prefix(stream.clone());
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bar
+                    });
+                    bar.set_position(*stream_total);
+                    if let Some((used, limit)) = api_usage {
+                        bar.set_message(format!("API {used}/{limit}"));
+                    }
+                }
+                Progress::StreamDone { outcome } => {
+                    if let Some(bar) = active.remove(&outcome.stream) {
+                        bar.finish_with_message(outcome.status.clone());
+                    }
+                }
+            }
+        };
+        Arc::new(f) as crate::runner::ProgressFn
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Ctrl-C / SIGTERM: finish the page in flight, commit, stop.
+    let signal_task = tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("stopping after the current page...");
+        let _ = stop_tx.send(true);
+    });
+    let result = crate::runner::run_pull(
+        app,
+        id,
+        PullOptions {
+            full,
+            trigger: trigger.into(),
+            page_records: 0,
+            progress,
+            stop: Some(stop_rx),
+        },
+    )
+    .await;
+    signal_task.abort();
+    let summary = result?;
+    if json {
+        print_json(&summary)?;
+    } else {
+        print_summary(&summary);
+    }
+    Ok(summary)
+}
+
+/// Prints a run summary.
+pub fn print_summary(s: &RunSummary) {
+    println!(
+        "run {} {}: {} records, {} API calls in {:.1}s ({})",
+        s.run_id,
+        s.status.as_str(),
+        s.records,
+        s.api_calls,
+        s.elapsed_ms as f64 / 1000.0,
+        s.plugin_version
+    );
+    for o in &s.streams {
+        let why = o
+            .failure
+            .as_ref()
+            .map(|f| format!(" — {}: {}", f.kind, f.message))
+            .or_else(|| o.detail.as_ref().map(|d| format!(" — {d}")))
+            .unwrap_or_default();
+        println!(
+            "  {:<20} {:<12} {:>9} records {:>5} pages{}",
+            o.stream, o.status, o.records, o.pages, why
+        );
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn records(app: &Arc<App>, args: &RecordsArgs) -> anyhow::Result<()> {
+    app.store
+        .integration(&args.id)
+        .map_err(crate::app::AppError::from)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut first = true;
+    if matches!(args.format, RecordFormat::Json) {
+        out.write_all(b"[")?;
+    }
+    let mut io_err = None;
+    app.store
+        .for_each_record(&args.id, args.stream.as_deref(), args.with_deleted, |r| {
+            let record: serde_json::Value = serde_json::from_slice(&r.json).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&r.json).into())
+            });
+            let line = serde_json::json!({
+                "stream": r.stream, "key": r.key, "version": r.version,
+                "deleted": r.deleted, "cursor": r.cursor, "record": record,
+            });
+            let res = match args.format {
+                RecordFormat::Jsonl => writeln!(out, "{line}"),
+                RecordFormat::Json => {
+                    let sep = if first { "" } else { "," };
+                    first = false;
+                    write!(out, "{sep}\n{line}")
+                }
+            };
+            if let Err(e) = res {
+                io_err = Some(e);
+            }
+            Ok(())
+        })?;
+    if let Some(e) = io_err {
+        // A closed pipe (`| head`) is not an error worth a message.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            bail!("writing records: {e}");
+        }
+        return Ok(());
+    }
+    if matches!(args.format, RecordFormat::Json) {
+        out.write_all(b"\n]\n")?;
+    }
+    out.flush().or_else(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    Ok(())
+}
+
+async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        PluginCommand::Install { file, name } => {
+            let name = match name {
+                Some(n) => n.clone(),
+                None => crate::engine::registry::plugin_name_of(file).with_context(|| {
+                    format!("{}: expected NAME.wasm (or pass --name)", file.display())
+                })?,
+            };
+            let wasm =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let report = app.registry.install(&name, &wasm, true).await?;
+            if json {
+                print_json(&serde_json::json!({
+                    "name": report.name, "version": report.version, "sha256": report.sha256,
+                    "existing": report.existing, "canary_configured": report.canary_configured,
+                    "canary_tested": report.canary_tested,
+                }))?;
+            } else {
+                println!(
+                    "{} version {} active (sha256 {:.12}; canary: {} configured, {} tested)",
+                    report.name,
+                    report.version,
+                    report.sha256,
+                    report.canary_configured,
+                    report.canary_tested
+                );
+            }
+        }
+        PluginCommand::List => {
+            let list = app.registry.list(None);
+            if json {
+                return print_json(
+                    &list
+                        .iter()
+                        .map(|v| {
+                            serde_json::json!({
+                                "name": v.record.name, "version": v.record.version,
+                                "sha256": v.record.sha256, "contract": v.record.contract,
+                                "installed_at_ms": crate::store::to_ms(v.record.installed_at),
+                                "active": v.active,
+                            })
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+            println!(
+                "{:<14} {:>7} {:<14} {:<9} ACTIVE",
+                "PLUGIN", "VERSION", "SHA256", "CONTRACT"
+            );
+            for v in list {
+                println!(
+                    "{:<14} {:>7} {:<14} {:<9} {}",
+                    v.record.name,
+                    v.record.version,
+                    &v.record.sha256[..12.min(v.record.sha256.len())],
+                    v.record.contract,
+                    if v.active { "yes" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

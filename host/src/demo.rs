@@ -1,0 +1,199 @@
+//! `sluice demo`: the whole job against the bundled Salesforce emulator, in one process.
+//!
+//! It starts the emulator (auto-approving logins), adds one integration per capability,
+//! authorizes each through the real OAuth flow (loopback listener, PKCE, state), runs Test
+//! Connection, pulls with progress bars, prints what landed per object, then shows a token
+//! expiring and being refreshed, and a re-generated token that keeps the data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::app::{App, AppConfig, IntegrationInput};
+use crate::cli::{Cli, ConnectArgs, default_data_dir};
+use crate::engine::credentials::AccessToken;
+
+/// `sluice demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The emulator's random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Runs the demo. Failures of one step are reported and the demo goes on where it can.
+pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
+    let data_dir = match &cli.data_dir {
+        Some(dir) => dir.clone(),
+        None => default_data_dir().join("demo").join(format!(
+            "{}",
+            time::OffsetDateTime::now_utc().unix_timestamp()
+        )),
+    };
+    println!("Starting the Salesforce emulator...");
+    let emulator = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        seed: args.seed,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .context("starting the emulator")?;
+    println!("  emulator at {}", emulator.url);
+    let mut config = AppConfig::new(data_dir.clone());
+    // The emulator speaks plain http on loopback.
+    config.allow_insecure_loopback = true;
+    let app = App::open(config).await?;
+    println!("  data directory: {}", data_dir.display());
+
+    // The "browser": follows the authorize URL; the emulator approves and redirects to the
+    // loopback callback that `connect` listens on.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()?;
+
+    let mut ids = Vec::new();
+    for capability in ["helpdesk", "crm", "content-management"] {
+        println!("\n== {capability} ==");
+        let pull_by = (capability != "content-management").then(|| "updated".to_string());
+        let added = app
+            .add_integration(IntegrationInput {
+                name: Some(format!("Demo {capability}")),
+                capability: Some(capability.into()),
+                environment: Some("production".into()),
+                domain: Some(emulator.url.clone()),
+                pull_by,
+                client_id: Some(emulator.client_id.clone()),
+                client_secret: Some(emulator.client_secret.clone()),
+                ..IntegrationInput::default()
+            })
+            .await?;
+        let id = added.integration.id.clone();
+        println!(
+            "added integration {id} (streams: {})",
+            added.streams.join(", ")
+        );
+        authorize(&app, &browser, &id).await?;
+        match app.test(&id).await {
+            Ok(report) => match report.failure {
+                None => println!("test connection: ok"),
+                Some(f) => println!(
+                    "test connection: FAILED {}: {}",
+                    crate::runner::kind_label(f.kind),
+                    f.message
+                ),
+            },
+            Err(e) => println!("test connection: FAILED {e}"),
+        }
+        match crate::cli::pull(&app, &id, false, "demo", false).await {
+            Ok(_) => {}
+            Err(e) => println!("pull: FAILED {e:#}"),
+        }
+        ids.push(id);
+    }
+
+    println!("\n== what landed ==");
+    for id in &ids {
+        let integration = app.store.integration(id)?;
+        println!("{} ({id}):", integration.name);
+        let counts = app.store.record_counts(id)?;
+        if counts.is_empty() {
+            println!("  (no records)");
+        }
+        for c in counts {
+            println!(
+                "  {:<24} {:>8} records {:>6} deleted",
+                c.stream, c.live, c.deleted
+            );
+        }
+    }
+
+    if let Some(first) = ids.first() {
+        println!("\n== a token expiring ==");
+        let before = app
+            .store
+            .tokens(first)?
+            .context("the demo integration has tokens")?;
+        let expired = reqwest::Client::new()
+            .post(format!("{}/__emulator/tokens/expire", emulator.url))
+            .bearer_auth(&emulator.control_key)
+            .send()
+            .await?
+            .text()
+            .await?;
+        println!("emulator ended every session: {expired}");
+        // The next pull meets 401 INVALID_SESSION_ID; the engine asks the token store for a
+        // replacement (one serialised refresh, stored before use) and retries.
+        println!("pulling again with the dead session...");
+        let engine_refreshes =
+            || crate::engine::metrics::EngineMetrics::get(&app.engine.metrics().refreshes);
+        let refreshes_before = engine_refreshes();
+        if let Err(e) = crate::cli::pull(&app, first, false, "demo", false).await {
+            println!("pull: FAILED {e:#}");
+        }
+        let mut after = app.store.tokens(first)?.context("tokens")?;
+        if after.generation == before.generation {
+            // The pull made no call that needed the session: refresh as a 401 would.
+            app.tokens
+                .provider(first)
+                .refresh(&AccessToken::new(before.access.expose()))
+                .await
+                .context("refreshing the expired token")?;
+            after = app.store.tokens(first)?.context("tokens")?;
+        }
+        let how = if engine_refreshes() > refreshes_before {
+            "on the 401 during the pull"
+        } else {
+            "directly"
+        };
+        println!(
+            "refreshed {how} with the refresh token: token generation {} -> {} (tokens are \
+             never printed)",
+            before.generation, after.generation
+        );
+
+        println!("\n== a re-generated token ==");
+        let counts_before = app.store.record_counts(first)?;
+        authorize(&app, &browser, first).await?;
+        let counts_after = app.store.record_counts(first)?;
+        let checkpoints = app.store.checkpoints(first)?.len();
+        println!(
+            "re-generated: same integration {first}, records kept ({} streams before, {} after), {checkpoints} checkpoints kept",
+            counts_before.len(),
+            counts_after.len()
+        );
+    }
+    println!("\nData directory: {}", data_dir.display());
+    println!(
+        "Try: sluice --data-dir {} --allow-insecure-loopback integration list",
+        data_dir.display()
+    );
+    Ok(())
+}
+
+/// `sluice connect` with an automatic browser.
+async fn authorize(app: &Arc<App>, browser: &reqwest::Client, id: &str) -> anyhow::Result<()> {
+    let browser = browser.clone();
+    let mut follow = move |url: &str| {
+        let (browser, url) = (browser.clone(), url.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = browser.get(&url).send().await {
+                tracing::warn!(error = %e, "demo browser could not follow the authorize URL");
+            }
+        });
+    };
+    crate::cli::connect(
+        app,
+        &ConnectArgs {
+            id: id.to_string(),
+            no_browser: true,
+            client_credentials: false,
+            port: 0,
+            timeout: Duration::from_secs(30),
+        },
+        &mut follow,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! The compile cache: precompiled components (`.cwasm`) on disk.
+//!
+//! Threat: `Component::deserialize_file` maps the file as trusted machine code; a corrupt,
+//! truncated, foreign or planted file would run unchecked inside the host process. Rule: the
+//! host loads only artifacts it wrote itself. Each artifact is keyed by the sha256 of the wasm
+//! and the engine's compatibility hash (so a wasmtime upgrade or a config change never reuses
+//! an old file), and carries a sidecar `.mac`: an HMAC-SHA256, under a random key the host
+//! generated and keeps in the cache directory (mode 0600, directory 0700), over the file's name
+//! and bytes. The MAC is checked before the unsafe deserialize; a missing or wrong MAC, or a
+//! file wasmtime refuses, is rebuilt from the wasm and never trusted. Residual risk: whoever
+//! can write the host's private cache directory can also read its key; that is the host user.
+
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::hex;
+
+const KEY_FILE: &str = "cache.key";
+
+/// How a component was obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded from a verified artifact.
+    Hit,
+    /// Compiled; no artifact existed.
+    Miss,
+    /// An artifact existed but failed verification; it was rebuilt. The reason says why.
+    Rebuilt(String),
+    /// Compiled, but the artifact could not be written (the reason says why).
+    Uncached(String),
+}
+
+/// Why the cache could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("compile cache at {dir}: {source}")]
+pub struct CacheError {
+    /// The cache directory.
+    pub dir: PathBuf,
+    /// The I/O failure.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A directory of host-written `.cwasm` artifacts.
+pub struct CompileCache {
+    dir: PathBuf,
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for CompileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompileCache")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompileCache {
+    /// Opens (creating if needed) the cache in `dir`, and its MAC key.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, CacheError> {
+        let dir = dir.into();
+        let err = |source| CacheError {
+            dir: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(err)?;
+        restrict(&dir, 0o700).map_err(err)?;
+        let key_path = dir.join(KEY_FILE);
+        let key = match std::fs::read(&key_path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                key
+            }
+            _ => {
+                let key = random_key().map_err(err)?;
+                write_atomic(&key_path, &key, 0o600).map_err(err)?;
+                key
+            }
+        };
+        Ok(Self { dir, key })
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The artifact path for `wasm` under `engine`.
+    pub fn artifact_path(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
+        let wasm_sha = hex(&Sha256::digest(wasm));
+        let mut hasher = Sha256Hasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let compat = hex(&hasher.0.finalize());
+        self.dir.join(format!("{wasm_sha}-{}.cwasm", &compat[..16]))
+    }
+
+    /// The component for `wasm`: from a verified artifact, or compiled (and cached).
+    /// Compilation errors (an invalid component) are returned as is.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+        let path = self.artifact_path(engine, wasm);
+        let mac_path = mac_path(&path);
+        let mut stale = None;
+        if path.exists() {
+            match self.verify(&path, &mac_path) {
+                Ok(()) => {
+                    // SAFETY: the file carries a valid MAC under the host's own key, so the host
+                    // wrote it with `precompile_component`; its name binds it to this engine's
+                    // compatibility hash (wasmtime re-checks that, too).
+                    match unsafe { Component::deserialize_file(engine, &path) } {
+                        Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                        Err(e) => stale = Some(format!("wasmtime refused the artifact: {e}")),
+                    }
+                }
+                Err(reason) => stale = Some(reason),
+            }
+            tracing::warn!(artifact = %path.display(), reason = stale.as_deref().unwrap_or(""), "rebuilding compile-cache artifact");
+            let _ = std::fs::remove_file(&mac_path);
+            let _ = std::fs::remove_file(&path);
+        }
+        let bytes = engine.precompile_component(wasm)?;
+        // SAFETY: `bytes` were produced just now by this engine's `precompile_component`.
+        let component = unsafe { Component::deserialize(engine, &bytes)? };
+        let outcome = match self.store(&path, &mac_path, &bytes) {
+            Ok(()) => match stale {
+                Some(reason) => CacheOutcome::Rebuilt(reason),
+                None => CacheOutcome::Miss,
+            },
+            Err(e) => {
+                tracing::warn!(artifact = %path.display(), error = %e, "could not write compile-cache artifact");
+                CacheOutcome::Uncached(e.to_string())
+            }
+        };
+        Ok((component, outcome))
+    }
+
+    fn verify(&self, path: &Path, mac_path: &Path) -> Result<(), String> {
+        let expected = std::fs::read_to_string(mac_path)
+            .map_err(|e| format!("no MAC sidecar ({e}): not written by this host"))?;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| format!("unreadable: {e}"))?;
+        let actual = hex(&self.mac(path, &bytes));
+        if !constant_time_eq(actual.as_bytes(), expected.trim().as_bytes()) {
+            return Err("MAC mismatch: corrupt, or not written by this host".into());
+        }
+        Ok(())
+    }
+
+    fn store(&self, path: &Path, mac_path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        write_atomic(path, bytes, 0o600)?;
+        write_atomic(mac_path, hex(&self.mac(path, bytes)).as_bytes(), 0o600)
+    }
+
+    /// HMAC-SHA256 (RFC 2104) over the file name and the bytes.
+    fn mac(&self, path: &Path, bytes: &[u8]) -> [u8; 32] {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut ipad = [0x36u8; 64];
+        let mut opad = [0x5cu8; 64];
+        for (i, k) in self.key.iter().enumerate() {
+            ipad[i] ^= k;
+            opad[i] ^= k;
+        }
+        let inner = Sha256::new()
+            .chain_update(ipad)
+            .chain_update((name.len() as u64).to_le_bytes())
+            .chain_update(name.as_bytes())
+            .chain_update(bytes)
+            .finalize();
+        Sha256::new()
+            .chain_update(opad)
+            .chain_update(inner)
+            .finalize()
+            .into()
+    }
+}
+
+fn mac_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".mac");
+    PathBuf::from(p)
+}
+
+/// Feeds `Hash` input into sha256, so the compatibility key is stable across processes.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn random_key() -> std::io::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    Ok(key)
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it into place.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}-{seq}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        restrict(&tmp, mode)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,615 @@
+//! The plugin engine: loads connector components and runs each call in a fresh sandbox.
+//!
+//! One `wasmtime::Engine` (pooling allocator, epoch interruption) serves every plugin. A loaded
+//! plugin keeps a pre-linked `InstancePre`; every call gets its own `Store` and instance, so a
+//! trap or a leak in one call cannot reach the next, and a hot-swapped version simply serves the
+//! next call.
+//!
+//! - [`EngineLimits`]: CPU deadline (epochs, minus time blocked on HTTP), wall-clock timeout,
+//!   memory cap summed over every linear memory ([`state::CallLimiter`]), page size cap and
+//!   the outbound limits. Exceeding one gives [`EngineError::LimitExceeded`] naming the limit,
+//!   the plugin and the call.
+//! - [`outbound`]: the wasi:http policy hook (allow-list, DNS checks, host-side credentials,
+//!   refresh, retries, caps). [`credentials`]: the token-store interface.
+//! - [`cache`]: host-authenticated `.cwasm` compile cache. [`registry`]: versions, canary,
+//!   atomic hot swap, rollback, the plugins-directory watcher. [`metrics`]: counters.
+
+pub mod bindings;
+pub mod cache;
+pub mod credentials;
+pub mod host_log;
+pub mod metrics;
+pub mod outbound;
+pub mod registry;
+pub mod state;
+
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+
+pub use bindings::v0_1 as wit;
+use cache::{CacheOutcome, CompileCache};
+use credentials::CredentialProvider;
+use host_log::GuestLog;
+use metrics::EngineMetrics;
+use outbound::{CallLabel, OutboundHooks, OutboundLimits, OutboundPolicy, OutboundShared};
+use state::{CallState, GrowthDenied};
+
+/// How often the epoch ticker advances.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Ticks a guest runs before the engine checks its CPU budget and yields to the executor.
+const SLICE_TICKS: u64 = 5;
+
+/// Resource limits of each plugin call.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// Guest CPU time one call may use before it is interrupted: the call's elapsed time
+    /// minus the time it waited on outbound requests, checked every 50 ms of guest execution.
+    pub cpu_deadline: Duration,
+    /// Wall-clock time one call may take, including time blocked in host calls (HTTP).
+    pub wall_timeout: Duration,
+    /// Linear memory one call may hold, summed over all its memories, in bytes.
+    pub memory_bytes: usize,
+    /// How many calls may be live at once across all plugins (pool size).
+    pub max_concurrent_calls: u32,
+    /// Largest page a `pull` may return: the bytes of its rows' keys, cursors and JSON.
+    pub max_page_bytes: usize,
+    /// Outbound HTTP limits: body caps, per-integration concurrency, timeouts, retries.
+    pub outbound: OutboundLimits,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        Self {
+            cpu_deadline: Duration::from_secs(10),
+            wall_timeout: Duration::from_secs(300),
+            memory_bytes: 256 << 20,
+            max_concurrent_calls: 256,
+            max_page_bytes: 32 << 20,
+            outbound: OutboundLimits::default(),
+        }
+    }
+}
+
+/// Which resource limit a call exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// [`EngineLimits::cpu_deadline`].
+    Cpu,
+    /// [`EngineLimits::wall_timeout`].
+    WallClock,
+    /// [`EngineLimits::memory_bytes`].
+    Memory,
+    /// [`EngineLimits::max_page_bytes`].
+    PageSize,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Cpu => "CPU deadline",
+            Limit::WallClock => "wall-clock timeout",
+            Limit::Memory => "memory cap",
+            Limit::PageSize => "page size cap",
+        })
+    }
+}
+
+/// Why the engine could not load a plugin or complete a call.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The bytes are not a valid WebAssembly component.
+    #[error("plugin {plugin} is not a valid WebAssembly component: {detail}")]
+    InvalidComponent {
+        /// The plugin.
+        plugin: String,
+        /// What the validator said.
+        detail: String,
+    },
+    /// The component targets no contract version this host supports.
+    #[error(
+        "plugin {plugin} does not export a sluice:connector version this host supports \
+         (it exports: {found}); supported: sluice:connector/plugin@{supported}"
+    )]
+    UnsupportedContract {
+        /// The plugin.
+        plugin: String,
+        /// The interfaces the component exports.
+        found: String,
+        /// The version the host supports.
+        supported: &'static str,
+    },
+    /// The component's imports cannot be satisfied by this host.
+    #[error("plugin {plugin} cannot be linked against this host: {detail}")]
+    Link {
+        /// The plugin.
+        plugin: String,
+        /// What is missing or mismatched.
+        detail: String,
+    },
+    /// A call exceeded a resource limit.
+    #[error("plugin {plugin}: call `{call}` exceeded the {limit} ({detail})")]
+    LimitExceeded {
+        /// The plugin.
+        plugin: String,
+        /// The exported function.
+        call: &'static str,
+        /// Which limit.
+        limit: Limit,
+        /// The configured value.
+        detail: String,
+    },
+    /// The guest trapped.
+    #[error("plugin {plugin}: call `{call}` trapped: {detail}")]
+    Trap {
+        /// The plugin.
+        plugin: String,
+        /// The exported function.
+        call: &'static str,
+        /// The trap message.
+        detail: String,
+    },
+    /// The engine could not be set up.
+    #[error("could not set up the WebAssembly engine: {0}")]
+    Setup(String),
+}
+
+/// A compiled, pre-linked plugin version, ready to serve calls.
+pub struct LoadedPlugin {
+    /// The plugin's name, e.g. `salesforce`.
+    pub name: String,
+    /// The registry's version number (1, 2, ...); 0 for a plugin loaded outside the registry.
+    pub version: u32,
+    /// A short name for logs and errors, e.g. `salesforce@3f2a9c1b`.
+    pub label: String,
+    /// The sha256 of the component bytes, hex.
+    pub sha256: String,
+    /// The contract version the component targets.
+    pub contract: &'static str,
+    pre: wit::ConnectorPre<CallState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("label", &self.label)
+            .field("version", &self.version)
+            .field("contract", &self.contract)
+            .finish()
+    }
+}
+
+/// Who a call is for, where it may send requests, and whose credentials it uses.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    /// The integration the call serves.
+    pub integration: Option<String>,
+    /// The run the call belongs to.
+    pub run: Option<String>,
+    /// The outbound policy of the call (see [`OutboundPolicy::for_integration`]).
+    pub policy: Arc<OutboundPolicy>,
+    /// The integration's token source. Requests to the policy's credential hosts get
+    /// `Authorization: Bearer` from it; `None` sends no credentials.
+    pub credentials: Option<Arc<dyn CredentialProvider>>,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("integration", &self.integration)
+            .field("run", &self.run)
+            .field("policy", &self.policy)
+            .field("credentials", &self.credentials.is_some())
+            .finish()
+    }
+}
+
+/// The engine shared by all plugins.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<CallState>,
+    limits: EngineLimits,
+    metrics: Arc<EngineMetrics>,
+    outbound: Arc<OutboundShared>,
+    cache: Option<CompileCache>,
+}
+
+impl PluginEngine {
+    /// An engine with the given limits and no compile cache, and a ticker thread that drives
+    /// CPU deadlines.
+    pub fn new(limits: EngineLimits) -> Result<Arc<Self>, EngineError> {
+        Self::with_cache(limits, None)
+    }
+
+    /// Like [`PluginEngine::new`], with compiled components cached in `cache_dir`.
+    pub fn with_cache(
+        limits: EngineLimits,
+        cache_dir: Option<&Path>,
+    ) -> Result<Arc<Self>, EngineError> {
+        let setup = |e: wasmtime::Error| EngineError::Setup(format!("{e:#}"));
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_concurrent_calls)
+            .total_core_instances(limits.max_concurrent_calls * 8)
+            .total_memories(limits.max_concurrent_calls * 2)
+            .total_tables(limits.max_concurrent_calls * 8)
+            .max_memory_size(limits.memory_bytes);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(setup)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(setup)?;
+        wit::sluice::connector::host::add_to_linker::<_, wasmtime::component::HasSelf<GuestLog>>(
+            &mut linker,
+            |state: &mut CallState| &mut state.log,
+        )
+        .map_err(setup)?;
+        let cache = cache_dir
+            .map(CompileCache::open)
+            .transpose()
+            .map_err(|e| EngineError::Setup(e.to_string()))?;
+        let metrics = Arc::new(EngineMetrics::default());
+        let outbound = Arc::new(OutboundShared::new(
+            limits.outbound.clone(),
+            metrics.clone(),
+        ));
+        let this = Arc::new(Self {
+            engine,
+            linker,
+            limits,
+            metrics,
+            outbound,
+            cache,
+        });
+        spawn_epoch_ticker(Arc::downgrade(&this));
+        Ok(this)
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &EngineLimits {
+        &self.limits
+    }
+
+    /// The engine's counters.
+    pub fn metrics(&self) -> &Arc<EngineMetrics> {
+        &self.metrics
+    }
+
+    /// The underlying wasmtime engine (benchmarks and the compile cache use it).
+    pub fn wasmtime(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The compile cache, if the engine has one.
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
+    }
+
+    /// Compiles and checks a component: it must be a valid component, export a supported
+    /// contract version, and link against this host.
+    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<LoadedPlugin, EngineError> {
+        self.load_with_outcome(name, wasm).map(|(plugin, _)| plugin)
+    }
+
+    /// [`PluginEngine::load`], also saying whether the compile cache served the component.
+    pub fn load_with_outcome(
+        &self,
+        name: &str,
+        wasm: &[u8],
+    ) -> Result<(LoadedPlugin, CacheOutcome), EngineError> {
+        let sha256 = hex(&Sha256::digest(wasm));
+        let label = format!("{name}@{}", &sha256[..12]);
+        let invalid = |e: wasmtime::Error| EngineError::InvalidComponent {
+            plugin: label.clone(),
+            detail: format!("{e:#}"),
+        };
+        // Reject core modules and garbage before they reach the compiler or the cache.
+        if !wasmparser_is_component(wasm) {
+            return Err(EngineError::InvalidComponent {
+                plugin: label.clone(),
+                detail: "not a WebAssembly component (wrong magic or layer)".into(),
+            });
+        }
+        let (component, outcome) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, wasm).map_err(invalid)?,
+            None => (
+                Component::new(&self.engine, wasm).map_err(invalid)?,
+                CacheOutcome::Uncached("no cache configured".into()),
+            ),
+        };
+        let contract = self.contract_of(&label, &component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(wit::ConnectorPre::new)
+            .map_err(|e| EngineError::Link {
+                plugin: label.clone(),
+                detail: format!("{e:#}"),
+            })?;
+        Ok((
+            LoadedPlugin {
+                name: name.to_string(),
+                version: 0,
+                label,
+                sha256,
+                contract,
+                pre,
+            },
+            outcome,
+        ))
+    }
+
+    /// The contract version a component's exports target.
+    fn contract_of(&self, label: &str, component: &Component) -> Result<&'static str, EngineError> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if exports.iter().any(|e| e == wit::PLUGIN_EXPORT) {
+            return Ok(wit::VERSION);
+        }
+        Err(EngineError::UnsupportedContract {
+            plugin: label.to_string(),
+            found: if exports.is_empty() {
+                "nothing".into()
+            } else {
+                exports.join(", ")
+            },
+            supported: wit::VERSION,
+        })
+    }
+
+    /// A fresh store and instance for one call.
+    async fn instantiate(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: &CallContext,
+    ) -> Result<(Store<CallState>, wit::Connector), EngineError> {
+        let label = CallLabel {
+            plugin: plugin.label.as_str().into(),
+            integration: ctx.integration.as_deref().map(Into::into),
+        };
+        let hooks = OutboundHooks {
+            policy: ctx.policy.clone(),
+            label,
+            credentials: ctx.credentials.clone(),
+            shared: self.outbound.clone(),
+            blocked: Default::default(),
+        };
+        let log = GuestLog::new(
+            plugin.label.clone(),
+            ctx.integration.clone(),
+            ctx.run.clone(),
+        );
+        let mut store = Store::new(
+            &self.engine,
+            CallState::new(hooks, log, self.limits.memory_bytes),
+        );
+        store.limiter(|s| &mut s.limits);
+        // The CPU deadline counts the call's time minus the time it waited on outbound
+        // requests. Every slice the guest yields to the executor, so a spinning guest cannot
+        // hold a worker thread and the wall-clock timeout can always fire.
+        let budget = self.limits.cpu_deadline;
+        let started = Instant::now();
+        store.set_epoch_deadline(SLICE_TICKS);
+        store.epoch_deadline_callback(move |mut ctx| {
+            let cpu = started.elapsed().saturating_sub(ctx.data().blocked.total());
+            if cpu >= budget {
+                ctx.data_mut().cpu_exceeded = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Yield(SLICE_TICKS))
+        });
+        EngineMetrics::bump(&self.metrics.calls);
+        let instance = match plugin.pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(e) => return Err(self.classify(plugin, "instantiate", &store, e)),
+        };
+        Ok((store, instance))
+    }
+
+    /// Turns the outcome of a call run under the wall-clock timeout into a result, naming the
+    /// limit, plugin and call on failure.
+    fn conclude<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        call: &'static str,
+        store: &Store<CallState>,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, EngineError> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.classify(plugin, call, store, e)),
+            Err(_) => {
+                EngineMetrics::bump(&self.metrics.limit_hits);
+                Err(EngineError::LimitExceeded {
+                    plugin: plugin.label.clone(),
+                    call,
+                    limit: Limit::WallClock,
+                    detail: format!("{:?}", self.limits.wall_timeout),
+                })
+            }
+        }
+    }
+
+    /// Names the limit a failed call hit, from the trap code or the store's limiter record;
+    /// anything else is a trap.
+    fn classify(
+        &self,
+        plugin: &LoadedPlugin,
+        call: &'static str,
+        store: &Store<CallState>,
+        e: wasmtime::Error,
+    ) -> EngineError {
+        let limit = |limit: Limit, detail: String| {
+            EngineMetrics::bump(&self.metrics.limit_hits);
+            tracing::warn!(plugin = %plugin.label, call, %limit, %detail, "plugin call stopped by a limit");
+            EngineError::LimitExceeded {
+                plugin: plugin.label.clone(),
+                call,
+                limit,
+                detail,
+            }
+        };
+        if store.data().cpu_exceeded
+            || matches!(
+                e.downcast_ref::<wasmtime::Trap>(),
+                Some(wasmtime::Trap::Interrupt)
+            )
+        {
+            return limit(Limit::Cpu, format!("{:?}", self.limits.cpu_deadline));
+        }
+        let denied = e
+            .downcast_ref::<GrowthDenied>()
+            .cloned()
+            .or_else(|| store.data().limits.hit.clone());
+        if let Some(denied) = denied {
+            return limit(Limit::Memory, denied.to_string());
+        }
+        EngineMetrics::bump(&self.metrics.traps);
+        let detail = format!("{e:#}");
+        tracing::warn!(plugin = %plugin.label, call, %detail, "plugin call trapped");
+        EngineError::Trap {
+            plugin: plugin.label.clone(),
+            call,
+            detail,
+        }
+    }
+
+    /// Calls `configure`.
+    pub async fn configure(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: &CallContext,
+        settings: &wit::types::Settings,
+        host: &wit::types::HostContext,
+    ) -> Result<Result<wit::types::Configured, Vec<wit::types::FieldError>>, EngineError> {
+        let (mut store, instance) = self.instantiate(plugin, ctx).await?;
+        let outcome = tokio::time::timeout(
+            self.limits.wall_timeout,
+            instance
+                .sluice_connector_plugin()
+                .call_configure(&mut store, settings, host),
+        )
+        .await;
+        self.conclude(plugin, "configure", &store, outcome)
+    }
+
+    /// Calls `authorize`.
+    pub async fn authorize(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: &CallContext,
+        settings: &wit::types::Settings,
+        host: &wit::types::HostContext,
+    ) -> Result<Result<wit::types::OauthPlan, Vec<wit::types::FieldError>>, EngineError> {
+        let (mut store, instance) = self.instantiate(plugin, ctx).await?;
+        let outcome = tokio::time::timeout(
+            self.limits.wall_timeout,
+            instance
+                .sluice_connector_plugin()
+                .call_authorize(&mut store, settings, host),
+        )
+        .await;
+        self.conclude(plugin, "authorize", &store, outcome)
+    }
+
+    /// Calls `test`.
+    pub async fn test(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: &CallContext,
+        session: &wit::types::Session,
+    ) -> Result<wit::types::TestReport, EngineError> {
+        let (mut store, instance) = self.instantiate(plugin, ctx).await?;
+        let outcome = tokio::time::timeout(
+            self.limits.wall_timeout,
+            instance
+                .sluice_connector_plugin()
+                .call_test(&mut store, session),
+        )
+        .await;
+        self.conclude(plugin, "test", &store, outcome)
+    }
+
+    /// Calls `pull`.
+    pub async fn pull(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: &CallContext,
+        session: &wit::types::Session,
+        request: &wit::types::PullRequest,
+    ) -> Result<Result<wit::types::Page, wit::types::Failure>, EngineError> {
+        let (mut store, instance) = self.instantiate(plugin, ctx).await?;
+        let outcome = tokio::time::timeout(
+            self.limits.wall_timeout,
+            instance
+                .sluice_connector_plugin()
+                .call_pull(&mut store, session, request),
+        )
+        .await;
+        let result = self.conclude(plugin, "pull", &store, outcome)?;
+        if let Ok(page) = &result {
+            let bytes: usize = page
+                .rows
+                .iter()
+                .map(|r| r.key.len() + r.cursor.len() + r.json.len())
+                .sum();
+            if bytes > self.limits.max_page_bytes {
+                EngineMetrics::bump(&self.metrics.limit_hits);
+                tracing::warn!(plugin = %plugin.label, bytes, "page over the size cap");
+                return Err(EngineError::LimitExceeded {
+                    plugin: plugin.label.clone(),
+                    call: "pull",
+                    limit: Limit::PageSize,
+                    detail: format!(
+                        "{bytes} bytes in {} rows, cap {} bytes",
+                        page.rows.len(),
+                        self.limits.max_page_bytes
+                    ),
+                });
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// Whether `wasm` starts with the header of a component (not a core module).
+fn wasmparser_is_component(wasm: &[u8]) -> bool {
+    wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[6..8] == [1, 0]
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn spawn_epoch_ticker(engine: Weak<PluginEngine>) {
+    std::thread::Builder::new()
+        .name("sluice-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -1,0 +1,927 @@
+//! The outbound HTTP policy: the guest's only way out of the sandbox.
+//!
+//! Threat: a connector (buggy, or swapped for a hostile version) tries to reach hosts it has no
+//! business with — the cloud metadata service, the platform's internal network, or an attacker's
+//! server that would collect whatever it sends — or tries to get hold of the integration's
+//! access token. Allow-listing names alone is not enough: an allowed name can resolve (or be
+//! re-pointed by its owner) into a private range.
+//!
+//! Rule: deny by default.
+//! - A request may leave only for a host the connector declared in `configure` or the grant's
+//!   `instance_url` host, over https. Plain http is allowed only to a loopback name and only
+//!   when the operator enabled insecure loopback.
+//! - The host resolves the name itself, refuses it when any address is private, loopback,
+//!   link-local (the metadata service), CGNAT, multicast or otherwise reserved, and connects to
+//!   the address it checked (no second lookup an attacker could race). Loopback addresses are
+//!   accepted only for loopback names with insecure loopback enabled.
+//! - `Authorization` is a forbidden header for the guest; for the integration's credential
+//!   hosts the host adds `Authorization: Bearer` itself from the [`CredentialProvider`]. On a
+//!   401 `INVALID_SESSION_ID` it refreshes once and retries once.
+//! - Request and response bodies are buffered with size caps; concurrent requests are capped
+//!   per integration; transient failures of idempotent requests are retried with bounded,
+//!   jittered exponential backoff.
+//! - Every denial is logged with the plugin, integration and target, and counted.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+use wasmtime_wasi_http::{
+    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody,
+    WasiHttpHooks,
+};
+
+use super::credentials::{AccessToken, CredentialError, CredentialProvider};
+use super::metrics::EngineMetrics;
+use super::state::BlockedClock;
+
+/// Where a plugin call may send requests.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundPolicy {
+    /// Exact host names (lower-case) the guest may call.
+    pub allowed_hosts: BTreeSet<String>,
+    /// Hosts (lower-case, a subset of `allowed_hosts`) whose requests carry the integration's
+    /// access token. Normally the grant's `instance_url` host.
+    pub credential_hosts: BTreeSet<String>,
+    /// Whether plain http to loopback names (and their loopback addresses) is permitted.
+    pub allow_insecure_loopback: bool,
+}
+
+impl OutboundPolicy {
+    /// A policy that denies every request.
+    pub fn deny_all() -> Self {
+        Self::default()
+    }
+
+    /// The policy of an integration: the hosts its connector declared in `configure`, plus
+    /// the host of the grant's `instance_url`, which also receives the access token.
+    pub fn for_integration(
+        declared_hosts: impl IntoIterator<Item = impl AsRef<str>>,
+        instance_url: Option<&str>,
+        allow_insecure_loopback: bool,
+    ) -> Self {
+        let mut policy = Self {
+            allowed_hosts: declared_hosts
+                .into_iter()
+                .map(|h| normalize_host(h.as_ref()))
+                .filter(|h| !h.is_empty())
+                .collect(),
+            credential_hosts: BTreeSet::new(),
+            allow_insecure_loopback,
+        };
+        if let Some(host) = instance_url
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(normalize_host))
+        {
+            policy.allowed_hosts.insert(host.clone());
+            policy.credential_hosts.insert(host);
+        }
+        policy
+    }
+
+    /// Checks one destination by name; the error says why it is refused.
+    pub fn check(&self, scheme: &str, host: &str) -> Result<(), String> {
+        let host = normalize_host(host);
+        if !self.allowed_hosts.contains(&host) {
+            return Err(format!("host {host} is not in the connector's allow-list"));
+        }
+        match scheme {
+            "https" => Ok(()),
+            "http" if self.allow_insecure_loopback && is_loopback_name(&host) => Ok(()),
+            "http" if is_loopback_name(&host) => Err(format!(
+                "plain http to {host} needs the host's --allow-insecure-loopback"
+            )),
+            _ => Err(format!("scheme {scheme} is not allowed (https only)")),
+        }
+    }
+
+    /// Checks an address `host` resolved to; the error says why it is refused.
+    pub fn check_addr(&self, host: &str, ip: IpAddr) -> Result<(), String> {
+        let host = normalize_host(host);
+        let ip = canonical_ip(ip);
+        if ip.is_loopback() {
+            if self.allow_insecure_loopback && is_loopback_name(&host) {
+                return Ok(());
+            }
+            return Err(format!(
+                "{host} resolves to loopback address {ip}; allowed only for loopback names with \
+                 insecure loopback enabled"
+            ));
+        }
+        match prohibited_range(ip) {
+            Some(range) => Err(format!("{host} resolves to {ip}, in the {range} range")),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether requests to `host` carry the integration's access token.
+    pub fn carries_credentials(&self, host: &str) -> bool {
+        self.credential_hosts.contains(&normalize_host(host))
+    }
+}
+
+/// Lower-case, without IPv6 brackets or a trailing dot.
+fn normalize_host(host: &str) -> String {
+    host.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
+/// Whether `host` names the loopback interface.
+pub fn is_loopback_name(host: &str) -> bool {
+    let host = normalize_host(host);
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| canonical_ip(ip).is_loopback())
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it carries.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// The non-public range `ip` lies in, if any (loopback included).
+pub fn prohibited_range(ip: IpAddr) -> Option<&'static str> {
+    match canonical_ip(ip) {
+        IpAddr::V4(v4) => prohibited_v4(v4),
+        IpAddr::V6(v6) => prohibited_v6(v6),
+    }
+}
+
+fn prohibited_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(match (a, b, c) {
+        (0, _, _) => "unspecified (0.0.0.0/8)",
+        (10, _, _) => "private (10.0.0.0/8)",
+        (100, 64..=127, _) => "carrier-grade NAT (100.64.0.0/10)",
+        (127, _, _) => "loopback (127.0.0.0/8)",
+        (169, 254, _) => "link-local and cloud metadata (169.254.0.0/16)",
+        (172, 16..=31, _) => "private (172.16.0.0/12)",
+        (192, 0, 0) => "IETF protocol assignments (192.0.0.0/24)",
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
+        (192, 88, 99) => "6to4 relay (192.88.99.0/24)",
+        (192, 168, _) => "private (192.168.0.0/16)",
+        (198, 18..=19, _) => "benchmarking (198.18.0.0/15)",
+        (224..=239, _, _) => "multicast (224.0.0.0/4)",
+        (240..=255, _, _) => "reserved and broadcast (240.0.0.0/4)",
+        _ => return None,
+    })
+}
+
+fn prohibited_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let seg = ip.segments();
+    if ip.is_unspecified() {
+        return Some("unspecified (::)");
+    }
+    if ip.is_loopback() {
+        return Some("loopback (::1)");
+    }
+    // Addresses that embed an IPv4 address are judged by it.
+    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+        let v4 = Ipv4Addr::new(
+            (seg[6] >> 8) as u8,
+            seg[6] as u8,
+            (seg[7] >> 8) as u8,
+            seg[7] as u8,
+        );
+        return prohibited_v4(v4).map(|_| "NAT64 of a non-public IPv4 address");
+    }
+    if seg[0] == 0x2002 {
+        let v4 = Ipv4Addr::new(
+            (seg[1] >> 8) as u8,
+            seg[1] as u8,
+            (seg[2] >> 8) as u8,
+            seg[2] as u8,
+        );
+        return prohibited_v4(v4).map(|_| "6to4 of a non-public IPv4 address");
+    }
+    if seg[0..6] == [0, 0, 0, 0, 0, 0] {
+        return Some("IPv4-compatible (deprecated, ::/96)");
+    }
+    Some(match seg[0] {
+        0xfc00..=0xfdff => "unique local (fc00::/7)",
+        0xfe80..=0xfebf => "link-local (fe80::/10)",
+        0xfec0..=0xfeff => "site-local (fec0::/10)",
+        0xff00..=0xffff => "multicast (ff00::/8)",
+        0x2001 if seg[1] == 0x0db8 => "documentation (2001:db8::/32)",
+        0x2001 if seg[1] < 0x0200 => "IETF special purpose (2001::/23)",
+        0x0100 if seg[1..4] == [0, 0, 0] => "discard (100::/64)",
+        _ => return None,
+    })
+}
+
+/// Limits and retry behaviour of outbound requests.
+#[derive(Debug, Clone)]
+pub struct OutboundLimits {
+    /// Largest request body a guest may send, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest response body the host reads for a guest, in bytes.
+    pub max_response_bytes: usize,
+    /// Requests one integration may have in flight at once.
+    pub max_concurrent_per_integration: usize,
+    /// Default connect timeout (the guest's request options may shorten it).
+    pub connect_timeout: Duration,
+    /// Default time to wait for the response head, and between body chunks.
+    pub read_timeout: Duration,
+    /// Retries of transient failures of idempotent requests.
+    pub retry: RetryPolicy,
+}
+
+impl Default for OutboundLimits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 8 << 20,
+            max_response_bytes: 64 << 20,
+            max_concurrent_per_integration: 8,
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Bounded exponential backoff with jitter.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The delay before the first retry (before jitter).
+    pub base_delay: Duration,
+    /// No delay exceeds this; a `Retry-After` beyond it is not waited for.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `retry` (0-based): `base * 2^retry`, capped, with the
+    /// upper half jittered ("equal jitter").
+    pub fn delay(&self, retry: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32.checked_shl(retry.min(16)).unwrap_or(u32::MAX))
+            .min(self.max_delay);
+        let half = exp / 2;
+        let jitter_nanos = half.as_nanos() as u64;
+        let jitter = if jitter_nanos == 0 {
+            0
+        } else {
+            next_random() % (jitter_nanos + 1)
+        };
+        half + Duration::from_nanos(jitter)
+    }
+}
+
+/// A small non-cryptographic generator for jitter (splitmix64 over a shared counter).
+fn next_random() -> u64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    static SEED: OnceLock<u64> = OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        t ^ (std::process::id() as u64).rotate_left(32)
+    });
+    let mut z = seed.wrapping_add(
+        STATE
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Identifies a call in denial logs.
+#[derive(Debug, Clone, Default)]
+pub struct CallLabel {
+    /// The plugin, e.g. `salesforce@<sha>`.
+    pub plugin: Arc<str>,
+    /// The integration, if any.
+    pub integration: Option<Arc<str>>,
+}
+
+/// State shared by the outbound hooks of every call of one engine.
+pub struct OutboundShared {
+    limits: OutboundLimits,
+    metrics: Arc<EngineMetrics>,
+    concurrency: Mutex<HashMap<Arc<str>, Arc<Semaphore>>>,
+}
+
+impl OutboundShared {
+    /// Shared outbound state with `limits`, counting into `metrics`.
+    pub fn new(limits: OutboundLimits, metrics: Arc<EngineMetrics>) -> Self {
+        Self {
+            limits,
+            metrics,
+            concurrency: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &OutboundLimits {
+        &self.limits
+    }
+
+    fn semaphore(&self, key: &Arc<str>) -> Arc<Semaphore> {
+        let mut map = self.concurrency.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(
+                    self.limits.max_concurrent_per_integration.max(1),
+                ))
+            })
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for OutboundShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundShared")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// The wasi:http hooks of one call.
+pub struct OutboundHooks {
+    /// The policy in force.
+    pub policy: Arc<OutboundPolicy>,
+    /// Who is calling.
+    pub label: CallLabel,
+    /// The integration's token source; `None` sends no credentials.
+    pub credentials: Option<Arc<dyn CredentialProvider>>,
+    /// Engine-wide outbound state.
+    pub shared: Arc<OutboundShared>,
+    /// Counts the time the call waits on requests (excluded from its CPU deadline).
+    pub blocked: Arc<BlockedClock>,
+}
+
+/// The headers a guest may never set: wasmtime's defaults plus `Authorization` (and
+/// `Cookie`), which only the host adds.
+fn forbidden_header(name: &HeaderName) -> bool {
+    *name == AUTHORIZATION
+        || *name == http::header::COOKIE
+        || DEFAULT_FORBIDDEN_HEADERS.contains(name)
+}
+
+impl WasiHttpHooks for OutboundHooks {
+    fn is_forbidden_header(&mut self, name: &HeaderName) -> bool {
+        forbidden_header(name)
+    }
+
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        Arc::new(forbidden_header)
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ),
+                    HttpError,
+                >,
+            > + Send,
+    > {
+        _ = fut;
+        let call = OutboundCall {
+            policy: self.policy.clone(),
+            label: self.label.clone(),
+            credentials: self.credentials.clone(),
+            shared: self.shared.clone(),
+        };
+        let method = request.method().clone();
+        let host = request.uri().host().map(normalize_host).unwrap_or_default();
+        let blocked = self.blocked.clone();
+        let span = tracing::info_span!(
+            "outbound_request",
+            plugin = %call.label.plugin,
+            integration = call.label.integration.as_deref().unwrap_or("-"),
+            method = %method,
+            host = %host,
+            status = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        Box::new(
+            async move {
+                let _blocked = blocked.enter();
+                let started = Instant::now();
+                let result = call.send(request, options).await;
+                let span = tracing::Span::current();
+                span.record("duration_ms", started.elapsed().as_millis() as u64);
+                match &result {
+                    Ok(response) => {
+                        span.record("status", response.status().as_u16());
+                        tracing::debug!("outbound request done");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "outbound request failed"),
+                }
+                result.map(|response| {
+                    (
+                        response,
+                        Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+                    )
+                })
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// One guest request, owned by its future.
+struct OutboundCall {
+    policy: Arc<OutboundPolicy>,
+    label: CallLabel,
+    credentials: Option<Arc<dyn CredentialProvider>>,
+    shared: Arc<OutboundShared>,
+}
+
+/// A buffered response.
+struct Buffered {
+    head: http::response::Parts,
+    body: Bytes,
+}
+
+impl OutboundCall {
+    fn deny(&self, target: &str, reason: &str) {
+        EngineMetrics::bump(&self.shared.metrics.denials);
+        tracing::warn!(
+            plugin = %self.label.plugin,
+            integration = self.label.integration.as_deref().unwrap_or("-"),
+            target,
+            reason,
+            "outbound request denied"
+        );
+    }
+
+    async fn send(
+        self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<http::Response<WasiBody>, HttpError> {
+        let uri = request.uri().clone();
+        let scheme = uri.scheme_str().unwrap_or("").to_ascii_lowercase();
+        let host = uri.host().map(normalize_host).unwrap_or_default();
+        let use_tls = scheme == "https";
+        let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
+        let target = format!("{scheme}://{host}:{port}");
+
+        if let Err(reason) = self.policy.check(&scheme, &host) {
+            self.deny(&target, &reason);
+            return Err(HttpError::HttpRequestDenied);
+        }
+        let addr = match self.resolve(&host, port).await {
+            Ok(addr) => addr,
+            Err(Resolve::Denied(reason)) => {
+                self.deny(&target, &reason);
+                return Err(HttpError::DestinationIpProhibited);
+            }
+            Err(Resolve::Failed(e)) => return Err(e),
+        };
+
+        let (mut head, body) = request.into_parts();
+        // The guest cannot set it (forbidden header), but never forward one regardless.
+        head.headers.remove(AUTHORIZATION);
+        let limit = self.shared.limits.max_request_bytes;
+        let body = Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|_| HttpError::HttpRequestBodySize(Some(limit as u64)))?
+            .to_bytes();
+        // HTTP/1 over a direct connection sends origin-form targets.
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        head.uri = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+        let credentials = match &self.credentials {
+            Some(provider) if self.policy.carries_credentials(&host) => Some(provider.clone()),
+            _ => None,
+        };
+        let mut token = match &credentials {
+            Some(provider) => match provider.token().await {
+                Ok(token) => Some(token),
+                Err(CredentialError::ReauthorizationRequired(reason)) => {
+                    tracing::warn!(plugin = %self.label.plugin, %reason, "no usable token");
+                    return Ok(reauthorization_response(&reason));
+                }
+                Err(CredentialError::Unavailable(reason)) => {
+                    return Err(HttpError::InternalError(Some(format!(
+                        "the host could not obtain an access token: {reason}"
+                    ))));
+                }
+            },
+            None => None,
+        };
+
+        let idempotent = matches!(
+            head.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        let retry = self.shared.limits.retry.clone();
+        let semaphore_key = self
+            .label
+            .integration
+            .clone()
+            .unwrap_or_else(|| self.label.plugin.clone());
+        let semaphore = self.shared.semaphore(&semaphore_key);
+        let mut retries = 0u32;
+        let mut refreshed = false;
+        loop {
+            let attempt = {
+                let _permit = semaphore
+                    .acquire()
+                    .await
+                    .map_err(|_| HttpError::InternalError(Some("request limiter closed".into())))?;
+                EngineMetrics::bump(&self.shared.metrics.outbound_requests);
+                self.attempt(addr, &host, use_tls, &head, &body, token.as_ref(), options)
+                    .await
+            };
+            tracing::Span::current().record("attempts", retries + u32::from(refreshed) + 1);
+            // One refresh and one retry on a rejected session.
+            if let (Ok(response), Some(provider), Some(rejected), false) =
+                (&attempt, &credentials, &token, refreshed)
+                && response.head.status == StatusCode::UNAUTHORIZED
+                && contains(&response.body, b"INVALID_SESSION_ID")
+            {
+                refreshed = true;
+                EngineMetrics::bump(&self.shared.metrics.refreshes);
+                match provider.refresh(rejected).await {
+                    Ok(fresh) => {
+                        token = Some(fresh);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(plugin = %self.label.plugin, error = %e, "token refresh failed; returning the 401");
+                    }
+                }
+            }
+            let wait = match &attempt {
+                _ if !idempotent || retries >= retry.max_retries => None,
+                Ok(response) if is_transient_status(response.head.status) => {
+                    let delay = retry.delay(retries);
+                    match retry_after(&response.head.headers) {
+                        Some(after) if after > retry.max_delay => None,
+                        Some(after) => Some(after.max(delay)),
+                        None => Some(delay),
+                    }
+                }
+                Err(e) if is_transient_error(e) => Some(retry.delay(retries)),
+                _ => None,
+            };
+            match wait {
+                Some(delay) => {
+                    retries += 1;
+                    EngineMetrics::bump(&self.shared.metrics.retries);
+                    tracing::debug!(
+                        retry = retries,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying transient failure"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                None => {
+                    let Buffered { head, body } = attempt?;
+                    return Ok(http::Response::from_parts(head, full_body(body)));
+                }
+            }
+        }
+    }
+
+    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, Resolve> {
+        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => {
+                let lookup = tokio::time::timeout(
+                    self.shared.limits.connect_timeout,
+                    tokio::net::lookup_host((host, port)),
+                )
+                .await
+                .map_err(|_| Resolve::Failed(HttpError::DnsTimeout))?;
+                lookup
+                    .map_err(|e| {
+                        Resolve::Failed(HttpError::DnsError {
+                            rcode: Some(e.to_string()),
+                            info_code: None,
+                        })
+                    })?
+                    .collect()
+            }
+        };
+        if addrs.is_empty() {
+            return Err(Resolve::Failed(HttpError::DestinationNotFound));
+        }
+        // A name with any non-public address is refused as a whole.
+        for addr in &addrs {
+            self.policy
+                .check_addr(host, addr.ip())
+                .map_err(Resolve::Denied)?;
+        }
+        Ok(addrs[0])
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        use_tls: bool,
+        head: &http::request::Parts,
+        body: &Bytes,
+        token: Option<&AccessToken>,
+        options: Option<RequestOptions>,
+    ) -> Result<Buffered, HttpError> {
+        let limits = &self.shared.limits;
+        let connect_timeout = options
+            .and_then(|o| o.connect_timeout)
+            .unwrap_or(limits.connect_timeout)
+            .min(limits.connect_timeout);
+        let first_byte = options
+            .and_then(|o| o.first_byte_timeout)
+            .unwrap_or(limits.read_timeout)
+            .min(limits.read_timeout);
+        let between = options
+            .and_then(|o| o.between_bytes_timeout)
+            .unwrap_or(limits.read_timeout)
+            .min(limits.read_timeout)
+            .max(Duration::from_millis(1));
+
+        let mut request = http::Request::from_parts(head.clone(), Full::new(body.clone()));
+        if let Some(token) = token {
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                    HttpError::InternalError(Some("token is not a valid header value".into()))
+                })?;
+            value.set_sensitive(true);
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+
+        let tcp = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)?
+            .map_err(connect_error)?;
+        let _ = tcp.set_nodelay(true);
+        let mut sender = if use_tls {
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())?;
+            let tls = tokio_rustls::TlsConnector::from(tls_config()).connect(name, tcp);
+            let tls = tokio::time::timeout(connect_timeout, tls)
+                .await
+                .map_err(|_| HttpError::ConnectionTimeout)?
+                .map_err(HttpError::Tls)?;
+            handshake(tls, connect_timeout).await?
+        } else {
+            handshake(tcp, connect_timeout).await?
+        };
+        let response = tokio::time::timeout(first_byte, sender.send_request(request))
+            .await
+            .map_err(|_| HttpError::ConnectionReadTimeout)??;
+        let (head, mut incoming) = response.into_parts();
+        let cap = limits.max_response_bytes;
+        let mut collected = Vec::new();
+        loop {
+            let frame = tokio::time::timeout(between, incoming.frame())
+                .await
+                .map_err(|_| HttpError::ConnectionReadTimeout)?;
+            match frame {
+                None => break,
+                Some(Err(e)) => return Err(HttpError::from(e)),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if collected.len() + data.len() > cap {
+                            self.deny(
+                                &format!("{}://{host}", if use_tls { "https" } else { "http" }),
+                                &format!("response body exceeds the {cap}-byte cap"),
+                            );
+                            return Err(HttpError::HttpResponseBodySize(Some(cap as u64)));
+                        }
+                        collected.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        Ok(Buffered {
+            head,
+            body: Bytes::from(collected),
+        })
+    }
+}
+
+enum Resolve {
+    Denied(String),
+    Failed(HttpError),
+}
+
+async fn handshake<S>(
+    stream: S,
+    timeout: Duration,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, HttpError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = tokio::time::timeout(
+        timeout,
+        hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| HttpError::ConnectionTimeout)??;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+fn connect_error(e: std::io::Error) -> HttpError {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => HttpError::ConnectionRefused,
+        _ => HttpError::Connect(e),
+    }
+}
+
+/// 5xx, Salesforce's 420 and 429.
+fn is_transient_status(status: StatusCode) -> bool {
+    status.is_server_error() || status.as_u16() == 420 || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Connection resets and connections closed before a response.
+fn is_transient_error(e: &HttpError) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        HttpError::Connect(io) => matches!(
+            io.kind(),
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        ),
+        HttpError::ConnectionTerminated => true,
+        HttpError::Hyper(h) => {
+            h.is_incomplete_message()
+                || h.is_closed()
+                || std::error::Error::source(h)
+                    .and_then(|s| s.downcast_ref::<std::io::Error>())
+                    .is_some_and(|io| {
+                        matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
+                    })
+        }
+        _ => false,
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is ignored).
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn full_body(bytes: Bytes) -> WasiBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// What the guest sees when the host holds no usable token: the provider's own answer to a
+/// dead session, so the connector reports `reauthorization-required`.
+fn reauthorization_response(reason: &str) -> http::Response<WasiBody> {
+    let body = serde_json::json!([{
+        "errorCode": "INVALID_SESSION_ID",
+        "message": format!("Session expired or invalid (host: re-authorization required: {reason})"),
+    }]);
+    let mut response = http::Response::new(full_body(Bytes::from(body.to_string())));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        for ip in [
+            "10.0.0.1",
+            "169.254.169.254",
+            "172.20.1.1",
+            "192.168.1.1",
+            "100.100.1.1",
+            "0.0.0.0",
+            "127.0.0.1",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
+            assert!(prohibited_range(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        for ip in ["8.8.8.8", "2606:4700::1111", "13.110.1.1"] {
+            assert!(prohibited_range(ip.parse().unwrap()).is_none(), "{ip}");
+        }
+    }
+
+    #[test]
+    fn loopback_only_for_loopback_names_with_insecure_loopback() {
+        let p = OutboundPolicy::for_integration(["localhost", "evil.example"], None, true);
+        assert!(
+            p.check_addr("localhost", "127.0.0.1".parse().unwrap())
+                .is_ok()
+        );
+        assert!(
+            p.check_addr("evil.example", "127.0.0.1".parse().unwrap())
+                .is_err()
+        );
+        let strict = OutboundPolicy::for_integration(["localhost"], None, false);
+        assert!(
+            strict
+                .check_addr("localhost", "127.0.0.1".parse().unwrap())
+                .is_err()
+        );
+        assert!(strict.check("http", "localhost").is_err());
+        assert!(p.check("http", "evil.example").is_err());
+        assert!(p.check("https", "evil.example").is_ok());
+    }
+
+    #[test]
+    fn instance_url_host_is_allowed_and_credentialed() {
+        let p = OutboundPolicy::for_integration(
+            ["login.salesforce.com"],
+            Some("https://ACME.my.salesforce.com/"),
+            false,
+        );
+        assert!(p.check("https", "acme.my.salesforce.com").is_ok());
+        assert!(p.carries_credentials("acme.my.salesforce.com"));
+        assert!(!p.carries_credentials("login.salesforce.com"));
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let r = RetryPolicy::default();
+        for n in 0..40 {
+            let d = r.delay(n);
+            assert!(d <= r.max_delay, "{d:?}");
+            assert!(d >= r.base_delay.min(r.max_delay) / 2);
+        }
+    }
+}

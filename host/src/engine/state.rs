@@ -1,0 +1,242 @@
+//! The state of one store: one plugin call, created fresh and dropped when the call ends.
+//!
+//! Threat: a guest exhausts the host's memory, either with one huge linear memory or with many
+//! small ones (a component can hold several core instances, each with its own memory), or
+//! reads the host's files and environment. Rule: the store's [`CallLimiter`] sums every linear
+//! memory and table of the store against the plugin's cap and records which limit was hit, so
+//! the engine reports a typed error without matching trap strings; the WASI context has no
+//! preopened directories, no environment, no arguments, no stdio and no sockets.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::host_log::GuestLog;
+use super::outbound::OutboundHooks;
+
+/// Most table elements one store may hold, summed over its tables.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Most core instances, tables or memories one store may create.
+const MAX_STORE_OBJECTS: usize = 1000;
+
+/// The error a store's limiter raises; the engine downcasts it to name the limit.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what} would grow to {requested} bytes, over the cap of {cap} bytes")]
+pub struct GrowthDenied {
+    /// `linear memory` or `table`.
+    pub what: &'static str,
+    /// The total the store would have held.
+    pub requested: usize,
+    /// The cap.
+    pub cap: usize,
+}
+
+/// A [`ResourceLimiter`] that caps the sum of all linear memories of a store.
+#[derive(Debug)]
+pub struct CallLimiter {
+    memory_cap: usize,
+    memory_total: usize,
+    table_total: usize,
+    /// The first growth this limiter refused, if any.
+    pub hit: Option<GrowthDenied>,
+}
+
+impl CallLimiter {
+    /// A limiter allowing `memory_cap` bytes of linear memory in total.
+    pub fn new(memory_cap: usize) -> Self {
+        Self {
+            memory_cap,
+            memory_total: 0,
+            table_total: 0,
+            hit: None,
+        }
+    }
+
+    /// Bytes of linear memory the store holds now.
+    pub fn memory_total(&self) -> usize {
+        self.memory_total
+    }
+}
+
+impl ResourceLimiter for CallLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.memory_total - current.min(self.memory_total) + desired;
+        if total > self.memory_cap {
+            let denied = GrowthDenied {
+                what: "linear memory",
+                requested: total,
+                cap: self.memory_cap,
+            };
+            self.hit.get_or_insert(denied.clone());
+            // An error (rather than `Ok(false)`) traps at once with a typed cause, instead of
+            // leaving the guest's allocator to abort with an anonymous `unreachable`.
+            return Err(wasmtime::Error::new(denied));
+        }
+        self.memory_total = total;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        Err(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.table_total - current.min(self.table_total) + desired;
+        if total > MAX_TABLE_ELEMENTS {
+            let denied = GrowthDenied {
+                what: "table",
+                requested: total * size_of::<usize>(),
+                cap: MAX_TABLE_ELEMENTS * size_of::<usize>(),
+            };
+            self.hit.get_or_insert(denied.clone());
+            return Err(wasmtime::Error::new(denied));
+        }
+        self.table_total = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_STORE_OBJECTS
+    }
+
+    fn tables(&self) -> usize {
+        MAX_STORE_OBJECTS
+    }
+
+    fn memories(&self) -> usize {
+        MAX_STORE_OBJECTS
+    }
+}
+
+/// Time a call spent blocked on the host's outbound requests, so the CPU deadline counts
+/// only the time the guest could have been computing.
+#[derive(Debug, Default)]
+pub struct BlockedClock {
+    inner: Mutex<BlockedState>,
+}
+
+#[derive(Debug, Default)]
+struct BlockedState {
+    in_flight: usize,
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl BlockedClock {
+    /// Marks a request in flight until the returned guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> BlockedGuard {
+        let mut state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if state.in_flight == 0 {
+            state.since = Some(Instant::now());
+        }
+        state.in_flight += 1;
+        BlockedGuard(self.clone())
+    }
+
+    /// Time during which at least one request was in flight, up to now.
+    pub fn total(&self) -> Duration {
+        let state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        state.total + state.since.map(|s| s.elapsed()).unwrap_or_default()
+    }
+}
+
+/// Ends one in-flight request of a [`BlockedClock`] when dropped.
+pub struct BlockedGuard(Arc<BlockedClock>);
+
+impl Drop for BlockedGuard {
+    fn drop(&mut self) {
+        let mut state = self.0.inner.lock().unwrap_or_else(|e| e.into_inner());
+        state.in_flight = state.in_flight.saturating_sub(1);
+        if state.in_flight == 0
+            && let Some(since) = state.since.take()
+        {
+            state.total += since.elapsed();
+        }
+    }
+}
+
+/// Everything a guest can reach during one call.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+    /// The guest's log sink.
+    pub log: GuestLog,
+    /// Memory and table limits of this store.
+    pub limits: CallLimiter,
+    /// Time spent blocked on outbound requests (shared with the hooks).
+    pub blocked: Arc<BlockedClock>,
+    /// Set when the CPU deadline interrupted the call.
+    pub cpu_exceeded: bool,
+}
+
+impl CallState {
+    /// A sandboxed state: no preopened directories, no environment, no arguments, no sockets,
+    /// no stdio. The only way out is wasi:http through `hooks`.
+    pub fn new(hooks: OutboundHooks, log: GuestLog, memory_cap: usize) -> Self {
+        let wasi = WasiCtx::builder().build();
+        let blocked = hooks.blocked.clone();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks,
+            log,
+            limits: CallLimiter::new(memory_cap),
+            blocked,
+            cpu_exceeded: false,
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_counts_every_memory_of_the_store() {
+        let mut limiter = CallLimiter::new(64 << 20);
+        // Two memories of 40 MiB each: the second growth crosses the sum.
+        assert!(limiter.memory_growing(0, 40 << 20, None).unwrap());
+        assert!(limiter.memory_growing(0, 40 << 20, None).is_err());
+        let hit = limiter.hit.clone().expect("recorded");
+        assert_eq!((hit.requested, hit.cap), (80 << 20, 64 << 20));
+        // Growing an existing memory counts only the difference.
+        assert!(limiter.memory_growing(40 << 20, 60 << 20, None).unwrap());
+        assert_eq!(limiter.memory_total(), 60 << 20);
+    }
+}

@@ -1,0 +1,23 @@
+//! Sluice: a runtime for sandboxed data connectors.
+//!
+//! Connectors are WebAssembly components that implement the `sluice:connector` WIT contract
+//! (see `wit/connector.wit`). This crate is the host: [`engine`] runs components in a sandbox;
+//! the runtime around it keeps state in SQLite ([`store`], secrets sealed by [`secrets`]), runs
+//! OAuth ([`oauth`], [`tokens`]), pulls ([`runner`], [`scheduler`]) and faces users through
+//! [`cli`], [`admin`] and [`demo`]; [`app`] holds the operations they share.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod demo;
+pub mod engine;
+pub mod oauth;
+pub mod runner;
+pub mod scheduler;
+pub mod secrets;
+pub mod serve;
+pub mod store;
+pub mod tokens;
+
+/// The default Salesforce connector component, compiled from `plugin/` by `build.rs`.
+pub const SALESFORCE_COMPONENT: &[u8] = include_bytes!(env!("SLUICE_SALESFORCE_WASM"));

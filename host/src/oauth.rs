@@ -1,0 +1,455 @@
+//! OAuth 2.0 against the connector's plan, with the `oauth2` crate.
+//!
+//! The connector's `configure`/`authorize` says where the endpoints are and what to ask for;
+//! this module runs the grants: authorization code with PKCE S256 (and a `state` the caller
+//! stores server-side, single-use, tied to the integration), refresh, and client credentials.
+//! Salesforce's token response carries no `expires_in` but adds `instance_url`, `id` and
+//! `issued_at`; those are kept as the grant.
+//!
+//! Endpoints must be https; plain http is accepted only for loopback hosts when the operator
+//! enabled insecure loopback (the emulator). Redirects are never followed: a token endpoint
+//! that redirects would otherwise receive the refresh token at a second address.
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
+    EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::wit::types::OauthPlan;
+use crate::secrets::Secret;
+
+/// Salesforce's additions to the token response.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SalesforceFields {
+    /// Where data calls go.
+    #[serde(default)]
+    pub instance_url: Option<String>,
+    /// The identity URL.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Milliseconds since the epoch, as a string.
+    #[serde(default)]
+    pub issued_at: Option<String>,
+}
+
+impl ExtraTokenFields for SalesforceFields {}
+
+type SfTokenResponse = StandardTokenResponse<SalesforceFields, BasicTokenType>;
+type TokenClient<HasAuth> = Client<
+    BasicErrorResponse,
+    SfTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    HasAuth,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Why an OAuth step failed. Never carries a token or secret.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OAuthError {
+    /// The provider refused, with its own error code and text (`invalid_grant`,
+    /// `access_denied`, `redirect_uri_mismatch`, ...).
+    #[error("{error}: {description}")]
+    Provider {
+        /// The provider's `error`.
+        error: String,
+        /// The provider's `error_description` (or a default).
+        description: String,
+    },
+    /// The token endpoint could not be reached.
+    #[error("token endpoint unreachable: {0}")]
+    Transport(String),
+    /// The provider answered something that is not a token response.
+    #[error("unexpected token response: {0}")]
+    BadResponse(String),
+    /// An endpoint is not acceptable (not https, or not a URL).
+    #[error("refusing OAuth endpoint {url}: {reason}")]
+    Endpoint {
+        /// The endpoint.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No client id is configured for the integration or the host.
+    #[error(
+        "no OAuth client id: pass --client-id to `integration add`/`edit`, or set \
+         SLUICE_CLIENT_ID (and SLUICE_CLIENT_SECRET) for the host"
+    )]
+    NoClient,
+}
+
+impl OAuthError {
+    /// Whether the credentials themselves are dead (`invalid_grant`): re-authorize, don't
+    /// retry.
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, Self::Provider { error, .. } if error == "invalid_grant")
+    }
+
+    /// Whether the provider rejected the request for good (any error response), as opposed
+    /// to a transient failure to reach it.
+    pub fn is_provider_refusal(&self) -> bool {
+        matches!(self, Self::Provider { .. })
+    }
+}
+
+/// The connected app's credentials used for an integration.
+#[derive(Debug, Clone)]
+pub struct AppCredentials {
+    /// The client id (consumer key).
+    pub client_id: String,
+    /// The client secret (consumer secret), if the app has one.
+    pub client_secret: Option<Secret>,
+}
+
+/// What a successful grant returned.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The access token.
+    pub access: Secret,
+    /// The refresh token: on code grants, and on refreshes when rotation is on.
+    pub refresh: Option<Secret>,
+    /// `instance_url`.
+    pub instance_url: Option<String>,
+    /// `id`.
+    pub identity_url: Option<String>,
+    /// `issued_at`.
+    pub issued_at_ms: Option<i64>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+}
+
+/// A started authorization: the URL for the browser and what the callback will need.
+#[derive(Debug)]
+pub struct AuthorizationStart {
+    /// Where to send the user.
+    pub url: url::Url,
+    /// The `state` value (store it server-side, tied to the integration).
+    pub state: String,
+    /// The PKCE verifier (store it sealed under the state).
+    pub verifier: Secret,
+}
+
+/// Runs OAuth grants over one HTTP client.
+#[derive(Debug, Clone)]
+pub struct OAuth {
+    http: reqwest::Client,
+    allow_insecure_loopback: bool,
+}
+
+impl OAuth {
+    /// A client that never follows redirects.
+    pub fn new(allow_insecure_loopback: bool) -> Result<Self, OAuthError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| OAuthError::Transport(e.to_string()))?;
+        Ok(Self {
+            http,
+            allow_insecure_loopback,
+        })
+    }
+
+    /// Checks that `url` is an acceptable endpoint: https, or http to loopback when allowed.
+    pub fn check_endpoint(&self, url: &str) -> Result<url::Url, OAuthError> {
+        let refuse = |reason: &str| OAuthError::Endpoint {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let parsed = url::Url::parse(url).map_err(|e| refuse(&e.to_string()))?;
+        match parsed.scheme() {
+            "https" => Ok(parsed),
+            "http" => {
+                let host = parsed.host_str().unwrap_or_default();
+                if !crate::engine::outbound::is_loopback_name(host) {
+                    Err(refuse("plain http is allowed only to loopback"))
+                } else if !self.allow_insecure_loopback {
+                    Err(refuse(
+                        "plain http to loopback needs --allow-insecure-loopback",
+                    ))
+                } else {
+                    Ok(parsed)
+                }
+            }
+            _ => Err(refuse("not an https URL")),
+        }
+    }
+
+    fn client(
+        &self,
+        token_url: &str,
+        app: &AppCredentials,
+    ) -> Result<TokenClient<EndpointNotSet>, OAuthError> {
+        let token_url = self.check_endpoint(token_url)?;
+        let mut client = Client::new(ClientId::new(app.client_id.clone()))
+            .set_token_uri(TokenUrl::from_url(token_url))
+            // Salesforce and every client library send the secret in the form body.
+            .set_auth_type(AuthType::RequestBody);
+        if let Some(secret) = &app.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_string()));
+        }
+        Ok(client)
+    }
+
+    /// Builds the authorize URL of `plan` with PKCE S256 and a fresh random `state`.
+    pub fn start_authorization(
+        &self,
+        plan: &OauthPlan,
+        app: &AppCredentials,
+        redirect_uri: &str,
+    ) -> Result<AuthorizationStart, OAuthError> {
+        let auth_url = self.check_endpoint(&plan.authorize_url)?;
+        let redirect =
+            RedirectUrl::new(redirect_uri.to_string()).map_err(|e| OAuthError::Endpoint {
+                url: redirect_uri.to_string(),
+                reason: e.to_string(),
+            })?;
+        let client = self
+            .client(&plan.token_url, app)?
+            .set_auth_uri(AuthUrl::from_url(auth_url))
+            .set_redirect_uri(redirect);
+        // PKCE S256 always: it costs nothing and protects the code even when not required.
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(CsrfToken::new_random)
+            .set_pkce_challenge(challenge)
+            .add_scopes(plan.scopes.iter().cloned().map(Scope::new));
+        for (name, value) in &plan.extra_authorize_params {
+            request = request.add_extra_param(name.clone(), value.clone());
+        }
+        let (url, state) = request.url();
+        Ok(AuthorizationStart {
+            url,
+            state: state.secret().clone(),
+            verifier: Secret::new(verifier.secret().clone()),
+        })
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier) for tokens.
+    pub async fn exchange_code(
+        &self,
+        token_url: &str,
+        app: &AppCredentials,
+        redirect_uri: &str,
+        code: &str,
+        verifier: &Secret,
+    ) -> Result<Grant, OAuthError> {
+        let redirect =
+            RedirectUrl::new(redirect_uri.to_string()).map_err(|e| OAuthError::Endpoint {
+                url: redirect_uri.to_string(),
+                reason: e.to_string(),
+            })?;
+        let client = self.client(token_url, app)?.set_redirect_uri(redirect);
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_string()))
+            .request_async(&self.http)
+            .await;
+        grant_of(response)
+    }
+
+    /// Uses a refresh token.
+    pub async fn refresh(
+        &self,
+        token_url: &str,
+        app: &AppCredentials,
+        refresh: &Secret,
+    ) -> Result<Grant, OAuthError> {
+        let client = self.client(token_url, app)?;
+        let token = RefreshToken::new(refresh.expose().to_string());
+        let response = client
+            .exchange_refresh_token(&token)
+            .request_async(&self.http)
+            .await;
+        grant_of(response)
+    }
+
+    /// Runs the client-credentials grant.
+    pub async fn client_credentials(
+        &self,
+        token_url: &str,
+        app: &AppCredentials,
+    ) -> Result<Grant, OAuthError> {
+        let client = self.client(token_url, app)?;
+        let response = client
+            .exchange_client_credentials()
+            .request_async(&self.http)
+            .await;
+        grant_of(response)
+    }
+}
+
+fn grant_of<RE: std::error::Error + 'static>(
+    response: Result<SfTokenResponse, RequestTokenError<RE, BasicErrorResponse>>,
+) -> Result<Grant, OAuthError> {
+    let response = response.map_err(|e| match e {
+        RequestTokenError::ServerResponse(err) => OAuthError::Provider {
+            error: err.error().as_ref().to_string(),
+            description: err
+                .error_description()
+                .cloned()
+                .unwrap_or_else(|| "(no description)".into()),
+        },
+        RequestTokenError::Request(e) => OAuthError::Transport(error_chain(&e)),
+        // The body may hold a token: never echo it.
+        RequestTokenError::Parse(e, _) => OAuthError::BadResponse(e.to_string()),
+        RequestTokenError::Other(msg) => OAuthError::BadResponse(msg),
+    })?;
+    let extra = response.extra_fields();
+    Ok(Grant {
+        access: Secret::new(response.access_token().secret().clone()),
+        refresh: response
+            .refresh_token()
+            .map(|r| Secret::new(r.secret().clone())),
+        instance_url: extra.instance_url.clone(),
+        identity_url: extra.id.clone(),
+        issued_at_ms: extra.issued_at.as_deref().and_then(|s| s.parse().ok()),
+        scopes: response
+            .scopes()
+            .map(|s| s.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default(),
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// What came back to the redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    /// `code` and `state`.
+    Code {
+        /// The authorization code.
+        code: String,
+        /// The state.
+        state: String,
+    },
+    /// The provider's error redirect.
+    Error {
+        /// `error`, e.g. `access_denied`.
+        error: String,
+        /// `error_description`.
+        description: String,
+        /// The state, if echoed.
+        state: Option<String>,
+    },
+    /// Neither a code nor an error (or no state).
+    Malformed(String),
+}
+
+impl Callback {
+    /// Reads a callback's query parameters.
+    pub fn from_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let (mut code, mut state, mut error, mut description) = (None, None, None, None);
+        for (k, v) in pairs {
+            match k {
+                "code" => code = Some(v.to_string()),
+                "state" => state = Some(v.to_string()),
+                "error" => error = Some(v.to_string()),
+                "error_description" => description = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        match (error, code, state) {
+            (Some(error), _, state) => Callback::Error {
+                error,
+                description: description.unwrap_or_else(|| "(no description)".into()),
+                state,
+            },
+            (None, Some(code), Some(state)) if !code.is_empty() => Callback::Code { code, state },
+            (None, None, _) | (None, Some(_), _) => Callback::Malformed(
+                "the callback carries neither an authorization code and state nor an error".into(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(base: &str) -> OauthPlan {
+        OauthPlan {
+            authorize_url: format!("{base}/services/oauth2/authorize"),
+            token_url: format!("{base}/services/oauth2/token"),
+            revoke_url: None,
+            scopes: vec!["api".into(), "refresh_token".into()],
+            pkce_required: true,
+            extra_authorize_params: vec![("prompt".into(), "login consent".into())],
+            client_credentials_supported: true,
+        }
+    }
+
+    #[test]
+    fn authorize_url_has_pkce_s256_state_and_scopes() {
+        let oauth = OAuth::new(false).unwrap();
+        let app = AppCredentials {
+            client_id: "cid".into(),
+            client_secret: Some(Secret::new("shh")),
+        };
+        let start = oauth
+            .start_authorization(
+                &plan("https://login.salesforce.com"),
+                &app,
+                "http://127.0.0.1:5555/oauth/callback",
+            )
+            .unwrap();
+        let q: std::collections::HashMap<_, _> = start.url.query_pairs().into_owned().collect();
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["state"], start.state);
+        assert_eq!(q["scope"], "api refresh_token");
+        assert_eq!(q["prompt"], "login consent");
+        assert_eq!(q["client_id"], "cid");
+        assert!(!start.url.as_str().contains("shh"));
+        assert!(start.verifier.expose().len() >= 43);
+    }
+
+    #[test]
+    fn plain_http_needs_loopback_and_the_flag() {
+        let strict = OAuth::new(false).unwrap();
+        let lax = OAuth::new(true).unwrap();
+        assert!(strict.check_endpoint("http://127.0.0.1:9/x").is_err());
+        assert!(lax.check_endpoint("http://127.0.0.1:9/x").is_ok());
+        assert!(lax.check_endpoint("http://example.com/x").is_err());
+        assert!(strict.check_endpoint("https://example.com/x").is_ok());
+        assert!(strict.check_endpoint("ftp://example.com/x").is_err());
+    }
+
+    #[test]
+    fn callbacks_parse_codes_errors_and_garbage() {
+        assert_eq!(
+            Callback::from_query([("code", "c"), ("state", "s")]),
+            Callback::Code {
+                code: "c".into(),
+                state: "s".into()
+            }
+        );
+        assert!(matches!(
+            Callback::from_query([("error", "access_denied"), ("error_description", "end-user denied authorization"), ("state", "s")]),
+            Callback::Error { error, .. } if error == "access_denied"
+        ));
+        assert!(matches!(
+            Callback::from_query([("state", "s")]),
+            Callback::Malformed(_)
+        ));
+    }
+}

@@ -1,0 +1,354 @@
+//! One pull run: every configured stream, page by page, each page committed with its
+//! checkpoint in one transaction, and the run recorded (start, end, plugin version, per-stream
+//! status, records, API calls).
+//!
+//! A stop request (shutdown) is honoured between pages: the page in flight finishes and
+//! commits, then the run ends as `interrupted` and the next run resumes from the checkpoint.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::app::{App, AppError};
+use crate::engine::wit::types::{FailureKind, PullRequest, StreamStatus};
+use crate::store::IntegrationState;
+
+/// The default page size asked of the connector.
+pub const DEFAULT_PAGE_RECORDS: u32 = 2000;
+
+/// What a caller watches while a run goes on.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// The run started and will pull these streams.
+    Started {
+        /// The run id.
+        run_id: String,
+        /// The streams, in order.
+        streams: Vec<String>,
+    },
+    /// A page of `stream` was committed.
+    Page {
+        /// The stream.
+        stream: String,
+        /// Rows in the page.
+        rows: usize,
+        /// Rows of the stream so far in this run.
+        stream_total: u64,
+        /// API usage as last reported (used, limit).
+        api_usage: Option<(u64, u64)>,
+    },
+    /// A stream ended.
+    StreamDone {
+        /// Its outcome.
+        outcome: StreamOutcome,
+    },
+}
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// How the run is asked for.
+#[derive(Clone, Default)]
+pub struct PullOptions {
+    /// Forget the checkpoints first (records are kept and updated in place).
+    pub full: bool,
+    /// `cli`, `schedule`, `api`, `demo`.
+    pub trigger: String,
+    /// Rows per page asked of the connector (0: the default).
+    pub page_records: u32,
+    /// Called after each step.
+    pub progress: Option<ProgressFn>,
+    /// When it turns true, the run stops after the current page.
+    pub stop: Option<watch::Receiver<bool>>,
+}
+
+/// A connector failure as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureInfo {
+    /// The failure kind, e.g. `rate-limited`.
+    pub kind: String,
+    /// The message.
+    pub message: String,
+    /// When a retry may succeed.
+    pub retry_after_s: Option<u32>,
+}
+
+/// How one stream ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamOutcome {
+    /// The stream.
+    pub stream: String,
+    /// `complete`, `skipped`, `failed`, `interrupted` or `not-run`.
+    pub status: String,
+    /// Rows committed in this run.
+    pub records: u64,
+    /// Pages committed in this run.
+    pub pages: u32,
+    /// Provider API calls made.
+    pub api_calls: u64,
+    /// Why it was skipped or failed.
+    pub detail: Option<String>,
+    /// The connector's failure, if any.
+    pub failure: Option<FailureInfo>,
+}
+
+/// The overall result of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Every stream completed (or was skipped on purpose).
+    Succeeded,
+    /// Some streams failed.
+    Failed,
+    /// Stopped by a shutdown; resumes from the checkpoints.
+    Interrupted,
+    /// Stopped because the API budget is spent.
+    RateLimited,
+    /// Stopped because the credentials are dead.
+    NeedsReauthorization,
+}
+
+impl RunStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::RateLimited => "rate-limited",
+            Self::NeedsReauthorization => "needs-reauthorization",
+        }
+    }
+}
+
+/// The summary of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// The run id.
+    pub run_id: String,
+    /// The integration.
+    pub integration_id: String,
+    /// The plugin version (label).
+    pub plugin_version: String,
+    /// The result.
+    pub status: RunStatus,
+    /// Per stream.
+    pub streams: Vec<StreamOutcome>,
+    /// Rows committed.
+    pub records: u64,
+    /// Provider API calls.
+    pub api_calls: u64,
+    /// Wall time.
+    pub elapsed_ms: u64,
+    /// When rate-limited: how long to wait, if the connector knew.
+    pub retry_after_s: Option<u32>,
+}
+
+/// The WIT name of a failure kind.
+pub fn kind_label(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::ReauthorizationRequired => "reauthorization-required",
+        FailureKind::PermissionDenied => "permission-denied",
+        FailureKind::Unreachable => "unreachable",
+        FailureKind::Misconfigured => "misconfigured",
+        FailureKind::RateLimited => "rate-limited",
+        FailureKind::Unknown => "unknown",
+    }
+}
+
+/// Runs one pull of integration `id`. Refuses when a run of `id` is already going on in
+/// this process.
+pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<RunSummary, AppError> {
+    // The id names a lock file: only ids that exist get that far.
+    app.store.integration(id)?;
+    let _claim = app.claim_run(id).ok_or_else(|| {
+        AppError::Conflict(format!("a pull of integration {id} is already running"))
+    })?;
+    let started = Instant::now();
+    let (plugin, session, mut ctx, configured) = app.session(id, None).await?;
+    app.store.close_orphan_runs(id)?;
+    if opts.full {
+        app.store.clear_checkpoints(id)?;
+    }
+    let trigger = if opts.trigger.is_empty() {
+        "cli"
+    } else {
+        &opts.trigger
+    };
+    let run_id = app.store.start_run(id, trigger, opts.full, &plugin.label)?;
+    ctx.run = Some(run_id.clone());
+    tracing::info!(integration = id, run = %run_id, plugin = %plugin.label, full = opts.full, "run started");
+    let progress = |p: Progress| {
+        if let Some(f) = &opts.progress {
+            f(&p);
+        }
+    };
+    let streams: Vec<String> = configured.streams.iter().map(|s| s.name.clone()).collect();
+    progress(Progress::Started {
+        run_id: run_id.clone(),
+        streams: streams.clone(),
+    });
+    let page_records = if opts.page_records == 0 {
+        DEFAULT_PAGE_RECORDS
+    } else {
+        opts.page_records
+    };
+    let stopped = || opts.stop.as_ref().is_some_and(|s| *s.borrow());
+    let mut outcomes = Vec::new();
+    let mut status = RunStatus::Succeeded;
+    let mut retry_after_s = None;
+    let mut run_error: Option<String> = None;
+    for stream in &streams {
+        let mut outcome = StreamOutcome {
+            stream: stream.clone(),
+            status: "not-run".into(),
+            records: 0,
+            pages: 0,
+            api_calls: 0,
+            detail: None,
+            failure: None,
+        };
+        if status != RunStatus::Succeeded && status != RunStatus::Failed {
+            outcomes.push(outcome);
+            continue;
+        }
+        loop {
+            if stopped() {
+                outcome.status = "interrupted".into();
+                status = RunStatus::Interrupted;
+                break;
+            }
+            let checkpoint = app.store.checkpoint(id, stream)?;
+            let request = PullRequest {
+                stream: stream.clone(),
+                checkpoint: checkpoint.clone(),
+                max_records: page_records,
+            };
+            let page = match app.engine.pull(&plugin, &ctx, &session, &request).await {
+                Ok(Ok(page)) => page,
+                Ok(Err(failure)) => {
+                    let kind = kind_label(failure.kind);
+                    tracing::warn!(integration = id, run = %run_id, stream, kind, message = %failure.message, "stream failed");
+                    outcome.status = "failed".into();
+                    outcome.failure = Some(FailureInfo {
+                        kind: kind.into(),
+                        message: failure.message.clone(),
+                        retry_after_s: failure.retry_after_s,
+                    });
+                    match failure.kind {
+                        FailureKind::ReauthorizationRequired => {
+                            status = RunStatus::NeedsReauthorization;
+                            app.store.set_state(
+                                id,
+                                IntegrationState::NeedsReauthorization,
+                                Some(&failure.message),
+                            )?;
+                        }
+                        FailureKind::RateLimited => {
+                            status = RunStatus::RateLimited;
+                            retry_after_s = failure.retry_after_s;
+                        }
+                        _ => status = RunStatus::Failed,
+                    }
+                    run_error = Some(format!("{stream}: {kind}: {}", failure.message));
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(integration = id, run = %run_id, stream, error = %e, "stream failed in the engine");
+                    outcome.status = "failed".into();
+                    outcome.detail = Some(e.to_string());
+                    status = RunStatus::Failed;
+                    run_error = Some(format!("{stream}: {e}"));
+                    break;
+                }
+            };
+            let (stream_status, detail) = match &page.status {
+                StreamStatus::Partial => ("partial", None),
+                StreamStatus::Complete => ("complete", None),
+                StreamStatus::Skipped(why) => ("skipped", Some(why.clone())),
+            };
+            // A skipped stream's checkpoint does not advance (the contract says so): keep ours.
+            let new_checkpoint = if stream_status == "skipped" {
+                checkpoint
+            } else {
+                page.checkpoint.clone()
+            };
+            let rows = page.rows.len();
+            // SQLite work blocks: keep it off the async workers that drive other runs.
+            let commit = {
+                let (store, id, stream, run_id) = (
+                    app.store.clone(),
+                    id.to_string(),
+                    stream.clone(),
+                    run_id.clone(),
+                );
+                let (page_rows, api_calls) = (page.rows, page.api_calls);
+                tokio::task::spawn_blocking(move || {
+                    store.commit_page(
+                        &id,
+                        &stream,
+                        &run_id,
+                        &page_rows,
+                        new_checkpoint.as_deref(),
+                        stream_status,
+                        api_calls,
+                    )
+                })
+            };
+            commit
+                .await
+                .map_err(|e| AppError::Conflict(format!("the page commit task failed: {e}")))??;
+            outcome.records += rows as u64;
+            outcome.pages += 1;
+            outcome.api_calls += u64::from(page.api_calls);
+            progress(Progress::Page {
+                stream: stream.clone(),
+                rows,
+                stream_total: outcome.records,
+                api_usage: page.api_usage.map(|u| (u.used, u.limit)),
+            });
+            match page.status {
+                StreamStatus::Partial => continue,
+                StreamStatus::Complete => {
+                    outcome.status = "complete".into();
+                    break;
+                }
+                StreamStatus::Skipped(_) => {
+                    outcome.status = "skipped".into();
+                    outcome.detail = detail;
+                    break;
+                }
+            }
+        }
+        progress(Progress::StreamDone {
+            outcome: outcome.clone(),
+        });
+        outcomes.push(outcome);
+    }
+    let records = outcomes.iter().map(|o| o.records).sum();
+    let api_calls = outcomes.iter().map(|o| o.api_calls).sum();
+    let streams_json = serde_json::to_value(&outcomes).unwrap_or_default();
+    app.store.finish_run(
+        &run_id,
+        status.as_str(),
+        &streams_json,
+        run_error.as_deref(),
+    )?;
+    tracing::info!(integration = id, run = %run_id, status = status.as_str(), records, api_calls, "run finished");
+    Ok(RunSummary {
+        run_id,
+        integration_id: id.to_string(),
+        plugin_version: plugin.label.clone(),
+        status,
+        streams: outcomes,
+        records,
+        api_calls,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        retry_after_s,
+    })
+}
+
+/// How long to wait before retrying after a rate limit, when the connector gave no hint.
+pub const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(15 * 60);

@@ -1,0 +1,97 @@
+//! Versioned schema migrations. Each entry runs once, in order, in its own transaction, and
+//! `PRAGMA user_version` records the last one applied. Never edit a released migration: add one.
+
+/// The migrations, oldest first; index + 1 is the schema version.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+CREATE TABLE integrations (
+    id              TEXT PRIMARY KEY,
+    seq             INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    plugin          TEXT NOT NULL,
+    settings_json   TEXT NOT NULL,
+    interval_s      INTEGER NOT NULL,
+    client_id       TEXT,
+    client_secret   BLOB,          -- sealed; never clear text
+    state           TEXT NOT NULL,
+    state_reason    TEXT,
+    created_at_ms   INTEGER NOT NULL,
+    updated_at_ms   INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX integrations_seq ON integrations(seq);
+
+CREATE TABLE tokens (
+    integration_id      TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
+    flow                TEXT NOT NULL,
+    access_token        BLOB NOT NULL,   -- sealed
+    refresh_token       BLOB,            -- sealed
+    token_url           TEXT NOT NULL,
+    instance_url        TEXT NOT NULL,
+    identity_url        TEXT,
+    issued_at_ms        INTEGER,
+    scopes              TEXT NOT NULL,
+    obtained_at_ms      INTEGER NOT NULL,
+    generation          INTEGER NOT NULL,
+    health              TEXT,
+    health_checked_ms   INTEGER
+);
+
+CREATE TABLE oauth_states (
+    state           TEXT PRIMARY KEY,
+    integration_id  TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    verifier        BLOB NOT NULL,       -- sealed PKCE verifier
+    redirect_uri    TEXT NOT NULL,
+    created_at_ms   INTEGER NOT NULL
+);
+
+CREATE TABLE checkpoints (
+    integration_id  TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    stream          TEXT NOT NULL,
+    checkpoint      TEXT,
+    status          TEXT NOT NULL,
+    updated_at_ms   INTEGER NOT NULL,
+    PRIMARY KEY (integration_id, stream)
+);
+
+CREATE TABLE records (
+    integration_id  TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    stream          TEXT NOT NULL,
+    key             TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    deleted         INTEGER NOT NULL,
+    cursor          TEXT NOT NULL,
+    json            BLOB NOT NULL,
+    run_id          TEXT,
+    updated_at_ms   INTEGER NOT NULL,
+    PRIMARY KEY (integration_id, stream, key)
+) WITHOUT ROWID;
+
+CREATE TABLE runs (
+    id              TEXT PRIMARY KEY,
+    integration_id  TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
+    trigger         TEXT NOT NULL,
+    full            INTEGER NOT NULL,
+    plugin_version  TEXT NOT NULL,
+    started_at_ms   INTEGER NOT NULL,
+    ended_at_ms     INTEGER,
+    status          TEXT NOT NULL,
+    records         INTEGER NOT NULL DEFAULT 0,
+    api_calls       INTEGER NOT NULL DEFAULT 0,
+    streams_json    TEXT NOT NULL DEFAULT '{}',
+    error           TEXT
+);
+CREATE INDEX runs_by_integration ON runs(integration_id, started_at_ms);
+
+CREATE TABLE plugin_versions (
+    name            TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    sha256          TEXT NOT NULL,
+    contract        TEXT NOT NULL,
+    installed_at_ms INTEGER NOT NULL,
+    active_since_ms INTEGER,
+    wasm            BLOB NOT NULL,
+    PRIMARY KEY (name, version)
+);
+"#,
+];

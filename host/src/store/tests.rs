@@ -1,0 +1,366 @@
+use super::*;
+use crate::engine::wit::types::{Operation, Row};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-store-{tag}-{}",
+        crate::secrets::random_token(6)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn store(tag: &str) -> (Store, PathBuf) {
+    let dir = temp_dir(tag);
+    let store = Store::open(&dir.join(DB_FILE), Cipher::from_key(&[3u8; 32])).unwrap();
+    (store, dir)
+}
+
+fn settings() -> IntegrationSettings {
+    IntegrationSettings {
+        capability: "helpdesk".into(),
+        environment: "production".into(),
+        pull_by: Some("updated".into()),
+        domain: Some("https://acme.my.salesforce.com".into()),
+        extra: vec![],
+    }
+}
+
+fn add(store: &Store, name: &str, secret: Option<&str>) -> Integration {
+    store
+        .insert_integration(&NewIntegration {
+            name: name.into(),
+            plugin: "salesforce".into(),
+            settings: settings(),
+            interval_s: 900,
+            client_id: Some("client-id".into()),
+            client_secret: secret.map(Secret::new),
+        })
+        .unwrap()
+}
+
+fn row(key: &str, op: Operation, json: &str) -> Row {
+    Row {
+        key: key.into(),
+        op,
+        cursor: "2024-01-01T00:00:00.000Z".into(),
+        json: json.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn migrations_are_versioned_and_idempotent() {
+    let (store, dir) = store("migrate");
+    assert_eq!(store.schema_version().unwrap(), 1);
+    let mode: String = store
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(store);
+    let again = Store::open(&dir.join(DB_FILE), Cipher::from_key(&[3u8; 32])).unwrap();
+    assert_eq!(again.schema_version().unwrap(), 1);
+}
+
+#[test]
+fn integrations_list_newest_first_and_delete_cascades() {
+    let (store, _dir) = store("crud");
+    let a = add(&store, "a", None);
+    let b = add(&store, "b", Some("s3cr3t"));
+    let ids: Vec<_> = store
+        .integrations()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, [b.id.clone(), a.id.clone()]);
+    assert_eq!(b.state, IntegrationState::PendingAuthorization);
+    assert!(b.has_client_secret && !a.has_client_secret);
+    assert_eq!(
+        store.client_secret(&b.id).unwrap().unwrap().expose(),
+        "s3cr3t"
+    );
+    let run = store
+        .start_run(&b.id, "cli", false, "salesforce@x")
+        .unwrap();
+    store
+        .commit_page(
+            &b.id,
+            "Case",
+            &run,
+            &[row("1", Operation::Upsert, "{}")],
+            Some("c1"),
+            "partial",
+            1,
+        )
+        .unwrap();
+    store.delete_integration(&b.id).unwrap();
+    assert!(matches!(
+        store.integration(&b.id),
+        Err(StoreError::UnknownIntegration(_))
+    ));
+    let left: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    assert!(matches!(
+        store.delete_integration("int_nope"),
+        Err(StoreError::UnknownIntegration(_))
+    ));
+}
+
+#[test]
+fn records_keep_the_latest_version_and_tombstones() {
+    let (store, _dir) = store("records");
+    let i = add(&store, "a", None);
+    let run = store
+        .start_run(&i.id, "cli", false, "salesforce@x")
+        .unwrap();
+    let page1 = [
+        row("A", Operation::Upsert, r#"{"v":1}"#),
+        row("B", Operation::Upsert, r#"{"v":1}"#),
+    ];
+    store
+        .commit_page(&i.id, "Case", &run, &page1, Some("cp1"), "partial", 2)
+        .unwrap();
+    let page2 = [
+        row("A", Operation::Upsert, r#"{"v":2}"#),
+        row("B", Operation::Delete, r#"{"deleted":true}"#),
+    ];
+    store
+        .commit_page(&i.id, "Case", &run, &page2, Some("cp2"), "complete", 1)
+        .unwrap();
+    let mut all = Vec::new();
+    store
+        .for_each_record(&i.id, Some("Case"), true, |r| {
+            all.push(r);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (all[0].key.as_str(), all[0].version, all[0].deleted),
+        ("A", 2, false)
+    );
+    assert_eq!(all[0].json, br#"{"v":2}"#);
+    assert_eq!((all[1].key.as_str(), all[1].deleted), ("B", true));
+    let mut live = 0;
+    store
+        .for_each_record(&i.id, None, false, |_| {
+            live += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(live, 1);
+    assert_eq!(
+        store.checkpoint(&i.id, "Case").unwrap().as_deref(),
+        Some("cp2")
+    );
+    let runs = store.runs(&i.id, 10).unwrap();
+    assert_eq!((runs[0].records, runs[0].api_calls), (4, 3));
+    let counts = store.record_counts(&i.id).unwrap();
+    assert_eq!((counts[0].live, counts[0].deleted), (1, 1));
+}
+
+#[test]
+fn a_failed_page_commit_leaves_neither_rows_nor_checkpoint() {
+    let (store, _dir) = store("atomic");
+    let i = add(&store, "a", None);
+    let run = store
+        .start_run(&i.id, "cli", false, "salesforce@x")
+        .unwrap();
+    store
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &[row("A", Operation::Upsert, "{}")],
+            Some("cp1"),
+            "partial",
+            1,
+        )
+        .unwrap();
+    // Make the checkpoint write fail after the rows were written inside the transaction.
+    store
+        .conn()
+        .execute_batch(
+            "CREATE TEMP TRIGGER fail_cp BEFORE UPDATE ON checkpoints
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .unwrap();
+    let page = [
+        row("A", Operation::Upsert, r#"{"v":2}"#),
+        row("B", Operation::Upsert, "{}"),
+    ];
+    let err = store
+        .commit_page(&i.id, "Case", &run, &page, Some("cp2"), "partial", 1)
+        .unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    let mut keys = Vec::new();
+    store
+        .for_each_record(&i.id, None, true, |r| {
+            keys.push((r.key, r.version));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(keys, [("A".to_string(), 1)]);
+    assert_eq!(
+        store.checkpoint(&i.id, "Case").unwrap().as_deref(),
+        Some("cp1")
+    );
+    assert_eq!(store.runs(&i.id, 1).unwrap()[0].records, 1);
+}
+
+#[test]
+fn the_database_file_never_holds_a_secret_in_clear() {
+    let (store, dir) = store("clear");
+    let client_secret = "CLIENT-SECRET-7f3a9b2c41d8e6";
+    let access = "00Dx0000000BV7z!ACCESS-TOKEN-9c8b7a6d5e4f";
+    let refresh = "5Aep861REFRESH-TOKEN-1a2b3c4d5e6f";
+    let verifier = "PKCE-VERIFIER-0a1b2c3d4e5f6a7b8c9d";
+    let i = add(&store, "a", Some(client_secret));
+    let tokens = TokenSet {
+        flow: GrantFlow::AuthorizationCode,
+        access: Secret::new(access),
+        refresh: Some(Secret::new(refresh)),
+        token_url: "https://login.salesforce.com/services/oauth2/token".into(),
+        instance_url: "https://acme.my.salesforce.com".into(),
+        identity_url: None,
+        issued_at_ms: Some(1),
+        scopes: vec!["api".into(), "refresh_token".into()],
+        obtained_at_ms: now_ms(),
+        generation: 0,
+    };
+    store.put_grant(&i.id, &tokens).unwrap();
+    store
+        .put_oauth_state(
+            "state-1",
+            &i.id,
+            &Secret::new(verifier),
+            "http://127.0.0.1:1/cb",
+        )
+        .unwrap();
+    let read = store.tokens(&i.id).unwrap().unwrap();
+    assert_eq!(read.access.expose(), access);
+    assert_eq!(read.refresh.unwrap().expose(), refresh);
+    assert_eq!(
+        store.integration(&i.id).unwrap().state,
+        IntegrationState::Active
+    );
+    // Look at the WAL too, then fold it into the main file and look again.
+    let mut bytes = Vec::new();
+    for name in [DB_FILE, "sluice.db-wal"] {
+        if let Ok(b) = std::fs::read(dir.join(name)) {
+            bytes.extend(b);
+        }
+    }
+    store
+        .conn()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    bytes.extend(std::fs::read(dir.join(DB_FILE)).unwrap());
+    for secret in [client_secret, access, refresh, verifier] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "found a secret in clear in the database files"
+        );
+    }
+    // And a sealed value moved to another integration's row does not open.
+    let j = add(&store, "b", None);
+    store
+        .conn()
+        .execute(
+            "UPDATE integrations SET client_secret = (SELECT client_secret FROM integrations
+             WHERE id = ?1) WHERE id = ?2",
+            [&i.id, &j.id],
+        )
+        .unwrap();
+    assert!(matches!(
+        store.client_secret(&j.id),
+        Err(StoreError::Secret(_))
+    ));
+}
+
+#[test]
+fn a_rotated_refresh_token_is_stored_with_the_new_access_token() {
+    let (store, _dir) = store("rotate");
+    let i = add(&store, "a", None);
+    let tokens = TokenSet {
+        flow: GrantFlow::AuthorizationCode,
+        access: Secret::new("a1"),
+        refresh: Some(Secret::new("r1")),
+        token_url: "https://t".into(),
+        instance_url: "https://i".into(),
+        identity_url: None,
+        issued_at_ms: None,
+        scopes: vec![],
+        obtained_at_ms: 0,
+        generation: 0,
+    };
+    store.put_grant(&i.id, &tokens).unwrap();
+    let g1 = store.tokens(&i.id).unwrap().unwrap().generation;
+    let g2 = store
+        .put_refreshed(&i.id, &Secret::new("a2"), None, None, Some(5))
+        .unwrap();
+    let t = store.tokens(&i.id).unwrap().unwrap();
+    assert_eq!(
+        (t.access.expose(), t.refresh.as_ref().unwrap().expose()),
+        ("a2", "r1")
+    );
+    assert!(g2 > g1);
+    store
+        .put_refreshed(
+            &i.id,
+            &Secret::new("a3"),
+            Some(&Secret::new("r2")),
+            None,
+            Some(6),
+        )
+        .unwrap();
+    let t = store.tokens(&i.id).unwrap().unwrap();
+    assert_eq!(
+        (t.access.expose(), t.refresh.unwrap().expose()),
+        ("a3", "r2")
+    );
+}
+
+#[test]
+fn oauth_states_are_single_use_and_expire() {
+    let (store, _dir) = store("state");
+    let i = add(&store, "a", None);
+    store
+        .put_oauth_state(
+            "s1",
+            &i.id,
+            &Secret::new("v1"),
+            "http://127.0.0.1:9/oauth/callback",
+        )
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    let got = store.take_oauth_state("s1", hour).unwrap().unwrap();
+    assert_eq!(
+        (got.integration_id.as_str(), got.verifier.expose()),
+        (i.id.as_str(), "v1")
+    );
+    assert!(store.take_oauth_state("s1", hour).unwrap().is_none());
+    store
+        .put_oauth_state("s2", &i.id, &Secret::new("v2"), "x")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(
+        store
+            .take_oauth_state("s2", Duration::ZERO)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn an_unwritable_data_dir_is_a_clear_error() {
+    let dir = temp_dir("ro");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Store::open_dir(&file.join("data")).unwrap_err();
+    assert!(matches!(err, StoreError::DataDir { .. }), "{err}");
+}

@@ -1,0 +1,328 @@
+//! The token store: access tokens for the engine, refreshed safely.
+//!
+//! Salesforce gives no `expires_in`, so a token is refreshed proactively once it is older than
+//! the configured age (default: three quarters of a 2-hour session), and reactively when the
+//! engine reports a 401. Rules:
+//! - Refreshes of one integration are serialised (a tokio mutex per integration); a caller
+//!   that waited finds the replacement another caller got and does not refresh again. With
+//!   refresh-token rotation two concurrent refreshes would burn each other's token.
+//! - The refresh result is stored (rotated refresh token and new access token in one
+//!   statement) before the access token is returned to anyone: a crash right after the
+//!   provider rotated cannot leave the database with a dead refresh token.
+//! - `invalid_grant` marks the integration `needs-reauthorization` with the provider's text;
+//!   later calls fail at once without another token request (no retry loop).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::engine::credentials::{AccessToken, BoxFuture, CredentialError, CredentialProvider};
+use crate::oauth::{AppCredentials, OAuth, OAuthError};
+use crate::secrets::Secret;
+use crate::store::{GrantFlow, IntegrationState, Store, StoreError, TokenSet, now_ms};
+
+/// Default proactive refresh age: three quarters of Salesforce's default 2-hour session.
+pub const DEFAULT_REFRESH_AGE: Duration = Duration::from_secs(90 * 60);
+
+/// The host-wide connected app, used by integrations without their own client id.
+#[derive(Debug, Clone, Default)]
+pub struct HostApp {
+    /// `SLUICE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// `SLUICE_CLIENT_SECRET`.
+    pub client_secret: Option<Secret>,
+}
+
+/// Access tokens for every integration, over the encrypted store.
+pub struct TokenService {
+    store: Arc<Store>,
+    oauth: OAuth,
+    host_app: HostApp,
+    refresh_age: Duration,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    lock_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("refresh_age", &self.refresh_age)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> CredentialError {
+    CredentialError::Unavailable(e.to_string())
+}
+
+impl TokenService {
+    /// A token service refreshing tokens older than `refresh_age`.
+    /// `lock_dir` (normally `<data dir>/locks`) extends the per-integration serialisation
+    /// to every process sharing the data directory (`sluice pull` beside `sluice serve`).
+    pub fn new(
+        store: Arc<Store>,
+        oauth: OAuth,
+        host_app: HostApp,
+        refresh_age: Duration,
+        lock_dir: Option<PathBuf>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            oauth,
+            host_app,
+            refresh_age,
+            locks: Mutex::new(HashMap::new()),
+            lock_dir,
+        })
+    }
+
+    /// An OS file lock on the integration's token, held across processes; the OS releases it
+    /// if the holder dies. `None` (no cross-process exclusion) when it cannot be had.
+    async fn os_lock(&self, integration_id: &str) -> Option<std::fs::File> {
+        let dir = self.lock_dir.clone()?;
+        if !integration_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return None;
+        }
+        let path = dir.join(format!("{integration_id}.token.lock"));
+        let locked = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .ok()?;
+        locked
+            .map_err(|e| tracing::warn!(integration = integration_id, error = %e, "cannot take the token lock"))
+            .ok()
+    }
+
+    /// The OAuth client.
+    pub fn oauth(&self) -> &OAuth {
+        &self.oauth
+    }
+
+    /// The connected app an integration uses: its own client id (and secret), else the host's.
+    pub fn app_for(&self, integration_id: &str) -> Result<AppCredentials, OAuthError> {
+        let integration = self
+            .store
+            .integration(integration_id)
+            .map_err(|e| OAuthError::BadResponse(e.to_string()))?;
+        if let Some(client_id) = integration.client_id {
+            let client_secret = self
+                .store
+                .client_secret(integration_id)
+                .map_err(|e| OAuthError::BadResponse(e.to_string()))?;
+            return Ok(AppCredentials {
+                client_id,
+                client_secret,
+            });
+        }
+        match &self.host_app.client_id {
+            Some(client_id) => Ok(AppCredentials {
+                client_id: client_id.clone(),
+                client_secret: self.host_app.client_secret.clone(),
+            }),
+            None => Err(OAuthError::NoClient),
+        }
+    }
+
+    /// The engine-facing provider of one integration.
+    pub fn provider(self: &Arc<Self>, integration_id: &str) -> Arc<dyn CredentialProvider> {
+        Arc::new(IntegrationCredentials {
+            service: self.clone(),
+            integration_id: integration_id.to_string(),
+        })
+    }
+
+    fn lock_for(&self, integration_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(integration_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn load(&self, integration_id: &str) -> Result<TokenSet, CredentialError> {
+        let integration = self
+            .store
+            .integration(integration_id)
+            .map_err(|e| match e {
+                StoreError::UnknownIntegration(_) => {
+                    CredentialError::ReauthorizationRequired(e.to_string())
+                }
+                other => unavailable(other),
+            })?;
+        if integration.state == IntegrationState::NeedsReauthorization {
+            return Err(CredentialError::ReauthorizationRequired(
+                integration
+                    .state_reason
+                    .unwrap_or_else(|| "the integration needs re-authorization".into()),
+            ));
+        }
+        self.store
+            .tokens(integration_id)
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                CredentialError::ReauthorizationRequired(format!(
+                    "integration {integration_id} is not connected yet: run `sluice connect {integration_id}`"
+                ))
+            })
+    }
+
+    fn is_old(&self, tokens: &TokenSet) -> bool {
+        now_ms().saturating_sub(tokens.obtained_at_ms) >= self.refresh_age.as_millis() as i64
+    }
+
+    /// The current access token, refreshed first when it is older than the refresh age.
+    pub async fn access_token(&self, integration_id: &str) -> Result<AccessToken, CredentialError> {
+        let tokens = self.load(integration_id)?;
+        if !self.is_old(&tokens) {
+            return Ok(AccessToken::new(tokens.access.expose()));
+        }
+        self.refresh_serialised(integration_id, None).await
+    }
+
+    /// Refreshes unless another caller already replaced `rejected` (or, when `rejected` is
+    /// `None`, unless the token is no longer old). Serialised per integration.
+    pub async fn refresh_serialised(
+        &self,
+        integration_id: &str,
+        rejected: Option<&AccessToken>,
+    ) -> Result<AccessToken, CredentialError> {
+        let lock = self.lock_for(integration_id);
+        let _guard = lock.lock().await;
+        let _os_guard = self.os_lock(integration_id).await;
+        let tokens = self.load(integration_id)?;
+        let replaced = match rejected {
+            Some(rejected) => rejected.expose() != tokens.access.expose(),
+            None => !self.is_old(&tokens),
+        };
+        if replaced {
+            return Ok(AccessToken::new(tokens.access.expose()));
+        }
+        self.refresh_locked(integration_id, &tokens).await
+    }
+
+    /// Runs the grant and stores its result; the caller holds the integration's lock.
+    async fn refresh_locked(
+        &self,
+        integration_id: &str,
+        tokens: &TokenSet,
+    ) -> Result<AccessToken, CredentialError> {
+        let app = self
+            .app_for(integration_id)
+            .map_err(|e| CredentialError::ReauthorizationRequired(e.to_string()))?;
+        let result = match (tokens.flow, &tokens.refresh) {
+            (GrantFlow::ClientCredentials, _) => {
+                self.oauth.client_credentials(&tokens.token_url, &app).await
+            }
+            (GrantFlow::AuthorizationCode, Some(refresh)) => {
+                self.oauth.refresh(&tokens.token_url, &app, refresh).await
+            }
+            (GrantFlow::AuthorizationCode, None) => {
+                let reason =
+                    "the grant has no refresh token (was the refresh_token scope granted?)";
+                self.mark_dead(integration_id, reason)?;
+                return Err(CredentialError::ReauthorizationRequired(reason.into()));
+            }
+        };
+        match result {
+            Ok(grant) => {
+                // Durable first: the rotated refresh token and the access token land together
+                // before anyone can use the new access token.
+                self.store
+                    .put_refreshed(
+                        integration_id,
+                        &grant.access,
+                        grant.refresh.as_ref(),
+                        grant.instance_url.as_deref(),
+                        grant.issued_at_ms,
+                    )
+                    .map_err(unavailable)?;
+                tracing::info!(
+                    integration = integration_id,
+                    rotated = grant.refresh.is_some(),
+                    "access token refreshed"
+                );
+                Ok(AccessToken::new(grant.access.expose()))
+            }
+            Err(e)
+                if e.is_invalid_grant()
+                    || matches!(e, OAuthError::Provider { ref error, .. } if error == "invalid_client_id" || error == "invalid_client") =>
+            {
+                let reason = format!("token refresh refused: {e}");
+                self.mark_dead(integration_id, &reason)?;
+                Err(CredentialError::ReauthorizationRequired(reason))
+            }
+            Err(e) => {
+                let _ = self.store.set_token_health(integration_id, "unreachable");
+                tracing::warn!(integration = integration_id, error = %e, "token refresh failed");
+                Err(unavailable(e))
+            }
+        }
+    }
+
+    fn mark_dead(&self, integration_id: &str, reason: &str) -> Result<(), CredentialError> {
+        tracing::warn!(
+            integration = integration_id,
+            reason,
+            "integration needs re-authorization"
+        );
+        self.store
+            .set_state(
+                integration_id,
+                IntegrationState::NeedsReauthorization,
+                Some(reason),
+            )
+            .map_err(unavailable)?;
+        let _ = self.store.set_token_health(integration_id, "dead");
+        Ok(())
+    }
+
+    /// Health check: proves the refresh token still works by using it (a refresh). Finds a
+    /// revoked token before the next pull needs it. Integrations already marked
+    /// `needs-reauthorization` are not asked about again.
+    pub async fn health_check(&self, integration_id: &str) -> Result<(), CredentialError> {
+        let lock = self.lock_for(integration_id);
+        let _guard = lock.lock().await;
+        let _os_guard = self.os_lock(integration_id).await;
+        let tokens = self.load(integration_id)?;
+        self.refresh_locked(integration_id, &tokens)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// One integration's [`CredentialProvider`].
+pub struct IntegrationCredentials {
+    service: Arc<TokenService>,
+    integration_id: String,
+}
+
+impl CredentialProvider for IntegrationCredentials {
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
+        Box::pin(self.service.access_token(&self.integration_id))
+    }
+
+    fn refresh(
+        &self,
+        rejected: &AccessToken,
+    ) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
+        let rejected = rejected.clone();
+        Box::pin(async move {
+            self.service
+                .refresh_serialised(&self.integration_id, Some(&rejected))
+                .await
+        })
+    }
+}

@@ -1,0 +1,249 @@
+//! The admin API: health, metrics, the OpenAPI document, 422 with per-field errors, 404, the
+//! bearer token, and the OAuth callback's refusals.
+
+use std::sync::Arc;
+
+use sluice::admin::{AdminState, router};
+use sluice::app::{App, AppConfig};
+use sluice::scheduler::SchedulerStats;
+
+async fn server(token: Option<&str>) -> (String, Arc<App>) {
+    let dir =
+        std::env::temp_dir().join(format!("sluice-admin-{}", sluice::secrets::random_token(6)));
+    let mut config = AppConfig::new(dir);
+    config.allow_insecure_loopback = true;
+    let app = App::open(config).await.unwrap();
+    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
+        app.registry
+            .install("salesforce", &std::fs::read(path).unwrap(), false)
+            .await
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = AdminState {
+        app: app.clone(),
+        stats: Arc::new(SchedulerStats::default()),
+        admin_token: token.map(Into::into),
+        public_url: base.clone(),
+    };
+    tokio::spawn(async move {
+        axum::serve(listener, router(state)).await.unwrap();
+    });
+    (base, app)
+}
+
+async fn json(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn the_api_validates_and_describes_itself() {
+    let (base, _app) = server(None).await;
+    let http = reqwest::Client::new();
+    let (status, body) = json(http.get(format!("{base}/healthz")).send().await.unwrap()).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+
+    let (status, doc) = json(
+        http.get(format!("{base}/api/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/api/integrations"]["post"].is_object());
+
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("sluice_plugin_calls_total") && text.contains("sluice_integrations"));
+
+    // 422 with per-field errors; nothing stored.
+    let (status, body) = json(
+        http.post(format!("{base}/api/integrations"))
+            .header("content-type", "application/json")
+            .body(r#"{"name":"x","capability":"helpdesk","environment":"staging","domain":"ftp://x"}"#)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"environment"), "{fields:?}");
+    let (status, body) = json(
+        http.post(format!("{base}/api/integrations"))
+            .body(r#"{"name":"x","bogus":1}"#)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (_, list) = json(
+        http.get(format!("{base}/api/integrations"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list, serde_json::json!([]));
+
+    let (status, _) = json(
+        http.get(format!("{base}/api/integrations/int_nope"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // The OAuth callback refuses a stale state and a callback without a code.
+    let stale = http
+        .get(format!("{base}/oauth/callback?code=abc&state=never-issued"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status().as_u16(), 400);
+    let no_code = http
+        .get(format!("{base}/oauth/callback?state=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_code.status().as_u16(), 400);
+    let denied = http
+        .get(format!(
+            "{base}/oauth/callback?error=access_denied&error_description=end-user+denied+authorization&state=x"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status().as_u16(), 400);
+    assert!(denied.text().await.unwrap().contains("access_denied"));
+}
+
+#[tokio::test]
+async fn a_configured_admin_token_is_required() {
+    let (base, _app) = server(Some("t0ken")).await;
+    let http = reqwest::Client::new();
+    let open = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(open.status().as_u16(), 200);
+    for path in ["/api/integrations", "/metrics", "/api/plugins"] {
+        let none = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(none.status().as_u16(), 401, "{path}");
+        let wrong = http
+            .get(format!("{base}{path}"))
+            .bearer_auth("nope")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status().as_u16(), 401, "{path}");
+        let right = http
+            .get(format!("{base}{path}"))
+            .bearer_auth("t0ken")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status().as_u16(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn integrations_are_added_and_authorized_through_the_api() {
+    let (base, app) = server(None).await;
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        dataset: sf_emulator::Dataset::Empty,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let body = serde_json::json!({
+        "name": "Acme", "capability": "helpdesk", "environment": "production",
+        "domain": emu.url, "pull_by": "updated", "client_id": emu.client_id,
+        "client_secret": emu.client_secret, "interval": "30m",
+    });
+    let (status, created) = json(
+        http.post(format!("{base}/api/integrations"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(
+        created.to_string().find(&emu.client_secret).is_none(),
+        "no secret echoed"
+    );
+    let id = created["integration"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["integration"]["state"], "pending-authorization");
+    assert_eq!(created["integration"]["interval_s"], 1800);
+
+    let (status, auth) = json(
+        http.post(format!("{base}/api/integrations/{id}/authorize"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{auth}");
+    let approve = http
+        .get(auth["authorize_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let location = approve.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{base}/oauth/callback?")),
+        "{location}"
+    );
+    let callback = http.get(&location).send().await.unwrap();
+    assert_eq!(callback.status().as_u16(), 200);
+    assert_eq!(
+        app.store.integration(&id).unwrap().state,
+        sluice::store::IntegrationState::Active
+    );
+    // The same callback again: the state was single-use.
+    let replay = http.get(&location).send().await.unwrap();
+    assert_eq!(replay.status().as_u16(), 400);
+
+    let (status, edited) = json(
+        http.patch(format!("{base}/api/integrations/{id}"))
+            .body(r#"{"pull_by":"sideways"}"#)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422, "{edited}");
+    let del = http
+        .delete(format!("{base}/api/integrations/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    let (status, _) = json(
+        http.get(format!("{base}/api/integrations/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

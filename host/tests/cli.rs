@@ -1,0 +1,228 @@
+//! The `sluice` binary: errors are one clear line with a non-zero exit, and bad input leaves
+//! state unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-cli-{tag}-{}",
+        sluice::secrets::random_token(6)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sluice(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("SLUICE_SECRET_KEY")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("sluice runs")
+}
+
+fn one_error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected, got: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    errors[0].to_string()
+}
+
+#[test]
+fn unknown_ids_are_one_line_errors() {
+    let dir = temp_dir("unknown");
+    for args in [
+        &["integration", "show", "int_nope"][..],
+        &["integration", "delete", "int_nope"],
+        &["test", "int_nope"],
+        &["pull", "int_nope"],
+        &["records", "int_nope"],
+    ] {
+        let line = one_error_line(&sluice(&dir, args));
+        assert!(line.contains("int_nope"), "{args:?}: {line}");
+    }
+}
+
+#[test]
+fn an_unwritable_data_dir_is_a_one_line_error() {
+    let dir = temp_dir("unwritable");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let line = one_error_line(&sluice(&file.join("data"), &["integration", "list"]));
+    assert!(line.contains("data directory"), "{line}");
+}
+
+#[test]
+fn malformed_adds_fail_and_store_nothing() {
+    let dir = temp_dir("add");
+    let base = [
+        "integration",
+        "add",
+        "--name",
+        "Acme",
+        "--capability",
+        "helpdesk",
+        "--environment",
+        "production",
+        "--domain",
+        "https://acme.my.salesforce.com",
+        "--pull-by",
+        "updated",
+    ];
+    let bad: Vec<Vec<&str>> = vec![
+        [&base[..], &["--interval", "soon"]].concat(),
+        [&base[..], &["--set", "colour=blue"]].concat(),
+        [&base[..5], &["--environment", "staging"]].concat(),
+        [
+            &base[..8],
+            &["--domain", "ftp://acme.example", "--pull-by", "updated"],
+        ]
+        .concat(),
+        [&base[..10], &["--pull-by", "sideways"]].concat(),
+        base[..10].to_vec(),
+    ];
+    for args in bad {
+        let out = sluice(&dir, &args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+    let list = sluice(&dir, &["--json", "integration", "list"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(rows, serde_json::json!([]));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_key_file_has_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("key");
+    let out = sluice(&dir, &["integration", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(dir.join("secret.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+/// `sluice connect --no-browser` prints the authorize URL, listens on loopback, and reports
+/// success once the (emulated) browser comes back; `test`, `pull` and `records` follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_pull_and_export_through_the_binary() {
+    use std::io::{BufRead, BufReader};
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = temp_dir("connect");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--allow-insecure-loopback"];
+        all.extend_from_slice(args);
+        sluice(&dir, &all)
+    };
+    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
+        let out = run(&["plugin", "install", &path, "--name", "salesforce"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = run(&[
+        "integration",
+        "add",
+        "--name",
+        "Acme",
+        "--capability",
+        "helpdesk",
+        "--environment",
+        "production",
+        "--domain",
+        &emu.url,
+        "--pull-by",
+        "updated",
+        "--client-id",
+        &emu.client_id,
+        "--client-secret",
+        &emu.client_secret,
+        "--interval",
+        "1h",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(id.starts_with("int_"), "{id}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--allow-insecure-loopback", "connect", &id, "--no-browser"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.trim().starts_with("http").then(|| l.trim().to_string()))
+    })
+    .await
+    .unwrap()
+    .expect("the authorize URL is printed");
+    // The browser: follows the emulator's redirect to the loopback callback.
+    let page = reqwest::get(&url).await.unwrap();
+    assert!(page.status().is_success(), "{}", page.status());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("authorized integration"));
+
+    let out = run(&["pull", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
+    let out = run(&["records", &id, "--stream", "Case"]);
+    assert!(out.status.success());
+    let lines = String::from_utf8(out.stdout).unwrap();
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(first["stream"], "Case");
+    assert!(first["record"]["Id"].is_string());
+    let out = run(&["--json", "integration", "list"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["state"], "active");
+    assert_eq!(rows[0]["last_run"]["status"], "succeeded");
+    assert_eq!(rows[0]["token"]["health"], "ok");
+    let out = run(&["integration", "delete", &id]);
+    assert!(out.status.success());
+    let line = one_error_line(&run(&["integration", "show", &id]));
+    assert!(line.contains(&id));
+}

@@ -1,0 +1,152 @@
+//! The compile cache loads only artifacts this host wrote, and rebuilds anything else.
+//! Run: `cargo test --release -p sluice --test engine_cache`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sluice::engine::cache::CacheOutcome;
+use sluice::engine::outbound::OutboundPolicy;
+use sluice::engine::{CallContext, EngineLimits, LoadedPlugin, PluginEngine};
+use support::*;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = target_dir()
+        .join("engine-test-scratch")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn engine(dir: &Path) -> Arc<PluginEngine> {
+    let limits = EngineLimits {
+        max_concurrent_calls: 8,
+        ..EngineLimits::default()
+    };
+    PluginEngine::with_cache(limits, Some(dir)).expect("engine with cache")
+}
+
+fn artifact(engine: &PluginEngine) -> (PathBuf, PathBuf) {
+    let path = engine
+        .cache()
+        .unwrap()
+        .artifact_path(engine.wasmtime(), hostile());
+    let mut mac = path.as_os_str().to_owned();
+    mac.push(".mac");
+    (path, PathBuf::from(mac))
+}
+
+async fn works(engine: &PluginEngine, plugin: &LoadedPlugin) {
+    let ctx = CallContext {
+        policy: Arc::new(OutboundPolicy::deny_all()),
+        ..CallContext::default()
+    };
+    let s = session(settings("ok", &[]), "https://x.example", false);
+    let page = engine
+        .pull(plugin, &ctx, &s, &pull_request(None, 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.rows.len(), 1);
+}
+
+fn load(engine: &PluginEngine) -> (LoadedPlugin, CacheOutcome) {
+    engine
+        .load_with_outcome("hostile", hostile())
+        .expect("component loads")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn miss_then_hit_then_hit_after_restart() {
+    let dir = scratch("hit");
+    let first = engine(&dir);
+    let (plugin, outcome) = load(&first);
+    assert_eq!(outcome, CacheOutcome::Miss);
+    works(&first, &plugin).await;
+    let (path, mac) = artifact(&first);
+    assert!(path.exists() && mac.exists());
+    let (plugin, outcome) = load(&first);
+    assert_eq!(outcome, CacheOutcome::Hit);
+    works(&first, &plugin).await;
+    drop(first);
+    // A new engine (a restarted host) with the same directory trusts its own artifacts.
+    let second = engine(&dir);
+    let (plugin, outcome) = load(&second);
+    assert_eq!(outcome, CacheOutcome::Hit);
+    works(&second, &plugin).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn assert_rebuilt(outcome: CacheOutcome, why: &str) {
+    match outcome {
+        CacheOutcome::Rebuilt(reason) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("expected a rebuild ({why}), got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_or_foreign_artifacts_are_rebuilt() {
+    let dir = scratch("foreign");
+    let engine = engine(&dir);
+    load(&engine);
+    let (path, mac) = artifact(&engine);
+
+    // One flipped byte.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let (plugin, outcome) = load(&engine);
+    assert_rebuilt(outcome, "MAC mismatch");
+    works(&engine, &plugin).await;
+    assert_eq!(
+        load(&engine).1,
+        CacheOutcome::Hit,
+        "the rebuilt artifact is trusted"
+    );
+
+    // A planted file without the host's MAC.
+    std::fs::remove_file(&mac).unwrap();
+    assert_rebuilt(load(&engine).1, "no MAC");
+
+    // Garbage with a garbage MAC.
+    std::fs::write(&path, b"not machine code").unwrap();
+    std::fs::write(&mac, "00".repeat(32)).unwrap();
+    let (plugin, outcome) = load(&engine);
+    assert_rebuilt(outcome, "MAC mismatch");
+    works(&engine, &plugin).await;
+
+    // A genuine artifact with a valid MAC from another host (another key).
+    let other_dir = scratch("other-host");
+    let other = self::engine(&other_dir);
+    load(&other);
+    let (other_path, other_mac) = artifact(&other);
+    std::fs::copy(&other_path, &path).unwrap();
+    std::fs::copy(&other_mac, &mac).unwrap();
+    assert_rebuilt(load(&engine).1, "MAC mismatch");
+    assert_eq!(load(&engine).1, CacheOutcome::Hit);
+
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other_dir);
+}
+
+#[test]
+fn invalid_bytes_are_rejected_before_the_cache() {
+    let dir = scratch("invalid");
+    let engine = engine(&dir);
+    for bytes in [
+        b"garbage".to_vec(),
+        // A core module, not a component.
+        b"\0asm\x01\0\0\0".to_vec(),
+        // A component header with a truncated body.
+        b"\0asm\x0d\0\x01\0\x07".to_vec(),
+    ] {
+        let err = engine.load("bad", &bytes).unwrap_err();
+        assert!(
+            matches!(err, sluice::engine::EngineError::InvalidComponent { .. }),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,315 @@
+//! Hostile components are contained with a typed error, and the host and normal calls keep
+//! working. Run: `cargo test --release -p sluice --test engine_hostile`.
+
+mod support;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sluice::engine::metrics::EngineMetrics;
+use sluice::engine::outbound::{OutboundLimits, OutboundPolicy, RetryPolicy};
+use sluice::engine::wit::types::{Failure, Page};
+use sluice::engine::{CallContext, EngineError, EngineLimits, Limit, LoadedPlugin, PluginEngine};
+use support::*;
+
+const PAGE_CAP: usize = 1 << 20;
+
+fn limits() -> EngineLimits {
+    EngineLimits {
+        cpu_deadline: Duration::from_millis(1000),
+        wall_timeout: Duration::from_secs(20),
+        memory_bytes: 64 << 20,
+        max_concurrent_calls: 32,
+        max_page_bytes: PAGE_CAP,
+        outbound: OutboundLimits {
+            retry: RetryPolicy {
+                max_retries: 2,
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(50),
+            },
+            ..OutboundLimits::default()
+        },
+    }
+}
+
+/// One engine and one loaded hostile plugin, shared by the tests of this binary.
+fn fixture() -> &'static (Arc<PluginEngine>, Arc<LoadedPlugin>) {
+    static FIXTURE: OnceLock<(Arc<PluginEngine>, Arc<LoadedPlugin>)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let engine = PluginEngine::new(limits()).expect("engine");
+        let plugin = engine
+            .load("hostile", hostile())
+            .expect("hostile component loads");
+        (engine, Arc::new(plugin))
+    })
+}
+
+fn ctx(integration: &str, policy: OutboundPolicy) -> CallContext {
+    CallContext {
+        integration: Some(integration.into()),
+        run: Some("run-1".into()),
+        policy: Arc::new(policy),
+        credentials: None,
+    }
+}
+
+async fn pull(
+    behaviour: &str,
+    extra: &[(&str, &str)],
+    policy: OutboundPolicy,
+) -> Result<Result<Page, Failure>, EngineError> {
+    let (engine, plugin) = fixture();
+    let session = session(
+        settings(behaviour, extra),
+        "https://instance.example",
+        false,
+    );
+    engine
+        .pull(
+            plugin,
+            &ctx(behaviour, policy),
+            &session,
+            &pull_request(None, 100),
+        )
+        .await
+}
+
+/// A normal call on the same engine works.
+async fn assert_healthy() {
+    let page = pull("ok", &[], OutboundPolicy::deny_all())
+        .await
+        .expect("a normal call works after a hostile one")
+        .expect("the ok behaviour returns a page");
+    assert_eq!(page.rows.len(), 1);
+}
+
+fn assert_limit(result: Result<Result<Page, Failure>, EngineError>, expected: Limit) {
+    match result {
+        Err(EngineError::LimitExceeded {
+            plugin,
+            call,
+            limit,
+            detail,
+        }) => {
+            assert_eq!(limit, expected, "{detail}");
+            assert_eq!(call, "pull");
+            assert!(plugin.starts_with("hostile@"), "{plugin}");
+        }
+        other => panic!("expected the {expected} to stop the call, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_loop_hits_the_cpu_deadline_while_others_run() {
+    let hostile = tokio::spawn(pull("loop", &[], OutboundPolicy::deny_all()));
+    // A normal call runs while the hostile one spins.
+    assert_healthy().await;
+    assert_limit(hostile.await.unwrap(), Limit::Cpu);
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_http_does_not_count_as_cpu() {
+    // The answer takes longer than the whole CPU deadline; only guest computation counts.
+    let server =
+        TestServer::start(|_| Reply::new(200, "late").after(Duration::from_millis(1500))).await;
+    let policy = OutboundPolicy::for_integration(["127.0.0.1"], None, true);
+    let page = pull("fetch", &[("url", &server.url)], policy)
+        .await
+        .expect("a call blocked on I/O is not interrupted")
+        .expect("the fetch succeeds");
+    assert!(String::from_utf8_lossy(&page.rows[0].json).contains("late"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_allocation_hits_the_memory_cap() {
+    let result = pull("alloc", &[], OutboundPolicy::deny_all()).await;
+    let message = result.as_ref().map(|_| ()).unwrap_err().to_string();
+    assert!(message.contains("memory cap"), "{message}");
+    assert_limit(result, Limit::Memory);
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeclared_host_is_denied() {
+    let (engine, _) = fixture();
+    let before = EngineMetrics::get(&engine.metrics().denials);
+    let policy = OutboundPolicy::for_integration(["declared.example"], None, false);
+    let failure = pull("undeclared", &[], policy)
+        .await
+        .expect("the call itself succeeds")
+        .expect_err("the request is refused");
+    assert!(
+        failure.message.contains("HttpRequestDenied"),
+        "{}",
+        failure.message
+    );
+    assert!(EngineMetrics::get(&engine.metrics().denials) > before);
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_and_metadata_addresses_are_denied() {
+    let server = TestServer::start(|_| Reply::new(200, "should never be reached")).await;
+    let port = server.port.to_string();
+    let cases = [
+        // Allow-listed literal addresses in private and link-local (metadata) ranges.
+        ("10.0.0.1", "https://10.0.0.1/data".to_string()),
+        (
+            "169.254.169.254",
+            "https://169.254.169.254/latest/meta-data/".to_string(),
+        ),
+        (
+            "fd00:ec2::254",
+            "https://[fd00:ec2::254]/latest/meta-data/".to_string(),
+        ),
+        // A loopback name without insecure loopback: refused by scheme, and by address.
+        ("localhost", format!("http://localhost:{port}/")),
+        ("localhost", format!("https://localhost:{port}/")),
+        ("127.0.0.1", format!("https://127.0.0.1:{port}/")),
+    ];
+    for (host, url) in cases {
+        let policy = OutboundPolicy::for_integration([host], None, false);
+        let failure = pull("fetch", &[("url", &url)], policy)
+            .await
+            .expect("the call itself succeeds")
+            .expect_err("the request is refused");
+        assert!(
+            failure.message.contains("DestinationIpProhibited")
+                || failure.message.contains("HttpRequestDenied"),
+            "{url}: {}",
+            failure.message
+        );
+    }
+    assert!(
+        server.received().is_empty(),
+        "a denied request reached the server"
+    );
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_name_resolving_to_loopback_is_denied_even_with_insecure_loopback() {
+    // This machine's own name resolves through the system resolver; on hosts where it maps
+    // to a loopback or private address, the DNS check must refuse it.
+    let Ok(name) = std::fs::read_to_string("/etc/hostname") else {
+        eprintln!("no /etc/hostname; skipped");
+        return;
+    };
+    let name = name.trim().to_ascii_lowercase();
+    let Ok(addrs) = tokio::net::lookup_host((name.as_str(), 443)).await else {
+        eprintln!("{name} does not resolve; skipped");
+        return;
+    };
+    let addrs: Vec<_> = addrs.collect();
+    let public = addrs
+        .iter()
+        .all(|a| sluice::engine::outbound::prohibited_range(a.ip()).is_none());
+    if name == "localhost" || public || addrs.is_empty() {
+        eprintln!("{name} resolves to {addrs:?}; skipped");
+        return;
+    }
+    let policy = OutboundPolicy::for_integration([name.as_str()], None, true);
+    let failure = pull("fetch", &[("url", &format!("https://{name}/"))], policy)
+        .await
+        .expect("the call itself succeeds")
+        .expect_err("the request is refused");
+    assert!(
+        failure.message.contains("DestinationIpProhibited"),
+        "{name} ({addrs:?}): {}",
+        failure.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_and_environment_are_empty() {
+    let page = pull("fs-env", &[], OutboundPolicy::deny_all())
+        .await
+        .expect("the call succeeds")
+        .expect("the guest reports what it saw");
+    let seen: Vec<String> = page
+        .rows
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.json).into_owned())
+        .collect();
+    let text = seen.join("\n");
+    assert!(text.contains("read_dir(/)=err"), "{text}");
+    assert!(text.contains("read_dir(.)=err"), "{text}");
+    assert!(text.contains("read(/etc/passwd)=err"), "{text}");
+    assert!(text.contains("env=0"), "{text}");
+    assert!(text.contains("HOME=None"), "{text}");
+    assert!(text.contains("args=0"), "{text}");
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trap_mid_pull_is_a_typed_trap() {
+    let server = TestServer::start(|_| Reply::new(200, "1\n2\n")).await;
+    let policy = OutboundPolicy::for_integration(["127.0.0.1"], None, true);
+    let result = pull("trap", &[("url", &server.url)], policy).await;
+    match result {
+        Err(EngineError::Trap {
+            plugin,
+            call,
+            detail,
+        }) => {
+            assert!(plugin.starts_with("hostile@"));
+            assert_eq!(call, "pull");
+            assert!(!detail.is_empty());
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_eq!(
+        server.received().len(),
+        1,
+        "the trap came after the request"
+    );
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_page_hits_the_page_cap() {
+    let size = (PAGE_CAP * 2).to_string();
+    let result = pull("big-page", &[("size", &size)], OutboundPolicy::deny_all()).await;
+    assert_limit(result, Limit::PageSize);
+    // Just under the cap passes.
+    let size = (PAGE_CAP / 2).to_string();
+    let page = pull("big-page", &[("size", &size)], OutboundPolicy::deny_all())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!page.rows.is_empty());
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_limit_hits_are_counted() {
+    let (engine, _) = fixture();
+    assert_healthy().await;
+    let text = engine.metrics().render_prometheus();
+    assert!(text.contains("sluice_plugin_calls_total "), "{text}");
+    assert!(EngineMetrics::get(&engine.metrics().calls) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_blocked_past_the_wall_clock_timeout_is_stopped() {
+    let engine = PluginEngine::new(EngineLimits {
+        wall_timeout: Duration::from_millis(300),
+        ..limits()
+    })
+    .unwrap();
+    let plugin = engine.load("hostile", hostile()).unwrap();
+    let server =
+        TestServer::start(|_| Reply::new(200, "too late").after(Duration::from_secs(30))).await;
+    let policy = OutboundPolicy::for_integration(["127.0.0.1"], None, true);
+    let s = session(
+        settings("fetch", &[("url", &server.url)]),
+        "https://instance.example",
+        false,
+    );
+    let result = engine
+        .pull(&plugin, &ctx("slow", policy), &s, &pull_request(None, 1))
+        .await;
+    assert_limit(result, Limit::WallClock);
+    assert_healthy().await;
+}

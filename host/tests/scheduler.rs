@@ -1,0 +1,237 @@
+//! Acceptance: many integrations (`SLUICE_SCHED_INTEGRATIONS`, default 500) on one host pull
+//! on schedule with no overlapping runs, under a global concurrency limit; memory stays
+//! bounded (the test prints it). Then a graceful stop lets the runs in flight finish.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use sluice::app::{App, AppConfig, IntegrationInput};
+use sluice::oauth::Callback;
+use sluice::scheduler::{SchedulerConfig, SchedulerStats};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_integrations_pull_on_schedule_without_overlap() {
+    let n: usize = std::env::var("SLUICE_SCHED_INTEGRATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        dataset: sf_emulator::Dataset::Empty,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let dir =
+        std::env::temp_dir().join(format!("sluice-sched-{}", sluice::secrets::random_token(6)));
+    let mut config = AppConfig::new(dir.clone());
+    config.allow_insecure_loopback = true;
+    let app = App::open(config).await.expect("app opens");
+    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
+        app.registry
+            .install("salesforce", &std::fs::read(path).unwrap(), false)
+            .await
+            .unwrap();
+    }
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let interval = Duration::from_secs(4);
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = app
+            .add_integration(IntegrationInput {
+                name: Some(format!("tenant {i}")),
+                capability: Some("crm".into()),
+                environment: Some("production".into()),
+                domain: Some(emu.url.clone()),
+                pull_by: Some("updated".into()),
+                client_id: Some(emu.client_id.clone()),
+                client_secret: Some(emu.client_secret.clone()),
+                extra: vec![("objects".into(), "Account".into())],
+                interval: Some(interval),
+            })
+            .await
+            .unwrap()
+            .integration
+            .id;
+        let start = app
+            .begin_authorization(&id, "http://127.0.0.1:9/oauth/callback")
+            .await
+            .unwrap();
+        let resp = browser.get(start.url.as_str()).send().await.unwrap();
+        let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+        let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+        app.complete_authorization(Callback::from_query(
+            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let rss_before = rss_kib();
+    let stats = Arc::new(SchedulerStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let max_concurrent = 16;
+    let scheduler = tokio::spawn(sluice::scheduler::run(
+        app.clone(),
+        SchedulerConfig {
+            max_concurrent,
+            tick: Duration::from_millis(100),
+            ..SchedulerConfig::default()
+        },
+        stats.clone(),
+        stop_rx,
+    ));
+    let window = Duration::from_secs(14);
+    let started = Instant::now();
+    let mut rss_peak = rss_before;
+    while started.elapsed() < window {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss_peak = rss_peak.max(rss_kib());
+    }
+    stop_tx.send(true).unwrap();
+    scheduler.await.unwrap();
+    let rss_after = rss_kib();
+
+    let (mut total, mut min_runs) = (0usize, usize::MAX);
+    for id in &ids {
+        let mut runs = app.store.runs(id, 1000).unwrap();
+        runs.sort_by_key(|r| r.started_at_ms);
+        for pair in runs.windows(2) {
+            let end = pair[0].ended_at_ms.expect("every run ended");
+            assert!(end <= pair[1].started_at_ms, "overlapping runs of {id}");
+        }
+        assert!(
+            runs.iter()
+                .all(|r| r.status == "succeeded" || r.status == "interrupted")
+        );
+        total += runs.len();
+        min_runs = min_runs.min(runs.len());
+    }
+    println!(
+        "{n} integrations, interval {interval:?}, {window:?}: {total} runs (min {min_runs} per \
+         integration), max {} at once (limit {max_concurrent}), RSS {} MiB before, {} MiB peak, \
+         {} MiB after",
+        stats.max_running.load(Ordering::SeqCst),
+        rss_before / 1024,
+        rss_peak / 1024,
+        rss_after / 1024,
+    );
+    assert_eq!(stats.overlaps_refused.load(Ordering::SeqCst), 0);
+    assert!(stats.max_running.load(Ordering::SeqCst) <= max_concurrent);
+    assert!(min_runs >= 1, "every integration pulled at least once");
+    assert!(rss_peak < rss_before + 512 * 1024, "memory stays bounded");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        dataset: sf_emulator::Dataset::Empty,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-health-{}",
+        sluice::secrets::random_token(6)
+    ));
+    let mut config = AppConfig::new(dir);
+    config.allow_insecure_loopback = true;
+    let app = App::open(config).await.unwrap();
+    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
+        app.registry
+            .install("salesforce", &std::fs::read(path).unwrap(), false)
+            .await
+            .unwrap();
+    }
+    let id = app
+        .add_integration(IntegrationInput {
+            name: Some("t".into()),
+            capability: Some("crm".into()),
+            environment: Some("production".into()),
+            domain: Some(emu.url.clone()),
+            pull_by: Some("updated".into()),
+            client_id: Some(emu.client_id.clone()),
+            client_secret: Some(emu.client_secret.clone()),
+            // Far away: only the health check can notice.
+            interval: Some(Duration::from_secs(7 * 24 * 3600)),
+            ..IntegrationInput::default()
+        })
+        .await
+        .unwrap()
+        .integration
+        .id;
+    let start = app
+        .begin_authorization(&id, "http://127.0.0.1:9/oauth/callback")
+        .await
+        .unwrap();
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(start.url.as_str())
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+    app.complete_authorization(Callback::from_query(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .await
+    .unwrap();
+    let revoke = reqwest::Client::new()
+        .post(format!("{}/__emulator/tokens/revoke", emu.url))
+        .bearer_auth(&emu.control_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(revoke.status().is_success());
+    let stats = Arc::new(SchedulerStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(sluice::scheduler::run(
+        app.clone(),
+        SchedulerConfig {
+            tick: Duration::from_millis(50),
+            health_check_every: Duration::from_millis(300),
+            ..SchedulerConfig::default()
+        },
+        stats.clone(),
+        stop_rx,
+    ));
+    let started = Instant::now();
+    while app.store.integration(&id).unwrap().state
+        != sluice::store::IntegrationState::NeedsReauthorization
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "health check noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It is not asked about again: no retry loop.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop_tx.send(true).unwrap();
+    scheduler.await.unwrap();
+    assert_eq!(stats.health_checks.load(Ordering::SeqCst), 1);
+    assert_eq!(stats.runs_started.load(Ordering::SeqCst), 0);
+    assert_eq!(emu.state.stats.lock().unwrap().refresh_failures, 1);
+    let health = app.store.token_health(&id).unwrap().unwrap();
+    assert_eq!(health.health, "dead");
+}

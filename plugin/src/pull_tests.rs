@@ -1,0 +1,452 @@
+//! Pull tests against scripted Salesforce responses.
+
+use crate::cursor::Checkpoint;
+use crate::http::TransportError;
+use crate::model::{Capability, FailureKind, Operation, PullBy, PullRequest, StreamStatus};
+use crate::pull::pull;
+use crate::testenv::{FakeEnv, resp, session};
+
+const CASE_DESCRIBE: &str = r#"{"name":"Case","replicateable":true,"fields":[{"name":"Id","type":"id"},{"name":"Subject","type":"string"},{"name":"IsDeleted","type":"boolean"},{"name":"SystemModstamp","type":"datetime"},{"name":"CreatedDate","type":"datetime"}]}"#;
+const T: &str = "2024-01-02T03:00:00.000+0000";
+const UPDATED: &str = r#"{"ids":[],"latestDateCovered":"2024-01-02T03:08:00.000+0000"}"#;
+
+fn id(i: usize) -> String {
+    format!("500{i:015}")
+}
+
+fn rec(i: usize, ts: &str, deleted: bool) -> String {
+    format!(
+        r#"{{"attributes":{{"type":"Case","url":"/services/data/v62.0/sobjects/Case/{0}"}},"Id":"{0}","Subject":"s {i}","IsDeleted":{deleted},"SystemModstamp":"{ts}"}}"#,
+        id(i)
+    )
+}
+
+fn page(recs: &[String], next: Option<&str>) -> String {
+    match next {
+        Some(n) => format!(
+            r#"{{"totalSize":5000,"done":false,"nextRecordsUrl":"{n}","records":[{}]}}"#,
+            recs.join(",")
+        ),
+        None => format!(
+            r#"{{"totalSize":5000,"done":true,"records":[{}]}}"#,
+            recs.join(",")
+        ),
+    }
+}
+
+fn req(cp: Option<String>, max: u32) -> PullRequest {
+    PullRequest {
+        stream: "Case".into(),
+        checkpoint: cp,
+        max_records: max,
+    }
+}
+
+fn helpdesk() -> crate::model::Session {
+    session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[])
+}
+
+/// 5,000 Cases share one SystemModstamp; pages of 2,000; the locator dies mid-group.
+#[test]
+fn tie_group_spans_pages_without_loss_or_duplicates() {
+    let s = session(
+        Capability::Helpdesk,
+        Some(PullBy::UpdatedTime),
+        &[("overlap-seconds", "600")],
+    );
+    let recs: Vec<String> = (0..5000).map(|i| rec(i, T, false)).collect();
+    let mut env = FakeEnv::default();
+    env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
+        .on("/sobjects/Case/updated/", resp(200, UPDATED))
+        .on(
+            "/queryAll?q=",
+            resp(
+                200,
+                &page(&recs[..2000], Some("/services/data/v62.0/query/01gA-2000")),
+            ),
+        );
+    let p1 = pull(&mut env, &s, &req(None, 2000)).unwrap();
+    assert_eq!(p1.rows.len(), 2000);
+    assert_eq!(p1.status, StreamStatus::Partial);
+    assert_eq!(p1.api_calls, 3);
+    let cp1 = Checkpoint::parse(p1.checkpoint.as_deref()).unwrap();
+    // Inside the tie group: no durable bound yet, only a position.
+    assert_eq!(cp1.lo, None);
+    let w = cp1.win.as_ref().unwrap();
+    assert_eq!(w.pos.as_ref().unwrap().id, id(1999));
+    assert_eq!(
+        w.next.as_deref(),
+        Some("/services/data/v62.0/query/01gA-2000")
+    );
+    // The first query is ordered by (cursor, Id) and bounded by latestDateCovered.
+    let q = &env.urls()[2];
+    assert!(
+        q.contains("ORDER%20BY%20SystemModstamp%20ASC%2C%20Id%20ASC"),
+        "{q}"
+    );
+    assert!(
+        q.contains("SystemModstamp%20%3C%3D%202024-01-02T03%3A08%3A00.000Z"),
+        "{q}"
+    );
+    assert!(env.requests[0].headers.is_empty());
+
+    // Call 2: the locator is invalid; re-query from the (cursor, Id) position.
+    let mut env = FakeEnv::default();
+    env.on(
+        "/query/01gA-2000",
+        resp(
+            400,
+            r#"[{"message":"invalid query locator","errorCode":"INVALID_QUERY_LOCATOR"}]"#,
+        ),
+    )
+    .on(
+        "/queryAll?q=",
+        resp(
+            200,
+            &page(
+                &recs[2000..4000],
+                Some("/services/data/v62.0/query/01gB-2000"),
+            ),
+        ),
+    );
+    let p2 = pull(&mut env, &s, &req(p1.checkpoint.clone(), 2000)).unwrap();
+    assert_eq!(p2.rows.len(), 2000);
+    assert_eq!(p2.api_calls, 2);
+    let q = &env.urls()[1];
+    let keyset = format!(
+        "(SystemModstamp > 2024-01-02T03:00:00.000Z OR (SystemModstamp = 2024-01-02T03:00:00.000Z AND Id > '{}'))",
+        id(1999)
+    );
+    assert!(q.contains(&crate::soql::encode(&keyset)), "{q}");
+    let cp2 = Checkpoint::parse(p2.checkpoint.as_deref()).unwrap();
+    assert_eq!(cp2.lo, None);
+
+    // Call 3: the last page completes the window; now lo moves to hi.
+    let mut env = FakeEnv::default();
+    env.on("/query/01gB-2000", resp(200, &page(&recs[4000..], None)));
+    let p3 = pull(&mut env, &s, &req(p2.checkpoint.clone(), 2000)).unwrap();
+    assert_eq!(p3.rows.len(), 1000);
+    assert_eq!(p3.status, StreamStatus::Complete);
+    let cp3 = Checkpoint::parse(p3.checkpoint.as_deref()).unwrap();
+    assert_eq!(cp3.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
+    assert!(cp3.win.is_none());
+
+    let mut keys: Vec<String> = [p1, p2, p3]
+        .iter()
+        .flat_map(|p| p.rows.iter().map(|r| r.key.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 5000);
+    // All 5,000 are inside the next overlap (600 s below 03:08), so they are remembered.
+    assert_eq!(cp3.seen.values().map(Vec::len).sum::<usize>(), 5000);
+}
+
+#[test]
+fn rows_carry_the_bytes_salesforce_sent() {
+    let s = helpdesk();
+    let body = r#"{"totalSize":1,"done":true,"records":[ {"attributes":{"type":"Case"},"Id":"500000000000000001", "Subject":"caf\u00e9 +1","IsDeleted":false,"SystemModstamp":"2024-01-02T03:00:00.000+0000"} ]}"#;
+    let mut env = FakeEnv::default();
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=", resp(200, body));
+    let p = pull(&mut env, &s, &req(None, 100)).unwrap();
+    assert_eq!(p.rows.len(), 1);
+    let r = &p.rows[0];
+    assert_eq!(
+        String::from_utf8(r.json.clone()).unwrap(),
+        r#"{"attributes":{"type":"Case"},"Id":"500000000000000001", "Subject":"caf\u00e9 +1","IsDeleted":false,"SystemModstamp":"2024-01-02T03:00:00.000+0000"}"#
+    );
+    assert_eq!(r.key, "500000000000000001");
+    assert_eq!(r.cursor, "2024-01-02T03:00:00.000+0000");
+    assert_eq!(p.status, StreamStatus::Complete);
+}
+
+/// A second run re-reads the overlap: known pairs are dropped, a late commit is delivered,
+/// soft deletes and `/deleted` become delete rows, and the cached describe is revalidated.
+#[test]
+fn overlap_dedupe_and_deletes() {
+    let s = helpdesk();
+    let mut cp = Checkpoint::default();
+    let lo = crate::dt::parse_millis("2024-01-02T03:00:00Z").unwrap();
+    cp.lo = Some(lo);
+    cp.remember(lo, &id(1));
+    cp.desc = Some(
+        crate::describe::parse(
+            CASE_DESCRIBE.as_bytes(),
+            Some("Mon, 01 Jan 2024 00:00:00 GMT".into()),
+        )
+        .unwrap(),
+    );
+    let late = "2024-01-02T02:59:59.000+0000";
+    let recs = [
+        rec(1, T, false),    // delivered last run: dropped
+        rec(2, late, false), // committed late, inside the overlap: delivered
+        rec(3, "2024-01-02T03:05:00.000+0000", true),
+        rec(4, "2024-01-02T03:06:00.000+0000", false),
+    ];
+    // Serve them in (cursor, Id) order like Salesforce would.
+    let ordered = [
+        recs[1].clone(),
+        recs[0].clone(),
+        recs[2].clone(),
+        recs[3].clone(),
+    ];
+    let mut env = FakeEnv::default();
+    env.on("/describe/", resp(304, ""))
+        .on("/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=", resp(200, &page(&ordered, None)))
+        .on(
+            "/sobjects/Case/deleted/",
+            resp(
+                200,
+                r#"{"deletedRecords":[{"id":"500000000000000009","deletedDate":"2024-01-02T03:01:00.000+0000"}],"earliestDateAvailable":"2023-12-20T00:00:00.000+0000","latestDateCovered":"2024-01-02T03:08:00.000+0000"}"#,
+            ),
+        );
+    let p = pull(&mut env, &s, &req(Some(cp.to_json()), 2000)).unwrap();
+    assert_eq!(
+        env.requests[0].headers,
+        vec![(
+            "If-Modified-Since".to_string(),
+            "Mon, 01 Jan 2024 00:00:00 GMT".to_string()
+        )]
+    );
+    let got: Vec<(String, Operation)> = p.rows.iter().map(|r| (r.key.clone(), r.op)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (id(2), Operation::Upsert),
+            (id(3), Operation::Delete),
+            (id(4), Operation::Upsert),
+            ("500000000000000009".to_string(), Operation::Delete),
+        ]
+    );
+    // The overlap (300 s) starts below lo.
+    let q = &env.urls()[2];
+    assert!(
+        q.contains(&crate::soql::encode(
+            "SystemModstamp > 2024-01-02T02:55:00.000Z"
+        )),
+        "{q}"
+    );
+    let d = &env.urls()[3];
+    assert!(
+        d.contains("start=2024-01-02T02%3A55%3A00.000Z&end=2024-01-02T03%3A08%3A00.000Z"),
+        "{d}"
+    );
+    assert_eq!(p.status, StreamStatus::Complete);
+    assert_eq!(p.api_calls, 4);
+    let cp2 = Checkpoint::parse(p.checkpoint.as_deref()).unwrap();
+    assert_eq!(cp2.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
+    // 03:00 is below the next overlap (03:08 - 300 s), so it is pruned; 03:06 is kept.
+    assert!(!cp2.was_seen(crate::dt::parse_millis(T).unwrap(), &id(1)));
+    assert!(cp2.was_seen(
+        crate::dt::parse_millis("2024-01-02T03:06:00Z").unwrap(),
+        &id(4)
+    ));
+    assert_eq!(cp2.desc, cp.desc);
+}
+
+#[test]
+fn query_timeout_shrinks_the_window() {
+    let s = session(
+        Capability::Helpdesk,
+        Some(PullBy::UpdatedTime),
+        &[("start-date", "2024-01-01")],
+    );
+    let mut env = FakeEnv::default();
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on(
+            "/queryAll?q=",
+            resp(400, r#"[{"message":"Your query request was running for too long.","errorCode":"QUERY_TIMEOUT"}]"#),
+        )
+        .on("/queryAll?q=", resp(200, &page(&[rec(1, "2024-01-01T10:00:00.000+0000", false)], None)))
+        .on("/queryAll?q=", resp(200, &page(&[rec(2, "2024-01-02T00:00:00.000+0000", false)], None)));
+    let p = pull(&mut env, &s, &req(None, 2000)).unwrap();
+    // (start, hi] = (2024-01-01T00:00, 2024-01-02T03:08] halved.
+    let q = &env.urls()[3];
+    assert!(
+        q.contains(&crate::soql::encode(
+            "SystemModstamp <= 2024-01-01T13:33:59.999Z"
+        )),
+        "{q}"
+    );
+    // The next sub-window starts where the first ended and runs to hi.
+    let q = &env.urls()[4];
+    let want =
+        "SystemModstamp > 2024-01-01T13:33:59.999Z AND SystemModstamp <= 2024-01-02T03:08:00.000Z";
+    assert!(q.contains(&crate::soql::encode(want)), "{q}");
+    assert_eq!(p.rows.len(), 2);
+    assert_eq!(p.status, StreamStatus::Complete);
+    let cp = Checkpoint::parse(p.checkpoint.as_deref()).unwrap();
+    assert_eq!(cp.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
+}
+
+#[test]
+fn budget_guard_stops_without_advancing() {
+    let s = session(
+        Capability::Helpdesk,
+        Some(PullBy::UpdatedTime),
+        &[("api-budget-percent", "50")],
+    );
+    let mut over = resp(200, CASE_DESCRIBE);
+    over.headers[1].1 = "api-usage=400/1000; per-app-api-usage=130/250(appName=sluice)".into();
+    let mut env = FakeEnv::default();
+    env.on("/describe/", over);
+    let f = pull(&mut env, &s, &req(Some(r#"{"v":1,"lo":5}"#.into()), 2000)).unwrap_err();
+    assert_eq!(f.kind, FailureKind::RateLimited);
+    assert!(f.message.contains("sluice"), "{}", f.message);
+    assert_eq!(env.requests.len(), 1);
+}
+
+#[test]
+fn limit_exceeded_and_reauth_and_unreachable() {
+    let s = helpdesk();
+    let mut env = FakeEnv::default();
+    env.on(
+        "/describe/",
+        resp(
+            403,
+            r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#,
+        ),
+    );
+    assert_eq!(
+        pull(&mut env, &s, &req(None, 10)).unwrap_err().kind,
+        FailureKind::RateLimited
+    );
+    let mut env = FakeEnv::default();
+    env.on(
+        "/describe/",
+        resp(
+            401,
+            r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+        ),
+    );
+    assert_eq!(
+        pull(&mut env, &s, &req(None, 10)).unwrap_err().kind,
+        FailureKind::ReauthorizationRequired
+    );
+    let mut env = FakeEnv::default();
+    env.fail(
+        "/describe/",
+        TransportError::Unreachable {
+            target: "x".into(),
+            detail: "dns".into(),
+        },
+    );
+    assert_eq!(
+        pull(&mut env, &s, &req(None, 10)).unwrap_err().kind,
+        FailureKind::Unreachable
+    );
+}
+
+#[test]
+fn missing_object_is_skipped_and_keeps_checkpoint() {
+    let s = helpdesk();
+    let mut env = FakeEnv::default();
+    env.on(
+        "/describe/",
+        resp(
+            404,
+            r#"[{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}]"#,
+        ),
+    );
+    let cp = Some(r#"{"v":1,"lo":5}"#.to_string());
+    let p = pull(
+        &mut env,
+        &s,
+        &PullRequest {
+            stream: "EmailMessage".into(),
+            checkpoint: cp.clone(),
+            max_records: 10,
+        },
+    )
+    .unwrap();
+    assert!(matches!(p.status, StreamStatus::Skipped(ref r) if r.contains("EmailMessage")));
+    assert_eq!(p.checkpoint, cp);
+}
+
+#[test]
+fn created_time_uses_query_and_created_date_without_deletes() {
+    let s = session(Capability::Helpdesk, Some(PullBy::CreatedTime), &[]);
+    let mut env = FakeEnv::default();
+    env.on("/describe/", resp(200, CASE_DESCRIBE)).on(
+        "/query?q=",
+        resp(200, r#"{"totalSize":0,"done":true,"records":[]}"#),
+    );
+    let p = pull(
+        &mut env,
+        &s,
+        &req(Some(r#"{"v":1,"lo":1704164400000}"#.into()), 10),
+    )
+    .unwrap();
+    let q = &env.urls()[1];
+    assert!(q.contains("ORDER%20BY%20CreatedDate%20ASC"), "{q}");
+    assert_eq!(p.status, StreamStatus::Complete);
+    assert_eq!(p.api_calls, 2);
+}
+
+const KAV_DESCRIBE: &str = r#"{"name":"FAQ__kav","replicateable":false,"fields":[{"name":"Id","type":"id"},{"name":"KnowledgeArticleId","type":"reference"},{"name":"Language","type":"picklist"},{"name":"PublishStatus","type":"picklist"},{"name":"Title","type":"string"},{"name":"Answer__c","type":"textarea"},{"name":"SystemModstamp","type":"datetime"}]}"#;
+
+fn kav(id: &str, ka: &str, status: &str, ts: &str) -> String {
+    format!(
+        r#"{{"attributes":{{"type":"FAQ__kav"}},"Id":"{id}","KnowledgeArticleId":"{ka}","Language":"en_US","PublishStatus":"{status}","Title":"t","Answer__c":"<p>a</p>","SystemModstamp":"{ts}"}}"#
+    )
+}
+
+#[test]
+fn knowledge_archive_and_republish() {
+    let s = session(Capability::ContentManagement, None, &[]);
+    let mut env = FakeEnv::default();
+    env.on("/sobjects/", resp(200, r#"{"sobjects":[{"name":"Account","queryable":true},{"name":"FAQ__kav","queryable":true}]}"#))
+        .on("/sobjects/FAQ__kav/describe/", resp(200, KAV_DESCRIBE))
+        // Archived: A was republished (still online), B was archived for good.
+        .on("PublishStatus%20%3D%20%27Archived%27", resp(200, &format!(
+            r#"{{"totalSize":2,"done":true,"records":[{},{}]}}"#,
+            kav("ka0A1", "kA0A", "Archived", T),
+            kav("ka0B1", "kA0B", "Archived", T)
+        )))
+        .on("KnowledgeArticleId%20IN", resp(200, r#"{"totalSize":1,"done":true,"records":[{"attributes":{"type":"FAQ__kav"},"Id":"ka0A2","KnowledgeArticleId":"kA0A","Language":"en_US"}]}"#))
+        .on("PublishStatus%20%3D%20%27Online%27", resp(200, &format!(
+            r#"{{"totalSize":1,"done":true,"records":[{}]}}"#,
+            kav("ka0A2", "kA0A", "Online", "2024-01-02T03:01:00.000+0000")
+        )));
+    let p = pull(
+        &mut env,
+        &s,
+        &PullRequest {
+            stream: "Knowledge".into(),
+            checkpoint: None,
+            max_records: 100,
+        },
+    )
+    .unwrap();
+    let got: Vec<(String, Operation)> = p.rows.iter().map(|r| (r.key.clone(), r.op)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("kA0B/en_US".to_string(), Operation::Delete),
+            ("kA0A/en_US".to_string(), Operation::Upsert)
+        ]
+    );
+    assert_eq!(p.status, StreamStatus::Complete);
+    assert!(env.urls().iter().all(|u| !u.contains("/queryAll")));
+}
+
+#[test]
+fn small_pages_resume_by_position() {
+    let s = helpdesk();
+    let recs: Vec<String> = (0..5).map(|i| rec(i, T, false)).collect();
+    let mut env = FakeEnv::default();
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=", resp(200, &page(&recs, None)));
+    let p = pull(&mut env, &s, &req(None, 3)).unwrap();
+    assert_eq!(p.rows.len(), 3);
+    assert_eq!(p.status, StreamStatus::Partial);
+    let cp = Checkpoint::parse(p.checkpoint.as_deref()).unwrap();
+    let w = cp.win.unwrap();
+    assert_eq!(w.pos.unwrap().id, id(2));
+    assert_eq!(w.next, None);
+}

@@ -1,0 +1,24 @@
+//! A test connector whose behaviour the host's tests choose per call, through the `behaviour`
+//! setting (`settings.extra`). Most behaviours are hostile: each one attacks one of the
+//! engine's limits or policies, so the engine's tests can show that it is contained.
+//!
+//! | `behaviour` | in `pull` (and `test`) |
+//! |---|---|
+//! | (absent) | `configure` traps (as in every build with `SLUICE_HOSTILE_BROKEN` set) |
+//! | `ok` | returns one row; `fetch` GETs `url` and returns status and body as a row |
+//! | `loop` | spins forever (CPU deadline) |
+//! | `alloc` | allocates without bound (memory cap) |
+//! | `undeclared` | GETs `https://undeclared.example/` (allow-list) |
+//! | `fetch` | GETs `url` (private addresses, retries, refresh, header spy) |
+//! | `post` | POSTs `size` bytes to `url`, streaming the body |
+//! | `fs-env` | reads files, directories and environment variables |
+//! | `trap` | GETs `url` if set, then panics mid-pull |
+//! | `big-page` | returns `size` bytes of rows (page size cap) |
+//! | `header-spy` | GETs `url`, tries to set `Authorization`, logs every header it can see |
+//! | `pager` | pages through `url/page?after=N` (hot-swap tests) |
+//! | `sf-pager` | pages Case Ids through the Salesforce REST query API at `url` |
+//!
+//! Natively this crate is empty; the component is built for `wasm32-wasip2`.
+
+#[cfg(target_arch = "wasm32")]
+mod component;

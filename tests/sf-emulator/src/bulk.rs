@@ -1,0 +1,373 @@
+//! Bulk API 2.0 query jobs (spec §5): create, poll (UploadComplete → InProgress →
+//! JobComplete), CSV results in chunks with `Sforce-Locator`, abort and delete.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use serde_json::{Value as Json, json};
+
+use crate::data::source::StoreSource;
+use crate::oauth::json_response;
+use crate::rest::query::{run, soql_error};
+use crate::rest::{Ctx, api_error, not_found_error};
+use crate::soql::{self, Query, ResultSet};
+use crate::{dt, ids, oauth};
+
+/// One query job.
+pub struct Job {
+    pub id: String,
+    pub operation: String,
+    pub object: String,
+    pub soql: String,
+    pub query: Arc<Query>,
+    pub created_ms: i64,
+    pub modstamp_ms: i64,
+    pub state: &'static str,
+    pub polls: u32,
+    pub api_version: String,
+    pub crlf: bool,
+    pub created_by: String,
+    pub results: Option<Arc<ResultSet>>,
+    pub error: Option<String>,
+}
+
+impl Job {
+    fn terminal(&self) -> bool {
+        matches!(self.state, "JobComplete" | "Failed" | "Aborted")
+    }
+
+    fn json(&self, detailed: bool) -> Json {
+        let mut v = json!({
+            "id": self.id, "operation": self.operation, "object": self.object,
+            "createdById": self.created_by, "createdDate": dt::format_datetime(self.created_ms),
+            "systemModstamp": dt::format_datetime(self.modstamp_ms), "state": self.state,
+            "concurrencyMode": "Parallel", "contentType": "CSV",
+            "apiVersion": self.api_version.parse::<f64>().unwrap_or(62.0),
+            "lineEnding": if self.crlf { "CRLF" } else { "LF" }, "columnDelimiter": "COMMA",
+        });
+        if detailed {
+            v["jobType"] = json!("V2Query");
+            v["numberRecordsProcessed"] = json!(self.results.as_ref().map_or(0, |r| r.len()));
+            v["retries"] = json!(0);
+            v["totalProcessingTime"] = json!(if self.terminal() { 42 } else { 0 });
+            if let Some(e) = &self.error {
+                v["errorMessage"] = json!(e);
+            }
+        }
+        v
+    }
+}
+
+/// Routes `/jobs/query[/{id}[/results]]`.
+pub fn dispatch(ctx: &Ctx, rest: &[&str]) -> Response {
+    match (rest, &ctx.method) {
+        ([], &Method::POST) => create(ctx),
+        ([], &Method::GET) => list(ctx),
+        ([id], &Method::GET) => poll(ctx, id),
+        ([id], &Method::PATCH) => abort(ctx, id),
+        ([id], &Method::DELETE) => delete(ctx, id),
+        ([id, "results"], &Method::GET) => results(ctx, id),
+        ([] | [_] | [_, "results"], m) => api_error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            &format!("HTTP Method '{m}' not allowed. Allowed are GET,PATCH,DELETE,POST"),
+        ),
+        _ => not_found_error(),
+    }
+}
+
+fn create(ctx: &Ctx) -> Response {
+    let Ok(body) = serde_json::from_slice::<Json>(&ctx.body) else {
+        return api_error(
+            400,
+            "JSON_PARSER_ERROR",
+            "Unable to parse the request body as JSON",
+        );
+    };
+    let s = |k: &str| body.get(k).and_then(Json::as_str);
+    let operation = s("operation").unwrap_or("");
+    if operation != "query" && operation != "queryAll" {
+        return api_error(
+            400,
+            "INVALIDJOB",
+            &format!("Invalid operation: {operation}"),
+        );
+    }
+    let Some(soql_text) = s("query") else {
+        return api_error(400, "INVALIDJOB", "The query field is required");
+    };
+    if s("contentType").is_some_and(|c| c != "CSV") {
+        return api_error(400, "INVALIDJOB", "contentType must be CSV");
+    }
+    if s("columnDelimiter").is_some_and(|c| c != "COMMA") {
+        return api_error(
+            400,
+            "INVALIDJOB",
+            "Only the COMMA columnDelimiter is emulated",
+        );
+    }
+    let crlf = match s("lineEnding") {
+        None | Some("LF") => false,
+        Some("CRLF") => true,
+        Some(other) => {
+            return api_error(400, "INVALIDJOB", &format!("Invalid lineEnding: {other}"));
+        }
+    };
+    let opts = soql::ParseOptions {
+        knowledge_publish_status_rule: ctx.state.settings().knowledge_requires_publish_status,
+        now_ms: None,
+    };
+    let query = match soql::parse_with(soql_text, &ctx.state.schemas, &opts) {
+        Ok(q) => q,
+        Err(e) => return soql_error(&e),
+    };
+    if let Some(msg) = unsupported(&query, soql_text) {
+        return api_error(400, "API_ERROR", msg);
+    }
+    let now = dt::now_ms();
+    let job = Job {
+        id: ids::make("750", ctx.state.next_seq()),
+        operation: operation.into(),
+        object: query.object().to_string(),
+        soql: soql_text.into(),
+        query: Arc::new(query),
+        created_ms: now,
+        modstamp_ms: now,
+        state: "UploadComplete",
+        polls: 0,
+        api_version: ctx.version.clone(),
+        crlf,
+        created_by: oauth::user_id(ctx.session.user),
+        results: None,
+        error: None,
+    };
+    let body = job.json(false);
+    ctx.state
+        .stats
+        .lock()
+        .expect("stats lock")
+        .bulk_jobs_created += 1;
+    ctx.state
+        .jobs
+        .lock()
+        .expect("jobs lock")
+        .insert(job.id.clone(), job);
+    json_response(StatusCode::OK, &body)
+}
+
+/// SOQL that Bulk 2.0 refuses (spec §5.1).
+fn unsupported(q: &Query, text: &str) -> Option<&'static str> {
+    if q.has_compound_fields() {
+        return Some("Selecting compound data not supported in Bulk Query");
+    }
+    if q.has_subqueries() {
+        return Some("Parent-to-child relationship queries are not supported in Bulk Query");
+    }
+    if q.is_count() {
+        return Some("Aggregate queries are not supported in Bulk Query");
+    }
+    if q.offset().is_some() {
+        return Some("OFFSET is not supported in Bulk Query");
+    }
+    let upper = text.to_ascii_uppercase();
+    if upper.contains("FIELDS(") || upper.contains("FIELDS (") {
+        return Some("FIELDS() is not supported in Bulk Query");
+    }
+    None
+}
+
+fn list(ctx: &Ctx) -> Response {
+    let jobs = ctx.state.jobs.lock().expect("jobs lock");
+    let mut records: Vec<(i64, Json)> = jobs
+        .values()
+        .map(|j| (j.created_ms, j.json(false)))
+        .collect();
+    records.sort_by_key(|(t, _)| *t);
+    let records: Vec<Json> = records.into_iter().map(|(_, j)| j).collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"done": true, "records": records, "nextRecordsUrl": null}),
+    )
+}
+
+/// Each poll advances the job; it completes after `bulk_polls_to_complete` polls.
+fn poll(ctx: &Ctx, id: &str) -> Response {
+    let needed = ctx.state.settings().bulk_polls_to_complete;
+    let (query, include_deleted, soql_text) = {
+        let mut jobs = ctx.state.jobs.lock().expect("jobs lock");
+        let Some(job) = jobs.get_mut(&ids::to18(id)) else {
+            return not_found_error();
+        };
+        if job.terminal() {
+            return json_response(StatusCode::OK, &job.json(true));
+        }
+        job.polls += 1;
+        if job.polls < needed {
+            job.state = "InProgress";
+            job.modstamp_ms = dt::now_ms();
+            return json_response(StatusCode::OK, &job.json(true));
+        }
+        (
+            job.query.clone(),
+            job.operation == "queryAll",
+            job.soql.clone(),
+        )
+    };
+    // Runs outside the jobs lock: big queries take a while.
+    let outcome = run(&ctx.state, &soql_text, include_deleted);
+    drop(query);
+    let mut jobs = ctx.state.jobs.lock().expect("jobs lock");
+    let Some(job) = jobs.get_mut(&ids::to18(id)) else {
+        return not_found_error();
+    };
+    if !job.terminal() {
+        match outcome {
+            Ok((_, rs)) => {
+                job.results = Some(Arc::new(rs));
+                job.state = "JobComplete";
+            }
+            Err(e) => {
+                job.error = Some(e.message);
+                job.state = "Failed";
+            }
+        }
+        job.modstamp_ms = dt::now_ms();
+    }
+    json_response(StatusCode::OK, &job.json(true))
+}
+
+fn abort(ctx: &Ctx, id: &str) -> Response {
+    let body: Json = serde_json::from_slice(&ctx.body).unwrap_or(Json::Null);
+    if body.get("state").and_then(Json::as_str) != Some("Aborted") {
+        return api_error(
+            400,
+            "INVALIDJOBSTATE",
+            "Only state Aborted can be set on a query job",
+        );
+    }
+    let mut jobs = ctx.state.jobs.lock().expect("jobs lock");
+    let Some(job) = jobs.get_mut(&ids::to18(id)) else {
+        return not_found_error();
+    };
+    if job.terminal() {
+        return api_error(
+            400,
+            "INVALIDJOBSTATE",
+            &format!("Aborting already {} Job not allowed", job.state),
+        );
+    }
+    job.state = "Aborted";
+    job.modstamp_ms = dt::now_ms();
+    json_response(StatusCode::OK, &job.json(false))
+}
+
+fn delete(ctx: &Ctx, id: &str) -> Response {
+    let strict = ctx.state.settings().bulk_delete_requires_terminal;
+    let mut jobs = ctx.state.jobs.lock().expect("jobs lock");
+    let key = ids::to18(id);
+    let Some(job) = jobs.get(&key) else {
+        return not_found_error();
+    };
+    if strict && !job.terminal() {
+        return api_error(
+            400,
+            "INVALIDJOBSTATE",
+            "Deleting a job that is not in a terminal state is not allowed; abort it first",
+        );
+    }
+    jobs.remove(&key);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn results(ctx: &Ctx, id: &str) -> Response {
+    let (query, rs, crlf) = {
+        let jobs = ctx.state.jobs.lock().expect("jobs lock");
+        let Some(job) = jobs.get(&ids::to18(id)) else {
+            return not_found_error();
+        };
+        if job.api_version != ctx.version {
+            return api_error(
+                409,
+                "INVALIDJOBSTATE",
+                &format!(
+                    "Results must be requested with API version {}, the version the job was created with",
+                    job.api_version
+                ),
+            );
+        }
+        match (&job.results, job.state) {
+            (Some(rs), "JobComplete") => (job.query.clone(), rs.clone(), job.crlf),
+            _ => {
+                let current = match job.state {
+                    "InProgress" => "IN_PROGRESS",
+                    "UploadComplete" => "UPLOAD_COMPLETE",
+                    "Aborted" => "ABORTED",
+                    _ => "FAILED",
+                };
+                return api_error(
+                    412,
+                    "JOB_NOT_COMPLETE",
+                    &format!(
+                        "can only download query results of successfully completed bulk job with status: JOB_COMPLETE. Current status: {current}"
+                    ),
+                );
+            }
+        }
+    };
+    let offset = match ctx
+        .param("locator")
+        .filter(|l| !l.is_empty() && l != "null")
+    {
+        None => 0,
+        Some(loc) => match decode_locator(&loc) {
+            Some(o) if o <= rs.len() => o,
+            _ => return api_error(400, "INVALID_LOCATOR", "Invalid locator"),
+        },
+    };
+    let max = ctx
+        .param("maxRecords")
+        .and_then(|m| m.parse::<usize>().ok())
+        .filter(|&m| m > 0)
+        .unwrap_or(ctx.state.settings().bulk_default_max_records as usize);
+    let end = (offset + max).min(rs.len());
+    let mut out = Vec::with_capacity(128 + (end - offset) * 200);
+    soql::render_csv_header(&query, &mut out);
+    {
+        let store = ctx.state.store.read().expect("store lock");
+        let src = StoreSource::new(&store, dt::now_ms());
+        if crlf {
+            // Row by row, so only record terminators become CRLF (not newlines inside
+            // quoted values).
+            out.pop();
+            out.extend_from_slice(b"\r\n");
+            for i in offset..end {
+                soql::render_csv_rows(&query, &rs, i..i + 1, &src, &mut out);
+                out.pop();
+                out.extend_from_slice(b"\r\n");
+            }
+        } else {
+            soql::render_csv_rows(&query, &rs, offset..end, &src, &mut out);
+        }
+    }
+    let next = if end < rs.len() {
+        STANDARD_NO_PAD.encode(end.to_string())
+    } else {
+        "null".into()
+    };
+    let mut resp = (StatusCode::OK, out).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    if let Ok(v) = HeaderValue::from_str(&next) {
+        h.insert("Sforce-Locator", v);
+    }
+    h.insert("Sforce-NumberOfRecords", HeaderValue::from(end - offset));
+    resp
+}
+
+fn decode_locator(loc: &str) -> Option<usize> {
+    let bytes = STANDARD_NO_PAD.decode(loc.trim_end_matches('=')).ok()?;
+    String::from_utf8(bytes).ok()?.parse().ok()
+}

@@ -1,0 +1,622 @@
+//! The control API under `/__emulator/`, authenticated by the control key (never by a
+//! Salesforce token). Request and response shapes are documented in README.md.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+
+use crate::data::{RowState, Store, Table, Val};
+use crate::state::{Fault, Shared};
+use crate::{Settings, dt, ids, oauth};
+
+type S = State<Arc<Shared>>;
+
+/// Routes of the control API.
+pub fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/__emulator/oauth/grant", post(grant))
+        .route("/__emulator/tokens/expire", post(expire))
+        .route("/__emulator/tokens/revoke", post(revoke))
+        .route("/__emulator/settings", post(set_settings).get(get_settings))
+        .route("/__emulator/records", post(records))
+        .route("/__emulator/records/{object}", get(export))
+        .route(
+            "/__emulator/faults",
+            post(add_faults).get(list_faults).delete(clear_faults),
+        )
+        .route("/__emulator/cursors/invalidate", post(invalidate_cursors))
+        .route("/__emulator/stats", get(stats))
+}
+
+fn reply(status: StatusCode, body: Json) -> Response {
+    oauth::json_response(status, &body)
+}
+
+fn bad(msg: impl Into<String>) -> Response {
+    reply(StatusCode::BAD_REQUEST, json!({"error": msg.into()}))
+}
+
+/// Checks `Authorization: Bearer <key>` or `X-Emulator-Key: <key>`.
+fn authorized(state: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+    let key = headers
+        .get("x-emulator-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| oauth::bearer(headers));
+    if key == Some(state.control_key.as_str()) {
+        Ok(())
+    } else {
+        Err(reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "control key required (Authorization: Bearer <control_key> or X-Emulator-Key)"}),
+        ))
+    }
+}
+
+fn body_json(body: &Bytes) -> Result<Json, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
+}
+
+macro_rules! guard {
+    ($state:expr, $headers:expr) => {
+        if let Err(r) = authorized(&$state, &$headers) {
+            return r;
+        }
+    };
+}
+
+async fn grant(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
+    guard!(state, headers);
+    let body = match body_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match oauth::grant_for_username(&state, body.get("username").and_then(Json::as_str)) {
+        Ok(tokens) => reply(StatusCode::OK, tokens),
+        Err(e) => bad(e),
+    }
+}
+
+async fn expire(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    let n = oauth::end_all(&state, false);
+    reply(StatusCode::OK, json!({"expired": n}))
+}
+
+async fn revoke(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    let n = oauth::end_all(&state, true);
+    reply(StatusCode::OK, json!({"revoked": n}))
+}
+
+async fn get_settings(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    reply(
+        StatusCode::OK,
+        serde_json::to_value(state.settings()).unwrap_or_default(),
+    )
+}
+
+async fn set_settings(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
+    guard!(state, headers);
+    let patch = match body_json(&body) {
+        Ok(Json::Object(m)) => m,
+        Ok(_) => return bad("settings must be a JSON object"),
+        Err(r) => return r,
+    };
+    let mut current = serde_json::to_value(state.settings()).unwrap_or_default();
+    let obj = current
+        .as_object_mut()
+        .expect("settings serialise to an object");
+    for (k, v) in patch {
+        if !obj.contains_key(&k) {
+            return bad(format!("unknown setting {k}"));
+        }
+        obj.insert(k, v);
+    }
+    match serde_json::from_value::<Settings>(current) {
+        Ok(new) => {
+            *state.settings.write().expect("settings lock") = new.clone();
+            reply(
+                StatusCode::OK,
+                serde_json::to_value(new).unwrap_or_default(),
+            )
+        }
+        Err(e) => bad(format!("invalid settings: {e}")),
+    }
+}
+
+async fn stats(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    let st = state.stats.lock().expect("stats lock").clone();
+    let (active, refresh) = {
+        let auth = state.auth.lock().expect("auth lock");
+        (
+            auth.access.values().filter(|t| !t.ended).count(),
+            auth.refresh.values().filter(|t| !t.revoked).count(),
+        )
+    };
+    let mut v = serde_json::to_value(st).unwrap_or_default();
+    v["api_daily_limit"] = json!(state.settings().api_daily_limit);
+    v["active_access_tokens"] = json!(active);
+    v["active_refresh_tokens"] = json!(refresh);
+    v["open_cursors"] = json!(state.cursors.lock().expect("cursors lock").len());
+    reply(StatusCode::OK, v)
+}
+
+async fn invalidate_cursors(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    let mut c = state.cursors.lock().expect("cursors lock");
+    let n = c.len();
+    c.clear();
+    reply(StatusCode::OK, json!({"invalidated": n}))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FaultBody {
+    Many { faults: Vec<FaultSpec> },
+    One(FaultSpec),
+}
+
+/// A fault as posted: a [`Fault`] plus shorthands for Salesforce error bodies.
+#[derive(Deserialize)]
+struct FaultSpec {
+    #[serde(flatten)]
+    fault: Fault,
+    #[serde(rename = "errorCode", default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+async fn add_faults(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
+    guard!(state, headers);
+    let specs = match serde_json::from_slice::<FaultBody>(&body) {
+        Ok(FaultBody::Many { faults }) => faults,
+        Ok(FaultBody::One(f)) => vec![f],
+        Err(e) => return bad(format!("invalid fault: {e}")),
+    };
+    let mut faults = state.faults.lock().expect("faults lock");
+    for s in specs {
+        let mut f = s.fault;
+        if let Some(code) = s.error_code {
+            let msg = s.message.unwrap_or_default();
+            f.body = Some(json!([{"message": msg, "errorCode": code}]).to_string());
+            f.status.get_or_insert(400);
+        }
+        faults.push(f);
+    }
+    reply(StatusCode::OK, json!({"faults": faults.len()}))
+}
+
+async fn list_faults(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    let f = state.faults.lock().expect("faults lock").clone();
+    reply(StatusCode::OK, json!({"faults": f}))
+}
+
+async fn clear_faults(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    state.faults.lock().expect("faults lock").clear();
+    reply(StatusCode::OK, json!({"faults": 0}))
+}
+
+// ---------------------------------------------------------------------------------
+// Ground truth export
+// ---------------------------------------------------------------------------------
+
+/// The JSON value of a row as the ground truth reports it (compound fields included).
+pub fn row_json(table: &Table, values: &[Val]) -> Map<String, Json> {
+    let def = &table.def;
+    let mut m = Map::new();
+    for (i, f) in def.fields.iter().enumerate() {
+        let v = if f.kind == crate::schema::Kind::Address {
+            serde_json::from_str(&crate::rest::records::address_json(def, values, f.name))
+                .unwrap_or(Json::Null)
+        } else {
+            values[i].to_json()
+        };
+        m.insert(f.name.to_string(), v);
+    }
+    m
+}
+
+async fn export(
+    State(state): S,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    guard!(state, headers);
+    let params = oauth::parse_form(q.unwrap_or_default().as_bytes());
+    let offset: usize = params
+        .get("offset")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = params
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
+    let state2 = state.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let store = state2.store.read().expect("store lock");
+        let table = store.table(&object)?;
+        let now = dt::now_ms();
+        let rows: Vec<Json> = (0..table.len() as u32)
+            .skip(offset)
+            .take(limit)
+            .filter_map(|n| {
+                let row = table.row(n)?;
+                let mut m = row_json(table, row.values());
+                let st = table.state(n);
+                m.insert("_deleted".into(), json!(table.is_deleted(n)));
+                m.insert("_purged".into(), json!(st.is_some_and(|s| s.purged)));
+                m.insert("_visible".into(), json!(table.visible(n, now)));
+                let vis = st.map(|s| s.visible_at).filter(|&v| v > i64::MIN);
+                m.insert("_visible_at".into(), json!(vis.map(dt::format_datetime)));
+                Some(Json::Object(m))
+            })
+            .collect();
+        Some(
+            json!({"object": table.def.name, "totalSize": table.len(), "records": rows})
+                .to_string(),
+        )
+    })
+    .await
+    .ok()
+    .flatten();
+    match body {
+        Some(b) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json;charset=UTF-8")
+            .body(b.into())
+            .expect("response"),
+        None => reply(StatusCode::NOT_FOUND, json!({"error": "unknown object"})),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Record writes
+// ---------------------------------------------------------------------------------
+
+/// One write operation.
+#[derive(Deserialize, Debug)]
+pub struct RecordOp {
+    /// `insert`, `update`, `delete`, `undelete`, `purge` or `publish`.
+    pub op: String,
+    pub object: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Several ids written with one timestamp (a mass update).
+    #[serde(default)]
+    pub ids: Vec<String>,
+    #[serde(default)]
+    pub fields: Map<String, Json>,
+    /// Explicit SystemModstamp (and LastModifiedDate unless `system_only`).
+    #[serde(rename = "SystemModstamp", alias = "system_modstamp", default)]
+    pub system_modstamp: Option<String>,
+    /// Update SystemModstamp only, as automation does.
+    #[serde(default)]
+    pub system_only: bool,
+    /// Hide the write from the APIs for this long (overrides `visibility_lag_ms`).
+    #[serde(alias = "delay_ms", default)]
+    pub visible_after_ms: Option<u64>,
+    /// Knowledge language for `publish` (default `en_US`).
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OpsBody {
+    Many { ops: Vec<RecordOp> },
+    List(Vec<RecordOp>),
+    One(RecordOp),
+}
+
+async fn records(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
+    guard!(state, headers);
+    let ops = match serde_json::from_slice::<OpsBody>(&body) {
+        Ok(OpsBody::Many { ops }) | Ok(OpsBody::List(ops)) => ops,
+        Ok(OpsBody::One(op)) => vec![op],
+        Err(e) => return bad(format!("invalid records body: {e}")),
+    };
+    let lag = state.settings().visibility_lag_ms;
+    let mut results = Vec::new();
+    let mut store = state.store.write().expect("store lock");
+    for op in ops {
+        match apply(&mut store, &op, lag) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": e, "applied": results}),
+                );
+            }
+        }
+    }
+    reply(StatusCode::OK, json!({"results": results}))
+}
+
+/// Applies one operation; returns `{"id","SystemModstamp"}` of the rows it wrote.
+pub fn apply(store: &mut Store, op: &RecordOp, lag_ms: u64) -> Result<Json, String> {
+    let now = dt::now_ms();
+    let ts = match &op.system_modstamp {
+        Some(s) => dt::parse_datetime(s).ok_or_else(|| format!("bad SystemModstamp {s}"))?,
+        None => now,
+    };
+    let visible_at = now + op.visible_after_ms.unwrap_or(lag_ms) as i64;
+    let w = Write { ts, visible_at };
+    if op.op == "publish" {
+        return publish(store, op, w);
+    }
+    let table = store
+        .table_mut(&op.object)
+        .ok_or_else(|| format!("unknown object {}", op.object))?;
+    if op.op == "insert" {
+        return insert(table, op, w);
+    }
+    let mut ids: Vec<&str> = op.ids.iter().map(String::as_str).collect();
+    ids.extend(op.id.as_deref());
+    if ids.is_empty() {
+        return Err(format!("{} needs id or ids", op.op));
+    }
+    let mut written = Vec::new();
+    for id in ids {
+        let n = table
+            .row_of(id)
+            .ok_or_else(|| format!("no {} {id}", table.def.name))?;
+        match op.op.as_str() {
+            "update" => update(table, n, op, w)?,
+            "delete" => set_deleted(table, n, true, w)?,
+            "undelete" => set_deleted(table, n, false, w)?,
+            "purge" => {
+                let st = table.state_mut(n).expect("row exists");
+                st.purged = true;
+                st.deleted_at.get_or_insert(ts);
+            }
+            other => return Err(format!("unknown op {other}")),
+        }
+        written.push(json!(ids::to18(id)));
+    }
+    Ok(json!({"ids": written, "SystemModstamp": dt::format_datetime(ts)}))
+}
+
+#[derive(Clone, Copy)]
+struct Write {
+    ts: i64,
+    visible_at: i64,
+}
+
+fn set_fields(table: &Table, values: &mut [Val], fields: &Map<String, Json>) -> Result<(), String> {
+    for (k, v) in fields {
+        let i = table
+            .def
+            .field_index(k)
+            .ok_or_else(|| format!("no field {k} on {}", table.def.name))?;
+        if i == table.sys.id {
+            return Err("Id cannot be written".into());
+        }
+        values[i] = Val::from_json(table.def.fields[i].kind, v).map_err(|e| format!("{k}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn stamp(table: &Table, values: &mut [Val], ts: i64, system_only: bool) {
+    let sys = table.sys;
+    if let Some(i) = sys.modstamp {
+        values[i] = Val::DateTime(ts);
+    }
+    if !system_only {
+        if let Some(i) = sys.last_modified {
+            values[i] = Val::DateTime(ts);
+        }
+        if let Some(i) = table.def.field_index("LastModifiedById") {
+            values[i] = Val::s(oauth::user_id(0));
+        }
+    }
+}
+
+fn insert(table: &mut Table, op: &RecordOp, w: Write) -> Result<Json, String> {
+    let n = table.len() as u32;
+    let def = table.def.clone();
+    let mut values = vec![Val::Null; def.fields.len()];
+    values[table.sys.id] = Val::s(ids::make(def.key_prefix, n as u64));
+    let set = |values: &mut Vec<Val>, name: &str, v: Val| {
+        if let Some(i) = def.field_index(name) {
+            values[i] = v;
+        }
+    };
+    set(&mut values, "IsDeleted", Val::Bool(false));
+    set(&mut values, "CreatedById", Val::s(oauth::user_id(0)));
+    set(&mut values, "OwnerId", Val::s(oauth::user_id(0)));
+    set(&mut values, "CreatedDate", Val::DateTime(w.ts));
+    for f in &def.fields {
+        if f.kind == crate::schema::Kind::Boolean {
+            set(&mut values, f.name, Val::Bool(false));
+        }
+    }
+    if def.name == "Case" {
+        set(&mut values, "CaseNumber", Val::s(format!("{:08}", n + 1)));
+        set(&mut values, "Status", Val::s("New"));
+    }
+    if def.name == "Knowledge__kav" {
+        set(
+            &mut values,
+            "KnowledgeArticleId",
+            Val::s(ids::make("kA0", 1_000_000 + n as u64)),
+        );
+        set(
+            &mut values,
+            "ArticleNumber",
+            Val::s(format!("{:09}", 1_000_000 + n)),
+        );
+        set(&mut values, "PublishStatus", Val::s("Draft"));
+        set(&mut values, "Language", Val::s("en_US"));
+        set(&mut values, "IsLatestVersion", Val::Bool(true));
+        set(&mut values, "VersionNumber", Val::Int(1));
+        set(&mut values, "IsMasterLanguage", Val::Bool(true));
+        set(&mut values, "UrlName", Val::s(format!("article-{n}")));
+    }
+    set_fields(table, &mut values, &op.fields)?;
+    // Derived name fields follow their parts unless given explicitly.
+    if def.has("FirstName") && !op.fields.keys().any(|k| k.eq_ignore_ascii_case("Name")) {
+        let part = |name: &str| {
+            def.field_index(name)
+                .and_then(|i| values[i].as_str().map(str::to_string))
+        };
+        let name = [part("FirstName"), part("LastName")]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        set(&mut values, "Name", Val::s(name));
+    }
+    stamp(table, &mut values, w.ts, false);
+    let id = values[table.sys.id].clone();
+    table.push(RowState {
+        values: values.into_boxed_slice(),
+        visible_at: w.visible_at,
+        purged: false,
+        deleted_at: None,
+    });
+    Ok(json!({"id": id.to_json(), "SystemModstamp": dt::format_datetime(w.ts)}))
+}
+
+fn update(table: &mut Table, n: u32, op: &RecordOp, w: Write) -> Result<(), String> {
+    let mut values = table.row(n).expect("row exists").values().to_vec();
+    set_fields(table, &mut values, &op.fields)?;
+    stamp(table, &mut values, w.ts, op.system_only);
+    let st = table.state_mut(n).expect("row exists");
+    st.values = values.into_boxed_slice();
+    st.visible_at = w.visible_at;
+    Ok(())
+}
+
+fn set_deleted(table: &mut Table, n: u32, deleted: bool, w: Write) -> Result<(), String> {
+    let sys = table.sys;
+    let del_ix = sys
+        .is_deleted
+        .ok_or_else(|| format!("{} records cannot be deleted", table.def.name))?;
+    let mut values = table.row(n).expect("row exists").values().to_vec();
+    values[del_ix] = Val::Bool(deleted);
+    stamp(table, &mut values, w.ts, false);
+    let st = table.state_mut(n).expect("row exists");
+    st.values = values.into_boxed_slice();
+    st.deleted_at = deleted.then_some(w.ts);
+    st.visible_at = w.visible_at;
+    Ok(())
+}
+
+/// Publishes a Knowledge article: the draft (or a new copy of the online version)
+/// becomes Online under a version Id different from the old one, which is archived.
+fn publish(store: &mut Store, op: &RecordOp, w: Write) -> Result<Json, String> {
+    let table = store
+        .table_mut(&op.object)
+        .filter(|t| t.def.name.ends_with("__kav"))
+        .ok_or("publish needs a __kav object")?;
+    let def = table.def.clone();
+    let ix = |name: &str| def.field_index(name).expect("knowledge field");
+    let (art_ix, lang_ix, status_ix) = (
+        ix("KnowledgeArticleId"),
+        ix("Language"),
+        ix("PublishStatus"),
+    );
+    let given = op
+        .id
+        .clone()
+        .ok_or("publish needs id (article or version id)")?;
+    let article = match table.row_of(&given) {
+        Some(n) => table.row(n).expect("row").values()[art_ix].clone(),
+        None => Val::s(ids::to18(&given)),
+    };
+    let lang = op.language.clone().unwrap_or_else(|| "en_US".into());
+    let mut draft = None;
+    let mut online = None;
+    let mut latest: Option<(i64, u32)> = None;
+    for n in 0..table.len() as u32 {
+        if table.state(n).is_some_and(|s| s.purged) {
+            continue;
+        }
+        let row = table.row(n).expect("row");
+        let v = row.values();
+        if v[art_ix] != article || v[lang_ix].as_str() != Some(lang.as_str()) {
+            continue;
+        }
+        let ver = match v[ix("VersionNumber")] {
+            Val::Int(i) => i,
+            _ => 0,
+        };
+        if latest.is_none_or(|(best, _)| ver > best) {
+            latest = Some((ver, n));
+        }
+        match v[status_ix].as_str() {
+            Some("Draft") => draft = Some(n),
+            Some("Online") => online = Some(n),
+            _ => {}
+        }
+    }
+    let (max_ver, latest_n) = latest.ok_or("no such article/language")?;
+    if let Some(old) = online {
+        let mut values = table.row(old).expect("row").values().to_vec();
+        values[status_ix] = Val::s("Archived");
+        values[ix("IsLatestVersion")] = Val::Bool(false);
+        values[ix("ArchivedDate")] = Val::DateTime(w.ts);
+        stamp(table, &mut values, w.ts, false);
+        let st = table.state_mut(old).expect("row");
+        st.values = values.into_boxed_slice();
+        st.visible_at = w.visible_at;
+    }
+    let publish_values = |table: &Table, mut values: Vec<Val>| -> Result<Vec<Val>, String> {
+        values[status_ix] = Val::s("Online");
+        values[ix("IsLatestVersion")] = Val::Bool(true);
+        values[ix("LastPublishedDate")] = Val::DateTime(w.ts);
+        values[ix("ArchivedDate")] = Val::Null;
+        if values[ix("FirstPublishedDate")].is_null() {
+            values[ix("FirstPublishedDate")] = Val::DateTime(w.ts);
+        }
+        set_fields(table, &mut values, &op.fields)?;
+        stamp(table, &mut values, w.ts, false);
+        Ok(values)
+    };
+    let new_id = if let Some(d) = draft {
+        let values = publish_values(table, table.row(d).expect("row").values().to_vec())?;
+        let id = values[0].clone();
+        let st = table.state_mut(d).expect("row");
+        st.values = values.into_boxed_slice();
+        st.visible_at = w.visible_at;
+        id
+    } else {
+        let n = table.len() as u32;
+        let mut values = table.row(latest_n).expect("row").values().to_vec();
+        values[0] = Val::s(ids::make(def.key_prefix, n as u64));
+        values[ix("VersionNumber")] = Val::Int(max_ver + 1);
+        if let Some(c) = table.sys.created {
+            values[c] = Val::DateTime(w.ts);
+        }
+        let values = publish_values(table, values)?;
+        let id = values[0].clone();
+        table.push(RowState {
+            values: values.into_boxed_slice(),
+            visible_at: w.visible_at,
+            purged: false,
+            deleted_at: None,
+        });
+        id
+    };
+    Ok(
+        json!({"id": new_id.to_json(), "KnowledgeArticleId": article.to_json(),
+        "archived": online.map(|n| table.row(n).expect("row").values()[0].to_json()),
+        "SystemModstamp": dt::format_datetime(w.ts)}),
+    )
+}

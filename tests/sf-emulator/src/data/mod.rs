@@ -1,0 +1,257 @@
+//! The record store.
+//!
+//! Big tables (a million Cases) must be ready in seconds and fit in little memory, so
+//! pristine rows are never stored: a row that was never written is generated on demand
+//! from `(seed, object, row number)` by a pure function. Only rows that were written
+//! (inserted, updated, deleted, purged) are materialised as [`RowState`]. Row numbers are
+//! encoded in the record ids (see [`crate::ids`]), so an id lookup is O(1).
+
+pub mod generate;
+pub mod source;
+pub mod value;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use value::Val;
+
+use crate::schema::ObjectDef;
+
+/// A generator of pristine rows: row number → values in schema field order.
+pub type GenFn = Arc<dyn Fn(u32) -> Box<[Val]> + Send + Sync>;
+
+/// The cursor value (epoch ms) of a pristine row, computed without generating the row.
+pub type CursorFn = Arc<dyn Fn(u32) -> i64 + Send + Sync>;
+
+/// A row that was written at least once.
+#[derive(Clone, Debug)]
+pub struct RowState {
+    /// Values in schema field order (compound fields are `Null`; they are derived).
+    pub values: Box<[Val]>,
+    /// Epoch ms from which queries see this row (models commit/replication lag).
+    pub visible_at: i64,
+    /// Hard-deleted: gone from every API, still in the ground-truth export.
+    pub purged: bool,
+    /// When the row went to the recycle bin, if it is soft-deleted.
+    pub deleted_at: Option<i64>,
+}
+
+/// Positions of the system fields the store itself maintains.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SysIdx {
+    pub id: usize,
+    pub is_deleted: Option<usize>,
+    pub created: Option<usize>,
+    pub last_modified: Option<usize>,
+    pub modstamp: Option<usize>,
+}
+
+impl SysIdx {
+    fn of(def: &ObjectDef) -> Self {
+        SysIdx {
+            id: def.field_index("Id").unwrap_or(0),
+            is_deleted: def.field_index("IsDeleted"),
+            created: def.field_index("CreatedDate"),
+            last_modified: def.field_index("LastModifiedDate"),
+            modstamp: def.field_index("SystemModstamp"),
+        }
+    }
+
+    /// The cursor field for this object: SystemModstamp, else CreatedDate.
+    pub fn cursor(&self) -> Option<usize> {
+        self.modstamp.or(self.created)
+    }
+}
+
+/// One object's rows.
+pub struct Table {
+    pub def: Arc<ObjectDef>,
+    pub sys: SysIdx,
+    lazy_len: u32,
+    generator: Option<GenFn>,
+    lazy_cursor: Option<CursorFn>,
+    slots: Vec<Option<Box<RowState>>>,
+    /// Row numbers ordered by (cursor field, row number); rebuilt after writes.
+    order: Mutex<Option<Arc<Vec<u32>>>>,
+}
+
+/// A read view of one row.
+pub enum RowRef<'a> {
+    Generated(Box<[Val]>),
+    Stored(&'a RowState),
+}
+
+impl RowRef<'_> {
+    /// Values in schema order.
+    pub fn values(&self) -> &[Val] {
+        match self {
+            RowRef::Generated(v) => v,
+            RowRef::Stored(s) => &s.values,
+        }
+    }
+}
+
+impl Table {
+    /// A table whose first `lazy_len` rows come from `gen`.
+    pub fn new(def: ObjectDef, lazy_len: u32, generator: Option<GenFn>) -> Self {
+        let sys = SysIdx::of(&def);
+        Table {
+            def: Arc::new(def),
+            sys,
+            lazy_len: if generator.is_some() { lazy_len } else { 0 },
+            generator,
+            lazy_cursor: None,
+            slots: (0..lazy_len).map(|_| None).collect(),
+            order: Mutex::new(None),
+        }
+    }
+
+    /// Sets the cheap cursor function for pristine rows.
+    pub fn with_lazy_cursor(mut self, f: CursorFn) -> Self {
+        self.lazy_cursor = Some(f);
+        self
+    }
+
+    /// Number of row numbers in use (including purged rows).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Reads row `n` regardless of visibility.
+    pub fn row(&self, n: u32) -> Option<RowRef<'_>> {
+        match self.slots.get(n as usize)? {
+            Some(s) => Some(RowRef::Stored(s)),
+            None if n < self.lazy_len => Some(RowRef::Generated((self.generator.as_ref()?)(n))),
+            None => None,
+        }
+    }
+
+    /// The stored state of row `n`, if it was ever written.
+    pub fn state(&self, n: u32) -> Option<&RowState> {
+        self.slots.get(n as usize)?.as_deref()
+    }
+
+    /// Whether the APIs can see row `n` at `now` (not purged, past its visibility time).
+    /// Deleted rows are visible here; `/query` filters them separately.
+    pub fn visible(&self, n: u32, now: i64) -> bool {
+        match self.slots.get(n as usize) {
+            Some(Some(s)) => !s.purged && s.visible_at <= now,
+            Some(None) => n < self.lazy_len,
+            None => false,
+        }
+    }
+
+    /// Whether row `n` is in the recycle bin.
+    pub fn is_deleted(&self, n: u32) -> bool {
+        matches!(self.slots.get(n as usize), Some(Some(s)) if s.deleted_at.is_some())
+    }
+
+    /// Row number of an id of this object, if the id is well-formed and the row exists.
+    pub fn row_of(&self, id: &str) -> Option<u32> {
+        let (prefix, n) = crate::ids::parse(id)?;
+        (prefix == self.def.key_prefix && (n as usize) < self.slots.len()).then_some(n as u32)
+    }
+
+    /// Materialises row `n` for writing.
+    pub fn state_mut(&mut self, n: u32) -> Option<&mut RowState> {
+        let values = match self.slots.get(n as usize)? {
+            Some(_) => None,
+            None => Some(self.row(n)?.values().to_vec().into_boxed_slice()),
+        };
+        *self.order.get_mut().expect("order lock") = None;
+        let slot = &mut self.slots[n as usize];
+        if let Some(values) = values {
+            *slot = Some(Box::new(RowState {
+                values,
+                visible_at: i64::MIN,
+                purged: false,
+                deleted_at: None,
+            }));
+        }
+        slot.as_deref_mut()
+    }
+
+    /// Appends a new row and returns its row number.
+    pub fn push(&mut self, state: RowState) -> u32 {
+        self.slots.push(Some(Box::new(state)));
+        *self.order.get_mut().expect("order lock") = None;
+        (self.slots.len() - 1) as u32
+    }
+
+    /// The row's cursor value (SystemModstamp, else CreatedDate) in epoch ms.
+    pub fn cursor_of(&self, n: u32) -> i64 {
+        if let (Some(f), Some(None)) = (&self.lazy_cursor, self.slots.get(n as usize)) {
+            return f(n);
+        }
+        let Some(ix) = self.sys.cursor() else {
+            return 0;
+        };
+        self.row(n)
+            .and_then(|r| r.values()[ix].as_datetime())
+            .unwrap_or(0)
+    }
+
+    /// Row numbers sorted by `(cursor, row number)`; cached until the next write.
+    pub fn ordered(&self) -> Arc<Vec<u32>> {
+        let mut guard = self.order.lock().expect("order lock");
+        if let Some(o) = guard.as_ref() {
+            return o.clone();
+        }
+        let mut keyed: Vec<(i64, u32)> = (0..self.slots.len() as u32)
+            .map(|n| (self.cursor_of(n), n))
+            .collect();
+        // Pristine rows are generated in cursor order already, so this sort mostly
+        // sees one long sorted run and a few moved rows.
+        keyed.sort_unstable();
+        let order = Arc::new(keyed.into_iter().map(|(_, n)| n).collect::<Vec<_>>());
+        *guard = Some(order.clone());
+        order
+    }
+}
+
+/// All tables of the org, by lower-case object name.
+pub struct Store {
+    tables: HashMap<String, Table>,
+    /// Object names in describe-global order.
+    pub names: Vec<&'static str>,
+}
+
+impl Store {
+    /// Builds a store from tables.
+    pub fn new(tables: Vec<Table>) -> Self {
+        let names = tables.iter().map(|t| t.def.name).collect();
+        Store {
+            tables: tables
+                .into_iter()
+                .map(|t| (t.def.name.to_ascii_lowercase(), t))
+                .collect(),
+            names,
+        }
+    }
+
+    /// A table by case-insensitive object name.
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(&name.to_ascii_lowercase())
+    }
+
+    /// A mutable table by case-insensitive object name.
+    pub fn table_mut(&mut self, name: &str) -> Option<&mut Table> {
+        self.tables.get_mut(&name.to_ascii_lowercase())
+    }
+
+    /// The table holding an id, by key prefix.
+    pub fn table_for_id(&self, id: &str) -> Option<&Table> {
+        let (prefix, _) = crate::ids::parse(id)?;
+        self.tables.values().find(|t| t.def.key_prefix == prefix)
+    }
+
+    /// Every table in describe-global order.
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.names.iter().filter_map(|n| self.table(n))
+    }
+}

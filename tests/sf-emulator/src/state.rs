@@ -1,0 +1,211 @@
+//! Shared server state: the store, settings, OAuth tokens, counters, faults, cursors
+//! and bulk jobs. Locks are std locks and are never held across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::data::Store;
+use crate::data::generate::{self, Counts, GenCtx};
+use crate::dt::{self, DAY_MS};
+use crate::{ConnectedApp, EmulatorConfig, Settings, ids, oauth};
+
+/// Default consumer key of the emulator's connected app (real keys start `3MVG9`).
+pub const DEFAULT_CLIENT_ID: &str = "3MVG9SluiceEmulatorDefaultConnectedApp.LoopbackDesktopClient";
+/// Newest API version served.
+pub const API_VERSION: &str = "62.0";
+
+/// A programmed answer for upcoming requests.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Fault {
+    /// HTTP method to match (`*` or absent: any).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Path prefix to match (e.g. `/services/data/v62.0/query`).
+    #[serde(default)]
+    pub path_prefix: String,
+    /// How many matching requests it applies to.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Status to answer; absent with `delay_ms` means "delay, then serve normally".
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Wait this long before answering.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Number of matching requests to let through before the fault fires.
+    #[serde(default)]
+    pub skip: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Counters reported by `GET /__emulator/stats`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    /// API calls counted against `DailyApiRequests`.
+    pub api_calls: u64,
+    /// Calls per endpoint label (e.g. `query`, `queryMore`, `describe`).
+    pub by_endpoint: BTreeMap<String, u64>,
+    pub tokens_issued: u64,
+    pub tokens_refreshed: u64,
+    pub refresh_failures: u64,
+    pub bulk_jobs_created: u64,
+}
+
+/// All state of one emulator instance.
+pub struct Shared {
+    /// Origin, e.g. `http://127.0.0.1:1234`.
+    pub base_url: String,
+    pub org_id: String,
+    pub app: ConnectedApp,
+    pub username: String,
+    pub password: String,
+    pub control_key: String,
+    pub settings: RwLock<Settings>,
+    pub store: RwLock<Store>,
+    /// The SOQL engine's view of the schema (objects never change at run time).
+    pub schemas: crate::data::source::Schemas,
+    pub auth: Mutex<oauth::AuthState>,
+    pub stats: Mutex<Stats>,
+    pub faults: Mutex<Vec<Fault>>,
+    pub cursors: Mutex<HashMap<String, crate::rest::query::Cursor>>,
+    pub jobs: Mutex<HashMap<String, crate::bulk::Job>>,
+    /// Last-Modified of describe results (schema changes never happen at run time).
+    pub schema_modified_ms: i64,
+    /// End of the generated time span.
+    pub anchor_ms: i64,
+    seq: AtomicU64,
+}
+
+impl Shared {
+    /// Generates the dataset and the credentials.
+    pub fn new(config: EmulatorConfig, base_url: String) -> Shared {
+        let now = dt::now_ms();
+        let anchor = config.anchor_ms.unwrap_or(now - now.rem_euclid(DAY_MS));
+        let ctx = GenCtx {
+            seed: config.seed,
+            counts: Counts::of(config.dataset, config.scale),
+            anchor,
+            admin_username: config.username.clone(),
+        };
+        let store = generate::build(ctx);
+        let schemas = crate::data::source::Schemas::of(&store);
+        let salt = now as u64 ^ (std::process::id() as u64) << 32;
+        let app = config.app.unwrap_or_else(|| ConnectedApp {
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: random_token(salt ^ 1, 40, HEX),
+            callback_urls: Vec::new(),
+        });
+        Shared {
+            base_url,
+            org_id: ids::make("00D", 1_000 + config.seed % 1000),
+            app,
+            username: config.username,
+            password: config.password,
+            control_key: random_token(salt ^ 2, 32, HEX),
+            settings: RwLock::new(config.settings),
+            store: RwLock::new(store),
+            schemas,
+            auth: Mutex::new(oauth::AuthState::default()),
+            stats: Mutex::new(Stats::default()),
+            faults: Mutex::new(Vec::new()),
+            cursors: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(HashMap::new()),
+            schema_modified_ms: anchor - 30 * DAY_MS,
+            anchor_ms: anchor,
+            seq: AtomicU64::new(salt),
+        }
+    }
+
+    /// A snapshot of the settings.
+    pub fn settings(&self) -> Settings {
+        self.settings.read().expect("settings lock").clone()
+    }
+
+    /// A fresh unique random string from `alphabet`.
+    pub fn token(&self, len: usize, alphabet: &[u8]) -> String {
+        let s = self.seq.fetch_add(0x9E37_79B9, Ordering::Relaxed);
+        random_token(s ^ dt::now_ms() as u64, len, alphabet)
+    }
+
+    /// Next number in a per-process sequence (locators, job ids).
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) & 0xFF_FFFF_FFFF
+    }
+
+    /// Record one call for `GET /__emulator/stats` without counting it as an API call.
+    pub fn note(&self, label: &str) {
+        let mut st = self.stats.lock().expect("stats lock");
+        *st.by_endpoint.entry(label.to_string()).or_default() += 1;
+    }
+
+    /// Count one API call; returns `(used, max)` after counting.
+    pub fn count_api_call(&self, label: &str) -> (u64, u64) {
+        let max = self.settings.read().expect("settings lock").api_daily_limit;
+        let mut st = self.stats.lock().expect("stats lock");
+        st.api_calls += 1;
+        *st.by_endpoint.entry(label.to_string()).or_default() += 1;
+        (st.api_calls, max)
+    }
+
+    /// `(used, max)` without counting.
+    pub fn api_usage(&self) -> (u64, u64) {
+        let max = self.settings.read().expect("settings lock").api_daily_limit;
+        (self.stats.lock().expect("stats lock").api_calls, max)
+    }
+
+    /// Takes the first fault matching the request, if any, honouring `skip`/`count`.
+    pub fn take_fault(&self, method: &str, path: &str) -> Option<Fault> {
+        let mut faults = self.faults.lock().expect("faults lock");
+        let pos = faults.iter().position(|f| {
+            path.starts_with(&f.path_prefix)
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m == "*" || m.eq_ignore_ascii_case(method))
+        })?;
+        let f = &mut faults[pos];
+        if f.skip > 0 {
+            f.skip -= 1;
+            return None;
+        }
+        let out = f.clone();
+        f.count = f.count.saturating_sub(1);
+        if f.count == 0 {
+            faults.remove(pos);
+        }
+        Some(out)
+    }
+
+    /// Visibility lag for writes made now.
+    pub fn visibility_lag(&self) -> Duration {
+        Duration::from_millis(
+            self.settings
+                .read()
+                .expect("settings lock")
+                .visibility_lag_ms,
+        )
+    }
+}
+
+/// Lower-case hex digits.
+pub const HEX: &[u8] = b"0123456789abcdef";
+/// Characters of opaque tokens.
+pub const TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
+
+/// A pseudo-random string; not cryptographic, which is fine for a test double.
+pub fn random_token(seed: u64, len: usize, alphabet: &[u8]) -> String {
+    let mut r = generate::Rng::for_row(seed, 99, (seed >> 7) as u32);
+    (0..len)
+        .map(|_| alphabet[r.below(alphabet.len() as u64) as usize] as char)
+        .collect()
+}
