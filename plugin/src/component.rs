@@ -124,7 +124,8 @@ fn send(request: Request) -> Result<Response, ErrorCode> {
         .into_iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.into_bytes()))
         .collect();
-    let fields = Fields::from_list(&headers).map_err(|e| ErrorCode::InternalError(Some(format!("bad header: {e:?}"))))?;
+    let fields = Fields::from_list(&headers)
+        .map_err(|e| ErrorCode::InternalError(Some(format!("bad header: {e:?}"))))?;
     let outgoing = OutgoingRequest::new(fields);
     let method = match request.method {
         HttpMethod::Get => Method::Get,
@@ -147,17 +148,23 @@ fn send(request: Request) -> Result<Response, ErrorCode> {
         None => url.path().to_string(),
     };
     let invalid = |_| ErrorCode::HttpRequestUriInvalid;
-    outgoing.set_method(&method).map_err(|_| ErrorCode::HttpRequestMethodInvalid)?;
+    outgoing
+        .set_method(&method)
+        .map_err(|_| ErrorCode::HttpRequestMethodInvalid)?;
     outgoing.set_scheme(Some(&scheme)).map_err(invalid)?;
     outgoing.set_authority(Some(&authority)).map_err(invalid)?;
     outgoing.set_path_with_query(Some(&path)).map_err(invalid)?;
 
-    let body = outgoing.body().map_err(|_| internal("request body taken twice"))?;
+    let body = outgoing
+        .body()
+        .map_err(|_| internal("request body taken twice"))?;
     // Hand the request over before writing: the body is streamed through a bounded buffer
     // that nobody drains until the request is in flight.
     let pending = outgoing_handler::handle(outgoing, None)?;
     if let Some(bytes) = request.body {
-        let stream = body.write().map_err(|_| internal("request body stream taken twice"))?;
+        let stream = body
+            .write()
+            .map_err(|_| internal("request body stream taken twice"))?;
         // wasi:io limits one blocking write to 4 KiB.
         for chunk in bytes.chunks(4096) {
             stream
@@ -181,8 +188,12 @@ fn send(request: Request) -> Result<Response, ErrorCode> {
         .into_iter()
         .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
         .collect();
-    let body = incoming.consume().map_err(|_| internal("response body taken twice"))?;
-    let stream = body.stream().map_err(|_| internal("response stream taken twice"))?;
+    let body = incoming
+        .consume()
+        .map_err(|_| internal("response body taken twice"))?;
+    let stream = body
+        .stream()
+        .map_err(|_| internal("response stream taken twice"))?;
     let mut bytes = Vec::new();
     loop {
         match stream.blocking_read(1 << 16) {

@@ -892,7 +892,13 @@ mod tests {
                 vec!["domain"],
             ),
             (
-                s(Other("x".into()), P, None, Some("not a domain!!"), &[("bogus", "1")]),
+                s(
+                    Other("x".into()),
+                    P,
+                    None,
+                    Some("not a domain!!"),
+                    &[("bogus", "1")],
+                ),
                 false,
                 vec!["capability", "domain", "bogus"],
             ),
