@@ -247,8 +247,15 @@ pub enum PluginCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// List plugin versions.
+    /// List plugin versions, which one is active, and since when.
     List,
+    /// Make an installed version serve calls again: a rollback (or roll-forward) in one command.
+    Activate {
+        /// The plugin name, e.g. `salesforce`.
+        name: String,
+        /// The version number `plugin list` shows.
+        version: u32,
+    },
 }
 
 /// Parses `15m`, `1h`, `30s`, `2d`, `500ms` or plain seconds.
@@ -1004,6 +1011,16 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                 );
             }
         }
+        PluginCommand::Activate { name, version } => {
+            app.registry.activate(name, *version)?;
+            if json {
+                print_json(
+                    &serde_json::json!({ "name": name, "version": version, "active": true }),
+                )?;
+            } else {
+                println!("{name} version {version} active; the next call runs on it");
+            }
+        }
         PluginCommand::List => {
             let list = app.registry.list(None);
             if json {
@@ -1016,23 +1033,29 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                                 "sha256": v.record.sha256, "contract": v.record.contract,
                                 "installed_at_ms": crate::store::to_ms(v.record.installed_at),
                                 "active": v.active,
+                                "active_since_ms": v.active_since.map(crate::store::to_ms),
                             })
                         })
                         .collect::<Vec<_>>(),
                 );
             }
             println!(
-                "{:<14} {:>7} {:<14} {:<9} ACTIVE",
+                "{:<14} {:>7} {:<14} {:<9} ACTIVE SINCE",
                 "PLUGIN", "VERSION", "SHA256", "CONTRACT"
             );
             for v in list {
+                let since = match (v.active, v.active_since) {
+                    (true, Some(t)) => format!("yes    {}", ago(crate::store::to_ms(t))),
+                    (true, None) => "yes".to_string(),
+                    (false, _) => String::new(),
+                };
                 println!(
                     "{:<14} {:>7} {:<14} {:<9} {}",
                     v.record.name,
                     v.record.version,
                     &v.record.sha256[..12.min(v.record.sha256.len())],
                     v.record.contract,
-                    if v.active { "yes" } else { "" }
+                    since
                 );
             }
         }

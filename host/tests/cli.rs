@@ -1,6 +1,8 @@
 //! The `sluice` binary: errors are one clear line with a non-zero exit, and bad input leaves
 //! state unchanged.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -225,4 +227,45 @@ async fn connect_pull_and_export_through_the_binary() {
     assert!(out.status.success());
     let line = one_error_line(&run(&["integration", "show", &id]));
     assert!(line.contains(&id));
+}
+
+fn active_versions(dir: &Path) -> Vec<u64> {
+    let out = sluice(dir, &["--json", "plugin", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    list.iter()
+        .filter(|v| v["name"] == "salesforce" && v["active"] == true)
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_rollback_is_one_command() {
+    let dir = temp_dir("rollback");
+    let v2 = support::with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"v2");
+    let file = dir.join("salesforce.wasm");
+    std::fs::write(&file, &v2).unwrap();
+    let install = sluice(&dir, &["plugin", "install", file.to_str().unwrap()]);
+    assert!(
+        install.status.success(),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    assert_eq!(active_versions(&dir), [2]);
+
+    let rollback = sluice(&dir, &["plugin", "activate", "salesforce", "1"]);
+    assert!(rollback.status.success());
+    assert_eq!(active_versions(&dir), [1], "the rollback persists");
+
+    let line = one_error_line(&sluice(&dir, &["plugin", "activate", "salesforce", "7"]));
+    assert!(line.contains("no version 7"), "{line}");
+    assert_eq!(
+        active_versions(&dir),
+        [1],
+        "a failed activate changes nothing"
+    );
 }
