@@ -124,6 +124,20 @@ fn create(ctx: &Ctx) -> Response {
         Ok(q) => q,
         Err(e) => return soql_error(&e),
     };
+    let refused = ctx.state.settings().bulk_unsupported_objects;
+    if refused
+        .iter()
+        .any(|o| o.eq_ignore_ascii_case(query.object()))
+    {
+        return api_error(
+            400,
+            "INVALIDENTITY",
+            &format!(
+                "Entity '{}' is not supported by the Bulk API.",
+                query.object()
+            ),
+        );
+    }
     if let Some(msg) = unsupported(&query, soql_text) {
         return api_error(400, "API_ERROR", msg);
     }
@@ -334,23 +348,15 @@ fn results(ctx: &Ctx, id: &str) -> Response {
         .unwrap_or(ctx.state.settings().bulk_default_max_records as usize);
     let end = (offset + max).min(rs.len());
     let mut out = Vec::with_capacity(128 + (end - offset) * 200);
-    soql::render_csv_header(&query, &mut out);
+    let opts = soql::CsvOptions {
+        crlf,
+        datetime_z: ctx.state.settings().bulk_datetime_suffix == "Z",
+    };
+    soql::render_csv_header_with(&query, opts, &mut out);
     {
         let store = ctx.state.store.read().expect("store lock");
         let src = StoreSource::new(&store, dt::now_ms());
-        if crlf {
-            // Row by row, so only record terminators become CRLF (not newlines inside
-            // quoted values).
-            out.pop();
-            out.extend_from_slice(b"\r\n");
-            for i in offset..end {
-                soql::render_csv_rows(&query, &rs, i..i + 1, &src, &mut out);
-                out.pop();
-                out.extend_from_slice(b"\r\n");
-            }
-        } else {
-            soql::render_csv_rows(&query, &rs, offset..end, &src, &mut out);
-        }
+        soql::render_csv_rows_with(&query, &rs, offset..end, &src, opts, &mut out);
     }
     let next = if end < rs.len() {
         STANDARD_NO_PAD.encode(end.to_string())

@@ -124,6 +124,9 @@ async fn set_settings(State(state): S, headers: HeaderMap, body: Bytes) -> Respo
         obj.insert(k, v);
     }
     match serde_json::from_value::<Settings>(current) {
+        Ok(new) if !matches!(new.bulk_datetime_suffix.as_str(), "+0000" | "Z") => {
+            bad("bulk_datetime_suffix must be \"+0000\" or \"Z\"")
+        }
         Ok(new) => {
             *state.settings.write().expect("settings lock") = new.clone();
             reply(
@@ -264,6 +267,19 @@ async fn export(
                 m.insert("_visible".into(), json!(table.visible(n, now)));
                 let vis = st.map(|s| s.visible_at).filter(|&v| v > i64::MIN);
                 m.insert("_visible_at".into(), json!(vis.map(dt::format_datetime)));
+                // While a write is pending, the APIs serve the previous version.
+                let prev = st
+                    .filter(|s| s.pending(now))
+                    .and_then(|s| s.previous.as_ref());
+                m.insert("_pending".into(), json!(prev.is_some()));
+                m.insert(
+                    "_previous".into(),
+                    prev.map_or(Json::Null, |p| {
+                        let mut pm = row_json(table, &p.values);
+                        pm.insert("_deleted".into(), json!(p.deleted_at.is_some()));
+                        Json::Object(pm)
+                    }),
+                );
                 Some(Json::Object(m))
             })
             .collect();
@@ -356,7 +372,11 @@ pub fn apply(store: &mut Store, op: &RecordOp, lag_ms: u64) -> Result<Json, Stri
         None => now,
     };
     let visible_at = now + op.visible_after_ms.unwrap_or(lag_ms) as i64;
-    let w = Write { ts, visible_at };
+    let w = Write {
+        ts,
+        visible_at,
+        now,
+    };
     if op.op == "publish" {
         return publish(store, op, w);
     }
@@ -396,6 +416,21 @@ pub fn apply(store: &mut Store, op: &RecordOp, lag_ms: u64) -> Result<Json, Stri
 struct Write {
     ts: i64,
     visible_at: i64,
+    /// When the write happens (decides whether the old version stays served).
+    now: i64,
+}
+
+/// Stores a new version of an existing row (the old one stays served until visible).
+fn write_row(table: &mut Table, n: u32, w: Write, values: Vec<Val>, deleted_at: Option<i64>) {
+    table
+        .write_version(
+            n,
+            w.now,
+            w.visible_at,
+            values.into_boxed_slice(),
+            deleted_at,
+        )
+        .expect("row exists");
 }
 
 fn set_fields(table: &Table, values: &mut [Val], fields: &Map<String, Json>) -> Result<(), String> {
@@ -489,6 +524,7 @@ fn insert(table: &mut Table, op: &RecordOp, w: Write) -> Result<Json, String> {
         visible_at: w.visible_at,
         purged: false,
         deleted_at: None,
+        previous: None,
     });
     Ok(json!({"id": id.to_json(), "SystemModstamp": dt::format_datetime(w.ts)}))
 }
@@ -497,9 +533,8 @@ fn update(table: &mut Table, n: u32, op: &RecordOp, w: Write) -> Result<(), Stri
     let mut values = table.row(n).expect("row exists").values().to_vec();
     set_fields(table, &mut values, &op.fields)?;
     stamp(table, &mut values, w.ts, op.system_only);
-    let st = table.state_mut(n).expect("row exists");
-    st.values = values.into_boxed_slice();
-    st.visible_at = w.visible_at;
+    let deleted_at = table.state(n).and_then(|s| s.deleted_at);
+    write_row(table, n, w, values, deleted_at);
     Ok(())
 }
 
@@ -511,10 +546,7 @@ fn set_deleted(table: &mut Table, n: u32, deleted: bool, w: Write) -> Result<(),
     let mut values = table.row(n).expect("row exists").values().to_vec();
     values[del_ix] = Val::Bool(deleted);
     stamp(table, &mut values, w.ts, false);
-    let st = table.state_mut(n).expect("row exists");
-    st.values = values.into_boxed_slice();
-    st.deleted_at = deleted.then_some(w.ts);
-    st.visible_at = w.visible_at;
+    write_row(table, n, w, values, deleted.then_some(w.ts));
     Ok(())
 }
 
@@ -573,9 +605,8 @@ fn publish(store: &mut Store, op: &RecordOp, w: Write) -> Result<Json, String> {
         values[ix("IsLatestVersion")] = Val::Bool(false);
         values[ix("ArchivedDate")] = Val::DateTime(w.ts);
         stamp(table, &mut values, w.ts, false);
-        let st = table.state_mut(old).expect("row");
-        st.values = values.into_boxed_slice();
-        st.visible_at = w.visible_at;
+        let deleted_at = table.state(old).and_then(|s| s.deleted_at);
+        write_row(table, old, w, values, deleted_at);
     }
     let publish_values = |table: &Table, mut values: Vec<Val>| -> Result<Vec<Val>, String> {
         values[status_ix] = Val::s("Online");
@@ -592,9 +623,8 @@ fn publish(store: &mut Store, op: &RecordOp, w: Write) -> Result<Json, String> {
     let new_id = if let Some(d) = draft {
         let values = publish_values(table, table.row(d).expect("row").values().to_vec())?;
         let id = values[0].clone();
-        let st = table.state_mut(d).expect("row");
-        st.values = values.into_boxed_slice();
-        st.visible_at = w.visible_at;
+        let deleted_at = table.state(d).and_then(|s| s.deleted_at);
+        write_row(table, d, w, values, deleted_at);
         id
     } else {
         let n = table.len() as u32;
@@ -611,6 +641,7 @@ fn publish(store: &mut Store, op: &RecordOp, w: Write) -> Result<Json, String> {
             visible_at: w.visible_at,
             purged: false,
             deleted_at: None,
+            previous: None,
         });
         id
     };

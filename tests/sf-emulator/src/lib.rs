@@ -15,6 +15,7 @@ pub mod control;
 pub mod data;
 pub mod dt;
 pub mod ids;
+pub mod jwt;
 pub mod oauth;
 pub mod rest;
 pub mod schema;
@@ -63,6 +64,13 @@ pub struct Settings {
     pub bulk_default_max_records: u64,
     /// UNVERIFIED: `DELETE` of a non-terminal bulk job is refused.
     pub bulk_delete_requires_terminal: bool,
+    /// UNVERIFIED: suffix of datetimes in Bulk CSV results: `+0000` (as REST) or `Z`.
+    pub bulk_datetime_suffix: String,
+    /// Objects Bulk API 2.0 refuses: creating a query job on one answers 400
+    /// `INVALIDENTITY` "Entity 'X' is not supported by the Bulk API." (case-insensitive).
+    pub bulk_unsupported_objects: Vec<String>,
+    /// `aud` values the JWT bearer grant accepts besides the emulator's own origin.
+    pub jwt_audiences: Vec<String>,
 }
 
 impl Default for Settings {
@@ -83,12 +91,18 @@ impl Default for Settings {
             bulk_polls_to_complete: 2,
             bulk_default_max_records: 50_000,
             bulk_delete_requires_terminal: true,
+            bulk_datetime_suffix: "+0000".into(),
+            bulk_unsupported_objects: Vec::new(),
+            jwt_audiences: vec![
+                "https://login.salesforce.com".into(),
+                "https://test.salesforce.com".into(),
+            ],
         }
     }
 }
 
 /// A connected app: who may ask for tokens, and where codes may be sent.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ConnectedApp {
     pub client_id: String,
     pub client_secret: String,
@@ -96,6 +110,10 @@ pub struct ConnectedApp {
     /// `http://localhost:*/…`, `http://[::1]:*/…`), like a desktop app's loopback
     /// registration.
     pub callback_urls: Vec<String>,
+    /// PEM the JWT bearer grant verifies RS256 assertions with: an X.509 `CERTIFICATE`
+    /// (what Salesforce stores), a `PUBLIC KEY` or an `RSA PUBLIC KEY`. `None` refuses
+    /// every assertion (`invalid_grant`).
+    pub jwt_public_key_pem: Option<String>,
 }
 
 /// Everything needed to start an emulator.

@@ -373,6 +373,26 @@ fn token_grant(
                 false,
             ))
         }
+        crate::jwt::GRANT_TYPE => {
+            let assertion = form
+                .get("assertion")
+                .ok_or_else(|| OAuthError::bad("invalid_request", "missing assertion"))?;
+            let user = crate::jwt::verify(state, assertion, |u| {
+                if u.eq_ignore_ascii_case(&state.username) {
+                    Some(0)
+                } else {
+                    find_user(state, u)
+                }
+            })?;
+            // No refresh token in this flow (spec §1.8).
+            Ok(issue(
+                state,
+                user,
+                DEFAULT_SCOPE.trim_end_matches(" refresh_token id"),
+                None,
+                false,
+            ))
+        }
         "" => Err(OAuthError::bad(
             "unsupported_grant_type",
             "grant type not supported",

@@ -105,6 +105,7 @@ impl Shared {
             client_id: DEFAULT_CLIENT_ID.into(),
             client_secret: random_token(salt ^ 1, 40, HEX),
             callback_urls: Vec::new(),
+            jwt_public_key_pem: None,
         });
         Shared {
             base_url,

@@ -1096,6 +1096,7 @@ pub fn build(ctx: GenCtx) -> Store {
                         visible_at: i64::MIN,
                         purged: false,
                         deleted_at: None,
+                        previous: None,
                     });
                 }
                 t

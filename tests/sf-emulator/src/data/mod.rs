@@ -34,6 +34,40 @@ pub struct RowState {
     pub purged: bool,
     /// When the row went to the recycle bin, if it is soft-deleted.
     pub deleted_at: Option<i64>,
+    /// The version the APIs keep serving until `visible_at`, when a write to a row
+    /// that was already visible is not visible yet (Salesforce shows the old version
+    /// until the new one commits). `None` for a pending insert: that row stays hidden.
+    pub previous: Option<Box<Version>>,
+}
+
+/// An older version of a row, served while a newer write is not yet visible.
+#[derive(Clone, Debug)]
+pub struct Version {
+    pub values: Box<[Val]>,
+    pub deleted_at: Option<i64>,
+}
+
+impl RowState {
+    /// Whether a newer version exists that is not visible at `now`, while an older one is served.
+    pub fn pending(&self, now: i64) -> bool {
+        self.visible_at > now && self.previous.is_some()
+    }
+
+    /// The values the APIs serve at `now` (the previous version while an update is pending).
+    pub fn values_at(&self, now: i64) -> &[Val] {
+        match &self.previous {
+            Some(p) if self.visible_at > now => &p.values,
+            _ => &self.values,
+        }
+    }
+
+    /// Recycle-bin time of the version served at `now`.
+    pub fn deleted_at_at(&self, now: i64) -> Option<i64> {
+        match &self.previous {
+            Some(p) if self.visible_at > now => p.deleted_at,
+            _ => self.deleted_at,
+        }
+    }
 }
 
 /// Positions of the system fields the store itself maintains.
@@ -71,6 +105,8 @@ pub struct Table {
     generator: Option<GenFn>,
     lazy_cursor: Option<CursorFn>,
     slots: Vec<Option<Box<RowState>>>,
+    /// Latest `visible_at` of a write that left an older version being served.
+    pending_until: i64,
     /// Row numbers ordered by (cursor field, row number); rebuilt after writes.
     order: Mutex<Option<Arc<Vec<u32>>>>,
 }
@@ -79,6 +115,8 @@ pub struct Table {
 pub enum RowRef<'a> {
     Generated(Box<[Val]>),
     Stored(&'a RowState),
+    /// One version's values (see [`Table::view`]).
+    Values(&'a [Val]),
 }
 
 impl RowRef<'_> {
@@ -87,6 +125,7 @@ impl RowRef<'_> {
         match self {
             RowRef::Generated(v) => v,
             RowRef::Stored(s) => &s.values,
+            RowRef::Values(v) => v,
         }
     }
 }
@@ -102,6 +141,7 @@ impl Table {
             generator,
             lazy_cursor: None,
             slots: (0..lazy_len).map(|_| None).collect(),
+            pending_until: i64::MIN,
             order: Mutex::new(None),
         }
     }
@@ -138,7 +178,17 @@ impl Table {
 
     /// Whether the APIs can see row `n` at `now` (not purged, past its visibility time).
     /// Deleted rows are visible here; `/query` filters them separately.
+    /// A row whose update is pending is visible (in its previous version).
     pub fn visible(&self, n: u32, now: i64) -> bool {
+        match self.slots.get(n as usize) {
+            Some(Some(s)) => !s.purged && (s.visible_at <= now || s.previous.is_some()),
+            Some(None) => n < self.lazy_len,
+            None => false,
+        }
+    }
+
+    /// Whether the newest version of row `n` is visible at `now` (no write pending).
+    pub fn current_visible(&self, n: u32, now: i64) -> bool {
         match self.slots.get(n as usize) {
             Some(Some(s)) => !s.purged && s.visible_at <= now,
             Some(None) => n < self.lazy_len,
@@ -149,6 +199,60 @@ impl Table {
     /// Whether row `n` is in the recycle bin.
     pub fn is_deleted(&self, n: u32) -> bool {
         matches!(self.slots.get(n as usize), Some(Some(s)) if s.deleted_at.is_some())
+    }
+
+    /// Whether row `n`, in the version served at `now`, is in the recycle bin.
+    pub fn is_deleted_at(&self, n: u32, now: i64) -> bool {
+        matches!(self.slots.get(n as usize), Some(Some(s)) if s.deleted_at_at(now).is_some())
+    }
+
+    /// Row `n` as the APIs see it at `now`: `None` if purged or not visible yet; the
+    /// previous version while an update is pending.
+    pub fn view(&self, n: u32, now: i64) -> Option<RowRef<'_>> {
+        if !self.visible(n, now) {
+            return None;
+        }
+        match self.slots.get(n as usize)? {
+            Some(s) => Some(RowRef::Values(s.values_at(now))),
+            None => self.row(n),
+        }
+    }
+
+    /// Whether some row serves an older version at `now` (cursor order may not match
+    /// the served values then).
+    pub fn has_pending(&self, now: i64) -> bool {
+        self.pending_until > now
+    }
+
+    /// Writes a new version of row `n`, visible from `visible_at`. If the row was
+    /// visible at `now` and the new version is not, the old version keeps being served
+    /// until then.
+    pub fn write_version(
+        &mut self,
+        n: u32,
+        now: i64,
+        visible_at: i64,
+        values: Box<[Val]>,
+        deleted_at: Option<i64>,
+    ) -> Option<()> {
+        let st = self.state_mut(n)?;
+        if visible_at <= now {
+            st.previous = None;
+        } else if st.visible_at <= now && !st.purged {
+            st.previous = Some(Box::new(Version {
+                values: std::mem::take(&mut st.values),
+                deleted_at: st.deleted_at,
+            }));
+        }
+        // Otherwise a write is already pending: its previous version (if any) stays.
+        st.values = values;
+        st.deleted_at = deleted_at;
+        st.visible_at = visible_at;
+        let pending = st.previous.is_some();
+        if pending {
+            self.pending_until = self.pending_until.max(visible_at);
+        }
+        Some(())
     }
 
     /// Row number of an id of this object, if the id is well-formed and the row exists.
@@ -171,6 +275,7 @@ impl Table {
                 visible_at: i64::MIN,
                 purged: false,
                 deleted_at: None,
+                previous: None,
             }));
         }
         slot.as_deref_mut()

@@ -187,14 +187,9 @@ impl<'a> StoreSource<'a> {
         self.store.table(object)
     }
 
-    /// Whether the APIs can see a row now (not purged, past its visibility time).
-    pub fn visible(&self, object: &str, row: RowId) -> bool {
-        self.table(object).is_some_and(|t| t.visible(row, self.now))
-    }
-
     fn cell(&self, t: &'a Table, row: RowId, idx: usize) -> Value {
         if let Some(st) = t.state(row) {
-            return self.cell_of(t, &st.values, idx);
+            return self.cell_of(t, st.values_at(self.now), idx);
         }
         // Cheap cells of pristine rows, without generating the row.
         if idx == t.sys.id {
@@ -263,6 +258,12 @@ impl RowSource for StoreSource<'_> {
         }
     }
 
+    /// Whether the APIs can see a row now (not purged, past its visibility time, or an
+    /// older version is served).
+    fn visible(&self, object: &str, row: RowId) -> bool {
+        self.table(object).is_some_and(|t| t.visible(row, self.now))
+    }
+
     fn by_id(&self, object: &str, id: &str) -> Option<RowId> {
         let t = self.table(object)?;
         t.row_of(id).filter(|&n| t.visible(n, self.now))
@@ -283,7 +284,9 @@ impl RowSource for StoreSource<'_> {
 
     fn sorted_rows(&self, object: &str, field_index: usize) -> Option<Cow<'_, [RowId]>> {
         let t = self.table(object)?;
-        if t.sys.cursor() != Some(field_index) {
+        // While an older version is served, the index (built from the newest versions)
+        // may not match the served values: let the engine sort.
+        if t.sys.cursor() != Some(field_index) || t.has_pending(self.now) {
             return None;
         }
         // Ties are broken by row number, which is Id order (ids encode the row number

@@ -59,15 +59,14 @@ pub fn run(
     let store = state.store.read().expect("store lock");
     let now = dt::now_ms();
     let src = StoreSource::new(&store, now);
-    let object = query.object().to_string();
-    let table = store.table(&object);
-    let visible = |n: u32| table.is_some_and(|t| t.visible(n, now));
+    // Visibility (lag, purges, pending versions) is decided by `StoreSource::visible`,
+    // for the top level and for child subqueries alike.
     let rs = soql::execute(
         &query,
         &src,
         ExecOptions {
             include_deleted,
-            visible: Some(&visible),
+            visible: None,
         },
     )?;
     Ok((query, rs))

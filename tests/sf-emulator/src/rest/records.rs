@@ -139,11 +139,11 @@ pub fn get(ctx: &Ctx, obj: &str, id: &str) -> Response {
     let now = dt::now_ms();
     let Some(n) = table
         .row_of(id)
-        .filter(|&n| table.visible(n, now) && !table.is_deleted(n))
+        .filter(|&n| table.visible(n, now) && !table.is_deleted_at(n, now))
     else {
         return not_found_error();
     };
-    let row = table.row(n).expect("visible row exists");
+    let row = table.view(n, now).expect("visible row exists");
     json_text(record_json(def, row.values(), &fields, &ctx.base()))
 }
 
@@ -229,7 +229,7 @@ pub fn updated(ctx: &Ctx, obj: &str) -> Response {
         if table.state(n).is_some_and(|s| s.purged) || table.is_deleted(n) {
             continue;
         }
-        if !table.visible(n, now) {
+        if !table.current_visible(n, now) {
             covered = covered.min(to_minute(ms));
             continue;
         }
@@ -273,10 +273,14 @@ pub fn deleted(ctx: &Ctx, obj: &str) -> Response {
             continue;
         };
         // Purged rows stay in the delete log; only the recycle bin forgets them.
-        let Some(at) = state.deleted_at else { continue };
+        // The version served now: a pending (un)delete does not count yet.
+        let served = state.visible_at <= now || state.previous.is_some();
+        let Some(at) = state.deleted_at_at(now) else {
+            continue;
+        };
         if at >= w.start
             && at < covered
-            && state.visible_at <= now
+            && served
             && let Some(id) = state.values[0].as_str()
         {
             out.push((at, id.to_string()));

@@ -87,6 +87,9 @@ pub(crate) fn execute(
         {
             continue;
         }
+        if !src.visible(obj, r) {
+            continue;
+        }
         if let Some(c) = &q.filter
             && !eval_cond(c, src, obj, r)
         {

@@ -11,6 +11,7 @@
 //!     fn children(&self, child_object: &str, fk_field: &str, parent_id: &str) -> Vec<RowId>;
 //!     fn sorted_rows(&self, object: &str, field_index: usize)                 // optional index
 //!         -> Option<Cow<'_, [RowId]>> { None }
+//!     fn visible(&self, object: &str, row: RowId) -> bool { true }            // lag; also children
 //! }
 //! // The engine offers:
 //! parse(soql, &dyn Catalog) -> Result<Query, SoqlError>
@@ -126,6 +127,11 @@ pub trait RowSource {
     fn sorted_rows(&self, _object: &str, _field_index: usize) -> Option<Cow<'_, [RowId]>> {
         None
     }
+    /// Whether a row is visible at all (e.g. not yet committed under a visibility lag).
+    /// The engine drops invisible rows from the top level and from child subqueries.
+    fn visible(&self, _object: &str, _row: RowId) -> bool {
+        true
+    }
 }
 
 /// Options for [`parse_with`].
@@ -152,7 +158,9 @@ impl Default for ParseOptions {
 pub struct ExecOptions<'a> {
     /// `queryAll`: keep rows with `IsDeleted = true` (also in child subqueries).
     pub include_deleted: bool,
-    /// Extra row filter (e.g. visibility lag); `None` = all rows visible.
+    /// Extra filter of the top-level object's rows (e.g. visibility lag); `None` = all
+    /// rows visible. [`RowSource::visible`] filters both the top level and child-subquery
+    /// rows (children are rendered later, page by page, so the source decides there).
     pub visible: Option<&'a dyn Fn(RowId) -> bool>,
 }
 

@@ -261,6 +261,9 @@ fn child_rows(ctx: &Ctx<'_>, cq: &ChildQuery, parent_id: &str) -> Vec<RowId> {
     let obj = cq.object.as_str();
     let mut rows = ctx.src.children(obj, &cq.fk_field, parent_id);
     rows.retain(|&r| {
+        if !ctx.src.visible(obj, r) {
+            return false;
+        }
         if !ctx.include_deleted
             && let Some(di) = cq.deleted_idx
             && matches!(ctx.src.get(obj, r, di), Value::Bool(true))
