@@ -1,0 +1,847 @@
+//! `sluice-bench [--scale N] [--json]`: how fast Sluice pulls, what the sandbox costs and how
+//! it scales, measured in one run against the in-process Salesforce emulator (`bench` dataset).
+//!
+//! Pulls (each into the same SQLite store, each a fresh integration so every row is an insert):
+//! - wasm: the host's real runner (`sluice::runner::run_pull`) driving the sandboxed component;
+//! - native: the same connector logic (`sluice_salesforce::pull`) with a native [`Env`], driven
+//!   by the same checkpoint/commit calls the runner makes (`Store::checkpoint`,
+//!   `Store::commit_page`);
+//! - raw: a plain HTTP client fetching and parsing the connector's query pages.
+//!
+//! Engine figures reuse `host/benches/engine.rs`. The idle-memory figure runs in a child
+//! process (`--idle-child DIR`) so that the emulator's data does not count.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use sluice::app::{App, AppConfig, IntegrationInput};
+use sluice::engine::outbound::OutboundPolicy;
+use sluice::engine::registry::{MemoryVersionStore, PluginRegistry, StaticCanaryTargets};
+use sluice::engine::wit::types as wt;
+use sluice::engine::{CallContext, EngineLimits, PluginEngine};
+use sluice::runner::{DEFAULT_PAGE_RECORDS, PullOptions, RunStatus};
+use sluice::secrets::Secret;
+use sluice::store::{GrantFlow, TokenSet};
+use sluice_salesforce::http::{Env, Method, Request, Response, TransportError};
+use sluice_salesforce::model as pm;
+
+/// The JSON keys, in output order.
+const KEYS: [&str; 12] = [
+    "records",
+    "api_calls",
+    "pull_wasm_records_per_s",
+    "pull_native_records_per_s",
+    "raw_fetch_records_per_s",
+    "peak_rss_mb",
+    "cold_compile_ms",
+    "cached_load_ms",
+    "instantiate_us_p50",
+    "instantiate_us_p99",
+    "swap_ms",
+    "idle_rss_mb_10k_integrations",
+];
+
+const IDLE_INTEGRATIONS: usize = 10_000;
+
+struct Args {
+    scale: usize,
+    json: bool,
+    idle_child: Option<PathBuf>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        scale: 1_000_000,
+        json: false,
+        idle_child: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--scale" => {
+                let v = it.next().context("--scale needs a value")?;
+                args.scale = v.replace(['_', ','], "").parse().context("--scale N")?;
+            }
+            "--json" => args.json = true,
+            "--idle-child" => args.idle_child = Some(it.next().context("--idle-child DIR")?.into()),
+            "-h" | "--help" => {
+                println!("usage: sluice-bench [--scale N] [--json]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (usage: sluice-bench [--scale N] [--json])"),
+        }
+    }
+    Ok(args)
+}
+
+/// A `kB` field of /proc/self/status, in MiB.
+fn proc_status_mb(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i.min(samples.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if let Some(dir) = &args.idle_child {
+        let mb = runtime.block_on(idle_child(dir))?;
+        println!("{mb}");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let figures = runtime.block_on(run(&args))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&figures)?);
+    } else {
+        print_table(&figures, args.scale, started.elapsed());
+    }
+    Ok(())
+}
+
+fn note(json: bool, msg: &str) {
+    if !json {
+        eprintln!("{msg}");
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<Value> {
+    let quiet = args.json;
+    let mut out = serde_json::Map::new();
+
+    note(
+        quiet,
+        &format!(
+            "starting the emulator (bench dataset, {} Cases)...",
+            args.scale
+        ),
+    );
+    let emulator = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        dataset: sf_emulator::Dataset::Bench,
+        scale: args.scale,
+        auto_approve: true,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .context("starting the emulator")?;
+    let control = reqwest::Client::new();
+    let stats = || async {
+        let v: Value = serde_json::from_slice(
+            &control
+                .get(format!("{}/__emulator/stats", emulator.url))
+                .bearer_auth(&emulator.control_key)
+                .send()
+                .await?
+                .bytes()
+                .await?,
+        )?;
+        anyhow::Ok(v["api_calls"].as_u64().unwrap_or(0))
+    };
+    let case_count = {
+        let v: Value = serde_json::from_slice(
+            &control
+                .get(format!("{}/__emulator/records/Case?limit=1", emulator.url))
+                .bearer_auth(&emulator.control_key)
+                .send()
+                .await?
+                .bytes()
+                .await?,
+        )?;
+        v["totalSize"]
+            .as_u64()
+            .context("the emulator's Case count")?
+    };
+
+    let data_dir = scratch_dir("pull");
+    let mut config = AppConfig::new(data_dir.clone());
+    config.allow_insecure_loopback = true;
+    let app = App::open(config).await?;
+    let add = |name: &str| {
+        let app = app.clone();
+        let input = IntegrationInput {
+            name: Some(name.into()),
+            capability: Some("helpdesk".into()),
+            environment: Some("production".into()),
+            domain: Some(emulator.url.clone()),
+            pull_by: Some("updated".into()),
+            extra: vec![("objects".into(), "Case".into())],
+            client_id: Some(emulator.client_id.clone()),
+            client_secret: Some(emulator.client_secret.clone()),
+            ..IntegrationInput::default()
+        };
+        async move { app.add_integration(input).await }
+    };
+
+    // 1. The pull through the sandbox, by the host's runner.
+    let wasm_id = add("bench wasm").await?.integration.id;
+    authorize(&app, &emulator, &control, &wasm_id).await?;
+    note(quiet, "pulling Case through the sandboxed component...");
+    // Reset the high-water mark so that VmHWM is the peak of this pull (needs Linux >= 4.0).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let rss_before = proc_status_mb("VmRSS:");
+    let calls_before = stats().await?;
+    let t = Instant::now();
+    let summary = sluice::runner::run_pull(
+        &app,
+        &wasm_id,
+        PullOptions {
+            full: true,
+            trigger: "bench".into(),
+            ..PullOptions::default()
+        },
+    )
+    .await?;
+    let wasm_s = t.elapsed().as_secs_f64();
+    let api_calls = stats().await? - calls_before;
+    let peak = proc_status_mb("VmHWM:");
+    if summary.status != RunStatus::Succeeded {
+        bail!(
+            "the wasm pull ended {:?}: {:?}",
+            summary.status,
+            summary.streams
+        );
+    }
+    let records = summary.records;
+    if records != case_count {
+        bail!("the wasm pull committed {records} records; the emulator holds {case_count} Cases");
+    }
+    out.insert("records".into(), json!(records));
+    out.insert("api_calls".into(), json!(api_calls));
+    out.insert(
+        "pull_wasm_records_per_s".into(),
+        json!((records as f64 / wasm_s).round() as u64),
+    );
+    out.insert("peak_rss_mb".into(), json!(round(peak, 1)));
+    note(
+        quiet,
+        &format!(
+            "  {records} records, {api_calls} API calls in {wasm_s:.1} s (emulator Cases: {case_count}; RSS before {rss_before:.0} MiB, peak {peak:.0} MiB)"
+        ),
+    );
+
+    // 2. The same logic natively, through the same store calls.
+    let native_id = add("bench native").await?.integration.id;
+    authorize(&app, &emulator, &control, &native_id).await?;
+    note(quiet, "pulling Case with the native connector...");
+    let (native_records, native_s, first_query) = {
+        let app = app.clone();
+        let id = native_id.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || native_pull(&app, &id, handle)).await??
+    };
+    if native_records != records {
+        bail!("the native pull committed {native_records} records, the wasm pull {records}");
+    }
+    out.insert(
+        "pull_native_records_per_s".into(),
+        json!((native_records as f64 / native_s).round() as u64),
+    );
+    note(
+        quiet,
+        &format!("  {native_records} records in {native_s:.1} s"),
+    );
+
+    // 3. Raw fetch of the connector's query pages.
+    note(
+        quiet,
+        "fetching the same query pages with a plain client...",
+    );
+    let token = app
+        .store
+        .tokens(&native_id)?
+        .context("tokens")?
+        .access
+        .expose()
+        .to_string();
+    let first_query = first_query.context("the connector made no /query call")?;
+    let (raw_records, raw_s) = raw_fetch(&emulator.url, &first_query, &token).await?;
+    out.insert(
+        "raw_fetch_records_per_s".into(),
+        json!((raw_records as f64 / raw_s).round() as u64),
+    );
+    note(quiet, &format!("  {raw_records} records in {raw_s:.1} s"));
+    drop(app);
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    // 4. Engine figures.
+    note(
+        quiet,
+        "engine: cold compile, cached load, instantiate, swap...",
+    );
+    engine_figures(&mut out).await?;
+
+    // 5. Idle memory with 10,000 scheduled integrations, in a child process.
+    note(
+        quiet,
+        &format!("idle host with {IDLE_INTEGRATIONS} integrations (child process)..."),
+    );
+    let idle_dir = scratch_dir("idle");
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .arg("--idle-child")
+        .arg(&idle_dir)
+        .output()
+        .context("running the idle child")?;
+    let _ = std::fs::remove_dir_all(&idle_dir);
+    if !child.status.success() {
+        bail!(
+            "the idle child failed: {}",
+            String::from_utf8_lossy(&child.stderr)
+        );
+    }
+    let idle: f64 = String::from_utf8_lossy(&child.stdout)
+        .trim()
+        .parse()
+        .context("the idle child's output")?;
+    out.insert("idle_rss_mb_10k_integrations".into(), json!(round(idle, 1)));
+
+    let mut ordered = serde_json::Map::new();
+    for k in KEYS {
+        ordered.insert(k.into(), out.remove(k).context(k)?);
+    }
+    Ok(Value::Object(ordered))
+}
+
+/// Connects `id` with a token from the emulator's control API (`/__emulator/oauth/grant`, the
+/// token response a completed OAuth flow gets), stored as `connect` stores it.
+async fn authorize(
+    app: &Arc<App>,
+    emulator: &sf_emulator::Emulator,
+    control: &reqwest::Client,
+    id: &str,
+) -> anyhow::Result<()> {
+    let grant: Value = serde_json::from_slice(
+        &control
+            .post(format!("{}/__emulator/oauth/grant", emulator.url))
+            .bearer_auth(&emulator.control_key)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?,
+    )?;
+    let text = |k: &str| grant[k].as_str().map(String::from);
+    let plan = app.plan(id).await?;
+    let tokens = TokenSet {
+        flow: GrantFlow::AuthorizationCode,
+        access: Secret::new(text("access_token").context("no access_token")?),
+        refresh: text("refresh_token").map(Secret::new),
+        token_url: plan.token_url.clone(),
+        instance_url: text("instance_url").context("no instance_url")?,
+        identity_url: text("id"),
+        issued_at_ms: text("issued_at").and_then(|s| s.parse().ok()),
+        scopes: text("scope")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+        obtained_at_ms: sluice::store::now_ms(),
+        generation: 0,
+    };
+    app.store.put_grant(id, &tokens)?;
+    Ok(())
+}
+
+/// The connector's surroundings, natively: a client that adds the Bearer token the way the
+/// host's outbound client does, and records the first query URL.
+struct NativeEnv {
+    client: reqwest::Client,
+    handle: tokio::runtime::Handle,
+    token: String,
+    first_query: Option<String>,
+    http_time: Duration,
+}
+
+impl Env for NativeEnv {
+    fn send(&mut self, request: Request) -> Result<Response, TransportError> {
+        if self.first_query.is_none() && request.url.contains("/query") {
+            self.first_query = Some(request.url.clone());
+        }
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .client
+            .request(method, &request.url)
+            .bearer_auth(&self.token);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let url = request.url;
+        let started = Instant::now();
+        let result = self.handle.block_on(async move {
+            let response = builder
+                .send()
+                .await
+                .map_err(|e| TransportError::Unreachable {
+                    target: url.clone(),
+                    detail: e.to_string(),
+                })?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| TransportError::Other(e.to_string()))?
+                .to_vec();
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
+        });
+        self.http_time += started.elapsed();
+        result
+    }
+
+    fn log(&mut self, _level: pm::Level, _message: &str, _fields: &[(&str, &str)]) {}
+}
+
+/// The native pull: the same per-page steps as `sluice::runner::run_pull` (checkpoint, pull,
+/// `commit_page` in one transaction), on a blocking thread.
+fn native_pull(
+    app: &Arc<App>,
+    id: &str,
+    handle: tokio::runtime::Handle,
+) -> anyhow::Result<(u64, f64, Option<String>)> {
+    let integration = app.store.integration(id)?;
+    let tokens = app.store.tokens(id)?.context("tokens")?;
+    let settings = pm::Settings {
+        capability: pm::Capability::Helpdesk,
+        environment: pm::Environment::Production,
+        pull_by: Some(pm::PullBy::UpdatedTime),
+        domain: integration.settings.domain.clone(),
+        extra: integration.settings.extra.clone(),
+    };
+    let host = pm::HostContext {
+        allow_insecure_loopback: true,
+        contract_version: sluice::engine::wit::VERSION.into(),
+    };
+    let configured = sluice_salesforce::configure(&settings, &host)
+        .map_err(|e| anyhow::anyhow!("configure: {e:?}"))?;
+    let session = pm::Session {
+        settings,
+        host,
+        grant: pm::Grant {
+            instance_url: tokens.instance_url.clone(),
+            identity_url: tokens.identity_url.clone(),
+            issued_at_ms: tokens.issued_at_ms.map(|ms| ms.max(0) as u64),
+            scopes: tokens.scopes.clone(),
+        },
+    };
+    let mut env = NativeEnv {
+        client: reqwest::Client::new(),
+        handle,
+        token: tokens.access.expose().to_string(),
+        first_query: None,
+        http_time: Duration::ZERO,
+    };
+    let store = &app.store;
+    let start = Instant::now();
+    store.close_orphan_runs(id)?;
+    store.clear_checkpoints(id)?;
+    let run_id = store.start_run(id, "bench-native", true, "native")?;
+    let mut records = 0u64;
+    let (mut pull_time, mut commit_time) = (Duration::ZERO, Duration::ZERO);
+    for stream in configured.streams.iter().map(|s| s.name.clone()) {
+        loop {
+            let checkpoint = store.checkpoint(id, &stream)?;
+            let request = pm::PullRequest {
+                stream: stream.clone(),
+                checkpoint: checkpoint.clone(),
+                max_records: DEFAULT_PAGE_RECORDS,
+            };
+            let t_pull = Instant::now();
+            let page = sluice_salesforce::pull(&mut env, &session, &request)
+                .map_err(|f| anyhow::anyhow!("native pull of {stream}: {f:?}"))?;
+            pull_time += t_pull.elapsed();
+            let (status, new_checkpoint) = match &page.status {
+                pm::StreamStatus::Partial => ("partial", page.checkpoint.clone()),
+                pm::StreamStatus::Complete => ("complete", page.checkpoint.clone()),
+                pm::StreamStatus::Skipped(_) => ("skipped", checkpoint),
+            };
+            // The host's row type (what the component returns); a move, no copy of the JSON.
+            let rows: Vec<wt::Row> = page
+                .rows
+                .into_iter()
+                .map(|r| wt::Row {
+                    key: r.key,
+                    op: match r.op {
+                        pm::Operation::Upsert => wt::Operation::Upsert,
+                        pm::Operation::Delete => wt::Operation::Delete,
+                    },
+                    cursor: r.cursor,
+                    json: r.json,
+                })
+                .collect();
+            let t_commit = Instant::now();
+            store.commit_page(
+                id,
+                &stream,
+                &run_id,
+                &rows,
+                new_checkpoint.as_deref(),
+                status,
+                page.api_calls,
+            )?;
+            commit_time += t_commit.elapsed();
+            records += rows.len() as u64;
+            if status != "partial" {
+                break;
+            }
+        }
+    }
+    store.finish_run(&run_id, "succeeded", &json!([]), None)?;
+    eprintln!(
+        "  native breakdown: connector pull (HTTP + parse) {:.1} s, commit_page {:.1} s, HTTP wait {:.1} s",
+        pull_time.as_secs_f64(),
+        commit_time.as_secs_f64(),
+        env.http_time.as_secs_f64()
+    );
+    Ok((records, start.elapsed().as_secs_f64(), env.first_query))
+}
+
+/// Fetches `first` and every `nextRecordsUrl` after it, parsing each page.
+async fn raw_fetch(origin: &str, first: &str, token: &str) -> anyhow::Result<(u64, f64)> {
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    let mut url = first.to_string();
+    let mut records = 0u64;
+    loop {
+        let response = client.get(&url).bearer_auth(token).send().await?;
+        if !response.status().is_success() {
+            bail!("raw fetch of {url}: HTTP {}", response.status());
+        }
+        let body = response.bytes().await?;
+        let page: Value = serde_json::from_slice(&body)?;
+        records += page["records"].as_array().map_or(0, |r| r.len()) as u64;
+        match page["nextRecordsUrl"].as_str() {
+            Some(next) if page["done"] != json!(true) => url = format!("{origin}{next}"),
+            _ => break,
+        }
+    }
+    Ok((records, start.elapsed().as_secs_f64()))
+}
+
+fn limits() -> EngineLimits {
+    EngineLimits {
+        max_concurrent_calls: 64,
+        ..EngineLimits::default()
+    }
+}
+
+fn wit_settings() -> wt::Settings {
+    wt::Settings {
+        capability: wt::Capability::Helpdesk,
+        environment: wt::Environment::Production,
+        pull_by: Some(wt::PullBy::UpdatedTime),
+        domain: None,
+        extra: vec![("objects".into(), "Case".into())],
+    }
+}
+
+fn wit_host() -> wt::HostContext {
+    wt::HostContext {
+        allow_insecure_loopback: false,
+        contract_version: sluice::engine::wit::VERSION.into(),
+    }
+}
+
+/// A copy of `wasm` with one more custom section: different bytes, same behaviour.
+fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut content = Vec::new();
+    leb(name.len(), &mut content);
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(payload);
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(content.len(), &mut out);
+    out.extend_from_slice(&content);
+    out
+}
+
+/// Cold compile, cached load, fresh-instance call overhead and install -> first call, for the
+/// Salesforce component (as in `host/benches/engine.rs`).
+async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> anyhow::Result<()> {
+    let wasm = sluice::SALESFORCE_COMPONENT;
+    let scratch = scratch_dir("engine");
+
+    let engine = PluginEngine::new(limits())?;
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        engine.load("salesforce", wasm)?;
+        samples.push(start.elapsed());
+    }
+    out.insert(
+        "cold_compile_ms".into(),
+        json!(round(ms(percentile(&mut samples, 0.5)), 1)),
+    );
+
+    let cached = PluginEngine::with_cache(limits(), Some(&scratch.join("cache")))?;
+    cached.load_with_outcome("salesforce", wasm)?;
+    let mut samples = Vec::new();
+    for _ in 0..30 {
+        let start = Instant::now();
+        cached.load_with_outcome("salesforce", wasm)?;
+        samples.push(start.elapsed());
+    }
+    out.insert(
+        "cached_load_ms".into(),
+        json!(round(ms(percentile(&mut samples, 0.5)), 3)),
+    );
+
+    // A fresh store + instance per call, with the cheapest export (`configure`, no I/O).
+    let plugin = engine.load("salesforce", wasm)?;
+    let ctx = CallContext {
+        policy: Arc::new(OutboundPolicy::deny_all()),
+        ..CallContext::default()
+    };
+    let (settings, host) = (wit_settings(), wit_host());
+    for _ in 0..200 {
+        let _ = engine.configure(&plugin, &ctx, &settings, &host).await?;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..5000 {
+        let start = Instant::now();
+        let _ = engine.configure(&plugin, &ctx, &settings, &host).await?;
+        samples.push(start.elapsed());
+    }
+    let p50 = percentile(&mut samples, 0.5);
+    let p99 = percentile(&mut samples, 0.99);
+    out.insert(
+        "instantiate_us_p50".into(),
+        json!(round(p50.as_secs_f64() * 1e6, 1)),
+    );
+    out.insert(
+        "instantiate_us_p99".into(),
+        json!(round(p99.as_secs_f64() * 1e6, 1)),
+    );
+
+    // `plugin install` of new bytes (compile, contract check, canary, publish) to the first call
+    // on the new version. New bytes miss any cache, as a real new version does.
+    let swap_engine = PluginEngine::with_cache(limits(), Some(&scratch.join("swap-cache")))?;
+    let registry = PluginRegistry::new(
+        swap_engine.clone(),
+        Arc::new(MemoryVersionStore::default()),
+        Arc::new(StaticCanaryTargets::default()),
+    );
+    registry.install("salesforce", wasm, false).await?;
+    let mut samples = Vec::new();
+    for round_no in 0..3u32 {
+        let version = with_custom_section(wasm, "bench-version", &round_no.to_le_bytes());
+        let start = Instant::now();
+        let report = registry.install("salesforce", &version, true).await?;
+        let active = registry.active("salesforce").context("no active version")?;
+        if active.version != report.version {
+            bail!("the installed version is not the active one");
+        }
+        let _ = swap_engine
+            .configure(&active, &ctx, &settings, &host)
+            .await?;
+        samples.push(start.elapsed());
+    }
+    out.insert(
+        "swap_ms".into(),
+        json!(round(ms(percentile(&mut samples, 0.5)), 1)),
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+/// The child: one host (store, engine, registry, scheduler) with 10,000 integrations, idle
+/// between runs. Prints VmRSS in MiB.
+async fn idle_child(dir: &Path) -> anyhow::Result<f64> {
+    let app = App::open(AppConfig::new(dir.to_path_buf())).await?;
+    for i in 0..IDLE_INTEGRATIONS {
+        app.add_integration(IntegrationInput {
+            name: Some(format!("idle {i}")),
+            capability: Some("helpdesk".into()),
+            environment: Some("production".into()),
+            domain: Some(format!("https://org{i}.my.salesforce.com")),
+            pull_by: Some("updated".into()),
+            interval: Some(Duration::from_secs(3600)),
+            ..IntegrationInput::default()
+        })
+        .await?;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(sluice::scheduler::run(
+        app.clone(),
+        sluice::scheduler::SchedulerConfig {
+            tick: Duration::from_millis(200),
+            ..Default::default()
+        },
+        Arc::default(),
+        stop_rx,
+    ));
+    // Several scheduler ticks over the full list, then measure while idle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = proc_status_mb("VmRSS:");
+    let _ = stop_tx.send(true);
+    let _ = scheduler.await;
+    Ok(rss)
+}
+
+fn print_table(f: &Value, scale: usize, elapsed: Duration) {
+    let n = |k: &str| f[k].as_f64().unwrap_or(f64::NAN);
+    let records = n("records");
+    let checks: Vec<(&str, String, String, Option<bool>)> = vec![
+        (
+            "records",
+            format!("{}", f["records"]),
+            format!("emulator: {scale} Cases"),
+            None,
+        ),
+        {
+            let bound = (records / 2000.0).ceil() + 10.0;
+            (
+                "api_calls",
+                format!("{}", f["api_calls"]),
+                format!("<= {bound}"),
+                Some(n("api_calls") <= bound),
+            )
+        },
+        {
+            let r = n("pull_wasm_records_per_s") / n("pull_native_records_per_s");
+            (
+                "pull_wasm_records_per_s",
+                format!("{}", f["pull_wasm_records_per_s"]),
+                format!(">= 0.85 x native (x{r:.2})"),
+                Some(r >= 0.85),
+            )
+        },
+        (
+            "pull_native_records_per_s",
+            format!("{}", f["pull_native_records_per_s"]),
+            String::new(),
+            None,
+        ),
+        {
+            let r = n("pull_wasm_records_per_s") / n("raw_fetch_records_per_s");
+            (
+                "raw_fetch_records_per_s",
+                format!("{}", f["raw_fetch_records_per_s"]),
+                format!("wasm >= 0.5 x raw (x{r:.2})"),
+                Some(r >= 0.5),
+            )
+        },
+        (
+            "peak_rss_mb",
+            format!("{}", f["peak_rss_mb"]),
+            "<= 300".into(),
+            Some(n("peak_rss_mb") <= 300.0),
+        ),
+        (
+            "cold_compile_ms",
+            format!("{}", f["cold_compile_ms"]),
+            String::new(),
+            None,
+        ),
+        (
+            "cached_load_ms",
+            format!("{}", f["cached_load_ms"]),
+            "<= 2".into(),
+            Some(n("cached_load_ms") <= 2.0),
+        ),
+        (
+            "instantiate_us_p50",
+            format!("{}", f["instantiate_us_p50"]),
+            "<= 50".into(),
+            Some(n("instantiate_us_p50") <= 50.0),
+        ),
+        (
+            "instantiate_us_p99",
+            format!("{}", f["instantiate_us_p99"]),
+            String::new(),
+            None,
+        ),
+        (
+            "swap_ms",
+            format!("{}", f["swap_ms"]),
+            "<= 1000".into(),
+            Some(n("swap_ms") <= 1000.0),
+        ),
+        (
+            "idle_rss_mb_10k_integrations",
+            format!("{}", f["idle_rss_mb_10k_integrations"]),
+            "<= 500".into(),
+            Some(n("idle_rss_mb_10k_integrations") <= 500.0),
+        ),
+    ];
+    println!("| figure | value | target | met |");
+    println!("|---|---:|---|---|");
+    for (k, v, target, ok) in checks {
+        let met = match ok {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!("| {k} | {v} | {target} | {met} |");
+    }
+    println!("\n(total {:.0} s)", elapsed.as_secs_f64());
+}
