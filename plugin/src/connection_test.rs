@@ -44,7 +44,21 @@ pub fn run(env: &mut dyn Env, session: &Session) -> TestReport {
         .identity_url
         .clone()
         .unwrap_or_else(|| format!("{}/services/oauth2/userinfo", sf.base));
-    match sf.get(&id_url, &[]) {
+    let mut ident = sf.get(&id_url, &[]);
+    // The identity URL answers a dead access token with 403 `Bad_OAuth_Token`, on which the
+    // host does not refresh; a data call answers 401 `INVALID_SESSION_ID`, on which it does
+    // (once). So probe the data API, then ask identity again with the refreshed token.
+    if let Err(e) = &ident
+        && e.status == 403
+        && (e.code.contains("BAD_OAUTH_TOKEN") || e.message.contains("Bad_OAuth_Token"))
+    {
+        let url = sf.data_url("/limits");
+        ident = match sf.get(&url, &[]) {
+            Ok(_) => sf.get(&id_url, &[]),
+            Err(e) => Err(e),
+        };
+    }
+    match ident {
         Ok(r) => {
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
             let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);

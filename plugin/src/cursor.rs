@@ -118,6 +118,11 @@ impl Window {
         if upper - lower <= 1000 {
             return false;
         }
+        if self.lower().is_none() {
+            // An open window (from the start date) gets an explicit lower bound, so that the
+            // following steps keep the shrunk size instead of falling back to one second.
+            self.done_to = Some(floor - 1);
+        }
         self.upper = Some(lower + (upper - lower) / 2);
         self.next = None;
         true
@@ -260,5 +265,27 @@ mod tests {
             ..w
         };
         assert!(!w2.shrink(0));
+    }
+
+    /// An open window (no lower bound: from the start of history) keeps the shrunk step
+    /// size; it used to fall back to one-second steps over decades of empty history.
+    #[test]
+    fn shrink_of_an_open_window_keeps_its_step() {
+        let hi = 1_764_000_000_000;
+        let mut w = Window {
+            from: None,
+            hi,
+            passes: vec![Pass::Main],
+            done_to: None,
+            upper: None,
+            pos: None,
+            next: None,
+            del_done: 0,
+        };
+        assert!(w.shrink(0));
+        assert_eq!(w.upper(), hi / 2);
+        assert!(!w.finish_query());
+        assert_eq!(w.upper(), hi, "the next step covers the rest");
+        assert!(w.finish_query());
     }
 }
