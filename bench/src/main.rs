@@ -162,32 +162,25 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     .await
     .context("starting the emulator")?;
     let control = reqwest::Client::new();
+    let (control_ref, emulator_ref) = (&control, &emulator);
+    // One GET on the emulator's control API, authenticated by its key, parsed as JSON.
+    let control_get = |path: &'static str| async move {
+        let bytes = control_ref
+            .get(format!("{}{path}", emulator_ref.url))
+            .bearer_auth(&emulator_ref.control_key)
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        anyhow::Ok(serde_json::from_slice::<Value>(&bytes)?)
+    };
     let stats = || async {
-        let v: Value = serde_json::from_slice(
-            &control
-                .get(format!("{}/__emulator/stats", emulator.url))
-                .bearer_auth(&emulator.control_key)
-                .send()
-                .await?
-                .bytes()
-                .await?,
-        )?;
+        let v = control_get("/__emulator/stats").await?;
         anyhow::Ok(v["api_calls"].as_u64().unwrap_or(0))
     };
-    let case_count = {
-        let v: Value = serde_json::from_slice(
-            &control
-                .get(format!("{}/__emulator/records/Case?limit=1", emulator.url))
-                .bearer_auth(&emulator.control_key)
-                .send()
-                .await?
-                .bytes()
-                .await?,
-        )?;
-        v["totalSize"]
-            .as_u64()
-            .context("the emulator's Case count")?
-    };
+    let case_count = control_get("/__emulator/records/Case?limit=1").await?["totalSize"]
+        .as_u64()
+        .context("the emulator's Case count")?;
 
     let data_dir = scratch_dir("pull");
     let mut config = AppConfig::new(data_dir.clone());
