@@ -120,7 +120,11 @@ fn create(ctx: &Ctx) -> Response {
         knowledge_publish_status_rule: ctx.state.settings().knowledge_requires_publish_status,
         now_ms: None,
     };
-    let query = match soql::parse_with(soql_text, &ctx.state.schemas, &opts) {
+    let parsed = {
+        let store = ctx.state.store.read().expect("store lock");
+        soql::parse_with(soql_text, &store.schemas, &opts)
+    };
+    let query = match parsed {
         Ok(q) => q,
         Err(e) => return soql_error(&e),
     };

@@ -12,7 +12,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use crate::data::{RowState, Store, Table, Val};
+use crate::data::{RowState, SchemaError, Store, Table, Val};
+use crate::schema::{self, CustomFieldSpec};
 use crate::state::{Fault, Shared};
 use crate::{Settings, dt, ids, oauth};
 
@@ -27,6 +28,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/__emulator/settings", post(set_settings).get(get_settings))
         .route("/__emulator/records", post(records))
         .route("/__emulator/records/{object}", get(export))
+        .route("/__emulator/schema/{object}/fields", post(add_fields))
         .route(
             "/__emulator/faults",
             post(add_faults).get(list_faults).delete(clear_faults),
@@ -215,6 +217,83 @@ async fn clear_faults(State(state): S, headers: HeaderMap) -> Response {
 }
 
 // ---------------------------------------------------------------------------------
+// Schema changes
+// ---------------------------------------------------------------------------------
+
+/// `POST /__emulator/schema/{object}/fields`: adds custom fields, as an admin does in
+/// Setup while clients run. Body `{"fields":[spec, …]}`, `[spec, …]` or one spec, where a
+/// spec is [`CustomFieldSpec`]. All fields are added or none.
+async fn add_fields(
+    State(state): S,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    guard!(state, headers);
+    let unknown = || {
+        reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("unknown object {object}")}),
+        )
+    };
+    if state
+        .store
+        .read()
+        .expect("store lock")
+        .table(&object)
+        .is_none()
+    {
+        return unknown();
+    }
+    let body = match body_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let specs = match body {
+        Json::Object(mut m) if m.contains_key("fields") => m.remove("fields").unwrap_or_default(),
+        Json::Object(m) if m.contains_key("name") => Json::Array(vec![Json::Object(m)]),
+        other => other,
+    };
+    let Json::Array(specs) = specs else {
+        return bad(r#"expected {"fields":[{"name":"X__c","type":"string"}, …]}"#);
+    };
+    let mut defs = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.into_iter().enumerate() {
+        let label = spec
+            .get("name")
+            .and_then(Json::as_str)
+            .map_or_else(|| format!("fields[{i}]"), |n| format!("field {n:?}"));
+        let spec: CustomFieldSpec = match serde_json::from_value(spec) {
+            Ok(s) => s,
+            Err(e) => return bad(format!("{label}: {e}")),
+        };
+        match schema::custom_field(&spec) {
+            Ok(f) => defs.push(f),
+            Err(e) => return bad(e),
+        }
+    }
+    let added = state
+        .store
+        .write()
+        .expect("store lock")
+        .add_fields(&object, defs, dt::now_ms());
+    match added {
+        Ok(a) => reply(
+            StatusCode::OK,
+            json!({
+                "object": a.object,
+                "added": a.added,
+                "fields": a.field_count,
+                "lastModified": crate::rest::describe::http_date(a.modified_ms),
+                "lastModifiedDate": dt::format_datetime(a.modified_ms),
+            }),
+        ),
+        Err(SchemaError::UnknownObject(_)) => unknown(),
+        Err(SchemaError::Invalid(e)) => bad(e),
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // Ground truth export
 // ---------------------------------------------------------------------------------
 
@@ -224,7 +303,7 @@ pub fn row_json(table: &Table, values: &[Val]) -> Map<String, Json> {
     let mut m = Map::new();
     for (i, f) in def.fields.iter().enumerate() {
         let v = if f.kind == crate::schema::Kind::Address {
-            serde_json::from_str(&crate::rest::records::address_json(def, values, f.name))
+            serde_json::from_str(&crate::rest::records::address_json(def, values, &f.name))
                 .unwrap_or(Json::Null)
         } else {
             values[i].to_json()
@@ -478,7 +557,7 @@ fn insert(table: &mut Table, op: &RecordOp, w: Write) -> Result<Json, String> {
     set(&mut values, "CreatedDate", Val::DateTime(w.ts));
     for f in &def.fields {
         if f.kind == crate::schema::Kind::Boolean {
-            set(&mut values, f.name, Val::Bool(false));
+            set(&mut values, &f.name, Val::Bool(false));
         }
     }
     if def.name == "Case" {

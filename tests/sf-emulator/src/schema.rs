@@ -1,5 +1,10 @@
 //! Object and field definitions of the emulated org: what describe reports and what the
 //! generator fills. One definition drives both, so describe always matches the data.
+//!
+//! Built-in names are `&'static str` borrowed through `Cow`; fields an admin adds at run
+//! time (`POST /__emulator/schema/{object}/fields`, see [`custom_field`]) own theirs.
+
+use std::borrow::Cow;
 
 /// A field's describe `type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +72,7 @@ impl Kind {
 /// One field of an object.
 #[derive(Clone, Debug)]
 pub struct FieldDef {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub kind: Kind,
     pub nillable: bool,
     pub length: u32,
@@ -75,14 +80,15 @@ pub struct FieldDef {
     pub relationship_name: Option<&'static str>,
     /// For components of a compound field (e.g. `BillingCity` → `BillingAddress`).
     pub compound_field_name: Option<&'static str>,
-    pub picklist: &'static [&'static str],
+    pub picklist: Vec<Cow<'static, str>>,
     pub html_formatted: bool,
     pub custom: bool,
     pub label: String,
 }
 
 impl FieldDef {
-    fn new(name: &'static str, kind: Kind) -> Self {
+    fn new(name: impl Into<Cow<'static, str>>, kind: Kind) -> Self {
+        let name = name.into();
         let length = match kind {
             Kind::Id | Kind::Reference => 18,
             Kind::String | Kind::Email | Kind::Phone | Kind::Url | Kind::Picklist => 255,
@@ -90,6 +96,8 @@ impl FieldDef {
             _ => 0,
         };
         FieldDef {
+            custom: name.ends_with("__c"),
+            label: label_of(&name),
             name,
             kind,
             nillable: !matches!(kind, Kind::Id | Kind::Boolean),
@@ -97,12 +105,119 @@ impl FieldDef {
             reference_to: &[],
             relationship_name: None,
             compound_field_name: None,
-            picklist: &[],
+            picklist: Vec::new(),
             html_formatted: false,
-            custom: name.ends_with("__c"),
-            label: label_of(name),
         }
     }
+
+    /// The value rows written before this field existed read as: `false` for a
+    /// checkbox (Salesforce fills the default into existing records), else null.
+    pub fn backfill(&self) -> crate::data::Val {
+        if self.kind == Kind::Boolean {
+            crate::data::Val::Bool(false)
+        } else {
+            crate::data::Val::Null
+        }
+    }
+}
+
+/// A custom field as an admin defines it in Setup (the control API's
+/// `{"name","type","length"?,"label"?,"values"?}`).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomFieldSpec {
+    pub name: String,
+    /// Describe type: string, textarea, email, phone, url, picklist, boolean, int,
+    /// double, currency, percent, date, datetime.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Text length (string: 1..=255, default 255; textarea: 1..=131072, default 255,
+    /// above 255 a long text area).
+    #[serde(default)]
+    pub length: Option<u32>,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Picklist values (describe `picklistValues`; values are not enforced).
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// Builds the definition of a custom field an admin adds at run time. Errors name the
+/// field and the problem. Uniqueness within the object is the caller's check.
+pub fn custom_field(spec: &CustomFieldSpec) -> Result<FieldDef, String> {
+    let name = spec.name.as_str();
+    let err = |msg: &str| format!("field {name:?}: {msg}");
+    let Some(base) = name
+        .len()
+        .checked_sub(3)
+        .filter(|&n| name.is_char_boundary(n) && name[n..].eq_ignore_ascii_case("__c"))
+        .map(|n| &name[..n])
+    else {
+        return Err(err("custom field names must end in __c"));
+    };
+    if !base.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(err("the API name must begin with a letter"));
+    }
+    if !base.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(err(
+            "the API name may contain only letters, digits and underscores",
+        ));
+    }
+    if base.contains("__") || base.ends_with('_') {
+        return Err(err(
+            "the API name cannot contain two consecutive underscores or end with an underscore",
+        ));
+    }
+    if base.len() > 40 {
+        return Err(err(
+            "the API name is longer than 40 characters (before __c)",
+        ));
+    }
+    let kind = match spec.kind.to_ascii_lowercase().as_str() {
+        "string" => Kind::String,
+        "textarea" => Kind::TextArea,
+        "email" => Kind::Email,
+        "phone" => Kind::Phone,
+        "url" => Kind::Url,
+        "picklist" => Kind::Picklist,
+        "boolean" => Kind::Boolean,
+        "int" => Kind::Int,
+        "double" => Kind::Double,
+        "currency" => Kind::Currency,
+        "percent" => Kind::Percent,
+        "date" => Kind::Date,
+        "datetime" => Kind::DateTime,
+        _ => {
+            return Err(err(&format!(
+                "unsupported type {:?} (string, textarea, email, phone, url, picklist, \
+                 boolean, int, double, currency, percent, date, datetime)",
+                spec.kind
+            )));
+        }
+    };
+    let mut f = FieldDef::new(format!("{base}__c"), kind);
+    match (kind, spec.length) {
+        (Kind::String, Some(n)) if !(1..=255).contains(&n) => {
+            return Err(err("length of a string field must be 1..=255"));
+        }
+        (Kind::TextArea, Some(n)) if !(1..=131_072).contains(&n) => {
+            return Err(err("length of a textarea field must be 1..=131072"));
+        }
+        (Kind::String | Kind::TextArea, Some(n)) => f.length = n,
+        (Kind::TextArea, None) => f.length = 255,
+        (_, Some(_)) => return Err(err("length applies to string and textarea fields only")),
+        (_, None) => {}
+    }
+    if !spec.values.is_empty() {
+        if kind != Kind::Picklist {
+            return Err(err("values apply to picklist fields only"));
+        }
+        f.picklist = spec.values.iter().cloned().map(Cow::Owned).collect();
+    }
+    if let Some(label) = &spec.label {
+        f.label = label.clone();
+    }
+    Ok(f)
 }
 
 /// A parent-to-child relationship as describe's `childRelationships` lists it.
@@ -189,7 +304,7 @@ impl B {
     }
     fn pick(mut self, name: &'static str, values: &'static [&'static str]) -> Self {
         let mut f = FieldDef::new(name, Kind::Picklist);
-        f.picklist = values;
+        f.picklist = values.iter().map(|&v| Cow::Borrowed(v)).collect();
         self.fields.push(f);
         self
     }
@@ -222,14 +337,15 @@ impl B {
             ("GeocodeAccuracy", Kind::Picklist),
         ];
         for (suffix, kind) in parts {
-            let name: &'static str = Box::leak(format!("{prefix}{suffix}").into_boxed_str());
-            let mut f = FieldDef::new(name, kind);
+            let mut f = FieldDef::new(format!("{prefix}{suffix}"), kind);
             f.compound_field_name = Some(compound);
             if kind == Kind::TextArea {
                 f.length = 255;
             }
             if suffix == "GeocodeAccuracy" {
-                f.picklist = &["Address", "NearAddress", "Block", "Street", "City", "Zip"];
+                f.picklist = ["Address", "NearAddress", "Block", "Street", "City", "Zip"]
+                    .map(Cow::Borrowed)
+                    .into();
             }
             self.fields.push(f);
         }

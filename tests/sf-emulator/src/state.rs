@@ -72,16 +72,14 @@ pub struct Shared {
     pub password: String,
     pub control_key: String,
     pub settings: RwLock<Settings>,
+    /// The records and the schema (`Store::schemas`, describe `Last-Modified`), which
+    /// the control API can extend at run time.
     pub store: RwLock<Store>,
-    /// The SOQL engine's view of the schema (objects never change at run time).
-    pub schemas: crate::data::source::Schemas,
     pub auth: Mutex<oauth::AuthState>,
     pub stats: Mutex<Stats>,
     pub faults: Mutex<Vec<Fault>>,
     pub cursors: Mutex<HashMap<String, crate::rest::query::Cursor>>,
     pub jobs: Mutex<HashMap<String, crate::bulk::Job>>,
-    /// Last-Modified of describe results (schema changes never happen at run time).
-    pub schema_modified_ms: i64,
     /// End of the generated time span.
     pub anchor_ms: i64,
     seq: AtomicU64,
@@ -98,8 +96,9 @@ impl Shared {
             anchor,
             admin_username: config.username.clone(),
         };
-        let store = generate::build(ctx);
-        let schemas = crate::data::source::Schemas::of(&store);
+        let mut store = generate::build(ctx);
+        // Describe results were last modified well before the data began.
+        store.set_schema_modified(anchor - 30 * DAY_MS);
         let salt = now as u64 ^ (std::process::id() as u64) << 32;
         let app = config.app.unwrap_or_else(|| ConnectedApp {
             client_id: DEFAULT_CLIENT_ID.into(),
@@ -116,13 +115,11 @@ impl Shared {
             control_key: random_token(salt ^ 2, 32, HEX),
             settings: RwLock::new(config.settings),
             store: RwLock::new(store),
-            schemas,
             auth: Mutex::new(oauth::AuthState::default()),
             stats: Mutex::new(Stats::default()),
             faults: Mutex::new(Vec::new()),
             cursors: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
-            schema_modified_ms: anchor - 30 * DAY_MS,
             anchor_ms: anchor,
             seq: AtomicU64::new(salt),
         }

@@ -546,3 +546,32 @@ async fn control_api_requires_its_key() {
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["Username"], emu.username.as_str());
 }
+
+/// URLs longer than 16,384 bytes get 414 from the front end, without counting an API call.
+#[tokio::test]
+async fn overlong_urls_get_414() {
+    let emu = start().await;
+    let tok = token(&emu).await;
+    let base = format!("{}/services/data/v62.0/query?q=", emu.url);
+    let fits = |extra: usize| {
+        let pad = format!(
+            "SELECT Id FROM Case WHERE Subject != '{}'",
+            "x".repeat(extra)
+        );
+        format!("{base}{}", enc(&pad))
+    };
+    let short = fits(100);
+    let overhead = short.len() - 100;
+    let at_limit = fits(16_384 - overhead);
+    assert_eq!(at_limit.len(), 16_384);
+    let r = client()
+        .get(&at_limit)
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "exactly at the limit is accepted");
+    let over = fits(16_385 - overhead);
+    let r = client().get(&over).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), 414);
+}

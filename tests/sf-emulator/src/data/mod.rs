@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 pub use value::Val;
 
-use crate::schema::ObjectDef;
+use crate::schema::{FieldDef, ObjectDef};
 
 /// A generator of pristine rows: row number → values in schema field order.
 pub type GenFn = Arc<dyn Fn(u32) -> Box<[Val]> + Send + Sync>;
@@ -98,9 +98,17 @@ impl SysIdx {
 }
 
 /// One object's rows.
+///
+/// Every row's values have one cell per field of `def`. Fields added at run time
+/// ([`Store::add_fields`]) are appended, so field indices never move: queries parsed and
+/// cursors opened before the change stay valid. Stored rows are widened when fields are
+/// added; generated rows come from a generator that knows only the original fields and
+/// are widened as they are read (see [`Table::row`]).
 pub struct Table {
     pub def: Arc<ObjectDef>,
     pub sys: SysIdx,
+    /// Describe `Last-Modified` of this object (epoch ms, whole seconds).
+    pub schema_modified_ms: i64,
     lazy_len: u32,
     generator: Option<GenFn>,
     lazy_cursor: Option<CursorFn>,
@@ -137,6 +145,7 @@ impl Table {
         Table {
             def: Arc::new(def),
             sys,
+            schema_modified_ms: 0,
             lazy_len: if generator.is_some() { lazy_len } else { 0 },
             generator,
             lazy_cursor: None,
@@ -166,8 +175,45 @@ impl Table {
     pub fn row(&self, n: u32) -> Option<RowRef<'_>> {
         match self.slots.get(n as usize)? {
             Some(s) => Some(RowRef::Stored(s)),
-            None if n < self.lazy_len => Some(RowRef::Generated((self.generator.as_ref()?)(n))),
+            None if n < self.lazy_len => {
+                let values = (self.generator.as_ref()?)(n);
+                Some(RowRef::Generated(self.widen(values)))
+            }
             None => None,
+        }
+    }
+
+    /// Appends the backfill values of fields added after `values` was made.
+    fn widen(&self, values: Box<[Val]>) -> Box<[Val]> {
+        let have = values.len();
+        let fields = &self.def.fields;
+        if have >= fields.len() {
+            return values;
+        }
+        let mut v = values.into_vec();
+        v.extend(fields[have..].iter().map(FieldDef::backfill));
+        v.into_boxed_slice()
+    }
+
+    /// Appends fields to the definition and widens the stored rows (and the versions
+    /// they keep serving) with each field's backfill value.
+    fn add_fields(&mut self, fields: Vec<FieldDef>, modified_ms: i64) {
+        let mut def = (*self.def).clone();
+        def.fields.extend(fields);
+        self.def = Arc::new(def);
+        self.schema_modified_ms = modified_ms;
+        let widen = |b: &mut Box<[Val]>, def: &ObjectDef| {
+            if b.len() < def.fields.len() {
+                let mut v = std::mem::take(b).into_vec();
+                v.extend(def.fields[v.len()..].iter().map(FieldDef::backfill));
+                *b = v.into_boxed_slice();
+            }
+        };
+        for st in self.slots.iter_mut().flatten() {
+            widen(&mut st.values, &self.def);
+            if let Some(p) = st.previous.as_mut() {
+                widen(&mut p.values, &self.def);
+            }
         }
     }
 
@@ -324,19 +370,112 @@ pub struct Store {
     tables: HashMap<String, Table>,
     /// Object names in describe-global order.
     pub names: Vec<&'static str>,
+    /// The SOQL engine's view of the schema, kept in step with the tables' definitions
+    /// (it lives under the same lock, so a query is parsed and run against one schema).
+    pub schemas: source::Schemas,
+    /// Describe-global `Last-Modified`: the latest of the objects' (epoch ms).
+    schema_modified_ms: i64,
+}
+
+/// What [`Store::add_fields`] changed.
+#[derive(Clone, Debug)]
+pub struct AddedFields {
+    /// Canonical object name.
+    pub object: &'static str,
+    /// Canonical names of the added fields.
+    pub added: Vec<String>,
+    /// The object's field count afterwards.
+    pub field_count: usize,
+    /// The new describe `Last-Modified` (epoch ms, whole seconds).
+    pub modified_ms: i64,
+}
+
+/// Why [`Store::add_fields`] refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchemaError {
+    UnknownObject(String),
+    Invalid(String),
 }
 
 impl Store {
     /// Builds a store from tables.
     pub fn new(tables: Vec<Table>) -> Self {
         let names = tables.iter().map(|t| t.def.name).collect();
+        let schemas = source::Schemas::of(tables.iter().map(|t| &*t.def));
         Store {
             tables: tables
                 .into_iter()
                 .map(|t| (t.def.name.to_ascii_lowercase(), t))
                 .collect(),
             names,
+            schemas,
+            schema_modified_ms: 0,
         }
+    }
+
+    /// Sets every object's describe `Last-Modified` (at start-up).
+    pub fn set_schema_modified(&mut self, ms: i64) {
+        let ms = ms - ms.rem_euclid(1000);
+        self.schema_modified_ms = ms;
+        for t in self.tables.values_mut() {
+            t.schema_modified_ms = ms;
+        }
+    }
+
+    /// Describe-global `Last-Modified` (epoch ms).
+    pub fn schema_modified_ms(&self) -> i64 {
+        self.schema_modified_ms
+    }
+
+    /// Adds custom fields to an object, as an admin does in Setup: all or none. Names
+    /// must be new to the object (case-insensitive, also within `fields`). The object's
+    /// and the global describe `Last-Modified` become `now_ms` truncated to the second,
+    /// but always at least one second after the previous global value, so a client
+    /// holding any earlier value sees the change through `If-Modified-Since`.
+    pub fn add_fields(
+        &mut self,
+        object: &str,
+        fields: Vec<FieldDef>,
+        now_ms: i64,
+    ) -> Result<AddedFields, SchemaError> {
+        let table = self
+            .tables
+            .get_mut(&object.to_ascii_lowercase())
+            .ok_or_else(|| SchemaError::UnknownObject(object.to_string()))?;
+        if fields.is_empty() {
+            return Err(SchemaError::Invalid("no fields given".into()));
+        }
+        for (i, f) in fields.iter().enumerate() {
+            let earlier = fields[..i]
+                .iter()
+                .any(|g| g.name.eq_ignore_ascii_case(&f.name));
+            if let Some(old) = table.def.field(&f.name) {
+                return Err(SchemaError::Invalid(format!(
+                    "field {:?}: {} already has a field named {}",
+                    f.name.as_ref(),
+                    table.def.name,
+                    old.name
+                )));
+            }
+            if earlier {
+                return Err(SchemaError::Invalid(format!(
+                    "field {:?}: given twice",
+                    f.name.as_ref()
+                )));
+            }
+        }
+        let now_s = now_ms - now_ms.rem_euclid(1000);
+        let modified = now_s.max(self.schema_modified_ms + 1000);
+        let added = fields.iter().map(|f| f.name.to_string()).collect();
+        table.add_fields(fields, modified);
+        self.schema_modified_ms = modified;
+        self.schemas.replace(&table.def);
+        Ok(AddedFields {
+            object: table.def.name,
+            added,
+            field_count: table.def.fields.len(),
+            modified_ms: modified,
+        })
     }
 
     /// A table by case-insensitive object name.

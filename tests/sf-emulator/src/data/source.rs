@@ -89,15 +89,28 @@ pub struct Schemas {
 }
 
 impl Schemas {
-    /// Builds the catalog from the store's definitions.
-    pub fn of(store: &Store) -> Schemas {
-        let list: Vec<ObjectSchema> = store.tables().map(|t| object_schema(&t.def)).collect();
+    /// Builds the catalog from object definitions.
+    pub fn of<'a>(defs: impl IntoIterator<Item = &'a ObjectDef>) -> Schemas {
+        let list: Vec<ObjectSchema> = defs.into_iter().map(object_schema).collect();
         let by_lower = list
             .iter()
             .enumerate()
             .map(|(i, o)| (o.name.to_ascii_lowercase(), i))
             .collect();
         Schemas { list, by_lower }
+    }
+
+    /// Rebuilds one object's schema after its definition changed.
+    pub fn replace(&mut self, def: &ObjectDef) {
+        let schema = object_schema(def);
+        match self.by_lower.get(&def.name.to_ascii_lowercase()) {
+            Some(&i) => self.list[i] = schema,
+            None => {
+                self.by_lower
+                    .insert(def.name.to_ascii_lowercase(), self.list.len());
+                self.list.push(schema);
+            }
+        }
     }
 }
 
@@ -220,7 +233,7 @@ impl<'a> StoreSource<'a> {
     fn cell_of(&self, t: &Table, values: &[Val], idx: usize) -> Value {
         let f = &t.def.fields[idx];
         if f.kind == Kind::Address {
-            address(&t.def, values, f.name)
+            address(&t.def, values, &f.name)
         } else {
             to_value(&values[idx])
         }

@@ -33,12 +33,13 @@ fn global_entry(def: &ObjectDef, base: &str) -> Json {
     })
 }
 
-fn http_date(ms: i64) -> String {
+/// An HTTP date (`Last-Modified`), whole seconds.
+pub fn http_date(ms: i64) -> String {
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
-/// `If-Modified-Since` at or after the schema's Last-Modified → 304.
-fn not_modified(ctx: &Ctx) -> bool {
+/// `If-Modified-Since` at or after the schema's Last-Modified (`modified_ms`) → 304.
+fn not_modified(ctx: &Ctx, modified_ms: i64) -> bool {
     let Some(ims) = ctx
         .headers
         .get(header::IF_MODIFIED_SINCE)
@@ -47,7 +48,7 @@ fn not_modified(ctx: &Ctx) -> bool {
     else {
         return false;
     };
-    let modified = UNIX_EPOCH + Duration::from_millis(ctx.state.schema_modified_ms as u64);
+    let modified = UNIX_EPOCH + Duration::from_millis(modified_ms.max(0) as u64);
     // HTTP dates have whole seconds; compare at that precision.
     let secs = |t: std::time::SystemTime| {
         t.duration_since(UNIX_EPOCH)
@@ -57,9 +58,12 @@ fn not_modified(ctx: &Ctx) -> bool {
     secs(modified) <= secs(ims)
 }
 
-fn with_last_modified(ctx: &Ctx, body: &Json) -> Response {
-    let date = http_date(ctx.state.schema_modified_ms);
-    if not_modified(ctx) {
+/// The describe answer with `Last-Modified: modified_ms`, or 304 when the client's
+/// `If-Modified-Since` is not older. Added fields move an object's (and the global)
+/// value forward, always by at least one second.
+fn with_last_modified(ctx: &Ctx, body: &Json, modified_ms: i64) -> Response {
+    let date = http_date(modified_ms);
+    if not_modified(ctx, modified_ms) {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(v) = HeaderValue::from_str(&date) {
             resp.headers_mut().insert(header::LAST_MODIFIED, v);
@@ -81,19 +85,23 @@ pub fn global(ctx: &Ctx) -> Response {
         .tables()
         .map(|t| global_entry(&t.def, &base))
         .collect();
+    let modified = store.schema_modified_ms();
     drop(store);
     let body = json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": list});
-    with_last_modified(ctx, &body)
+    with_last_modified(ctx, &body, modified)
 }
 
-fn find_def(ctx: &Ctx, obj: &str) -> Option<std::sync::Arc<ObjectDef>> {
+/// The object's definition and describe `Last-Modified`.
+fn find_def(ctx: &Ctx, obj: &str) -> Option<(std::sync::Arc<ObjectDef>, i64)> {
     let store = ctx.state.store.read().expect("store lock");
-    store.table(obj).map(|t| t.def.clone())
+    store
+        .table(obj)
+        .map(|t| (t.def.clone(), t.schema_modified_ms))
 }
 
 /// `GET /sobjects/{Obj}/`.
 pub fn basic(ctx: &Ctx, obj: &str) -> Response {
-    let Some(def) = find_def(ctx, obj) else {
+    let Some((def, _)) = find_def(ctx, obj) else {
         return not_found_error();
     };
     let body = json!({"objectDescribe": global_entry(&def, &ctx.base()), "recentItems": []});
@@ -102,7 +110,7 @@ pub fn basic(ctx: &Ctx, obj: &str) -> Response {
 
 /// `GET /sobjects/{Obj}/describe/`.
 pub fn object(ctx: &Ctx, obj: &str) -> Response {
-    let Some(def) = find_def(ctx, obj) else {
+    let Some((def, modified)) = find_def(ctx, obj) else {
         return not_found_error();
     };
     let mut body = global_entry(&def, &ctx.base());
@@ -131,13 +139,14 @@ pub fn object(ctx: &Ctx, obj: &str) -> Response {
     );
     m.insert("compactLayoutable".into(), Json::Bool(true));
     m.insert("searchLayoutable".into(), Json::Bool(true));
-    with_last_modified(ctx, &body)
+    with_last_modified(ctx, &body, modified)
 }
 
 fn field_json(f: &FieldDef) -> Json {
     let numeric = matches!(f.kind, Kind::Double | Kind::Currency | Kind::Percent);
+    let name: &str = &f.name;
     let system = matches!(
-        f.name,
+        name,
         "Id" | "IsDeleted"
             | "CreatedById"
             | "CreatedDate"
@@ -147,14 +156,14 @@ fn field_json(f: &FieldDef) -> Json {
     );
     let updateable = !system
         && f.kind != Kind::Address
-        && !matches!(f.name, "Name" | "CaseNumber" | "ArticleNumber");
+        && !matches!(name, "Name" | "CaseNumber" | "ArticleNumber");
     let long_text = f.kind == Kind::TextArea && f.length > 255;
     let sortable = !(matches!(f.kind, Kind::Address | Kind::AnyType) || long_text);
     let picklist: Vec<Json> = f
         .picklist
         .iter()
         .enumerate()
-        .map(|(i, v)| json!({"active": true, "defaultValue": i == 0 && f.name == "Status", "label": v, "validFor": null, "value": v}))
+        .map(|(i, v)| json!({"active": true, "defaultValue": i == 0 && name == "Status", "label": v, "validFor": null, "value": v}))
         .collect();
     let length = if numeric
         || matches!(
@@ -166,7 +175,7 @@ fn field_json(f: &FieldDef) -> Json {
         f.length
     };
     json!({
-        "name": f.name, "label": f.label, "type": f.kind.describe_type(),
+        "name": name, "label": f.label, "type": f.kind.describe_type(),
         "soapType": f.kind.soap_type(), "length": length,
         "byteLength": if length > 0 { length * 3 } else { 0 },
         "precision": if numeric { 18 } else { 0 }, "scale": if numeric { 2 } else { 0 },
@@ -174,8 +183,8 @@ fn field_json(f: &FieldDef) -> Json {
         "nillable": f.nillable, "createable": updateable, "updateable": updateable,
         "calculated": false, "custom": f.custom, "filterable": f.kind != Kind::Address && !(f.kind == Kind::TextArea && f.length > 255),
         "sortable": sortable, "groupable": sortable && !numeric, "unique": false,
-        "externalId": false, "idLookup": f.name == "Id", "nameField": f.name == "Name" || (f.name == "CaseNumber") || (f.name == "Title"),
-        "autoNumber": matches!(f.name, "CaseNumber" | "ArticleNumber"),
+        "externalId": false, "idLookup": name == "Id", "nameField": name == "Name" || (name == "CaseNumber") || (name == "Title"),
+        "autoNumber": matches!(name, "CaseNumber" | "ArticleNumber"),
         "defaultedOnCreate": system || f.kind == Kind::Boolean,
         "deprecatedAndHidden": false, "picklistValues": picklist,
         "referenceTo": f.reference_to, "relationshipName": f.relationship_name,

@@ -50,7 +50,31 @@ pub fn router(state: Arc<Shared>) -> Router {
         .merge(control::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
+        .layer(middleware::from_fn(uri_limit))
         .with_state(state)
+}
+
+/// The longest URL Salesforce accepts, scheme and host included (spec §3: longer is 414).
+pub const MAX_URL_BYTES: usize = 16_384;
+
+/// Answers 414 for URLs over [`MAX_URL_BYTES`], as Salesforce's front end does, before any
+/// API call is counted.
+async fn uri_limit(req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map_or(0, |h| h.as_bytes().len());
+    let path = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    // The emulator serves plain http, so that is the scheme its clients' URLs carry.
+    if "http://".len() + host + path > MAX_URL_BYTES {
+        return (
+            StatusCode::URI_TOO_LONG,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body><h1>414 Request-URI Too Long</h1></body></html>",
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// A REST error: `[{"message","errorCode"}]` with a status (spec §3.1).

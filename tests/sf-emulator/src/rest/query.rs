@@ -55,8 +55,10 @@ pub fn run(
         knowledge_publish_status_rule: state.settings().knowledge_requires_publish_status,
         now_ms: None,
     };
-    let query = soql::parse_with(soql_text, &state.schemas, &opts)?;
+    // Parsed under the store lock, so the query runs against the schema it was checked
+    // against (fields can be added at run time).
     let store = state.store.read().expect("store lock");
+    let query = soql::parse_with(soql_text, &store.schemas, &opts)?;
     let now = dt::now_ms();
     let src = StoreSource::new(&store, now);
     // Visibility (lag, purges, pending versions) is decided by `StoreSource::visible`,

@@ -83,10 +83,10 @@ pub fn record_json(def: &ObjectDef, values: &[Val], fields: &[usize], base: &str
     for &i in fields {
         let f = &def.fields[i];
         out.push(',');
-        push_json_str(&mut out, f.name);
+        push_json_str(&mut out, &f.name);
         out.push(':');
         if f.kind == Kind::Address {
-            out.push_str(&address_json(def, values, f.name));
+            out.push_str(&address_json(def, values, &f.name));
         } else {
             push_val(&mut out, &values[i]);
         }
