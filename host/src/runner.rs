@@ -17,6 +17,10 @@ use crate::store::IntegrationState;
 
 /// The default page size asked of the connector.
 pub const DEFAULT_PAGE_RECORDS: u32 = 2000;
+/// The first wait after a partial page with no rows (the provider is preparing data).
+const IDLE_WAIT_MIN: Duration = Duration::from_millis(200);
+/// The longest wait between such calls.
+const IDLE_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// What a caller watches while a run goes on.
 #[derive(Debug, Clone)]
@@ -214,6 +218,7 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
             outcomes.push(outcome);
             continue;
         }
+        let mut idle_wait = IDLE_WAIT_MIN;
         loop {
             if stopped() {
                 outcome.status = "interrupted".into();
@@ -271,11 +276,12 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
             };
             // A skipped stream's checkpoint does not advance (the contract says so): keep ours.
             let new_checkpoint = if stream_status == "skipped" {
-                checkpoint
+                checkpoint.clone()
             } else {
                 page.checkpoint.clone()
             };
             let rows = page.rows.len();
+            let progressed = rows > 0 || new_checkpoint != checkpoint;
             // SQLite work blocks: keep it off the async workers that drive other runs.
             let commit = {
                 let (store, id, stream, run_id) = (
@@ -310,7 +316,17 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
                 api_usage: page.api_usage.map(|u| (u.used, u.limit)),
             });
             match page.status {
-                StreamStatus::Partial => continue,
+                StreamStatus::Partial if !progressed => {
+                    // The connector waits on the provider; don't spend API calls polling hot.
+                    tracing::debug!(integration = id, run = %run_id, stream, wait_ms = idle_wait.as_millis() as u64, "connector is waiting on the provider");
+                    wait_or_stop(idle_wait, opts.stop.clone()).await;
+                    idle_wait = (idle_wait * 2).min(IDLE_WAIT_MAX);
+                    continue;
+                }
+                StreamStatus::Partial => {
+                    idle_wait = IDLE_WAIT_MIN;
+                    continue;
+                }
                 StreamStatus::Complete => {
                     outcome.status = "complete".into();
                     break;
@@ -348,6 +364,18 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
         elapsed_ms: started.elapsed().as_millis() as u64,
         retry_after_s,
     })
+}
+
+/// Sleeps for `wait`, or less when a stop is requested meanwhile.
+async fn wait_or_stop(wait: Duration, stop: Option<watch::Receiver<bool>>) {
+    let Some(mut stop) = stop else {
+        tokio::time::sleep(wait).await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
 }
 
 /// How long to wait before retrying after a rate limit, when the connector gave no hint.

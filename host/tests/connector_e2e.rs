@@ -2,9 +2,6 @@
 //! sandbox, the embedded component) against the in-process emulator. Every test ends by
 //! comparing the host's stored records with the emulator's ground truth
 //! (`/__emulator/records/{object}`): exactly equal sets, nothing missing, duplicated or stale.
-//!
-//! Not covered: acceptance 8 (the emulator's schema is static, its control API cannot add a
-//! field) and acceptance 10 (Bulk 2.0 is not implemented in the connector).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -702,4 +699,199 @@ async fn created_time_mode_pulls_new_records_only() {
     // The update is not pulled: the stored row is the one of the first run.
     assert_eq!(st.json[&ids[0]], first.json[&ids[0]]);
     assert_ne!(st.live[&ids[0]], live[&ids[0]]);
+}
+
+// 10. A 200,000-Case backfill through Bulk 2.0 and through REST give identical records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_and_rest_backfills_give_identical_records() {
+    const N: usize = 200_000;
+    let app = app().await;
+    let emu = Emulator::start(EmulatorConfig {
+        auto_approve: true,
+        dataset: Dataset::Bench,
+        scale: N,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    // Bulk may write UTC as `Z`; the connector must still produce REST's `+0000` text.
+    settings(&emu, json!({"bulk_datetime_suffix": "Z"})).await;
+    let case_only = [("objects", "Case")];
+    let bulk_id = integration(&app, input(&emu, "helpdesk", &case_only)).await;
+    let rest_id = integration(
+        &app,
+        input(
+            &emu,
+            "helpdesk",
+            &[("objects", "Case"), ("bulk-threshold", "0")],
+        ),
+    )
+    .await;
+
+    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
+    let bulk = pull_ok(&app, &bulk_id).await;
+    let jobs = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before;
+    assert_eq!(jobs, 1, "the backfill is one Bulk job");
+    let rest = pull_ok(&app, &rest_id).await;
+    assert_eq!(
+        stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before,
+        1,
+        "bulk-threshold 0 keeps REST"
+    );
+
+    let from_bulk = assert_equal(&app, &emu, &bulk_id, "Case").await;
+    let from_rest = assert_equal(&app, &emu, &rest_id, "Case").await;
+    // The bench dataset deletes a few of its Cases; the rest are live.
+    assert!(
+        from_bulk.live.len() > N * 9 / 10,
+        "{}",
+        from_bulk.live.len()
+    );
+    let differ: Vec<_> = from_rest
+        .json
+        .iter()
+        .filter(|(k, v)| from_bulk.json.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .take(3)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "records differ between Bulk and REST: {differ:?}"
+    );
+    assert_eq!(from_bulk.json, from_rest.json);
+
+    let pages = N.div_ceil(2000) as u64;
+    println!(
+        "API calls for {N} Cases: Bulk {}, REST {}, ceil(N / 2000) = {pages}",
+        bulk.api_calls, rest.api_calls
+    );
+    for (how, calls) in [("Bulk", bulk.api_calls), ("REST", rest.api_calls)] {
+        assert!(
+            calls <= pages + 10,
+            "{how} used {calls} API calls for {pages} pages"
+        );
+    }
+}
+
+// 8. A custom field added between two pulls appears in the next pull's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_field_added_between_pulls_appears_in_the_next_pull() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    let ids = insert_cases(&emu, 20, 1, 0).await;
+    let id = integration(
+        &app,
+        input(
+            &emu,
+            "helpdesk",
+            &[("objects", "Case"), ("lag-seconds", "1")],
+        ),
+    )
+    .await;
+    pull_ok(&app, &id).await;
+    let first = assert_equal(&app, &emu, &id, "Case").await;
+    assert!(first.json[&ids[0]].get("Escalation_Score__c").is_none());
+
+    // An admin adds two fields in Setup, then users fill them in on some records.
+    control(
+        &emu,
+        "POST",
+        "schema/Case/fields",
+        Some(json!({"fields": [
+            {"name": "Escalation_Score__c", "type": "double"},
+            {"name": "Region__c", "type": "string", "length": 80},
+        ]})),
+    )
+    .await;
+    let res = op(
+        &emu,
+        json!({"ops": [
+            {"op": "update", "object": "Case", "ids": [&ids[0]],
+                "fields": {"Escalation_Score__c": 4.5, "Region__c": "EMEA"}},
+            {"op": "update", "object": "Case", "ids": [&ids[1]], "fields": {"Status": "Closed"}},
+            {"op": "insert", "object": "Case",
+                "fields": {"Subject": "after the change", "Region__c": "APAC"}},
+        ]}),
+    )
+    .await;
+    let new_id = res["results"][2]["id"].as_str().unwrap().to_string();
+    wait_covered(1).await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert_eq!(st.json[&ids[0]]["Escalation_Score__c"], 4.5);
+    assert_eq!(st.json[&ids[0]]["Region__c"], "EMEA");
+    assert_eq!(st.json[&new_id]["Region__c"], "APAC");
+    // Changed records carry the new fields even when they hold no value yet.
+    assert!(
+        st.json[&ids[1]]
+            .get("Escalation_Score__c")
+            .is_some_and(Value::is_null)
+    );
+    // Records not changed since the first pull are not read again.
+    assert_eq!(st.json[&ids[5]], first.json[&ids[5]]);
+}
+
+// Objects too wide for one query URL are read in field chunks and merged by Id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_objects_are_merged_from_field_chunks() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    let wide: Vec<String> = (0..600)
+        .map(|i| format!("Quite_Long_Custom_Field_Name_Number_{i:03}__c"))
+        .collect();
+    let fields: Vec<Value> = wide
+        .iter()
+        .map(|f| json!({"name": f, "type": "string", "length": 40}))
+        .collect();
+    control(
+        &emu,
+        "POST",
+        "schema/Case/fields",
+        Some(json!({ "fields": fields })),
+    )
+    .await;
+    // Values in the first and the last field of most records, so both ends of the merge are
+    // checked; old SystemModstamps keep every record inside the first window.
+    let ops: Vec<Value> = (0..450)
+        .map(|i| {
+            let mut f = json!({"Subject": format!("wide {i}")});
+            if i < 300 {
+                f[&wide[0]] = json!("first");
+                f[&wide[599]] = json!(format!("last {i}"));
+            }
+            json!({"op": "insert", "object": "Case", "fields": f,
+                "SystemModstamp": format!("2024-06-01T00:{:02}:{:02}Z", i / 180, (i / 3) % 60)})
+        })
+        .collect();
+    let res = op(&emu, json!({ "ops": ops })).await;
+    let ids: Vec<String> = res["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let id = integration(
+        &app,
+        input(
+            &emu,
+            "helpdesk",
+            &[("objects", "Case"), ("bulk-threshold", "0")],
+        ),
+    )
+    .await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert_eq!(st.live.len(), 450);
+    let truth: BTreeMap<String, Value> = truth_rows(&emu, "Case")
+        .await
+        .into_iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), r))
+        .collect();
+    for (key, v) in &st.json {
+        for f in &wide {
+            assert_eq!(v.get(f.as_str()), truth[key].get(f.as_str()), "{key} {f}");
+        }
+    }
+    assert_eq!(st.json[&ids[7]][&wide[599]], "last 7");
+    assert!(st.json[&ids[400]][&wide[0]].is_null());
 }

@@ -64,6 +64,22 @@ pub struct Window {
     /// Delete records of `/deleted` already delivered.
     #[serde(default)]
     pub del_done: usize,
+    /// The Bulk API 2.0 job reading the main pass, when the window is a large backfill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkJob>,
+}
+
+/// A Bulk API 2.0 query job and how far its results have been read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkJob {
+    /// The job id.
+    pub id: String,
+    /// Whether the job reached `JobComplete`.
+    #[serde(default)]
+    pub ready: bool,
+    /// The `Sforce-Locator` of the next results chunk; None = the first chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locator: Option<String>,
 }
 
 impl Window {
@@ -252,6 +268,7 @@ mod tests {
             pos: None,
             next: None,
             del_done: 0,
+            bulk: None,
         };
         assert!(w.shrink(0));
         assert_eq!(w.upper(), 4000);
@@ -281,6 +298,7 @@ mod tests {
             pos: None,
             next: None,
             del_done: 0,
+            bulk: None,
         };
         assert!(w.shrink(0));
         assert_eq!(w.upper(), hi / 2);

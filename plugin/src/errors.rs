@@ -21,6 +21,20 @@ impl SfError {
     pub fn is(&self, code: &str) -> bool {
         self.code == code
     }
+
+    /// A successful response whose body could not be read.
+    pub fn unreadable(status: u16, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            status,
+            code: "UNREADABLE_RESPONSE".into(),
+            preset: Some(Failure::new(
+                FailureKind::Unknown,
+                format!("Salesforce sent a response the connector could not read: {message}"),
+            )),
+            message,
+        }
+    }
 }
 
 /// Reads an error response: JSON array, OAuth object, or anything else (HTML 5xx pages).

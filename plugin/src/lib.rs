@@ -4,6 +4,7 @@
 //! WebAssembly-specific part is `component.rs`, compiled for `wasm32`, which binds the
 //! `sluice:connector` WIT world to [`connector`]'s functions.
 
+pub mod bulk;
 pub mod client;
 pub mod connection_test;
 pub mod connector;

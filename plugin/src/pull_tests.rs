@@ -42,8 +42,14 @@ fn req(cp: Option<String>, max: u32) -> PullRequest {
     }
 }
 
+/// Helpdesk by updated time, REST only: these tests script every REST call, and a window
+/// without a bound would otherwise be counted first to see whether Bulk pays off.
 fn helpdesk() -> crate::model::Session {
-    session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[])
+    session(
+        Capability::Helpdesk,
+        Some(PullBy::UpdatedTime),
+        &[("bulk-threshold", "0")],
+    )
 }
 
 /// 5,000 Cases share one SystemModstamp; pages of 2,000; the locator dies mid-group.
@@ -52,7 +58,7 @@ fn tie_group_spans_pages_without_loss_or_duplicates() {
     let s = session(
         Capability::Helpdesk,
         Some(PullBy::UpdatedTime),
-        &[("overlap-seconds", "600")],
+        &[("overlap-seconds", "600"), ("bulk-threshold", "0")],
     );
     let recs: Vec<String> = (0..5000).map(|i| rec(i, T, false)).collect();
     let mut env = FakeEnv::default();
@@ -252,7 +258,7 @@ fn query_timeout_shrinks_the_window() {
     let s = session(
         Capability::Helpdesk,
         Some(PullBy::UpdatedTime),
-        &[("start-date", "2024-01-01")],
+        &[("start-date", "2024-01-01"), ("bulk-threshold", "0")],
     );
     let mut env = FakeEnv::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
@@ -449,4 +455,264 @@ fn small_pages_resume_by_position() {
     let w = cp.win.unwrap();
     assert_eq!(w.pos.unwrap().id, id(2));
     assert_eq!(w.next, None);
+}
+
+const COUNT_BIG: &str = r#"{"totalSize":120000,"done":true,"records":[]}"#;
+
+fn csv_chunk(range: std::ops::Range<usize>, locator: &str) -> crate::http::Response {
+    // The columns in `rec`'s order, so a converted row can be compared with it byte for byte.
+    let mut body = String::from("\"Id\",\"Subject\",\"IsDeleted\",\"SystemModstamp\"\n");
+    for i in range {
+        body.push_str(&format!("\"{}\",\"s {i}\",\"false\",\"{T}\"\n", id(i)));
+    }
+    let mut r = resp(200, &body);
+    r.headers.push(("sforce-locator".into(), locator.into()));
+    r
+}
+
+/// A backfill over the threshold goes through one Bulk job: create, poll until complete, read
+/// chunk by chunk via the locator in the checkpoint, delete; rows equal the REST shape.
+#[test]
+fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
+    use crate::http::Method;
+    let s = session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[]);
+    let mut env = FakeEnv::default();
+    env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
+        .on("/sobjects/Case/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=SELECT%20COUNT%28%29", resp(200, COUNT_BIG))
+        .on_method(
+            Method::Post,
+            "/jobs/query",
+            resp(200, r#"{"id":"750J","state":"UploadComplete"}"#),
+        )
+        .on(
+            "/jobs/query/750J",
+            resp(200, r#"{"id":"750J","state":"InProgress"}"#),
+        );
+    let p1 = pull(&mut env, &s, &req(None, 2000)).unwrap();
+    assert_eq!(
+        (p1.rows.len(), p1.status.clone()),
+        (0, StreamStatus::Partial)
+    );
+    let create = &env.requests[3];
+    let body: serde_json::Value = serde_json::from_slice(create.body.as_ref().unwrap()).unwrap();
+    assert_eq!(body["operation"], "queryAll");
+    let soql = body["query"].as_str().unwrap();
+    assert!(soql.starts_with("SELECT Id, SystemModstamp, IsDeleted, Subject, CreatedDate FROM Case WHERE SystemModstamp <= "), "{soql}");
+    assert!(!soql.contains("ORDER BY"), "{soql}");
+
+    let mut env = FakeEnv::default();
+    env.on(
+        "/jobs/query/750J",
+        resp(200, r#"{"id":"750J","state":"JobComplete"}"#),
+    )
+    .on(
+        "/jobs/query/750J/results?maxRecords=2000",
+        csv_chunk(0..2000, "MjAwMA"),
+    );
+    let p2 = pull(&mut env, &s, &req(p1.checkpoint.clone(), 2000)).unwrap();
+    assert_eq!(p2.rows.len(), 2000);
+    assert_eq!(p2.status, StreamStatus::Partial);
+    assert_eq!(
+        String::from_utf8(p2.rows[0].json.clone()).unwrap(),
+        rec(0, T, false)
+    );
+    let cp2 = Checkpoint::parse(p2.checkpoint.as_deref()).unwrap();
+    assert_eq!(
+        cp2.win
+            .as_ref()
+            .unwrap()
+            .bulk
+            .as_ref()
+            .unwrap()
+            .locator
+            .as_deref(),
+        Some("MjAwMA")
+    );
+
+    // A restart re-reads from the stored locator; the last chunk ends the window.
+    let mut env = FakeEnv::default();
+    env.on(
+        "results?maxRecords=2000&locator=MjAwMA",
+        csv_chunk(2000..2500, "null"),
+    )
+    .on_method(Method::Delete, "/jobs/query/750J", resp(204, ""));
+    let p3 = pull(&mut env, &s, &req(p2.checkpoint.clone(), 2000)).unwrap();
+    assert_eq!(p3.rows.len(), 500);
+    assert_eq!(p3.status, StreamStatus::Complete);
+    let cp3 = Checkpoint::parse(p3.checkpoint.as_deref()).unwrap();
+    assert_eq!(cp3.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
+    assert_eq!(env.requests.last().unwrap().method, Method::Delete);
+}
+
+/// Bulk refusing the object (INVALIDENTITY), or a small count, leaves the window to REST.
+#[test]
+fn bulk_refusal_and_small_backfills_use_rest() {
+    use crate::http::Method;
+    let s = session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[]);
+    let mut env = FakeEnv::default();
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=SELECT%20COUNT%28%29", resp(200, COUNT_BIG))
+        .on_method(
+            Method::Post,
+            "/jobs/query",
+            resp(
+                400,
+                r#"[{"errorCode":"INVALIDENTITY","message":"Entity 'Case' is not supported by the Bulk API."}]"#,
+            ),
+        )
+        .on("/queryAll?q=SELECT%20Id", resp(200, &page(&[rec(1, T, false)], None)));
+    let p = pull(&mut env, &s, &req(None, 2000)).unwrap();
+    assert_eq!((p.rows.len(), p.status), (1, StreamStatus::Complete));
+    assert!(
+        env.logs.iter().any(|l| l.contains("INVALIDENTITY")),
+        "{:?}",
+        env.logs
+    );
+
+    let mut env = FakeEnv::default();
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on(
+            "/queryAll?q=SELECT%20COUNT%28%29",
+            resp(200, r#"{"totalSize":3,"done":true,"records":[]}"#),
+        )
+        .on(
+            "/queryAll?q=SELECT%20Id",
+            resp(200, &page(&[rec(1, T, false)], None)),
+        );
+    let p = pull(&mut env, &s, &req(None, 2000)).unwrap();
+    assert_eq!((p.rows.len(), p.status), (1, StreamStatus::Complete));
+    assert!(env.requests.iter().all(|r| r.method == Method::Get));
+}
+
+/// A job that fails falls back to REST from the start of the window.
+#[test]
+fn failed_bulk_job_falls_back_to_rest() {
+    use crate::http::Method;
+    let s = session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[]);
+    let mut env = FakeEnv::default();
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=SELECT%20COUNT%28%29", resp(200, COUNT_BIG))
+        .on_method(Method::Post, "/jobs/query", resp(200, r#"{"id":"750F"}"#))
+        .on(
+            "/jobs/query/750F",
+            resp(
+                200,
+                r#"{"id":"750F","state":"Failed","errorMessage":"boom"}"#,
+            ),
+        )
+        .on_method(Method::Delete, "/jobs/query/750F", resp(204, ""))
+        .on(
+            "/queryAll?q=SELECT%20Id",
+            resp(200, &page(&[rec(1, T, false)], None)),
+        );
+    let p = pull(&mut env, &s, &req(None, 2000)).unwrap();
+    assert_eq!((p.rows.len(), p.status), (1, StreamStatus::Complete));
+    assert!(
+        env.logs.iter().any(|l| l.contains("boom")),
+        "{:?}",
+        env.logs
+    );
+}
+
+/// An object too wide for one URL is read in field chunks merged by Id; a record that no
+/// chunk read can find any more (hard-deleted meanwhile) becomes a delete, not a drop.
+#[test]
+fn wide_objects_are_read_in_field_chunks_merged_by_id() {
+    let wide: Vec<String> = (0..500)
+        .map(|i| format!("Field_With_A_Long_Name_Number_{i:03}__c"))
+        .collect();
+    let mut fields = vec![
+        r#"{"name":"Id","type":"id"}"#.to_string(),
+        r#"{"name":"IsDeleted","type":"boolean"}"#.to_string(),
+        r#"{"name":"SystemModstamp","type":"datetime"}"#.to_string(),
+    ];
+    fields.extend(
+        wide.iter()
+            .map(|f| format!(r#"{{"name":"{f}","type":"string"}}"#)),
+    );
+    let describe = format!(
+        r#"{{"name":"Case","replicateable":true,"fields":[{}]}}"#,
+        fields.join(",")
+    );
+    let head = |i: usize| {
+        format!(
+            r#"{{"attributes":{{"type":"Case","url":"/services/data/v62.0/sobjects/Case/{0}"}},"Id":"{0}","SystemModstamp":"{T}","IsDeleted":false"#,
+            id(i)
+        )
+    };
+    // Which fields the driving query selected decides what each chunk read must return.
+    let s = helpdesk();
+    let mut probe = FakeEnv::default();
+    probe
+        .on("/describe/", resp(200, &describe))
+        .on("/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=SELECT%20Id", resp(200, &page(&[], None)));
+    pull(&mut probe, &s, &req(None, 2000)).unwrap();
+    let driving_url = probe.urls()[2].clone();
+    assert!(driving_url.len() <= crate::soql::MAX_URL);
+    let in_driving: Vec<&String> = wide
+        .iter()
+        .filter(|f| driving_url.contains(f.as_str()))
+        .collect();
+    assert!(!in_driving.is_empty() && in_driving.len() < wide.len());
+    let rest: Vec<&String> = wide.iter().filter(|f| !in_driving.contains(f)).collect();
+
+    let driving_rec = |i: usize| {
+        let mut r = head(i);
+        for f in &in_driving {
+            r.push_str(&format!(r#","{f}":"{i}""#));
+        }
+        r.push('}');
+        r
+    };
+    let mut chunk_rec = head(0);
+    for f in &rest {
+        chunk_rec.push_str(&format!(r#","{f}":"late {f}""#));
+    }
+    chunk_rec.push('}');
+    let mut env = FakeEnv::default();
+    env.on("/describe/", resp(200, &describe))
+        .on("/updated/", resp(200, UPDATED))
+        .on(
+            "/queryAll?q=SELECT%20Id",
+            resp(200, &page(&[driving_rec(0), driving_rec(1)], None)),
+        );
+    // Each further chunk: the IN read finds record 0 only, the single re-read of 1 finds none.
+    let mut chunk_reads = 0;
+    let mut left = rest.len();
+    while left > 0 {
+        env.on(
+            "Id%20IN%20%28",
+            resp(200, &page(&[chunk_rec.clone()], None)),
+        )
+        .on("Id%20IN%20%28", resp(200, &page(&[], None)));
+        chunk_reads += 1;
+        left = left.saturating_sub(in_driving.len().min(left));
+    }
+    let p = pull(&mut env, &s, &req(None, 2000)).unwrap();
+    assert_eq!(p.rows.len(), 2);
+    let merged: serde_json::Value = serde_json::from_slice(&p.rows[0].json).unwrap();
+    for f in &wide {
+        assert!(
+            merged.get(f.as_str()).is_some(),
+            "{f} missing from the merged row"
+        );
+    }
+    assert_eq!(merged[rest[0].as_str()], format!("late {}", rest[0]));
+    assert_eq!(merged[in_driving[0].as_str()], "0");
+    assert_eq!(p.rows[0].op, Operation::Upsert);
+    assert_eq!(
+        p.rows[1].op,
+        Operation::Delete,
+        "gone while its chunks were read"
+    );
+    for url in env.urls() {
+        assert!(url.len() <= crate::soql::MAX_URL, "{} bytes", url.len());
+    }
+    assert!(chunk_reads >= 1);
+    assert!(env.routes.is_empty(), "every scripted chunk read was used");
 }

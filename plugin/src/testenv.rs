@@ -42,6 +42,15 @@ impl FakeEnv {
         self
     }
 
+    pub fn on_method(&mut self, method: Method, contains: &str, r: Response) -> &mut Self {
+        self.routes.push(Route {
+            method,
+            contains: contains.into(),
+            reply: Ok(r),
+        });
+        self
+    }
+
     pub fn fail(&mut self, contains: &str, e: TransportError) -> &mut Self {
         self.routes.push(Route {
             method: Method::Get,

@@ -3,13 +3,23 @@
 //! A call either continues the window in the checkpoint or opens a new one: re-describe (with
 //! `If-Modified-Since`), take `hi` from the server's `Date` minus the lag, capped by
 //! `latestDateCovered`, and read `(lo - overlap, hi]` ordered by `(cursor, Id)`.
+//!
+//! - `query`: the REST query of a pass, page by page.
+//! - `chunks`: field chunks merged by Id, for objects too wide for one query URL.
+//! - `backfill`: a Bulk API 2.0 job instead, for windows over the `bulk-threshold`.
+//! - `deleted`: `/sobjects/X/deleted` for the window.
+
+mod backfill;
+mod chunks;
+mod deleted;
+mod query;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::client::Sf;
-use crate::cursor::{Checkpoint, Pass, Pos, Window};
-use crate::describe::{self, Describe};
+use crate::cursor::{Checkpoint, Pass, Window};
+use crate::describe;
 use crate::errors;
 use crate::model::{
     Failure, FailureKind, Level, Operation, Page, PullBy, PullRequest, Row, Session, StreamStatus,
@@ -17,6 +27,8 @@ use crate::model::{
 use crate::settings::{self, Cap, Normalized, Purpose};
 use crate::soql;
 use crate::{dt, http::Env};
+
+use backfill::Step;
 
 /// Most provider calls one pull call makes before returning what it has.
 const MAX_CALLS_PER_PAGE: u32 = 12;
@@ -57,6 +69,11 @@ struct Target<'n> {
 }
 
 impl Target<'_> {
+    /// Whether the main query includes deleted rows (`queryAll` with `IsDeleted`).
+    fn all(&self) -> bool {
+        self.n.pull_by == PullBy::UpdatedTime && !self.knowledge
+    }
+
     fn key_of(&self, rec: &serde_json::Value) -> Option<String> {
         let s = |k: &str| rec.get(k).and_then(|v| v.as_str()).map(str::to_string);
         if self.knowledge {
@@ -193,10 +210,126 @@ fn run(
         }
         let room = max - rows.len();
         if pass == Pass::Deleted {
-            deleted_step(sf, &t, cp, room, &mut rows)?;
+            deleted::step(sf, &t, cp, room, &mut rows)?;
+        } else if pass == Pass::Main && win.bulk.is_some() {
+            if backfill::step(sf, &t, cp, room, &mut rows)? == Step::Wait {
+                // The job is still running: hand back what there is; the host calls again.
+                return Ok(Outcome::Rows(rows, StreamStatus::Partial));
+            }
         } else {
-            query_step(sf, &t, &desc, pass, cp, room, &mut rows)?;
+            query::step(sf, &t, &desc, pass, cp, room, &mut rows)?;
         }
+    }
+}
+
+/// The parts of a record the algorithm reads.
+struct Rec {
+    /// Cursor value, UTC millis.
+    c: i64,
+    /// Record Id.
+    id: String,
+    /// The cursor as Salesforce wrote it.
+    cursor_raw: String,
+}
+
+fn read_rec(t: &Target, v: &serde_json::Value) -> Result<Rec, Failure> {
+    let id = v
+        .get("Id")
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let cursor_raw = v
+        .get(t.cursor)
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let Some(c) = dt::parse_millis(&cursor_raw) else {
+        return Err(fail(
+            FailureKind::Unknown,
+            format!(
+                "{} {id} has an unreadable {}: `{cursor_raw}`",
+                t.object, t.cursor
+            ),
+        ));
+    };
+    Ok(Rec { c, id, cursor_raw })
+}
+
+/// The row of a record read by `pass`; None when an archived knowledge version's key is still
+/// online (that key is not deleted).
+fn row_of(
+    t: &Target,
+    pass: Pass,
+    v: &serde_json::Value,
+    rec: &Rec,
+    json: Vec<u8>,
+    online: &[String],
+) -> Result<Option<Row>, Failure> {
+    let Some(key) = t.key_of(v) else {
+        return Err(fail(
+            FailureKind::Unknown,
+            format!("{} record without key fields", t.object),
+        ));
+    };
+    let deleted = v
+        .get("IsDeleted")
+        .and_then(|x| x.as_bool())
+        .unwrap_or(false);
+    let op = match pass {
+        Pass::Archived if online.contains(&key) => return Ok(None),
+        Pass::Archived => Operation::Delete,
+        _ if deleted => Operation::Delete,
+        _ => Operation::Upsert,
+    };
+    Ok(Some(Row {
+        key,
+        op,
+        cursor: rec.cursor_raw.clone(),
+        json,
+    }))
+}
+
+/// Whether a delivered `(cursor, Id)` must be remembered to drop it from the next overlap.
+fn keep_seen(t: &Target, cp: &Checkpoint, win: &Window, c: i64) -> bool {
+    c > win.hi - i64::from(t.n.overlap_seconds) * 1000 || cp.lo.is_some_and(|lo| c <= lo)
+}
+
+/// The WHERE conditions of `pass` over the current query's range; `pos` adds the keyset
+/// resume position.
+fn conditions(t: &Target, pass: Pass, win: &Window, pos: bool) -> Vec<String> {
+    let c = t.cursor;
+    let mut conds = Vec::new();
+    match pass {
+        Pass::Archived => conds.push("PublishStatus = 'Archived'".to_string()),
+        Pass::Online => conds.push("PublishStatus = 'Online'".to_string()),
+        _ => {}
+    }
+    if let Some(lang) = &t.n.language {
+        conds.push(format!("Language = {}", soql::string_literal(lang)));
+    }
+    if let Some(l) = win.lower() {
+        conds.push(format!("{c} > {}", soql::datetime_literal(l)));
+    }
+    conds.push(format!("{c} <= {}", soql::datetime_literal(win.upper())));
+    if let Some(p) = win.pos.as_ref().filter(|_| pos) {
+        let lit = soql::datetime_literal(p.c);
+        conds.push(format!(
+            "({c} > {lit} OR ({c} = {lit} AND Id > {}))",
+            soql::string_literal(&p.id)
+        ));
+    }
+    conds
+}
+
+/// The fields every query of the stream leads with: Id, the cursor, and the keys.
+fn lead_fields(t: &Target) -> Vec<&'static str> {
+    let c = t.cursor;
+    if t.knowledge {
+        vec![c, "KnowledgeArticleId", "Language", "PublishStatus"]
+    } else if t.n.pull_by == PullBy::UpdatedTime {
+        vec![c, "IsDeleted"]
+    } else {
+        vec![c]
     }
 }
 
@@ -301,7 +434,7 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
     {
         passes.push(Pass::Deleted);
     }
-    cp.win = Some(Window {
+    let mut win = Window {
         from,
         hi,
         passes,
@@ -310,330 +443,11 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
         pos: None,
         next: None,
         del_done: 0,
-    });
+        bulk: None,
+    };
+    if backfill::worth_trying(t, cp.lo, &win) {
+        win.bulk = backfill::start(sf, t, &desc, &win)?;
+    }
+    cp.win = Some(win);
     Ok(None)
-}
-
-/// The SOQL of the current query of `pass`.
-fn build_query(t: &Target, desc: &Describe, pass: Pass, win: &Window) -> String {
-    let c = t.cursor;
-    let lead: Vec<&str> = if t.knowledge {
-        vec![c, "KnowledgeArticleId", "Language", "PublishStatus"]
-    } else if t.n.pull_by == PullBy::UpdatedTime {
-        vec![c, "IsDeleted"]
-    } else {
-        vec![c]
-    };
-    let fields = desc.select_list(&lead);
-    let mut conds = Vec::new();
-    match pass {
-        Pass::Archived => conds.push("PublishStatus = 'Archived'".to_string()),
-        Pass::Online => conds.push("PublishStatus = 'Online'".to_string()),
-        _ => {}
-    }
-    if let Some(lang) = &t.n.language {
-        conds.push(format!("Language = {}", soql::string_literal(lang)));
-    }
-    if let Some(l) = win.lower() {
-        conds.push(format!("{c} > {}", soql::datetime_literal(l)));
-    }
-    conds.push(format!("{c} <= {}", soql::datetime_literal(win.upper())));
-    if let Some(p) = &win.pos {
-        let lit = soql::datetime_literal(p.c);
-        conds.push(format!(
-            "({c} > {lit} OR ({c} = {lit} AND Id > {}))",
-            soql::string_literal(&p.id)
-        ));
-    }
-    format!(
-        "SELECT {} FROM {} WHERE {} ORDER BY {c} ASC, Id ASC",
-        fields.join(", "),
-        t.object,
-        conds.join(" AND ")
-    )
-}
-
-/// Reads one page of the current query and appends at most `room` rows.
-fn query_step(
-    sf: &mut Sf,
-    t: &Target,
-    desc: &Describe,
-    pass: Pass,
-    cp: &mut Checkpoint,
-    room: usize,
-    rows: &mut Vec<Row>,
-) -> Result<(), Failure> {
-    let win = cp.win.as_ref().expect("window").clone();
-    let all = t.n.pull_by == PullBy::UpdatedTime && !t.knowledge;
-    let batch = if pass == Pass::Archived {
-        200
-    } else {
-        room.clamp(200, 2000)
-    };
-    let batch_hdr = [("Sforce-Query-Options", format!("batchSize={batch}"))];
-    let (resp, from_locator) = match &win.next {
-        Some(next) => (sf.get(next, &batch_hdr), true),
-        None => {
-            let q = build_query(t, desc, pass, &win);
-            let url = soql::query_url(&sf.base, &sf.version, all, &q);
-            if url.len() > soql::MAX_URL {
-                // Field chunking merged by Id is not implemented yet; fail loudly, never drop.
-                return Err(fail(
-                    FailureKind::Unknown,
-                    format!(
-                        "{} has too many fields for one query URL ({} bytes > {})",
-                        t.object,
-                        url.len(),
-                        soql::MAX_URL
-                    ),
-                ));
-            }
-            (sf.get(&url, &batch_hdr), false)
-        }
-    };
-    let resp = match resp {
-        Ok(r) => r,
-        Err(e) if from_locator && (e.is("INVALID_QUERY_LOCATOR") || e.status == 404) => {
-            // The locator is only a hint: re-query from the last delivered (cursor, Id).
-            let w = cp.win.as_mut().expect("window");
-            w.next = None;
-            sf.log(
-                Level::Info,
-                "query locator invalid; re-querying from the position",
-                &[("object", &t.object)],
-            );
-            return Ok(());
-        }
-        Err(e) if e.is("QUERY_TIMEOUT") => {
-            let w = cp.win.as_mut().expect("window");
-            if w.shrink(t.n.start_millis.unwrap_or(0)) {
-                let up = dt::format_soql(w.upper());
-                sf.log(
-                    Level::Info,
-                    "query timed out; shrinking the window",
-                    &[("object", &t.object), ("upper", &up)],
-                );
-                return Ok(());
-            }
-            return Err(fail(
-                FailureKind::Unknown,
-                format!(
-                    "{}: the query timed out even for a one-second window",
-                    t.object
-                ),
-            ));
-        }
-        Err(e) => return Err(errors::classify(&e, Some(&t.object))),
-    };
-    let page: QueryPage = serde_json::from_slice(&resp.body).map_err(|e| {
-        fail(
-            FailureKind::Unknown,
-            format!("unreadable query page for {}: {e}", t.object),
-        )
-    })?;
-    let mut parsed = Vec::with_capacity(page.records.len());
-    for raw in &page.records {
-        let v: serde_json::Value = serde_json::from_str(raw.get())
-            .map_err(|e| fail(FailureKind::Unknown, format!("unreadable record: {e}")))?;
-        parsed.push((raw, v));
-    }
-    // Archived knowledge versions delete their key only if no version is online any more.
-    let online = if pass == Pass::Archived && !parsed.is_empty() {
-        online_keys(sf, t, &parsed.iter().map(|(_, v)| v).collect::<Vec<_>>())?
-    } else {
-        Vec::new()
-    };
-    let overlap_floor = win.hi - i64::from(t.n.overlap_seconds) * 1000;
-    let w = cp.win.as_mut().expect("window");
-    let mut consumed_all = true;
-    let mut pending_seen = Vec::new();
-    let limit = rows.len() + room;
-    for (raw, v) in &parsed {
-        if rows.len() >= limit {
-            consumed_all = false;
-            break;
-        }
-        let id = v
-            .get("Id")
-            .and_then(|x| x.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let cursor_raw = v
-            .get(t.cursor)
-            .and_then(|x| x.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let Some(c) = dt::parse_millis(&cursor_raw) else {
-            return Err(fail(
-                FailureKind::Unknown,
-                format!(
-                    "{} {id} has an unreadable {}: `{cursor_raw}`",
-                    t.object, t.cursor
-                ),
-            ));
-        };
-        w.pos = Some(Pos { c, id: id.clone() });
-        if cp.seen.get(&c).is_some_and(|ids| ids.contains(&id)) {
-            continue;
-        }
-        let Some(key) = t.key_of(v) else {
-            return Err(fail(
-                FailureKind::Unknown,
-                format!("{} record without key fields", t.object),
-            ));
-        };
-        let deleted = v
-            .get("IsDeleted")
-            .and_then(|x| x.as_bool())
-            .unwrap_or(false);
-        let op = match pass {
-            Pass::Archived if online.contains(&key) => continue,
-            Pass::Archived => Operation::Delete,
-            _ if deleted => Operation::Delete,
-            _ => Operation::Upsert,
-        };
-        rows.push(Row {
-            key,
-            op,
-            cursor: cursor_raw,
-            json: raw.get().as_bytes().to_vec(),
-        });
-        if c > overlap_floor || cp.lo.is_some_and(|lo| c <= lo) {
-            pending_seen.push((c, id));
-        }
-    }
-    let w = cp.win.as_mut().expect("window");
-    if consumed_all {
-        if page.done || page.next.is_none() {
-            w.finish_query();
-        } else {
-            w.next = page.next.clone();
-        }
-    } else {
-        // Stopped mid-page: the locator would skip the rest, so resume from the position.
-        w.next = None;
-    }
-    for (c, id) in pending_seen {
-        cp.remember(c, &id);
-    }
-    Ok(())
-}
-
-/// Keys (`KnowledgeArticleId/Language`) among `recs` that still have an online version.
-fn online_keys(
-    sf: &mut Sf,
-    t: &Target,
-    recs: &[&serde_json::Value],
-) -> Result<Vec<String>, Failure> {
-    let mut ids: Vec<String> = recs
-        .iter()
-        .filter_map(|v| {
-            v.get("KnowledgeArticleId")?
-                .as_str()
-                .map(soql::string_literal)
-        })
-        .collect();
-    ids.sort();
-    ids.dedup();
-    let mut keys = Vec::new();
-    for chunk in ids.chunks(200) {
-        let q = format!(
-            "SELECT Id, KnowledgeArticleId, Language FROM {} WHERE PublishStatus = 'Online' AND KnowledgeArticleId IN ({})",
-            t.object,
-            chunk.join(", ")
-        );
-        let url = soql::query_url(&sf.base, &sf.version, false, &q);
-        let mut next = Some(url);
-        while let Some(u) = next.take() {
-            let resp = sf
-                .get(&u, &[])
-                .map_err(|e| errors::classify(&e, Some(&t.object)))?;
-            let page: QueryPage = serde_json::from_slice(&resp.body)
-                .map_err(|e| fail(FailureKind::Unknown, format!("unreadable query page: {e}")))?;
-            for raw in page.records {
-                let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
-                if let Some(k) = t.key_of(&v) {
-                    keys.push(k);
-                }
-            }
-            if !page.done {
-                next = page.next;
-            }
-        }
-    }
-    Ok(keys)
-}
-
-/// Delete rows from `/sobjects/X/deleted` for the window (hard deletes included).
-fn deleted_step(
-    sf: &mut Sf,
-    t: &Target,
-    cp: &mut Checkpoint,
-    room: usize,
-    rows: &mut Vec<Row>,
-) -> Result<(), Failure> {
-    let win = cp.win.as_ref().expect("window").clone();
-    let start = win.from.unwrap_or(win.hi) / 60_000 * 60_000;
-    let end = win.hi;
-    if end - start < 60_000 {
-        // The resource truncates to minutes; a shorter range is empty or rejected.
-        cp.win.as_mut().expect("window").finish_query();
-        return Ok(());
-    }
-    let url = sf.data_url(&format!(
-        "/sobjects/{}/deleted/?start={}&end={}",
-        t.object,
-        soql::encode(&dt::format_soql(start)),
-        soql::encode(&dt::format_soql(end))
-    ));
-    let resp = match sf.get(&url, &[]) {
-        Ok(r) => r,
-        Err(e) if e.preset.is_some() || e.status == 401 || e.status == 403 => {
-            return Err(errors::classify(&e, Some(&t.object)));
-        }
-        Err(e) => {
-            // queryAll still reports soft deletes; log and move on rather than stall the stream.
-            let msg = format!("{}: {}", e.code, e.message);
-            sf.log(
-                Level::Warn,
-                "getDeleted failed",
-                &[("object", &t.object), ("error", &msg)],
-            );
-            cp.win.as_mut().expect("window").finish_query();
-            return Ok(());
-        }
-    };
-    #[derive(Deserialize)]
-    struct Deleted<'a> {
-        #[serde(rename = "deletedRecords", borrow, default)]
-        records: Vec<&'a RawValue>,
-    }
-    let d: Deleted = serde_json::from_slice(&resp.body).map_err(|e| {
-        fail(
-            FailureKind::Unknown,
-            format!("unreadable deleted list: {e}"),
-        )
-    })?;
-    let w = cp.win.as_mut().expect("window");
-    let todo = d.records.len().saturating_sub(w.del_done);
-    for raw in d.records.iter().skip(w.del_done).take(room) {
-        let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
-        let id = v.get("id").and_then(|x| x.as_str()).unwrap_or_default();
-        let date = v
-            .get("deletedDate")
-            .and_then(|x| x.as_str())
-            .unwrap_or_default();
-        rows.push(Row {
-            key: id.to_string(),
-            op: Operation::Delete,
-            cursor: date.to_string(),
-            json: raw.get().as_bytes().to_vec(),
-        });
-    }
-    if todo <= room {
-        w.finish_query();
-    } else {
-        w.del_done += room;
-    }
-    Ok(())
 }

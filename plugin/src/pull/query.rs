@@ -1,0 +1,227 @@
+//! The REST query of a pass: one page per step, resumed by `(cursor, Id)` position.
+
+use super::chunks::{self, Merged};
+use super::{QueryPage, Target, conditions, fail, keep_seen, lead_fields, read_rec, row_of};
+use crate::client::Sf;
+use crate::cursor::{Checkpoint, Pass, Pos, Window};
+use crate::describe::Describe;
+use crate::model::{Failure, FailureKind, Level, Operation, Row};
+use crate::{dt, errors, soql};
+
+/// The SOQL of the current query of `pass`, selecting `fields`.
+fn build_query(t: &Target, fields: &[String], pass: Pass, win: &Window) -> String {
+    let c = t.cursor;
+    format!(
+        "SELECT {} FROM {} WHERE {} ORDER BY {c} ASC, Id ASC",
+        fields.join(", "),
+        t.object,
+        conditions(t, pass, win, true).join(" AND ")
+    )
+}
+
+/// Reads one page of the current query and appends at most `room` rows.
+pub(super) fn step(
+    sf: &mut Sf,
+    t: &Target,
+    desc: &Describe,
+    pass: Pass,
+    cp: &mut Checkpoint,
+    room: usize,
+    rows: &mut Vec<Row>,
+) -> Result<(), Failure> {
+    let win = cp.win.as_ref().expect("window").clone();
+    let all = t.all();
+    let lead = lead_fields(t);
+    let chunks = chunks::plan(sf, t, desc, &lead);
+    let batch = if pass == Pass::Archived || chunks.is_some() {
+        200
+    } else {
+        room.clamp(200, 2000)
+    };
+    let batch_hdr = [("Sforce-Query-Options", format!("batchSize={batch}"))];
+    let (resp, from_locator) = match &win.next {
+        Some(next) => (sf.get(next, &batch_hdr), true),
+        None => {
+            let fields = match &chunks {
+                Some(c) => c[0].clone(),
+                None => desc.select_list(&lead),
+            };
+            let q = build_query(t, &fields, pass, &win);
+            let url = soql::query_url(&sf.base, &sf.version, all, &q);
+            if url.len() > soql::MAX_URL {
+                return Err(fail(
+                    FailureKind::Unknown,
+                    format!(
+                        "the query of {} is longer than Salesforce accepts ({} bytes > {})",
+                        t.object,
+                        url.len(),
+                        soql::MAX_URL
+                    ),
+                ));
+            }
+            (sf.get(&url, &batch_hdr), false)
+        }
+    };
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) if from_locator && (e.is("INVALID_QUERY_LOCATOR") || e.status == 404) => {
+            // The locator is only a hint: re-query from the last delivered (cursor, Id).
+            let w = cp.win.as_mut().expect("window");
+            w.next = None;
+            sf.log(
+                Level::Info,
+                "query locator invalid; re-querying from the position",
+                &[("object", &t.object)],
+            );
+            return Ok(());
+        }
+        Err(e) if e.is("QUERY_TIMEOUT") => {
+            let w = cp.win.as_mut().expect("window");
+            if w.shrink(t.n.start_millis.unwrap_or(0)) {
+                let up = dt::format_soql(w.upper());
+                sf.log(
+                    Level::Info,
+                    "query timed out; shrinking the window",
+                    &[("object", &t.object), ("upper", &up)],
+                );
+                return Ok(());
+            }
+            return Err(fail(
+                FailureKind::Unknown,
+                format!(
+                    "{}: the query timed out even for a one-second window",
+                    t.object
+                ),
+            ));
+        }
+        Err(e) => return Err(errors::classify(&e, Some(&t.object))),
+    };
+    let page: QueryPage = serde_json::from_slice(&resp.body).map_err(|e| {
+        fail(
+            FailureKind::Unknown,
+            format!("unreadable query page for {}: {e}", t.object),
+        )
+    })?;
+    // (record JSON, parsed record, hard-deleted while its chunks were read)
+    let mut parsed = Vec::with_capacity(page.records.len());
+    for raw in &page.records {
+        let v: serde_json::Value = serde_json::from_str(raw.get())
+            .map_err(|e| fail(FailureKind::Unknown, format!("unreadable record: {e}")))?;
+        parsed.push((raw.get().to_string(), v, false));
+    }
+    if let Some(chunks) = &chunks {
+        let driving = parsed
+            .iter()
+            .map(|(json, v, _)| {
+                let id = v.get("Id").and_then(|x| x.as_str()).unwrap_or_default();
+                (json.clone(), id.to_string())
+            })
+            .collect();
+        for (p, m) in parsed
+            .iter_mut()
+            .zip(chunks::complete(sf, t, chunks, driving)?)
+        {
+            match m {
+                Merged::Full(json) => p.0 = json,
+                Merged::Gone(json) => (p.0, p.2) = (json, true),
+            }
+        }
+    }
+    // Archived knowledge versions delete their key only if no version is online any more.
+    let online = if pass == Pass::Archived && !parsed.is_empty() {
+        online_keys(sf, t, &parsed.iter().map(|(_, v, _)| v).collect::<Vec<_>>())?
+    } else {
+        Vec::new()
+    };
+    let mut consumed_all = true;
+    let mut last_pos = None;
+    let mut pending_seen = Vec::new();
+    let limit = rows.len() + room;
+    for (json, v, gone) in parsed {
+        if rows.len() >= limit {
+            consumed_all = false;
+            break;
+        }
+        let rec = read_rec(t, &v)?;
+        last_pos = Some(Pos {
+            c: rec.c,
+            id: rec.id.clone(),
+        });
+        if cp.was_seen(rec.c, &rec.id) {
+            continue;
+        }
+        let Some(mut row) = row_of(t, pass, &v, &rec, json.into_bytes(), &online)? else {
+            continue;
+        };
+        if gone {
+            row.op = Operation::Delete;
+        }
+        rows.push(row);
+        if keep_seen(t, cp, &win, rec.c) {
+            pending_seen.push((rec.c, rec.id));
+        }
+    }
+    let w = cp.win.as_mut().expect("window");
+    if last_pos.is_some() {
+        w.pos = last_pos;
+    }
+    if consumed_all {
+        if page.done || page.next.is_none() {
+            w.finish_query();
+        } else {
+            w.next = page.next.clone();
+        }
+    } else {
+        // Stopped mid-page: the locator would skip the rest, so resume from the position.
+        w.next = None;
+    }
+    for (c, id) in pending_seen {
+        cp.remember(c, &id);
+    }
+    Ok(())
+}
+
+/// Keys (`KnowledgeArticleId/Language`) among `recs` that still have an online version.
+fn online_keys(
+    sf: &mut Sf,
+    t: &Target,
+    recs: &[&serde_json::Value],
+) -> Result<Vec<String>, Failure> {
+    let mut ids: Vec<String> = recs
+        .iter()
+        .filter_map(|v| {
+            v.get("KnowledgeArticleId")?
+                .as_str()
+                .map(soql::string_literal)
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let mut keys = Vec::new();
+    for chunk in ids.chunks(200) {
+        let q = format!(
+            "SELECT Id, KnowledgeArticleId, Language FROM {} WHERE PublishStatus = 'Online' AND KnowledgeArticleId IN ({})",
+            t.object,
+            chunk.join(", ")
+        );
+        let url = soql::query_url(&sf.base, &sf.version, false, &q);
+        let mut next = Some(url);
+        while let Some(u) = next.take() {
+            let resp = sf
+                .get(&u, &[])
+                .map_err(|e| errors::classify(&e, Some(&t.object)))?;
+            let page: QueryPage = serde_json::from_slice(&resp.body)
+                .map_err(|e| fail(FailureKind::Unknown, format!("unreadable query page: {e}")))?;
+            for raw in page.records {
+                let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+                if let Some(k) = t.key_of(&v) {
+                    keys.push(k);
+                }
+            }
+            if !page.done {
+                next = page.next;
+            }
+        }
+    }
+    Ok(keys)
+}
