@@ -381,6 +381,10 @@ struct NativeEnv {
     token: String,
     first_query: Option<String>,
     http_time: Duration,
+    /// The host's stored keys of the integration, as the engine would answer them.
+    keys: Arc<dyn sluice::engine::KeySource>,
+    /// The stream being pulled.
+    stream: String,
 }
 
 impl Env for NativeEnv {
@@ -441,6 +445,13 @@ impl Env for NativeEnv {
     }
 
     fn log(&mut self, _level: pm::Level, _message: &str, _fields: &[(&str, &str)]) {}
+
+    fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String> {
+        // A failed read ends the bench rather than pass as "nothing stored".
+        self.keys
+            .live_keys_after(&self.stream, after, limit as usize)
+            .expect("reading the stored keys")
+    }
 }
 
 /// The native pull: the same per-page steps as `sluice::runner::run_pull` (checkpoint, pull,
@@ -481,6 +492,8 @@ fn native_pull(
         token: tokens.access.expose().to_string(),
         first_query: None,
         http_time: Duration::ZERO,
+        keys: app.store.keys_of(id),
+        stream: String::new(),
     };
     let store = &app.store;
     let start = Instant::now();
@@ -490,6 +503,7 @@ fn native_pull(
     let mut records = 0u64;
     let (mut pull_time, mut commit_time) = (Duration::ZERO, Duration::ZERO);
     for stream in configured.streams.iter().map(|s| s.name.clone()) {
+        env.stream = stream.clone();
         loop {
             let checkpoint = store.checkpoint(id, &stream)?;
             let request = pm::PullRequest {

@@ -488,6 +488,7 @@ impl App {
                 self.config.allow_insecure_loopback,
             )),
             credentials: Some(self.tokens.provider(id)),
+            stored_keys: Some(self.store.keys_of(id)),
         };
         Ok((plugin, session, ctx, configured))
     }

@@ -895,3 +895,42 @@ async fn wide_objects_are_merged_from_field_chunks() {
     assert_eq!(st.json[&ids[7]][&wide[599]], "last 7");
     assert!(st.json[&ids[400]][&wide[0]].is_null());
 }
+
+// Hard deletes the delete log no longer reports are found by the periodic Id reconciliation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_finds_deletes_the_delete_log_forgot() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    let ids = insert_cases(&emu, 30, 1, 0).await;
+    let id = integration(
+        &app,
+        input(
+            &emu,
+            "helpdesk",
+            &[("objects", "Case"), ("reconcile-every", "1m")],
+        ),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    pull_ok(&app, &id).await;
+    assert_equal(&app, &emu, &id, "Case").await;
+
+    // Deleted "long ago": neither queryAll's window nor /deleted's range reaches them.
+    let long_ago = "2024-06-01T00:00:30Z";
+    op(
+        &emu,
+        json!({"ops": [
+            {"op": "purge", "object": "Case", "id": &ids[3], "SystemModstamp": long_ago},
+            {"op": "delete", "object": "Case", "id": &ids[4], "SystemModstamp": long_ago},
+        ]}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(61).saturating_sub(started.elapsed())).await;
+    let run = pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert!(st.tombstones.contains(&ids[3]) && st.tombstones.contains(&ids[4]));
+    assert_eq!(st.live.len(), 28);
+    // One window query, one /deleted call, and one Id check for 30 stored keys.
+    println!("second run: {} API calls", run.api_calls);
+    assert!(run.api_calls <= 6, "{} API calls", run.api_calls);
+}

@@ -50,6 +50,7 @@ fn ctx(integration: &str, policy: OutboundPolicy) -> CallContext {
         run: Some("run-1".into()),
         policy: Arc::new(policy),
         credentials: None,
+        stored_keys: None,
     }
 }
 

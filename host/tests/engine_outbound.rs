@@ -63,6 +63,7 @@ async fn pull(
             true,
         )),
         credentials,
+        stored_keys: None,
     };
     let session = session(settings(behaviour, &[("url", url)]), instance_url, true);
     engine

@@ -254,6 +254,7 @@ async fn hot_swap_under_continuous_pulls_loses_nothing() {
             true,
         )),
         credentials: Some(FakeProvider::new("t")),
+        stored_keys: None,
     };
     let s = session(
         settings("pager", &[("url", &f.server.url)]),
@@ -405,6 +406,7 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
             true,
         )),
         credentials: Some(provider),
+        stored_keys: None,
     };
 
     // The reference: every Case Id, read in big pages by v1 with no swap.

@@ -55,6 +55,11 @@ impl<'a> Sf<'a> {
         }
     }
 
+    /// Keys the host stores as live for the stream being pulled (no API call).
+    pub fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String> {
+        self.env.stored_keys(after, limit)
+    }
+
     /// Logs through the host.
     pub fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]) {
         self.env.log(level, message, fields);

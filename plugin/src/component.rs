@@ -64,7 +64,7 @@ fn field_errors(errors: Vec<m::FieldError>) -> Vec<w::FieldError> {
         .collect()
 }
 
-/// [`Env`] inside the sandbox: `wasi:http` for requests, the host import for logs.
+/// [`Env`] inside the sandbox: `wasi:http` for requests, the host imports for logs and keys.
 struct WasiEnv;
 
 impl Env for WasiEnv {
@@ -87,6 +87,10 @@ impl Env for WasiEnv {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         log(level, message, &fields);
+    }
+
+    fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String> {
+        sluice::connector::host::stored_keys(after, limit)
     }
 }
 

@@ -38,6 +38,8 @@ pub enum Pass {
     Online,
     /// `/sobjects/X/deleted` for the window.
     Deleted,
+    /// Stored keys checked against Salesforce by Id: hard deletes the delete log forgot.
+    Reconcile,
 }
 
 /// A window being read.
@@ -64,6 +66,9 @@ pub struct Window {
     /// Delete records of `/deleted` already delivered.
     #[serde(default)]
     pub del_done: usize,
+    /// The last stored key the reconcile pass has checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_to: Option<String>,
     /// The Bulk API 2.0 job reading the main pass, when the window is a large backfill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk: Option<BulkJob>,
@@ -114,6 +119,7 @@ impl Window {
                 self.done_to = None;
                 self.upper = None;
                 self.del_done = 0;
+                self.checked_to = None;
                 if !self.passes.is_empty() {
                     self.passes.remove(0);
                 }
@@ -162,6 +168,9 @@ pub struct Checkpoint {
     /// The window in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub win: Option<Window>,
+    /// Server time (UTC millis) of the last Id reconciliation, or of the first window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled: Option<i64>,
 }
 
 impl Default for Checkpoint {
@@ -172,6 +181,7 @@ impl Default for Checkpoint {
             seen: BTreeMap::new(),
             desc: None,
             win: None,
+            reconciled: None,
         }
     }
 }
@@ -268,6 +278,7 @@ mod tests {
             pos: None,
             next: None,
             del_done: 0,
+            checked_to: None,
             bulk: None,
         };
         assert!(w.shrink(0));
@@ -298,6 +309,7 @@ mod tests {
             pos: None,
             next: None,
             del_done: 0,
+            checked_to: None,
             bulk: None,
         };
         assert!(w.shrink(0));

@@ -111,4 +111,6 @@ pub trait Env {
     fn send(&mut self, request: Request) -> Result<Response, TransportError>;
     /// Writes a structured log line.
     fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]);
+    /// Keys the host stores as live for the stream being pulled, ascending, after `after`.
+    fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String>;
 }

@@ -716,3 +716,103 @@ fn wide_objects_are_read_in_field_chunks_merged_by_id() {
     assert!(chunk_reads >= 1);
     assert!(env.routes.is_empty(), "every scripted chunk read was used");
 }
+
+/// A due reconciliation checks the stored keys by Id, in pages no larger than the room left,
+/// and deletes the ones Salesforce no longer returns; then it is not due again for a while.
+#[test]
+fn reconciliation_deletes_stored_keys_salesforce_no_longer_has() {
+    let s = helpdesk();
+    let lo = crate::dt::parse_millis("2024-01-02T03:00:00Z").unwrap();
+    let cp = Checkpoint {
+        lo: Some(lo),
+        reconciled: crate::dt::parse_millis("2023-12-20T00:00:00Z"),
+        ..Default::default()
+    };
+    let stored: Vec<String> = (0..5).map(id).collect();
+    let live = |ids: &[usize]| {
+        let recs: Vec<String> = ids
+            .iter()
+            .map(|&i| format!(r#"{{"attributes":{{"type":"Case"}},"Id":"{}"}}"#, id(i)))
+            .collect();
+        page(&recs, None)
+    };
+    let mut env = FakeEnv {
+        stored: stored.clone(),
+        ..Default::default()
+    };
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=SELECT%20Id", resp(200, &page(&[], None)))
+        .on("/deleted/", resp(200, r#"{"deletedRecords":[]}"#));
+    for ids in [&[0][..], &[2], &[3], &[4]] {
+        env.on(
+            "/query?q=SELECT%20Id%20FROM%20Case%20WHERE%20Id%20IN",
+            resp(200, &live(ids)),
+        );
+    }
+    let p = pull(&mut env, &s, &req(Some(cp.to_json()), 2)).unwrap();
+    assert_eq!(p.status, StreamStatus::Complete);
+    let deleted: Vec<(String, Operation)> = p.rows.iter().map(|r| (r.key.clone(), r.op)).collect();
+    assert_eq!(deleted, vec![(id(1), Operation::Delete)]);
+    let first_check = env
+        .urls()
+        .into_iter()
+        .find(|u| u.contains("WHERE%20Id%20IN"))
+        .unwrap();
+    assert!(first_check.contains(&id(0)) && first_check.contains(&id(1)));
+    assert!(
+        !first_check.contains(&id(2)),
+        "two keys fit the room of two"
+    );
+    assert!(env.routes.is_empty());
+    let cp2 = Checkpoint::parse(p.checkpoint.as_deref()).unwrap();
+    assert_eq!(
+        cp2.reconciled,
+        crate::dt::parse_millis("2024-01-02T03:10:00Z")
+    );
+
+    // Not due again right away: the next window has no reconcile pass.
+    let mut env = FakeEnv {
+        stored,
+        ..Default::default()
+    };
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=SELECT%20Id", resp(200, &page(&[], None)))
+        .on("/deleted/", resp(200, r#"{"deletedRecords":[]}"#));
+    let cp3 = Checkpoint {
+        lo: Some(lo - 600_000),
+        ..cp2
+    };
+    let p3 = pull(&mut env, &s, &req(Some(cp3.to_json()), 2000)).unwrap();
+    assert_eq!(p3.status, StreamStatus::Complete);
+    assert!(env.urls().iter().all(|u| !u.contains("WHERE%20Id%20IN")));
+}
+
+/// A failing reconcile query fails the stream without deleting anything.
+#[test]
+fn reconciliation_errors_delete_nothing() {
+    let s = helpdesk();
+    let cp = Checkpoint {
+        lo: crate::dt::parse_millis("2024-01-02T03:00:00Z"),
+        reconciled: Some(0),
+        ..Default::default()
+    };
+    let mut env = FakeEnv {
+        stored: vec![id(1)],
+        ..Default::default()
+    };
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=SELECT%20Id", resp(200, &page(&[], None)))
+        .on("/deleted/", resp(200, r#"{"deletedRecords":[]}"#))
+        .on(
+            "WHERE%20Id%20IN",
+            resp(
+                403,
+                r#"[{"errorCode":"INSUFFICIENT_ACCESS","message":"no access"}]"#,
+            ),
+        );
+    let err = pull(&mut env, &s, &req(Some(cp.to_json()), 2000)).unwrap_err();
+    assert_eq!(err.kind, FailureKind::PermissionDenied, "{err:?}");
+}

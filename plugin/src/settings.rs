@@ -20,6 +20,8 @@ pub const DEFAULT_BULK_THRESHOLD: u64 = 50_000;
 pub const DEFAULT_LAG_SECONDS: u32 = 60;
 /// The default overlap re-read below the last window's bound, in seconds.
 pub const DEFAULT_OVERLAP_SECONDS: u32 = 300;
+/// The default time between two Id reconciliations of a stream (a week), in minutes.
+pub const DEFAULT_RECONCILE_MINUTES: u32 = 7 * 24 * 60;
 /// The stream name of Content Management (the `__kav` object is found at pull time).
 pub const KNOWLEDGE_STREAM: &str = "Knowledge";
 
@@ -33,6 +35,7 @@ const EXTRA_NAMES: &[&str] = &[
     "api-version",
     "lag-seconds",
     "overlap-seconds",
+    "reconcile-every",
     "language",
 ];
 
@@ -134,6 +137,9 @@ pub struct Normalized {
     pub lag_seconds: u32,
     /// Overlap re-read below the last bound, seconds.
     pub overlap_seconds: u32,
+    /// Minutes between Id reconciliations that find hard deletes the delete log no longer
+    /// holds; None turns them off.
+    pub reconcile_minutes: Option<u32>,
     /// Knowledge language filter (Content only).
     pub language: Option<String>,
     /// Warnings to show.
@@ -251,10 +257,45 @@ impl Normalized {
         v.push(("api-version".into(), self.api_version.clone()));
         v.push(("lag-seconds".into(), self.lag_seconds.to_string()));
         v.push(("overlap-seconds".into(), self.overlap_seconds.to_string()));
+        v.push((
+            "reconcile-every".into(),
+            self.reconcile_minutes
+                .map_or_else(|| "off".into(), format_minutes),
+        ));
         if let Some(l) = &self.language {
             v.push(("language".into(), l.clone()));
         }
         v
+    }
+}
+
+/// Parses `30m`, `12h`, `7d` or `off` (None inside Some) into minutes.
+fn parse_minutes(value: &str) -> Option<Option<u32>> {
+    let v = value.trim().to_ascii_lowercase();
+    if v == "off" || v == "never" {
+        return Some(None);
+    }
+    let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit())?);
+    let n: u32 = num.parse().ok()?;
+    let minutes = match unit.trim() {
+        "m" | "min" | "minutes" => n,
+        "h" | "hours" => n.checked_mul(60)?,
+        "d" | "days" => n.checked_mul(24 * 60)?,
+        _ => return None,
+    };
+    (1..=365 * 24 * 60)
+        .contains(&minutes)
+        .then_some(Some(minutes))
+}
+
+/// Writes minutes in the largest whole unit: `7d`, `12h`, `30m`.
+fn format_minutes(m: u32) -> String {
+    if m % (24 * 60) == 0 {
+        format!("{}d", m / (24 * 60))
+    } else if m % 60 == 0 {
+        format!("{}h", m / 60)
+    } else {
+        format!("{m}m")
     }
 }
 
@@ -359,6 +400,7 @@ pub fn validate(
         api_version: DEFAULT_API_VERSION.into(),
         lag_seconds: DEFAULT_LAG_SECONDS,
         overlap_seconds: DEFAULT_OVERLAP_SECONDS,
+        reconcile_minutes: Some(DEFAULT_RECONCILE_MINUTES),
         language: None,
         warnings: Vec::new(),
     };
@@ -442,6 +484,16 @@ pub fn validate(
                 _ => errors.push(FieldError::new(
                     name,
                     format!("`{value}` is not a number of seconds from 0 to 86400"),
+                )),
+            },
+            "reconcile-every" => match parse_minutes(value) {
+                Some(m) => n.reconcile_minutes = m,
+                None => errors.push(FieldError::new(
+                    name,
+                    format!(
+                        "`{value}` is not an interval: use minutes, hours or days such as \
+                         30m, 12h or 7d (at least 1m, at most 365d), or `off`"
+                    ),
                 )),
             },
             "language" if n.cap == Cap::Content => {
@@ -740,6 +792,20 @@ mod tests {
 
     /// Settings and the fields that must be in error (empty = valid).
     #[test]
+    fn reconcile_intervals() {
+        assert_eq!(parse_minutes("30m"), Some(Some(30)));
+        assert_eq!(parse_minutes("12h"), Some(Some(720)));
+        assert_eq!(parse_minutes(" 7D "), Some(Some(10_080)));
+        assert_eq!(parse_minutes("off"), Some(None));
+        assert_eq!(parse_minutes("366d"), None);
+        assert_eq!(parse_minutes("5"), None);
+        assert_eq!(parse_minutes("h"), None);
+        assert_eq!(format_minutes(10_080), "7d");
+        assert_eq!(format_minutes(720), "12h");
+        assert_eq!(format_minutes(90), "90m");
+    }
+
+    #[test]
     fn validation_table() {
         use Capability::*;
         let d = Some("acme.my.salesforce.com");
@@ -809,6 +875,26 @@ mod tests {
                 s(Crm, P, UT, d, &[("api-budget-percent", "0")]),
                 false,
                 vec!["api-budget-percent"],
+            ),
+            (
+                s(Crm, P, UT, d, &[("reconcile-every", "12h")]),
+                false,
+                vec![],
+            ),
+            (
+                s(Crm, P, UT, d, &[("reconcile-every", "off")]),
+                false,
+                vec![],
+            ),
+            (
+                s(Crm, P, UT, d, &[("reconcile-every", "0m")]),
+                false,
+                vec!["reconcile-every"],
+            ),
+            (
+                s(Crm, P, UT, d, &[("reconcile-every", "weekly")]),
+                false,
+                vec!["reconcile-every"],
             ),
             (
                 s(Crm, P, UT, d, &[("api-budget-percent", "101")]),

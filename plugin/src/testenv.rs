@@ -17,6 +17,8 @@ pub struct FakeEnv {
     pub routes: Vec<Route>,
     pub requests: Vec<Request>,
     pub logs: Vec<String>,
+    /// Keys the fake host stores as live.
+    pub stored: Vec<String>,
 }
 
 pub const DATE: &str = "Tue, 02 Jan 2024 03:10:00 GMT";
@@ -80,6 +82,18 @@ impl Env for FakeEnv {
                 )
             });
         self.routes.remove(i).reply
+    }
+
+    fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .stored
+            .iter()
+            .filter(|k| after.is_none_or(|a| k.as_str() > a))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.truncate(limit as usize);
+        keys
     }
 
     fn log(&mut self, _level: Level, message: &str, fields: &[(&str, &str)]) {

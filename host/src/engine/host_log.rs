@@ -1,10 +1,11 @@
-//! The `sluice:connector/host` import: structured guest logs routed into `tracing`.
+//! The `log` function of the `sluice:connector/host` import: structured guest logs routed
+//! into `tracing`.
 //!
 //! Threat: a guest could flood the host's logs or smuggle forged context into them. Rule: the
 //! host, not the guest, attaches the plugin, integration and run ids; messages are truncated
 //! and a per-call line budget stops floods.
 
-use super::bindings::v0_1::sluice::connector::host::{Host, Level};
+use super::bindings::v0_1::sluice::connector::host::Level;
 
 /// Longest message kept from one guest log line, in bytes.
 const MAX_MESSAGE: usize = 4096;
@@ -35,16 +36,12 @@ impl GuestLog {
     }
 }
 
-impl Host for GuestLog {
-    fn log(
-        &mut self,
-        level: Level,
-        message: String,
-        fields: Vec<(String, String)>,
-    ) -> wasmtime::Result<()> {
+impl GuestLog {
+    /// Writes one guest line, with the host's ids attached.
+    pub fn write(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
         self.lines += 1;
         if self.lines > MAX_LINES_PER_CALL {
-            return Ok(());
+            return;
         }
         let mut message = message;
         if message.len() > MAX_MESSAGE {
@@ -74,6 +71,5 @@ impl Host for GuestLog {
             Level::Warn => emit!(tracing::Level::WARN),
             Level::Error => emit!(tracing::Level::ERROR),
         }
-        Ok(())
     }
 }

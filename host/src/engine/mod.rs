@@ -11,6 +11,8 @@
 //!   the plugin and the call.
 //! - [`outbound`]: the wasi:http policy hook (allow-list, DNS checks, host-side credentials,
 //!   refresh, retries, caps). [`credentials`]: the token-store interface.
+//! - [`host_log`] and [`stored_keys`]: the `sluice:connector/host` import (guest logs, and the
+//!   stored keys of the stream being pulled).
 //! - [`cache`]: host-authenticated `.cwasm` compile cache. [`registry`]: versions, canary,
 //!   atomic hot swap, rollback, the plugins-directory watcher. [`metrics`]: counters.
 
@@ -22,6 +24,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod registry;
 pub mod state;
+pub mod stored_keys;
 
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -39,7 +42,9 @@ use credentials::CredentialProvider;
 use host_log::GuestLog;
 use metrics::EngineMetrics;
 use outbound::{CallLabel, OutboundHooks, OutboundLimits, OutboundPolicy, OutboundShared};
-use state::{CallState, GrowthDenied};
+use state::{CallState, GrowthDenied, HostImports};
+use stored_keys::KeyAccess;
+pub use stored_keys::KeySource;
 
 /// How often the epoch ticker advances.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -197,6 +202,8 @@ pub struct CallContext {
     /// The integration's token source. Requests to the policy's credential hosts get
     /// `Authorization: Bearer` from it; `None` sends no credentials.
     pub credentials: Option<Arc<dyn CredentialProvider>>,
+    /// The integration's stored keys, answered to `stored-keys` during `pull`.
+    pub stored_keys: Option<Arc<dyn KeySource>>,
 }
 
 impl std::fmt::Debug for CallContext {
@@ -206,6 +213,7 @@ impl std::fmt::Debug for CallContext {
             .field("run", &self.run)
             .field("policy", &self.policy)
             .field("credentials", &self.credentials.is_some())
+            .field("stored_keys", &self.stored_keys.is_some())
             .finish()
     }
 }
@@ -247,9 +255,9 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(setup)?;
-        wit::sluice::connector::host::add_to_linker::<_, wasmtime::component::HasSelf<GuestLog>>(
+        wit::sluice::connector::host::add_to_linker::<_, wasmtime::component::HasSelf<HostImports>>(
             &mut linker,
-            |state: &mut CallState| &mut state.log,
+            |state: &mut CallState| &mut state.host,
         )
         .map_err(setup)?;
         let cache = cache_dir
@@ -374,6 +382,7 @@ impl PluginEngine {
         &self,
         plugin: &LoadedPlugin,
         ctx: &CallContext,
+        stream: Option<&str>,
     ) -> Result<(Store<CallState>, wit::Connector), EngineError> {
         let label = CallLabel {
             plugin: plugin.label.as_str().into(),
@@ -391,9 +400,13 @@ impl PluginEngine {
             ctx.integration.clone(),
             ctx.run.clone(),
         );
+        let host = HostImports {
+            log,
+            keys: KeyAccess::new(ctx.stored_keys.clone(), stream.map(String::from)),
+        };
         let mut store = Store::new(
             &self.engine,
-            CallState::new(hooks, log, self.limits.memory_bytes),
+            CallState::new(hooks, host, self.limits.memory_bytes),
         );
         store.limiter(|s| &mut s.limits);
         // The CPU deadline counts the call's time minus the time it waited on outbound
@@ -494,7 +507,7 @@ impl PluginEngine {
         settings: &wit::types::Settings,
         host: &wit::types::HostContext,
     ) -> Result<Result<wit::types::Configured, Vec<wit::types::FieldError>>, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx).await?;
+        let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
             instance
@@ -513,7 +526,7 @@ impl PluginEngine {
         settings: &wit::types::Settings,
         host: &wit::types::HostContext,
     ) -> Result<Result<wit::types::OauthPlan, Vec<wit::types::FieldError>>, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx).await?;
+        let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
             instance
@@ -531,7 +544,7 @@ impl PluginEngine {
         ctx: &CallContext,
         session: &wit::types::Session,
     ) -> Result<wit::types::TestReport, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx).await?;
+        let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
             instance
@@ -550,7 +563,7 @@ impl PluginEngine {
         session: &wit::types::Session,
         request: &wit::types::PullRequest,
     ) -> Result<Result<wit::types::Page, wit::types::Failure>, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx).await?;
+        let (mut store, instance) = self.instantiate(plugin, ctx, Some(&request.stream)).await?;
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
             instance

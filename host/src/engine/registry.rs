@@ -483,6 +483,7 @@ impl PluginRegistry {
                 run: Some("canary".into()),
                 policy: Arc::new(OutboundPolicy::deny_all()),
                 credentials: None,
+                stored_keys: None,
             };
             let configured = match self
                 .engine

@@ -15,8 +15,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::bindings::v0_1::sluice::connector::host::{Host, Level};
 use super::host_log::GuestLog;
 use super::outbound::OutboundHooks;
+use super::stored_keys::KeyAccess;
 
 /// Most table elements one store may hold, summed over its tables.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
@@ -175,8 +177,8 @@ pub struct CallState {
     table: ResourceTable,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
-    /// The guest's log sink.
-    pub log: GuestLog,
+    /// The `sluice:connector/host` import.
+    pub host: HostImports,
     /// Memory and table limits of this store.
     pub limits: CallLimiter,
     /// Time spent blocked on outbound requests (shared with the hooks).
@@ -188,7 +190,7 @@ pub struct CallState {
 impl CallState {
     /// A sandboxed state: no preopened directories, no environment, no arguments, no sockets,
     /// no stdio. The only way out is wasi:http through `hooks`.
-    pub fn new(hooks: OutboundHooks, log: GuestLog, memory_cap: usize) -> Self {
+    pub fn new(hooks: OutboundHooks, host: HostImports, memory_cap: usize) -> Self {
         let wasi = WasiCtx::builder().build();
         let blocked = hooks.blocked.clone();
         Self {
@@ -196,11 +198,35 @@ impl CallState {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks,
-            log,
+            host,
             limits: CallLimiter::new(memory_cap),
             blocked,
             cpu_exceeded: false,
         }
+    }
+}
+
+/// The host interface a guest imports: its log sink and its view of the stored keys.
+pub struct HostImports {
+    /// Where the guest's log lines go.
+    pub log: GuestLog,
+    /// What `stored-keys` may read.
+    pub keys: KeyAccess,
+}
+
+impl Host for HostImports {
+    fn log(
+        &mut self,
+        level: Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        self.log.write(level, message, fields);
+        Ok(())
+    }
+
+    fn stored_keys(&mut self, after: Option<String>, limit: u32) -> wasmtime::Result<Vec<String>> {
+        self.keys.keys(after.as_deref(), limit)
     }
 }
 

@@ -12,7 +12,7 @@
 pub mod migrations;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -843,6 +843,35 @@ impl Store {
         Ok(())
     }
 
+    /// Live keys of one stream, ascending, greater than `after`, at most `limit`.
+    pub fn live_keys_after(
+        &self,
+        id: &str,
+        stream: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key FROM records
+             WHERE integration_id = ?1 AND stream = ?2 AND key > ?3 AND deleted = 0
+             ORDER BY key LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![id, stream, after.unwrap_or(""), limit as i64],
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The stored keys of integration `id`, as the engine answers them to its connector.
+    pub fn keys_of(self: &Arc<Self>, id: &str) -> Arc<dyn crate::engine::KeySource> {
+        Arc::new(IntegrationKeys {
+            store: self.clone(),
+            integration: id.to_string(),
+        })
+    }
+
     /// Live and deleted record counts per stream.
     pub fn record_counts(&self, id: &str) -> Result<Vec<StreamCount>, StoreError> {
         let conn = self.conn();
@@ -1095,3 +1124,22 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+/// One integration's stored keys, for the `stored-keys` host import.
+struct IntegrationKeys {
+    store: Arc<Store>,
+    integration: String,
+}
+
+impl crate::engine::KeySource for IntegrationKeys {
+    fn live_keys_after(
+        &self,
+        stream: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, String> {
+        self.store
+            .live_keys_after(&self.integration, stream, after, limit)
+            .map_err(|e| e.to_string())
+    }
+}

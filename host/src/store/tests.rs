@@ -364,3 +364,50 @@ fn an_unwritable_data_dir_is_a_clear_error() {
     let err = Store::open_dir(&file.join("data")).unwrap_err();
     assert!(matches!(err, StoreError::DataDir { .. }), "{err}");
 }
+
+#[test]
+fn live_keys_are_per_integration_and_stream_ascending_and_skip_tombstones() {
+    let (store, _dir) = store("keys");
+    let store = Arc::new(store);
+    let a = add(&store, "a", None);
+    let b = add(&store, "b", None);
+    let run = store.start_run(&a.id, "cli", false, "x").unwrap();
+    let rows: Vec<Row> = ["k3", "k1", "k2", "k4"]
+        .iter()
+        .map(|k| row(k, Operation::Upsert, "{}"))
+        .collect();
+    store
+        .commit_page(&a.id, "Case", &run, &rows, None, "partial", 1)
+        .unwrap();
+    let gone = [row("k2", Operation::Delete, "{}")];
+    store
+        .commit_page(&a.id, "Case", &run, &gone, None, "partial", 1)
+        .unwrap();
+    let other = [row("k9", Operation::Upsert, "{}")];
+    store
+        .commit_page(&a.id, "Account", &run, &other, None, "partial", 1)
+        .unwrap();
+    let run_b = store.start_run(&b.id, "cli", false, "x").unwrap();
+    store
+        .commit_page(&b.id, "Case", &run_b, &other, None, "partial", 1)
+        .unwrap();
+
+    let keys = store.keys_of(&a.id);
+    assert_eq!(
+        keys.live_keys_after("Case", None, 10).unwrap(),
+        vec!["k1", "k3", "k4"]
+    );
+    assert_eq!(
+        keys.live_keys_after("Case", Some("k1"), 1).unwrap(),
+        vec!["k3"]
+    );
+    assert!(
+        keys.live_keys_after("Case", Some("k4"), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        keys.live_keys_after("Account", None, 10).unwrap(),
+        vec!["k9"]
+    );
+}

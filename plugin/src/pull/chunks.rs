@@ -129,12 +129,7 @@ pub(super) fn complete(
 }
 
 /// Reads `fields` of the records `ids`: Id → fields in the order Salesforce sent them.
-fn read_by_id(
-    sf: &mut Sf,
-    t: &Target,
-    fields: &[String],
-    ids: &[&str],
-) -> Result<ById, Failure> {
+fn read_by_id(sf: &mut Sf, t: &Target, fields: &[String], ids: &[&str]) -> Result<ById, Failure> {
     let mut out = HashMap::new();
     for group in ids.chunks(IDS_PER_READ) {
         let list: Vec<String> = group.iter().map(|id| soql::string_literal(id)).collect();

@@ -8,11 +8,13 @@
 //! - `chunks`: field chunks merged by Id, for objects too wide for one query URL.
 //! - `backfill`: a Bulk API 2.0 job instead, for windows over the `bulk-threshold`.
 //! - `deleted`: `/sobjects/X/deleted` for the window.
+//! - `reconcile`: stored keys checked by Id, for hard deletes the delete log forgot.
 
 mod backfill;
 mod chunks;
 mod deleted;
 mod query;
+mod reconcile;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -211,6 +213,8 @@ fn run(
         let room = max - rows.len();
         if pass == Pass::Deleted {
             deleted::step(sf, &t, cp, room, &mut rows)?;
+        } else if pass == Pass::Reconcile {
+            reconcile::step(sf, &t, cp, room, &mut rows)?;
         } else if pass == Pass::Main && win.bulk.is_some() {
             if backfill::step(sf, &t, cp, room, &mut rows)? == Step::Wait {
                 // The job is still running: hand back what there is; the host calls again.
@@ -434,6 +438,9 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
     {
         passes.push(Pass::Deleted);
     }
+    if reconcile::due(t, cp, server, DELETED_RETENTION_MS) {
+        passes.push(Pass::Reconcile);
+    }
     let mut win = Window {
         from,
         hi,
@@ -443,6 +450,7 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
         pos: None,
         next: None,
         del_done: 0,
+        checked_to: None,
         bulk: None,
     };
     if backfill::worth_trying(t, cp.lo, &win) {

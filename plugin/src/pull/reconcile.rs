@@ -1,0 +1,121 @@
+//! Id reconciliation: hard deletes that no change feed reports any more.
+//!
+//! `/sobjects/X/deleted` keeps about 15 days and a purged record never shows in `queryAll`, so
+//! a stream read less often than that, or a delete the log dropped, would leave a record that
+//! no longer exists. Every `reconcile-every` (weekly by default), and whenever the last window
+//! ended longer ago than the delete log keeps, the keys the host stores are checked against
+//! Salesforce by Id, 200 per call; a key Salesforce no longer returns becomes a delete row.
+//! An error never produces a delete: the stream fails and its checkpoint stays.
+
+use std::collections::HashSet;
+
+use super::{QueryPage, Target, fail};
+use crate::client::Sf;
+use crate::cursor::Checkpoint;
+use crate::model::{Failure, FailureKind, Level, Operation, Row};
+use crate::{dt, errors, soql};
+
+/// Keys checked per call (200 Ids keep the URL near 6 KB).
+const KEYS_PER_CHECK: usize = 200;
+
+/// Whether the window that opens at `server` should end with a reconciliation.
+pub(super) fn due(t: &Target, cp: &mut Checkpoint, server: i64, retention_ms: i64) -> bool {
+    let Some(every) = t.n.reconcile_minutes else {
+        return false;
+    };
+    if t.knowledge || !t.n.emits_deletes(&t.stream) {
+        return false;
+    }
+    let Some(last) = cp.reconciled else {
+        // The first window reads everything there is; the clock starts now.
+        cp.reconciled = Some(server);
+        return false;
+    };
+    let gap = cp.lo.is_some_and(|lo| server - lo >= retention_ms);
+    gap || server - last >= i64::from(every) * 60_000
+}
+
+/// Checks the next stored keys; appends a delete row for each one Salesforce lacks.
+pub(super) fn step(
+    sf: &mut Sf,
+    t: &Target,
+    cp: &mut Checkpoint,
+    room: usize,
+    rows: &mut Vec<Row>,
+) -> Result<(), Failure> {
+    let after = cp.win.as_ref().and_then(|w| w.checked_to.clone());
+    let limit = room.clamp(1, KEYS_PER_CHECK);
+    let keys = sf.stored_keys(after.as_deref(), limit as u32);
+    let ids: Vec<&String> = keys.iter().filter(|k| is_record_id(k)).collect();
+    if ids.len() < keys.len() {
+        sf.log(
+            Level::Warn,
+            "stored keys that are not record Ids were left alone",
+            &[("object", &t.object)],
+        );
+    }
+    let live = if ids.is_empty() {
+        HashSet::new()
+    } else {
+        live_ids(sf, t, &ids)?
+    };
+    let stamp = sf.server_time.map(dt::format_soql).unwrap_or_default();
+    for id in ids.iter().filter(|id| !live.contains(id.as_str())) {
+        let json = serde_json::json!({
+            "Id": id,
+            "deletedBy": "reconciliation: Salesforce no longer returns this record",
+        });
+        rows.push(Row {
+            key: id.to_string(),
+            op: Operation::Delete,
+            cursor: stamp.clone(),
+            json: json.to_string().into_bytes(),
+        });
+    }
+    let w = cp.win.as_mut().expect("window");
+    if keys.len() < limit {
+        w.finish_query();
+        cp.reconciled = Some(sf.server_time.unwrap_or(w.hi));
+    } else {
+        w.checked_to = keys.last().cloned();
+    }
+    Ok(())
+}
+
+/// The Ids among `ids` that Salesforce still returns (deleted and purged ones are absent).
+fn live_ids(sf: &mut Sf, t: &Target, ids: &[&String]) -> Result<HashSet<String>, Failure> {
+    let list: Vec<String> = ids.iter().map(|id| soql::string_literal(id)).collect();
+    let q = format!(
+        "SELECT Id FROM {} WHERE Id IN ({})",
+        t.object,
+        list.join(", ")
+    );
+    let mut live = HashSet::new();
+    let mut next = Some(soql::query_url(&sf.base, &sf.version, false, &q));
+    while let Some(url) = next.take() {
+        let resp = sf
+            .get(&url, &[])
+            .map_err(|e| errors::classify(&e, Some(&t.object)))?;
+        let page: QueryPage = serde_json::from_slice(&resp.body).map_err(|e| {
+            fail(
+                FailureKind::Unknown,
+                format!("unreadable query page for {}: {e}", t.object),
+            )
+        })?;
+        for raw in page.records {
+            let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+            if let Some(id) = v.get("Id").and_then(|x| x.as_str()) {
+                live.insert(id.to_string());
+            }
+        }
+        if !page.done {
+            next = page.next;
+        }
+    }
+    Ok(live)
+}
+
+/// A 15- or 18-character Salesforce record Id.
+fn is_record_id(key: &str) -> bool {
+    matches!(key.len(), 15 | 18) && key.bytes().all(|b| b.is_ascii_alphanumeric())
+}
