@@ -101,6 +101,13 @@ async fn integration(app: &App, input: IntegrationInput) -> String {
     id
 }
 
+/// A connected Helpdesk integration that pulls only Case, with `extra` settings.
+async fn case_integration(app: &App, emu: &Emulator, extra: &[(&str, &str)]) -> String {
+    let mut settings = vec![("objects", "Case")];
+    settings.extend_from_slice(extra);
+    integration(app, input(emu, "helpdesk", &settings)).await
+}
+
 async fn control(emu: &Emulator, method: &str, path: &str, body: Option<Value>) -> Value {
     let client = reqwest::Client::new();
     let url = format!("{}/__emulator/{path}", emu.url);
@@ -349,7 +356,7 @@ async fn five_thousand_cases_with_one_system_modstamp() {
     settings(&emu, json!({"max_batch_size": 200})).await;
     insert_cases(&emu, 5000, 5000, 0).await;
     insert_cases(&emu, 30, 1, 30).await;
-    let id = integration(&app, input(&emu, "helpdesk", &[("objects", "Case")])).await;
+    let id = case_integration(&app, &emu, &[]).await;
     let before = stats(&emu).await["api_calls"].as_u64().unwrap();
     pull_ok(&app, &id).await;
     let calls = stats(&emu).await["api_calls"].as_u64().unwrap() - before;
@@ -367,15 +374,7 @@ async fn late_visible_records_come_on_the_next_run() {
     let app = app().await;
     let emu = emulator(Dataset::Empty).await;
     insert_cases(&emu, 50, 5, 0).await;
-    let id = integration(
-        &app,
-        input(
-            &emu,
-            "helpdesk",
-            &[("objects", "Case"), ("lag-seconds", "3")],
-        ),
-    )
-    .await;
+    let id = case_integration(&app, &emu, &[("lag-seconds", "3")]).await;
     pull_ok(&app, &id).await;
     assert_equal(&app, &emu, &id, "Case").await;
     // Stamped now, hidden for 2 s (less than the 3 s lag).
@@ -402,15 +401,7 @@ async fn changes_between_and_during_pulls() {
     let emu = emulator(Dataset::Empty).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     let ids = insert_cases(&emu, 2000, 10, 0).await;
-    let id = integration(
-        &app,
-        input(
-            &emu,
-            "helpdesk",
-            &[("objects", "Case"), ("lag-seconds", "1")],
-        ),
-    )
-    .await;
+    let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
     pull_ok(&app, &id).await;
     assert_equal(&app, &emu, &id, "Case").await;
 
@@ -496,7 +487,7 @@ async fn token_expiry_mid_pagination_costs_one_refresh() {
     )
     .await;
     insert_cases(&emu, 2000, 7, 0).await;
-    let id = integration(&app, input(&emu, "helpdesk", &[("objects", "Case")])).await;
+    let id = case_integration(&app, &emu, &[]).await;
     let before = stats(&emu).await;
     let state = emu.state.clone();
     let fired = Arc::new(AtomicBool::new(false));
@@ -554,8 +545,8 @@ async fn revoked_refresh_token_needs_reauthorization_and_keeps_data() {
     let app = app().await;
     let emu = emulator(Dataset::Empty).await;
     insert_cases(&emu, 300, 3, 0).await;
-    let a = integration(&app, input(&emu, "helpdesk", &[("objects", "Case")])).await;
-    let b = integration(&app, input(&emu, "helpdesk", &[("objects", "Case")])).await;
+    let a = case_integration(&app, &emu, &[]).await;
+    let b = case_integration(&app, &emu, &[]).await;
     pull_ok(&app, &a).await;
     pull_ok(&app, &b).await;
     let (snap_a, snap_b) = (snapshot(&app, &a), snapshot(&app, &b));
@@ -602,7 +593,7 @@ async fn transient_faults_still_end_equal_to_ground_truth() {
     let emu = emulator(Dataset::Empty).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     insert_cases(&emu, 1500, 4, 0).await;
-    let id = integration(&app, input(&emu, "helpdesk", &[("objects", "Case")])).await;
+    let id = case_integration(&app, &emu, &[]).await;
     let q = "/services/data/v62.0/query";
     control(
         &emu,
@@ -636,7 +627,7 @@ async fn request_limit_exceeded_is_rate_limited_then_recovers() {
     let emu = emulator(Dataset::Empty).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     insert_cases(&emu, 1000, 4, 0).await;
-    let id = integration(&app, input(&emu, "helpdesk", &[("objects", "Case")])).await;
+    let id = case_integration(&app, &emu, &[]).await;
     control(
         &emu,
         "POST",
@@ -716,17 +707,8 @@ async fn bulk_and_rest_backfills_give_identical_records() {
     .expect("emulator starts");
     // Bulk may write UTC as `Z`; the connector must still produce REST's `+0000` text.
     settings(&emu, json!({"bulk_datetime_suffix": "Z"})).await;
-    let case_only = [("objects", "Case")];
-    let bulk_id = integration(&app, input(&emu, "helpdesk", &case_only)).await;
-    let rest_id = integration(
-        &app,
-        input(
-            &emu,
-            "helpdesk",
-            &[("objects", "Case"), ("bulk-threshold", "0")],
-        ),
-    )
-    .await;
+    let bulk_id = case_integration(&app, &emu, &[]).await;
+    let rest_id = case_integration(&app, &emu, &[("bulk-threshold", "0")]).await;
 
     let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
     let bulk = pull_ok(&app, &bulk_id).await;
@@ -779,15 +761,7 @@ async fn custom_field_added_between_pulls_appears_in_the_next_pull() {
     let app = app().await;
     let emu = emulator(Dataset::Empty).await;
     let ids = insert_cases(&emu, 20, 1, 0).await;
-    let id = integration(
-        &app,
-        input(
-            &emu,
-            "helpdesk",
-            &[("objects", "Case"), ("lag-seconds", "1")],
-        ),
-    )
-    .await;
+    let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
     pull_ok(&app, &id).await;
     let first = assert_equal(&app, &emu, &id, "Case").await;
     assert!(first.json[&ids[0]].get("Escalation_Score__c").is_none());
@@ -870,15 +844,7 @@ async fn wide_objects_are_merged_from_field_chunks() {
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
-    let id = integration(
-        &app,
-        input(
-            &emu,
-            "helpdesk",
-            &[("objects", "Case"), ("bulk-threshold", "0")],
-        ),
-    )
-    .await;
+    let id = case_integration(&app, &emu, &[("bulk-threshold", "0")]).await;
     pull_ok(&app, &id).await;
     let st = assert_equal(&app, &emu, &id, "Case").await;
     assert_eq!(st.live.len(), 450);
@@ -902,15 +868,7 @@ async fn reconciliation_finds_deletes_the_delete_log_forgot() {
     let app = app().await;
     let emu = emulator(Dataset::Empty).await;
     let ids = insert_cases(&emu, 30, 1, 0).await;
-    let id = integration(
-        &app,
-        input(
-            &emu,
-            "helpdesk",
-            &[("objects", "Case"), ("reconcile-every", "1m")],
-        ),
-    )
-    .await;
+    let id = case_integration(&app, &emu, &[("reconcile-every", "1m")]).await;
     let started = std::time::Instant::now();
     pull_ok(&app, &id).await;
     assert_equal(&app, &emu, &id, "Case").await;

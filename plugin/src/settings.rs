@@ -290,9 +290,9 @@ fn parse_minutes(value: &str) -> Option<Option<u32>> {
 
 /// Writes minutes in the largest whole unit: `7d`, `12h`, `30m`.
 fn format_minutes(m: u32) -> String {
-    if m % (24 * 60) == 0 {
+    if m.is_multiple_of(24 * 60) {
         format!("{}d", m / (24 * 60))
-    } else if m % 60 == 0 {
+    } else if m.is_multiple_of(60) {
         format!("{}h", m / 60)
     } else {
         format!("{m}m")

@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{QueryPage, Target, fail};
+use super::{Target, fail, read_all};
 use crate::client::Sf;
 use crate::describe::Describe;
 use crate::model::{Failure, FailureKind};
-use crate::{errors, soql};
+use crate::soql;
 
 /// A record's members in document order, values as Salesforce wrote them.
 type Members = Vec<(String, Box<RawValue>)>;
@@ -139,32 +139,18 @@ fn read_by_id(sf: &mut Sf, t: &Target, fields: &[String], ids: &[&str]) -> Resul
             t.object,
             list.join(", ")
         );
-        let mut next = Some(soql::query_url(&sf.base, &sf.version, t.all(), &q));
-        while let Some(url) = next.take() {
-            let resp = sf
-                .get(&url, &[])
-                .map_err(|e| errors::classify(&e, Some(&t.object)))?;
-            let page: QueryPage = serde_json::from_slice(&resp.body).map_err(|e| {
-                fail(
-                    FailureKind::Unknown,
-                    format!("unreadable query page for {}: {e}", t.object),
-                )
-            })?;
-            for raw in page.records {
-                let rec = ordered_fields(raw.get())
-                    .map_err(|e| fail(FailureKind::Unknown, format!("unreadable record: {e}")))?;
-                let id = rec
-                    .iter()
-                    .find(|(n, _)| n == "Id")
-                    .and_then(|(_, v)| serde_json::from_str::<String>(v.get()).ok());
-                if let Some(id) = id {
-                    out.insert(id, rec);
-                }
+        read_all(sf, t, t.all(), &q, |raw| {
+            let rec = ordered_fields(raw.get())
+                .map_err(|e| fail(FailureKind::Unknown, format!("unreadable record: {e}")))?;
+            let id = rec
+                .iter()
+                .find(|(n, _)| n == "Id")
+                .and_then(|(_, v)| serde_json::from_str::<String>(v.get()).ok());
+            if let Some(id) = id {
+                out.insert(id, rec);
             }
-            if !page.done {
-                next = page.next;
-            }
-        }
+            Ok(())
+        })?;
     }
     Ok(out)
 }

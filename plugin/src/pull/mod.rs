@@ -226,6 +226,36 @@ fn run(
     }
 }
 
+/// Runs `soql` (`queryAll` when `all`) to the last page, passing every record to `each`.
+/// For small side reads (by Id, knowledge keys), not for the window's main query.
+fn read_all(
+    sf: &mut Sf,
+    t: &Target,
+    all: bool,
+    soql: &str,
+    mut each: impl FnMut(&RawValue) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let mut next = Some(soql::query_url(&sf.base, &sf.version, all, soql));
+    while let Some(url) = next.take() {
+        let resp = sf
+            .get(&url, &[])
+            .map_err(|e| errors::classify(&e, Some(&t.object)))?;
+        let page: QueryPage = serde_json::from_slice(&resp.body).map_err(|e| {
+            fail(
+                FailureKind::Unknown,
+                format!("unreadable query page for {}: {e}", t.object),
+            )
+        })?;
+        for raw in page.records {
+            each(raw)?;
+        }
+        if !page.done {
+            next = page.next;
+        }
+    }
+    Ok(())
+}
+
 /// The parts of a record the algorithm reads.
 struct Rec {
     /// Cursor value, UTC millis.

@@ -1,7 +1,9 @@
 //! The REST query of a pass: one page per step, resumed by `(cursor, Id)` position.
 
 use super::chunks::{self, Merged};
-use super::{QueryPage, Target, conditions, fail, keep_seen, lead_fields, read_rec, row_of};
+use super::{
+    QueryPage, Target, conditions, fail, keep_seen, lead_fields, read_all, read_rec, row_of,
+};
 use crate::client::Sf;
 use crate::cursor::{Checkpoint, Pass, Pos, Window};
 use crate::describe::Describe;
@@ -204,24 +206,11 @@ fn online_keys(
             t.object,
             chunk.join(", ")
         );
-        let url = soql::query_url(&sf.base, &sf.version, false, &q);
-        let mut next = Some(url);
-        while let Some(u) = next.take() {
-            let resp = sf
-                .get(&u, &[])
-                .map_err(|e| errors::classify(&e, Some(&t.object)))?;
-            let page: QueryPage = serde_json::from_slice(&resp.body)
-                .map_err(|e| fail(FailureKind::Unknown, format!("unreadable query page: {e}")))?;
-            for raw in page.records {
-                let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
-                if let Some(k) = t.key_of(&v) {
-                    keys.push(k);
-                }
-            }
-            if !page.done {
-                next = page.next;
-            }
-        }
+        read_all(sf, t, false, &q, |raw| {
+            let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+            keys.extend(t.key_of(&v));
+            Ok(())
+        })?;
     }
     Ok(keys)
 }

@@ -9,11 +9,11 @@
 
 use std::collections::HashSet;
 
-use super::{QueryPage, Target, fail};
+use super::{Target, read_all};
 use crate::client::Sf;
 use crate::cursor::Checkpoint;
-use crate::model::{Failure, FailureKind, Level, Operation, Row};
-use crate::{dt, errors, soql};
+use crate::model::{Failure, Level, Operation, Row};
+use crate::{dt, soql};
 
 /// Keys checked per call (200 Ids keep the URL near 6 KB).
 const KEYS_PER_CHECK: usize = 200;
@@ -91,27 +91,13 @@ fn live_ids(sf: &mut Sf, t: &Target, ids: &[&String]) -> Result<HashSet<String>,
         list.join(", ")
     );
     let mut live = HashSet::new();
-    let mut next = Some(soql::query_url(&sf.base, &sf.version, false, &q));
-    while let Some(url) = next.take() {
-        let resp = sf
-            .get(&url, &[])
-            .map_err(|e| errors::classify(&e, Some(&t.object)))?;
-        let page: QueryPage = serde_json::from_slice(&resp.body).map_err(|e| {
-            fail(
-                FailureKind::Unknown,
-                format!("unreadable query page for {}: {e}", t.object),
-            )
-        })?;
-        for raw in page.records {
-            let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
-            if let Some(id) = v.get("Id").and_then(|x| x.as_str()) {
-                live.insert(id.to_string());
-            }
+    read_all(sf, t, false, &q, |raw| {
+        let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+        if let Some(id) = v.get("Id").and_then(|x| x.as_str()) {
+            live.insert(id.to_string());
         }
-        if !page.done {
-            next = page.next;
-        }
-    }
+        Ok(())
+    })?;
     Ok(live)
 }
 
