@@ -892,3 +892,34 @@ async fn reconciliation_finds_deletes_the_delete_log_forgot() {
     println!("second run: {} API calls", run.api_calls);
     assert!(run.api_calls <= 6, "{} API calls", run.api_calls);
 }
+
+// Every Helpdesk object through Bulk equals REST, and an object Bulk refuses falls back to REST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_backfill_of_every_helpdesk_object_equals_rest() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    settings(&emu, json!({"bulk_unsupported_objects": ["EmailMessage"]})).await;
+    let bulk_id = integration(&app, input(&emu, "helpdesk", &[("bulk-threshold", "100")])).await;
+    let rest_id = integration(&app, input(&emu, "helpdesk", &[("bulk-threshold", "0")])).await;
+    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
+    pull_ok(&app, &bulk_id).await;
+    let jobs = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before;
+    pull_ok(&app, &rest_id).await;
+    let mut over_threshold = 0;
+    for stream in HELPDESK {
+        let from_bulk = assert_equal(&app, &emu, &bulk_id, stream).await;
+        let from_rest = assert_equal(&app, &emu, &rest_id, stream).await;
+        assert_eq!(
+            from_bulk.json, from_rest.json,
+            "{stream}: Bulk and REST differ"
+        );
+        if *stream != "EmailMessage" && from_rest.live.len() > 100 {
+            over_threshold += 1;
+        }
+    }
+    assert!(over_threshold >= 1);
+    assert_eq!(
+        jobs, over_threshold,
+        "one job per object over the threshold, none refused"
+    );
+}
