@@ -26,10 +26,19 @@ pub enum JobState {
     Failed(String),
 }
 
-/// One chunk of results: record JSON texts and the next locator (None after the last chunk).
+/// One record of a results chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkRecord {
+    /// The record as REST JSON.
+    pub json: String,
+    /// The typed values of the columns asked for with [`results`]'s `keep`.
+    pub kept: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One chunk of results and the next locator (None after the last chunk).
 pub struct Chunk {
-    /// Each record as REST JSON.
-    pub records: Vec<String>,
+    /// The records.
+    pub records: Vec<BulkRecord>,
     /// The locator of the next chunk.
     pub next: Option<String>,
 }
@@ -81,13 +90,15 @@ pub fn poll(sf: &mut Sf, id: &str) -> Result<JobState, SfError> {
     })
 }
 
-/// Reads the chunk of job `id` at `locator`, at most `max` records, as REST record JSON.
+/// Reads the chunk of job `id` at `locator`, at most `max` records, as REST record JSON; the
+/// `keep` columns are also handed back as values, so callers need not parse the JSON again.
 pub fn results(
     sf: &mut Sf,
     id: &str,
     locator: Option<&str>,
     max: usize,
     desc: &Describe,
+    keep: &[&str],
 ) -> Result<Chunk, SfError> {
     let mut path = format!("/jobs/query/{id}/results?maxRecords={max}");
     if let Some(l) = locator {
@@ -101,7 +112,7 @@ pub fn results(
         .map(str::trim)
         .filter(|l| !l.is_empty() && *l != "null")
         .map(str::to_string);
-    let records = csv_to_json(&resp.body, &desc.object, &sf.version, desc)
+    let records = csv_to_json(&resp.body, &desc.object, &sf.version, desc, keep)
         .map_err(|e| SfError::unreadable(resp.status, e))?;
     Ok(Chunk { records, next })
 }
@@ -147,7 +158,8 @@ pub fn csv_to_json(
     object: &str,
     version: &str,
     desc: &Describe,
-) -> Result<Vec<String>, String> {
+    keep: &[&str],
+) -> Result<Vec<BulkRecord>, String> {
     if csv_bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
@@ -198,15 +210,22 @@ pub fn csv_to_json(
         json.push_str(&url_prefix);
         json.push_str(cell(id_col)?);
         json.push_str("\"}");
+        let mut kept = serde_json::Map::new();
         for (i, (name_json, name, kind)) in columns.iter().enumerate() {
             json.push(',');
             json.push_str(name_json);
             json.push(':');
+            let start = json.len();
             push_value(&mut json, cell(i)?, *kind)
                 .map_err(|why| format!("{object}.{name}: {why}"))?;
+            if keep.contains(&name.as_str()) {
+                let value = serde_json::from_str(&json[start..])
+                    .map_err(|e| format!("{object}.{name}: {e}"))?;
+                kept.insert(name.clone(), value);
+            }
         }
         json.push('}');
-        out.push(json);
+        out.push(BulkRecord { json, kept });
     }
     Ok(out)
 }
@@ -280,7 +299,18 @@ mod tests {
         let csv = "\"Id\",\"SystemModstamp\",\"IsDeleted\",\"Subject\",\"Score__c\",\"Count__c\",\"Due__c\"\n\
                    \"500A\",\"2024-01-02T03:04:05.000Z\",\"false\",\"Say \"\"hi\"\", then\nbye\",\"1.5\",\"7\",\"2024-01-02\"\n\
                    \"500B\",\"2024-01-02T03:04:06.000+0000\",\"true\",\"\",\"\",\"\",\"\"\n";
-        let rows = csv_to_json(csv.as_bytes(), "Case", "62.0", &desc()).unwrap();
+        let recs = csv_to_json(
+            csv.as_bytes(),
+            "Case",
+            "62.0",
+            &desc(),
+            &["Id", "IsDeleted"],
+        )
+        .unwrap();
+        assert_eq!(recs[1].kept["IsDeleted"], true);
+        assert_eq!(recs[1].kept["Id"], "500B");
+        assert_eq!(recs[0].kept.len(), 2);
+        let rows: Vec<String> = recs.into_iter().map(|r| r.json).collect();
         assert_eq!(
             rows[0],
             r#"{"attributes":{"type":"Case","url":"/services/data/v62.0/sobjects/Case/500A"},"Id":"500A","SystemModstamp":"2024-01-02T03:04:05.000+0000","IsDeleted":false,"Subject":"Say \"hi\", then\nbye","Score__c":1.5,"Count__c":7,"Due__c":"2024-01-02"}"#
@@ -294,27 +324,27 @@ mod tests {
     #[test]
     fn bad_cells_name_the_field() {
         let csv = "\"Id\",\"Score__c\"\n\"500A\",\"n/a\"\n";
-        let err = csv_to_json(csv.as_bytes(), "Case", "62.0", &desc()).unwrap_err();
+        let err = csv_to_json(csv.as_bytes(), "Case", "62.0", &desc(), &[]).unwrap_err();
         assert!(
             err.contains("Case.Score__c") && err.contains("n/a"),
             "{err}"
         );
         let no_id = "\"Subject\"\n\"x\"\n";
         assert!(
-            csv_to_json(no_id.as_bytes(), "Case", "62.0", &desc())
+            csv_to_json(no_id.as_bytes(), "Case", "62.0", &desc(), &[])
                 .unwrap_err()
                 .contains("no Id column")
         );
         let ragged = "\"Id\",\"Subject\"\n\"500A\"\n";
-        assert!(csv_to_json(ragged.as_bytes(), "Case", "62.0", &desc()).is_err());
+        assert!(csv_to_json(ragged.as_bytes(), "Case", "62.0", &desc(), &[]).is_err());
     }
 
     #[test]
     fn empty_results_have_only_a_header() {
-        let rows = csv_to_json(b"\"Id\",\"Subject\"\n", "Case", "62.0", &desc()).unwrap();
+        let rows = csv_to_json(b"\"Id\",\"Subject\"\n", "Case", "62.0", &desc(), &[]).unwrap();
         assert!(rows.is_empty());
         assert!(
-            csv_to_json(b"", "Case", "62.0", &desc())
+            csv_to_json(b"", "Case", "62.0", &desc(), &[])
                 .unwrap()
                 .is_empty()
         );

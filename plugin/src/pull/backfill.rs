@@ -114,7 +114,8 @@ pub(super) fn step(
         .desc
         .clone()
         .ok_or_else(|| fail(FailureKind::Unknown, "no describe"))?;
-    let chunk = match bulk::results(sf, &job.id, job.locator.as_deref(), room, &desc) {
+    let keep: Vec<&str> = std::iter::once("Id").chain(lead_fields(t)).collect();
+    let chunk = match bulk::results(sf, &job.id, job.locator.as_deref(), room, &desc, &keep) {
         Ok(c) => c,
         // Results expire after seven days, and a job can be deleted by an admin.
         Err(e) if e.preset.is_none() && matches!(e.status, 400 | 404 | 409 | 412) => {
@@ -124,14 +125,14 @@ pub(super) fn step(
         Err(e) => return Err(errors::classify(&e, Some(&t.object))),
     };
     let mut pending_seen = Vec::new();
-    for json in chunk.records {
-        let v: serde_json::Value = serde_json::from_str(&json)
-            .map_err(|e| fail(FailureKind::Unknown, format!("unreadable record: {e}")))?;
+    for record in chunk.records {
+        // Only Id, the cursor and the keys are read, and the converter kept them as values.
+        let v = serde_json::Value::Object(record.kept);
         let rec = read_rec(t, &v)?;
         if cp.was_seen(rec.c, &rec.id) {
             continue;
         }
-        if let Some(row) = row_of(t, Pass::Main, &v, &rec, json.into_bytes(), &[])? {
+        if let Some(row) = row_of(t, Pass::Main, &v, &rec, record.json.into_bytes(), &[])? {
             rows.push(row);
         }
         if keep_seen(t, cp, &win, rec.c) {
