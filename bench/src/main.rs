@@ -507,6 +507,7 @@ fn native_pull(
     // The runner's page pipeline: page k commits on a blocking thread while page k+1 is
     // pulled from page k's checkpoint.
     let mut commits = PageCommits::new(store.clone(), id, &run_id);
+    env.keys = commits.keys_after_commits(env.keys.clone());
     for stream in configured.streams.iter().map(|s| s.name.clone()) {
         env.stream = stream.clone();
         let mut checkpoint = store.checkpoint(id, &stream)?;

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::app::{App, AppError};
+use crate::engine::KeySource;
 use crate::engine::wit::types::{FailureKind, PullRequest, Row, StreamStatus};
 use crate::store::{IntegrationState, Store, StoreError};
 
@@ -210,6 +211,10 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
     let mut retry_after_s = None;
     let mut run_error: Option<String> = None;
     let mut commits = PageCommits::new(app.store.clone(), id, &run_id);
+    ctx.stored_keys = ctx
+        .stored_keys
+        .take()
+        .map(|keys| commits.keys_after_commits(keys));
     // A committed page: counted and reported only once its transaction is durable.
     let committed = |outcome: &mut StreamOutcome, page: PageDone| {
         outcome.records += page.rows as u64;
@@ -417,6 +422,10 @@ pub struct PageCommit {
 /// checkpoint in the store, and the next run resumes from it, pulling again whatever did not
 /// commit. Nothing is lost, nothing is applied twice.
 ///
+/// What the connector reads back from the store during a pull (the `stored-keys` import) must
+/// include every page the run returned before: [`PageCommits::keys_after_commits`] wraps the
+/// integration's [`KeySource`] so that each read first waits for the page in flight.
+///
 /// `T` is what the caller wants back when a page has committed (counts for its progress).
 /// Dropping `PageCommits` with a page in flight lets that commit finish on its own.
 pub struct PageCommits<T> {
@@ -424,8 +433,64 @@ pub struct PageCommits<T> {
     integration: String,
     run_id: String,
     in_flight: Option<(T, tokio::task::JoinHandle<Result<Duration, StoreError>>)>,
+    pending: Arc<Pending>,
     committing: Duration,
     waited: Duration,
+}
+
+/// Whether a page commit is under way, for readers on other threads.
+#[derive(Default)]
+struct Pending {
+    busy: std::sync::Mutex<bool>,
+    done: std::sync::Condvar,
+}
+
+impl Pending {
+    fn set(&self, busy: bool) {
+        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) = busy;
+        if !busy {
+            self.done.notify_all();
+        }
+    }
+
+    /// Blocks until no commit is under way.
+    fn wait_idle(&self) {
+        let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        drop(
+            self.done
+                .wait_while(busy, |busy| *busy)
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+    }
+}
+
+/// Marks a commit under way until dropped.
+struct Busy(Arc<Pending>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// A [`KeySource`] that answers only once the pages submitted so far have committed.
+struct KeysAfterCommits {
+    source: Arc<dyn KeySource>,
+    pending: Arc<Pending>,
+}
+
+impl KeySource for KeysAfterCommits {
+    fn live_keys_after(
+        &self,
+        stream: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, String> {
+        // Blocks the calling thread for at most the rest of one page commit, which runs on
+        // the blocking pool and needs nothing from this thread.
+        self.pending.wait_idle();
+        self.source.live_keys_after(stream, after, limit)
+    }
 }
 
 impl<T> PageCommits<T> {
@@ -436,6 +501,7 @@ impl<T> PageCommits<T> {
             integration: integration.to_string(),
             run_id: run_id.to_string(),
             in_flight: None,
+            pending: Arc::default(),
             committing: Duration::ZERO,
             waited: Duration::ZERO,
         }
@@ -446,13 +512,18 @@ impl<T> PageCommits<T> {
     /// committed).
     pub async fn submit(&mut self, page: PageCommit, tag: T) -> Result<Option<T>, AppError> {
         let previous = self.wait().await?;
-        let (store, id, run_id) = (
+        let (store, id, run_id, pending) = (
             self.store.clone(),
             self.integration.clone(),
             self.run_id.clone(),
+            self.pending.clone(),
         );
+        pending.set(true);
+        // Cleared when the commit ends, whichever way (even if the task never runs).
+        let busy = Busy(pending);
         // SQLite work blocks: keep it off the async workers that drive the connector.
         let task = tokio::task::spawn_blocking(move || {
+            let _busy = busy;
             let started = Instant::now();
             store.commit_page(
                 &id,
@@ -482,6 +553,15 @@ impl<T> PageCommits<T> {
         Ok(Some(tag))
     }
 
+    /// `source`, answering only once the pages submitted so far have committed (see
+    /// [`PageCommits`]).
+    pub fn keys_after_commits(&self, source: Arc<dyn KeySource>) -> Arc<dyn KeySource> {
+        Arc::new(KeysAfterCommits {
+            source,
+            pending: self.pending.clone(),
+        })
+    }
+
     /// Time spent in page commits, and the part of it the caller waited for (the rest
     /// overlapped with its pulls).
     pub fn timings(&self) -> (Duration, Duration) {
@@ -491,3 +571,81 @@ impl<T> PageCommits<T> {
 
 /// How long to wait before retrying after a rate limit, when the connector gave no hint.
 pub const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(15 * 60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::wit::types::Operation;
+    use crate::secrets::Cipher;
+    use crate::store::{IntegrationSettings, NewIntegration};
+
+    fn row(key: &str) -> Row {
+        Row {
+            key: key.into(),
+            op: Operation::Upsert,
+            cursor: "2024-01-01T00:00:00.000Z".into(),
+            json: br#"{"big":"enough to take a moment"}"#.repeat(20),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_commit_in_order_and_stored_keys_wait_for_the_page_in_flight() {
+        let dir =
+            std::env::temp_dir().join(format!("sluice-runner-{}", crate::secrets::random_token(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(
+            Store::open(
+                &dir.join(crate::store::DB_FILE),
+                Cipher::from_key(&[5u8; 32]),
+            )
+            .unwrap(),
+        );
+        let id = store
+            .insert_integration(&NewIntegration {
+                name: "a".into(),
+                plugin: "salesforce".into(),
+                settings: IntegrationSettings {
+                    capability: "helpdesk".into(),
+                    environment: "production".into(),
+                    pull_by: None,
+                    domain: None,
+                    extra: vec![],
+                },
+                interval_s: 900,
+                client_id: None,
+                client_secret: None,
+            })
+            .unwrap()
+            .id;
+        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let mut commits = PageCommits::new(store.clone(), &id, &run);
+        let keys = commits.keys_after_commits(store.keys_of(&id));
+        let page = |n: usize, checkpoint: &str| PageCommit {
+            stream: "Case".into(),
+            rows: (0..2000).map(|i| row(&format!("k{n}-{i:05}"))).collect(),
+            checkpoint: Some(checkpoint.into()),
+            status: "partial",
+            api_calls: 1,
+        };
+        assert!(commits.submit(page(1, "cp1"), 1).await.unwrap().is_none());
+        // A read issued while page 1 may still be committing sees page 1.
+        let read = keys.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            read.live_keys_after("Case", None, 1000).unwrap().len()
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, 1000);
+        assert_eq!(commits.submit(page(2, "cp2"), 2).await.unwrap(), Some(1));
+        assert_eq!(commits.wait().await.unwrap(), Some(2));
+        assert_eq!(commits.wait().await.unwrap(), None);
+        assert_eq!(
+            store.checkpoint(&id, "Case").unwrap().as_deref(),
+            Some("cp2")
+        );
+        assert_eq!(store.runs(&id, 1).unwrap()[0].records, 4000);
+        let after = keys.live_keys_after("Case", Some("k1-01999"), 10).unwrap();
+        assert_eq!(after.first().map(String::as_str), Some("k2-00000"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
