@@ -4,6 +4,11 @@
 //!
 //! A stop request (shutdown) is honoured between pages: the page in flight finishes and
 //! commits, then the run ends as `interrupted` and the next run resumes from the checkpoint.
+//!
+//! Pages are pipelined ([`PageCommits`]): while page k commits on a blocking thread, the
+//! connector already pulls page k+1, from page k's checkpoint as returned (not re-read from
+//! the store). Commits stay strictly in order, one transaction per page, and a page is
+//! submitted only once the page before it has committed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +17,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::app::{App, AppError};
-use crate::engine::wit::types::{FailureKind, PullRequest, StreamStatus};
-use crate::store::IntegrationState;
+use crate::engine::KeySource;
+use crate::engine::wit::types::{FailureKind, PullRequest, Row, StreamStatus};
+use crate::store::{IntegrationState, Store, StoreError};
 
 /// The default page size asked of the connector.
 pub const DEFAULT_PAGE_RECORDS: u32 = 2000;
@@ -204,6 +210,23 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
     let mut status = RunStatus::Succeeded;
     let mut retry_after_s = None;
     let mut run_error: Option<String> = None;
+    let mut commits = PageCommits::new(app.store.clone(), id, &run_id);
+    ctx.stored_keys = ctx
+        .stored_keys
+        .take()
+        .map(|keys| commits.keys_after_commits(keys));
+    // A committed page: counted and reported only once its transaction is durable.
+    let committed = |outcome: &mut StreamOutcome, page: PageDone| {
+        outcome.records += page.rows as u64;
+        outcome.pages += 1;
+        outcome.api_calls += u64::from(page.api_calls);
+        progress(Progress::Page {
+            stream: outcome.stream.clone(),
+            rows: page.rows,
+            stream_total: outcome.records,
+            api_usage: page.api_usage,
+        });
+    };
     for stream in &streams {
         let mut outcome = StreamOutcome {
             stream: stream.clone(),
@@ -219,13 +242,15 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
             continue;
         }
         let mut idle_wait = IDLE_WAIT_MIN;
+        // The first page starts from the committed checkpoint; each later one from the
+        // checkpoint the page before it returned, which commits while this one is pulled.
+        let mut checkpoint = app.store.checkpoint(id, stream)?;
         loop {
             if stopped() {
                 outcome.status = "interrupted".into();
                 status = RunStatus::Interrupted;
                 break;
             }
-            let checkpoint = app.store.checkpoint(id, stream)?;
             let request = PullRequest {
                 stream: stream.clone(),
                 checkpoint: checkpoint.clone(),
@@ -275,46 +300,26 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
                 StreamStatus::Skipped(why) => ("skipped", Some(why.clone())),
             };
             // A skipped stream's checkpoint does not advance (the contract says so): keep ours.
-            let new_checkpoint = if stream_status == "skipped" {
-                checkpoint.clone()
-            } else {
-                page.checkpoint.clone()
-            };
-            let rows = page.rows.len();
-            let progressed = rows > 0 || new_checkpoint != checkpoint;
-            // SQLite work blocks: keep it off the async workers that drive other runs.
-            let commit = {
-                let (store, id, stream, run_id) = (
-                    app.store.clone(),
-                    id.to_string(),
-                    stream.clone(),
-                    run_id.clone(),
-                );
-                let (page_rows, api_calls) = (page.rows, page.api_calls);
-                tokio::task::spawn_blocking(move || {
-                    store.commit_page(
-                        &id,
-                        &stream,
-                        &run_id,
-                        &page_rows,
-                        new_checkpoint.as_deref(),
-                        stream_status,
-                        api_calls,
-                    )
-                })
-            };
-            commit
-                .await
-                .map_err(|e| AppError::Conflict(format!("the page commit task failed: {e}")))??;
-            outcome.records += rows as u64;
-            outcome.pages += 1;
-            outcome.api_calls += u64::from(page.api_calls);
-            progress(Progress::Page {
-                stream: stream.clone(),
-                rows,
-                stream_total: outcome.records,
+            let advanced = stream_status != "skipped" && page.checkpoint != checkpoint;
+            let progressed = !page.rows.is_empty() || advanced;
+            if advanced {
+                checkpoint = page.checkpoint;
+            }
+            let done = PageDone {
+                rows: page.rows.len(),
+                api_calls: page.api_calls,
                 api_usage: page.api_usage.map(|u| (u.used, u.limit)),
-            });
+            };
+            let commit = PageCommit {
+                stream: stream.clone(),
+                rows: page.rows,
+                checkpoint: checkpoint.clone(),
+                status: stream_status,
+                api_calls: page.api_calls,
+            };
+            if let Some(previous) = commits.submit(commit, done).await? {
+                committed(&mut outcome, previous);
+            }
             match page.status {
                 StreamStatus::Partial if !progressed => {
                     // The connector waits on the provider; don't spend API calls polling hot.
@@ -338,11 +343,17 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
                 }
             }
         }
+        // The stream's last page commits before the stream is reported done.
+        if let Some(last) = commits.wait().await? {
+            committed(&mut outcome, last);
+        }
         progress(Progress::StreamDone {
             outcome: outcome.clone(),
         });
         outcomes.push(outcome);
     }
+    let (commit_time, commit_waited) = commits.timings();
+    tracing::debug!(integration = id, run = %run_id, commit_ms = commit_time.as_millis() as u64, waited_ms = commit_waited.as_millis() as u64, "page commits");
     let records = outcomes.iter().map(|o| o.records).sum();
     let api_calls = outcomes.iter().map(|o| o.api_calls).sum();
     let streams_json = serde_json::to_value(&outcomes).unwrap_or_default();
@@ -378,5 +389,263 @@ async fn wait_or_stop(wait: Duration, stop: Option<watch::Receiver<bool>>) {
     }
 }
 
+/// What the runner reports once a page has committed.
+struct PageDone {
+    rows: usize,
+    api_calls: u32,
+    api_usage: Option<(u64, u64)>,
+}
+
+/// One page for [`PageCommits`]: what [`Store::commit_page`] writes in one transaction.
+#[derive(Debug)]
+pub struct PageCommit {
+    /// The stream.
+    pub stream: String,
+    /// The page's rows.
+    pub rows: Vec<Row>,
+    /// The stream's checkpoint after this page.
+    pub checkpoint: Option<String>,
+    /// `partial`, `complete` or `skipped`.
+    pub status: &'static str,
+    /// Provider API calls the page used.
+    pub api_calls: u32,
+}
+
+/// Commits a run's pages on a blocking thread, in order, with at most one page in flight, so
+/// that the caller pulls page k+1 while SQLite writes page k.
+///
+/// Crash safety is [`Store::commit_page`]'s (one transaction per page: rows, checkpoint, run
+/// counters) plus the ordering kept here: [`PageCommits::submit`] first waits for the page in
+/// flight, so pages commit strictly in submission order and a failed commit is returned before
+/// any later page is written (the caller stops the run). The caller may pull page k+1 from
+/// page k's checkpoint before page k is durable: a crash then leaves page k-1's or page k's
+/// checkpoint in the store, and the next run resumes from it, pulling again whatever did not
+/// commit. Nothing is lost, nothing is applied twice.
+///
+/// What the connector reads back from the store during a pull (the `stored-keys` import) must
+/// include every page the run returned before: [`PageCommits::keys_after_commits`] wraps the
+/// integration's [`KeySource`] so that each read first waits for the page in flight.
+///
+/// `T` is what the caller wants back when a page has committed (counts for its progress).
+/// Dropping `PageCommits` with a page in flight lets that commit finish on its own.
+pub struct PageCommits<T> {
+    store: Arc<Store>,
+    integration: String,
+    run_id: String,
+    in_flight: Option<(T, tokio::task::JoinHandle<Result<Duration, StoreError>>)>,
+    pending: Arc<Pending>,
+    committing: Duration,
+    waited: Duration,
+}
+
+/// Whether a page commit is under way, for readers on other threads.
+#[derive(Default)]
+struct Pending {
+    busy: std::sync::Mutex<bool>,
+    done: std::sync::Condvar,
+}
+
+impl Pending {
+    fn set(&self, busy: bool) {
+        *self.busy.lock().unwrap_or_else(|e| e.into_inner()) = busy;
+        if !busy {
+            self.done.notify_all();
+        }
+    }
+
+    /// Blocks until no commit is under way.
+    fn wait_idle(&self) {
+        let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        drop(
+            self.done
+                .wait_while(busy, |busy| *busy)
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+    }
+}
+
+/// Marks a commit under way until dropped.
+struct Busy(Arc<Pending>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// A [`KeySource`] that answers only once the pages submitted so far have committed.
+struct KeysAfterCommits {
+    source: Arc<dyn KeySource>,
+    pending: Arc<Pending>,
+}
+
+impl KeySource for KeysAfterCommits {
+    fn live_keys_after(
+        &self,
+        stream: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, String> {
+        // Blocks the calling thread for at most the rest of one page commit, which runs on
+        // the blocking pool and needs nothing from this thread.
+        self.pending.wait_idle();
+        self.source.live_keys_after(stream, after, limit)
+    }
+}
+
+impl<T> PageCommits<T> {
+    /// Commits pages of run `run_id` of `integration` into `store`.
+    pub fn new(store: Arc<Store>, integration: &str, run_id: &str) -> Self {
+        Self {
+            store,
+            integration: integration.to_string(),
+            run_id: run_id.to_string(),
+            in_flight: None,
+            pending: Arc::default(),
+            committing: Duration::ZERO,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Waits for the page in flight to commit, then starts committing `page`. Returns the tag
+    /// of the page that just committed, if any, or its commit's error (then `page` is not
+    /// committed).
+    pub async fn submit(&mut self, page: PageCommit, tag: T) -> Result<Option<T>, AppError> {
+        let previous = self.wait().await?;
+        let (store, id, run_id, pending) = (
+            self.store.clone(),
+            self.integration.clone(),
+            self.run_id.clone(),
+            self.pending.clone(),
+        );
+        pending.set(true);
+        // Cleared when the commit ends, whichever way (even if the task never runs).
+        let busy = Busy(pending);
+        // SQLite work blocks: keep it off the async workers that drive the connector.
+        let task = tokio::task::spawn_blocking(move || {
+            let _busy = busy;
+            let started = Instant::now();
+            store.commit_page(
+                &id,
+                &page.stream,
+                &run_id,
+                &page.rows,
+                page.checkpoint.as_deref(),
+                page.status,
+                page.api_calls,
+            )?;
+            Ok(started.elapsed())
+        });
+        self.in_flight = Some((tag, task));
+        Ok(previous)
+    }
+
+    /// Waits for the page in flight, if any, to commit, and returns its tag.
+    pub async fn wait(&mut self) -> Result<Option<T>, AppError> {
+        let Some((tag, task)) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let result = task.await;
+        self.waited += started.elapsed();
+        self.committing += result
+            .map_err(|e| AppError::Conflict(format!("the page commit task failed: {e}")))??;
+        Ok(Some(tag))
+    }
+
+    /// `source`, answering only once the pages submitted so far have committed (see
+    /// [`PageCommits`]).
+    pub fn keys_after_commits(&self, source: Arc<dyn KeySource>) -> Arc<dyn KeySource> {
+        Arc::new(KeysAfterCommits {
+            source,
+            pending: self.pending.clone(),
+        })
+    }
+
+    /// Time spent in page commits, and the part of it the caller waited for (the rest
+    /// overlapped with its pulls).
+    pub fn timings(&self) -> (Duration, Duration) {
+        (self.committing, self.waited)
+    }
+}
+
 /// How long to wait before retrying after a rate limit, when the connector gave no hint.
 pub const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(15 * 60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::wit::types::Operation;
+    use crate::secrets::Cipher;
+    use crate::store::{IntegrationSettings, NewIntegration};
+
+    fn row(key: &str) -> Row {
+        Row {
+            key: key.into(),
+            op: Operation::Upsert,
+            cursor: "2024-01-01T00:00:00.000Z".into(),
+            json: br#"{"big":"enough to take a moment"}"#.repeat(20),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_commit_in_order_and_stored_keys_wait_for_the_page_in_flight() {
+        let dir =
+            std::env::temp_dir().join(format!("sluice-runner-{}", crate::secrets::random_token(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(
+            Store::open(
+                &dir.join(crate::store::DB_FILE),
+                Cipher::from_key(&[5u8; 32]),
+            )
+            .unwrap(),
+        );
+        let id = store
+            .insert_integration(&NewIntegration {
+                name: "a".into(),
+                plugin: "salesforce".into(),
+                settings: IntegrationSettings {
+                    capability: "helpdesk".into(),
+                    environment: "production".into(),
+                    pull_by: None,
+                    domain: None,
+                    extra: vec![],
+                },
+                interval_s: 900,
+                client_id: None,
+                client_secret: None,
+            })
+            .unwrap()
+            .id;
+        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let mut commits = PageCommits::new(store.clone(), &id, &run);
+        let keys = commits.keys_after_commits(store.keys_of(&id));
+        let page = |n: usize, checkpoint: &str| PageCommit {
+            stream: "Case".into(),
+            rows: (0..2000).map(|i| row(&format!("k{n}-{i:05}"))).collect(),
+            checkpoint: Some(checkpoint.into()),
+            status: "partial",
+            api_calls: 1,
+        };
+        assert!(commits.submit(page(1, "cp1"), 1).await.unwrap().is_none());
+        // A read issued while page 1 may still be committing sees page 1.
+        let read = keys.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            read.live_keys_after("Case", None, 1000).unwrap().len()
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, 1000);
+        assert_eq!(commits.submit(page(2, "cp2"), 2).await.unwrap(), Some(1));
+        assert_eq!(commits.wait().await.unwrap(), Some(2));
+        assert_eq!(commits.wait().await.unwrap(), None);
+        assert_eq!(
+            store.checkpoint(&id, "Case").unwrap().as_deref(),
+            Some("cp2")
+        );
+        assert_eq!(store.runs(&id, 1).unwrap()[0].records, 4000);
+        let after = keys.live_keys_after("Case", Some("k1-01999"), 10).unwrap();
+        assert_eq!(after.first().map(String::as_str), Some("k2-00000"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

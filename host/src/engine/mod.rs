@@ -327,7 +327,9 @@ impl PluginEngine {
             });
         }
         let (component, outcome) = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, wasm).map_err(invalid)?,
+            Some(cache) => cache
+                .load_or_compile_sha(&self.engine, wasm, &sha256)
+                .map_err(invalid)?,
             None => (
                 Component::new(&self.engine, wasm).map_err(invalid)?,
                 CacheOutcome::Uncached("no cache configured".into()),

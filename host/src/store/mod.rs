@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::wit::types::{Operation, Row};
@@ -23,6 +23,9 @@ use crate::secrets::{Cipher, Secret, SecretError};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "sluice.db";
+
+/// The SQLite page size of a new database, in bytes (see [`Store::open`]).
+pub const DB_PAGE_SIZE: u32 = 16 * 1024;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -292,6 +295,12 @@ pub struct StreamCount {
 /// The database.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// [`Store::commit_page`]'s own connection. A page commit holds its connection for
+    /// 10 ms or more; on the shared one it would queue every other caller behind it, among
+    /// them the token lookup of the connector's request for the next page, which the runner
+    /// pulls while this page commits. In WAL mode readers on `conn` meanwhile see the last
+    /// committed state; another writer waits for SQLite's write lock (`busy_timeout`).
+    pages: Mutex<Connection>,
     cipher: Cipher,
     path: PathBuf,
 }
@@ -333,16 +342,12 @@ impl Store {
 
     /// Opens the database at `path` with `cipher`, applying pending migrations.
     pub fn open(path: &Path, cipher: Cipher) -> Result<Self, StoreError> {
-        let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // NORMAL is durable across process crashes in WAL mode (only a power loss can drop
-        // the last commits), which is the crash model the acceptance test exercises.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        let mut conn = connect(path)?;
         migrate(&mut conn)?;
+        let pages = connect(path)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            pages: Mutex::new(pages),
             cipher,
             path: path.to_path_buf(),
         })
@@ -780,8 +785,10 @@ impl Store {
         api_calls: u32,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        // IMMEDIATE: take the write lock up front (waiting on `busy_timeout` if another
+        // connection holds it) rather than upgrading a read snapshot halfway.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO records (integration_id, stream, key, version, deleted, cursor, json,
@@ -1080,6 +1087,32 @@ fn row_to_integration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Integrat
         })
     };
     Ok(build())
+}
+
+/// A connection to the database at `path`, set up as every connection of a [`Store`] is.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    // Before WAL and before the first table: only a new database takes a page size (an
+    // existing one keeps its own; both work). Record JSON is ~1 KB; with 4 KiB pages a
+    // WITHOUT ROWID row keeps at most ~1 KB in the B-tree and spills the rest to an
+    // overflow page of its own, so half the rows cost 5 KiB or more. 16 KiB pages keep
+    // rows up to ~4 KB inline: the records table is 2.2x smaller and a page commit writes
+    // 2-3x less (measured on the bench dataset).
+    conn.pragma_update(None, "page_size", DB_PAGE_SIZE)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Durability rule. WAL with synchronous=NORMAL does not fsync at each commit, only at
+    // checkpoints. A process crash (kill -9, panic) loses nothing: a committed
+    // transaction is in the WAL file, which the OS keeps. A power loss or OS crash may
+    // drop the last few commits, but never corrupts the database and never splits a
+    // transaction. That is safe because of [`Store::commit_page`]'s rule: a page's
+    // records and its checkpoint are one transaction, so whatever survives is a
+    // consistent prefix of the run, the stored checkpoint names exactly the pages that
+    // survived, and the next run resumes from it. Pages lost with the last commits are
+    // pulled again (nothing lost); none is applied twice (nothing duplicated).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
