@@ -59,6 +59,11 @@ fn build_guest(workspace: &Path, target_dir: &Path, package: &str) -> PathBuf {
         ])
         .arg("--target-dir")
         .arg(target_dir);
+    // The guest is small and runs on every page: build it for speed, not for quick rebuilds
+    // (the workspace's release profile is incremental, which splits code into many units).
+    cmd.env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_LTO", "fat");
     // Flags meant for the host build must not leak into the guest build.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",

@@ -186,21 +186,28 @@ fn send(request: Request) -> Result<Response, ErrorCode> {
         }
     };
     let status = incoming.status();
-    let headers = incoming
+    let headers: Vec<(String, String)> = incoming
         .headers()
         .entries()
         .into_iter()
         .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
         .collect();
+    // One allocation for the whole body when its length is known (pages are megabytes).
+    let expected = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(MAX_PRESIZE);
     let body = incoming
         .consume()
         .map_err(|_| internal("response body taken twice"))?;
     let stream = body
         .stream()
         .map_err(|_| internal("response stream taken twice"))?;
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(expected);
     loop {
-        match stream.blocking_read(1 << 16) {
+        match stream.blocking_read(READ_CHUNK) {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(e)) => {
@@ -216,6 +223,11 @@ fn send(request: Request) -> Result<Response, ErrorCode> {
         body: bytes,
     })
 }
+
+/// Most bytes reserved up front from a `Content-Length` (a larger body still reads in full).
+const MAX_PRESIZE: usize = 64 << 20;
+/// Bytes asked for per read of a response body.
+const READ_CHUNK: u64 = 1 << 20;
 
 fn internal(what: &str) -> ErrorCode {
     ErrorCode::InternalError(Some(what.to_string()))

@@ -5,7 +5,7 @@
 //! same fields and range as the REST query would, without the keyset position or ordering:
 //! it is read whole, chunk by chunk, and the window's bound only moves when it is done.
 
-use super::{Target, conditions, fail, keep_seen, lead_fields, read_rec, row_of};
+use super::{Head, Target, conditions, fail, keep_seen, lead_fields, read_rec, row_of};
 use crate::bulk::{self, JobState};
 use crate::client::Sf;
 use crate::cursor::{BulkJob, Checkpoint, Pass, Window};
@@ -127,7 +127,7 @@ pub(super) fn step(
     let mut pending_seen = Vec::new();
     for record in chunk.records {
         // Only Id, the cursor and the keys are read, and the converter kept them as values.
-        let v = serde_json::Value::Object(record.kept);
+        let v = Head::from_map(&record.kept);
         let rec = read_rec(t, &v)?;
         if cp.was_seen(rec.c, &rec.id) {
             continue;

@@ -13,6 +13,7 @@
 mod backfill;
 mod chunks;
 mod deleted;
+mod head;
 mod query;
 mod reconcile;
 
@@ -31,6 +32,7 @@ use crate::soql;
 use crate::{dt, http::Env};
 
 use backfill::Step;
+use head::Head;
 
 /// Most provider calls one pull call makes before returning what it has.
 const MAX_CALLS_PER_PAGE: u32 = 12;
@@ -76,12 +78,16 @@ impl Target<'_> {
         self.n.pull_by == PullBy::UpdatedTime && !self.knowledge
     }
 
-    fn key_of(&self, rec: &serde_json::Value) -> Option<String> {
-        let s = |k: &str| rec.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    /// The stream's key of a record: its Id, or `KnowledgeArticleId/Language`.
+    fn key_of(&self, rec: &Head) -> Option<String> {
         if self.knowledge {
-            Some(format!("{}/{}", s("KnowledgeArticleId")?, s("Language")?))
+            Some(format!(
+                "{}/{}",
+                rec.article.as_ref()?,
+                rec.language.as_ref()?
+            ))
         } else {
-            s("Id")
+            rec.id.clone()
         }
     }
 }
@@ -266,17 +272,9 @@ struct Rec {
     cursor_raw: String,
 }
 
-fn read_rec(t: &Target, v: &serde_json::Value) -> Result<Rec, Failure> {
-    let id = v
-        .get("Id")
-        .and_then(|x| x.as_str())
-        .unwrap_or_default()
-        .to_string();
-    let cursor_raw = v
-        .get(t.cursor)
-        .and_then(|x| x.as_str())
-        .unwrap_or_default()
-        .to_string();
+fn read_rec(t: &Target, v: &Head) -> Result<Rec, Failure> {
+    let id = v.id.clone().unwrap_or_default();
+    let cursor_raw = v.cursor(t.cursor).unwrap_or_default().to_string();
     let Some(c) = dt::parse_millis(&cursor_raw) else {
         return Err(fail(
             FailureKind::Unknown,
@@ -294,7 +292,7 @@ fn read_rec(t: &Target, v: &serde_json::Value) -> Result<Rec, Failure> {
 fn row_of(
     t: &Target,
     pass: Pass,
-    v: &serde_json::Value,
+    v: &Head,
     rec: &Rec,
     json: Vec<u8>,
     online: &[String],
@@ -305,10 +303,7 @@ fn row_of(
             format!("{} record without key fields", t.object),
         ));
     };
-    let deleted = v
-        .get("IsDeleted")
-        .and_then(|x| x.as_bool())
-        .unwrap_or(false);
+    let deleted = v.is_deleted;
     let op = match pass {
         Pass::Archived if online.contains(&key) => return Ok(None),
         Pass::Archived => Operation::Delete,

@@ -2,7 +2,7 @@
 
 use super::chunks::{self, Merged};
 use super::{
-    QueryPage, Target, conditions, fail, keep_seen, lead_fields, read_all, read_rec, row_of,
+    Head, QueryPage, Target, conditions, fail, keep_seen, lead_fields, read_all, read_rec, row_of,
 };
 use crate::client::Sf;
 use crate::cursor::{Checkpoint, Pass, Pos, Window};
@@ -107,17 +107,14 @@ pub(super) fn step(
     // (record JSON, parsed record, hard-deleted while its chunks were read)
     let mut parsed = Vec::with_capacity(page.records.len());
     for raw in &page.records {
-        let v: serde_json::Value = serde_json::from_str(raw.get())
+        let v = Head::parse(raw.get())
             .map_err(|e| fail(FailureKind::Unknown, format!("unreadable record: {e}")))?;
         parsed.push((raw.get().to_string(), v, false));
     }
     if let Some(chunks) = &chunks {
         let driving = parsed
             .iter()
-            .map(|(json, v, _)| {
-                let id = v.get("Id").and_then(|x| x.as_str()).unwrap_or_default();
-                (json.clone(), id.to_string())
-            })
+            .map(|(json, v, _)| (json.clone(), v.id.clone().unwrap_or_default()))
             .collect();
         for (p, m) in parsed
             .iter_mut()
@@ -184,18 +181,10 @@ pub(super) fn step(
 }
 
 /// Keys (`KnowledgeArticleId/Language`) among `recs` that still have an online version.
-fn online_keys(
-    sf: &mut Sf,
-    t: &Target,
-    recs: &[&serde_json::Value],
-) -> Result<Vec<String>, Failure> {
+fn online_keys(sf: &mut Sf, t: &Target, recs: &[&Head]) -> Result<Vec<String>, Failure> {
     let mut ids: Vec<String> = recs
         .iter()
-        .filter_map(|v| {
-            v.get("KnowledgeArticleId")?
-                .as_str()
-                .map(soql::string_literal)
-        })
+        .filter_map(|v| v.article.as_deref().map(soql::string_literal))
         .collect();
     ids.sort();
     ids.dedup();
@@ -207,7 +196,8 @@ fn online_keys(
             chunk.join(", ")
         );
         read_all(sf, t, false, &q, |raw| {
-            let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+            let v = Head::parse(raw.get())
+                .map_err(|e| fail(FailureKind::Unknown, format!("unreadable record: {e}")))?;
             keys.extend(t.key_of(&v));
             Ok(())
         })?;

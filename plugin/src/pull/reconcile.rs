@@ -9,10 +9,10 @@
 
 use std::collections::HashSet;
 
-use super::{Target, read_all};
+use super::{Head, Target, fail, read_all};
 use crate::client::Sf;
 use crate::cursor::Checkpoint;
-use crate::model::{Failure, Level, Operation, Row};
+use crate::model::{Failure, FailureKind, Level, Operation, Row};
 use crate::{dt, soql};
 
 /// Keys checked per call (200 Ids keep the URL near 6 KB).
@@ -92,10 +92,10 @@ fn live_ids(sf: &mut Sf, t: &Target, ids: &[&String]) -> Result<HashSet<String>,
     );
     let mut live = HashSet::new();
     read_all(sf, t, false, &q, |raw| {
-        let v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
-        if let Some(id) = v.get("Id").and_then(|x| x.as_str()) {
-            live.insert(id.to_string());
-        }
+        // An unreadable record must fail the check, never read as "not live".
+        let head = Head::parse(raw.get())
+            .map_err(|e| fail(FailureKind::Unknown, format!("unreadable record: {e}")))?;
+        live.extend(head.id);
         Ok(())
     })?;
     Ok(live)
