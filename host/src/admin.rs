@@ -241,7 +241,8 @@ async fn pull(
     Path(id): Path<String>,
     Query(q): Query<PullQuery>,
 ) -> Result<Response, AppError> {
-    s.app.store.integration(&id)?;
+    // Claimed before answering, so a second request while a run is going on gets 409.
+    let claim = crate::runner::claim(&s.app, &id)?;
     let app = s.app.clone();
     let run_id = id.clone();
     // The run is recorded; the caller follows it under /runs.
@@ -251,7 +252,7 @@ async fn pull(
             trigger: "api".into(),
             ..PullOptions::default()
         };
-        if let Err(e) = crate::runner::run_pull(&app, &run_id, opts).await {
+        if let Err(e) = crate::runner::run_claimed(&app, claim, opts).await {
             tracing::warn!(integration = %run_id, error = %e, "pull requested through the API failed");
         }
     });

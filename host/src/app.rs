@@ -676,6 +676,13 @@ pub struct RunClaim {
     _lock: std::fs::File,
 }
 
+impl RunClaim {
+    /// The integration claimed.
+    pub fn integration(&self) -> &str {
+        &self.id
+    }
+}
+
 impl Drop for RunClaim {
     fn drop(&mut self) {
         self.app

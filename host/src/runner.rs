@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, RunClaim};
 use crate::engine::KeySource;
 use crate::engine::wit::types::{FailureKind, PullRequest, Row, StreamStatus};
 use crate::store::{IntegrationState, Store, StoreError};
@@ -171,11 +171,27 @@ pub fn kind_label(kind: FailureKind) -> &'static str {
 /// Runs one pull of integration `id`. Refuses when a run of `id` is already going on in
 /// this process.
 pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<RunSummary, AppError> {
+    let claim = claim(app, id)?;
+    run_claimed(app, claim, opts).await
+}
+
+/// Claims integration `id` for one run; a conflict when a run of it is already going on.
+pub fn claim(app: &Arc<App>, id: &str) -> Result<RunClaim, AppError> {
     // The id names a lock file: only ids that exist get that far.
     app.store.integration(id)?;
-    let _claim = app.claim_run(id).ok_or_else(|| {
-        AppError::Conflict(format!("a pull of integration {id} is already running"))
-    })?;
+    app.claim_run(id)
+        .ok_or_else(|| AppError::Conflict(format!("a pull of integration {id} is already running")))
+}
+
+/// Runs one pull of the integration `claim` holds; the claim is released when it ends.
+pub async fn run_claimed(
+    app: &Arc<App>,
+    claim: RunClaim,
+    opts: PullOptions,
+) -> Result<RunSummary, AppError> {
+    let id = claim.integration().to_string();
+    let id = id.as_str();
+    let _claim = claim;
     let started = Instant::now();
     let (plugin, session, mut ctx, configured) = app.session(id, None).await?;
     app.store.close_orphan_runs(id)?;

@@ -223,6 +223,23 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     let replay = http.get(&location).send().await.unwrap();
     assert_eq!(replay.status().as_u16(), 400);
 
+    // A pull asked for while a run holds the integration is refused, not queued silently.
+    let pull_url = format!("{base}/api/integrations/{id}/pull");
+    let held = app.claim_run(&id).expect("nothing runs yet");
+    let (status, busy) = json(http.post(&pull_url).send().await.unwrap()).await;
+    assert_eq!(status, 409, "{busy}");
+    assert!(busy["error"].as_str().unwrap().contains("already running"));
+    drop(held);
+    let (status, started) = json(http.post(&pull_url).send().await.unwrap()).await;
+    assert_eq!(status, 202, "{started}");
+    // Wait for that run to end before the integration is deleted below.
+    for _ in 0..100 {
+        if app.claim_run(&id).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     let (status, edited) = json(
         http.patch(format!("{base}/api/integrations/{id}"))
             .body(r#"{"pull_by":"sideways"}"#)
