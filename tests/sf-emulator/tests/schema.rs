@@ -331,37 +331,11 @@ async fn added_fields_flow_through_queries_writes_and_ground_truth() {
     // Bulk 2.0 CSV: the column is there, empty for old rows.
     let base = format!("{}/services/data/v62.0", emu.url);
     let c = client();
-    let job: Value = c
-        .post(format!("{base}/jobs/query"))
-        .bearer_auth(&tok)
-        .json(&json!({"operation": "query", "query": format!(
-            "SELECT Id, Score__c, Region__c FROM Case WHERE Id IN ('{old_id}', '{new_id}', '{}') ORDER BY Id",
-            t_other["Id"].as_str().unwrap()
-        )}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().expect("job id").to_string();
-    let mut done = false;
-    for _ in 0..10 {
-        let j: Value = c
-            .get(format!("{base}/jobs/query/{id}"))
-            .bearer_auth(&tok)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if j["state"] == "JobComplete" {
-            done = true;
-            break;
-        }
-    }
-    assert!(done);
+    let soql = format!(
+        "SELECT Id, Score__c, Region__c FROM Case WHERE Id IN ('{old_id}', '{new_id}', '{}') ORDER BY Id",
+        t_other["Id"].as_str().unwrap()
+    );
+    let id = completed_bulk_job(&emu, &tok, &soql).await;
     let text = c
         .get(format!("{base}/jobs/query/{id}/results"))
         .bearer_auth(&tok)

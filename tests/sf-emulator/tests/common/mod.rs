@@ -95,3 +95,35 @@ pub async fn get(
 pub fn enc(soql: &str) -> String {
     url::form_urlencoded::byte_serialize(soql.as_bytes()).collect()
 }
+
+/// Creates a Bulk 2.0 query job for `soql` and polls it until `JobComplete`; returns its id.
+pub async fn completed_bulk_job(emu: &Emulator, tok: &str, soql: &str) -> String {
+    let base = format!("{}/services/data/v62.0", emu.url);
+    let c = client();
+    let job: Value = c
+        .post(format!("{base}/jobs/query"))
+        .bearer_auth(tok)
+        .json(&json!({"operation": "query", "query": soql}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().expect("job id").to_string();
+    for _ in 0..10 {
+        let j: Value = c
+            .get(format!("{base}/jobs/query/{id}"))
+            .bearer_auth(tok)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if j["state"] == "JobComplete" {
+            return id;
+        }
+    }
+    panic!("bulk job {id} did not complete in 10 polls");
+}
