@@ -3,6 +3,8 @@
 //! comparing the host's stored records with the emulator's ground truth
 //! (`/__emulator/records/{object}`): exactly equal sets, nothing missing, duplicated or stale.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +14,8 @@ use serde_json::{Value, json};
 use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::engine::wit::types::FailureKind;
-use sluice::oauth::Callback;
 use sluice::runner::{Progress, PullOptions, RunStatus, RunSummary};
+use support::connect::connect;
 
 const HELPDESK: &[&str] = &["Case", "CaseComment", "EmailMessage", "CaseHistory"];
 const CRM: &[&str] = &["Account", "Contact", "Lead", "Opportunity", "User", "Task"];
@@ -61,33 +63,6 @@ fn input(emu: &Emulator, capability: &str, extra: &[(&str, &str)]) -> Integratio
             .collect(),
         ..IntegrationInput::default()
     }
-}
-
-async fn connect(app: &App, id: &str) {
-    let start = app
-        .begin_authorization(id, "http://127.0.0.1:9/oauth/callback")
-        .await
-        .unwrap();
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(start.url.as_str())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_redirection(),
-        "authorize: {}",
-        resp.status()
-    );
-    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
-    let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
-    app.complete_authorization(Callback::from_query(
-        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-    .await
-    .expect("authorized");
 }
 
 async fn integration(app: &App, input: IntegrationInput) -> String {

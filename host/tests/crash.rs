@@ -7,11 +7,13 @@
 
 #![cfg(unix)]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use sluice::app::{App, AppConfig, IntegrationInput};
-use sluice::oauth::Callback;
+use support::connect::connect;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -67,25 +69,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         .expect("integration added")
         .integration
         .id;
-    let start = app
-        .begin_authorization(&id, "http://127.0.0.1:9/oauth/callback")
-        .await
-        .unwrap();
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(start.url.as_str())
-        .send()
-        .await
-        .unwrap();
-    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
-    let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
-    app.complete_authorization(Callback::from_query(
-        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-    .await
-    .expect("authorized");
+    connect(&app, &id).await;
 
     // Every run logs at trace level into one file, which is then searched for secrets.
     let log_path = std::env::temp_dir().join(format!(

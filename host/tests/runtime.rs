@@ -3,6 +3,8 @@
 //! under concurrency, revocation, re-generation keeping data, and no secret in clear in the
 //! database.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use sluice::engine::credentials::{AccessToken, CredentialError};
 use sluice::engine::wit::types::{Operation, Row};
 use sluice::oauth::Callback;
 use sluice::store::IntegrationState;
+use support::connect::{REDIRECT, approve, callback_of, connect};
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -58,36 +61,6 @@ fn input(emu: &Emulator) -> IntegrationInput {
         client_secret: Some(emu.client_secret.clone()),
         ..IntegrationInput::default()
     }
-}
-
-/// Follows the authorize URL like a browser would, up to the redirect to our callback.
-async fn approve(url: &str) -> Callback {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = client.get(url).send().await.unwrap();
-    assert!(
-        resp.status().is_redirection(),
-        "authorize answered {}",
-        resp.status()
-    );
-    callback_of(resp.headers())
-}
-
-fn callback_of(headers: &reqwest::header::HeaderMap) -> Callback {
-    let location = headers[reqwest::header::LOCATION].to_str().unwrap();
-    let url = url::Url::parse(location).unwrap();
-    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    Callback::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-}
-
-const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
-
-async fn connect(app: &App, id: &str) {
-    let start = app.begin_authorization(id, REDIRECT).await.unwrap();
-    let callback = approve(start.url.as_str()).await;
-    app.complete_authorization(callback).await.unwrap();
 }
 
 #[tokio::test]

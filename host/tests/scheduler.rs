@@ -2,13 +2,15 @@
 //! on schedule with no overlapping runs, under a global concurrency limit; memory stays
 //! bounded (the test prints it). Then a graceful stop lets the runs in flight finish.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice::app::{App, AppConfig, IntegrationInput};
-use sluice::oauth::Callback;
 use sluice::scheduler::{SchedulerConfig, SchedulerStats};
+use support::connect::connect;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -45,10 +47,6 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
             .await
             .unwrap();
     }
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let interval = Duration::from_secs(4);
     let mut ids = Vec::new();
     for i in 0..n {
@@ -68,18 +66,7 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
             .unwrap()
             .integration
             .id;
-        let start = app
-            .begin_authorization(&id, "http://127.0.0.1:9/oauth/callback")
-            .await
-            .unwrap();
-        let resp = browser.get(start.url.as_str()).send().await.unwrap();
-        let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
-        let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
-        app.complete_authorization(Callback::from_query(
-            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        ))
-        .await
-        .unwrap();
+        connect(&app, &id).await;
         ids.push(id);
     }
     let rss_before = rss_kib();
@@ -177,25 +164,7 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
         .unwrap()
         .integration
         .id;
-    let start = app
-        .begin_authorization(&id, "http://127.0.0.1:9/oauth/callback")
-        .await
-        .unwrap();
-    let resp = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(start.url.as_str())
-        .send()
-        .await
-        .unwrap();
-    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
-    let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
-    app.complete_authorization(Callback::from_query(
-        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-    .await
-    .unwrap();
+    connect(&app, &id).await;
     let revoke = reqwest::Client::new()
         .post(format!("{}/__emulator/tokens/revoke", emu.url))
         .bearer_auth(&emu.control_key)

@@ -1,6 +1,9 @@
-//! Shared helpers for the engine tests: the hostile guest component (built once per target
-//! directory), a scripted loopback HTTP server, a fake credential provider and WIT values.
+//! Shared helpers for the host's tests: the hostile guest component (built once per target
+//! directory), a scripted loopback HTTP server, a fake credential provider, WIT values, and
+//! (in [`connect`]) the OAuth connect flow against the emulator.
 #![allow(dead_code)]
+
+pub mod connect;
 
 use std::collections::HashMap;
 use std::io::Write;
