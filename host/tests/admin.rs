@@ -1,24 +1,21 @@
 //! The admin API: health, metrics, the OpenAPI document, 422 with per-field errors, 404, the
 //! bearer token, and the OAuth callback's refusals.
 
+mod support;
+
 use std::sync::Arc;
 
 use sluice::admin::{AdminState, router};
 use sluice::app::{App, AppConfig};
 use sluice::scheduler::SchedulerStats;
+use support::runtime::open_app;
 
 async fn server(token: Option<&str>) -> (String, Arc<App>) {
     let dir =
         std::env::temp_dir().join(format!("sluice-admin-{}", sluice::secrets::random_token(6)));
     let mut config = AppConfig::new(dir);
     config.allow_insecure_loopback = true;
-    let app = App::open(config).await.unwrap();
-    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
-        app.registry
-            .install("salesforce", &std::fs::read(path).unwrap(), false)
-            .await
-            .unwrap();
-    }
+    let app = open_app(config).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = AdminState {

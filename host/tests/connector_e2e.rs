@@ -15,7 +15,7 @@ use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::engine::wit::types::FailureKind;
 use sluice::runner::{Progress, PullOptions, RunStatus, RunSummary};
-use support::connect::connect;
+use support::runtime::{connect, open_app};
 
 const HELPDESK: &[&str] = &["Case", "CaseComment", "EmailMessage", "CaseHistory"];
 const CRM: &[&str] = &["Account", "Contact", "Lead", "Opportunity", "User", "Task"];
@@ -27,14 +27,7 @@ async fn app() -> Arc<App> {
     let mut config = AppConfig::new(dir);
     config.allow_insecure_loopback = true;
     config.host_app = Default::default();
-    let app = App::open(config).await.expect("app opens");
-    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
-        app.registry
-            .install("salesforce", &std::fs::read(path).unwrap(), false)
-            .await
-            .unwrap();
-    }
-    app
+    open_app(config).await
 }
 
 async fn emulator(dataset: Dataset) -> Emulator {

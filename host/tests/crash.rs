@@ -12,8 +12,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use sluice::app::{App, AppConfig, IntegrationInput};
-use support::connect::connect;
+use sluice::app::{AppConfig, IntegrationInput};
+use support::runtime::{connect, open_app};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -46,13 +46,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         std::env::temp_dir().join(format!("sluice-crash-{}", sluice::secrets::random_token(6)));
     let mut config = AppConfig::new(dir.clone());
     config.allow_insecure_loopback = true;
-    let app = App::open(config).await.expect("app opens");
-    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
-        app.registry
-            .install("salesforce", &std::fs::read(path).unwrap(), false)
-            .await
-            .unwrap();
-    }
+    let app = open_app(config).await;
     let id = app
         .add_integration(IntegrationInput {
             name: Some("crash".into()),

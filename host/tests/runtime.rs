@@ -14,7 +14,7 @@ use sluice::engine::credentials::{AccessToken, CredentialError};
 use sluice::engine::wit::types::{Operation, Row};
 use sluice::oauth::Callback;
 use sluice::store::IntegrationState;
-use support::connect::{REDIRECT, approve, callback_of, connect};
+use support::runtime::{REDIRECT, approve, callback_of, connect, open_app};
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -29,15 +29,7 @@ async fn app(tag: &str) -> Arc<App> {
     let mut config = AppConfig::new(temp_dir(tag));
     config.allow_insecure_loopback = true;
     config.host_app = Default::default();
-    let app = App::open(config).await.expect("app opens");
-    // Run against another build of the connector than the embedded one (e.g. a newer one).
-    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
-        app.registry
-            .install("salesforce", &std::fs::read(path).unwrap(), false)
-            .await
-            .unwrap();
-    }
-    app
+    open_app(config).await
 }
 
 async fn emulator(auto_approve: bool) -> Emulator {
@@ -392,13 +384,7 @@ async fn parallel_pulls_survive_rotation_and_short_sessions() {
     config.allow_insecure_loopback = true;
     // Refresh proactively after 1 s, and sessions die after 2 s: both paths get exercised.
     config.refresh_age = Duration::from_secs(1);
-    let app = App::open(config).await.unwrap();
-    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
-        app.registry
-            .install("salesforce", &std::fs::read(path).unwrap(), false)
-            .await
-            .unwrap();
-    }
+    let app = open_app(config).await;
     let emu = Emulator::start(EmulatorConfig {
         auto_approve: true,
         dataset: sf_emulator::Dataset::Bench,

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sluice::app::{App, AppConfig, IntegrationInput};
+use sluice::app::{AppConfig, IntegrationInput};
 use sluice::scheduler::{SchedulerConfig, SchedulerStats};
-use support::connect::connect;
+use support::runtime::{connect, open_app};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -40,13 +40,7 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
         std::env::temp_dir().join(format!("sluice-sched-{}", sluice::secrets::random_token(6)));
     let mut config = AppConfig::new(dir.clone());
     config.allow_insecure_loopback = true;
-    let app = App::open(config).await.expect("app opens");
-    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
-        app.registry
-            .install("salesforce", &std::fs::read(path).unwrap(), false)
-            .await
-            .unwrap();
-    }
+    let app = open_app(config).await;
     let interval = Duration::from_secs(4);
     let mut ids = Vec::new();
     for i in 0..n {
@@ -140,13 +134,7 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
     ));
     let mut config = AppConfig::new(dir);
     config.allow_insecure_loopback = true;
-    let app = App::open(config).await.unwrap();
-    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
-        app.registry
-            .install("salesforce", &std::fs::read(path).unwrap(), false)
-            .await
-            .unwrap();
-    }
+    let app = open_app(config).await;
     let id = app
         .add_integration(IntegrationInput {
             name: Some("t".into()),

@@ -1,9 +1,9 @@
 //! Shared helpers for the host's tests: the hostile guest component (built once per target
 //! directory), a scripted loopback HTTP server, a fake credential provider, WIT values, and
-//! (in [`connect`]) the OAuth connect flow against the emulator.
+//! (in [`runtime`]) an opened app and the OAuth connect flow against the emulator.
 #![allow(dead_code)]
 
-pub mod connect;
+pub mod runtime;
 
 use std::collections::HashMap;
 use std::io::Write;

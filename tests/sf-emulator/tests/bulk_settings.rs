@@ -9,33 +9,9 @@ use serde_json::{Value, json};
 /// Creates a job, polls it to completion and returns the CSV of its first chunk.
 async fn run_job(emu: &sf_emulator::Emulator, tok: &str, soql: &str) -> String {
     let base = format!("{}/services/data/v62.0", emu.url);
-    let c = client();
-    let job: Value = c
-        .post(format!("{base}/jobs/query"))
-        .bearer_auth(tok)
-        .json(&json!({"operation": "query", "query": soql, "lineEnding": "CRLF"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().expect("job id").to_string();
-    for _ in 0..10 {
-        let j: Value = c
-            .get(format!("{base}/jobs/query/{id}"))
-            .bearer_auth(tok)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if j["state"] == "JobComplete" {
-            break;
-        }
-    }
-    let r = c
+    let job = json!({"operation": "query", "query": soql, "lineEnding": "CRLF"});
+    let id = completed_bulk_job(emu, tok, job).await;
+    let r = client()
         .get(format!("{base}/jobs/query/{id}/results?maxRecords=3"))
         .bearer_auth(tok)
         .send()

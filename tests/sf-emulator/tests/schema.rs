@@ -335,7 +335,7 @@ async fn added_fields_flow_through_queries_writes_and_ground_truth() {
         "SELECT Id, Score__c, Region__c FROM Case WHERE Id IN ('{old_id}', '{new_id}', '{}') ORDER BY Id",
         t_other["Id"].as_str().unwrap()
     );
-    let id = completed_bulk_job(&emu, &tok, &soql).await;
+    let id = completed_bulk_job(&emu, &tok, json!({"operation": "query", "query": soql})).await;
     let text = c
         .get(format!("{base}/jobs/query/{id}/results"))
         .bearer_auth(&tok)

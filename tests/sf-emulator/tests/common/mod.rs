@@ -96,14 +96,15 @@ pub fn enc(soql: &str) -> String {
     url::form_urlencoded::byte_serialize(soql.as_bytes()).collect()
 }
 
-/// Creates a Bulk 2.0 query job for `soql` and polls it until `JobComplete`; returns its id.
-pub async fn completed_bulk_job(emu: &Emulator, tok: &str, soql: &str) -> String {
+/// Creates a Bulk 2.0 query job from `job` (the create body) and polls it until
+/// `JobComplete`; returns its id.
+pub async fn completed_bulk_job(emu: &Emulator, tok: &str, job: Value) -> String {
     let base = format!("{}/services/data/v62.0", emu.url);
     let c = client();
     let job: Value = c
         .post(format!("{base}/jobs/query"))
         .bearer_auth(tok)
-        .json(&json!({"operation": "query", "query": soql}))
+        .json(&job)
         .send()
         .await
         .unwrap()

@@ -1,9 +1,24 @@
-//! The OAuth connect flow against the emulator with `auto_approve`, as the runtime tests and
-//! the connector's end-to-end tests run it: authorize, follow the redirect like a browser, and
-//! hand the callback to the app.
+//! The runtime as the runtime, admin and end-to-end tests use it: an opened `App` (with the
+//! connector build under test), and the OAuth connect flow against the emulator with
+//! `auto_approve` (authorize, follow the redirect like a browser, hand the callback over).
 
-use sluice::app::App;
+use std::sync::Arc;
+
+use sluice::app::{App, AppConfig};
 use sluice::oauth::Callback;
+
+/// Opens an app; with `SLUICE_TEST_COMPONENT` set, that build of the connector is installed
+/// and runs instead of the embedded one (e.g. a newer one).
+pub async fn open_app(config: AppConfig) -> Arc<App> {
+    let app = App::open(config).await.expect("app opens");
+    if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
+        app.registry
+            .install("salesforce", &std::fs::read(path).unwrap(), false)
+            .await
+            .unwrap();
+    }
+    app
+}
 
 /// The callback URL the tests register; nothing listens there, the redirect is read instead.
 pub const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
