@@ -382,8 +382,10 @@ async fn access_denied_reports_the_providers_error_and_burns_the_state() {
 async fn parallel_pulls_survive_rotation_and_short_sessions() {
     let mut config = AppConfig::new(temp_dir("rotation"));
     config.allow_insecure_loopback = true;
-    // Refresh proactively after 1 s, and sessions die after 2 s: both paths get exercised.
-    config.refresh_age = Duration::from_secs(1);
+    // Refresh proactively after 250 ms, and sessions die after 2 s. The refresh age sits well
+    // below the pulls' length (about a second since pages commit while the next is pulled),
+    // so refreshes happen during the pulls however fast the machine is.
+    config.refresh_age = Duration::from_millis(250);
     let app = open_app(config).await;
     let emu = Emulator::start(EmulatorConfig {
         auto_approve: true,
