@@ -3,8 +3,10 @@
 //!
 //! Like wasmtime's own test programs, the guest is compiled by a nested `cargo` in a target
 //! directory of its own: sharing the outer one would deadlock on Cargo's build lock.
-//! The component is copied to `$OUT_DIR/salesforce.wasm` (embedded with `include_bytes!`)
-//! and to `<target>/<profile>/salesforce.wasm`, beside the `sluice` binary, for inspection and
+//! The component, with `plugin/manifest.json` appended as its `sluice:manifest` custom section
+//! (the hosts and methods it needs, which the operator approves at install), is written to
+//! `$OUT_DIR/salesforce.wasm` (embedded with `include_bytes!`) and to
+//! `<target>/<profile>/salesforce.wasm`, beside the `sluice` binary, for inspection and
 //! hot-swap.
 
 use std::env;
@@ -26,7 +28,13 @@ fn main() {
     let target_dir = profile_dir.parent().expect("profile dir has a parent");
     let guest_target = target_dir.join("wasm-guests");
 
-    for watched in ["plugin/src", "plugin/Cargo.toml", "wit", "Cargo.lock"] {
+    for watched in [
+        "plugin/src",
+        "plugin/Cargo.toml",
+        "plugin/manifest.json",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
@@ -34,9 +42,15 @@ fn main() {
     }
 
     let wasm = build_guest(&workspace, &guest_target, "sluice-salesforce");
+    let manifest = workspace.join("plugin/manifest.json");
+    let manifest = std::fs::read(&manifest)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", manifest.display()));
+    let mut component =
+        std::fs::read(&wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()));
+    append_custom_section(&mut component, "sluice:manifest", &manifest);
     let embedded = out_dir.join("salesforce.wasm");
-    copy(&wasm, &embedded);
-    copy(&wasm, &profile_dir.join("salesforce.wasm"));
+    write(&embedded, &component);
+    write(&profile_dir.join("salesforce.wasm"), &component);
     println!(
         "cargo:rustc-env=SLUICE_SALESFORCE_WASM={}",
         embedded.display()
@@ -85,7 +99,30 @@ fn build_guest(workspace: &Path, target_dir: &Path, package: &str) -> PathBuf {
     target_dir.join("wasm32-wasip2/release").join(file)
 }
 
-fn copy(from: &Path, to: &Path) {
-    std::fs::copy(from, to)
-        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
+/// Appends a custom section (id 0: LEB128 size, LEB128 name length, name, payload), which a
+/// component may carry at its top level.
+fn append_custom_section(wasm: &mut Vec<u8>, name: &str, payload: &[u8]) {
+    let mut content = Vec::new();
+    leb128(name.len(), &mut content);
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(payload);
+    wasm.push(0);
+    leb128(content.len(), wasm);
+    wasm.extend_from_slice(&content);
+}
+
+fn leb128(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn write(to: &Path, bytes: &[u8]) {
+    std::fs::write(to, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", to.display()));
 }

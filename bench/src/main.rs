@@ -184,7 +184,9 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
 
     let data_dir = scratch_dir("pull");
     let mut config = AppConfig::new(data_dir.clone());
+    // The emulator speaks plain http on loopback: approve exactly its origin.
     config.allow_insecure_loopback = true;
+    config.extra_origins = vec![sluice::engine::policy::parse_extra_origin(&emulator.url)?];
     let app = App::open(config).await?;
     let add = |name: &str| {
         let app = app.clone();

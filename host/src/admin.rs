@@ -56,6 +56,10 @@ impl IntoResponse for AppError {
                 json!({"error": format!("authorization failed: {e}")}),
             ),
             AppError::Credential(e) => (StatusCode::CONFLICT, json!({"error": e.to_string()})),
+            AppError::Egress(e) => (StatusCode::FORBIDDEN, json!({"error": e.to_string()})),
+            AppError::Registry(e @ crate::engine::registry::RegistryError::NotApproved { .. }) => {
+                (StatusCode::FORBIDDEN, json!({"error": e.to_string()}))
+            }
             AppError::Registry(e) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": e.to_string()}),
@@ -349,18 +353,36 @@ async fn plugins(State(s): State<AdminState>) -> Response {
     Json(list).into_response()
 }
 
+/// The query of a plugin install.
+#[derive(Debug, Default, serde::Deserialize)]
+struct InstallQuery {
+    /// `true` approves the manifest's hosts and methods as they are (`--approve-hosts`).
+    #[serde(default)]
+    approve_hosts: bool,
+}
+
 async fn install_plugin(
     State(s): State<AdminState>,
     Path(name): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<InstallQuery>,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let report = s.app.registry.install(&name, &body, true).await?;
+    let approval = if query.approve_hosts {
+        crate::engine::registry::HostApproval::Approved
+    } else {
+        crate::engine::registry::HostApproval::Covered
+    };
+    let report = s
+        .app
+        .registry
+        .install_with_approval(&name, &body, true, approval)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(
             json!({"name": report.name, "version": report.version, "sha256": report.sha256,
                     "existing": report.existing, "canary_configured": report.canary_configured,
-                    "canary_tested": report.canary_tested}),
+                    "canary_tested": report.canary_tested, "manifest": *report.manifest}),
         ),
     )
         .into_response())

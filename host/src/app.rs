@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use crate::engine::credentials::CredentialError;
 use crate::engine::outbound::OutboundPolicy;
+use crate::engine::policy::{EgressRules, Origin, PolicyError};
 use crate::engine::registry::{
-    CanarySession, CanaryTarget, CanaryTargets, PluginRegistry, RegistryError,
+    CanarySession, CanaryTarget, CanaryTargets, HostApproval, PluginRegistry, RegistryError,
 };
 use crate::engine::wit::types::{
     Capability, Configured, Environment, FieldError, HostContext, OauthPlan, PullBy, Session,
@@ -78,6 +79,9 @@ pub enum AppError {
     /// The plugin registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A destination is outside what the operator approved for the connector (HTTP 403).
+    #[error(transparent)]
+    Egress(#[from] PolicyError),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -113,6 +117,9 @@ pub struct AppConfig {
     pub data_dir: PathBuf,
     /// Whether plain http to loopback is allowed (the emulator).
     pub allow_insecure_loopback: bool,
+    /// Origins the operator approves for every connector besides their manifests' hosts,
+    /// exactly (scheme, host, port): the loopback emulator of tests and demos.
+    pub extra_origins: Vec<Origin>,
     /// Proactive refresh age.
     pub refresh_age: Duration,
     /// The host-wide connected app.
@@ -128,6 +135,7 @@ impl AppConfig {
         Self {
             data_dir,
             allow_insecure_loopback: false,
+            extra_origins: Vec::new(),
             refresh_age: crate::tokens::DEFAULT_REFRESH_AGE,
             host_app: HostApp {
                 client_id: std::env::var("SLUICE_CLIENT_ID")
@@ -210,7 +218,10 @@ impl App {
         let store = Arc::new(Store::open_dir(&config.data_dir)?);
         let engine =
             PluginEngine::with_cache(config.limits.clone(), Some(&config.data_dir.join("cache")))?;
-        let oauth = OAuth::new(config.allow_insecure_loopback)?;
+        let oauth = OAuth::new(
+            config.allow_insecure_loopback,
+            config.extra_origins.clone().into(),
+        )?;
         let tokens = TokenService::new(
             store.clone(),
             oauth,
@@ -222,6 +233,7 @@ impl App {
             store: store.clone(),
             tokens: tokens.clone(),
             allow_insecure_loopback: config.allow_insecure_loopback,
+            extra_origins: config.extra_origins.clone().into(),
         });
         let registry = PluginRegistry::new(engine.clone(), store.clone(), canary);
         registry.restore().await?;
@@ -237,7 +249,12 @@ impl App {
             // The embedded connector ships with this binary: it is trusted like the binary.
             // Should it not load, an installed version (if any) keeps serving.
             if let Err(e) = registry
-                .install(DEFAULT_PLUGIN, crate::SALESFORCE_COMPONENT, false)
+                .install_with_approval(
+                    DEFAULT_PLUGIN,
+                    crate::SALESFORCE_COMPONENT,
+                    false,
+                    HostApproval::Approved,
+                )
                 .await
             {
                 // Not fatal: `sluice plugin install` must stay usable to repair this.
@@ -260,6 +277,11 @@ impl App {
             allow_insecure_loopback: self.config.allow_insecure_loopback,
             contract_version: crate::engine::wit::VERSION.into(),
         }
+    }
+
+    /// The egress rules of `plugin`: its approved manifest and the host's settings.
+    pub fn rules(&self, plugin: &LoadedPlugin) -> EgressRules {
+        self.tokens.oauth().rules(plugin.manifest.clone())
     }
 
     /// The active version of `plugin`.
@@ -483,10 +505,10 @@ impl App {
             integration: Some(id.to_string()),
             run: run.map(String::from),
             policy: Arc::new(OutboundPolicy::for_integration(
+                self.rules(&plugin),
                 &configured.allowed_hosts,
                 Some(&tokens.instance_url),
-                self.config.allow_insecure_loopback,
-            )),
+            )?),
             credentials: Some(self.tokens.provider(id)),
             stored_keys: Some(self.store.keys_of(id)),
         };
@@ -500,14 +522,21 @@ impl App {
         Ok(report)
     }
 
-    /// The OAuth plan of an integration.
-    pub async fn plan(&self, id: &str) -> Result<OauthPlan, AppError> {
+    /// The OAuth plan of an integration, with the egress rules its endpoints must meet.
+    pub async fn plan(&self, id: &str) -> Result<(OauthPlan, EgressRules), AppError> {
         let integration = self.store.integration(id)?;
         let plugin = self.plugin(&integration.plugin)?;
-        Ok(self
+        let plan = self
             .configure(Some(id), &plugin, &integration.settings)
             .await?
-            .oauth)
+            .oauth;
+        Ok((plan, self.rules(&plugin)))
+    }
+
+    /// The egress rules of the plugin an integration uses now.
+    fn rules_of(&self, id: &str) -> Result<EgressRules, AppError> {
+        let integration = self.store.integration(id)?;
+        Ok(self.rules(&self.plugin(&integration.plugin)?))
     }
 
     /// Starts the authorization-code flow: stores the single-use `state` (tied to the
@@ -517,14 +546,21 @@ impl App {
         id: &str,
         redirect_uri: &str,
     ) -> Result<AuthorizationStart, AppError> {
-        let plan = self.plan(id).await?;
+        let (plan, rules) = self.plan(id).await?;
         let app = self.tokens.app_for(id)?;
         let start = self
             .tokens
             .oauth()
-            .start_authorization(&plan, &app, redirect_uri)?;
-        self.store
-            .put_oauth_state(&start.state, id, &start.verifier, redirect_uri)?;
+            .start_authorization(&plan, &app, redirect_uri, &rules)?;
+        // The plan is bound to the state here: the callback uses this token endpoint and does
+        // not ask the connector again.
+        self.store.put_oauth_state(
+            &start.state,
+            id,
+            &start.verifier,
+            redirect_uri,
+            &plan.token_url,
+        )?;
         tracing::info!(integration = id, "authorization started");
         Ok(start)
     }
@@ -561,27 +597,34 @@ impl App {
                 )
             })?;
         let id = pending.integration_id.clone();
-        let plan = self.plan(&id).await?;
+        let token_url = pending.token_url.clone().ok_or_else(|| {
+            AppError::BadCallback(
+                "this authorization was started by an older Sluice: start again with `sluice connect`"
+                    .into(),
+            )
+        })?;
+        let rules = self.rules_of(&id)?;
         let app = self.tokens.app_for(&id)?;
         let grant = self
             .tokens
             .oauth()
             .exchange_code(
-                &plan.token_url,
+                &token_url,
                 &app,
                 &pending.redirect_uri,
                 &code,
                 &pending.verifier,
+                &rules,
             )
             .await?;
-        self.store_grant(&id, GrantFlow::AuthorizationCode, &plan, grant)?;
+        self.store_grant(&id, GrantFlow::AuthorizationCode, &token_url, grant)?;
         tracing::info!(integration = %id, "integration authorized");
         Ok(self.store.integration(&id)?)
     }
 
     /// Connects with the client-credentials grant (server-to-server).
     pub async fn connect_client_credentials(&self, id: &str) -> Result<Integration, AppError> {
-        let plan = self.plan(id).await?;
+        let (plan, rules) = self.plan(id).await?;
         if !plan.client_credentials_supported {
             return Err(AppError::Conflict(
                 "this connector's plan does not support the client-credentials grant for these \
@@ -593,9 +636,9 @@ impl App {
         let grant = self
             .tokens
             .oauth()
-            .client_credentials(&plan.token_url, &app)
+            .client_credentials(&plan.token_url, &app, &rules)
             .await?;
-        self.store_grant(id, GrantFlow::ClientCredentials, &plan, grant)?;
+        self.store_grant(id, GrantFlow::ClientCredentials, &plan.token_url, grant)?;
         tracing::info!(
             integration = id,
             "integration connected with client credentials"
@@ -607,14 +650,14 @@ impl App {
         &self,
         id: &str,
         flow: GrantFlow,
-        plan: &OauthPlan,
+        token_url: &str,
         grant: crate::oauth::Grant,
     ) -> Result<(), AppError> {
+        // The OAuth client already held the instance URL, which decides where the token is
+        // sent, to the connector's approved rules.
         let instance_url = grant.instance_url.clone().ok_or_else(|| {
             OAuthError::BadResponse("the token response has no instance_url".into())
         })?;
-        // The instance URL decides where the token is sent: hold it to the same rules.
-        self.tokens.oauth().check_endpoint(&instance_url)?;
         if flow == GrantFlow::AuthorizationCode && grant.refresh.is_none() {
             tracing::warn!(
                 integration = id,
@@ -625,7 +668,7 @@ impl App {
             flow,
             access: grant.access,
             refresh: grant.refresh,
-            token_url: plan.token_url.clone(),
+            token_url: token_url.to_string(),
             instance_url,
             identity_url: grant.identity_url,
             issued_at_ms: grant.issued_at_ms,
@@ -780,6 +823,7 @@ struct StoreCanary {
     store: Arc<Store>,
     tokens: Arc<TokenService>,
     allow_insecure_loopback: bool,
+    extra_origins: Arc<[Origin]>,
 }
 
 impl CanaryTargets for StoreCanary {
@@ -802,6 +846,7 @@ impl CanaryTargets for StoreCanary {
                         (IntegrationState::Active, Ok(Some(tokens))) => Some(CanarySession {
                             grant: grant_of(&tokens),
                             credentials: self.tokens.provider(&i.id),
+                            extra_origins: self.extra_origins.clone(),
                         }),
                         _ => None,
                     };

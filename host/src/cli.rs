@@ -24,9 +24,21 @@ pub struct Cli {
     /// $XDG_DATA_HOME/sluice, else ~/.local/share/sluice.
     #[arg(long, global = true, env = "SLUICE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Allow plain-http calls to loopback addresses (the emulator, tests, demos).
+    /// Allow plain-http calls to loopback addresses (the emulator, tests, demos); only to
+    /// origins approved with --extra-origin.
     #[arg(long, global = true)]
     pub allow_insecure_loopback: bool,
+    /// An origin (scheme://host:port) every connector may reach besides its manifest's hosts,
+    /// e.g. the emulator's http://127.0.0.1:8080. Repeatable; exact scheme, host and port.
+    #[arg(
+        long = "extra-origin",
+        global = true,
+        env = "SLUICE_EXTRA_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN",
+        value_parser = parse_origin
+    )]
+    pub extra_origins: Vec<crate::engine::policy::Origin>,
     /// Print machine-readable JSON (read commands).
     #[arg(long, global = true)]
     pub json: bool,
@@ -246,6 +258,10 @@ pub enum PluginCommand {
         /// The plugin name (default: the file's stem up to `@`).
         #[arg(long)]
         name: Option<String>,
+        /// Approve the hosts and methods the component's manifest declares, even where they
+        /// reach beyond the active version's (review them first: `install` prints them).
+        #[arg(long)]
+        approve_hosts: bool,
     },
     /// List plugin versions, which one is active, and since when.
     List,
@@ -256,6 +272,11 @@ pub enum PluginCommand {
         /// The version number `plugin list` shows.
         version: u32,
     },
+}
+
+/// Parses an `--extra-origin`.
+fn parse_origin(text: &str) -> Result<crate::engine::policy::Origin, String> {
+    crate::engine::policy::parse_extra_origin(text).map_err(|e| e.to_string())
 }
 
 /// Parses `15m`, `1h`, `30s`, `2d`, `500ms` or plain seconds.
@@ -375,6 +396,7 @@ fn init_logging(verbose: u8, format: LogFormat) {
 fn config(cli: &Cli) -> AppConfig {
     let mut config = AppConfig::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
     config.allow_insecure_loopback = cli.allow_insecure_loopback;
+    config.extra_origins = cli.extra_origins.clone();
     config
 }
 
@@ -988,7 +1010,11 @@ fn records(app: &Arc<App>, args: &RecordsArgs) -> anyhow::Result<()> {
 
 async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Result<()> {
     match cmd {
-        PluginCommand::Install { file, name } => {
+        PluginCommand::Install {
+            file,
+            name,
+            approve_hosts,
+        } => {
             let name = match name {
                 Some(n) => n.clone(),
                 None => crate::engine::registry::plugin_name_of(file).with_context(|| {
@@ -997,12 +1023,20 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
             };
             let wasm =
                 std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            let report = app.registry.install(&name, &wasm, true).await?;
+            let approval = if *approve_hosts {
+                crate::engine::registry::HostApproval::Approved
+            } else {
+                crate::engine::registry::HostApproval::Covered
+            };
+            let report = app
+                .registry
+                .install_with_approval(&name, &wasm, true, approval)
+                .await?;
             if json {
                 print_json(&serde_json::json!({
                     "name": report.name, "version": report.version, "sha256": report.sha256,
                     "existing": report.existing, "canary_configured": report.canary_configured,
-                    "canary_tested": report.canary_tested,
+                    "canary_tested": report.canary_tested, "manifest": *report.manifest,
                 }))?;
             } else {
                 println!(
@@ -1013,6 +1047,7 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                     report.canary_configured,
                     report.canary_tested
                 );
+                println!("  may reach: {}", report.manifest);
             }
         }
         PluginCommand::Activate { name, version } => {

@@ -42,8 +42,9 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     .context("starting the emulator")?;
     println!("  emulator at {}", emulator.url);
     let mut config = AppConfig::new(data_dir.clone());
-    // The emulator speaks plain http on loopback.
+    // The emulator speaks plain http on loopback: the operator approves its exact origin.
     config.allow_insecure_loopback = true;
+    config.extra_origins = vec![crate::engine::policy::parse_extra_origin(&emulator.url)?];
     let app = App::open(config).await?;
     println!("  data directory: {}", data_dir.display());
 
@@ -166,8 +167,9 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     }
     println!("\nData directory: {}", data_dir.display());
     println!(
-        "Try: sluice --data-dir {} --allow-insecure-loopback integration list",
-        data_dir.display()
+        "Try: sluice --data-dir {} --allow-insecure-loopback --extra-origin {} integration list",
+        data_dir.display(),
+        emulator.url
     );
     Ok(())
 }

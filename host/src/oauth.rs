@@ -6,9 +6,13 @@
 //! Salesforce's token response carries no `expires_in` but adds `instance_url`, `id` and
 //! `issued_at`; those are kept as the grant.
 //!
-//! Endpoints must be https; plain http is accepted only for loopback hosts when the operator
-//! enabled insecure loopback (the emulator). Redirects are never followed: a token endpoint
-//! that redirects would otherwise receive the refresh token at a second address.
+//! Every endpoint (authorize, token, revoke) and every `instance_url` a token response names
+//! must be an origin the operator approved for the connector (see
+//! [`crate::engine::policy`]): the connector's plan cannot send the host's client secret, a
+//! code, a PKCE verifier or a refresh token anywhere else. Token requests resolve the name with
+//! the same range checks as guest traffic and connect to the checked addresses only. Redirects
+//! are never followed: a token endpoint that redirects would otherwise receive the refresh
+//! token at a second address.
 
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
@@ -22,6 +26,11 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::manifest::Manifest;
+use crate::engine::policy::{EgressRules, Origin, resolve_checked};
 use crate::engine::wit::types::OauthPlan;
 use crate::secrets::Secret;
 
@@ -140,58 +149,81 @@ pub struct AuthorizationStart {
     pub verifier: Secret,
 }
 
-/// Runs OAuth grants over one HTTP client.
+/// How long a token endpoint may take to resolve and answer.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs OAuth grants under the host's egress settings.
 #[derive(Debug, Clone)]
 pub struct OAuth {
-    http: reqwest::Client,
     allow_insecure_loopback: bool,
+    extra_origins: Arc<[Origin]>,
 }
 
 impl OAuth {
-    /// A client that never follows redirects.
-    pub fn new(allow_insecure_loopback: bool) -> Result<Self, OAuthError> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| OAuthError::Transport(e.to_string()))?;
+    /// A client for a host with these insecure-loopback and extra-origin settings.
+    pub fn new(
+        allow_insecure_loopback: bool,
+        extra_origins: Arc<[Origin]>,
+    ) -> Result<Self, OAuthError> {
         Ok(Self {
-            http,
             allow_insecure_loopback,
+            extra_origins,
         })
     }
 
-    /// Checks that `url` is an acceptable endpoint: https, or http to loopback when allowed.
-    pub fn check_endpoint(&self, url: &str) -> Result<url::Url, OAuthError> {
-        let refuse = |reason: &str| OAuthError::Endpoint {
+    /// The rules in force for a connector whose approved manifest is `manifest`.
+    pub fn rules(&self, manifest: Arc<Manifest>) -> EgressRules {
+        EgressRules::new(
+            manifest,
+            self.extra_origins.clone(),
+            self.allow_insecure_loopback,
+        )
+    }
+
+    /// Checks that `url` is an approved endpoint under `rules`.
+    pub fn check_endpoint(&self, url: &str, rules: &EgressRules) -> Result<url::Url, OAuthError> {
+        let refuse = |reason: String| OAuthError::Endpoint {
             url: url.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
-        let parsed = url::Url::parse(url).map_err(|e| refuse(&e.to_string()))?;
-        match parsed.scheme() {
-            "https" => Ok(parsed),
-            "http" => {
-                let host = parsed.host_str().unwrap_or_default();
-                if !crate::engine::outbound::is_loopback_name(host) {
-                    Err(refuse("plain http is allowed only to loopback"))
-                } else if !self.allow_insecure_loopback {
-                    Err(refuse(
-                        "plain http to loopback needs --allow-insecure-loopback",
-                    ))
-                } else {
-                    Ok(parsed)
-                }
-            }
-            _ => Err(refuse("not an https URL")),
-        }
+        rules.check_url(url).map_err(|e| refuse(e.to_string()))?;
+        url::Url::parse(url).map_err(|e| refuse(e.to_string()))
+    }
+
+    /// An HTTP client for one request to `url`: no redirects, and the name pinned to the
+    /// addresses [`resolve_checked`] approved, so nothing is resolved a second time.
+    async fn client_for(
+        &self,
+        url: &url::Url,
+        rules: &EgressRules,
+    ) -> Result<reqwest::Client, OAuthError> {
+        let origin = Origin::of_url(url).map_err(|e| OAuthError::Endpoint {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let addrs = tokio::time::timeout(TOKEN_TIMEOUT, resolve_checked(rules, &origin))
+            .await
+            .map_err(|_| OAuthError::Transport(format!("resolving {} timed out", origin.host)))?
+            .map_err(|e| OAuthError::Endpoint {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TOKEN_TIMEOUT)
+            .resolve_to_addrs(&origin.host, &addrs)
+            .dns_resolver(Arc::new(NoLookups))
+            .build()
+            .map_err(|e| OAuthError::Transport(e.to_string()))
     }
 
     fn client(
         &self,
         token_url: &str,
         app: &AppCredentials,
+        rules: &EgressRules,
     ) -> Result<TokenClient<EndpointNotSet>, OAuthError> {
-        let token_url = self.check_endpoint(token_url)?;
+        let token_url = self.check_endpoint(token_url, rules)?;
         let mut client = Client::new(ClientId::new(app.client_id.clone()))
             .set_token_uri(TokenUrl::from_url(token_url))
             // Salesforce and every client library send the secret in the form body.
@@ -202,21 +234,35 @@ impl OAuth {
         Ok(client)
     }
 
+    async fn http_for_token(
+        &self,
+        token_url: &str,
+        rules: &EgressRules,
+    ) -> Result<reqwest::Client, OAuthError> {
+        let url = self.check_endpoint(token_url, rules)?;
+        self.client_for(&url, rules).await
+    }
+
     /// Builds the authorize URL of `plan` with PKCE S256 and a fresh random `state`.
+    /// Every endpoint of the plan must be approved under `rules`.
     pub fn start_authorization(
         &self,
         plan: &OauthPlan,
         app: &AppCredentials,
         redirect_uri: &str,
+        rules: &EgressRules,
     ) -> Result<AuthorizationStart, OAuthError> {
-        let auth_url = self.check_endpoint(&plan.authorize_url)?;
+        let auth_url = self.check_endpoint(&plan.authorize_url, rules)?;
+        if let Some(revoke) = &plan.revoke_url {
+            self.check_endpoint(revoke, rules)?;
+        }
         let redirect =
             RedirectUrl::new(redirect_uri.to_string()).map_err(|e| OAuthError::Endpoint {
                 url: redirect_uri.to_string(),
                 reason: e.to_string(),
             })?;
         let client = self
-            .client(&plan.token_url, app)?
+            .client(&plan.token_url, app, rules)?
             .set_auth_uri(AuthUrl::from_url(auth_url))
             .set_redirect_uri(redirect);
         // PKCE S256 always: it costs nothing and protects the code even when not required.
@@ -244,19 +290,21 @@ impl OAuth {
         redirect_uri: &str,
         code: &str,
         verifier: &Secret,
+        rules: &EgressRules,
     ) -> Result<Grant, OAuthError> {
         let redirect =
             RedirectUrl::new(redirect_uri.to_string()).map_err(|e| OAuthError::Endpoint {
                 url: redirect_uri.to_string(),
                 reason: e.to_string(),
             })?;
-        let client = self.client(token_url, app)?.set_redirect_uri(redirect);
+        let client = self.client(token_url, app, rules)?.set_redirect_uri(redirect);
+        let http = self.http_for_token(token_url, rules).await?;
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_string()))
-            .request_async(&self.http)
+            .request_async(&http)
             .await;
-        grant_of(response)
+        self.checked(grant_of(response), rules)
     }
 
     /// Uses a refresh token.
@@ -265,14 +313,16 @@ impl OAuth {
         token_url: &str,
         app: &AppCredentials,
         refresh: &Secret,
+        rules: &EgressRules,
     ) -> Result<Grant, OAuthError> {
-        let client = self.client(token_url, app)?;
+        let client = self.client(token_url, app, rules)?;
+        let http = self.http_for_token(token_url, rules).await?;
         let token = RefreshToken::new(refresh.expose().to_string());
         let response = client
             .exchange_refresh_token(&token)
-            .request_async(&self.http)
+            .request_async(&http)
             .await;
-        grant_of(response)
+        self.checked(grant_of(response), rules)
     }
 
     /// Runs the client-credentials grant.
@@ -280,13 +330,49 @@ impl OAuth {
         &self,
         token_url: &str,
         app: &AppCredentials,
+        rules: &EgressRules,
     ) -> Result<Grant, OAuthError> {
-        let client = self.client(token_url, app)?;
+        let client = self.client(token_url, app, rules)?;
+        let http = self.http_for_token(token_url, rules).await?;
         let response = client
             .exchange_client_credentials()
-            .request_async(&self.http)
+            .request_async(&http)
             .await;
-        grant_of(response)
+        self.checked(grant_of(response), rules)
+    }
+
+    /// A grant whose `instance_url`, which decides where the access token goes, is approved
+    /// under `rules`; every token response is held to this, refreshes included.
+    fn checked(
+        &self,
+        grant: Result<Grant, OAuthError>,
+        rules: &EgressRules,
+    ) -> Result<Grant, OAuthError> {
+        let grant = grant?;
+        match &grant.instance_url {
+            Some(url) => {
+                self.check_endpoint(url, rules)?;
+            }
+            None => {
+                return Err(OAuthError::BadResponse(
+                    "the token response has no instance_url".into(),
+                ));
+            }
+        }
+        Ok(grant)
+    }
+}
+
+/// A resolver for names that were not pinned: refuses, so every connection goes to an
+/// address [`resolve_checked`] approved.
+struct NoLookups;
+
+impl reqwest::dns::Resolve for NoLookups {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            Err(format!("{host} was not checked by the egress policy; refusing to resolve it").into())
+        })
     }
 }
 
@@ -399,9 +485,22 @@ mod tests {
         }
     }
 
+    fn salesforce() -> Arc<Manifest> {
+        Arc::new(Manifest::from_json(br#"{"hosts":["*.salesforce.com"]}"#).unwrap())
+    }
+
+    fn oauth(loopback: bool, extra: &[&str]) -> OAuth {
+        let extra: Vec<Origin> = extra
+            .iter()
+            .map(|o| crate::engine::policy::parse_extra_origin(o).unwrap())
+            .collect();
+        OAuth::new(loopback, extra.into()).unwrap()
+    }
+
     #[test]
     fn authorize_url_has_pkce_s256_state_and_scopes() {
-        let oauth = OAuth::new(false).unwrap();
+        let oauth = oauth(false, &[]);
+        let rules = oauth.rules(salesforce());
         let app = AppCredentials {
             client_id: "cid".into(),
             client_secret: Some(Secret::new("shh")),
@@ -411,6 +510,7 @@ mod tests {
                 &plan("https://login.salesforce.com"),
                 &app,
                 "http://127.0.0.1:5555/oauth/callback",
+                &rules,
             )
             .unwrap();
         let q: std::collections::HashMap<_, _> = start.url.query_pairs().into_owned().collect();
@@ -424,14 +524,59 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_needs_loopback_and_the_flag() {
-        let strict = OAuth::new(false).unwrap();
-        let lax = OAuth::new(true).unwrap();
-        assert!(strict.check_endpoint("http://127.0.0.1:9/x").is_err());
-        assert!(lax.check_endpoint("http://127.0.0.1:9/x").is_ok());
-        assert!(lax.check_endpoint("http://example.com/x").is_err());
-        assert!(strict.check_endpoint("https://example.com/x").is_ok());
-        assert!(strict.check_endpoint("ftp://example.com/x").is_err());
+    fn endpoints_must_be_approved_origins() {
+        let strict = oauth(false, &["http://127.0.0.1:9"]);
+        let lax = oauth(true, &["http://127.0.0.1:9"]);
+        let (strict, lax) = (strict.rules(salesforce()), lax.rules(salesforce()));
+        let o = oauth(true, &[]);
+        assert!(o.check_endpoint("http://127.0.0.1:9/x", &strict).is_err());
+        assert!(o.check_endpoint("http://127.0.0.1:9/x", &lax).is_ok());
+        assert!(o.check_endpoint("http://127.0.0.1:10/x", &lax).is_err());
+        assert!(o.check_endpoint("http://example.com/x", &lax).is_err());
+        assert!(o.check_endpoint("https://login.salesforce.com/x", &strict).is_ok());
+        assert!(o.check_endpoint("https://attacker.example/x", &strict).is_err());
+        assert!(o.check_endpoint("https://u:p@login.salesforce.com/x", &strict).is_err());
+        assert!(o.check_endpoint("ftp://login.salesforce.com/x", &strict).is_err());
+    }
+
+    #[tokio::test]
+    async fn token_requests_resolve_with_the_range_check() {
+        // An approved https origin whose name resolves to loopback is refused before any
+        // connection, as guest traffic is.
+        let o = oauth(false, &["https://localhost:9"]);
+        let rules = o.rules(salesforce());
+        let err = o
+            .refresh(
+                "https://localhost:9/token",
+                &AppCredentials {
+                    client_id: "cid".into(),
+                    client_secret: Some(Secret::new("shh")),
+                },
+                &Secret::new("refresh"),
+                &rules,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, OAuthError::Endpoint { reason, .. } if reason.contains("loopback")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_plan_with_an_unapproved_endpoint_is_refused() {
+        let oauth = oauth(false, &[]);
+        let rules = oauth.rules(salesforce());
+        let app = AppCredentials {
+            client_id: "cid".into(),
+            client_secret: None,
+        };
+        let mut bad = plan("https://login.salesforce.com");
+        bad.token_url = "https://attacker.example/token".into();
+        assert!(oauth.start_authorization(&bad, &app, "http://127.0.0.1:5/cb", &rules).is_err());
+        let mut bad = plan("https://login.salesforce.com");
+        bad.revoke_url = Some("https://169.254.169.254/revoke".into());
+        assert!(oauth.start_authorization(&bad, &app, "http://127.0.0.1:5/cb", &rules).is_err());
     }
 
     #[test]

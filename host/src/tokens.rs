@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::engine::credentials::{AccessToken, BoxFuture, CredentialError, CredentialProvider};
+use crate::engine::policy::EgressRules;
 use crate::oauth::{AppCredentials, OAuth, OAuthError};
 use crate::secrets::Secret;
 use crate::store::{GrantFlow, IntegrationState, Store, StoreError, TokenSet, now_ms};
@@ -222,12 +223,17 @@ impl TokenService {
         let app = self
             .app_for(integration_id)
             .map_err(|e| CredentialError::ReauthorizationRequired(e.to_string()))?;
+        let rules = self.rules_for(integration_id)?;
         let result = match (tokens.flow, &tokens.refresh) {
             (GrantFlow::ClientCredentials, _) => {
-                self.oauth.client_credentials(&tokens.token_url, &app).await
+                self.oauth
+                    .client_credentials(&tokens.token_url, &app, &rules)
+                    .await
             }
             (GrantFlow::AuthorizationCode, Some(refresh)) => {
-                self.oauth.refresh(&tokens.token_url, &app, refresh).await
+                self.oauth
+                    .refresh(&tokens.token_url, &app, refresh, &rules)
+                    .await
             }
             (GrantFlow::AuthorizationCode, None) => {
                 let reason =
@@ -270,6 +276,18 @@ impl TokenService {
                 Err(unavailable(e))
             }
         }
+    }
+
+    /// The egress rules of the integration's connector as approved (the active version's
+    /// manifest): the token endpoint and every refreshed `instance_url` are held to them.
+    fn rules_for(&self, integration_id: &str) -> Result<EgressRules, CredentialError> {
+        let plugin = self
+            .store
+            .integration(integration_id)
+            .map_err(unavailable)?
+            .plugin;
+        let manifest = self.store.active_manifest(&plugin).map_err(unavailable)?;
+        Ok(self.oauth.rules(Arc::new(manifest)))
     }
 
     fn mark_dead(&self, integration_id: &str, reason: &str) -> Result<(), CredentialError> {

@@ -8,13 +8,21 @@ use std::sync::Arc;
 use sluice::admin::{AdminState, router};
 use sluice::app::{App, AppConfig};
 use sluice::scheduler::SchedulerStats;
-use support::runtime::open_app;
+use support::runtime::{approve_emulator, open_app};
 
 async fn server(token: Option<&str>) -> (String, Arc<App>) {
+    server_for(token, None).await
+}
+
+/// The admin API over an app whose connectors may reach the emulator at `emulator`.
+async fn server_for(token: Option<&str>, emulator: Option<&str>) -> (String, Arc<App>) {
     let dir =
         std::env::temp_dir().join(format!("sluice-admin-{}", sluice::secrets::random_token(6)));
     let mut config = AppConfig::new(dir);
     config.allow_insecure_loopback = true;
+    if let Some(url) = emulator {
+        approve_emulator(&mut config, url);
+    }
     let app = open_app(config).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -158,7 +166,6 @@ async fn a_configured_admin_token_is_required() {
 
 #[tokio::test]
 async fn integrations_are_added_and_authorized_through_the_api() {
-    let (base, app) = server(None).await;
     let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
         auto_approve: true,
         dataset: sf_emulator::Dataset::Empty,
@@ -166,6 +173,7 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     })
     .await
     .unwrap();
+    let (base, app) = server_for(None, Some(&emu.url)).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -260,4 +268,35 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+/// The API's install refuses a manifest that reaches further than the active version's until
+/// the caller approves its hosts, as `plugin install --approve-hosts` does.
+#[tokio::test]
+async fn installing_a_wider_manifest_needs_approve_hosts() {
+    let (base, app) = server(None).await;
+    let wider = support::with_custom_section(
+        support::hostile(),
+        "sluice:manifest",
+        &support::manifest_json(&["*.salesforce.com", "attacker.example"], &["GET"]),
+    );
+    let http = reqwest::Client::new();
+    let install = |query: &'static str| {
+        http.post(format!("{base}/api/plugins/salesforce{query}"))
+            .header("content-type", "application/wasm")
+            .body(wider.clone())
+            .send()
+    };
+    let (status, body) = json(install("").await.unwrap()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("attacker.example"),
+        "{body}"
+    );
+    assert_eq!(app.registry.active("salesforce").unwrap().version, 1);
+
+    let (status, body) = json(install("?approve_hosts=true").await.unwrap()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["manifest"]["hosts"][1], "attacker.example", "{body}");
+    assert_eq!(app.registry.active("salesforce").unwrap().version, 2);
 }

@@ -137,7 +137,7 @@ async fn connect_pull_and_export_through_the_binary() {
     .unwrap();
     let dir = temp_dir("connect");
     let run = |args: &[&str]| {
-        let mut all = vec!["--allow-insecure-loopback"];
+        let mut all = vec!["--allow-insecure-loopback", "--extra-origin", &emu.url];
         all.extend_from_slice(args);
         sluice(&dir, &all)
     };
@@ -180,7 +180,14 @@ async fn connect_pull_and_export_through_the_binary() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("--data-dir")
         .arg(&dir)
-        .args(["--allow-insecure-loopback", "connect", &id, "--no-browser"])
+        .args([
+            "--allow-insecure-loopback",
+            "--extra-origin",
+            &emu.url,
+            "connect",
+            &id,
+            "--no-browser",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -268,4 +275,52 @@ fn a_rollback_is_one_command() {
         [1],
         "a failed activate changes nothing"
     );
+}
+
+/// A version whose manifest reaches further than the active one is refused until the operator
+/// approves its hosts; the approval shows what it may reach.
+#[test]
+fn a_wider_manifest_needs_approve_hosts() {
+    let dir = temp_dir("approve");
+    let wider = support::with_custom_section(
+        support::hostile(),
+        "sluice:manifest",
+        &support::manifest_json(&["*.salesforce.com", "attacker.example"], &["GET", "DELETE"]),
+    );
+    let file = dir.join("salesforce.wasm");
+    std::fs::write(&file, &wider).unwrap();
+    let path = file.to_str().unwrap();
+
+    let line = one_error_line(&sluice(&dir, &["plugin", "install", path]));
+    assert!(
+        line.contains("attacker.example")
+            && line.contains("DELETE")
+            && line.contains("--approve-hosts"),
+        "{line}"
+    );
+    assert_eq!(active_versions(&dir), [1], "the refused version is not active");
+
+    let out = sluice(&dir, &["plugin", "install", path, "--approve-hosts"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("may reach: *.salesforce.com, attacker.example"),
+        "{stdout}"
+    );
+    assert_eq!(active_versions(&dir), [2]);
+}
+
+#[test]
+fn extra_origins_name_one_exact_origin() {
+    let dir = temp_dir("origin");
+    for bad in ["http://evil.example:80", "http://127.0.0.1:8080/path"] {
+        let out = sluice(&dir, &["--extra-origin", bad, "integration", "list"]);
+        assert!(!out.status.success(), "{bad} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(bad), "{stderr}");
+    }
 }

@@ -15,17 +15,17 @@ use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::engine::wit::types::FailureKind;
 use sluice::runner::{Progress, PullOptions, RunStatus, RunSummary};
-use support::runtime::{connect, open_app};
+use support::runtime::{approve_emulator, connect, open_app};
 
 const HELPDESK: &[&str] = &["Case", "CaseComment", "EmailMessage", "CaseHistory"];
 const CRM: &[&str] = &["Account", "Contact", "Lead", "Opportunity", "User", "Task"];
 const KNOWLEDGE: &str = "Knowledge__kav";
 
-async fn app() -> Arc<App> {
+async fn app(emu: &Emulator) -> Arc<App> {
     let dir = std::env::temp_dir().join(format!("sluice-e2e-{}", sluice::secrets::random_token(6)));
     std::fs::create_dir_all(&dir).unwrap();
     let mut config = AppConfig::new(dir);
-    config.allow_insecure_loopback = true;
+    approve_emulator(&mut config, &emu.url);
     config.host_app = Default::default();
     open_app(config).await
 }
@@ -290,8 +290,8 @@ async fn op(emu: &Emulator, body: Value) -> Value {
 // 1. A full pull of each capability.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_pull_of_each_capability_equals_ground_truth() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     for (cap, streams) in [
         ("helpdesk", HELPDESK),
         ("crm", CRM),
@@ -319,8 +319,8 @@ async fn full_pull_of_each_capability_equals_ground_truth() {
 // 2. 5,000 Cases sharing one SystemModstamp across several pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_cases_with_one_system_modstamp() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     insert_cases(&emu, 5000, 5000, 0).await;
     insert_cases(&emu, 30, 1, 30).await;
@@ -339,8 +339,8 @@ async fn five_thousand_cases_with_one_system_modstamp() {
 // 3. Records visible later than their timestamp, within the lag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_visible_records_come_on_the_next_run() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     insert_cases(&emu, 50, 5, 0).await;
     let id = case_integration(&app, &emu, &[("lag-seconds", "3")]).await;
     pull_ok(&app, &id).await;
@@ -365,8 +365,8 @@ async fn late_visible_records_come_on_the_next_run() {
 // 4. Inserts, updates and deletes (soft and purged) between pulls and during a pull.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_between_and_during_pulls() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     let ids = insert_cases(&emu, 2000, 10, 0).await;
     let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
@@ -447,8 +447,8 @@ async fn changes_between_and_during_pulls() {
 // 5. The access token expires mid-pagination with rotation on: exactly one refresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_mid_pagination_costs_one_refresh() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     settings(
         &emu,
         json!({"max_batch_size": 200, "refresh_token_rotation": true}),
@@ -510,8 +510,8 @@ fn snapshot(app: &App, id: &str) -> Snapshot {
 // 6. A revoked refresh token: test and pull say reauthorization-required, data intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_refresh_token_needs_reauthorization_and_keeps_data() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     insert_cases(&emu, 300, 3, 0).await;
     let a = case_integration(&app, &emu, &[]).await;
     let b = case_integration(&app, &emu, &[]).await;
@@ -557,8 +557,8 @@ async fn revoked_refresh_token_needs_reauthorization_and_keeps_data() {
 // 7a. Bursts of 503 (HTML), QUERY_TIMEOUT and INVALID_QUERY_LOCATOR.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_still_end_equal_to_ground_truth() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     insert_cases(&emu, 1500, 4, 0).await;
     let id = case_integration(&app, &emu, &[]).await;
@@ -591,8 +591,8 @@ async fn transient_faults_still_end_equal_to_ground_truth() {
 // 7b. REQUEST_LIMIT_EXCEEDED: rate-limited, then a later pull completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_limit_exceeded_is_rate_limited_then_recovers() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     insert_cases(&emu, 1000, 4, 0).await;
     let id = case_integration(&app, &emu, &[]).await;
@@ -617,8 +617,8 @@ async fn request_limit_exceeded_is_rate_limited_then_recovers() {
 // 9. Created-time mode pulls new records only and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn created_time_mode_pulls_new_records_only() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     let ids = insert_cases(&emu, 100, 2, 0).await;
     let mut inp = input(
         &emu,
@@ -664,7 +664,6 @@ async fn created_time_mode_pulls_new_records_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_and_rest_backfills_give_identical_records() {
     const N: usize = 200_000;
-    let app = app().await;
     let emu = Emulator::start(EmulatorConfig {
         auto_approve: true,
         dataset: Dataset::Bench,
@@ -673,6 +672,7 @@ async fn bulk_and_rest_backfills_give_identical_records() {
     })
     .await
     .expect("emulator starts");
+    let app = app(&emu).await;
     // Bulk may write UTC as `Z`; the connector must still produce REST's `+0000` text.
     settings(&emu, json!({"bulk_datetime_suffix": "Z"})).await;
     let bulk_id = case_integration(&app, &emu, &[]).await;
@@ -726,8 +726,8 @@ async fn bulk_and_rest_backfills_give_identical_records() {
 // 8. A custom field added between two pulls appears in the next pull's records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_field_added_between_pulls_appears_in_the_next_pull() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     let ids = insert_cases(&emu, 20, 1, 0).await;
     let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
     pull_ok(&app, &id).await;
@@ -776,8 +776,8 @@ async fn custom_field_added_between_pulls_appears_in_the_next_pull() {
 // Objects too wide for one query URL are read in field chunks and merged by Id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wide_objects_are_merged_from_field_chunks() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     let wide: Vec<String> = (0..600)
         .map(|i| format!("Quite_Long_Custom_Field_Name_Number_{i:03}__c"))
         .collect();
@@ -833,8 +833,8 @@ async fn wide_objects_are_merged_from_field_chunks() {
 // Hard deletes the delete log no longer reports are found by the periodic Id reconciliation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_finds_deletes_the_delete_log_forgot() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     let ids = insert_cases(&emu, 30, 1, 0).await;
     let id = case_integration(&app, &emu, &[("reconcile-every", "1m")]).await;
     let started = std::time::Instant::now();
@@ -864,8 +864,8 @@ async fn reconciliation_finds_deletes_the_delete_log_forgot() {
 // Every Helpdesk object through Bulk equals REST, and an object Bulk refuses falls back to REST.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_backfill_of_every_helpdesk_object_equals_rest() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     settings(&emu, json!({"bulk_unsupported_objects": ["EmailMessage"]})).await;
     let bulk_id = integration(&app, input(&emu, "helpdesk", &[("bulk-threshold", "100")])).await;
     let rest_id = integration(&app, input(&emu, "helpdesk", &[("bulk-threshold", "0")])).await;

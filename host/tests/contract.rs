@@ -215,3 +215,46 @@ async fn bytes_that_are_not_a_component_are_rejected_with_a_reason() {
     assert!(matches!(err, EngineError::InvalidComponent { .. }), "{err}");
     assert!(err.to_string().contains("junk@"), "{err}");
 }
+
+/// The embedded component carries its manifest, and every host its `configure` declares and
+/// every OAuth endpoint of its plan lies within it.
+#[tokio::test]
+async fn the_embedded_component_declares_the_hosts_it_calls() {
+    use sluice::engine::manifest::CredentialMethod;
+    use sluice::engine::outbound::OutboundPolicy;
+    use sluice::engine::policy::EgressRules;
+    let f = fixture();
+    let manifest = f.plugin.manifest.clone();
+    assert!(manifest.matches_host("acme.my.salesforce.com"));
+    assert!(!manifest.matches_host("attacker.example"));
+    assert_eq!(
+        manifest.credential_methods.iter().copied().collect::<Vec<_>>(),
+        [
+            CredentialMethod::Get,
+            CredentialMethod::Post,
+            CredentialMethod::Delete
+        ]
+    );
+    let rules = EgressRules::new(manifest, Vec::new().into(), false);
+    for (environment, domain) in [
+        (Environment::Production, None),
+        (Environment::Sandbox, None),
+        (Environment::Production, Some("https://acme.my.salesforce.com")),
+        (
+            Environment::Sandbox,
+            Some("https://acme--dev.sandbox.my.salesforce.com"),
+        ),
+        (Environment::Production, Some("https://na123.salesforce.com")),
+    ] {
+        let configured = configure(&f, &settings(Capability::Crm, environment, domain))
+            .await
+            .expect("valid settings");
+        OutboundPolicy::for_integration(rules.clone(), &configured.allowed_hosts, None)
+            .unwrap_or_else(|e| panic!("{domain:?}: {e}"));
+        for url in [&configured.oauth.authorize_url, &configured.oauth.token_url] {
+            rules
+                .check_url(url)
+                .unwrap_or_else(|e| panic!("{domain:?}: {e}"));
+        }
+    }
+}

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use sluice::app::{AppConfig, IntegrationInput};
-use support::runtime::{connect, open_app};
+use support::runtime::{approve_emulator, connect, open_app};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -45,7 +45,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let dir =
         std::env::temp_dir().join(format!("sluice-crash-{}", sluice::secrets::random_token(6)));
     let mut config = AppConfig::new(dir.clone());
-    config.allow_insecure_loopback = true;
+    approve_emulator(&mut config, &emu.url);
     let app = open_app(config).await;
     let id = app
         .add_integration(IntegrationInput {
@@ -81,6 +81,8 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             .arg(&dir)
             .args([
                 "--allow-insecure-loopback",
+                "--extra-origin",
+                &emu.url,
                 "-vvv",
                 "--log-format",
                 "json",

@@ -114,7 +114,7 @@ async fn waiting_on_http_does_not_count_as_cpu() {
     // The answer takes longer than the whole CPU deadline; only guest computation counts.
     let server =
         TestServer::start(|_| Reply::new(200, "late").after(Duration::from_millis(1500))).await;
-    let policy = OutboundPolicy::for_integration(["127.0.0.1"], None, true);
+    let policy = policy_for(&[&server.url], true);
     let page = pull("fetch", &[("url", &server.url)], policy)
         .await
         .expect("a call blocked on I/O is not interrupted")
@@ -135,7 +135,7 @@ async fn unbounded_allocation_hits_the_memory_cap() {
 async fn undeclared_host_is_denied() {
     let (engine, _) = fixture();
     let before = EngineMetrics::get(&engine.metrics().denials);
-    let policy = OutboundPolicy::for_integration(["declared.example"], None, false);
+    let policy = policy_for(&["https://declared.example/"], false);
     let failure = pull("undeclared", &[], policy)
         .await
         .expect("the call itself succeeds")
@@ -168,9 +168,20 @@ async fn private_and_metadata_addresses_are_denied() {
         ("localhost", format!("http://localhost:{port}/")),
         ("localhost", format!("https://localhost:{port}/")),
         ("127.0.0.1", format!("https://127.0.0.1:{port}/")),
+        // IPv4-translated (::ffff:0:0:0/96) and local-use NAT64 (64:ff9b:1::/48) addresses
+        // of the metadata service.
+        (
+            "::ffff:0:a9fe:a9fe",
+            "https://[::ffff:0:a9fe:a9fe]/latest/meta-data/".to_string(),
+        ),
+        (
+            "64:ff9b:1::a9fe:a9fe",
+            "https://[64:ff9b:1::a9fe:a9fe]/latest/meta-data/".to_string(),
+        ),
     ];
     for (host, url) in cases {
-        let policy = OutboundPolicy::for_integration([host], None, false);
+        assert_eq!(origin(&url).host, host);
+        let policy = policy_for(&[url.as_str()], false);
         let failure = pull("fetch", &[("url", &url)], policy)
             .await
             .expect("the call itself succeeds")
@@ -210,7 +221,7 @@ async fn a_non_loopback_name_resolving_to_loopback_is_denied_even_with_insecure_
         eprintln!("{name} resolves to {addrs:?}; skipped");
         return;
     }
-    let policy = OutboundPolicy::for_integration([name.as_str()], None, true);
+    let policy = policy_for(&[&format!("https://{name}/")], true);
     let failure = pull("fetch", &[("url", &format!("https://{name}/"))], policy)
         .await
         .expect("the call itself succeeds")
@@ -246,7 +257,7 @@ async fn files_and_environment_are_empty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trap_mid_pull_is_a_typed_trap() {
     let server = TestServer::start(|_| Reply::new(200, "1\n2\n")).await;
-    let policy = OutboundPolicy::for_integration(["127.0.0.1"], None, true);
+    let policy = policy_for(&[&server.url], true);
     let result = pull("trap", &[("url", &server.url)], policy).await;
     match result {
         Err(EngineError::Trap {
@@ -302,7 +313,7 @@ async fn a_call_blocked_past_the_wall_clock_timeout_is_stopped() {
     let plugin = engine.load("hostile", hostile()).unwrap();
     let server =
         TestServer::start(|_| Reply::new(200, "too late").after(Duration::from_secs(30))).await;
-    let policy = OutboundPolicy::for_integration(["127.0.0.1"], None, true);
+    let policy = policy_for(&[&server.url], true);
     let s = session(
         settings("fetch", &[("url", &server.url)]),
         "https://instance.example",

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use sluice::engine::credentials::CredentialProvider;
 use sluice::engine::metrics::EngineMetrics;
+use sluice::engine::manifest::Manifest;
 use sluice::engine::outbound::{OutboundLimits, OutboundPolicy, RetryPolicy};
+use sluice::engine::policy::EgressRules;
 use sluice::engine::wit::types::{Failure, Page};
 use sluice::engine::{CallContext, EngineError, EngineLimits, LoadedPlugin, PluginEngine};
 use support::*;
@@ -44,7 +46,9 @@ fn fixture() -> &'static (Arc<PluginEngine>, Arc<LoadedPlugin>) {
     })
 }
 
-/// Pulls with `behaviour` for `integration`, whose grant points at `instance_url`.
+/// Pulls with `behaviour` for `integration`, whose grant points at `instance_url`. The
+/// connector declares the hosts of the `declared` URLs; the operator approved their origins
+/// and the instance's exactly.
 async fn pull(
     integration: &str,
     behaviour: &str,
@@ -53,15 +57,29 @@ async fn pull(
     declared: &[&str],
     credentials: Option<Arc<dyn CredentialProvider>>,
 ) -> Result<Result<Page, Failure>, EngineError> {
+    let mut approved = declared.to_vec();
+    approved.push(instance_url);
+    let hosts: Vec<String> = declared.iter().map(|u| origin(u).host).collect();
+    let policy =
+        OutboundPolicy::for_integration(rules(&[], &approved, true), hosts, Some(instance_url))
+            .expect("the test's hosts are approved");
+    pull_with(integration, behaviour, url, instance_url, policy, credentials).await
+}
+
+/// Pulls with `behaviour` under `policy`.
+async fn pull_with(
+    integration: &str,
+    behaviour: &str,
+    url: &str,
+    instance_url: &str,
+    policy: OutboundPolicy,
+    credentials: Option<Arc<dyn CredentialProvider>>,
+) -> Result<Result<Page, Failure>, EngineError> {
     let (engine, plugin) = fixture();
     let ctx = CallContext {
         integration: Some(integration.into()),
         run: Some("run-1".into()),
-        policy: Arc::new(OutboundPolicy::for_integration(
-            declared,
-            Some(instance_url),
-            true,
-        )),
+        policy: Arc::new(policy),
         credentials,
         stored_keys: None,
     };
@@ -133,7 +151,7 @@ async fn credentials_go_only_to_the_instance_host() {
             "fetch",
             &url,
             &server.url,
-            &["localhost"],
+            &[&url],
             Some(provider),
         )
         .await,
@@ -340,11 +358,14 @@ async fn streamed_request_bodies_arrive_whole_and_posts_are_not_retried() {
     let (engine, plugin) = fixture();
     let ctx = CallContext {
         integration: Some("post".into()),
-        policy: Arc::new(OutboundPolicy::for_integration(
-            Vec::<String>::new(),
-            Some(&server.url),
-            true,
-        )),
+        policy: Arc::new(
+            OutboundPolicy::for_integration(
+                rules(&[], &[&server.url], true),
+                Vec::<String>::new(),
+                Some(&server.url),
+            )
+            .unwrap(),
+        ),
         ..CallContext::default()
     };
     let url = format!("{}/jobs", server.url);
@@ -418,4 +439,79 @@ async fn without_a_token_nothing_is_sent() {
         failure.message
     );
     assert!(server.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_loopback_reach_only_the_exact_instance_origin() {
+    // The instance (the emulator) and another local service, such as the admin API, share
+    // the loopback host; only the instance's port was approved.
+    let instance = TestServer::start(|_| Reply::new(200, "instance")).await;
+    let admin = TestServer::start(|_| Reply::new(201, "installed")).await;
+    let provider: Arc<dyn CredentialProvider> = FakeProvider::new("t-ports");
+    let url = format!("{}/api/plugins/evil", admin.url);
+    let failure = pull(
+        "ports",
+        "fetch",
+        &url,
+        &instance.url,
+        &[&instance.url],
+        Some(provider),
+    )
+    .await
+    .unwrap()
+    .expect_err("another local port is refused");
+    assert!(
+        failure.message.contains("HttpRequestDenied"),
+        "{}",
+        failure.message
+    );
+    assert!(admin.received().is_empty(), "the other port was reached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credentialed_method_the_manifest_does_not_declare_is_refused() {
+    let server = TestServer::start(|_| Reply::new(204, "")).await;
+    let provider: Arc<dyn CredentialProvider> = FakeProvider::new("t-methods");
+    let read_only = Manifest::from_json(&manifest_json(&[], &["GET"])).unwrap();
+    let rules = EgressRules::new(
+        Arc::new(read_only),
+        vec![origin(&server.url)].into(),
+        true,
+    );
+    let policy =
+        OutboundPolicy::for_integration(rules, Vec::<String>::new(), Some(&server.url)).unwrap();
+    let url = format!("{}/jobs", server.url);
+    let failure = pull_with(
+        "methods",
+        "post",
+        &url,
+        &server.url,
+        policy,
+        Some(provider),
+    )
+    .await
+    .unwrap()
+    .expect_err("POST with credentials is not declared");
+    assert!(
+        failure.message.contains("HttpRequestDenied"),
+        "{}",
+        failure.message
+    );
+    assert!(server.received().is_empty(), "the request was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_with_userinfo_is_refused() {
+    let server = TestServer::start(|_| Reply::new(200, "reached")).await;
+    let url = format!("http://user:pw@127.0.0.1:{}/data", server.port);
+    let failure = pull("userinfo", "fetch", &url, &server.url, &[], None)
+        .await
+        .unwrap()
+        .expect_err("userinfo is refused");
+    assert!(
+        failure.message.contains("HttpRequestDenied"),
+        "{}",
+        failure.message
+    );
+    assert!(server.received().is_empty(), "the request was sent");
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use sluice::engine::credentials::CredentialProvider;
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::registry::{
-    CanarySession, CanaryTarget, MemoryVersionStore, PluginRegistry, RegistryError, Stage,
+    CanarySession, CanaryTarget, HostApproval, MemoryVersionStore, PluginRegistry, RegistryError,
+    Stage,
     StaticCanaryTargets, watch_plugins_dir,
 };
 use sluice::engine::wit::types::{Grant, StreamStatus};
@@ -70,6 +71,7 @@ async fn fixture(last: u64, delay: Duration) -> Fixture {
                     scopes: Vec::new(),
                 },
                 credentials: provider,
+                extra_origins: vec![origin(&server.url)].into(),
             }),
         },
     );
@@ -199,6 +201,7 @@ async fn a_version_refusing_existing_settings_is_rejected() {
                     scopes: Vec::new(),
                 },
                 credentials: FakeProvider::new("t"),
+                extra_origins: vec![origin(&g.server.url)].into(),
             }),
         },
     );
@@ -248,11 +251,7 @@ async fn hot_swap_under_continuous_pulls_loses_nothing() {
     let ctx = CallContext {
         integration: Some("acme".into()),
         run: Some("hot-swap".into()),
-        policy: Arc::new(OutboundPolicy::for_integration(
-            ["127.0.0.1"],
-            Some(&f.server.url),
-            true,
-        )),
+        policy: Arc::new(policy_for(&[&f.server.url], true)),
         credentials: Some(FakeProvider::new("t")),
         stored_keys: None,
     };
@@ -387,6 +386,7 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
             session: Some(CanarySession {
                 grant: s.grant.clone(),
                 credentials: provider.clone(),
+                extra_origins: vec![origin(&emu.url)].into(),
             }),
         },
     );
@@ -400,11 +400,14 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
     let ctx = CallContext {
         integration: Some("emu".into()),
         run: Some("hot-swap".into()),
-        policy: Arc::new(OutboundPolicy::for_integration(
-            Vec::<String>::new(),
-            Some(&emu.url),
-            true,
-        )),
+        policy: Arc::new(
+            OutboundPolicy::for_integration(
+                rules(&[], &[&emu.url], true),
+                Vec::<String>::new(),
+                Some(&emu.url),
+            )
+            .unwrap(),
+        ),
         credentials: Some(provider),
         stored_keys: None,
     };
@@ -514,4 +517,77 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
     assert_eq!(versions.first(), Some(&1));
     assert_eq!(versions.last(), Some(&2));
     assert!(versions.windows(2).all(|w| w[0] <= w[1]), "{versions:?}");
+}
+
+fn with_manifest(hosts: &[&str], methods: &[&str]) -> Vec<u8> {
+    with_custom_section(hostile(), "sluice:manifest", &manifest_json(hosts, methods))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_reaches_further_needs_the_operators_approval() {
+    let f = fixture(10, Duration::ZERO).await;
+    let r = &f.registry;
+    let v1 = with_manifest(&["*.salesforce.com"], &["GET"]);
+    // Even a first version's hosts need approval: nothing was approved for the plugin yet.
+    match r.install("hostile", &v1, true).await {
+        Err(RegistryError::NotApproved { widening, .. }) => {
+            assert_eq!(widening.hosts.len(), 1);
+        }
+        other => panic!("expected an approval refusal, got {other:?}"),
+    }
+    assert!(r.active("hostile").is_none());
+    r.install_with_approval("hostile", &v1, true, HostApproval::Approved)
+        .await
+        .expect("approved v1 installs");
+
+    // A version adding an attacker's host, or DELETE with credentials, is refused.
+    let wider = with_manifest(&["*.salesforce.com", "attacker.example"], &["GET", "DELETE"]);
+    let err = r.install("hostile", &wider, true).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("attacker.example") && text.contains("DELETE") && text.contains("--approve-hosts"),
+        "{text}"
+    );
+    assert_eq!(r.active("hostile").unwrap().version, 1);
+
+    // Narrowing needs no approval.
+    let narrower = with_manifest(&["login.salesforce.com"], &["GET"]);
+    let report = r.install("hostile", &narrower, true).await.unwrap();
+    assert_eq!(report.manifest.hosts.len(), 1);
+
+    // The operator's approval lets the wider one in.
+    r.install_with_approval("hostile", &wider, true, HostApproval::Approved)
+        .await
+        .expect("approved");
+    assert!(r.active("hostile").unwrap().manifest.matches_host("attacker.example"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_refuses_a_version_that_declares_unapproved_hosts_in_configure() {
+    let f = fixture(10, Duration::ZERO).await;
+    f.canary.add(
+        "hostile",
+        CanaryTarget {
+            integration: "exfiltrate".into(),
+            settings: settings("ok", &[("hosts", "attacker.example")]),
+            host: host_ctx(true),
+            session: Some(CanarySession {
+                grant: Grant {
+                    instance_url: f.server.url.clone(),
+                    identity_url: None,
+                    issued_at_ms: None,
+                    scopes: Vec::new(),
+                },
+                credentials: FakeProvider::new("t"),
+                extra_origins: vec![origin(&f.server.url)].into(),
+            }),
+        },
+    );
+    match f.registry.install("hostile", hostile(), true).await {
+        Err(RegistryError::Rejected { stage, reason, .. }) => {
+            assert_eq!(stage, Stage::CanaryConfigure);
+            assert!(reason.contains("attacker.example"), "{reason}");
+        }
+        other => panic!("expected a canary rejection, got {other:?}"),
+    }
 }

@@ -14,7 +14,7 @@ use sluice::engine::credentials::{AccessToken, CredentialError};
 use sluice::engine::wit::types::{Operation, Row};
 use sluice::oauth::Callback;
 use sluice::store::IntegrationState;
-use support::runtime::{REDIRECT, approve, callback_of, connect, open_app};
+use support::runtime::{REDIRECT, approve, approve_emulator, callback_of, connect, open_app};
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -25,9 +25,9 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
-async fn app(tag: &str) -> Arc<App> {
+async fn app(tag: &str, emu: &Emulator) -> Arc<App> {
     let mut config = AppConfig::new(temp_dir(tag));
-    config.allow_insecure_loopback = true;
+    approve_emulator(&mut config, &emu.url);
     config.host_app = Default::default();
     open_app(config).await
 }
@@ -57,8 +57,8 @@ fn input(emu: &Emulator) -> IntegrationInput {
 
 #[tokio::test]
 async fn bad_input_is_a_field_error_and_changes_nothing() {
-    let app = app("bad").await;
     let emu = emulator(true).await;
+    let app = app("bad", &emu).await;
     let cases: Vec<(IntegrationInput, &str)> = vec![
         (
             IntegrationInput {
@@ -149,8 +149,8 @@ async fn bad_input_is_a_field_error_and_changes_nothing() {
 
 #[tokio::test]
 async fn connect_refresh_rotation_revocation_and_regeneration() {
-    let app = app("oauth").await;
     let emu = emulator(true).await;
+    let app = app("oauth", &emu).await;
     let id = app
         .add_integration(input(&emu))
         .await
@@ -320,8 +320,8 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
 
 #[tokio::test]
 async fn access_denied_reports_the_providers_error_and_burns_the_state() {
-    let app = app("denied").await;
     let emu = emulator(false).await;
+    let app = app("denied", &emu).await;
     let id = app
         .add_integration(input(&emu))
         .await
@@ -380,13 +380,6 @@ async fn access_denied_reports_the_providers_error_and_burns_the_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_pulls_survive_rotation_and_short_sessions() {
-    let mut config = AppConfig::new(temp_dir("rotation"));
-    config.allow_insecure_loopback = true;
-    // Refresh proactively after 250 ms, and sessions die after 2 s. The refresh age sits well
-    // below the pulls' length (about a second since pages commit while the next is pulled),
-    // so refreshes happen during the pulls however fast the machine is.
-    config.refresh_age = Duration::from_millis(250);
-    let app = open_app(config).await;
     let emu = Emulator::start(EmulatorConfig {
         auto_approve: true,
         dataset: sf_emulator::Dataset::Bench,
@@ -395,6 +388,13 @@ async fn parallel_pulls_survive_rotation_and_short_sessions() {
     })
     .await
     .unwrap();
+    let mut config = AppConfig::new(temp_dir("rotation"));
+    approve_emulator(&mut config, &emu.url);
+    // Refresh proactively after 250 ms, and sessions die after 2 s. The refresh age sits well
+    // below the pulls' length (about a second since pages commit while the next is pulled),
+    // so refreshes happen during the pulls however fast the machine is.
+    config.refresh_age = Duration::from_millis(250);
+    let app = open_app(config).await;
     let settings = reqwest::Client::new()
         .post(format!("{}/__emulator/settings", emu.url))
         .bearer_auth(&emu.control_key)
@@ -466,8 +466,8 @@ async fn parallel_pulls_survive_rotation_and_short_sessions() {
 
 #[tokio::test]
 async fn client_credentials_connect_and_renew() {
-    let app = app("cc").await;
     let emu = emulator(true).await;
+    let app = app("cc", &emu).await;
     let id = app
         .add_integration(input(&emu))
         .await
@@ -492,7 +492,6 @@ async fn client_credentials_connect_and_renew() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_stops_the_pull_after_one_token_request() {
-    let app = app("revoked-pull").await;
     let emu = Emulator::start(EmulatorConfig {
         auto_approve: true,
         dataset: sf_emulator::Dataset::Demo,
@@ -500,6 +499,7 @@ async fn a_revoked_token_stops_the_pull_after_one_token_request() {
     })
     .await
     .unwrap();
+    let app = app("revoked-pull", &emu).await;
     let id = app
         .add_integration(input(&emu))
         .await

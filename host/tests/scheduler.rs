@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sluice::app::{AppConfig, IntegrationInput};
 use sluice::scheduler::{SchedulerConfig, SchedulerStats};
-use support::runtime::{connect, open_app};
+use support::runtime::{approve_emulator, connect, open_app};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -39,7 +39,7 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
     let dir =
         std::env::temp_dir().join(format!("sluice-sched-{}", sluice::secrets::random_token(6)));
     let mut config = AppConfig::new(dir.clone());
-    config.allow_insecure_loopback = true;
+    approve_emulator(&mut config, &emu.url);
     let app = open_app(config).await;
     let interval = Duration::from_secs(4);
     let mut ids = Vec::new();
@@ -133,7 +133,7 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
         sluice::secrets::random_token(6)
     ));
     let mut config = AppConfig::new(dir);
-    config.allow_insecure_loopback = true;
+    approve_emulator(&mut config, &emu.url);
     let app = open_app(config).await;
     let id = app
         .add_integration(IntegrationInput {

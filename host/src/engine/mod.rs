@@ -20,8 +20,10 @@ pub mod bindings;
 pub mod cache;
 pub mod credentials;
 pub mod host_log;
+pub mod manifest;
 pub mod metrics;
 pub mod outbound;
+pub mod policy;
 pub mod registry;
 pub mod state;
 pub mod stored_keys;
@@ -177,6 +179,9 @@ pub struct LoadedPlugin {
     pub sha256: String,
     /// The contract version the component targets.
     pub contract: &'static str,
+    /// What its `sluice:manifest` section declares (the registry publishes a version only
+    /// once the operator approved it).
+    pub manifest: Arc<manifest::Manifest>,
     pre: wit::ConnectorPre<CallState>,
 }
 
@@ -326,6 +331,11 @@ impl PluginEngine {
                 detail: "not a WebAssembly component (wrong magic or layer)".into(),
             });
         }
+        let manifest =
+            manifest::Manifest::of_component(wasm).map_err(|e| EngineError::InvalidComponent {
+                plugin: label.clone(),
+                detail: e.to_string(),
+            })?;
         let (component, outcome) = match &self.cache {
             Some(cache) => cache
                 .load_or_compile_sha(&self.engine, wasm, &sha256)
@@ -351,6 +361,7 @@ impl PluginEngine {
                 label,
                 sha256,
                 contract,
+                manifest: Arc::new(manifest),
                 pre,
             },
             outcome,

@@ -6,14 +6,11 @@
 //! access token. Allow-listing names alone is not enough: an allowed name can resolve (or be
 //! re-pointed by its owner) into a private range.
 //!
-//! Rule: deny by default.
-//! - A request may leave only for a host the connector declared in `configure` or the grant's
-//!   `instance_url` host, over https. Plain http is allowed only to a loopback name and only
-//!   when the operator enabled insecure loopback.
-//! - The host resolves the name itself, refuses it when any address is private, loopback,
-//!   link-local (the metadata service), CGNAT, multicast or otherwise reserved, and connects to
-//!   the address it checked (no second lookup an attacker could race). Loopback addresses are
-//!   accepted only for loopback names with insecure loopback enabled.
+//! Rule: deny by default; [`super::policy`] decides where a request may go and whether it
+//! carries credentials.
+//! - A request leaves only when the policy approves its origin (scheme, host and port) and,
+//!   after the host resolved the name itself, every address; the connection goes to the
+//!   address that was checked (no second lookup an attacker could race).
 //! - `Authorization` is a forbidden header for the guest; for the integration's credential
 //!   hosts the host adds `Authorization: Bearer` itself from the [`CredentialProvider`]. On a
 //!   401 `INVALID_SESSION_ID` it refreshes once and retries once.
@@ -22,8 +19,8 @@
 //!   jittered exponential backoff.
 //! - Every denial is logged with the plugin, integration and target, and counted.
 
-use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -41,192 +38,10 @@ use wasmtime_wasi_http::{
 
 use super::credentials::{AccessToken, CredentialError, CredentialProvider};
 use super::metrics::EngineMetrics;
+use super::policy::{Origin, normalize_host};
 use super::state::BlockedClock;
 
-/// Where a plugin call may send requests.
-#[derive(Debug, Clone, Default)]
-pub struct OutboundPolicy {
-    /// Exact host names (lower-case) the guest may call.
-    pub allowed_hosts: BTreeSet<String>,
-    /// Hosts (lower-case, a subset of `allowed_hosts`) whose requests carry the integration's
-    /// access token. Normally the grant's `instance_url` host.
-    pub credential_hosts: BTreeSet<String>,
-    /// Whether plain http to loopback names (and their loopback addresses) is permitted.
-    pub allow_insecure_loopback: bool,
-}
-
-impl OutboundPolicy {
-    /// A policy that denies every request.
-    pub fn deny_all() -> Self {
-        Self::default()
-    }
-
-    /// The policy of an integration: the hosts its connector declared in `configure`, plus
-    /// the host of the grant's `instance_url`, which also receives the access token.
-    pub fn for_integration(
-        declared_hosts: impl IntoIterator<Item = impl AsRef<str>>,
-        instance_url: Option<&str>,
-        allow_insecure_loopback: bool,
-    ) -> Self {
-        let mut policy = Self {
-            allowed_hosts: declared_hosts
-                .into_iter()
-                .map(|h| normalize_host(h.as_ref()))
-                .filter(|h| !h.is_empty())
-                .collect(),
-            credential_hosts: BTreeSet::new(),
-            allow_insecure_loopback,
-        };
-        if let Some(host) = instance_url
-            .and_then(|u| url::Url::parse(u).ok())
-            .and_then(|u| u.host_str().map(normalize_host))
-        {
-            policy.allowed_hosts.insert(host.clone());
-            policy.credential_hosts.insert(host);
-        }
-        policy
-    }
-
-    /// Checks one destination by name; the error says why it is refused.
-    pub fn check(&self, scheme: &str, host: &str) -> Result<(), String> {
-        let host = normalize_host(host);
-        if !self.allowed_hosts.contains(&host) {
-            return Err(format!("host {host} is not in the connector's allow-list"));
-        }
-        match scheme {
-            "https" => Ok(()),
-            "http" if self.allow_insecure_loopback && is_loopback_name(&host) => Ok(()),
-            "http" if is_loopback_name(&host) => Err(format!(
-                "plain http to {host} needs the host's --allow-insecure-loopback"
-            )),
-            _ => Err(format!("scheme {scheme} is not allowed (https only)")),
-        }
-    }
-
-    /// Checks an address `host` resolved to; the error says why it is refused.
-    pub fn check_addr(&self, host: &str, ip: IpAddr) -> Result<(), String> {
-        let host = normalize_host(host);
-        let ip = canonical_ip(ip);
-        if ip.is_loopback() {
-            if self.allow_insecure_loopback && is_loopback_name(&host) {
-                return Ok(());
-            }
-            return Err(format!(
-                "{host} resolves to loopback address {ip}; allowed only for loopback names with \
-                 insecure loopback enabled"
-            ));
-        }
-        match prohibited_range(ip) {
-            Some(range) => Err(format!("{host} resolves to {ip}, in the {range} range")),
-            None => Ok(()),
-        }
-    }
-
-    /// Whether requests to `host` carry the integration's access token.
-    pub fn carries_credentials(&self, host: &str) -> bool {
-        self.credential_hosts.contains(&normalize_host(host))
-    }
-}
-
-/// Lower-case, without IPv6 brackets or a trailing dot.
-fn normalize_host(host: &str) -> String {
-    host.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-}
-
-/// Whether `host` names the loopback interface.
-pub fn is_loopback_name(host: &str) -> bool {
-    let host = normalize_host(host);
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| canonical_ip(ip).is_loopback())
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it carries.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    }
-}
-
-/// The non-public range `ip` lies in, if any (loopback included).
-pub fn prohibited_range(ip: IpAddr) -> Option<&'static str> {
-    match canonical_ip(ip) {
-        IpAddr::V4(v4) => prohibited_v4(v4),
-        IpAddr::V6(v6) => prohibited_v6(v6),
-    }
-}
-
-fn prohibited_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, c, _] = ip.octets();
-    Some(match (a, b, c) {
-        (0, _, _) => "unspecified (0.0.0.0/8)",
-        (10, _, _) => "private (10.0.0.0/8)",
-        (100, 64..=127, _) => "carrier-grade NAT (100.64.0.0/10)",
-        (127, _, _) => "loopback (127.0.0.0/8)",
-        (169, 254, _) => "link-local and cloud metadata (169.254.0.0/16)",
-        (172, 16..=31, _) => "private (172.16.0.0/12)",
-        (192, 0, 0) => "IETF protocol assignments (192.0.0.0/24)",
-        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
-        (192, 88, 99) => "6to4 relay (192.88.99.0/24)",
-        (192, 168, _) => "private (192.168.0.0/16)",
-        (198, 18..=19, _) => "benchmarking (198.18.0.0/15)",
-        (224..=239, _, _) => "multicast (224.0.0.0/4)",
-        (240..=255, _, _) => "reserved and broadcast (240.0.0.0/4)",
-        _ => return None,
-    })
-}
-
-fn prohibited_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let seg = ip.segments();
-    if ip.is_unspecified() {
-        return Some("unspecified (::)");
-    }
-    if ip.is_loopback() {
-        return Some("loopback (::1)");
-    }
-    // Addresses that embed an IPv4 address are judged by it.
-    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-        let v4 = Ipv4Addr::new(
-            (seg[6] >> 8) as u8,
-            seg[6] as u8,
-            (seg[7] >> 8) as u8,
-            seg[7] as u8,
-        );
-        return prohibited_v4(v4).map(|_| "NAT64 of a non-public IPv4 address");
-    }
-    if seg[0] == 0x2002 {
-        let v4 = Ipv4Addr::new(
-            (seg[1] >> 8) as u8,
-            seg[1] as u8,
-            (seg[2] >> 8) as u8,
-            seg[2] as u8,
-        );
-        return prohibited_v4(v4).map(|_| "6to4 of a non-public IPv4 address");
-    }
-    if seg[0..6] == [0, 0, 0, 0, 0, 0] {
-        return Some("IPv4-compatible (deprecated, ::/96)");
-    }
-    Some(match seg[0] {
-        0xfc00..=0xfdff => "unique local (fc00::/7)",
-        0xfe80..=0xfebf => "link-local (fe80::/10)",
-        0xfec0..=0xfeff => "site-local (fec0::/10)",
-        0xff00..=0xffff => "multicast (ff00::/8)",
-        0x2001 if seg[1] == 0x0db8 => "documentation (2001:db8::/32)",
-        0x2001 if seg[1] < 0x0200 => "IETF special purpose (2001::/23)",
-        0x0100 if seg[1..4] == [0, 0, 0] => "discard (100::/64)",
-        _ => return None,
-    })
-}
+pub use super::policy::{OutboundPolicy, is_loopback_name, prohibited_range};
 
 /// Limits and retry behaviour of outbound requests.
 #[derive(Debug, Clone)]
@@ -495,17 +310,29 @@ impl OutboundCall {
         options: Option<RequestOptions>,
     ) -> Result<http::Response<WasiBody>, HttpError> {
         let uri = request.uri().clone();
-        let scheme = uri.scheme_str().unwrap_or("").to_ascii_lowercase();
-        let host = uri.host().map(normalize_host).unwrap_or_default();
-        let use_tls = scheme == "https";
-        let port = uri.port_u16().unwrap_or(if use_tls { 443 } else { 80 });
-        let target = format!("{scheme}://{host}:{port}");
+        let origin = match Origin::of_uri(&uri) {
+            Ok(origin) => origin,
+            Err(e) => {
+                self.deny(&uri.to_string(), &e.to_string());
+                return Err(HttpError::HttpRequestDenied);
+            }
+        };
+        let host = origin.host.clone();
+        let use_tls = origin.scheme == super::policy::Scheme::Https;
+        let target = origin.to_string();
 
-        if let Err(reason) = self.policy.check(&scheme, &host) {
+        if let Err(reason) = self.policy.check(&origin) {
             self.deny(&target, &reason);
             return Err(HttpError::HttpRequestDenied);
         }
-        let addr = match self.resolve(&host, port).await {
+        let credentialed = self.credentials.is_some() && self.policy.carries_credentials(&origin);
+        if credentialed
+            && let Err(reason) = self.policy.check_credentialed_method(request.method())
+        {
+            self.deny(&target, &reason);
+            return Err(HttpError::HttpRequestDenied);
+        }
+        let addr = match self.resolve(&origin).await {
             Ok(addr) => addr,
             Err(Resolve::Denied(reason)) => {
                 self.deny(&target, &reason);
@@ -528,7 +355,7 @@ impl OutboundCall {
         head.uri = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
 
         let credentials = match &self.credentials {
-            Some(provider) if self.policy.carries_credentials(&host) => Some(provider.clone()),
+            Some(provider) if credentialed => Some(provider.clone()),
             _ => None,
         };
         let mut token = match &credentials {
@@ -621,7 +448,8 @@ impl OutboundCall {
         }
     }
 
-    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, Resolve> {
+    async fn resolve(&self, origin: &Origin) -> Result<SocketAddr, Resolve> {
+        let (host, port) = (origin.host.as_str(), origin.port);
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => {
@@ -647,7 +475,7 @@ impl OutboundCall {
         // A name with any non-public address is refused as a whole.
         for addr in &addrs {
             self.policy
-                .check_addr(host, addr.ip())
+                .check_addr(origin, addr.ip())
                 .map_err(Resolve::Denied)?;
         }
         Ok(addrs[0])
@@ -857,63 +685,6 @@ fn reauthorization_response(reason: &str) -> http::Response<WasiBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges() {
-        for ip in [
-            "10.0.0.1",
-            "169.254.169.254",
-            "172.20.1.1",
-            "192.168.1.1",
-            "100.100.1.1",
-            "0.0.0.0",
-            "127.0.0.1",
-            "::1",
-            "fd00:ec2::254",
-            "fe80::1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::a00:1",
-        ] {
-            assert!(prohibited_range(ip.parse().unwrap()).is_some(), "{ip}");
-        }
-        for ip in ["8.8.8.8", "2606:4700::1111", "13.110.1.1"] {
-            assert!(prohibited_range(ip.parse().unwrap()).is_none(), "{ip}");
-        }
-    }
-
-    #[test]
-    fn loopback_only_for_loopback_names_with_insecure_loopback() {
-        let p = OutboundPolicy::for_integration(["localhost", "evil.example"], None, true);
-        assert!(
-            p.check_addr("localhost", "127.0.0.1".parse().unwrap())
-                .is_ok()
-        );
-        assert!(
-            p.check_addr("evil.example", "127.0.0.1".parse().unwrap())
-                .is_err()
-        );
-        let strict = OutboundPolicy::for_integration(["localhost"], None, false);
-        assert!(
-            strict
-                .check_addr("localhost", "127.0.0.1".parse().unwrap())
-                .is_err()
-        );
-        assert!(strict.check("http", "localhost").is_err());
-        assert!(p.check("http", "evil.example").is_err());
-        assert!(p.check("https", "evil.example").is_ok());
-    }
-
-    #[test]
-    fn instance_url_host_is_allowed_and_credentialed() {
-        let p = OutboundPolicy::for_integration(
-            ["login.salesforce.com"],
-            Some("https://ACME.my.salesforce.com/"),
-            false,
-        );
-        assert!(p.check("https", "acme.my.salesforce.com").is_ok());
-        assert!(p.carries_credentials("acme.my.salesforce.com"));
-        assert!(!p.carries_credentials("login.salesforce.com"));
-    }
 
     #[test]
     fn backoff_is_bounded() {

@@ -4,8 +4,10 @@
 //! working one and breaks every integration at once, or a swap tears a running pull. Rule: a
 //! version is published only after it passed, in order: (1) it is a valid component; (2) it
 //! targets a contract version this host supports and links against the host
-//! (`instantiate_pre`); (3) a canary in scratch stores runs `configure` for every integration
-//! using the plugin and, where credentials exist, `test`. Any failure rejects the version with
+//! (`instantiate_pre`); (2b) its static manifest (see [`super::manifest`]) reaches no host or
+//! credentialed method beyond the active version's, unless the operator approved it; (3) a
+//! canary in scratch stores runs `configure` for every integration using the plugin and,
+//! where credentials exist, `test`. Any failure rejects the version with
 //! its reason and the old one keeps serving. Publication is one atomic pointer swap
 //! ([`ArcSwapOption`]): a call holds the `Arc<LoadedPlugin>` it started with, so in-flight
 //! calls finish on the old version and the next call (the next page, from the committed
@@ -21,7 +23,9 @@ use arc_swap::ArcSwapOption;
 use super::cache::CacheOutcome;
 use super::credentials::{BoxFuture, CredentialProvider};
 use super::metrics::EngineMetrics;
+use super::manifest::{Manifest, Widening};
 use super::outbound::OutboundPolicy;
+use super::policy::{EgressRules, Origin};
 use super::wit::types::{Grant, HostContext, Session, Settings};
 use super::{CallContext, EngineError, LoadedPlugin, PluginEngine};
 
@@ -137,6 +141,8 @@ pub struct CanarySession {
     pub grant: Grant,
     /// The integration's token source.
     pub credentials: Arc<dyn CredentialProvider>,
+    /// The host's extra approved origins (the version's manifest supplies the rest).
+    pub extra_origins: Arc<[Origin]>,
 }
 
 /// The integrations that use a plugin. The runtime implements it over its integrations table.
@@ -174,6 +180,15 @@ impl CanaryTargets for StaticCanaryTargets {
             .unwrap_or_default();
         Box::pin(async move { targets })
     }
+}
+
+/// The operator's decision on the hosts a new version's manifest declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostApproval {
+    /// No new approval: the manifest must stay within the active version's.
+    Covered,
+    /// The operator reviewed the manifest and approves it as it is.
+    Approved,
 }
 
 /// The check a rejected version failed.
@@ -228,6 +243,22 @@ pub enum RegistryError {
         /// The version asked for.
         version: u32,
     },
+    /// The version's manifest reaches beyond what the operator approved for the plugin.
+    #[error(
+        "plugin {plugin} ({sha256:.12}) asks for {widening} beyond the active version's \
+         approved manifest ({approved}); review them and install again approving them \
+         (`sluice plugin install --approve-hosts`)"
+    )]
+    NotApproved {
+        /// The plugin's name.
+        plugin: String,
+        /// The sha256 of the refused bytes.
+        sha256: String,
+        /// What is new.
+        widening: Widening,
+        /// What the active version's manifest approves.
+        approved: Manifest,
+    },
     /// The version store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -249,6 +280,8 @@ pub struct InstallReport {
     pub existing: bool,
     /// Whether the compile cache served the component.
     pub cache: CacheOutcome,
+    /// What the version may reach, as approved.
+    pub manifest: Arc<Manifest>,
     /// Integrations the canary ran `configure` for.
     pub canary_configured: usize,
     /// Integrations the canary ran `test` for.
@@ -369,16 +402,31 @@ impl PluginRegistry {
 
     /// Installs `wasm` as a new version of `name` and publishes it, after the checks in the
     /// module doc (the canary only when `canary` is true). Installing bytes that are already
-    /// a version re-runs the checks and activates that version.
+    /// a version re-runs the checks and activates that version. A manifest that reaches
+    /// beyond the active version's is refused: see [`PluginRegistry::install_with_approval`].
     pub async fn install(
         &self,
         name: &str,
         wasm: &[u8],
         canary: bool,
     ) -> Result<InstallReport, RegistryError> {
+        self.install_with_approval(name, wasm, canary, HostApproval::Covered)
+            .await
+    }
+
+    /// [`PluginRegistry::install`], with the operator's decision on the version's manifest.
+    pub async fn install_with_approval(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        canary: bool,
+        approval: HostApproval,
+    ) -> Result<InstallReport, RegistryError> {
         let started = Instant::now();
         let _guard = self.installs.lock().await;
-        let result = self.install_locked(name, wasm, canary, started).await;
+        let result = self
+            .install_locked(name, wasm, canary, approval, started)
+            .await;
         match &result {
             Ok(report) => {
                 EngineMetrics::bump(&self.engine.metrics().installs);
@@ -397,6 +445,7 @@ impl PluginRegistry {
         name: &str,
         wasm: &[u8],
         canary: bool,
+        approval: HostApproval,
         started: Instant,
     ) -> Result<InstallReport, RegistryError> {
         let engine = self.engine.clone();
@@ -414,6 +463,10 @@ impl PluginRegistry {
             rejected(name, wasm, stage, None, e.to_string())
         })?;
         let sha256 = plugin.sha256.clone();
+        // Before any of its code runs with a network: the canary's calls reach what the
+        // manifest declares.
+        self.check_approval(name, &plugin, approval)?;
+        let manifest = plugin.manifest.clone();
 
         let (canary_configured, canary_tested) = if canary {
             self.run_canary(name, &plugin, wasm).await?
@@ -459,9 +512,37 @@ impl PluginRegistry {
             sha256,
             existing,
             cache,
+            manifest,
             canary_configured,
             canary_tested,
             elapsed: started.elapsed(),
+        })
+    }
+
+    /// Refuses a version whose manifest reaches beyond the active version's, unless the
+    /// operator approved it.
+    fn check_approval(
+        &self,
+        name: &str,
+        plugin: &LoadedPlugin,
+        approval: HostApproval,
+    ) -> Result<(), RegistryError> {
+        if approval == HostApproval::Approved {
+            return Ok(());
+        }
+        let approved = self
+            .active(name)
+            .map(|active| (*active.manifest).clone())
+            .unwrap_or_default();
+        let widening = plugin.manifest.beyond(&approved);
+        if widening.is_empty() {
+            return Ok(());
+        }
+        Err(RegistryError::NotApproved {
+            plugin: name.to_string(),
+            sha256: plugin.sha256.clone(),
+            widening,
+            approved,
         })
     }
 
@@ -508,12 +589,19 @@ impl PluginRegistry {
             let Some(session) = &target.session else {
                 continue;
             };
+            let rules = EgressRules::new(
+                plugin.manifest.clone(),
+                session.extra_origins.clone(),
+                target.host.allow_insecure_loopback,
+            );
+            let policy = OutboundPolicy::for_integration(
+                rules,
+                &configured.allowed_hosts,
+                Some(&session.grant.instance_url),
+            )
+            .map_err(|e| fail(Stage::CanaryConfigure, e.to_string()))?;
             let ctx = CallContext {
-                policy: Arc::new(OutboundPolicy::for_integration(
-                    &configured.allowed_hosts,
-                    Some(&session.grant.instance_url),
-                    target.host.allow_insecure_loopback,
-                )),
+                policy: Arc::new(policy),
                 credentials: Some(session.credentials.clone()),
                 ..ctx
             };

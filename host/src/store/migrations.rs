@@ -94,4 +94,11 @@ CREATE TABLE plugin_versions (
     PRIMARY KEY (name, version)
 );
 "#,
+    // 2: what a plugin version may reach, as approved at install (its `sluice:manifest`), and
+    // the token endpoint an authorization was started with, so the callback does not ask the
+    // connector again.
+    r#"
+ALTER TABLE plugin_versions ADD COLUMN manifest_json TEXT;
+ALTER TABLE oauth_states ADD COLUMN token_url TEXT;
+"#,
 ];

@@ -19,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::wit::types::{Operation, Row};
+use crate::engine::manifest::Manifest;
 use crate::secrets::{Cipher, Secret, SecretError};
 
 /// The database file's name inside the data directory.
@@ -231,6 +232,9 @@ pub struct PendingAuth {
     pub verifier: Secret,
     /// The redirect URI used in the authorize request.
     pub redirect_uri: String,
+    /// The token endpoint of the plan the flow started with (None for a flow started by an
+    /// older version, which cannot be finished).
+    pub token_url: Option<String>,
     /// When the flow started.
     pub created_at_ms: i64,
 }
@@ -681,16 +685,19 @@ impl Store {
         integration_id: &str,
         verifier: &Secret,
         redirect_uri: &str,
+        token_url: &str,
     ) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT INTO oauth_states (state, integration_id, verifier, redirect_uri, created_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO oauth_states (state, integration_id, verifier, redirect_uri, created_at_ms,
+                 token_url)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 state,
                 integration_id,
                 self.cipher.seal_secret(&ctx_verifier(state), verifier),
                 redirect_uri,
-                now_ms()
+                now_ms(),
+                token_url
             ],
         )?;
         Ok(())
@@ -711,7 +718,7 @@ impl Store {
         let row = conn
             .query_row(
                 "DELETE FROM oauth_states WHERE state = ?1
-                 RETURNING integration_id, verifier, redirect_uri, created_at_ms",
+                 RETURNING integration_id, verifier, redirect_uri, created_at_ms, token_url",
                 [state],
                 |r| {
                     Ok((
@@ -719,18 +726,20 @@ impl Store {
                         r.get::<_, Vec<u8>>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 },
             )
             .optional()?;
         drop(conn);
-        let Some((integration_id, verifier, redirect_uri, created_at_ms)) = row else {
+        let Some((integration_id, verifier, redirect_uri, created_at_ms, token_url)) = row else {
             return Ok(None);
         };
         Ok(Some(PendingAuth {
             integration_id,
             verifier: self.cipher.open_secret(&ctx_verifier(state), &verifier)?,
             redirect_uri,
+            token_url,
             created_at_ms,
         }))
     }
@@ -978,17 +987,40 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR IGNORE INTO plugin_versions (name, version, sha256, contract,
-                 installed_at_ms, active_since_ms, wasm) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+                 installed_at_ms, active_since_ms, wasm, manifest_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
             params![
                 record.name,
                 record.version,
                 record.sha256,
                 record.contract,
                 to_ms(record.installed_at),
-                wasm
+                wasm,
+                manifest_of(wasm)?.to_json()
             ],
         )?;
         Ok(())
+    }
+
+    /// The manifest of the active version of plugin `name`, as approved at its install; the
+    /// empty manifest (nothing reachable) when no version is active.
+    pub fn active_manifest(&self, name: &str) -> Result<Manifest, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT manifest_json, wasm FROM plugin_versions
+                 WHERE name = ?1 AND active_since_ms IS NOT NULL",
+                [name],
+                |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => Ok(Manifest::default()),
+            Some((Some(json), _)) => Manifest::from_json(json.as_bytes())
+                .map_err(|e| StoreError::Corrupt(format!("stored plugin manifest: {e}"))),
+            // Stored before manifests were recorded: the bytes still carry it.
+            Some((None, wasm)) => manifest_of(&wasm),
+        }
     }
 
     fn set_active_row(
@@ -1175,4 +1207,9 @@ impl crate::engine::KeySource for IntegrationKeys {
             .live_keys_after(&self.integration, stream, after, limit)
             .map_err(|e| e.to_string())
     }
+}
+
+fn manifest_of(wasm: &[u8]) -> Result<Manifest, StoreError> {
+    Manifest::of_component(wasm)
+        .map_err(|e| StoreError::Corrupt(format!("stored plugin manifest: {e}")))
 }

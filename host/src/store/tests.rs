@@ -317,6 +317,7 @@ fn the_database_file_never_holds_a_secret_in_clear() {
             &i.id,
             &Secret::new(verifier),
             "http://127.0.0.1:1/cb",
+            "https://login.salesforce.com/services/oauth2/token",
         )
         .unwrap();
     let read = store.tokens(&i.id).unwrap().unwrap();
@@ -413,6 +414,7 @@ fn oauth_states_are_single_use_and_expire() {
             &i.id,
             &Secret::new("v1"),
             "http://127.0.0.1:9/oauth/callback",
+            "https://login.salesforce.com/services/oauth2/token",
         )
         .unwrap();
     let hour = Duration::from_secs(3600);
@@ -423,7 +425,7 @@ fn oauth_states_are_single_use_and_expire() {
     );
     assert!(store.take_oauth_state("s1", hour).unwrap().is_none());
     store
-        .put_oauth_state("s2", &i.id, &Secret::new("v2"), "x")
+        .put_oauth_state("s2", &i.id, &Secret::new("v2"), "x", "y")
         .unwrap();
     std::thread::sleep(Duration::from_millis(5));
     assert!(

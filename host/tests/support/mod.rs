@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sluice::engine::credentials::{AccessToken, BoxFuture, CredentialError, CredentialProvider};
+use sluice::engine::manifest::Manifest;
+use sluice::engine::outbound::OutboundPolicy;
+use sluice::engine::policy::{EgressRules, Origin};
 use sluice::engine::wit::types::{
     Capability, Environment, Grant, HostContext, PullRequest, Session, Settings,
 };
@@ -122,6 +125,35 @@ pub fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
     leb(content.len(), &mut out);
     out.extend_from_slice(&content);
     out
+}
+
+/// The origin (scheme, host, port) of `url`.
+pub fn origin(url: &str) -> Origin {
+    Origin::parse(url).expect("a test URL")
+}
+
+/// A manifest section's JSON declaring `hosts` and `methods` for credentialed requests.
+pub fn manifest_json(hosts: &[&str], methods: &[&str]) -> Vec<u8> {
+    serde_json::json!({"hosts": hosts, "credential-methods": methods})
+        .to_string()
+        .into_bytes()
+}
+
+/// Egress rules: a manifest with `hosts` patterns and every credentialed method, the origins
+/// of `extra` URLs approved exactly, and insecure loopback on or off.
+pub fn rules(hosts: &[&str], extra: &[&str], insecure_loopback: bool) -> EgressRules {
+    let all = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    let manifest = Manifest::from_json(&manifest_json(hosts, &all)).expect("a test manifest");
+    let extra: Vec<Origin> = extra.iter().map(|u| origin(u)).collect();
+    EgressRules::new(Arc::new(manifest), extra.into(), insecure_loopback)
+}
+
+/// A policy under which the connector declared the hosts of `urls`, each approved at its
+/// exact origin; no instance URL (no credentials).
+pub fn policy_for(urls: &[&str], insecure_loopback: bool) -> OutboundPolicy {
+    let hosts: Vec<String> = urls.iter().map(|u| origin(u).host).collect();
+    OutboundPolicy::for_integration(rules(&[], urls, insecure_loopback), hosts, None)
+        .expect("the declared hosts are approved")
 }
 
 /// Settings that select `behaviour`, plus further `extra` pairs.

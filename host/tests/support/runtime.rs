@@ -20,6 +20,15 @@ pub async fn open_app(config: AppConfig) -> Arc<App> {
     app
 }
 
+/// Lets `config`'s connectors reach the emulator at `url` (plain http on loopback): the
+/// operator's extra origin, exactly that port, and insecure loopback.
+pub fn approve_emulator(config: &mut AppConfig, url: &str) {
+    config.allow_insecure_loopback = true;
+    config
+        .extra_origins
+        .push(sluice::engine::policy::parse_extra_origin(url).expect("the emulator's origin"));
+}
+
 /// The callback URL the tests register; nothing listens there, the redirect is read instead.
 pub const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
 

@@ -25,11 +25,17 @@ fn extra<'a>(settings: &'a w::Settings, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn plan() -> w::OauthPlan {
+/// The OAuth plan; the `authorize-url`, `token-url` and `revoke-url` settings choose its
+/// endpoints, as a hostile version would.
+fn plan(settings: &w::Settings) -> w::OauthPlan {
     w::OauthPlan {
-        authorize_url: "https://login.example/authorize".into(),
-        token_url: "https://login.example/token".into(),
-        revoke_url: None,
+        authorize_url: extra(settings, "authorize-url")
+            .unwrap_or("https://login.example/authorize")
+            .into(),
+        token_url: extra(settings, "token-url")
+            .unwrap_or("https://login.example/token")
+            .into(),
+        revoke_url: extra(settings, "revoke-url").map(str::to_string),
         scopes: vec!["api".into()],
         pkce_required: true,
         extra_authorize_params: Vec::new(),
@@ -63,7 +69,7 @@ impl Guest for Component {
             .collect();
         Ok(w::Configured {
             allowed_hosts,
-            oauth: plan(),
+            oauth: plan(&settings),
             streams: vec![w::StreamInfo {
                 name: "Thing".into(),
                 key_fields: vec!["Id".into()],
@@ -76,10 +82,10 @@ impl Guest for Component {
     }
 
     fn authorize(
-        _settings: w::Settings,
+        settings: w::Settings,
         _host: w::HostContext,
     ) -> Result<w::OauthPlan, Vec<w::FieldError>> {
-        Ok(plan())
+        Ok(plan(&settings))
     }
 
     fn test(session: w::Session) -> w::TestReport {

@@ -18,6 +18,10 @@
 //! | `pager` | pages through `url/page?after=N` (hot-swap tests) |
 //! | `sf-pager` | pages Case Ids through the Salesforce REST query API at `url` |
 //!
+//! `configure` declares the hosts in the `hosts` setting (comma-separated), and its OAuth plan
+//! uses the `authorize-url`, `token-url` and `revoke-url` settings when they are set: a hostile
+//! version choosing its own destinations.
+//!
 //! Natively this crate is empty; the component is built for `wasm32-wasip2`.
 
 #[cfg(target_arch = "wasm32")]
