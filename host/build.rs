@@ -2,7 +2,8 @@
 //! one `cargo build` produces both the `sluice` binary and the component it embeds.
 //!
 //! Like wasmtime's own test programs, the guest is compiled by a nested `cargo` in a target
-//! directory of its own: sharing the outer one would deadlock on Cargo's build lock.
+//! directory of its own: sharing the outer one would deadlock on Cargo's build lock. The
+//! wasm32-wasip2 target is installed first when it is missing (`sluice-guest-build`).
 //! The component, with `plugin/manifest.json` appended as its `sluice:manifest` custom section
 //! (the hosts and methods it needs, which the operator approves at install), is written to
 //! `$OUT_DIR/salesforce.wasm` (embedded with `include_bytes!`) and to
@@ -11,7 +12,6 @@
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -41,7 +41,31 @@ fn main() {
         );
     }
 
-    let wasm = build_guest(&workspace, &guest_target, "sluice-salesforce");
+    // Removing the wasm target must rerun this script, so the build installs it again.
+    if let Ok(Some(libdir)) = sluice_guest_build::wasm_target_libdir() {
+        println!("cargo:rerun-if-changed={}", libdir.display());
+    }
+
+    let guest = sluice_guest_build::Guest {
+        workspace: &workspace,
+        target_dir: &guest_target,
+        package: "sluice-salesforce",
+        optimize_for_speed: true,
+        env: Vec::new(),
+    };
+    let wasm = match guest.build() {
+        Ok((setup, wasm)) => {
+            if let Some(line) = setup.message() {
+                println!("cargo::warning={line}");
+            }
+            wasm
+        }
+        // One line that says what to do, not a panic with a backtrace.
+        Err(e) => {
+            println!("cargo::error={e}");
+            return;
+        }
+    };
     let manifest = workspace.join("plugin/manifest.json");
     let manifest = std::fs::read(&manifest)
         .unwrap_or_else(|e| panic!("reading {}: {e}", manifest.display()));
@@ -55,48 +79,6 @@ fn main() {
         "cargo:rustc-env=SLUICE_SALESFORCE_WASM={}",
         embedded.display()
     );
-}
-
-/// Compiles `package` for wasm32-wasip2 in release mode and returns the component's path.
-fn build_guest(workspace: &Path, target_dir: &Path, package: &str) -> PathBuf {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            package,
-        ])
-        .arg("--target-dir")
-        .arg(target_dir);
-    // The guest is small and runs on every page: build it for speed, not for quick rebuilds
-    // (the workspace's release profile is incremental, which splits code into many units).
-    cmd.env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
-        .env("CARGO_PROFILE_RELEASE_LTO", "fat");
-    // Flags meant for the host build must not leak into the guest build.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cmd.env_remove(var);
-    }
-    let status = cmd
-        .status()
-        .expect("could not run cargo to build the wasm guest");
-    assert!(
-        status.success(),
-        "building the {package} component failed; is the wasm32-wasip2 target installed? \
-         (rust-toolchain.toml asks rustup for it)"
-    );
-    let file = format!("{}.wasm", package.replace('-', "_"));
-    target_dir.join("wasm32-wasip2/release").join(file)
 }
 
 /// Appends a custom section (id 0: LEB128 size, LEB128 name length, name, payload), which a

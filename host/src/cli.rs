@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{App, AppConfig, IntegrationInput, Validated};
 use crate::oauth::Callback;
+use crate::output::outln;
 use crate::runner::{Progress, PullOptions, RunStatus, RunSummary};
 use crate::store::{Integration, IntegrationState};
 
@@ -367,6 +368,8 @@ pub fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // The reader has what it wanted (`| head`): stop quietly, as other Unix tools do.
+        Err(e) if crate::output::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let line = format!("{e:#}").replace('\n', " ");
             eprintln!("error: {line}");
@@ -515,7 +518,7 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
             if json {
                 print_json(&v)?;
             } else {
-                println!("{}", v.integration.id);
+                outln!("{}", v.integration.id)?;
             }
         }
         IntegrationCommand::List => {
@@ -524,13 +527,17 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
                 return print_json(&rows);
             }
             if rows.is_empty() {
-                println!("no integrations yet: add one with `sluice integration add`");
+                outln!("no integrations yet: add one with `sluice integration add`")?;
                 return Ok(());
             }
-            println!(
+            outln!(
                 "{:<18} {:<20} {:<18} {:<22} {:<28} TOKEN",
-                "ID", "NAME", "CAPABILITY", "STATE", "LAST RUN"
-            );
+                "ID",
+                "NAME",
+                "CAPABILITY",
+                "STATE",
+                "LAST RUN"
+            )?;
             for r in rows {
                 let i = &r.integration;
                 let last = r.last_run.as_ref().map_or("never".to_string(), |run| {
@@ -541,7 +548,7 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
                         format!("{} (checked {})", t.health, ago(c))
                     })
                 });
-                println!(
+                outln!(
                     "{:<18} {:<20} {:<18} {:<22} {:<28} {}",
                     i.id,
                     truncate(&i.name, 20),
@@ -549,7 +556,7 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
                     i.state.as_str(),
                     last,
                     token
-                );
+                )?;
             }
         }
         IntegrationCommand::Show { id } => {
@@ -567,54 +574,56 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
                 }));
             }
             let i = &v.integration;
-            println!("id:           {}", i.id);
-            println!("name:         {}", i.name);
-            println!("plugin:       {}", i.plugin);
-            println!("state:        {}", i.state.as_str());
+            outln!("id:           {}", i.id)?;
+            outln!("name:         {}", i.name)?;
+            outln!("plugin:       {}", i.plugin)?;
+            outln!("state:        {}", i.state.as_str())?;
             if let Some(reason) = &i.state_reason {
-                println!("reason:       {reason}");
+                outln!("reason:       {reason}")?;
             }
-            println!("capability:   {}", i.settings.capability);
-            println!("environment:  {}", i.settings.environment);
-            println!(
+            outln!("capability:   {}", i.settings.capability)?;
+            outln!("environment:  {}", i.settings.environment)?;
+            outln!(
                 "pull-by:      {}",
                 i.settings.pull_by.as_deref().unwrap_or("-")
-            );
-            println!(
+            )?;
+            outln!(
                 "domain:       {}",
                 i.settings.domain.as_deref().unwrap_or("-")
-            );
+            )?;
             for (k, val) in &i.settings.extra {
-                println!("{:<13} {val}", format!("{k}:"));
+                outln!("{:<13} {val}", format!("{k}:"))?;
             }
-            println!("interval:     {}s", i.interval_s);
-            println!(
+            outln!("interval:     {}s", i.interval_s)?;
+            outln!(
                 "client id:    {}",
                 i.client_id.as_deref().unwrap_or("(host default)")
-            );
-            println!(
+            )?;
+            outln!(
                 "token:        {}",
                 token.map_or("not connected".into(), |t| t.health)
-            );
-            println!("streams:      {}", v.streams.join(", "));
+            )?;
+            outln!("streams:      {}", v.streams.join(", "))?;
             for (k, val) in &v.normalized {
-                println!("normalized:   {k} = {val}");
+                outln!("normalized:   {k} = {val}")?;
             }
             for c in counts {
-                println!(
+                outln!(
                     "records:      {} {} live, {} deleted",
-                    c.stream, c.live, c.deleted
-                );
+                    c.stream,
+                    c.live,
+                    c.deleted
+                )?;
             }
             for r in runs {
-                println!(
+                outln!(
                     "run:          {} {} {} records, {} API calls, {}",
                     r.id,
                     r.status,
                     r.records,
                     r.api_calls,
                     ago(r.started_at_ms)
-                );
+                )?;
             }
             print_warnings(&v);
         }
@@ -639,12 +648,12 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
             if json {
                 print_json(&v)?;
             } else {
-                println!("updated {}", v.integration.id);
+                outln!("updated {}", v.integration.id)?;
             }
         }
         IntegrationCommand::Delete { id } => {
             app.delete_integration(id)?;
-            println!("deleted {id}");
+            outln!("deleted {id}")?;
         }
     }
     Ok(())
@@ -677,7 +686,7 @@ pub async fn connect(
         .map_err(crate::app::AppError::from)?;
     if args.client_credentials {
         let i = app.connect_client_credentials(&args.id).await?;
-        println!("connected {} with the client-credentials grant", i.id);
+        outln!("connected {} with the client-credentials grant", i.id)?;
         return Ok(i);
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
@@ -736,10 +745,11 @@ pub async fn connect(
     } else {
         "re-generated the token of"
     };
-    println!(
+    outln!(
         "{verb} integration {} ({})",
-        integration.id, integration.name
-    );
+        integration.id,
+        integration.name
+    )?;
     Ok(integration)
 }
 
@@ -804,24 +814,24 @@ async fn test(app: &Arc<App>, id: &str, json: bool) -> anyhow::Result<bool> {
     } else {
         for p in &report.probes {
             match &p.failure {
-                None => println!("ok    {:<24} {}", p.name, p.detail),
-                Some(f) => println!("FAIL  {:<24} {}: {}", p.name, kind(f.kind), f.message),
+                None => outln!("ok    {:<24} {}", p.name, p.detail)?,
+                Some(f) => outln!("FAIL  {:<24} {}: {}", p.name, kind(f.kind), f.message)?,
             }
         }
         if let Some(org) = &report.org {
-            println!("org:  {org}");
+            outln!("org:  {org}")?;
         }
         if let Some(user) = &report.user {
-            println!("user: {user}");
+            outln!("user: {user}")?;
         }
         if let Some(u) = report.api_usage {
-            println!("api usage: {}/{}", u.used, u.limit);
+            outln!("api usage: {}/{}", u.used, u.limit)?;
         }
     }
     match report.failure {
         None => {
             if !json {
-                println!("connection ok");
+                outln!("connection ok")?;
             }
             Ok(true)
         }
@@ -903,14 +913,14 @@ pub async fn pull(
     if json {
         print_json(&summary)?;
     } else {
-        print_summary(&summary);
+        print_summary(&summary)?;
     }
     Ok(summary)
 }
 
 /// Prints a run summary.
-pub fn print_summary(s: &RunSummary) {
-    println!(
+pub fn print_summary(s: &RunSummary) -> std::io::Result<()> {
+    outln!(
         "run {} {}: {} records, {} API calls in {:.1}s ({})",
         s.run_id,
         s.status.as_str(),
@@ -918,7 +928,7 @@ pub fn print_summary(s: &RunSummary) {
         s.api_calls,
         s.elapsed_ms as f64 / 1000.0,
         s.plugin_version
-    );
+    )?;
     for o in &s.streams {
         let why = o
             .failure
@@ -926,11 +936,16 @@ pub fn print_summary(s: &RunSummary) {
             .map(|f| format!(" — {}: {}", f.kind, f.message))
             .or_else(|| o.detail.as_ref().map(|d| format!(" — {d}")))
             .unwrap_or_default();
-        println!(
+        outln!(
             "  {:<20} {:<12} {:>9} records {:>5} pages{}",
-            o.stream, o.status, o.records, o.pages, why
-        );
+            o.stream,
+            o.status,
+            o.records,
+            o.pages,
+            why
+        )?;
     }
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -1039,15 +1054,15 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                     "canary_tested": report.canary_tested, "manifest": *report.manifest,
                 }))?;
             } else {
-                println!(
+                outln!(
                     "{} version {} active (sha256 {:.12}; canary: {} configured, {} tested)",
                     report.name,
                     report.version,
                     report.sha256,
                     report.canary_configured,
                     report.canary_tested
-                );
-                println!("  may reach: {}", report.manifest);
+                )?;
+                outln!("  may reach: {}", report.manifest)?;
             }
         }
         PluginCommand::Activate { name, version } => {
@@ -1057,7 +1072,7 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                     &serde_json::json!({ "name": name, "version": version, "active": true }),
                 )?;
             } else {
-                println!("{name} version {version} active; the next call runs on it");
+                outln!("{name} version {version} active; the next call runs on it")?;
             }
         }
         PluginCommand::List => {
@@ -1078,24 +1093,27 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                         .collect::<Vec<_>>(),
                 );
             }
-            println!(
+            outln!(
                 "{:<14} {:>7} {:<14} {:<9} ACTIVE SINCE",
-                "PLUGIN", "VERSION", "SHA256", "CONTRACT"
-            );
+                "PLUGIN",
+                "VERSION",
+                "SHA256",
+                "CONTRACT"
+            )?;
             for v in list {
                 let since = match (v.active, v.active_since) {
                     (true, Some(t)) => format!("yes    {}", ago(crate::store::to_ms(t))),
                     (true, None) => "yes".to_string(),
                     (false, _) => String::new(),
                 };
-                println!(
+                outln!(
                     "{:<14} {:>7} {:<14} {:<9} {}",
                     v.record.name,
                     v.record.version,
                     &v.record.sha256[..12.min(v.record.sha256.len())],
                     v.record.contract,
                     since
-                );
+                )?;
             }
         }
     }

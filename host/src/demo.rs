@@ -14,6 +14,7 @@ use clap::Args;
 use crate::app::{App, AppConfig, IntegrationInput};
 use crate::cli::{Cli, ConnectArgs, default_data_dir};
 use crate::engine::credentials::AccessToken;
+use crate::output::outln;
 
 /// `sluice demo`.
 #[derive(Debug, Args)]
@@ -32,7 +33,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
             time::OffsetDateTime::now_utc().unix_timestamp()
         )),
     };
-    println!("Starting the Salesforce emulator...");
+    outln!("Starting the Salesforce emulator...")?;
     let emulator = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
         auto_approve: true,
         seed: args.seed,
@@ -40,13 +41,13 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     })
     .await
     .context("starting the emulator")?;
-    println!("  emulator at {}", emulator.url);
+    outln!("  emulator at {}", emulator.url)?;
     let mut config = AppConfig::new(data_dir.clone());
     // The emulator speaks plain http on loopback: the operator approves its exact origin.
     config.allow_insecure_loopback = true;
     config.extra_origins = vec![crate::engine::policy::parse_extra_origin(&emulator.url)?];
     let app = App::open(config).await?;
-    println!("  data directory: {}", data_dir.display());
+    outln!("  data directory: {}", data_dir.display())?;
 
     // The "browser": follows the authorize URL; the emulator approves and redirects to the
     // loopback callback that `connect` listens on.
@@ -56,7 +57,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
 
     let mut ids = Vec::new();
     for capability in ["helpdesk", "crm", "content-management"] {
-        println!("\n== {capability} ==");
+        outln!("\n== {capability} ==")?;
         let pull_by = (capability != "content-management").then(|| "updated".to_string());
         let added = app
             .add_integration(IntegrationInput {
@@ -71,47 +72,49 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
             })
             .await?;
         let id = added.integration.id.clone();
-        println!(
+        outln!(
             "added integration {id} (streams: {})",
             added.streams.join(", ")
-        );
+        )?;
         authorize(&app, &browser, &id).await?;
         match app.test(&id).await {
             Ok(report) => match report.failure {
-                None => println!("test connection: ok"),
-                Some(f) => println!(
+                None => outln!("test connection: ok")?,
+                Some(f) => outln!(
                     "test connection: FAILED {}: {}",
                     crate::runner::kind_label(f.kind),
                     f.message
-                ),
+                )?,
             },
-            Err(e) => println!("test connection: FAILED {e}"),
+            Err(e) => outln!("test connection: FAILED {e}")?,
         }
         match crate::cli::pull(&app, &id, false, "demo", false).await {
             Ok(_) => {}
-            Err(e) => println!("pull: FAILED {e:#}"),
+            Err(e) => outln!("pull: FAILED {e:#}")?,
         }
         ids.push(id);
     }
 
-    println!("\n== what landed ==");
+    outln!("\n== what landed ==")?;
     for id in &ids {
         let integration = app.store.integration(id)?;
-        println!("{} ({id}):", integration.name);
+        outln!("{} ({id}):", integration.name)?;
         let counts = app.store.record_counts(id)?;
         if counts.is_empty() {
-            println!("  (no records)");
+            outln!("  (no records)")?;
         }
         for c in counts {
-            println!(
+            outln!(
                 "  {:<24} {:>8} records {:>6} deleted",
-                c.stream, c.live, c.deleted
-            );
+                c.stream,
+                c.live,
+                c.deleted
+            )?;
         }
     }
 
     if let Some(first) = ids.first() {
-        println!("\n== a token expiring ==");
+        outln!("\n== a token expiring ==")?;
         let before = app
             .store
             .tokens(first)?
@@ -123,15 +126,15 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
             .await?
             .text()
             .await?;
-        println!("emulator ended every session: {expired}");
+        outln!("emulator ended every session: {expired}")?;
         // The next pull meets 401 INVALID_SESSION_ID; the engine asks the token store for a
         // replacement (one serialised refresh, stored before use) and retries.
-        println!("pulling again with the dead session...");
+        outln!("pulling again with the dead session...")?;
         let engine_refreshes =
             || crate::engine::metrics::EngineMetrics::get(&app.engine.metrics().refreshes);
         let refreshes_before = engine_refreshes();
         if let Err(e) = crate::cli::pull(&app, first, false, "demo", false).await {
-            println!("pull: FAILED {e:#}");
+            outln!("pull: FAILED {e:#}")?;
         }
         let mut after = app.store.tokens(first)?.context("tokens")?;
         if after.generation == before.generation {
@@ -148,29 +151,31 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         } else {
             "directly"
         };
-        println!(
+        outln!(
             "refreshed {how} with the refresh token: token generation {} -> {} (tokens are \
              never printed)",
-            before.generation, after.generation
-        );
+            before.generation,
+            after.generation
+        )?;
 
-        println!("\n== a re-generated token ==");
+        outln!("\n== a re-generated token ==")?;
         let counts_before = app.store.record_counts(first)?;
         authorize(&app, &browser, first).await?;
         let counts_after = app.store.record_counts(first)?;
         let checkpoints = app.store.checkpoints(first)?.len();
-        println!(
+        outln!(
             "re-generated: same integration {first}, records kept ({} streams before, {} after), {checkpoints} checkpoints kept",
             counts_before.len(),
             counts_after.len()
-        );
+        )?;
     }
-    println!("\nData directory: {}", data_dir.display());
-    println!(
-        "Try: sluice --data-dir {} --allow-insecure-loopback --extra-origin {} integration list",
-        data_dir.display(),
+    outln!("\nData directory: {}", data_dir.display())?;
+    outln!(
+        "Try: {} --data-dir {} --allow-insecure-loopback --extra-origin {} integration list",
+        this_binary(),
+        shell_word(&data_dir.display().to_string()),
         emulator.url
-    );
+    )?;
     Ok(())
 }
 
@@ -198,4 +203,22 @@ async fn authorize(app: &Arc<App>, browser: &reqwest::Client, id: &str) -> anyho
     )
     .await?;
     Ok(())
+}
+
+/// How to run this binary again, ready for a shell: its own path, since `cargo run` puts no
+/// `sluice` on the PATH.
+fn this_binary() -> String {
+    std::env::current_exe()
+        .map(|path| shell_word(&path.display().to_string()))
+        .unwrap_or_else(|_| "cargo run --release -p sluice --".into())
+}
+
+/// Quotes `word` for a POSIX shell when it holds anything but plainly safe characters.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:@,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }

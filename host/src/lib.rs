@@ -12,6 +12,7 @@ pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod oauth;
+pub mod output;
 pub mod runner;
 pub mod scheduler;
 pub mod secrets;

@@ -8,7 +8,6 @@ pub mod runtime;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -48,40 +47,19 @@ fn build_hostile(broken: bool) -> Vec<u8> {
     std::fs::create_dir_all(&guests).expect("creating the guest target dir");
     let lock = std::fs::File::create(guests.join(".sluice-hostile.lock")).expect("lock file");
     lock.lock().expect("locking the guest build");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace())
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "sluice-hostile",
-        ])
-        .arg("--target-dir")
-        .arg(&guests);
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_TARGET_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
-    if broken {
-        cmd.env("SLUICE_HOSTILE_BROKEN", "1");
-    } else {
-        cmd.env_remove("SLUICE_HOSTILE_BROKEN");
-    }
-    let status = cmd.status().expect("running cargo for the hostile guest");
-    assert!(
-        status.success(),
-        "building tests/hostile for wasm32-wasip2 failed"
-    );
-    let wasm = std::fs::read(guests.join("wasm32-wasip2/release/sluice_hostile.wasm"))
-        .expect("reading the hostile component");
+    let broken_switch = ("SLUICE_HOSTILE_BROKEN", broken.then_some("1"));
+    let workspace = workspace();
+    let guest = sluice_guest_build::Guest {
+        workspace: &workspace,
+        target_dir: &guests,
+        package: "sluice-hostile",
+        optimize_for_speed: false,
+        env: vec![broken_switch],
+    };
+    let (_, path) = guest
+        .build()
+        .unwrap_or_else(|e| panic!("building tests/hostile: {e}"));
+    let wasm = std::fs::read(path).expect("reading the hostile component");
     lock.unlock().ok();
     wasm
 }

@@ -1,0 +1,267 @@
+//! Builds a workspace crate as a wasm32-wasip2 component with a nested `cargo`, for the host's
+//! build script, the tests' guests and the bench.
+//!
+//! rustup installs the targets that `rust-toolchain.toml` names only when it installs the
+//! toolchain itself; on a machine whose image already ships the toolchain, the wasm32-wasip2
+//! standard library is missing. [`ensure_wasm_target`] finds that out before building and
+//! installs the target for the toolchain cargo runs under, so a new machine needs nothing by
+//! hand.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The target every Sluice guest is built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Why a guest could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestBuildError {
+    /// The target's standard library is missing and rustup is not there to install it.
+    #[error(
+        "the {WASM_TARGET} standard library is missing and rustup was not found; \
+         install it with: rustup target add {WASM_TARGET}{toolchain_arg}"
+    )]
+    NoRustup {
+        /// ` --toolchain NAME` when the toolchain is known, else empty.
+        toolchain_arg: String,
+    },
+    /// rustup ran but could not install the target.
+    #[error("`{command}` failed ({detail}); run it by hand to see why")]
+    InstallFailed {
+        /// The command that was run.
+        command: String,
+        /// Its exit status or last line of output.
+        detail: String,
+    },
+    /// rustc could not be asked where the target's libraries live.
+    #[error("could not run `{rustc} --print target-libdir`: {source}")]
+    Rustc {
+        /// The rustc that was run.
+        rustc: String,
+        /// Why it did not run.
+        source: std::io::Error,
+    },
+    /// The nested cargo did not start.
+    #[error("could not run cargo to build {package}: {source}")]
+    Spawn {
+        /// The package being built.
+        package: String,
+        /// Why cargo did not start.
+        source: std::io::Error,
+    },
+    /// The nested cargo reported a compile error (printed above by cargo itself).
+    #[error("building the {package} component failed; cargo's errors are above")]
+    Compile {
+        /// The package being built.
+        package: String,
+    },
+}
+
+/// What [`ensure_wasm_target`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSetup {
+    /// The standard library was already installed.
+    Present,
+    /// It was missing and this call installed it for the named toolchain.
+    Installed {
+        /// The toolchain the target was added to.
+        toolchain: String,
+    },
+}
+
+impl TargetSetup {
+    /// The one line to tell the user, if anything happened.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            TargetSetup::Present => None,
+            TargetSetup::Installed { toolchain } => Some(format!(
+                "installed the {WASM_TARGET} target for toolchain {toolchain} \
+                 (rustup target add {WASM_TARGET} --toolchain {toolchain})"
+            )),
+        }
+    }
+}
+
+/// Makes sure the wasm32-wasip2 standard library exists for the rustc that cargo runs, and
+/// installs it with rustup when it does not.
+pub fn ensure_wasm_target() -> Result<TargetSetup, GuestBuildError> {
+    let rustc = rustc();
+    if target_libdir_has_core(&rustc)? {
+        return Ok(TargetSetup::Present);
+    }
+    let toolchain = active_toolchain(&rustc);
+    let rustup = std::env::var_os("RUSTUP").unwrap_or_else(|| "rustup".into());
+    let mut cmd = Command::new(&rustup);
+    cmd.args(["target", "add", WASM_TARGET]);
+    if let Some(name) = &toolchain {
+        cmd.args(["--toolchain", name]);
+    }
+    let command = format!(
+        "rustup target add {WASM_TARGET}{}",
+        toolchain_arg(toolchain.as_deref())
+    );
+    let output = match cmd.output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(GuestBuildError::NoRustup {
+                toolchain_arg: toolchain_arg(toolchain.as_deref()),
+            });
+        }
+        Err(e) => {
+            return Err(GuestBuildError::InstallFailed {
+                command,
+                detail: e.to_string(),
+            });
+        }
+    };
+    if !output.status.success() || !target_libdir_has_core(&rustc)? {
+        return Err(GuestBuildError::InstallFailed {
+            command,
+            detail: failure_detail(&output),
+        });
+    }
+    Ok(TargetSetup::Installed {
+        toolchain: toolchain.unwrap_or_else(|| "default".into()),
+    })
+}
+
+fn toolchain_arg(toolchain: Option<&str>) -> String {
+    toolchain
+        .map(|name| format!(" --toolchain {name}"))
+        .unwrap_or_default()
+}
+
+fn failure_detail(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    stderr
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .map(|line| line.trim().to_string())
+        .unwrap_or_else(|| output.status.to_string())
+}
+
+/// Where the rustc that cargo runs keeps the wasm target's standard library (which may not
+/// exist yet): a build script watches it so that removing the target reruns the build.
+pub fn wasm_target_libdir() -> Result<Option<PathBuf>, GuestBuildError> {
+    target_libdir(&rustc())
+}
+
+fn rustc() -> OsString {
+    std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())
+}
+
+fn target_libdir(rustc: &OsString) -> Result<Option<PathBuf>, GuestBuildError> {
+    let output = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+        .map_err(|source| GuestBuildError::Rustc {
+            rustc: rustc.to_string_lossy().into_owned(),
+            source,
+        })?;
+    Ok(output
+        .status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())))
+}
+
+/// Whether `rustc`'s library directory for the wasm target holds `libcore`.
+fn target_libdir_has_core(rustc: &OsString) -> Result<bool, GuestBuildError> {
+    let Some(dir) = target_libdir(rustc)? else {
+        return Ok(false);
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(false);
+    };
+    Ok(entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        name.starts_with("libcore-") && name.ends_with(".rlib")
+    }))
+}
+
+/// The toolchain cargo runs under: rustup's proxy names it in `RUSTUP_TOOLCHAIN`; otherwise
+/// the sysroot's directory name is the toolchain's name under rustup's `toolchains/`.
+fn active_toolchain(rustc: &OsString) -> Option<String> {
+    if let Some(name) = std::env::var("RUSTUP_TOOLCHAIN")
+        .ok()
+        .filter(|n| !n.is_empty())
+    {
+        return Some(name);
+    }
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    let parent = sysroot.parent()?;
+    (parent.file_name()? == "toolchains")
+        .then(|| sysroot.file_name()?.to_str().map(str::to_string))
+        .flatten()
+}
+
+/// One guest to build.
+#[derive(Debug, Clone)]
+pub struct Guest<'a> {
+    /// The workspace root.
+    pub workspace: &'a Path,
+    /// The target directory of its own (sharing the outer one would deadlock on cargo's lock).
+    pub target_dir: &'a Path,
+    /// The package to build.
+    pub package: &'a str,
+    /// Build with fat LTO and one codegen unit: for guests that run on every page.
+    pub optimize_for_speed: bool,
+    /// Extra environment for the nested cargo (feature switches of test guests).
+    pub env: Vec<(&'a str, Option<&'a str>)>,
+}
+
+impl Guest<'_> {
+    /// Installs the target if needed, builds the component in release mode, and returns the
+    /// setup outcome and the component's path.
+    pub fn build(&self) -> Result<(TargetSetup, PathBuf), GuestBuildError> {
+        let setup = ensure_wasm_target()?;
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(self.workspace)
+            .args(["build", "--release", "--locked", "--target", WASM_TARGET])
+            .args(["-p", self.package])
+            .arg("--target-dir")
+            .arg(self.target_dir);
+        if self.optimize_for_speed {
+            // The workspace's release profile is incremental, which splits code into many
+            // units; a guest that runs on every page is built for speed instead.
+            cmd.env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false")
+                .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+                .env("CARGO_PROFILE_RELEASE_LTO", "fat");
+        }
+        // Flags meant for the host build must not leak into the guest build.
+        for var in [
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTFLAGS",
+            "CARGO_BUILD_TARGET",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "CARGO_TARGET_DIR",
+        ] {
+            cmd.env_remove(var);
+        }
+        for (name, value) in &self.env {
+            match value {
+                Some(value) => cmd.env(name, value),
+                None => cmd.env_remove(name),
+            };
+        }
+        let status = cmd.status().map_err(|source| GuestBuildError::Spawn {
+            package: self.package.to_string(),
+            source,
+        })?;
+        if !status.success() {
+            return Err(GuestBuildError::Compile {
+                package: self.package.to_string(),
+            });
+        }
+        let file = format!("{}.wasm", self.package.replace('-', "_"));
+        let path = self.target_dir.join(WASM_TARGET).join("release").join(file);
+        Ok((setup, path))
+    }
+}
