@@ -67,8 +67,8 @@ fn main() {
         }
     };
     let manifest = workspace.join("plugin/manifest.json");
-    let manifest = std::fs::read(&manifest)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", manifest.display()));
+    let manifest =
+        std::fs::read(&manifest).unwrap_or_else(|e| panic!("reading {}: {e}", manifest.display()));
     let mut component =
         std::fs::read(&wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()));
     append_custom_section(&mut component, "sluice:manifest", &manifest);

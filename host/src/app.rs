@@ -536,7 +536,8 @@ impl App {
     /// The egress rules of the plugin an integration uses now.
     fn rules_of(&self, id: &str) -> Result<EgressRules, AppError> {
         let integration = self.store.integration(id)?;
-        Ok(self.rules(&self.plugin(&integration.plugin)?))
+        let plugin = self.plugin(&integration.plugin)?;
+        Ok(self.rules(&plugin))
     }
 
     /// Starts the authorization-code flow: stores the single-use `state` (tied to the

@@ -297,7 +297,9 @@ impl OAuth {
                 url: redirect_uri.to_string(),
                 reason: e.to_string(),
             })?;
-        let client = self.client(token_url, app, rules)?.set_redirect_uri(redirect);
+        let client = self
+            .client(token_url, app, rules)?
+            .set_redirect_uri(redirect);
         let http = self.http_for_token(token_url, rules).await?;
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -371,7 +373,10 @@ impl reqwest::dns::Resolve for NoLookups {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_string();
         Box::pin(async move {
-            Err(format!("{host} was not checked by the egress policy; refusing to resolve it").into())
+            Err(
+                format!("{host} was not checked by the egress policy; refusing to resolve it")
+                    .into(),
+            )
         })
     }
 }
@@ -533,10 +538,22 @@ mod tests {
         assert!(o.check_endpoint("http://127.0.0.1:9/x", &lax).is_ok());
         assert!(o.check_endpoint("http://127.0.0.1:10/x", &lax).is_err());
         assert!(o.check_endpoint("http://example.com/x", &lax).is_err());
-        assert!(o.check_endpoint("https://login.salesforce.com/x", &strict).is_ok());
-        assert!(o.check_endpoint("https://attacker.example/x", &strict).is_err());
-        assert!(o.check_endpoint("https://u:p@login.salesforce.com/x", &strict).is_err());
-        assert!(o.check_endpoint("ftp://login.salesforce.com/x", &strict).is_err());
+        assert!(
+            o.check_endpoint("https://login.salesforce.com/x", &strict)
+                .is_ok()
+        );
+        assert!(
+            o.check_endpoint("https://attacker.example/x", &strict)
+                .is_err()
+        );
+        assert!(
+            o.check_endpoint("https://u:p@login.salesforce.com/x", &strict)
+                .is_err()
+        );
+        assert!(
+            o.check_endpoint("ftp://login.salesforce.com/x", &strict)
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -573,10 +590,18 @@ mod tests {
         };
         let mut bad = plan("https://login.salesforce.com");
         bad.token_url = "https://attacker.example/token".into();
-        assert!(oauth.start_authorization(&bad, &app, "http://127.0.0.1:5/cb", &rules).is_err());
+        assert!(
+            oauth
+                .start_authorization(&bad, &app, "http://127.0.0.1:5/cb", &rules)
+                .is_err()
+        );
         let mut bad = plan("https://login.salesforce.com");
         bad.revoke_url = Some("https://169.254.169.254/revoke".into());
-        assert!(oauth.start_authorization(&bad, &app, "http://127.0.0.1:5/cb", &rules).is_err());
+        assert!(
+            oauth
+                .start_authorization(&bad, &app, "http://127.0.0.1:5/cb", &rules)
+                .is_err()
+        );
     }
 
     #[test]

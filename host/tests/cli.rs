@@ -285,7 +285,10 @@ fn a_wider_manifest_needs_approve_hosts() {
     let wider = support::with_custom_section(
         support::hostile(),
         "sluice:manifest",
-        &support::manifest_json(&["*.salesforce.com", "attacker.example"], &["GET", "DELETE"]),
+        &support::manifest_json(
+            &["*.salesforce.com", "attacker.example"],
+            &["GET", "DELETE"],
+        ),
     );
     let file = dir.join("salesforce.wasm");
     std::fs::write(&file, &wider).unwrap();
@@ -298,7 +301,11 @@ fn a_wider_manifest_needs_approve_hosts() {
             && line.contains("--approve-hosts"),
         "{line}"
     );
-    assert_eq!(active_versions(&dir), [1], "the refused version is not active");
+    assert_eq!(
+        active_versions(&dir),
+        [1],
+        "the refused version is not active"
+    );
 
     let out = sluice(&dir, &["plugin", "install", path, "--approve-hosts"]);
     assert!(

@@ -228,7 +228,11 @@ async fn the_embedded_component_declares_the_hosts_it_calls() {
     assert!(manifest.matches_host("acme.my.salesforce.com"));
     assert!(!manifest.matches_host("attacker.example"));
     assert_eq!(
-        manifest.credential_methods.iter().copied().collect::<Vec<_>>(),
+        manifest
+            .credential_methods
+            .iter()
+            .copied()
+            .collect::<Vec<_>>(),
         [
             CredentialMethod::Get,
             CredentialMethod::Post,
@@ -239,12 +243,18 @@ async fn the_embedded_component_declares_the_hosts_it_calls() {
     for (environment, domain) in [
         (Environment::Production, None),
         (Environment::Sandbox, None),
-        (Environment::Production, Some("https://acme.my.salesforce.com")),
+        (
+            Environment::Production,
+            Some("https://acme.my.salesforce.com"),
+        ),
         (
             Environment::Sandbox,
             Some("https://acme--dev.sandbox.my.salesforce.com"),
         ),
-        (Environment::Production, Some("https://na123.salesforce.com")),
+        (
+            Environment::Production,
+            Some("https://na123.salesforce.com"),
+        ),
     ] {
         let configured = configure(&f, &settings(Capability::Crm, environment, domain))
             .await

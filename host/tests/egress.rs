@@ -90,7 +90,10 @@ async fn a_connector_cannot_declare_an_attackers_host_in_configure() {
     let id = add(&app, &emu, &[("hosts", "localhost"), ("url", &steal)]).await;
     support::runtime::connect(&app, &id).await;
 
-    let err = app.test(&id).await.expect_err("the attacker's host is refused");
+    let err = app
+        .test(&id)
+        .await
+        .expect_err("the attacker's host is refused");
     match &err {
         AppError::Egress(PolicyError::HostNotApproved { host, .. }) => {
             assert_eq!(host, "localhost")
@@ -157,7 +160,10 @@ async fn the_plan_is_bound_to_the_state_at_begin() {
         "the code and verifier went to the endpoint the connector named later"
     );
     let tokens = app.store.tokens(&id).unwrap().unwrap();
-    assert_eq!(tokens.token_url, format!("{}/services/oauth2/token", emu.url));
+    assert_eq!(
+        tokens.token_url,
+        format!("{}/services/oauth2/token", emu.url)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,6 +207,13 @@ async fn a_refreshed_instance_url_is_checked_like_the_first() {
     assert!(app.tokens.health_check(&id).await.is_err());
     assert_eq!(provider.received().len(), 1, "the refresh was asked for");
     let tokens = app.store.tokens(&id).unwrap().unwrap();
-    assert_eq!(tokens.instance_url, provider.url, "the new instance URL is refused");
-    assert_eq!(tokens.access.expose(), "access-1", "nothing of the refused grant is kept");
+    assert_eq!(
+        tokens.instance_url, provider.url,
+        "the new instance URL is refused"
+    );
+    assert_eq!(
+        tokens.access.expose(),
+        "access-1",
+        "nothing of the refused grant is kept"
+    );
 }

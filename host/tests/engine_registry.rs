@@ -12,8 +12,7 @@ use sluice::engine::credentials::CredentialProvider;
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::registry::{
     CanarySession, CanaryTarget, HostApproval, MemoryVersionStore, PluginRegistry, RegistryError,
-    Stage,
-    StaticCanaryTargets, watch_plugins_dir,
+    Stage, StaticCanaryTargets, watch_plugins_dir,
 };
 use sluice::engine::wit::types::{Grant, StreamStatus};
 use sluice::engine::{CallContext, EngineLimits, PluginEngine};
@@ -541,11 +540,16 @@ async fn a_version_that_reaches_further_needs_the_operators_approval() {
         .expect("approved v1 installs");
 
     // A version adding an attacker's host, or DELETE with credentials, is refused.
-    let wider = with_manifest(&["*.salesforce.com", "attacker.example"], &["GET", "DELETE"]);
+    let wider = with_manifest(
+        &["*.salesforce.com", "attacker.example"],
+        &["GET", "DELETE"],
+    );
     let err = r.install("hostile", &wider, true).await.unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("attacker.example") && text.contains("DELETE") && text.contains("--approve-hosts"),
+        text.contains("attacker.example")
+            && text.contains("DELETE")
+            && text.contains("--approve-hosts"),
         "{text}"
     );
     assert_eq!(r.active("hostile").unwrap().version, 1);
@@ -559,7 +563,12 @@ async fn a_version_that_reaches_further_needs_the_operators_approval() {
     r.install_with_approval("hostile", &wider, true, HostApproval::Approved)
         .await
         .expect("approved");
-    assert!(r.active("hostile").unwrap().manifest.matches_host("attacker.example"));
+    assert!(
+        r.active("hostile")
+            .unwrap()
+            .manifest
+            .matches_host("attacker.example")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

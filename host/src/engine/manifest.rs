@@ -34,7 +34,9 @@ pub enum ManifestError {
     #[error("the component has {0} `sluice:manifest` sections; it must have at most one")]
     Duplicate(usize),
     /// The section is larger than the cap.
-    #[error("the `sluice:manifest` section has {0} bytes, more than the {MAX_MANIFEST_BYTES} allowed")]
+    #[error(
+        "the `sluice:manifest` section has {0} bytes, more than the {MAX_MANIFEST_BYTES} allowed"
+    )]
     TooLarge(usize),
     /// The section is not the expected JSON.
     #[error("the `sluice:manifest` section is not a valid manifest: {0}")]
@@ -81,9 +83,14 @@ impl HostPattern {
             ));
         }
         if labels.len() < 2 {
-            return Err(refuse("a pattern needs at least two labels (not a bare TLD)"));
+            return Err(refuse(
+                "a pattern needs at least two labels (not a bare TLD)",
+            ));
         }
-        if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+        if labels
+            .last()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        {
             return Err(refuse("IP addresses are not host patterns"));
         }
         if labels.last() == Some(&"localhost") {
@@ -372,8 +379,18 @@ mod tests {
     #[test]
     fn bad_patterns_are_refused() {
         for bad in [
-            "*", "*.com", "com", "10.0.0.1", "localhost", "a.localhost", "*.*.x.com", "a b.com",
-            "-a.com", "", "x.com:8080", "user@x.com",
+            "*",
+            "*.com",
+            "com",
+            "10.0.0.1",
+            "localhost",
+            "a.localhost",
+            "*.*.x.com",
+            "a b.com",
+            "-a.com",
+            "",
+            "x.com:8080",
+            "user@x.com",
         ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad}");
         }

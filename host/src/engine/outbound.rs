@@ -326,8 +326,7 @@ impl OutboundCall {
             return Err(HttpError::HttpRequestDenied);
         }
         let credentialed = self.credentials.is_some() && self.policy.carries_credentials(&origin);
-        if credentialed
-            && let Err(reason) = self.policy.check_credentialed_method(request.method())
+        if credentialed && let Err(reason) = self.policy.check_credentialed_method(request.method())
         {
             self.deny(&target, &reason);
             return Err(HttpError::HttpRequestDenied);

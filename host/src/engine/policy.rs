@@ -222,11 +222,15 @@ pub fn parse_extra_origin(text: &str) -> Result<Origin, PolicyError> {
         origin: text.to_string(),
         reason,
     };
-    let url = url::Url::parse(text).map_err(|_| refuse("not a URL such as http://127.0.0.1:8080"))?;
+    let url =
+        url::Url::parse(text).map_err(|_| refuse("not a URL such as http://127.0.0.1:8080"))?;
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(refuse("give only scheme, host and port, e.g. http://127.0.0.1:8080"));
+        return Err(refuse(
+            "give only scheme, host and port, e.g. http://127.0.0.1:8080",
+        ));
     }
-    let origin = Origin::of_url(&url).map_err(|_| refuse("use http(s)://host:port without userinfo"))?;
+    let origin =
+        Origin::of_url(&url).map_err(|_| refuse("use http(s)://host:port without userinfo"))?;
     if origin.scheme == Scheme::Http && !is_loopback_name(&origin.host) {
         return Err(refuse("plain http is accepted only for loopback hosts"));
     }
@@ -287,7 +291,9 @@ impl EgressRules {
         let approved = if self.is_extra(origin) {
             true
         } else {
-            origin.scheme == Scheme::Https && origin.port == 443 && self.manifest.matches_host(&origin.host)
+            origin.scheme == Scheme::Https
+                && origin.port == 443
+                && self.manifest.matches_host(&origin.host)
         };
         if !approved {
             return Err(PolicyError::NotApproved {
@@ -319,7 +325,9 @@ impl EgressRules {
     pub fn check_addr(&self, origin: &Origin, ip: IpAddr) -> Result<(), String> {
         let ip = canonical_ip(ip);
         if ip.is_loopback() {
-            if self.allow_insecure_loopback && is_loopback_name(&origin.host) && self.is_extra(origin)
+            if self.allow_insecure_loopback
+                && is_loopback_name(&origin.host)
+                && self.is_extra(origin)
             {
                 return Ok(());
             }
@@ -330,7 +338,10 @@ impl EgressRules {
             ));
         }
         match prohibited_range(ip) {
-            Some(range) => Err(format!("{} resolves to {ip}, in the {range} range", origin.host)),
+            Some(range) => Err(format!(
+                "{} resolves to {ip}, in the {range} range",
+                origin.host
+            )),
             None => Ok(()),
         }
     }
@@ -565,7 +576,10 @@ pub async fn resolve_checked(
             .collect(),
     };
     if addrs.is_empty() {
-        return Err(ResolveError::Lookup(format!("{} has no address", origin.host)));
+        return Err(ResolveError::Lookup(format!(
+            "{} has no address",
+            origin.host
+        )));
     }
     for addr in &addrs {
         rules
@@ -593,10 +607,16 @@ mod tests {
 
     fn rules(hosts: &[&str], extra: &[&str], loopback: bool) -> EgressRules {
         let manifest = Manifest {
-            hosts: hosts.iter().map(|h| HostPattern::parse(h).unwrap()).collect(),
+            hosts: hosts
+                .iter()
+                .map(|h| HostPattern::parse(h).unwrap())
+                .collect(),
             ..Manifest::default()
         };
-        let extra: Vec<Origin> = extra.iter().map(|o| parse_extra_origin(o).unwrap()).collect();
+        let extra: Vec<Origin> = extra
+            .iter()
+            .map(|o| parse_extra_origin(o).unwrap())
+            .collect();
         EgressRules::new(Arc::new(manifest), extra.into(), loopback)
     }
 
@@ -629,7 +649,14 @@ mod tests {
         ] {
             assert!(prohibited_range(ip.parse().unwrap()).is_some(), "{ip}");
         }
-        for ip in ["8.8.8.8", "2606:4700::1111", "13.110.1.1", "::ffff:8.8.8.8", "::ffff:0:808:808", "64:ff9b::808:808"] {
+        for ip in [
+            "8.8.8.8",
+            "2606:4700::1111",
+            "13.110.1.1",
+            "::ffff:8.8.8.8",
+            "::ffff:0:808:808",
+            "64:ff9b::808:808",
+        ] {
             assert!(prohibited_range(ip.parse().unwrap()).is_none(), "{ip}");
         }
     }
@@ -639,8 +666,13 @@ mod tests {
         let r = rules(&["*.salesforce.com"], &[], false);
         assert!(OutboundPolicy::for_integration(r.clone(), ["login.salesforce.com"], None).is_ok());
         let refused = OutboundPolicy::for_integration(r, ["attacker.example"], None).unwrap_err();
-        assert!(matches!(refused, PolicyError::HostNotApproved { ref host, .. } if host == "attacker.example"));
-        assert!(refused.to_string().contains("*.salesforce.com"), "{refused}");
+        assert!(
+            matches!(refused, PolicyError::HostNotApproved { ref host, .. } if host == "attacker.example")
+        );
+        assert!(
+            refused.to_string().contains("*.salesforce.com"),
+            "{refused}"
+        );
     }
 
     #[test]
@@ -652,7 +684,10 @@ mod tests {
         )
         .unwrap();
         assert!(p.check(&origin("https://login.salesforce.com/x")).is_ok());
-        assert!(p.check(&origin("https://login.salesforce.com:8443/x")).is_err());
+        assert!(
+            p.check(&origin("https://login.salesforce.com:8443/x"))
+                .is_err()
+        );
         assert!(p.check(&origin("http://login.salesforce.com/x")).is_err());
         assert!(p.check(&origin("https://other.salesforce.com/x")).is_err());
     }
@@ -669,7 +704,10 @@ mod tests {
         let emulator = origin("http://127.0.0.1:8080/services");
         let admin = origin("http://127.0.0.1:7070/api/plugins");
         assert!(p.check(&emulator).is_ok());
-        assert!(p.check_addr(&emulator, "127.0.0.1".parse().unwrap()).is_ok());
+        assert!(
+            p.check_addr(&emulator, "127.0.0.1".parse().unwrap())
+                .is_ok()
+        );
         assert!(p.carries_credentials(&emulator));
         assert!(p.check(&admin).is_err());
         assert!(p.check_addr(&admin, "127.0.0.1".parse().unwrap()).is_err());
@@ -678,7 +716,10 @@ mod tests {
         let strict = rules(&[], &["http://127.0.0.1:8080"], false);
         assert!(strict.check_origin(&emulator).is_err());
         // An instance URL elsewhere is refused outright.
-        assert!(OutboundPolicy::for_integration(r, ["127.0.0.1"], Some("http://127.0.0.1:7070")).is_err());
+        assert!(
+            OutboundPolicy::for_integration(r, ["127.0.0.1"], Some("http://127.0.0.1:7070"))
+                .is_err()
+        );
     }
 
     #[test]
@@ -688,7 +729,10 @@ mod tests {
             Err(PolicyError::Userinfo(shown)) if !shown.contains("pw")
         ));
         let uri: http::Uri = "https://x@login.salesforce.com/".parse().unwrap();
-        assert!(matches!(Origin::of_uri(&uri), Err(PolicyError::Userinfo(_))));
+        assert!(matches!(
+            Origin::of_uri(&uri),
+            Err(PolicyError::Userinfo(_))
+        ));
         for bad in [
             "http://evil.example:80",
             "http://127.0.0.1:8080/path",

@@ -22,8 +22,8 @@ use arc_swap::ArcSwapOption;
 
 use super::cache::CacheOutcome;
 use super::credentials::{BoxFuture, CredentialProvider};
-use super::metrics::EngineMetrics;
 use super::manifest::{Manifest, Widening};
+use super::metrics::EngineMetrics;
 use super::outbound::OutboundPolicy;
 use super::policy::{EgressRules, Origin};
 use super::wit::types::{Grant, HostContext, Session, Settings};

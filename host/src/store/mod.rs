@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::wit::types::{Operation, Row};
 use crate::engine::manifest::Manifest;
+use crate::engine::wit::types::{Operation, Row};
 use crate::secrets::{Cipher, Secret, SecretError};
 
 /// The database file's name inside the data directory.

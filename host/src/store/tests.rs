@@ -48,10 +48,15 @@ fn row(key: &str, op: Operation, json: &str) -> Row {
     }
 }
 
+/// The schema version after every migration.
+fn latest() -> i64 {
+    super::migrations::MIGRATIONS.len() as i64
+}
+
 #[test]
 fn migrations_are_versioned_and_idempotent() {
     let (store, dir) = store("migrate");
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), latest());
     let mode: String = store
         .conn()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -59,7 +64,7 @@ fn migrations_are_versioned_and_idempotent() {
     assert_eq!(mode, "wal");
     drop(store);
     let again = Store::open(&dir.join(DB_FILE), Cipher::from_key(&[3u8; 32])).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 1);
+    assert_eq!(again.schema_version().unwrap(), latest());
 }
 
 #[test]
@@ -85,7 +90,7 @@ fn a_new_database_gets_the_large_page_size_and_an_old_one_keeps_its_own() {
     }
     let old = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
     assert_eq!(page_size(&old.conn()), 4096);
-    assert_eq!(old.schema_version().unwrap(), 1);
+    assert_eq!(old.schema_version().unwrap(), latest());
     let integration = add(&old, "old", None);
     let run = old.start_run(&integration.id, "cli", false, "t").unwrap();
     old.commit_page(
@@ -420,6 +425,11 @@ fn oauth_states_are_single_use_and_expire() {
     let hour = Duration::from_secs(3600);
     let got = store.take_oauth_state("s1", hour).unwrap().unwrap();
     assert_eq!(
+        got.token_url.as_deref(),
+        Some("https://login.salesforce.com/services/oauth2/token"),
+        "the plan's token endpoint is bound to the state"
+    );
+    assert_eq!(
         (got.integration_id.as_str(), got.verifier.expose()),
         (i.id.as_str(), "v1")
     );
@@ -490,4 +500,38 @@ fn live_keys_are_per_integration_and_stream_ascending_and_skip_tombstones() {
         keys.live_keys_after("Account", None, 10).unwrap(),
         vec!["k9"]
     );
+}
+
+#[test]
+fn the_active_versions_manifest_is_stored_with_it() {
+    use crate::engine::registry::{VersionRecord, VersionStore};
+    let (store, _dir) = store("manifest");
+    assert!(store.active_manifest("p").unwrap().hosts.is_empty());
+    // An empty component (magic, version 0xd, layer 1) with a manifest section.
+    let manifest = br#"{"hosts":["*.salesforce.com"],"credential-methods":["GET"]}"#;
+    let mut wasm = b"\0asm\x0d\x00\x01\x00".to_vec();
+    let name = b"sluice:manifest";
+    wasm.push(0);
+    wasm.push((1 + name.len() + manifest.len()) as u8);
+    wasm.push(name.len() as u8);
+    wasm.extend_from_slice(name);
+    wasm.extend_from_slice(manifest);
+    let record = VersionRecord {
+        name: "p".into(),
+        version: 1,
+        sha256: "x".into(),
+        contract: "0.1.0".into(),
+        installed_at: SystemTime::now(),
+    };
+    store.put_version(&record, &wasm).unwrap();
+    store.set_active("p", 1, SystemTime::now()).unwrap();
+    let stored = store.active_manifest("p").unwrap();
+    assert!(stored.matches_host("acme.my.salesforce.com"));
+    let json: String = store
+        .conn()
+        .query_row("SELECT manifest_json FROM plugin_versions", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(json.contains("*.salesforce.com"), "{json}");
 }
