@@ -367,7 +367,7 @@ async fn authorize(
             .await?,
     )?;
     let text = |k: &str| grant[k].as_str().map(String::from);
-    let plan = app.plan(id).await?;
+    let (plan, _rules) = app.plan(id).await?;
     let tokens = TokenSet {
         flow: GrantFlow::AuthorizationCode,
         access: Secret::new(text("access_token").context("no access_token")?),

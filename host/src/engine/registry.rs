@@ -255,9 +255,9 @@ pub enum RegistryError {
         /// The sha256 of the refused bytes.
         sha256: String,
         /// What is new.
-        widening: Widening,
+        widening: Box<Widening>,
         /// What the active version's manifest approves.
-        approved: Manifest,
+        approved: Box<Manifest>,
     },
     /// The version store failed.
     #[error(transparent)]
@@ -541,8 +541,8 @@ impl PluginRegistry {
         Err(RegistryError::NotApproved {
             plugin: name.to_string(),
             sha256: plugin.sha256.clone(),
-            widening,
-            approved,
+            widening: Box::new(widening),
+            approved: Box::new(approved),
         })
     }
 
