@@ -697,7 +697,10 @@ fn address_space_limit() -> Option<u64> {
     };
     // SAFETY: getrlimit only writes the struct it is given, which lives on this stack.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
-    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+    // `rlim_t` is `u64` on Linux but not on every Unix.
+    #[allow(clippy::unnecessary_cast)]
+    let current = limit.rlim_cur as u64;
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(current)
 }
 
 /// The process's address-space limit; none known off Unix.
