@@ -139,9 +139,20 @@ impl Served {
         }
         head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
         stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body).unwrap();
+        // A refusal may come (and the connection close) before the body is read: then the
+        // rest of the body cannot be sent, and the answer is already on its way.
+        let _ = stream.write_all(body);
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
+        let mut buf = [0u8; 8192];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                // A reset after the answer arrived: the unread body made the close abrupt.
+                Err(_) if !raw.is_empty() => break,
+                Err(e) => panic!("{method} {path}: no answer: {e}"),
+            }
+        }
         let text = String::from_utf8_lossy(&raw).to_string();
         let status = text
             .split_whitespace()
