@@ -187,13 +187,13 @@ pub async fn refuse_cross_site(
     req: Request,
     next: Next,
 ) -> Response {
-    if changes_state(req.method()) {
-        if let Some(why) = guard.cross_site(req.headers()) {
-            return refusal(
-                StatusCode::FORBIDDEN,
-                format!("cross-site request refused: {why}"),
-            );
-        }
+    if changes_state(req.method())
+        && let Some(why) = guard.cross_site(req.headers())
+    {
+        return refusal(
+            StatusCode::FORBIDDEN,
+            format!("cross-site request refused: {why}"),
+        );
     }
     next.run(req).await
 }
