@@ -250,13 +250,13 @@ async fn no_health_check_refresh_while_a_run_holds_the_integration() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(stats.health_checks_skipped.load(Ordering::SeqCst) >= 3);
-    assert_eq!(stats.health_checks.load(Ordering::SeqCst), 0);
     assert_eq!(
         refreshed(),
         0,
         "no refresh while the run holds the integration"
     );
+    assert!(stats.health_checks_skipped.load(Ordering::SeqCst) >= 3);
+    assert_eq!(stats.health_checks.load(Ordering::SeqCst), 0);
     drop(claim);
     for _ in 0..400 {
         if stats.health_checks.load(Ordering::SeqCst) > 0 {
