@@ -348,8 +348,9 @@ fn engine_with(change: impl FnOnce(&mut EngineLimits)) -> (Arc<PluginEngine>, Lo
     (engine, plugin)
 }
 
-fn loopback() -> OutboundPolicy {
-    OutboundPolicy::for_integration(["127.0.0.1"], None, true)
+/// A policy that lets the guest reach the loopback server at `url` (its exact origin).
+fn loopback(url: &str) -> OutboundPolicy {
+    policy_for(&[url], true)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,7 +358,7 @@ async fn spinning_with_an_unfinished_request_hits_the_cpu_deadline() {
     // The guest opens a request, never finishes its body and computes. An open request is not
     // waiting: the CPU deadline (1 s) stops the call, not the wall-clock timeout (20 s).
     let server = TestServer::start(|_| Reply::new(200, "never asked")).await;
-    let result = pull("stall-spin", &[("url", &server.url)], loopback()).await;
+    let result = pull("stall-spin", &[("url", &server.url)], loopback(&server.url)).await;
     assert_limit(result, Limit::Cpu);
     assert_healthy().await;
 }
@@ -378,7 +379,7 @@ async fn an_unfinished_request_body_times_out() {
     let failure = engine
         .pull(
             &plugin,
-            &ctx("stall-wait", loopback()),
+            &ctx("stall-wait", loopback(&server.url)),
             &s,
             &pull_request(None, 1),
         )
@@ -398,14 +399,14 @@ async fn responses_left_unread_count_against_the_host_buffer_budget() {
     let server = TestServer::start(|_| Reply::new(200, vec![b'r'; 512 << 10])).await;
     let url = server.url.as_str();
     // Four unread 512 KiB answers fit the 4 MiB budget.
-    let page = pull("hoard", &[("url", url), ("count", "4")], loopback())
+    let page = pull("hoard", &[("url", url), ("count", "4")], loopback(url))
         .await
         .expect("within the budget")
         .expect("every response arrives");
     assert_eq!(String::from_utf8_lossy(&page.rows[0].json), "4");
     // Twenty would hold 10 MiB in the host for a guest that reads none of them.
     let before = server.received().len();
-    let result = pull("hoard", &[("url", url), ("count", "20")], loopback()).await;
+    let result = pull("hoard", &[("url", url), ("count", "20")], loopback(url)).await;
     let message = result.as_ref().map(|_| ()).unwrap_err().to_string();
     assert!(message.contains("host buffer budget"), "{message}");
     assert_limit(result, Limit::HostBuffers);
