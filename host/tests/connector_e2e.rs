@@ -918,8 +918,8 @@ async fn insert_tasks(emu: &Emulator, n: usize) -> Vec<String> {
 // new token, and the connector re-queries from its position instead of asking for a login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_that_ends_the_session_mid_paging_requeries() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     settings(
         &emu,
         json!({"max_batch_size": 200, "refresh_token_rotation": true,
@@ -966,8 +966,8 @@ async fn a_refresh_that_ends_the_session_mid_paging_requeries() {
 // both still end equal to the ground truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capped_locators_shared_by_two_pulls_still_end_equal() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     settings(
         &emu,
         json!({"max_batch_size": 200, "max_open_locators_per_user": 1}),
@@ -995,8 +995,8 @@ async fn capped_locators_shared_by_two_pulls_still_end_equal() {
 // the Id reconciliation does not turn them into deletes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archived_tasks_are_pulled_and_never_deleted() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     let ids = insert_tasks(&emu, 40).await;
     let archive: Vec<&String> = ids.iter().step_by(3).collect();
     op(
@@ -1041,8 +1041,8 @@ async fn archived_tasks_are_pulled_and_never_deleted() {
 // and re-reads the window instead of failing on INVALID_FIELD forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_hidden_or_deleted_while_a_window_is_open() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     control(
         &emu,
@@ -1128,8 +1128,8 @@ async fn fields_hidden_or_deleted_while_a_window_is_open() {
 // published articles turns it into a delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_knowledge_articles_are_reconciled() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     let id = integration(
         &app,
         input(&emu, "content-management", &[("reconcile-every", "1m")]),
@@ -1158,8 +1158,8 @@ async fn deleted_knowledge_articles_are_reconciled() {
 // Id reconciliation although the weekly one is not due.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purged_delete_log_starts_a_reconciliation() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     let ids = insert_cases(&emu, 30, 1, 0).await;
     let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
     pull_ok(&app, &id).await;
@@ -1183,8 +1183,8 @@ async fn a_purged_delete_log_starts_a_reconciliation() {
 // chunks leave room for the headers, and a refusal re-plans with smaller chunks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_long_requests_are_planned_again_with_smaller_chunks() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     let wide: Vec<String> = (0..600)
         .map(|i| format!("Quite_Long_Custom_Field_Name_Number_{i:03}__c"))
         .collect();
@@ -1245,8 +1245,8 @@ async fn too_long_requests_are_planned_again_with_smaller_chunks() {
 // connector splits the field list into chunks and merges them by Id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn formula_heavy_objects_are_read_in_field_chunks() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     let formulas: Vec<String> = (0..12).map(|i| format!("Formula_{i:02}__c")).collect();
     let fields: Vec<Value> = formulas
         .iter()
@@ -1293,8 +1293,8 @@ async fn formula_heavy_objects_are_read_in_field_chunks() {
 // transaction holds back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_commits_on_objects_without_updated_are_not_lost() {
-    let app = app().await;
     let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
     let ids = insert_cases(&emu, 3, 1, 0).await;
     let id = integration(
         &app,
