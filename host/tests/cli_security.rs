@@ -244,7 +244,14 @@ async fn connect_ignores_callbacks_without_its_state() {
     let dir = temp_dir("callback");
     let id = add_emulated(&dir, &emu, &[]).await;
     let mut cmd = sluice_command(&dir);
-    cmd.args(["--allow-insecure-loopback", "connect", &id, "--no-browser"]);
+    cmd.args([
+        "--allow-insecure-loopback",
+        "--extra-origin",
+        &emu.url,
+        "connect",
+        &id,
+        "--no-browser",
+    ]);
     let (child, url) = tokio::task::block_in_place(|| start_connect(&mut cmd));
     let callback = redirect_uri_of(&url);
     let http = reqwest::Client::new();
@@ -323,8 +330,14 @@ async fn the_browser_gets_none_of_sluices_secrets() {
     ];
     let id = add_emulated(&dir, &emu, &secrets).await;
     let mut cmd = sluice_command(&dir);
-    cmd.args(["--allow-insecure-loopback", "connect", &id])
-        .env("PATH", &path);
+    cmd.args([
+        "--allow-insecure-loopback",
+        "--extra-origin",
+        &emu.url,
+        "connect",
+        &id,
+    ])
+    .env("PATH", &path);
     for (k, v) in secrets {
         cmd.env(k, v);
     }

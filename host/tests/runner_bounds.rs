@@ -52,6 +52,9 @@ async fn app_with(change: impl FnOnce(&mut AppConfig)) -> Arc<App> {
     }
     let mut config = AppConfig::new(dir);
     config.allow_insecure_loopback = true;
+    // The grants below name this instance (never contacted): the operator approves it.
+    config.extra_origins =
+        vec![sluice::engine::policy::parse_extra_origin("https://instance.example").unwrap()];
     change(&mut config);
     let app = App::open(config).await.expect("app opens");
     app.registry

@@ -209,7 +209,7 @@ async fn no_health_check_refresh_while_a_run_holds_the_integration() {
         sluice::secrets::random_token(6)
     ));
     let mut config = AppConfig::new(dir.clone());
-    config.allow_insecure_loopback = true;
+    approve_emulator(&mut config, &emu.url);
     let app = open_app(config).await;
     let id = app
         .add_integration(IntegrationInput {

@@ -14,7 +14,8 @@
 //! A host pattern is a DNS name, or `*.` and a name of at least two labels, which matches
 //! every name below it (not the name itself). Patterns are served over https on port 443 only:
 //! plain http, other ports, IP literals and loopback names are never a manifest's to ask for.
-//! `credential-methods` defaults to `GET` and `HEAD`.
+//! `credential-methods` defaults to `GET`; a `HEAD` request counts as a `GET` (it reads the
+//! same, without the body).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -162,10 +163,8 @@ fn valid_label(label: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum CredentialMethod {
-    /// GET.
+    /// GET (and HEAD, which reads the same without the body).
     Get,
-    /// HEAD.
-    Head,
     /// POST.
     Post,
     /// PUT.
@@ -182,8 +181,7 @@ impl CredentialMethod {
     /// The declared method `method` is, if it is one a manifest can declare.
     pub fn of(method: &http::Method) -> Option<Self> {
         Some(match *method {
-            http::Method::GET => Self::Get,
-            http::Method::HEAD => Self::Head,
+            http::Method::GET | http::Method::HEAD => Self::Get,
             http::Method::POST => Self::Post,
             http::Method::PUT => Self::Put,
             http::Method::PATCH => Self::Patch,
@@ -198,7 +196,6 @@ impl fmt::Display for CredentialMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Get => "GET",
-            Self::Head => "HEAD",
             Self::Post => "POST",
             Self::Put => "PUT",
             Self::Patch => "PATCH",
@@ -209,7 +206,7 @@ impl fmt::Display for CredentialMethod {
 }
 
 fn read_only() -> BTreeSet<CredentialMethod> {
-    [CredentialMethod::Get, CredentialMethod::Head].into()
+    [CredentialMethod::Get].into()
 }
 
 /// What a component declares it needs.

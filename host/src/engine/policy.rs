@@ -749,6 +749,7 @@ mod tests {
     fn credentialed_methods_follow_the_manifest() {
         let p = OutboundPolicy::deny_all();
         assert!(p.check_credentialed_method(&http::Method::GET).is_ok());
+        assert!(p.check_credentialed_method(&http::Method::HEAD).is_ok());
         assert!(p.check_credentialed_method(&http::Method::DELETE).is_err());
     }
 }
