@@ -333,7 +333,8 @@ impl Store {
         };
         create_private_dir(data_dir).map_err(dir_err)?;
         // Probe writability up front: a read-only directory must fail before anything else.
-        let probe = data_dir.join(".write-probe");
+        // A name of its own: concurrent opens must not remove each other's probe.
+        let probe = data_dir.join(format!(".write-probe-{}", crate::secrets::random_token(6)));
         std::fs::write(&probe, b"").map_err(dir_err)?;
         let _ = std::fs::remove_file(&probe);
         let cipher = Cipher::load_or_create(data_dir)?;
@@ -1092,6 +1093,9 @@ fn row_to_integration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Integrat
 /// A connection to the database at `path`, set up as every connection of a [`Store`] is.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
+    // First: switching a new database to WAL takes a lock that a concurrent first open may
+    // hold for a moment.
+    conn.busy_timeout(Duration::from_secs(10))?;
     // Before WAL and before the first table: only a new database takes a page size (an
     // existing one keeps its own; both work). Record JSON is ~1 KB; with 4 KiB pages a
     // WITHOUT ROWID row keeps at most ~1 KB in the B-tree and spills the rest to an
@@ -1111,31 +1115,30 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     // pulled again (nothing lost); none is applied twice (nothing duplicated).
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
     Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = migrations::MIGRATIONS.len() as i64;
-    if current > known {
-        return Err(StoreError::Corrupt(format!(
-            "the database has schema version {current}, newer than this sluice ({known}); \
-             upgrade sluice"
-        )));
-    }
-    for (i, sql) in migrations::MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(current as usize)
-    {
-        let tx = conn.transaction()?;
+    loop {
+        // IMMEDIATE, and the version read inside: of several processes opening a new data
+        // directory at once, one applies each migration and the others see it applied.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current > known {
+            return Err(StoreError::Corrupt(format!(
+                "the database has schema version {current}, newer than this sluice ({known}); \
+                 upgrade sluice"
+            )));
+        }
+        let Some(sql) = migrations::MIGRATIONS.get(current as usize) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", current + 1)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "applied database migration");
+        tracing::info!(version = current + 1, "applied database migration");
     }
-    Ok(())
 }
 
 /// A new random id with a readable prefix, e.g. `int_3q9...`.
