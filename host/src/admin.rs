@@ -265,7 +265,7 @@ async fn pull(
 
 async fn runs(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
     s.app.store.integration(&id)?;
-    Ok(Json(s.app.store.runs(&id, 50)?).into_response())
+    Ok(Json(s.app.runs(&id, 50)?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
