@@ -841,3 +841,47 @@ async fn processes_installing_at_once_get_their_own_version_numbers() {
     assert_eq!(b.registry.active("hostile").unwrap().version, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salesforce_version_passes_the_canary_without_credentials() {
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let dir = scratch_dir("salesforce-canary");
+    let app = open_app(app_config(&dir)).await;
+    let id = app
+        .add_integration(sluice::app::IntegrationInput {
+            name: Some("canary".into()),
+            capability: Some("helpdesk".into()),
+            environment: Some("production".into()),
+            domain: Some(emu.url.clone()),
+            pull_by: Some("updated".into()),
+            client_id: Some(emu.client_id.clone()),
+            client_secret: Some(emu.client_secret.clone()),
+            ..sluice::app::IntegrationInput::default()
+        })
+        .await
+        .unwrap()
+        .integration
+        .id;
+    support::runtime::connect(&app, &id).await;
+    // Without its token the emulator answers 401, as Salesforce does: expected, not a fault.
+    let next = with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"next");
+    let report = app
+        .registry
+        .install("salesforce", &next, true)
+        .await
+        .expect("a good connector version passes the canary");
+    assert_eq!(
+        (
+            report.canary_configured,
+            report.canary_tested,
+            report.canary_pulled
+        ),
+        (1, 1, 1)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
