@@ -401,6 +401,8 @@ pub struct PluginRegistry {
     canary: Arc<dyn CanaryTargets>,
     plugins: RwLock<BTreeMap<String, Arc<Slot>>>,
     installs: tokio::sync::Mutex<()>,
+    /// Held while [`PluginRegistry::sync`] compiles a version it found in the store.
+    loading: tokio::sync::Mutex<()>,
     /// Held while the store's versions and the in-memory ones are brought in line (a new
     /// version added, a version published, another process's changes applied).
     publishing: Mutex<()>,
@@ -421,6 +423,7 @@ impl PluginRegistry {
             canary,
             plugins: RwLock::new(BTreeMap::new()),
             installs: tokio::sync::Mutex::new(()),
+            loading: tokio::sync::Mutex::new(()),
             publishing: Mutex::new(()),
             unloadable: Mutex::new(HashSet::new()),
         })
@@ -476,6 +479,11 @@ impl PluginRegistry {
         for version in &stored {
             let record = &version.record;
             if self.is_loaded(&record.name, record.version) || self.is_unloadable(record) {
+                continue;
+            }
+            // Runs of many integrations sync at once: one of them compiles a new version.
+            let _loading = self.loading.lock().await;
+            if self.is_loaded(&record.name, record.version) {
                 continue;
             }
             let Some(wasm) = self.store.wasm(&record.name, record.version)? else {
