@@ -431,7 +431,7 @@ async fn install_plugin(
         Json(
             json!({"name": report.name, "version": report.version, "sha256": report.sha256,
                     "existing": report.existing, "canary_configured": report.canary_configured,
-                    "canary_tested": report.canary_tested}),
+                    "canary_tested": report.canary_tested, "canary_pulled": report.canary_pulled}),
         ),
     )
         .into_response())
