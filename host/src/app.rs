@@ -119,6 +119,8 @@ pub struct AppConfig {
     pub host_app: HostApp,
     /// Engine limits.
     pub limits: EngineLimits,
+    /// Bounds of every pull run.
+    pub runs: crate::runner::RunLimits,
 }
 
 impl AppConfig {
@@ -139,6 +141,7 @@ impl AppConfig {
                     .map(crate::secrets::Secret::new),
             },
             limits: EngineLimits::default(),
+            runs: crate::runner::RunLimits::default(),
         }
     }
 }
