@@ -22,8 +22,8 @@ use crate::engine::wit::types::{
 use crate::engine::{CallContext, EngineError, EngineLimits, LoadedPlugin, PluginEngine};
 use crate::oauth::{AuthorizationStart, Callback, OAuth, OAuthError};
 use crate::store::{
-    GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, Store,
-    StoreError, TokenSet, now_ms,
+    GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, RunRecord,
+    Store, StoreError, TokenSet, now_ms,
 };
 use crate::tokens::{HostApp, TokenService};
 
@@ -234,7 +234,6 @@ impl App {
         );
         let canary = Arc::new(StoreCanary {
             store: store.clone(),
-            tokens: tokens.clone(),
             allow_insecure_loopback: config.allow_insecure_loopback,
             extra_origins: config.extra_origins.clone().into(),
         });
@@ -710,6 +709,28 @@ impl App {
     }
 }
 
+impl App {
+    /// The latest runs of `id`, newest first. A run still marked `running` whose process is
+    /// gone (killed before it could record its end: nobody holds the integration's run claim)
+    /// is recorded as interrupted first.
+    pub fn runs(self: &Arc<Self>, id: &str, limit: usize) -> Result<Vec<RunRecord>, AppError> {
+        let runs = self.store.runs(id, limit)?;
+        if !runs.iter().any(|r| r.status == "running") {
+            return Ok(runs);
+        }
+        // Holding the claim, no run of `id` can be going on, here or in another process.
+        let Some(_claim) = self.claim_run(id) else {
+            return Ok(runs);
+        };
+        self.store.close_orphan_runs(id)?;
+        tracing::info!(
+            integration = id,
+            "runs whose process ended are recorded as interrupted"
+        );
+        Ok(self.store.runs(id, limit)?)
+    }
+}
+
 /// Held while a pull of one integration runs; dropping it releases the integration.
 pub struct RunClaim {
     app: Arc<App>,
@@ -815,11 +836,10 @@ pub fn to_wit_settings(s: &IntegrationSettings) -> Result<Settings, Vec<FieldIss
     }
 }
 
-/// [`CanaryTargets`] over the integrations table: every integration of a plugin, with a
-/// session when it has tokens and is active.
+/// [`CanaryTargets`] over the integrations table: every integration of a plugin, with its
+/// non-secret grant when it has tokens and is active (never its credentials).
 struct StoreCanary {
     store: Arc<Store>,
-    tokens: Arc<TokenService>,
     allow_insecure_loopback: bool,
     extra_origins: Arc<[Origin]>,
 }
@@ -843,7 +863,6 @@ impl CanaryTargets for StoreCanary {
                     let session = match (i.state, self.store.tokens(&i.id)) {
                         (IntegrationState::Active, Ok(Some(tokens))) => Some(CanarySession {
                             grant: grant_of(&tokens),
-                            credentials: self.tokens.provider(&i.id),
                             extra_origins: self.extra_origins.clone(),
                         }),
                         _ => None,

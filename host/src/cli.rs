@@ -538,10 +538,10 @@ pub struct ListRow {
 }
 
 /// The rows of `integration list`, newest first.
-pub fn list_rows(app: &App) -> anyhow::Result<Vec<ListRow>> {
+pub fn list_rows(app: &Arc<App>) -> anyhow::Result<Vec<ListRow>> {
     let mut rows = Vec::new();
     for integration in app.store.integrations()? {
-        let last_run = app.store.runs(&integration.id, 1)?.into_iter().next();
+        let last_run = app.runs(&integration.id, 1)?.into_iter().next();
         let token = app.store.token_health(&integration.id)?;
         rows.push(ListRow {
             integration,
@@ -615,7 +615,7 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
         }
         IntegrationCommand::Show { id } => {
             let v = app.show_integration(id).await?;
-            let runs = app.store.runs(id, 5)?;
+            let runs = app.runs(id, 5)?;
             let checkpoints = app.store.checkpoints(id)?;
             let counts = app.store.record_counts(id)?;
             let token = app.store.token_health(id)?;
@@ -1141,8 +1141,10 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                     format!("{}: expected NAME.wasm (or pass --name)", file.display())
                 })?,
             };
-            let wasm =
-                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let wasm = crate::engine::registry::read_component_file(
+                file,
+                crate::engine::registry::Symlinks::Follow,
+            )?;
             let approval = if *approve_hosts {
                 crate::engine::registry::HostApproval::Approved
             } else {
@@ -1156,16 +1158,19 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                 print_json(&serde_json::json!({
                     "name": report.name, "version": report.version, "sha256": report.sha256,
                     "existing": report.existing, "canary_configured": report.canary_configured,
-                    "canary_tested": report.canary_tested, "manifest": *report.manifest,
+                    "canary_tested": report.canary_tested, "canary_pulled": report.canary_pulled,
+                    "manifest": *report.manifest,
                 }))?;
             } else {
                 outln!(
-                    "{} version {} active (sha256 {:.12}; canary: {} configured, {} tested)",
+                    "{} version {} active (sha256 {:.12}; canary: {} configured, {} tested, {} \
+                     pulled)",
                     safe(&report.name),
                     report.version,
                     report.sha256,
                     report.canary_configured,
-                    report.canary_tested
+                    report.canary_tested,
+                    report.canary_pulled
                 )?;
                 outln!("  may reach: {}", report.manifest)?;
             }

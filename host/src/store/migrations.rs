@@ -94,7 +94,20 @@ CREATE TABLE plugin_versions (
     PRIMARY KEY (name, version)
 );
 "#,
-    // 2: what a plugin version may reach, as approved at install (its `sluice:manifest`), and
+    // 2: which plugin version served each committed page of a run (a hot swap takes over
+    // mid-run).
+    r#"
+CREATE TABLE run_pages (
+    run_id          TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    stream          TEXT NOT NULL,
+    rows            INTEGER NOT NULL,
+    plugin_version  INTEGER NOT NULL,
+    committed_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+"#,
+    // 3: what a plugin version may reach, as approved at install (its `sluice:manifest`), and
     // the token endpoint an authorization was started with, so the callback does not ask the
     // connector again.
     r#"

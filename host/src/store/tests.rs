@@ -48,15 +48,13 @@ fn row(key: &str, op: Operation, json: &str) -> Row {
     }
 }
 
-/// The schema version after every migration.
-fn latest() -> i64 {
-    super::migrations::MIGRATIONS.len() as i64
-}
-
 #[test]
 fn migrations_are_versioned_and_idempotent() {
     let (store, dir) = store("migrate");
-    assert_eq!(store.schema_version().unwrap(), latest());
+    assert_eq!(
+        store.schema_version().unwrap(),
+        migrations::MIGRATIONS.len() as i64
+    );
     let mode: String = store
         .conn()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -64,7 +62,10 @@ fn migrations_are_versioned_and_idempotent() {
     assert_eq!(mode, "wal");
     drop(store);
     let again = Store::open(&dir.join(DB_FILE), Cipher::from_key(&[3u8; 32])).unwrap();
-    assert_eq!(again.schema_version().unwrap(), latest());
+    assert_eq!(
+        again.schema_version().unwrap(),
+        migrations::MIGRATIONS.len() as i64
+    );
 }
 
 #[test]
@@ -90,7 +91,10 @@ fn a_new_database_gets_the_large_page_size_and_an_old_one_keeps_its_own() {
     }
     let old = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
     assert_eq!(page_size(&old.conn()), 4096);
-    assert_eq!(old.schema_version().unwrap(), latest());
+    assert_eq!(
+        old.schema_version().unwrap(),
+        migrations::MIGRATIONS.len() as i64
+    );
     let integration = add(&old, "old", None);
     let run = old.start_run(&integration.id, "cli", false, "t").unwrap();
     old.commit_page(
@@ -504,7 +508,7 @@ fn live_keys_are_per_integration_and_stream_ascending_and_skip_tombstones() {
 
 #[test]
 fn the_active_versions_manifest_is_stored_with_it() {
-    use crate::engine::registry::{VersionRecord, VersionStore};
+    use crate::engine::registry::{NewVersion, VersionStore};
     let (store, _dir) = store("manifest");
     assert!(store.active_manifest("p").unwrap().hosts.is_empty());
     // An empty component (magic, version 0xd, layer 1) with a manifest section.
@@ -516,14 +520,16 @@ fn the_active_versions_manifest_is_stored_with_it() {
     wasm.push(name.len() as u8);
     wasm.extend_from_slice(name);
     wasm.extend_from_slice(manifest);
-    let record = VersionRecord {
-        name: "p".into(),
-        version: 1,
-        sha256: "x".into(),
-        contract: "0.1.0".into(),
-        installed_at: SystemTime::now(),
-    };
-    store.put_version(&record, &wasm).unwrap();
+    let added = store
+        .add_version(&NewVersion {
+            name: "p",
+            sha256: "x",
+            contract: "0.1.0",
+            installed_at: SystemTime::now(),
+            wasm: &wasm,
+        })
+        .unwrap();
+    assert_eq!(added.version, 1);
     store.set_active("p", 1, SystemTime::now()).unwrap();
     let stored = store.active_manifest("p").unwrap();
     assert!(stored.matches_host("acme.my.salesforce.com"));
