@@ -480,11 +480,13 @@ async fn a_run_killed_with_sigkill_is_not_shown_as_running() {
         .await
         .unwrap();
     // Its pull spins until killed.
-    let id = support::runtime::add_hostile_integration(&app, "loop", &[], "https://127.0.0.1");
+    // The grant's instance is never contacted; the operator approves it for the pull.
+    let instance = "https://instance.example";
+    let id = support::runtime::add_hostile_integration(&app, "loop", &[], instance);
     let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("--data-dir")
         .arg(&dir)
-        .args(["pull", &id])
+        .args(["--extra-origin", instance, "pull", &id])
         .env_remove("SLUICE_SECRET_KEY")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -792,9 +792,11 @@ fn scratch_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
-fn app_config(dir: &std::path::Path) -> AppConfig {
+/// An app's configuration whose connectors may reach the loopback server at `url` (its exact
+/// origin).
+fn app_config(dir: &std::path::Path, url: &str) -> AppConfig {
     let mut config = AppConfig::new(dir.to_path_buf());
-    config.allow_insecure_loopback = true;
+    support::runtime::approve_emulator(&mut config, url);
     config
 }
 
@@ -851,14 +853,14 @@ fn page_versions(pages: &[RunPage]) -> Vec<u32> {
 async fn a_version_published_mid_run_serves_the_next_pages() {
     let server = pager(30, Duration::ZERO).await;
     let dir = scratch_dir("mid-run");
-    let app = open_app(app_config(&dir)).await;
+    let app = open_app(app_config(&dir, &server.url)).await;
     app.registry
         .install("hostile", hostile(), false)
         .await
         .unwrap();
     let id = add_hostile_integration(&app, "pager", &[("url", &server.url)], &server.url);
     // Another process on the same data directory, opened before either new version exists.
-    let other = App::open(app_config(&dir)).await.unwrap();
+    let other = App::open(app_config(&dir, &server.url)).await.unwrap();
 
     // Published in this process.
     let (summary, pages, version) =
@@ -896,8 +898,10 @@ async fn a_version_published_mid_run_serves_the_next_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_installing_at_once_get_their_own_version_numbers() {
     let dir = scratch_dir("numbers");
-    let a = open_app(app_config(&dir)).await;
-    let b = App::open(app_config(&dir)).await.unwrap();
+    let a = open_app(app_config(&dir, "http://127.0.0.1:9")).await;
+    let b = App::open(app_config(&dir, "http://127.0.0.1:9"))
+        .await
+        .unwrap();
     let (x, y) = (
         with_custom_section(hostile(), "sluice-test-version", b"x"),
         with_custom_section(hostile(), "sluice-test-version", b"y"),
@@ -910,7 +914,9 @@ async fn processes_installing_at_once_get_their_own_version_numbers() {
     numbers.sort();
     assert_eq!(numbers, [1, 2]);
     // Both are stored: a process opened now sees them.
-    let c = App::open(app_config(&dir)).await.unwrap();
+    let c = App::open(app_config(&dir, "http://127.0.0.1:9"))
+        .await
+        .unwrap();
     let stored: Vec<(u32, String)> = c
         .registry
         .list(Some("hostile"))
@@ -936,7 +942,7 @@ async fn a_salesforce_version_passes_the_canary_without_credentials() {
     .await
     .expect("emulator starts");
     let dir = scratch_dir("salesforce-canary");
-    let app = open_app(app_config(&dir)).await;
+    let app = open_app(app_config(&dir, &emu.url)).await;
     let id = app
         .add_integration(sluice::app::IntegrationInput {
             name: Some("canary".into()),
