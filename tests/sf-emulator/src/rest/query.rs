@@ -58,7 +58,12 @@ pub fn run(
     // Parsed under the store lock, so the query runs against the schema it was checked
     // against (fields can be added at run time).
     let store = state.store.read().expect("store lock");
-    let query = soql::parse_with(soql_text, &store.schemas, &opts)?;
+    let settings = state.settings();
+    let catalog = crate::access::VisibleCatalog {
+        inner: &store.schemas,
+        settings: &settings,
+    };
+    let query = soql::parse_with(soql_text, &catalog, &opts)?;
     let now = dt::now_ms();
     let src = StoreSource::new(&store, now);
     // Visibility (lag, purges, pending versions) is decided by `StoreSource::visible`,
