@@ -19,6 +19,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod credentials;
+pub mod gzip;
 pub mod host_log;
 pub mod metrics;
 pub mod outbound;
