@@ -57,7 +57,12 @@ pub fn decode_response(
     if !is_gzip(head) {
         return Ok(body);
     }
-    let plain = inflate(&body, cap)?;
+    // A 304 (or any answer without a body) keeps the header but sends nothing to inflate.
+    let plain = if body.is_empty() {
+        body
+    } else {
+        inflate(&body, cap)?
+    };
     head.headers.remove(CONTENT_ENCODING);
     head.headers
         .insert(CONTENT_LENGTH, HeaderValue::from(plain.len()));
@@ -92,6 +97,12 @@ mod tests {
         assert_eq!(h.headers[CONTENT_LENGTH], "7");
         let mut plain = head(None);
         assert_eq!(decode_response(&mut plain, b"x".to_vec(), 1).unwrap(), b"x");
+        let mut not_modified = head(Some("gzip"));
+        assert!(
+            decode_response(&mut not_modified, Vec::new(), 1)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

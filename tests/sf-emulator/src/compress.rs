@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -33,19 +33,24 @@ fn accepts_gzip(req: &Request) -> bool {
 pub async fn gzip(State(state): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let wanted = req.uri().path().starts_with("/services/data") && accepts_gzip(&req);
     let resp = next.run(req).await;
-    if !wanted || resp.headers().contains_key(header::CONTENT_ENCODING) {
+    let bodiless =
+        resp.status() == StatusCode::NOT_MODIFIED || resp.status() == StatusCode::NO_CONTENT;
+    if !wanted || bodiless || resp.headers().contains_key(header::CONTENT_ENCODING) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    if bytes.is_empty() {
+        return Response::from_parts(parts, Body::empty());
+    }
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     if encoder.write_all(&bytes).is_err() {
-        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     let Ok(compressed) = encoder.finish() else {
-        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     parts
         .headers

@@ -153,6 +153,24 @@ async fn rest_and_bulk_results_are_gzipped_on_request() {
     .await;
     assert!(!refused.headers.contains_key("Content-Encoding"));
 
+    // A 304 has no body to compress.
+    let describe = "/services/data/v62.0/sobjects/Case/describe/";
+    let first = raw_get(&emu, describe, &[("Authorization", &auth)]).await;
+    let since = first.headers["Last-Modified"].clone();
+    let not_modified = raw_get(
+        &emu,
+        describe,
+        &[
+            ("Authorization", &auth),
+            ("Accept-Encoding", "gzip"),
+            ("If-Modified-Since", &since),
+        ],
+    )
+    .await;
+    assert_eq!(not_modified.status, 304);
+    assert!(!not_modified.headers.contains_key("Content-Encoding"));
+    assert!(not_modified.body.is_empty());
+
     let job = completed_bulk_job(
         &emu,
         &tok,
