@@ -2,11 +2,13 @@
 //! `/api/integrations...` and `/api/plugins...`, the OAuth callback at `/oauth/callback`,
 //! `/healthz`, `/metrics` (Prometheus text) and `/api/openapi.json`.
 //!
-//! Threat: anyone who can reach the port can read tenants' data or re-point integrations.
-//! Rule: `serve` binds loopback by default and refuses any other address without a bearer
-//! admin token; with a token set, every `/api` and `/metrics` request must carry it (compared
-//! in constant time). `/healthz` and `/oauth/callback` stay open: the callback is protected by
-//! its single-use `state`.
+//! Threat: anyone who can reach the port can read tenants' data or re-point integrations:
+//! other local accounts, and web pages in the operator's browser.
+//! Rule: every `/api` and `/metrics` request must carry the bearer admin token (compared in
+//! constant time); `serve` always has one (see [`crate::admin_token`]). Before that, every
+//! request passes [`crate::admin_guard`]: host names, cross-site and content-type checks.
+//! `/healthz` and `/oauth/callback` need no token: the callback is protected by its
+//! single-use `state`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,6 +22,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::admin_guard::{BodyType, RequestGuard};
 use crate::app::{App, AppError, IntegrationInput};
 use crate::oauth::Callback;
 use crate::runner::PullOptions;
@@ -39,6 +42,28 @@ pub struct AdminState {
     pub admin_token: Option<Arc<str>>,
     /// The external base URL of this server (for the OAuth redirect URI).
     pub public_url: String,
+    /// The host names and origins this server answers to.
+    pub guard: Arc<RequestGuard>,
+}
+
+impl AdminState {
+    /// The state of a server bound to `listen`, reached by browsers at `public_url`.
+    pub fn new(
+        app: Arc<App>,
+        stats: Arc<SchedulerStats>,
+        admin_token: Option<Arc<str>>,
+        listen: std::net::SocketAddr,
+        public_url: String,
+    ) -> Result<Self, crate::admin_guard::GuardError> {
+        let guard = Arc::new(RequestGuard::new(listen, &public_url)?);
+        Ok(Self {
+            app,
+            stats,
+            admin_token,
+            public_url,
+            guard,
+        })
+    }
 }
 
 impl IntoResponse for AppError {
@@ -75,7 +100,8 @@ impl IntoResponse for AppError {
 
 /// The router.
 pub fn router(state: AdminState) -> axum::Router {
-    let api = axum::Router::new()
+    use axum::middleware::{from_fn, from_fn_with_state};
+    let json_api = axum::Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/integrations", get(list).post(add))
         .route(
@@ -88,17 +114,29 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/api/integrations/{id}/records", get(records))
         .route("/api/integrations/{id}/authorize", post(authorize))
         .route("/api/plugins", get(plugins))
-        .route("/api/plugins/{name}", post(install_plugin))
         .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
-        ));
+        .route_layer(from_fn(|req: Request, next: Next| {
+            crate::admin_guard::require_body_type(BodyType::Json, req, next)
+        }));
+    let uploads = axum::Router::new()
+        .route("/api/plugins/{name}", post(install_plugin))
+        .route_layer(from_fn(|req: Request, next: Next| {
+            crate::admin_guard::require_body_type(BodyType::Wasm, req, next)
+        }));
+    let api = json_api
+        .merge(uploads)
+        .route_layer(from_fn_with_state(state.clone(), require_token));
+    let guard = state.guard.clone();
     axum::Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/oauth/callback", get(oauth_callback))
         .merge(api)
         .with_state(state)
+        .layer(from_fn_with_state(
+            guard.clone(),
+            crate::admin_guard::refuse_cross_site,
+        ))
+        .layer(from_fn_with_state(guard, crate::admin_guard::check_host))
 }
 
 async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
@@ -121,7 +159,8 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
     next.run(req).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether `a == b`, in time that does not depend on where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -154,12 +193,7 @@ pub struct IntegrationBody {
 
 impl IntegrationBody {
     fn into_input(self) -> Result<IntegrationInput, AppError> {
-        let interval = match self.interval {
-            None => None,
-            Some(serde_json::Value::Number(n)) => n.as_u64().map(std::time::Duration::from_secs),
-            Some(serde_json::Value::String(s)) => crate::cli::parse_duration(&s).ok(),
-            Some(_) => None,
-        };
+        let interval = self.interval.as_ref().map(parse_interval).transpose()?;
         Ok(IntegrationInput {
             name: self.name,
             capability: self.capability,
@@ -171,6 +205,27 @@ impl IntegrationBody {
             client_id: self.client_id,
             client_secret: self.client_secret,
         })
+    }
+}
+
+/// `interval` as seconds (a whole number) or a duration text such as `15m`; anything else is a
+/// field error, never a silent default.
+fn parse_interval(value: &serde_json::Value) -> Result<std::time::Duration, AppError> {
+    let invalid = |message: String| {
+        AppError::Invalid(vec![crate::app::FieldIssue {
+            field: "interval".into(),
+            message,
+        }])
+    };
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| invalid(format!("{n} is not a whole number of seconds"))),
+        serde_json::Value::String(s) => crate::cli::parse_duration(s).map_err(invalid),
+        other => Err(invalid(format!(
+            "{other} is not a duration: use seconds or a text such as \"15m\""
+        ))),
     }
 }
 
@@ -274,6 +329,9 @@ struct RecordsQuery {
     #[serde(default)]
     with_deleted: bool,
     limit: Option<usize>,
+    /// Keyset cursor: the `stream` and `key` of the last record of the previous page.
+    after_stream: Option<String>,
+    after_key: Option<String>,
 }
 
 async fn records(
@@ -283,17 +341,30 @@ async fn records(
 ) -> Result<Response, AppError> {
     s.app.store.integration(&id)?;
     let limit = q.limit.unwrap_or(1000).min(10_000);
-    let mut out = Vec::new();
-    s.app
+    let after = match (&q.after_stream, &q.after_key) {
+        (Some(stream), Some(key)) => Some((stream.as_str(), key.as_str())),
+        (None, None) => None,
+        _ => {
+            return Err(AppError::Invalid(vec![crate::app::FieldIssue {
+                field: "after_stream".into(),
+                message:
+                    "after_stream and after_key go together (the last record's stream and key)"
+                        .into(),
+            }]));
+        }
+    };
+    let page = s
+        .app
         .store
-        .for_each_record(&id, q.stream.as_deref(), q.with_deleted, |r| {
-            if out.len() < limit {
-                let record: serde_json::Value =
-                    serde_json::from_slice(&r.json).unwrap_or(serde_json::Value::Null);
-                out.push(json!({"stream": r.stream, "key": r.key, "version": r.version, "deleted": r.deleted, "cursor": r.cursor, "record": record}));
-            }
-            Ok(())
-        })?;
+        .records_page(&id, q.stream.as_deref(), q.with_deleted, after, limit)?;
+    let out: Vec<_> = page
+        .into_iter()
+        .map(|r| {
+            let record: serde_json::Value =
+                serde_json::from_slice(&r.json).unwrap_or(serde_json::Value::Null);
+            json!({"stream": r.stream, "key": r.key, "version": r.version, "deleted": r.deleted, "cursor": r.cursor, "record": record})
+        })
+        .collect();
     Ok(Json(out).into_response())
 }
 

@@ -119,6 +119,8 @@ pub struct AppConfig {
     pub host_app: HostApp,
     /// Engine limits.
     pub limits: EngineLimits,
+    /// Bounds of every pull run.
+    pub runs: crate::runner::RunLimits,
 }
 
 impl AppConfig {
@@ -139,6 +141,7 @@ impl AppConfig {
                     .map(crate::secrets::Secret::new),
             },
             limits: EngineLimits::default(),
+            runs: crate::runner::RunLimits::default(),
         }
     }
 }
@@ -728,14 +731,8 @@ impl App {
             return None;
         }
         let dir = self.config.data_dir.join("locks");
-        let file = std::fs::create_dir_all(&dir)
-            .and_then(|_| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(dir.join(format!("{id}.lock")))
-            })
+        let file = crate::private_fs::create_private_dir(&dir)
+            .and_then(|_| crate::private_fs::open_private_file(&dir.join(format!("{id}.lock"))))
             .map_err(|e| tracing::warn!(integration = id, error = %e, "cannot open the run lock"))
             .ok()?;
         if file.try_lock().is_err() {

@@ -16,6 +16,7 @@ use crate::oauth::Callback;
 use crate::output::outln;
 use crate::runner::{Progress, PullOptions, RunStatus, RunSummary};
 use crate::store::{Integration, IntegrationState};
+use crate::terminal::safe;
 
 /// Sluice: run sandboxed data connectors for many tenants.
 #[derive(Debug, Parser)]
@@ -81,6 +82,8 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Start the bundled Salesforce emulator and show everything end to end.
     Demo(crate::demo::DemoArgs),
+    /// Print the admin API token `serve` generated in the data directory (made now if absent).
+    AdminToken,
 }
 
 /// `sluice serve`.
@@ -100,9 +103,15 @@ pub struct ServeArgs {
     /// At most this many pulls at once.
     #[arg(long, default_value_t = 8)]
     pub max_concurrent_pulls: usize,
-    /// Proactive token refresh age, e.g. 90m.
-    #[arg(long, value_parser = parse_duration)]
+    /// Proactive token refresh age, between 1m and 24h, e.g. 90m.
+    #[arg(long, value_parser = parse_refresh_age)]
     pub refresh_age: Option<Duration>,
+    /// At most this many admin API connections open at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_connections: u16,
+    /// Close an admin API connection that has not sent a complete request head in this time.
+    #[arg(long, value_parser = parse_header_read_timeout, default_value = "10s")]
+    pub header_read_timeout: Duration,
 }
 
 /// `sluice integration ...`.
@@ -259,25 +268,66 @@ pub enum PluginCommand {
     },
 }
 
-/// Parses `15m`, `1h`, `30s`, `2d`, `500ms` or plain seconds.
+/// The longest duration any option takes: anything longer is a typo, and longer values
+/// would overflow the millisecond timestamps they are added to.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+
+/// Parses `15m`, `1h`, `30s`, `2d`, `500ms` or plain seconds, up to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let not_a_duration = || format!("{text:?} is not a duration (e.g. 15m, 1h, 30s)");
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 15m, 1h, 30s)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => return Ok(Duration::from_millis(n)),
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("{text:?} is not a duration (e.g. 15m, 1h, 30s)")),
+    if num.is_empty() {
+        return Err(not_a_duration());
+    }
+    let too_long = || {
+        format!(
+            "{text:?} is too long: at most {}d",
+            MAX_DURATION.as_secs() / 86_400
+        )
     };
-    Ok(Duration::from_secs(secs))
+    // Digits only: a parse failure here is an overflow of u64.
+    let n: u64 = num.parse().map_err(|_| too_long())?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(not_a_duration()),
+    };
+    let duration = n
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(too_long)?;
+    Ok(duration)
+}
+
+/// The bounds of `serve --refresh-age`: a token is refreshed before Salesforce's shortest
+/// session timeout ends, and never on every call.
+pub const REFRESH_AGE_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(60)..=Duration::from_secs(24 * 3600);
+
+fn parse_refresh_age(text: &str) -> Result<Duration, String> {
+    let age = parse_duration(text)?;
+    if !REFRESH_AGE_RANGE.contains(&age) {
+        return Err(format!(
+            "{text:?} is out of range: the refresh age must be between 1m and 24h"
+        ));
+    }
+    Ok(age)
+}
+
+fn parse_header_read_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout.is_zero() || timeout > Duration::from_secs(600) {
+        return Err(format!("{text:?} is out of range: use between 1ms and 10m"));
+    }
+    Ok(timeout)
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -307,7 +357,7 @@ pub fn main() -> std::process::ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        eprintln!("error: internal error: {msg} (please report this)");
+        eprintln!("error: internal error: {} (please report this)", safe(&msg));
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -330,7 +380,7 @@ pub fn main() -> std::process::ExitCode {
                 .filter(|l| !l.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            eprintln!("{line} (see --help)");
+            eprintln!("{} (see --help)", safe(&line));
             return std::process::ExitCode::from(2);
         }
     };
@@ -351,7 +401,7 @@ pub fn main() -> std::process::ExitCode {
         Err(e) if crate::output::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let line = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {line}");
+            eprintln!("error: {}", safe(&line));
             std::process::ExitCode::FAILURE
         }
     }
@@ -396,6 +446,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             crate::serve::serve(config, args).await?;
         }
         Command::Demo(args) => crate::demo::run(&cli, args).await?,
+        Command::AdminToken => {
+            let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+            outln!("{}", crate::admin_token::load_or_create(&data_dir)?)?;
+        }
         Command::Integration(cmd) => {
             let app = open(&cli).await?;
             integration(&app, cmd, cli.json).await?;
@@ -529,11 +583,11 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
                 outln!(
                     "{:<18} {:<20} {:<18} {:<22} {:<28} {}",
                     i.id,
-                    truncate(&i.name, 20),
-                    i.settings.capability,
+                    truncate(&safe(&i.name), 20),
+                    safe(&i.settings.capability),
                     i.state.as_str(),
-                    last,
-                    token
+                    safe(&last),
+                    safe(&token)
                 )?;
             }
         }
@@ -553,42 +607,42 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
             }
             let i = &v.integration;
             outln!("id:           {}", i.id)?;
-            outln!("name:         {}", i.name)?;
-            outln!("plugin:       {}", i.plugin)?;
+            outln!("name:         {}", safe(&i.name))?;
+            outln!("plugin:       {}", safe(&i.plugin))?;
             outln!("state:        {}", i.state.as_str())?;
             if let Some(reason) = &i.state_reason {
-                outln!("reason:       {reason}")?;
+                outln!("reason:       {}", safe(reason))?;
             }
-            outln!("capability:   {}", i.settings.capability)?;
-            outln!("environment:  {}", i.settings.environment)?;
+            outln!("capability:   {}", safe(&i.settings.capability))?;
+            outln!("environment:  {}", safe(&i.settings.environment))?;
             outln!(
                 "pull-by:      {}",
-                i.settings.pull_by.as_deref().unwrap_or("-")
+                safe(i.settings.pull_by.as_deref().unwrap_or("-"))
             )?;
             outln!(
                 "domain:       {}",
-                i.settings.domain.as_deref().unwrap_or("-")
+                safe(i.settings.domain.as_deref().unwrap_or("-"))
             )?;
             for (k, val) in &i.settings.extra {
-                outln!("{:<13} {val}", format!("{k}:"))?;
+                outln!("{:<13} {}", safe(&format!("{k}:")), safe(val))?;
             }
             outln!("interval:     {}s", i.interval_s)?;
             outln!(
                 "client id:    {}",
-                i.client_id.as_deref().unwrap_or("(host default)")
+                safe(i.client_id.as_deref().unwrap_or("(host default)"))
             )?;
             outln!(
                 "token:        {}",
-                token.map_or("not connected".into(), |t| t.health)
+                safe(&token.map_or("not connected".into(), |t| t.health))
             )?;
-            outln!("streams:      {}", v.streams.join(", "))?;
+            outln!("streams:      {}", safe(&v.streams.join(", ")))?;
             for (k, val) in &v.normalized {
-                outln!("normalized:   {k} = {val}")?;
+                outln!("normalized:   {} = {}", safe(k), safe(val))?;
             }
             for c in counts {
                 outln!(
                     "records:      {} {} live, {} deleted",
-                    c.stream,
+                    safe(&c.stream),
                     c.live,
                     c.deleted
                 )?;
@@ -597,7 +651,7 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
                 outln!(
                     "run:          {} {} {} records, {} API calls, {}",
                     r.id,
-                    r.status,
+                    safe(&r.status),
                     r.records,
                     r.api_calls,
                     ago(r.started_at_ms)
@@ -647,7 +701,7 @@ fn truncate(s: &str, n: usize) -> String {
 
 fn print_warnings(v: &Validated) {
     for w in &v.warnings {
-        eprintln!("warning: {}: {}", w.field, w.message);
+        eprintln!("warning: {}: {}", safe(&w.field), safe(&w.message));
     }
 }
 
@@ -680,7 +734,10 @@ pub async fn connect(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<CallbackMsg>(4);
     let router = axum::Router::new()
         .route("/oauth/callback", axum::routing::get(callback_handler))
-        .with_state(tx);
+        .with_state(CallbackListener {
+            tx,
+            state: start.state.as_str().into(),
+        });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router)
@@ -706,8 +763,14 @@ pub async fn connect(
             .ok_or_else(|| anyhow::anyhow!("the callback listener stopped"))?;
         let result = app.complete_authorization(callback).await;
         let page = match &result {
-            Ok(_) => "Sluice: authorized. You can close this window.".to_string(),
-            Err(e) => format!("Sluice: authorization failed: {e}"),
+            Ok(_) => (
+                axum::http::StatusCode::OK,
+                "Sluice: authorized. You can close this window.".to_string(),
+            ),
+            Err(e) => (
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("Sluice: authorization failed: {e}"),
+            ),
         };
         let _ = reply.send(page);
         Ok::<_, anyhow::Error>(result?)
@@ -726,36 +789,66 @@ pub async fn connect(
     outln!(
         "{verb} integration {} ({})",
         integration.id,
-        integration.name
+        safe(&integration.name)
     )?;
     Ok(integration)
 }
 
-type CallbackMsg = (Callback, tokio::sync::oneshot::Sender<String>);
+/// The page the browser gets back from the loopback listener.
+type CallbackPage = (axum::http::StatusCode, String);
+/// A callback of the flow in progress, and where its page goes.
+type CallbackMsg = (Callback, tokio::sync::oneshot::Sender<CallbackPage>);
 
+/// The loopback listener's state: where callbacks go and the `state` of the flow it waits for.
+#[derive(Clone)]
+struct CallbackListener {
+    tx: tokio::sync::mpsc::Sender<CallbackMsg>,
+    state: Arc<str>,
+}
+
+/// Passes on only a callback carrying this flow's `state`: any page or local process can send
+/// a request to the loopback port, and a drive-by `?error=` must not end the flow.
 async fn callback_handler(
-    axum::extract::State(tx): axum::extract::State<tokio::sync::mpsc::Sender<CallbackMsg>>,
+    axum::extract::State(listener): axum::extract::State<CallbackListener>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
-) -> (axum::http::StatusCode, String) {
+) -> CallbackPage {
     let query = query.unwrap_or_default();
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
     let callback = Callback::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let ours = callback_state(&callback).is_some_and(|state| {
+        crate::admin::constant_time_eq(state.as_bytes(), listener.state.as_bytes())
+    });
+    if !ours {
+        tracing::warn!("ignored a request to the OAuth callback without this flow's state");
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "Sluice: this request is not the answer to the authorization in progress; \
+             it was ignored."
+                .into(),
+        );
+    }
     let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-    if tx.send((callback, reply_tx)).await.is_err() {
+    if listener.tx.send((callback, reply_tx)).await.is_err() {
         return (
             axum::http::StatusCode::GONE,
             "Sluice: this authorization is over.".into(),
         );
     }
-    match reply_rx.await {
-        Ok(page) if page.contains("failed") => (axum::http::StatusCode::BAD_REQUEST, page),
-        Ok(page) => (axum::http::StatusCode::OK, page),
-        Err(_) => (
+    reply_rx.await.unwrap_or_else(|_| {
+        (
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             "Sluice: authorization did not finish.".into(),
-        ),
+        )
+    })
+}
+
+fn callback_state(callback: &Callback) -> Option<&str> {
+    match callback {
+        Callback::Code { state, .. } => Some(state),
+        Callback::Error { state, .. } => state.as_deref(),
+        Callback::Malformed(_) => None,
     }
 }
 
@@ -767,7 +860,14 @@ fn open_browser(url: &str) {
     } else {
         "xdg-open"
     };
-    match std::process::Command::new(opener)
+    let mut command = std::process::Command::new(opener);
+    // The browser needs none of Sluice's settings, and some of them are secrets.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SLUICE_") {
+            command.env_remove(name);
+        }
+    }
+    match command
         .arg(url)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -792,19 +892,27 @@ async fn test(app: &Arc<App>, id: &str, json: bool) -> anyhow::Result<bool> {
     } else {
         for p in &report.probes {
             match &p.failure {
-                None => outln!("ok    {:<24} {}", p.name, p.detail)?,
+                None => outln!("ok    {:<24} {}", safe(&p.name), safe(&p.detail))?,
                 // A probe that failed while the report passed is a warning.
-                Some(f) if report.failure.is_none() => {
-                    outln!("warn  {:<24} {}: {}", p.name, kind(f.kind), f.message)?
-                }
-                Some(f) => outln!("FAIL  {:<24} {}: {}", p.name, kind(f.kind), f.message)?,
+                Some(f) if report.failure.is_none() => outln!(
+                    "warn  {:<24} {}: {}",
+                    safe(&p.name),
+                    kind(f.kind),
+                    safe(&f.message)
+                )?,
+                Some(f) => outln!(
+                    "FAIL  {:<24} {}: {}",
+                    safe(&p.name),
+                    kind(f.kind),
+                    safe(&f.message)
+                )?,
             }
         }
         if let Some(org) = &report.org {
-            outln!("org:  {org}")?;
+            outln!("org:  {}", safe(org))?;
         }
         if let Some(user) = &report.user {
-            outln!("user: {user}")?;
+            outln!("user: {}", safe(user))?;
         }
         if let Some(u) = report.api_usage {
             outln!("api usage: {}/{}", u.used, u.limit)?;
@@ -818,7 +926,7 @@ async fn test(app: &Arc<App>, id: &str, json: bool) -> anyhow::Result<bool> {
             Ok(true)
         }
         Some(f) => {
-            eprintln!("error: test failed: {}: {}", kind(f.kind), f.message);
+            eprintln!("error: test failed: {}: {}", kind(f.kind), safe(&f.message));
             Ok(false)
         }
     }
@@ -853,7 +961,7 @@ pub async fn pull(
                     let bar = active.entry(stream.clone()).or_insert_with(|| {
                         let bar = multi.add(indicatif::ProgressBar::new_spinner());
                         bar.set_style(style.clone());
-                        bar.set_prefix(stream.clone());
+                        bar.set_prefix(safe(stream).into_owned());
                         bar.enable_steady_tick(Duration::from_millis(120));
                         bar
                     });
@@ -864,7 +972,7 @@ pub async fn pull(
                 }
                 Progress::StreamDone { outcome } => {
                     if let Some(bar) = active.remove(&outcome.stream) {
-                        bar.finish_with_message(outcome.status.clone());
+                        bar.finish_with_message(safe(&outcome.status).into_owned());
                     }
                 }
             }
@@ -909,7 +1017,7 @@ pub fn print_summary(s: &RunSummary) -> std::io::Result<()> {
         s.records,
         s.api_calls,
         s.elapsed_ms as f64 / 1000.0,
-        s.plugin_version
+        safe(&s.plugin_version)
     )?;
     for o in &s.streams {
         let why = o
@@ -920,11 +1028,11 @@ pub fn print_summary(s: &RunSummary) -> std::io::Result<()> {
             .unwrap_or_default();
         outln!(
             "  {:<20} {:<12} {:>9} records {:>5} pages{}",
-            o.stream,
-            o.status,
+            safe(&o.stream),
+            safe(&o.status),
             o.records,
             o.pages,
-            why
+            safe(&why)
         )?;
     }
     Ok(())
@@ -1026,7 +1134,7 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
             } else {
                 outln!(
                     "{} version {} active (sha256 {:.12}; canary: {} configured, {} tested)",
-                    report.name,
+                    safe(&report.name),
                     report.version,
                     report.sha256,
                     report.canary_configured,
@@ -1041,7 +1149,10 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                     &serde_json::json!({ "name": name, "version": version, "active": true }),
                 )?;
             } else {
-                outln!("{name} version {version} active; the next call runs on it")?;
+                outln!(
+                    "{} version {version} active; the next call runs on it",
+                    safe(name)
+                )?;
             }
         }
         PluginCommand::List => {
@@ -1077,10 +1188,10 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                 };
                 outln!(
                     "{:<14} {:>7} {:<14} {:<9} {}",
-                    v.record.name,
+                    safe(&v.record.name),
                     v.record.version,
                     &v.record.sha256[..12.min(v.record.sha256.len())],
-                    v.record.contract,
+                    safe(&v.record.contract),
                     since
                 )?;
             }
@@ -1100,6 +1211,21 @@ mod tests {
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("m").is_err());
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3650d"), Ok(MAX_DURATION));
+        for overflow in [
+            "213503982334602d",
+            "9223372036854776s",
+            "99999999999999999999",
+            "3651d",
+        ] {
+            let err = parse_duration(overflow).unwrap_err();
+            assert!(err.contains("too long"), "{overflow}: {err}");
+        }
+        assert!(parse_refresh_age("9223372036854776s").is_err());
+        assert!(parse_refresh_age("0s").is_err());
+        assert_eq!(parse_refresh_age("90m"), Ok(Duration::from_secs(5400)));
     }
 
     #[test]

@@ -7,17 +7,22 @@
 //! [`cli`], [`admin`] and [`demo`]; [`app`] holds the operations they share.
 
 pub mod admin;
+pub mod admin_guard;
+pub mod admin_token;
 pub mod app;
 pub mod cli;
 pub mod demo;
 pub mod engine;
+pub mod http_server;
 pub mod oauth;
 pub mod output;
+pub mod private_fs;
 pub mod runner;
 pub mod scheduler;
 pub mod secrets;
 pub mod serve;
 pub mod store;
+pub mod terminal;
 pub mod tokens;
 
 /// The default Salesforce connector component, compiled from `plugin/` by `build.rs`.

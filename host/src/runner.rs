@@ -5,6 +5,12 @@
 //! A stop request (shutdown) is honoured between pages: the page in flight finishes and
 //! commits, then the run ends as `interrupted` and the next run resumes from the checkpoint.
 //!
+//! A run is bounded ([`RunLimits`]): a page with more rows than asked for is refused before
+//! anything of it commits (millions of tiny rows would fit the byte cap and hold the write lock
+//! in one huge transaction); a stream fails at the run's deadline, or after too many pages in a
+//! row without progress, so a connector answering `partial` forever cannot hold the
+//! integration; a rate-limit pause the connector asks for is capped, logged and reported.
+//!
 //! Pages are pipelined ([`PageCommits`]): while page k commits on a blocking thread, the
 //! connector already pulls page k+1, from page k's checkpoint as returned (not re-read from
 //! the store). Commits stay strictly in order, one transaction per page, and a page is
@@ -27,6 +33,68 @@ pub const DEFAULT_PAGE_RECORDS: u32 = 2000;
 const IDLE_WAIT_MIN: Duration = Duration::from_millis(200);
 /// The longest wait between such calls.
 const IDLE_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// Bounds of every run; see the module doc.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    /// Longest a run may take; a stream still going then fails, keeping what it committed
+    /// (the next run resumes from its checkpoint).
+    pub deadline: Duration,
+    /// Pages in a row without progress (no rows, unchanged checkpoint) after which a stream
+    /// fails.
+    pub max_idle_pages: u32,
+    /// Longest rate-limit pause a connector may ask for; a longer one is capped.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(12 * 3600),
+            // With waits doubling up to 30 s, about an hour of a provider preparing data.
+            max_idle_pages: 120,
+            max_retry_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A run bound a stream crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunBound {
+    /// The page held more rows than the run asked for.
+    OversizedPage {
+        /// Rows returned.
+        rows: usize,
+        /// Rows asked for.
+        max_records: u32,
+    },
+    /// The run reached [`RunLimits::deadline`].
+    Deadline(Duration),
+    /// [`RunLimits::max_idle_pages`] pages in a row made no progress.
+    Idle(u32),
+}
+
+impl std::fmt::Display for RunBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::OversizedPage { rows, max_records } => write!(
+                f,
+                "the connector returned {rows} rows for a page of at most {max_records}; the \
+                 page was refused and nothing of it was committed"
+            ),
+            Self::Deadline(limit) => write!(
+                f,
+                "the run reached its deadline of {} s; what was committed is kept and the next \
+                 run resumes from the last checkpoint",
+                limit.as_secs()
+            ),
+            Self::Idle(pages) => write!(
+                f,
+                "the connector answered {pages} pages in a row without rows or a new checkpoint"
+            ),
+        }
+    }
+}
 
 /// What a caller watches while a run goes on.
 #[derive(Debug, Clone)]
@@ -222,6 +290,7 @@ pub async fn run_claimed(
         opts.page_records
     };
     let stopped = || opts.stop.as_ref().is_some_and(|s| *s.borrow());
+    let bounds = &app.config.runs;
     let mut outcomes = Vec::new();
     let mut status = RunStatus::Succeeded;
     let mut retry_after_s = None;
@@ -258,6 +327,7 @@ pub async fn run_claimed(
             continue;
         }
         let mut idle_wait = IDLE_WAIT_MIN;
+        let mut idle_pages = 0u32;
         // The first page starts from the committed checkpoint; each later one from the
         // checkpoint the page before it returned, which commits while this one is pulled.
         let mut checkpoint = app.store.checkpoint(id, stream)?;
@@ -265,6 +335,15 @@ pub async fn run_claimed(
             if stopped() {
                 outcome.status = "interrupted".into();
                 status = RunStatus::Interrupted;
+                break;
+            }
+            if started.elapsed() >= bounds.deadline {
+                cross(
+                    &mut outcome,
+                    RunBound::Deadline(bounds.deadline),
+                    &mut run_error,
+                );
+                status = RunStatus::Failed;
                 break;
             }
             let request = PullRequest {
@@ -294,7 +373,12 @@ pub async fn run_claimed(
                         }
                         FailureKind::RateLimited => {
                             status = RunStatus::RateLimited;
-                            retry_after_s = failure.retry_after_s;
+                            retry_after_s = failure
+                                .retry_after_s
+                                .map(|asked| capped_retry_after(asked, bounds, &mut outcome));
+                            if let Some(info) = &mut outcome.failure {
+                                info.retry_after_s = retry_after_s;
+                            }
                         }
                         _ => status = RunStatus::Failed,
                     }
@@ -310,6 +394,15 @@ pub async fn run_claimed(
                     break;
                 }
             };
+            if page.rows.len() > page_records as usize {
+                let bound = RunBound::OversizedPage {
+                    rows: page.rows.len(),
+                    max_records: page_records,
+                };
+                cross(&mut outcome, bound, &mut run_error);
+                status = RunStatus::Failed;
+                break;
+            }
             let (stream_status, detail) = match &page.status {
                 StreamStatus::Partial => ("partial", None),
                 StreamStatus::Complete => ("complete", None),
@@ -338,6 +431,12 @@ pub async fn run_claimed(
             }
             match page.status {
                 StreamStatus::Partial if !progressed => {
+                    idle_pages += 1;
+                    if idle_pages >= bounds.max_idle_pages {
+                        cross(&mut outcome, RunBound::Idle(idle_pages), &mut run_error);
+                        status = RunStatus::Failed;
+                        break;
+                    }
                     // The connector waits on the provider; don't spend API calls polling hot.
                     tracing::debug!(integration = id, run = %run_id, stream, wait_ms = idle_wait.as_millis() as u64, "connector is waiting on the provider");
                     wait_or_stop(idle_wait, opts.stop.clone()).await;
@@ -346,6 +445,7 @@ pub async fn run_claimed(
                 }
                 StreamStatus::Partial => {
                     idle_wait = IDLE_WAIT_MIN;
+                    idle_pages = 0;
                     continue;
                 }
                 StreamStatus::Complete => {
@@ -391,6 +491,27 @@ pub async fn run_claimed(
         elapsed_ms: started.elapsed().as_millis() as u64,
         retry_after_s,
     })
+}
+
+/// Ends `outcome` as failed on `bound`, and records it as the run's error.
+fn cross(outcome: &mut StreamOutcome, bound: RunBound, run_error: &mut Option<String>) {
+    tracing::warn!(stream = %outcome.stream, %bound, "stream stopped by a run bound");
+    *run_error = Some(format!("{}: {bound}", outcome.stream));
+    outcome.status = "failed".into();
+    outcome.detail = Some(bound.to_string());
+}
+
+/// The pause to take for a connector that asked for `asked` seconds: at most
+/// [`RunLimits::max_retry_after`]; a capped request is logged and noted on `outcome`.
+fn capped_retry_after(asked: u32, bounds: &RunLimits, outcome: &mut StreamOutcome) -> u32 {
+    let cap = u32::try_from(bounds.max_retry_after.as_secs()).unwrap_or(u32::MAX);
+    if asked <= cap {
+        return asked;
+    }
+    let note = format!("the connector asked to wait {asked} s before retrying; capped to {cap} s");
+    tracing::warn!(stream = %outcome.stream, asked, cap, "rate-limit pause capped");
+    outcome.detail = Some(note);
+    cap
 }
 
 /// Sleeps for `wait`, or less when a stop is requested meanwhile.

@@ -69,6 +69,8 @@ pub struct SchedulerStats {
     pub max_running: AtomicUsize,
     /// Health checks made.
     pub health_checks: AtomicU64,
+    /// Health checks skipped because a pull held the integration.
+    pub health_checks_skipped: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -171,9 +173,16 @@ pub async fn run(
             tasks.spawn(async move {
                 let _permit = permit;
                 if health_only {
-                    stats.health_checks.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = app.tokens.health_check(&id).await {
-                        tracing::warn!(integration = %id, error = %e, "token health check failed");
+                    // A refresh can end the session a running pull pages through (its query
+                    // locators die with it), and the run itself proves the token: skip.
+                    if let Some(claim) = app.claim_run(&id) {
+                        stats.health_checks.fetch_add(1, Ordering::Relaxed);
+                        if let Err(e) = app.tokens.health_check(&id).await {
+                            tracing::warn!(integration = %id, error = %e, "token health check failed");
+                        }
+                        drop(claim);
+                    } else {
+                        stats.health_checks_skipped.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Some(entry) = entries.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
                         entry.next_health = Instant::now() + jittered(config.health_check_every, 0.1);

@@ -8,18 +8,40 @@ use anyhow::{Context, bail};
 use crate::admin::{AdminState, router};
 use crate::app::{App, AppConfig};
 use crate::cli::ServeArgs;
+use crate::http_server::ConnectionLimits;
 use crate::scheduler::{SchedulerConfig, SchedulerStats};
 
 /// Runs the server until a shutdown signal.
 pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
-    let admin_token = args.admin_token.clone().filter(|t| !t.is_empty());
-    if !args.listen.ip().is_loopback() && admin_token.is_none() {
+    if args.listen.ip().is_unspecified() && args.public_url.is_none() {
+        bail!(
+            "listening on {} needs --public-url with the host name clients use (e.g. \
+             https://sluice.example.com): requests naming any other host are refused",
+            args.listen
+        );
+    }
+    let explicit_token = args.admin_token.clone().filter(|t| !t.is_empty());
+    if !args.listen.ip().is_loopback() && explicit_token.is_none() {
         bail!(
             "refusing to serve the admin API on {} without an admin token: set SLUICE_ADMIN_TOKEN \
              (or --admin-token), or listen on loopback",
             args.listen
         );
     }
+    let token_source = match &explicit_token {
+        Some(_) => "as configured".to_string(),
+        None => format!(
+            "in {} (`sluice admin-token` prints it)",
+            config
+                .data_dir
+                .join(crate::admin_token::TOKEN_FILE)
+                .display()
+        ),
+    };
+    let admin_token = match explicit_token {
+        Some(token) => token,
+        None => crate::admin_token::load_or_create(&config.data_dir)?,
+    };
     let plugins_dir = config.data_dir.join("plugins");
     let app = App::open(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -38,30 +60,40 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
     let _watcher = crate::engine::registry::watch_plugins_dir(app.registry.clone(), &plugins_dir)?;
-    let state = AdminState {
-        app: app.clone(),
-        stats,
-        admin_token: admin_token.map(Into::into),
-        // Connected apps register an exact callback URL; README tells users to register
-        // `http://localhost:7070/oauth/callback` for the default address.
-        public_url: args.public_url.clone().unwrap_or_else(|| {
-            if addr.ip().is_loopback() {
-                format!("http://localhost:{}", addr.port())
-            } else {
-                format!("http://{addr}")
-            }
-        }),
-    };
-    eprintln!(
-        "sluice serving on http://{addr} (data: {}, plugins: {})",
-        app.config.data_dir.display(),
-        plugins_dir.display()
-    );
-    let mut server_stop = stop_rx.clone();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        let _ = server_stop.wait_for(|s| *s).await;
+    // Connected apps register an exact callback URL; README tells users to register
+    // `http://localhost:7070/oauth/callback` for the default address.
+    let public_url = args.public_url.clone().unwrap_or_else(|| {
+        if addr.ip().is_loopback() {
+            format!("http://localhost:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        }
     });
-    let server = tokio::spawn(async move { server.await });
+    let state = AdminState::new(
+        app.clone(),
+        stats,
+        Some(admin_token.into()),
+        addr,
+        public_url,
+    )?;
+    eprintln!(
+        "sluice serving on http://{addr} (data: {}, plugins: {}; admin token: {token_source})",
+        app.config.data_dir.display(),
+        plugins_dir.display(),
+    );
+    let limits = ConnectionLimits {
+        max_connections: usize::from(args.max_connections),
+        header_read_timeout: args.header_read_timeout,
+    };
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(crate::http_server::serve(
+        listener,
+        router(state),
+        limits,
+        async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        },
+    ));
     crate::cli::shutdown_signal().await;
     eprintln!("shutting down: finishing the pages in flight...");
     let _ = stop_tx.send(true);

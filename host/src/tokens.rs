@@ -90,12 +90,8 @@ impl TokenService {
         }
         let path = dir.join(format!("{integration_id}.token.lock"));
         let locked = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
+            crate::private_fs::create_private_dir(&dir)?;
+            let file = crate::private_fs::open_private_file(&path)?;
             file.lock()?;
             Ok::<_, std::io::Error>(file)
         })
@@ -181,7 +177,8 @@ impl TokenService {
     }
 
     fn is_old(&self, tokens: &TokenSet) -> bool {
-        now_ms().saturating_sub(tokens.obtained_at_ms) >= self.refresh_age.as_millis() as i64
+        now_ms().saturating_sub(tokens.obtained_at_ms)
+            >= i64::try_from(self.refresh_age.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// The current access token, refreshed first when it is older than the refresh age.

@@ -17,13 +17,16 @@ async fn server(token: Option<&str>) -> (String, Arc<App>) {
     config.allow_insecure_loopback = true;
     let app = open_app(config).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AdminState {
-        app: app.clone(),
-        stats: Arc::new(SchedulerStats::default()),
-        admin_token: token.map(Into::into),
-        public_url: base.clone(),
-    };
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let state = AdminState::new(
+        app.clone(),
+        Arc::new(SchedulerStats::default()),
+        token.map(Into::into),
+        addr,
+        base.clone(),
+    )
+    .unwrap();
     tokio::spawn(async move {
         axum::serve(listener, router(state)).await.unwrap();
     });
@@ -81,6 +84,7 @@ async fn the_api_validates_and_describes_itself() {
     assert!(fields.contains(&"environment"), "{fields:?}");
     let (status, body) = json(
         http.post(format!("{base}/api/integrations"))
+            .header("content-type", "application/json")
             .body(r#"{"name":"x","bogus":1}"#)
             .send()
             .await
@@ -177,6 +181,7 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     });
     let (status, created) = json(
         http.post(format!("{base}/api/integrations"))
+            .header("content-type", "application/json")
             .body(body.to_string())
             .send()
             .await
@@ -194,6 +199,7 @@ async fn integrations_are_added_and_authorized_through_the_api() {
 
     let (status, auth) = json(
         http.post(format!("{base}/api/integrations/{id}/authorize"))
+            .header("content-type", "application/json")
             .send()
             .await
             .unwrap(),
@@ -223,11 +229,25 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     // A pull asked for while a run holds the integration is refused, not queued silently.
     let pull_url = format!("{base}/api/integrations/{id}/pull");
     let held = app.claim_run(&id).expect("nothing runs yet");
-    let (status, busy) = json(http.post(&pull_url).send().await.unwrap()).await;
+    let (status, busy) = json(
+        http.post(&pull_url)
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 409, "{busy}");
     assert!(busy["error"].as_str().unwrap().contains("already running"));
     drop(held);
-    let (status, started) = json(http.post(&pull_url).send().await.unwrap()).await;
+    let (status, started) = json(
+        http.post(&pull_url)
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 202, "{started}");
     // Wait for that run to end before the integration is deleted below.
     for _ in 0..100 {
@@ -239,6 +259,7 @@ async fn integrations_are_added_and_authorized_through_the_api() {
 
     let (status, edited) = json(
         http.patch(format!("{base}/api/integrations/{id}"))
+            .header("content-type", "application/json")
             .body(r#"{"pull_by":"sideways"}"#)
             .send()
             .await

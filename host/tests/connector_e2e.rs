@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::engine::wit::types::FailureKind;
@@ -890,4 +890,448 @@ async fn bulk_backfill_of_every_helpdesk_object_equals_rest() {
         jobs, over_threshold,
         "one job per object over the threshold, none refused"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Query cursors and data that changes without a trace
+// ---------------------------------------------------------------------------------
+
+/// Inserts `n` Tasks, one per second from 2024-06-01T00:00:00Z; returns their ids.
+async fn insert_tasks(emu: &Emulator, n: usize) -> Vec<String> {
+    let ops: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"op": "insert", "object": "Task",
+                "fields": {"Subject": format!("task {i}"), "Status": "Completed", "IsClosed": true},
+                "SystemModstamp": format!("2024-06-01T00:{:02}:{:02}Z", i / 60, i % 60)})
+        })
+        .collect();
+    let r = op(emu, json!({ "ops": ops })).await;
+    r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+// A refresh with rotation ends the session mid-paging: the locator answers 401 even to the
+// new token, and the connector re-queries from its position instead of asking for a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_ends_the_session_mid_paging_requeries() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    settings(
+        &emu,
+        json!({"max_batch_size": 200, "refresh_token_rotation": true,
+            "rotation_ends_old_sessions": true}),
+    )
+    .await;
+    insert_cases(&emu, 2000, 7, 0).await;
+    let id = case_integration(&app, &emu, &[]).await;
+    let before = stats(&emu).await["tokens_refreshed"].as_u64().unwrap();
+    let fired = Arc::new(AtomicBool::new(false));
+    let (f, app2, id2) = (fired.clone(), app.clone(), id.clone());
+    let progress: sluice::runner::ProgressFn = Arc::new(move |p: &Progress| {
+        if matches!(p, Progress::Page { stream_total, .. } if *stream_total > 0)
+            && !f.swap(true, Ordering::SeqCst)
+        {
+            // What a refresh elsewhere (another worker, a health check) does to this run.
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current()
+                    .block_on(app2.tokens.health_check(&id2))
+                    .expect("refresh");
+            });
+        }
+    });
+    let s = sluice::runner::run_pull(
+        &app,
+        &id,
+        PullOptions {
+            progress: Some(progress),
+            page_records: 200,
+            ..PullOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(fired.load(Ordering::SeqCst), "refreshed mid-run");
+    let after = stats(&emu).await;
+    assert!(after["tokens_refreshed"].as_u64().unwrap() > before);
+    assert_eq!(after["refresh_failures"], 0);
+    assert_equal(&app, &emu, &id, "Case").await;
+}
+
+// Two pulls of one user at once with a one-locator cap keep dropping each other's locators;
+// both still end equal to the ground truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capped_locators_shared_by_two_pulls_still_end_equal() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    settings(
+        &emu,
+        json!({"max_batch_size": 200, "max_open_locators_per_user": 1}),
+    )
+    .await;
+    insert_cases(&emu, 1500, 3, 0).await;
+    let a = case_integration(&app, &emu, &[]).await;
+    let b = case_integration(&app, &emu, &[]).await;
+    let opts = || PullOptions {
+        page_records: 200,
+        ..PullOptions::default()
+    };
+    let (ra, rb) = tokio::join!(
+        sluice::runner::run_pull(&app, &a, opts()),
+        sluice::runner::run_pull(&app, &b, opts())
+    );
+    for r in [ra.unwrap(), rb.unwrap()] {
+        assert_eq!(r.status, RunStatus::Succeeded, "{r:?}");
+    }
+    assert_equal(&app, &emu, &a, "Case").await;
+    assert_equal(&app, &emu, &b, "Case").await;
+}
+
+// Archived Tasks are live records that `/query` hides: created-time mode still pulls them, and
+// the Id reconciliation does not turn them into deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_tasks_are_pulled_and_never_deleted() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    let ids = insert_tasks(&emu, 40).await;
+    let archive: Vec<&String> = ids.iter().step_by(3).collect();
+    op(
+        &emu,
+        json!({"op": "archive", "object": "Task", "ids": archive}),
+    )
+    .await;
+    let mut created = input(&emu, "crm", &[("objects", "Task")]);
+    created.pull_by = Some("created".into());
+    let created = integration(&app, created).await;
+    let updated = integration(
+        &app,
+        input(
+            &emu,
+            "crm",
+            &[("objects", "Task"), ("reconcile-every", "1m")],
+        ),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    pull_ok(&app, &created).await;
+    let st = assert_equal(&app, &emu, &created, "Task").await;
+    assert_eq!(st.live.len(), 40, "archived Tasks included");
+    pull_ok(&app, &updated).await;
+    assert_equal(&app, &emu, &updated, "Task").await;
+    // More archived after the first run; the reconciliation runs on the next one.
+    let more: Vec<&String> = ids.iter().skip(1).step_by(3).collect();
+    op(
+        &emu,
+        json!({"op": "archive", "object": "Task", "ids": more}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(61).saturating_sub(started.elapsed())).await;
+    pull_ok(&app, &updated).await;
+    let st = assert_equal(&app, &emu, &updated, "Task").await;
+    assert!(st.tombstones.is_empty(), "{:?}", st.tombstones);
+    assert_eq!(st.live.len(), 40);
+}
+
+// A field hidden from the integration user (field-level security: describe's Last-Modified
+// does not move) and a field deleted in the middle of a window: the connector describes again
+// and re-reads the window instead of failing on INVALID_FIELD forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_hidden_or_deleted_while_a_window_is_open() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    settings(&emu, json!({"max_batch_size": 200})).await;
+    control(
+        &emu,
+        "POST",
+        "schema/Case/fields",
+        Some(json!({"fields": [{"name": "Score__c", "type": "double"}]})),
+    )
+    .await;
+    let ids = insert_cases(&emu, 1200, 3, 0).await;
+    let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
+    pull_ok(&app, &id).await;
+    assert_equal(&app, &emu, &id, "Case").await;
+
+    control(
+        &emu,
+        "POST",
+        "schema/Case/fields/Priority/visibility",
+        Some(json!({"visible": false})),
+    )
+    .await;
+    op(
+        &emu,
+        json!({"op": "update", "object": "Case", "ids": &ids[..5], "fields": {"Status": "Closed"}}),
+    )
+    .await;
+    wait_covered(1).await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert!(
+        st.json[&ids[0]].get("Priority").is_none(),
+        "hidden field not read"
+    );
+
+    // Deleted after the first page, with the locators gone: a later page is a fresh query.
+    let update: Vec<&String> = ids.iter().skip(10).take(1000).collect();
+    op(
+        &emu,
+        json!({"op": "update", "object": "Case", "ids": update, "fields": {"Score__c": 2.5}}),
+    )
+    .await;
+    wait_covered(1).await;
+    let state = emu.state.clone();
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    let progress: sluice::runner::ProgressFn = Arc::new(move |p: &Progress| {
+        if matches!(p, Progress::Page { stream_total, .. } if *stream_total > 0)
+            && !f.swap(true, Ordering::SeqCst)
+        {
+            let now = sf_emulator::dt::now_ms();
+            let mut store = state.store.write().unwrap();
+            store
+                .set_field_access(
+                    "Case",
+                    "Score__c",
+                    sf_emulator::schema::FieldAccess::Deleted,
+                    now,
+                )
+                .unwrap();
+            state.cursors.lock().unwrap().clear();
+        }
+    });
+    let s = sluice::runner::run_pull(
+        &app,
+        &id,
+        PullOptions {
+            progress: Some(progress),
+            page_records: 200,
+            ..PullOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(fired.load(Ordering::SeqCst), "deleted mid-run");
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert!(
+        st.json[&ids[1009]].get("Score__c").is_none(),
+        "read without the field"
+    );
+}
+
+// Deleting a Knowledge article removes every version with no delete log; the reconciliation of
+// published articles turns it into a delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_knowledge_articles_are_reconciled() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    let id = integration(
+        &app,
+        input(&emu, "content-management", &[("reconcile-every", "1m")]),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Knowledge").await;
+    let gone = st.live.keys().next().unwrap().clone();
+    let article = gone.split_once('/').unwrap().0.to_string();
+    op(
+        &emu,
+        json!({"op": "delete_article", "object": KNOWLEDGE, "id": article}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(61).saturating_sub(started.elapsed())).await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Knowledge").await;
+    assert!(
+        st.tombstones.contains(&gone),
+        "the deleted article is a tombstone"
+    );
+}
+
+// A delete log purged after the window's start may have lost deletes: the window ends with an
+// Id reconciliation although the weekly one is not due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_delete_log_starts_a_reconciliation() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    let ids = insert_cases(&emu, 30, 1, 0).await;
+    let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
+    pull_ok(&app, &id).await;
+    assert_equal(&app, &emu, &id, "Case").await;
+    // Hard-deleted "long ago" as far as queryAll knows, and the log no longer reaches back.
+    op(
+        &emu,
+        json!({"op": "purge", "object": "Case", "id": &ids[7],
+            "SystemModstamp": "2024-06-01T00:00:30Z"}),
+    )
+    .await;
+    settings(&emu, json!({"delete_log_retention_s": 0})).await;
+    wait_covered(1).await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert!(st.tombstones.contains(&ids[7]));
+    assert_eq!(st.live.len(), 29);
+}
+
+// Salesforce counts the URL and the headers together (431) and the URL alone (414): field
+// chunks leave room for the headers, and a refusal re-plans with smaller chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_long_requests_are_planned_again_with_smaller_chunks() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    let wide: Vec<String> = (0..600)
+        .map(|i| format!("Quite_Long_Custom_Field_Name_Number_{i:03}__c"))
+        .collect();
+    let fields: Vec<Value> = wide
+        .iter()
+        .map(|f| json!({"name": f, "type": "string", "length": 40}))
+        .collect();
+    control(
+        &emu,
+        "POST",
+        "schema/Case/fields",
+        Some(json!({ "fields": fields })),
+    )
+    .await;
+    let ops: Vec<Value> = (0..120)
+        .map(|i| {
+            json!({"op": "insert", "object": "Case",
+                "fields": {"Subject": format!("wide {i}"), &wide[599]: format!("last {i}")},
+                "SystemModstamp": format!("2024-06-01T00:00:{:02}Z", i / 2)})
+        })
+        .collect();
+    op(&emu, json!({ "ops": ops })).await;
+    for status in [431, 414] {
+        control(
+            &emu,
+            "POST",
+            "faults",
+            Some(
+                json!({"path_prefix": "/services/data/v62.0/query", "status": status,
+                "content_type": "text/html", "body": format!("<html><h1>{status}</h1></html>")}),
+            ),
+        )
+        .await;
+    }
+    let id = case_integration(&app, &emu, &[("bulk-threshold", "0")]).await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert_eq!(st.live.len(), 120);
+    let truth: BTreeMap<String, Value> = truth_rows(&emu, "Case")
+        .await
+        .into_iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), r))
+        .collect();
+    for (key, v) in &st.json {
+        for f in &wide {
+            assert_eq!(v.get(f.as_str()), truth[key].get(f.as_str()), "{key} {f}");
+        }
+    }
+    let cps = app.store.checkpoints(&id).unwrap();
+    assert!(
+        cps.iter()
+            .any(|c| c.1.as_deref().is_some_and(|j| j.contains("\"url_budget\""))),
+        "the smaller budget is kept: {cps:?}"
+    );
+}
+
+// A formula-heavy object refuses a query selecting every field (QUERY_TOO_COMPLICATED): the
+// connector splits the field list into chunks and merges them by Id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formula_heavy_objects_are_read_in_field_chunks() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    let formulas: Vec<String> = (0..12).map(|i| format!("Formula_{i:02}__c")).collect();
+    let fields: Vec<Value> = formulas
+        .iter()
+        .map(|f| json!({"name": f, "type": "double", "calculated": true}))
+        .collect();
+    control(
+        &emu,
+        "POST",
+        "schema/Case/fields",
+        Some(json!({ "fields": fields })),
+    )
+    .await;
+    settings(&emu, json!({"max_formula_fields_per_query": 5})).await;
+    let ids = insert_cases(&emu, 300, 3, 0).await;
+    let recalc: Map<String, Value> = formulas
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.clone(), json!(i as f64 + 0.5)))
+        .collect();
+    op(
+        &emu,
+        json!({"op": "recalc", "object": "Case", "ids": &ids[..50], "fields": recalc}),
+    )
+    .await;
+    let id = case_integration(&app, &emu, &[("bulk-threshold", "0")]).await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert_eq!(st.live.len(), 300);
+    let truth: BTreeMap<String, Value> = truth_rows(&emu, "Case")
+        .await
+        .into_iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), r))
+        .collect();
+    for (key, v) in &st.json {
+        for f in &formulas {
+            assert_eq!(v.get(f.as_str()), truth[key].get(f.as_str()), "{key} {f}");
+        }
+    }
+    assert_eq!(st.json[&ids[0]][&formulas[11]], 11.5);
+}
+
+// CaseHistory has no `/updated`: a row committed later than lag + overlap used to be passed
+// by. Its windows now stop at the parent Case's `latestDateCovered`, which a pending
+// transaction holds back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_commits_on_objects_without_updated_are_not_lost() {
+    let app = app().await;
+    let emu = emulator(Dataset::Empty).await;
+    let ids = insert_cases(&emu, 3, 1, 0).await;
+    let id = integration(
+        &app,
+        input(
+            &emu,
+            "helpdesk",
+            &[
+                ("objects", "Case,CaseHistory"),
+                ("lag-seconds", "1"),
+                ("overlap-seconds", "0"),
+            ],
+        ),
+    )
+    .await;
+    pull_ok(&app, &id).await;
+    // One transaction, committed 8 s after its timestamps: the Case update and its history row.
+    let late = op(
+        &emu,
+        json!({"ops": [
+            {"op": "update", "object": "Case", "ids": [&ids[0]], "fields": {"Status": "Working"},
+                "visible_after_ms": 8000},
+            {"op": "insert", "object": "CaseHistory",
+                "fields": {"CaseId": &ids[0], "Field": "Status"}, "visible_after_ms": 8000},
+        ]}),
+    )
+    .await;
+    let history = late["results"][1]["id"].as_str().unwrap().to_string();
+    // Past the lag, before the commit.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    pull_ok(&app, &id).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    wait_covered(1).await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "CaseHistory").await;
+    assert!(
+        st.live.contains_key(&history),
+        "the late history row is pulled"
+    );
+    assert_equal(&app, &emu, &id, "Case").await;
 }

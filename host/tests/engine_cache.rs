@@ -150,3 +150,77 @@ fn invalid_bytes_are_rejected_before_the_cache() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether `path` is (still) a FIFO.
+#[cfg(unix)]
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Hands `genuine` to the first reader of the FIFO at `path`, waits until that reader has
+/// closed it, then hands `swapped` to any second reader.
+#[cfg(unix)]
+fn serve_fifo(path: PathBuf, genuine: Vec<u8>, swapped: Vec<u8>) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::thread::spawn(move || {
+        // Blocks until a reader opens the FIFO.
+        if let Ok(mut fifo) = std::fs::OpenOptions::new().write(true).open(&path) {
+            let _ = fifo.write_all(&genuine);
+        }
+        // A non-blocking open for writing fails only while no reader holds the FIFO open.
+        while is_fifo(&path)
+            && std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .is_ok()
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if !is_fifo(&path) {
+            return;
+        }
+        if let Ok(mut fifo) = std::fs::OpenOptions::new().write(true).open(&path) {
+            let _ = fifo.write_all(&swapped);
+        }
+    })
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bytes_verified_are_the_bytes_loaded() {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let dir = scratch("one-read");
+    let engine = engine(&dir);
+    load(&engine);
+    let (path, _) = artifact(&engine);
+    let genuine = std::fs::read(&path).unwrap();
+    // The artifact becomes a FIFO that hands out the genuine bytes to the first reader and
+    // something else to a second one: a file swapped between the check and the load.
+    std::fs::remove_file(&path).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo failed");
+    let writer = serve_fifo(path.clone(), genuine, b"swapped after the check".to_vec());
+    let (plugin, outcome) = load(&engine);
+    assert_eq!(
+        outcome,
+        CacheOutcome::Hit,
+        "the artifact was read again after its MAC was checked"
+    );
+    works(&engine, &plugin).await;
+    // Release the writer if it still waits for a second reader.
+    if is_fifo(&path) {
+        let _ = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path);
+    }
+    writer.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

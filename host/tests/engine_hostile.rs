@@ -13,15 +13,28 @@ use sluice::engine::{CallContext, EngineError, EngineLimits, Limit, LoadedPlugin
 use support::*;
 
 const PAGE_CAP: usize = 1 << 20;
+/// Body bytes one call's host side may buffer.
+const BUFFER_BUDGET: usize = 4 << 20;
+/// Bytes one guest-built header map may hold.
+const HEADER_MAP_CAP: usize = 16 << 10;
+/// Resources one call may hold.
+const RESOURCE_CAP: usize = 1024;
 
 fn limits() -> EngineLimits {
     EngineLimits {
         cpu_deadline: Duration::from_millis(1000),
         wall_timeout: Duration::from_secs(20),
         memory_bytes: 64 << 20,
+        max_resources: RESOURCE_CAP,
+        max_header_map_bytes: HEADER_MAP_CAP,
         max_concurrent_calls: 32,
         max_page_bytes: PAGE_CAP,
         outbound: OutboundLimits {
+            max_response_bytes: 1 << 20,
+            max_buffered_bytes: BUFFER_BUDGET,
+            // Longer than the wall-clock timeout: a request left open stays open for the
+            // whole call unless a test shortens it.
+            request_body_timeout: Duration::from_secs(60),
             retry: RetryPolicy {
                 max_retries: 2,
                 base_delay: Duration::from_millis(5),
@@ -313,4 +326,135 @@ async fn a_call_blocked_past_the_wall_clock_timeout_is_stopped() {
         .await;
     assert_limit(result, Limit::WallClock);
     assert_healthy().await;
+}
+
+/// An engine with the tests' limits changed by `change`, and the hostile plugin loaded in it.
+fn engine_with(change: impl FnOnce(&mut EngineLimits)) -> (Arc<PluginEngine>, LoadedPlugin) {
+    let mut limits = limits();
+    change(&mut limits);
+    let engine = PluginEngine::new(limits).unwrap();
+    let plugin = engine.load("hostile", hostile()).unwrap();
+    (engine, plugin)
+}
+
+fn loopback() -> OutboundPolicy {
+    OutboundPolicy::for_integration(["127.0.0.1"], None, true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_with_an_unfinished_request_hits_the_cpu_deadline() {
+    // The guest opens a request, never finishes its body and computes. An open request is not
+    // waiting: the CPU deadline (1 s) stops the call, not the wall-clock timeout (20 s).
+    let server = TestServer::start(|_| Reply::new(200, "never asked")).await;
+    let result = pull("stall-spin", &[("url", &server.url)], loopback()).await;
+    assert_limit(result, Limit::Cpu);
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_request_body_times_out() {
+    // The guest waits for the response of a request whose body it never finishes: the request
+    // fails once the body timeout passes, well inside the wall-clock timeout.
+    let (engine, plugin) = engine_with(|l| {
+        l.outbound.request_body_timeout = Duration::from_millis(200);
+    });
+    let server = TestServer::start(|_| Reply::new(200, "never asked")).await;
+    let s = session(
+        settings("stall-wait", &[("url", &server.url)]),
+        "https://instance.example",
+        false,
+    );
+    let failure = engine
+        .pull(
+            &plugin,
+            &ctx("stall-wait", loopback()),
+            &s,
+            &pull_request(None, 1),
+        )
+        .await
+        .expect("the call ends on the request's failure, not on a limit")
+        .expect_err("the request fails");
+    assert!(
+        failure.message.contains("ConnectionWriteTimeout"),
+        "{}",
+        failure.message
+    );
+    assert!(server.received().is_empty(), "an unfinished body was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_left_unread_count_against_the_host_buffer_budget() {
+    let server = TestServer::start(|_| Reply::new(200, vec![b'r'; 512 << 10])).await;
+    let url = server.url.as_str();
+    // Four unread 512 KiB answers fit the 4 MiB budget.
+    let page = pull("hoard", &[("url", url), ("count", "4")], loopback())
+        .await
+        .expect("within the budget")
+        .expect("every response arrives");
+    assert_eq!(String::from_utf8_lossy(&page.rows[0].json), "4");
+    // Twenty would hold 10 MiB in the host for a guest that reads none of them.
+    let before = server.received().len();
+    let result = pull("hoard", &[("url", url), ("count", "20")], loopback()).await;
+    let message = result.as_ref().map(|_| ()).unwrap_err().to_string();
+    assert!(message.contains("host buffer budget"), "{message}");
+    assert_limit(result, Limit::HostBuffers);
+    // Eight fit; the ninth is refused as it arrives, and the guest asks for no more.
+    assert_eq!(server.received().len() - before, 9);
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_maps_and_live_resources_are_capped() {
+    // One header map may hold 16 KiB: a 32 KiB value ends the call.
+    let size = (2 * HEADER_MAP_CAP).to_string();
+    let result = pull(
+        "header-flood",
+        &[("count", "1"), ("size", &size)],
+        OutboundPolicy::deny_all(),
+    )
+    .await;
+    assert_limit(result, Limit::HeaderMap);
+    // Within the cap, a map is fine.
+    let size = (HEADER_MAP_CAP / 2).to_string();
+    pull(
+        "header-flood",
+        &[("count", "1"), ("size", &size)],
+        OutboundPolicy::deny_all(),
+    )
+    .await
+    .expect("a header map within the cap")
+    .expect("the guest returns a page");
+    // Small maps kept in bulk: the resource table is full long before the host holds much.
+    let count = (5 * RESOURCE_CAP).to_string();
+    let result = pull(
+        "header-flood",
+        &[("count", &count), ("size", "64")],
+        OutboundPolicy::deny_all(),
+    )
+    .await;
+    assert_limit(result, Limit::Resources);
+    assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_logs_cannot_forge_host_lines_or_grow_without_bound() {
+    let logs = captured_logs();
+    pull(
+        "log-forge",
+        &[("size", "1048576")],
+        OutboundPolicy::deny_all(),
+    )
+    .await
+    .expect("the call succeeds")
+    .expect("the guest returns a page");
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let carrying: Vec<&str> = text.lines().filter(|l| l.contains("forged")).collect();
+    assert!(!carrying.is_empty(), "the guest's line was not logged");
+    for line in carrying {
+        // Each line with the guest's text is a host line about the guest: it cannot pose as
+        // the runner, and it cannot move the terminal's cursor.
+        assert!(line.contains("sluice::guest"), "forged host line: {line}");
+        assert!(!line.contains('\u{1b}'), "raw escape sequence: {line:?}");
+        assert!(line.len() < 16 << 10, "a {}-byte log line", line.len());
+    }
 }

@@ -192,3 +192,80 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
     let health = app.store.token_health(&id).unwrap().unwrap();
     assert_eq!(health.health, "dead");
 }
+
+/// A token health check while a pull holds the integration would refresh under the run (with
+/// rotation that can end the run's session and its query locators): it waits for the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_health_check_refresh_while_a_run_holds_the_integration() {
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        dataset: sf_emulator::Dataset::Empty,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-health-{}",
+        sluice::secrets::random_token(6)
+    ));
+    let mut config = AppConfig::new(dir.clone());
+    config.allow_insecure_loopback = true;
+    let app = open_app(config).await;
+    let id = app
+        .add_integration(IntegrationInput {
+            name: Some("held".into()),
+            capability: Some("crm".into()),
+            environment: Some("production".into()),
+            domain: Some(emu.url.clone()),
+            pull_by: Some("updated".into()),
+            client_id: Some(emu.client_id.clone()),
+            client_secret: Some(emu.client_secret.clone()),
+            extra: vec![("objects".into(), "Account".into())],
+            // No scheduled pull during the test: only health checks are due.
+            interval: Some(Duration::from_secs(7 * 24 * 3600)),
+        })
+        .await
+        .unwrap()
+        .integration
+        .id;
+    connect(&app, &id).await;
+    let refreshed = || emu.state.stats.lock().unwrap().tokens_refreshed;
+    let claim = app.claim_run(&id).expect("the run claims the integration");
+    let stats = Arc::new(SchedulerStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(sluice::scheduler::run(
+        app.clone(),
+        SchedulerConfig {
+            tick: Duration::from_millis(50),
+            health_check_every: Duration::from_millis(100),
+            ..SchedulerConfig::default()
+        },
+        stats.clone(),
+        stop_rx,
+    ));
+    // Bounded waits for the scheduler's ticks (the assertions are on counts, not times).
+    for _ in 0..400 {
+        if stats.health_checks_skipped.load(Ordering::SeqCst) >= 3 || refreshed() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        refreshed(),
+        0,
+        "no refresh while the run holds the integration"
+    );
+    assert!(stats.health_checks_skipped.load(Ordering::SeqCst) >= 3);
+    assert_eq!(stats.health_checks.load(Ordering::SeqCst), 0);
+    drop(claim);
+    for _ in 0..400 {
+        if stats.health_checks.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(true).unwrap();
+    scheduler.await.unwrap();
+    assert!(refreshed() >= 1, "the check runs once the run is over");
+    let _ = std::fs::remove_dir_all(&dir);
+}

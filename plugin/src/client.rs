@@ -60,6 +60,11 @@ impl<'a> Sf<'a> {
         self.env.stored_keys(after, limit)
     }
 
+    /// The local wall clock, UTC millis, when the environment has one (no API call).
+    pub fn now_ms(&mut self) -> Option<i64> {
+        self.env.now_ms()
+    }
+
     /// Logs through the host.
     pub fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]) {
         self.env.log(level, message, fields);

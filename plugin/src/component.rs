@@ -92,6 +92,13 @@ impl Env for WasiEnv {
     fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String> {
         sluice::connector::host::stored_keys(after, limit)
     }
+
+    fn now_ms(&mut self) -> Option<i64> {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        i64::try_from(since.as_millis()).ok()
+    }
 }
 
 /// Where a wasi:http failure leaves the caller: the request never produced a response.

@@ -63,6 +63,9 @@ pub struct Window {
     /// The query locator of the next page; a hint, the position is the truth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// When `next` was received, by the connector's clock (UTC millis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<i64>,
     /// Delete records of `/deleted` already delivered.
     #[serde(default)]
     pub del_done: usize,
@@ -72,6 +75,9 @@ pub struct Window {
     /// The Bulk API 2.0 job reading the main pass, when the window is a large backfill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk: Option<BulkJob>,
+    /// The window was opened again on a fresh describe after `INVALID_FIELD`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redescribed: bool,
 }
 
 /// A Bulk API 2.0 query job and how far its results have been read.
@@ -102,6 +108,7 @@ impl Window {
     pub fn finish_query(&mut self) -> bool {
         self.pos = None;
         self.next = None;
+        self.next_at = None;
         match self.upper {
             Some(u) if u < self.hi => {
                 let size = (u - self.lower().unwrap_or(u)).max(1000);
@@ -147,6 +154,7 @@ impl Window {
         }
         self.upper = Some(lower + (upper - lower) / 2);
         self.next = None;
+        self.next_at = None;
         true
     }
 }
@@ -171,6 +179,12 @@ pub struct Checkpoint {
     /// Server time (UTC millis) of the last Id reconciliation, or of the first window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled: Option<i64>,
+    /// A smaller query URL budget than the default, after Salesforce answered 414 or 431.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_budget: Option<u32>,
+    /// Most fields per query, after Salesforce answered `QUERY_TOO_COMPLICATED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_fields: Option<u32>,
 }
 
 impl Default for Checkpoint {
@@ -182,6 +196,8 @@ impl Default for Checkpoint {
             desc: None,
             win: None,
             reconciled: None,
+            url_budget: None,
+            max_fields: None,
         }
     }
 }
@@ -277,9 +293,11 @@ mod tests {
             upper: None,
             pos: None,
             next: None,
+            next_at: None,
             del_done: 0,
             checked_to: None,
             bulk: None,
+            redescribed: false,
         };
         assert!(w.shrink(0));
         assert_eq!(w.upper(), 4000);
@@ -308,9 +326,11 @@ mod tests {
             upper: None,
             pos: None,
             next: None,
+            next_at: None,
             del_done: 0,
             checked_to: None,
             bulk: None,
+            redescribed: false,
         };
         assert!(w.shrink(0));
         assert_eq!(w.upper(), hi / 2);

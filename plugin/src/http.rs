@@ -119,4 +119,8 @@ pub trait Env {
     fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]);
     /// Keys the host stores as live for the stream being pulled, ascending, after `after`.
     fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String>;
+    /// The local wall clock, UTC millis, when there is one (ages of query locators).
+    fn now_ms(&mut self) -> Option<i64> {
+        None
+    }
 }

@@ -377,20 +377,27 @@ fn missing_object_is_skipped_and_keeps_checkpoint() {
 fn created_time_uses_query_and_created_date_without_deletes() {
     let s = session(Capability::Helpdesk, Some(PullBy::CreatedTime), &[]);
     let mut env = FakeEnv::default();
-    env.on("/describe/", resp(200, CASE_DESCRIBE)).on(
-        "/query?q=",
-        resp(200, r#"{"totalSize":0,"done":true,"records":[]}"#),
-    );
+    // latestDateCovered bounds the window in created-time mode too.
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/sobjects/Case/updated/", resp(200, UPDATED))
+        .on(
+            "/query?q=",
+            resp(200, r#"{"totalSize":0,"done":true,"records":[]}"#),
+        );
     let p = pull(
         &mut env,
         &s,
         &req(Some(r#"{"v":1,"lo":1704164400000}"#.into()), 10),
     )
     .unwrap();
-    let q = &env.urls()[1];
+    let q = &env.urls()[2];
     assert!(q.contains("ORDER%20BY%20CreatedDate%20ASC"), "{q}");
+    assert!(
+        q.contains("CreatedDate%20%3C%3D%202024-01-02T03%3A08%3A00.000Z"),
+        "{q}"
+    );
     assert_eq!(p.status, StreamStatus::Complete);
-    assert_eq!(p.api_calls, 2);
+    assert_eq!(p.api_calls, 3);
 }
 
 const KAV_DESCRIBE: &str = r#"{"name":"FAQ__kav","replicateable":false,"fields":[{"name":"Id","type":"id"},{"name":"KnowledgeArticleId","type":"reference"},{"name":"Language","type":"picklist"},{"name":"PublishStatus","type":"picklist"},{"name":"Title","type":"string"},{"name":"Answer__c","type":"textarea"},{"name":"SystemModstamp","type":"datetime"}]}"#;
@@ -746,7 +753,8 @@ fn reconciliation_deletes_stored_keys_salesforce_no_longer_has() {
         .on("/deleted/", resp(200, r#"{"deletedRecords":[]}"#));
     for ids in [&[0][..], &[2], &[3], &[4]] {
         env.on(
-            "/query?q=SELECT%20Id%20FROM%20Case%20WHERE%20Id%20IN",
+            // queryAll: `/query` hides archived activities, which are live.
+            "/queryAll?q=SELECT%20Id%2C%20IsDeleted%20FROM%20Case%20WHERE%20Id%20IN",
             resp(200, &live(ids)),
         );
     }
@@ -815,4 +823,125 @@ fn reconciliation_errors_delete_nothing() {
         );
     let err = pull(&mut env, &s, &req(Some(cp.to_json()), 2000)).unwrap_err();
     assert_eq!(err.kind, FailureKind::PermissionDenied, "{err:?}");
+}
+
+/// A checkpoint holding a locator: the first page of 2,000 tied Cases, read at `at` by the
+/// connector's clock.
+fn checkpoint_with_locator(at: Option<i64>) -> (String, Vec<String>) {
+    let recs: Vec<String> = (0..4000).map(|i| rec(i, T, false)).collect();
+    let mut env = FakeEnv {
+        now: at,
+        ..FakeEnv::default()
+    };
+    env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
+        .on("/sobjects/Case/updated/", resp(200, UPDATED))
+        .on(
+            "/queryAll?q=",
+            resp(
+                200,
+                &page(&recs[..2000], Some("/services/data/v62.0/query/01gA-2000")),
+            ),
+        );
+    let p = pull(&mut env, &helpdesk(), &req(None, 2000)).unwrap();
+    (p.checkpoint.unwrap(), recs)
+}
+
+/// A locator whose session ended answers 401 even after the host's refresh: the connector
+/// re-queries from its position instead of asking for a new authorization.
+#[test]
+fn a_locator_that_answers_401_is_replaced_by_a_fresh_query() {
+    let (cp, recs) = checkpoint_with_locator(Some(1_000_000));
+    let mut env = FakeEnv {
+        now: Some(1_000_500),
+        ..FakeEnv::default()
+    };
+    env.on(
+        "/query/01gA-2000",
+        resp(
+            401,
+            r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+        ),
+    )
+    .on("/queryAll?q=", resp(200, &page(&recs[2000..], None)));
+    let p = pull(&mut env, &helpdesk(), &req(Some(cp), 2000)).unwrap();
+    assert_eq!(p.rows.len(), 2000);
+    assert_eq!(p.rows[0].key, id(2000));
+    assert_eq!(p.api_calls, 2);
+}
+
+/// A locator older than a run's pace is never followed: it belongs to an earlier run.
+#[test]
+fn an_old_locator_is_not_followed() {
+    let (cp, recs) = checkpoint_with_locator(Some(1_000_000));
+    let mut env = FakeEnv {
+        now: Some(1_000_000 + 10 * 60_000),
+        ..FakeEnv::default()
+    };
+    env.on("/queryAll?q=", resp(200, &page(&recs[2000..], None)));
+    let p = pull(&mut env, &helpdesk(), &req(Some(cp.clone()), 2000)).unwrap();
+    assert_eq!(p.rows.len(), 2000);
+    assert!(
+        env.urls().iter().all(|u| !u.contains("01gA")),
+        "{:?}",
+        env.urls()
+    );
+    // A fresh one is followed.
+    let mut env = FakeEnv {
+        now: Some(1_000_000 + 1000),
+        ..FakeEnv::default()
+    };
+    env.on("/query/01gA-2000", resp(200, &page(&recs[2000..], None)));
+    let p = pull(&mut env, &helpdesk(), &req(Some(cp), 2000)).unwrap();
+    assert_eq!(p.rows.len(), 2000);
+}
+
+/// `INVALID_FIELD` on a cached describe: describe again without `If-Modified-Since` and read
+/// the window from its start; a second refusal on the fresh describe fails the stream.
+#[test]
+fn invalid_field_describes_again_and_rereads_the_window() {
+    let invalid =
+        r#"[{"message":"No such column 'Subject' on entity 'Case'.","errorCode":"INVALID_FIELD"}]"#;
+    let no_subject = r#"{"name":"Case","replicateable":true,"fields":[{"name":"Id","type":"id"},{"name":"IsDeleted","type":"boolean"},{"name":"SystemModstamp","type":"datetime"},{"name":"CreatedDate","type":"datetime"}]}"#;
+    let mut env = FakeEnv::default();
+    let mut described = resp(200, CASE_DESCRIBE);
+    described.headers.push((
+        "last-modified".into(),
+        "Mon, 01 Jan 2024 00:00:00 GMT".into(),
+    ));
+    env.on("/sobjects/Case/describe/", described)
+        .on("/sobjects/Case/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=", resp(400, invalid))
+        .on("/sobjects/Case/describe/", resp(200, no_subject))
+        .on("/sobjects/Case/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=", resp(200, &page(&[rec(1, T, false)], None)))
+        .on(
+            "/sobjects/Case/deleted/",
+            resp(200, r#"{"deletedRecords":[]}"#),
+        );
+    let p = pull(&mut env, &helpdesk(), &req(None, 2000)).unwrap();
+    assert_eq!(p.rows.len(), 1);
+    let describes: Vec<_> = env
+        .requests
+        .iter()
+        .filter(|r| r.url.contains("/describe/"))
+        .collect();
+    assert_eq!(describes.len(), 2);
+    assert!(
+        describes[1].headers.is_empty(),
+        "no If-Modified-Since: {:?}",
+        describes[1].headers
+    );
+    let fresh = &env.urls()[env.urls().len() - 1];
+    assert!(!fresh.contains("Subject"), "{fresh}");
+
+    // Refused again on a fresh describe: a failure, not a loop.
+    let mut env = FakeEnv::default();
+    env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
+        .on("/sobjects/Case/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=", resp(400, invalid))
+        .on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
+        .on("/sobjects/Case/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=", resp(400, invalid));
+    let f = pull(&mut env, &helpdesk(), &req(None, 2000)).unwrap_err();
+    assert_eq!(f.kind, FailureKind::Unknown);
 }

@@ -5,8 +5,14 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-/// The longest URL Salesforce accepts (a longer one is answered with 414).
+/// The longest URL Salesforce accepts (a longer one is answered with 414). The URL and the
+/// request headers together must fit in the same number of bytes (else 431).
 pub const MAX_URL: usize = 16_384;
+/// Room left for the request headers (`Authorization` with a long token, `Sforce-Query-Options`,
+/// `Accept-Encoding`, `User-Agent`) when a query URL is planned.
+pub const HEADER_RESERVE: usize = 1_024;
+/// The default budget of a query URL: what is left of [`MAX_URL`] after the headers.
+pub const URL_BUDGET: usize = MAX_URL - HEADER_RESERVE;
 
 /// Everything but RFC 3986 unreserved characters is encoded.
 const Q: &AsciiSet = &NON_ALPHANUMERIC
@@ -57,11 +63,13 @@ pub fn query_url(base: &str, version: &str, all: bool, soql: &str) -> String {
 }
 
 /// Splits `fields` into chunks so that each chunk's query URL (built by `url_for`) is at most
-/// `max` bytes. `required` fields (Id, cursor, keys) lead every chunk, so chunks merge by Id.
+/// `max` bytes and holds at most `max_fields` fields. `required` fields (Id, cursor, keys) lead
+/// every chunk, so chunks merge by Id.
 pub fn chunk_fields(
     required: &[String],
     fields: &[String],
     max: usize,
+    max_fields: usize,
     url_for: &dyn Fn(&[String]) -> String,
 ) -> Vec<Vec<String>> {
     let mut chunks = Vec::new();
@@ -69,7 +77,7 @@ pub fn chunk_fields(
     let mut has_own = false;
     for f in fields.iter().filter(|f| !required.contains(f)) {
         cur.push(f.clone());
-        if url_for(&cur).len() > max && has_own {
+        if (url_for(&cur).len() > max || cur.len() > max_fields) && has_own {
             cur.pop();
             chunks.push(std::mem::replace(&mut cur, required.to_vec()));
             cur.push(f.clone());
@@ -118,7 +126,7 @@ mod tests {
                 &format!("SELECT {} FROM Case", f.join(",")),
             )
         };
-        let chunks = chunk_fields(&required, &fields, MAX_URL, &url_for);
+        let chunks = chunk_fields(&required, &fields, MAX_URL, usize::MAX, &url_for);
         assert!(chunks.len() > 1);
         for c in &chunks {
             assert!(url_for(c).len() <= MAX_URL);
@@ -126,7 +134,10 @@ mod tests {
         }
         let total: usize = chunks.iter().map(|c| c.len() - 2).sum();
         assert_eq!(total, 2000);
-        let one = chunk_fields(&required, &fields[..3], MAX_URL, &url_for);
+        let one = chunk_fields(&required, &fields[..3], MAX_URL, usize::MAX, &url_for);
+        let by_count = chunk_fields(&required, &fields[..10], MAX_URL, 5, &url_for);
+        assert_eq!(by_count.len(), 4, "three own fields per chunk of five");
+        assert!(by_count.iter().all(|c| c.len() <= 5));
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].len(), 5);
     }

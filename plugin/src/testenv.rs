@@ -19,6 +19,8 @@ pub struct FakeEnv {
     pub logs: Vec<String>,
     /// Keys the fake host stores as live.
     pub stored: Vec<String>,
+    /// The fake wall clock, UTC millis.
+    pub now: Option<i64>,
 }
 
 pub const DATE: &str = "Tue, 02 Jan 2024 03:10:00 GMT";
@@ -98,6 +100,10 @@ impl Env for FakeEnv {
 
     fn log(&mut self, _level: Level, message: &str, fields: &[(&str, &str)]) {
         self.logs.push(format!("{message} {fields:?}"));
+    }
+
+    fn now_ms(&mut self) -> Option<i64> {
+        self.now
     }
 }
 

@@ -86,44 +86,72 @@ impl TargetSetup {
 /// Makes sure the wasm32-wasip2 standard library exists for the rustc that cargo runs, and
 /// installs it with rustup when it does not.
 pub fn ensure_wasm_target() -> Result<TargetSetup, GuestBuildError> {
-    let rustc = rustc();
-    if target_libdir_has_core(&rustc)? {
-        return Ok(TargetSetup::Present);
-    }
-    let toolchain = active_toolchain(&rustc);
-    let rustup = std::env::var_os("RUSTUP").unwrap_or_else(|| "rustup".into());
-    let mut cmd = Command::new(&rustup);
-    cmd.args(["target", "add", WASM_TARGET]);
-    if let Some(name) = &toolchain {
-        cmd.args(["--toolchain", name]);
-    }
-    let command = format!(
-        "rustup target add {WASM_TARGET}{}",
-        toolchain_arg(toolchain.as_deref())
-    );
-    let output = match cmd.output() {
-        Ok(output) => output,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(GuestBuildError::NoRustup {
-                toolchain_arg: toolchain_arg(toolchain.as_deref()),
-            });
+    Tools::from_env().ensure_wasm_target()
+}
+
+/// The programs that find and install the target.
+#[derive(Debug, Clone)]
+struct Tools {
+    /// The rustc cargo runs (cargo names it in `RUSTC` for build scripts).
+    rustc: OsString,
+    /// rustup, from the PATH.
+    rustup: OsString,
+    /// The toolchain rustup's proxy runs, when it says.
+    toolchain: Option<String>,
+}
+
+impl Tools {
+    fn from_env() -> Self {
+        Tools {
+            rustc: rustc(),
+            rustup: "rustup".into(),
+            toolchain: std::env::var("RUSTUP_TOOLCHAIN")
+                .ok()
+                .filter(|name| !name.is_empty()),
         }
-        Err(e) => {
+    }
+
+    fn ensure_wasm_target(&self) -> Result<TargetSetup, GuestBuildError> {
+        if target_libdir_has_core(&self.rustc)? {
+            return Ok(TargetSetup::Present);
+        }
+        let toolchain = self
+            .toolchain
+            .clone()
+            .or_else(|| toolchain_of_sysroot(&self.rustc));
+        let mut cmd = Command::new(&self.rustup);
+        cmd.args(["target", "add", WASM_TARGET]);
+        if let Some(name) = &toolchain {
+            cmd.args(["--toolchain", name]);
+        }
+        let command = format!(
+            "rustup target add {WASM_TARGET}{}",
+            toolchain_arg(toolchain.as_deref())
+        );
+        let output = match cmd.output() {
+            Ok(output) => output,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(GuestBuildError::NoRustup {
+                    toolchain_arg: toolchain_arg(toolchain.as_deref()),
+                });
+            }
+            Err(e) => {
+                return Err(GuestBuildError::InstallFailed {
+                    command,
+                    detail: e.to_string(),
+                });
+            }
+        };
+        if !output.status.success() || !target_libdir_has_core(&self.rustc)? {
             return Err(GuestBuildError::InstallFailed {
                 command,
-                detail: e.to_string(),
+                detail: failure_detail(&output),
             });
         }
-    };
-    if !output.status.success() || !target_libdir_has_core(&rustc)? {
-        return Err(GuestBuildError::InstallFailed {
-            command,
-            detail: failure_detail(&output),
-        });
+        Ok(TargetSetup::Installed {
+            toolchain: toolchain.unwrap_or_else(|| "default".into()),
+        })
     }
-    Ok(TargetSetup::Installed {
-        toolchain: toolchain.unwrap_or_else(|| "default".into()),
-    })
 }
 
 fn toolchain_arg(toolchain: Option<&str>) -> String {
@@ -181,15 +209,9 @@ fn target_libdir_has_core(rustc: &OsString) -> Result<bool, GuestBuildError> {
     }))
 }
 
-/// The toolchain cargo runs under: rustup's proxy names it in `RUSTUP_TOOLCHAIN`; otherwise
-/// the sysroot's directory name is the toolchain's name under rustup's `toolchains/`.
-fn active_toolchain(rustc: &OsString) -> Option<String> {
-    if let Some(name) = std::env::var("RUSTUP_TOOLCHAIN")
-        .ok()
-        .filter(|n| !n.is_empty())
-    {
-        return Some(name);
-    }
+/// Without rustup's proxy, the sysroot's directory name is the toolchain's name under
+/// rustup's `toolchains/`.
+fn toolchain_of_sysroot(rustc: &OsString) -> Option<String> {
     let output = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
@@ -263,5 +285,137 @@ impl Guest<'_> {
         let file = format!("{}.wasm", self.package.replace('-', "_"));
         let path = self.target_dir.join(WASM_TARGET).join("release").join(file);
         Ok((setup, path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The target check and install, against stand-in `rustc` and `rustup` scripts, so the real
+    //! toolchain (shared with every other build on the machine) is never changed.
+
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    struct Sandbox {
+        dir: PathBuf,
+    }
+
+    impl Sandbox {
+        fn new(tag: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "sluice-guest-build-{tag}-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
+            std::fs::create_dir_all(dir.join("libdir")).unwrap();
+            Sandbox { dir }
+        }
+
+        fn script(&self, name: &str, body: &str) -> OsString {
+            let path = self.dir.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path.into_os_string()
+        }
+
+        /// A rustc whose wasm libdir is this sandbox's `libdir`.
+        fn rustc(&self) -> OsString {
+            let libdir = self.dir.join("libdir");
+            self.script("rustc", &format!("echo {}", libdir.display()))
+        }
+
+        fn tools(&self, rustup: OsString) -> Tools {
+            Tools {
+                rustc: self.rustc(),
+                rustup,
+                toolchain: Some("1.95.0-test".into()),
+            }
+        }
+
+        fn install_core(&self) {
+            std::fs::write(self.dir.join("libdir/libcore-0123.rlib"), b"").unwrap();
+        }
+    }
+
+    impl Drop for Sandbox {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn a_present_target_is_left_alone() {
+        let sandbox = Sandbox::new("present");
+        sandbox.install_core();
+        let rustup = sandbox.script("rustup", "exit 9");
+        assert_eq!(
+            sandbox.tools(rustup).ensure_wasm_target().unwrap(),
+            TargetSetup::Present
+        );
+    }
+
+    #[test]
+    fn a_missing_target_is_installed_for_the_active_toolchain() {
+        let sandbox = Sandbox::new("install");
+        let libdir = sandbox.dir.join("libdir");
+        let args = sandbox.dir.join("rustup-args");
+        let rustup = sandbox.script(
+            "rustup",
+            &format!(
+                "echo \"$@\" > {}; touch {}/libcore-abc.rlib",
+                args.display(),
+                libdir.display()
+            ),
+        );
+        let setup = sandbox.tools(rustup).ensure_wasm_target().unwrap();
+        assert_eq!(
+            setup,
+            TargetSetup::Installed {
+                toolchain: "1.95.0-test".into()
+            }
+        );
+        assert_eq!(
+            std::fs::read_to_string(args).unwrap().trim(),
+            "target add wasm32-wasip2 --toolchain 1.95.0-test"
+        );
+        let line = setup.message().unwrap();
+        assert!(
+            line.contains("installed the wasm32-wasip2 target"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn without_rustup_the_error_names_the_command_to_run() {
+        let sandbox = Sandbox::new("no-rustup");
+        let missing = sandbox.dir.join("no-such-rustup").into_os_string();
+        let error = sandbox.tools(missing).ensure_wasm_target().unwrap_err();
+        assert!(
+            matches!(error, GuestBuildError::NoRustup { .. }),
+            "{error:?}"
+        );
+        let line = error.to_string();
+        assert!(
+            line.contains("rustup target add wasm32-wasip2 --toolchain 1.95.0-test"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn a_failed_install_says_what_rustup_said() {
+        let sandbox = Sandbox::new("failed");
+        let rustup = sandbox.script("rustup", "echo 'error: could not download' >&2; exit 1");
+        let error = sandbox.tools(rustup).ensure_wasm_target().unwrap_err();
+        let line = error.to_string();
+        assert!(
+            matches!(error, GuestBuildError::InstallFailed { .. }),
+            "{line}"
+        );
+        assert!(line.contains("could not download"), "{line}");
     }
 }

@@ -6,9 +6,10 @@
 //! and the engine's compatibility hash (so a wasmtime upgrade or a config change never reuses
 //! an old file), and carries a sidecar `.mac`: a keyed BLAKE3 hash (BLAKE3's MAC mode), under a
 //! key derived from a random key the host generated and keeps in the cache directory (mode
-//! 0600, directory 0700), over the file's name and bytes. The MAC is checked before the unsafe
-//! deserialize; a missing or wrong MAC, or a file wasmtime refuses, is rebuilt from the wasm
-//! and never trusted. Residual risk: whoever can write the host's private cache directory can
+//! 0600, directory 0700), over the file's name and bytes. The file is read once, the MAC is
+//! checked on those bytes, and exactly those bytes are deserialized (never the file again, which
+//! could have been replaced in between); a missing or wrong MAC, or bytes wasmtime refuses, are
+//! rebuilt from the wasm and never trusted. Residual risk: whoever can write the host's private cache directory can
 //! also read its key; that is the host user.
 //!
 //! The MAC is computed over the whole artifact (~2 MB) at every load: keyed BLAKE3 does that
@@ -137,12 +138,12 @@ impl CompileCache {
         let mac_path = mac_path(&path);
         let mut stale = None;
         if path.exists() {
-            match self.verify(&path, &mac_path) {
-                Ok(()) => {
-                    // SAFETY: the file carries a valid MAC under the host's own key, so the host
-                    // wrote it with `precompile_component`; its name binds it to this engine's
-                    // compatibility hash (wasmtime re-checks that, too).
-                    match unsafe { Component::deserialize_file(engine, &path) } {
+            match self.read_verified(&path, &mac_path) {
+                Ok(bytes) => {
+                    // SAFETY: these bytes carry a valid MAC under the host's own key, so the host
+                    // wrote them with `precompile_component`; the file's name binds them to this
+                    // engine's compatibility hash (wasmtime re-checks that, too).
+                    match unsafe { Component::deserialize(engine, &bytes) } {
                         Ok(component) => return Ok((component, CacheOutcome::Hit)),
                         Err(e) => stale = Some(format!("wasmtime refused the artifact: {e}")),
                     }
@@ -169,7 +170,8 @@ impl CompileCache {
         Ok((component, outcome))
     }
 
-    fn verify(&self, path: &Path, mac_path: &Path) -> Result<(), String> {
+    /// The artifact's bytes, read once, if their MAC verifies.
+    fn read_verified(&self, path: &Path, mac_path: &Path) -> Result<Vec<u8>, String> {
         let expected = std::fs::read_to_string(mac_path)
             .map_err(|e| format!("no MAC sidecar ({e}): not written by this host"))?;
         let mut bytes = Vec::new();
@@ -180,7 +182,7 @@ impl CompileCache {
         if !constant_time_eq(actual.as_bytes(), expected.trim().as_bytes()) {
             return Err("MAC mismatch: corrupt, or not written by this host".into());
         }
-        Ok(())
+        Ok(bytes)
     }
 
     fn store(&self, path: &Path, mac_path: &Path, bytes: &[u8]) -> std::io::Result<()> {

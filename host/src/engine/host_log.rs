@@ -1,14 +1,23 @@
 //! The `log` function of the `sluice:connector/host` import: structured guest logs routed
 //! into `tracing`.
 //!
-//! Threat: a guest could flood the host's logs or smuggle forged context into them. Rule: the
-//! host, not the guest, attaches the plugin, integration and run ids; messages are truncated
-//! and a per-call line budget stops floods.
+//! Threat: a guest could flood the host's logs or smuggle forged context into them: a newline
+//! in a message or field starts what looks like a host log line, an escape sequence rewrites
+//! the operator's terminal, a huge field fills the disk. Rule: the host, not the guest,
+//! attaches the plugin, integration and run ids; every control character the guest sends is
+//! escaped (`\n`, `\u{1b}`), so one guest line is one host line; messages, field names,
+//! field values and the number of fields are capped, and a per-call line budget stops floods.
 
 use super::bindings::v0_1::sluice::connector::host::Level;
 
 /// Longest message kept from one guest log line, in bytes.
 const MAX_MESSAGE: usize = 4096;
+/// Longest field name kept, in bytes.
+const MAX_FIELD_NAME: usize = 64;
+/// Longest field value kept, in bytes.
+const MAX_FIELD_VALUE: usize = 1024;
+/// Most fields kept from one line.
+const MAX_FIELDS: usize = 32;
 /// Most lines one call may log before the rest are dropped.
 const MAX_LINES_PER_CALL: u32 = 10_000;
 
@@ -43,17 +52,11 @@ impl GuestLog {
         if self.lines > MAX_LINES_PER_CALL {
             return;
         }
-        let mut message = message;
-        if message.len() > MAX_MESSAGE {
-            let cut = (0..=MAX_MESSAGE)
-                .rev()
-                .find(|i| message.is_char_boundary(*i))
-                .unwrap_or(0);
-            message.truncate(cut);
-        }
+        let message = clean(&message, MAX_MESSAGE);
         let fields = fields
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .take(MAX_FIELDS)
+            .map(|(k, v)| format!("{}={}", clean(k, MAX_FIELD_NAME), clean(v, MAX_FIELD_VALUE)))
             .collect::<Vec<_>>()
             .join(" ");
         let integration = self.integration.as_deref().unwrap_or("-");
@@ -71,5 +74,45 @@ impl GuestLog {
             Level::Warn => emit!(tracing::Level::WARN),
             Level::Error => emit!(tracing::Level::ERROR),
         }
+    }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary, marked with `…`), with every
+/// control character escaped.
+fn clean(text: &str, max: usize) -> String {
+    let cut = if text.len() > max {
+        (0..=max)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0)
+    } else {
+        text.len()
+    };
+    let mut out = String::with_capacity(cut + 8);
+    for c in text[..cut].chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if cut < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_lengths_capped() {
+        assert_eq!(
+            clean("a\nb\r\u{1b}[2K\u{85}c", 100),
+            "a\\nb\\r\\u{1b}[2K\\u{85}c"
+        );
+        assert_eq!(clean("héllo", 2), "h…");
+        assert_eq!(clean(&"v".repeat(5000), 10), format!("{}…", "v".repeat(10)));
     }
 }

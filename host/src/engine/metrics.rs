@@ -14,7 +14,8 @@ pub struct EngineMetrics {
     pub calls: AtomicU64,
     /// Calls that ended in a guest trap (limit hits excluded).
     pub traps: AtomicU64,
-    /// Calls stopped by a resource limit (CPU, wall clock, memory, page size).
+    /// Calls stopped by a resource limit (CPU, wall clock, memory, page size, live resources,
+    /// host buffers).
     pub limit_hits: AtomicU64,
     /// Outbound requests sent (each retry counts).
     pub outbound_requests: AtomicU64,

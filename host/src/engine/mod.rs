@@ -5,10 +5,11 @@
 //! trap or a leak in one call cannot reach the next, and a hot-swapped version simply serves the
 //! next call.
 //!
-//! - [`EngineLimits`]: CPU deadline (epochs, minus time blocked on HTTP), wall-clock timeout,
-//!   memory cap summed over every linear memory ([`state::CallLimiter`]), page size cap and
-//!   the outbound limits. Exceeding one gives [`EngineError::LimitExceeded`] naming the limit,
-//!   the plugin and the call.
+//! - [`EngineLimits`]: CPU deadline (the time the call's future is polled, checked on epochs:
+//!   [`cpu`]), wall-clock timeout, memory cap summed over every linear memory
+//!   ([`state::CallLimiter`]), live resources, header maps and buffered bodies ([`budget`]),
+//!   page size cap and the outbound limits. Exceeding one gives
+//!   [`EngineError::LimitExceeded`] naming the limit, the plugin and the call.
 //! - [`outbound`]: the wasi:http policy hook (allow-list, DNS checks, host-side credentials,
 //!   refresh, retries, caps). [`credentials`]: the token-store interface.
 //! - [`host_log`] and [`stored_keys`]: the `sluice:connector/host` import (guest logs, and the
@@ -17,7 +18,9 @@
 //!   atomic hot swap, rollback, the plugins-directory watcher. [`metrics`]: counters.
 
 pub mod bindings;
+pub mod budget;
 pub mod cache;
+pub mod cpu;
 pub mod credentials;
 pub mod gzip;
 pub mod host_log;
@@ -29,15 +32,17 @@ pub mod stored_keys;
 
 use std::path::Path;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::component::{Component, Linker, ResourceTableError, types::ComponentItem};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
+use wasmtime_wasi_http::FieldMapError;
 
 pub use bindings::v0_1 as wit;
+use budget::BufferBudget;
 use cache::{CacheOutcome, CompileCache};
 use credentials::CredentialProvider;
 use host_log::GuestLog;
@@ -55,13 +60,18 @@ const SLICE_TICKS: u64 = 5;
 /// Resource limits of each plugin call.
 #[derive(Debug, Clone)]
 pub struct EngineLimits {
-    /// Guest CPU time one call may use before it is interrupted: the call's elapsed time
-    /// minus the time it waited on outbound requests, checked every 50 ms of guest execution.
+    /// Guest CPU time one call may use before it is interrupted: the time the call ran
+    /// (never the time it waited on a pollable), checked every 50 ms of guest execution.
     pub cpu_deadline: Duration,
     /// Wall-clock time one call may take, including time blocked in host calls (HTTP).
     pub wall_timeout: Duration,
     /// Linear memory one call may hold, summed over all its memories, in bytes.
     pub memory_bytes: usize,
+    /// Resources (handles: requests, bodies, streams, header maps, pollables) one call may
+    /// hold at once.
+    pub max_resources: usize,
+    /// Bytes one header map a guest builds may hold (roughly, in memory).
+    pub max_header_map_bytes: usize,
     /// How many calls may be live at once across all plugins (pool size).
     pub max_concurrent_calls: u32,
     /// Largest page a `pull` may return: the bytes of its rows' keys, cursors and JSON.
@@ -76,6 +86,8 @@ impl Default for EngineLimits {
             cpu_deadline: Duration::from_secs(10),
             wall_timeout: Duration::from_secs(300),
             memory_bytes: 256 << 20,
+            max_resources: 1024,
+            max_header_map_bytes: 16 << 10,
             max_concurrent_calls: 256,
             max_page_bytes: 32 << 20,
             outbound: OutboundLimits::default(),
@@ -94,6 +106,12 @@ pub enum Limit {
     Memory,
     /// [`EngineLimits::max_page_bytes`].
     PageSize,
+    /// [`EngineLimits::max_resources`].
+    Resources,
+    /// [`EngineLimits::max_header_map_bytes`].
+    HeaderMap,
+    /// [`outbound::OutboundLimits::max_buffered_bytes`].
+    HostBuffers,
 }
 
 impl std::fmt::Display for Limit {
@@ -103,6 +121,9 @@ impl std::fmt::Display for Limit {
             Limit::WallClock => "wall-clock timeout",
             Limit::Memory => "memory cap",
             Limit::PageSize => "page size cap",
+            Limit::Resources => "resource cap",
+            Limit::HeaderMap => "header map cap",
+            Limit::HostBuffers => "host buffer budget",
         })
     }
 }
@@ -242,16 +263,9 @@ impl PluginEngine {
         cache_dir: Option<&Path>,
     ) -> Result<Arc<Self>, EngineError> {
         let setup = |e: wasmtime::Error| EngineError::Setup(format!("{e:#}"));
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(limits.max_concurrent_calls)
-            .total_core_instances(limits.max_concurrent_calls * 8)
-            .total_memories(limits.max_concurrent_calls * 2)
-            .total_tables(limits.max_concurrent_calls * 8)
-            .max_memory_size(limits.memory_bytes);
         let mut config = Config::new();
-        config
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        config.epoch_interruption(true);
+        configure_allocation(&mut config, &limits, address_space_limit());
         let engine = Engine::new(&config).map_err(setup)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
@@ -396,7 +410,7 @@ impl PluginEngine {
             label,
             credentials: ctx.credentials.clone(),
             shared: self.outbound.clone(),
-            blocked: Default::default(),
+            budget: BufferBudget::new(self.limits.outbound.max_buffered_bytes),
         };
         let log = GuestLog::new(
             plugin.label.clone(),
@@ -407,27 +421,23 @@ impl PluginEngine {
             log,
             keys: KeyAccess::new(ctx.stored_keys.clone(), stream.map(String::from)),
         };
-        let mut store = Store::new(
-            &self.engine,
-            CallState::new(hooks, host, self.limits.memory_bytes),
-        );
+        let mut store = Store::new(&self.engine, CallState::new(hooks, host, &self.limits));
         store.limiter(|s| &mut s.limits);
-        // The CPU deadline counts the call's time minus the time it waited on outbound
-        // requests. Every slice the guest yields to the executor, so a spinning guest cannot
-        // hold a worker thread and the wall-clock timeout can always fire.
+        // The CPU deadline counts the time the call's future is polled (see `cpu`). Every
+        // slice the guest yields to the executor, so a spinning guest cannot hold a worker
+        // thread and the wall-clock timeout can always fire.
         let budget = self.limits.cpu_deadline;
-        let started = Instant::now();
         store.set_epoch_deadline(SLICE_TICKS);
         store.epoch_deadline_callback(move |mut ctx| {
-            let cpu = started.elapsed().saturating_sub(ctx.data().blocked.total());
-            if cpu >= budget {
+            if ctx.data().cpu.used() >= budget {
                 ctx.data_mut().cpu_exceeded = true;
                 return Ok(UpdateDeadline::Interrupt);
             }
             Ok(UpdateDeadline::Yield(SLICE_TICKS))
         });
         EngineMetrics::bump(&self.metrics.calls);
-        let instance = match plugin.pre.instantiate_async(&mut store).await {
+        let cpu = store.data().cpu.clone();
+        let instance = match cpu.meter(plugin.pre.instantiate_async(&mut store)).await {
             Ok(instance) => instance,
             Err(e) => return Err(self.classify(plugin, "instantiate", &store, e)),
         };
@@ -444,7 +454,13 @@ impl PluginEngine {
         outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
     ) -> Result<R, EngineError> {
         match outcome {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => match store.data().budget.exceeded() {
+                // The guest saw a failed request; the call still ends on the limit it hit.
+                Some(over) => {
+                    Err(self.limit_hit(plugin, call, Limit::HostBuffers, over.to_string()))
+                }
+                None => Ok(value),
+            },
             Ok(Err(e)) => Err(self.classify(plugin, call, store, e)),
             Err(_) => {
                 EngineMetrics::bump(&self.metrics.limit_hits);
@@ -458,8 +474,26 @@ impl PluginEngine {
         }
     }
 
-    /// Names the limit a failed call hit, from the trap code or the store's limiter record;
-    /// anything else is a trap.
+    /// Counts and logs a limit hit, and names it.
+    fn limit_hit(
+        &self,
+        plugin: &LoadedPlugin,
+        call: &'static str,
+        limit: Limit,
+        detail: String,
+    ) -> EngineError {
+        EngineMetrics::bump(&self.metrics.limit_hits);
+        tracing::warn!(plugin = %plugin.label, call, %limit, %detail, "plugin call stopped by a limit");
+        EngineError::LimitExceeded {
+            plugin: plugin.label.clone(),
+            call,
+            limit,
+            detail,
+        }
+    }
+
+    /// Names the limit a failed call hit, from the trap code, the error's cause or the
+    /// store's records; anything else is a trap.
     fn classify(
         &self,
         plugin: &LoadedPlugin,
@@ -467,16 +501,7 @@ impl PluginEngine {
         store: &Store<CallState>,
         e: wasmtime::Error,
     ) -> EngineError {
-        let limit = |limit: Limit, detail: String| {
-            EngineMetrics::bump(&self.metrics.limit_hits);
-            tracing::warn!(plugin = %plugin.label, call, %limit, %detail, "plugin call stopped by a limit");
-            EngineError::LimitExceeded {
-                plugin: plugin.label.clone(),
-                call,
-                limit,
-                detail,
-            }
-        };
+        let limit = |limit: Limit, detail: String| self.limit_hit(plugin, call, limit, detail);
         if store.data().cpu_exceeded
             || matches!(
                 e.downcast_ref::<wasmtime::Trap>(),
@@ -491,6 +516,21 @@ impl PluginEngine {
             .or_else(|| store.data().limits.hit.clone());
         if let Some(denied) = denied {
             return limit(Limit::Memory, denied.to_string());
+        }
+        if table_full(&e) {
+            return limit(
+                Limit::Resources,
+                format!("{} live resources", self.limits.max_resources),
+            );
+        }
+        if header_map_full(&e) {
+            return limit(
+                Limit::HeaderMap,
+                format!("{} bytes per header map", self.limits.max_header_map_bytes),
+            );
+        }
+        if let Some(over) = store.data().budget.exceeded() {
+            return limit(Limit::HostBuffers, over.to_string());
         }
         EngineMetrics::bump(&self.metrics.traps);
         let detail = format!("{e:#}");
@@ -511,11 +551,14 @@ impl PluginEngine {
         host: &wit::types::HostContext,
     ) -> Result<Result<wit::types::Configured, Vec<wit::types::FieldError>>, EngineError> {
         let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
+        let cpu = store.data().cpu.clone();
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
-            instance
-                .sluice_connector_plugin()
-                .call_configure(&mut store, settings, host),
+            cpu.meter(
+                instance
+                    .sluice_connector_plugin()
+                    .call_configure(&mut store, settings, host),
+            ),
         )
         .await;
         self.conclude(plugin, "configure", &store, outcome)
@@ -530,11 +573,14 @@ impl PluginEngine {
         host: &wit::types::HostContext,
     ) -> Result<Result<wit::types::OauthPlan, Vec<wit::types::FieldError>>, EngineError> {
         let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
+        let cpu = store.data().cpu.clone();
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
-            instance
-                .sluice_connector_plugin()
-                .call_authorize(&mut store, settings, host),
+            cpu.meter(
+                instance
+                    .sluice_connector_plugin()
+                    .call_authorize(&mut store, settings, host),
+            ),
         )
         .await;
         self.conclude(plugin, "authorize", &store, outcome)
@@ -548,11 +594,14 @@ impl PluginEngine {
         session: &wit::types::Session,
     ) -> Result<wit::types::TestReport, EngineError> {
         let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
+        let cpu = store.data().cpu.clone();
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
-            instance
-                .sluice_connector_plugin()
-                .call_test(&mut store, session),
+            cpu.meter(
+                instance
+                    .sluice_connector_plugin()
+                    .call_test(&mut store, session),
+            ),
         )
         .await;
         self.conclude(plugin, "test", &store, outcome)
@@ -567,11 +616,14 @@ impl PluginEngine {
         request: &wit::types::PullRequest,
     ) -> Result<Result<wit::types::Page, wit::types::Failure>, EngineError> {
         let (mut store, instance) = self.instantiate(plugin, ctx, Some(&request.stream)).await?;
+        let cpu = store.data().cpu.clone();
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
-            instance
-                .sluice_connector_plugin()
-                .call_pull(&mut store, session, request),
+            cpu.meter(
+                instance
+                    .sluice_connector_plugin()
+                    .call_pull(&mut store, session, request),
+            ),
         )
         .await;
         let result = self.conclude(plugin, "pull", &store, outcome)?;
@@ -598,6 +650,83 @@ impl PluginEngine {
         }
         Ok(result)
     }
+}
+
+/// Chooses how instances get their memory.
+///
+/// The pooling allocator reserves, up front, address space for every memory of every
+/// concurrent call (by default 4 GiB each plus guards: about 2 TiB for 256 calls), which
+/// fails outright under an address-space limit (`ulimit -v`). With such a limit the engine
+/// allocates per call instead, reserving only the memory cap (plus a small guard) for each
+/// memory: startup always works, and a call that does not fit in what the limit leaves fails
+/// alone, with a clear instantiation error. Without guard regions wasmtime bounds-checks
+/// explicitly, so guests run somewhat slower in that mode.
+fn configure_allocation(config: &mut Config, limits: &EngineLimits, address_space: Option<u64>) {
+    match address_space {
+        None => {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_component_instances(limits.max_concurrent_calls)
+                .total_core_instances(limits.max_concurrent_calls * 8)
+                .total_memories(limits.max_concurrent_calls * 2)
+                .total_tables(limits.max_concurrent_calls * 8)
+                .max_memory_size(limits.memory_bytes);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        Some(limit) => {
+            const WASM_PAGE: u64 = 64 << 10;
+            let reservation = (limits.memory_bytes as u64).div_ceil(WASM_PAGE) * WASM_PAGE;
+            tracing::info!(
+                address_space_limit = limit,
+                memory_reservation = reservation,
+                "address space is limited: allocating instances per call instead of from a pool"
+            );
+            config
+                .allocation_strategy(InstanceAllocationStrategy::OnDemand)
+                .memory_reservation(reservation)
+                .memory_reservation_for_growth(0)
+                .memory_guard_size(WASM_PAGE);
+        }
+    }
+}
+
+/// The process's address-space limit (`ulimit -v`), if one is set.
+#[cfg(unix)]
+fn address_space_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which lives on this stack.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
+    // `rlim_t` is `u64` on Linux but not on every Unix.
+    #[allow(clippy::unnecessary_cast)]
+    let current = limit.rlim_cur as u64;
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(current)
+}
+
+/// The process's address-space limit; none known off Unix.
+#[cfg(not(unix))]
+fn address_space_limit() -> Option<u64> {
+    None
+}
+
+/// Whether a call failed because its resource table was full.
+fn table_full(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<ResourceTableError>()
+            .is_some_and(|e| matches!(e, ResourceTableError::Full))
+    })
+}
+
+/// Whether a call failed because a header map it built grew past its cap.
+fn header_map_full(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<FieldMapError>(),
+            Some(FieldMapError::TotalSizeTooBig | FieldMapError::TooManyFields)
+        )
+    })
 }
 
 /// Whether `wasm` starts with the header of a component (not a core module).

@@ -17,7 +17,8 @@
 //! - `Authorization` is a forbidden header for the guest; for the integration's credential
 //!   hosts the host adds `Authorization: Bearer` itself from the [`CredentialProvider`]. On a
 //!   401 `INVALID_SESSION_ID` it refreshes once and retries once.
-//! - Request and response bodies are buffered with size caps; concurrent requests are capped
+//! - Request and response bodies are buffered with size caps, counted against the call's
+//!   [`BufferBudget`]; a request body must be finished in time; concurrent requests are capped
 //!   per integration; transient failures of idempotent requests are retried with bounded,
 //!   jittered exponential backoff.
 //! - Every denial is logged with the plugin, integration and target, and counted.
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 use wasmtime_wasi_http::{
@@ -39,9 +40,9 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
+use super::budget::{BodyRefused, BufferBudget, collect_body};
 use super::credentials::{AccessToken, CredentialError, CredentialProvider};
 use super::metrics::EngineMetrics;
-use super::state::BlockedClock;
 
 /// Where a plugin call may send requests.
 #[derive(Debug, Clone, Default)]
@@ -235,6 +236,11 @@ pub struct OutboundLimits {
     pub max_request_bytes: usize,
     /// Largest response body the host reads for a guest, in bytes.
     pub max_response_bytes: usize,
+    /// Body bytes (requests and responses) the host may buffer for one call at once; at least
+    /// `max_response_bytes`.
+    pub max_buffered_bytes: usize,
+    /// Time a guest has to finish a request body it started.
+    pub request_body_timeout: Duration,
     /// Requests one integration may have in flight at once.
     pub max_concurrent_per_integration: usize,
     /// Default connect timeout (the guest's request options may shorten it).
@@ -250,6 +256,8 @@ impl Default for OutboundLimits {
         Self {
             max_request_bytes: 8 << 20,
             max_response_bytes: 64 << 20,
+            max_buffered_bytes: 128 << 20,
+            request_body_timeout: Duration::from_secs(30),
             max_concurrent_per_integration: 8,
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(120),
@@ -380,8 +388,8 @@ pub struct OutboundHooks {
     pub credentials: Option<Arc<dyn CredentialProvider>>,
     /// Engine-wide outbound state.
     pub shared: Arc<OutboundShared>,
-    /// Counts the time the call waits on requests (excluded from its CPU deadline).
-    pub blocked: Arc<BlockedClock>,
+    /// The body bytes the call may have buffered at once.
+    pub budget: Arc<BufferBudget>,
 }
 
 /// The headers a guest may never set: wasmtime's defaults plus `Authorization` (and
@@ -423,10 +431,10 @@ impl WasiHttpHooks for OutboundHooks {
             label: self.label.clone(),
             credentials: self.credentials.clone(),
             shared: self.shared.clone(),
+            budget: self.budget.clone(),
         };
         let method = request.method().clone();
         let host = request.uri().host().map(normalize_host).unwrap_or_default();
-        let blocked = self.blocked.clone();
         let span = tracing::info_span!(
             "outbound_request",
             plugin = %call.label.plugin,
@@ -439,7 +447,6 @@ impl WasiHttpHooks for OutboundHooks {
         );
         Box::new(
             async move {
-                let _blocked = blocked.enter();
                 let started = Instant::now();
                 let result = call.send(request, options).await;
                 let span = tracing::Span::current();
@@ -469,6 +476,7 @@ struct OutboundCall {
     label: CallLabel,
     credentials: Option<Arc<dyn CredentialProvider>>,
     shared: Arc<OutboundShared>,
+    budget: Arc<BufferBudget>,
 }
 
 /// A buffered response.
@@ -517,12 +525,23 @@ impl OutboundCall {
         let (mut head, body) = request.into_parts();
         // The guest cannot set it (forbidden header), but never forward one regardless.
         head.headers.remove(AUTHORIZATION);
-        let limit = self.shared.limits.max_request_bytes;
-        let body = Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|_| HttpError::HttpRequestBodySize(Some(limit as u64)))?
-            .to_bytes();
+        let limits = &self.shared.limits;
+        let cap = limits.max_request_bytes;
+        let body = match collect_body(body, cap, limits.request_body_timeout, &self.budget).await {
+            Ok(body) => body,
+            Err(BodyRefused::TooLarge) => {
+                return Err(HttpError::HttpRequestBodySize(Some(cap as u64)));
+            }
+            Err(BodyRefused::Budget(over)) => {
+                self.deny(&target, &over.to_string());
+                return Err(HttpError::InternalError(Some(over.to_string())));
+            }
+            Err(BodyRefused::Unfinished) => {
+                self.deny(&target, "the request body was not finished in time");
+                return Err(HttpError::ConnectionWriteTimeout);
+            }
+            Err(BodyRefused::Failed(e)) => return Err(e),
+        };
         // HTTP/1 over a direct connection sends origin-form targets.
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         head.uri = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
@@ -711,6 +730,7 @@ impl OutboundCall {
         let (head, mut incoming) = response.into_parts();
         let cap = limits.max_response_bytes;
         let mut collected = Vec::new();
+        let mut reservation = self.budget.reservation();
         loop {
             let frame = tokio::time::timeout(between, incoming.frame())
                 .await
@@ -726,6 +746,10 @@ impl OutboundCall {
                                 &format!("response body exceeds the {cap}-byte cap"),
                             );
                             return Err(HttpError::HttpResponseBodySize(Some(cap as u64)));
+                        }
+                        if let Err(over) = reservation.grow(data.len()) {
+                            self.deny(host, &over.to_string());
+                            return Err(HttpError::InternalError(Some(over.to_string())));
                         }
                         collected.extend_from_slice(&data);
                     }
@@ -745,7 +769,7 @@ impl OutboundCall {
         })?;
         Ok(Buffered {
             head,
-            body: Bytes::from(collected),
+            body: reservation.into_bytes(collected),
         })
     }
 }

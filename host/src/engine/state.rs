@@ -1,21 +1,25 @@
 //! The state of one store: one plugin call, created fresh and dropped when the call ends.
 //!
 //! Threat: a guest exhausts the host's memory, either with one huge linear memory or with many
-//! small ones (a component can hold several core instances, each with its own memory), or
-//! reads the host's files and environment. Rule: the store's [`CallLimiter`] sums every linear
-//! memory and table of the store against the plugin's cap and records which limit was hit, so
-//! the engine reports a typed error without matching trap strings; the WASI context has no
-//! preopened directories, no environment, no arguments, no stdio and no sockets.
+//! small ones (a component can hold several core instances, each with its own memory), or with
+//! host-side resources (handles, header maps, buffered bodies), or reads the host's files and
+//! environment. Rule: the store's [`CallLimiter`] sums every linear memory and table of the
+//! store against the plugin's cap and records which limit was hit, so the engine reports a
+//! typed error without matching trap strings; the resource table and header maps are capped
+//! and buffered bodies counted (see [`super::budget`]); the WASI context has no preopened
+//! directories, no environment, no arguments, no stdio and no sockets.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::EngineLimits;
 use super::bindings::v0_1::sluice::connector::host::{Host, Level};
+use super::budget::BufferBudget;
+use super::cpu::CpuClock;
 use super::host_log::GuestLog;
 use super::outbound::OutboundHooks;
 use super::stored_keys::KeyAccess;
@@ -124,53 +128,6 @@ impl ResourceLimiter for CallLimiter {
     }
 }
 
-/// Time a call spent blocked on the host's outbound requests, so the CPU deadline counts
-/// only the time the guest could have been computing.
-#[derive(Debug, Default)]
-pub struct BlockedClock {
-    inner: Mutex<BlockedState>,
-}
-
-#[derive(Debug, Default)]
-struct BlockedState {
-    in_flight: usize,
-    since: Option<Instant>,
-    total: Duration,
-}
-
-impl BlockedClock {
-    /// Marks a request in flight until the returned guard is dropped.
-    pub fn enter(self: &Arc<Self>) -> BlockedGuard {
-        let mut state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if state.in_flight == 0 {
-            state.since = Some(Instant::now());
-        }
-        state.in_flight += 1;
-        BlockedGuard(self.clone())
-    }
-
-    /// Time during which at least one request was in flight, up to now.
-    pub fn total(&self) -> Duration {
-        let state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        state.total + state.since.map(|s| s.elapsed()).unwrap_or_default()
-    }
-}
-
-/// Ends one in-flight request of a [`BlockedClock`] when dropped.
-pub struct BlockedGuard(Arc<BlockedClock>);
-
-impl Drop for BlockedGuard {
-    fn drop(&mut self) {
-        let mut state = self.0.inner.lock().unwrap_or_else(|e| e.into_inner());
-        state.in_flight = state.in_flight.saturating_sub(1);
-        if state.in_flight == 0
-            && let Some(since) = state.since.take()
-        {
-            state.total += since.elapsed();
-        }
-    }
-}
-
 /// Everything a guest can reach during one call.
 pub struct CallState {
     wasi: WasiCtx,
@@ -181,26 +138,34 @@ pub struct CallState {
     pub host: HostImports,
     /// Memory and table limits of this store.
     pub limits: CallLimiter,
-    /// Time spent blocked on outbound requests (shared with the hooks).
-    pub blocked: Arc<BlockedClock>,
+    /// Time the call's future spent running (its CPU time).
+    pub cpu: Arc<CpuClock>,
+    /// Body bytes the host buffers for the call (shared with the hooks).
+    pub budget: Arc<BufferBudget>,
     /// Set when the CPU deadline interrupted the call.
     pub cpu_exceeded: bool,
 }
 
 impl CallState {
     /// A sandboxed state: no preopened directories, no environment, no arguments, no sockets,
-    /// no stdio. The only way out is wasi:http through `hooks`.
-    pub fn new(hooks: OutboundHooks, host: HostImports, memory_cap: usize) -> Self {
+    /// no stdio. The only way out is wasi:http through `hooks`. Memory, live resources and
+    /// header maps are capped by `limits`.
+    pub fn new(hooks: OutboundHooks, host: HostImports, limits: &EngineLimits) -> Self {
         let wasi = WasiCtx::builder().build();
-        let blocked = hooks.blocked.clone();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_resources);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits.max_header_map_bytes);
+        let budget = hooks.budget.clone();
         Self {
             wasi,
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             hooks,
             host,
-            limits: CallLimiter::new(memory_cap),
-            blocked,
+            limits: CallLimiter::new(limits.memory_bytes),
+            cpu: Arc::default(),
+            budget,
             cpu_exceeded: false,
         }
     }

@@ -331,7 +331,7 @@ impl Store {
             path: data_dir.to_path_buf(),
             detail: e.to_string(),
         };
-        create_private_dir(data_dir).map_err(dir_err)?;
+        crate::private_fs::create_private_dir(data_dir).map_err(dir_err)?;
         // Probe writability up front: a read-only directory must fail before anything else.
         let probe = data_dir.join(".write-probe");
         std::fs::write(&probe, b"").map_err(dir_err)?;
@@ -342,6 +342,7 @@ impl Store {
 
     /// Opens the database at `path` with `cipher`, applying pending migrations.
     pub fn open(path: &Path, cipher: Cipher) -> Result<Self, StoreError> {
+        make_private(path)?;
         let mut conn = connect(path)?;
         migrate(&mut conn)?;
         let pages = connect(path)?;
@@ -850,6 +851,49 @@ impl Store {
         Ok(())
     }
 
+    /// At most `limit` stored records of an integration (optionally one stream) after the
+    /// `(stream, key)` position `after`, in (stream, key) order: one bounded read of the
+    /// primary key index, so a small page never scans the table while holding the connection.
+    /// Tombstones are included only when `with_deleted`.
+    pub fn records_page(
+        &self,
+        id: &str,
+        stream: Option<&str>,
+        with_deleted: bool,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let (after_stream, after_key) = after.unzip();
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT stream, key, version, deleted, cursor, json FROM records
+             WHERE integration_id = ?1 AND (?2 IS NULL OR stream = ?2) AND (?3 OR deleted = 0)
+               AND (?4 IS NULL OR (stream, key) > (?4, ?5))
+             ORDER BY stream, key LIMIT ?6",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                id,
+                stream,
+                with_deleted,
+                after_stream,
+                after_key,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                Ok(StoredRecord {
+                    stream: r.get(0)?,
+                    key: r.get(1)?,
+                    version: r.get(2)?,
+                    deleted: r.get(3)?,
+                    cursor: r.get(4)?,
+                    json: r.get(5)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Live keys of one stream, ascending, greater than `after`, at most `limit`.
     pub fn live_keys_after(
         &self,
@@ -1144,15 +1188,20 @@ pub fn new_id(prefix: &str) -> String {
 }
 
 /// Creates `dir` (and parents), private to the user where the platform allows.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
+/// Creates the database file 0600 before SQLite opens it, and tightens an existing one with
+/// its WAL and shared-memory files: SQLite gives those the database file's mode.
+fn make_private(db: &Path) -> Result<(), StoreError> {
+    let io = |e: std::io::Error| StoreError::DataDir {
+        path: db.to_path_buf(),
+        detail: e.to_string(),
+    };
+    crate::private_fs::open_private_file(db).map_err(io)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = db.as_os_str().to_owned();
+        side.push(suffix);
+        crate::private_fs::tighten(Path::new(&side), 0o600).map_err(io)?;
     }
-    builder.create(dir)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -489,3 +489,59 @@ fn live_keys_are_per_integration_and_stream_ascending_and_skip_tombstones() {
         vec!["k9"]
     );
 }
+
+#[test]
+fn record_pages_follow_the_keyset_across_streams() {
+    let (store, _dir) = store("pages");
+    let i = add(&store, "a", None);
+    let run = store
+        .start_run(&i.id, "cli", false, "salesforce@x")
+        .unwrap();
+    for (stream, keys) in [("Account", ["A1", "A2"]), ("Case", ["C1", "C2"])] {
+        let rows: Vec<Row> = keys
+            .iter()
+            .map(|k| row(k, Operation::Upsert, "{}"))
+            .collect();
+        store
+            .commit_page(&i.id, stream, &run, &rows, None, "complete", 1)
+            .unwrap();
+    }
+    store
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &[row("C1", Operation::Delete, "{}")],
+            None,
+            "complete",
+            1,
+        )
+        .unwrap();
+    let keys = |page: Vec<StoredRecord>| -> Vec<(String, String)> {
+        page.into_iter().map(|r| (r.stream, r.key)).collect()
+    };
+    let pair = |s: &str, k: &str| (s.to_string(), k.to_string());
+    let first = store.records_page(&i.id, None, true, None, 3).unwrap();
+    assert_eq!(
+        keys(first),
+        [
+            pair("Account", "A1"),
+            pair("Account", "A2"),
+            pair("Case", "C1")
+        ]
+    );
+    let next = store
+        .records_page(&i.id, None, true, Some(("Account", "A2")), 3)
+        .unwrap();
+    assert_eq!(keys(next), [pair("Case", "C1"), pair("Case", "C2")]);
+    let live = store
+        .records_page(&i.id, Some("Case"), false, None, 10)
+        .unwrap();
+    assert_eq!(keys(live), [pair("Case", "C2")]);
+    assert!(
+        store
+            .records_page(&i.id, None, true, None, 0)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod runtime;
+pub mod served;
 
 use std::collections::HashMap;
 use std::io::Write;

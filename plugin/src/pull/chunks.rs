@@ -1,4 +1,5 @@
-//! Objects too wide for one query URL (16,384 bytes): field chunks merged by Id.
+//! Objects too wide for one query URL (16,384 bytes, headers included), or with too many
+//! formula fields for one query (`QUERY_TOO_COMPLICATED`): field chunks merged by Id.
 //!
 //! The first chunk drives the query (window, keyset position, order); every chunk leads with
 //! Id, the cursor and the keys. For each page of the driving query the other chunks are read
@@ -12,10 +13,10 @@ use std::collections::HashMap;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{Target, fail, read_all};
+use super::{ReadError, Target, fail, read_all};
 use crate::client::Sf;
 use crate::describe::Describe;
-use crate::model::{Failure, FailureKind};
+use crate::model::FailureKind;
 use crate::soql;
 
 /// A record's members in document order, values as Salesforce wrote them.
@@ -32,6 +33,8 @@ pub(super) fn plan(
     t: &Target,
     desc: &Describe,
     lead: &[&str],
+    budget: usize,
+    max_fields: usize,
 ) -> Option<Vec<Vec<String>>> {
     let fields = desc.select_list(lead);
     let url_for = |f: &[String]| {
@@ -48,7 +51,7 @@ pub(super) fn plan(
             ),
         )
     };
-    if url_for(&fields).len() <= soql::MAX_URL {
+    if url_for(&fields).len() <= budget && fields.len() <= max_fields {
         return None;
     }
     let required: Vec<String> = fields
@@ -57,10 +60,7 @@ pub(super) fn plan(
         .cloned()
         .collect();
     Some(soql::chunk_fields(
-        &required,
-        &fields,
-        soql::MAX_URL,
-        &url_for,
+        &required, &fields, budget, max_fields, &url_for,
     ))
 }
 
@@ -78,7 +78,7 @@ pub(super) fn complete(
     t: &Target,
     chunks: &[Vec<String>],
     driving: Vec<(String, String)>,
-) -> Result<Vec<Merged>, Failure> {
+) -> Result<Vec<Merged>, ReadError> {
     let ids: Vec<&str> = driving.iter().map(|(_, id)| id.as_str()).collect();
     let mut extra: Vec<ById> = Vec::new();
     for chunk in &chunks[1..] {
@@ -129,7 +129,7 @@ pub(super) fn complete(
 }
 
 /// Reads `fields` of the records `ids`: Id → fields in the order Salesforce sent them.
-fn read_by_id(sf: &mut Sf, t: &Target, fields: &[String], ids: &[&str]) -> Result<ById, Failure> {
+fn read_by_id(sf: &mut Sf, t: &Target, fields: &[String], ids: &[&str]) -> Result<ById, ReadError> {
     let mut out = HashMap::new();
     for group in ids.chunks(IDS_PER_READ) {
         let list: Vec<String> = group.iter().map(|id| soql::string_literal(id)).collect();

@@ -1,11 +1,16 @@
 //! `/sobjects/X/deleted` for the window: hard deletes included, within its retention.
+//!
+//! The log can be purged earlier than its usual retention: when its `earliestDateAvailable`
+//! is later than the window's start, deletes may be missing from it, so the window ends with
+//! an Id reconciliation (unless reconciliation is turned off). The range must span more than
+//! a minute.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Target, fail};
 use crate::client::Sf;
-use crate::cursor::Checkpoint;
+use crate::cursor::{Checkpoint, Pass};
 use crate::model::{Failure, FailureKind, Level, Operation, Row};
 use crate::{dt, errors, soql};
 
@@ -20,8 +25,8 @@ pub(super) fn step(
     let win = cp.win.as_ref().expect("window").clone();
     let start = win.from.unwrap_or(win.hi) / 60_000 * 60_000;
     let end = win.hi;
-    if end - start < 60_000 {
-        // The resource truncates to minutes; a shorter range is empty or rejected.
+    if end - start <= 60_000 {
+        // The resource needs more than a minute; the next window's overlap covers this one.
         cp.win.as_mut().expect("window").finish_query();
         return Ok(());
     }
@@ -52,6 +57,8 @@ pub(super) fn step(
     struct Deleted<'a> {
         #[serde(rename = "deletedRecords", borrow, default)]
         records: Vec<&'a RawValue>,
+        #[serde(rename = "earliestDateAvailable", default)]
+        earliest: Option<String>,
     }
     let d: Deleted = serde_json::from_slice(&resp.body).map_err(|e| {
         fail(
@@ -59,6 +66,19 @@ pub(super) fn step(
             format!("unreadable deleted list: {e}"),
         )
     })?;
+    let earliest = d.earliest.as_deref().and_then(dt::parse_millis);
+    if earliest.is_some_and(|e| e > start) && t.n.reconcile_minutes.is_some() {
+        let w = cp.win.as_mut().expect("window");
+        if !w.passes.contains(&Pass::Reconcile) {
+            let at = earliest.map(dt::format_soql).unwrap_or_default();
+            sf.log(
+                Level::Warn,
+                "the delete log was purged after the window's start; reconciling Ids",
+                &[("object", &t.object), ("earliestDateAvailable", &at)],
+            );
+            w.passes.push(Pass::Reconcile);
+        }
+    }
     let w = cp.win.as_mut().expect("window");
     let todo = d.records.len().saturating_sub(w.del_done);
     for raw in d.records.iter().skip(w.del_done).take(room) {

@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use crate::client::Sf;
 use crate::cursor::{Checkpoint, Pass, Window};
 use crate::describe;
-use crate::errors;
+use crate::errors::{self, SfError};
 use crate::model::{
     Failure, FailureKind, Level, Operation, Page, PullBy, PullRequest, Row, Session, StreamStatus,
 };
@@ -63,6 +63,14 @@ struct QueryPage<'a> {
     records: Vec<&'a RawValue>,
 }
 
+/// Objects without `/updated` whose rows commit in their parent's transaction: the parent's
+/// `latestDateCovered` bounds their windows too, so a late commit is not passed by.
+const PARENT_OF: &[(&str, &str)] = &[("CaseHistory", "Case")];
+
+/// Activities: Salesforce archives closed ones after a year, and `/query` hides archived
+/// rows, so only `queryAll` reads them all.
+const ACTIVITIES: &[&str] = &["Task", "Event"];
+
 /// What the current stream reads.
 struct Target<'n> {
     n: &'n Normalized,
@@ -70,12 +78,15 @@ struct Target<'n> {
     object: String,
     cursor: &'static str,
     knowledge: bool,
+    /// An activity object (archived rows are visible to `queryAll` only).
+    activity: bool,
 }
 
 impl Target<'_> {
-    /// Whether the main query includes deleted rows (`queryAll` with `IsDeleted`).
+    /// Whether the main query and its by-Id reads use `queryAll`: in updated-time mode (with
+    /// `IsDeleted`), and always for activities (archived rows are live records).
     fn all(&self) -> bool {
-        self.n.pull_by == PullBy::UpdatedTime && !self.knowledge
+        !self.knowledge && (self.n.pull_by == PullBy::UpdatedTime || self.activity)
     }
 
     /// The stream's key of a record: its Id, or `KnowledgeArticleId/Language`.
@@ -173,6 +184,7 @@ fn run(
         object: stream.to_string(),
         cursor: n.cursor_field(stream),
         knowledge,
+        activity: ACTIVITIES.contains(&stream),
     };
     if knowledge {
         t.object = match cp.desc.as_ref().map(|d| d.object.clone()) {
@@ -198,13 +210,14 @@ fn run(
             None => {}
         }
     }
-    let desc = cp
-        .desc
-        .clone()
-        .ok_or_else(|| fail(FailureKind::Unknown, "no describe"))?;
     let mut rows = Vec::new();
     let start_calls = sf.calls;
     loop {
+        // Taken afresh each step: a step can describe the object again.
+        let desc = cp
+            .desc
+            .clone()
+            .ok_or_else(|| fail(FailureKind::Unknown, "no describe"))?;
         let Some(win) = cp.win.as_ref() else {
             return Ok(Outcome::Rows(rows, StreamStatus::Complete));
         };
@@ -232,20 +245,89 @@ fn run(
     }
 }
 
+/// Times a side read starts over after its query locator failed.
+const SIDE_READ_RESTARTS: u32 = 2;
+
+/// Why a side read failed.
+enum ReadError {
+    /// Salesforce refused a request; the caller may act on the answer.
+    Refused {
+        /// Salesforce's answer.
+        error: SfError,
+        /// The object being read.
+        object: String,
+    },
+    /// Anything else, already classified.
+    Failed(Failure),
+}
+
+impl From<ReadError> for Failure {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Refused { error, object } => errors::classify(&error, Some(&object)),
+            ReadError::Failed(f) => f,
+        }
+    }
+}
+
+impl From<Failure> for ReadError {
+    fn from(f: Failure) -> Self {
+        ReadError::Failed(f)
+    }
+}
+
+/// Whether a failed locator request was the locator's own refusal (expired, dropped, its
+/// session ended: 400, 401, 404, ...), not a limit or an outage that a fresh query would meet
+/// as well.
+fn locator_refused(e: &SfError) -> bool {
+    let limited = e.is("REQUEST_LIMIT_EXCEEDED") || e.is("RATE_LIMIT_EXCEEDED");
+    e.preset.is_none() && !limited && !matches!(e.status, 420 | 429 | 500..=599)
+}
+
+/// Whether Salesforce refused a request for its length: the URL (414), or the URL and the
+/// headers together (431).
+fn too_long(e: &SfError) -> bool {
+    matches!(e.status, 414 | 431)
+}
+
 /// Runs `soql` (`queryAll` when `all`) to the last page, passing every record to `each`.
-/// For small side reads (by Id, knowledge keys), not for the window's main query.
+/// For small side reads (by Id, knowledge keys), not for the window's main query. A failed
+/// locator starts the read over, so `each` must tolerate seeing a record twice.
 fn read_all(
     sf: &mut Sf,
     t: &Target,
     all: bool,
     soql: &str,
     mut each: impl FnMut(&RawValue) -> Result<(), Failure>,
-) -> Result<(), Failure> {
-    let mut next = Some(soql::query_url(&sf.base, &sf.version, all, soql));
+) -> Result<(), ReadError> {
+    let first = soql::query_url(&sf.base, &sf.version, all, soql);
+    let mut next = Some(first.clone());
+    let mut restarts = 0;
     while let Some(url) = next.take() {
-        let resp = sf
-            .get(&url, &[])
-            .map_err(|e| errors::classify(&e, Some(&t.object)))?;
+        let resp = match sf.get(&url, &[]) {
+            Ok(r) => r,
+            Err(e) if url != first && restarts < SIDE_READ_RESTARTS && locator_refused(&e) => {
+                restarts += 1;
+                let status = e.status.to_string();
+                sf.log(
+                    Level::Info,
+                    "query locator failed; reading again from the start",
+                    &[
+                        ("object", &t.object),
+                        ("status", &status),
+                        ("code", &e.code),
+                    ],
+                );
+                next = Some(first.clone());
+                continue;
+            }
+            Err(error) => {
+                return Err(ReadError::Refused {
+                    error,
+                    object: t.object.clone(),
+                });
+            }
+        };
         let page: QueryPage = serde_json::from_slice(&resp.body).map_err(|e| {
             fail(
                 FailureKind::Unknown,
@@ -336,6 +418,10 @@ fn conditions(t: &Target, pass: Pass, win: &Window, pos: bool) -> Vec<String> {
     if let Some(lang) = &t.n.language {
         conds.push(format!("Language = {}", soql::string_literal(lang)));
     }
+    if t.all() && t.n.pull_by != PullBy::UpdatedTime {
+        // `queryAll` only for archived activities: the recycle bin stays out.
+        conds.push("IsDeleted = false".to_string());
+    }
     if let Some(l) = win.lower() {
         conds.push(format!("{c} > {}", soql::datetime_literal(l)));
     }
@@ -368,6 +454,39 @@ fn find_kav(sf: &mut Sf) -> Result<Option<String>, Failure> {
         .get(&url, &[])
         .map_err(|e| errors::classify(&e, Some("Knowledge")))?;
     Ok(describe::find_kav(&resp.body))
+}
+
+/// A field the cached describe lists is refused (`INVALID_FIELD`: deleted, or hidden from the
+/// user by field-level security, which does not move the describe's `Last-Modified`): describe
+/// again without `If-Modified-Since` and read the window again from its start. A field refused
+/// again on that fresh describe fails the stream instead of looping.
+fn redescribe(sf: &mut Sf, t: &Target, cp: &mut Checkpoint, e: &SfError) -> Result<(), Failure> {
+    if cp.win.as_ref().is_some_and(|w| w.redescribed) {
+        return Err(fail(
+            FailureKind::Unknown,
+            format!(
+                "{}: Salesforce refuses a field its own describe lists ({}: {}); check the \
+                 integration user's field-level security",
+                t.object, e.code, e.message
+            ),
+        ));
+    }
+    sf.log(
+        Level::Warn,
+        "a field is gone or hidden; describing again and re-reading the window",
+        &[("object", &t.object), ("error", &e.message)],
+    );
+    if let Some(d) = cp.desc.as_mut() {
+        d.last_modified = None;
+    }
+    cp.win = None;
+    if let Some(skip) = open_window(sf, t, cp)? {
+        return Err(fail(FailureKind::Unknown, skip));
+    }
+    if let Some(w) = cp.win.as_mut() {
+        w.redescribed = true;
+    }
+    Ok(())
 }
 
 /// Re-describes, bounds the window by server time and stores it in `cp.win`. Returns a skip
@@ -408,12 +527,22 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
     })?;
     let mut hi = server - i64::from(t.n.lag_seconds) * 1000;
     let replicated = desc.replicateable && REPLICATED.contains(&t.object.as_str());
-    if replicated && t.n.pull_by == PullBy::UpdatedTime {
-        // latestDateCovered accounts for long-running transactions that commit late.
+    let parent = PARENT_OF
+        .iter()
+        .find(|(child, _)| *child == t.object)
+        .map(|(_, parent)| *parent);
+    // latestDateCovered accounts for long-running transactions that commit late, in either
+    // pull mode; an object without `/updated` takes its parent's.
+    let probe = if replicated {
+        Some(t.object.as_str())
+    } else {
+        parent
+    };
+    if let Some(probe) = probe {
         let start = dt::format_soql((server - UPDATED_PROBE_MS) / 60_000 * 60_000);
         let url = sf.data_url(&format!(
             "/sobjects/{}/updated/?start={}&end={}",
-            t.object,
+            probe,
             soql::encode(&start),
             soql::encode(&dt::format_soql(server))
         ));
@@ -474,9 +603,11 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
         upper: None,
         pos: None,
         next: None,
+        next_at: None,
         del_done: 0,
         checked_to: None,
         bulk: None,
+        redescribed: false,
     };
     if backfill::worth_trying(t, cp.lo, &win) {
         win.bulk = backfill::start(sf, t, &desc, &win)?;

@@ -1,14 +1,35 @@
 //! The REST query of a pass: one page per step, resumed by `(cursor, Id)` position.
+//!
+//! A query locator (`nextRecordsUrl`) is only a shortcut. It belongs to the session that
+//! opened it, expires when idle and can be dropped for a newer one, so any failure of a locator
+//! (a 401 the host's refresh did not cure included) re-queries from the last delivered
+//! `(cursor, Id)`, and a locator older than a run's pace is not followed at all.
 
 use super::chunks::{self, Merged};
 use super::{
-    Head, QueryPage, Target, conditions, fail, keep_seen, lead_fields, read_all, read_rec, row_of,
+    Head, QueryPage, ReadError, Target, conditions, fail, keep_seen, lead_fields, read_all,
+    read_rec, row_of,
 };
 use crate::client::Sf;
 use crate::cursor::{Checkpoint, Pass, Pos, Window};
 use crate::describe::Describe;
+use crate::errors::SfError;
 use crate::model::{Failure, FailureKind, Level, Operation, Row};
 use crate::{dt, errors, soql};
+
+/// A locator older than this, by the connector's clock, is not followed: pages of one run
+/// follow each other within seconds, so an older one comes from an earlier run whose session
+/// may have ended.
+const LOCATOR_MAX_AGE_MS: i64 = 60_000;
+
+/// The window's locator when it may still be followed; None means query afresh.
+fn fresh_locator(sf: &mut Sf, win: &Window) -> Option<String> {
+    let next = win.next.clone()?;
+    match (win.next_at, sf.now_ms()) {
+        (Some(at), Some(now)) if !(at..=at + LOCATOR_MAX_AGE_MS).contains(&now) => None,
+        _ => Some(next),
+    }
+}
 
 /// The SOQL of the current query of `pass`, selecting `fields`.
 fn build_query(t: &Target, fields: &[String], pass: Pass, win: &Window) -> String {
@@ -34,15 +55,17 @@ pub(super) fn step(
     let win = cp.win.as_ref().expect("window").clone();
     let all = t.all();
     let lead = lead_fields(t);
-    let chunks = chunks::plan(sf, t, desc, &lead);
+    let budget = cp.url_budget.map_or(soql::URL_BUDGET, |b| b as usize);
+    let max_fields = cp.max_fields.map_or(usize::MAX, |m| m as usize);
+    let chunks = chunks::plan(sf, t, desc, &lead, budget, max_fields);
     let batch = if pass == Pass::Archived || chunks.is_some() {
         200
     } else {
         room.clamp(200, 2000)
     };
     let batch_hdr = [("Sforce-Query-Options", format!("batchSize={batch}"))];
-    let (resp, from_locator) = match &win.next {
-        Some(next) => (sf.get(next, &batch_hdr), true),
+    let (resp, from_locator) = match fresh_locator(sf, &win) {
+        Some(next) => (sf.get(&next, &batch_hdr), true),
         None => {
             let fields = match &chunks {
                 Some(c) => c[0].clone(),
@@ -66,16 +89,27 @@ pub(super) fn step(
     };
     let resp = match resp {
         Ok(r) => r,
-        Err(e) if from_locator && (e.is("INVALID_QUERY_LOCATOR") || e.status == 404) => {
-            // The locator is only a hint: re-query from the last delivered (cursor, Id).
+        Err(e) if from_locator && super::locator_refused(&e) => {
+            // The locator is only a hint: re-query from the last delivered (cursor, Id). A
+            // failure that is not the locator's comes back from the fresh query.
             let w = cp.win.as_mut().expect("window");
-            w.next = None;
+            (w.next, w.next_at) = (None, None);
+            let status = e.status.to_string();
             sf.log(
                 Level::Info,
-                "query locator invalid; re-querying from the position",
-                &[("object", &t.object)],
+                "query locator failed; re-querying from the position",
+                &[
+                    ("object", &t.object),
+                    ("status", &status),
+                    ("code", &e.code),
+                ],
             );
             return Ok(());
+        }
+        Err(e) if e.is("INVALID_FIELD") => return super::redescribe(sf, t, cp, &e),
+        Err(e) if super::too_long(&e) => return shrink_budget(sf, t, cp, budget, &e),
+        Err(e) if e.is("QUERY_TOO_COMPLICATED") => {
+            return fewer_fields(sf, t, cp, desc.select_list(&lead).len());
         }
         Err(e) if e.is("QUERY_TIMEOUT") => {
             let w = cp.win.as_mut().expect("window");
@@ -116,10 +150,21 @@ pub(super) fn step(
             .iter()
             .map(|(json, v, _)| (json.clone(), v.id.clone().unwrap_or_default()))
             .collect();
-        for (p, m) in parsed
-            .iter_mut()
-            .zip(chunks::complete(sf, t, chunks, driving)?)
-        {
+        let merged = match chunks::complete(sf, t, chunks, driving) {
+            Ok(m) => m,
+            // The page is dropped: the position is unchanged, so the next step reads it again.
+            Err(ReadError::Refused { error, .. }) if error.is("INVALID_FIELD") => {
+                return super::redescribe(sf, t, cp, &error);
+            }
+            Err(ReadError::Refused { error, .. }) if super::too_long(&error) => {
+                return shrink_budget(sf, t, cp, budget, &error);
+            }
+            Err(ReadError::Refused { error, .. }) if error.is("QUERY_TOO_COMPLICATED") => {
+                return fewer_fields(sf, t, cp, desc.select_list(&lead).len());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (p, m) in parsed.iter_mut().zip(merged) {
             match m {
                 Merged::Full(json) => p.0 = json,
                 Merged::Gone(json) => (p.0, p.2) = (json, true),
@@ -169,14 +214,88 @@ pub(super) fn step(
             w.finish_query();
         } else {
             w.next = page.next.clone();
+            w.next_at = sf.now_ms();
         }
     } else {
         // Stopped mid-page: the locator would skip the rest, so resume from the position.
-        w.next = None;
+        (w.next, w.next_at) = (None, None);
     }
     for (c, id) in pending_seen {
         cp.remember(c, &id);
     }
+    Ok(())
+}
+
+/// The smallest query URL budget tried before giving up.
+const MIN_URL_BUDGET: usize = 4_096;
+
+/// Salesforce refused a request as too long (414 for the URL, 431 for the URL and headers
+/// together): plan the query again with a quarter less room and re-read from the position.
+fn shrink_budget(
+    sf: &mut Sf,
+    t: &Target,
+    cp: &mut Checkpoint,
+    budget: usize,
+    e: &SfError,
+) -> Result<(), Failure> {
+    let smaller = budget * 3 / 4;
+    if smaller < MIN_URL_BUDGET {
+        return Err(fail(
+            FailureKind::Unknown,
+            format!(
+                "{}: Salesforce refuses the request as too long (HTTP {}) even with a {budget}-byte \
+                 query URL; the request headers alone are too large",
+                t.object, e.status
+            ),
+        ));
+    }
+    let status = e.status.to_string();
+    let shown = smaller.to_string();
+    sf.log(
+        Level::Info,
+        "request too long; planning smaller field chunks",
+        &[
+            ("object", &t.object),
+            ("status", &status),
+            ("budget", &shown),
+        ],
+    );
+    cp.url_budget = u32::try_from(smaller).ok();
+    let w = cp.win.as_mut().expect("window");
+    (w.next, w.next_at) = (None, None);
+    Ok(())
+}
+
+/// Salesforce found the query too complicated (formula-heavy objects with every field
+/// selected): halve the fields per query, so the chunk machinery splits the select list.
+fn fewer_fields(
+    sf: &mut Sf,
+    t: &Target,
+    cp: &mut Checkpoint,
+    selected: usize,
+) -> Result<(), Failure> {
+    let current = cp.max_fields.map_or(selected, |m| m as usize);
+    let fewer = current / 2;
+    // Id, the cursor and the keys lead every chunk; below that nothing is left to split.
+    if fewer <= lead_fields(t).len() + 1 {
+        return Err(fail(
+            FailureKind::Unknown,
+            format!(
+                "{}: Salesforce finds the query too complicated even with {current} fields per \
+                 query (QUERY_TOO_COMPLICATED)",
+                t.object
+            ),
+        ));
+    }
+    let shown = fewer.to_string();
+    sf.log(
+        Level::Info,
+        "query too complicated; splitting the fields into smaller chunks",
+        &[("object", &t.object), ("max_fields", &shown)],
+    );
+    cp.max_fields = u32::try_from(fewer).ok();
+    let w = cp.win.as_mut().expect("window");
+    (w.next, w.next_at) = (None, None);
     Ok(())
 }
 

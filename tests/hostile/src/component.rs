@@ -10,8 +10,11 @@ use exports::sluice::connector::plugin::Guest;
 use sluice::connector::host::{Level, log};
 use sluice::connector::types as w;
 use wasi::http::outgoing_handler;
-use wasi::http::types::{Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
-use wasi::io::streams::StreamError;
+use wasi::http::types::{
+    Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, Scheme,
+};
+use wasi::io::streams::{OutputStream, StreamError};
 
 struct Component;
 
@@ -342,7 +345,180 @@ impl Guest for Component {
                     api_calls: 1,
                 })
             }
+            "stall-spin" => {
+                // Opens a request whose body never ends, then computes: the open request must
+                // not make the spinning count as waiting.
+                let _held = open_unfinished(url)?;
+                let mut x = 0u64;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "stall-wait" => {
+                // Opens a request whose body never ends, then waits for its response.
+                let (_body, _stream, pending) = open_unfinished(url)?;
+                match wait_response(&pending) {
+                    Ok(incoming) => Ok(page(vec![row(
+                        "response",
+                        format!("{{\"status\":{}}}", incoming.status()),
+                    )])),
+                    Err(e) => Err(failure(e)),
+                }
+            }
+            "hoard" => {
+                // Opens `count` GETs, waits for every response and reads none of them.
+                let count = number(settings, "count", 10);
+                let mut held = Vec::new();
+                for _ in 0..count {
+                    let pending = start_get(url)?;
+                    held.push(wait_response(&pending).map_err(failure)?);
+                }
+                Ok(page(vec![row("held", held.len().to_string())]))
+            }
+            "header-flood" => {
+                // Creates `count` header maps, each with one `size`-byte value, and keeps them.
+                let count = number(settings, "count", 10);
+                let value = vec![b'h'; number(settings, "size", 1024)];
+                let mut held = Vec::new();
+                for i in 0..count {
+                    let fields = Fields::new();
+                    fields
+                        .append("x-flood", &value)
+                        .map_err(|e| failure(format!("header map {i}: {e:?}")))?;
+                    held.push(fields);
+                }
+                Ok(page(vec![row("held", held.len().to_string())]))
+            }
+            "stall" => Ok(w::Page {
+                rows: Vec::new(),
+                checkpoint: request.checkpoint.clone(),
+                status: w::StreamStatus::Partial,
+                api_usage: None,
+                api_calls: 0,
+            }),
+            "endless" => {
+                let next = request
+                    .checkpoint
+                    .as_deref()
+                    .and_then(|c| c.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    + 1;
+                Ok(w::Page {
+                    rows: vec![row(&next.to_string(), format!("{{\"Id\":{next}}}"))],
+                    checkpoint: Some(next.to_string()),
+                    status: w::StreamStatus::Partial,
+                    api_usage: None,
+                    api_calls: 0,
+                })
+            }
+            "rate-limited" => Err(w::Failure {
+                kind: w::FailureKind::RateLimited,
+                message: "the provider's API budget is spent".into(),
+                retry_after_s: Some(
+                    extra(settings, "retry-after")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(u32::MAX),
+                ),
+            }),
+            "log-forge" => {
+                let forged = "done\n2026-01-01T00:00:00.000000Z  INFO sluice::runner: run finished \
+                              integration=victim status=succeeded\r\x1b[2Kforged";
+                let huge = "v".repeat(number(settings, "size", 1 << 20));
+                log(
+                    Level::Info,
+                    forged,
+                    &[
+                        ("note\nINFO forged-field".into(), "x\ny".into()),
+                        ("huge".into(), huge),
+                    ],
+                );
+                Ok(page(vec![row("1", "{}".into())]))
+            }
             other => Err(failure(format!("unknown behaviour {other:?}"))),
+        }
+    }
+}
+
+/// The numeric setting `name`, or `default`.
+fn number(settings: &w::Settings, name: &str, default: usize) -> usize {
+    extra(settings, name)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// An outgoing request for `url` with `method` and the given headers, and its body.
+fn request(method: Method, url: &str) -> Result<(OutgoingRequest, OutgoingBody), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("not an absolute URL: {url:?}"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let outgoing = OutgoingRequest::new(Fields::new());
+    outgoing
+        .set_method(&method)
+        .map_err(|_| "method".to_string())?;
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_string()),
+    };
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|_| "scheme".to_string())?;
+    outgoing
+        .set_authority(Some(authority))
+        .map_err(|_| "authority".to_string())?;
+    outgoing
+        .set_path_with_query(Some(path))
+        .map_err(|_| "path".to_string())?;
+    let body = outgoing.body().map_err(|_| "body".to_string())?;
+    Ok((outgoing, body))
+}
+
+/// A GET of `url`, sent; its response is pending.
+fn start_get(url: &str) -> Result<FutureIncomingResponse, w::Failure> {
+    let fail = |message: String| w::Failure {
+        kind: w::FailureKind::Unknown,
+        message,
+        retry_after_s: None,
+    };
+    let (outgoing, body) = request(Method::Get, url).map_err(fail)?;
+    let pending = outgoing_handler::handle(outgoing, None).map_err(|e| fail(format!("{e:?}")))?;
+    OutgoingBody::finish(body, None).map_err(|e| fail(format!("{e:?}")))?;
+    Ok(pending)
+}
+
+/// A POST of `url` whose body is started and never finished: the body, its open stream and
+/// the pending response.
+fn open_unfinished(
+    url: &str,
+) -> Result<(OutgoingBody, OutputStream, FutureIncomingResponse), w::Failure> {
+    let fail = |message: String| w::Failure {
+        kind: w::FailureKind::Unknown,
+        message,
+        retry_after_s: None,
+    };
+    let (outgoing, body) = request(Method::Post, url).map_err(fail)?;
+    let pending = outgoing_handler::handle(outgoing, None).map_err(|e| fail(format!("{e:?}")))?;
+    let stream = body.write().map_err(|_| fail("body stream".into()))?;
+    stream
+        .blocking_write_and_flush(b"the start of a body that never ends")
+        .map_err(|e| fail(format!("writing the body: {e:?}")))?;
+    Ok((body, stream, pending))
+}
+
+/// Blocks until `pending` resolves; the response, or the error code's name.
+fn wait_response(pending: &FutureIncomingResponse) -> Result<IncomingResponse, String> {
+    loop {
+        match pending.get() {
+            Some(result) => {
+                return result
+                    .map_err(|_| "response taken twice".to_string())?
+                    .map_err(|e| format!("{e:?}"));
+            }
+            None => pending.subscribe().block(),
         }
     }
 }

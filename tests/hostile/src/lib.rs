@@ -17,6 +17,14 @@
 //! | `header-spy` | GETs `url`, tries to set `Authorization`, logs every header it can see |
 //! | `pager` | pages through `url/page?after=N` (hot-swap tests) |
 //! | `sf-pager` | pages Case Ids through the Salesforce REST query API at `url` |
+//! | `stall-spin` | opens a POST to `url` whose body never ends, then spins (CPU deadline) |
+//! | `stall-wait` | opens a POST to `url` whose body never ends, then waits for the response |
+//! | `hoard` | GETs `url` `count` times and keeps every response unread (host buffer budget) |
+//! | `header-flood` | keeps `count` header maps with one `size`-byte value each (resource cap) |
+//! | `stall` | answers `partial` with no rows and the same checkpoint, forever |
+//! | `endless` | answers `partial` with one new row and a new checkpoint, forever |
+//! | `rate-limited` | fails `rate-limited`, retry after `retry-after` s (default `u32::MAX`) |
+//! | `log-forge` | logs a line with newlines and escape codes, and a `size`-byte field |
 //!
 //! Natively this crate is empty; the component is built for `wasm32-wasip2`.
 

@@ -8,12 +8,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use crate::data::{RowState, SchemaError, Store, Table, Val};
-use crate::schema::{self, CustomFieldSpec};
+use crate::schema::{self, CustomFieldSpec, FieldAccess};
 use crate::state::{Fault, Shared};
 use crate::{Settings, dt, ids, oauth};
 
@@ -29,6 +29,15 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/__emulator/records", post(records))
         .route("/__emulator/records/{object}", get(export))
         .route("/__emulator/schema/{object}/fields", post(add_fields))
+        // Sync behaviours: fields that disappear while clients hold a describe.
+        .route(
+            "/__emulator/schema/{object}/fields/{name}",
+            delete(delete_field),
+        )
+        .route(
+            "/__emulator/schema/{object}/fields/{name}/visibility",
+            post(set_field_visibility),
+        )
         .route(
             "/__emulator/faults",
             post(add_faults).get(list_faults).delete(clear_faults),
@@ -294,6 +303,71 @@ async fn add_fields(
 }
 
 // ---------------------------------------------------------------------------------
+// Fields deleted or hidden while clients run (sync behaviours)
+// ---------------------------------------------------------------------------------
+
+/// `DELETE /__emulator/schema/{object}/fields/{name}`: deletes a custom field, as an admin
+/// does in Setup; queries naming it then answer 400 `INVALID_FIELD`.
+async fn delete_field(
+    State(state): S,
+    headers: HeaderMap,
+    Path((object, name)): Path<(String, String)>,
+) -> Response {
+    guard!(state, headers);
+    change_field_access(&state, &object, &name, FieldAccess::Deleted)
+}
+
+/// `POST /__emulator/schema/{object}/fields/{name}/visibility` with `{"visible": bool}`:
+/// field-level security for the integration user. Hiding does not move describe's
+/// `Last-Modified`.
+async fn set_field_visibility(
+    State(state): S,
+    headers: HeaderMap,
+    Path((object, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    guard!(state, headers);
+    let visible = match body_json(&body) {
+        Ok(b) => b.get("visible").and_then(Json::as_bool),
+        Err(r) => return r,
+    };
+    let Some(visible) = visible else {
+        return bad(r#"expected {"visible": true|false}"#);
+    };
+    let access = if visible {
+        FieldAccess::Visible
+    } else {
+        FieldAccess::Hidden
+    };
+    change_field_access(&state, &object, &name, access)
+}
+
+fn change_field_access(state: &Shared, object: &str, name: &str, access: FieldAccess) -> Response {
+    let changed = state.store.write().expect("store lock").set_field_access(
+        object,
+        name,
+        access,
+        dt::now_ms(),
+    );
+    match changed {
+        Ok((field, modified)) => reply(
+            StatusCode::OK,
+            json!({
+                "object": object,
+                "field": field,
+                "access": format!("{access:?}").to_ascii_lowercase(),
+                "lastModified": crate::rest::describe::http_date(modified),
+            }),
+        ),
+        Err(SchemaError::UnknownObject(_)) => reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("unknown object {object}")}),
+        ),
+        Err(SchemaError::Invalid(e)) => bad(e),
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // Ground truth export
 // ---------------------------------------------------------------------------------
 
@@ -302,6 +376,9 @@ pub fn row_json(table: &Table, values: &[Val]) -> Map<String, Json> {
     let def = &table.def;
     let mut m = Map::new();
     for (i, f) in def.fields.iter().enumerate() {
+        if f.access == crate::schema::FieldAccess::Deleted {
+            continue;
+        }
         let v = if f.kind == crate::schema::Kind::Address {
             serde_json::from_str(&crate::rest::records::address_json(def, values, &f.name))
                 .unwrap_or(Json::Null)
@@ -387,7 +464,8 @@ async fn export(
 /// One write operation.
 #[derive(Deserialize, Debug)]
 pub struct RecordOp {
-    /// `insert`, `update`, `delete`, `undelete`, `purge` or `publish`.
+    /// `insert`, `update`, `delete`, `undelete`, `purge`, `publish`, `archive` or
+    /// `delete_article`.
     pub op: String,
     pub object: String,
     #[serde(default)]
@@ -461,6 +539,9 @@ pub fn apply(store: &mut Store, op: &RecordOp, lag_ms: u64) -> Result<Json, Stri
     if op.op == "publish" {
         return publish(store, op, w);
     }
+    if op.op == "delete_article" {
+        return delete_article(store, op, w);
+    }
     let table = store
         .table_mut(&op.object)
         .ok_or_else(|| format!("unknown object {}", op.object))?;
@@ -481,6 +562,8 @@ pub fn apply(store: &mut Store, op: &RecordOp, lag_ms: u64) -> Result<Json, Stri
             "update" => update(table, n, op, w)?,
             "delete" => set_deleted(table, n, true, w)?,
             "undelete" => set_deleted(table, n, false, w)?,
+            "archive" => archive(table, n, w)?,
+            "recalc" => recalc(table, n, op, w)?,
             "purge" => {
                 let st = table.state_mut(n).expect("row exists");
                 st.purged = true;
@@ -619,6 +702,39 @@ fn update(table: &mut Table, n: u32, op: &RecordOp, w: Write) -> Result<(), Stri
     Ok(())
 }
 
+/// A formula's inputs changed elsewhere (a parent record, the date, a rate): the values of
+/// calculated fields change while no timestamp moves. Only calculated fields may be given.
+fn recalc(table: &mut Table, n: u32, op: &RecordOp, w: Write) -> Result<(), String> {
+    for k in op.fields.keys() {
+        let calculated = table.def.field(k).is_some_and(|f| f.calculated);
+        if !calculated {
+            return Err(format!(
+                "{k} is not a calculated field of {}; recalc changes formula fields only",
+                table.def.name
+            ));
+        }
+    }
+    let mut values = table.row(n).expect("row exists").values().to_vec();
+    set_fields(table, &mut values, &op.fields)?;
+    let deleted_at = table.state(n).and_then(|s| s.deleted_at);
+    write_row(table, n, w, values, deleted_at);
+    Ok(())
+}
+
+/// Archives an activity as Salesforce's nightly job does: `IsArchived` turns true and the row
+/// leaves `/query` (only `queryAll` returns it), with no timestamp moving.
+fn archive(table: &mut Table, n: u32, w: Write) -> Result<(), String> {
+    let ix = table
+        .def
+        .field_index("IsArchived")
+        .ok_or_else(|| format!("{} records cannot be archived", table.def.name))?;
+    let mut values = table.row(n).expect("row exists").values().to_vec();
+    values[ix] = Val::Bool(true);
+    let deleted_at = table.state(n).and_then(|s| s.deleted_at);
+    write_row(table, n, w, values, deleted_at);
+    Ok(())
+}
+
 fn set_deleted(table: &mut Table, n: u32, deleted: bool, w: Write) -> Result<(), String> {
     let sys = table.sys;
     let del_ix = sys
@@ -629,6 +745,45 @@ fn set_deleted(table: &mut Table, n: u32, deleted: bool, w: Write) -> Result<(),
     stamp(table, &mut values, w.ts, false);
     write_row(table, n, w, values, deleted.then_some(w.ts));
     Ok(())
+}
+
+/// Deletes a Knowledge article: every version in every language goes at once, with no recycle
+/// bin (`__kav` supports neither `queryAll` nor `/deleted`).
+fn delete_article(store: &mut Store, op: &RecordOp, w: Write) -> Result<Json, String> {
+    let table = store
+        .table_mut(&op.object)
+        .filter(|t| t.def.name.ends_with("__kav"))
+        .ok_or("delete_article needs a __kav object")?;
+    let art_ix = table
+        .def
+        .field_index("KnowledgeArticleId")
+        .ok_or("no KnowledgeArticleId")?;
+    let given = op
+        .id
+        .clone()
+        .ok_or("delete_article needs id (article or version id)")?;
+    let article = match table.row_of(&given) {
+        Some(n) => table.row(n).expect("row").values()[art_ix].clone(),
+        None => Val::s(ids::to18(&given)),
+    };
+    let versions: Vec<u32> = (0..table.len() as u32)
+        .filter(|&n| table.state(n).is_none_or(|s| !s.purged))
+        .filter(|&n| table.row(n).is_some_and(|r| r.values()[art_ix] == article))
+        .collect();
+    if versions.is_empty() {
+        return Err(format!("no article {given}"));
+    }
+    let mut removed = Vec::new();
+    for n in versions {
+        removed.push(table.row(n).expect("row").values()[0].to_json());
+        let st = table.state_mut(n).expect("row exists");
+        st.purged = true;
+        st.deleted_at.get_or_insert(w.ts);
+    }
+    Ok(
+        json!({"KnowledgeArticleId": article.to_json(), "ids": removed,
+        "SystemModstamp": dt::format_datetime(w.ts)}),
+    )
 }
 
 /// Publishes a Knowledge article: the draft (or a new copy of the online version)

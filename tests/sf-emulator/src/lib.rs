@@ -99,6 +99,27 @@ pub struct Settings {
     pub inactive_user: bool,
     /// The org is locked, closed or suspended: the token endpoint answers `inactive_org`.
     pub inactive_org: bool,
+
+    // --- Query cursors and data that changes without a trace (sync behaviours) ---
+    /// A query locator answers 401 `INVALID_SESSION_ID` once the session that opened it has
+    /// ended (expiry, revocation, rotation), whatever token the request carries.
+    pub locators_bound_to_session: bool,
+    /// UNVERIFIED (documented before API v56): a locator unused this long is dropped
+    /// (`INVALID_QUERY_LOCATOR`); 0 keeps locators until their query is read to the end.
+    pub locator_idle_timeout_s: u64,
+    /// UNVERIFIED (documented before API v56): most open locators per user; opening one more
+    /// drops that user's oldest. 0 means no cap.
+    pub max_open_locators_per_user: u32,
+    /// The integration user has "View Archived Articles": queries on `__kav` return
+    /// `PublishStatus = 'Archived'` versions. Without it they return none.
+    pub knowledge_archived_visible: bool,
+    /// How far back `/deleted` reports deletes (`earliestDateAvailable` = now minus this,
+    /// in whole minutes). About 15 days; a log that overflowed was purged sooner.
+    pub delete_log_retention_s: u64,
+    /// A query selecting more formula (calculated) fields than this answers 400
+    /// `QUERY_TOO_COMPLICATED`, as formula-heavy objects do when every field is selected.
+    /// UNVERIFIED threshold (Salesforce's limit is on the compiled SQL, not a count); 0 = off.
+    pub max_formula_fields_per_query: u32,
 }
 
 /// One of the emulator's two orgs.
@@ -146,6 +167,12 @@ impl Default for Settings {
             browser_org: OrgChoice::Primary,
             inactive_user: false,
             inactive_org: false,
+            locators_bound_to_session: true,
+            locator_idle_timeout_s: 0,
+            max_open_locators_per_user: 0,
+            knowledge_archived_visible: true,
+            delete_log_retention_s: 15 * 86_400,
+            max_formula_fields_per_query: 0,
         }
     }
 }

@@ -84,6 +84,25 @@ pub struct FieldDef {
     pub html_formatted: bool,
     pub custom: bool,
     pub label: String,
+    /// Whether the integration user's APIs see the field.
+    pub access: FieldAccess,
+    /// A formula field: Salesforce computes it on read, so its value can change without
+    /// moving any timestamp.
+    pub calculated: bool,
+}
+
+/// Whether the APIs show a field to the integration user. A field that is not visible is
+/// absent from describe and record reads, and naming it in SOQL is `INVALID_FIELD`; its
+/// storage slot stays, so rows and open cursors keep their shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldAccess {
+    /// Shown.
+    #[default]
+    Visible,
+    /// Field-level security hides it from the integration user; the data is still there.
+    Hidden,
+    /// Deleted in Setup: gone for everyone.
+    Deleted,
 }
 
 impl FieldDef {
@@ -107,7 +126,14 @@ impl FieldDef {
             compound_field_name: None,
             picklist: Vec::new(),
             html_formatted: false,
+            access: FieldAccess::Visible,
+            calculated: false,
         }
+    }
+
+    /// Whether the integration user's APIs see the field.
+    pub fn visible(&self) -> bool {
+        self.access == FieldAccess::Visible
     }
 
     /// The value rows written before this field existed read as: `false` for a
@@ -140,6 +166,9 @@ pub struct CustomFieldSpec {
     /// Picklist values (describe `picklistValues`; values are not enforced).
     #[serde(default)]
     pub values: Vec<String>,
+    /// A formula field (describe `calculated: true`); its value changes with `recalc`.
+    #[serde(default)]
+    pub calculated: bool,
 }
 
 /// Builds the definition of a custom field an admin adds at run time. Errors name the
@@ -196,6 +225,7 @@ pub fn custom_field(spec: &CustomFieldSpec) -> Result<FieldDef, String> {
         }
     };
     let mut f = FieldDef::new(format!("{base}__c"), kind);
+    f.calculated = spec.calculated;
     match (kind, spec.length) {
         (Kind::String, Some(n)) if !(1..=255).contains(&n) => {
             return Err(err("length of a string field must be 1..=255"));
@@ -253,6 +283,11 @@ impl ObjectDef {
     /// A field by case-insensitive name.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
         self.field_index(name).map(|i| &self.fields[i])
+    }
+
+    /// Position of a field the integration user's APIs see, by case-insensitive name.
+    pub fn api_field_index(&self, name: &str) -> Option<usize> {
+        self.field_index(name).filter(|&i| self.fields[i].visible())
     }
 
     /// Whether the object has a field with this exact name.
@@ -800,6 +835,7 @@ fn task() -> ObjectDef {
         .f("ActivityDate", Kind::Date)
         .f("Description", Kind::TextArea)
         .f("IsClosed", Kind::Boolean)
+        .f("IsArchived", Kind::Boolean)
         .refr("OwnerId", &["User"], Some("Owner"))
         .req()
         .system(true)

@@ -547,7 +547,9 @@ async fn control_api_requires_its_key() {
     assert_eq!(users[0]["Username"], emu.username.as_str());
 }
 
-/// URLs longer than 16,384 bytes get 414 from the front end, without counting an API call.
+/// URLs longer than 16,384 bytes get 414 from the front end, without counting an API call;
+/// a URL that fits but does not leave room for the headers within the same 16,384 bytes gets
+/// 431.
 #[tokio::test]
 async fn overlong_urls_get_414() {
     let emu = start().await;
@@ -562,6 +564,19 @@ async fn overlong_urls_get_414() {
     };
     let short = fits(100);
     let overhead = short.len() - 100;
+    // Authorization and Accept fit in 400 bytes.
+    let with_headers = fits(16_384 - 400 - overhead);
+    let r = client()
+        .get(&with_headers)
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "URL and headers within the limit are accepted"
+    );
     let at_limit = fits(16_384 - overhead);
     assert_eq!(at_limit.len(), 16_384);
     let r = client()
@@ -570,7 +585,15 @@ async fn overlong_urls_get_414() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200, "exactly at the limit is accepted");
+    assert_eq!(r.status(), 431, "the URL fits, the headers do not");
+    let r = client()
+        .get(&short)
+        .bearer_auth(&tok)
+        .header("X-Pad", "p".repeat(16_384))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431, "a short URL with huge headers");
     let over = fits(16_385 - overhead);
     let r = client().get(&over).bearer_auth(&tok).send().await.unwrap();
     assert_eq!(r.status(), 414);

@@ -217,6 +217,7 @@ fn field(name: &str, ty: FieldType) -> FieldSchema {
         nillable: true,
         filterable: true,
         sortable: true,
+        hidden: false,
     }
 }
 

@@ -759,6 +759,7 @@ fn gen_task(ctx: &GenCtx, def: &ObjectDef, i: u32) -> Box<[Val]> {
     );
     b.set("Description", opt(&mut r, 30, |r| Val::s(long_text(r, 2))));
     b.set("IsClosed", Val::Bool(status == "Completed"));
+    b.set("IsArchived", Val::Bool(false));
     let owner = ctx.user_id(&mut r);
     b.set("OwnerId", owner);
     b.sys(ctx, &mut r, t);

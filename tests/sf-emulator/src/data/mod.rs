@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 pub use value::Val;
 
-use crate::schema::{FieldDef, ObjectDef};
+use crate::schema::{FieldAccess, FieldDef, ObjectDef};
 
 /// A generator of pristine rows: row number → values in schema field order.
 pub type GenFn = Arc<dyn Fn(u32) -> Box<[Val]> + Send + Sync>;
@@ -476,6 +476,56 @@ impl Store {
             field_count: table.def.fields.len(),
             modified_ms: modified,
         })
+    }
+
+    /// Deletes a custom field or hides a field from the integration user (or shows it again):
+    /// the APIs stop naming it while rows keep their shape. A deletion moves the describe
+    /// `Last-Modified` as [`Store::add_fields`] does; field-level security leaves it alone.
+    /// Returns the canonical field name and the describe `Last-Modified` afterwards.
+    pub fn set_field_access(
+        &mut self,
+        object: &str,
+        field: &str,
+        access: FieldAccess,
+        now_ms: i64,
+    ) -> Result<(String, i64), SchemaError> {
+        let table = self
+            .tables
+            .get_mut(&object.to_ascii_lowercase())
+            .ok_or_else(|| SchemaError::UnknownObject(object.to_string()))?;
+        let i = table
+            .def
+            .field_index(field)
+            .filter(|&i| table.def.fields[i].access != FieldAccess::Deleted)
+            .ok_or_else(|| {
+                SchemaError::Invalid(format!("{} has no field {field}", table.def.name))
+            })?;
+        let f = &table.def.fields[i];
+        if i == table.sys.id || Some(i) == table.sys.modstamp || f.name == "IsDeleted" {
+            return Err(SchemaError::Invalid(format!(
+                "{} cannot be removed: every client reads it",
+                f.name
+            )));
+        }
+        if access == FieldAccess::Deleted && !f.custom {
+            return Err(SchemaError::Invalid(format!(
+                "{} is a standard field; only custom fields (__c) can be deleted",
+                f.name
+            )));
+        }
+        let name = f.name.to_string();
+        let mut def = (*table.def).clone();
+        def.fields[i].access = access;
+        table.def = Arc::new(def);
+        if access == FieldAccess::Deleted {
+            let now_s = now_ms - now_ms.rem_euclid(1000);
+            let modified = now_s.max(self.schema_modified_ms + 1000);
+            table.schema_modified_ms = modified;
+            self.schema_modified_ms = modified;
+        }
+        let modified = table.schema_modified_ms;
+        self.schemas.replace(&table.def);
+        Ok((name, modified))
     }
 
     /// A table by case-insensitive object name.

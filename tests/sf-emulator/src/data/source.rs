@@ -50,6 +50,7 @@ pub fn object_schema(def: &ObjectDef) -> ObjectSchema {
                 nillable: f.nillable,
                 filterable: f.kind != Kind::Address && !long,
                 sortable: !matches!(f.kind, Kind::Address | Kind::AnyType) && !long,
+                hidden: !f.visible(),
             }
         })
         .collect();

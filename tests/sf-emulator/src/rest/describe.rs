@@ -116,7 +116,12 @@ pub fn object(ctx: &Ctx, obj: &str) -> Response {
         return not_found_error();
     };
     let mut body = global_entry(&def, &ctx.base());
-    let fields: Vec<Json> = def.fields.iter().map(field_json).collect();
+    let fields: Vec<Json> = def
+        .fields
+        .iter()
+        .filter(|f| f.visible())
+        .map(field_json)
+        .collect();
     let children: Vec<Json> = def
         .children
         .iter()
@@ -183,7 +188,7 @@ fn field_json(f: &FieldDef) -> Json {
         "precision": if numeric { 18 } else { 0 }, "scale": if numeric { 2 } else { 0 },
         "digits": if f.kind == Kind::Int { 9 } else { 0 },
         "nillable": f.nillable, "createable": updateable, "updateable": updateable,
-        "calculated": false, "custom": f.custom, "filterable": f.kind != Kind::Address && !(f.kind == Kind::TextArea && f.length > 255),
+        "calculated": f.calculated, "custom": f.custom, "filterable": f.kind != Kind::Address && !(f.kind == Kind::TextArea && f.length > 255),
         "sortable": sortable, "groupable": sortable && !numeric, "unique": false,
         "externalId": false, "idLookup": name == "Id", "nameField": name == "Name" || (name == "CaseNumber") || (name == "Title"),
         "autoNumber": matches!(name, "CaseNumber" | "ArticleNumber"),

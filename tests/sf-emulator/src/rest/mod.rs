@@ -85,10 +85,21 @@ pub fn login_router(state: Arc<Shared>) -> Router {
 }
 
 /// The longest URL Salesforce accepts, scheme and host included (spec §3: longer is 414).
+/// The same budget holds for the URL and the request headers together (longer is 431).
 pub const MAX_URL_BYTES: usize = 16_384;
 
-/// Answers 414 for URLs over [`MAX_URL_BYTES`], as Salesforce's front end does, before any
-/// API call is counted.
+/// Bytes the request's header lines take (`Name: value` plus the line break).
+fn header_bytes(headers: &HeaderMap) -> usize {
+    // The host is already counted in the URL.
+    headers
+        .iter()
+        .filter(|(name, _)| *name != header::HOST)
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum()
+}
+
+/// Answers 414 for URLs over [`MAX_URL_BYTES`], and 431 when the URL and the headers together
+/// exceed it, as Salesforce's front end does, before any API call is counted.
 async fn uri_limit(req: Request, next: Next) -> Response {
     let host = req
         .headers()
@@ -101,6 +112,14 @@ async fn uri_limit(req: Request, next: Next) -> Response {
             StatusCode::URI_TOO_LONG,
             [(header::CONTENT_TYPE, "text/html")],
             "<html><body><h1>414 Request-URI Too Long</h1></body></html>",
+        )
+            .into_response();
+    }
+    if "http://".len() + host + path + header_bytes(req.headers()) > MAX_URL_BYTES {
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body><h1>431 Request Header Fields Too Large</h1></body></html>",
         )
             .into_response();
     }

@@ -1,4 +1,8 @@
 //! `/query` and `/queryAll` with paging through query locators (spec §2.5).
+//!
+//! A locator belongs to the session that opened it: once that session ends, the locator
+//! answers 401 `INVALID_SESSION_ID` even to a fresh token of the same user, so a client must
+//! re-issue its query. Idle locators and a per-user cap on open locators are settings.
 
 use std::sync::Arc;
 
@@ -16,6 +20,20 @@ pub struct Cursor {
     pub query: Arc<Query>,
     pub rows: Arc<ResultSet>,
     pub created_ms: i64,
+    /// The access token (session) that opened the cursor.
+    pub session: String,
+    /// The user row that opened it.
+    pub user: u32,
+    /// When a page of it was last served.
+    pub used_ms: i64,
+}
+
+/// Why a locator cannot be served.
+enum LocatorRefusal {
+    /// Unknown, finished, idle too long, dropped for a newer one, or another user's.
+    Invalid,
+    /// The session that opened it has ended.
+    SessionEnded,
 }
 
 /// Renders a SOQL error as the REST error array.
@@ -64,19 +82,57 @@ pub fn run(
         settings: &settings,
     };
     let query = soql::parse_with(soql_text, &catalog, &opts)?;
+    let formula_cap = state.settings().max_formula_fields_per_query as usize;
+    if formula_cap > 0 && formula_columns(&store, &query) > formula_cap {
+        return Err(SoqlError::new(
+            "QUERY_TOO_COMPLICATED",
+            "Query is either selecting too many fields or the filter conditions are too \
+             complicated.",
+        ));
+    }
+    let knowledge = query.object.ends_with("__kav");
+    if knowledge && include_deleted {
+        // Article versions have no recycle bin: a deleted article is gone at once.
+        return Err(SoqlError::new(
+            "INVALID_TYPE_FOR_OPERATION",
+            format!("entity type {} does not support queryAll", query.object),
+        ));
+    }
     let now = dt::now_ms();
     let src = StoreSource::new(&store, now);
+    let hide_archived = knowledge && !state.settings().knowledge_archived_visible;
+    let status_ix = store
+        .table(&query.object)
+        .and_then(|t| t.def.field_index("PublishStatus"));
+    let not_archived = |r: soql::RowId| match status_ix {
+        Some(i) => !matches!(soql::RowSource::get(&src, &query.object, r, i),
+            soql::Value::Str(ref s) if s.eq_ignore_ascii_case("Archived")),
+        None => true,
+    };
     // Visibility (lag, purges, pending versions) is decided by `StoreSource::visible`,
-    // for the top level and for child subqueries alike.
+    // for the top level and for child subqueries alike; archived article versions need the
+    // "View Archived Articles" permission.
     let rs = soql::execute(
         &query,
         &src,
         ExecOptions {
             include_deleted,
-            visible: None,
+            visible: hide_archived.then_some(&not_archived as &dyn Fn(soql::RowId) -> bool),
         },
     )?;
     Ok((query, rs))
+}
+
+/// How many formula (calculated) fields of the queried object `query` selects.
+fn formula_columns(store: &crate::data::Store, query: &Query) -> usize {
+    let Some(table) = store.table(&query.object) else {
+        return 0;
+    };
+    query
+        .columns
+        .iter()
+        .filter(|c| c.hops.is_empty() && table.def.fields.get(c.idx).is_some_and(|f| f.calculated))
+        .count()
 }
 
 /// `GET /query?q=` and `/queryAll?q=`.
@@ -90,19 +146,79 @@ pub fn query(ctx: &Ctx, include_deleted: bool) -> Response {
     };
     let size = batch_size(ctx);
     let (query, rs) = (Arc::new(query), Arc::new(rs));
-    let locator = (rs.len() > size).then(|| {
-        let id = ids::make("01g", ctx.state.next_seq());
-        ctx.state.cursors.lock().expect("cursors lock").insert(
-            id.clone(),
-            Cursor {
-                query: query.clone(),
-                rows: rs.clone(),
-                created_ms: dt::now_ms(),
-            },
-        );
-        id
-    });
+    let locator = (rs.len() > size).then(|| open_cursor(ctx, &query, &rs));
     page(ctx, &query, &rs, 0, size, locator.as_deref())
+}
+
+/// Registers a cursor for the rest of `rs`, dropping the user's oldest over the cap.
+fn open_cursor(ctx: &Ctx, query: &Arc<Query>, rs: &Arc<ResultSet>) -> String {
+    let id = ids::make("01g", ctx.state.next_seq());
+    let cap = ctx.state.settings().max_open_locators_per_user as usize;
+    let now = dt::now_ms();
+    let mut cursors = ctx.state.cursors.lock().expect("cursors lock");
+    if cap > 0 {
+        let mut own: Vec<(i64, String)> = cursors
+            .iter()
+            .filter(|(_, c)| c.user == ctx.session.user)
+            .map(|(k, c)| (c.created_ms, k.clone()))
+            .collect();
+        own.sort();
+        let excess = (own.len() + 1).saturating_sub(cap);
+        for (_, k) in own.into_iter().take(excess) {
+            cursors.remove(&k);
+        }
+    }
+    cursors.insert(
+        id.clone(),
+        Cursor {
+            query: query.clone(),
+            rows: rs.clone(),
+            created_ms: now,
+            session: ctx.session.token.clone(),
+            user: ctx.session.user,
+            used_ms: now,
+        },
+    );
+    id
+}
+
+/// Whether the session `token` has ended (ended explicitly, or past the session timeout).
+fn session_ended(state: &crate::state::Shared, token: &str) -> bool {
+    let timeout_ms = state.settings().session_timeout_s as i64 * 1000;
+    let auth = state.auth.lock().expect("auth lock");
+    auth.access
+        .get(token)
+        .is_none_or(|t| t.ended || dt::now_ms() >= t.issued_at + timeout_ms)
+}
+
+/// The cursor `id` if this request may read it at `offset`; marks it used.
+fn take_cursor(
+    ctx: &Ctx,
+    id: &str,
+    offset: usize,
+) -> Result<(Arc<Query>, Arc<ResultSet>), LocatorRefusal> {
+    let settings = ctx.state.settings();
+    let (owner, user) = {
+        let cursors = ctx.state.cursors.lock().expect("cursors lock");
+        let c = cursors.get(id).ok_or(LocatorRefusal::Invalid)?;
+        (c.session.clone(), c.user)
+    };
+    if settings.locators_bound_to_session && session_ended(&ctx.state, &owner) {
+        return Err(LocatorRefusal::SessionEnded);
+    }
+    let now = dt::now_ms();
+    let idle_ms = settings.locator_idle_timeout_s as i64 * 1000;
+    let mut cursors = ctx.state.cursors.lock().expect("cursors lock");
+    let c = cursors.get_mut(id).ok_or(LocatorRefusal::Invalid)?;
+    if idle_ms > 0 && now - c.used_ms > idle_ms {
+        cursors.remove(id);
+        return Err(LocatorRefusal::Invalid);
+    }
+    if user != ctx.session.user || offset > c.rows.len() {
+        return Err(LocatorRefusal::Invalid);
+    }
+    c.used_ms = now;
+    Ok((c.query.clone(), c.rows.clone()))
 }
 
 /// `GET /query/{locator}-{offset}` (also under `/queryAll/`).
@@ -117,15 +233,12 @@ pub fn more(ctx: &Ctx, locator: &str) -> Response {
     let Ok(offset) = offset.parse::<usize>() else {
         return invalid();
     };
-    let cursor = {
-        let cursors = ctx.state.cursors.lock().expect("cursors lock");
-        match cursors.get(id) {
-            Some(c) if offset <= c.rows.len() => (c.query.clone(), c.rows.clone()),
-            _ => return invalid(),
-        }
+    let (query, rs) = match take_cursor(ctx, id, offset) {
+        Ok(c) => c,
+        Err(LocatorRefusal::Invalid) => return invalid(),
+        Err(LocatorRefusal::SessionEnded) => return crate::oauth::invalid_session(),
     };
     let size = batch_size(ctx);
-    let (query, rs) = cursor;
     let resp = page(ctx, &query, &rs, offset, size, Some(id));
     if offset + size >= rs.len() {
         // Finished cursors are released, as Salesforce does.

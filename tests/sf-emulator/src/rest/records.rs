@@ -118,7 +118,7 @@ pub fn get(ctx: &Ctx, obj: &str, id: &str) -> Response {
         Some(list) => {
             let mut out = Vec::new();
             for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match def.field_index(name) {
+                match def.api_field_index(name) {
                     Some(i) => out.push(i),
                     None => {
                         return api_error(
@@ -134,7 +134,9 @@ pub fn get(ctx: &Ctx, obj: &str, id: &str) -> Response {
             }
             out
         }
-        None => (0..def.fields.len()).collect(),
+        None => (0..def.fields.len())
+            .filter(|&i| def.fields[i].visible())
+            .collect(),
     };
     let now = dt::now_ms();
     let Some(n) = table
@@ -184,14 +186,14 @@ fn window(ctx: &Ctx, table: &Table, max_days: i64) -> Result<Window, Response> {
             )
         })
     };
-    let start = to_minute(parse("start")?);
-    let end = to_minute(parse("end")?);
+    let (start_raw, end_raw) = (parse("start")?, parse("end")?);
+    let (start, end) = (to_minute(start_raw), to_minute(end_raw));
     let now = dt::now_ms();
-    if start >= end {
+    if end_raw - start_raw <= 60_000 {
         return Err(api_error(
             400,
             "INVALID_REPLICATION_DATE",
-            "startDate must chronologically precede endDate",
+            "startDate must chronologically precede endDate by more than one minute",
         ));
     }
     if start < to_minute(now) - max_days * dt::DAY_MS {
@@ -267,6 +269,9 @@ pub fn deleted(ctx: &Ctx, obj: &str) -> Response {
     };
     let now = dt::now_ms();
     let covered = to_minute(now).min(w.end);
+    // The log keeps about 15 days, less when it overflows (`delete_log_retention_s`).
+    let retention_ms = ctx.state.settings().delete_log_retention_s as i64 * 1000;
+    let earliest = to_minute(now - retention_ms);
     let mut out: Vec<(i64, String)> = Vec::new();
     for n in 0..table.len() as u32 {
         let Some(state) = table.state(n) else {
@@ -279,6 +284,7 @@ pub fn deleted(ctx: &Ctx, obj: &str) -> Response {
             continue;
         };
         if at >= w.start
+            && at >= earliest
             && at < covered
             && served
             && let Some(id) = state.values[0].as_str()
@@ -291,7 +297,6 @@ pub fn deleted(ctx: &Ctx, obj: &str) -> Response {
         .into_iter()
         .map(|(at, id)| json!({"id": id, "deletedDate": dt::format_datetime(at)}))
         .collect();
-    let earliest = to_minute(now - 15 * dt::DAY_MS);
     json_response(
         StatusCode::OK,
         &json!({"deletedRecords": recs, "earliestDateAvailable": dt::format_datetime(earliest),

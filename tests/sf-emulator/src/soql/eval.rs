@@ -77,8 +77,10 @@ pub(crate) fn execute(
             break;
         }
         if !opts.include_deleted
-            && let Some(di) = q.deleted_idx
-            && matches!(src.get(obj, r, di), Value::Bool(true))
+            && [q.deleted_idx, q.archived_idx]
+                .into_iter()
+                .flatten()
+                .any(|i| matches!(src.get(obj, r, i), Value::Bool(true)))
         {
             continue;
         }

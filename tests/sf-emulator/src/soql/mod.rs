@@ -88,6 +88,8 @@ pub struct FieldSchema {
     pub nillable: bool,
     pub filterable: bool,
     pub sortable: bool,
+    /// Deleted or hidden from the user: SOQL cannot name it (its slot keeps row positions).
+    pub hidden: bool,
 }
 
 /// Lookup to a parent: `Case.Account` via `AccountId` to `Account`.

@@ -265,8 +265,10 @@ fn child_rows(ctx: &Ctx<'_>, cq: &ChildQuery, parent_id: &str) -> Vec<RowId> {
             return false;
         }
         if !ctx.include_deleted
-            && let Some(di) = cq.deleted_idx
-            && matches!(ctx.src.get(obj, r, di), Value::Bool(true))
+            && [cq.deleted_idx, cq.archived_idx]
+                .into_iter()
+                .flatten()
+                .any(|i| matches!(ctx.src.get(obj, r, i), Value::Bool(true)))
         {
             return false;
         }

@@ -22,6 +22,8 @@ pub struct Query {
     pub(crate) paths: Vec<String>,
     pub(crate) columns: Vec<FieldRef>,
     pub(crate) deleted_idx: Option<usize>,
+    /// `IsArchived` (activities): archived rows only show through `queryAll`.
+    pub(crate) archived_idx: Option<usize>,
     pub(crate) has_compound: bool,
     pub(crate) has_subqueries: bool,
 }
@@ -89,6 +91,8 @@ pub(crate) struct ChildQuery {
     pub order: Vec<OrderKey>,
     pub limit: Option<u64>,
     pub deleted_idx: Option<usize>,
+    /// `IsArchived` (activities): archived rows only show through `queryAll`.
+    pub archived_idx: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,7 +166,7 @@ pub(crate) enum LikeTok {
 fn field_index(o: &ObjectSchema, name: &str) -> Option<usize> {
     o.fields
         .iter()
-        .position(|f| f.name.eq_ignore_ascii_case(name))
+        .position(|f| !f.hidden && f.name.eq_ignore_ascii_case(name))
 }
 
 pub(crate) fn parse_query(
@@ -196,6 +200,7 @@ pub(crate) fn parse_query(
         paths: Vec::new(),
         columns: Vec::new(),
         deleted_idx: field_index(obj, "IsDeleted"),
+        archived_idx: field_index(obj, "IsArchived"),
         has_compound: false,
         has_subqueries: false,
     };
@@ -239,6 +244,9 @@ pub(crate) fn parse_query(
                     ));
                 }
                 for (idx, fs) in obj.fields.iter().enumerate() {
+                    if fs.hidden {
+                        continue;
+                    }
                     let custom = fs.name.ends_with("__c");
                     let take = match kind {
                         FieldsKind::All => true,
@@ -504,6 +512,7 @@ impl Resolver<'_> {
             order: self.order(obj, &sub.order)?,
             limit: sub.limit.map(|l| l.0),
             deleted_idx: field_index(obj, "IsDeleted"),
+            archived_idx: field_index(obj, "IsArchived"),
         })
     }
 

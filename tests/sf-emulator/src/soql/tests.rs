@@ -27,6 +27,7 @@ fn f(name: &str, ty: FieldType) -> FieldSchema {
         nillable: name != "Id",
         filterable: !long && ty != FieldType::Address,
         sortable: !long && ty != FieldType::Address,
+        hidden: false,
     }
 }
 

@@ -1,0 +1,183 @@
+//! `sluice serve` as a child process on a loopback port, and raw HTTP/1.1 requests to it, so
+//! tests control every header a browser or an attacker would send.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A fresh data directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("sluice-{tag}-{}", sluice::secrets::random_token(6)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The `sluice` binary with `--data-dir`, and no secret or log setting inherited.
+pub fn sluice_command(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("SLUICE_SECRET_KEY")
+        .env_remove("SLUICE_ADMIN_TOKEN")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// A running `sluice serve`; killed when dropped.
+pub struct Served {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data directory.
+    pub dir: PathBuf,
+}
+
+impl Served {
+    /// Starts `sluice serve --listen 127.0.0.1:0 ARGS` in `dir`, through `sh -c` when
+    /// `shell_prefix` is given (e.g. `ulimit -n 64;`), and waits until it listens.
+    pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)], shell_prefix: &str) -> Self {
+        let mut cmd = if shell_prefix.is_empty() {
+            let mut cmd = sluice_command(dir);
+            cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+            cmd
+        } else {
+            let mut cmd = Command::new("sh");
+            let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+            cmd.arg("-c")
+                .arg(format!(
+                    "{shell_prefix} exec '{}' --data-dir '{}' serve --listen 127.0.0.1:0 {}",
+                    env!("CARGO_BIN_EXE_sluice"),
+                    dir.display(),
+                    quoted.join(" ")
+                ))
+                .env_remove("SLUICE_SECRET_KEY")
+                .env_remove("SLUICE_ADMIN_TOKEN")
+                .env_remove("RUST_LOG");
+            cmd
+        };
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sluice serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keeps draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(rest) = line.strip_prefix("sluice serving on http://") {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(Ok(addr));
+                        sent = true;
+                        continue;
+                    }
+                    if line.starts_with("error") {
+                        let _ = tx.send(Err(line.clone()));
+                        sent = true;
+                    }
+                }
+            }
+            if !sent {
+                let _ = tx.send(Err("serve exited without listening".into()));
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(Ok(addr)) => addr.parse().expect("a socket address"),
+            Ok(Err(line)) => {
+                let _ = child.kill();
+                panic!("sluice serve failed: {line}")
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("sluice serve did not start")
+            }
+        };
+        Self {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The generated admin token.
+    pub fn generated_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("admin.token"))
+            .expect("serve wrote admin.token")
+            .trim()
+            .to_string()
+    }
+
+    /// `Host` naming this server the way a browser on loopback does.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.addr.port())
+    }
+
+    /// Sends `method path` with `Host: host`, `headers` and `body`; the status and body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(300)))
+            .unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream.write_all(head.as_bytes()).unwrap();
+        // A refusal may come (and the connection close) before the body is read: then the
+        // rest of the body cannot be sent, and the answer is already on its way.
+        let _ = stream.write_all(body);
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                // A reset after the answer arrived: the unread body made the close abrupt.
+                Err(_) if !raw.is_empty() => break,
+                Err(e) => panic!("{method} {path}: no answer: {e}"),
+            }
+        }
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// `GET path` with the admin token, as JSON.
+    pub fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let auth = format!("Bearer {token}");
+        let (status, body) = self.send("GET", path, &self.host(), &[("Authorization", &auth)], b"");
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
