@@ -563,6 +563,8 @@ fn native_pull(
                 checkpoint: checkpoint.clone(),
                 status,
                 api_calls: page.api_calls,
+                // The native connector is no registry version.
+                plugin_version: 0,
             };
             records += handle.block_on(commits.submit(page, n))?.unwrap_or(0);
             if status != "partial" {

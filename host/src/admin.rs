@@ -320,7 +320,7 @@ async fn pull(
 
 async fn runs(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
     s.app.store.integration(&id)?;
-    Ok(Json(s.app.store.runs(&id, 50)?).into_response())
+    Ok(Json(s.app.runs(&id, 50)?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,7 +431,7 @@ async fn install_plugin(
         Json(
             json!({"name": report.name, "version": report.version, "sha256": report.sha256,
                     "existing": report.existing, "canary_configured": report.canary_configured,
-                    "canary_tested": report.canary_tested}),
+                    "canary_tested": report.canary_tested, "canary_pulled": report.canary_pulled}),
         ),
     )
         .into_response())

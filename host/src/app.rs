@@ -21,8 +21,8 @@ use crate::engine::wit::types::{
 use crate::engine::{CallContext, EngineError, EngineLimits, LoadedPlugin, PluginEngine};
 use crate::oauth::{AuthorizationStart, Callback, OAuth, OAuthError, RevocableToken};
 use crate::store::{
-    GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, Store,
-    StoreError, TokenSet, now_ms,
+    GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, RunRecord,
+    Store, StoreError, TokenSet, now_ms,
 };
 use crate::tokens::{HostApp, TokenService};
 
@@ -223,7 +223,6 @@ impl App {
         );
         let canary = Arc::new(StoreCanary {
             store: store.clone(),
-            tokens: tokens.clone(),
             allow_insecure_loopback: config.allow_insecure_loopback,
         });
         let registry = PluginRegistry::new(engine.clone(), store.clone(), canary);
@@ -786,6 +785,28 @@ fn other_org(id: &str, previous: &TokenSet, grant: &crate::oauth::Grant) -> Opti
     })
 }
 
+impl App {
+    /// The latest runs of `id`, newest first. A run still marked `running` whose process is
+    /// gone (killed before it could record its end: nobody holds the integration's run claim)
+    /// is recorded as interrupted first.
+    pub fn runs(self: &Arc<Self>, id: &str, limit: usize) -> Result<Vec<RunRecord>, AppError> {
+        let runs = self.store.runs(id, limit)?;
+        if !runs.iter().any(|r| r.status == "running") {
+            return Ok(runs);
+        }
+        // Holding the claim, no run of `id` can be going on, here or in another process.
+        let Some(_claim) = self.claim_run(id) else {
+            return Ok(runs);
+        };
+        self.store.close_orphan_runs(id)?;
+        tracing::info!(
+            integration = id,
+            "runs whose process ended are recorded as interrupted"
+        );
+        Ok(self.store.runs(id, limit)?)
+    }
+}
+
 /// Held while a pull of one integration runs; dropping it releases the integration.
 pub struct RunClaim {
     app: Arc<App>,
@@ -891,11 +912,10 @@ pub fn to_wit_settings(s: &IntegrationSettings) -> Result<Settings, Vec<FieldIss
     }
 }
 
-/// [`CanaryTargets`] over the integrations table: every integration of a plugin, with a
-/// session when it has tokens and is active.
+/// [`CanaryTargets`] over the integrations table: every integration of a plugin, with its
+/// non-secret grant when it has tokens and is active (never its credentials).
 struct StoreCanary {
     store: Arc<Store>,
-    tokens: Arc<TokenService>,
     allow_insecure_loopback: bool,
 }
 
@@ -918,7 +938,6 @@ impl CanaryTargets for StoreCanary {
                     let session = match (i.state, self.store.tokens(&i.id)) {
                         (IntegrationState::Active, Ok(Some(tokens))) => Some(CanarySession {
                             grant: grant_of(&tokens),
-                            credentials: self.tokens.provider(&i.id),
                         }),
                         _ => None,
                     };

@@ -516,10 +516,10 @@ pub struct ListRow {
 }
 
 /// The rows of `integration list`, newest first.
-pub fn list_rows(app: &App) -> anyhow::Result<Vec<ListRow>> {
+pub fn list_rows(app: &Arc<App>) -> anyhow::Result<Vec<ListRow>> {
     let mut rows = Vec::new();
     for integration in app.store.integrations()? {
-        let last_run = app.store.runs(&integration.id, 1)?.into_iter().next();
+        let last_run = app.runs(&integration.id, 1)?.into_iter().next();
         let token = app.store.token_health(&integration.id)?;
         rows.push(ListRow {
             integration,
@@ -593,7 +593,7 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
         }
         IntegrationCommand::Show { id } => {
             let v = app.show_integration(id).await?;
-            let runs = app.store.runs(id, 5)?;
+            let runs = app.runs(id, 5)?;
             let checkpoints = app.store.checkpoints(id)?;
             let counts = app.store.record_counts(id)?;
             let token = app.store.token_health(id)?;
@@ -1122,23 +1122,27 @@ async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Resu
                     format!("{}: expected NAME.wasm (or pass --name)", file.display())
                 })?,
             };
-            let wasm =
-                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let wasm = crate::engine::registry::read_component_file(
+                file,
+                crate::engine::registry::Symlinks::Follow,
+            )?;
             let report = app.registry.install(&name, &wasm, true).await?;
             if json {
                 print_json(&serde_json::json!({
                     "name": report.name, "version": report.version, "sha256": report.sha256,
                     "existing": report.existing, "canary_configured": report.canary_configured,
-                    "canary_tested": report.canary_tested,
+                    "canary_tested": report.canary_tested, "canary_pulled": report.canary_pulled,
                 }))?;
             } else {
                 outln!(
-                    "{} version {} active (sha256 {:.12}; canary: {} configured, {} tested)",
+                    "{} version {} active (sha256 {:.12}; canary: {} configured, {} tested, {} \
+                     pulled)",
                     safe(&report.name),
                     report.version,
                     report.sha256,
                     report.canary_configured,
-                    report.canary_tested
+                    report.canary_tested,
+                    report.canary_pulled
                 )?;
             }
         }

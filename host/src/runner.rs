@@ -2,6 +2,10 @@
 //! checkpoint in one transaction, and the run recorded (start, end, plugin version, per-stream
 //! status, records, API calls).
 //!
+//! Before each page the runner takes the plugin's active version, after syncing with the
+//! store: a version published mid-run, in this process or another one, serves the next page
+//! under its own policy, and every committed page records the version that served it.
+//!
 //! A stop request (shutdown) is honoured between pages: the page in flight finishes and
 //! commits, then the run ends as `interrupted` and the next run resumes from the checkpoint.
 //!
@@ -23,8 +27,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::app::{App, AppError, RunClaim};
-use crate::engine::KeySource;
-use crate::engine::wit::types::{FailureKind, PullRequest, Row, StreamStatus};
+use crate::engine::wit::types::{FailureKind, PullRequest, Row, Session, StreamStatus};
+use crate::engine::{CallContext, KeySource, LoadedPlugin};
 use crate::store::{IntegrationState, Store, StoreError};
 
 /// The default page size asked of the connector.
@@ -261,7 +265,7 @@ pub async fn run_claimed(
     let id = id.as_str();
     let _claim = claim;
     let started = Instant::now();
-    let (plugin, session, mut ctx, configured) = app.session(id, None).await?;
+    let (mut plugin, mut session, mut ctx, configured) = app.session(id, None).await?;
     app.store.close_orphan_runs(id)?;
     if opts.full {
         app.store.clear_checkpoints(id)?;
@@ -346,6 +350,27 @@ pub async fn run_claimed(
                 status = RunStatus::Failed;
                 break;
             }
+            // A version published since the last page, here or by another process, serves
+            // this one, under the policy its own `configure` gives.
+            match swapped_plugin(app, id, &run_id, &plugin).await {
+                Ok(Some((next, next_session, mut next_ctx))) => {
+                    next_ctx.stored_keys = next_ctx
+                        .stored_keys
+                        .take()
+                        .map(|keys| commits.keys_after_commits(keys));
+                    tracing::info!(integration = id, run = %run_id, from = %plugin.label, to = %next.label, "a new plugin version serves the next page");
+                    (plugin, session, ctx) = (next, next_session, next_ctx);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(integration = id, run = %run_id, stream, error = %e, "the new plugin version cannot serve this run");
+                    outcome.status = "failed".into();
+                    outcome.detail = Some(e.to_string());
+                    status = RunStatus::Failed;
+                    run_error = Some(format!("{stream}: {e}"));
+                    break;
+                }
+            }
             let request = PullRequest {
                 stream: stream.clone(),
                 checkpoint: checkpoint.clone(),
@@ -425,6 +450,7 @@ pub async fn run_claimed(
                 checkpoint: checkpoint.clone(),
                 status: stream_status,
                 api_calls: page.api_calls,
+                plugin_version: plugin.version,
             };
             if let Some(previous) = commits.submit(commit, done).await? {
                 committed(&mut outcome, previous);
@@ -493,6 +519,26 @@ pub async fn run_claimed(
     })
 }
 
+/// The active version of `current`'s plugin, with a session and call context for run `run_id`
+/// of integration `id`, when it is no longer `current`. Syncs with the store first, so that a
+/// version another process published counts too.
+async fn swapped_plugin(
+    app: &Arc<App>,
+    id: &str,
+    run_id: &str,
+    current: &Arc<LoadedPlugin>,
+) -> Result<Option<(Arc<LoadedPlugin>, Session, CallContext)>, AppError> {
+    if let Err(e) = app.registry.sync().await {
+        // The versions loaded here keep serving.
+        tracing::warn!(integration = id, run = %run_id, error = %e, "cannot read the plugin versions from the store");
+    }
+    if Arc::ptr_eq(&app.plugin(&current.name)?, current) {
+        return Ok(None);
+    }
+    let (plugin, session, ctx, _) = app.session(id, Some(run_id)).await?;
+    Ok(Some((plugin, session, ctx)))
+}
+
 /// Ends `outcome` as failed on `bound`, and records it as the run's error.
 fn cross(outcome: &mut StreamOutcome, bound: RunBound, run_error: &mut Option<String>) {
     tracing::warn!(stream = %outcome.stream, %bound, "stream stopped by a run bound");
@@ -546,6 +592,8 @@ pub struct PageCommit {
     pub status: &'static str,
     /// Provider API calls the page used.
     pub api_calls: u32,
+    /// The number of the plugin version that served the page.
+    pub plugin_version: u32,
 }
 
 /// Commits a run's pages on a blocking thread, in order, with at most one page in flight, so
@@ -662,7 +710,7 @@ impl<T> PageCommits<T> {
         let task = tokio::task::spawn_blocking(move || {
             let _busy = busy;
             let started = Instant::now();
-            store.commit_page(
+            store.commit_page_served_by(
                 &id,
                 &page.stream,
                 &run_id,
@@ -670,6 +718,7 @@ impl<T> PageCommits<T> {
                 page.checkpoint.as_deref(),
                 page.status,
                 page.api_calls,
+                page.plugin_version,
             )?;
             Ok(started.elapsed())
         });
@@ -763,6 +812,7 @@ mod tests {
             checkpoint: Some(checkpoint.into()),
             status: "partial",
             api_calls: 1,
+            plugin_version: 1,
         };
         assert!(commits.submit(page(1, "cp1"), 1).await.unwrap().is_none());
         // A read issued while page 1 may still be committing sees page 1.

@@ -114,21 +114,9 @@ impl Cipher {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = ChaCha20Poly1305::generate_key(&mut OsRng);
-                let mut options = std::fs::OpenOptions::new();
-                // create_new: two processes racing must not overwrite each other's key.
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    options.mode(0o600);
-                }
-                match options.open(&path) {
-                    Ok(mut file) => {
-                        file.write_all(B64.encode(key).as_bytes()).map_err(io)?;
-                        file.sync_all().map_err(io)?;
-                        Ok(Self::from_key(&key.into()))
-                    }
-                    // Another process created it first: use theirs.
+                match publish_key_file(&path, B64.encode(key).as_bytes()) {
+                    Ok(()) => Ok(Self::from_key(&key.into())),
+                    // Another process published its key first: use theirs.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         Self::load_or_create(data_dir)
                     }
@@ -193,6 +181,28 @@ impl Cipher {
 }
 
 /// The purpose part of a context, for error messages (no ids needed there).
+/// Writes `contents` to a private temporary file and links it to `path`, which appears whole
+/// or not at all: a concurrent reader never sees a partial key, and an existing key (a
+/// concurrent winner's) is never replaced (`AlreadyExists`).
+fn publish_key_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", random_token(6)));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    linked
+}
+
 fn context_kind(context: &str) -> String {
     context
         .rsplit_once('/')

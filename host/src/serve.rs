@@ -60,6 +60,11 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
     let _watcher = crate::engine::registry::watch_plugins_dir(app.registry.clone(), &plugins_dir)?;
+    // `sluice plugin install` / `activate` in another process reach this one within a second.
+    let _versions = crate::engine::registry::follow_store(
+        app.registry.clone(),
+        std::time::Duration::from_secs(1),
+    );
     // Connected apps register an exact callback URL; README tells users to register
     // `http://localhost:7070/oauth/callback` for the default address.
     let public_url = args.public_url.clone().unwrap_or_else(|| {

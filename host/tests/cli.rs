@@ -269,3 +269,249 @@ fn a_rollback_is_one_command() {
         "a failed activate changes nothing"
     );
 }
+
+/// Waits for `child` to exit, killing it (and failing) if it is still running after a
+/// generous bound: a command that should fail at once must not hang.
+fn output_within_bound(mut child: std::process::Child, what: &str) -> Output {
+    for _ in 0..1200 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what} hung");
+}
+
+#[cfg(unix)]
+#[test]
+fn plugin_install_takes_regular_files_and_valid_names_only() {
+    let dir = temp_dir("special");
+    let fifo = dir.join("fifo.wasm");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for path in [Path::new("/dev/zero"), &fifo, &dir] {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["plugin", "install", "--name", "salesforce"])
+            .arg(path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = output_within_bound(child, &format!("installing {}", path.display()));
+        let line = one_error_line(&out);
+        assert!(line.contains("not a regular file"), "{line}");
+    }
+    let v2 = support::with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"v2");
+    let file = dir.join("salesforce.wasm");
+    std::fs::write(&file, &v2).unwrap();
+    for name in ["../../etc/x", "Sales force", ""] {
+        let out = sluice(
+            &dir,
+            &["plugin", "install", "--name", name, file.to_str().unwrap()],
+        );
+        let line = one_error_line(&out);
+        assert!(line.contains("not a valid plugin name"), "{name:?}: {line}");
+    }
+    let out = sluice(&dir, &["--json", "plugin", "list"]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 1, "only the embedded connector: {list:?}");
+    assert!(!dir.join("etc").exists());
+}
+
+/// The address `sluice serve` prints once it serves, read from its stderr.
+fn served_address(serve: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let stderr = serve.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("sluice serving on ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_string)
+        })
+        .expect("serve prints its address");
+    // Keep draining, so that serve never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    address
+}
+
+/// Kills a child process when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `done` until it holds; fails after a generous bound.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..600 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+fn versions_listed(dir: &Path) -> Vec<(u64, String, bool)> {
+    let out = sluice(dir, &["--json", "plugin", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    list.iter()
+        .filter(|v| v["name"] == "salesforce")
+        .map(|v| {
+            (
+                v["version"].as_u64().unwrap(),
+                v["sha256"].as_str().unwrap().to_string(),
+                v["active"] == true,
+            )
+        })
+        .collect()
+}
+
+/// `sluice serve` and CLI commands in other processes share one data directory: the database
+/// numbers versions (a CLI install and one by serve get two numbers, both kept), and serve
+/// applies a CLI `activate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_the_cli_agree_on_plugin_versions() {
+    let dir = temp_dir("serve-versions");
+    let token = "registry-test-admin-token";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", token])
+        .env_remove("SLUICE_SECRET_KEY")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let address = served_address(&mut child);
+    let _serve = KillOnDrop(child);
+
+    // Another process installs version 2 while serve runs.
+    let v2 = support::with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"v2");
+    let file = dir.join("salesforce.wasm");
+    std::fs::write(&file, &v2).unwrap();
+    let out = sluice(&dir, &["plugin", "install", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Serve installs other bytes, dropped into its plugins directory: version 3.
+    let v3 = support::with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"v3");
+    let plugins = dir.join("plugins");
+    std::fs::write(plugins.join("incoming.tmp"), &v3).unwrap();
+    std::fs::rename(
+        plugins.join("incoming.tmp"),
+        plugins.join("salesforce@3.wasm"),
+    )
+    .unwrap();
+    eventually(
+        "serve's install is stored as a version of its own",
+        async || versions_listed(&dir).len() == 3,
+    )
+    .await;
+    let listed = versions_listed(&dir);
+    let numbers: Vec<u64> = listed.iter().map(|(n, _, _)| *n).collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    let sha = |wasm: &[u8]| {
+        use sha2::Digest;
+        sluice::engine::hex(&sha2::Sha256::digest(wasm))
+    };
+    assert_eq!(listed[1].1, sha(&v2));
+    assert_eq!(listed[2].1, sha(&v3));
+
+    // A rollback from the CLI reaches the running serve.
+    let out = sluice(&dir, &["plugin", "activate", "salesforce", "1"]);
+    assert!(out.status.success());
+    let client = reqwest::Client::new();
+    eventually("serve runs the version activated by the CLI", async || {
+        let Ok(response) = client
+            .get(format!("{address}/api/plugins"))
+            .bearer_auth(token)
+            .send()
+            .await
+        else {
+            return false;
+        };
+        let body = response.bytes().await.unwrap_or_default();
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
+        let active: Vec<u64> = list
+            .iter()
+            .filter(|v| v["name"] == "salesforce" && v["active"] == true)
+            .filter_map(|v| v["version"].as_u64())
+            .collect();
+        active == [1]
+    })
+    .await;
+}
+
+/// A run whose process was killed with SIGKILL is shown as interrupted, not running.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_with_sigkill_is_not_shown_as_running() {
+    let dir = temp_dir("sigkill");
+    let app = support::runtime::open_app(sluice::app::AppConfig::new(dir.clone())).await;
+    app.registry
+        .install("hostile", support::hostile(), false)
+        .await
+        .unwrap();
+    // Its pull spins until killed.
+    let id = support::runtime::add_hostile_integration(&app, "loop", &[], "https://127.0.0.1");
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["pull", &id])
+        .env_remove("SLUICE_SECRET_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pull = KillOnDrop(child);
+    eventually("the pull records its run", async || {
+        assert!(pull.0.try_wait().unwrap().is_none(), "the pull ended");
+        app.store
+            .runs(&id, 1)
+            .unwrap()
+            .first()
+            .is_some_and(|r| r.status == "running")
+    })
+    .await;
+    // `Child::kill` sends SIGKILL on unix.
+    pull.0.kill().unwrap();
+    pull.0.wait().unwrap();
+
+    let out = sluice(&dir, &["--json", "integration", "show", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &shown["runs"][0];
+    assert_eq!(run["status"], "interrupted", "{run}");
+    assert!(run["ended_at_ms"].is_i64(), "{run}");
+    assert!(
+        run["error"].as_str().is_some_and(|e| e.contains("ended")),
+        "{run}"
+    );
+    let out = sluice(&dir, &["--json", "integration", "list"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["last_run"]["status"], "interrupted");
+}

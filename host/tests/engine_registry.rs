@@ -1,5 +1,6 @@
-//! Plugin versions: validation, canary, atomic publication, rollback, restore, the watched
-//! directory, and a hot swap under continuous pulls that loses nothing.
+//! Plugin versions: validation, canary (without credentials, with one bounded pull), atomic
+//! publication, rollback, restore, the watched directory (regular files only), version numbers
+//! shared by processes, and hot swaps that reach running runs and lose nothing.
 //! Run: `cargo test --release -p sluice --test engine_registry`.
 
 mod support;
@@ -8,14 +9,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sluice::app::{App, AppConfig};
 use sluice::engine::credentials::CredentialProvider;
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::registry::{
     CanarySession, CanaryTarget, MemoryVersionStore, PluginRegistry, RegistryError, Stage,
     StaticCanaryTargets, watch_plugins_dir,
 };
-use sluice::engine::wit::types::{Grant, StreamStatus};
+use sluice::engine::wit::types::{Grant, Settings, StreamStatus};
 use sluice::engine::{CallContext, EngineLimits, PluginEngine};
+use sluice::runner::{Progress, ProgressFn, PullOptions, RunStatus, RunSummary, run_pull};
+use sluice::store::RunPage;
+use support::runtime::{add_hostile_integration, open_app};
 use support::*;
 
 /// A pager server: `GET /page?after=N&limit=L` answers the next L ids after N, up to `last`.
@@ -55,7 +60,6 @@ async fn fixture(last: u64, delay: Duration) -> Fixture {
     .unwrap();
     let store = Arc::new(MemoryVersionStore::default());
     let canary = Arc::new(StaticCanaryTargets::default());
-    let provider: Arc<dyn CredentialProvider> = FakeProvider::new("t");
     canary.add(
         "hostile",
         CanaryTarget {
@@ -69,7 +73,6 @@ async fn fixture(last: u64, delay: Duration) -> Fixture {
                     issued_at_ms: None,
                     scopes: Vec::new(),
                 },
-                credentials: provider,
             }),
         },
     );
@@ -198,7 +201,6 @@ async fn a_version_refusing_existing_settings_is_rejected() {
                     issued_at_ms: None,
                     scopes: Vec::new(),
                 },
-                credentials: FakeProvider::new("t"),
             }),
         },
     );
@@ -386,7 +388,6 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
             host: host_ctx(true),
             session: Some(CanarySession {
                 grant: s.grant.clone(),
-                credentials: provider.clone(),
             }),
         },
     );
@@ -514,4 +515,373 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
     assert_eq!(versions.first(), Some(&1));
     assert_eq!(versions.last(), Some(&2));
     assert!(versions.windows(2).all(|w| w[0] <= w[1]), "{versions:?}");
+}
+
+/// A canary target of the hostile plugin, connected to `instance_url`.
+fn connected_target(integration: &str, settings: Settings, instance_url: &str) -> CanaryTarget {
+    CanaryTarget {
+        integration: integration.into(),
+        settings,
+        host: host_ctx(true),
+        session: Some(CanarySession {
+            grant: Grant {
+                instance_url: instance_url.into(),
+                identity_url: None,
+                issued_at_ms: None,
+                scopes: vec!["api".into()],
+            },
+        }),
+    }
+}
+
+/// An empty registry in memory whose canary exercises `canary`.
+fn registry_with(canary: Arc<StaticCanaryTargets>) -> Arc<PluginRegistry> {
+    let engine = PluginEngine::new(EngineLimits::default()).unwrap();
+    PluginRegistry::new(engine, Arc::new(MemoryVersionStore::default()), canary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_pulls_one_page_and_sends_no_credentials() {
+    let server = TestServer::start(|_| Reply::new(200, "fine")).await;
+    let canary = Arc::new(StaticCanaryTargets::default());
+    // Both go to the grant's host, where a real run's requests carry the access token: one
+    // in `test` (and `pull`), the other in `pull` only.
+    let url = |path: &str| format!("{}{path}", server.url);
+    canary.add(
+        "hostile",
+        connected_target(
+            "tests",
+            settings("fetch", &[("url", &url("/from-test"))]),
+            &server.url,
+        ),
+    );
+    canary.add(
+        "hostile",
+        connected_target(
+            "pulls",
+            settings("pull-fetch", &[("url", &url("/from-pull"))]),
+            &server.url,
+        ),
+    );
+    let registry = registry_with(canary);
+    let report = registry
+        .install("hostile", hostile(), true)
+        .await
+        .expect("a well-behaved version installs");
+    assert_eq!(
+        (
+            report.canary_configured,
+            report.canary_tested,
+            report.canary_pulled
+        ),
+        (2, 2, 2)
+    );
+    let received = server.received();
+    let targets: Vec<&str> = received.iter().map(|r| r.target.as_str()).collect();
+    assert!(
+        targets.contains(&"/from-test") && targets.contains(&"/from-pull"),
+        "the canary ran test and pull: {targets:?}"
+    );
+    for request in &received {
+        assert_eq!(
+            request.header("authorization"),
+            None,
+            "the canary sent credentials with {}",
+            request.target
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_that_misbehaves_only_in_pull_is_rejected() {
+    let server = pager(10, Duration::ZERO).await;
+    // `configure` and `test` succeed for both; `pull` traps, or answers more rows than asked.
+    for behaviour in ["trap", "big-page"] {
+        let canary = Arc::new(StaticCanaryTargets::default());
+        canary.add(
+            "hostile",
+            connected_target(
+                "acme",
+                settings(behaviour, &[("size", "200000")]),
+                &server.url,
+            ),
+        );
+        let registry = registry_with(canary);
+        match registry.install("hostile", hostile(), true).await {
+            Err(RegistryError::Rejected {
+                stage,
+                integration,
+                reason,
+                ..
+            }) => {
+                assert_eq!(stage, Stage::CanaryPull, "{behaviour}: {reason}");
+                assert_eq!(integration.as_deref(), Some("acme"));
+                if behaviour == "trap" {
+                    assert!(reason.contains("trapped"), "{reason}");
+                }
+            }
+            other => panic!("{behaviour}: expected a canary pull rejection, got {other:?}"),
+        }
+        assert!(registry.active("hostile").is_none(), "{behaviour}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watched_directory_takes_regular_files_only() {
+    let f = fixture(10, Duration::ZERO).await;
+    let dir = scratch_dir("plugins");
+    let outside = scratch_dir("outside");
+    let fifo = outside.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Should a read of the FIFO block, a writer that comes and goes ends it, so the test
+    // fails rather than hangs.
+    let _unblock = UnblockFifo(fifo.clone());
+    std::fs::write(outside.join("real.wasm"), v2()).unwrap();
+    // Links sort first: the watcher meets them before the regular file.
+    std::os::unix::fs::symlink(&fifo, dir.join("afifo.wasm")).unwrap();
+    std::os::unix::fs::symlink(outside.join("real.wasm"), dir.join("blinked.wasm")).unwrap();
+    std::fs::write(dir.join("hostile.wasm"), hostile()).unwrap();
+    let _watcher = watch_plugins_dir(f.registry.clone(), &dir).unwrap();
+    wait_for(|| f.registry.active("hostile").is_some()).await;
+    let names: Vec<String> = f
+        .registry
+        .list(None)
+        .into_iter()
+        .map(|v| v.record.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["hostile"],
+        "links in the plugins directory are not followed"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&outside);
+}
+
+/// Opens its FIFO for writing when dropped (from a thread of its own, which a missing reader
+/// leaves waiting), so that a reader blocked on it sees the end.
+struct UnblockFifo(std::path::PathBuf);
+
+impl Drop for UnblockFifo {
+    fn drop(&mut self) {
+        let fifo = self.0.clone();
+        std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(fifo)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_plugin_names_are_refused() {
+    let registry = registry_with(Arc::new(StaticCanaryTargets::default()));
+    for name in [
+        "../../etc/x",
+        "",
+        "Hostile",
+        "a b",
+        "x/y",
+        "-x",
+        &"x".repeat(65),
+    ] {
+        match registry.install(name, hostile(), false).await {
+            Err(RegistryError::InvalidName(got)) => assert_eq!(got, name),
+            other => panic!("{name:?}: expected an invalid name, got {other:?}"),
+        }
+    }
+    assert!(registry.list(None).is_empty());
+    registry
+        .install("hostile_2-b", hostile(), false)
+        .await
+        .unwrap();
+}
+
+fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-registry-{tag}-{}",
+        sluice::secrets::random_token(6)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn app_config(dir: &std::path::Path) -> AppConfig {
+    let mut config = AppConfig::new(dir.to_path_buf());
+    config.allow_insecure_loopback = true;
+    config
+}
+
+/// Pulls integration `id` of `app` from scratch in pages of 3 records; once the first page
+/// has committed, `installer` (this app, or another one on the same data directory: another
+/// process) installs `wasm` as a new version of the hostile plugin while the run waits.
+/// Returns the run and its pages.
+async fn pull_installing_after_the_first_page(
+    app: &Arc<App>,
+    id: &str,
+    installer: Arc<App>,
+    wasm: Vec<u8>,
+) -> (RunSummary, Vec<RunPage>, u32) {
+    let installed = Arc::new(Mutex::new(None));
+    let progress: ProgressFn = {
+        let installed = installed.clone();
+        Arc::new(move |p: &Progress| {
+            if !matches!(p, Progress::Page { .. }) || installed.lock().unwrap().is_some() {
+                return;
+            }
+            let (installer, wasm) = (installer.clone(), wasm.clone());
+            let report = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move {
+                    installer.registry.install("hostile", &wasm, true).await
+                })
+            });
+            *installed.lock().unwrap() = Some(report.expect("the new version installs").version);
+        })
+    };
+    let (runner_app, runner_id) = (app.clone(), id.to_string());
+    let summary = tokio::spawn(async move {
+        let options = PullOptions {
+            full: true,
+            trigger: "test".into(),
+            page_records: 3,
+            progress: Some(progress),
+            stop: None,
+        };
+        run_pull(&runner_app, &runner_id, options).await
+    })
+    .await
+    .unwrap()
+    .expect("the run completes");
+    let pages = app.store.run_pages(&summary.run_id).unwrap();
+    let version = installed.lock().unwrap().expect("a version was installed");
+    (summary, pages, version)
+}
+
+fn page_versions(pages: &[RunPage]) -> Vec<u32> {
+    pages.iter().map(|p| p.plugin_version).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_published_mid_run_serves_the_next_pages() {
+    let server = pager(30, Duration::ZERO).await;
+    let dir = scratch_dir("mid-run");
+    let app = open_app(app_config(&dir)).await;
+    app.registry
+        .install("hostile", hostile(), false)
+        .await
+        .unwrap();
+    let id = add_hostile_integration(&app, "pager", &[("url", &server.url)], &server.url);
+    // Another process on the same data directory, opened before either new version exists.
+    let other = App::open(app_config(&dir)).await.unwrap();
+
+    // Published in this process.
+    let (summary, pages, version) =
+        pull_installing_after_the_first_page(&app, &id, app.clone(), v2()).await;
+    assert_eq!(version, 2);
+    assert_eq!(summary.status, RunStatus::Succeeded);
+    assert_eq!(summary.records, 30);
+    let versions = page_versions(&pages);
+    assert_eq!(versions.first(), Some(&1), "{versions:?}");
+    assert_eq!(
+        versions.last(),
+        Some(&2),
+        "later pages ran on the old version: {versions:?}"
+    );
+    assert!(versions.windows(2).all(|w| w[0] <= w[1]), "{versions:?}");
+
+    // Published by the other process, which never saw version 2: the store numbers it 3,
+    // and this process's run takes it over.
+    let v3 = with_custom_section(hostile(), "sluice-test-version", b"3");
+    let (summary, pages, version) =
+        pull_installing_after_the_first_page(&app, &id, other.clone(), v3).await;
+    assert_eq!(version, 3, "the other process reused a version number");
+    assert_eq!(summary.records, 30);
+    let versions = page_versions(&pages);
+    assert_eq!(versions.first(), Some(&2), "{versions:?}");
+    assert_eq!(
+        versions.last(),
+        Some(&3),
+        "a version published by another process did not reach the run: {versions:?}"
+    );
+    assert_eq!(app.registry.active("hostile").unwrap().version, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_installing_at_once_get_their_own_version_numbers() {
+    let dir = scratch_dir("numbers");
+    let a = open_app(app_config(&dir)).await;
+    let b = App::open(app_config(&dir)).await.unwrap();
+    let (x, y) = (
+        with_custom_section(hostile(), "sluice-test-version", b"x"),
+        with_custom_section(hostile(), "sluice-test-version", b"y"),
+    );
+    let (in_a, in_b) = tokio::join!(
+        a.registry.install("hostile", &x, false),
+        b.registry.install("hostile", &y, false)
+    );
+    let mut numbers = [in_a.unwrap().version, in_b.unwrap().version];
+    numbers.sort();
+    assert_eq!(numbers, [1, 2]);
+    // Both are stored: a process opened now sees them.
+    let c = App::open(app_config(&dir)).await.unwrap();
+    let stored: Vec<(u32, String)> = c
+        .registry
+        .list(Some("hostile"))
+        .into_iter()
+        .map(|v| (v.record.version, v.record.sha256))
+        .collect();
+    assert_eq!(stored.len(), 2, "a version was dropped: {stored:?}");
+    assert_ne!(stored[0].1, stored[1].1);
+    // Activating version 1 in one process reaches the others at their next sync.
+    a.registry.sync().await.unwrap();
+    a.registry.activate("hostile", 1).unwrap();
+    b.registry.sync().await.unwrap();
+    assert_eq!(b.registry.active("hostile").unwrap().version, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salesforce_version_passes_the_canary_without_credentials() {
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let dir = scratch_dir("salesforce-canary");
+    let app = open_app(app_config(&dir)).await;
+    let id = app
+        .add_integration(sluice::app::IntegrationInput {
+            name: Some("canary".into()),
+            capability: Some("helpdesk".into()),
+            environment: Some("production".into()),
+            domain: Some(emu.url.clone()),
+            pull_by: Some("updated".into()),
+            client_id: Some(emu.client_id.clone()),
+            client_secret: Some(emu.client_secret.clone()),
+            ..sluice::app::IntegrationInput::default()
+        })
+        .await
+        .unwrap()
+        .integration
+        .id;
+    support::runtime::connect(&app, &id).await;
+    // Without its token the emulator answers 401, as Salesforce does: expected, not a fault.
+    let next = with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"next");
+    let report = app
+        .registry
+        .install("salesforce", &next, true)
+        .await
+        .expect("a good connector version passes the canary");
+    assert_eq!(
+        (
+            report.canary_configured,
+            report.canary_tested,
+            report.canary_pulled
+        ),
+        (1, 1, 1)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

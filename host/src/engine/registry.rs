@@ -1,17 +1,31 @@
 //! Plugin versions and hot swap.
 //!
 //! Threat: a new plugin version — broken, built for another contract, or hostile — replaces a
-//! working one and breaks every integration at once, or a swap tears a running pull. Rule: a
-//! version is published only after it passed, in order: (1) it is a valid component; (2) it
-//! targets a contract version this host supports and links against the host
-//! (`instantiate_pre`); (3) a canary in scratch stores runs `configure` for every integration
-//! using the plugin and, where credentials exist, `test`. Any failure rejects the version with
-//! its reason and the old one keeps serving. Publication is one atomic pointer swap
-//! ([`ArcSwapOption`]): a call holds the `Arc<LoadedPlugin>` it started with, so in-flight
-//! calls finish on the old version and the next call (the next page, from the committed
-//! checkpoint) runs on the new one. Every version stays loaded, so rollback is one swap.
+//! working one and breaks every integration at once, leaks an integration's data while it is
+//! being vetted, or a swap tears a running pull. Several processes (`serve`, CLI commands) share
+//! one store and must agree on which bytes a version number names and which version serves.
+//!
+//! Rule: a version is published only after it passed, in order: (1) it is a valid component;
+//! (2) it targets a contract version this host supports and links against the host
+//! (`instantiate_pre`); (3) a canary in scratch stores runs, for every integration using the
+//! plugin, `configure` and, where the integration is connected, `test` and one bounded `pull`
+//! page. The canary never holds credentials: its requests carry no token, so a version that is
+//! about to be rejected has had no authenticated access. Failures that a missing token or the
+//! provider explain (re-authorization, permission, unreachable, rate limit) are expected there;
+//! traps, exceeded limits and failures that blame the version (misconfigured, unknown) reject
+//! it with its reason, and the old one keeps serving.
+//!
+//! Version numbers are allocated by the [`VersionStore`] inside its own transaction, so two
+//! processes never give one number to different bytes. Publication is one atomic pointer swap
+//! ([`ArcSwapOption`]): a call holds the `Arc<LoadedPlugin>` it started with, so in-flight calls
+//! finish on the old version and the next call (the next page, from the committed checkpoint)
+//! runs on the new one. [`PluginRegistry::sync`] applies what other processes installed or
+//! activated. Every version stays loaded, so rollback is one swap.
+//!
+//! Plugin names become file and URL path parts: only [`valid_plugin_name`]s are accepted.
+//! Component files are read only when they are regular files, up to [`MAX_COMPONENT_BYTES`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -19,10 +33,10 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwapOption;
 
 use super::cache::CacheOutcome;
-use super::credentials::{BoxFuture, CredentialProvider};
+use super::credentials::BoxFuture;
 use super::metrics::EngineMetrics;
 use super::outbound::OutboundPolicy;
-use super::wit::types::{Grant, HostContext, Session, Settings};
+use super::wit::types::{FailureKind, Grant, HostContext, PullRequest, Session, Settings};
 use super::{CallContext, EngineError, LoadedPlugin, PluginEngine};
 
 /// A stored plugin version.
@@ -51,15 +65,37 @@ pub struct VersionInfo {
     pub active_since: Option<SystemTime>,
 }
 
-/// A version as a [`VersionStore`] returns it at start-up.
+/// A version as a [`VersionStore`] lists it (without its bytes).
 #[derive(Debug, Clone)]
 pub struct StoredVersion {
     /// The record.
     pub record: VersionRecord,
-    /// The component bytes.
-    pub wasm: Vec<u8>,
     /// Since when this version is the active one of its plugin; None if it is not active.
     pub active_since: Option<SystemTime>,
+}
+
+/// A version to store: everything but its number, which the store allocates.
+#[derive(Debug, Clone, Copy)]
+pub struct NewVersion<'a> {
+    /// The plugin's name.
+    pub name: &'a str,
+    /// The sha256 of `wasm`, hex.
+    pub sha256: &'a str,
+    /// The contract version the component targets.
+    pub contract: &'a str,
+    /// When it is installed.
+    pub installed_at: SystemTime,
+    /// The component bytes.
+    pub wasm: &'a [u8],
+}
+
+/// What [`VersionStore::add_version`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddedVersion {
+    /// The version number the bytes have in the store.
+    pub version: u32,
+    /// Whether these bytes already were that version (nothing was written).
+    pub existing: bool,
 }
 
 /// Why the version store failed.
@@ -67,53 +103,80 @@ pub struct StoredVersion {
 #[error("plugin version store: {0}")]
 pub struct StoreError(pub String);
 
-/// Durable plugin versions. The runtime implements it on its database; [`MemoryVersionStore`]
-/// serves tests.
+/// Durable plugin versions, shared by every process using the same store. The runtime
+/// implements it on its database; [`MemoryVersionStore`] serves tests.
 pub trait VersionStore: Send + Sync + 'static {
-    /// Saves a new version and its bytes (idempotent for the same name and version).
-    fn put_version(&self, record: &VersionRecord, wasm: &[u8]) -> Result<(), StoreError>;
+    /// Stores `new` as the next version of its plugin, numbering it inside the store's own
+    /// transaction, unless the same bytes already are a version of that plugin (then that
+    /// version is returned). A number already taken is an error, never an overwrite.
+    fn add_version(&self, new: &NewVersion<'_>) -> Result<AddedVersion, StoreError>;
     /// Records that `version` of `name` is active since `since` (and no other version is).
     fn set_active(&self, name: &str, version: u32, since: SystemTime) -> Result<(), StoreError>;
-    /// Every stored version, for [`PluginRegistry::restore`].
-    fn load_all(&self) -> Result<Vec<StoredVersion>, StoreError>;
+    /// Every stored version without its bytes, by name and version.
+    fn versions(&self) -> Result<Vec<StoredVersion>, StoreError>;
+    /// The bytes of `version` of `name`, if stored.
+    fn wasm(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// A [`VersionStore`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryVersionStore {
-    versions: Mutex<Vec<StoredVersion>>,
+    versions: Mutex<Vec<(StoredVersion, Vec<u8>)>>,
 }
 
 impl VersionStore for MemoryVersionStore {
-    fn put_version(&self, record: &VersionRecord, wasm: &[u8]) -> Result<(), StoreError> {
+    fn add_version(&self, new: &NewVersion<'_>) -> Result<AddedVersion, StoreError> {
         let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        if !versions
-            .iter()
-            .any(|v| v.record.name == record.name && v.record.version == record.version)
-        {
-            versions.push(StoredVersion {
-                record: record.clone(),
-                wasm: wasm.to_vec(),
-                active_since: None,
+        let same_name = || versions.iter().filter(|(v, _)| v.record.name == new.name);
+        if let Some((v, _)) = same_name().find(|(v, _)| v.record.sha256 == new.sha256) {
+            return Ok(AddedVersion {
+                version: v.record.version,
+                existing: true,
             });
         }
-        Ok(())
+        let version = same_name()
+            .map(|(v, _)| v.record.version)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        versions.push((
+            StoredVersion {
+                record: VersionRecord {
+                    name: new.name.to_string(),
+                    version,
+                    sha256: new.sha256.to_string(),
+                    contract: new.contract.to_string(),
+                    installed_at: new.installed_at,
+                },
+                active_since: None,
+            },
+            new.wasm.to_vec(),
+        ));
+        Ok(AddedVersion {
+            version,
+            existing: false,
+        })
     }
 
     fn set_active(&self, name: &str, version: u32, since: SystemTime) -> Result<(), StoreError> {
         let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        for v in versions.iter_mut().filter(|v| v.record.name == name) {
+        for (v, _) in versions.iter_mut().filter(|(v, _)| v.record.name == name) {
             v.active_since = (v.record.version == version).then_some(since);
         }
         Ok(())
     }
 
-    fn load_all(&self) -> Result<Vec<StoredVersion>, StoreError> {
-        Ok(self
-            .versions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone())
+    fn versions(&self) -> Result<Vec<StoredVersion>, StoreError> {
+        let versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(versions.iter().map(|(v, _)| v.clone()).collect())
+    }
+
+    fn wasm(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        let versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(versions
+            .iter()
+            .find(|(v, _)| v.record.name == name && v.record.version == version)
+            .map(|(_, wasm)| wasm.clone()))
     }
 }
 
@@ -126,17 +189,17 @@ pub struct CanaryTarget {
     pub settings: Settings,
     /// The host facts its calls get.
     pub host: HostContext,
-    /// Its grant and token source, where it has credentials; then `test` runs too.
+    /// Its grant, where it is connected; then `test` and one `pull` page run too, without
+    /// its credentials.
     pub session: Option<CanarySession>,
 }
 
-/// The credentials of a [`CanaryTarget`].
+/// The connection of a [`CanaryTarget`]: the non-secret grant only. The canary is never given
+/// the integration's credentials.
 #[derive(Clone)]
 pub struct CanarySession {
     /// The non-secret grant.
     pub grant: Grant,
-    /// The integration's token source.
-    pub credentials: Arc<dyn CredentialProvider>,
 }
 
 /// The integrations that use a plugin. The runtime implements it over its integrations table.
@@ -187,6 +250,8 @@ pub enum Stage {
     CanaryConfigure,
     /// `test` of an integration failed.
     CanaryTest,
+    /// The bounded `pull` of an integration failed.
+    CanaryPull,
 }
 
 impl std::fmt::Display for Stage {
@@ -196,6 +261,7 @@ impl std::fmt::Display for Stage {
             Stage::Contract => "contract check",
             Stage::CanaryConfigure => "canary configure",
             Stage::CanaryTest => "canary test",
+            Stage::CanaryPull => "canary pull",
         })
     }
 }
@@ -228,6 +294,20 @@ pub enum RegistryError {
         /// The version asked for.
         version: u32,
     },
+    /// A plugin name that is not a [`valid_plugin_name`].
+    #[error(
+        "{0:?} is not a valid plugin name: use 1 to 64 lower-case letters, digits, '-' or '_', \
+         starting with a letter or digit"
+    )]
+    InvalidName(String),
+    /// A component file that is not a regular file, or is too big.
+    #[error("{path}: {reason}")]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The version store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -253,6 +333,8 @@ pub struct InstallReport {
     pub canary_configured: usize,
     /// Integrations the canary ran `test` for.
     pub canary_tested: usize,
+    /// Integrations the canary pulled one page for.
+    pub canary_pulled: usize,
     /// Time from the call to publication.
     pub elapsed: Duration,
 }
@@ -269,6 +351,49 @@ struct Slot {
     versions: Mutex<Vec<Entry>>,
 }
 
+impl Slot {
+    /// The loaded `version`, if any.
+    fn plugin(&self, version: u32) -> Option<Arc<LoadedPlugin>> {
+        self.versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|e| e.record.version == version)
+            .map(|e| e.plugin.clone())
+    }
+
+    /// Adds `entry`, keeping the versions in order.
+    fn insert(&self, entry: Entry) {
+        let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let at = versions.partition_point(|e| e.record.version < entry.record.version);
+        versions.insert(at, entry);
+    }
+}
+
+/// How many integrations each canary step ran for.
+#[derive(Debug, Default)]
+struct CanaryCounts {
+    configured: usize,
+    tested: usize,
+    pulled: usize,
+}
+
+/// Records the canary's `pull` asks for: enough to run the connector's read path.
+pub const CANARY_PULL_RECORDS: u32 = 1;
+
+/// Whether a connector failure in the canary is the version's fault. Without credentials a
+/// good version is expected to fail as unauthorized; an unreachable or throttling provider
+/// says nothing about it either.
+fn blames_the_version(kind: FailureKind) -> bool {
+    match kind {
+        FailureKind::ReauthorizationRequired
+        | FailureKind::PermissionDenied
+        | FailureKind::Unreachable
+        | FailureKind::RateLimited => false,
+        FailureKind::Misconfigured | FailureKind::Unknown => true,
+    }
+}
+
 /// The installed plugins, their versions, and which one serves each plugin's calls.
 pub struct PluginRegistry {
     engine: Arc<PluginEngine>,
@@ -276,6 +401,13 @@ pub struct PluginRegistry {
     canary: Arc<dyn CanaryTargets>,
     plugins: RwLock<BTreeMap<String, Arc<Slot>>>,
     installs: tokio::sync::Mutex<()>,
+    /// Held while [`PluginRegistry::sync`] compiles a version it found in the store.
+    loading: tokio::sync::Mutex<()>,
+    /// Held while the store's versions and the in-memory ones are brought in line (a new
+    /// version added, a version published, another process's changes applied).
+    publishing: Mutex<()>,
+    /// Stored versions that do not load in this host, not to be retried at every sync.
+    unloadable: Mutex<HashSet<(String, u32)>>,
 }
 
 impl PluginRegistry {
@@ -291,6 +423,9 @@ impl PluginRegistry {
             canary,
             plugins: RwLock::new(BTreeMap::new()),
             installs: tokio::sync::Mutex::new(()),
+            loading: tokio::sync::Mutex::new(()),
+            publishing: Mutex::new(()),
+            unloadable: Mutex::new(HashSet::new()),
         })
     }
 
@@ -331,40 +466,113 @@ impl PluginRegistry {
     /// (they passed one when installed). Versions that no longer load are skipped with a
     /// warning. Returns how many versions were loaded.
     pub async fn restore(&self) -> Result<usize, RegistryError> {
-        let _guard = self.installs.lock().await;
-        let stored = self.store.load_all()?;
+        self.sync().await
+    }
+
+    /// Brings the registry in line with the store: loads the versions other processes
+    /// installed (without a canary: they passed one there) and publishes the version the store
+    /// marks active, so that another process's `install` or `activate` reaches this one. One
+    /// query when nothing changed. Returns how many versions it loaded.
+    pub async fn sync(&self) -> Result<usize, RegistryError> {
+        let stored = self.store.versions()?;
         let mut loaded = 0;
-        for version in stored {
-            let record = version.record.clone();
+        for version in &stored {
+            let record = &version.record;
+            if self.is_loaded(&record.name, record.version) || self.is_unloadable(record) {
+                continue;
+            }
+            // Runs of many integrations sync at once: one of them compiles a new version.
+            let _loading = self.loading.lock().await;
+            if self.is_loaded(&record.name, record.version) {
+                continue;
+            }
+            let Some(wasm) = self.store.wasm(&record.name, record.version)? else {
+                continue;
+            };
             let engine = self.engine.clone();
             let name = record.name.clone();
-            let result = tokio::task::spawn_blocking(move || engine.load(&name, &version.wasm))
+            let result = tokio::task::spawn_blocking(move || engine.load(&name, &wasm))
                 .await
                 .map_err(|e| RegistryError::Io(format!("loading task failed: {e}")))?;
             let mut plugin = match result {
                 Ok(plugin) => plugin,
                 Err(e) => {
-                    tracing::warn!(plugin = %record.name, version = record.version, error = %e, "stored plugin version no longer loads");
+                    tracing::warn!(plugin = %record.name, version = record.version, error = %e, "stored plugin version does not load");
+                    self.unloadable
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((record.name.clone(), record.version));
                     continue;
                 }
             };
             plugin.version = record.version;
-            let plugin = Arc::new(plugin);
-            let slot = self.slot_or_create(&record.name);
-            if version.active_since.is_some() {
-                slot.active.store(Some(plugin.clone()));
-            }
-            slot.versions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Entry {
-                    record,
-                    plugin,
-                    active_since: version.active_since,
+            let _publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+            // A local install may have added it while this one compiled.
+            if !self.is_loaded(&record.name, record.version) {
+                self.slot_or_create(&record.name).insert(Entry {
+                    record: record.clone(),
+                    plugin: Arc::new(plugin),
+                    active_since: None,
                 });
-            loaded += 1;
+                loaded += 1;
+            }
+        }
+        if loaded > 0 || self.active_differs(&stored) {
+            let _publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+            // Read again under the lock: a local publish since the first read must stand.
+            self.apply_active(&self.store.versions()?);
         }
         Ok(loaded)
+    }
+
+    fn is_loaded(&self, name: &str, version: u32) -> bool {
+        self.slot(name)
+            .is_some_and(|slot| slot.plugin(version).is_some())
+    }
+
+    fn is_unloadable(&self, record: &VersionRecord) -> bool {
+        self.unloadable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(record.name.clone(), record.version))
+    }
+
+    /// Whether the store marks another version active than the one serving here.
+    fn active_differs(&self, stored: &[StoredVersion]) -> bool {
+        stored
+            .iter()
+            .filter(|v| v.active_since.is_some())
+            .any(|v| self.active(&v.record.name).map(|p| p.version) != Some(v.record.version))
+    }
+
+    /// Publishes the versions `stored` marks active. Call with `publishing` held.
+    fn apply_active(&self, stored: &[StoredVersion]) {
+        for version in stored {
+            let record = &version.record;
+            let Some(slot) = self.slot(&record.name) else {
+                continue;
+            };
+            let plugin = {
+                let mut versions = slot.versions.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(entry) = versions
+                    .iter_mut()
+                    .find(|e| e.record.version == record.version)
+                else {
+                    continue;
+                };
+                entry.active_since = version.active_since;
+                entry.plugin.clone()
+            };
+            let serving = slot
+                .active
+                .load()
+                .as_ref()
+                .is_some_and(|a| Arc::ptr_eq(a, &plugin));
+            if version.active_since.is_some() && !serving {
+                slot.active.store(Some(plugin));
+                tracing::info!(plugin = %record.name, version = record.version, "plugin version activated by another process");
+            }
+        }
     }
 
     /// Installs `wasm` as a new version of `name` and publishes it, after the checks in the
@@ -399,6 +607,9 @@ impl PluginRegistry {
         canary: bool,
         started: Instant,
     ) -> Result<InstallReport, RegistryError> {
+        if !valid_plugin_name(name) {
+            return Err(RegistryError::InvalidName(name.to_string()));
+        }
         let engine = self.engine.clone();
         let (owned_name, bytes) = (name.to_string(), wasm.to_vec());
         // Compilation is CPU work: keep it off the async workers.
@@ -406,7 +617,7 @@ impl PluginRegistry {
             tokio::task::spawn_blocking(move || engine.load_with_outcome(&owned_name, &bytes))
                 .await
                 .map_err(|e| RegistryError::Io(format!("loading task failed: {e}")))?;
-        let (mut plugin, cache) = loaded.map_err(|e| {
+        let (plugin, cache) = loaded.map_err(|e| {
             let stage = match e {
                 EngineError::InvalidComponent { .. } => Stage::Component,
                 _ => Stage::Contract,
@@ -415,65 +626,84 @@ impl PluginRegistry {
         })?;
         let sha256 = plugin.sha256.clone();
 
-        let (canary_configured, canary_tested) = if canary {
+        let counts = if canary {
             self.run_canary(name, &plugin, wasm).await?
         } else {
-            (0, 0)
+            CanaryCounts::default()
         };
-
-        let slot = self.slot_or_create(name);
-        let now = SystemTime::now();
-        let (version, existing, plugin) = {
-            let versions = slot.versions.lock().unwrap_or_else(|e| e.into_inner());
-            match versions.iter().find(|e| e.record.sha256 == sha256) {
-                Some(entry) => (entry.record.version, true, entry.plugin.clone()),
-                None => {
-                    let version = versions.iter().map(|e| e.record.version).max().unwrap_or(0) + 1;
-                    plugin.version = version;
-                    (version, false, Arc::new(plugin))
-                }
-            }
-        };
-        if !existing {
-            let record = VersionRecord {
-                name: name.to_string(),
-                version,
-                sha256: sha256.clone(),
-                contract: plugin.contract.to_string(),
-                installed_at: now,
-            };
-            self.store.put_version(&record, wasm)?;
-            slot.versions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Entry {
-                    record,
-                    plugin: plugin.clone(),
-                    active_since: None,
-                });
-        }
-        self.publish(name, &slot, version, plugin, now)?;
+        let (version, existing) = self.add_and_publish(name, wasm, plugin)?;
         Ok(InstallReport {
             name: name.to_string(),
             version,
             sha256,
             existing,
             cache,
-            canary_configured,
-            canary_tested,
+            canary_configured: counts.configured,
+            canary_tested: counts.tested,
+            canary_pulled: counts.pulled,
             elapsed: started.elapsed(),
         })
     }
 
-    /// Runs `configure` (and `test` where credentials exist) for every integration of `name`.
+    /// Stores `plugin` (compiled from `wasm`) as a version, numbered by the store, and
+    /// publishes it. Returns its number and whether the store already had these bytes.
+    fn add_and_publish(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        mut plugin: LoadedPlugin,
+    ) -> Result<(u32, bool), RegistryError> {
+        let now = SystemTime::now();
+        let _publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        let added = self.store.add_version(&NewVersion {
+            name,
+            sha256: &plugin.sha256,
+            contract: plugin.contract,
+            installed_at: now,
+            wasm,
+        })?;
+        let slot = self.slot_or_create(name);
+        let plugin = match slot.plugin(added.version) {
+            Some(loaded) => loaded,
+            None => {
+                // New here; when another process stored these bytes first, keep its record.
+                let record = self
+                    .store
+                    .versions()?
+                    .into_iter()
+                    .map(|v| v.record)
+                    .find(|r| r.name == name && r.version == added.version)
+                    .unwrap_or_else(|| VersionRecord {
+                        name: name.to_string(),
+                        version: added.version,
+                        sha256: plugin.sha256.clone(),
+                        contract: plugin.contract.to_string(),
+                        installed_at: now,
+                    });
+                plugin.version = added.version;
+                let plugin = Arc::new(plugin);
+                slot.insert(Entry {
+                    record,
+                    plugin: plugin.clone(),
+                    active_since: None,
+                });
+                plugin
+            }
+        };
+        self.publish(name, &slot, added.version, plugin, now)?;
+        Ok((added.version, added.existing))
+    }
+
+    /// Runs, for every integration of `name`: `configure`, and for connected ones `test` and
+    /// one bounded `pull` page, all without credentials (see the module doc).
     async fn run_canary(
         &self,
         name: &str,
         plugin: &LoadedPlugin,
         wasm: &[u8],
-    ) -> Result<(usize, usize), RegistryError> {
+    ) -> Result<CanaryCounts, RegistryError> {
         let targets = self.canary.targets(name).await;
-        let (mut configured_count, mut tested) = (0, 0);
+        let mut counts = CanaryCounts::default();
         for target in targets {
             let fail = |stage, reason: String| {
                 rejected(name, wasm, stage, Some(target.integration.clone()), reason)
@@ -504,17 +734,19 @@ impl PluginRegistry {
                 }
                 Err(e) => return Err(fail(Stage::CanaryConfigure, e.to_string())),
             };
-            configured_count += 1;
+            counts.configured += 1;
             let Some(session) = &target.session else {
                 continue;
             };
+            // The policy the integration's calls get, and no credentials: what leaves carries
+            // no token.
             let ctx = CallContext {
                 policy: Arc::new(OutboundPolicy::for_integration(
                     &configured.allowed_hosts,
                     Some(&session.grant.instance_url),
                     target.host.allow_insecure_loopback,
                 )),
-                credentials: Some(session.credentials.clone()),
+                credentials: None,
                 ..ctx
             };
             let session = Session {
@@ -524,7 +756,9 @@ impl PluginRegistry {
             };
             match self.engine.test(plugin, &ctx, &session).await {
                 Ok(report) => {
-                    if let Some(failure) = report.failure {
+                    if let Some(failure) = report.failure
+                        && blames_the_version(failure.kind)
+                    {
                         return Err(fail(
                             Stage::CanaryTest,
                             format!("{:?}: {}", failure.kind, failure.message),
@@ -533,9 +767,41 @@ impl PluginRegistry {
                 }
                 Err(e) => return Err(fail(Stage::CanaryTest, e.to_string())),
             }
-            tested += 1;
+            counts.tested += 1;
+            let Some(stream) = configured.streams.first() else {
+                continue;
+            };
+            let request = PullRequest {
+                stream: stream.name.clone(),
+                checkpoint: None,
+                max_records: CANARY_PULL_RECORDS,
+            };
+            match self.engine.pull(plugin, &ctx, &session, &request).await {
+                Ok(Ok(page)) if page.rows.len() > CANARY_PULL_RECORDS as usize => {
+                    return Err(fail(
+                        Stage::CanaryPull,
+                        format!(
+                            "a page of at most {CANARY_PULL_RECORDS} records was asked for and \
+                             {} came back",
+                            page.rows.len()
+                        ),
+                    ));
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(failure)) if blames_the_version(failure.kind) => {
+                    return Err(fail(
+                        Stage::CanaryPull,
+                        format!("{:?}: {}", failure.kind, failure.message),
+                    ));
+                }
+                Ok(Err(failure)) => {
+                    tracing::debug!(plugin = name, integration = %target.integration, kind = ?failure.kind, "canary pull failed as expected without credentials");
+                }
+                Err(e) => return Err(fail(Stage::CanaryPull, e.to_string())),
+            }
+            counts.pulled += 1;
         }
-        Ok((configured_count, tested))
+        Ok(counts)
     }
 
     /// Makes `version` of `name` serve calls again (rollback), without a canary.
@@ -544,21 +810,19 @@ impl PluginRegistry {
             .slot(name)
             .ok_or_else(|| RegistryError::UnknownPlugin(name.to_string()))?;
         let plugin = slot
-            .versions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|e| e.record.version == version)
-            .map(|e| e.plugin.clone())
+            .plugin(version)
             .ok_or_else(|| RegistryError::UnknownVersion {
                 plugin: name.to_string(),
                 version,
             })?;
+        let _publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         self.publish(name, &slot, version, plugin, SystemTime::now())?;
         tracing::info!(plugin = name, version, "plugin version activated");
         Ok(())
     }
 
+    /// Records `version` as active in the store, then swaps it in. Call with `publishing`
+    /// held.
     fn publish(
         &self,
         name: &str,
@@ -578,8 +842,8 @@ impl PluginRegistry {
         self.store.set_active(name, version, now)?;
         {
             let mut versions = slot.versions.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = versions.iter_mut().find(|e| e.record.version == version) {
-                entry.active_since = Some(now);
+            for entry in versions.iter_mut() {
+                entry.active_since = (entry.record.version == version).then_some(now);
             }
         }
         slot.active.store(Some(plugin));
@@ -701,7 +965,13 @@ async fn install_file(registry: &PluginRegistry, path: &Path) {
     let Some(name) = plugin_name_of(path) else {
         return;
     };
-    let wasm = match tokio::fs::read(path).await {
+    let owned = path.to_path_buf();
+    // A symlink in the plugins directory is refused: whoever can drop one could point it at
+    // a device or a FIFO, or at a file they do not own.
+    let read = tokio::task::spawn_blocking(move || read_component_file(&owned, Symlinks::Refuse))
+        .await
+        .map_err(|e| RegistryError::Io(format!("reading task failed: {e}")));
+    let wasm = match read.and_then(|r| r) {
         Ok(wasm) => wasm,
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "cannot read dropped plugin");
@@ -730,4 +1000,136 @@ async fn install_file(registry: &PluginRegistry, path: &Path) {
             tracing::warn!(file = %path.display(), plugin = %name, error = %e, "dropped plugin rejected")
         }
     }
+}
+
+/// Whether `name` may name a plugin: 1 to 64 of `a-z`, `0-9`, `-` and `_`, starting with a
+/// letter or digit. Plugin names end up in file names, URL paths and terminal output.
+pub fn valid_plugin_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    name.len() <= 64
+        && matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_'))
+}
+
+/// The largest component file [`read_component_file`] reads.
+pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
+
+/// Whether [`read_component_file`] follows a symbolic link at the path itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Symlinks {
+    /// Read the file a link points to (the CLI: the operator names the file).
+    Follow,
+    /// Refuse a link (the watched plugins directory).
+    Refuse,
+}
+
+/// Reads a component file: a regular file of at most [`MAX_COMPONENT_BYTES`]. Devices, FIFOs
+/// and sockets are refused (their reads never end or block), checked on the opened
+/// descriptor so that the file cannot be swapped between the check and the read.
+pub fn read_component_file(path: &Path, symlinks: Symlinks) -> Result<Vec<u8>, RegistryError> {
+    use std::io::Read;
+    let bad = |reason: String| RegistryError::BadFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if symlinks == Symlinks::Refuse
+        && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(bad(
+            "is a symbolic link; put the component file itself here".into(),
+        ));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking, so that opening a FIFO does not wait for a writer; no effect on the
+        // reads of a regular file.
+        let mut flags = libc::O_NONBLOCK;
+        if symlinks == Symlinks::Refuse {
+            flags |= libc::O_NOFOLLOW;
+        }
+        options.custom_flags(flags);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| bad(format!("cannot open it: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| bad(format!("cannot inspect it: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad(format!(
+            "is {}, not a regular file; give the path of a .wasm component",
+            file_kind(&meta)
+        )));
+    }
+    let too_big = |size: u64| {
+        bad(format!(
+            "is {size} bytes or more; a component may have at most {MAX_COMPONENT_BYTES} bytes"
+        ))
+    };
+    if meta.len() > MAX_COMPONENT_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    let mut wasm = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_COMPONENT_BYTES + 1)
+        .read_to_end(&mut wasm)
+        .map_err(|e| bad(format!("cannot read it: {e}")))?;
+    // It may have grown since it was inspected.
+    if wasm.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err(too_big(wasm.len() as u64));
+    }
+    Ok(wasm)
+}
+
+/// What kind of file `meta` describes, for an error message.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    "a special file"
+}
+
+/// Applies other processes' installs and activations (see [`PluginRegistry::sync`]) while it
+/// lives; dropping it stops.
+pub struct StoreFollower {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StoreFollower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Syncs `registry` with its store every `every` until the returned follower is dropped.
+/// `serve` runs one, so that `sluice plugin activate` or `install` in another process reaches
+/// it even when no run is going on (runs also sync before every page).
+pub fn follow_store(registry: Arc<PluginRegistry>, every: Duration) -> StoreFollower {
+    let task = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = registry.sync().await {
+                tracing::warn!(error = %e, "cannot read the plugin versions from the store");
+            }
+        }
+    });
+    StoreFollower { task }
 }

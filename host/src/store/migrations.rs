@@ -94,4 +94,17 @@ CREATE TABLE plugin_versions (
     PRIMARY KEY (name, version)
 );
 "#,
+    // 2: which plugin version served each committed page of a run (a hot swap takes over
+    // mid-run).
+    r#"
+CREATE TABLE run_pages (
+    run_id          TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    stream          TEXT NOT NULL,
+    rows            INTEGER NOT NULL,
+    plugin_version  INTEGER NOT NULL,
+    committed_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+"#,
 ];

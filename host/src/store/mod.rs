@@ -264,6 +264,21 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+/// One committed page of a run, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunPage {
+    /// Its place in the run, from 1.
+    pub seq: u32,
+    /// The stream.
+    pub stream: String,
+    /// Rows in the page.
+    pub rows: u64,
+    /// The number of the plugin version that served it.
+    pub plugin_version: u32,
+    /// When it committed (ms).
+    pub committed_at_ms: i64,
+}
+
 /// One stored record.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredRecord {
@@ -333,7 +348,8 @@ impl Store {
         };
         crate::private_fs::create_private_dir(data_dir).map_err(dir_err)?;
         // Probe writability up front: a read-only directory must fail before anything else.
-        let probe = data_dir.join(".write-probe");
+        // A name of its own: concurrent opens must not remove each other's probe.
+        let probe = data_dir.join(format!(".write-probe-{}", crate::secrets::random_token(6)));
         std::fs::write(&probe, b"").map_err(dir_err)?;
         let _ = std::fs::remove_file(&probe);
         let cipher = Cipher::load_or_create(data_dir)?;
@@ -785,6 +801,49 @@ impl Store {
         status: &str,
         api_calls: u32,
     ) -> Result<(), StoreError> {
+        self.commit_page_inner(
+            id, stream, run_id, rows, checkpoint, status, api_calls, None,
+        )
+    }
+
+    /// [`Store::commit_page`], recording in the same transaction that `plugin_version`
+    /// served the page (see [`Store::run_pages`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_page_served_by(
+        &self,
+        id: &str,
+        stream: &str,
+        run_id: &str,
+        rows: &[Row],
+        checkpoint: Option<&str>,
+        status: &str,
+        api_calls: u32,
+        plugin_version: u32,
+    ) -> Result<(), StoreError> {
+        self.commit_page_inner(
+            id,
+            stream,
+            run_id,
+            rows,
+            checkpoint,
+            status,
+            api_calls,
+            Some(plugin_version),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit_page_inner(
+        &self,
+        id: &str,
+        stream: &str,
+        run_id: &str,
+        rows: &[Row],
+        checkpoint: Option<&str>,
+        status: &str,
+        api_calls: u32,
+        plugin_version: Option<u32>,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut conn = self.pages.lock().unwrap_or_else(|e| e.into_inner());
         // IMMEDIATE: take the write lock up front (waiting on `busy_timeout` if another
@@ -818,6 +877,14 @@ impl Store {
             "UPDATE runs SET records = records + ?2, api_calls = api_calls + ?3 WHERE id = ?1",
         )?
         .execute(params![run_id, rows.len() as i64, api_calls])?;
+        if let Some(version) = plugin_version {
+            tx.prepare_cached(
+                "INSERT INTO run_pages (run_id, seq, stream, rows, plugin_version, committed_at_ms)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_pages WHERE run_id = ?1),
+                     ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![run_id, stream, rows.len() as i64, version, now])?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -975,10 +1042,12 @@ impl Store {
         Ok(())
     }
 
-    /// Marks runs left `running` by a crashed process as `interrupted`.
+    /// Marks runs left `running` by a crashed process as `interrupted`. Call it only while
+    /// holding the integration's run claim, so that no run of it is going on.
     pub fn close_orphan_runs(&self, id: &str) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE runs SET status = 'interrupted', ended_at_ms = COALESCE(ended_at_ms, ?2)
+            "UPDATE runs SET status = 'interrupted', ended_at_ms = COALESCE(ended_at_ms, ?2),
+                 error = COALESCE(error, 'the process running it ended before the run finished')
              WHERE integration_id = ?1 AND status = 'running'",
             params![id, now_ms()],
         )?;
@@ -1013,26 +1082,72 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The committed pages of a run, in order, with the plugin version that served each.
+    pub fn run_pages(&self, run_id: &str) -> Result<Vec<RunPage>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, stream, rows, plugin_version, committed_at_ms FROM run_pages
+             WHERE run_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(RunPage {
+                seq: r.get(0)?,
+                stream: r.get(1)?,
+                rows: r.get(2)?,
+                plugin_version: r.get(3)?,
+                committed_at_ms: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     // ---- plugin versions (the engine's VersionStore) ----
 
-    fn put_version_row(
+    fn add_version_row(
         &self,
-        record: &crate::engine::registry::VersionRecord,
-        wasm: &[u8],
-    ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR IGNORE INTO plugin_versions (name, version, sha256, contract,
+        new: &crate::engine::registry::NewVersion<'_>,
+    ) -> Result<crate::engine::registry::AddedVersion, StoreError> {
+        use crate::engine::registry::AddedVersion;
+        let mut conn = self.conn();
+        // IMMEDIATE: the number is read and taken under the write lock, so two processes
+        // installing at once get two numbers.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing: Option<u32> = tx
+            .query_row(
+                "SELECT version FROM plugin_versions WHERE name = ?1 AND sha256 = ?2",
+                params![new.name, new.sha256],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(version) = existing {
+            return Ok(AddedVersion {
+                version,
+                existing: true,
+            });
+        }
+        let version: u32 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM plugin_versions WHERE name = ?1",
+            [new.name],
+            |r| r.get(0),
+        )?;
+        // A plain INSERT: a number already taken fails here rather than dropping these bytes.
+        tx.execute(
+            "INSERT INTO plugin_versions (name, version, sha256, contract,
                  installed_at_ms, active_since_ms, wasm) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
             params![
-                record.name,
-                record.version,
-                record.sha256,
-                record.contract,
-                to_ms(record.installed_at),
-                wasm
+                new.name,
+                version,
+                new.sha256,
+                new.contract,
+                to_ms(new.installed_at),
+                new.wasm
             ],
         )?;
-        Ok(())
+        tx.commit()?;
+        Ok(AddedVersion {
+            version,
+            existing: false,
+        })
     }
 
     fn set_active_row(
@@ -1042,7 +1157,7 @@ impl Store {
         since: SystemTime,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE plugin_versions SET active_since_ms = NULL WHERE name = ?1",
             [name],
@@ -1055,11 +1170,12 @@ impl Store {
         Ok(())
     }
 
-    fn load_versions(&self) -> Result<Vec<crate::engine::registry::StoredVersion>, StoreError> {
+    fn version_rows(&self) -> Result<Vec<crate::engine::registry::StoredVersion>, StoreError> {
         use crate::engine::registry::{StoredVersion, VersionRecord};
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT name, version, sha256, contract, installed_at_ms, active_since_ms, wasm
+        // Without the bytes: this runs before every page of every run.
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, version, sha256, contract, installed_at_ms, active_since_ms
              FROM plugin_versions ORDER BY name, version",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -1072,20 +1188,29 @@ impl Store {
                     installed_at: from_ms(r.get(4)?),
                 },
                 active_since: r.get::<_, Option<i64>>(5)?.map(from_ms),
-                wasm: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn version_wasm(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT wasm FROM plugin_versions WHERE name = ?1 AND version = ?2",
+                params![name, version],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
 }
 
 impl crate::engine::registry::VersionStore for Store {
-    fn put_version(
+    fn add_version(
         &self,
-        record: &crate::engine::registry::VersionRecord,
-        wasm: &[u8],
-    ) -> Result<(), crate::engine::registry::StoreError> {
-        self.put_version_row(record, wasm)
+        new: &crate::engine::registry::NewVersion<'_>,
+    ) -> Result<crate::engine::registry::AddedVersion, crate::engine::registry::StoreError> {
+        self.add_version_row(new)
             .map_err(|e| crate::engine::registry::StoreError(e.to_string()))
     }
 
@@ -1099,11 +1224,20 @@ impl crate::engine::registry::VersionStore for Store {
             .map_err(|e| crate::engine::registry::StoreError(e.to_string()))
     }
 
-    fn load_all(
+    fn versions(
         &self,
     ) -> Result<Vec<crate::engine::registry::StoredVersion>, crate::engine::registry::StoreError>
     {
-        self.load_versions()
+        self.version_rows()
+            .map_err(|e| crate::engine::registry::StoreError(e.to_string()))
+    }
+
+    fn wasm(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<Vec<u8>>, crate::engine::registry::StoreError> {
+        self.version_wasm(name, version)
             .map_err(|e| crate::engine::registry::StoreError(e.to_string()))
     }
 }
@@ -1136,6 +1270,9 @@ fn row_to_integration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Integrat
 /// A connection to the database at `path`, set up as every connection of a [`Store`] is.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
+    // First: switching a new database to WAL takes a lock that a concurrent first open may
+    // hold for a moment.
+    conn.busy_timeout(Duration::from_secs(10))?;
     // Before WAL and before the first table: only a new database takes a page size (an
     // existing one keeps its own; both work). Record JSON is ~1 KB; with 4 KiB pages a
     // WITHOUT ROWID row keeps at most ~1 KB in the B-tree and spills the rest to an
@@ -1155,31 +1292,30 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     // pulled again (nothing lost); none is applied twice (nothing duplicated).
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
     Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = migrations::MIGRATIONS.len() as i64;
-    if current > known {
-        return Err(StoreError::Corrupt(format!(
-            "the database has schema version {current}, newer than this sluice ({known}); \
-             upgrade sluice"
-        )));
-    }
-    for (i, sql) in migrations::MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(current as usize)
-    {
-        let tx = conn.transaction()?;
+    loop {
+        // IMMEDIATE, and the version read inside: of several processes opening a new data
+        // directory at once, one applies each migration and the others see it applied.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current > known {
+            return Err(StoreError::Corrupt(format!(
+                "the database has schema version {current}, newer than this sluice ({known}); \
+                 upgrade sluice"
+            )));
+        }
+        let Some(sql) = migrations::MIGRATIONS.get(current as usize) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", current + 1)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "applied database migration");
+        tracing::info!(version = current + 1, "applied database migration");
     }
-    Ok(())
 }
 
 /// A new random id with a readable prefix, e.g. `int_3q9...`.

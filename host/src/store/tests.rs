@@ -51,7 +51,10 @@ fn row(key: &str, op: Operation, json: &str) -> Row {
 #[test]
 fn migrations_are_versioned_and_idempotent() {
     let (store, dir) = store("migrate");
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(
+        store.schema_version().unwrap(),
+        migrations::MIGRATIONS.len() as i64
+    );
     let mode: String = store
         .conn()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -59,7 +62,10 @@ fn migrations_are_versioned_and_idempotent() {
     assert_eq!(mode, "wal");
     drop(store);
     let again = Store::open(&dir.join(DB_FILE), Cipher::from_key(&[3u8; 32])).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 1);
+    assert_eq!(
+        again.schema_version().unwrap(),
+        migrations::MIGRATIONS.len() as i64
+    );
 }
 
 #[test]
@@ -85,7 +91,10 @@ fn a_new_database_gets_the_large_page_size_and_an_old_one_keeps_its_own() {
     }
     let old = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
     assert_eq!(page_size(&old.conn()), 4096);
-    assert_eq!(old.schema_version().unwrap(), 1);
+    assert_eq!(
+        old.schema_version().unwrap(),
+        migrations::MIGRATIONS.len() as i64
+    );
     let integration = add(&old, "old", None);
     let run = old.start_run(&integration.id, "cli", false, "t").unwrap();
     old.commit_page(

@@ -57,3 +57,52 @@ pub async fn connect(app: &App, id: &str) {
         .await
         .expect("authorized");
 }
+
+/// An integration of the hostile test plugin (which `app` must have installed) with
+/// `behaviour` and further `extra` settings, connected with a stored grant for
+/// `instance_url` whose access token is `"t"`. Returns its id.
+pub fn add_hostile_integration(
+    app: &App,
+    behaviour: &str,
+    extra: &[(&str, &str)],
+    instance_url: &str,
+) -> String {
+    use sluice::store::{GrantFlow, IntegrationSettings, NewIntegration, TokenSet, now_ms};
+    let mut pairs = vec![("behaviour".to_string(), behaviour.to_string())];
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let integration = app
+        .store
+        .insert_integration(&NewIntegration {
+            name: format!("hostile {behaviour}"),
+            plugin: "hostile".into(),
+            settings: IntegrationSettings {
+                capability: "crm".into(),
+                environment: "production".into(),
+                pull_by: None,
+                domain: None,
+                extra: pairs,
+            },
+            interval_s: 3600,
+            client_id: None,
+            client_secret: None,
+        })
+        .unwrap();
+    app.store
+        .put_grant(
+            &integration.id,
+            &TokenSet {
+                flow: GrantFlow::AuthorizationCode,
+                access: sluice::secrets::Secret::new("t"),
+                refresh: None,
+                token_url: "https://login.example/token".into(),
+                instance_url: instance_url.into(),
+                identity_url: None,
+                issued_at_ms: None,
+                scopes: vec!["api".into()],
+                obtained_at_ms: now_ms(),
+                generation: 0,
+            },
+        )
+        .unwrap();
+    integration.id
+}

@@ -224,6 +224,17 @@ impl Guest for Component {
                     .collect();
                 Ok(page(rows))
             }
+            "pull-fetch" => {
+                // Harmless in `configure` and `test`; only `pull` goes out, to `url`.
+                let (status, _, body) = get(url, false).map_err(failure)?;
+                Ok(page(vec![row(
+                    "response",
+                    format!(
+                        "{{\"status\":{status},\"body\":\"{}\"}}",
+                        escape(&String::from_utf8_lossy(&body))
+                    ),
+                )]))
+            }
             "trap" => {
                 if !url.is_empty() {
                     let _ = get(url, false);
@@ -315,6 +326,14 @@ impl Guest for Component {
                 );
                 let target = format!("{url}/services/data/v62.0/query?q={}", encode(&soql));
                 let (status, _, body) = get(&target, false).map_err(failure)?;
+                if status == 401 {
+                    // As a Salesforce connector answers a missing or expired session.
+                    return Err(w::Failure {
+                        kind: w::FailureKind::ReauthorizationRequired,
+                        message: format!("status 401: {}", String::from_utf8_lossy(&body)),
+                        retry_after_s: None,
+                    });
+                }
                 if status != 200 {
                     return Err(failure(format!(
                         "status {status}: {}",

@@ -12,11 +12,12 @@
 //! | `fetch` | GETs `url` (private addresses, retries, refresh, header spy) |
 //! | `post` | POSTs `size` bytes to `url`, streaming the body |
 //! | `fs-env` | reads files, directories and environment variables |
-//! | `trap` | GETs `url` if set, then panics mid-pull |
+//! | `pull-fetch` | GETs `url` in `pull` only (`test` does nothing) |
+//! | `trap` | GETs `url` if set, then panics mid-pull (`test` succeeds) |
 //! | `big-page` | returns `size` bytes of rows (page size cap) |
 //! | `header-spy` | GETs `url`, tries to set `Authorization`, logs every header it can see |
 //! | `pager` | pages through `url/page?after=N` (hot-swap tests) |
-//! | `sf-pager` | pages Case Ids through the Salesforce REST query API at `url` |
+//! | `sf-pager` | pages Case Ids through the Salesforce REST query API at `url` (401: re-authorization required) |
 //! | `stall-spin` | opens a POST to `url` whose body never ends, then spins (CPU deadline) |
 //! | `stall-wait` | opens a POST to `url` whose body never ends, then waits for the response |
 //! | `hoard` | GETs `url` `count` times and keeps every response unread (host buffer budget) |
