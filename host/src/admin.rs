@@ -272,7 +272,7 @@ async fn edit(
 }
 
 async fn delete(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
-    s.app.delete_integration(&id)?;
+    s.app.delete_integration(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -20,7 +20,7 @@ use crate::engine::wit::types::{
     Settings, TestReport,
 };
 use crate::engine::{CallContext, EngineError, EngineLimits, LoadedPlugin, PluginEngine};
-use crate::oauth::{AuthorizationStart, Callback, OAuth, OAuthError};
+use crate::oauth::{AuthorizationStart, Callback, OAuth, OAuthError, RevocableToken};
 use crate::store::{
     GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, RunRecord,
     Store, StoreError, TokenSet, now_ms,
@@ -440,8 +440,15 @@ impl App {
         Ok(validated(integration, configured))
     }
 
-    /// Deletes an integration with its tokens, records, checkpoints and runs.
-    pub fn delete_integration(&self, id: &str) -> Result<(), AppError> {
+    /// Deletes an integration with its tokens, records, checkpoints and runs, then revokes
+    /// its refresh token at the provider (Salesforce keeps only five approvals per user and
+    /// app, so an orphaned one would end another integration's). A failed revocation is
+    /// logged; the deletion stands.
+    pub async fn delete_integration(&self, id: &str) -> Result<(), AppError> {
+        let revocation = match self.store.tokens(id)? {
+            Some(tokens) => self.revocation(id, &tokens).await,
+            None => None,
+        };
         self.store.delete_integration(id)?;
         let _ = std::fs::remove_file(
             self.config
@@ -450,7 +457,44 @@ impl App {
                 .join(format!("{id}.lock")),
         );
         tracing::info!(integration = id, "integration deleted");
+        if let Some(revocation) = revocation {
+            revocation.run(self, id).await;
+        }
         Ok(())
+    }
+
+    /// What revoking `tokens` needs: the plan's revoke URL and the app. `None` (logged) when
+    /// the plan has no revoke URL or cannot be had.
+    async fn revocation(&self, id: &str, tokens: &TokenSet) -> Option<Revocation> {
+        let (plan, rules) = match self.plan(id).await {
+            Ok(planned) => planned,
+            Err(e) => {
+                tracing::warn!(integration = id, error = %e, "cannot revoke the tokens: no OAuth plan");
+                return None;
+            }
+        };
+        let Some(url) = plan.revoke_url else {
+            tracing::warn!(
+                integration = id,
+                "the OAuth plan has no revoke URL: the tokens stay valid at the provider"
+            );
+            return None;
+        };
+        let app = self
+            .tokens
+            .app_for(id)
+            .map_err(|e| tracing::warn!(integration = id, error = %e, "cannot revoke the tokens"))
+            .ok()?;
+        let token = match &tokens.refresh {
+            Some(refresh) => RevocableToken::Refresh(refresh.clone()),
+            None => RevocableToken::Access(tokens.access.clone()),
+        };
+        Some(Revocation {
+            url,
+            app,
+            token,
+            rules,
+        })
     }
 
     /// The integration with what `configure` says about it now.
@@ -620,9 +664,50 @@ impl App {
                 &rules,
             )
             .await?;
-        self.store_grant(&id, GrantFlow::AuthorizationCode, &token_url, grant)?;
+        self.replace_grant(&id, GrantFlow::AuthorizationCode, &token_url, grant)
+            .await?;
         tracing::info!(integration = %id, "integration authorized");
         Ok(self.store.integration(&id)?)
+    }
+
+    /// Stores a new grant in place of the integration's current one: refused when it belongs
+    /// to another org than the one first connected (the new grant is then revoked), and the
+    /// superseded refresh token is revoked once the new grant is stored.
+    async fn replace_grant(
+        &self,
+        id: &str,
+        flow: GrantFlow,
+        token_url: &str,
+        grant: crate::oauth::Grant,
+    ) -> Result<(), AppError> {
+        let previous = self.store.tokens(id)?;
+        if let Some(previous) = &previous
+            && let Some(message) = other_org(id, previous, &grant)
+        {
+            let unwanted = TokenSet {
+                access: grant.access.clone(),
+                refresh: grant.refresh.clone(),
+                ..previous.clone()
+            };
+            if let Some(revocation) = self.revocation(id, &unwanted).await {
+                revocation.run(self, id).await;
+            }
+            return Err(AppError::Conflict(message));
+        }
+        let kept = |old: &crate::secrets::Secret, new: &Option<crate::secrets::Secret>| {
+            new.as_ref().is_some_and(|n| n.expose() == old.expose())
+        };
+        let superseded = previous.filter(|p| match &p.refresh {
+            Some(old) => !kept(old, &grant.refresh),
+            None => !kept(&p.access, &Some(grant.access.clone())),
+        });
+        self.store_grant(id, flow, token_url, grant)?;
+        if let Some(previous) = superseded
+            && let Some(revocation) = self.revocation(id, &previous).await
+        {
+            revocation.run(self, id).await;
+        }
+        Ok(())
     }
 
     /// Connects with the client-credentials grant (server-to-server).
@@ -641,7 +726,8 @@ impl App {
             .oauth()
             .client_credentials(&plan.token_url, &app, &rules)
             .await?;
-        self.store_grant(id, GrantFlow::ClientCredentials, &plan.token_url, grant)?;
+        self.replace_grant(id, GrantFlow::ClientCredentials, &plan.token_url, grant)
+            .await?;
         tracing::info!(
             integration = id,
             "integration connected with client credentials"
@@ -707,6 +793,47 @@ impl App {
             _lock: file,
         })
     }
+}
+
+/// A token to revoke and where.
+struct Revocation {
+    url: String,
+    app: crate::oauth::AppCredentials,
+    token: RevocableToken,
+    /// The approved endpoints: the revoke URL is held to them like the token URL.
+    rules: EgressRules,
+}
+
+impl Revocation {
+    /// Revokes; a failure is logged (the token then lives until it expires or a person
+    /// revokes it in the provider's settings).
+    async fn run(self, app: &App, id: &str) {
+        match app
+            .tokens
+            .oauth()
+            .revoke(&self.url, &self.app, &self.token, &self.rules)
+            .await
+        {
+            Ok(()) => tracing::info!(integration = id, "superseded token revoked"),
+            Err(e) => {
+                tracing::warn!(integration = id, error = %e, "could not revoke a superseded token")
+            }
+        }
+    }
+}
+
+/// The refusal of a grant from another org than the one `previous` belongs to, if it is one.
+fn other_org(id: &str, previous: &TokenSet, grant: &crate::oauth::Grant) -> Option<String> {
+    let org_of = |url: Option<&str>| url.and_then(crate::oauth::org_of_identity_url);
+    let first = org_of(previous.identity_url.as_deref())?;
+    let now = org_of(grant.identity_url.as_deref())?;
+    (first != now).then(|| {
+        format!(
+            "this authorization is for Salesforce org {now}, but integration {id} belongs to org \
+             {first}: log in to org {first} (or set the integration's domain to that org's My \
+             Domain) and authorize again. Nothing was changed, and the new grant was revoked"
+        )
+    })
 }
 
 impl App {

@@ -105,6 +105,16 @@ impl OAuthError {
         matches!(self, Self::Provider { error, .. } if error == "invalid_grant")
     }
 
+    /// Whether the grant is dead for good and only a person can fix it: `invalid_grant`,
+    /// a deactivated user or org (`inactive_user`, `inactive_org`), or an unknown or wrong
+    /// client. Retrying cannot help.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Provider { error, .. } if matches!(
+            error.as_str(),
+            "invalid_grant" | "inactive_user" | "inactive_org" | "invalid_client_id" | "invalid_client"
+        ))
+    }
+
     /// Whether the provider rejected the request for good (any error response), as opposed
     /// to a transient failure to reach it.
     pub fn is_provider_refusal(&self) -> bool {
@@ -136,6 +146,26 @@ pub struct Grant {
     pub issued_at_ms: Option<i64>,
     /// Granted scopes.
     pub scopes: Vec<String>,
+}
+
+/// A token to revoke.
+#[derive(Debug, Clone)]
+pub enum RevocableToken {
+    /// A refresh token: revoking it ends its sessions too.
+    Refresh(Secret),
+    /// An access token (grants without a refresh token).
+    Access(Secret),
+}
+
+/// The org id in a Salesforce identity URL (`…/id/{orgId}/{userId}`), as 15 characters
+/// (18-character ids only add a checksum suffix).
+pub fn org_of_identity_url(url: &str) -> Option<String> {
+    let path = url::Url::parse(url).ok()?.path().to_string();
+    let mut parts = path.trim_end_matches('/').rsplit('/');
+    let _user = parts.next()?;
+    let org = parts.next()?;
+    (parts.next() == Some("id") && org.starts_with("00D") && matches!(org.len(), 15 | 18))
+        .then(|| org[..15].to_string())
 }
 
 /// A started authorization: the URL for the browser and what the callback will need.
@@ -325,6 +355,47 @@ impl OAuth {
             .request_async(&http)
             .await;
         self.checked(grant_of(response), rules)
+    }
+
+    /// Revokes a token at `revoke_url` (RFC 7009: a form POST of `token`, with the client
+    /// id). Revoking a refresh token also ends the sessions issued from it. The endpoint is
+    /// held to `rules` and reached through a client pinned to the checked addresses, as the
+    /// grants are: a token is a secret wherever it goes.
+    pub async fn revoke(
+        &self,
+        revoke_url: &str,
+        app: &AppCredentials,
+        token: &RevocableToken,
+        rules: &EgressRules,
+    ) -> Result<(), OAuthError> {
+        let url = self.check_endpoint(revoke_url, rules)?;
+        let http = self.client_for(&url, rules).await?;
+        let (token, hint) = match token {
+            RevocableToken::Refresh(t) => (t, "refresh_token"),
+            RevocableToken::Access(t) => (t, "access_token"),
+        };
+        let form = [
+            ("token", token.expose()),
+            ("token_type_hint", hint),
+            ("client_id", app.client_id.as_str()),
+        ];
+        let response = http
+            .post(url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| OAuthError::Transport(error_chain(&e)))?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        Err(OAuthError::Provider {
+            error: text("error").unwrap_or_else(|| format!("HTTP {status}")),
+            description: text("error_description").unwrap_or_else(|| "(no description)".into()),
+        })
     }
 
     /// Runs the client-credentials grant.

@@ -9,8 +9,9 @@
 //! - The refresh result is stored (rotated refresh token and new access token in one
 //!   statement) before the access token is returned to anyone: a crash right after the
 //!   provider rotated cannot leave the database with a dead refresh token.
-//! - `invalid_grant` marks the integration `needs-reauthorization` with the provider's text;
-//!   later calls fail at once without another token request (no retry loop).
+//! - A final refusal (`invalid_grant`, `inactive_user`, `inactive_org`, a bad client) marks
+//!   the integration `needs-reauthorization` with the provider's text; later calls fail at
+//!   once without another token request (no retry loop).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -259,10 +260,7 @@ impl TokenService {
                 );
                 Ok(AccessToken::new(grant.access.expose()))
             }
-            Err(e)
-                if e.is_invalid_grant()
-                    || matches!(e, OAuthError::Provider { ref error, .. } if error == "invalid_client_id" || error == "invalid_client") =>
-            {
+            Err(e) if e.is_final() => {
                 let reason = format!("token refresh refused: {e}");
                 self.mark_dead(integration_id, &reason)?;
                 Err(CredentialError::ReauthorizationRequired(reason))

@@ -32,6 +32,12 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
     let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
         auto_approve: true,
         dataset: sf_emulator::Dataset::Empty,
+        // The tenants stand for different users: one user approving the app this often
+        // would keep only its last five approvals, as Salesforce does.
+        settings: sf_emulator::Settings {
+            approvals_per_app: u32::MAX,
+            ..sf_emulator::Settings::default()
+        },
         ..sf_emulator::EmulatorConfig::default()
     })
     .await

@@ -124,17 +124,23 @@ fn transport_error(target: &str, code: ErrorCode) -> TransportError {
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout
         | ErrorCode::HttpResponseTimeout => TransportError::Timeout(target.to_string()),
+        ErrorCode::HttpResponseBodySize(_) => TransportError::ResponseTooLarge(target.to_string()),
         _ => TransportError::Other(detail),
     }
 }
 
 fn send(request: Request) -> Result<Response, ErrorCode> {
     let url = url::Url::parse(&request.url).map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
-    let headers: Vec<(String, Vec<u8>)> = request
+    let mut headers: Vec<(String, Vec<u8>)> = request
         .headers
         .into_iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.into_bytes()))
         .collect();
+    // Salesforce compresses REST and Bulk results on request (several times smaller); the
+    // host inflates them within its response cap, so the connector reads plain bytes.
+    if !headers.iter().any(|(n, _)| n == "accept-encoding") {
+        headers.push(("accept-encoding".into(), b"gzip".to_vec()));
+    }
     let fields = Fields::from_list(&headers)
         .map_err(|e| ErrorCode::InternalError(Some(format!("bad header: {e:?}"))))?;
     let outgoing = OutgoingRequest::new(fields);

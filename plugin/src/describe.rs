@@ -121,6 +121,34 @@ pub fn find_kav(global_body: &[u8]) -> Option<String> {
         .map(|s| s.to_string())
 }
 
+/// Objects an org may not have at all: their streams are skipped, and Test Connection warns.
+const OPTIONAL_OBJECTS: &[(&str, &str)] = &[(
+    "EmailMessage",
+    "it exists only when Email-to-Case or Enhanced Email is enabled",
+)];
+
+/// Whether the org may lack `object` without anything being wrong (EmailMessage; Knowledge
+/// is found through describe global instead).
+pub fn is_optional(object: &str) -> bool {
+    OPTIONAL_OBJECTS
+        .iter()
+        .any(|(o, _)| o.eq_ignore_ascii_case(object))
+}
+
+/// Why an optional object may be missing.
+pub fn optional_reason(object: &str) -> &'static str {
+    OPTIONAL_OBJECTS
+        .iter()
+        .find(|(o, _)| o.eq_ignore_ascii_case(object))
+        .map_or("the org does not have it", |(_, why)| why)
+}
+
+/// Whether a describe failed because the object does not exist for the user: absent from
+/// the org or not readable, which Salesforce answers alike.
+pub fn is_missing(e: &crate::errors::SfError) -> bool {
+    e.status == 404 || e.is("NOT_FOUND") || e.is("INVALID_TYPE")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

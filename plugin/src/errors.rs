@@ -89,7 +89,7 @@ pub fn transport(e: &TransportError) -> SfError {
     let kind = match e {
         TransportError::Unreachable { .. } | TransportError::Timeout(_) => FailureKind::Unreachable,
         TransportError::Denied(_) => FailureKind::Misconfigured,
-        TransportError::Other(_) => FailureKind::Unknown,
+        TransportError::Other(_) | TransportError::ResponseTooLarge(_) => FailureKind::Unknown,
     };
     let message = match e {
         TransportError::Denied(t) => format!(

@@ -100,6 +100,12 @@ pub enum TransportError {
     /// The request timed out.
     #[error("request to {0} timed out")]
     Timeout(String),
+    /// The response was larger than the host accepts (counted after decompression).
+    #[error(
+        "the response from {0} is larger than the host's response size cap (counted after \
+         decompression)"
+    )]
+    ResponseTooLarge(String),
     /// Anything else the transport reported.
     #[error("HTTP transport error: {0}")]
     Other(String),

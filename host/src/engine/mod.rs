@@ -22,6 +22,7 @@ pub mod budget;
 pub mod cache;
 pub mod cpu;
 pub mod credentials;
+pub mod gzip;
 pub mod host_log;
 pub mod manifest;
 pub mod metrics;

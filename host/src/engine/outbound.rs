@@ -583,6 +583,17 @@ impl OutboundCall {
                 }
             }
         }
+        let mut head = head;
+        let collected = super::gzip::decode_response(&mut head, collected, cap).map_err(|e| {
+            let origin = format!("{}://{host}", if use_tls { "https" } else { "http" });
+            self.deny(&origin, &e.to_string());
+            match e {
+                super::gzip::GzipError::TooLarge { .. } => {
+                    HttpError::HttpResponseBodySize(Some(cap as u64))
+                }
+                super::gzip::GzipError::Corrupt(_) => HttpError::InternalError(Some(e.to_string())),
+            }
+        })?;
         Ok(Buffered {
             head,
             body: reservation.into_bytes(collected),

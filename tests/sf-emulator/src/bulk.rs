@@ -122,7 +122,12 @@ fn create(ctx: &Ctx) -> Response {
     };
     let parsed = {
         let store = ctx.state.store.read().expect("store lock");
-        soql::parse_with(soql_text, &store.schemas, &opts)
+        let settings = ctx.state.settings();
+        let catalog = crate::access::VisibleCatalog {
+            inner: &store.schemas,
+            settings: &settings,
+        };
+        soql::parse_with(soql_text, &catalog, &opts)
     };
     let query = match parsed {
         Ok(q) => q,

@@ -528,6 +528,8 @@ pub fn apply(store: &mut Store, op: &RecordOp, lag_ms: u64) -> Result<Json, Stri
         Some(s) => dt::parse_datetime(s).ok_or_else(|| format!("bad SystemModstamp {s}"))?,
         None => now,
     };
+    // Salesforce stores datetimes to the second.
+    let ts = ts - ts.rem_euclid(1000);
     let visible_at = now + op.visible_after_ms.unwrap_or(lag_ms) as i64;
     let w = Write {
         ts,

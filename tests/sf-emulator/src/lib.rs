@@ -10,7 +10,9 @@
 // only add noise on paths that are cold anyway.
 #![allow(clippy::result_large_err)]
 
+pub mod access;
 pub mod bulk;
+pub mod compress;
 pub mod control;
 pub mod data;
 pub mod dt;
@@ -19,6 +21,7 @@ pub mod jwt;
 pub mod oauth;
 pub mod rest;
 pub mod schema;
+pub mod serve;
 pub mod soql;
 pub mod state;
 
@@ -71,6 +74,31 @@ pub struct Settings {
     pub bulk_unsupported_objects: Vec<String>,
     /// `aud` values the JWT bearer grant accepts besides the emulator's own origin.
     pub jwt_audiences: Vec<String>,
+    /// The token response's `id` names the login host ([`Emulator::login_url`]), as on real
+    /// orgs even with a My Domain; false puts it on the instance (the old emulator).
+    pub identity_on_login_host: bool,
+    /// The integration user has "View Setup and Configuration"; without it `/limits`
+    /// answers 403 `INSUFFICIENT_ACCESS`.
+    pub view_setup_permission: bool,
+    /// Objects the org does not have (EmailMessage without Email-to-Case or Enhanced Email,
+    /// Knowledge when not enabled): absent from describe global, 404 `NOT_FOUND` on
+    /// `/sobjects/{name}/…`, `INVALID_TYPE` in SOQL and Bulk.
+    pub absent_objects: Vec<String>,
+    /// Objects the integration user cannot read: answered exactly like absent ones, as
+    /// Salesforce does.
+    pub unreadable_objects: Vec<String>,
+    /// Approvals (refresh-token families) one user may hold for one connected app; the
+    /// next approval revokes the oldest.
+    pub approvals_per_app: u32,
+    /// With rotation on, redeeming a refresh token that was already rotated revokes every
+    /// token of its family (and their sessions).
+    pub rotation_reuse_revokes_family: bool,
+    /// The org the browser is logged into at the authorize pages (`primary` or `second`).
+    pub browser_org: OrgChoice,
+    /// The user is deactivated: the token endpoint answers `inactive_user` and sessions end.
+    pub inactive_user: bool,
+    /// The org is locked, closed or suspended: the token endpoint answers `inactive_org`.
+    pub inactive_org: bool,
 
     // --- Query cursors and data that changes without a trace (sync behaviours) ---
     /// A query locator answers 401 `INVALID_SESSION_ID` once the session that opened it has
@@ -92,6 +120,18 @@ pub struct Settings {
     /// `QUERY_TOO_COMPLICATED`, as formula-heavy objects do when every field is selected.
     /// UNVERIFIED threshold (Salesforce's limit is on the compiled SQL, not a count); 0 = off.
     pub max_formula_fields_per_query: u32,
+}
+
+/// One of the emulator's two orgs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgChoice {
+    /// The org with the dataset and the instance at [`Emulator::url`].
+    #[default]
+    Primary,
+    /// A second org with its own id and user and no data: only its login and identity are
+    /// served; the primary instance refuses its sessions.
+    Second,
 }
 
 impl Default for Settings {
@@ -118,6 +158,15 @@ impl Default for Settings {
                 "https://login.salesforce.com".into(),
                 "https://test.salesforce.com".into(),
             ],
+            identity_on_login_host: true,
+            view_setup_permission: true,
+            absent_objects: Vec::new(),
+            unreadable_objects: Vec::new(),
+            approvals_per_app: 5,
+            rotation_reuse_revokes_family: true,
+            browser_org: OrgChoice::Primary,
+            inactive_user: false,
+            inactive_org: false,
             locators_bound_to_session: true,
             locator_idle_timeout_s: 0,
             max_open_locators_per_user: 0,
@@ -185,6 +234,9 @@ pub struct Emulator {
     /// Origin, e.g. `http://127.0.0.1:PORT` (also the token response's `instance_url`).
     pub url: String,
     pub addr: SocketAddr,
+    /// A second loopback origin standing for `login.salesforce.com`: it serves OAuth and the
+    /// identity URLs the token responses name.
+    pub login_url: String,
     pub client_id: String,
     pub client_secret: String,
     pub username: String,
@@ -205,24 +257,27 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
+        let login_listener =
+            tokio::net::TcpListener::bind(SocketAddr::new(config.listen.ip(), 0)).await?;
+        let login_url = format!("http://{}", login_listener.local_addr()?);
         // Generation of big datasets is CPU work; keep it off the async workers.
         let shared = {
-            let url = url.clone();
-            tokio::task::spawn_blocking(move || state::Shared::new(config, url)).await?
+            let (url, login_url) = (url.clone(), login_url.clone());
+            tokio::task::spawn_blocking(move || state::Shared::new(config, url, login_url)).await?
         };
         let shared = Arc::new(shared);
-        let app = rest::router(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let task = tokio::spawn(serve::both(
+            listener,
+            rest::router(shared.clone()),
+            login_listener,
+            rest::login_router(shared.clone()),
+            rx,
+        ));
         Ok(Emulator {
             url,
             addr,
+            login_url,
             client_id: shared.app.client_id.clone(),
             client_secret: shared.app.client_secret.clone(),
             username: shared.username.clone(),

@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let emu = Emulator::start(cfg).await?;
         let line = serde_json::json!({
-            "url": emu.url, "client_id": emu.client_id, "client_secret": emu.client_secret,
+            "url": emu.url, "login_url": emu.login_url, "client_id": emu.client_id, "client_secret": emu.client_secret,
             "username": emu.username, "password": emu.password, "control_key": emu.control_key,
         });
         let mut out = std::io::stdout().lock();

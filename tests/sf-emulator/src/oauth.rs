@@ -42,7 +42,27 @@ pub struct RefreshToken {
     pub client_id: String,
     pub scope: String,
     pub revoked: bool,
+    /// One approval: the token minted by a code grant and every token rotated from it.
+    pub family: u64,
+    /// Replaced by rotation (and so revoked); redeeming it again is a reuse.
+    pub rotated: bool,
 }
+
+/// How a token response treats refresh tokens.
+#[derive(Clone, Debug)]
+pub enum RefreshMode {
+    /// No refresh token (client credentials, JWT, password).
+    None,
+    /// A new approval: mint a refresh token in a new family.
+    NewFamily,
+    /// The session belongs to this existing refresh token, which is not echoed back.
+    Existing(String),
+    /// Rotation: mint the family's next refresh token.
+    Rotate(u64),
+}
+
+/// The user number standing for the second org's only user.
+pub const SECOND_ORG_USER: u32 = u32::MAX;
 
 /// An authorization code awaiting redemption.
 #[derive(Clone, Debug)]
@@ -131,12 +151,18 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Checks the request's access token.
+/// Checks the request's access token. The primary instance refuses the second org's
+/// sessions, and every session of an inactive user or org.
 pub fn authenticate(state: &Shared, headers: &HeaderMap) -> Result<Session, Response> {
     let token = bearer(headers).ok_or_else(invalid_session)?;
-    let timeout_ms = state.settings().session_timeout_s as i64 * 1000;
+    let settings = state.settings();
+    if settings.inactive_user || settings.inactive_org {
+        return Err(invalid_session());
+    }
+    let timeout_ms = settings.session_timeout_s as i64 * 1000;
     let auth = state.auth.lock().expect("auth lock");
     match auth.access.get(token) {
+        Some(t) if t.user == SECOND_ORG_USER => Err(invalid_session()),
         Some(t) if !t.ended && dt::now_ms() < t.issued_at + timeout_ms => Ok(Session {
             token: token.to_string(),
             user: t.user,
@@ -150,8 +176,31 @@ pub fn user_id(user: u32) -> String {
     ids::make("005", user as u64)
 }
 
-fn identity_url(state: &Shared, user: u32) -> String {
-    format!("{}/id/{}/{}", state.base_url, state.org_id, user_id(user))
+/// The org a user belongs to.
+pub fn org_of(state: &Shared, user: u32) -> &str {
+    if user == SECOND_ORG_USER {
+        &state.second_org_id
+    } else {
+        &state.org_id
+    }
+}
+
+/// The identity URL of a user: on the login host, as on real orgs, unless the setting
+/// `identity_on_login_host` is off.
+pub fn identity_url(state: &Shared, user: u32) -> String {
+    let host = if state.settings().identity_on_login_host {
+        &state.login_url
+    } else {
+        &state.base_url
+    };
+    format!("{host}/id/{}/{}", org_of(state, user), user_id(user))
+}
+
+/// Scopes that allow the identity service (the identity URL and userinfo).
+fn allows_identity(scope: &str) -> bool {
+    scope
+        .split(' ')
+        .any(|s| matches!(s, "id" | "openid" | "profile" | "full"))
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
@@ -176,19 +225,25 @@ pub fn issue(
     state: &Shared,
     user: u32,
     scope: &str,
-    with_refresh: Option<Option<String>>,
+    refresh: RefreshMode,
     client_credentials: bool,
 ) -> Json {
     let now = dt::now_ms();
-    let org15 = &state.org_id[..15];
+    let org15 = &org_of(state, user)[..15];
     let access = format!("{org15}!AQ{}", state.token(96, TOKEN_CHARS));
     let mut auth = state.auth.lock().expect("auth lock");
-    // `with_refresh`: None = no refresh token; Some(None) = mint one; Some(Some(t)) =
-    // the session belongs to existing refresh token `t` (not echoed back).
-    let (refresh_new, refresh_parent) = match with_refresh {
-        None => (None, None),
-        Some(Some(existing)) => (None, Some(existing)),
-        Some(None) => {
+    let family = match refresh {
+        RefreshMode::NewFamily => {
+            let cap = state.settings().approvals_per_app.max(1) as usize;
+            make_room_for_approval(&mut auth, user, &state.app.client_id, cap);
+            Some(state.next_seq())
+        }
+        RefreshMode::Rotate(family) => Some(family),
+        RefreshMode::None | RefreshMode::Existing(_) => None,
+    };
+    let (refresh_new, refresh_parent) = match (refresh, family) {
+        (RefreshMode::Existing(existing), _) => (None, Some(existing)),
+        (_, Some(family)) => {
             let rt = format!("5Aep861{}", state.token(80, TOKEN_CHARS));
             auth.refresh.insert(
                 rt.clone(),
@@ -197,10 +252,13 @@ pub fn issue(
                     client_id: state.app.client_id.clone(),
                     scope: scope.to_string(),
                     revoked: false,
+                    family,
+                    rotated: false,
                 },
             );
             (Some(rt.clone()), Some(rt))
         }
+        _ => (None, None),
     };
     auth.access.insert(
         access.clone(),
@@ -240,6 +298,39 @@ pub fn issue(
         body["api_instance_url"] = Json::String(state.base_url.clone());
     }
     body
+}
+
+/// Revokes the oldest approvals of `user` for `client_id` until a new one fits under `cap`
+/// (Salesforce keeps five per user and app).
+fn make_room_for_approval(auth: &mut AuthState, user: u32, client_id: &str, cap: usize) {
+    loop {
+        let mut live: Vec<u64> = auth
+            .refresh
+            .values()
+            .filter(|r| r.user == user && r.client_id == client_id && !r.revoked)
+            .map(|r| r.family)
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        if live.len() < cap {
+            return;
+        }
+        revoke_family(auth, live[0]);
+    }
+}
+
+/// Revokes every refresh token of `family` and ends the sessions they issued.
+fn revoke_family(auth: &mut AuthState, family: u64) {
+    let mut tokens = Vec::new();
+    for (token, r) in auth.refresh.iter_mut().filter(|(_, r)| r.family == family) {
+        r.revoked = true;
+        tokens.push(token.clone());
+    }
+    for t in auth.access.values_mut() {
+        if t.refresh.as_ref().is_some_and(|r| tokens.contains(r)) {
+            t.ended = true;
+        }
+    }
 }
 
 fn id_token(state: &Shared, user: u32, now: i64) -> String {
@@ -356,7 +447,7 @@ fn token_grant(
         "refresh_token" => grant_refresh(state, form, cid.as_deref(), secret.as_deref()),
         "client_credentials" => {
             check_client(state, cid.as_deref(), secret.as_deref(), true)?;
-            Ok(issue(state, 0, "api", None, true))
+            Ok(issue(state, 0, "api", RefreshMode::None, true))
         }
         "password" => {
             check_client(state, cid.as_deref(), secret.as_deref(), true)?;
@@ -369,7 +460,7 @@ fn token_grant(
                 state,
                 0,
                 DEFAULT_SCOPE.trim_end_matches(" id"),
-                None,
+                RefreshMode::None,
                 false,
             ))
         }
@@ -389,7 +480,7 @@ fn token_grant(
                 state,
                 user,
                 DEFAULT_SCOPE.trim_end_matches(" refresh_token id"),
-                None,
+                RefreshMode::None,
                 false,
             ))
         }
@@ -454,7 +545,12 @@ fn grant_code(
             return Err(OAuthError::bad(err, "invalid code verifier"));
         }
     }
-    let refresh = wants_refresh(&code.scope).then_some(None);
+    check_active(state)?;
+    let refresh = if wants_refresh(&code.scope) {
+        RefreshMode::NewFamily
+    } else {
+        RefreshMode::None
+    };
     Ok(issue(state, code.user, &code.scope, refresh, false))
 }
 
@@ -472,16 +568,24 @@ fn grant_refresh(
     let expired = || OAuthError::bad("invalid_grant", "expired access/refresh token");
     // Checking and revoking happen under one lock, so of two concurrent redemptions of
     // a rotating token exactly one wins.
-    let (user, scope) = {
+    let (user, scope, family) = {
         let mut auth = state.auth.lock().expect("auth lock");
         let entry = auth.refresh.get_mut(rt).ok_or_else(expired)?;
+        if entry.rotated && settings.rotation_reuse_revokes_family {
+            // A rotated token coming back means two parties hold the family: end it all.
+            let family = entry.family;
+            revoke_family(&mut auth, family);
+            return Err(expired());
+        }
         if entry.revoked {
             return Err(expired());
         }
+        check_active(state)?;
         if settings.refresh_token_rotation {
             entry.revoked = true;
+            entry.rotated = true;
         }
-        let out = (entry.user, entry.scope.clone());
+        let out = (entry.user, entry.scope.clone(), entry.family);
         if settings.refresh_token_rotation && settings.rotation_ends_old_sessions {
             for t in auth.access.values_mut() {
                 if t.refresh.as_deref() == Some(rt.as_str()) {
@@ -492,12 +596,27 @@ fn grant_refresh(
         out
     };
     state.stats.lock().expect("stats lock").tokens_refreshed += 1;
-    let parent = if settings.refresh_token_rotation {
-        None
+    let mode = if settings.refresh_token_rotation {
+        RefreshMode::Rotate(family)
     } else {
-        Some(rt.clone())
+        RefreshMode::Existing(rt.clone())
     };
-    Ok(issue(state, user, &scope, Some(parent), false))
+    Ok(issue(state, user, &scope, mode, false))
+}
+
+/// A deactivated user or a locked org gets no tokens (its own `error` codes, spec §1.10).
+fn check_active(state: &Shared) -> Result<(), OAuthError> {
+    let settings = state.settings();
+    if settings.inactive_org {
+        return Err(OAuthError::bad(
+            "inactive_org",
+            "org is locked, closed, or suspended",
+        ));
+    }
+    if settings.inactive_user {
+        return Err(OAuthError::bad("inactive_user", "user is inactive"));
+    }
+    Ok(())
 }
 
 /// `POST|GET /services/oauth2/revoke`.
@@ -567,6 +686,9 @@ pub async fn introspect(
 }
 
 fn username_of(state: &Shared, user: u32) -> String {
+    if user == SECOND_ORG_USER {
+        return SECOND_ORG_USERNAME.to_string();
+    }
     let store = state.store.read().expect("store lock");
     store
         .table("User")
@@ -578,9 +700,12 @@ fn username_of(state: &Shared, user: u32) -> String {
         .unwrap_or_else(|| state.username.clone())
 }
 
+/// The username of the second org's user.
+pub const SECOND_ORG_USERNAME: &str = "admin@second-org.sluice-emulator.example";
+
 fn identity_json(state: &Shared, user: u32) -> Json {
     let base = &state.base_url;
-    let org = &state.org_id;
+    let org = org_of(state, user);
     let uid = user_id(user);
     let username = username_of(state, user);
     let url = |p: &str| format!("{base}/services/{p}");
@@ -605,14 +730,33 @@ fn identity_json(state: &Shared, user: u32) -> Json {
     })
 }
 
+/// The user of a live token the identity service accepts: a token without the `id`,
+/// `openid`, `profile` or `full` scope is refused like a dead one.
+fn identity_user(state: &Shared, headers: &HeaderMap) -> Result<u32, Response> {
+    let token = bearer(headers).ok_or_else(bad_oauth_token)?;
+    let settings = state.settings();
+    let timeout_ms = settings.session_timeout_s as i64 * 1000;
+    let auth = state.auth.lock().expect("auth lock");
+    let t = auth
+        .access
+        .get(token)
+        .filter(|t| !t.ended && dt::now_ms() < t.issued_at + timeout_ms)
+        .filter(|_| !settings.inactive_user && !settings.inactive_org)
+        .ok_or_else(bad_oauth_token)?;
+    if !allows_identity(&t.scope) {
+        return Err(bad_oauth_token());
+    }
+    Ok(t.user)
+}
+
 /// `GET /services/oauth2/userinfo`.
 pub async fn userinfo(State(state): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     state.note("oauth.userinfo");
-    let session = match authenticate(&state, &headers) {
-        Ok(s) => s,
-        Err(_) => return bad_oauth_token(),
+    let user = match identity_user(&state, &headers) {
+        Ok(u) => u,
+        Err(resp) => return resp,
     };
-    let id = identity_json(&state, session.user);
+    let id = identity_json(&state, user);
     let body = json!({
         "sub": id["id"], "user_id": id["user_id"], "organization_id": id["organization_id"],
         "preferred_username": id["username"], "nickname": id["nick_name"],
@@ -641,14 +785,16 @@ pub async fn identity(
     headers: HeaderMap,
 ) -> Response {
     state.note("oauth.identity");
-    let session = match authenticate(&state, &headers) {
-        Ok(s) => s,
-        Err(_) => return bad_oauth_token(),
+    let session_user = match identity_user(&state, &headers) {
+        Ok(u) => u,
+        Err(resp) => return resp,
     };
-    if !org.eq_ignore_ascii_case(&state.org_id) || ids::to18(&user) != user_id(session.user) {
+    if !org.eq_ignore_ascii_case(org_of(&state, session_user))
+        || ids::to18(&user) != user_id(session_user)
+    {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     }
-    json_response(StatusCode::OK, &identity_json(&state, session.user))
+    json_response(StatusCode::OK, &identity_json(&state, session_user))
 }
 
 /// `GET /.well-known/openid-configuration`.
@@ -898,7 +1044,7 @@ pub async fn authorize_get(
         return resp;
     }
     if state.settings().auto_approve {
-        return issue_code_redirect(&state, &req, 0);
+        return issue_code_redirect(&state, &req, browser_user(&state));
     }
     let prompt = req.get("prompt").unwrap_or("").to_string();
     let force_login = prompt.split(' ').any(|p| p == "login");
@@ -950,12 +1096,16 @@ pub async fn authorize_post(
                 );
             }
             let sid = state.token(40, TOKEN_CHARS);
+            let session = BrowserSession {
+                user: browser_user(&state),
+                ..BrowserSession::default()
+            };
             state
                 .auth
                 .lock()
                 .expect("auth lock")
                 .sessions
-                .insert(sid.clone(), BrowserSession::default());
+                .insert(sid.clone(), session);
             consent_page(&req, Some(sid))
         }
         Some(action @ ("allow" | "deny")) => {
@@ -981,6 +1131,14 @@ pub async fn authorize_post(
     }
 }
 
+/// The user a browser at the authorize pages is logged in as (setting `browser_org`).
+fn browser_user(state: &Shared) -> u32 {
+    match state.settings().browser_org {
+        crate::OrgChoice::Primary => 0,
+        crate::OrgChoice::Second => SECOND_ORG_USER,
+    }
+}
+
 /// Grants tokens for a user without the browser (`POST /__emulator/oauth/grant`).
 pub fn grant_for_username(state: &Shared, username: Option<&str>) -> Result<Json, String> {
     let user = match username {
@@ -988,7 +1146,13 @@ pub fn grant_for_username(state: &Shared, username: Option<&str>) -> Result<Json
         Some(u) if u.eq_ignore_ascii_case(&state.username) => 0,
         Some(u) => find_user(state, u).ok_or_else(|| format!("no user {u}"))?,
     };
-    Ok(issue(state, user, DEFAULT_SCOPE, Some(None), false))
+    Ok(issue(
+        state,
+        user,
+        DEFAULT_SCOPE,
+        RefreshMode::NewFamily,
+        false,
+    ))
 }
 
 fn find_user(state: &Shared, username: &str) -> Option<u32> {

@@ -43,6 +43,13 @@ pub struct Fault {
     /// Number of matching requests to let through before the fault fires.
     #[serde(default)]
     pub skip: u32,
+    /// Response headers the fault sets (e.g. `Retry-After`, `Sforce-Limit-Info`,
+    /// `Content-Encoding`); they win over the emulator's own.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body as base64, for bytes that are not text (a gzip body); wins over `body`.
+    #[serde(default)]
+    pub body_base64: Option<String>,
 }
 
 fn one() -> u32 {
@@ -60,13 +67,19 @@ pub struct Stats {
     pub tokens_refreshed: u64,
     pub refresh_failures: u64,
     pub bulk_jobs_created: u64,
+    /// Answers sent gzip-compressed (the request accepted gzip).
+    pub compressed_responses: u64,
 }
 
 /// All state of one emulator instance.
 pub struct Shared {
     /// Origin, e.g. `http://127.0.0.1:1234`.
     pub base_url: String,
+    /// Origin of the login host, e.g. `http://127.0.0.1:1235`.
+    pub login_url: String,
     pub org_id: String,
+    /// Id of the second org (setting `browser_org`).
+    pub second_org_id: String,
     pub app: ConnectedApp,
     pub username: String,
     pub password: String,
@@ -87,7 +100,7 @@ pub struct Shared {
 
 impl Shared {
     /// Generates the dataset and the credentials.
-    pub fn new(config: EmulatorConfig, base_url: String) -> Shared {
+    pub fn new(config: EmulatorConfig, base_url: String, login_url: String) -> Shared {
         let now = dt::now_ms();
         let anchor = config.anchor_ms.unwrap_or(now - now.rem_euclid(DAY_MS));
         let ctx = GenCtx {
@@ -108,7 +121,9 @@ impl Shared {
         });
         Shared {
             base_url,
+            login_url,
             org_id: ids::make("00D", 1_000 + config.seed % 1000),
+            second_org_id: ids::make("00D", 2_000 + config.seed % 1000),
             app,
             username: config.username,
             password: config.password,

@@ -201,7 +201,8 @@ async fn web_server_flow_with_pkce_and_sessions() {
         tokens["id"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("{}/id/00D", emu.url))
+            .starts_with(&format!("{}/id/00D", emu.login_url)),
+        "the identity URL is on the login host, as on real orgs"
     );
     // Missing verifier when a challenge was sent.
     let (params, _) = browser(&emu, &extra, Some(&cookie), true).await;
@@ -233,10 +234,23 @@ async fn web_server_flow_with_pkce_and_sessions() {
     assert_eq!(params["error"], "access_denied");
     assert_eq!(params["state"], "xyz");
 
-    // Identity URL and userinfo.
+    // Identity URL and userinfo: refused without the `id` (or openid/profile/full) scope.
     let tok = tokens["access_token"].as_str().unwrap();
+    let id_url = tokens["id"].as_str().unwrap();
+    let refused = client().get(id_url).bearer_auth(tok).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let refused = client()
+        .get(format!("{}/services/oauth2/userinfo", emu.login_url))
+        .bearer_auth(tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let with_id = grant(&emu).await;
+    assert_eq!(with_id["scope"], "api refresh_token id");
+    let tok = with_id["access_token"].as_str().unwrap();
     let id: Value = client()
-        .get(tokens["id"].as_str().unwrap())
+        .get(with_id["id"].as_str().unwrap())
         .bearer_auth(tok)
         .send()
         .await
@@ -246,7 +260,7 @@ async fn web_server_flow_with_pkce_and_sessions() {
         .unwrap();
     assert!(id["urls"]["rest"].as_str().unwrap().contains("{version}"));
     let ui = client()
-        .get(format!("{}/services/oauth2/userinfo", emu.url))
+        .get(format!("{}/services/oauth2/userinfo", emu.login_url))
         .bearer_auth(tok)
         .send()
         .await
@@ -388,6 +402,13 @@ async fn refresh_rotation_revoke_introspect_and_timeout() {
     let (s, v) = refresh(rt.clone()).await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(v["error_description"], "expired access/refresh token");
+    // Redeeming the rotated token again was a reuse: the whole family is revoked.
+    let (s, v) = refresh(rt2.clone()).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+    let rt2 = grant(&emu).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (a, b) = tokio::join!(refresh(rt2.clone()), refresh(rt2.clone()));
     let oks = [a.0, b.0].iter().filter(|s| **s == 200).count();
     assert_eq!(
@@ -473,4 +494,159 @@ async fn refresh_rotation_revoke_introspect_and_timeout() {
         .await
         .unwrap();
     assert!(stats["tokens_refreshed"].as_u64().unwrap() >= 4);
+}
+
+/// Refreshes `rt` at the token endpoint.
+async fn refresh_with(emu: &sf_emulator::Emulator, rt: &str) -> (u16, Value) {
+    token_call(
+        emu,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &emu.client_id),
+            ("client_secret", &emu.client_secret),
+        ],
+    )
+    .await
+}
+
+fn refresh_token_of(g: &Value) -> String {
+    g["refresh_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_sixth_approval_revokes_the_oldest() {
+    let emu = start_empty().await;
+    let mut approvals = Vec::new();
+    for _ in 0..5 {
+        approvals.push(grant(&emu).await);
+    }
+    for g in &approvals {
+        assert_eq!(refresh_with(&emu, &refresh_token_of(g)).await.0, 200);
+    }
+    let oldest_session = approvals[0]["access_token"].as_str().unwrap().to_string();
+    approvals.push(grant(&emu).await);
+    let (s, v) = refresh_with(&emu, &refresh_token_of(&approvals[0])).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(get(&emu, &oldest_session, "/limits").await.0, 401);
+    for g in &approvals[1..] {
+        assert_eq!(refresh_with(&emu, &refresh_token_of(g)).await.0, 200);
+    }
+    // The cap is a setting.
+    control(&emu, "settings", json!({"approvals_per_app": 10})).await;
+    let kept = grant(&emu).await;
+    assert_eq!(
+        refresh_with(&emu, &refresh_token_of(&approvals[1])).await.0,
+        200
+    );
+    assert_eq!(refresh_with(&emu, &refresh_token_of(&kept)).await.0, 200);
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_its_family_only() {
+    let emu = start_empty().await;
+    control(&emu, "settings", json!({"refresh_token_rotation": true})).await;
+    let other = grant(&emu).await;
+    let g = grant(&emu).await;
+    let (s, v) = refresh_with(&emu, &refresh_token_of(&g)).await;
+    assert_eq!(s, 200);
+    let (rt2, session2) = (
+        refresh_token_of(&v),
+        v["access_token"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(get(&emu, &session2, "/limits").await.0, 200);
+    // The rotated token comes back: the family (rt2 and its session) is revoked.
+    let (s, v) = refresh_with(&emu, &refresh_token_of(&g)).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(refresh_with(&emu, &rt2).await.0, 400);
+    assert_eq!(get(&emu, &session2, "/limits").await.0, 401);
+    // Another approval of the same user is untouched.
+    assert_eq!(refresh_with(&emu, &refresh_token_of(&other)).await.0, 200);
+    // Without reuse detection, a rotated token is only refused.
+    control(
+        &emu,
+        "settings",
+        json!({"rotation_reuse_revokes_family": false}),
+    )
+    .await;
+    let g = grant(&emu).await;
+    let rt2 = refresh_token_of(&refresh_with(&emu, &refresh_token_of(&g)).await.1);
+    assert_eq!(refresh_with(&emu, &refresh_token_of(&g)).await.0, 400);
+    assert_eq!(refresh_with(&emu, &rt2).await.0, 200);
+}
+
+#[tokio::test]
+async fn inactive_user_and_org_have_their_own_errors() {
+    let emu = start_empty().await;
+    let g = grant(&emu).await;
+    let rt = refresh_token_of(&g);
+    let tok = g["access_token"].as_str().unwrap().to_string();
+    for (setting, error, description) in [
+        ("inactive_user", "inactive_user", "user is inactive"),
+        (
+            "inactive_org",
+            "inactive_org",
+            "org is locked, closed, or suspended",
+        ),
+    ] {
+        control(&emu, "settings", json!({setting: true})).await;
+        let (s, v) = refresh_with(&emu, &rt).await;
+        assert_eq!((s, v["error"].as_str()), (400, Some(error)), "{v}");
+        assert_eq!(v["error_description"], description);
+        assert_eq!(get(&emu, &tok, "/limits").await.0, 401);
+        control(&emu, "settings", json!({setting: false})).await;
+    }
+    assert_eq!(refresh_with(&emu, &rt).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_second_org_logs_in_with_its_own_ids_and_no_data_access() {
+    let emu = start_with(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        ..Default::default()
+    })
+    .await;
+    control(&emu, "settings", json!({"browser_org": "second"})).await;
+    let (verifier, challenge) = (
+        "v".repeat(50),
+        URL_SAFE_NO_PAD.encode(Sha256::digest("v".repeat(50))),
+    );
+    let r = client()
+        .get(authorize_url(
+            &emu,
+            &format!("&code_challenge={challenge}&code_challenge_method=S256"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let params = location_params(&r);
+    let (s, tokens) = token_call(
+        &emu,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &params["code"]),
+            ("client_id", &emu.client_id),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{tokens}");
+    let id = tokens["id"].as_str().unwrap();
+    let first = grant(&emu).await;
+    let first_org = first["id"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let org = id.rsplit('/').nth(1).unwrap();
+    assert!(
+        org.starts_with("00D") && org != first_org,
+        "{id} vs {first_org}"
+    );
+    // The primary org's instance refuses the other org's session.
+    let tok = tokens["access_token"].as_str().unwrap();
+    assert_eq!(get(&emu, tok, "/limits").await.0, 401);
 }

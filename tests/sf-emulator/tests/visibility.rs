@@ -47,7 +47,8 @@ async fn delayed_update_serves_the_old_version_until_visible() {
         .as_str()
         .unwrap()
         .to_string();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Stamps are whole seconds: the update must land in a later second.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let r = control(
         &emu,
         "records",

@@ -81,8 +81,10 @@ fn with_last_modified(ctx: &Ctx, body: &Json, modified_ms: i64) -> Response {
 pub fn global(ctx: &Ctx) -> Response {
     let base = ctx.base();
     let store = ctx.state.store.read().expect("store lock");
+    let settings = ctx.state.settings();
     let list: Vec<Json> = store
         .tables()
+        .filter(|t| !crate::access::hidden(&settings, t.def.name))
         .map(|t| global_entry(&t.def, &base))
         .collect();
     let modified = store.schema_modified_ms();

@@ -8,17 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value as Json, json};
 
 use crate::oauth::{self, Session, json_response};
 use crate::state::{API_VERSION, Shared};
-use crate::{bulk, control};
+use crate::{access, bulk, compress, control};
 
 /// Oldest API version served (older ones are retired: 410).
 const MIN_VERSION: u32 = 31;
@@ -50,7 +52,35 @@ pub fn router(state: Arc<Shared>) -> Router {
         .merge(control::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            compress::gzip,
+        ))
         .layer(middleware::from_fn(uri_limit))
+        .with_state(state)
+}
+
+/// The login host (`login.salesforce.com` on real orgs): OAuth and the identity URLs.
+pub fn login_router(state: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/services/oauth2/authorize",
+            get(oauth::authorize_get).post(oauth::authorize_post),
+        )
+        .route("/services/oauth2/token", post(oauth::token))
+        .route(
+            "/services/oauth2/revoke",
+            post(oauth::revoke).get(oauth::revoke),
+        )
+        .route("/services/oauth2/introspect", post(oauth::introspect))
+        .route(
+            "/services/oauth2/userinfo",
+            get(oauth::userinfo).post(oauth::userinfo),
+        )
+        .route("/id/{org}/{user}", get(oauth::identity))
+        .route("/.well-known/openid-configuration", get(oauth::discovery))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
         .with_state(state)
 }
 
@@ -126,23 +156,48 @@ async fn inject_faults(State(state): State<Arc<Shared>>, req: Request, next: Nex
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let Some(status) = fault.status else {
-        return next.run(req).await;
+        // No status: served normally, with the fault's headers on top.
+        let mut resp = next.run(req).await;
+        set_headers(&mut resp, &fault.headers);
+        return resp;
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let ctype = fault
         .content_type
         .unwrap_or_else(|| "application/json;charset=UTF-8".into());
-    let mut resp = (status, fault.body.unwrap_or_default()).into_response();
+    let body = match fault.body_base64.as_deref().map(|b| STANDARD.decode(b)) {
+        Some(Ok(bytes)) => Body::from(bytes),
+        Some(Err(_)) => return StatusCode::BAD_REQUEST.into_response(),
+        None => Body::from(fault.body.unwrap_or_default()),
+    };
+    let mut resp = (status, body).into_response();
     if let Ok(v) = HeaderValue::from_str(&ctype) {
         resp.headers_mut().insert(header::CONTENT_TYPE, v);
     }
+    set_headers(&mut resp, &fault.headers);
     if path.starts_with("/services/data/v") {
         add_limit_header(&state, &mut resp);
     }
     resp
 }
 
+/// Sets a fault's headers on a response, replacing the emulator's own.
+fn set_headers(resp: &mut Response, headers: &std::collections::BTreeMap<String, String>) {
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
+}
+
+/// Adds `Sforce-Limit-Info` unless the response (a fault) already set its own.
 fn add_limit_header(state: &Shared, resp: &mut Response) {
+    if resp.headers().contains_key("sforce-limit-info") {
+        return;
+    }
     let (used, max) = state.api_usage();
     if let Ok(v) = HeaderValue::from_str(&format!("api-usage={used}/{max}")) {
         resp.headers_mut().insert("Sforce-Limit-Info", v);
@@ -300,9 +355,12 @@ fn method_not_allowed(method: &Method, allowed: &str) -> Response {
 fn dispatch(ctx: &Ctx) -> Response {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
     let get = ctx.method == Method::GET || ctx.method == Method::HEAD;
+    let settings = ctx.state.settings();
     match segs.as_slice() {
+        ["sobjects", obj, ..] if access::hidden(&settings, obj) => not_found_error(),
         ["jobs", "query", rest @ ..] => bulk::dispatch(ctx, rest),
         _ if !get => method_not_allowed(&ctx.method, "GET,HEAD"),
+        ["limits"] if !settings.view_setup_permission => access::limits_refused(),
         [] => resources(ctx),
         ["limits"] => limits(ctx),
         ["sobjects"] => describe::global(ctx),
@@ -346,12 +404,7 @@ fn resources(ctx: &Ctx) -> Response {
     }
     m.insert(
         "identity".into(),
-        Json::String(format!(
-            "{}/id/{}/{}",
-            ctx.state.base_url,
-            ctx.state.org_id,
-            oauth::user_id(ctx.session.user)
-        )),
+        Json::String(oauth::identity_url(&ctx.state, ctx.session.user)),
     );
     json_response(StatusCode::OK, &Json::Object(m))
 }

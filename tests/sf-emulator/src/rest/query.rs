@@ -76,7 +76,12 @@ pub fn run(
     // Parsed under the store lock, so the query runs against the schema it was checked
     // against (fields can be added at run time).
     let store = state.store.read().expect("store lock");
-    let query = soql::parse_with(soql_text, &store.schemas, &opts)?;
+    let settings = state.settings();
+    let catalog = crate::access::VisibleCatalog {
+        inner: &store.schemas,
+        settings: &settings,
+    };
+    let query = soql::parse_with(soql_text, &catalog, &opts)?;
     let formula_cap = state.settings().max_formula_fields_per_query as usize;
     if formula_cap > 0 && formula_columns(&store, &query) > formula_cap {
         return Err(SoqlError::new(

@@ -1,0 +1,517 @@
+//! Real-org behaviours the connector and host must survive (identity, permissions, absent
+//! objects, approvals, orgs, deactivation), end to end: the host (real wasmtime sandbox, the
+//! connector under test) against the in-process emulator with the behaviour switched on.
+//! Tests about data end by comparing the stored records with the emulator's ground truth
+//! (`/__emulator/records/{object}`).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use sf_emulator::{Dataset, Emulator, EmulatorConfig};
+use sluice::app::{App, AppConfig, AppError, IntegrationInput};
+use sluice::engine::credentials::CredentialError;
+use sluice::engine::wit::types::FailureKind;
+use sluice::runner::{PullOptions, RunStatus, RunSummary};
+use sluice::store::IntegrationState;
+use support::runtime::{connect, open_app};
+
+async fn app() -> Arc<App> {
+    let dir = std::env::temp_dir().join(format!("sluice-org-{}", sluice::secrets::random_token(6)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = AppConfig::new(dir);
+    config.allow_insecure_loopback = true;
+    config.host_app = Default::default();
+    open_app(config).await
+}
+
+async fn emulator(dataset: Dataset) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        auto_approve: true,
+        dataset,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
+/// An integration of `capability` on the emulator's instance as its My Domain.
+async fn integration(app: &App, emu: &Emulator, capability: &str, objects: Option<&str>) -> String {
+    let content = capability == "content-management";
+    let input = IntegrationInput {
+        name: Some(format!("org {capability}")),
+        capability: Some(capability.into()),
+        environment: Some("production".into()),
+        domain: Some(emu.url.clone()),
+        pull_by: (!content).then(|| "updated".into()),
+        client_id: Some(emu.client_id.clone()),
+        client_secret: Some(emu.client_secret.clone()),
+        extra: objects
+            .map(|o| vec![("objects".to_string(), o.to_string())])
+            .unwrap_or_default(),
+        ..IntegrationInput::default()
+    };
+    let id = app
+        .add_integration(input)
+        .await
+        .expect("added")
+        .integration
+        .id;
+    connect(app, &id).await;
+    id
+}
+
+async fn control(emu: &Emulator, method: &str, path: &str, body: Option<Value>) -> Value {
+    let client = reqwest::Client::new();
+    let url = format!("{}/__emulator/{path}", emu.url);
+    let req = match method {
+        "GET" => client.get(url),
+        "DELETE" => client.delete(url),
+        _ => client.post(url),
+    }
+    .bearer_auth(&emu.control_key);
+    let req = match body {
+        Some(b) => req
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(b.to_string()),
+        None => req,
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn settings(emu: &Emulator, s: Value) {
+    control(emu, "POST", "settings", Some(s)).await;
+}
+
+async fn stats(emu: &Emulator) -> Value {
+    control(emu, "GET", "stats", None).await
+}
+
+fn count(stats: &Value, key: &str) -> u64 {
+    stats[key].as_u64().unwrap_or(0)
+}
+
+async fn pull(app: &Arc<App>, id: &str) -> RunSummary {
+    sluice::runner::run_pull(app, id, PullOptions::default())
+        .await
+        .expect("pull runs")
+}
+
+/// The live rows of `object` (Id → SystemModstamp or CreatedDate) and the deleted Ids.
+async fn truth(emu: &Emulator, object: &str) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    let (mut live, mut gone) = (BTreeMap::new(), BTreeSet::new());
+    let mut seen = 0;
+    loop {
+        let page = control(
+            emu,
+            "GET",
+            &format!("records/{object}?offset={seen}&limit=2000"),
+            None,
+        )
+        .await;
+        let rows = page["records"].as_array().unwrap().clone();
+        seen += rows.len();
+        for r in &rows {
+            let flag = |k: &str| r[k].as_bool().unwrap_or(false);
+            let id = r["Id"].as_str().unwrap().to_string();
+            if flag("_deleted") || flag("_purged") {
+                gone.insert(id);
+            } else if flag("_visible") {
+                live.insert(id, cursor_of(r));
+            }
+        }
+        if rows.is_empty() || seen >= page["totalSize"].as_u64().unwrap() as usize {
+            return (live, gone);
+        }
+    }
+}
+
+fn cursor_of(v: &Value) -> String {
+    v.get("SystemModstamp")
+        .or_else(|| v.get("CreatedDate"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The stored records of `stream` equal the emulator's ground truth: the same live keys
+/// with the same cursor values, and tombstones only for deleted rows.
+async fn assert_equal(app: &App, emu: &Emulator, id: &str, stream: &str) -> usize {
+    let (live, gone) = truth(emu, stream).await;
+    let mut stored = BTreeMap::new();
+    let mut tombstones = BTreeSet::new();
+    app.store
+        .for_each_record(id, Some(stream), true, |r| {
+            if r.deleted {
+                tombstones.insert(r.key);
+            } else {
+                let v: Value = serde_json::from_slice(&r.json).unwrap();
+                assert!(stored.insert(r.key, cursor_of(&v)).is_none(), "duplicate");
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        stored, live,
+        "{stream}: stored records differ from the ground truth"
+    );
+    assert!(
+        tombstones.is_subset(&gone),
+        "{stream}: tombstones for live rows"
+    );
+    live.len()
+}
+
+fn stream<'a>(s: &'a RunSummary, name: &str) -> &'a sluice::runner::StreamOutcome {
+    s.streams
+        .iter()
+        .find(|o| o.stream == name)
+        .expect("stream ran")
+}
+
+// Section 1: identity on the login host, a user without "View Setup and Configuration",
+// absent and unreadable objects.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_reads_the_user_on_the_instance_not_the_identity_service() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
+    let tokens = app.store.tokens(&id).unwrap().unwrap();
+    let identity = tokens.identity_url.clone().unwrap();
+    assert!(
+        identity.starts_with(&format!("{}/id/00D", emu.login_url)),
+        "the grant's identity URL is on the login host, as on real orgs: {identity}"
+    );
+    let report = app.test(&id).await.unwrap();
+    assert!(report.failure.is_none(), "{report:?}");
+    assert_eq!(report.user.as_deref(), Some(emu.username.as_str()));
+    let org = report.org.clone().unwrap();
+    assert!(
+        identity.contains(&format!("/id/{org}/")),
+        "{org} from {identity}"
+    );
+    assert!(
+        report.probes.iter().all(|p| p.failure.is_none()),
+        "{report:?}"
+    );
+    let by_endpoint = &stats(&emu).await["by_endpoint"];
+    assert!(
+        by_endpoint.get("oauth.identity").is_none(),
+        "the identity service was called: {by_endpoint}"
+    );
+    // The token has no `id` scope: the identity service refuses it, as Salesforce does.
+    let refused = reqwest::Client::new()
+        .get(&identity)
+        .bearer_auth(tokens.access.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_without_view_setup_is_a_warning_with_usage_from_the_header() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
+    settings(&emu, json!({"view_setup_permission": false})).await;
+    let report = app.test(&id).await.unwrap();
+    assert!(report.failure.is_none(), "{report:?}");
+    let limits = report.probes.iter().find(|p| p.name == "limits").unwrap();
+    let warning = limits
+        .failure
+        .as_ref()
+        .expect("a warning on the limits probe");
+    assert_eq!(warning.kind, FailureKind::PermissionDenied);
+    assert!(
+        warning.message.contains("View Setup and Configuration"),
+        "{warning:?}"
+    );
+    let usage = report.api_usage.expect("usage from Sforce-Limit-Info");
+    assert_eq!(usage.limit, 100_000);
+    assert!(usage.used > 0);
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_optional_objects_are_unavailable_in_test_and_pull() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    settings(
+        &emu,
+        json!({"absent_objects": ["EmailMessage", "Knowledge__kav"]}),
+    )
+    .await;
+    let helpdesk = integration(&app, &emu, "helpdesk", None).await;
+    let report = app.test(&helpdesk).await.unwrap();
+    assert!(report.failure.is_none(), "{report:?}");
+    let email = report
+        .probes
+        .iter()
+        .find(|p| p.name == "object:EmailMessage")
+        .unwrap();
+    assert!(email.detail.starts_with("unavailable"), "{email:?}");
+    assert!(
+        email
+            .failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("EmailMessage")
+    );
+
+    let s = pull(&app, &helpdesk).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert_eq!(stream(&s, "EmailMessage").status, "skipped", "{s:?}");
+    for object in ["Case", "CaseComment", "CaseHistory"] {
+        assert!(
+            assert_equal(&app, &emu, &helpdesk, object).await > 0,
+            "{object}"
+        );
+    }
+
+    let knowledge = integration(&app, &emu, "content-management", None).await;
+    let report = app.test(&knowledge).await.unwrap();
+    assert!(report.failure.is_none(), "{report:?}");
+    let probe = report.probes.last().unwrap();
+    assert_eq!(probe.name, "object:Knowledge");
+    assert!(probe.failure.is_some(), "{probe:?}");
+    let s = pull(&app, &knowledge).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert_eq!(stream(&s, "Knowledge").status, "skipped", "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_required_object_is_permission_denied_naming_it() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    let id = integration(&app, &emu, "helpdesk", None).await;
+    settings(&emu, json!({"unreadable_objects": ["CaseComment"]})).await;
+    let report = app.test(&id).await.unwrap();
+    let failure = report.failure.expect("the test fails");
+    assert_eq!(failure.kind, FailureKind::PermissionDenied, "{failure:?}");
+    assert!(failure.message.contains("CaseComment"), "{failure:?}");
+}
+
+// Section 4: approvals, orgs and deactivation.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regenerate_and_delete_revoke_the_superseded_refresh_token() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    let other = integration(&app, &emu, "helpdesk", Some("Case")).await;
+    let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
+    assert_eq!(count(&stats(&emu).await, "active_refresh_tokens"), 2);
+    // Re-generating many times never holds more than one approval per integration, so the
+    // other integration's approval is never the oldest one Salesforce drops.
+    for _ in 0..6 {
+        connect(&app, &id).await;
+        assert_eq!(count(&stats(&emu).await, "active_refresh_tokens"), 2);
+    }
+    app.tokens
+        .health_check(&other)
+        .await
+        .expect("the other integration still works");
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
+    app.delete_integration(&id).await.unwrap();
+    assert_eq!(count(&stats(&emu).await, "active_refresh_tokens"), 1);
+    let s = pull(&app, &other).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(assert_equal(&app, &emu, &other, "Case").await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_from_another_org_is_refused_and_revoked() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
+    let before = app.store.tokens(&id).unwrap().unwrap();
+    settings(&emu, json!({"browser_org": "second"})).await;
+    let start = app
+        .begin_authorization(&id, support::runtime::REDIRECT)
+        .await
+        .unwrap();
+    let callback = support::runtime::approve(start.url.as_str()).await;
+    let err = app.complete_authorization(callback).await.unwrap_err();
+    let AppError::Conflict(message) = &err else {
+        panic!("expected a conflict, got {err:?}");
+    };
+    let first_org =
+        sluice::oauth::org_of_identity_url(before.identity_url.as_deref().unwrap()).unwrap();
+    assert!(message.contains(&first_org), "{message}");
+    assert!(
+        message.contains("another org") || message.contains("for Salesforce org"),
+        "{message}"
+    );
+    let after = app.store.tokens(&id).unwrap().unwrap();
+    assert_eq!(after.access.expose(), before.access.expose(), "tokens kept");
+    assert_eq!(
+        count(&stats(&emu).await, "active_refresh_tokens"),
+        1,
+        "the other org's new grant was revoked"
+    );
+    settings(&emu, json!({"browser_org": "primary"})).await;
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inactive_user_and_org_are_final_without_a_retry_loop() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    for setting in ["inactive_user", "inactive_org"] {
+        let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
+        settings(&emu, json!({setting: true})).await;
+        let failures = count(&stats(&emu).await, "refresh_failures");
+        // The scheduler's health check is the refresh nobody waits for: it must not keep
+        // asking Salesforce about a deactivated user or org.
+        let err = app.tokens.health_check(&id).await.unwrap_err();
+        assert!(
+            matches!(&err, CredentialError::ReauthorizationRequired(m) if m.contains(setting)),
+            "{setting}: {err:?}"
+        );
+        let integration = app.store.integration(&id).unwrap();
+        assert_eq!(integration.state, IntegrationState::NeedsReauthorization);
+        assert!(app.tokens.health_check(&id).await.is_err());
+        assert!(matches!(
+            sluice::runner::run_pull(&app, &id, PullOptions::default()).await,
+            Err(AppError::Conflict(_))
+        ));
+        assert_eq!(
+            count(&stats(&emu).await, "refresh_failures") - failures,
+            1,
+            "{setting}: one refused refresh, then no token request"
+        );
+        settings(&emu, json!({setting: false})).await;
+        // Re-connecting resumes, and the data equals the ground truth.
+        connect(&app, &id).await;
+        let s = pull(&app, &id).await;
+        assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+        assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
+    }
+}
+
+// Section 5: on the wire.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_asks_for_gzip_and_the_host_inflates_it() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    let id = integration(&app, &emu, "helpdesk", Some("Case,CaseComment")).await;
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(
+        count(&stats(&emu).await, "compressed_responses") > 0,
+        "the connector asked for gzip"
+    );
+    assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
+    assert!(assert_equal(&app, &emu, &id, "CaseComment").await > 0);
+}
+
+/// `len` zero bytes, gzip-compressed and base64-encoded for a fault's `body_base64`.
+fn gzip_zeros_base64(len: usize) -> String {
+    use base64::Engine;
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..len / chunk.len() {
+        e.write_all(&chunk).unwrap();
+    }
+    base64::engine::general_purpose::STANDARD.encode(e.finish().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_bomb_is_refused_with_a_clear_error_and_loses_nothing() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
+    // 80 MiB of zeros inflate past the host's 64 MiB response cap from about 80 KB.
+    let bomb = gzip_zeros_base64(80 << 20);
+    assert!(bomb.len() < 1 << 20);
+    control(
+        &emu,
+        "POST",
+        "faults",
+        Some(
+            json!({"path_prefix": "/services/data/v62.0/query", "status": 200, "count": 1000,
+            "body_base64": bomb, "headers": {"Content-Encoding": "gzip"}}),
+        ),
+    )
+    .await;
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Failed, "{s:?}");
+    let case = stream(&s, "Case");
+    let message = case
+        .failure
+        .as_ref()
+        .map(|f| f.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("larger than the host's response size cap"),
+        "{case:?}"
+    );
+    control(&emu, "DELETE", "faults", None).await;
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_with_retry_after_and_per_app_usage_headers() {
+    let app = app().await;
+    let emu = emulator(Dataset::Demo).await;
+    let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
+    // A 503 with Retry-After is retried by the host; the pull completes.
+    control(
+        &emu,
+        "POST",
+        "faults",
+        Some(
+            json!({"path_prefix": "/services/data/v62.0/query", "status": 503, "count": 1,
+            "body": "<html>busy</html>", "content_type": "text/html",
+            "headers": {"Retry-After": "1"}}),
+        ),
+    )
+    .await;
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(
+        control(&emu, "GET", "faults", None).await["faults"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
+    // The connected app's own daily usage over the budget stops the pull, rate-limited.
+    let other = integration(&app, &emu, "helpdesk", Some("Case")).await;
+    control(
+        &emu,
+        "POST",
+        "faults",
+        Some(json!({"path_prefix": "/services/data/v62.0/sobjects/Case/describe", "count": 1000,
+            "headers": {"Sforce-Limit-Info": "api-usage=10/100000; per-app-api-usage=990/1000(appName=Sluice)"}})),
+    )
+    .await;
+    let s = pull(&app, &other).await;
+    assert_eq!(s.status, RunStatus::RateLimited, "{s:?}");
+    let message = stream(&s, "Case").failure.as_ref().unwrap().message.clone();
+    assert!(message.contains("Sluice"), "{message}");
+    control(&emu, "DELETE", "faults", None).await;
+    let s = pull(&app, &other).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(assert_equal(&app, &emu, &other, "Case").await > 0);
+}

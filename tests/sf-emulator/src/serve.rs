@@ -1,0 +1,108 @@
+//! Serving the two origins (the instance and the login host) over HTTP/1.1 with header names
+//! in Salesforce's case.
+//!
+//! hyper writes header names in lower case unless told otherwise. Salesforce's front end
+//! sends `Content-Type`, `Sforce-Limit-Info`, `Sforce-Locator`, and widely used clients copy
+//! headers into case-sensitive maps, so the emulator writes them in title case too, and
+//! restores the one name whose Salesforce spelling is not title case
+//! (`Sforce-NumberOfRecords`) in the response head as it is written.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+/// Serves `instance` and `login` until `shutdown` fires (or the sender is dropped).
+pub async fn both(
+    instance: TcpListener,
+    instance_app: Router,
+    login: TcpListener,
+    login_app: Router,
+    shutdown: oneshot::Receiver<()>,
+) {
+    // Connections live in the set: when this task ends (shutdown or abort), they end too.
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, app) = tokio::select! {
+            _ = &mut shutdown => break,
+            Ok((stream, _)) = instance.accept() => (stream, instance_app.clone()),
+            Ok((stream, _)) = login.accept() => (stream, login_app.clone()),
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        connections.spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
+                .serve_connection(
+                    TokioIo::new(SalesforceCase(stream)),
+                    TowerToHyperService::new(app),
+                )
+                .await;
+        });
+    }
+}
+
+/// Header names as hyper's title case writes them, and as Salesforce spells them (same
+/// length, so the rewrite never changes how many bytes were written).
+const SPELLINGS: &[(&[u8], &[u8])] = &[(
+    b"\r\nSforce-Numberofrecords:",
+    b"\r\nSforce-NumberOfRecords:",
+)];
+
+/// A connection that respells header names in each response head it writes.
+struct SalesforceCase(TcpStream);
+
+/// Respells the head of `buf` (up to the blank line) when `buf` starts a response.
+fn respell(buf: &[u8]) -> Option<Vec<u8>> {
+    if !buf.starts_with(b"HTTP/1.1 ") {
+        return None;
+    }
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let mut out: Option<Vec<u8>> = None;
+    for (from, to) in SPELLINGS {
+        let head = &buf[..head_end + 2];
+        if let Some(at) = head.windows(from.len()).position(|w| w == *from) {
+            let out = out.get_or_insert_with(|| buf.to_vec());
+            out[at..at + to.len()].copy_from_slice(to);
+        }
+    }
+    out
+}
+
+impl AsyncRead for SalesforceCase {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SalesforceCase {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match respell(buf) {
+            Some(fixed) => Pin::new(&mut self.0).poll_write(cx, &fixed),
+            None => Pin::new(&mut self.0).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
