@@ -16,13 +16,13 @@ use sluice::engine::credentials::CredentialError;
 use sluice::engine::wit::types::FailureKind;
 use sluice::runner::{PullOptions, RunStatus, RunSummary};
 use sluice::store::IntegrationState;
-use support::runtime::{connect, open_app};
+use support::runtime::{approve_emulator, connect, open_app};
 
-async fn app() -> Arc<App> {
+async fn app(emu: &Emulator) -> Arc<App> {
     let dir = std::env::temp_dir().join(format!("sluice-org-{}", sluice::secrets::random_token(6)));
     std::fs::create_dir_all(&dir).unwrap();
     let mut config = AppConfig::new(dir);
-    config.allow_insecure_loopback = true;
+    approve_emulator(&mut config, &emu.url);
     config.host_app = Default::default();
     open_app(config).await
 }
@@ -180,8 +180,8 @@ fn stream<'a>(s: &'a RunSummary, name: &str) -> &'a sluice::runner::StreamOutcom
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_connection_reads_the_user_on_the_instance_not_the_identity_service() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     let tokens = app.store.tokens(&id).unwrap().unwrap();
     let identity = tokens.identity_url.clone().unwrap();
@@ -221,8 +221,8 @@ async fn test_connection_reads_the_user_on_the_instance_not_the_identity_service
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_without_view_setup_is_a_warning_with_usage_from_the_header() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     settings(&emu, json!({"view_setup_permission": false})).await;
     let report = app.test(&id).await.unwrap();
@@ -247,8 +247,8 @@ async fn limits_without_view_setup_is_a_warning_with_usage_from_the_header() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absent_optional_objects_are_unavailable_in_test_and_pull() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     settings(
         &emu,
         json!({"absent_objects": ["EmailMessage", "Knowledge__kav"]}),
@@ -295,8 +295,8 @@ async fn absent_optional_objects_are_unavailable_in_test_and_pull() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_required_object_is_permission_denied_naming_it() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     let id = integration(&app, &emu, "helpdesk", None).await;
     settings(&emu, json!({"unreadable_objects": ["CaseComment"]})).await;
     let report = app.test(&id).await.unwrap();
@@ -309,8 +309,8 @@ async fn an_unreadable_required_object_is_permission_denied_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regenerate_and_delete_revoke_the_superseded_refresh_token() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     let other = integration(&app, &emu, "helpdesk", Some("Case")).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     assert_eq!(count(&stats(&emu).await, "active_refresh_tokens"), 2);
@@ -336,8 +336,8 @@ async fn regenerate_and_delete_revoke_the_superseded_refresh_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_from_another_org_is_refused_and_revoked() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     let before = app.store.tokens(&id).unwrap().unwrap();
     settings(&emu, json!({"browser_org": "second"})).await;
@@ -372,8 +372,8 @@ async fn a_grant_from_another_org_is_refused_and_revoked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inactive_user_and_org_are_final_without_a_retry_loop() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     for setting in ["inactive_user", "inactive_org"] {
         let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
         settings(&emu, json!({setting: true})).await;
@@ -410,8 +410,8 @@ async fn inactive_user_and_org_are_final_without_a_retry_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connector_asks_for_gzip_and_the_host_inflates_it() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case,CaseComment")).await;
     let s = pull(&app, &id).await;
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
@@ -437,8 +437,8 @@ fn gzip_zeros_base64(len: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gzip_bomb_is_refused_with_a_clear_error_and_loses_nothing() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     // 80 MiB of zeros inflate past the host's 64 MiB response cap from about 80 KB.
     let bomb = gzip_zeros_base64(80 << 20);
@@ -473,8 +473,8 @@ async fn a_gzip_bomb_is_refused_with_a_clear_error_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_with_retry_after_and_per_app_usage_headers() {
-    let app = app().await;
     let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     // A 503 with Retry-After is retried by the host; the pull completes.
     control(
