@@ -363,9 +363,12 @@ impl Store {
     /// Opens the database at `path` with `cipher`, applying pending migrations.
     pub fn open(path: &Path, cipher: Cipher) -> Result<Self, StoreError> {
         make_private(path)?;
-        let mut conn = connect(path)?;
-        migrate(&mut conn)?;
-        let pages = connect(path)?;
+        let conn = retry_busy(|| {
+            let mut conn = connect(path)?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })?;
+        let pages = retry_busy(|| connect(path))?;
         Ok(Self {
             conn: Mutex::new(conn),
             pages: Mutex::new(pages),
@@ -1325,6 +1328,28 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     Ok(conn)
+}
+
+/// Runs `open` again while SQLite answers busy, a bounded number of times. Some of the
+/// locks a new database's first opens take (switching it to WAL needs an exclusive lock
+/// while holding a shared one) are refused at once rather than waited for by the busy
+/// handler, so several processes opening one new data directory can see `SQLITE_BUSY`;
+/// opening and migrating are idempotent, so starting over is safe.
+fn retry_busy<T>(mut open: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    const ATTEMPTS: u32 = 50;
+    let mut attempt = 1;
+    loop {
+        match open() {
+            Err(StoreError::Db(e))
+                if attempt < ATTEMPTS
+                    && e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                std::thread::sleep(Duration::from_millis(10 * u64::from(attempt.min(20))));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
