@@ -19,7 +19,9 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use sluice::app::{App, AppConfig, IntegrationInput};
 use sluice::engine::outbound::OutboundPolicy;
-use sluice::engine::registry::{MemoryVersionStore, PluginRegistry, StaticCanaryTargets};
+use sluice::engine::registry::{
+    HostApproval, MemoryVersionStore, PluginRegistry, StaticCanaryTargets,
+};
 use sluice::engine::wit::types as wt;
 use sluice::engine::{CallContext, EngineLimits, PluginEngine};
 use sluice::runner::{DEFAULT_PAGE_RECORDS, PageCommit, PageCommits, PullOptions, RunStatus};
@@ -723,7 +725,11 @@ async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> anyhow::Res
         Arc::new(MemoryVersionStore::default()),
         Arc::new(StaticCanaryTargets::default()),
     );
-    registry.install("salesforce", wasm, false).await?;
+    // The operator approves the first version's manifest, as `sluice plugin install
+    // --approve-hosts` does; the measured versions then stay within it.
+    registry
+        .install_with_approval("salesforce", wasm, false, HostApproval::Approved)
+        .await?;
     let mut samples = Vec::new();
     for round_no in 0..3u32 {
         let version = with_custom_section(wasm, "bench-version", &round_no.to_le_bytes());
