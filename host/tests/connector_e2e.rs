@@ -15,7 +15,7 @@ use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::engine::wit::types::FailureKind;
 use sluice::runner::{Progress, PullOptions, RunStatus, RunSummary};
-use support::runtime::{approve_emulator, connect, open_app};
+use support::runtime::{approve_emulator, connect, control, open_app, settings, stats};
 
 const HELPDESK: &[&str] = &["Case", "CaseComment", "EmailMessage", "CaseHistory"];
 const CRM: &[&str] = &["Account", "Contact", "Lead", "Opportunity", "User", "Task"];
@@ -74,36 +74,6 @@ async fn case_integration(app: &App, emu: &Emulator, extra: &[(&str, &str)]) -> 
     let mut settings = vec![("objects", "Case")];
     settings.extend_from_slice(extra);
     integration(app, input(emu, "helpdesk", &settings)).await
-}
-
-async fn control(emu: &Emulator, method: &str, path: &str, body: Option<Value>) -> Value {
-    let client = reqwest::Client::new();
-    let url = format!("{}/__emulator/{path}", emu.url);
-    let req = match method {
-        "GET" => client.get(url),
-        "DELETE" => client.delete(url),
-        _ => client.post(url),
-    }
-    .bearer_auth(&emu.control_key);
-    let req = match body {
-        Some(b) => req
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(b.to_string()),
-        None => req,
-    };
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-async fn settings(emu: &Emulator, s: Value) {
-    control(emu, "POST", "settings", Some(s)).await;
-}
-
-async fn stats(emu: &Emulator) -> Value {
-    control(emu, "GET", "stats", None).await
 }
 
 /// Every row of `object` the emulator holds, deleted, purged and hidden ones included.

@@ -16,7 +16,7 @@ use sluice::engine::credentials::CredentialError;
 use sluice::engine::wit::types::FailureKind;
 use sluice::runner::{PullOptions, RunStatus, RunSummary};
 use sluice::store::IntegrationState;
-use support::runtime::{approve_emulator, connect, open_app};
+use support::runtime::{approve_emulator, connect, control, open_app, settings, stats};
 
 async fn app(emu: &Emulator) -> Arc<App> {
     let dir = std::env::temp_dir().join(format!("sluice-org-{}", sluice::secrets::random_token(6)));
@@ -61,36 +61,6 @@ async fn integration(app: &App, emu: &Emulator, capability: &str, objects: Optio
         .id;
     connect(app, &id).await;
     id
-}
-
-async fn control(emu: &Emulator, method: &str, path: &str, body: Option<Value>) -> Value {
-    let client = reqwest::Client::new();
-    let url = format!("{}/__emulator/{path}", emu.url);
-    let req = match method {
-        "GET" => client.get(url),
-        "DELETE" => client.delete(url),
-        _ => client.post(url),
-    }
-    .bearer_auth(&emu.control_key);
-    let req = match body {
-        Some(b) => req
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(b.to_string()),
-        None => req,
-    };
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-async fn settings(emu: &Emulator, s: Value) {
-    control(emu, "POST", "settings", Some(s)).await;
-}
-
-async fn stats(emu: &Emulator) -> Value {
-    control(emu, "GET", "stats", None).await
 }
 
 fn count(stats: &Value, key: &str) -> u64 {

@@ -115,3 +115,41 @@ pub fn add_hostile_integration(
         .unwrap();
     integration.id
 }
+
+/// Calls the emulator's control API and returns its JSON answer; a failure fails the test.
+pub async fn control(
+    emu: &sf_emulator::Emulator,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    let url = format!("{}/__emulator/{path}", emu.url);
+    let req = match method {
+        "GET" => client.get(url),
+        "DELETE" => client.delete(url),
+        _ => client.post(url),
+    }
+    .bearer_auth(&emu.control_key);
+    let req = match body {
+        Some(b) => req
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(b.to_string()),
+        None => req,
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Changes the emulator's settings.
+pub async fn settings(emu: &sf_emulator::Emulator, s: serde_json::Value) {
+    control(emu, "POST", "settings", Some(s)).await;
+}
+
+/// The emulator's request counters.
+pub async fn stats(emu: &sf_emulator::Emulator) -> serde_json::Value {
+    control(emu, "GET", "stats", None).await
+}
