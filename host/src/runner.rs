@@ -402,11 +402,7 @@ pub async fn run_claimed(
                     match failure.kind {
                         FailureKind::ReauthorizationRequired => {
                             status = RunStatus::NeedsReauthorization;
-                            app.store.set_state(
-                                id,
-                                IntegrationState::NeedsReauthorization,
-                                Some(&failure.message),
-                            )?;
+                            mark_needs_reauthorization(&app.store, id, &failure.message)?;
                         }
                         FailureKind::RateLimited => {
                             status = RunStatus::RateLimited;
@@ -554,6 +550,19 @@ async fn swapped_plugin(
     }
     let (plugin, session, ctx, _) = app.session(id, Some(run_id)).await?;
     Ok(Some((plugin, session, ctx)))
+}
+
+/// Marks the integration as needing a new login. When the host's own token refresh already
+/// did (the provider refused the refresh token), its reason is the provider's (for example
+/// `inactive_user`) and more useful than the connector's "the session was refused": keep it.
+fn mark_needs_reauthorization(store: &Store, id: &str, message: &str) -> Result<(), StoreError> {
+    let current = store.integration(id)?;
+    let marked =
+        current.state == IntegrationState::NeedsReauthorization && current.state_reason.is_some();
+    if marked {
+        return Ok(());
+    }
+    store.set_state(id, IntegrationState::NeedsReauthorization, Some(message))
 }
 
 /// The first row of a page that the store could not apply: a merge must be a JSON object.
