@@ -264,7 +264,7 @@ pub fn claim(app: &Arc<App>, id: &str) -> Result<RunClaim, AppError> {
     // The id names a lock file: only ids that exist get that far.
     app.store.integration(id)?;
     app.claim_run(id)
-        .ok_or_else(|| AppError::Conflict(format!("a pull of integration {id} is already running")))
+        .ok_or_else(|| AppError::AlreadyRunning(id.to_string()))
 }
 
 /// Runs one pull of the integration `claim` holds; the claim is released when it ends.
