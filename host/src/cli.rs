@@ -1,4 +1,4 @@
-//! The `sluice` command line. The command names are a contract (issue 5); keep them.
+//! The `sluice` command line. The command names are a contract that scripts depend on; keep them.
 //!
 //! Errors print as one line on stderr with a non-zero exit; panics are caught by a hook that
 //! prints one line too.

@@ -6,13 +6,14 @@
 //! OAuth ([`oauth`], [`tokens`]), pulls ([`runner`], [`scheduler`]) and faces users through
 //! [`cli`], [`admin`] and [`demo`]; [`app`] holds the operations they share.
 
+pub use sluice_engine as engine;
+
 pub mod admin;
 pub mod admin_guard;
 pub mod admin_token;
 pub mod app;
 pub mod cli;
 pub mod demo;
-pub mod engine;
 pub mod http_server;
 pub mod oauth;
 pub mod output;

@@ -6,7 +6,7 @@
 /// Bindings for `sluice:connector@0.1.0`.
 pub mod v0_1 {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "sluice:connector/connector",
         imports: { default: trappable },
         exports: { default: async },

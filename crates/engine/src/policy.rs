@@ -603,7 +603,7 @@ pub enum ResolveError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::manifest::HostPattern;
+    use crate::manifest::HostPattern;
 
     fn rules(hosts: &[&str], extra: &[&str], loopback: bool) -> EgressRules {
         let manifest = Manifest {
