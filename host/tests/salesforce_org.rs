@@ -275,6 +275,64 @@ async fn an_unreadable_required_object_is_permission_denied_naming_it() {
     assert!(failure.message.contains("CaseComment"), "{failure:?}");
 }
 
+/// Pull agrees with Test Connection: a required object the user cannot read fails its
+/// stream (and the run) as permission-denied, naming the object and the access to grant,
+/// while an absent optional object is still a skipped stream with its reason, and the
+/// other streams pull to the ground truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
+    let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
+    let id = integration(&app, &emu, "helpdesk", None).await;
+    settings(
+        &emu,
+        json!({"unreadable_objects": ["CaseComment"], "absent_objects": ["EmailMessage"]}),
+    )
+    .await;
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Failed, "{s:?}");
+    let comments = stream(&s, "CaseComment");
+    assert_eq!(comments.status, "failed", "{comments:?}");
+    let failure = comments.failure.as_ref().expect("a connector failure");
+    assert_eq!(failure.kind, "permission-denied", "{failure:?}");
+    assert!(
+        failure.message.contains("CaseComment") && failure.message.contains("grant Read access"),
+        "{failure:?}"
+    );
+    let email = stream(&s, "EmailMessage");
+    assert_eq!(email.status, "skipped", "{email:?}");
+    let reason = email.detail.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("EmailMessage") && reason.contains("Email-to-Case"),
+        "{reason}"
+    );
+    // The platform sees the failure on the stored run.
+    let run = app.store.runs(&id, 1).unwrap().remove(0);
+    assert_eq!(run.status, "failed", "{run:?}");
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("CaseComment") && e.contains("permission-denied")),
+        "{run:?}"
+    );
+    // Streams before and after the failing one pulled everything.
+    for object in ["Case", "CaseHistory"] {
+        assert_eq!(stream(&s, object).status, "complete", "{s:?}");
+        assert!(assert_equal(&app, &emu, &id, object).await > 0, "{object}");
+    }
+    let mut stored_comments = 0;
+    app.store
+        .for_each_record(&id, Some("CaseComment"), true, |_| {
+            stored_comments += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        stored_comments, 0,
+        "nothing was read from an unreadable object"
+    );
+}
+
 // Section 4: approvals, orgs and deactivation.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
