@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::engine::credentials::CredentialError;
-use sluice::engine::wit::types::FailureKind;
+use sluice::engine::wit::types::{FailureKind, Probe, TestReport};
 use sluice::runner::{PullOptions, RunStatus, RunSummary};
 use sluice::store::IntegrationState;
 use support::runtime::{approve_emulator, connect, control, open_app, settings, stats};
@@ -330,6 +330,57 @@ async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
     assert_eq!(
         stored_comments, 0,
         "nothing was read from an unreadable object"
+    );
+}
+
+/// The Knowledge probe of Test Connection for "View Archived Articles".
+fn archived_probe(report: &TestReport) -> &Probe {
+    report
+        .probes
+        .iter()
+        .find(|p| p.name == "permission:ViewArchivedArticles")
+        .unwrap_or_else(|| panic!("no archived-articles probe: {report:?}"))
+}
+
+/// Test Connection reads the user's own "View Archived Articles" permission: with it the
+/// probe passes; without it (archived versions invisible, as on a real org) it warns, naming
+/// the permission, and the test and the pull still succeed; where `UserPermissionAccess`
+/// cannot be read it warns too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_warns_when_archived_versions_are_not_visible() {
+    let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
+    let id = integration(&app, &emu, "content-management", None).await;
+    let report = app.test(&id).await.unwrap();
+    assert!(report.failure.is_none(), "{report:?}");
+    assert!(archived_probe(&report).failure.is_none(), "{report:?}");
+
+    settings(&emu, json!({"knowledge_archived_visible": false})).await;
+    let report = app.test(&id).await.unwrap();
+    assert!(
+        report.failure.is_none(),
+        "a warning, not a failure: {report:?}"
+    );
+    let warning = archived_probe(&report)
+        .failure
+        .as_ref()
+        .expect("a warning on the archived-articles probe");
+    assert_eq!(warning.kind, FailureKind::PermissionDenied, "{warning:?}");
+    assert!(
+        warning.message.contains("View Archived Articles") && warning.message.contains("grant"),
+        "{warning:?}"
+    );
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(stream(&s, "Knowledge").records > 0, "{s:?}");
+
+    settings(&emu, json!({"absent_objects": ["UserPermissionAccess"]})).await;
+    let report = app.test(&id).await.unwrap();
+    assert!(report.failure.is_none(), "{report:?}");
+    let warning = archived_probe(&report).failure.as_ref().expect("a warning");
+    assert!(
+        warning.message.contains("could not check") && warning.message.contains("INVALID_TYPE"),
+        "{warning:?}"
     );
 }
 
