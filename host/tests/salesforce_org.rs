@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::engine::credentials::CredentialError;
-use sluice::engine::wit::types::FailureKind;
+use sluice::engine::wit::types::{FailureKind, Probe, TestReport};
 use sluice::runner::{PullOptions, RunStatus, RunSummary};
 use sluice::store::IntegrationState;
 use support::runtime::{approve_emulator, connect, control, open_app, settings, stats};
@@ -273,6 +273,115 @@ async fn an_unreadable_required_object_is_permission_denied_naming_it() {
     let failure = report.failure.expect("the test fails");
     assert_eq!(failure.kind, FailureKind::PermissionDenied, "{failure:?}");
     assert!(failure.message.contains("CaseComment"), "{failure:?}");
+}
+
+/// Pull agrees with Test Connection: a required object the user cannot read fails its
+/// stream (and the run) as permission-denied, naming the object and the access to grant,
+/// while an absent optional object is still a skipped stream with its reason, and the
+/// other streams pull to the ground truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
+    let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
+    let id = integration(&app, &emu, "helpdesk", None).await;
+    settings(
+        &emu,
+        json!({"unreadable_objects": ["CaseComment"], "absent_objects": ["EmailMessage"]}),
+    )
+    .await;
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Failed, "{s:?}");
+    let comments = stream(&s, "CaseComment");
+    assert_eq!(comments.status, "failed", "{comments:?}");
+    let failure = comments.failure.as_ref().expect("a connector failure");
+    assert_eq!(failure.kind, "permission-denied", "{failure:?}");
+    assert!(
+        failure.message.contains("CaseComment") && failure.message.contains("grant Read access"),
+        "{failure:?}"
+    );
+    let email = stream(&s, "EmailMessage");
+    assert_eq!(email.status, "skipped", "{email:?}");
+    let reason = email.detail.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("EmailMessage") && reason.contains("Email-to-Case"),
+        "{reason}"
+    );
+    // The platform sees the failure on the stored run.
+    let run = app.store.runs(&id, 1).unwrap().remove(0);
+    assert_eq!(run.status, "failed", "{run:?}");
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("CaseComment") && e.contains("permission-denied")),
+        "{run:?}"
+    );
+    // Streams before and after the failing one pulled everything.
+    for object in ["Case", "CaseHistory"] {
+        assert_eq!(stream(&s, object).status, "complete", "{s:?}");
+        assert!(assert_equal(&app, &emu, &id, object).await > 0, "{object}");
+    }
+    let mut stored_comments = 0;
+    app.store
+        .for_each_record(&id, Some("CaseComment"), true, |_| {
+            stored_comments += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        stored_comments, 0,
+        "nothing was read from an unreadable object"
+    );
+}
+
+/// The Knowledge probe of Test Connection for "View Archived Articles".
+fn archived_probe(report: &TestReport) -> &Probe {
+    report
+        .probes
+        .iter()
+        .find(|p| p.name == "permission:ViewArchivedArticles")
+        .unwrap_or_else(|| panic!("no archived-articles probe: {report:?}"))
+}
+
+/// Test Connection reads the user's own "View Archived Articles" permission: with it the
+/// probe passes; without it (archived versions invisible, as on a real org) it warns, naming
+/// the permission, and the test and the pull still succeed; where `UserPermissionAccess`
+/// cannot be read it warns too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_warns_when_archived_versions_are_not_visible() {
+    let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
+    let id = integration(&app, &emu, "content-management", None).await;
+    let report = app.test(&id).await.unwrap();
+    assert!(report.failure.is_none(), "{report:?}");
+    assert!(archived_probe(&report).failure.is_none(), "{report:?}");
+
+    settings(&emu, json!({"knowledge_archived_visible": false})).await;
+    let report = app.test(&id).await.unwrap();
+    assert!(
+        report.failure.is_none(),
+        "a warning, not a failure: {report:?}"
+    );
+    let warning = archived_probe(&report)
+        .failure
+        .as_ref()
+        .expect("a warning on the archived-articles probe");
+    assert_eq!(warning.kind, FailureKind::PermissionDenied, "{warning:?}");
+    assert!(
+        warning.message.contains("View Archived Articles") && warning.message.contains("grant"),
+        "{warning:?}"
+    );
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    assert!(stream(&s, "Knowledge").records > 0, "{s:?}");
+
+    settings(&emu, json!({"absent_objects": ["UserPermissionAccess"]})).await;
+    let report = app.test(&id).await.unwrap();
+    assert!(report.failure.is_none(), "{report:?}");
+    let warning = archived_probe(&report).failure.as_ref().expect("a warning");
+    assert!(
+        warning.message.contains("could not check") && warning.message.contains("INVALID_TYPE"),
+        "{warning:?}"
+    );
 }
 
 // Section 4: approvals, orgs and deactivation.

@@ -13,6 +13,10 @@
 //! A probe can fail without failing the test: a warning. `/limits` refused for lack of "View
 //! Setup and Configuration" (usage then comes from `Sforce-Limit-Info`), and an optional
 //! object the org does not have (EmailMessage, Knowledge), which pulls skip, are warnings.
+//! So is a Knowledge user without "View Archived Articles" (read from the user's own
+//! `UserPermissionAccess`, which needs no setup permission): archived versions are then
+//! invisible, and an article archived in Salesforce leaves the destination only at the next
+//! reconciliation instead of the next pull.
 
 use crate::client::Sf;
 use crate::describe;
@@ -20,6 +24,7 @@ use crate::errors::{self, SfError};
 use crate::http::Env;
 use crate::model::{ApiUsage, Failure, FailureKind, Probe, Session, TestReport};
 use crate::settings::{self, Cap, Normalized, Purpose};
+use crate::soql;
 
 fn probe(name: &str, failure: Option<Failure>, detail: impl Into<String>) -> Probe {
     Probe {
@@ -233,6 +238,77 @@ fn objects(sf: &mut Sf, n: &Normalized, report: &mut TestReport) {
             break;
         }
     }
+    if n.cap == Cap::Content && report.failure.is_none() {
+        archived_articles(sf, report);
+    }
+}
+
+/// The probe reading the user's "View Archived Articles" permission.
+const ARCHIVED_PROBE: &str = "permission:ViewArchivedArticles";
+
+/// What a user without "View Archived Articles" loses, and how to fix it.
+const ARCHIVED_CONSEQUENCE: &str = "archived Knowledge article versions are not visible, so an \
+    article archived in Salesforce is not removed from the destination by the next pull, only \
+    by the periodic reconciliation (setting reconcile-every); grant \"View Archived \
+    Articles\" to the integration user in its profile or a permission set";
+
+/// Whether the user has "View Archived Articles", from its own session's
+/// `UserPermissionAccess` row. Every outcome but `true` is a warning, never a failure: pulls
+/// still read the published versions.
+fn archived_articles(sf: &mut Sf, report: &mut TestReport) {
+    let query = "SELECT PermissionsViewArchivedArticles FROM UserPermissionAccess";
+    let url = soql::query_url(&sf.base, &sf.version, false, query);
+    let warning = match sf.get(&url, &[]) {
+        Ok(r) => match permission_of(&r.body, "PermissionsViewArchivedArticles") {
+            Some(true) => {
+                report.probes.push(probe(
+                    ARCHIVED_PROBE,
+                    None,
+                    "the user has \"View Archived Articles\": archived versions are visible",
+                ));
+                return;
+            }
+            Some(false) => Failure::new(
+                FailureKind::PermissionDenied,
+                format!("the user lacks \"View Archived Articles\": {ARCHIVED_CONSEQUENCE}"),
+            ),
+            None => Failure::new(
+                FailureKind::Unknown,
+                format!(
+                    "UserPermissionAccess did not say whether the user has \"View Archived \
+                     Articles\"; without it, {ARCHIVED_CONSEQUENCE}"
+                ),
+            ),
+        },
+        Err(e) => {
+            let kind = errors::classify(&e, Some("UserPermissionAccess")).kind;
+            let code = if e.code.is_empty() {
+                format!("HTTP {}", e.status)
+            } else {
+                e.code.clone()
+            };
+            Failure::new(
+                kind,
+                format!(
+                    "could not check \"View Archived Articles\" ({code}: {}; \
+                     UserPermissionAccess needs API version 41.0 or later); without it, \
+                     {ARCHIVED_CONSEQUENCE}",
+                    e.message
+                ),
+            )
+        }
+    };
+    report.probes.push(probe(
+        ARCHIVED_PROBE,
+        Some(warning),
+        "archived article versions may not be visible",
+    ));
+}
+
+/// The checkbox `field` of the first record of a query page, if it is there.
+fn permission_of(body: &[u8], field: &str) -> Option<bool> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("records")?.get(0)?.get(field)?.as_bool()
 }
 
 /// Describes one object; false when the failure ends the test (nothing else can work).
@@ -494,6 +570,77 @@ mod tests {
                 .message
                 .contains("Email-to-Case"),
             "{p:?}"
+        );
+    }
+
+    /// A Content Management org with Knowledge, where `UserPermissionAccess` answers
+    /// `permissions`.
+    fn knowledge_env(permissions: (u16, &str)) -> FakeEnv {
+        let mut env = FakeEnv::default();
+        env.on(USER_PATH, resp(200, USER))
+            .on("/limits", resp(200, LIMITS))
+            .on(
+                "/sobjects/",
+                resp(200, r#"{"sobjects":[{"name":"Knowledge__kav"}]}"#),
+            )
+            .on(
+                "/sobjects/Knowledge__kav/describe/",
+                resp(200, &describe("Knowledge__kav", "SystemModstamp")),
+            )
+            .on("UserPermissionAccess", resp(permissions.0, permissions.1));
+        env
+    }
+
+    fn archived_probe(r: &TestReport) -> &Probe {
+        let p = r.probes.last().unwrap();
+        assert_eq!(p.name, "permission:ViewArchivedArticles", "{r:?}");
+        p
+    }
+
+    fn permission_page(has: bool) -> String {
+        format!(
+            r#"{{"totalSize":1,"done":true,"records":[{{"attributes":{{"type":"UserPermissionAccess"}},"PermissionsViewArchivedArticles":{has}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn knowledge_checks_view_archived_articles_without_failing() {
+        let s = session(Capability::ContentManagement, None, &[]);
+        let mut env = knowledge_env((200, &permission_page(true)));
+        let r = run(&mut env, &s);
+        assert_eq!(r.failure, None, "{r:?}");
+        assert_eq!(archived_probe(&r).failure, None, "{r:?}");
+        assert!(
+            env.urls().iter().any(|u| u.contains(
+                "query?q=SELECT%20PermissionsViewArchivedArticles%20FROM%20UserPermissionAccess"
+            )),
+            "{:?}",
+            env.urls()
+        );
+
+        let mut env = knowledge_env((200, &permission_page(false)));
+        let r = run(&mut env, &s);
+        assert_eq!(r.failure, None, "a warning, not a failure: {r:?}");
+        let w = archived_probe(&r).failure.clone().expect("a warning");
+        assert_eq!(w.kind, FailureKind::PermissionDenied);
+        assert!(
+            w.message.contains("View Archived Articles") && w.message.contains("archived"),
+            "{}",
+            w.message
+        );
+
+        // An org or API version without UserPermissionAccess: a warning too.
+        let mut env = knowledge_env((
+            400,
+            r#"[{"errorCode":"INVALID_TYPE","message":"sObject type 'UserPermissionAccess' is not supported."}]"#,
+        ));
+        let r = run(&mut env, &s);
+        assert_eq!(r.failure, None, "{r:?}");
+        let w = archived_probe(&r).failure.clone().expect("a warning");
+        assert!(
+            w.message.contains("INVALID_TYPE") && w.message.contains("View Archived Articles"),
+            "{}",
+            w.message
         );
     }
 

@@ -369,8 +369,55 @@ fn missing_object_is_skipped_and_keeps_checkpoint() {
         },
     )
     .unwrap();
-    assert!(matches!(p.status, StreamStatus::Skipped(ref r) if r.contains("EmailMessage")));
+    assert!(
+        matches!(p.status, StreamStatus::Skipped(ref r)
+            if r.contains("EmailMessage") && r.contains("Email-to-Case")),
+        "{:?}",
+        p.status
+    );
     assert_eq!(p.checkpoint, cp);
+}
+
+/// A required object the user cannot see fails its stream, naming the object and the
+/// access to grant; it is never skipped as if the org lacked it.
+#[test]
+fn missing_required_object_fails_permission_denied() {
+    let s = helpdesk();
+    for (object, answer) in [
+        (
+            "Case",
+            (
+                404,
+                r#"[{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}]"#,
+            ),
+        ),
+        (
+            "CaseHistory",
+            (
+                400,
+                r#"[{"errorCode":"INVALID_TYPE","message":"sObject type 'CaseHistory' is not supported."}]"#,
+            ),
+        ),
+    ] {
+        let mut env = FakeEnv::default();
+        env.on("/describe/", resp(answer.0, answer.1));
+        let f = pull(
+            &mut env,
+            &s,
+            &PullRequest {
+                stream: object.into(),
+                checkpoint: None,
+                max_records: 10,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(f.kind, FailureKind::PermissionDenied, "{object}: {f:?}");
+        assert!(
+            f.message.contains(object) && f.message.contains("grant Read access"),
+            "{object}: {}",
+            f.message
+        );
+    }
 }
 
 #[test]

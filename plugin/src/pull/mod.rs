@@ -494,7 +494,8 @@ fn redescribe(sf: &mut Sf, t: &Target, cp: &mut Checkpoint, e: &SfError) -> Resu
 }
 
 /// Re-describes, bounds the window by server time and stores it in `cp.win`. Returns a skip
-/// reason when the object does not exist; leaves `cp.win` empty when there is nothing new.
+/// reason when an optional object does not exist; leaves `cp.win` empty when there is
+/// nothing new.
 fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<String>, Failure> {
     let url = sf.data_url(&format!("/sobjects/{}/describe/", t.object));
     let mut headers = Vec::new();
@@ -504,10 +505,15 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
     }
     let resp = match sf.get(&url, &headers) {
         Ok(r) => r,
-        Err(e) if e.status == 404 || e.is("NOT_FOUND") || e.is("INVALID_TYPE") => {
+        // An optional object the org may lack is skipped; a required one the user cannot
+        // see fails the stream, naming the object and the access to grant, as Test
+        // Connection does: Salesforce answers "absent" and "not readable" alike.
+        Err(e) if describe::is_missing(&e) && describe::is_optional(&t.object) => {
             return Ok(Some(format!(
-                "{} does not exist in this org or is not visible to the user ({})",
-                t.object, e.message
+                "{} is unavailable: {}, or the user cannot read it ({})",
+                t.object,
+                describe::optional_reason(&t.object),
+                e.message
             )));
         }
         Err(e) => return Err(errors::classify(&e, Some(&t.object))),

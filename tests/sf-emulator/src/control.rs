@@ -140,6 +140,10 @@ async fn set_settings(State(state): S, headers: HeaderMap, body: Bytes) -> Respo
         }
         Ok(new) => {
             *state.settings.write().expect("settings lock") = new.clone();
+            // The user's permissions are also data: `UserPermissionAccess` reports them.
+            let mut store = state.store.write().expect("store lock");
+            crate::access::sync_permissions(&mut store, &new, crate::dt::now_ms());
+            drop(store);
             reply(
                 StatusCode::OK,
                 serde_json::to_value(new).unwrap_or_default(),

@@ -456,6 +456,7 @@ pub fn all_objects() -> Vec<ObjectDef> {
         opportunity(),
         task(),
         user(),
+        user_permission_access(),
     ]
 }
 
@@ -885,4 +886,26 @@ fn user() -> ObjectDef {
     // Users are deactivated, never deleted, and have no IsDeleted field.
     fields.retain(|f| f.name != "IsDeleted");
     obj("User", "User", "Users", "005", fields, vec![])
+}
+
+/// The integration user's own permissions (API 41.0+: `describeSObjects` and `query` only),
+/// one `Permissions<Name>` checkbox per permission. Its single row is rewritten from the
+/// settings ([`crate::access::sync_permissions`]). The key prefix is the emulator's choice.
+fn user_permission_access() -> ObjectDef {
+    let f = B::new()
+        .f("LastCacheUpdate", Kind::DateTime)
+        .f("PermissionsViewArchivedArticles", Kind::Boolean)
+        .f("PermissionsViewSetup", Kind::Boolean)
+        .done();
+    ObjectDef {
+        replicateable: false,
+        ..obj(
+            "UserPermissionAccess",
+            "User Permission Access",
+            "User Permission Access",
+            "0up",
+            f,
+            vec![],
+        )
+    }
 }

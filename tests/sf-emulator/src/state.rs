@@ -110,6 +110,7 @@ impl Shared {
             admin_username: config.username.clone(),
         };
         let mut store = generate::build(ctx);
+        crate::access::sync_permissions(&mut store, &config.settings, now);
         // Describe results were last modified well before the data began.
         store.set_schema_modified(anchor - 30 * DAY_MS);
         let salt = now as u64 ^ (std::process::id() as u64) << 32;

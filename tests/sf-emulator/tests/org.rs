@@ -1,5 +1,6 @@
 //! What the org has and what the integration user may do: the identity URL on the login
-//! host, `/limits` without "View Setup and Configuration", absent and unreadable objects.
+//! host, `/limits` without "View Setup and Configuration", absent and unreadable objects, and
+//! the user's own permissions through `UserPermissionAccess`.
 
 mod common;
 
@@ -107,4 +108,57 @@ async fn absent_and_unreadable_objects_do_not_exist_for_the_user() {
     assert_eq!(s, 200, "{body}");
     // The ground truth still has every row.
     assert!(!truth(&emu, "EmailMessage").await.is_empty());
+}
+
+#[tokio::test]
+async fn user_permission_access_reports_the_session_users_permissions() {
+    let emu = start().await;
+    let tok = token(&emu).await;
+    let permissions = || async {
+        let soql = "SELECT Id, LastCacheUpdate, PermissionsViewArchivedArticles, \
+                    PermissionsViewSetup FROM UserPermissionAccess";
+        let (s, _, body) = get(&emu, &tok, &format!("/query?q={}", enc(soql))).await;
+        assert_eq!(s, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["totalSize"], 1, "{v}");
+        v["records"][0].clone()
+    };
+    // An admin has both permissions.
+    let admin = permissions().await;
+    assert_eq!(admin["PermissionsViewArchivedArticles"], true, "{admin}");
+    assert_eq!(admin["PermissionsViewSetup"], true, "{admin}");
+    assert_eq!(admin["attributes"]["type"], "UserPermissionAccess");
+    let (s, _, body) = get(&emu, &tok, "/sobjects/UserPermissionAccess/describe/").await;
+    assert_eq!(s, 200, "{body}");
+    let d: Value = serde_json::from_str(&body).unwrap();
+    let field = d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "PermissionsViewArchivedArticles")
+        .cloned()
+        .unwrap();
+    assert_eq!(field["type"], "boolean");
+    assert_eq!(d["createable"], false);
+
+    control(
+        &emu,
+        "settings",
+        json!({"knowledge_archived_visible": false, "view_setup_permission": false}),
+    )
+    .await;
+    let user = permissions().await;
+    assert_eq!(user["PermissionsViewArchivedArticles"], false, "{user}");
+    assert_eq!(user["PermissionsViewSetup"], false, "{user}");
+    assert_eq!(user["Id"], admin["Id"]);
+    // What it reports is what the APIs do: no archived article version is visible.
+    let archived = "SELECT Id FROM Knowledge__kav WHERE PublishStatus = 'Archived'";
+    let (_, _, body) = get(&emu, &tok, &format!("/query?q={}", enc(archived))).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["totalSize"], 0, "{v}");
+    // A filter on the permission works like any checkbox.
+    let soql = "SELECT Id FROM UserPermissionAccess WHERE PermissionsViewArchivedArticles = true";
+    let (_, _, body) = get(&emu, &tok, &format!("/query?q={}", enc(soql))).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["totalSize"], 0, "{v}");
 }

@@ -1102,6 +1102,8 @@ pub fn build(ctx: GenCtx) -> Store {
                 }
                 t
             }
+            // One row, the session user's permissions, filled from the settings.
+            "UserPermissionAccess" => crate::access::permission_table(def),
             other => unreachable!("no generator for {other}"),
         };
         tables.push(t);

@@ -13,7 +13,7 @@ use crate::schema::{FieldDef, Kind, ObjectDef};
 /// Objects the Bulk API refuses (none of ours, but describe must stay honest).
 fn global_entry(def: &ObjectDef, base: &str) -> Json {
     let name = def.name;
-    let writable = !matches!(name, "CaseHistory");
+    let writable = !matches!(name, "CaseHistory" | "UserPermissionAccess");
     json!({
         "activateable": false, "createable": writable, "custom": def.custom,
         "customSetting": false, "deletable": writable && name != "User",
