@@ -26,7 +26,7 @@ use sluice::engine::wit::types as wt;
 use sluice::engine::{CallContext, EngineLimits, PluginEngine};
 use sluice::runner::{DEFAULT_PAGE_RECORDS, PageCommit, PageCommits, PullOptions, RunStatus};
 use sluice::secrets::Secret;
-use sluice::store::{GrantFlow, TokenSet};
+use sluice::store::{CheckpointState, GrantFlow, RunState, TokenSet};
 use sluice_salesforce::http::{Env, Method, Request, Response, TransportError};
 use sluice_salesforce::model as pm;
 
@@ -539,11 +539,11 @@ fn native_pull(
                 .map_err(|f| anyhow::anyhow!("native pull of {stream}: {f:?}"))?;
             pull_time += t_pull.elapsed();
             let status = match &page.status {
-                pm::StreamStatus::Partial => "partial",
-                pm::StreamStatus::Complete => "complete",
-                pm::StreamStatus::Skipped(_) => "skipped",
+                pm::StreamStatus::Partial => CheckpointState::Partial,
+                pm::StreamStatus::Complete => CheckpointState::Complete,
+                pm::StreamStatus::Skipped(_) => CheckpointState::Skipped,
             };
-            if status != "skipped" {
+            if status != CheckpointState::Skipped {
                 checkpoint = page.checkpoint;
             }
             // The host's row type (what the component returns); a move, no copy of the JSON.
@@ -572,13 +572,13 @@ fn native_pull(
                 plugin_version: 0,
             };
             records += handle.block_on(commits.submit(page, n))?.unwrap_or(0);
-            if status != "partial" {
+            if status != CheckpointState::Partial {
                 break;
             }
         }
         records += handle.block_on(commits.wait())?.unwrap_or(0);
     }
-    store.finish_run(&run_id, "succeeded", &json!([]), None)?;
+    store.finish_run(&run_id, RunState::Succeeded, &json!([]), None)?;
     let (commit_time, commit_waited) = commits.timings();
     eprintln!(
         "  native breakdown: connector pull (HTTP + parse) {:.1} s, HTTP wait {:.1} s, commit_page {:.1} s (waited for {:.1} s)",

@@ -176,7 +176,7 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn list(State(s): State<AdminState>) -> Result<Response, AppError> {
-    let rows = crate::cli::list_rows(&s.app).map_err(|e| AppError::Conflict(e.to_string()))?;
+    let rows = crate::views::list_rows(&s.app)?;
     Ok(Json(rows).into_response())
 }
 
@@ -229,7 +229,7 @@ fn parse_interval(value: &serde_json::Value) -> Result<std::time::Duration, AppE
             .as_u64()
             .map(std::time::Duration::from_secs)
             .ok_or_else(|| invalid(format!("{n} is not a whole number of seconds"))),
-        serde_json::Value::String(s) => crate::cli::parse_duration(s).map_err(invalid),
+        serde_json::Value::String(s) => crate::duration::parse_duration(s).map_err(invalid),
         other => Err(invalid(format!(
             "{other} is not a duration: use seconds or a text such as \"15m\""
         ))),

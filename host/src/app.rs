@@ -23,7 +23,7 @@ use crate::engine::{CallContext, EngineError, EngineLimits, LoadedPlugin, Plugin
 use crate::oauth::{AuthorizationStart, Callback, OAuth, OAuthError, RevocableToken};
 use crate::store::{
     GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, RunRecord,
-    Store, StoreError, TokenSet, now_ms,
+    RunState, Store, StoreError, TokenSet, now_ms,
 };
 use crate::tokens::{HostApp, TokenService};
 
@@ -845,7 +845,7 @@ impl App {
     /// is recorded as interrupted first.
     pub fn runs(self: &Arc<Self>, id: &str, limit: usize) -> Result<Vec<RunRecord>, AppError> {
         let runs = self.store.runs(id, limit)?;
-        if !runs.iter().any(|r| r.status == "running") {
+        if !runs.iter().any(|r| r.status == RunState::Running) {
             return Ok(runs);
         }
         // Holding the claim, no run of `id` can be going on, here or in another process.

@@ -12,11 +12,13 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{App, AppConfig, IntegrationInput, Validated};
+use crate::duration::parse_duration;
 use crate::oauth::Callback;
 use crate::output::outln;
 use crate::runner::{Progress, PullOptions, RunStatus, RunSummary};
 use crate::store::{Integration, IntegrationState};
 use crate::terminal::safe;
+use crate::views::list_rows;
 
 /// Sluice: run sandboxed data connectors for many tenants.
 #[derive(Debug, Parser)]
@@ -289,45 +291,6 @@ fn parse_origin(text: &str) -> Result<crate::engine::policy::Origin, String> {
     crate::engine::policy::parse_extra_origin(text).map_err(|e| e.to_string())
 }
 
-/// The longest duration any option takes: anything longer is a typo, and longer values
-/// would overflow the millisecond timestamps they are added to.
-pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
-
-/// Parses `15m`, `1h`, `30s`, `2d`, `500ms` or plain seconds, up to [`MAX_DURATION`].
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let not_a_duration = || format!("{text:?} is not a duration (e.g. 15m, 1h, 30s)");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    if num.is_empty() {
-        return Err(not_a_duration());
-    }
-    let too_long = || {
-        format!(
-            "{text:?} is too long: at most {}d",
-            MAX_DURATION.as_secs() / 86_400
-        )
-    };
-    // Digits only: a parse failure here is an overflow of u64.
-    let n: u64 = num.parse().map_err(|_| too_long())?;
-    let millis_per_unit: u64 = match unit {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(not_a_duration()),
-    };
-    let duration = n
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .filter(|d| *d <= MAX_DURATION)
-        .ok_or_else(too_long)?;
-    Ok(duration)
-}
-
 /// The bounds of `serve --refresh-age`: a token is refreshed before Salesforce's shortest
 /// session timeout ends, and never on every call.
 pub const REFRESH_AGE_RANGE: std::ops::RangeInclusive<Duration> =
@@ -525,33 +488,6 @@ fn ago(ms: i64) -> String {
     }
 }
 
-/// One row of `integration list`.
-#[derive(Debug, serde::Serialize)]
-pub struct ListRow {
-    /// The integration.
-    #[serde(flatten)]
-    pub integration: Integration,
-    /// Its latest run.
-    pub last_run: Option<crate::store::RunRecord>,
-    /// Its token health.
-    pub token: Option<crate::store::TokenHealth>,
-}
-
-/// The rows of `integration list`, newest first.
-pub fn list_rows(app: &Arc<App>) -> anyhow::Result<Vec<ListRow>> {
-    let mut rows = Vec::new();
-    for integration in app.store.integrations()? {
-        let last_run = app.runs(&integration.id, 1)?.into_iter().next();
-        let token = app.store.token_health(&integration.id)?;
-        rows.push(ListRow {
-            integration,
-            last_run,
-            token,
-        });
-    }
-    Ok(rows)
-}
-
 async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> anyhow::Result<()> {
     match cmd {
         IntegrationCommand::Add(a) => {
@@ -598,7 +534,7 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
                     format!("{} {}", run.status, ago(run.started_at_ms))
                 });
                 let token = r.token.as_ref().map_or("none".to_string(), |t| {
-                    t.checked_at_ms.map_or(t.health.clone(), |c| {
+                    t.checked_at_ms.map_or(t.health.to_string(), |c| {
                         format!("{} (checked {})", t.health, ago(c))
                     })
                 });
@@ -655,7 +591,7 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
             )?;
             outln!(
                 "token:        {}",
-                safe(&token.map_or("not connected".into(), |t| t.health))
+                safe(token.map_or("not connected", |t| t.health.as_str()))
             )?;
             outln!("streams:      {}", safe(&v.streams.join(", ")))?;
             for (k, val) in &v.normalized {
@@ -673,7 +609,7 @@ async fn integration(app: &Arc<App>, cmd: &IntegrationCommand, json: bool) -> an
                 outln!(
                     "run:          {} {} {} records, {} API calls, {}",
                     r.id,
-                    safe(&r.status),
+                    safe(r.status.as_str()),
                     r.records,
                     r.api_calls,
                     ago(r.started_at_ms)
@@ -994,7 +930,7 @@ pub async fn pull(
                 }
                 Progress::StreamDone { outcome } => {
                     if let Some(bar) = active.remove(&outcome.stream) {
-                        bar.finish_with_message(safe(&outcome.status).into_owned());
+                        bar.finish_with_message(safe(outcome.status.as_str()).into_owned());
                     }
                 }
             }
@@ -1051,7 +987,7 @@ pub fn print_summary(s: &RunSummary) -> std::io::Result<()> {
         outln!(
             "  {:<20} {:<12} {:>9} records {:>5} pages{}",
             safe(&o.stream),
-            safe(&o.status),
+            safe(o.status.as_str()),
             o.records,
             o.pages,
             safe(&why)
@@ -1245,24 +1181,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5y").is_err());
-        assert!(parse_duration("m").is_err());
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("3650d"), Ok(MAX_DURATION));
-        for overflow in [
-            "213503982334602d",
-            "9223372036854776s",
-            "99999999999999999999",
-            "3651d",
-        ] {
-            let err = parse_duration(overflow).unwrap_err();
-            assert!(err.contains("too long"), "{overflow}: {err}");
-        }
+    fn refresh_ages_are_bounded() {
         assert!(parse_refresh_age("9223372036854776s").is_err());
         assert!(parse_refresh_age("0s").is_err());
         assert_eq!(parse_refresh_age("90m"), Ok(Duration::from_secs(5400)));

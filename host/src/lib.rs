@@ -14,6 +14,7 @@ pub mod admin_token;
 pub mod app;
 pub mod cli;
 pub mod demo;
+pub mod duration;
 pub mod http_server;
 pub mod oauth;
 pub mod output;
@@ -25,6 +26,7 @@ pub mod serve;
 pub mod store;
 pub mod terminal;
 pub mod tokens;
+pub mod views;
 
 /// The default Salesforce connector component, compiled from `plugin/` by `build.rs`.
 pub const SALESFORCE_COMPONENT: &[u8] = include_bytes!(env!("SLUICE_SALESFORCE_WASM"));

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use crate::app::{App, AppError, RunClaim};
 use crate::engine::wit::types::{FailureKind, Operation, PullRequest, Row, Session, StreamStatus};
 use crate::engine::{CallContext, KeySource, LoadedPlugin};
-use crate::store::{IntegrationState, Store, StoreError};
+use crate::store::{CheckpointState, IntegrationState, RunState, Store, StoreError};
 
 /// The default page size asked of the connector.
 pub const DEFAULT_PAGE_RECORDS: u32 = 2000;
@@ -174,8 +174,8 @@ pub struct FailureInfo {
 pub struct StreamOutcome {
     /// The stream.
     pub stream: String,
-    /// `complete`, `skipped`, `failed`, `interrupted` or `not-run`.
-    pub status: String,
+    /// How it ended.
+    pub status: StreamResult,
     /// Rows committed in this run.
     pub records: u64,
     /// Pages committed in this run.
@@ -186,6 +186,35 @@ pub struct StreamOutcome {
     pub detail: Option<String>,
     /// The connector's failure, if any.
     pub failure: Option<FailureInfo>,
+}
+
+/// How one stream of a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StreamResult {
+    /// Caught up.
+    Complete,
+    /// Not read, for the reason in the outcome's detail.
+    Skipped,
+    /// Stopped by a failure; what it committed is kept.
+    Failed,
+    /// Stopped by a shutdown; resumes from its checkpoint.
+    Interrupted,
+    /// The run ended before reaching it.
+    NotRun,
+}
+
+impl StreamResult {
+    /// The result as shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::NotRun => "not-run",
+        }
+    }
 }
 
 /// The overall result of a run.
@@ -205,14 +234,20 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    /// The status as stored.
+    /// The status as stored and shown.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Interrupted => "interrupted",
-            Self::RateLimited => "rate-limited",
-            Self::NeedsReauthorization => "needs-reauthorization",
+        RunState::from(self).as_str()
+    }
+}
+
+impl From<RunStatus> for RunState {
+    fn from(s: RunStatus) -> Self {
+        match s {
+            RunStatus::Succeeded => RunState::Succeeded,
+            RunStatus::Failed => RunState::Failed,
+            RunStatus::Interrupted => RunState::Interrupted,
+            RunStatus::RateLimited => RunState::RateLimited,
+            RunStatus::NeedsReauthorization => RunState::NeedsReauthorization,
         }
     }
 }
@@ -331,7 +366,7 @@ pub async fn run_claimed(
     for stream in &streams {
         let mut outcome = StreamOutcome {
             stream: stream.clone(),
-            status: "not-run".into(),
+            status: StreamResult::NotRun,
             records: 0,
             pages: 0,
             api_calls: 0,
@@ -349,7 +384,7 @@ pub async fn run_claimed(
         let mut checkpoint = app.store.checkpoint(id, stream)?;
         loop {
             if stopped() {
-                outcome.status = "interrupted".into();
+                outcome.status = StreamResult::Interrupted;
                 status = RunStatus::Interrupted;
                 break;
             }
@@ -376,7 +411,7 @@ pub async fn run_claimed(
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(integration = id, run = %run_id, stream, error = %e, "the new plugin version cannot serve this run");
-                    outcome.status = "failed".into();
+                    outcome.status = StreamResult::Failed;
                     outcome.detail = Some(e.to_string());
                     status = RunStatus::Failed;
                     run_error = Some(format!("{stream}: {e}"));
@@ -393,7 +428,7 @@ pub async fn run_claimed(
                 Ok(Err(failure)) => {
                     let kind = kind_label(failure.kind);
                     tracing::warn!(integration = id, run = %run_id, stream, kind, message = %failure.message, "stream failed");
-                    outcome.status = "failed".into();
+                    outcome.status = StreamResult::Failed;
                     outcome.failure = Some(FailureInfo {
                         kind: kind.into(),
                         message: failure.message.clone(),
@@ -420,7 +455,7 @@ pub async fn run_claimed(
                 }
                 Err(e) => {
                     tracing::warn!(integration = id, run = %run_id, stream, error = %e, "stream failed in the engine");
-                    outcome.status = "failed".into();
+                    outcome.status = StreamResult::Failed;
                     outcome.detail = Some(e.to_string());
                     status = RunStatus::Failed;
                     run_error = Some(format!("{stream}: {e}"));
@@ -442,12 +477,13 @@ pub async fn run_claimed(
                 break;
             }
             let (stream_status, detail) = match &page.status {
-                StreamStatus::Partial => ("partial", None),
-                StreamStatus::Complete => ("complete", None),
-                StreamStatus::Skipped(why) => ("skipped", Some(why.clone())),
+                StreamStatus::Partial => (CheckpointState::Partial, None),
+                StreamStatus::Complete => (CheckpointState::Complete, None),
+                StreamStatus::Skipped(why) => (CheckpointState::Skipped, Some(why.clone())),
             };
             // A skipped stream's checkpoint does not advance (the contract says so): keep ours.
-            let advanced = stream_status != "skipped" && page.checkpoint != checkpoint;
+            let advanced =
+                stream_status != CheckpointState::Skipped && page.checkpoint != checkpoint;
             let progressed = !page.rows.is_empty() || advanced;
             if advanced {
                 checkpoint = page.checkpoint;
@@ -488,11 +524,11 @@ pub async fn run_claimed(
                     continue;
                 }
                 StreamStatus::Complete => {
-                    outcome.status = "complete".into();
+                    outcome.status = StreamResult::Complete;
                     break;
                 }
                 StreamStatus::Skipped(_) => {
-                    outcome.status = "skipped".into();
+                    outcome.status = StreamResult::Skipped;
                     outcome.detail = detail;
                     break;
                 }
@@ -512,12 +548,8 @@ pub async fn run_claimed(
     let records = outcomes.iter().map(|o| o.records).sum();
     let api_calls = outcomes.iter().map(|o| o.api_calls).sum();
     let streams_json = serde_json::to_value(&outcomes).unwrap_or_default();
-    app.store.finish_run(
-        &run_id,
-        status.as_str(),
-        &streams_json,
-        run_error.as_deref(),
-    )?;
+    app.store
+        .finish_run(&run_id, status.into(), &streams_json, run_error.as_deref())?;
     tracing::info!(integration = id, run = %run_id, status = status.as_str(), records, api_calls, "run finished");
     Ok(RunSummary {
         run_id,
@@ -583,7 +615,7 @@ fn malformed_row(rows: &[Row]) -> Option<RunBound> {
 fn cross(outcome: &mut StreamOutcome, bound: RunBound, run_error: &mut Option<String>) {
     tracing::warn!(stream = %outcome.stream, %bound, "stream stopped by a run bound");
     *run_error = Some(format!("{}: {bound}", outcome.stream));
-    outcome.status = "failed".into();
+    outcome.status = StreamResult::Failed;
     outcome.detail = Some(bound.to_string());
 }
 
@@ -629,7 +661,7 @@ pub struct PageCommit {
     /// The stream's checkpoint after this page.
     pub checkpoint: Option<String>,
     /// `partial`, `complete` or `skipped`.
-    pub status: &'static str,
+    pub status: CheckpointState,
     /// Provider API calls the page used.
     pub api_calls: u32,
     /// The number of the plugin version that served the page.
@@ -873,7 +905,7 @@ mod tests {
             stream: "Case".into(),
             rows: (0..2000).map(|i| row(&format!("k{n}-{i:05}"))).collect(),
             checkpoint: Some(checkpoint.into()),
-            status: "partial",
+            status: CheckpointState::Partial,
             api_calls: 1,
             plugin_version: 1,
         };

@@ -22,7 +22,9 @@ use crate::engine::credentials::{AccessToken, BoxFuture, CredentialError, Creden
 use crate::engine::policy::EgressRules;
 use crate::oauth::{AppCredentials, OAuth, OAuthError};
 use crate::secrets::Secret;
-use crate::store::{GrantFlow, IntegrationState, Store, StoreError, TokenSet, now_ms};
+use crate::store::{
+    GrantFlow, IntegrationState, Store, StoreError, TokenHealthState, TokenSet, now_ms,
+};
 
 /// Default proactive refresh age: three quarters of Salesforce's default 2-hour session.
 pub const DEFAULT_REFRESH_AGE: Duration = Duration::from_secs(90 * 60);
@@ -266,7 +268,9 @@ impl TokenService {
                 Err(CredentialError::ReauthorizationRequired(reason))
             }
             Err(e) => {
-                let _ = self.store.set_token_health(integration_id, "unreachable");
+                let _ = self
+                    .store
+                    .set_token_health(integration_id, TokenHealthState::Unreachable);
                 tracing::warn!(integration = integration_id, error = %e, "token refresh failed");
                 Err(unavailable(e))
             }
@@ -298,7 +302,9 @@ impl TokenService {
                 Some(reason),
             )
             .map_err(unavailable)?;
-        let _ = self.store.set_token_health(integration_id, "dead");
+        let _ = self
+            .store
+            .set_token_health(integration_id, TokenHealthState::Dead);
         Ok(())
     }
 

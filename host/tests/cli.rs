@@ -499,7 +499,7 @@ async fn a_run_killed_with_sigkill_is_not_shown_as_running() {
             .runs(&id, 1)
             .unwrap()
             .first()
-            .is_some_and(|r| r.status == "running")
+            .is_some_and(|r| r.status == sluice::store::RunState::Running)
     })
     .await;
     // `Child::kill` sends SIGKILL on unix.

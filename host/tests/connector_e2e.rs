@@ -492,7 +492,7 @@ fn token_requests(s: &Value) -> u64 {
 }
 
 type Snapshot = (
-    Vec<(String, Option<String>, String)>,
+    Vec<(String, Option<String>, sluice::store::CheckpointState)>,
     BTreeMap<String, String>,
 );
 

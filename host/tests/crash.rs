@@ -158,7 +158,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     }
     let last = app.store.runs(&id, 1).unwrap().remove(0);
     assert!(
-        last.status == "interrupted" && last.ended_at_ms.is_some(),
+        last.status == sluice::store::RunState::Interrupted && last.ended_at_ms.is_some(),
         "a terminated run is recorded as ended: {last:?}"
     );
     println!("after SIGTERM the run ended as {}", last.status);

@@ -123,7 +123,10 @@ async fn a_page_with_more_rows_than_asked_is_refused() {
     let id = integration(&app, "big-page", &[("size", "262144")]).await;
     let summary = run(&app, &id, 1).await;
     assert_eq!(summary.status, RunStatus::Failed);
-    assert_eq!(summary.streams[0].status, "failed");
+    assert_eq!(
+        summary.streams[0].status,
+        sluice::runner::StreamResult::Failed
+    );
     assert!(detail(&summary).contains("4 rows"), "{}", detail(&summary));
     assert_eq!(summary.records, 0);
     assert_eq!(app.store.checkpoint(&id, "Thing").unwrap(), None);

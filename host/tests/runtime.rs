@@ -202,7 +202,15 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         json: br#"{"Id":"500000000000001AAA"}"#.to_vec(),
     };
     app.store
-        .commit_page(&id, "Case", &run, &[row], Some("cp-1"), "partial", 1)
+        .commit_page(
+            &id,
+            "Case",
+            &run,
+            &[row],
+            Some("cp-1"),
+            sluice::store::CheckpointState::Partial,
+            1,
+        )
         .unwrap();
 
     // Rotation on: concurrent 401s share one refresh, and rotated tokens keep working.

@@ -14,8 +14,8 @@ use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::engine::credentials::CredentialError;
 use sluice::engine::wit::types::{FailureKind, Probe, TestReport};
-use sluice::runner::{PullOptions, RunStatus, RunSummary};
-use sluice::store::IntegrationState;
+use sluice::runner::{PullOptions, RunStatus, RunSummary, StreamResult};
+use sluice::store::{IntegrationState, RunState};
 use support::runtime::{approve_emulator, connect, control, open_app, settings, stats};
 
 async fn app(emu: &Emulator) -> Arc<App> {
@@ -244,7 +244,11 @@ async fn absent_optional_objects_are_unavailable_in_test_and_pull() {
 
     let s = pull(&app, &helpdesk).await;
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
-    assert_eq!(stream(&s, "EmailMessage").status, "skipped", "{s:?}");
+    assert_eq!(
+        stream(&s, "EmailMessage").status,
+        StreamResult::Skipped,
+        "{s:?}"
+    );
     for object in ["Case", "CaseComment", "CaseHistory"] {
         assert!(
             assert_equal(&app, &emu, &helpdesk, object).await > 0,
@@ -260,7 +264,11 @@ async fn absent_optional_objects_are_unavailable_in_test_and_pull() {
     assert!(probe.failure.is_some(), "{probe:?}");
     let s = pull(&app, &knowledge).await;
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
-    assert_eq!(stream(&s, "Knowledge").status, "skipped", "{s:?}");
+    assert_eq!(
+        stream(&s, "Knowledge").status,
+        StreamResult::Skipped,
+        "{s:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +300,7 @@ async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
     let s = pull(&app, &id).await;
     assert_eq!(s.status, RunStatus::Failed, "{s:?}");
     let comments = stream(&s, "CaseComment");
-    assert_eq!(comments.status, "failed", "{comments:?}");
+    assert_eq!(comments.status, StreamResult::Failed, "{comments:?}");
     let failure = comments.failure.as_ref().expect("a connector failure");
     assert_eq!(failure.kind, "permission-denied", "{failure:?}");
     assert!(
@@ -300,7 +308,7 @@ async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
         "{failure:?}"
     );
     let email = stream(&s, "EmailMessage");
-    assert_eq!(email.status, "skipped", "{email:?}");
+    assert_eq!(email.status, StreamResult::Skipped, "{email:?}");
     let reason = email.detail.as_deref().unwrap_or_default();
     assert!(
         reason.contains("EmailMessage") && reason.contains("Email-to-Case"),
@@ -308,7 +316,7 @@ async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
     );
     // The platform sees the failure on the stored run.
     let run = app.store.runs(&id, 1).unwrap().remove(0);
-    assert_eq!(run.status, "failed", "{run:?}");
+    assert_eq!(run.status, RunState::Failed, "{run:?}");
     assert!(
         run.error
             .as_deref()
@@ -317,7 +325,7 @@ async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
     );
     // Streams before and after the failing one pulled everything.
     for object in ["Case", "CaseHistory"] {
-        assert_eq!(stream(&s, object).status, "complete", "{s:?}");
+        assert_eq!(stream(&s, object).status, StreamResult::Complete, "{s:?}");
         assert!(assert_equal(&app, &emu, &id, object).await > 0, "{object}");
     }
     let mut stored_comments = 0;

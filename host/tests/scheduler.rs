@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sluice::app::{AppConfig, IntegrationInput};
 use sluice::scheduler::{SchedulerConfig, SchedulerStats};
+use sluice::store::{RunState, TokenHealthState};
 use support::runtime::{approve_emulator, connect, open_app};
 
 fn rss_kib() -> u64 {
@@ -104,7 +105,7 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
         }
         assert!(
             runs.iter()
-                .all(|r| r.status == "succeeded" || r.status == "interrupted")
+                .all(|r| matches!(r.status, RunState::Succeeded | RunState::Interrupted))
         );
         total += runs.len();
         min_runs = min_runs.min(runs.len());
@@ -196,7 +197,7 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
     assert_eq!(stats.runs_started.load(Ordering::SeqCst), 0);
     assert_eq!(emu.state.stats.lock().unwrap().refresh_failures, 1);
     let health = app.store.token_health(&id).unwrap().unwrap();
-    assert_eq!(health.health, "dead");
+    assert_eq!(health.health, TokenHealthState::Dead);
 }
 
 /// A token health check while a pull holds the integration would refresh under the run (with

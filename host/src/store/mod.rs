@@ -11,6 +11,9 @@
 
 pub mod merge;
 pub mod migrations;
+mod states;
+
+pub use states::{CheckpointState, IntegrationState, RunState, TokenHealthState};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -68,38 +71,6 @@ pub fn to_ms(t: SystemTime) -> i64 {
 /// Milliseconds since the Unix epoch as a time.
 pub fn from_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
-}
-
-/// The lifecycle state of an integration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IntegrationState {
-    /// Created; no credentials yet (`sluice connect` gives it some).
-    PendingAuthorization,
-    /// Has credentials; pulls run.
-    Active,
-    /// The refresh token is dead; pulls stop until a person re-connects.
-    NeedsReauthorization,
-}
-
-impl IntegrationState {
-    /// The state's name as stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PendingAuthorization => "pending-authorization",
-            Self::Active => "active",
-            Self::NeedsReauthorization => "needs-reauthorization",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "pending-authorization" => Self::PendingAuthorization,
-            "active" => Self::Active,
-            "needs-reauthorization" => Self::NeedsReauthorization,
-            other => return Err(StoreError::Corrupt(format!("integration state {other:?}"))),
-        })
-    }
 }
 
 /// The settings of an integration, as the user gave them (the connector's `settings`).
@@ -216,8 +187,8 @@ pub struct TokenSet {
 /// The health of an integration's refresh token, as the last check found it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenHealth {
-    /// `ok`, `dead`, `unchecked` or `unreachable`.
-    pub health: String,
+    /// What the last check found.
+    pub health: TokenHealthState,
     /// When it was last checked.
     pub checked_at_ms: Option<i64>,
     /// When the current access token was obtained.
@@ -257,8 +228,8 @@ pub struct RunRecord {
     pub started_at_ms: i64,
     /// End (ms), if finished.
     pub ended_at_ms: Option<i64>,
-    /// `running`, `succeeded`, `partial`, `failed`, `interrupted`.
-    pub status: String,
+    /// Where it stands.
+    pub status: RunState,
     /// Records committed.
     pub records: i64,
     /// Provider API calls used.
@@ -542,13 +513,13 @@ impl Store {
             "INSERT INTO tokens (integration_id, flow, access_token, refresh_token, token_url,
                  instance_url, identity_url, issued_at_ms, scopes, obtained_at_ms, generation,
                  health, health_checked_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, 'ok', ?10)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?10)
              ON CONFLICT(integration_id) DO UPDATE SET flow = excluded.flow,
                  access_token = excluded.access_token, refresh_token = excluded.refresh_token,
                  token_url = excluded.token_url, instance_url = excluded.instance_url,
                  identity_url = excluded.identity_url, issued_at_ms = excluded.issued_at_ms,
                  scopes = excluded.scopes, obtained_at_ms = excluded.obtained_at_ms,
-                 generation = tokens.generation + 1, health = 'ok',
+                 generation = tokens.generation + 1, health = excluded.health,
                  health_checked_ms = excluded.obtained_at_ms",
             params![
                 id,
@@ -564,12 +535,13 @@ impl Store {
                 tokens.issued_at_ms,
                 tokens.scopes.join(" "),
                 tokens.obtained_at_ms,
+                TokenHealthState::Ok,
             ],
         )?;
         let n = tx.execute(
-            "UPDATE integrations SET state = 'active', state_reason = NULL, updated_at_ms = ?2
+            "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
              WHERE id = ?1",
-            params![id, now_ms()],
+            params![id, now_ms(), IntegrationState::Active],
         )?;
         if n == 0 {
             return Err(StoreError::UnknownIntegration(id.to_string()));
@@ -597,7 +569,7 @@ impl Store {
                      refresh_token = COALESCE(?3, refresh_token),
                      instance_url = COALESCE(?4, instance_url),
                      issued_at_ms = ?5, obtained_at_ms = ?6, generation = generation + 1,
-                     health = 'ok', health_checked_ms = ?6
+                     health = ?7, health_checked_ms = ?6
                  WHERE integration_id = ?1 RETURNING generation",
                 params![
                     id,
@@ -605,7 +577,8 @@ impl Store {
                     rotated_refresh.map(|r| self.cipher.seal_secret(&ctx_refresh(id), r)),
                     instance_url,
                     issued_at_ms,
-                    now
+                    now,
+                    TokenHealthState::Ok
                 ],
                 |r| r.get(0),
             )
@@ -670,7 +643,7 @@ impl Store {
     }
 
     /// Records the outcome of a token health check.
-    pub fn set_token_health(&self, id: &str, health: &str) -> Result<(), StoreError> {
+    pub fn set_token_health(&self, id: &str, health: TokenHealthState) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE tokens SET health = ?2, health_checked_ms = ?3 WHERE integration_id = ?1",
             params![id, health, now_ms()],
@@ -683,9 +656,9 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT COALESCE(health, 'unchecked'), health_checked_ms, obtained_at_ms
+                "SELECT COALESCE(health, ?2), health_checked_ms, obtained_at_ms
                  FROM tokens WHERE integration_id = ?1",
-                [id],
+                params![id, TokenHealthState::Unchecked],
                 |r| {
                     Ok(TokenHealth {
                         health: r.get(0)?,
@@ -784,7 +757,7 @@ impl Store {
     pub fn checkpoints(
         &self,
         id: &str,
-    ) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+    ) -> Result<Vec<(String, Option<String>, CheckpointState)>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT stream, checkpoint, status FROM checkpoints WHERE integration_id = ?1
@@ -811,7 +784,7 @@ impl Store {
         run_id: &str,
         rows: &[Row],
         checkpoint: Option<&str>,
-        status: &str,
+        status: CheckpointState,
         api_calls: u32,
     ) -> Result<(), StoreError> {
         self.commit_page_inner(
@@ -829,7 +802,7 @@ impl Store {
         run_id: &str,
         rows: &[Row],
         checkpoint: Option<&str>,
-        status: &str,
+        status: CheckpointState,
         api_calls: u32,
         plugin_version: u32,
     ) -> Result<(), StoreError> {
@@ -853,7 +826,7 @@ impl Store {
         run_id: &str,
         rows: &[Row],
         checkpoint: Option<&str>,
-        status: &str,
+        status: CheckpointState,
         api_calls: u32,
         plugin_version: Option<u32>,
     ) -> Result<(), StoreError> {
@@ -1041,8 +1014,16 @@ impl Store {
         let run_id = new_id("run");
         self.conn().execute(
             "INSERT INTO runs (id, integration_id, trigger, full, plugin_version, started_at_ms,
-                 status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')",
-            params![run_id, id, trigger, full, plugin_version, now_ms()],
+                 status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                run_id,
+                id,
+                trigger,
+                full,
+                plugin_version,
+                now_ms(),
+                RunState::Running
+            ],
         )?;
         Ok(run_id)
     }
@@ -1051,7 +1032,7 @@ impl Store {
     pub fn finish_run(
         &self,
         run_id: &str,
-        status: &str,
+        status: RunState,
         streams: &serde_json::Value,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
@@ -1067,10 +1048,10 @@ impl Store {
     /// holding the integration's run claim, so that no run of it is going on.
     pub fn close_orphan_runs(&self, id: &str) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE runs SET status = 'interrupted', ended_at_ms = COALESCE(ended_at_ms, ?2),
+            "UPDATE runs SET status = ?3, ended_at_ms = COALESCE(ended_at_ms, ?2),
                  error = COALESCE(error, 'the process running it ended before the run finished')
-             WHERE integration_id = ?1 AND status = 'running'",
-            params![id, now_ms()],
+             WHERE integration_id = ?1 AND status = ?4",
+            params![id, now_ms(), RunState::Interrupted, RunState::Running],
         )?;
         Ok(())
     }

@@ -103,7 +103,7 @@ fn a_new_database_gets_the_large_page_size_and_an_old_one_keeps_its_own() {
         &run,
         &[row("a", Operation::Upsert, "{}")],
         Some("cp"),
-        "complete",
+        CheckpointState::Complete,
         1,
     )
     .unwrap();
@@ -119,7 +119,15 @@ fn reads_do_not_wait_for_a_page_commit_in_progress() {
     let i = add(&store, "a", None);
     let run = store.start_run(&i.id, "cli", false, "t").unwrap();
     store
-        .commit_page(&i.id, "Case", &run, &[], Some("cp1"), "partial", 1)
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &[],
+            Some("cp1"),
+            CheckpointState::Partial,
+            1,
+        )
         .unwrap();
     // A page commit half done: its connection is taken and holds SQLite's write lock.
     let mut pages = store.pages.lock().unwrap();
@@ -175,7 +183,7 @@ fn integrations_list_newest_first_and_delete_cascades() {
             &run,
             &[row("1", Operation::Upsert, "{}")],
             Some("c1"),
-            "partial",
+            CheckpointState::Partial,
             1,
         )
         .unwrap();
@@ -207,7 +215,15 @@ fn merges_replace_fields_of_live_records_only() {
         row("D", Operation::Delete, r#"{"Id":"D"}"#),
     ];
     store
-        .commit_page(&i.id, "Case", &run, &page1, Some("cp1"), "partial", 1)
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &page1,
+            Some("cp1"),
+            CheckpointState::Partial,
+            1,
+        )
         .unwrap();
     let page2 = [
         row("A", Operation::Merge, r#"{"F":2}"#),
@@ -218,7 +234,15 @@ fn merges_replace_fields_of_live_records_only() {
         row("C", Operation::Merge, r#"{"F":3}"#),
     ];
     store
-        .commit_page(&i.id, "Case", &run, &page2, Some("cp2"), "partial", 1)
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &page2,
+            Some("cp2"),
+            CheckpointState::Partial,
+            1,
+        )
         .unwrap();
     // A merge that changes nothing leaves the version alone.
     store
@@ -228,7 +252,7 @@ fn merges_replace_fields_of_live_records_only() {
             &run,
             &[row("A", Operation::Merge, r#"{"F":2}"#)],
             Some("cp3"),
-            "complete",
+            CheckpointState::Complete,
             1,
         )
         .unwrap();
@@ -273,14 +297,30 @@ fn records_keep_the_latest_version_and_tombstones() {
         row("B", Operation::Upsert, r#"{"v":1}"#),
     ];
     store
-        .commit_page(&i.id, "Case", &run, &page1, Some("cp1"), "partial", 2)
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &page1,
+            Some("cp1"),
+            CheckpointState::Partial,
+            2,
+        )
         .unwrap();
     let page2 = [
         row("A", Operation::Upsert, r#"{"v":2}"#),
         row("B", Operation::Delete, r#"{"deleted":true}"#),
     ];
     store
-        .commit_page(&i.id, "Case", &run, &page2, Some("cp2"), "complete", 1)
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &page2,
+            Some("cp2"),
+            CheckpointState::Complete,
+            1,
+        )
         .unwrap();
     let mut all = Vec::new();
     store
@@ -328,7 +368,7 @@ fn a_failed_page_commit_leaves_neither_rows_nor_checkpoint() {
             &run,
             &[row("A", Operation::Upsert, "{}")],
             Some("cp1"),
-            "partial",
+            CheckpointState::Partial,
             1,
         )
         .unwrap();
@@ -347,7 +387,15 @@ fn a_failed_page_commit_leaves_neither_rows_nor_checkpoint() {
         row("B", Operation::Upsert, "{}"),
     ];
     let err = store
-        .commit_page(&i.id, "Case", &run, &page, Some("cp2"), "partial", 1)
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &page,
+            Some("cp2"),
+            CheckpointState::Partial,
+            1,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     let mut keys = Vec::new();
@@ -537,19 +585,51 @@ fn live_keys_are_per_integration_and_stream_ascending_and_skip_tombstones() {
         .map(|k| row(k, Operation::Upsert, "{}"))
         .collect();
     store
-        .commit_page(&a.id, "Case", &run, &rows, None, "partial", 1)
+        .commit_page(
+            &a.id,
+            "Case",
+            &run,
+            &rows,
+            None,
+            CheckpointState::Partial,
+            1,
+        )
         .unwrap();
     let gone = [row("k2", Operation::Delete, "{}")];
     store
-        .commit_page(&a.id, "Case", &run, &gone, None, "partial", 1)
+        .commit_page(
+            &a.id,
+            "Case",
+            &run,
+            &gone,
+            None,
+            CheckpointState::Partial,
+            1,
+        )
         .unwrap();
     let other = [row("k9", Operation::Upsert, "{}")];
     store
-        .commit_page(&a.id, "Account", &run, &other, None, "partial", 1)
+        .commit_page(
+            &a.id,
+            "Account",
+            &run,
+            &other,
+            None,
+            CheckpointState::Partial,
+            1,
+        )
         .unwrap();
     let run_b = store.start_run(&b.id, "cli", false, "x").unwrap();
     store
-        .commit_page(&b.id, "Case", &run_b, &other, None, "partial", 1)
+        .commit_page(
+            &b.id,
+            "Case",
+            &run_b,
+            &other,
+            None,
+            CheckpointState::Partial,
+            1,
+        )
         .unwrap();
 
     let keys = store.keys_of(&a.id);
@@ -621,7 +701,15 @@ fn record_pages_follow_the_keyset_across_streams() {
             .map(|k| row(k, Operation::Upsert, "{}"))
             .collect();
         store
-            .commit_page(&i.id, stream, &run, &rows, None, "complete", 1)
+            .commit_page(
+                &i.id,
+                stream,
+                &run,
+                &rows,
+                None,
+                CheckpointState::Complete,
+                1,
+            )
             .unwrap();
     }
     store
@@ -631,7 +719,7 @@ fn record_pages_follow_the_keyset_across_streams() {
             &run,
             &[row("C1", Operation::Delete, "{}")],
             None,
-            "complete",
+            CheckpointState::Complete,
             1,
         )
         .unwrap();
