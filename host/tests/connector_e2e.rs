@@ -862,6 +862,104 @@ async fn bulk_backfill_of_every_helpdesk_object_equals_rest() {
     );
 }
 
+/// Runs a pull of `id` that, after its first page with rows is committed, waits for
+/// `between` to change the org before it reads on.
+async fn pull_with_changes_after_first_page(
+    app: &Arc<App>,
+    id: &str,
+    between: impl std::future::Future<Output = ()>,
+) -> RunSummary {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+    let ack_rx = std::sync::Mutex::new(ack_rx);
+    let fired = AtomicBool::new(false);
+    let progress: sluice::runner::ProgressFn = Arc::new(move |p: &Progress| {
+        if matches!(p, Progress::Page { rows, .. } if *rows > 0)
+            && !fired.swap(true, Ordering::SeqCst)
+        {
+            let _ = tx.send(());
+            // The runner holds still until the org has changed (bounded, never a deadlock).
+            let _ = ack_rx.lock().unwrap().recv_timeout(Duration::from_secs(60));
+        }
+    });
+    let run = {
+        let app = app.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            sluice::runner::run_pull(
+                &app,
+                &id,
+                PullOptions {
+                    progress: Some(progress),
+                    ..PullOptions::default()
+                },
+            )
+            .await
+        })
+    };
+    rx.recv().await.expect("a page with rows is committed");
+    between.await;
+    ack_tx.send(()).unwrap();
+    let s = run.await.unwrap().unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    s
+}
+
+// Bulk results are a snapshot taken when the job completes: changes committed while its
+// pages are being read are not in them, and the next pass must still bring them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_after_a_bulk_job_completes_arrive_on_the_next_pass() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    let ids = insert_cases(&emu, 6000, 1, 0).await;
+    let id = case_integration(
+        &app,
+        &emu,
+        &[("lag-seconds", "1"), ("bulk-threshold", "1000")],
+    )
+    .await;
+    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
+    let last = ids.len() - 1;
+    let changes = async {
+        op(
+            &emu,
+            json!({"ops": [
+                {"op": "update", "object": "Case", "ids": [&ids[0], &ids[last]],
+                    "fields": {"Subject": "changed after the job completed"}},
+                {"op": "delete", "object": "Case", "id": &ids[last - 1]},
+                {"op": "purge", "object": "Case", "id": &ids[last - 2]},
+                {"op": "insert", "object": "Case", "fields": {"Subject": "inserted after"}},
+            ]}),
+        )
+        .await;
+    };
+    pull_with_changes_after_first_page(&app, &id, changes).await;
+    assert_eq!(
+        stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before,
+        1,
+        "the backfill went through one Bulk job"
+    );
+    // The job's later pages held the records as they were at completion.
+    let first = stored(&app, &id, "Case");
+    assert_eq!(first.json[&ids[last]]["Subject"], format!("case 0-{last}"));
+    assert!(
+        first.live.contains_key(&ids[last - 2]),
+        "purged after the snapshot"
+    );
+
+    wait_covered(1).await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    for changed in [&ids[0], &ids[last]] {
+        assert_eq!(
+            st.json[changed]["Subject"],
+            "changed after the job completed"
+        );
+    }
+    assert!(!st.live.contains_key(&ids[last - 1]) && !st.live.contains_key(&ids[last - 2]));
+    assert!(st.json.values().any(|v| v["Subject"] == "inserted after"));
+}
+
 // ---------------------------------------------------------------------------------
 // Query cursors and data that changes without a trace
 // ---------------------------------------------------------------------------------
