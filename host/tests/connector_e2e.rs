@@ -960,6 +960,113 @@ async fn changes_after_a_bulk_job_completes_arrive_on_the_next_pass() {
     assert!(st.json.values().any(|v| v["Subject"] == "inserted after"));
 }
 
+/// `row` as the connector stores it: without `attributes` or the ground truth's `_` keys,
+/// and with the `anyType` fields' numbers and booleans as their text (Bulk's form).
+fn stored_form(row: &Value, any_type: &[&str]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (k, v) in row.as_object().unwrap() {
+        if k == "attributes" || k.starts_with('_') {
+            continue;
+        }
+        let v = match v {
+            Value::Bool(_) | Value::Number(_) if any_type.contains(&k.as_str()) => {
+                Value::String(v.to_string())
+            }
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    out
+}
+
+// REST answers `anyType` values typed, Bulk as CSV text: both paths store the text, and the
+// stored records equal the ground truth in that form, field for field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_type_values_are_stored_alike_through_rest_and_bulk() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    let case = insert_cases(&emu, 1, 1, 0).await.remove(0);
+    let values = [
+        json!(true),
+        json!(false),
+        json!(42),
+        json!(3.5),
+        json!("true"),
+        json!("Closed"),
+        Value::Null,
+    ];
+    let ops: Vec<Value> = (0..210)
+        .map(|i| {
+            json!({"op": "insert", "object": "CaseHistory", "fields": {
+                "CaseId": &case, "Field": "IsEscalated",
+                "OldValue": values[i % values.len()], "NewValue": values[(i + 1) % values.len()]},
+                "SystemModstamp": format!("2024-06-01T01:{:02}:{:02}Z", i / 60, i % 60)})
+        })
+        .collect();
+    op(&emu, json!({ "ops": ops })).await;
+    let objects = ("objects", "CaseHistory");
+    let bulk_id = integration(
+        &app,
+        input(&emu, "helpdesk", &[objects, ("bulk-threshold", "100")]),
+    )
+    .await;
+    let rest_id = integration(
+        &app,
+        input(&emu, "helpdesk", &[objects, ("bulk-threshold", "0")]),
+    )
+    .await;
+    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
+    pull_ok(&app, &bulk_id).await;
+    pull_ok(&app, &rest_id).await;
+    let jobs = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before;
+    assert_eq!(
+        jobs, 1,
+        "one path read through Bulk, the other through REST"
+    );
+
+    let from_bulk = assert_equal(&app, &emu, &bulk_id, "CaseHistory").await;
+    let from_rest = assert_equal(&app, &emu, &rest_id, "CaseHistory").await;
+    let any_type = ["OldValue", "NewValue"];
+    let truth: BTreeMap<String, Map<String, Value>> = truth_rows(&emu, "CaseHistory")
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["Id"].as_str().unwrap().to_string(),
+                stored_form(r, &any_type),
+            )
+        })
+        .collect();
+    assert_eq!(truth.len(), 210);
+    for (how, s) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
+        let got: BTreeMap<String, Map<String, Value>> = s
+            .json
+            .iter()
+            .map(|(k, v)| (k.clone(), stored_form(v, &[])))
+            .collect();
+        let differ: Vec<_> = truth
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(*v))
+            .map(|(k, v)| (v.clone(), got.get(k).cloned()))
+            .take(2)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{how} differs from the truth: {differ:?}"
+        );
+        assert_eq!(got.len(), truth.len(), "{how}");
+    }
+    let kinds: BTreeSet<&str> = from_rest
+        .json
+        .values()
+        .filter_map(|v| v["OldValue"].as_str())
+        .collect();
+    assert!(
+        kinds.contains("true") && kinds.contains("42") && kinds.contains("Closed"),
+        "{kinds:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // Query cursors and data that changes without a trace
 // ---------------------------------------------------------------------------------

@@ -142,6 +142,8 @@ enum Kind {
     Text,
 }
 
+/// `anyType` stays text: the CSV cannot say whether `true` was a boolean, so REST's typed
+/// values are stored as text too (see `pull::any_type`).
 fn kind_of(ty: Option<&str>) -> Kind {
     match ty {
         Some("boolean") => Kind::Bool,

@@ -601,7 +601,14 @@ fn case_history() -> ObjectDef {
         .req()
         .pick(
             "Field",
-            &["created", "Status", "Priority", "Owner", "ownerAssignment"],
+            &[
+                "created",
+                "Status",
+                "Priority",
+                "IsEscalated",
+                "Owner",
+                "ownerAssignment",
+            ],
         )
         .pick(
             "DataType",
