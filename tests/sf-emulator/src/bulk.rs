@@ -198,19 +198,31 @@ fn create(ctx: &Ctx) -> Response {
         knowledge_publish_status_rule: ctx.state.settings().knowledge_requires_publish_status,
         now_ms: None,
     };
-    let parsed = {
+    let (parsed, json_field) = {
         let store = ctx.state.store.read().expect("store lock");
         let settings = ctx.state.settings();
         let catalog = crate::access::VisibleCatalog {
             inner: &store.schemas,
             settings: &settings,
         };
-        soql::parse_with(soql_text, &catalog, &opts)
+        let parsed = soql::parse_with(soql_text, &catalog, &opts);
+        let json_field = parsed.as_ref().ok().and_then(|q| json_column(&store, q));
+        (parsed, json_field)
     };
     let query = match parsed {
         Ok(q) => q,
         Err(e) => return soql_error(&e),
     };
+    if let Some(field) = json_field {
+        return api_error(
+            400,
+            "API_ERROR",
+            &format!(
+                "FeatureNotEnabled: field {}.{field} of type json is not supported by the Bulk API",
+                query.object()
+            ),
+        );
+    }
     let refused = ctx.state.settings().bulk_unsupported_objects;
     if refused
         .iter()
@@ -259,6 +271,21 @@ fn create(ctx: &Ctx) -> Response {
         .expect("jobs lock")
         .insert(job.id.clone(), job);
     json_response(StatusCode::OK, &body)
+}
+
+/// The first selected field of the queried object whose describe type is `json`: Bulk API 2.0
+/// does not support such fields.
+fn json_column(store: &crate::data::Store, q: &Query) -> Option<String> {
+    let def = &store.table(q.object())?.def;
+    q.columns
+        .iter()
+        .filter(|c| c.hops.is_empty())
+        .find(|c| {
+            def.fields
+                .get(c.idx)
+                .is_some_and(|f| f.kind == crate::schema::Kind::Json)
+        })
+        .map(|c| c.name.clone())
 }
 
 /// SOQL that Bulk 2.0 refuses (spec §5.1).
