@@ -1067,6 +1067,74 @@ async fn any_type_values_are_stored_alike_through_rest_and_bulk() {
     );
 }
 
+// Bulk cannot select `json` fields: the backfill still goes through Bulk, and the records
+// get their `json` fields through REST by Id, equal to the ground truth field for field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_fields_are_read_by_rest_beside_a_bulk_backfill() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    control(
+        &emu,
+        "POST",
+        "schema/Case/fields",
+        Some(json!({"fields": [{"name": "Payload__c", "type": "json"},
+            {"name": "Meta__c", "type": "json"}]})),
+    )
+    .await;
+    let ids = insert_cases(&emu, 1500, 1, 0).await;
+    let writes: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(i, id)| {
+            json!({"op": "update", "object": "Case", "ids": [id],
+                "fields": {"Payload__c": format!("{{\"n\":{i},\"tags\":[\"a\",\"b\"]}}")},
+                "SystemModstamp": "2024-06-02T00:00:00Z"})
+        })
+        .collect();
+    op(&emu, json!({ "ops": writes })).await;
+    let bulk_id = case_integration(&app, &emu, &[("bulk-threshold", "1000")]).await;
+    let rest_id = case_integration(&app, &emu, &[("bulk-threshold", "0")]).await;
+    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
+    pull_ok(&app, &bulk_id).await;
+    assert_eq!(
+        stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before,
+        1,
+        "the backfill went through Bulk"
+    );
+    pull_ok(&app, &rest_id).await;
+    let from_bulk = assert_equal(&app, &emu, &bulk_id, "Case").await;
+    let from_rest = assert_equal(&app, &emu, &rest_id, "Case").await;
+    let truth: BTreeMap<String, Map<String, Value>> = truth_rows(&emu, "Case")
+        .await
+        .iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), stored_form(r, &[])))
+        .collect();
+    for (how, s) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
+        let got: BTreeMap<String, Map<String, Value>> = s
+            .json
+            .iter()
+            .map(|(k, v)| (k.clone(), stored_form(v, &[])))
+            .collect();
+        let differ: Vec<_> = truth
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(*v))
+            .map(|(k, v)| (v.clone(), got.get(k).cloned()))
+            .take(1)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{how} differs from the truth: {differ:?}"
+        );
+        assert_eq!(got.len(), truth.len(), "{how}");
+    }
+    assert_eq!(
+        from_bulk.json[&ids[1]]["Payload__c"],
+        "{\"n\":1,\"tags\":[\"a\",\"b\"]}"
+    );
+    assert_eq!(from_bulk.json[&ids[0]]["Payload__c"], Value::Null);
+}
+
 // ---------------------------------------------------------------------------------
 // Query cursors and data that changes without a trace
 // ---------------------------------------------------------------------------------
