@@ -979,6 +979,30 @@ fn stored_form(row: &Value, any_type: &[&str]) -> Map<String, Value> {
     out
 }
 
+// A job's results are kept seven days: results that expire while they are being read send
+// the window to REST, which reads it whole; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_results_expiring_mid_read_fall_back_to_rest() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    insert_cases(&emu, 5000, 1, 0).await;
+    let id = case_integration(&app, &emu, &[("bulk-threshold", "1000")]).await;
+    let expire = async {
+        let aged = control(&emu, "POST", "jobs/age", Some(json!({"days": 8}))).await;
+        assert_eq!(aged["aged"], 1);
+    };
+    let run = pull_with_changes_after_first_page(&app, &id, expire).await;
+    assert!(run.api_calls > 0);
+    // The window's COUNT(), then the REST query that replaced the expired job.
+    let by_endpoint = &stats(&emu).await["by_endpoint"];
+    assert!(
+        by_endpoint["queryAll"].as_u64().unwrap() >= 2,
+        "{by_endpoint}"
+    );
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert_eq!(st.live.len(), 5000);
+}
+
 // REST answers `anyType` values typed, Bulk as CSV text: both paths store the text, and the
 // stored records equal the ground truth in that form, field for field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
