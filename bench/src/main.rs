@@ -555,6 +555,7 @@ fn native_pull(
                     op: match r.op {
                         pm::Operation::Upsert => wt::Operation::Upsert,
                         pm::Operation::Delete => wt::Operation::Delete,
+                        pm::Operation::Merge => wt::Operation::Merge,
                     },
                     cursor: r.cursor,
                     json: r.json,

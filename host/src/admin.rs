@@ -75,6 +75,9 @@ impl IntoResponse for AppError {
             ),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
             AppError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
+            AppError::AlreadyRunning(_) => {
+                (StatusCode::CONFLICT, json!({"error": self.to_string()}))
+            }
             AppError::BadCallback(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
             AppError::OAuth(e) => (
                 StatusCode::BAD_GATEWAY,

@@ -64,6 +64,9 @@ pub enum AppError {
     /// The operation does not fit the current state (HTTP 409).
     #[error("{0}")]
     Conflict(String),
+    /// A pull of this integration is already running (HTTP 409).
+    #[error("a pull of integration {0} is already running")]
+    AlreadyRunning(String),
     /// A bad or stale OAuth callback (HTTP 400).
     #[error("{0}")]
     BadCallback(String),

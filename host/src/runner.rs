@@ -27,7 +27,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::app::{App, AppError, RunClaim};
-use crate::engine::wit::types::{FailureKind, PullRequest, Row, Session, StreamStatus};
+use crate::engine::wit::types::{FailureKind, Operation, PullRequest, Row, Session, StreamStatus};
 use crate::engine::{CallContext, KeySource, LoadedPlugin};
 use crate::store::{IntegrationState, Store, StoreError};
 
@@ -63,8 +63,15 @@ impl Default for RunLimits {
 }
 
 /// A run bound a stream crossed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunBound {
+    /// A row the store cannot apply, such as a merge that is not a JSON object.
+    MalformedRow {
+        /// The row's key.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The page held more rows than the run asked for.
     OversizedPage {
         /// Rows returned.
@@ -81,6 +88,11 @@ pub enum RunBound {
 impl std::fmt::Display for RunBound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::MalformedRow { key, detail } => write!(
+                f,
+                "the connector returned row `{key}` that cannot be applied: {detail}; the page \
+                 was refused and nothing of it was committed"
+            ),
             Self::OversizedPage { rows, max_records } => write!(
                 f,
                 "the connector returned {rows} rows for a page of at most {max_records}; the \
@@ -252,7 +264,7 @@ pub fn claim(app: &Arc<App>, id: &str) -> Result<RunClaim, AppError> {
     // The id names a lock file: only ids that exist get that far.
     app.store.integration(id)?;
     app.claim_run(id)
-        .ok_or_else(|| AppError::Conflict(format!("a pull of integration {id} is already running")))
+        .ok_or_else(|| AppError::AlreadyRunning(id.to_string()))
 }
 
 /// Runs one pull of the integration `claim` holds; the claim is released when it ends.
@@ -390,11 +402,7 @@ pub async fn run_claimed(
                     match failure.kind {
                         FailureKind::ReauthorizationRequired => {
                             status = RunStatus::NeedsReauthorization;
-                            app.store.set_state(
-                                id,
-                                IntegrationState::NeedsReauthorization,
-                                Some(&failure.message),
-                            )?;
+                            mark_needs_reauthorization(&app.store, id, &failure.message)?;
                         }
                         FailureKind::RateLimited => {
                             status = RunStatus::RateLimited;
@@ -424,6 +432,11 @@ pub async fn run_claimed(
                     rows: page.rows.len(),
                     max_records: page_records,
                 };
+                cross(&mut outcome, bound, &mut run_error);
+                status = RunStatus::Failed;
+                break;
+            }
+            if let Some(bound) = malformed_row(&page.rows) {
                 cross(&mut outcome, bound, &mut run_error);
                 status = RunStatus::Failed;
                 break;
@@ -537,6 +550,33 @@ async fn swapped_plugin(
     }
     let (plugin, session, ctx, _) = app.session(id, Some(run_id)).await?;
     Ok(Some((plugin, session, ctx)))
+}
+
+/// Marks the integration as needing a new login. When the host's own token refresh already
+/// did (the provider refused the refresh token), its reason is the provider's (for example
+/// `inactive_user`) and more useful than the connector's "the session was refused": keep it.
+fn mark_needs_reauthorization(store: &Store, id: &str, message: &str) -> Result<(), StoreError> {
+    let current = store.integration(id)?;
+    let marked =
+        current.state == IntegrationState::NeedsReauthorization && current.state_reason.is_some();
+    if marked {
+        return Ok(());
+    }
+    store.set_state(id, IntegrationState::NeedsReauthorization, Some(message))
+}
+
+/// The first row of a page that the store could not apply: a merge must be a JSON object.
+fn malformed_row(rows: &[Row]) -> Option<RunBound> {
+    rows.iter()
+        .filter(|r| matches!(r.op, Operation::Merge))
+        .find_map(|r| {
+            crate::store::merge::fields(&r.json)
+                .err()
+                .map(|e| RunBound::MalformedRow {
+                    key: r.key.clone(),
+                    detail: e.to_string(),
+                })
+        })
 }
 
 /// Ends `outcome` as failed on `bound`, and records it as the run's error.
@@ -761,7 +801,6 @@ pub const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(15 * 60);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::wit::types::Operation;
     use crate::secrets::Cipher;
     use crate::store::{IntegrationSettings, NewIntegration};
 
@@ -772,6 +811,30 @@ mod tests {
             cursor: "2024-01-01T00:00:00.000Z".into(),
             json: br#"{"big":"enough to take a moment"}"#.repeat(20),
         }
+    }
+
+    #[test]
+    fn a_merge_that_is_not_an_object_refuses_the_page() {
+        let merge = |key: &str, json: &str| Row {
+            key: key.into(),
+            op: Operation::Merge,
+            cursor: String::new(),
+            json: json.as_bytes().to_vec(),
+        };
+        assert_eq!(malformed_row(&[row("a"), merge("b", r#"{"F":1}"#)]), None);
+        let Some(RunBound::MalformedRow { key, detail }) =
+            malformed_row(&[merge("b", r#"{"F":1}"#), merge("c", "[1]")])
+        else {
+            panic!("a merge of an array must be refused");
+        };
+        assert_eq!(key, "c");
+        assert!(detail.contains("JSON object"), "{detail}");
+        // An upsert's JSON is the provider's business; only merges are parsed.
+        let odd_upsert = Row {
+            json: b"not json".to_vec(),
+            ..row("d")
+        };
+        assert_eq!(malformed_row(&[odd_upsert]), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,7 +215,7 @@ pub async fn run(
                             .unwrap_or(DEFAULT_RATE_LIMIT_PAUSE)),
                         Ok(s) if s.status == RunStatus::Interrupted => Ok(Duration::ZERO),
                         Ok(_) => Err(()),
-                        Err(crate::app::AppError::Conflict(msg)) if msg.contains("already running") => {
+                        Err(crate::app::AppError::AlreadyRunning(_)) => {
                             stats.overlaps_refused.fetch_add(1, Ordering::Relaxed);
                             Ok(interval)
                         }

@@ -247,6 +247,11 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     .await;
     assert_eq!(status, 409, "{busy}");
     assert!(busy["error"].as_str().unwrap().contains("already running"));
+    // The scheduler tells an overlap from other conflicts by this variant, not by the text.
+    assert!(matches!(
+        sluice::runner::run_pull(&app, &id, Default::default()).await,
+        Err(sluice::app::AppError::AlreadyRunning(_))
+    ));
     drop(held);
     let (status, started) = json(
         http.post(&pull_url)

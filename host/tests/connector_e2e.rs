@@ -253,6 +253,32 @@ async fn wait_covered(lag_s: u64) {
     tokio::time::sleep(Duration::from_millis(until - now)).await;
 }
 
+/// Adds `n` formula (calculated) number fields to Case; returns their names.
+async fn add_formula_fields(emu: &Emulator, n: usize) -> Vec<String> {
+    let formulas: Vec<String> = (0..n).map(|i| format!("Formula_{i:02}__c")).collect();
+    let fields: Vec<Value> = formulas
+        .iter()
+        .map(|f| json!({"name": f, "type": "double", "calculated": true}))
+        .collect();
+    control(
+        emu,
+        "POST",
+        "schema/Case/fields",
+        Some(json!({ "fields": fields })),
+    )
+    .await;
+    formulas
+}
+
+/// The emulator's rows of `object` by Id.
+async fn truth_by_id(emu: &Emulator, object: &str) -> BTreeMap<String, Value> {
+    truth_rows(emu, object)
+        .await
+        .into_iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), r))
+        .collect()
+}
+
 async fn op(emu: &Emulator, body: Value) -> Value {
     control(emu, "POST", "records", Some(body)).await
 }
@@ -786,11 +812,7 @@ async fn wide_objects_are_merged_from_field_chunks() {
     pull_ok(&app, &id).await;
     let st = assert_equal(&app, &emu, &id, "Case").await;
     assert_eq!(st.live.len(), 450);
-    let truth: BTreeMap<String, Value> = truth_rows(&emu, "Case")
-        .await
-        .into_iter()
-        .map(|r| (r["Id"].as_str().unwrap().to_string(), r))
-        .collect();
+    let truth = truth_by_id(&emu, "Case").await;
     for (key, v) in &st.json {
         for f in &wide {
             assert_eq!(v.get(f.as_str()), truth[key].get(f.as_str()), "{key} {f}");
@@ -1490,11 +1512,7 @@ async fn too_long_requests_are_planned_again_with_smaller_chunks() {
     pull_ok(&app, &id).await;
     let st = assert_equal(&app, &emu, &id, "Case").await;
     assert_eq!(st.live.len(), 120);
-    let truth: BTreeMap<String, Value> = truth_rows(&emu, "Case")
-        .await
-        .into_iter()
-        .map(|r| (r["Id"].as_str().unwrap().to_string(), r))
-        .collect();
+    let truth = truth_by_id(&emu, "Case").await;
     for (key, v) in &st.json {
         for f in &wide {
             assert_eq!(v.get(f.as_str()), truth[key].get(f.as_str()), "{key} {f}");
@@ -1514,18 +1532,7 @@ async fn too_long_requests_are_planned_again_with_smaller_chunks() {
 async fn formula_heavy_objects_are_read_in_field_chunks() {
     let emu = emulator(Dataset::Empty).await;
     let app = app(&emu).await;
-    let formulas: Vec<String> = (0..12).map(|i| format!("Formula_{i:02}__c")).collect();
-    let fields: Vec<Value> = formulas
-        .iter()
-        .map(|f| json!({"name": f, "type": "double", "calculated": true}))
-        .collect();
-    control(
-        &emu,
-        "POST",
-        "schema/Case/fields",
-        Some(json!({ "fields": fields })),
-    )
-    .await;
+    let formulas = add_formula_fields(&emu, 12).await;
     settings(&emu, json!({"max_formula_fields_per_query": 5})).await;
     let ids = insert_cases(&emu, 300, 3, 0).await;
     let recalc: Map<String, Value> = formulas
@@ -1542,11 +1549,7 @@ async fn formula_heavy_objects_are_read_in_field_chunks() {
     pull_ok(&app, &id).await;
     let st = assert_equal(&app, &emu, &id, "Case").await;
     assert_eq!(st.live.len(), 300);
-    let truth: BTreeMap<String, Value> = truth_rows(&emu, "Case")
-        .await
-        .into_iter()
-        .map(|r| (r["Id"].as_str().unwrap().to_string(), r))
-        .collect();
+    let truth = truth_by_id(&emu, "Case").await;
     for (key, v) in &st.json {
         for f in &formulas {
             assert_eq!(v.get(f.as_str()), truth[key].get(f.as_str()), "{key} {f}");
@@ -1601,4 +1604,82 @@ async fn late_commits_on_objects_without_updated_are_not_lost() {
         "the late history row is pulled"
     );
     assert_equal(&app, &emu, &id, "Case").await;
+}
+
+// Formula values change without moving SystemModstamp, so incremental reads never see them:
+// the scheduled refresh reads only the formula fields and merges them into the stored
+// records, and records whose values did not move keep their version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formula_refresh_merges_values_that_changed_without_a_timestamp() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    let formulas = add_formula_fields(&emu, 12).await;
+    // Fewer formula fields per query than the object has: the refresh reads them in chunks.
+    settings(&emu, json!({"max_formula_fields_per_query": 5})).await;
+    let ids = insert_cases(&emu, 300, 3, 0).await;
+    let id = case_integration(
+        &app,
+        &emu,
+        &[("bulk-threshold", "0"), ("formula-refresh", "1m")],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    pull_ok(&app, &id).await;
+    let versions = |app: &App| {
+        let mut v = BTreeMap::new();
+        app.store
+            .for_each_record(&id, Some("Case"), false, |r| {
+                v.insert(r.key, r.version);
+                Ok(())
+            })
+            .unwrap();
+        v
+    };
+    let before = versions(&app);
+    let changed = &ids[10..60];
+    let recalc: Map<String, Value> = formulas
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.clone(), json!(i as f64 + 0.25)))
+        .collect();
+    op(
+        &emu,
+        json!({"op": "recalc", "object": "Case", "ids": changed, "fields": recalc}),
+    )
+    .await;
+
+    // Before the interval no read sees the new values: nothing moved a timestamp.
+    pull_ok(&app, &id).await;
+    let st = stored(&app, &id, "Case");
+    assert!(
+        st.json[&changed[0]][&formulas[0]].is_null(),
+        "stale until the refresh"
+    );
+
+    tokio::time::sleep(Duration::from_secs(61).saturating_sub(started.elapsed())).await;
+    let run = pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    let truth = truth_by_id(&emu, "Case").await;
+    for (key, v) in &st.json {
+        for f in &formulas {
+            assert_eq!(v.get(f.as_str()), truth[key].get(f.as_str()), "{key} {f}");
+        }
+        assert_eq!(
+            v["Subject"], truth[key]["Subject"],
+            "{key}: the rest is kept"
+        );
+    }
+    assert_eq!(st.json[&changed[0]][&formulas[11]], 11.25);
+    let after = versions(&app);
+    let moved: BTreeSet<&String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        moved,
+        changed.iter().collect::<BTreeSet<_>>(),
+        "only changed values bump a version"
+    );
+    println!("refresh run: {} API calls", run.api_calls);
 }

@@ -376,6 +376,24 @@ async fn inactive_user_and_org_are_final_without_a_retry_loop() {
     }
 }
 
+// A pull whose session dies meets the provider's final answer in the host's refresh: the
+// integration's reason stays the provider's (`inactive_user`), not the connector's "session
+// refused", so an admin reads why the login is needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_keeps_the_providers_reason_for_a_new_login() {
+    let emu = emulator(Dataset::Demo).await;
+    let app = app(&emu).await;
+    let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
+    settings(&emu, json!({"inactive_user": true})).await;
+    control(&emu, "POST", "tokens/expire", None).await;
+    let s = pull(&app, &id).await;
+    assert_eq!(s.status, RunStatus::NeedsReauthorization, "{s:?}");
+    let integration = app.store.integration(&id).unwrap();
+    assert_eq!(integration.state, IntegrationState::NeedsReauthorization);
+    let reason = integration.state_reason.unwrap_or_default();
+    assert!(reason.contains("inactive_user"), "{reason}");
+}
+
 // Section 5: on the wire.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

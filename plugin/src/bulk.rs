@@ -280,6 +280,7 @@ mod tests {
         let f = |n: &str, t: &str| Field {
             name: n.into(),
             ty: t.into(),
+            calculated: false,
         };
         Describe {
             object: "Case".into(),

@@ -410,6 +410,7 @@ impl From<m::Page> for w::Page {
                     op: match r.op {
                         m::Operation::Upsert => w::Operation::Upsert,
                         m::Operation::Delete => w::Operation::Delete,
+                        m::Operation::Merge => w::Operation::Merge,
                     },
                     cursor: r.cursor,
                     json: r.json,

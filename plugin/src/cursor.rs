@@ -40,6 +40,8 @@ pub enum Pass {
     Deleted,
     /// Stored keys checked against Salesforce by Id: hard deletes the delete log forgot.
     Reconcile,
+    /// Formula fields of every record read again, as merge rows.
+    Formulas,
 }
 
 /// A window being read.
@@ -69,7 +71,7 @@ pub struct Window {
     /// Delete records of `/deleted` already delivered.
     #[serde(default)]
     pub del_done: usize,
-    /// The last stored key the reconcile pass has checked.
+    /// The last key the reconcile pass has checked, or the last Id the formula pass has read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_to: Option<String>,
     /// The Bulk API 2.0 job reading the main pass, when the window is a large backfill.
@@ -179,12 +181,18 @@ pub struct Checkpoint {
     /// Server time (UTC millis) of the last Id reconciliation, or of the first window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled: Option<i64>,
+    /// Server time (UTC millis) of the last formula refresh, or of the first window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formulas_refreshed: Option<i64>,
     /// A smaller query URL budget than the default, after Salesforce answered 414 or 431.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_budget: Option<u32>,
     /// Most fields per query, after Salesforce answered `QUERY_TOO_COMPLICATED`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_fields: Option<u32>,
+    /// Most formula fields per query of the formula refresh, after `QUERY_TOO_COMPLICATED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_formulas: Option<u32>,
 }
 
 impl Default for Checkpoint {
@@ -196,8 +204,10 @@ impl Default for Checkpoint {
             desc: None,
             win: None,
             reconciled: None,
+            formulas_refreshed: None,
             url_budget: None,
             max_fields: None,
+            max_formulas: None,
         }
     }
 }

@@ -11,6 +11,9 @@ pub struct Field {
     /// Describe `type` (`datetime`, `address`, `base64`, ...).
     #[serde(rename = "t")]
     pub ty: String,
+    /// A formula field: its value changes without moving the record's cursor.
+    #[serde(rename = "c", default, skip_serializing_if = "std::ops::Not::not")]
+    pub calculated: bool,
 }
 
 /// The parts of an object's describe the connector uses; cached in the checkpoint.
@@ -35,6 +38,8 @@ struct RawField {
     name: String,
     #[serde(rename = "type")]
     ty: String,
+    #[serde(default)]
+    calculated: bool,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +70,7 @@ pub fn parse(body: &[u8], last_modified: Option<String>) -> Result<Describe, Str
             .map(|f| Field {
                 name: f.name,
                 ty: f.ty,
+                calculated: f.calculated,
             })
             .collect(),
         replicateable: raw.replicateable,
@@ -84,6 +90,15 @@ impl Describe {
             .iter()
             .find(|f| f.name == name)
             .map(|f| f.ty.as_str())
+    }
+
+    /// The formula fields, in describe order.
+    pub fn calculated(&self) -> Vec<&str> {
+        self.fields
+            .iter()
+            .filter(|f| f.calculated)
+            .map(|f| f.name.as_str())
+            .collect()
     }
 
     /// Field names to select, `Id` first, then `lead` (cursor, keys) in order, then the rest.

@@ -253,6 +253,8 @@ pub enum Operation {
     Upsert,
     /// Delete (tombstone).
     Delete,
+    /// Merge these fields into the live stored record.
+    Merge,
 }
 
 /// One record of a page.

@@ -36,6 +36,7 @@ const EXTRA_NAMES: &[&str] = &[
     "lag-seconds",
     "overlap-seconds",
     "reconcile-every",
+    "formula-refresh",
     "language",
 ];
 
@@ -140,6 +141,9 @@ pub struct Normalized {
     /// Minutes between Id reconciliations that find hard deletes the delete log no longer
     /// holds; None turns them off.
     pub reconcile_minutes: Option<u32>,
+    /// Minutes between refreshes of formula fields, whose values change without moving the
+    /// record's cursor; None (the default) turns them off.
+    pub formula_refresh_minutes: Option<u32>,
     /// Knowledge language filter (Content only).
     pub language: Option<String>,
     /// Warnings to show.
@@ -262,6 +266,13 @@ impl Normalized {
             self.reconcile_minutes
                 .map_or_else(|| "off".into(), format_minutes),
         ));
+        if self.cap != Cap::Content {
+            v.push((
+                "formula-refresh".into(),
+                self.formula_refresh_minutes
+                    .map_or_else(|| "off".into(), format_minutes),
+            ));
+        }
         if let Some(l) = &self.language {
             v.push(("language".into(), l.clone()));
         }
@@ -343,8 +354,21 @@ pub fn validate(
 
     let domain = match settings.domain.as_deref().map(str::trim) {
         // Without a My Domain the login hosts serve OAuth, and the token response's
-        // `instance_url` tells where the data lives: a domain is optional.
-        None | Some("") => None,
+        // `instance_url` tells where the data lives: a domain is optional, but the login
+        // page then signs in to whatever org the browser is logged into.
+        None | Some("") => {
+            if purpose == Purpose::Configure {
+                warnings.push(FieldWarning {
+                    field: "domain".into(),
+                    message: "without the org's My Domain URL, Connect signs in to whichever \
+                              org the browser is logged into; a grant from another org than \
+                              the first is refused, so set the domain (Setup → My Domain, \
+                              e.g. https://acme.my.salesforce.com) to connect the right org"
+                        .into(),
+                });
+            }
+            None
+        }
         Some(raw) => match parse_domain(raw, settings.environment, host) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -401,6 +425,7 @@ pub fn validate(
         lag_seconds: DEFAULT_LAG_SECONDS,
         overlap_seconds: DEFAULT_OVERLAP_SECONDS,
         reconcile_minutes: Some(DEFAULT_RECONCILE_MINUTES),
+        formula_refresh_minutes: None,
         language: None,
         warnings: Vec::new(),
     };
@@ -496,6 +521,16 @@ pub fn validate(
                     ),
                 )),
             },
+            "formula-refresh" if n.cap != Cap::Content => match parse_minutes(value) {
+                Some(m) => n.formula_refresh_minutes = m,
+                None => errors.push(FieldError::new(
+                    name,
+                    format!(
+                        "`{value}` is not an interval: use minutes, hours or days such as \
+                         30m, 12h or 1d (at least 1m, at most 365d), or `off`"
+                    ),
+                )),
+            },
             "language" if n.cap == Cap::Content => {
                 if !value.is_empty()
                     && value
@@ -513,6 +548,11 @@ pub fn validate(
             "language" => errors.push(FieldError::new(
                 name,
                 "language applies to content-management only; remove it",
+            )),
+            "formula-refresh" => errors.push(FieldError::new(
+                name,
+                "formula-refresh applies to helpdesk and crm; Knowledge articles are read \
+                 whole on every publish, so remove it",
             )),
             _ => errors.push(FieldError::new(
                 name,
@@ -897,6 +937,21 @@ mod tests {
                 vec!["reconcile-every"],
             ),
             (
+                s(Crm, P, UT, d, &[("formula-refresh", "1d")]),
+                false,
+                vec![],
+            ),
+            (
+                s(Crm, P, UT, d, &[("formula-refresh", "daily")]),
+                false,
+                vec!["formula-refresh"],
+            ),
+            (
+                s(ContentManagement, P, None, d, &[("formula-refresh", "1d")]),
+                false,
+                vec!["formula-refresh"],
+            ),
+            (
                 s(Crm, P, UT, d, &[("api-budget-percent", "101")]),
                 false,
                 vec!["api-budget-percent"],
@@ -1235,6 +1290,17 @@ mod tests {
                 .message
                 .contains("deletions will not be pulled")
         );
+
+        // Without a domain the login page picks the org: valid, with a warning that says so.
+        let n = validate(
+            &s(Capability::Crm, P, Some(PullBy::UpdatedTime), None, &[]),
+            &host(false),
+            Purpose::Configure,
+        )
+        .unwrap();
+        let fields: Vec<_> = n.warnings.iter().map(|w| w.field.as_str()).collect();
+        assert_eq!(fields, ["domain"]);
+        assert!(n.warnings[0].message.contains("My Domain"));
 
         let n = validate(
             &s(

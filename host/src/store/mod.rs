@@ -9,6 +9,7 @@
 //! previous checkpoint, so the page is read again; a crash after it leaves the new one, so it
 //! is not. Either way nothing is lost and nothing is applied twice.
 
+pub mod merge;
 pub mod migrations;
 
 use std::path::{Path, PathBuf};
@@ -871,8 +872,16 @@ impl Store {
                      cursor = excluded.cursor, json = excluded.json, run_id = excluded.run_id,
                      updated_at_ms = excluded.updated_at_ms",
             )?;
+            // In row order: a page may upsert a record and merge into it after.
             for row in rows {
-                let deleted = matches!(row.op, Operation::Delete);
+                let deleted = match row.op {
+                    Operation::Upsert => false,
+                    Operation::Delete => true,
+                    Operation::Merge => {
+                        merge_row(&tx, id, stream, run_id, row, now)?;
+                        continue;
+                    }
+                };
                 upsert.execute(params![
                     id, stream, row.key, deleted, row.cursor, row.json, run_id, now
                 ])?;
@@ -1279,6 +1288,43 @@ impl crate::engine::registry::VersionStore for Store {
 
 const SELECT_INTEGRATION: &str = "SELECT id, name, plugin, settings_json, interval_s, client_id,
     client_secret IS NOT NULL, state, state_reason, created_at_ms, updated_at_ms FROM integrations";
+
+/// Applies one merge row inside a page's transaction (see [`merge`]).
+fn merge_row(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    stream: &str,
+    run_id: &str,
+    row: &Row,
+    now: i64,
+) -> Result<(), StoreError> {
+    let patch = merge::fields(&row.json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let stored: Option<Vec<u8>> = tx
+        .prepare_cached(
+            "SELECT json FROM records
+             WHERE integration_id = ?1 AND stream = ?2 AND key = ?3 AND deleted = 0",
+        )?
+        .query_row(params![id, stream, row.key], |r| r.get(0))
+        .optional()?;
+    let Some(stored) = stored else {
+        return Ok(());
+    };
+    match merge::apply(&stored, &patch) {
+        merge::Merged::Changed(json) => {
+            tx.prepare_cached(
+                "UPDATE records SET version = version + 1, json = ?4, run_id = ?5,
+                     updated_at_ms = ?6
+                 WHERE integration_id = ?1 AND stream = ?2 AND key = ?3",
+            )?
+            .execute(params![id, stream, row.key, json, run_id, now])?;
+        }
+        merge::Merged::Unchanged => {}
+        merge::Merged::NotAnObject => {
+            tracing::warn!(integration = id, stream, key = %row.key, "a merge row was left alone: the stored record is not a JSON object");
+        }
+    }
+    Ok(())
+}
 
 fn row_to_integration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Integration, StoreError>> {
     let settings: String = r.get(3)?;

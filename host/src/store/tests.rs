@@ -196,6 +196,72 @@ fn integrations_list_newest_first_and_delete_cascades() {
 }
 
 #[test]
+fn merges_replace_fields_of_live_records_only() {
+    let (store, _dir) = store("merge");
+    let i = add(&store, "a", None);
+    let run = store
+        .start_run(&i.id, "cli", false, "salesforce@x")
+        .unwrap();
+    let page1 = [
+        row("A", Operation::Upsert, r#"{"Id":"A","F":1,"G":"x"}"#),
+        row("D", Operation::Delete, r#"{"Id":"D"}"#),
+    ];
+    store
+        .commit_page(&i.id, "Case", &run, &page1, Some("cp1"), "partial", 1)
+        .unwrap();
+    let page2 = [
+        row("A", Operation::Merge, r#"{"F":2}"#),
+        row("B", Operation::Merge, r#"{"F":2}"#),
+        row("D", Operation::Merge, r#"{"F":2}"#),
+        // Rows apply in order: an upsert then a merge into it.
+        row("C", Operation::Upsert, r#"{"Id":"C","F":1}"#),
+        row("C", Operation::Merge, r#"{"F":3}"#),
+    ];
+    store
+        .commit_page(&i.id, "Case", &run, &page2, Some("cp2"), "partial", 1)
+        .unwrap();
+    // A merge that changes nothing leaves the version alone.
+    store
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &[row("A", Operation::Merge, r#"{"F":2}"#)],
+            Some("cp3"),
+            "complete",
+            1,
+        )
+        .unwrap();
+    let mut all = Vec::new();
+    store
+        .for_each_record(&i.id, Some("Case"), true, |r| {
+            all.push((
+                r.key,
+                r.version,
+                r.deleted,
+                serde_json::from_slice::<serde_json::Value>(&r.json).unwrap(),
+            ));
+            Ok(())
+        })
+        .unwrap();
+    let keys: Vec<&str> = all.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(keys, ["A", "C", "D"], "a merge never creates a record");
+    assert_eq!(
+        (all[0].1, &all[0].3),
+        (2, &serde_json::json!({"Id": "A", "F": 2, "G": "x"}))
+    );
+    assert_eq!(
+        (all[1].1, &all[1].3),
+        (2, &serde_json::json!({"Id": "C", "F": 3}))
+    );
+    assert_eq!(
+        (all[2].1, all[2].2, &all[2].3),
+        (1, true, &serde_json::json!({"Id": "D"})),
+        "a tombstone stays"
+    );
+}
+
+#[test]
 fn records_keep_the_latest_version_and_tombstones() {
     let (store, _dir) = store("records");
     let i = add(&store, "a", None);

@@ -10,11 +10,13 @@
 //! - `backfill`: a Bulk API 2.0 job instead, for windows over the `bulk-threshold`.
 //! - `deleted`: `/sobjects/X/deleted` for the window.
 //! - `reconcile`: stored keys checked by Id, for hard deletes the delete log forgot.
+//! - `formulas`: formula fields read again on a schedule, as merge rows.
 
 mod any_type;
 mod backfill;
 mod chunks;
 mod deleted;
+mod formulas;
 mod head;
 mod query;
 mod reconcile;
@@ -236,6 +238,8 @@ fn run(
             deleted::step(sf, &t, cp, room, &mut rows)?;
         } else if pass == Pass::Reconcile {
             reconcile::step(sf, &t, cp, room, &mut rows)?;
+        } else if pass == Pass::Formulas {
+            formulas::step(sf, &t, &desc, cp, room, &mut rows)?;
         } else if pass == Pass::Main && win.bulk.is_some() {
             if backfill::step(sf, &t, cp, room, &mut rows)? == Step::Wait {
                 // The job is still running: hand back what there is; the host calls again.
@@ -596,6 +600,9 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
     }
     if reconcile::due(t, cp, server, DELETED_RETENTION_MS) {
         passes.push(Pass::Reconcile);
+    }
+    if formulas::due(t, cp, server) {
+        passes.push(Pass::Formulas);
     }
     let mut win = Window {
         from,
