@@ -884,6 +884,303 @@ async fn bulk_backfill_of_every_helpdesk_object_equals_rest() {
     );
 }
 
+/// Runs a pull of `id` that, after its first page with rows is committed, waits for
+/// `between` to change the org before it reads on.
+async fn pull_with_changes_after_first_page(
+    app: &Arc<App>,
+    id: &str,
+    between: impl std::future::Future<Output = ()>,
+) -> RunSummary {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+    let ack_rx = std::sync::Mutex::new(ack_rx);
+    let fired = AtomicBool::new(false);
+    let progress: sluice::runner::ProgressFn = Arc::new(move |p: &Progress| {
+        if matches!(p, Progress::Page { rows, .. } if *rows > 0)
+            && !fired.swap(true, Ordering::SeqCst)
+        {
+            let _ = tx.send(());
+            // The runner holds still until the org has changed (bounded, never a deadlock).
+            let _ = ack_rx.lock().unwrap().recv_timeout(Duration::from_secs(60));
+        }
+    });
+    let run = {
+        let app = app.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            sluice::runner::run_pull(
+                &app,
+                &id,
+                PullOptions {
+                    progress: Some(progress),
+                    ..PullOptions::default()
+                },
+            )
+            .await
+        })
+    };
+    rx.recv().await.expect("a page with rows is committed");
+    between.await;
+    ack_tx.send(()).unwrap();
+    let s = run.await.unwrap().unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    s
+}
+
+// Bulk results are a snapshot taken when the job completes: changes committed while its
+// pages are being read are not in them, and the next pass must still bring them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_after_a_bulk_job_completes_arrive_on_the_next_pass() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    let ids = insert_cases(&emu, 6000, 1, 0).await;
+    let id = case_integration(
+        &app,
+        &emu,
+        &[("lag-seconds", "1"), ("bulk-threshold", "1000")],
+    )
+    .await;
+    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
+    let last = ids.len() - 1;
+    let changes = async {
+        op(
+            &emu,
+            json!({"ops": [
+                {"op": "update", "object": "Case", "ids": [&ids[0], &ids[last]],
+                    "fields": {"Subject": "changed after the job completed"}},
+                {"op": "delete", "object": "Case", "id": &ids[last - 1]},
+                {"op": "purge", "object": "Case", "id": &ids[last - 2]},
+                {"op": "insert", "object": "Case", "fields": {"Subject": "inserted after"}},
+            ]}),
+        )
+        .await;
+    };
+    pull_with_changes_after_first_page(&app, &id, changes).await;
+    assert_eq!(
+        stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before,
+        1,
+        "the backfill went through one Bulk job"
+    );
+    // The job's later pages held the records as they were at completion.
+    let first = stored(&app, &id, "Case");
+    assert_eq!(first.json[&ids[last]]["Subject"], format!("case 0-{last}"));
+    assert!(
+        first.live.contains_key(&ids[last - 2]),
+        "purged after the snapshot"
+    );
+
+    wait_covered(1).await;
+    pull_ok(&app, &id).await;
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    for changed in [&ids[0], &ids[last]] {
+        assert_eq!(
+            st.json[changed]["Subject"],
+            "changed after the job completed"
+        );
+    }
+    assert!(!st.live.contains_key(&ids[last - 1]) && !st.live.contains_key(&ids[last - 2]));
+    assert!(st.json.values().any(|v| v["Subject"] == "inserted after"));
+}
+
+/// `row` as the connector stores it: without `attributes` or the ground truth's `_` keys,
+/// and with the `anyType` fields' numbers and booleans as their text (Bulk's form).
+fn stored_form(row: &Value, any_type: &[&str]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (k, v) in row.as_object().unwrap() {
+        if k == "attributes" || k.starts_with('_') {
+            continue;
+        }
+        let v = match v {
+            Value::Bool(_) | Value::Number(_) if any_type.contains(&k.as_str()) => {
+                Value::String(v.to_string())
+            }
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    out
+}
+
+// A job's results are kept seven days: results that expire while they are being read send
+// the window to REST, which reads it whole; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_results_expiring_mid_read_fall_back_to_rest() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    insert_cases(&emu, 5000, 1, 0).await;
+    let id = case_integration(&app, &emu, &[("bulk-threshold", "1000")]).await;
+    let expire = async {
+        let aged = control(&emu, "POST", "jobs/age", Some(json!({"days": 8}))).await;
+        assert_eq!(aged["aged"], 1);
+    };
+    let run = pull_with_changes_after_first_page(&app, &id, expire).await;
+    assert!(run.api_calls > 0);
+    // The window's COUNT(), then the REST query that replaced the expired job.
+    let by_endpoint = &stats(&emu).await["by_endpoint"];
+    assert!(
+        by_endpoint["queryAll"].as_u64().unwrap() >= 2,
+        "{by_endpoint}"
+    );
+    let st = assert_equal(&app, &emu, &id, "Case").await;
+    assert_eq!(st.live.len(), 5000);
+}
+
+// REST answers `anyType` values typed, Bulk as CSV text: both paths store the text, and the
+// stored records equal the ground truth in that form, field for field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_type_values_are_stored_alike_through_rest_and_bulk() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    let case = insert_cases(&emu, 1, 1, 0).await.remove(0);
+    let values = [
+        json!(true),
+        json!(false),
+        json!(42),
+        json!(3.5),
+        json!("true"),
+        json!("Closed"),
+        Value::Null,
+    ];
+    let ops: Vec<Value> = (0..210)
+        .map(|i| {
+            json!({"op": "insert", "object": "CaseHistory", "fields": {
+                "CaseId": &case, "Field": "IsEscalated",
+                "OldValue": values[i % values.len()], "NewValue": values[(i + 1) % values.len()]},
+                "SystemModstamp": format!("2024-06-01T01:{:02}:{:02}Z", i / 60, i % 60)})
+        })
+        .collect();
+    op(&emu, json!({ "ops": ops })).await;
+    let objects = ("objects", "CaseHistory");
+    let bulk_id = integration(
+        &app,
+        input(&emu, "helpdesk", &[objects, ("bulk-threshold", "100")]),
+    )
+    .await;
+    let rest_id = integration(
+        &app,
+        input(&emu, "helpdesk", &[objects, ("bulk-threshold", "0")]),
+    )
+    .await;
+    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
+    pull_ok(&app, &bulk_id).await;
+    pull_ok(&app, &rest_id).await;
+    let jobs = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before;
+    assert_eq!(
+        jobs, 1,
+        "one path read through Bulk, the other through REST"
+    );
+
+    let from_bulk = assert_equal(&app, &emu, &bulk_id, "CaseHistory").await;
+    let from_rest = assert_equal(&app, &emu, &rest_id, "CaseHistory").await;
+    let any_type = ["OldValue", "NewValue"];
+    let truth: BTreeMap<String, Map<String, Value>> = truth_rows(&emu, "CaseHistory")
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["Id"].as_str().unwrap().to_string(),
+                stored_form(r, &any_type),
+            )
+        })
+        .collect();
+    assert_eq!(truth.len(), 210);
+    for (how, s) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
+        let got: BTreeMap<String, Map<String, Value>> = s
+            .json
+            .iter()
+            .map(|(k, v)| (k.clone(), stored_form(v, &[])))
+            .collect();
+        let differ: Vec<_> = truth
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(*v))
+            .map(|(k, v)| (v.clone(), got.get(k).cloned()))
+            .take(2)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{how} differs from the truth: {differ:?}"
+        );
+        assert_eq!(got.len(), truth.len(), "{how}");
+    }
+    let kinds: BTreeSet<&str> = from_rest
+        .json
+        .values()
+        .filter_map(|v| v["OldValue"].as_str())
+        .collect();
+    assert!(
+        kinds.contains("true") && kinds.contains("42") && kinds.contains("Closed"),
+        "{kinds:?}"
+    );
+}
+
+// Bulk cannot select `json` fields: the backfill still goes through Bulk, and the records
+// get their `json` fields through REST by Id, equal to the ground truth field for field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_fields_are_read_by_rest_beside_a_bulk_backfill() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    control(
+        &emu,
+        "POST",
+        "schema/Case/fields",
+        Some(json!({"fields": [{"name": "Payload__c", "type": "json"},
+            {"name": "Meta__c", "type": "json"}]})),
+    )
+    .await;
+    let ids = insert_cases(&emu, 1500, 1, 0).await;
+    let writes: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(i, id)| {
+            json!({"op": "update", "object": "Case", "ids": [id],
+                "fields": {"Payload__c": format!("{{\"n\":{i},\"tags\":[\"a\",\"b\"]}}")},
+                "SystemModstamp": "2024-06-02T00:00:00Z"})
+        })
+        .collect();
+    op(&emu, json!({ "ops": writes })).await;
+    let bulk_id = case_integration(&app, &emu, &[("bulk-threshold", "1000")]).await;
+    let rest_id = case_integration(&app, &emu, &[("bulk-threshold", "0")]).await;
+    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
+    pull_ok(&app, &bulk_id).await;
+    assert_eq!(
+        stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before,
+        1,
+        "the backfill went through Bulk"
+    );
+    pull_ok(&app, &rest_id).await;
+    let from_bulk = assert_equal(&app, &emu, &bulk_id, "Case").await;
+    let from_rest = assert_equal(&app, &emu, &rest_id, "Case").await;
+    let truth: BTreeMap<String, Map<String, Value>> = truth_rows(&emu, "Case")
+        .await
+        .iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), stored_form(r, &[])))
+        .collect();
+    for (how, s) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
+        let got: BTreeMap<String, Map<String, Value>> = s
+            .json
+            .iter()
+            .map(|(k, v)| (k.clone(), stored_form(v, &[])))
+            .collect();
+        let differ: Vec<_> = truth
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(*v))
+            .map(|(k, v)| (v.clone(), got.get(k).cloned()))
+            .take(1)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{how} differs from the truth: {differ:?}"
+        );
+        assert_eq!(got.len(), truth.len(), "{how}");
+    }
+    assert_eq!(
+        from_bulk.json[&ids[1]]["Payload__c"],
+        "{\"n\":1,\"tags\":[\"a\",\"b\"]}"
+    );
+    assert_eq!(from_bulk.json[&ids[0]]["Payload__c"], Value::Null);
+}
+
 // ---------------------------------------------------------------------------------
 // Query cursors and data that changes without a trace
 // ---------------------------------------------------------------------------------

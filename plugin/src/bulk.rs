@@ -4,7 +4,8 @@
 //! A job is created when a window opens over more records than the `bulk-threshold` setting.
 //! Its id and the `Sforce-Locator` of the next chunk live in the checkpoint, so a pull call
 //! reads one chunk and a restart re-reads at most that chunk (locators are stable for the job's
-//! life). Bulk refuses some objects and fields; the window then falls back to REST. Anything
+//! life). Bulk refuses some objects and fields; the window then falls back to REST (`json`
+//! fields are left out of the job and read through REST by Id instead). Anything
 //! else Bulk cannot do (a failed job, expired results) also falls back to REST from the start
 //! of the window: records already delivered are upserted again, never lost.
 
@@ -142,6 +143,8 @@ enum Kind {
     Text,
 }
 
+/// `anyType` stays text: the CSV cannot say whether `true` was a boolean, so REST's typed
+/// values are stored as text too (see `pull::any_type`).
 fn kind_of(ty: Option<&str>) -> Kind {
     match ty {
         Some("boolean") => Kind::Bool,

@@ -4,13 +4,19 @@
 //! than a day) and a `COUNT()` of it exceeds the `bulk-threshold` setting. The job reads the
 //! same fields and range as the REST query would, without the keyset position or ordering:
 //! it is read whole, chunk by chunk, and the window's bound only moves when it is done.
+//!
+//! Bulk cannot select fields of describe type `json`: the job selects the rest, and each chunk's
+//! records are completed with their `json` fields read through REST by Id, as the field chunks
+//! of wide objects are. A record gone by then was hard-deleted and becomes a delete; one
+//! changed by then carries a newer cursor than the window, so the next window reads it again.
 
-use super::{Head, Target, conditions, fail, keep_seen, lead_fields, read_rec, row_of};
+use super::chunks::{self, Merged};
+use super::{Head, ReadError, Target, conditions, fail, keep_seen, lead_fields, read_rec, row_of};
 use crate::bulk::{self, JobState};
 use crate::client::Sf;
 use crate::cursor::{BulkJob, Checkpoint, Pass, Window};
 use crate::describe::Describe;
-use crate::model::{Failure, FailureKind, Level, Row};
+use crate::model::{Failure, FailureKind, Level, Operation, Row};
 use crate::{errors, soql};
 
 /// Windows reaching back further than this are counted to see whether Bulk pays off.
@@ -56,7 +62,7 @@ pub(super) fn start(
     let Some(total) = total.filter(|&n| n > t.n.bulk_threshold) else {
         return Ok(None);
     };
-    let select = desc.select_list(&lead_fields(t)).join(", ");
+    let select = bulk_fields(t, desc).join(", ");
     let query = format!("SELECT {select} FROM {} WHERE {conds}", t.object);
     match bulk::create(sf, t.all(), &query) {
         Ok(id) => {
@@ -87,6 +93,33 @@ pub(super) fn start(
         }
         Err(e) => Err(errors::classify(&e, Some(&t.object))),
     }
+}
+
+/// Whether Bulk API 2.0 can select a field of describe type `ty`.
+fn bulk_selectable(ty: &str) -> bool {
+    !ty.eq_ignore_ascii_case("json")
+}
+
+/// The fields the job selects: the REST select list without what Bulk cannot select.
+fn bulk_fields(t: &Target, desc: &Describe) -> Vec<String> {
+    desc.select_list(&lead_fields(t))
+        .into_iter()
+        .filter(|f| desc.type_of(f).is_none_or(bulk_selectable))
+        .collect()
+}
+
+/// The field chunks of a Bulk record: what the job read, then `Id` and the fields read by
+/// REST; None when the job read every field.
+fn rest_chunks(t: &Target, desc: &Describe) -> Option<Vec<Vec<String>>> {
+    let by_rest: Vec<String> = std::iter::once("Id".to_string())
+        .chain(
+            desc.fields
+                .iter()
+                .filter(|f| !bulk_selectable(&f.ty))
+                .map(|f| f.name.clone()),
+        )
+        .collect();
+    (by_rest.len() > 1).then(|| vec![bulk_fields(t, desc), by_rest])
 }
 
 /// Polls the job or reads its next chunk into `rows` (at most `room`).
@@ -124,15 +157,27 @@ pub(super) fn step(
         }
         Err(e) => return Err(errors::classify(&e, Some(&t.object))),
     };
+    let records = match complete(sf, t, &desc, chunk.records) {
+        Ok(r) => r,
+        // A by-Id read refused (a `json` field deleted meanwhile, say): REST reads the window.
+        Err(ReadError::Refused { error, .. }) => {
+            let why = format!("{}: {}", error.code, error.message);
+            return Ok(fall_back(sf, t, cp, &job, &why));
+        }
+        Err(ReadError::Failed(f)) => return Err(f),
+    };
     let mut pending_seen = Vec::new();
-    for record in chunk.records {
+    for (record, gone) in records {
         // Only Id, the cursor and the keys are read, and the converter kept them as values.
         let v = Head::from_map(&record.kept);
         let rec = read_rec(t, &v)?;
         if cp.was_seen(rec.c, &rec.id) {
             continue;
         }
-        if let Some(row) = row_of(t, Pass::Main, &v, &rec, record.json.into_bytes(), &[])? {
+        if let Some(mut row) = row_of(t, Pass::Main, &v, &rec, record.json.into_bytes(), &[])? {
+            if gone {
+                row.op = Operation::Delete;
+            }
             rows.push(row);
         }
         if keep_seen(t, cp, &win, rec.c) {
@@ -155,6 +200,46 @@ pub(super) fn step(
         }
     }
     Ok(Step::Go)
+}
+
+/// The chunk's records completed with the fields Bulk cannot select, each with whether it
+/// was hard-deleted before they could be read.
+fn complete(
+    sf: &mut Sf,
+    t: &Target,
+    desc: &Describe,
+    records: Vec<bulk::BulkRecord>,
+) -> Result<Vec<(bulk::BulkRecord, bool)>, ReadError> {
+    let Some(plan) = rest_chunks(t, desc).filter(|_| !records.is_empty()) else {
+        return Ok(records.into_iter().map(|r| (r, false)).collect());
+    };
+    let mut records = records;
+    let driving = records
+        .iter_mut()
+        .map(|r| {
+            let id = r
+                .kept
+                .get("Id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            (std::mem::take(&mut r.json), id.to_string())
+        })
+        .collect();
+    let merged = chunks::complete(sf, t, &plan, driving)?;
+    Ok(records
+        .into_iter()
+        .zip(merged)
+        .map(|(mut r, m)| match m {
+            Merged::Full(json) => {
+                r.json = json;
+                (r, false)
+            }
+            Merged::Gone(json) => {
+                r.json = json;
+                (r, true)
+            }
+        })
+        .collect())
 }
 
 /// Drops the job and lets REST read the pass from the start of the window.

@@ -156,7 +156,7 @@ fn read_by_id(sf: &mut Sf, t: &Target, fields: &[String], ids: &[&str]) -> Resul
 }
 
 /// A JSON object's members in document order, values kept as Salesforce wrote them.
-fn ordered_fields(json: &str) -> Result<Members, serde_json::Error> {
+pub(super) fn ordered_fields(json: &str) -> Result<Members, serde_json::Error> {
     struct InOrder;
     impl<'de> Visitor<'de> for InOrder {
         type Value = Members;

@@ -5,12 +5,14 @@
 //! `latestDateCovered`, and read `(lo - overlap, hi]` ordered by `(cursor, Id)`.
 //!
 //! - `query`: the REST query of a pass, page by page.
+//! - `any_type`: REST's typed `anyType` values stored as the text Bulk gives.
 //! - `chunks`: field chunks merged by Id, for objects too wide for one query URL.
 //! - `backfill`: a Bulk API 2.0 job instead, for windows over the `bulk-threshold`.
 //! - `deleted`: `/sobjects/X/deleted` for the window.
 //! - `reconcile`: stored keys checked by Id, for hard deletes the delete log forgot.
 //! - `formulas`: formula fields read again on a schedule, as merge rows.
 
+mod any_type;
 mod backfill;
 mod chunks;
 mod deleted;

@@ -5,6 +5,7 @@
 //! (a 401 the host's refresh did not cure included) re-queries from the last delivered
 //! `(cursor, Id)`, and a locator older than a run's pace is not followed at all.
 
+use super::any_type;
 use super::chunks::{self, Merged};
 use super::{
     Head, QueryPage, ReadError, Target, conditions, fail, keep_seen, lead_fields, read_all,
@@ -177,6 +178,7 @@ pub(super) fn step(
     } else {
         Vec::new()
     };
+    let any_type = any_type::fields(desc);
     let mut consumed_all = true;
     let mut last_pos = None;
     let mut pending_seen = Vec::new();
@@ -194,6 +196,8 @@ pub(super) fn step(
         if cp.was_seen(rec.c, &rec.id) {
             continue;
         }
+        let json = any_type::text_form(json, &any_type)
+            .map_err(|e| fail(FailureKind::Unknown, format!("{}: {e}", t.object)))?;
         let Some(mut row) = row_of(t, pass, &v, &rec, json.into_bytes(), &online)? else {
             continue;
         };

@@ -1,5 +1,10 @@
 //! Bulk API 2.0 query jobs (spec §5): create, poll (UploadComplete → InProgress →
 //! JobComplete), CSV results in chunks with `Sforce-Locator`, abort and delete.
+//!
+//! Results are a snapshot taken when the job completes and kept seven days (Bulk API 2.0
+//! "Get Results for a Query Job"). Rows are rendered lazily, as of the completion time, until
+//! the first write after it: every store write first freezes the completed jobs' remaining
+//! rows ([`freeze_completed`]), so later commits never leak into a job's pages.
 
 use std::sync::Arc;
 
@@ -31,7 +36,80 @@ pub struct Job {
     pub crlf: bool,
     pub created_by: String,
     pub results: Option<Arc<ResultSet>>,
+    /// When the job reached JobComplete (its results' snapshot time).
+    pub completed_ms: Option<i64>,
+    /// The CSV rows rendered as of `completed_ms`, once a write has followed completion.
+    pub frozen: Option<Arc<Frozen>>,
     pub error: Option<String>,
+}
+
+/// A completed job's rows rendered once: row `i` is `bytes[ends[i-1]..ends[i]]`.
+pub struct Frozen {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Frozen {
+    fn rows(&self, range: std::ops::Range<usize>) -> &[u8] {
+        let start = if range.start == 0 {
+            0
+        } else {
+            self.ends[range.start - 1]
+        };
+        let end = if range.end == 0 {
+            0
+        } else {
+            self.ends[range.end - 1]
+        };
+        &self.bytes[start..end]
+    }
+}
+
+/// How long Salesforce keeps a completed job's results.
+pub const RESULTS_KEPT_MS: i64 = 7 * dt::DAY_MS;
+
+fn csv_options(settings: &crate::Settings, crlf: bool) -> soql::CsvOptions {
+    soql::CsvOptions {
+        crlf,
+        datetime_z: settings.bulk_datetime_suffix == "Z",
+    }
+}
+
+/// Renders every completed, not yet frozen job's rows as of its completion, so the store
+/// can change without changing them. Call it before taking the store's write lock.
+pub fn freeze_completed(state: &crate::state::Shared) {
+    let settings = state.settings();
+    let mut jobs = state.jobs.lock().expect("jobs lock");
+    let store = state.store.read().expect("store lock");
+    for job in jobs.values_mut() {
+        let (Some(rs), Some(at), None) = (&job.results, job.completed_ms, &job.frozen) else {
+            continue;
+        };
+        let src = StoreSource::new(&store, at);
+        let opts = csv_options(&settings, job.crlf);
+        let mut frozen = Frozen {
+            bytes: Vec::new(),
+            ends: Vec::with_capacity(rs.len()),
+        };
+        for i in 0..rs.len() {
+            soql::render_csv_rows_with(&job.query, rs, i..i + 1, &src, opts, &mut frozen.bytes);
+            frozen.ends.push(frozen.bytes.len());
+        }
+        job.frozen = Some(Arc::new(frozen));
+    }
+}
+
+/// Moves every job's times `ms` into the past (a clock jump for the seven-day expiry).
+pub fn age_jobs(state: &crate::state::Shared, ms: i64) -> usize {
+    let mut jobs = state.jobs.lock().expect("jobs lock");
+    for job in jobs.values_mut() {
+        job.created_ms -= ms;
+        job.modstamp_ms -= ms;
+        if let Some(at) = job.completed_ms.as_mut() {
+            *at -= ms;
+        }
+    }
+    jobs.len()
 }
 
 impl Job {
@@ -120,19 +198,31 @@ fn create(ctx: &Ctx) -> Response {
         knowledge_publish_status_rule: ctx.state.settings().knowledge_requires_publish_status,
         now_ms: None,
     };
-    let parsed = {
+    let (parsed, json_field) = {
         let store = ctx.state.store.read().expect("store lock");
         let settings = ctx.state.settings();
         let catalog = crate::access::VisibleCatalog {
             inner: &store.schemas,
             settings: &settings,
         };
-        soql::parse_with(soql_text, &catalog, &opts)
+        let parsed = soql::parse_with(soql_text, &catalog, &opts);
+        let json_field = parsed.as_ref().ok().and_then(|q| json_column(&store, q));
+        (parsed, json_field)
     };
     let query = match parsed {
         Ok(q) => q,
         Err(e) => return soql_error(&e),
     };
+    if let Some(field) = json_field {
+        return api_error(
+            400,
+            "API_ERROR",
+            &format!(
+                "FeatureNotEnabled: field {}.{field} of type json is not supported by the Bulk API",
+                query.object()
+            ),
+        );
+    }
     let refused = ctx.state.settings().bulk_unsupported_objects;
     if refused
         .iter()
@@ -165,6 +255,8 @@ fn create(ctx: &Ctx) -> Response {
         crlf,
         created_by: oauth::user_id(ctx.session.user),
         results: None,
+        completed_ms: None,
+        frozen: None,
         error: None,
     };
     let body = job.json(false);
@@ -179,6 +271,21 @@ fn create(ctx: &Ctx) -> Response {
         .expect("jobs lock")
         .insert(job.id.clone(), job);
     json_response(StatusCode::OK, &body)
+}
+
+/// The first selected field of the queried object whose describe type is `json`: Bulk API 2.0
+/// does not support such fields.
+fn json_column(store: &crate::data::Store, q: &Query) -> Option<String> {
+    let def = &store.table(q.object())?.def;
+    q.columns
+        .iter()
+        .filter(|c| c.hops.is_empty())
+        .find(|c| {
+            def.fields
+                .get(c.idx)
+                .is_some_and(|f| f.kind == crate::schema::Kind::Json)
+        })
+        .map(|c| c.name.clone())
 }
 
 /// SOQL that Bulk 2.0 refuses (spec §5.1).
@@ -250,6 +357,7 @@ fn poll(ctx: &Ctx, id: &str) -> Response {
         match outcome {
             Ok((_, rs)) => {
                 job.results = Some(Arc::new(rs));
+                job.completed_ms = Some(dt::now_ms());
                 job.state = "JobComplete";
             }
             Err(e) => {
@@ -306,11 +414,17 @@ fn delete(ctx: &Ctx, id: &str) -> Response {
 }
 
 fn results(ctx: &Ctx, id: &str) -> Response {
-    let (query, rs, crlf) = {
+    let (query, rs, crlf, completed_ms, frozen) = {
         let jobs = ctx.state.jobs.lock().expect("jobs lock");
         let Some(job) = jobs.get(&ids::to18(id)) else {
             return not_found_error();
         };
+        if job
+            .completed_ms
+            .is_some_and(|at| dt::now_ms() - at > RESULTS_KEPT_MS)
+        {
+            return not_found_error();
+        }
         if job.api_version != ctx.version {
             return api_error(
                 409,
@@ -322,7 +436,13 @@ fn results(ctx: &Ctx, id: &str) -> Response {
             );
         }
         match (&job.results, job.state) {
-            (Some(rs), "JobComplete") => (job.query.clone(), rs.clone(), job.crlf),
+            (Some(rs), "JobComplete") => (
+                job.query.clone(),
+                rs.clone(),
+                job.crlf,
+                job.completed_ms.unwrap_or_else(dt::now_ms),
+                job.frozen.clone(),
+            ),
             _ => {
                 let current = match job.state {
                     "InProgress" => "IN_PROGRESS",
@@ -357,14 +477,14 @@ fn results(ctx: &Ctx, id: &str) -> Response {
         .unwrap_or(ctx.state.settings().bulk_default_max_records as usize);
     let end = (offset + max).min(rs.len());
     let mut out = Vec::with_capacity(128 + (end - offset) * 200);
-    let opts = soql::CsvOptions {
-        crlf,
-        datetime_z: ctx.state.settings().bulk_datetime_suffix == "Z",
-    };
+    let opts = csv_options(&ctx.state.settings(), crlf);
     soql::render_csv_header_with(&query, opts, &mut out);
-    {
+    if let Some(frozen) = frozen {
+        out.extend_from_slice(frozen.rows(offset..end));
+    } else {
+        // Nothing was written since completion: the store as of then is the snapshot.
         let store = ctx.state.store.read().expect("store lock");
-        let src = StoreSource::new(&store, dt::now_ms());
+        let src = StoreSource::new(&store, completed_ms);
         soql::render_csv_rows_with(&query, &rs, offset..end, &src, opts, &mut out);
     }
     let next = if end < rs.len() {

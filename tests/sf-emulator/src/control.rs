@@ -43,6 +43,7 @@ pub fn router() -> Router<Arc<Shared>> {
             post(add_faults).get(list_faults).delete(clear_faults),
         )
         .route("/__emulator/cursors/invalidate", post(invalidate_cursors))
+        .route("/__emulator/jobs/age", post(age_jobs))
         .route("/__emulator/stats", get(stats))
 }
 
@@ -179,6 +180,26 @@ async fn invalidate_cursors(State(state): S, headers: HeaderMap) -> Response {
     reply(StatusCode::OK, json!({"invalidated": n}))
 }
 
+/// Moves Bulk jobs into the past by `{"ms": n}` (or `{"days": n}`), past the seven days
+/// their results are kept.
+async fn age_jobs(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
+    guard!(state, headers);
+    let body = match body_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ms = match (body.get("ms"), body.get("days")) {
+        (Some(ms), None) => ms.as_i64(),
+        (None, Some(days)) => days.as_i64().and_then(|d| d.checked_mul(dt::DAY_MS)),
+        _ => None,
+    };
+    let Some(ms) = ms.filter(|ms| *ms >= 0) else {
+        return bad(r#"expected {"ms": n} or {"days": n}, n >= 0"#);
+    };
+    let aged = crate::bulk::age_jobs(&state, ms);
+    reply(StatusCode::OK, json!({"aged": aged}))
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum FaultBody {
@@ -285,11 +306,7 @@ async fn add_fields(
             Err(e) => return bad(e),
         }
     }
-    let added = state
-        .store
-        .write()
-        .expect("store lock")
-        .add_fields(&object, defs, dt::now_ms());
+    let added = state.write_store().add_fields(&object, defs, dt::now_ms());
     match added {
         Ok(a) => reply(
             StatusCode::OK,
@@ -347,12 +364,9 @@ async fn set_field_visibility(
 }
 
 fn change_field_access(state: &Shared, object: &str, name: &str, access: FieldAccess) -> Response {
-    let changed = state.store.write().expect("store lock").set_field_access(
-        object,
-        name,
-        access,
-        dt::now_ms(),
-    );
+    let changed = state
+        .write_store()
+        .set_field_access(object, name, access, dt::now_ms());
     match changed {
         Ok((field, modified)) => reply(
             StatusCode::OK,
@@ -510,7 +524,7 @@ async fn records(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
     };
     let lag = state.settings().visibility_lag_ms;
     let mut results = Vec::new();
-    let mut store = state.store.write().expect("store lock");
+    let mut store = state.write_store();
     for op in ops {
         match apply(&mut store, &op, lag) {
             Ok(r) => results.push(r),

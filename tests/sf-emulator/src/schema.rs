@@ -27,6 +27,8 @@ pub enum Kind {
     /// Compound address, rendered from its component fields.
     Address,
     AnyType,
+    /// Structured data as JSON text (describe `json`); Bulk API 2.0 cannot select it.
+    Json,
 }
 
 impl Kind {
@@ -50,6 +52,7 @@ impl Kind {
             Kind::DateTime => "datetime",
             Kind::Address => "address",
             Kind::AnyType => "anyType",
+            Kind::Json => "json",
         }
     }
 
@@ -216,10 +219,11 @@ pub fn custom_field(spec: &CustomFieldSpec) -> Result<FieldDef, String> {
         "percent" => Kind::Percent,
         "date" => Kind::Date,
         "datetime" => Kind::DateTime,
+        "json" => Kind::Json,
         _ => {
             return Err(err(&format!(
                 "unsupported type {:?} (string, textarea, email, phone, url, picklist, \
-                 boolean, int, double, currency, percent, date, datetime)",
+                 boolean, int, double, currency, percent, date, datetime, json)",
                 spec.kind
             )));
         }
@@ -602,7 +606,14 @@ fn case_history() -> ObjectDef {
         .req()
         .pick(
             "Field",
-            &["created", "Status", "Priority", "Owner", "ownerAssignment"],
+            &[
+                "created",
+                "Status",
+                "Priority",
+                "IsEscalated",
+                "Owner",
+                "ownerAssignment",
+            ],
         )
         .pick(
             "DataType",

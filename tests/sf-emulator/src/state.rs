@@ -141,6 +141,13 @@ impl Shared {
         }
     }
 
+    /// The store for writing. Completed Bulk jobs freeze their results first: a job's
+    /// results are a snapshot of the moment it completed.
+    pub fn write_store(&self) -> std::sync::RwLockWriteGuard<'_, Store> {
+        crate::bulk::freeze_completed(self);
+        self.store.write().expect("store lock")
+    }
+
     /// A snapshot of the settings.
     pub fn settings(&self) -> Settings {
         self.settings.read().expect("settings lock").clone()

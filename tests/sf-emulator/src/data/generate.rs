@@ -940,6 +940,14 @@ fn gen_history(ctx: &GenCtx, def: &ObjectDef, i: u32) -> Box<[Val]> {
             b.set("OldValue", ctx.user_id(&mut r));
             b.set("NewValue", ctx.user_id(&mut r));
         }
+        // anyType values are typed per row: REST answers these as JSON booleans.
+        "Priority" if i.is_multiple_of(5) => {
+            b.str("Field", "IsEscalated");
+            b.str("DataType", "Boolean");
+            let old = i.is_multiple_of(2);
+            b.set("OldValue", Val::Bool(old));
+            b.set("NewValue", Val::Bool(!old));
+        }
         _ => {
             b.str("DataType", "DynamicEnum");
             let vals = if field == "Status" {

@@ -18,7 +18,7 @@ pub fn field_type(kind: Kind, length: u32, html: bool) -> FieldType {
     match kind {
         Kind::Id => FieldType::Id,
         Kind::Reference => FieldType::Reference,
-        Kind::String | Kind::AnyType => FieldType::String,
+        Kind::String | Kind::AnyType | Kind::Json => FieldType::String,
         Kind::TextArea if html => FieldType::RichText,
         Kind::TextArea if length > 255 => FieldType::LongTextArea,
         Kind::TextArea => FieldType::TextArea,
@@ -48,8 +48,8 @@ pub fn object_schema(def: &ObjectDef) -> ObjectSchema {
                 name: f.name.to_string(),
                 ty: field_type(f.kind, f.length, f.html_formatted),
                 nillable: f.nillable,
-                filterable: f.kind != Kind::Address && !long,
-                sortable: !matches!(f.kind, Kind::Address | Kind::AnyType) && !long,
+                filterable: !matches!(f.kind, Kind::Address | Kind::Json) && !long,
+                sortable: !matches!(f.kind, Kind::Address | Kind::AnyType | Kind::Json) && !long,
                 hidden: !f.visible(),
             }
         })

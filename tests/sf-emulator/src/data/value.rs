@@ -78,7 +78,10 @@ impl Val {
             }
             (Kind::Date, Json::String(s)) => Val::Date(dt::parse_date(s).ok_or("bad date")?),
             (Kind::AnyType, Json::Bool(b)) => Val::Bool(*b),
-            (Kind::AnyType, Json::Number(n)) => Val::Num(n.as_f64().unwrap_or(0.0)),
+            (Kind::AnyType, Json::Number(n)) => match n.as_i64() {
+                Some(i) => Val::Int(i),
+                None => Val::Num(n.as_f64().unwrap_or(0.0)),
+            },
             (Kind::Address, _) => return Err("compound fields are derived".into()),
             (Kind::Boolean | Kind::Int | Kind::Double | Kind::Currency | Kind::Percent, _) => {
                 return Err(format!("wrong JSON type for {kind:?}"));
