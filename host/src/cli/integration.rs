@@ -22,7 +22,7 @@ pub(super) async fn integration(
                     client_secret: a.client_secret.clone(),
                 })
                 .await?;
-            print_warnings(&v);
+            print_warnings(&v.warnings);
             if json {
                 print_json(&v)?;
             } else {
@@ -68,19 +68,11 @@ pub(super) async fn integration(
             }
         }
         IntegrationCommand::Show { id } => {
-            let v = app.show_integration(id).await?;
-            let runs = app.runs(id, 5)?;
-            let checkpoints = app.store.checkpoints(id)?;
-            let counts = app.store.record_counts(id)?;
-            let token = app.store.token_health(id)?;
+            let v = crate::views::integration_view(app, id).await?;
             if json {
-                return print_json(&serde_json::json!({
-                    "integration": v.integration, "warnings": v.warnings,
-                    "normalized": v.normalized, "streams": v.streams, "runs": runs,
-                    "checkpoints": checkpoints.iter().map(|(s, c, st)| serde_json::json!({"stream": s, "checkpoint": c, "status": st})).collect::<Vec<_>>(),
-                    "records": counts, "token": token,
-                }));
+                return print_json(&v);
             }
+            let (runs, counts, token) = (&v.runs, &v.records, &v.token);
             let i = &v.integration;
             outln!("id:           {}", i.id)?;
             outln!("name:         {}", safe(&i.name))?;
@@ -109,7 +101,11 @@ pub(super) async fn integration(
             )?;
             outln!(
                 "token:        {}",
-                safe(token.map_or("not connected", |t| t.health.as_str()))
+                safe(
+                    token
+                        .as_ref()
+                        .map_or("not connected", |t| t.health.as_str())
+                )
             )?;
             outln!("streams:      {}", safe(&v.streams.join(", ")))?;
             for (k, val) in &v.normalized {
@@ -133,7 +129,7 @@ pub(super) async fn integration(
                     ago(r.started_at_ms)
                 )?;
             }
-            print_warnings(&v);
+            print_warnings(&v.warnings);
         }
         IntegrationCommand::Edit(a) => {
             let v = app
@@ -152,7 +148,7 @@ pub(super) async fn integration(
                     },
                 )
                 .await?;
-            print_warnings(&v);
+            print_warnings(&v.warnings);
             if json {
                 print_json(&v)?;
             } else {

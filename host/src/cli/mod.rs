@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{App, AppConfig, IntegrationInput, Validated};
+use crate::app::{App, AppConfig, IntegrationInput};
 use crate::duration::parse_duration;
 use crate::oauth::Callback;
 use crate::output::outln;
@@ -510,8 +510,8 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn print_warnings(v: &Validated) {
-    for w in &v.warnings {
+fn print_warnings(warnings: &[crate::app::FieldIssue]) {
+    for w in warnings {
         eprintln!("warning: {}: {}", safe(&w.field), safe(&w.message));
     }
 }

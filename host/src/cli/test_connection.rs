@@ -6,13 +6,7 @@ pub(super) async fn test(app: &Arc<App>, id: &str, json: bool) -> anyhow::Result
     let report = app.test(id).await?;
     let kind = |k| crate::runner::kind_label(k);
     if json {
-        print_json(&serde_json::json!({
-            "ok": report.failure.is_none(),
-            "failure": report.failure.as_ref().map(|f| serde_json::json!({"kind": kind(f.kind), "message": f.message, "retry_after_s": f.retry_after_s})),
-            "org": report.org, "user": report.user,
-            "api_usage": report.api_usage.map(|u| serde_json::json!({"used": u.used, "limit": u.limit})),
-            "probes": report.probes.iter().map(|p| serde_json::json!({"name": p.name, "ok": p.failure.is_none(), "detail": p.detail, "failure": p.failure.as_ref().map(|f| serde_json::json!({"kind": kind(f.kind), "message": f.message}))})).collect::<Vec<_>>(),
-        }))?;
+        print_json(&crate::views::TestView::from(&report))?;
     } else {
         for p in &report.probes {
             match &p.failure {
