@@ -1,0 +1,231 @@
+//! Connecting an integration: the OAuth plan, the authorization-code flow with PKCE, client
+//! credentials, and storing a grant (refused when it comes from another org than the first).
+
+use super::*;
+
+impl App {
+    /// The OAuth plan of an integration, with the egress rules its endpoints must meet.
+    pub async fn plan(&self, id: &str) -> Result<(OauthPlan, EgressRules), AppError> {
+        let integration = self.store.integration(id)?;
+        let plugin = self.plugin(&integration.plugin)?;
+        let plan = self
+            .configure(Some(id), &plugin, &integration.settings)
+            .await?
+            .oauth;
+        Ok((plan, self.rules(&plugin)))
+    }
+
+    /// The egress rules of the plugin an integration uses now.
+    fn rules_of(&self, id: &str) -> Result<EgressRules, AppError> {
+        let integration = self.store.integration(id)?;
+        let plugin = self.plugin(&integration.plugin)?;
+        Ok(self.rules(&plugin))
+    }
+
+    /// Starts the authorization-code flow: stores the single-use `state` (tied to the
+    /// integration) with its sealed PKCE verifier and returns the authorize URL.
+    pub async fn begin_authorization(
+        &self,
+        id: &str,
+        redirect_uri: &str,
+    ) -> Result<AuthorizationStart, AppError> {
+        let (plan, rules) = self.plan(id).await?;
+        let app = self.tokens.app_for(id)?;
+        let start = self
+            .tokens
+            .oauth()
+            .start_authorization(&plan, &app, redirect_uri, &rules)?;
+        // The plan is bound to the state here: the callback uses this token endpoint and does
+        // not ask the connector again.
+        self.store.put_oauth_state(
+            &start.state,
+            id,
+            &start.verifier,
+            redirect_uri,
+            &plan.token_url,
+        )?;
+        tracing::info!(integration = id, "authorization started");
+        Ok(start)
+    }
+
+    /// Finishes an authorization from its callback: checks the state (single-use, not
+    /// expired), exchanges the code with the PKCE verifier and stores the grant. The
+    /// integration's records and checkpoints are kept (re-generate token).
+    pub async fn complete_authorization(
+        &self,
+        callback: Callback,
+    ) -> Result<Integration, AppError> {
+        let (code, state) = match callback {
+            Callback::Code { code, state } => (code, state),
+            Callback::Error {
+                error,
+                description,
+                state,
+            } => {
+                if let Some(state) = state {
+                    // Burn the state: the flow is over.
+                    let _ = self.store.take_oauth_state(&state, AUTHORIZATION_TTL);
+                }
+                return Err(OAuthError::Provider { error, description }.into());
+            }
+            Callback::Malformed(why) => return Err(AppError::BadCallback(why)),
+        };
+        let pending = self
+            .store
+            .take_oauth_state(&state, AUTHORIZATION_TTL)?
+            .ok_or_else(|| {
+                AppError::BadCallback(
+                    "unknown, used or expired OAuth state: start again with `sluice connect`"
+                        .into(),
+                )
+            })?;
+        let id = pending.integration_id.clone();
+        let token_url = pending.token_url.clone().ok_or_else(|| {
+            AppError::BadCallback(
+                "this authorization was started by an older Sluice: start again with `sluice connect`"
+                    .into(),
+            )
+        })?;
+        let rules = self.rules_of(&id)?;
+        let app = self.tokens.app_for(&id)?;
+        let grant = self
+            .tokens
+            .oauth()
+            .exchange_code(
+                &token_url,
+                &app,
+                &pending.redirect_uri,
+                &code,
+                &pending.verifier,
+                &rules,
+            )
+            .await?;
+        self.replace_grant(&id, GrantFlow::AuthorizationCode, &token_url, grant)
+            .await?;
+        tracing::info!(integration = %id, "integration authorized");
+        Ok(self.store.integration(&id)?)
+    }
+
+    /// Stores a new grant in place of the integration's current one: refused when it belongs
+    /// to another org than the one first connected (the new grant is then revoked), and the
+    /// superseded refresh token is revoked once the new grant is stored.
+    async fn replace_grant(
+        &self,
+        id: &str,
+        flow: GrantFlow,
+        token_url: &str,
+        grant: crate::oauth::Grant,
+    ) -> Result<(), AppError> {
+        let previous = self.store.tokens(id)?;
+        if let Some(previous) = &previous
+            && let Some(message) = other_org(id, previous, &grant)
+        {
+            let unwanted = TokenSet {
+                access: grant.access.clone(),
+                refresh: grant.refresh.clone(),
+                ..previous.clone()
+            };
+            if let Some(revocation) = self.revocation(id, &unwanted).await {
+                revocation.run(self, id).await;
+            }
+            return Err(AppError::Conflict(message));
+        }
+        let kept = |old: &crate::secrets::Secret, new: &Option<crate::secrets::Secret>| {
+            new.as_ref().is_some_and(|n| n.expose() == old.expose())
+        };
+        let superseded = previous.filter(|p| match &p.refresh {
+            Some(old) => !kept(old, &grant.refresh),
+            None => !kept(&p.access, &Some(grant.access.clone())),
+        });
+        self.store_grant(id, flow, token_url, grant)?;
+        if let Some(previous) = superseded
+            && let Some(revocation) = self.revocation(id, &previous).await
+        {
+            revocation.run(self, id).await;
+        }
+        Ok(())
+    }
+
+    /// Connects with the client-credentials grant (server-to-server).
+    pub async fn connect_client_credentials(&self, id: &str) -> Result<Integration, AppError> {
+        let (plan, rules) = self.plan(id).await?;
+        if !plan.client_credentials_supported {
+            return Err(AppError::Conflict(
+                "this connector's plan does not support the client-credentials grant for these \
+                 settings (Salesforce needs the org's My Domain as --domain)"
+                    .into(),
+            ));
+        }
+        let app = self.tokens.app_for(id)?;
+        let grant = self
+            .tokens
+            .oauth()
+            .client_credentials(&plan.token_url, &app, &rules)
+            .await?;
+        self.replace_grant(id, GrantFlow::ClientCredentials, &plan.token_url, grant)
+            .await?;
+        tracing::info!(
+            integration = id,
+            "integration connected with client credentials"
+        );
+        Ok(self.store.integration(id)?)
+    }
+
+    fn store_grant(
+        &self,
+        id: &str,
+        flow: GrantFlow,
+        token_url: &str,
+        grant: crate::oauth::Grant,
+    ) -> Result<(), AppError> {
+        // The OAuth client already held the instance URL, which decides where the token is
+        // sent, to the connector's approved rules.
+        let instance_url = grant.instance_url.clone().ok_or_else(|| {
+            OAuthError::BadResponse("the token response has no instance_url".into())
+        })?;
+        if flow == GrantFlow::AuthorizationCode && grant.refresh.is_none() {
+            tracing::warn!(
+                integration = id,
+                "no refresh token granted; the integration will need re-authorization when the session ends"
+            );
+        }
+        let tokens = TokenSet {
+            flow,
+            access: grant.access,
+            refresh: grant.refresh,
+            token_url: token_url.to_string(),
+            instance_url,
+            identity_url: grant.identity_url,
+            issued_at_ms: grant.issued_at_ms,
+            scopes: grant.scopes,
+            obtained_at_ms: now_ms(),
+            generation: 0,
+        };
+        self.store.put_grant(id, &tokens)?;
+        Ok(())
+    }
+}
+
+/// The refusal of a grant from another org than the one `previous` belongs to, if it is one.
+fn other_org(id: &str, previous: &TokenSet, grant: &crate::oauth::Grant) -> Option<String> {
+    let org_of = |url: Option<&str>| url.and_then(crate::oauth::org_of_identity_url);
+    let first = org_of(previous.identity_url.as_deref())?;
+    let now = org_of(grant.identity_url.as_deref())?;
+    (first != now).then(|| {
+        format!(
+            "this authorization is for Salesforce org {now}, but integration {id} belongs to org \
+             {first}: log in to org {first} (or set the integration's domain to that org's My \
+             Domain) and authorize again. Nothing was changed, and the new grant was revoked"
+        )
+    })
+}
+
+/// The non-secret grant the connector sees.
+pub fn grant_of(tokens: &TokenSet) -> crate::engine::wit::types::Grant {
+    crate::engine::wit::types::Grant {
+        instance_url: tokens.instance_url.clone(),
+        identity_url: tokens.identity_url.clone(),
+        issued_at_ms: tokens.issued_at_ms.map(|ms| ms.max(0) as u64),
+        scopes: tokens.scopes.clone(),
+    }
+}

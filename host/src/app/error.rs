@@ -1,0 +1,82 @@
+//! What the runtime's operations answer when they fail, for every front end to map.
+
+use super::*;
+
+/// One problem with one input field.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldIssue {
+    /// The field, e.g. `domain`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl From<FieldError> for FieldIssue {
+    fn from(e: FieldError) -> Self {
+        Self {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+/// Why an operation failed; each variant maps to one exit message and one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The input is invalid (HTTP 422).
+    #[error("invalid input: {}", issues(.0))]
+    Invalid(Vec<FieldIssue>),
+    /// No such integration or plugin (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation does not fit the current state (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A pull of this integration is already running (HTTP 409).
+    #[error("a pull of integration {0} is already running")]
+    AlreadyRunning(String),
+    /// A bad or stale OAuth callback (HTTP 400).
+    #[error("{0}")]
+    BadCallback(String),
+    /// OAuth failed; carries the provider's error text.
+    #[error("authorization failed: {0}")]
+    OAuth(#[from] OAuthError),
+    /// Credentials are unusable.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// The plugin engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The plugin registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A destination is outside what the operator approved for the connector (HTTP 403).
+    #[error(transparent)]
+    Egress(#[from] PolicyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UnknownIntegration(_) => AppError::NotFound(e.to_string()),
+            other => AppError::Store(other),
+        }
+    }
+}
+
+fn issues(list: &[FieldIssue]) -> String {
+    list.iter()
+        .map(|i| format!("{}: {}", i.field, i.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub(super) fn issue(field: &str, message: impl Into<String>) -> FieldIssue {
+    FieldIssue {
+        field: field.into(),
+        message: message.into(),
+    }
+}

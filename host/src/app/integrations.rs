@@ -1,0 +1,354 @@
+//! Integrations: added, edited, shown and deleted, each validated by the connector's
+//! `configure`; deleting or re-generating revokes the superseded refresh token.
+
+use super::*;
+
+/// The integration-side input of `add` and `edit`.
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationInput {
+    /// Display name.
+    pub name: Option<String>,
+    /// Capability.
+    pub capability: Option<String>,
+    /// Environment.
+    pub environment: Option<String>,
+    /// Domain URL.
+    pub domain: Option<String>,
+    /// `created` or `updated`.
+    pub pull_by: Option<String>,
+    /// Connector-specific settings.
+    pub extra: Vec<(String, String)>,
+    /// Pull interval.
+    pub interval: Option<Duration>,
+    /// Per-integration client id.
+    pub client_id: Option<String>,
+    /// Per-integration client secret.
+    pub client_secret: Option<String>,
+}
+
+/// An integration with what the connector says about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validated {
+    /// The stored integration.
+    pub integration: Integration,
+    /// Warnings from `configure`.
+    pub warnings: Vec<FieldIssue>,
+    /// The settings in normal form.
+    pub normalized: Vec<(String, String)>,
+    /// The streams it will pull.
+    pub streams: Vec<String>,
+}
+
+impl App {
+    /// Calls `configure` for stored settings; field errors become [`AppError::Invalid`].
+    pub async fn configure(
+        &self,
+        integration_id: Option<&str>,
+        plugin: &LoadedPlugin,
+        settings: &IntegrationSettings,
+    ) -> Result<Configured, AppError> {
+        let wit = to_wit_settings(settings).map_err(AppError::Invalid)?;
+        let ctx = CallContext {
+            integration: integration_id.map(String::from),
+            policy: Arc::new(OutboundPolicy::deny_all()),
+            ..CallContext::default()
+        };
+        self.engine
+            .configure(plugin, &ctx, &wit, &self.host_context())
+            .await?
+            .map_err(|errors| AppError::Invalid(errors.into_iter().map(Into::into).collect()))
+    }
+
+    /// Validates and stores a new integration. Nothing is stored when anything is invalid.
+    pub async fn add_integration(&self, input: IntegrationInput) -> Result<Validated, AppError> {
+        let mut problems = Vec::new();
+        let name = input.name.clone().unwrap_or_default();
+        if name.trim().is_empty() {
+            problems.push(issue("name", "a name is required"));
+        }
+        let capability = input.capability.clone().unwrap_or_default();
+        if capability.is_empty() {
+            problems.push(issue(
+                "capability",
+                "required: helpdesk, crm or content-management",
+            ));
+        }
+        let environment = input.environment.clone().unwrap_or_default();
+        if environment.is_empty() {
+            problems.push(issue("environment", "required: production or sandbox"));
+        }
+        let interval = input.interval.unwrap_or(DEFAULT_INTERVAL);
+        problems.extend(check_interval(interval));
+        if input.client_secret.is_some() && input.client_id.is_none() {
+            problems.push(issue(
+                "client-secret",
+                "a client secret needs its client id (--client-id)",
+            ));
+        }
+        let settings = IntegrationSettings {
+            capability,
+            environment,
+            pull_by: input.pull_by.clone(),
+            domain: input.domain.clone(),
+            extra: input.extra.clone(),
+        };
+        let plugin = self.plugin(DEFAULT_PLUGIN)?;
+        let configured = match self.configure(None, &plugin, &settings).await {
+            Ok(c) => Some(c),
+            Err(AppError::Invalid(more)) => {
+                problems.extend(more);
+                None
+            }
+            Err(other) => return Err(other),
+        };
+        let Some(configured) = configured.filter(|_| problems.is_empty()) else {
+            dedup(&mut problems);
+            return Err(AppError::Invalid(problems));
+        };
+        let integration = self.store.insert_integration(&NewIntegration {
+            name: name.trim().to_string(),
+            plugin: DEFAULT_PLUGIN.into(),
+            settings,
+            interval_s: interval.as_secs(),
+            client_id: input.client_id,
+            client_secret: input.client_secret.map(crate::secrets::Secret::new),
+        })?;
+        tracing::info!(integration = %integration.id, "integration added");
+        Ok(validated(integration, configured))
+    }
+
+    /// Changes an integration; fields left `None` keep their value. Validated by
+    /// `configure` first; nothing changes when anything is invalid. Data, checkpoints and
+    /// tokens are kept.
+    pub async fn edit_integration(
+        &self,
+        id: &str,
+        input: IntegrationInput,
+    ) -> Result<Validated, AppError> {
+        let current = self.store.integration(id)?;
+        let mut problems = Vec::new();
+        let name = input.name.clone().unwrap_or(current.name.clone());
+        if name.trim().is_empty() {
+            problems.push(issue("name", "a name is required"));
+        }
+        let interval = input
+            .interval
+            .unwrap_or(Duration::from_secs(current.interval_s));
+        problems.extend(check_interval(interval));
+        let mut settings = current.settings.clone();
+        if let Some(v) = input.capability {
+            settings.capability = v;
+        }
+        if let Some(v) = input.environment {
+            settings.environment = v;
+        }
+        if let Some(v) = input.pull_by {
+            settings.pull_by = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = input.domain {
+            settings.domain = (!v.is_empty()).then_some(v);
+        }
+        for (k, v) in input.extra {
+            settings.extra.retain(|(name, _)| *name != k);
+            if !v.is_empty() {
+                settings.extra.push((k, v));
+            }
+        }
+        let client_id = input.client_id.or(current.client_id.clone());
+        if input.client_secret.is_some() && client_id.is_none() {
+            problems.push(issue(
+                "client-secret",
+                "a client secret needs its client id (--client-id)",
+            ));
+        }
+        let plugin = self.plugin(&current.plugin)?;
+        let configured = match self.configure(Some(id), &plugin, &settings).await {
+            Ok(c) => Some(c),
+            Err(AppError::Invalid(more)) => {
+                problems.extend(more);
+                None
+            }
+            Err(other) => return Err(other),
+        };
+        let Some(configured) = configured.filter(|_| problems.is_empty()) else {
+            dedup(&mut problems);
+            return Err(AppError::Invalid(problems));
+        };
+        let secret = input.client_secret.map(crate::secrets::Secret::new);
+        let integration = self.store.update_integration(
+            id,
+            name.trim(),
+            &settings,
+            interval.as_secs(),
+            client_id.as_deref(),
+            secret.as_ref().map(Some),
+        )?;
+        tracing::info!(integration = id, "integration edited");
+        Ok(validated(integration, configured))
+    }
+
+    /// Deletes an integration with its tokens, records, checkpoints and runs, then revokes
+    /// its refresh token at the provider (Salesforce keeps only five approvals per user and
+    /// app, so an orphaned one would end another integration's). A failed revocation is
+    /// logged; the deletion stands.
+    pub async fn delete_integration(&self, id: &str) -> Result<(), AppError> {
+        let revocation = match self.store.tokens(id)? {
+            Some(tokens) => self.revocation(id, &tokens).await,
+            None => None,
+        };
+        self.store.delete_integration(id)?;
+        let _ = std::fs::remove_file(
+            self.config
+                .data_dir
+                .join("locks")
+                .join(format!("{id}.lock")),
+        );
+        tracing::info!(integration = id, "integration deleted");
+        if let Some(revocation) = revocation {
+            revocation.run(self, id).await;
+        }
+        Ok(())
+    }
+
+    /// What revoking `tokens` needs: the plan's revoke URL and the app. `None` (logged) when
+    /// the plan has no revoke URL or cannot be had.
+    pub(super) async fn revocation(&self, id: &str, tokens: &TokenSet) -> Option<Revocation> {
+        let (plan, rules) = match self.plan(id).await {
+            Ok(planned) => planned,
+            Err(e) => {
+                tracing::warn!(integration = id, error = %e, "cannot revoke the tokens: no OAuth plan");
+                return None;
+            }
+        };
+        let Some(url) = plan.revoke_url else {
+            tracing::warn!(
+                integration = id,
+                "the OAuth plan has no revoke URL: the tokens stay valid at the provider"
+            );
+            return None;
+        };
+        let app = self
+            .tokens
+            .app_for(id)
+            .map_err(|e| tracing::warn!(integration = id, error = %e, "cannot revoke the tokens"))
+            .ok()?;
+        let token = match &tokens.refresh {
+            Some(refresh) => RevocableToken::Refresh(refresh.clone()),
+            None => RevocableToken::Access(tokens.access.clone()),
+        };
+        Some(Revocation {
+            url,
+            app,
+            token,
+            rules,
+        })
+    }
+
+    /// The integration with what `configure` says about it now.
+    pub async fn show_integration(&self, id: &str) -> Result<Validated, AppError> {
+        let integration = self.store.integration(id)?;
+        let plugin = self.plugin(&integration.plugin)?;
+        let configured = self
+            .configure(Some(id), &plugin, &integration.settings)
+            .await?;
+        Ok(validated(integration, configured))
+    }
+}
+
+/// A token to revoke and where.
+pub(super) struct Revocation {
+    url: String,
+    app: crate::oauth::AppCredentials,
+    token: RevocableToken,
+    /// The approved endpoints: the revoke URL is held to them like the token URL.
+    rules: EgressRules,
+}
+
+impl Revocation {
+    /// Revokes; a failure is logged (the token then lives until it expires or a person
+    /// revokes it in the provider's settings).
+    pub(super) async fn run(self, app: &App, id: &str) {
+        match app
+            .tokens
+            .oauth()
+            .revoke(&self.url, &self.app, &self.token, &self.rules)
+            .await
+        {
+            Ok(()) => tracing::info!(integration = id, "superseded token revoked"),
+            Err(e) => {
+                tracing::warn!(integration = id, error = %e, "could not revoke a superseded token")
+            }
+        }
+    }
+}
+
+fn dedup(problems: &mut Vec<FieldIssue>) {
+    let mut seen = HashSet::new();
+    problems.retain(|p| seen.insert((p.field.clone(), p.message.clone())));
+}
+
+fn check_interval(interval: Duration) -> Option<FieldIssue> {
+    (interval < Duration::from_secs(1) || interval > Duration::from_secs(7 * 24 * 3600))
+        .then(|| issue("interval", "must be between 1s and 7d, e.g. 15m"))
+}
+
+fn validated(integration: Integration, configured: Configured) -> Validated {
+    Validated {
+        integration,
+        warnings: configured
+            .warnings
+            .into_iter()
+            .map(|w| FieldIssue {
+                field: w.field,
+                message: w.message,
+            })
+            .collect(),
+        normalized: configured.normalized,
+        streams: configured.streams.into_iter().map(|s| s.name).collect(),
+    }
+}
+
+/// Stored settings as the connector's `settings`. Values the WIT types cannot carry are
+/// field errors here; everything else is the connector's to judge.
+pub fn to_wit_settings(s: &IntegrationSettings) -> Result<Settings, Vec<FieldIssue>> {
+    let mut problems = Vec::new();
+    let capability = match s.capability.as_str() {
+        "helpdesk" => Capability::Helpdesk,
+        "crm" => Capability::Crm,
+        "content-management" => Capability::ContentManagement,
+        other => Capability::Other(other.to_string()),
+    };
+    let environment = match s.environment.as_str() {
+        "production" => Some(Environment::Production),
+        "sandbox" => Some(Environment::Sandbox),
+        other => {
+            problems.push(issue(
+                "environment",
+                format!("{other:?} is not an environment: use production or sandbox"),
+            ));
+            None
+        }
+    };
+    let pull_by = match s.pull_by.as_deref() {
+        None => None,
+        Some("created" | "created-time") => Some(PullBy::CreatedTime),
+        Some("updated" | "updated-time") => Some(PullBy::UpdatedTime),
+        Some(other) => {
+            problems.push(issue(
+                "pull-by",
+                format!("{other:?} is not a pull-by: use created or updated"),
+            ));
+            None
+        }
+    };
+    match environment {
+        Some(environment) if problems.is_empty() => Ok(Settings {
+            capability,
+            environment,
+            pull_by,
+            domain: s.domain.clone(),
+            extra: s.extra.clone(),
+        }),
+        _ => Err(problems),
+    }
+}

@@ -1,0 +1,196 @@
+//! The runtime's operations, shared by the CLI and the admin API: integrations (validated by
+//! the connector's `configure`), Test Connection, OAuth connect, and the plumbing every
+//! plugin call needs (settings, session, outbound policy, credentials).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::engine::credentials::CredentialError;
+use crate::engine::outbound::OutboundPolicy;
+use crate::engine::policy::{EgressRules, Origin, PolicyError};
+use crate::engine::registry::{
+    CanarySession, CanaryTarget, CanaryTargets, HostApproval, PluginRegistry, RegistryError,
+};
+use crate::engine::wit::types::{
+    Capability, Configured, Environment, FieldError, HostContext, OauthPlan, PullBy, Session,
+    Settings, TestReport,
+};
+use crate::engine::{CallContext, EngineError, EngineLimits, LoadedPlugin, PluginEngine};
+use crate::oauth::{AuthorizationStart, Callback, OAuth, OAuthError, RevocableToken};
+use crate::store::{
+    GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, RunRecord,
+    RunState, Store, StoreError, TokenSet, now_ms,
+};
+use crate::tokens::{HostApp, TokenService};
+
+mod authorization;
+mod canary;
+mod error;
+mod integrations;
+mod runs;
+
+pub use authorization::grant_of;
+use canary::StoreCanary;
+use error::issue;
+pub use error::{AppError, FieldIssue};
+pub use integrations::{IntegrationInput, Validated, to_wit_settings};
+pub use runs::RunClaim;
+
+/// The plugin that serves integrations unless told otherwise.
+pub const DEFAULT_PLUGIN: &str = "salesforce";
+/// How long a started authorization may take before its `state` expires.
+pub const AUTHORIZATION_TTL: Duration = Duration::from_secs(15 * 60);
+/// The default pull interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// How the runtime is set up.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Whether plain http to loopback is allowed (the emulator).
+    pub allow_insecure_loopback: bool,
+    /// Origins the operator approves for every connector besides their manifests' hosts,
+    /// exactly (scheme, host, port): the loopback emulator of tests and demos.
+    pub extra_origins: Vec<Origin>,
+    /// Proactive refresh age.
+    pub refresh_age: Duration,
+    /// The host-wide connected app.
+    pub host_app: HostApp,
+    /// Engine limits.
+    pub limits: EngineLimits,
+    /// Bounds of every pull run.
+    pub runs: crate::runner::RunLimits,
+}
+
+impl AppConfig {
+    /// Defaults for `data_dir`, with the host app from `SLUICE_CLIENT_ID` /
+    /// `SLUICE_CLIENT_SECRET`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            allow_insecure_loopback: false,
+            extra_origins: Vec::new(),
+            refresh_age: crate::tokens::DEFAULT_REFRESH_AGE,
+            host_app: HostApp {
+                client_id: std::env::var("SLUICE_CLIENT_ID")
+                    .ok()
+                    .filter(|s| !s.is_empty()),
+                client_secret: std::env::var("SLUICE_CLIENT_SECRET")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .map(crate::secrets::Secret::new),
+            },
+            limits: EngineLimits::default(),
+            runs: crate::runner::RunLimits::default(),
+        }
+    }
+}
+
+/// Everything the runtime holds.
+pub struct App {
+    /// Its configuration.
+    pub config: AppConfig,
+    /// The database.
+    pub store: Arc<Store>,
+    /// The plugin engine.
+    pub engine: Arc<PluginEngine>,
+    /// The plugin versions.
+    pub registry: Arc<PluginRegistry>,
+    /// The token store.
+    pub tokens: Arc<TokenService>,
+    running: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("data_dir", &self.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Opens the data directory, the database, the engine (with a compile cache in the data
+    /// directory) and the plugin registry; installs the embedded connector when its bytes are
+    /// not yet a stored version.
+    pub async fn open(config: AppConfig) -> Result<Arc<Self>, AppError> {
+        let store = Arc::new(Store::open_dir(&config.data_dir)?);
+        let engine =
+            PluginEngine::with_cache(config.limits.clone(), Some(&config.data_dir.join("cache")))?;
+        let oauth = OAuth::new(
+            config.allow_insecure_loopback,
+            config.extra_origins.clone().into(),
+        )?;
+        let tokens = TokenService::new(
+            store.clone(),
+            oauth,
+            config.host_app.clone(),
+            config.refresh_age,
+            Some(config.data_dir.join("locks")),
+        );
+        let canary = Arc::new(StoreCanary {
+            store: store.clone(),
+            allow_insecure_loopback: config.allow_insecure_loopback,
+            extra_origins: config.extra_origins.clone().into(),
+        });
+        let registry = PluginRegistry::new(engine.clone(), store.clone(), canary);
+        registry.restore().await?;
+        let embedded_sha = {
+            use sha2::Digest;
+            crate::engine::hex(&sha2::Sha256::digest(crate::SALESFORCE_COMPONENT))
+        };
+        let known = registry
+            .list(Some(DEFAULT_PLUGIN))
+            .iter()
+            .any(|v| v.record.sha256 == embedded_sha);
+        if !known {
+            // The embedded connector ships with this binary: it is trusted like the binary.
+            // Should it not load, an installed version (if any) keeps serving.
+            if let Err(e) = registry
+                .install_with_approval(
+                    DEFAULT_PLUGIN,
+                    crate::SALESFORCE_COMPONENT,
+                    false,
+                    HostApproval::Approved,
+                )
+                .await
+            {
+                // Not fatal: `sluice plugin install` must stay usable to repair this.
+                tracing::warn!(error = %e, "the embedded connector does not load");
+            }
+        }
+        Ok(Arc::new(Self {
+            config,
+            store,
+            engine,
+            registry,
+            tokens,
+            running: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// The host facts every call gets.
+    pub fn host_context(&self) -> HostContext {
+        HostContext {
+            allow_insecure_loopback: self.config.allow_insecure_loopback,
+            contract_version: crate::engine::wit::VERSION.into(),
+        }
+    }
+
+    /// The egress rules of `plugin`: its approved manifest and the host's settings.
+    pub fn rules(&self, plugin: &LoadedPlugin) -> EgressRules {
+        self.tokens.oauth().rules(plugin.manifest.clone())
+    }
+
+    /// The active version of `plugin`.
+    pub fn plugin(&self, plugin: &str) -> Result<Arc<LoadedPlugin>, AppError> {
+        self.registry
+            .active(plugin)
+            .ok_or_else(|| AppError::NotFound(format!("no plugin named {plugin} is installed")))
+    }
+}

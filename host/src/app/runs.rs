@@ -1,0 +1,138 @@
+//! What a call to the connector needs (session, Test Connection), the runs of an
+//! integration, and the one-run-at-a-time claim on it.
+
+use super::*;
+
+impl App {
+    /// What a call that talks to the provider needs: the plugin, the session and the call
+    /// context with the outbound policy and the integration's credentials.
+    pub async fn session(
+        &self,
+        id: &str,
+        run: Option<&str>,
+    ) -> Result<(Arc<LoadedPlugin>, Session, CallContext, Configured), AppError> {
+        let integration = self.store.integration(id)?;
+        match integration.state {
+            IntegrationState::PendingAuthorization => {
+                return Err(AppError::Conflict(format!(
+                    "integration {id} is not connected yet: run `sluice connect {id}`"
+                )));
+            }
+            IntegrationState::NeedsReauthorization => {
+                return Err(AppError::Conflict(format!(
+                    "integration {id} needs re-authorization ({}): run `sluice connect {id}`",
+                    integration
+                        .state_reason
+                        .as_deref()
+                        .unwrap_or("no reason recorded")
+                )));
+            }
+            IntegrationState::Active => {}
+        }
+        let tokens = self.store.tokens(id)?.ok_or_else(|| {
+            AppError::Conflict(format!(
+                "integration {id} has no tokens: run `sluice connect {id}`"
+            ))
+        })?;
+        let plugin = self.plugin(&integration.plugin)?;
+        let configured = self
+            .configure(Some(id), &plugin, &integration.settings)
+            .await?;
+        let settings = to_wit_settings(&integration.settings).map_err(AppError::Invalid)?;
+        let session = Session {
+            settings,
+            host: self.host_context(),
+            grant: grant_of(&tokens),
+        };
+        let ctx = CallContext {
+            integration: Some(id.to_string()),
+            run: run.map(String::from),
+            policy: Arc::new(OutboundPolicy::for_integration(
+                self.rules(&plugin),
+                &configured.allowed_hosts,
+                Some(&tokens.instance_url),
+            )?),
+            credentials: Some(self.tokens.provider(id)),
+            stored_keys: Some(self.store.keys_of(id)),
+        };
+        Ok((plugin, session, ctx, configured))
+    }
+
+    /// Test Connection.
+    pub async fn test(&self, id: &str) -> Result<TestReport, AppError> {
+        let (plugin, session, ctx, _) = self.session(id, Some("test")).await?;
+        let report = self.engine.test(&plugin, &ctx, &session).await?;
+        Ok(report)
+    }
+
+    /// Claims the right to run a pull of `id`; `None` when one is already running, in this
+    /// process or another one sharing the data directory (`sluice pull` next to `serve`).
+    /// The cross-process part is an OS file lock, which the OS releases when the holder dies
+    /// (SIGKILL included), so a crash never leaves an integration locked.
+    pub fn claim_run(self: &Arc<Self>, id: &str) -> Option<RunClaim> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.contains(id) {
+            return None;
+        }
+        let dir = self.config.data_dir.join("locks");
+        let file = crate::private_fs::create_private_dir(&dir)
+            .and_then(|_| crate::private_fs::open_private_file(&dir.join(format!("{id}.lock"))))
+            .map_err(|e| tracing::warn!(integration = id, error = %e, "cannot open the run lock"))
+            .ok()?;
+        if file.try_lock().is_err() {
+            return None;
+        }
+        running.insert(id.to_string());
+        Some(RunClaim {
+            app: self.clone(),
+            id: id.to_string(),
+            _lock: file,
+        })
+    }
+}
+
+impl App {
+    /// The latest runs of `id`, newest first. A run still marked `running` whose process is
+    /// gone (killed before it could record its end: nobody holds the integration's run claim)
+    /// is recorded as interrupted first.
+    pub fn runs(self: &Arc<Self>, id: &str, limit: usize) -> Result<Vec<RunRecord>, AppError> {
+        let runs = self.store.runs(id, limit)?;
+        if !runs.iter().any(|r| r.status == RunState::Running) {
+            return Ok(runs);
+        }
+        // Holding the claim, no run of `id` can be going on, here or in another process.
+        let Some(_claim) = self.claim_run(id) else {
+            return Ok(runs);
+        };
+        self.store.close_orphan_runs(id)?;
+        tracing::info!(
+            integration = id,
+            "runs whose process ended are recorded as interrupted"
+        );
+        Ok(self.store.runs(id, limit)?)
+    }
+}
+
+/// Held while a pull of one integration runs; dropping it releases the integration.
+pub struct RunClaim {
+    app: Arc<App>,
+    id: String,
+    _lock: std::fs::File,
+}
+
+impl RunClaim {
+    /// The integration claimed.
+    pub fn integration(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Drop for RunClaim {
+    fn drop(&mut self) {
+        self.app
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
