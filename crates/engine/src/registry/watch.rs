@@ -1,0 +1,138 @@
+//! Following what changes outside this process: the plugins directory and the version store.
+
+use super::*;
+
+/// Watches a plugins directory while it lives; dropping it stops the watch.
+pub struct DirWatcher {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DirWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Installs every `.wasm` file in `dir` now and whenever one is written or dropped there
+/// (with the canary), until the returned watcher is dropped. `serve` calls it. Files whose
+/// bytes are already an installed version are skipped; rejections are logged.
+pub fn watch_plugins_dir(
+    registry: Arc<PluginRegistry>,
+    dir: impl Into<PathBuf>,
+) -> Result<DirWatcher, RegistryError> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let dir = dir.into();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RegistryError::Io(format!("creating {}: {e}", dir.display())))?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let sender = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_))
+        {
+            for path in event.paths {
+                let _ = sender.send(path);
+            }
+        }
+    })
+    .map_err(|e| RegistryError::Io(format!("watching {}: {e}", dir.display())))?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|e| RegistryError::Io(format!("watching {}: {e}", dir.display())))?;
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let _ = tx.send(entry.path());
+        }
+    }
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            // Let writers finish: gather events until the directory is quiet.
+            let mut pending = vec![first];
+            while let Ok(Some(path)) =
+                tokio::time::timeout(Duration::from_millis(300), rx.recv()).await
+            {
+                pending.push(path);
+            }
+            pending.sort();
+            pending.dedup();
+            for path in pending {
+                install_file(&registry, &path).await;
+            }
+        }
+    });
+    Ok(DirWatcher {
+        _watcher: watcher,
+        task,
+    })
+}
+
+pub(super) async fn install_file(registry: &PluginRegistry, path: &Path) {
+    let Some(name) = plugin_name_of(path) else {
+        return;
+    };
+    let owned = path.to_path_buf();
+    // A symlink in the plugins directory is refused: whoever can drop one could point it at
+    // a device or a FIFO, or at a file they do not own.
+    let read = tokio::task::spawn_blocking(move || read_component_file(&owned, Symlinks::Refuse))
+        .await
+        .map_err(|e| RegistryError::Io(format!("reading task failed: {e}")));
+    let wasm = match read.and_then(|r| r) {
+        Ok(wasm) => wasm,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read dropped plugin");
+            return;
+        }
+    };
+    let sha = {
+        use sha2::Digest;
+        crate::hex(&sha2::Sha256::digest(&wasm))
+    };
+    // Known bytes are skipped, so a restart's scan never undoes a rollback; re-activating an
+    // old version is `activate`'s job.
+    if registry
+        .list(Some(&name))
+        .iter()
+        .any(|v| v.record.sha256 == sha)
+    {
+        tracing::debug!(file = %path.display(), plugin = %name, "dropped plugin already installed");
+        return;
+    }
+    match registry.install(&name, &wasm, true).await {
+        Ok(report) => {
+            tracing::info!(file = %path.display(), plugin = %name, version = report.version, "installed dropped plugin")
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), plugin = %name, error = %e, "dropped plugin rejected")
+        }
+    }
+}
+
+/// Applies other processes' installs and activations (see [`PluginRegistry::sync`]) while it
+/// lives; dropping it stops.
+pub struct StoreFollower {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StoreFollower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Syncs `registry` with its store every `every` until the returned follower is dropped.
+/// `serve` runs one, so that `sluice plugin activate` or `install` in another process reaches
+/// it even when no run is going on (runs also sync before every page).
+pub fn follow_store(registry: Arc<PluginRegistry>, every: Duration) -> StoreFollower {
+    let task = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = registry.sync().await {
+                tracing::warn!(error = %e, "cannot read the plugin versions from the store");
+            }
+        }
+    });
+    StoreFollower { task }
+}
