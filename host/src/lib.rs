@@ -16,6 +16,7 @@ pub mod cli;
 pub mod demo;
 pub mod duration;
 pub mod http_server;
+pub mod locks;
 pub mod oauth;
 pub mod output;
 pub mod private_fs;

@@ -14,12 +14,12 @@
 //!   once without another token request (no retry loop).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::engine::credentials::{AccessToken, BoxFuture, CredentialError, CredentialProvider};
 use crate::engine::policy::EgressRules;
+use crate::locks::{LockDir, LockKind};
 use crate::oauth::{AppCredentials, OAuth, OAuthError};
 use crate::secrets::Secret;
 use crate::store::{
@@ -45,7 +45,7 @@ pub struct TokenService {
     host_app: HostApp,
     refresh_age: Duration,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    lock_dir: Option<PathBuf>,
+    lock_dir: Option<LockDir>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -62,14 +62,14 @@ fn unavailable(e: impl std::fmt::Display) -> CredentialError {
 
 impl TokenService {
     /// A token service refreshing tokens older than `refresh_age`.
-    /// `lock_dir` (normally `<data dir>/locks`) extends the per-integration serialisation
+    /// `lock_dir` (the data directory's) extends the per-integration serialisation
     /// to every process sharing the data directory (`sluice pull` beside `sluice serve`).
     pub fn new(
         store: Arc<Store>,
         oauth: OAuth,
         host_app: HostApp,
         refresh_age: Duration,
-        lock_dir: Option<PathBuf>,
+        lock_dir: Option<LockDir>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -85,16 +85,9 @@ impl TokenService {
     /// if the holder dies. `None` (no cross-process exclusion) when it cannot be had.
     async fn os_lock(&self, integration_id: &str) -> Option<std::fs::File> {
         let dir = self.lock_dir.clone()?;
-        if !integration_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return None;
-        }
-        let path = dir.join(format!("{integration_id}.token.lock"));
+        let id = integration_id.to_string();
         let locked = tokio::task::spawn_blocking(move || {
-            crate::private_fs::create_private_dir(&dir)?;
-            let file = crate::private_fs::open_private_file(&path)?;
+            let file = dir.open(&id, LockKind::Token)?;
             file.lock()?;
             Ok::<_, std::io::Error>(file)
         })
@@ -141,6 +134,14 @@ impl TokenService {
             service: self.clone(),
             integration_id: integration_id.to_string(),
         })
+    }
+
+    /// Drops what the service keeps for a deleted integration.
+    pub fn forget(&self, integration_id: &str) {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(integration_id);
     }
 
     fn lock_for(&self, integration_id: &str) -> Arc<tokio::sync::Mutex<()>> {

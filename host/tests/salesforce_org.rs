@@ -414,7 +414,24 @@ async fn regenerate_and_delete_revoke_the_superseded_refresh_token() {
     let s = pull(&app, &id).await;
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
+    let locks = app.config.data_dir.join("locks");
+    let lock_files = |id: &str| {
+        std::fs::read_dir(&locks)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(&format!("{id}."))
+            })
+            .count()
+    };
+    app.tokens.health_check(&id).await.expect("a refresh");
+    assert_eq!(lock_files(&id), 2, "a run lock and a token lock");
     app.delete_integration(&id).await.unwrap();
+    assert_eq!(
+        lock_files(&id),
+        0,
+        "deleting removes the integration's lock files"
+    );
     assert_eq!(count(&stats(&emu).await, "active_refresh_tokens"), 1);
     let s = pull(&app, &other).await;
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");

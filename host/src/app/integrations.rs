@@ -197,12 +197,8 @@ impl App {
             None => None,
         };
         self.store.delete_integration(id)?;
-        let _ = std::fs::remove_file(
-            self.config
-                .data_dir
-                .join("locks")
-                .join(format!("{id}.lock")),
-        );
+        crate::locks::LockDir::new(&self.config.data_dir).forget(id);
+        self.tokens.forget(id);
         tracing::info!(integration = id, "integration deleted");
         if let Some(revocation) = revocation {
             revocation.run(self, id).await;

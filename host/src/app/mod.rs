@@ -131,7 +131,7 @@ impl App {
             oauth,
             config.host_app.clone(),
             config.refresh_age,
-            Some(config.data_dir.join("locks")),
+            Some(crate::locks::LockDir::new(&config.data_dir)),
         );
         let canary = Arc::new(StoreCanary {
             store: store.clone(),

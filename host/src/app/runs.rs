@@ -2,6 +2,7 @@
 //! integration, and the one-run-at-a-time claim on it.
 
 use super::*;
+use crate::locks::{LockDir, LockKind};
 
 impl App {
     /// What a call that talks to the provider needs: the plugin, the session and the call
@@ -74,9 +75,8 @@ impl App {
         if running.contains(id) {
             return None;
         }
-        let dir = self.config.data_dir.join("locks");
-        let file = crate::private_fs::create_private_dir(&dir)
-            .and_then(|_| crate::private_fs::open_private_file(&dir.join(format!("{id}.lock"))))
+        let file = LockDir::new(&self.config.data_dir)
+            .open(id, LockKind::Run)
             .map_err(|e| tracing::warn!(integration = id, error = %e, "cannot open the run lock"))
             .ok()?;
         if file.try_lock().is_err() {
