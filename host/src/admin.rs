@@ -252,16 +252,8 @@ async fn add(State(s): State<AdminState>, body: axum::body::Bytes) -> Result<Res
 }
 
 async fn show(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
-    let v = s.app.show_integration(&id).await?;
-    let token = s.app.store.token_health(&id)?;
-    let checkpoints = s.app.store.checkpoints(&id)?;
-    let counts = s.app.store.record_counts(&id)?;
-    Ok(Json(json!({
-        "integration": v.integration, "warnings": v.warnings, "normalized": v.normalized,
-        "streams": v.streams, "token": token, "records": counts,
-        "checkpoints": checkpoints.iter().map(|(s, c, st)| json!({"stream": s, "checkpoint": c, "status": st})).collect::<Vec<_>>(),
-    }))
-    .into_response())
+    let v = crate::views::integration_view(&s.app, &id).await?;
+    Ok(Json(v).into_response())
 }
 
 async fn edit(
@@ -281,15 +273,7 @@ async fn delete(State(s): State<AdminState>, Path(id): Path<String>) -> Result<R
 
 async fn test(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
     let report = s.app.test(&id).await?;
-    let kind = crate::runner::kind_label;
-    Ok(Json(json!({
-        "ok": report.failure.is_none(),
-        "failure": report.failure.as_ref().map(|f| json!({"kind": kind(f.kind), "message": f.message, "retry_after_s": f.retry_after_s})),
-        "org": report.org, "user": report.user,
-        "api_usage": report.api_usage.map(|u| json!({"used": u.used, "limit": u.limit})),
-        "probes": report.probes.iter().map(|p| json!({"name": p.name, "ok": p.failure.is_none(), "detail": p.detail})).collect::<Vec<_>>(),
-    }))
-    .into_response())
+    Ok(Json(crate::views::TestView::from(&report)).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::app::{App, AppError};
-use crate::store::Integration;
+use crate::app::{App, AppError, FieldIssue};
+use crate::engine::wit::types::{Failure, TestReport};
+use crate::runner::kind_label;
+use crate::store::{CheckpointState, Integration, RunRecord, StreamCount, TokenHealth};
 
 /// One row of `integration list`.
 #[derive(Debug, serde::Serialize)]
@@ -30,4 +32,149 @@ pub fn list_rows(app: &Arc<App>) -> Result<Vec<ListRow>, AppError> {
         });
     }
     Ok(rows)
+}
+
+/// A connector failure as the CLI's `--json` and the admin API show it.
+#[derive(Debug, serde::Serialize)]
+pub struct FailureView {
+    /// The failure kind, e.g. `permission-denied`.
+    pub kind: &'static str,
+    /// What went wrong and what to do.
+    pub message: String,
+    /// Seconds after which a retry may succeed, when the connector knows.
+    pub retry_after_s: Option<u32>,
+}
+
+impl From<&Failure> for FailureView {
+    fn from(f: &Failure) -> Self {
+        Self {
+            kind: kind_label(f.kind),
+            message: f.message.clone(),
+            retry_after_s: f.retry_after_s,
+        }
+    }
+}
+
+/// API usage as the provider reported it.
+#[derive(Debug, serde::Serialize)]
+pub struct UsageView {
+    /// Calls used in the provider's period.
+    pub used: u64,
+    /// The period's limit.
+    pub limit: u64,
+}
+
+/// One probe of Test Connection.
+#[derive(Debug, serde::Serialize)]
+pub struct ProbeView {
+    /// What was probed.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What it found.
+    pub detail: String,
+    /// Why it failed; a failed probe in a passing report is a warning.
+    pub failure: Option<FailureView>,
+}
+
+/// The result of Test Connection.
+#[derive(Debug, serde::Serialize)]
+pub struct TestView {
+    /// Whether the connection works.
+    pub ok: bool,
+    /// The failure the platform should act on.
+    pub failure: Option<FailureView>,
+    /// The organisation.
+    pub org: Option<String>,
+    /// The user the credentials belong to.
+    pub user: Option<String>,
+    /// API usage seen during the test.
+    pub api_usage: Option<UsageView>,
+    /// Each probe, in the order run.
+    pub probes: Vec<ProbeView>,
+}
+
+impl From<&TestReport> for TestView {
+    fn from(r: &TestReport) -> Self {
+        Self {
+            ok: r.failure.is_none(),
+            failure: r.failure.as_ref().map(FailureView::from),
+            org: r.org.clone(),
+            user: r.user.clone(),
+            api_usage: r.api_usage.map(|u| UsageView {
+                used: u.used,
+                limit: u.limit,
+            }),
+            probes: r
+                .probes
+                .iter()
+                .map(|p| ProbeView {
+                    name: p.name.clone(),
+                    ok: p.failure.is_none(),
+                    detail: p.detail.clone(),
+                    failure: p.failure.as_ref().map(FailureView::from),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One stream's checkpoint.
+#[derive(Debug, serde::Serialize)]
+pub struct CheckpointView {
+    /// The stream.
+    pub stream: String,
+    /// The connector's checkpoint (opaque).
+    pub checkpoint: Option<String>,
+    /// How the stream stood after its last page.
+    pub status: CheckpointState,
+}
+
+/// An integration with everything `integration show` and `GET /api/integrations/{id}` show.
+#[derive(Debug, serde::Serialize)]
+pub struct IntegrationView {
+    /// The stored integration.
+    pub integration: Integration,
+    /// Warnings from `configure`.
+    pub warnings: Vec<FieldIssue>,
+    /// The settings in normal form.
+    pub normalized: Vec<(String, String)>,
+    /// The streams it pulls.
+    pub streams: Vec<String>,
+    /// The latest runs, newest first.
+    pub runs: Vec<RunRecord>,
+    /// Each stream's checkpoint.
+    pub checkpoints: Vec<CheckpointView>,
+    /// Stored records per stream.
+    pub records: Vec<StreamCount>,
+    /// The token's health; none before the first connect.
+    pub token: Option<TokenHealth>,
+}
+
+/// Runs `integration show` and the API's show list.
+pub const SHOWN_RUNS: usize = 5;
+
+/// The integration `id` as shown.
+pub async fn integration_view(app: &Arc<App>, id: &str) -> Result<IntegrationView, AppError> {
+    let v = app.show_integration(id).await?;
+    let checkpoints = app
+        .store
+        .checkpoints(id)?
+        .into_iter()
+        .map(|(stream, checkpoint, status)| CheckpointView {
+            stream,
+            checkpoint,
+            status,
+        })
+        .collect();
+    Ok(IntegrationView {
+        runs: app.runs(id, SHOWN_RUNS)?,
+        checkpoints,
+        records: app.store.record_counts(id)?,
+        token: app.store.token_health(id)?,
+        integration: v.integration,
+        warnings: v.warnings,
+        normalized: v.normalized,
+        streams: v.streams,
+    })
 }

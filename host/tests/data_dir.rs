@@ -8,6 +8,7 @@ use sluice::secrets::KEY_FILE;
 use sluice::store::{DB_FILE, Store, migrations::MIGRATIONS};
 
 #[test]
+#[allow(unsafe_code)] // Clearing the environment; see the SAFETY comment.
 fn concurrent_first_opens_all_succeed_and_share_one_key() {
     // The key must come from the data directory, as for a first start without it set.
     // SAFETY: this test binary runs this one test; no other thread reads the environment yet.

@@ -168,6 +168,34 @@ async fn credentials_go_only_to_the_instance_host() {
     assert_eq!(server.received()[0].header("authorization"), None);
 }
 
+// Any provider's 401 to a request that carried the token refreshes it, whatever the body says:
+// the host knows OAuth, not one provider's error format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_in_any_format_refreshes_once() {
+    let server = TestServer::start(|r| match r.header("authorization") {
+        Some("Bearer stale") => Reply::new(401, ""),
+        Some(_) => Reply::new(200, "fresh data"),
+        None => Reply::new(400, "no auth"),
+    })
+    .await;
+    let provider = FakeProvider::new("stale");
+    let dyn_provider: Arc<dyn CredentialProvider> = provider.clone();
+    let url = format!("{}/data", server.url);
+    let (status, body) = fetched(
+        pull(
+            "any-401",
+            "fetch",
+            &url,
+            &server.url,
+            &[],
+            Some(dyn_provider),
+        )
+        .await,
+    );
+    assert_eq!((status, body.as_str()), (200, "fresh data"));
+    assert_eq!(provider.refresh_count(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_401s_share_one_refresh_and_retry_once() {
     let server = TestServer::start(|r| match r.header("authorization") {
@@ -433,7 +461,7 @@ async fn without_a_token_nothing_is_sent() {
     let (status, body) =
         fetched(pull("no-token", "fetch", &url, &server.url, &[], Some(dead)).await);
     assert_eq!(status, 401);
-    assert!(body.contains("INVALID_SESSION_ID"), "{body}");
+    assert!(body.contains("reauthorization_required"), "{body}");
     // A token endpoint that is down: a transport error.
     let down: Arc<dyn CredentialProvider> =
         Arc::new(NoToken(CredentialError::Unavailable("timeout".into())));

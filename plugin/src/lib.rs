@@ -26,4 +26,6 @@ mod testenv;
 pub use connector::{authorize, configure, pull, test};
 
 #[cfg(target_arch = "wasm32")]
+// wit-bindgen's generated exports are `unsafe` glue around the canonical ABI.
+#[allow(unsafe_code)]
 mod component;

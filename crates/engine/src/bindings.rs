@@ -4,6 +4,8 @@
 //! the contract adds a module here, and the engine dispatches on the version a component exports.
 
 /// Bindings for `sluice:connector@0.1.0`.
+// The generated items carry the WIT's own doc comments where it has them.
+#[allow(missing_docs)]
 pub mod v0_1 {
     wasmtime::component::bindgen!({
         path: "../../wit",

@@ -128,6 +128,7 @@ impl CompileCache {
 
     /// [`CompileCache::load_or_compile`] for a caller that already has the sha256 (hex) of
     /// `wasm` (hashing 770 KB again costs ~0.4 ms).
+    #[allow(unsafe_code)] // Loading a compiled artifact; each site says why it is sound.
     pub(crate) fn load_or_compile_sha(
         &self,
         engine: &Engine,

@@ -53,7 +53,7 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// The current access token; the provider refreshes it first when it is old.
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, CredentialError>>;
 
-    /// `rejected` drew a 401 `INVALID_SESSION_ID`. Refresh once and return the token to retry
+    /// `rejected` drew a 401. Refresh once and return the token to retry
     /// with; when another request already replaced `rejected`, return that replacement without
     /// a second refresh, so concurrent 401s share one refresh.
     fn refresh(

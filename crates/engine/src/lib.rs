@@ -702,6 +702,7 @@ fn configure_allocation(config: &mut Config, limits: &EngineLimits, address_spac
 
 /// The process's address-space limit (`ulimit -v`), if one is set.
 #[cfg(unix)]
+#[allow(unsafe_code)] // One libc call; see the SAFETY comment.
 fn address_space_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -72,7 +72,7 @@ impl EngineMetrics {
             ),
             (
                 "sluice_token_refreshes_total",
-                "Access-token refreshes after a 401 INVALID_SESSION_ID.",
+                "Access-token refreshes after a 401.",
                 &self.refreshes,
             ),
             (

@@ -13,7 +13,8 @@
 //!   address that was checked (no second lookup an attacker could race).
 //! - `Authorization` is a forbidden header for the guest; for the integration's credential
 //!   hosts the host adds `Authorization: Bearer` itself from the [`CredentialProvider`]. On a
-//!   401 `INVALID_SESSION_ID` it refreshes once and retries once.
+//!   401 to a request that carried the token it refreshes once and retries once, as any OAuth
+//!   client does; the body of the 401 is the provider's business and is not read.
 //! - Request and response bodies are buffered with size caps, counted against the call's
 //!   [`BufferBudget`]; a request body must be finished in time; concurrent requests are capped
 //!   per integration; transient failures of idempotent requests are retried with bounded,
@@ -416,11 +417,10 @@ impl OutboundCall {
                     .await
             };
             tracing::Span::current().record("attempts", retries + u32::from(refreshed) + 1);
-            // One refresh and one retry on a rejected session.
+            // One refresh and one retry on a rejected token.
             if let (Ok(response), Some(provider), Some(rejected), false) =
                 (&attempt, &credentials, &token, refreshed)
                 && response.head.status == StatusCode::UNAUTHORIZED
-                && contains(&response.body, b"INVALID_SESSION_ID")
             {
                 refreshed = true;
                 EngineMetrics::bump(&self.shared.metrics.refreshes);
@@ -690,28 +690,30 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 fn full_body(bytes: Bytes) -> WasiBody {
     Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()
 }
 
-/// What the guest sees when the host holds no usable token: the provider's own answer to a
-/// dead session, so the connector reports `reauthorization-required`.
+/// What the guest sees when the host holds no usable token: a 401 as a resource server gives
+/// for a dead token (RFC 6750, `invalid_token`), so the connector reports
+/// `reauthorization-required` whatever its provider's error format.
 fn reauthorization_response(reason: &str) -> http::Response<WasiBody> {
-    let body = serde_json::json!([{
-        "errorCode": "INVALID_SESSION_ID",
-        "message": format!("Session expired or invalid (host: re-authorization required: {reason})"),
-    }]);
+    let body = serde_json::json!({
+        "error": "reauthorization_required",
+        "message": format!("the host holds no usable credentials for this integration: {reason}; a person must connect again"),
+    });
     let mut response = http::Response::new(full_body(Bytes::from(body.to_string())));
     *response.status_mut() = StatusCode::UNAUTHORIZED;
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(r#"Bearer error="invalid_token""#),
     );
     response
 }

@@ -34,4 +34,6 @@
 //! Natively this crate is empty; the component is built for `wasm32-wasip2`.
 
 #[cfg(target_arch = "wasm32")]
+// wit-bindgen's generated exports are `unsafe` glue around the canonical ABI.
+#[allow(unsafe_code)]
 mod component;

@@ -1,0 +1,558 @@
+//! The `sluice` command line. The command names are a contract that scripts depend on; keep them.
+//!
+//! Errors print as one line on stderr with a non-zero exit; panics are caught by a hook that
+//! prints one line too.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::{App, AppConfig, IntegrationInput};
+use crate::duration::parse_duration;
+use crate::oauth::Callback;
+use crate::output::outln;
+use crate::runner::{Progress, PullOptions, RunStatus, RunSummary};
+use crate::store::{Integration, IntegrationState};
+use crate::terminal::safe;
+use crate::views::list_rows;
+
+mod connect;
+mod integration;
+mod plugin;
+mod pull;
+mod records;
+mod test_connection;
+
+pub use connect::connect;
+use integration::integration;
+use plugin::plugin;
+pub use pull::{print_summary, pull};
+use records::records;
+use test_connection::test;
+
+/// Sluice: run sandboxed data connectors for many tenants.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about)]
+pub struct Cli {
+    /// Where state lives (database, key file, compile cache, plugins). Default:
+    /// $XDG_DATA_HOME/sluice, else ~/.local/share/sluice.
+    #[arg(long, global = true, env = "SLUICE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Allow plain-http calls to loopback addresses (the emulator, tests, demos); only to
+    /// origins approved with --extra-origin.
+    #[arg(long, global = true)]
+    pub allow_insecure_loopback: bool,
+    /// An origin (scheme://host:port) every connector may reach besides its manifest's hosts,
+    /// e.g. the emulator's http://127.0.0.1:8080. Repeatable; exact scheme, host and port.
+    #[arg(
+        long = "extra-origin",
+        global = true,
+        env = "SLUICE_EXTRA_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN",
+        value_parser = parse_origin
+    )]
+    pub extra_origins: Vec<crate::engine::policy::Origin>,
+    /// Print machine-readable JSON (read commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging (-v info, -vv debug, -vvv trace). Logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admin API, the OAuth callback, the scheduler and the plugin watcher.
+    Serve(ServeArgs),
+    /// Manage integrations.
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
+    /// Authorize an integration, or re-generate its token (data and checkpoints are kept).
+    Connect(ConnectArgs),
+    /// Test Connection: exits non-zero on failure, printing its kind and message.
+    Test {
+        /// The integration id.
+        id: String,
+    },
+    /// Pull now.
+    Pull {
+        /// The integration id.
+        id: String,
+        /// Start every stream from the beginning (records are kept and updated in place).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Export stored records.
+    Records(RecordsArgs),
+    /// Manage connector plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Start the bundled Salesforce emulator and show everything end to end.
+    Demo(crate::demo::DemoArgs),
+    /// Print the admin API token `serve` generated in the data directory (made now if absent).
+    AdminToken,
+}
+
+/// `sluice serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the admin API and the OAuth callback.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer token the admin API requires; mandatory when listening beyond loopback.
+    #[arg(long, env = "SLUICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The base URL browsers reach this server at, for the OAuth redirect URI
+    /// (`<public-url>/oauth/callback`). Default: `http://localhost:<port>` on loopback,
+    /// else `http://<listen>`.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// At most this many pulls at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_concurrent_pulls: usize,
+    /// Proactive token refresh age, between 1m and 24h, e.g. 90m.
+    #[arg(long, value_parser = parse_refresh_age)]
+    pub refresh_age: Option<Duration>,
+    /// At most this many admin API connections open at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_connections: u16,
+    /// Close an admin API connection that has not sent a complete request head in this time.
+    #[arg(long, value_parser = parse_header_read_timeout, default_value = "10s")]
+    pub header_read_timeout: Duration,
+}
+
+/// `sluice integration ...`.
+#[derive(Debug, Subcommand)]
+pub enum IntegrationCommand {
+    /// Add an integration; prints its id.
+    Add(AddArgs),
+    /// List integrations, newest first, with state, last run and token health.
+    List,
+    /// Show one integration.
+    Show {
+        /// The integration id.
+        id: String,
+    },
+    /// Change an integration (validated like `add`; data and tokens are kept).
+    Edit(EditArgs),
+    /// Delete an integration with its tokens, records, checkpoints and runs.
+    Delete {
+        /// The integration id.
+        id: String,
+    },
+}
+
+/// `integration add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// helpdesk, crm or content-management.
+    #[arg(long)]
+    pub capability: String,
+    /// production or sandbox.
+    #[arg(long)]
+    pub environment: String,
+    /// The org's domain URL (My Domain, Lightning or instance URL).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// created or updated.
+    #[arg(long)]
+    pub pull_by: Option<String>,
+    /// The connected app's client id (default: SLUICE_CLIENT_ID).
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The connected app's client secret (default: SLUICE_CLIENT_SECRET).
+    #[arg(long, env = "SLUICE_INTEGRATION_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Pull interval, e.g. 15m, 1h, 30s.
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Connector setting NAME=VALUE (e.g. start-date=2024-01-01, objects=Case,CaseComment).
+    #[arg(long = "set", value_parser = parse_pair, value_name = "NAME=VALUE")]
+    pub extra: Vec<(String, String)>,
+}
+
+/// `integration edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The integration id.
+    pub id: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// helpdesk, crm or content-management.
+    #[arg(long)]
+    pub capability: Option<String>,
+    /// production or sandbox.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// The org's domain URL ("" removes it).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// created or updated ("" removes it).
+    #[arg(long)]
+    pub pull_by: Option<String>,
+    /// The connected app's client id.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The connected app's client secret.
+    #[arg(long, env = "SLUICE_INTEGRATION_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Pull interval.
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Connector setting NAME=VALUE ("NAME=" removes it).
+    #[arg(long = "set", value_parser = parse_pair, value_name = "NAME=VALUE")]
+    pub extra: Vec<(String, String)>,
+}
+
+/// `sluice connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The integration id.
+    pub id: String,
+    /// Print the authorize URL only; do not open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Use the client-credentials grant instead (server-to-server; needs the My Domain).
+    #[arg(long)]
+    pub client_credentials: bool,
+    /// Loopback port for the callback (0: any free port). Fix it when the connected app
+    /// registers an exact callback URL.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// How long to wait for the browser.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+}
+
+/// `sluice records`.
+#[derive(Debug, Args)]
+pub struct RecordsArgs {
+    /// The integration id.
+    pub id: String,
+    /// Only this stream.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RecordFormat::Jsonl)]
+    pub format: RecordFormat,
+    /// Include delete tombstones.
+    #[arg(long)]
+    pub with_deleted: bool,
+}
+
+/// Record export formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RecordFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON array.
+    Json,
+}
+
+/// `sluice plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Install a component as a new version (validated, canaried, then published).
+    Install {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// The plugin name (default: the file's stem up to `@`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Approve the hosts and methods the component's manifest declares, even where they
+        /// reach beyond the active version's (review them first: `install` prints them).
+        #[arg(long)]
+        approve_hosts: bool,
+    },
+    /// List plugin versions, which one is active, and since when.
+    List,
+    /// Make an installed version serve calls again: a rollback (or roll-forward) in one command.
+    Activate {
+        /// The plugin name, e.g. `salesforce`.
+        name: String,
+        /// The version number `plugin list` shows.
+        version: u32,
+    },
+}
+
+/// Parses an `--extra-origin`.
+fn parse_origin(text: &str) -> Result<crate::engine::policy::Origin, String> {
+    crate::engine::policy::parse_extra_origin(text).map_err(|e| e.to_string())
+}
+
+/// The bounds of `serve --refresh-age`: a token is refreshed before Salesforce's shortest
+/// session timeout ends, and never on every call.
+pub const REFRESH_AGE_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(60)..=Duration::from_secs(24 * 3600);
+
+fn parse_refresh_age(text: &str) -> Result<Duration, String> {
+    let age = parse_duration(text)?;
+    if !REFRESH_AGE_RANGE.contains(&age) {
+        return Err(format!(
+            "{text:?} is out of range: the refresh age must be between 1m and 24h"
+        ));
+    }
+    Ok(age)
+}
+
+fn parse_header_read_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout.is_zero() || timeout > Duration::from_secs(600) {
+        return Err(format!("{text:?} is out of range: use between 1ms and 10m"));
+    }
+    Ok(timeout)
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
+}
+
+/// The default data directory.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("sluice");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".local/share/sluice");
+    }
+    PathBuf::from(".sluice")
+}
+
+/// Entry point of the binary: parses, runs, prints one error line on failure.
+pub fn main() -> std::process::ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        eprintln!("error: internal error: {} (please report this)", safe(&msg));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // One line, like every other error; `--help` has the rest.
+            let text = e.render().to_string();
+            let line = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("{} (see --help)", safe(&line));
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(cli.verbose, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        // The reader has what it wanted (`| head`): stop quietly, as other Unix tools do.
+        Err(e) if crate::output::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {}", safe(&line));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn config(cli: &Cli) -> AppConfig {
+    let mut config = AppConfig::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
+    config.allow_insecure_loopback = cli.allow_insecure_loopback;
+    config.extra_origins = cli.extra_origins.clone();
+    config
+}
+
+async fn open(cli: &Cli) -> anyhow::Result<Arc<App>> {
+    Ok(App::open(config(cli)).await?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match &cli.command {
+        Command::Serve(args) => {
+            let mut config = config(&cli);
+            if let Some(age) = args.refresh_age {
+                config.refresh_age = age;
+            }
+            crate::serve::serve(config, args).await?;
+        }
+        Command::Demo(args) => crate::demo::run(&cli, args).await?,
+        Command::AdminToken => {
+            let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+            outln!("{}", crate::admin_token::load_or_create(&data_dir)?)?;
+        }
+        Command::Integration(cmd) => {
+            let app = open(&cli).await?;
+            integration(&app, cmd, cli.json).await?;
+        }
+        Command::Connect(args) => {
+            let app = open(&cli).await?;
+            connect(&app, args, &mut |url| {
+                eprintln!("Open this URL in a browser to authorize:\n\n  {url}\n");
+            })
+            .await?;
+        }
+        Command::Test { id } => {
+            let app = open(&cli).await?;
+            if !test(&app, id, cli.json).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Pull { id, full } => {
+            let app = open(&cli).await?;
+            let summary = pull(&app, id, *full, "cli", cli.json).await?;
+            if summary.status != RunStatus::Succeeded {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Records(args) => {
+            let app = open(&cli).await?;
+            records(&app, args)?;
+        }
+        Command::Plugin(cmd) => {
+            let app = open(&cli).await?;
+            plugin(&app, cmd, cli.json).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn ago(ms: i64) -> String {
+    let secs = (crate::store::now_ms() - ms).max(0) / 1000;
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86400),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+fn print_warnings(warnings: &[crate::app::FieldIssue]) {
+    for w in warnings {
+        eprintln!("warning: {}: {}", safe(&w.field), safe(&w.message));
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_ages_are_bounded() {
+        assert!(parse_refresh_age("9223372036854776s").is_err());
+        assert!(parse_refresh_age("0s").is_err());
+        assert_eq!(parse_refresh_age("90m"), Ok(Duration::from_secs(5400)));
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

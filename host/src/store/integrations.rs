@@ -1,0 +1,217 @@
+//! Integrations: what the user set up, its state and its sealed client secret.
+
+use super::*;
+
+/// The settings of an integration, as the user gave them (the connector's `settings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationSettings {
+    /// `helpdesk`, `crm` or `content-management`.
+    pub capability: String,
+    /// `production` or `sandbox`.
+    pub environment: String,
+    /// `created` or `updated`.
+    pub pull_by: Option<String>,
+    /// The org's domain URL.
+    pub domain: Option<String>,
+    /// Connector-specific settings.
+    #[serde(default)]
+    pub extra: Vec<(String, String)>,
+}
+
+/// An integration as stored (its client secret stays sealed).
+#[derive(Debug, Clone, Serialize)]
+pub struct Integration {
+    /// Its id.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// The plugin that serves it, e.g. `salesforce`.
+    pub plugin: String,
+    /// Its settings.
+    pub settings: IntegrationSettings,
+    /// Seconds between scheduled pulls.
+    pub interval_s: u64,
+    /// The connected app's client id, when set per integration.
+    pub client_id: Option<String>,
+    /// Whether a per-integration client secret is stored.
+    pub has_client_secret: bool,
+    /// Its lifecycle state.
+    pub state: IntegrationState,
+    /// Why it is in that state (e.g. the `invalid_grant` text).
+    pub state_reason: Option<String>,
+    /// When it was created (ms since the epoch).
+    pub created_at_ms: i64,
+    /// When it was last changed.
+    pub updated_at_ms: i64,
+}
+
+/// What `integration add` stores.
+#[derive(Debug, Clone)]
+pub struct NewIntegration {
+    /// Display name.
+    pub name: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Settings (already validated by the connector's `configure`).
+    pub settings: IntegrationSettings,
+    /// Seconds between scheduled pulls.
+    pub interval_s: u64,
+    /// Per-integration client id.
+    pub client_id: Option<String>,
+    /// Per-integration client secret.
+    pub client_secret: Option<Secret>,
+}
+
+impl Store {
+    /// Stores a new integration and returns it.
+    pub fn insert_integration(&self, new: &NewIntegration) -> Result<Integration, StoreError> {
+        let id = new_id("int");
+        let now = now_ms();
+        let settings =
+            serde_json::to_string(&new.settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let secret = new
+            .client_secret
+            .as_ref()
+            .map(|s| self.cipher.seal_secret(&ctx_client_secret(&id), s));
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO integrations (id, seq, name, plugin, settings_json, interval_s, client_id,
+                 client_secret, state, state_reason, created_at_ms, updated_at_ms)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM integrations), ?2, ?3, ?4, ?5, ?6,
+                 ?7, ?8, NULL, ?9, ?9)",
+            params![
+                id,
+                new.name,
+                new.plugin,
+                settings,
+                new.interval_s as i64,
+                new.client_id,
+                secret,
+                IntegrationState::PendingAuthorization.as_str(),
+                now
+            ],
+        )?;
+        drop(conn);
+        self.integration(&id)
+    }
+
+    /// The integration `id`.
+    pub fn integration(&self, id: &str) -> Result<Integration, StoreError> {
+        self.conn()
+            .query_row(
+                &format!("{SELECT_INTEGRATION} WHERE id = ?1"),
+                [id],
+                row_to_integration,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownIntegration(id.to_string()))?
+    }
+
+    /// Every integration, newest first.
+    pub fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("{SELECT_INTEGRATION} ORDER BY seq DESC"))?;
+        let rows = stmt.query_map([], row_to_integration)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Replaces an integration's editable fields. `client_secret`: `None` keeps the stored
+    /// one, `Some(None)` removes it.
+    pub fn update_integration(
+        &self,
+        id: &str,
+        name: &str,
+        settings: &IntegrationSettings,
+        interval_s: u64,
+        client_id: Option<&str>,
+        client_secret: Option<Option<&Secret>>,
+    ) -> Result<Integration, StoreError> {
+        let settings =
+            serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let conn = self.conn();
+        let n = conn.execute(
+            "UPDATE integrations SET name = ?2, settings_json = ?3, interval_s = ?4,
+                 client_id = ?5, updated_at_ms = ?6 WHERE id = ?1",
+            params![id, name, settings, interval_s as i64, client_id, now_ms()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownIntegration(id.to_string()));
+        }
+        if let Some(secret) = client_secret {
+            let sealed = secret.map(|s| self.cipher.seal_secret(&ctx_client_secret(id), s));
+            conn.execute(
+                "UPDATE integrations SET client_secret = ?2 WHERE id = ?1",
+                params![id, sealed],
+            )?;
+        }
+        drop(conn);
+        self.integration(id)
+    }
+
+    /// Deletes an integration with everything it owns (tokens, records, checkpoints, runs).
+    pub fn delete_integration(&self, id: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM integrations WHERE id = ?1", [id])?;
+        if n == 0 {
+            return Err(StoreError::UnknownIntegration(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The per-integration client secret, opened.
+    pub fn client_secret(&self, id: &str) -> Result<Option<Secret>, StoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT client_secret FROM integrations WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownIntegration(id.to_string()))?;
+        sealed
+            .map(|s| self.cipher.open_secret(&ctx_client_secret(id), &s))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Sets an integration's state and the reason for it.
+    pub fn set_state(
+        &self,
+        id: &str,
+        state: IntegrationState,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE integrations SET state = ?2, state_reason = ?3, updated_at_ms = ?4 WHERE id = ?1",
+            params![id, state.as_str(), reason, now_ms()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownIntegration(id.to_string()));
+        }
+        Ok(())
+    }
+}
+
+fn row_to_integration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Integration, StoreError>> {
+    let settings: String = r.get(3)?;
+    let state: String = r.get(7)?;
+    let build = || -> Result<Integration, StoreError> {
+        Ok(Integration {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            plugin: r.get(2)?,
+            settings: serde_json::from_str(&settings)
+                .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
+            interval_s: r.get::<_, i64>(4)? as u64,
+            client_id: r.get(5)?,
+            has_client_secret: r.get(6)?,
+            state: IntegrationState::parse(&state)?,
+            state_reason: r.get(8)?,
+            created_at_ms: r.get(9)?,
+            updated_at_ms: r.get(10)?,
+        })
+    };
+    Ok(build())
+}
