@@ -1113,6 +1113,134 @@ async fn any_type_values_are_stored_alike_through_rest_and_bulk() {
     );
 }
 
+/// Inserts 8 Contacts and 210 Tasks related to none, one or several of them (their
+/// `TaskWhoIds`), one second apart; returns the Contact ids.
+async fn insert_shared_tasks(emu: &Emulator) -> Vec<String> {
+    let people: Vec<Value> = (0..8)
+        .map(|i| json!({"op": "insert", "object": "Contact", "fields": {"LastName": format!("p{i}")}}))
+        .collect();
+    let r = op(emu, json!({ "ops": people })).await;
+    let contacts: Vec<String> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    let tasks: Vec<Value> = (0..210)
+        .map(|i| {
+            let related: Vec<&String> = (0..i % 4).map(|k| &contacts[(i + k) % 8]).collect();
+            let mut fields = json!({"Subject": format!("task {i}")});
+            if let Some(who) = related.first() {
+                fields["WhoId"] = json!(who);
+                fields["TaskWhoIds"] = json!(related);
+            }
+            json!({"op": "insert", "object": "Task", "fields": fields,
+                "SystemModstamp": format!("2024-06-01T01:{:02}:{:02}Z", i / 60, i % 60)})
+        })
+        .collect();
+    op(emu, json!({ "ops": tasks })).await;
+    contacts
+}
+
+// A Task's related Contacts (`TaskWhoIds`, a `junctionidlist`) come as a JSON array from REST
+// and as joined text from Bulk: both are stored as the array, equal to the ground truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junction_id_lists_are_stored_alike_through_rest_and_bulk() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    insert_shared_tasks(&emu).await;
+    let objects = ("objects", "Task");
+    let bulk_id = integration(
+        &app,
+        input(&emu, "crm", &[objects, ("bulk-threshold", "100")]),
+    )
+    .await;
+    let rest_id = integration(
+        &app,
+        input(&emu, "crm", &[objects, ("bulk-threshold", "0")]),
+    )
+    .await;
+    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
+    pull_ok(&app, &bulk_id).await;
+    pull_ok(&app, &rest_id).await;
+    let jobs = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before;
+    assert_eq!(
+        jobs, 1,
+        "one path read through Bulk, the other through REST"
+    );
+
+    let from_bulk = assert_equal(&app, &emu, &bulk_id, "Task").await;
+    let from_rest = assert_equal(&app, &emu, &rest_id, "Task").await;
+    let truth: BTreeMap<String, Map<String, Value>> = truth_rows(&emu, "Task")
+        .await
+        .iter()
+        .map(|r| (r["Id"].as_str().unwrap().to_string(), stored_form(r, &[])))
+        .collect();
+    assert_eq!(truth.len(), 210);
+    let shared = truth
+        .values()
+        .filter(|r| r["TaskWhoIds"].as_array().is_some_and(|ids| ids.len() > 1))
+        .count();
+    assert!(shared > 100, "only {shared} tasks relate to several people");
+    for (how, s) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
+        let got: BTreeMap<String, Map<String, Value>> = s
+            .json
+            .iter()
+            .map(|(k, v)| (k.clone(), stored_form(v, &[])))
+            .collect();
+        let differ: Vec<_> = truth
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(*v))
+            .map(|(k, v)| {
+                (
+                    v["TaskWhoIds"].clone(),
+                    got.get(k).map(|g| g["TaskWhoIds"].clone()),
+                )
+            })
+            .take(2)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{how} differs from the truth: {differ:?}"
+        );
+        assert_eq!(got.len(), truth.len(), "{how}");
+    }
+}
+
+// The Bulk text form of a `junctionidlist` is not documented: text the connector cannot split
+// into Ids fails the stream, naming the field, rather than being stored wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unexpected_junction_id_separator_fails_the_bulk_stream_by_name() {
+    let emu = emulator(Dataset::Empty).await;
+    let app = app(&emu).await;
+    insert_shared_tasks(&emu).await;
+    control(
+        &emu,
+        "POST",
+        "settings",
+        Some(json!({"junction_id_separator": ", "})),
+    )
+    .await;
+    let id = integration(
+        &app,
+        input(
+            &emu,
+            "crm",
+            &[("objects", "Task"), ("bulk-threshold", "100")],
+        ),
+    )
+    .await;
+    let s = pull(&app, &id).await;
+    assert_ne!(s.status, RunStatus::Succeeded, "{s:?}");
+    let task = s.streams.iter().find(|o| o.stream == "Task").unwrap();
+    let why = format!("{:?} {:?}", task.detail, task.failure);
+    assert!(why.contains("Task.TaskWhoIds"), "{why}");
+    assert!(
+        stored(&app, &id, "Task").live.is_empty(),
+        "nothing stored wrong"
+    );
+}
+
 // Bulk cannot select `json` fields: the backfill still goes through Bulk, and the records
 // get their `json` fields through REST by Id, equal to the ground truth field for field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

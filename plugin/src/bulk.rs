@@ -140,6 +140,8 @@ enum Kind {
     Bool,
     Number,
     DateTime,
+    /// A `junctionidlist`: Ids joined into one text (see `pull::junction_ids`).
+    IdList,
     Text,
 }
 
@@ -150,6 +152,7 @@ fn kind_of(ty: Option<&str>) -> Kind {
         Some("boolean") => Kind::Bool,
         Some("int" | "double" | "currency" | "percent" | "long") => Kind::Number,
         Some("datetime") => Kind::DateTime,
+        Some(ty) if crate::pull::junction_ids::is_id_list(ty) => Kind::IdList,
         _ => Kind::Text,
     }
 }
@@ -251,6 +254,7 @@ fn push_value(json: &mut String, text: &str, kind: Kind) -> Result<(), String> {
             json.push_str(text);
         }
         Kind::DateTime => json.push_str(&json_string(&rest_datetime(text))),
+        Kind::IdList => json.push_str(&crate::pull::junction_ids::from_bulk_text(text)?),
         Kind::Text => json.push_str(&json_string(text)),
     }
     Ok(())
@@ -341,6 +345,29 @@ mod tests {
         );
         let ragged = "\"Id\",\"Subject\"\n\"500A\"\n";
         assert!(csv_to_json(ragged.as_bytes(), "Case", "62.0", &desc(), &[]).is_err());
+    }
+
+    #[test]
+    fn id_lists_become_arrays_and_other_forms_name_the_field() {
+        let mut d = desc();
+        d.fields.push(Field {
+            name: "TaskWhoIds".into(),
+            ty: "junctionidlist".into(),
+            calculated: false,
+        });
+        let csv = "\"Id\",\"TaskWhoIds\"\n\"00TA\",\"003000000000001AAA;003000000000002AAA\"\n\"00TB\",\"\"\n";
+        let recs = csv_to_json(csv.as_bytes(), "Task", "62.0", &d, &[]).unwrap();
+        assert!(
+            recs[0]
+                .json
+                .ends_with(r#""TaskWhoIds":["003000000000001AAA","003000000000002AAA"]}"#),
+            "{}",
+            recs[0].json
+        );
+        assert!(recs[1].json.ends_with(r#""TaskWhoIds":null}"#));
+        let comma = "\"Id\",\"TaskWhoIds\"\n\"00TA\",\"003000000000001AAA,003000000000002AAA\"\n";
+        let err = csv_to_json(comma.as_bytes(), "Task", "62.0", &d, &[]).unwrap_err();
+        assert!(err.contains("Task.TaskWhoIds"), "{err}");
     }
 
     #[test]

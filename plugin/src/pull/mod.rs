@@ -6,6 +6,7 @@
 //!
 //! - `query`: the REST query of a pass, page by page.
 //! - `any_type`: REST's typed `anyType` values stored as the text Bulk gives.
+//! - `junction_ids`: `junctionidlist` values stored as arrays of Ids, Bulk's joined text split.
 //! - `chunks`: field chunks merged by Id, for objects too wide for one query URL.
 //! - `backfill`: a Bulk API 2.0 job instead, for windows over the `bulk-threshold`.
 //! - `deleted`: `/sobjects/X/deleted` for the window.
@@ -18,6 +19,7 @@ mod chunks;
 mod deleted;
 mod formulas;
 mod head;
+pub(crate) mod junction_ids;
 mod query;
 mod reconcile;
 

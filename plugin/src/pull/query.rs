@@ -5,12 +5,12 @@
 //! (a 401 the host's refresh did not cure included) re-queries from the last delivered
 //! `(cursor, Id)`, and a locator older than a run's pace is not followed at all.
 
-use super::any_type;
 use super::chunks::{self, Merged};
 use super::{
     Head, QueryPage, ReadError, Target, conditions, fail, keep_seen, lead_fields, read_all,
     read_rec, row_of,
 };
+use super::{any_type, junction_ids};
 use crate::client::Sf;
 use crate::cursor::{Checkpoint, Pass, Pos, Window};
 use crate::describe::Describe;
@@ -179,6 +179,7 @@ pub(super) fn step(
         Vec::new()
     };
     let any_type = any_type::fields(desc);
+    let id_lists = junction_ids::fields(desc);
     let mut consumed_all = true;
     let mut last_pos = None;
     let mut pending_seen = Vec::new();
@@ -197,6 +198,7 @@ pub(super) fn step(
             continue;
         }
         let json = any_type::text_form(json, &any_type)
+            .and_then(|json| junction_ids::stored_form(json, &id_lists))
             .map_err(|e| fail(FailureKind::Unknown, format!("{}: {e}", t.object)))?;
         let Some(mut row) = row_of(t, pass, &v, &rec, json.into_bytes(), &online)? else {
             continue;

@@ -68,10 +68,11 @@ impl Frozen {
 /// How long Salesforce keeps a completed job's results.
 pub const RESULTS_KEPT_MS: i64 = 7 * dt::DAY_MS;
 
-fn csv_options(settings: &crate::Settings, crlf: bool) -> soql::CsvOptions {
+fn csv_options(settings: &crate::Settings, crlf: bool) -> soql::CsvOptions<'_> {
     soql::CsvOptions {
         crlf,
         datetime_z: settings.bulk_datetime_suffix == "Z",
+        junction_separator: &settings.junction_id_separator,
     }
 }
 
@@ -477,7 +478,8 @@ fn results(ctx: &Ctx, id: &str) -> Response {
         .unwrap_or(ctx.state.settings().bulk_default_max_records as usize);
     let end = (offset + max).min(rs.len());
     let mut out = Vec::with_capacity(128 + (end - offset) * 200);
-    let opts = csv_options(&ctx.state.settings(), crlf);
+    let settings = ctx.state.settings();
+    let opts = csv_options(&settings, crlf);
     soql::render_csv_header_with(&query, opts, &mut out);
     if let Some(frozen) = frozen {
         out.extend_from_slice(frozen.rows(offset..end));

@@ -139,6 +139,14 @@ async fn set_settings(State(state): S, headers: HeaderMap, body: Bytes) -> Respo
         Ok(new) if !matches!(new.bulk_datetime_suffix.as_str(), "+0000" | "Z") => {
             bad("bulk_datetime_suffix must be \"+0000\" or \"Z\"")
         }
+        Ok(new)
+            if new.junction_id_separator.is_empty()
+                || new
+                    .junction_id_separator
+                    .contains(|c: char| c.is_ascii_alphanumeric()) =>
+        {
+            bad("junction_id_separator must be non-empty text without letters or digits")
+        }
         Ok(new) => {
             *state.settings.write().expect("settings lock") = new.clone();
             // The user's permissions are also data: `UserPermissionAccess` reports them.
@@ -401,7 +409,7 @@ pub fn row_json(table: &Table, values: &[Val]) -> Map<String, Json> {
             serde_json::from_str(&crate::rest::records::address_json(def, values, &f.name))
                 .unwrap_or(Json::Null)
         } else {
-            values[i].to_json()
+            values[i].to_json_of(f.kind)
         };
         m.insert(f.name.to_string(), v);
     }

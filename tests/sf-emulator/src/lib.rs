@@ -73,6 +73,9 @@ pub struct Settings {
     pub bulk_delete_requires_terminal: bool,
     /// UNVERIFIED: suffix of datetimes in Bulk CSV results: `+0000` (as REST) or `Z`.
     pub bulk_datetime_suffix: String,
+    /// UNVERIFIED: what joins the Ids of a `junctionidlist` value (Task's `TaskWhoIds`) in
+    /// Bulk CSV results. Non-empty, without letters or digits (Ids are made of those).
+    pub junction_id_separator: String,
     /// Objects Bulk API 2.0 refuses: creating a query job on one answers 400
     /// `INVALIDENTITY` "Entity 'X' is not supported by the Bulk API." (case-insensitive).
     pub bulk_unsupported_objects: Vec<String>,
@@ -157,6 +160,7 @@ impl Default for Settings {
             bulk_default_max_records: 50_000,
             bulk_delete_requires_terminal: true,
             bulk_datetime_suffix: "+0000".into(),
+            junction_id_separator: ";".into(),
             bulk_unsupported_objects: Vec::new(),
             jwt_audiences: vec![
                 "https://login.salesforce.com".into(),

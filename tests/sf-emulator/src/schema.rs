@@ -29,6 +29,9 @@ pub enum Kind {
     AnyType,
     /// Structured data as JSON text (describe `json`); Bulk API 2.0 cannot select it.
     Json,
+    /// A list of record Ids (describe `junctionidlist`, Task's `TaskWhoIds`): REST writes a
+    /// JSON array, Bulk CSV joined text.
+    JunctionIdList,
 }
 
 impl Kind {
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Address => "address",
             Kind::AnyType => "anyType",
             Kind::Json => "json",
+            Kind::JunctionIdList => "junctionidlist",
         }
     }
 
@@ -67,6 +71,7 @@ impl Kind {
             Kind::DateTime => "xsd:dateTime",
             Kind::Address => "urn:address",
             Kind::AnyType => "xsd:anyType",
+            Kind::JunctionIdList => "urn:JunctionIdListNames",
             _ => "xsd:string",
         }
     }
@@ -841,6 +846,7 @@ fn task() -> ObjectDef {
     let f = B::new()
         .refr("WhatId", &["Case", "Account", "Opportunity"], Some("What"))
         .refr("WhoId", &["Contact", "Lead"], Some("Who"))
+        .f("TaskWhoIds", Kind::JunctionIdList)
         .f("Subject", Kind::String)
         .pick("Status", &["Not Started", "In Progress", "Completed"])
         .pick("Priority", &["High", "Normal", "Low"])

@@ -736,8 +736,10 @@ fn gen_task(ctx: &GenCtx, def: &ObjectDef, i: u32) -> Box<[Val]> {
     } else if ctx.counts.account > 0 && r.chance(70) {
         b.set("WhatId", id_val("001", r.below(ctx.counts.account as u64)));
     }
-    if ctx.counts.contact > 0 && r.chance(60) {
-        b.set("WhoId", id_val("003", r.below(ctx.counts.contact as u64)));
+    let who = (ctx.counts.contact > 0 && r.chance(60))
+        .then(|| ids::make("003", r.below(ctx.counts.contact as u64)));
+    if let Some(who) = &who {
+        b.set("WhoId", Val::s(who.as_str()));
     }
     let subj = r.pick(&[
         "Call",
@@ -763,7 +765,26 @@ fn gen_task(ctx: &GenCtx, def: &ObjectDef, i: u32) -> Box<[Val]> {
     let owner = ctx.user_id(&mut r);
     b.set("OwnerId", owner);
     b.sys(ctx, &mut r, t);
+    // Drawn last, so the other fields keep the values earlier datasets had.
+    if let Some(who) = who {
+        b.set("TaskWhoIds", task_who_ids(ctx, &mut r, who));
+    }
     b.done()
+}
+
+/// A task's related people: its `WhoId` first, and for about one task in three up to three
+/// more Contacts (Shared Activities allows up to 50 Contacts, or one Lead).
+fn task_who_ids(ctx: &GenCtx, r: &mut Rng, who: String) -> Val {
+    let mut ids = vec![who];
+    if r.chance(35) {
+        for _ in 0..1 + r.below(3) {
+            let id = ids::make("003", r.below(ctx.counts.contact as u64));
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    Val::s(ids.join(&crate::soql::JUNCTION_JOIN.to_string()))
 }
 
 fn gen_case(ctx: &GenCtx, def: &ObjectDef, i: u32) -> Box<[Val]> {

@@ -34,6 +34,7 @@ pub fn field_type(kind: Kind, length: u32, html: bool) -> FieldType {
         Kind::Date => FieldType::Date,
         Kind::DateTime => FieldType::DateTime,
         Kind::Address => FieldType::Address,
+        Kind::JunctionIdList => FieldType::JunctionIdList,
     }
 }
 
@@ -48,8 +49,12 @@ pub fn object_schema(def: &ObjectDef) -> ObjectSchema {
                 name: f.name.to_string(),
                 ty: field_type(f.kind, f.length, f.html_formatted),
                 nillable: f.nillable,
-                filterable: !matches!(f.kind, Kind::Address | Kind::Json) && !long,
-                sortable: !matches!(f.kind, Kind::Address | Kind::AnyType | Kind::Json) && !long,
+                filterable: !matches!(f.kind, Kind::Address | Kind::Json | Kind::JunctionIdList)
+                    && !long,
+                sortable: !matches!(
+                    f.kind,
+                    Kind::Address | Kind::AnyType | Kind::Json | Kind::JunctionIdList
+                ) && !long,
                 hidden: !f.visible(),
             }
         })

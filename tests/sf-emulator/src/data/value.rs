@@ -64,10 +64,23 @@ impl Val {
         }
     }
 
+    /// The JSON value of a cell of field kind `kind`: [`Val::to_json`], except that a
+    /// `junctionidlist` is an array of its Ids.
+    pub fn to_json_of(&self, kind: Kind) -> Json {
+        match (kind, self) {
+            (Kind::JunctionIdList, Val::Str(s)) => {
+                Json::Array(crate::soql::junction_ids(s).map(Json::from).collect())
+            }
+            _ => self.to_json(),
+        }
+    }
+
     /// Converts a JSON value from the control API into a cell of field kind `kind`.
     pub fn from_json(kind: Kind, v: &Json) -> Result<Val, String> {
         Ok(match (kind, v) {
             (_, Json::Null) => Val::Null,
+            (Kind::JunctionIdList, Json::Array(items)) => id_list(items)?,
+            (Kind::JunctionIdList, _) => return Err("a junctionidlist is an array of Ids".into()),
             (Kind::Boolean, Json::Bool(b)) => Val::Bool(*b),
             (Kind::Int, Json::Number(n)) => Val::Int(n.as_i64().ok_or("not an integer")?),
             (Kind::Double | Kind::Currency | Kind::Percent, Json::Number(n)) => {
@@ -90,4 +103,24 @@ impl Val {
             _ => return Err(format!("wrong JSON type for {kind:?}")),
         })
     }
+}
+
+/// A `junctionidlist` cell from an array of Ids; an empty array is stored as null, which is
+/// how the APIs report a record related to no one.
+fn id_list(items: &[Json]) -> Result<Val, String> {
+    let mut ids = Vec::with_capacity(items.len());
+    for item in items {
+        match item.as_str() {
+            Some(id)
+                if matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                ids.push(id)
+            }
+            _ => return Err(format!("{item} is not a 15- or 18-character Id")),
+        }
+    }
+    if ids.is_empty() {
+        return Ok(Val::Null);
+    }
+    Ok(Val::s(ids.join(&crate::soql::JUNCTION_JOIN.to_string())))
 }

@@ -165,7 +165,13 @@ fn field_json(f: &FieldDef) -> Json {
         && f.kind != Kind::Address
         && !matches!(name, "Name" | "CaseNumber" | "ArticleNumber");
     let long_text = f.kind == Kind::TextArea && f.length > 255;
-    let sortable = !(matches!(f.kind, Kind::Address | Kind::AnyType | Kind::Json) || long_text);
+    let sortable = !(matches!(
+        f.kind,
+        Kind::Address | Kind::AnyType | Kind::Json | Kind::JunctionIdList
+    ) || long_text);
+    // UNVERIFIED for `junctionidlist`: not filterable (a list has no single value to compare).
+    let filterable =
+        !matches!(f.kind, Kind::Address | Kind::Json | Kind::JunctionIdList) && !long_text;
     let picklist: Vec<Json> = f
         .picklist
         .iter()
@@ -188,7 +194,7 @@ fn field_json(f: &FieldDef) -> Json {
         "precision": if numeric { 18 } else { 0 }, "scale": if numeric { 2 } else { 0 },
         "digits": if f.kind == Kind::Int { 9 } else { 0 },
         "nillable": f.nillable, "createable": updateable, "updateable": updateable,
-        "calculated": f.calculated, "custom": f.custom, "filterable": !matches!(f.kind, Kind::Address | Kind::Json) && !long_text,
+        "calculated": f.calculated, "custom": f.custom, "filterable": filterable,
         "sortable": sortable, "groupable": sortable && !numeric, "unique": false,
         "externalId": false, "idLookup": name == "Id", "nameField": name == "Name" || (name == "CaseNumber") || (name == "Title"),
         "autoNumber": matches!(name, "CaseNumber" | "ArticleNumber"),

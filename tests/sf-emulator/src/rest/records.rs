@@ -87,6 +87,8 @@ pub fn record_json(def: &ObjectDef, values: &[Val], fields: &[usize], base: &str
         out.push(':');
         if f.kind == Kind::Address {
             out.push_str(&address_json(def, values, &f.name));
+        } else if f.kind == Kind::JunctionIdList {
+            out.push_str(&values[i].to_json_of(f.kind).to_string());
         } else {
             push_val(&mut out, &values[i]);
         }

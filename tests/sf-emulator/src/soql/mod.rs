@@ -65,7 +65,7 @@ pub use render::{
     render_rows,
 };
 pub use resolve::Query;
-pub use value::{Address, FieldType, Value};
+pub use value::{Address, FieldType, JUNCTION_JOIN, Value, junction_ids};
 
 /// Index of a row inside one object's table (the server's choice).
 pub type RowId = u32;

@@ -130,6 +130,7 @@ fn write_scalar_text(out: &mut Vec<u8>, v: &Value, ty: FieldType) {
 pub fn write_json_value(out: &mut Vec<u8>, v: &Value, ty: FieldType) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
+        Value::Str(s) if ty == FieldType::JunctionIdList => write_json_id_list(out, s),
         Value::Str(s) => write_json_str(out, s),
         Value::Address(a) => write_address(out, a),
         Value::Date(_) | Value::DateTime(_) => {
@@ -139,6 +140,18 @@ pub fn write_json_value(out: &mut Vec<u8>, v: &Value, ty: FieldType) {
         }
         _ => write_scalar_text(out, v, ty),
     }
+}
+
+/// A stored `junctionidlist` value as REST writes it: a JSON array of Id strings.
+pub fn write_json_id_list(out: &mut Vec<u8>, stored: &str) {
+    out.push(b'[');
+    for (i, id) in super::junction_ids(stored).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, id);
+    }
+    out.push(b']');
 }
 
 struct Ctx<'a> {
@@ -303,16 +316,28 @@ fn write_csv_cell(out: &mut Vec<u8>, v: &Value, ty: FieldType) {
     out.push(b'"');
 }
 
-/// Bulk 2.0 CSV line ending and datetime style.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CsvOptions {
+/// Bulk 2.0 CSV line ending, datetime style and `junctionidlist` separator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvOptions<'a> {
     /// `lineEnding: CRLF` (record terminators only; newlines inside values stay as stored).
     pub crlf: bool,
     /// Datetimes end in `Z` (`…05.000Z`) instead of `+0000` (spec §5.3, UNVERIFIED).
     pub datetime_z: bool,
+    /// What joins the Ids of a `junctionidlist` cell (UNVERIFIED; `;` by default).
+    pub junction_separator: &'a str,
 }
 
-fn end_line(out: &mut Vec<u8>, o: CsvOptions) {
+impl Default for CsvOptions<'_> {
+    fn default() -> Self {
+        CsvOptions {
+            crlf: false,
+            datetime_z: false,
+            junction_separator: ";",
+        }
+    }
+}
+
+fn end_line(out: &mut Vec<u8>, o: CsvOptions<'_>) {
     if o.crlf {
         out.push(b'\r');
     }
@@ -325,7 +350,7 @@ pub fn render_csv_header(q: &Query, out: &mut Vec<u8>) {
 }
 
 /// [`render_csv_header`] with a line-ending choice.
-pub fn render_csv_header_with(q: &Query, opts: CsvOptions, out: &mut Vec<u8>) {
+pub fn render_csv_header_with(q: &Query, opts: CsvOptions<'_>, out: &mut Vec<u8>) {
     for (i, p) in q.paths.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -353,7 +378,7 @@ pub fn render_csv_rows_with(
     rs: &ResultSet,
     range: Range<usize>,
     src: &dyn RowSource,
-    opts: CsvOptions,
+    opts: CsvOptions<'_>,
     out: &mut Vec<u8>,
 ) {
     let rows = &rs.rows[range.start.min(rs.rows.len())..range.end.min(rs.rows.len())];
@@ -386,6 +411,14 @@ pub fn render_csv_rows_with(
                 write_datetime(out, *ms);
                 out.truncate(out.len() - 5);
                 out.extend_from_slice(b"Z\"");
+                continue;
+            }
+            if col.ty == FieldType::JunctionIdList
+                && let Value::Str(stored) = v
+            {
+                let joined: Vec<&str> = super::junction_ids(stored).collect();
+                let text = Value::Str(joined.join(opts.junction_separator).into());
+                write_csv_cell(out, &text, col.ty);
                 continue;
             }
             write_csv_cell(out, v, col.ty);

@@ -1187,6 +1187,7 @@ fn csv_options() {
     let opts = CsvOptions {
         crlf: true,
         datetime_z: true,
+        ..CsvOptions::default()
     };
     render_csv_header_with(&q, opts, &mut out);
     render_csv_rows_with(&q, &rs, 0..1, &d, opts, &mut out);

@@ -25,6 +25,18 @@ pub enum FieldType {
     Date,
     DateTime,
     Address,
+    /// A list of record Ids (describe `junctionidlist`, such as Task's `TaskWhoIds`), held as
+    /// one string of Ids joined by [`JUNCTION_JOIN`].
+    JunctionIdList,
+}
+
+/// What joins the Ids of a stored `junctionidlist` value. Ids are letters and digits, so no
+/// Id contains it; REST and Bulk render their own forms from it.
+pub const JUNCTION_JOIN: char = ',';
+
+/// The Ids of a stored `junctionidlist` value.
+pub fn junction_ids(stored: &str) -> impl Iterator<Item = &str> {
+    stored.split(JUNCTION_JOIN).filter(|id| !id.is_empty())
 }
 
 impl FieldType {
