@@ -122,9 +122,9 @@ impl OAuthError {
     }
 }
 
-/// The connected app's credentials used for an integration.
+/// The OAuth client (connected app) an integration authorizes with.
 #[derive(Debug, Clone)]
-pub struct AppCredentials {
+pub struct OAuthClient {
     /// The client id (consumer key).
     pub client_id: String,
     /// The client secret (consumer secret), if the app has one.
@@ -250,7 +250,7 @@ impl OAuth {
     fn client(
         &self,
         token_url: &str,
-        app: &AppCredentials,
+        app: &OAuthClient,
         rules: &EgressRules,
     ) -> Result<TokenClient<EndpointNotSet>, OAuthError> {
         let token_url = self.check_endpoint(token_url, rules)?;
@@ -278,7 +278,7 @@ impl OAuth {
     pub fn start_authorization(
         &self,
         plan: &OauthPlan,
-        app: &AppCredentials,
+        app: &OAuthClient,
         redirect_uri: &str,
         rules: &EgressRules,
     ) -> Result<AuthorizationStart, OAuthError> {
@@ -316,7 +316,7 @@ impl OAuth {
     pub async fn exchange_code(
         &self,
         token_url: &str,
-        app: &AppCredentials,
+        app: &OAuthClient,
         redirect_uri: &str,
         code: &str,
         verifier: &Secret,
@@ -336,14 +336,14 @@ impl OAuth {
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_string()))
             .request_async(&http)
             .await;
-        self.checked(grant_of(response), rules)
+        self.checked(grant_from_response(response), rules)
     }
 
     /// Uses a refresh token.
     pub async fn refresh(
         &self,
         token_url: &str,
-        app: &AppCredentials,
+        app: &OAuthClient,
         refresh: &Secret,
         rules: &EgressRules,
     ) -> Result<Grant, OAuthError> {
@@ -354,7 +354,7 @@ impl OAuth {
             .exchange_refresh_token(&token)
             .request_async(&http)
             .await;
-        self.checked(grant_of(response), rules)
+        self.checked(grant_from_response(response), rules)
     }
 
     /// Revokes a token at `revoke_url` (RFC 7009: a form POST of `token`, with the client
@@ -364,7 +364,7 @@ impl OAuth {
     pub async fn revoke(
         &self,
         revoke_url: &str,
-        app: &AppCredentials,
+        app: &OAuthClient,
         token: &RevocableToken,
         rules: &EgressRules,
     ) -> Result<(), OAuthError> {
@@ -402,7 +402,7 @@ impl OAuth {
     pub async fn client_credentials(
         &self,
         token_url: &str,
-        app: &AppCredentials,
+        app: &OAuthClient,
         rules: &EgressRules,
     ) -> Result<Grant, OAuthError> {
         let client = self.client(token_url, app, rules)?;
@@ -411,7 +411,7 @@ impl OAuth {
             .exchange_client_credentials()
             .request_async(&http)
             .await;
-        self.checked(grant_of(response), rules)
+        self.checked(grant_from_response(response), rules)
     }
 
     /// A grant whose `instance_url`, which decides where the access token goes, is approved
@@ -452,7 +452,7 @@ impl reqwest::dns::Resolve for NoLookups {
     }
 }
 
-fn grant_of<RE: std::error::Error + 'static>(
+fn grant_from_response<RE: std::error::Error + 'static>(
     response: Result<SfTokenResponse, RequestTokenError<RE, BasicErrorResponse>>,
 ) -> Result<Grant, OAuthError> {
     let response = response.map_err(|e| match e {
@@ -577,7 +577,7 @@ mod tests {
     fn authorize_url_has_pkce_s256_state_and_scopes() {
         let oauth = oauth(false, &[]);
         let rules = oauth.rules(salesforce());
-        let app = AppCredentials {
+        let app = OAuthClient {
             client_id: "cid".into(),
             client_secret: Some(Secret::new("shh")),
         };
@@ -636,7 +636,7 @@ mod tests {
         let err = o
             .refresh(
                 "https://localhost:9/token",
-                &AppCredentials {
+                &OAuthClient {
                     client_id: "cid".into(),
                     client_secret: Some(Secret::new("shh")),
                 },
@@ -655,7 +655,7 @@ mod tests {
     fn a_plan_with_an_unapproved_endpoint_is_refused() {
         let oauth = oauth(false, &[]);
         let rules = oauth.rules(salesforce());
-        let app = AppCredentials {
+        let app = OAuthClient {
             client_id: "cid".into(),
             client_secret: None,
         };

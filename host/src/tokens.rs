@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::engine::credentials::{AccessToken, BoxFuture, CredentialError, CredentialProvider};
 use crate::engine::policy::EgressRules;
 use crate::locks::{LockDir, LockKind};
-use crate::oauth::{AppCredentials, OAuth, OAuthError};
+use crate::oauth::{OAuth, OAuthClient, OAuthError};
 use crate::secrets::Secret;
 use crate::store::{
     GrantFlow, IntegrationState, Store, StoreError, TokenHealthState, TokenSet, now_ms,
@@ -29,9 +29,10 @@ use crate::store::{
 /// Default proactive refresh age: three quarters of Salesforce's default 2-hour session.
 pub const DEFAULT_REFRESH_AGE: Duration = Duration::from_secs(90 * 60);
 
-/// The host-wide connected app, used by integrations without their own client id.
+/// The host-wide OAuth client (a Salesforce connected app), used by integrations without
+/// their own client id.
 #[derive(Debug, Clone, Default)]
-pub struct HostApp {
+pub struct HostClient {
     /// `SLUICE_CLIENT_ID`.
     pub client_id: Option<String>,
     /// `SLUICE_CLIENT_SECRET`.
@@ -42,7 +43,7 @@ pub struct HostApp {
 pub struct TokenService {
     store: Arc<Store>,
     oauth: OAuth,
-    host_app: HostApp,
+    host_client: HostClient,
     refresh_age: Duration,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     lock_dir: Option<LockDir>,
@@ -67,14 +68,14 @@ impl TokenService {
     pub fn new(
         store: Arc<Store>,
         oauth: OAuth,
-        host_app: HostApp,
+        host_client: HostClient,
         refresh_age: Duration,
         lock_dir: Option<LockDir>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             oauth,
-            host_app,
+            host_client,
             refresh_age,
             locks: Mutex::new(HashMap::new()),
             lock_dir,
@@ -104,7 +105,7 @@ impl TokenService {
     }
 
     /// The connected app an integration uses: its own client id (and secret), else the host's.
-    pub fn app_for(&self, integration_id: &str) -> Result<AppCredentials, OAuthError> {
+    pub fn client_for(&self, integration_id: &str) -> Result<OAuthClient, OAuthError> {
         let integration = self
             .store
             .integration(integration_id)
@@ -114,15 +115,15 @@ impl TokenService {
                 .store
                 .client_secret(integration_id)
                 .map_err(|e| OAuthError::BadResponse(e.to_string()))?;
-            return Ok(AppCredentials {
+            return Ok(OAuthClient {
                 client_id,
                 client_secret,
             });
         }
-        match &self.host_app.client_id {
-            Some(client_id) => Ok(AppCredentials {
+        match &self.host_client.client_id {
+            Some(client_id) => Ok(OAuthClient {
                 client_id: client_id.clone(),
-                client_secret: self.host_app.client_secret.clone(),
+                client_secret: self.host_client.client_secret.clone(),
             }),
             None => Err(OAuthError::NoClient),
         }
@@ -222,7 +223,7 @@ impl TokenService {
         tokens: &TokenSet,
     ) -> Result<AccessToken, CredentialError> {
         let app = self
-            .app_for(integration_id)
+            .client_for(integration_id)
             .map_err(|e| CredentialError::ReauthorizationRequired(e.to_string()))?;
         let rules = self.rules_for(integration_id)?;
         let result = match (tokens.flow, &tokens.refresh) {

@@ -39,7 +39,7 @@ async fn hostile_app(tag: &str, approved: &[&str]) -> Arc<App> {
     for url in approved {
         approve_emulator(&mut config, url);
     }
-    config.host_app = Default::default();
+    config.host_client = Default::default();
     let app = App::open(config).await.expect("app opens");
     app.registry
         .install_with_approval("salesforce", hostile(), false, HostApproval::Approved)

@@ -28,7 +28,7 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
 async fn app(tag: &str, emu: &Emulator) -> Arc<App> {
     let mut config = AppConfig::new(temp_dir(tag));
     approve_emulator(&mut config, &emu.url);
-    config.host_app = Default::default();
+    config.host_client = Default::default();
     open_app(config).await
 }
 

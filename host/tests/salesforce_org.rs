@@ -23,7 +23,7 @@ async fn app(emu: &Emulator) -> Arc<App> {
     std::fs::create_dir_all(&dir).unwrap();
     let mut config = AppConfig::new(dir);
     approve_emulator(&mut config, &emu.url);
-    config.host_app = Default::default();
+    config.host_client = Default::default();
     open_app(config).await
 }
 

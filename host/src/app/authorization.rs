@@ -30,7 +30,7 @@ impl App {
         redirect_uri: &str,
     ) -> Result<AuthorizationStart, AppError> {
         let (plan, rules) = self.plan(id).await?;
-        let app = self.tokens.app_for(id)?;
+        let app = self.tokens.client_for(id)?;
         let start = self
             .tokens
             .oauth()
@@ -87,7 +87,7 @@ impl App {
             )
         })?;
         let rules = self.rules_of(&id)?;
-        let app = self.tokens.app_for(&id)?;
+        let app = self.tokens.client_for(&id)?;
         let grant = self
             .tokens
             .oauth()
@@ -156,7 +156,7 @@ impl App {
                     .into(),
             ));
         }
-        let app = self.tokens.app_for(id)?;
+        let app = self.tokens.client_for(id)?;
         let grant = self
             .tokens
             .oauth()
@@ -221,7 +221,7 @@ fn other_org(id: &str, previous: &TokenSet, grant: &crate::oauth::Grant) -> Opti
 }
 
 /// The non-secret grant the connector sees.
-pub fn grant_of(tokens: &TokenSet) -> crate::engine::wit::types::Grant {
+pub fn wit_grant(tokens: &TokenSet) -> crate::engine::wit::types::Grant {
     crate::engine::wit::types::Grant {
         instance_url: tokens.instance_url.clone(),
         identity_url: tokens.identity_url.clone(),

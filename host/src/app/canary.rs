@@ -28,7 +28,7 @@ impl CanaryTargets for StoreCanary {
                     let settings = to_wit_settings(&i.settings).ok()?;
                     let session = match (i.state, self.store.tokens(&i.id)) {
                         (IntegrationState::Active, Ok(Some(tokens))) => Some(CanarySession {
-                            grant: grant_of(&tokens),
+                            grant: wit_grant(&tokens),
                             extra_origins: self.extra_origins.clone(),
                         }),
                         _ => None,

@@ -225,7 +225,7 @@ impl App {
         };
         let app = self
             .tokens
-            .app_for(id)
+            .client_for(id)
             .map_err(|e| tracing::warn!(integration = id, error = %e, "cannot revoke the tokens"))
             .ok()?;
         let token = match &tokens.refresh {
@@ -254,7 +254,7 @@ impl App {
 /// A token to revoke and where.
 pub(super) struct Revocation {
     url: String,
-    app: crate::oauth::AppCredentials,
+    app: crate::oauth::OAuthClient,
     token: RevocableToken,
     /// The approved endpoints: the revoke URL is held to them like the token URL.
     rules: EgressRules,

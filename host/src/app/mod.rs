@@ -25,7 +25,7 @@ use crate::store::{
     GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, RunRecord,
     RunState, Store, StoreError, TokenSet, now_ms,
 };
-use crate::tokens::{HostApp, TokenService};
+use crate::tokens::{HostClient, TokenService};
 
 mod authorization;
 mod canary;
@@ -33,7 +33,7 @@ mod error;
 mod integrations;
 mod runs;
 
-pub use authorization::grant_of;
+pub use authorization::wit_grant;
 use canary::StoreCanary;
 use error::issue;
 pub use error::{AppError, FieldIssue};
@@ -60,7 +60,7 @@ pub struct AppConfig {
     /// Proactive refresh age.
     pub refresh_age: Duration,
     /// The host-wide connected app.
-    pub host_app: HostApp,
+    pub host_client: HostClient,
     /// Engine limits.
     pub limits: EngineLimits,
     /// Bounds of every pull run.
@@ -76,7 +76,7 @@ impl AppConfig {
             allow_insecure_loopback: false,
             extra_origins: Vec::new(),
             refresh_age: crate::tokens::DEFAULT_REFRESH_AGE,
-            host_app: HostApp {
+            host_client: HostClient {
                 client_id: std::env::var("SLUICE_CLIENT_ID")
                     .ok()
                     .filter(|s| !s.is_empty()),
@@ -129,7 +129,7 @@ impl App {
         let tokens = TokenService::new(
             store.clone(),
             oauth,
-            config.host_app.clone(),
+            config.host_client.clone(),
             config.refresh_age,
             Some(crate::locks::LockDir::new(&config.data_dir)),
         );

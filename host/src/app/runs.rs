@@ -43,7 +43,7 @@ impl App {
         let session = Session {
             settings,
             host: self.host_context(),
-            grant: grant_of(&tokens),
+            grant: wit_grant(&tokens),
         };
         let ctx = CallContext {
             integration: Some(id.to_string()),
