@@ -132,9 +132,10 @@ impl crate::engine::registry::VersionStore for Store {
     fn add_version(
         &self,
         new: &crate::engine::registry::NewVersion<'_>,
-    ) -> Result<crate::engine::registry::AddedVersion, crate::engine::registry::StoreError> {
+    ) -> Result<crate::engine::registry::AddedVersion, crate::engine::registry::VersionStoreError>
+    {
         self.add_version_row(new)
-            .map_err(|e| crate::engine::registry::StoreError(e.to_string()))
+            .map_err(|e| crate::engine::registry::VersionStoreError(e.to_string()))
     }
 
     fn set_active(
@@ -142,26 +143,28 @@ impl crate::engine::registry::VersionStore for Store {
         name: &str,
         version: u32,
         since: SystemTime,
-    ) -> Result<(), crate::engine::registry::StoreError> {
+    ) -> Result<(), crate::engine::registry::VersionStoreError> {
         self.set_active_row(name, version, since)
-            .map_err(|e| crate::engine::registry::StoreError(e.to_string()))
+            .map_err(|e| crate::engine::registry::VersionStoreError(e.to_string()))
     }
 
     fn versions(
         &self,
-    ) -> Result<Vec<crate::engine::registry::StoredVersion>, crate::engine::registry::StoreError>
-    {
+    ) -> Result<
+        Vec<crate::engine::registry::StoredVersion>,
+        crate::engine::registry::VersionStoreError,
+    > {
         self.version_rows()
-            .map_err(|e| crate::engine::registry::StoreError(e.to_string()))
+            .map_err(|e| crate::engine::registry::VersionStoreError(e.to_string()))
     }
 
     fn wasm(
         &self,
         name: &str,
         version: u32,
-    ) -> Result<Option<Vec<u8>>, crate::engine::registry::StoreError> {
+    ) -> Result<Option<Vec<u8>>, crate::engine::registry::VersionStoreError> {
         self.version_wasm(name, version)
-            .map_err(|e| crate::engine::registry::StoreError(e.to_string()))
+            .map_err(|e| crate::engine::registry::VersionStoreError(e.to_string()))
     }
 }
 

@@ -56,8 +56,8 @@ pub use files::{
     MAX_COMPONENT_BYTES, Symlinks, plugin_name_of, read_component_file, valid_plugin_name,
 };
 pub use versions::{
-    AddedVersion, MemoryVersionStore, NewVersion, StoreError, StoredVersion, VersionInfo,
-    VersionRecord, VersionStore,
+    AddedVersion, MemoryVersionStore, NewVersion, StoredVersion, VersionInfo, VersionRecord,
+    VersionStore, VersionStoreError,
 };
 pub use watch::{DirWatcher, StoreFollower, follow_store, watch_plugins_dir};
 
@@ -141,7 +141,7 @@ pub enum RegistryError {
     },
     /// The version store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] VersionStoreError),
     /// The version's manifest reaches beyond what the operator approved for the plugin.
     #[error(
         "plugin {plugin} ({sha256:.12}) asks for {widening} beyond the active version's \

@@ -64,7 +64,7 @@ pub struct AddedVersion {
 /// Why the version store failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("plugin version store: {0}")]
-pub struct StoreError(pub String);
+pub struct VersionStoreError(pub String);
 
 /// Durable plugin versions, shared by every process using the same store. The runtime
 /// implements it on its database; [`MemoryVersionStore`] serves tests.
@@ -72,13 +72,18 @@ pub trait VersionStore: Send + Sync + 'static {
     /// Stores `new` as the next version of its plugin, numbering it inside the store's own
     /// transaction, unless the same bytes already are a version of that plugin (then that
     /// version is returned). A number already taken is an error, never an overwrite.
-    fn add_version(&self, new: &NewVersion<'_>) -> Result<AddedVersion, StoreError>;
+    fn add_version(&self, new: &NewVersion<'_>) -> Result<AddedVersion, VersionStoreError>;
     /// Records that `version` of `name` is active since `since` (and no other version is).
-    fn set_active(&self, name: &str, version: u32, since: SystemTime) -> Result<(), StoreError>;
+    fn set_active(
+        &self,
+        name: &str,
+        version: u32,
+        since: SystemTime,
+    ) -> Result<(), VersionStoreError>;
     /// Every stored version without its bytes, by name and version.
-    fn versions(&self) -> Result<Vec<StoredVersion>, StoreError>;
+    fn versions(&self) -> Result<Vec<StoredVersion>, VersionStoreError>;
     /// The bytes of `version` of `name`, if stored.
-    fn wasm(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError>;
+    fn wasm(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, VersionStoreError>;
 }
 
 /// A [`VersionStore`] in memory.
@@ -88,7 +93,7 @@ pub struct MemoryVersionStore {
 }
 
 impl VersionStore for MemoryVersionStore {
-    fn add_version(&self, new: &NewVersion<'_>) -> Result<AddedVersion, StoreError> {
+    fn add_version(&self, new: &NewVersion<'_>) -> Result<AddedVersion, VersionStoreError> {
         let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         let same_name = || versions.iter().filter(|(v, _)| v.record.name == new.name);
         if let Some((v, _)) = same_name().find(|(v, _)| v.record.sha256 == new.sha256) {
@@ -121,7 +126,12 @@ impl VersionStore for MemoryVersionStore {
         })
     }
 
-    fn set_active(&self, name: &str, version: u32, since: SystemTime) -> Result<(), StoreError> {
+    fn set_active(
+        &self,
+        name: &str,
+        version: u32,
+        since: SystemTime,
+    ) -> Result<(), VersionStoreError> {
         let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         for (v, _) in versions.iter_mut().filter(|(v, _)| v.record.name == name) {
             v.active_since = (v.record.version == version).then_some(since);
@@ -129,12 +139,12 @@ impl VersionStore for MemoryVersionStore {
         Ok(())
     }
 
-    fn versions(&self) -> Result<Vec<StoredVersion>, StoreError> {
+    fn versions(&self) -> Result<Vec<StoredVersion>, VersionStoreError> {
         let versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         Ok(versions.iter().map(|(v, _)| v.clone()).collect())
     }
 
-    fn wasm(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError> {
+    fn wasm(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, VersionStoreError> {
         let versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
         Ok(versions
             .iter()
