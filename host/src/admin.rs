@@ -74,7 +74,14 @@ impl IntoResponse for AppError {
                 json!({"error": "invalid input", "fields": fields}),
             ),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
-            AppError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": m})),
+            AppError::NotConnected(m) | AppError::OtherOrg(m) => {
+                (StatusCode::CONFLICT, json!({"error": m}))
+            }
+            AppError::Unsupported(m) => (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": m})),
+            AppError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": self.to_string()}),
+            ),
             AppError::AlreadyRunning(_) => {
                 (StatusCode::CONFLICT, json!({"error": self.to_string()}))
             }

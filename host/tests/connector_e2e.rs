@@ -538,7 +538,7 @@ async fn revoked_refresh_token_needs_reauthorization_and_keeps_data() {
     // Further pulls are refused without asking Salesforce.
     assert!(matches!(
         sluice::runner::run_pull(&app, &b, PullOptions::default()).await,
-        Err(AppError::Conflict(_))
+        Err(AppError::NotConnected(_))
     ));
     assert_eq!(token_requests(&stats(&emu).await), t2);
     assert_eq!(snapshot(&app, &a), snap_a, "data and checkpoints intact");

@@ -285,7 +285,10 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         1,
         "exactly one token request after the revocation"
     );
-    assert!(matches!(app.test(&id).await, Err(AppError::Conflict(_))));
+    assert!(matches!(
+        app.test(&id).await,
+        Err(AppError::NotConnected(_))
+    ));
 
     // Re-generate: same integration, data and checkpoint kept.
     connect(&app, &id).await;
@@ -555,7 +558,7 @@ async fn a_revoked_token_stops_the_pull_after_one_token_request() {
     // Pulls stop until a person re-connects; then the data and checkpoints are still there.
     assert!(matches!(
         sluice::runner::run_pull(&app, &id, Default::default()).await,
-        Err(AppError::Conflict(_))
+        Err(AppError::NotConnected(_))
     ));
     let kept = app.store.record_counts(&id).unwrap();
     connect(&app, &id).await;

@@ -451,7 +451,7 @@ async fn a_grant_from_another_org_is_refused_and_revoked() {
         .unwrap();
     let callback = support::runtime::approve(start.url.as_str()).await;
     let err = app.complete_authorization(callback).await.unwrap_err();
-    let AppError::Conflict(message) = &err else {
+    let AppError::OtherOrg(message) = &err else {
         panic!("expected a conflict, got {err:?}");
     };
     let first_org =
@@ -494,7 +494,7 @@ async fn inactive_user_and_org_are_final_without_a_retry_loop() {
         assert!(app.tokens.health_check(&id).await.is_err());
         assert!(matches!(
             sluice::runner::run_pull(&app, &id, PullOptions::default()).await,
-            Err(AppError::Conflict(_))
+            Err(AppError::NotConnected(_))
         ));
         assert_eq!(
             count(&stats(&emu).await, "refresh_failures") - failures,

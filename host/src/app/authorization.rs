@@ -128,7 +128,7 @@ impl App {
             if let Some(revocation) = self.revocation(id, &unwanted).await {
                 revocation.run(self, id).await;
             }
-            return Err(AppError::Conflict(message));
+            return Err(AppError::OtherOrg(message));
         }
         let kept = |old: &crate::secrets::Secret, new: &Option<crate::secrets::Secret>| {
             new.as_ref().is_some_and(|n| n.expose() == old.expose())
@@ -150,7 +150,7 @@ impl App {
     pub async fn connect_client_credentials(&self, id: &str) -> Result<Integration, AppError> {
         let (plan, rules) = self.plan(id).await?;
         if !plan.client_credentials_supported {
-            return Err(AppError::Conflict(
+            return Err(AppError::Unsupported(
                 "this connector's plan does not support the client-credentials grant for these \
                  settings (Salesforce needs the org's My Domain as --domain)"
                     .into(),

@@ -29,9 +29,18 @@ pub enum AppError {
     /// No such integration or plugin (HTTP 404).
     #[error("{0}")]
     NotFound(String),
-    /// The operation does not fit the current state (HTTP 409).
+    /// The integration has no usable credentials: a person must connect it (HTTP 409).
     #[error("{0}")]
-    Conflict(String),
+    NotConnected(String),
+    /// A grant came from another org than the integration's first (HTTP 409).
+    #[error("{0}")]
+    OtherOrg(String),
+    /// The connector does not support what was asked for these settings (HTTP 422).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The host itself failed, not the request (HTTP 500).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A pull of this integration is already running (HTTP 409).
     #[error("a pull of integration {0} is already running")]
     AlreadyRunning(String),

@@ -15,12 +15,12 @@ impl App {
         let integration = self.store.integration(id)?;
         match integration.state {
             IntegrationState::PendingAuthorization => {
-                return Err(AppError::Conflict(format!(
+                return Err(AppError::NotConnected(format!(
                     "integration {id} is not connected yet: run `sluice connect {id}`"
                 )));
             }
             IntegrationState::NeedsReauthorization => {
-                return Err(AppError::Conflict(format!(
+                return Err(AppError::NotConnected(format!(
                     "integration {id} needs re-authorization ({}): run `sluice connect {id}`",
                     integration
                         .state_reason
@@ -31,7 +31,7 @@ impl App {
             IntegrationState::Active => {}
         }
         let tokens = self.store.tokens(id)?.ok_or_else(|| {
-            AppError::Conflict(format!(
+            AppError::NotConnected(format!(
                 "integration {id} has no tokens: run `sluice connect {id}`"
             ))
         })?;

@@ -166,7 +166,7 @@ impl<T> PageCommits<T> {
         let result = task.await;
         self.waited += started.elapsed();
         self.committing += result
-            .map_err(|e| AppError::Conflict(format!("the page commit task failed: {e}")))??;
+            .map_err(|e| AppError::Internal(format!("the page commit task failed: {e}")))??;
         Ok(Some(tag))
     }
 
