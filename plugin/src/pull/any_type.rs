@@ -7,7 +7,7 @@
 //! the text: REST's numbers and booleans become JSON strings of the same text, and a record
 //! read by REST is stored exactly as the same record read through Bulk.
 
-use super::chunks::ordered_fields;
+use super::chunks::{ordered_fields, rewrite_members};
 use crate::describe::Describe;
 
 /// The object's `anyType` fields.
@@ -32,27 +32,15 @@ pub(super) fn text_form(json: String, fields: &[String]) -> Result<String, Strin
     if !members.iter().any(|(n, v)| typed(n, v.get())) {
         return Ok(json);
     }
-    let mut out = String::with_capacity(json.len() + 16);
-    out.push('{');
-    for (i, (name, value)) in members.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    rewrite_members(&json, |name, raw| match raw.as_bytes().first() {
+        Some(b'[' | b'{') if typed(name, raw) => {
+            Err(format!("{name} holds a list or an object: {raw}"))
         }
-        out.push_str(&serde_json::to_string(name).expect("a string serialises"));
-        out.push(':');
-        let raw = value.get();
-        match raw.as_bytes().first() {
-            Some(b'[' | b'{') if typed(name, raw) => {
-                return Err(format!("{name} holds a list or an object: {raw}"));
-            }
-            _ if typed(name, raw) => {
-                out.push_str(&serde_json::to_string(raw).expect("a string serialises"))
-            }
-            _ => out.push_str(raw),
-        }
-    }
-    out.push('}');
-    Ok(out)
+        _ if typed(name, raw) => Ok(Some(
+            serde_json::to_string(raw).expect("a string serialises"),
+        )),
+        _ => Ok(None),
+    })
 }
 
 #[cfg(test)]

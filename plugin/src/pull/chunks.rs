@@ -175,6 +175,30 @@ pub(super) fn ordered_fields(json: &str) -> Result<Members, serde_json::Error> {
     (&mut de).deserialize_map(InOrder)
 }
 
+/// `json` (an object) with each member for which `replace(name, raw value)` gives new raw JSON
+/// replaced by it; the other members, their text and their order stay as they are.
+pub(super) fn rewrite_members(
+    json: &str,
+    mut replace: impl FnMut(&str, &str) -> Result<Option<String>, String>,
+) -> Result<String, String> {
+    let members = ordered_fields(json).map_err(|e| format!("unreadable record: {e}"))?;
+    let mut out = String::with_capacity(json.len() + 16);
+    out.push('{');
+    for (i, (name, value)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(name).expect("a string serialises"));
+        out.push(':');
+        match replace(name, value.get())? {
+            Some(new) => out.push_str(&new),
+            None => out.push_str(value.get()),
+        }
+    }
+    out.push('}');
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::ordered_fields;

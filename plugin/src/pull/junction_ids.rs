@@ -13,7 +13,7 @@
 //! is refused with the field's name, so an org writing another form fails the stream
 //! instead of storing a value the REST path would never store.
 
-use super::chunks::ordered_fields;
+use super::chunks::rewrite_members;
 use crate::describe::Describe;
 
 /// What joins the Ids of a `junctionidlist` value in Bulk CSV results.
@@ -55,24 +55,13 @@ pub(super) fn stored_form(json: String, fields: &[String]) -> Result<String, Str
     if fields.is_empty() {
         return Ok(json);
     }
-    let members = ordered_fields(&json).map_err(|e| format!("unreadable record: {e}"))?;
-    let mut out = String::with_capacity(json.len());
-    out.push('{');
-    for (i, (name, value)) in members.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&serde_json::to_string(name).expect("a string serialises"));
-        out.push(':');
-        let raw = value.get();
+    rewrite_members(&json, |name, raw| {
         if fields.iter().any(|f| f == name) {
-            out.push_str(&id_list(name, raw)?);
+            id_list(name, raw).map(Some)
         } else {
-            out.push_str(raw);
+            Ok(None)
         }
-    }
-    out.push('}');
-    Ok(out)
+    })
 }
 
 /// One REST `junctionidlist` value in the stored form.
