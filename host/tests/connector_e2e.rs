@@ -253,6 +253,39 @@ async fn wait_covered(lag_s: u64) {
     tokio::time::sleep(Duration::from_millis(until - now)).await;
 }
 
+/// Pulls `object` twice, one integration reading it through Bulk (one job) and one through
+/// REST; returns both stores after checking each against the ground truth.
+async fn through_bulk_and_rest(
+    app: &Arc<App>,
+    emu: &Emulator,
+    capability: &str,
+    object: &str,
+) -> (Stored, Stored) {
+    let objects = ("objects", object);
+    let bulk_id = integration(
+        app,
+        input(emu, capability, &[objects, ("bulk-threshold", "100")]),
+    )
+    .await;
+    let rest_id = integration(
+        app,
+        input(emu, capability, &[objects, ("bulk-threshold", "0")]),
+    )
+    .await;
+    let jobs_before = stats(emu).await["bulk_jobs_created"].as_u64().unwrap();
+    pull_ok(app, &bulk_id).await;
+    pull_ok(app, &rest_id).await;
+    let jobs = stats(emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before;
+    assert_eq!(
+        jobs, 1,
+        "one path read through Bulk, the other through REST"
+    );
+    (
+        assert_equal(app, emu, &bulk_id, object).await,
+        assert_equal(app, emu, &rest_id, object).await,
+    )
+}
+
 /// Adds `n` formula (calculated) number fields to Case; returns their names.
 async fn add_formula_fields(emu: &Emulator, n: usize) -> Vec<String> {
     let formulas: Vec<String> = (0..n).map(|i| format!("Formula_{i:02}__c")).collect();
@@ -1050,28 +1083,7 @@ async fn any_type_values_are_stored_alike_through_rest_and_bulk() {
         })
         .collect();
     op(&emu, json!({ "ops": ops })).await;
-    let objects = ("objects", "CaseHistory");
-    let bulk_id = integration(
-        &app,
-        input(&emu, "helpdesk", &[objects, ("bulk-threshold", "100")]),
-    )
-    .await;
-    let rest_id = integration(
-        &app,
-        input(&emu, "helpdesk", &[objects, ("bulk-threshold", "0")]),
-    )
-    .await;
-    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
-    pull_ok(&app, &bulk_id).await;
-    pull_ok(&app, &rest_id).await;
-    let jobs = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before;
-    assert_eq!(
-        jobs, 1,
-        "one path read through Bulk, the other through REST"
-    );
-
-    let from_bulk = assert_equal(&app, &emu, &bulk_id, "CaseHistory").await;
-    let from_rest = assert_equal(&app, &emu, &rest_id, "CaseHistory").await;
+    let (from_bulk, from_rest) = through_bulk_and_rest(&app, &emu, "helpdesk", "CaseHistory").await;
     let any_type = ["OldValue", "NewValue"];
     let truth: BTreeMap<String, Map<String, Value>> = truth_rows(&emu, "CaseHistory")
         .await
@@ -1149,28 +1161,7 @@ async fn junction_id_lists_are_stored_alike_through_rest_and_bulk() {
     let emu = emulator(Dataset::Empty).await;
     let app = app(&emu).await;
     insert_shared_tasks(&emu).await;
-    let objects = ("objects", "Task");
-    let bulk_id = integration(
-        &app,
-        input(&emu, "crm", &[objects, ("bulk-threshold", "100")]),
-    )
-    .await;
-    let rest_id = integration(
-        &app,
-        input(&emu, "crm", &[objects, ("bulk-threshold", "0")]),
-    )
-    .await;
-    let jobs_before = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap();
-    pull_ok(&app, &bulk_id).await;
-    pull_ok(&app, &rest_id).await;
-    let jobs = stats(&emu).await["bulk_jobs_created"].as_u64().unwrap() - jobs_before;
-    assert_eq!(
-        jobs, 1,
-        "one path read through Bulk, the other through REST"
-    );
-
-    let from_bulk = assert_equal(&app, &emu, &bulk_id, "Task").await;
-    let from_rest = assert_equal(&app, &emu, &rest_id, "Task").await;
+    let (from_bulk, from_rest) = through_bulk_and_rest(&app, &emu, "crm", "Task").await;
     let truth: BTreeMap<String, Map<String, Value>> = truth_rows(&emu, "Task")
         .await
         .iter()
