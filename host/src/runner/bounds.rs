@@ -76,6 +76,18 @@ impl std::fmt::Display for RunBound {
     }
 }
 
+/// Why a page must be refused before anything of it commits: more rows than asked for, or a
+/// row the store cannot apply.
+pub(super) fn refused_page(rows: &[Row], max_records: u32) -> Option<RunBound> {
+    if rows.len() > max_records as usize {
+        return Some(RunBound::OversizedPage {
+            rows: rows.len(),
+            max_records,
+        });
+    }
+    malformed_row(rows)
+}
+
 /// The first row of a page that the store could not apply: a merge must be a JSON object.
 pub(super) fn malformed_row(rows: &[Row]) -> Option<RunBound> {
     rows.iter()

@@ -27,7 +27,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::app::{App, AppError, RunClaim};
-use crate::engine::wit::types::{FailureKind, Operation, PullRequest, Row, Session, StreamStatus};
+use crate::engine::wit::types::{
+    Failure, FailureKind, Operation, PullRequest, Row, Session, StreamStatus,
+};
 use crate::engine::{CallContext, KeySource, LoadedPlugin};
 use crate::store::{CheckpointState, IntegrationState, RunState, Store, StoreError};
 
@@ -35,8 +37,10 @@ mod bounds;
 mod commits;
 mod outcome;
 
+#[cfg(test)]
+use bounds::malformed_row;
 pub use bounds::{RunBound, RunLimits};
-use bounds::{capped_retry_after, cross, malformed_row};
+use bounds::{capped_retry_after, cross, refused_page};
 use commits::PageDone;
 pub use commits::{PageCommit, PageCommits};
 pub use outcome::{FailureInfo, RunStatus, RunSummary, StreamOutcome, StreamResult, kind_label};
@@ -233,31 +237,14 @@ pub async fn run_claimed(
             let page = match app.engine.pull(&plugin, &ctx, &session, &request).await {
                 Ok(Ok(page)) => page,
                 Ok(Err(failure)) => {
-                    let kind = kind_label(failure.kind);
-                    tracing::warn!(integration = id, run = %run_id, stream, kind, message = %failure.message, "stream failed");
-                    outcome.status = StreamResult::Failed;
-                    outcome.failure = Some(FailureInfo {
-                        kind: kind.into(),
-                        message: failure.message.clone(),
-                        retry_after_s: failure.retry_after_s,
-                    });
-                    match failure.kind {
-                        FailureKind::ReauthorizationRequired => {
-                            status = RunStatus::NeedsReauthorization;
-                            mark_needs_reauthorization(&app.store, id, &failure.message)?;
-                        }
-                        FailureKind::RateLimited => {
-                            status = RunStatus::RateLimited;
-                            retry_after_s = failure
-                                .retry_after_s
-                                .map(|asked| capped_retry_after(asked, bounds, &mut outcome));
-                            if let Some(info) = &mut outcome.failure {
-                                info.retry_after_s = retry_after_s;
-                            }
-                        }
-                        _ => status = RunStatus::Failed,
-                    }
-                    run_error = Some(format!("{stream}: {kind}: {}", failure.message));
+                    tracing::warn!(integration = id, run = %run_id, stream, kind = kind_label(failure.kind), message = %failure.message, "stream failed");
+                    (status, retry_after_s) =
+                        stream_failed(app, id, &failure, bounds, &mut outcome)?;
+                    run_error = Some(format!(
+                        "{stream}: {}: {}",
+                        kind_label(failure.kind),
+                        failure.message
+                    ));
                     break;
                 }
                 Err(e) => {
@@ -269,16 +256,7 @@ pub async fn run_claimed(
                     break;
                 }
             };
-            if page.rows.len() > page_records as usize {
-                let bound = RunBound::OversizedPage {
-                    rows: page.rows.len(),
-                    max_records: page_records,
-                };
-                cross(&mut outcome, bound, &mut run_error);
-                status = RunStatus::Failed;
-                break;
-            }
-            if let Some(bound) = malformed_row(&page.rows) {
+            if let Some(bound) = refused_page(&page.rows, page_records) {
                 cross(&mut outcome, bound, &mut run_error);
                 status = RunStatus::Failed;
                 break;
@@ -389,6 +367,39 @@ async fn swapped_plugin(
     }
     let (plugin, session, ctx, _) = app.session(id, Some(run_id)).await?;
     Ok(Some((plugin, session, ctx)))
+}
+
+/// Records a connector's failure on the stream's outcome and marks the integration when a
+/// person must connect it again; returns the run's status and the pause before a retry.
+fn stream_failed(
+    app: &App,
+    id: &str,
+    failure: &Failure,
+    bounds: &RunLimits,
+    outcome: &mut StreamOutcome,
+) -> Result<(RunStatus, Option<u32>), AppError> {
+    outcome.status = StreamResult::Failed;
+    outcome.failure = Some(FailureInfo {
+        kind: kind_label(failure.kind).into(),
+        message: failure.message.clone(),
+        retry_after_s: failure.retry_after_s,
+    });
+    Ok(match failure.kind {
+        FailureKind::ReauthorizationRequired => {
+            mark_needs_reauthorization(&app.store, id, &failure.message)?;
+            (RunStatus::NeedsReauthorization, None)
+        }
+        FailureKind::RateLimited => {
+            let pause = failure
+                .retry_after_s
+                .map(|asked| capped_retry_after(asked, bounds, outcome));
+            if let Some(info) = &mut outcome.failure {
+                info.retry_after_s = pause;
+            }
+            (RunStatus::RateLimited, pause)
+        }
+        _ => (RunStatus::Failed, None),
+    })
 }
 
 /// Marks the integration as needing a new login. When the host's own token refresh already
