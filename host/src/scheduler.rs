@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::engine::backoff::{Backoff, spread};
 use crate::runner::{DEFAULT_RATE_LIMIT_PAUSE, PullOptions, RunStatus};
 use crate::store::IntegrationState;
 
@@ -80,23 +81,14 @@ struct Entry {
     failures: u32,
 }
 
-/// A random fraction in [0, 1).
-fn unit_random() -> f64 {
-    use chacha20poly1305::aead::rand_core::RngCore;
-    (chacha20poly1305::aead::OsRng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// `d` ± `fraction` of itself.
-fn jittered(d: Duration, fraction: f64) -> Duration {
-    d.mul_f64(1.0 + fraction * (2.0 * unit_random() - 1.0))
-}
-
 /// The delay after `failures` consecutive failures.
 pub fn backoff(config: &SchedulerConfig, interval: Duration, failures: u32) -> Duration {
-    let exp = config
-        .backoff_base
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
-    exp.min(config.backoff_max)
+    let backoff = Backoff {
+        base: config.backoff_base,
+        max: config.backoff_max,
+    };
+    backoff
+        .ceiling(failures.saturating_sub(1))
         .max(interval.min(config.backoff_max))
 }
 
@@ -133,8 +125,8 @@ pub async fn run(
             for i in &integrations {
                 let interval = Duration::from_secs(i.interval_s.max(1));
                 let entry = entries.entry(i.id.clone()).or_insert_with(|| Entry {
-                    next_due: now + interval.mul_f64(unit_random()),
-                    next_health: now + jittered(config.health_check_every, 0.1),
+                    next_due: now + interval.mul_f64(fastrand::f64()),
+                    next_health: now + spread(config.health_check_every, 0.1),
                     failures: 0,
                 });
                 if i.state != IntegrationState::Active {
@@ -185,7 +177,7 @@ pub async fn run(
                         stats.health_checks_skipped.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Some(entry) = entries.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
-                        entry.next_health = Instant::now() + jittered(config.health_check_every, 0.1);
+                        entry.next_health = Instant::now() + spread(config.health_check_every, 0.1);
                     }
                 } else {
                     let now_running = stats.running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -207,7 +199,7 @@ pub async fn run(
                     let next = match &result {
                         Ok(s) if s.status == RunStatus::Succeeded => {
                             stats.runs_succeeded.fetch_add(1, Ordering::Relaxed);
-                            Ok(jittered(interval, 0.1))
+                            Ok(spread(interval, 0.1))
                         }
                         Ok(s) if s.status == RunStatus::RateLimited => Ok(s
                             .retry_after_s
@@ -234,7 +226,7 @@ pub async fn run(
                             Err(()) => {
                                 stats.runs_failed.fetch_add(1, Ordering::Relaxed);
                                 entry.failures += 1;
-                                let delay = jittered(backoff(&config, interval, entry.failures), 0.1);
+                                let delay = spread(backoff(&config, interval, entry.failures), 0.1);
                                 tracing::info!(integration = %id, failures = entry.failures, delay_s = delay.as_secs(), "backing off");
                                 entry.next_due = Instant::now() + delay;
                             }
@@ -274,13 +266,5 @@ mod tests {
             backoff(&c, Duration::from_secs(900), 1),
             Duration::from_secs(900)
         );
-    }
-
-    #[test]
-    fn jitter_stays_within_bounds() {
-        for _ in 0..1000 {
-            let d = jittered(Duration::from_secs(100), 0.1);
-            assert!(d >= Duration::from_secs(90) && d <= Duration::from_secs(110));
-        }
     }
 }

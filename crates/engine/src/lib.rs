@@ -17,6 +17,7 @@
 //! - [`cache`]: host-authenticated `.cwasm` compile cache. [`registry`]: versions, canary,
 //!   atomic hot swap, rollback, the plugins-directory watcher. [`metrics`]: counters.
 
+pub mod backoff;
 pub mod bindings;
 pub mod budget;
 pub mod cache;

@@ -23,7 +23,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,7 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
+use super::backoff::Backoff;
 use super::budget::{BodyRefused, BufferBudget, collect_body};
 use super::credentials::{AccessToken, CredentialError, CredentialProvider};
 use super::metrics::EngineMetrics;
@@ -107,40 +107,12 @@ impl RetryPolicy {
     /// The delay before retry number `retry` (0-based): `base * 2^retry`, capped, with the
     /// upper half jittered ("equal jitter").
     pub fn delay(&self, retry: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32.checked_shl(retry.min(16)).unwrap_or(u32::MAX))
-            .min(self.max_delay);
-        let half = exp / 2;
-        let jitter_nanos = half.as_nanos() as u64;
-        let jitter = if jitter_nanos == 0 {
-            0
-        } else {
-            next_random() % (jitter_nanos + 1)
-        };
-        half + Duration::from_nanos(jitter)
+        Backoff {
+            base: self.base_delay,
+            max: self.max_delay,
+        }
+        .jittered(retry)
     }
-}
-
-/// A small non-cryptographic generator for jitter (splitmix64 over a shared counter).
-fn next_random() -> u64 {
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    static SEED: OnceLock<u64> = OnceLock::new();
-    let seed = *SEED.get_or_init(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        t ^ (std::process::id() as u64).rotate_left(32)
-    });
-    let mut z = seed.wrapping_add(
-        STATE
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Identifies a call in denial logs.

@@ -27,6 +27,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::app::{App, AppError, RunClaim};
+use crate::engine::backoff::Backoff;
 use crate::engine::wit::types::{
     Failure, FailureKind, Operation, PullRequest, Row, Session, StreamStatus,
 };
@@ -47,10 +48,12 @@ pub use outcome::{FailureInfo, RunStatus, RunSummary, StreamOutcome, StreamResul
 
 /// The default page size asked of the connector.
 pub const DEFAULT_PAGE_RECORDS: u32 = 2000;
-/// The first wait after a partial page with no rows (the provider is preparing data).
-const IDLE_WAIT_MIN: Duration = Duration::from_millis(200);
-/// The longest wait between such calls.
-const IDLE_WAIT_MAX: Duration = Duration::from_secs(30);
+/// The waits after partial pages with no rows (the provider is preparing data): from 200 ms,
+/// doubling, up to 30 s.
+const IDLE_WAIT: Backoff = Backoff {
+    base: Duration::from_millis(200),
+    max: Duration::from_secs(30),
+};
 
 /// What a caller watches while a run goes on.
 #[derive(Debug, Clone)]
@@ -188,7 +191,6 @@ pub async fn run_claimed(
             outcomes.push(outcome);
             continue;
         }
-        let mut idle_wait = IDLE_WAIT_MIN;
         let mut idle_pages = 0u32;
         // The first page starts from the committed checkpoint; each later one from the
         // checkpoint the page before it returned, which commits while this one is pulled.
@@ -298,13 +300,12 @@ pub async fn run_claimed(
                         break;
                     }
                     // The connector waits on the provider; don't spend API calls polling hot.
-                    tracing::debug!(integration = id, run = %run_id, stream, wait_ms = idle_wait.as_millis() as u64, "connector is waiting on the provider");
-                    wait_or_stop(idle_wait, opts.stop.clone()).await;
-                    idle_wait = (idle_wait * 2).min(IDLE_WAIT_MAX);
+                    let wait = IDLE_WAIT.ceiling(idle_pages - 1);
+                    tracing::debug!(integration = id, run = %run_id, stream, wait_ms = wait.as_millis() as u64, "connector is waiting on the provider");
+                    wait_or_stop(wait, opts.stop.clone()).await;
                     continue;
                 }
                 StreamStatus::Partial => {
-                    idle_wait = IDLE_WAIT_MIN;
                     idle_pages = 0;
                     continue;
                 }
