@@ -189,6 +189,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     // The emulator speaks plain http on loopback: approve exactly its origin.
     config.allow_insecure_loopback = true;
     config.extra_origins = vec![sluice::engine::policy::parse_extra_origin(&emulator.url)?];
+    config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
     let app = App::open(config).await?;
     let add = |name: &str| {
         let app = app.clone();
@@ -756,7 +757,9 @@ async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> anyhow::Res
 /// The child: one host (store, engine, registry, scheduler) with 10,000 integrations, idle
 /// between runs. Prints VmRSS in MiB.
 async fn idle_child(dir: &Path) -> anyhow::Result<f64> {
-    let app = App::open(AppConfig::new(dir.to_path_buf())).await?;
+    let mut config = AppConfig::new(dir.to_path_buf());
+    config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
+    let app = App::open(config).await?;
     for i in 0..IDLE_INTEGRATIONS {
         app.add_integration(IntegrationInput {
             name: Some(format!("idle {i}")),

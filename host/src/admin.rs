@@ -66,9 +66,26 @@ impl AdminState {
     }
 }
 
-impl IntoResponse for AppError {
+/// An [`AppError`] as the admin API answers it: each kind maps to one HTTP status.
+#[derive(Debug)]
+pub struct ApiError(AppError);
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match &self {
+        let error = self.0;
+        let (status, body) = match &error {
             AppError::Invalid(fields) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": "invalid input", "fields": fields}),
@@ -80,10 +97,10 @@ impl IntoResponse for AppError {
             AppError::Unsupported(m) => (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": m})),
             AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": self.to_string()}),
+                json!({"error": error.to_string()}),
             ),
             AppError::AlreadyRunning(_) => {
-                (StatusCode::CONFLICT, json!({"error": self.to_string()}))
+                (StatusCode::CONFLICT, json!({"error": error.to_string()}))
             }
             AppError::BadCallback(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
             AppError::OAuth(e) => (
@@ -182,7 +199,7 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-async fn list(State(s): State<AdminState>) -> Result<Response, AppError> {
+async fn list(State(s): State<AdminState>) -> Result<Response, ApiError> {
     let rows = crate::views::list_rows(&s.app)?;
     Ok(Json(rows).into_response())
 }
@@ -252,13 +269,13 @@ fn parse_body(body: &[u8]) -> Result<IntegrationBody, AppError> {
     })
 }
 
-async fn add(State(s): State<AdminState>, body: axum::body::Bytes) -> Result<Response, AppError> {
+async fn add(State(s): State<AdminState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let body = parse_body(&body)?;
     let v = s.app.add_integration(body.into_input()?).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn show(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn show(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let v = crate::views::integration_view(&s.app, &id).await?;
     Ok(Json(v).into_response())
 }
@@ -267,18 +284,18 @@ async fn edit(
     State(s): State<AdminState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Response, AppError> {
+) -> Result<Response, ApiError> {
     let body = parse_body(&body)?;
     let v = s.app.edit_integration(&id, body.into_input()?).await?;
     Ok(Json(v).into_response())
 }
 
-async fn delete(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn delete(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     s.app.delete_integration(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn test(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn test(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let report = s.app.test(&id).await?;
     Ok(Json(crate::views::TestView::from(&report)).into_response())
 }
@@ -293,7 +310,7 @@ async fn pull(
     State(s): State<AdminState>,
     Path(id): Path<String>,
     Query(q): Query<PullQuery>,
-) -> Result<Response, AppError> {
+) -> Result<Response, ApiError> {
     // Claimed before answering, so a second request while a run is going on gets 409.
     let claim = crate::runner::claim(&s.app, &id)?;
     let app = s.app.clone();
@@ -316,7 +333,7 @@ async fn pull(
         .into_response())
 }
 
-async fn runs(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn runs(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     s.app.store.integration(&id)?;
     Ok(Json(s.app.runs(&id, 50)?).into_response())
 }
@@ -336,19 +353,19 @@ async fn records(
     State(s): State<AdminState>,
     Path(id): Path<String>,
     Query(q): Query<RecordsQuery>,
-) -> Result<Response, AppError> {
+) -> Result<Response, ApiError> {
     s.app.store.integration(&id)?;
     let limit = q.limit.unwrap_or(1000).min(10_000);
     let after = match (&q.after_stream, &q.after_key) {
         (Some(stream), Some(key)) => Some((stream.as_str(), key.as_str())),
         (None, None) => None,
         _ => {
-            return Err(AppError::Invalid(vec![crate::app::FieldIssue {
+            return Err(ApiError(AppError::Invalid(vec![crate::app::FieldIssue {
                 field: "after_stream".into(),
                 message:
                     "after_stream and after_key go together (the last record's stream and key)"
                         .into(),
-            }]));
+            }])));
         }
     };
     let page = s
@@ -369,7 +386,7 @@ async fn records(
 async fn authorize(
     State(s): State<AdminState>,
     Path(id): Path<String>,
-) -> Result<Response, AppError> {
+) -> Result<Response, ApiError> {
     let redirect = format!("{}/oauth/callback", s.public_url.trim_end_matches('/'));
     let start = s.app.begin_authorization(&id, &redirect).await?;
     Ok(
@@ -431,7 +448,7 @@ async fn install_plugin(
     Path(name): Path<String>,
     axum::extract::Query(query): axum::extract::Query<InstallQuery>,
     body: axum::body::Bytes,
-) -> Result<Response, AppError> {
+) -> Result<Response, ApiError> {
     let approval = if query.approve_hosts {
         crate::engine::registry::HostApproval::Approved
     } else {
@@ -441,7 +458,8 @@ async fn install_plugin(
         .app
         .registry
         .install_with_approval(&name, &body, true, approval)
-        .await?;
+        .await
+        .map_err(AppError::from)?;
     Ok((
         StatusCode::CREATED,
         Json(

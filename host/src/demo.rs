@@ -45,6 +45,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     let mut config = AppConfig::new(data_dir.clone());
     // The emulator speaks plain http on loopback: the operator approves its exact origin.
     config.allow_insecure_loopback = true;
+    config.bundled_connector = Some(crate::SALESFORCE_COMPONENT);
     config.extra_origins = vec![crate::engine::policy::parse_extra_origin(&emulator.url)?];
     let app = App::open(config).await?;
     outln!("  data directory: {}", data_dir.display())?;

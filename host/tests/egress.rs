@@ -40,6 +40,7 @@ async fn hostile_app(tag: &str, approved: &[&str]) -> Arc<App> {
         approve_emulator(&mut config, url);
     }
     config.host_client = Default::default();
+    config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
     let app = App::open(config).await.expect("app opens");
     app.registry
         .install_with_approval("salesforce", hostile(), false, HostApproval::Approved)

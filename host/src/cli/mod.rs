@@ -427,6 +427,7 @@ fn config(cli: &Cli) -> AppConfig {
     let mut config = AppConfig::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
     config.allow_insecure_loopback = cli.allow_insecure_loopback;
     config.extra_origins = cli.extra_origins.clone();
+    config.bundled_connector = Some(crate::SALESFORCE_COMPONENT);
     config
 }
 

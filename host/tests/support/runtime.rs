@@ -9,7 +9,8 @@ use sluice::oauth::Callback;
 
 /// Opens an app; with `SLUICE_TEST_COMPONENT` set, that build of the connector is installed
 /// and runs instead of the embedded one (e.g. a newer one).
-pub async fn open_app(config: AppConfig) -> Arc<App> {
+pub async fn open_app(mut config: AppConfig) -> Arc<App> {
+    config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
     let app = App::open(config).await.expect("app opens");
     if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
         app.registry

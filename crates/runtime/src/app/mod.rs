@@ -65,6 +65,9 @@ pub struct AppConfig {
     pub limits: EngineLimits,
     /// Bounds of every pull run.
     pub runs: crate::runner::RunLimits,
+    /// The connector the binary ships, installed as [`DEFAULT_PLUGIN`] when its bytes are not
+    /// a stored version yet (trusted like the binary itself); none for a bare runtime.
+    pub bundled_connector: Option<&'static [u8]>,
 }
 
 impl AppConfig {
@@ -87,6 +90,7 @@ impl AppConfig {
             },
             limits: EngineLimits::default(),
             runs: crate::runner::RunLimits::default(),
+            bundled_connector: None,
         }
     }
 }
@@ -111,6 +115,30 @@ impl std::fmt::Debug for App {
         f.debug_struct("App")
             .field("data_dir", &self.config.data_dir)
             .finish_non_exhaustive()
+    }
+}
+
+/// Installs the connector the binary ships unless its bytes are a stored version already.
+async fn install_bundled(registry: &PluginRegistry, wasm: &'static [u8]) {
+    let sha = {
+        use sha2::Digest;
+        crate::engine::hex(&sha2::Sha256::digest(wasm))
+    };
+    let known = registry
+        .list(Some(DEFAULT_PLUGIN))
+        .iter()
+        .any(|v| v.record.sha256 == sha);
+    if known {
+        return;
+    }
+    // It ships with the binary, so it is trusted like the binary. Should it not load, an
+    // installed version (if any) keeps serving.
+    let installed = registry
+        .install_with_approval(DEFAULT_PLUGIN, wasm, false, HostApproval::Approved)
+        .await;
+    if let Err(e) = installed {
+        // Not fatal: `sluice plugin install` must stay usable to repair this.
+        tracing::warn!(error = %e, "the bundled connector does not load");
     }
 }
 
@@ -140,29 +168,8 @@ impl App {
         });
         let registry = PluginRegistry::new(engine.clone(), store.clone(), canary);
         registry.restore().await?;
-        let embedded_sha = {
-            use sha2::Digest;
-            crate::engine::hex(&sha2::Sha256::digest(crate::SALESFORCE_COMPONENT))
-        };
-        let known = registry
-            .list(Some(DEFAULT_PLUGIN))
-            .iter()
-            .any(|v| v.record.sha256 == embedded_sha);
-        if !known {
-            // The embedded connector ships with this binary: it is trusted like the binary.
-            // Should it not load, an installed version (if any) keeps serving.
-            if let Err(e) = registry
-                .install_with_approval(
-                    DEFAULT_PLUGIN,
-                    crate::SALESFORCE_COMPONENT,
-                    false,
-                    HostApproval::Approved,
-                )
-                .await
-            {
-                // Not fatal: `sluice plugin install` must stay usable to repair this.
-                tracing::warn!(error = %e, "the embedded connector does not load");
-            }
+        if let Some(wasm) = config.bundled_connector {
+            install_bundled(&registry, wasm).await;
         }
         Ok(Arc::new(Self {
             config,

@@ -1,0 +1,22 @@
+//! Sluice's runtime: the platform logic around the engine, with no front end.
+//!
+//! Connectors are WebAssembly components that implement the `sluice:connector` WIT contract
+//! (see `wit/connector.wit`); [`engine`] (the `sluice-engine` crate) runs them in a sandbox.
+//! This crate keeps state in SQLite ([`store`], secrets sealed by [`secrets`], lock files in
+//! [`locks`]), runs OAuth ([`oauth`], [`tokens`]), pulls ([`runner`], [`scheduler`]) and
+//! answers the operations every front end shares ([`app`], shown through [`views`]). It has no
+//! command line, no HTTP server and no embedded connector: the `sluice` crate adds those.
+
+pub use sluice_engine as engine;
+
+pub mod app;
+pub mod duration;
+pub mod locks;
+pub mod oauth;
+pub mod private_fs;
+pub mod runner;
+pub mod scheduler;
+pub mod secrets;
+pub mod store;
+pub mod tokens;
+pub mod views;
