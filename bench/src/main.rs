@@ -289,7 +289,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         "fetching the same query pages with a plain client...",
     );
     let token = app
-        .store
+        .store()
         .tokens(&native_id)?
         .context("tokens")?
         .access
@@ -387,7 +387,7 @@ async fn authorize(
         obtained_at_ms: sluice::store::now_ms(),
         generation: 0,
     };
-    app.store.put_grant(id, &tokens)?;
+    app.store().put_grant(id, &tokens)?;
     Ok(())
 }
 
@@ -481,8 +481,8 @@ fn native_pull(
     id: &str,
     handle: tokio::runtime::Handle,
 ) -> anyhow::Result<(u64, f64, Option<String>)> {
-    let integration = app.store.integration(id)?;
-    let tokens = app.store.tokens(id)?.context("tokens")?;
+    let integration = app.store().integration(id)?;
+    let tokens = app.store().tokens(id)?.context("tokens")?;
     let settings = pm::Settings {
         capability: pm::Capability::Helpdesk,
         environment: pm::Environment::Production,
@@ -512,10 +512,10 @@ fn native_pull(
         token: tokens.access.expose().to_string(),
         first_query: None,
         http_time: Duration::ZERO,
-        keys: app.store.keys_of(id),
+        keys: app.store().keys_of(id),
         stream: String::new(),
     };
-    let store = &app.store;
+    let store = app.store();
     let start = Instant::now();
     store.close_orphan_runs(id)?;
     store.clear_checkpoints(id)?;

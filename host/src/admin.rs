@@ -334,7 +334,7 @@ async fn pull(
 }
 
 async fn runs(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    s.app.store.integration(&id)?;
+    s.app.store().integration(&id)?;
     Ok(Json(s.app.runs(&id, 50)?).into_response())
 }
 
@@ -354,7 +354,7 @@ async fn records(
     Path(id): Path<String>,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Response, ApiError> {
-    s.app.store.integration(&id)?;
+    s.app.store().integration(&id)?;
     let limit = q.limit.unwrap_or(1000).min(10_000);
     let after = match (&q.after_stream, &q.after_key) {
         (Some(stream), Some(key)) => Some((stream.as_str(), key.as_str())),
@@ -368,10 +368,10 @@ async fn records(
             }])));
         }
     };
-    let page = s
-        .app
-        .store
-        .records_page(&id, q.stream.as_deref(), q.with_deleted, after, limit)?;
+    let page =
+        s.app
+            .store()
+            .records_page(&id, q.stream.as_deref(), q.with_deleted, after, limit)?;
     let out: Vec<_> = page
         .into_iter()
         .map(|r| {
@@ -423,7 +423,7 @@ async fn oauth_callback(State(s): State<AdminState>, RawQuery(query): RawQuery) 
 async fn plugins(State(s): State<AdminState>) -> Response {
     let list: Vec<_> = s
         .app
-        .registry
+        .registry()
         .list(None)
         .into_iter()
         .map(|v| {
@@ -456,7 +456,7 @@ async fn install_plugin(
     };
     let report = s
         .app
-        .registry
+        .registry()
         .install_with_approval(&name, &body, true, approval)
         .await
         .map_err(AppError::from)?;
@@ -474,7 +474,7 @@ async fn install_plugin(
 
 async fn metrics(State(s): State<AdminState>) -> Response {
     use std::fmt::Write;
-    let mut out = s.app.engine.metrics().render_prometheus();
+    let mut out = s.app.engine().metrics().render_prometheus();
     let st = &s.stats;
     let counters = [
         (
@@ -509,7 +509,7 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         "# HELP sluice_runs_running Pulls running now.\n# TYPE sluice_runs_running gauge\nsluice_runs_running {}",
         st.running.load(Ordering::Relaxed)
     );
-    if let Ok(list) = s.app.store.integrations() {
+    if let Ok(list) = s.app.store().integrations() {
         let _ = writeln!(
             out,
             "# HELP sluice_integrations Integrations by state.\n# TYPE sluice_integrations gauge"

@@ -98,9 +98,9 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
 
     outln!("\n== what landed ==")?;
     for id in &ids {
-        let integration = app.store.integration(id)?;
+        let integration = app.store().integration(id)?;
         outln!("{} ({id}):", integration.name)?;
-        let counts = app.store.record_counts(id)?;
+        let counts = app.store().record_counts(id)?;
         if counts.is_empty() {
             outln!("  (no records)")?;
         }
@@ -117,7 +117,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     if let Some(first) = ids.first() {
         outln!("\n== a token expiring ==")?;
         let before = app
-            .store
+            .store()
             .tokens(first)?
             .context("the demo integration has tokens")?;
         let expired = reqwest::Client::new()
@@ -132,20 +132,20 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         // replacement (one serialised refresh, stored before use) and retries.
         outln!("pulling again with the dead session...")?;
         let engine_refreshes =
-            || crate::engine::metrics::EngineMetrics::get(&app.engine.metrics().refreshes);
+            || crate::engine::metrics::EngineMetrics::get(&app.engine().metrics().refreshes);
         let refreshes_before = engine_refreshes();
         if let Err(e) = crate::cli::pull(&app, first, false, "demo", false).await {
             outln!("pull: FAILED {e:#}")?;
         }
-        let mut after = app.store.tokens(first)?.context("tokens")?;
+        let mut after = app.store().tokens(first)?.context("tokens")?;
         if after.generation == before.generation {
             // The pull made no call that needed the session: refresh as a 401 would.
-            app.tokens
+            app.tokens()
                 .provider(first)
                 .refresh(&AccessToken::new(before.access.expose()))
                 .await
                 .context("refreshing the expired token")?;
-            after = app.store.tokens(first)?.context("tokens")?;
+            after = app.store().tokens(first)?.context("tokens")?;
         }
         let how = if engine_refreshes() > refreshes_before {
             "on the 401 during the pull"
@@ -160,10 +160,10 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         )?;
 
         outln!("\n== a re-generated token ==")?;
-        let counts_before = app.store.record_counts(first)?;
+        let counts_before = app.store().record_counts(first)?;
         authorize(&app, &browser, first).await?;
-        let counts_after = app.store.record_counts(first)?;
-        let checkpoints = app.store.checkpoints(first)?.len();
+        let counts_after = app.store().record_counts(first)?;
+        let checkpoints = app.store().checkpoints(first)?.len();
         outln!(
             "re-generated: same integration {first}, records kept ({} streams before, {} after), {checkpoints} checkpoints kept",
             counts_before.len(),

@@ -59,10 +59,11 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         stats.clone(),
         stop_rx.clone(),
     ));
-    let _watcher = crate::engine::registry::watch_plugins_dir(app.registry.clone(), &plugins_dir)?;
+    let _watcher =
+        crate::engine::registry::watch_plugins_dir(app.registry().clone(), &plugins_dir)?;
     // `sluice plugin install` / `activate` in another process reach this one within a second.
     let _versions = crate::engine::registry::follow_store(
-        app.registry.clone(),
+        app.registry().clone(),
         std::time::Duration::from_secs(1),
     );
     // Connected apps register an exact callback URL; README tells users to register
@@ -83,7 +84,7 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
     )?;
     eprintln!(
         "sluice serving on http://{addr} (data: {}, plugins: {}; admin token: {token_source})",
-        app.config.data_dir.display(),
+        app.config().data_dir.display(),
         plugins_dir.display(),
     );
     let limits = ConnectionLimits {

@@ -227,7 +227,7 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     let callback = http.get(&location).send().await.unwrap();
     assert_eq!(callback.status().as_u16(), 200);
     assert_eq!(
-        app.store.integration(&id).unwrap().state,
+        app.store().integration(&id).unwrap().state,
         sluice::store::IntegrationState::Active
     );
     // The same callback again: the state was single-use.
@@ -319,10 +319,10 @@ async fn installing_a_wider_manifest_needs_approve_hosts() {
         body["error"].as_str().unwrap().contains("attacker.example"),
         "{body}"
     );
-    assert_eq!(app.registry.active("salesforce").unwrap().version, 1);
+    assert_eq!(app.registry().active("salesforce").unwrap().version, 1);
 
     let (status, body) = json(install("?approve_hosts=true").await.unwrap()).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["manifest"]["hosts"][1], "attacker.example", "{body}");
-    assert_eq!(app.registry.active("salesforce").unwrap().version, 2);
+    assert_eq!(app.registry().active("salesforce").unwrap().version, 2);
 }

@@ -475,7 +475,7 @@ async fn serve_and_the_cli_agree_on_plugin_versions() {
 async fn a_run_killed_with_sigkill_is_not_shown_as_running() {
     let dir = temp_dir("sigkill");
     let app = support::runtime::open_app(sluice::app::AppConfig::new(dir.clone())).await;
-    app.registry
+    app.registry()
         .install("hostile", support::hostile(), false)
         .await
         .unwrap();
@@ -495,7 +495,7 @@ async fn a_run_killed_with_sigkill_is_not_shown_as_running() {
     let mut pull = KillOnDrop(child);
     eventually("the pull records its run", async || {
         assert!(pull.0.try_wait().unwrap().is_none(), "the pull ended");
-        app.store
+        app.store()
             .runs(&id, 1)
             .unwrap()
             .first()

@@ -155,7 +155,7 @@ fn stored(app: &App, id: &str, stream: &str) -> Stored {
         json: BTreeMap::new(),
         tombstones: BTreeSet::new(),
     };
-    app.store
+    app.store()
         .for_each_record(id, Some(stream), true, |r| {
             if r.deleted {
                 assert!(s.tombstones.insert(r.key), "duplicate tombstone");
@@ -531,7 +531,7 @@ type Snapshot = (
 
 fn snapshot(app: &App, id: &str) -> Snapshot {
     (
-        app.store.checkpoints(id).unwrap(),
+        app.store().checkpoints(id).unwrap(),
         stored(app, id, "Case").live,
     )
 }
@@ -1346,7 +1346,7 @@ async fn a_refresh_that_ends_the_session_mid_paging_requeries() {
             // What a refresh elsewhere (another worker, a health check) does to this run.
             tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current()
-                    .block_on(app2.tokens.health_check(&id2))
+                    .block_on(app2.tokens().health_check(&id2))
                     .expect("refresh");
             });
         }
@@ -1637,7 +1637,7 @@ async fn too_long_requests_are_planned_again_with_smaller_chunks() {
             assert_eq!(v.get(f.as_str()), truth[key].get(f.as_str()), "{key} {f}");
         }
     }
-    let cps = app.store.checkpoints(&id).unwrap();
+    let cps = app.store().checkpoints(&id).unwrap();
     assert!(
         cps.iter()
             .any(|c| c.1.as_deref().is_some_and(|j| j.contains("\"url_budget\""))),
@@ -1746,7 +1746,7 @@ async fn formula_refresh_merges_values_that_changed_without_a_timestamp() {
     pull_ok(&app, &id).await;
     let versions = |app: &App| {
         let mut v = BTreeMap::new();
-        app.store
+        app.store()
             .for_each_record(&id, Some("Case"), false, |r| {
                 v.insert(r.key, r.version);
                 Ok(())

@@ -118,7 +118,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     // SIGTERM during a full re-pull: the run finishes its page, commits, records itself as
     // interrupted and exits promptly.
     let previous = app
-        .store
+        .store()
         .runs(&id, 1)
         .unwrap()
         .first()
@@ -127,7 +127,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     // Wait until the new run has committed a page, so the signal lands mid-run.
     let waiting = Instant::now();
     loop {
-        let latest = app.store.runs(&id, 1).unwrap();
+        let latest = app.store().runs(&id, 1).unwrap();
         if latest
             .first()
             .is_some_and(|r| Some(&r.id) != previous.as_ref() && r.records > 0)
@@ -156,7 +156,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let last = app.store.runs(&id, 1).unwrap().remove(0);
+    let last = app.store().runs(&id, 1).unwrap().remove(0);
     assert!(
         last.status == sluice::store::RunState::Interrupted && last.ended_at_ms.is_some(),
         "a terminated run is recorded as ended: {last:?}"
@@ -191,7 +191,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     }
     let mut live = BTreeMap::new();
     let mut tombstones = BTreeSet::new();
-    app.store
+    app.store()
         .for_each_record(&id, Some("Case"), true, |r| {
             if r.deleted {
                 tombstones.insert(r.key);
@@ -210,7 +210,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     );
 
     // No token or client secret in the logs or the data directory (the key file aside).
-    let tokens = app.store.tokens(&id).unwrap().unwrap();
+    let tokens = app.store().tokens(&id).unwrap().unwrap();
     let secrets = [
         tokens.access.expose().to_string(),
         tokens.refresh.unwrap().expose().to_string(),

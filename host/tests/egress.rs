@@ -42,7 +42,7 @@ async fn hostile_app(tag: &str, approved: &[&str]) -> Arc<App> {
     config.host_client = Default::default();
     config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
     let app = App::open(config).await.expect("app opens");
-    app.registry
+    app.registry()
         .install_with_approval("salesforce", hostile(), false, HostApproval::Approved)
         .await
         .expect("the hostile guest installs");
@@ -160,7 +160,7 @@ async fn the_plan_is_bound_to_the_state_at_begin() {
         other.received().is_empty(),
         "the code and verifier went to the endpoint the connector named later"
     );
-    let tokens = app.store.tokens(&id).unwrap().unwrap();
+    let tokens = app.store().tokens(&id).unwrap().unwrap();
     assert_eq!(
         tokens.token_url,
         format!("{}/services/oauth2/token", emu.url)
@@ -187,7 +187,7 @@ async fn a_refreshed_instance_url_is_checked_like_the_first() {
     let emu = emulator().await;
     let app = hostile_app("refresh", &[&provider.url]).await;
     let id = add(&app, &emu, &[]).await;
-    app.store
+    app.store()
         .put_grant(
             &id,
             &TokenSet {
@@ -205,9 +205,9 @@ async fn a_refreshed_instance_url_is_checked_like_the_first() {
         )
         .unwrap();
 
-    assert!(app.tokens.health_check(&id).await.is_err());
+    assert!(app.tokens().health_check(&id).await.is_err());
     assert_eq!(provider.received().len(), 1, "the refresh was asked for");
-    let tokens = app.store.tokens(&id).unwrap().unwrap();
+    let tokens = app.store().tokens(&id).unwrap().unwrap();
     assert_eq!(
         tokens.instance_url, provider.url,
         "the new instance URL is refused"

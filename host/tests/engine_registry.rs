@@ -820,7 +820,7 @@ async fn pull_installing_after_the_first_page(
             let (installer, wasm) = (installer.clone(), wasm.clone());
             let report = tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(async move {
-                    installer.registry.install("hostile", &wasm, true).await
+                    installer.registry().install("hostile", &wasm, true).await
                 })
             });
             *installed.lock().unwrap() = Some(report.expect("the new version installs").version);
@@ -840,7 +840,7 @@ async fn pull_installing_after_the_first_page(
     .await
     .unwrap()
     .expect("the run completes");
-    let pages = app.store.run_pages(&summary.run_id).unwrap();
+    let pages = app.store().run_pages(&summary.run_id).unwrap();
     let version = installed.lock().unwrap().expect("a version was installed");
     (summary, pages, version)
 }
@@ -854,7 +854,7 @@ async fn a_version_published_mid_run_serves_the_next_pages() {
     let server = pager(30, Duration::ZERO).await;
     let dir = scratch_dir("mid-run");
     let app = open_app(app_config(&dir, &server.url)).await;
-    app.registry
+    app.registry()
         .install("hostile", hostile(), false)
         .await
         .unwrap();
@@ -891,7 +891,7 @@ async fn a_version_published_mid_run_serves_the_next_pages() {
         Some(&3),
         "a version published by another process did not reach the run: {versions:?}"
     );
-    assert_eq!(app.registry.active("hostile").unwrap().version, 3);
+    assert_eq!(app.registry().active("hostile").unwrap().version, 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -907,8 +907,8 @@ async fn processes_installing_at_once_get_their_own_version_numbers() {
         with_custom_section(hostile(), "sluice-test-version", b"y"),
     );
     let (in_a, in_b) = tokio::join!(
-        a.registry.install("hostile", &x, false),
-        b.registry.install("hostile", &y, false)
+        a.registry().install("hostile", &x, false),
+        b.registry().install("hostile", &y, false)
     );
     let mut numbers = [in_a.unwrap().version, in_b.unwrap().version];
     numbers.sort();
@@ -918,7 +918,7 @@ async fn processes_installing_at_once_get_their_own_version_numbers() {
         .await
         .unwrap();
     let stored: Vec<(u32, String)> = c
-        .registry
+        .registry()
         .list(Some("hostile"))
         .into_iter()
         .map(|v| (v.record.version, v.record.sha256))
@@ -926,10 +926,10 @@ async fn processes_installing_at_once_get_their_own_version_numbers() {
     assert_eq!(stored.len(), 2, "a version was dropped: {stored:?}");
     assert_ne!(stored[0].1, stored[1].1);
     // Activating version 1 in one process reaches the others at their next sync.
-    a.registry.sync().await.unwrap();
-    a.registry.activate("hostile", 1).unwrap();
-    b.registry.sync().await.unwrap();
-    assert_eq!(b.registry.active("hostile").unwrap().version, 1);
+    a.registry().sync().await.unwrap();
+    a.registry().activate("hostile", 1).unwrap();
+    b.registry().sync().await.unwrap();
+    assert_eq!(b.registry().active("hostile").unwrap().version, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -962,7 +962,7 @@ async fn a_salesforce_version_passes_the_canary_without_credentials() {
     // Without its token the emulator answers 401, as Salesforce does: expected, not a fault.
     let next = with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"next");
     let report = app
-        .registry
+        .registry()
         .install("salesforce", &next, true)
         .await
         .expect("a good connector version passes the canary");

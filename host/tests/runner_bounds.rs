@@ -57,7 +57,7 @@ async fn app_with(change: impl FnOnce(&mut AppConfig)) -> Arc<App> {
         vec![sluice::engine::policy::parse_extra_origin("https://instance.example").unwrap()];
     change(&mut config);
     let app = App::open(config).await.expect("app opens");
-    app.registry
+    app.registry()
         .install("salesforce", hostile(), false)
         .await
         .expect("the hostile connector installs");
@@ -92,7 +92,7 @@ async fn integration(app: &App, behaviour: &str, extra: &[(&str, &str)]) -> Stri
         obtained_at_ms: sluice::store::now_ms(),
         generation: 0,
     };
-    app.store.put_grant(&id, &tokens).unwrap();
+    app.store().put_grant(&id, &tokens).unwrap();
     id
 }
 
@@ -129,7 +129,7 @@ async fn a_page_with_more_rows_than_asked_is_refused() {
     );
     assert!(detail(&summary).contains("4 rows"), "{}", detail(&summary));
     assert_eq!(summary.records, 0);
-    assert_eq!(app.store.checkpoint(&id, "Thing").unwrap(), None);
+    assert_eq!(app.store().checkpoint(&id, "Thing").unwrap(), None);
     // The same connector within the requested size commits.
     let summary = run(&app, &id, 10).await;
     assert_eq!(summary.status, RunStatus::Succeeded);
@@ -165,7 +165,7 @@ async fn a_run_that_keeps_answering_partial_ends_at_its_deadline() {
     // What committed is kept, and the next run resumes after it.
     assert!(summary.records > 0);
     assert_eq!(
-        app.store.checkpoint(&id, "Thing").unwrap(),
+        app.store().checkpoint(&id, "Thing").unwrap(),
         Some(summary.records.to_string())
     );
 }

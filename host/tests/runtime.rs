@@ -126,14 +126,14 @@ async fn bad_input_is_a_field_error_and_changes_nothing() {
             other => panic!("expected a field error on {field}, got {other:?}"),
         }
     }
-    assert!(app.store.integrations().unwrap().is_empty());
+    assert!(app.store().integrations().unwrap().is_empty());
     assert!(matches!(
         app.show_integration("int_unknown").await,
         Err(AppError::NotFound(_))
     ));
     // A valid one, then a bad edit that must leave it as it was.
     let v = app.add_integration(input(&emu)).await.unwrap();
-    let before = app.store.integration(&v.integration.id).unwrap();
+    let before = app.store().integration(&v.integration.id).unwrap();
     let bad_edit = IntegrationInput {
         environment: Some("staging".into()),
         name: Some("renamed".into()),
@@ -143,7 +143,7 @@ async fn bad_input_is_a_field_error_and_changes_nothing() {
         app.edit_integration(&v.integration.id, bad_edit).await,
         Err(AppError::Invalid(_))
     ));
-    let after = app.store.integration(&v.integration.id).unwrap();
+    let after = app.store().integration(&v.integration.id).unwrap();
     assert_eq!((after.name, after.settings), (before.name, before.settings));
 }
 
@@ -158,7 +158,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         .integration
         .id;
     assert_eq!(
-        app.store.integration(&id).unwrap().state,
+        app.store().integration(&id).unwrap().state,
         IntegrationState::PendingAuthorization
     );
 
@@ -171,7 +171,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
     let replay = callback.clone();
     let integration = app.complete_authorization(callback).await.unwrap();
     assert_eq!(integration.state, IntegrationState::Active);
-    let tokens = app.store.tokens(&id).unwrap().expect("tokens stored");
+    let tokens = app.store().tokens(&id).unwrap().expect("tokens stored");
     assert_eq!(tokens.instance_url, emu.url);
     assert!(tokens.refresh.is_some());
 
@@ -186,13 +186,13 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         Err(AppError::BadCallback(_))
     ));
     assert_eq!(
-        app.store.tokens(&id).unwrap().unwrap().generation,
+        app.store().tokens(&id).unwrap().unwrap().generation,
         tokens.generation
     );
 
     // Some data and a checkpoint, to see them survive re-generation.
     let run = app
-        .store
+        .store()
         .start_run(&id, "test", false, "salesforce@test")
         .unwrap();
     let row = Row {
@@ -201,7 +201,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         cursor: "2024-01-01T00:00:00.000Z".into(),
         json: br#"{"Id":"500000000000001AAA"}"#.to_vec(),
     };
-    app.store
+    app.store()
         .commit_page(
             &id,
             "Case",
@@ -223,7 +223,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         .await
         .unwrap();
     assert!(settings.status().is_success());
-    let provider = app.tokens.provider(&id);
+    let provider = app.tokens().provider(&id);
     let rejected = AccessToken::new(tokens.access.expose());
     let refreshed_before = emu.state.stats.lock().unwrap().tokens_refreshed;
     let mut tasks = Vec::new();
@@ -265,7 +265,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         .await
         .unwrap();
     assert!(revoked.status().is_success());
-    let current = app.store.tokens(&id).unwrap().unwrap().access;
+    let current = app.store().tokens(&id).unwrap().unwrap().access;
     let failures_before = emu.state.stats.lock().unwrap().refresh_failures;
     let err = provider
         .refresh(&AccessToken::new(current.expose()))
@@ -275,11 +275,11 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         matches!(err, CredentialError::ReauthorizationRequired(_)),
         "{err:?}"
     );
-    let i = app.store.integration(&id).unwrap();
+    let i = app.store().integration(&id).unwrap();
     assert_eq!(i.state, IntegrationState::NeedsReauthorization);
     assert!(i.state_reason.unwrap().contains("invalid_grant"));
     assert!(provider.token().await.is_err());
-    assert!(app.tokens.health_check(&id).await.is_err());
+    assert!(app.tokens().health_check(&id).await.is_err());
     assert_eq!(
         emu.state.stats.lock().unwrap().refresh_failures - failures_before,
         1,
@@ -293,19 +293,19 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
     // Re-generate: same integration, data and checkpoint kept.
     connect(&app, &id).await;
     assert_eq!(
-        app.store.integration(&id).unwrap().state,
+        app.store().integration(&id).unwrap().state,
         IntegrationState::Active
     );
     assert_eq!(
-        app.store.checkpoint(&id, "Case").unwrap().as_deref(),
+        app.store().checkpoint(&id, "Case").unwrap().as_deref(),
         Some("cp-1")
     );
-    assert_eq!(app.store.record_counts(&id).unwrap()[0].live, 1);
-    app.tokens.health_check(&id).await.expect("healthy again");
+    assert_eq!(app.store().record_counts(&id).unwrap()[0].live, 1);
+    app.tokens().health_check(&id).await.expect("healthy again");
 
     // No token or client secret in clear in the database files.
     let secrets = {
-        let t = app.store.tokens(&id).unwrap().unwrap();
+        let t = app.store().tokens(&id).unwrap().unwrap();
         vec![
             t.access.expose().to_string(),
             t.refresh.unwrap().expose().to_string(),
@@ -313,7 +313,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
             tokens.access.expose().to_string(),
         ]
     };
-    let dir = app.config.data_dir.clone();
+    let dir = app.config().data_dir.clone();
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -375,7 +375,7 @@ async fn access_denied_reports_the_providers_error_and_burns_the_state() {
     let err = app.complete_authorization(callback).await.unwrap_err();
     assert!(err.to_string().contains("access_denied"), "{err}");
     assert_eq!(
-        app.store.integration(&id).unwrap().state,
+        app.store().integration(&id).unwrap().state,
         IntegrationState::PendingAuthorization
     );
     // The state was burnt: a code for it would now be refused.
@@ -460,12 +460,12 @@ async fn parallel_pulls_survive_rotation_and_short_sessions() {
     );
     let counts: Vec<i64> = ids
         .iter()
-        .map(|id| app.store.record_counts(id).unwrap()[0].live)
+        .map(|id| app.store().record_counts(id).unwrap()[0].live)
         .collect();
     assert!(counts.windows(2).all(|w| w[0] == w[1]), "{counts:?}");
     for id in &ids {
         assert_eq!(
-            app.store.integration(id).unwrap().state,
+            app.store().integration(id).unwrap().state,
             IntegrationState::Active
         );
     }
@@ -487,13 +487,13 @@ async fn client_credentials_connect_and_renew() {
         .id;
     let integration = app.connect_client_credentials(&id).await.unwrap();
     assert_eq!(integration.state, IntegrationState::Active);
-    let tokens = app.store.tokens(&id).unwrap().unwrap();
+    let tokens = app.store().tokens(&id).unwrap().unwrap();
     assert!(
         tokens.refresh.is_none(),
         "client credentials issue no refresh token"
     );
     // A 401 renews with a new client-credentials grant.
-    let provider = app.tokens.provider(&id);
+    let provider = app.tokens().provider(&id);
     let renewed = provider
         .refresh(&AccessToken::new(tokens.access.expose()))
         .await
@@ -549,7 +549,7 @@ async fn a_revoked_token_stops_the_pull_after_one_token_request() {
         sluice::runner::RunStatus::NeedsReauthorization,
         "{second:?}"
     );
-    let i = app.store.integration(&id).unwrap();
+    let i = app.store().integration(&id).unwrap();
     assert_eq!(i.state, IntegrationState::NeedsReauthorization);
     assert_eq!(
         emu.state.stats.lock().unwrap().refresh_failures - failures_before,
@@ -560,9 +560,9 @@ async fn a_revoked_token_stops_the_pull_after_one_token_request() {
         sluice::runner::run_pull(&app, &id, Default::default()).await,
         Err(AppError::NotConnected(_))
     ));
-    let kept = app.store.record_counts(&id).unwrap();
+    let kept = app.store().record_counts(&id).unwrap();
     connect(&app, &id).await;
-    assert_eq!(app.store.record_counts(&id).unwrap().len(), kept.len());
+    assert_eq!(app.store().record_counts(&id).unwrap().len(), kept.len());
     let third = sluice::runner::run_pull(&app, &id, Default::default())
         .await
         .unwrap();

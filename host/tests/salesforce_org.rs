@@ -116,7 +116,7 @@ async fn assert_equal(app: &App, emu: &Emulator, id: &str, stream: &str) -> usiz
     let (live, gone) = truth(emu, stream).await;
     let mut stored = BTreeMap::new();
     let mut tombstones = BTreeSet::new();
-    app.store
+    app.store()
         .for_each_record(id, Some(stream), true, |r| {
             if r.deleted {
                 tombstones.insert(r.key);
@@ -153,7 +153,7 @@ async fn test_connection_reads_the_user_on_the_instance_not_the_identity_service
     let emu = emulator(Dataset::Demo).await;
     let app = app(&emu).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
-    let tokens = app.store.tokens(&id).unwrap().unwrap();
+    let tokens = app.store().tokens(&id).unwrap().unwrap();
     let identity = tokens.identity_url.clone().unwrap();
     assert!(
         identity.starts_with(&format!("{}/id/00D", emu.login_url)),
@@ -315,7 +315,7 @@ async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
         "{reason}"
     );
     // The platform sees the failure on the stored run.
-    let run = app.store.runs(&id, 1).unwrap().remove(0);
+    let run = app.store().runs(&id, 1).unwrap().remove(0);
     assert_eq!(run.status, RunState::Failed, "{run:?}");
     assert!(
         run.error
@@ -329,7 +329,7 @@ async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
         assert!(assert_equal(&app, &emu, &id, object).await > 0, "{object}");
     }
     let mut stored_comments = 0;
-    app.store
+    app.store()
         .for_each_record(&id, Some("CaseComment"), true, |_| {
             stored_comments += 1;
             Ok(())
@@ -407,14 +407,14 @@ async fn regenerate_and_delete_revoke_the_superseded_refresh_token() {
         connect(&app, &id).await;
         assert_eq!(count(&stats(&emu).await, "active_refresh_tokens"), 2);
     }
-    app.tokens
+    app.tokens()
         .health_check(&other)
         .await
         .expect("the other integration still works");
     let s = pull(&app, &id).await;
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     assert!(assert_equal(&app, &emu, &id, "Case").await > 0);
-    let locks = app.config.data_dir.join("locks");
+    let locks = app.config().data_dir.join("locks");
     let lock_files = |id: &str| {
         std::fs::read_dir(&locks)
             .unwrap()
@@ -424,7 +424,7 @@ async fn regenerate_and_delete_revoke_the_superseded_refresh_token() {
             })
             .count()
     };
-    app.tokens.health_check(&id).await.expect("a refresh");
+    app.tokens().health_check(&id).await.expect("a refresh");
     assert_eq!(lock_files(&id), 2, "a run lock and a token lock");
     app.delete_integration(&id).await.unwrap();
     assert_eq!(
@@ -443,7 +443,7 @@ async fn a_grant_from_another_org_is_refused_and_revoked() {
     let emu = emulator(Dataset::Demo).await;
     let app = app(&emu).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
-    let before = app.store.tokens(&id).unwrap().unwrap();
+    let before = app.store().tokens(&id).unwrap().unwrap();
     settings(&emu, json!({"browser_org": "second"})).await;
     let start = app
         .begin_authorization(&id, support::runtime::REDIRECT)
@@ -461,7 +461,7 @@ async fn a_grant_from_another_org_is_refused_and_revoked() {
         message.contains("another org") || message.contains("for Salesforce org"),
         "{message}"
     );
-    let after = app.store.tokens(&id).unwrap().unwrap();
+    let after = app.store().tokens(&id).unwrap().unwrap();
     assert_eq!(after.access.expose(), before.access.expose(), "tokens kept");
     assert_eq!(
         count(&stats(&emu).await, "active_refresh_tokens"),
@@ -484,14 +484,14 @@ async fn inactive_user_and_org_are_final_without_a_retry_loop() {
         let failures = count(&stats(&emu).await, "refresh_failures");
         // The scheduler's health check is the refresh nobody waits for: it must not keep
         // asking Salesforce about a deactivated user or org.
-        let err = app.tokens.health_check(&id).await.unwrap_err();
+        let err = app.tokens().health_check(&id).await.unwrap_err();
         assert!(
             matches!(&err, CredentialError::ReauthorizationRequired(m) if m.contains(setting)),
             "{setting}: {err:?}"
         );
-        let integration = app.store.integration(&id).unwrap();
+        let integration = app.store().integration(&id).unwrap();
         assert_eq!(integration.state, IntegrationState::NeedsReauthorization);
-        assert!(app.tokens.health_check(&id).await.is_err());
+        assert!(app.tokens().health_check(&id).await.is_err());
         assert!(matches!(
             sluice::runner::run_pull(&app, &id, PullOptions::default()).await,
             Err(AppError::NotConnected(_))
@@ -522,7 +522,7 @@ async fn a_pull_keeps_the_providers_reason_for_a_new_login() {
     control(&emu, "POST", "tokens/expire", None).await;
     let s = pull(&app, &id).await;
     assert_eq!(s.status, RunStatus::NeedsReauthorization, "{s:?}");
-    let integration = app.store.integration(&id).unwrap();
+    let integration = app.store().integration(&id).unwrap();
     assert_eq!(integration.state, IntegrationState::NeedsReauthorization);
     let reason = integration.state_reason.unwrap_or_default();
     assert!(reason.contains("inactive_user"), "{reason}");

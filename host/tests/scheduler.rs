@@ -97,7 +97,7 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
 
     let (mut total, mut min_runs) = (0usize, usize::MAX);
     for id in &ids {
-        let mut runs = app.store.runs(id, 1000).unwrap();
+        let mut runs = app.store().runs(id, 1000).unwrap();
         runs.sort_by_key(|r| r.started_at_ms);
         for pair in runs.windows(2) {
             let end = pair[0].ended_at_ms.expect("every run ended");
@@ -180,7 +180,7 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
         stop_rx,
     ));
     let started = Instant::now();
-    while app.store.integration(&id).unwrap().state
+    while app.store().integration(&id).unwrap().state
         != sluice::store::IntegrationState::NeedsReauthorization
     {
         assert!(
@@ -196,7 +196,7 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
     assert_eq!(stats.health_checks.load(Ordering::SeqCst), 1);
     assert_eq!(stats.runs_started.load(Ordering::SeqCst), 0);
     assert_eq!(emu.state.stats.lock().unwrap().refresh_failures, 1);
-    let health = app.store.token_health(&id).unwrap().unwrap();
+    let health = app.store().token_health(&id).unwrap().unwrap();
     assert_eq!(health.health, TokenHealthState::Dead);
 }
 

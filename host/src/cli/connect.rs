@@ -11,7 +11,7 @@ pub async fn connect(
     show_url: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<Integration> {
     let before = app
-        .store
+        .store()
         .integration(&args.id)
         .map_err(crate::app::AppError::from)?;
     if args.client_credentials {

@@ -25,7 +25,7 @@ pub(super) async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> a
                 crate::engine::registry::HostApproval::Covered
             };
             let report = app
-                .registry
+                .registry()
                 .install_with_approval(&name, &wasm, true, approval)
                 .await?;
             if json {
@@ -50,7 +50,7 @@ pub(super) async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> a
             }
         }
         PluginCommand::Activate { name, version } => {
-            app.registry.activate(name, *version)?;
+            app.registry().activate(name, *version)?;
             if json {
                 print_json(
                     &serde_json::json!({ "name": name, "version": version, "active": true }),
@@ -63,7 +63,7 @@ pub(super) async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> a
             }
         }
         PluginCommand::List => {
-            let list = app.registry.list(None);
+            let list = app.registry().list(None);
             if json {
                 return print_json(
                     &list

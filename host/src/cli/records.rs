@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn records(app: &Arc<App>, args: &RecordsArgs) -> anyhow::Result<()> {
-    app.store
+    app.store()
         .integration(&args.id)
         .map_err(crate::app::AppError::from)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -12,7 +12,7 @@ pub(super) fn records(app: &Arc<App>, args: &RecordsArgs) -> anyhow::Result<()> 
         out.write_all(b"[")?;
     }
     let mut io_err = None;
-    app.store
+    app.store()
         .for_each_record(&args.id, args.stream.as_deref(), args.with_deleted, |r| {
             let record: serde_json::Value = serde_json::from_slice(&r.json).unwrap_or_else(|_| {
                 serde_json::Value::String(String::from_utf8_lossy(&r.json).into())

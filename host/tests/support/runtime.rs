@@ -13,7 +13,7 @@ pub async fn open_app(mut config: AppConfig) -> Arc<App> {
     config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
     let app = App::open(config).await.expect("app opens");
     if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
-        app.registry
+        app.registry()
             .install("salesforce", &std::fs::read(path).unwrap(), false)
             .await
             .unwrap();
@@ -81,7 +81,7 @@ pub fn add_hostile_integration(
     let mut pairs = vec![("behaviour".to_string(), behaviour.to_string())];
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let integration = app
-        .store
+        .store()
         .insert_integration(&NewIntegration {
             name: format!("hostile {behaviour}"),
             plugin: "hostile".into(),
@@ -97,7 +97,7 @@ pub fn add_hostile_integration(
             client_secret: None,
         })
         .unwrap();
-    app.store
+    app.store()
         .put_grant(
             &integration.id,
             &TokenSet {

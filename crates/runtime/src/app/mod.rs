@@ -97,16 +97,11 @@ impl AppConfig {
 
 /// Everything the runtime holds.
 pub struct App {
-    /// Its configuration.
-    pub config: AppConfig,
-    /// The database.
-    pub store: Arc<Store>,
-    /// The plugin engine.
-    pub engine: Arc<PluginEngine>,
-    /// The plugin versions.
-    pub registry: Arc<PluginRegistry>,
-    /// The token store.
-    pub tokens: Arc<TokenService>,
+    pub(crate) config: AppConfig,
+    pub(crate) store: Arc<Store>,
+    pub(crate) engine: Arc<PluginEngine>,
+    pub(crate) registry: Arc<PluginRegistry>,
+    pub(crate) tokens: Arc<TokenService>,
     running: Mutex<HashSet<String>>,
 }
 
@@ -139,6 +134,33 @@ async fn install_bundled(registry: &PluginRegistry, wasm: &'static [u8]) {
     if let Err(e) = installed {
         // Not fatal: `sluice plugin install` must stay usable to repair this.
         tracing::warn!(error = %e, "the bundled connector does not load");
+    }
+}
+
+impl App {
+    /// Its configuration.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The plugin engine.
+    pub fn engine(&self) -> &Arc<PluginEngine> {
+        &self.engine
+    }
+
+    /// The plugin versions.
+    pub fn registry(&self) -> &Arc<PluginRegistry> {
+        &self.registry
+    }
+
+    /// The token service.
+    pub fn tokens(&self) -> &Arc<TokenService> {
+        &self.tokens
     }
 }
 
