@@ -1034,6 +1034,26 @@ fn stored_form(row: &Value, any_type: &[&str]) -> Map<String, Value> {
     out
 }
 
+/// Every stored record of `stored`, field for field in stored form, equals `truth` (by key).
+fn assert_fields_equal(how: &str, stored: &Stored, truth: &BTreeMap<String, Map<String, Value>>) {
+    let got: BTreeMap<String, Map<String, Value>> = stored
+        .json
+        .iter()
+        .map(|(k, v)| (k.clone(), stored_form(v, &[])))
+        .collect();
+    let differ: Vec<_> = truth
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .map(|(k, v)| (v.clone(), got.get(k).cloned()))
+        .take(2)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{how} differs from the truth: {differ:?}"
+    );
+    assert_eq!(got.len(), truth.len(), "{how}");
+}
+
 // A job's results are kept seven days: results that expire while they are being read send
 // the window to REST, which reads it whole; nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1096,23 +1116,8 @@ async fn any_type_values_are_stored_alike_through_rest_and_bulk() {
         })
         .collect();
     assert_eq!(truth.len(), 210);
-    for (how, s) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
-        let got: BTreeMap<String, Map<String, Value>> = s
-            .json
-            .iter()
-            .map(|(k, v)| (k.clone(), stored_form(v, &[])))
-            .collect();
-        let differ: Vec<_> = truth
-            .iter()
-            .filter(|(k, v)| got.get(*k) != Some(*v))
-            .map(|(k, v)| (v.clone(), got.get(k).cloned()))
-            .take(2)
-            .collect();
-        assert!(
-            differ.is_empty(),
-            "{how} differs from the truth: {differ:?}"
-        );
-        assert_eq!(got.len(), truth.len(), "{how}");
+    for (how, stored) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
+        assert_fields_equal(how, stored, &truth);
     }
     let kinds: BTreeSet<&str> = from_rest
         .json
@@ -1173,28 +1178,8 @@ async fn junction_id_lists_are_stored_alike_through_rest_and_bulk() {
         .filter(|r| r["TaskWhoIds"].as_array().is_some_and(|ids| ids.len() > 1))
         .count();
     assert!(shared > 100, "only {shared} tasks relate to several people");
-    for (how, s) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
-        let got: BTreeMap<String, Map<String, Value>> = s
-            .json
-            .iter()
-            .map(|(k, v)| (k.clone(), stored_form(v, &[])))
-            .collect();
-        let differ: Vec<_> = truth
-            .iter()
-            .filter(|(k, v)| got.get(*k) != Some(*v))
-            .map(|(k, v)| {
-                (
-                    v["TaskWhoIds"].clone(),
-                    got.get(k).map(|g| g["TaskWhoIds"].clone()),
-                )
-            })
-            .take(2)
-            .collect();
-        assert!(
-            differ.is_empty(),
-            "{how} differs from the truth: {differ:?}"
-        );
-        assert_eq!(got.len(), truth.len(), "{how}");
+    for (how, stored) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
+        assert_fields_equal(how, stored, &truth);
     }
 }
 
@@ -1275,23 +1260,8 @@ async fn json_fields_are_read_by_rest_beside_a_bulk_backfill() {
         .iter()
         .map(|r| (r["Id"].as_str().unwrap().to_string(), stored_form(r, &[])))
         .collect();
-    for (how, s) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
-        let got: BTreeMap<String, Map<String, Value>> = s
-            .json
-            .iter()
-            .map(|(k, v)| (k.clone(), stored_form(v, &[])))
-            .collect();
-        let differ: Vec<_> = truth
-            .iter()
-            .filter(|(k, v)| got.get(*k) != Some(*v))
-            .map(|(k, v)| (v.clone(), got.get(k).cloned()))
-            .take(1)
-            .collect();
-        assert!(
-            differ.is_empty(),
-            "{how} differs from the truth: {differ:?}"
-        );
-        assert_eq!(got.len(), truth.len(), "{how}");
+    for (how, stored) in [("Bulk", &from_bulk), ("REST", &from_rest)] {
+        assert_fields_equal(how, stored, &truth);
     }
     assert_eq!(
         from_bulk.json[&ids[1]]["Payload__c"],
