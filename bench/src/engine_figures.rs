@@ -1,0 +1,144 @@
+//! Engine figures: cold compile, cached load, per-call overhead and install to first call.
+
+use super::*;
+
+pub(crate) fn limits() -> EngineLimits {
+    EngineLimits {
+        max_concurrent_calls: 64,
+        ..EngineLimits::default()
+    }
+}
+
+pub(crate) fn wit_settings() -> wt::Settings {
+    wt::Settings {
+        capability: wt::Capability::Helpdesk,
+        environment: wt::Environment::Production,
+        pull_by: Some(wt::PullBy::UpdatedTime),
+        domain: None,
+        extra: vec![("objects".into(), "Case".into())],
+    }
+}
+
+pub(crate) fn wit_host() -> wt::HostContext {
+    wt::HostContext {
+        allow_insecure_loopback: false,
+        contract_version: sluice::engine::wit::VERSION.into(),
+    }
+}
+
+/// A copy of `wasm` with one more custom section: different bytes, same behaviour.
+pub(crate) fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut content = Vec::new();
+    leb(name.len(), &mut content);
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(payload);
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(content.len(), &mut out);
+    out.extend_from_slice(&content);
+    out
+}
+
+/// Cold compile, cached load, fresh-instance call overhead and install -> first call, for the
+/// Salesforce component (as in `host/benches/engine.rs`).
+pub(crate) async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> anyhow::Result<()> {
+    let wasm = sluice::SALESFORCE_COMPONENT;
+    let scratch = scratch_dir("engine");
+
+    let engine = PluginEngine::new(limits())?;
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        engine.load("salesforce", wasm)?;
+        samples.push(start.elapsed());
+    }
+    out.insert(
+        "cold_compile_ms".into(),
+        json!(round(ms(percentile(&mut samples, 0.5)), 1)),
+    );
+
+    let cached = PluginEngine::with_cache(limits(), Some(&scratch.join("cache")))?;
+    cached.load_with_outcome("salesforce", wasm)?;
+    let mut samples = Vec::new();
+    for _ in 0..30 {
+        let start = Instant::now();
+        cached.load_with_outcome("salesforce", wasm)?;
+        samples.push(start.elapsed());
+    }
+    out.insert(
+        "cached_load_ms".into(),
+        json!(round(ms(percentile(&mut samples, 0.5)), 3)),
+    );
+
+    // A fresh store + instance per call, with the cheapest export (`configure`, no I/O).
+    let plugin = engine.load("salesforce", wasm)?;
+    let ctx = CallContext {
+        policy: Arc::new(OutboundPolicy::deny_all()),
+        ..CallContext::default()
+    };
+    let (settings, host) = (wit_settings(), wit_host());
+    for _ in 0..200 {
+        let _ = engine.configure(&plugin, &ctx, &settings, &host).await?;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..5000 {
+        let start = Instant::now();
+        let _ = engine.configure(&plugin, &ctx, &settings, &host).await?;
+        samples.push(start.elapsed());
+    }
+    let p50 = percentile(&mut samples, 0.5);
+    let p99 = percentile(&mut samples, 0.99);
+    out.insert(
+        "instantiate_us_p50".into(),
+        json!(round(p50.as_secs_f64() * 1e6, 1)),
+    );
+    out.insert(
+        "instantiate_us_p99".into(),
+        json!(round(p99.as_secs_f64() * 1e6, 1)),
+    );
+
+    // `plugin install` of new bytes (compile, contract check, canary, publish) to the first call
+    // on the new version. New bytes miss any cache, as a real new version does.
+    let swap_engine = PluginEngine::with_cache(limits(), Some(&scratch.join("swap-cache")))?;
+    let registry = PluginRegistry::new(
+        swap_engine.clone(),
+        Arc::new(MemoryVersionStore::default()),
+        Arc::new(StaticCanaryTargets::default()),
+    );
+    // The operator approves the first version's manifest, as `sluice plugin install
+    // --approve-hosts` does; the measured versions then stay within it.
+    registry
+        .install_with_approval("salesforce", wasm, false, HostApproval::Approved)
+        .await?;
+    let mut samples = Vec::new();
+    for round_no in 0..3u32 {
+        let version = with_custom_section(wasm, "bench-version", &round_no.to_le_bytes());
+        let start = Instant::now();
+        let report = registry.install("salesforce", &version, true).await?;
+        let active = registry.active("salesforce").context("no active version")?;
+        if active.version != report.version {
+            bail!("the installed version is not the active one");
+        }
+        let _ = swap_engine
+            .configure(&active, &ctx, &settings, &host)
+            .await?;
+        samples.push(start.elapsed());
+    }
+    out.insert(
+        "swap_ms".into(),
+        json!(round(ms(percentile(&mut samples, 0.5)), 1)),
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The native pull: the connector's logic (`sluice_salesforce::pull`) with a native [`Env`]
+//! over reqwest, committed through the runner's own `PageCommits` pipeline.
+
+use super::*;
+
+/// The connector's surroundings, natively: a client that adds the Bearer token the way the
+/// host's outbound client does, and records the first query URL.
+pub(crate) struct NativeEnv {
+    client: reqwest::Client,
+    handle: tokio::runtime::Handle,
+    token: String,
+    first_query: Option<String>,
+    http_time: Duration,
+    /// The host's stored keys of the integration, as the engine would answer them.
+    keys: Arc<dyn sluice::engine::KeySource>,
+    /// The stream being pulled.
+    stream: String,
+}
+
+impl Env for NativeEnv {
+    fn send(&mut self, request: Request) -> Result<Response, TransportError> {
+        if self.first_query.is_none() && request.url.contains("/query") {
+            self.first_query = Some(request.url.clone());
+        }
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .client
+            .request(method, &request.url)
+            .bearer_auth(&self.token);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let url = request.url;
+        let started = Instant::now();
+        let result = self.handle.block_on(async move {
+            let response = builder
+                .send()
+                .await
+                .map_err(|e| TransportError::Unreachable {
+                    target: url.clone(),
+                    detail: e.to_string(),
+                })?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| TransportError::Other(e.to_string()))?
+                .to_vec();
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
+        });
+        self.http_time += started.elapsed();
+        result
+    }
+
+    fn log(&mut self, _level: pm::Level, _message: &str, _fields: &[(&str, &str)]) {}
+
+    fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String> {
+        // A failed read ends the bench rather than pass as "nothing stored".
+        self.keys
+            .live_keys_after(&self.stream, after, limit as usize)
+            .expect("reading the stored keys")
+    }
+}
+
+/// The native pull: the same per-page steps as `sluice::runner::run_pull` (committed
+/// checkpoint, then pull from the previous page's checkpoint, each page committed in one
+/// transaction by the runner's `PageCommits` while the next one is pulled), on a blocking
+/// thread.
+pub(crate) fn native_pull(
+    app: &Arc<App>,
+    id: &str,
+    handle: tokio::runtime::Handle,
+) -> anyhow::Result<(u64, f64, Option<String>)> {
+    let integration = app.store().integration(id)?;
+    let tokens = app.store().tokens(id)?.context("tokens")?;
+    let settings = pm::Settings {
+        capability: pm::Capability::Helpdesk,
+        environment: pm::Environment::Production,
+        pull_by: Some(pm::PullBy::UpdatedTime),
+        domain: integration.settings.domain.clone(),
+        extra: integration.settings.extra.clone(),
+    };
+    let host = pm::HostContext {
+        allow_insecure_loopback: true,
+        contract_version: sluice::engine::wit::VERSION.into(),
+    };
+    let configured = sluice_salesforce::configure(&settings, &host)
+        .map_err(|e| anyhow::anyhow!("configure: {e:?}"))?;
+    let session = pm::Session {
+        settings,
+        host,
+        grant: pm::Grant {
+            instance_url: tokens.instance_url.clone(),
+            identity_url: tokens.identity_url.clone(),
+            issued_at_ms: tokens.issued_at_ms.map(|ms| ms.max(0) as u64),
+            scopes: tokens.scopes.clone(),
+        },
+    };
+    let mut env = NativeEnv {
+        client: reqwest::Client::new(),
+        handle: handle.clone(),
+        token: tokens.access.expose().to_string(),
+        first_query: None,
+        http_time: Duration::ZERO,
+        keys: app.store().keys_of(id),
+        stream: String::new(),
+    };
+    let store = app.store();
+    let start = Instant::now();
+    store.close_orphan_runs(id)?;
+    store.clear_checkpoints(id)?;
+    let run_id = store.start_run(id, "bench-native", true, "native")?;
+    let mut records = 0u64;
+    let mut pull_time = Duration::ZERO;
+    // The runner's page pipeline: page k commits on a blocking thread while page k+1 is
+    // pulled from page k's checkpoint.
+    let mut commits = PageCommits::new(store.clone(), id, &run_id);
+    env.keys = commits.keys_after_commits(env.keys.clone());
+    for stream in configured.streams.iter().map(|s| s.name.clone()) {
+        env.stream = stream.clone();
+        let mut checkpoint = store.checkpoint(id, &stream)?;
+        loop {
+            let request = pm::PullRequest {
+                stream: stream.clone(),
+                checkpoint: checkpoint.clone(),
+                max_records: DEFAULT_PAGE_RECORDS,
+            };
+            let t_pull = Instant::now();
+            let page = sluice_salesforce::pull(&mut env, &session, &request)
+                .map_err(|f| anyhow::anyhow!("native pull of {stream}: {f:?}"))?;
+            pull_time += t_pull.elapsed();
+            let status = match &page.status {
+                pm::StreamStatus::Partial => CheckpointState::Partial,
+                pm::StreamStatus::Complete => CheckpointState::Complete,
+                pm::StreamStatus::Skipped(_) => CheckpointState::Skipped,
+            };
+            if status != CheckpointState::Skipped {
+                checkpoint = page.checkpoint;
+            }
+            // The host's row type (what the component returns); a move, no copy of the JSON.
+            let rows: Vec<wt::Row> = page
+                .rows
+                .into_iter()
+                .map(|r| wt::Row {
+                    key: r.key,
+                    op: match r.op {
+                        pm::Operation::Upsert => wt::Operation::Upsert,
+                        pm::Operation::Delete => wt::Operation::Delete,
+                        pm::Operation::Merge => wt::Operation::Merge,
+                    },
+                    cursor: r.cursor,
+                    json: r.json,
+                })
+                .collect();
+            let n = rows.len() as u64;
+            let page = PageCommit {
+                stream: stream.clone(),
+                rows,
+                checkpoint: checkpoint.clone(),
+                status,
+                api_calls: page.api_calls,
+                // The native connector is no registry version.
+                plugin_version: 0,
+            };
+            records += handle.block_on(commits.submit(page, n))?.unwrap_or(0);
+            if status != CheckpointState::Partial {
+                break;
+            }
+        }
+        records += handle.block_on(commits.wait())?.unwrap_or(0);
+    }
+    store.finish_run(&run_id, RunState::Succeeded, &json!([]), None)?;
+    let (commit_time, commit_waited) = commits.timings();
+    eprintln!(
+        "  native breakdown: connector pull (HTTP + parse) {:.1} s, HTTP wait {:.1} s, commit_page {:.1} s (waited for {:.1} s)",
+        pull_time.as_secs_f64(),
+        env.http_time.as_secs_f64(),
+        commit_time.as_secs_f64(),
+        commit_waited.as_secs_f64(),
+    );
+    Ok((records, start.elapsed().as_secs_f64(), env.first_query))
+}
