@@ -444,3 +444,17 @@ async fn the_cap_counts_bytes_on_the_wire_so_gzip_sends_fewer() {
     let at_least = Duration::from_secs_f64(zipped.len() as f64 * 8.0 / (mbps * 1e6));
     assert!(took >= at_least, "{took:?} < {at_least:?}");
 }
+
+/// Salesforce's 16,384-byte URL limit counts the scheme: `https://` is one byte more.
+#[tokio::test]
+async fn the_url_limit_counts_the_https_scheme() {
+    let emu = start(true, Settings::default()).await;
+    let client = client_for(&emu);
+    let base = format!("{}/services/data/v62.0/query?q=", emu.url);
+    let url_of = |len: usize| format!("{base}{}", "x".repeat(len - base.len()));
+    let over = client.get(url_of(16_385)).send().await.expect("over");
+    assert_eq!(over.status(), 414);
+    // At the limit the URL fits, and the request's other headers do not.
+    let at_limit = client.get(url_of(16_384)).send().await.expect("at");
+    assert_eq!(at_limit.status(), 431);
+}
