@@ -70,6 +70,8 @@ pub fn server(listen_ip: IpAddr) -> Result<ServerTls, TlsError> {
         KeyUsagePurpose::KeyEncipherment,
     ];
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    // OpenSSL's strict verification (Python 3.13's default) wants the issuer's key named.
+    leaf_params.use_authority_key_identifier_extension = true;
     let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer)?;
 
     let chain: Vec<CertificateDer<'static>> = vec![leaf_cert.der().clone()];
