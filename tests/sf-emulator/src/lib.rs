@@ -2,7 +2,9 @@
 //!
 //! [`Emulator::start`] binds a loopback port and serves OAuth 2.0, the REST API (query,
 //! describe, limits, getUpdated/getDeleted, records), Bulk API 2.0 query jobs and a
-//! control API under `/__emulator/`, all on one origin. The behaviour follows
+//! control API under `/__emulator/`, all on one origin, over http or (with
+//! [`EmulatorConfig::tls`]) https, at loopback speed or with the network costs of the
+//! [`wan`] profile. The behaviour follows
 //! `shared/reference/salesforce-api.md`; facts the specification marks UNVERIFIED are
 //! [`Settings`].
 
