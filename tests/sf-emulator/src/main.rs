@@ -72,9 +72,10 @@ fn parse_args() -> anyhow::Result<Args> {
 
 fn parse_mbps(text: &str) -> anyhow::Result<f64> {
     match text.parse::<f64>() {
-        Ok(mbps) if mbps.is_finite() && mbps >= 0.0 => Ok(mbps),
+        Ok(mbps) if sf_emulator::wan::valid_mbps(mbps) => Ok(mbps),
         _ => anyhow::bail!(
-            "--mbps needs megabits per second, a number at least 0 (0 = uncapped), not {text:?}\n{USAGE}"
+            "--mbps needs 0 (uncapped) or megabits per second of at least {}, not {text:?}\n{USAGE}",
+            sf_emulator::wan::MIN_MBPS
         ),
     }
 }

@@ -36,6 +36,15 @@ use crate::state::Shared;
 /// sends its data with the final ACK).
 pub const TCP_HANDSHAKE_ROUND_TRIPS: u32 = 1;
 
+/// The lowest link rate accepted besides 0 (off): one kilobit per second, at which a burst
+/// already takes seconds. Lower rates would stall connections for hours.
+pub const MIN_MBPS: f64 = 0.001;
+
+/// Whether `mbps` is a rate the profile accepts: 0 (uncapped) or at least [`MIN_MBPS`].
+pub fn valid_mbps(mbps: f64) -> bool {
+    mbps == 0.0 || (mbps.is_finite() && mbps >= MIN_MBPS)
+}
+
 /// The round-trip time now set (`rtt_ms`); zero when off.
 pub fn rtt(state: &Shared) -> Duration {
     Duration::from_millis(state.settings.read().expect("settings lock").rtt_ms)

@@ -245,11 +245,12 @@ fn the_binary_writes_the_root_where_asked() {
 }
 
 #[test]
-fn the_binary_refuses_a_cert_path_without_tls_and_a_negative_rate() {
+fn the_binary_refuses_bad_wan_flags() {
     let bin = env!("CARGO_BIN_EXE_sf-emulator");
     for (args, named) in [
         (&["--tls-cert-out", "/nonexistent/root.pem"][..], "--tls"),
         (&["--mbps", "-3"][..], "--mbps"),
+        (&["--mbps", "0.0000001"][..], "--mbps"),
         (&["--rtt-ms", "fast"][..], "--rtt-ms"),
     ] {
         let out = Command::new(bin)
@@ -279,21 +280,24 @@ async fn wan_settings_are_listed_changed_and_checked() {
     assert_eq!(set["rtt_ms"], 5);
     assert_eq!(set["mbps"], 2.5);
 
-    let refused = reqwest::Client::new()
-        .post(format!("{}/__emulator/settings", emu.url))
-        .header("X-Emulator-Key", &emu.control_key)
-        .json(&json!({"mbps": -1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 400);
-    let why = refused.text().await.unwrap();
-    assert!(why.contains("mbps"), "{why}");
-    assert_eq!(
-        emu.state.settings().mbps,
-        2.5,
-        "a refused patch changes nothing"
-    );
+    // Negative, or so slow that one burst would take hours.
+    for mbps in [json!(-1), json!(1e-7)] {
+        let refused = reqwest::Client::new()
+            .post(format!("{}/__emulator/settings", emu.url))
+            .header("X-Emulator-Key", &emu.control_key)
+            .json(&json!({ "mbps": mbps }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "mbps {mbps}");
+        let why = refused.text().await.unwrap();
+        assert!(why.contains("mbps"), "{why}");
+        assert_eq!(
+            emu.state.settings().mbps,
+            2.5,
+            "a refused patch changes nothing"
+        );
+    }
 }
 
 /// GETs the version list `n` times with `client`, each answer read to the end.
