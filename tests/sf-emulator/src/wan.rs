@@ -249,22 +249,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Throttled<S> {
 impl<S: AsyncWrite + Unpin> Throttled<S> {
     /// Writes as much of `buf` as the link lets through now.
     fn poll_paced_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self;
-        if this.grant.is_none() && !this.reserve(buf.len()) {
-            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        if self.grant.is_none() && !self.reserve(buf.len()) {
+            return Pin::new(&mut self.inner).poll_write(cx, buf);
         }
-        let grant = this.grant.as_mut().expect("a grant was reserved above");
+        let grant = self.grant.as_mut().expect("a grant was reserved above");
         ready!(grant.sent.as_mut().poll(cx));
         let allowed = grant.bytes.min(buf.len());
-        let written = ready!(Pin::new(&mut this.inner).poll_write(cx, &buf[..allowed]));
+        let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..allowed]));
         let Grant {
             bytes,
             bytes_per_second,
             ..
-        } = this.grant.take().expect("a grant was reserved above");
+        } = self.grant.take().expect("a grant was reserved above");
         let sent = written.as_ref().map_or(0, |n| *n);
         // Link time reserved for bytes that did not go out is given back.
-        this.link_free -= transmit_time(bytes.saturating_sub(sent), bytes_per_second);
+        self.link_free -= transmit_time(bytes.saturating_sub(sent), bytes_per_second);
         Poll::Ready(written)
     }
 }
