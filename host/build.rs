@@ -32,7 +32,7 @@ fn main() {
         "plugin/src",
         "plugin/Cargo.toml",
         "plugin/manifest.json",
-        "wit",
+        "crates/sdk",
         "Cargo.lock",
     ] {
         println!(

@@ -1,7 +1,7 @@
 //! The `sluice:connector` world, with behaviour chosen by the `behaviour` setting.
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../crates/sdk/wit",
     world: "sluice:connector/connector",
     generate_all,
 });
