@@ -21,5 +21,5 @@ pub mod output;
 pub mod serve;
 pub mod terminal;
 
-/// The default Salesforce connector component, compiled from `plugin/` by `build.rs`.
+/// The default Salesforce connector component, compiled from `connectors/salesforce/` by `build.rs`.
 pub const SALESFORCE_COMPONENT: &[u8] = include_bytes!(env!("SLUICE_SALESFORCE_WASM"));

@@ -5,7 +5,7 @@
 //! no behaviour of its own: every decision lives in the plain-Rust modules.
 
 wit_bindgen::generate!({
-    path: "../crates/sdk/wit",
+    path: "../../crates/sdk/wit",
     world: "sluice:connector/connector",
     generate_all,
 });
