@@ -1,4 +1,4 @@
-//! The native pull: the connector's logic (`sluice_salesforce::pull`) with a native [`Env`]
+//! The native pull: the connector's logic (`Salesforce::pull`) with a native [`Host`]
 //! over reqwest, committed through the runner's own `PageCommits` pipeline.
 
 use super::*;
@@ -17,7 +17,7 @@ pub(crate) struct NativeEnv {
     stream: String,
 }
 
-impl Env for NativeEnv {
+impl Host for NativeEnv {
     fn send(&mut self, request: Request) -> Result<Response, TransportError> {
         if self.first_query.is_none() && request.url.contains("/query") {
             self.first_query = Some(request.url.clone());
@@ -106,8 +106,8 @@ pub(crate) fn native_pull(
         allow_insecure_loopback: true,
         contract_version: sluice::engine::wit::VERSION.into(),
     };
-    let configured = sluice_salesforce::configure(&settings, &host)
-        .map_err(|e| anyhow::anyhow!("configure: {e:?}"))?;
+    let configured =
+        Salesforce::configure(&settings, &host).map_err(|e| anyhow::anyhow!("configure: {e:?}"))?;
     let session = pm::Session {
         settings,
         host,
@@ -148,7 +148,7 @@ pub(crate) fn native_pull(
                 max_records: DEFAULT_PAGE_RECORDS,
             };
             let t_pull = Instant::now();
-            let page = sluice_salesforce::pull(&mut env, &session, &request)
+            let page = Salesforce::pull(&mut env, &session, &request)
                 .map_err(|f| anyhow::anyhow!("native pull of {stream}: {f:?}"))?;
             pull_time += t_pull.elapsed();
             let status = match &page.status {

@@ -1,8 +1,8 @@
 //! The Salesforce connector for Sluice.
 //!
-//! Everything here is plain Rust that builds and unit-tests on the native target. The only
-//! WebAssembly-specific part is `component.rs`, compiled for `wasm32`, which binds the
-//! `sluice:connector` WIT world to [`connector`]'s functions.
+//! Everything here is plain Rust that builds and unit-tests on the native target.
+//! [`Salesforce`] implements the SDK's [`sluice_connector_sdk::Connector`]; built for
+//! `wasm32`, `export_connector!` binds it to the `sluice:connector` WIT world.
 
 pub mod bulk;
 pub mod client;
@@ -12,9 +12,7 @@ pub mod cursor;
 pub mod describe;
 pub mod dt;
 pub mod errors;
-pub mod http;
 pub mod limits;
-pub mod model;
 pub mod pull;
 #[cfg(test)]
 mod pull_tests;
@@ -23,9 +21,6 @@ pub mod soql;
 #[cfg(test)]
 mod testenv;
 
-pub use connector::{authorize, configure, pull, test};
+pub use connector::Salesforce;
 
-#[cfg(target_arch = "wasm32")]
-// wit-bindgen's generated exports are `unsafe` glue around the canonical ABI.
-#[allow(unsafe_code)]
-mod component;
+sluice_connector_sdk::export_connector!(Salesforce);
