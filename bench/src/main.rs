@@ -34,8 +34,9 @@ use sluice::runner::{DEFAULT_PAGE_RECORDS, PageCommit, PageCommits, PullOptions,
 use sluice::secrets::Secret;
 use sluice::store::{CheckpointState, GrantFlow, RunState, TokenSet};
 use sluice_connector_sdk::Connector;
-use sluice_connector_sdk::http::{Host, Method, Request, Response, TransportError};
+use sluice_connector_sdk::http::{Host, Request, Response, TransportError};
 use sluice_connector_sdk::model as pm;
+use sluice_connector_sdk::native::NativeHost;
 use sluice_salesforce::Salesforce;
 
 /// The JSON keys, in output order.

@@ -1,13 +1,14 @@
 //! The one `wasi:http/outgoing-handler` client of Sluice's guests.
 //!
-//! [`send`] sends exactly the request it is given and reads the whole response, so a guest
-//! that must control every header (a test guest probing the host's policy) can use it as is;
-//! the connector-facing [`crate::Host`] adds defaults on top (see `guest.rs`). The body is
-//! written after the request is handed over, because it streams through a bounded buffer
-//! nobody drains before the request is in flight.
+//! [`send`] sends exactly the request it is given and reads the whole response; the
+//! connector-facing [`crate::Host`] adds defaults on top (see `guest.rs`). [`exchange`] is the
+//! layer below, for a guest that must build the `outgoing-request` itself (a test guest
+//! probing the host's policy with an authority no URL parser would keep): it hands the request
+//! over, writes the body and reads the response. The body is written after the request is
+//! handed over, because it streams through a bounded buffer nobody drains before the request
+//! is in flight.
 
 use crate::http::{Method as HttpMethod, Request, Response, TransportError};
-use crate::wit::wasi::http::outgoing_handler;
 use crate::wit::wasi::http::types::{
     Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
 };
@@ -15,6 +16,8 @@ use crate::wit::wasi::io::streams::StreamError;
 
 /// The wasi:http error a request ended with, as the host reported it.
 pub use crate::wit::wasi::http::types::ErrorCode;
+/// The generated `wasi:http` and `wasi:io` bindings [`exchange`] works on.
+pub use crate::wit::wasi::{http::outgoing_handler, http::types, io::streams};
 
 /// Most bytes reserved up front from a `Content-Length` (a larger body still reads in full).
 const MAX_PRESIZE: usize = 64 << 20;
@@ -26,12 +29,16 @@ const WRITE_CHUNK: usize = 4096;
 /// Sends `request` through the host's `wasi:http` with exactly its headers and reads the
 /// whole response.
 pub fn send(request: Request) -> Result<Response, ErrorCode> {
-    let outgoing = outgoing_request(&request)?;
+    exchange(outgoing_request(&request)?, request.body.as_deref())
+}
+
+/// Hands `outgoing` to the host, writes `payload` as its body, and reads the whole response.
+pub fn exchange(outgoing: OutgoingRequest, payload: Option<&[u8]>) -> Result<Response, ErrorCode> {
     let body = outgoing
         .body()
         .map_err(|_| internal("request body taken twice"))?;
     let pending = outgoing_handler::handle(outgoing, None)?;
-    if let Some(bytes) = request.body {
+    if let Some(bytes) = payload {
         let stream = body
             .write()
             .map_err(|_| internal("request body stream taken twice"))?;
