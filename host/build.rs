@@ -1,12 +1,13 @@
-//! Builds the default Salesforce connector (`connectors/salesforce/`) as a wasm32-wasip2 component so that
-//! one `cargo build` produces both the `sluice` binary and the component it embeds.
+//! Builds the default Salesforce connector (`connectors/salesforce/`) as a wasm32-wasip2
+//! component so that one `cargo build` produces both the `sluice` binary and the component it
+//! embeds.
 //!
 //! Like wasmtime's own test programs, the guest is compiled by a nested `cargo` in a target
 //! directory of its own: sharing the outer one would deadlock on Cargo's build lock. The
 //! wasm32-wasip2 target is installed first when it is missing (`sluice-guest-build`).
-//! The component, with `connectors/salesforce/manifest.json` appended as its `sluice:manifest` custom section
-//! (the hosts and methods it needs, which the operator approves at install), is written to
-//! `$OUT_DIR/salesforce.wasm` (embedded with `include_bytes!`) and to
+//! The component, with `connectors/salesforce/manifest.json` appended as its `sluice:manifest`
+//! custom section (the hosts and methods it needs, which the operator approves at install), is
+//! written to `$OUT_DIR/salesforce.wasm` (embedded with `include_bytes!`) and to
 //! `<target>/<profile>/salesforce.wasm`, beside the `sluice` binary, for inspection and
 //! hot-swap.
 
