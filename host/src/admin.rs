@@ -320,6 +320,9 @@ pub struct IntegrationBody {
     settings: std::collections::BTreeMap<String, String>,
 }
 
+// The enums below document the values the runtime and the connector accept; the body keeps
+// plain text so that any other value gets the connector's per-field error, not serde's.
+
 /// The capabilities an integration can pull.
 #[derive(ToSchema)]
 #[schema(rename_all = "kebab-case")]
@@ -446,7 +449,6 @@ fn parse_body(body: &[u8]) -> Result<IntegrationBody, AppError> {
 struct IntegrationId {
     /// The id `POST /api/integrations` gave it.
     #[param(pattern = "^int_[A-Za-z0-9_-]{12}$")]
-    #[allow(dead_code)]
     id: String,
 }
 
@@ -475,9 +477,9 @@ async fn add(
         (status = 500, description = "The store or the connector failed", body = ErrorBody)))]
 async fn show(
     State(s): State<AdminState>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<Path<IntegrationId>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
+    let Path(IntegrationId { id }) = id?;
     let v = crate::views::integration_view(&s.app, &id).await?;
     Ok(Json(v).into_response())
 }
@@ -494,10 +496,10 @@ async fn show(
         (status = 500, description = "The store or the connector failed", body = ErrorBody)))]
 async fn edit(
     State(s): State<AdminState>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<Path<IntegrationId>, PathRejection>,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
+    let Path(IntegrationId { id }) = id?;
     let body = parse_body(&body?)?;
     let v = s.app.edit_integration(&id, body.into_input()?).await?;
     Ok(Json(v).into_response())
@@ -511,9 +513,9 @@ async fn edit(
         (status = 500, description = "The store failed", body = ErrorBody)))]
 async fn delete(
     State(s): State<AdminState>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<Path<IntegrationId>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
+    let Path(IntegrationId { id }) = id?;
     s.app.delete_integration(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -529,9 +531,9 @@ async fn delete(
         (status = 502, description = "The provider refused or failed the token refresh", body = ErrorBody)))]
 async fn test(
     State(s): State<AdminState>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<Path<IntegrationId>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
+    let Path(IntegrationId { id }) = id?;
     let report = s.app.test(&id).await?;
     Ok(Json(TestView::from(&report)).into_response())
 }
@@ -572,10 +574,10 @@ pub enum PullStatus {
         (status = 500, description = "The store failed", body = ErrorBody)))]
 async fn pull(
     State(s): State<AdminState>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<Path<IntegrationId>, PathRejection>,
     q: Result<Query<PullQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (Path(id), Query(q)) = (id?, q?);
+    let (Path(IntegrationId { id }), Query(q)) = (id?, q?);
     // Claimed before answering, so a second request while a run is going on gets 409.
     let claim = crate::runner::claim(&s.app, &id)?;
     let app = s.app.clone();
@@ -612,9 +614,9 @@ const LISTED_RUNS: usize = 50;
         (status = 500, description = "The store failed", body = ErrorBody)))]
 async fn runs(
     State(s): State<AdminState>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<Path<IntegrationId>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
+    let Path(IntegrationId { id }) = id?;
     s.app.store().integration(&id)?;
     Ok(Json(s.app.runs(&id, LISTED_RUNS)?).into_response())
 }
@@ -670,10 +672,10 @@ pub struct RecordRow {
         (status = 500, description = "The store failed", body = ErrorBody)))]
 async fn records(
     State(s): State<AdminState>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<Path<IntegrationId>, PathRejection>,
     q: Result<Query<RecordsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (Path(id), Query(q)) = (id?, q?);
+    let (Path(IntegrationId { id }), Query(q)) = (id?, q?);
     s.app.store().integration(&id)?;
     let limit = q.limit.unwrap_or(1000);
     if limit > MAX_RECORDS_PAGE {
@@ -736,9 +738,9 @@ pub struct AuthorizeStart {
         (status = 502, description = "The connector's OAuth endpoint is refused (not https)", body = ErrorBody)))]
 async fn authorize(
     State(s): State<AdminState>,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<Path<IntegrationId>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
+    let Path(IntegrationId { id }) = id?;
     let redirect = format!("{}/oauth/callback", s.public_url.trim_end_matches('/'));
     let start = s.app.begin_authorization(&id, &redirect).await?;
     Ok(Json(AuthorizeStart {
@@ -751,6 +753,7 @@ async fn authorize(
 /// The query the provider sends the browser back with.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+// Documents the query; the handler reads it raw, as `Callback::from_query` takes pairs.
 #[allow(dead_code)]
 struct CallbackQuery {
     /// The authorization code.
@@ -844,7 +847,6 @@ struct InstallQuery {
 /// A connector's name.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
-#[allow(dead_code)]
 struct ConnectorName {
     /// 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit.
     #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -887,11 +889,11 @@ pub struct Installed {
         (status = 500, description = "The engine or the store failed", body = ErrorBody)))]
 async fn install_connector(
     State(s): State<AdminState>,
-    name: Result<Path<String>, PathRejection>,
+    name: Result<Path<ConnectorName>, PathRejection>,
     query: Result<Query<InstallQuery>, QueryRejection>,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (Path(name), Query(query), body) = (name?, query?, body?);
+    let (Path(ConnectorName { name }), Query(query), body) = (name?, query?, body?);
     let approval = if query.approve_hosts {
         crate::engine::registry::HostApproval::Approved
     } else {
