@@ -26,10 +26,10 @@ use serde_json::{Value, json};
 use sluice::app::{App, AppConfig, IntegrationInput};
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::registry::{
-    HostApproval, MemoryVersionStore, PluginRegistry, StaticCanaryTargets,
+    ConnectorRegistry, HostApproval, MemoryVersionStore, StaticCanaryTargets,
 };
 use sluice::engine::wit::types as wt;
-use sluice::engine::{CallContext, EngineLimits, PluginEngine};
+use sluice::engine::{CallContext, ConnectorEngine, EngineLimits};
 use sluice::runner::{DEFAULT_PAGE_RECORDS, PageCommit, PageCommits, PullOptions, RunStatus};
 use sluice::secrets::Secret;
 use sluice::store::{CheckpointState, GrantFlow, RunState, TokenSet};
@@ -383,8 +383,10 @@ async fn authorize(
         refresh: text("refresh_token").map(Secret::new),
         token_url: plan.token_url.clone(),
         instance_url: text("instance_url").context("no instance_url")?,
-        identity_url: text("id"),
-        issued_at_ms: text("issued_at").and_then(|s| s.parse().ok()),
+        provider_fields: ["id", "issued_at"]
+            .into_iter()
+            .filter_map(|name| Some((name.to_string(), text(name)?)))
+            .collect(),
         scopes: text("scope")
             .unwrap_or_default()
             .split_whitespace()

@@ -108,13 +108,14 @@ pub(crate) fn native_pull(
     };
     let configured = sluice_salesforce::configure(&settings, &host)
         .map_err(|e| anyhow::anyhow!("configure: {e:?}"))?;
+    let wit_grant = sluice::grant::wit_grant(&tokens);
     let session = pm::Session {
         settings,
         host,
         grant: pm::Grant {
             instance_url: tokens.instance_url.clone(),
-            identity_url: tokens.identity_url.clone(),
-            issued_at_ms: tokens.issued_at_ms.map(|ms| ms.max(0) as u64),
+            identity_url: wit_grant.identity_url,
+            issued_at_ms: wit_grant.issued_at_ms,
             scopes: tokens.scopes.clone(),
         },
     };
@@ -182,7 +183,7 @@ pub(crate) fn native_pull(
                 status,
                 api_calls: page.api_calls,
                 // The native connector is no registry version.
-                plugin_version: 0,
+                connector_version: 0,
             };
             records += handle.block_on(commits.submit(page, n))?.unwrap_or(0);
             if status != CheckpointState::Partial {

@@ -7,8 +7,8 @@
 //! and embeds the Salesforce connector ([`SALESFORCE_COMPONENT`]).
 
 pub use sluice_runtime::{
-    app, duration, engine, locks, oauth, private_fs, runner, scheduler, secrets, store, tokens,
-    views,
+    app, data_dir, duration, engine, grant, locks, oauth, private_fs, runner, scheduler, secrets,
+    store, tokens, views,
 };
 
 pub mod admin;

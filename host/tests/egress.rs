@@ -1,5 +1,5 @@
 //! Who decides where a connector's traffic and the host's credentials go: a hostile connector
-//! (the `tests/hostile` guest, installed as the plugin integrations use) names an attacker's
+//! (the `tests/hostile` guest, installed as the connector integrations use) names an attacker's
 //! host in `configure` and its own OAuth endpoints; the host refuses whatever the operator did
 //! not approve, binds the OAuth plan to the state, and checks refreshed instance URLs.
 //! Run: `cargo test --release -p sluice --test egress`.
@@ -29,7 +29,7 @@ async fn emulator() -> Emulator {
 }
 
 /// An app whose connectors may reach the `approved` loopback URLs' origins, with the hostile
-/// guest installed (and approved, with an empty manifest) as the plugin integrations use.
+/// guest installed (and approved, with an empty manifest) as the connector integrations use.
 async fn hostile_app(tag: &str, approved: &[&str]) -> Arc<App> {
     let dir = std::env::temp_dir().join(format!(
         "sluice-egress-{tag}-{}",
@@ -196,8 +196,7 @@ async fn a_refreshed_instance_url_is_checked_like_the_first() {
                 refresh: Some(Secret::new("refresh-1")),
                 token_url: format!("{}/token", provider.url),
                 instance_url: provider.url.clone(),
-                identity_url: None,
-                issued_at_ms: None,
+                provider_fields: Default::default(),
                 scopes: vec!["api".into()],
                 obtained_at_ms: now_ms(),
                 generation: 0,

@@ -1,6 +1,6 @@
 //! A pull run is bounded whatever the connector answers: pages over the requested size are
 //! refused, a connector answering `partial` forever is stopped, and a rate-limit pause is
-//! capped. The hostile connector serves as the integration's plugin.
+//! capped. The hostile connector serves as the integration's connector.
 //! Run: `cargo test --release -p sluice --test runner_bounds`.
 
 mod support;
@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sluice::app::{App, AppConfig, IntegrationInput};
-use sluice::engine::PluginEngine;
+use sluice::engine::ConnectorEngine;
 use sluice::runner::{PullOptions, RunStatus, RunSummary};
 use sluice::secrets::Secret;
 use sluice::store::{GrantFlow, TokenSet};
@@ -23,7 +23,7 @@ fn warm_cache() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = scratch("warm-cache");
         let config = AppConfig::new(dir.clone());
-        let engine = PluginEngine::with_cache(config.limits, Some(&dir)).unwrap();
+        let engine = ConnectorEngine::with_cache(config.limits, Some(&dir)).unwrap();
         engine
             .load("salesforce", sluice::SALESFORCE_COMPONENT)
             .unwrap();
@@ -40,7 +40,7 @@ fn scratch(tag: &str) -> PathBuf {
     dir
 }
 
-/// An app whose `salesforce` plugin is the hostile connector, with `change` applied to its
+/// An app whose `salesforce` connector is the hostile connector, with `change` applied to its
 /// configuration.
 async fn app_with(change: impl FnOnce(&mut AppConfig)) -> Arc<App> {
     let dir = scratch("app");
@@ -86,8 +86,7 @@ async fn integration(app: &App, behaviour: &str, extra: &[(&str, &str)]) -> Stri
         refresh: None,
         token_url: "https://login.example/token".into(),
         instance_url: "https://instance.example".into(),
-        identity_url: None,
-        issued_at_ms: None,
+        provider_fields: Default::default(),
         scopes: vec!["api".into()],
         obtained_at_ms: sluice::store::now_ms(),
         generation: 0,

@@ -1,7 +1,7 @@
-//! The plugin engine: loads connector components and runs each call in a fresh sandbox.
+//! The connector engine: loads connector components and runs each call in a fresh sandbox.
 //!
-//! One `wasmtime::Engine` (pooling allocator, epoch interruption) serves every plugin. A loaded
-//! plugin keeps a pre-linked `InstancePre`; every call gets its own `Store` and instance, so a
+//! One `wasmtime::Engine` (pooling allocator, epoch interruption) serves every connector. A loaded
+//! connector keeps a pre-linked `InstancePre`; every call gets its own `Store` and instance, so a
 //! trap or a leak in one call cannot reach the next, and a hot-swapped version simply serves the
 //! next call.
 //!
@@ -9,13 +9,13 @@
 //!   [`cpu`]), wall-clock timeout, memory cap summed over every linear memory
 //!   ([`state::CallLimiter`]), live resources, header maps and buffered bodies ([`budget`]),
 //!   page size cap and the outbound limits. Exceeding one gives
-//!   [`EngineError::LimitExceeded`] naming the limit, the plugin and the call.
+//!   [`EngineError::LimitExceeded`] naming the limit, the connector and the call.
 //! - [`outbound`]: the wasi:http policy hook (allow-list, DNS checks, host-side credentials,
 //!   refresh, retries, caps). [`credentials`]: the token-store interface.
 //! - [`host_log`] and [`stored_keys`]: the `sluice:connector/host` import (guest logs, and the
 //!   stored keys of the stream being pulled).
 //! - [`cache`]: host-authenticated `.cwasm` compile cache. [`registry`]: versions, canary,
-//!   atomic hot swap, rollback, the plugins-directory watcher. [`metrics`]: counters.
+//!   atomic hot swap, rollback, the connectors-directory watcher. [`metrics`]: counters.
 
 pub mod backoff;
 pub mod bindings;
@@ -60,7 +60,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Ticks a guest runs before the engine checks its CPU budget and yields to the executor.
 const SLICE_TICKS: u64 = 5;
 
-/// Resource limits of each plugin call.
+/// Resource limits of each connector call.
 #[derive(Debug, Clone)]
 pub struct EngineLimits {
     /// Guest CPU time one call may use before it is interrupted: the time the call ran
@@ -75,7 +75,7 @@ pub struct EngineLimits {
     pub max_resources: usize,
     /// Bytes one header map a guest builds may hold (roughly, in memory).
     pub max_header_map_bytes: usize,
-    /// How many calls may be live at once across all plugins (pool size).
+    /// How many calls may be live at once across all connectors (pool size).
     pub max_concurrent_calls: u32,
     /// Largest page a `pull` may return: the bytes of its rows' keys, cursors and JSON.
     pub max_page_bytes: usize,
@@ -131,43 +131,43 @@ impl std::fmt::Display for Limit {
     }
 }
 
-/// Why the engine could not load a plugin or complete a call.
+/// Why the engine could not load a connector or complete a call.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The bytes are not a valid WebAssembly component.
-    #[error("plugin {plugin} is not a valid WebAssembly component: {detail}")]
+    #[error("connector {connector} is not a valid WebAssembly component: {detail}")]
     InvalidComponent {
-        /// The plugin.
-        plugin: String,
+        /// The connector.
+        connector: String,
         /// What the validator said.
         detail: String,
     },
     /// The component targets no contract version this host supports.
     #[error(
-        "plugin {plugin} does not export a sluice:connector version this host supports \
+        "connector {connector} does not export a sluice:connector version this host supports \
          (it exports: {found}); supported: sluice:connector/plugin@{supported}"
     )]
     UnsupportedContract {
-        /// The plugin.
-        plugin: String,
+        /// The connector.
+        connector: String,
         /// The interfaces the component exports.
         found: String,
         /// The version the host supports.
         supported: &'static str,
     },
     /// The component's imports cannot be satisfied by this host.
-    #[error("plugin {plugin} cannot be linked against this host: {detail}")]
+    #[error("connector {connector} cannot be linked against this host: {detail}")]
     Link {
-        /// The plugin.
-        plugin: String,
+        /// The connector.
+        connector: String,
         /// What is missing or mismatched.
         detail: String,
     },
     /// A call exceeded a resource limit.
-    #[error("plugin {plugin}: call `{call}` exceeded the {limit} ({detail})")]
+    #[error("connector {connector}: call `{call}` exceeded the {limit} ({detail})")]
     LimitExceeded {
-        /// The plugin.
-        plugin: String,
+        /// The connector.
+        connector: String,
         /// The exported function.
         call: &'static str,
         /// Which limit.
@@ -176,10 +176,10 @@ pub enum EngineError {
         detail: String,
     },
     /// The guest trapped.
-    #[error("plugin {plugin}: call `{call}` trapped: {detail}")]
+    #[error("connector {connector}: call `{call}` trapped: {detail}")]
     Trap {
-        /// The plugin.
-        plugin: String,
+        /// The connector.
+        connector: String,
         /// The exported function.
         call: &'static str,
         /// The trap message.
@@ -190,11 +190,11 @@ pub enum EngineError {
     Setup(String),
 }
 
-/// A compiled, pre-linked plugin version, ready to serve calls.
-pub struct LoadedPlugin {
-    /// The plugin's name, e.g. `salesforce`.
+/// A compiled, pre-linked connector version, ready to serve calls.
+pub struct LoadedConnector {
+    /// The connector's name, e.g. `salesforce`.
     pub name: String,
-    /// The registry's version number (1, 2, ...); 0 for a plugin loaded outside the registry.
+    /// The registry's version number (1, 2, ...); 0 for a connector loaded outside the registry.
     pub version: u32,
     /// A short name for logs and errors, e.g. `salesforce@3f2a9c1b`.
     pub label: String,
@@ -208,9 +208,9 @@ pub struct LoadedPlugin {
     pre: wit::ConnectorPre<CallState>,
 }
 
-impl std::fmt::Debug for LoadedPlugin {
+impl std::fmt::Debug for LoadedConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin")
+        f.debug_struct("LoadedConnector")
             .field("label", &self.label)
             .field("version", &self.version)
             .field("contract", &self.contract)
@@ -246,8 +246,8 @@ impl std::fmt::Debug for CallContext {
     }
 }
 
-/// The engine shared by all plugins.
-pub struct PluginEngine {
+/// The engine shared by all connectors.
+pub struct ConnectorEngine {
     engine: Engine,
     linker: Linker<CallState>,
     limits: EngineLimits,
@@ -256,14 +256,14 @@ pub struct PluginEngine {
     cache: Option<CompileCache>,
 }
 
-impl PluginEngine {
+impl ConnectorEngine {
     /// An engine with the given limits and no compile cache, and a ticker thread that drives
     /// CPU deadlines.
     pub fn new(limits: EngineLimits) -> Result<Arc<Self>, EngineError> {
         Self::with_cache(limits, None)
     }
 
-    /// Like [`PluginEngine::new`], with compiled components cached in `cache_dir`.
+    /// Like [`ConnectorEngine::new`], with compiled components cached in `cache_dir`.
     pub fn with_cache(
         limits: EngineLimits,
         cache_dir: Option<&Path>,
@@ -324,32 +324,33 @@ impl PluginEngine {
 
     /// Compiles and checks a component: it must be a valid component, export a supported
     /// contract version, and link against this host.
-    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<LoadedPlugin, EngineError> {
-        self.load_with_outcome(name, wasm).map(|(plugin, _)| plugin)
+    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<LoadedConnector, EngineError> {
+        self.load_with_outcome(name, wasm)
+            .map(|(connector, _)| connector)
     }
 
-    /// [`PluginEngine::load`], also saying whether the compile cache served the component.
+    /// [`ConnectorEngine::load`], also saying whether the compile cache served the component.
     pub fn load_with_outcome(
         &self,
         name: &str,
         wasm: &[u8],
-    ) -> Result<(LoadedPlugin, CacheOutcome), EngineError> {
+    ) -> Result<(LoadedConnector, CacheOutcome), EngineError> {
         let sha256 = hex(&Sha256::digest(wasm));
         let label = format!("{name}@{}", &sha256[..12]);
         let invalid = |e: wasmtime::Error| EngineError::InvalidComponent {
-            plugin: label.clone(),
+            connector: label.clone(),
             detail: format!("{e:#}"),
         };
         // Reject core modules and garbage before they reach the compiler or the cache.
         if !wasmparser_is_component(wasm) {
             return Err(EngineError::InvalidComponent {
-                plugin: label.clone(),
+                connector: label.clone(),
                 detail: "not a WebAssembly component (wrong magic or layer)".into(),
             });
         }
         let manifest =
             manifest::Manifest::of_component(wasm).map_err(|e| EngineError::InvalidComponent {
-                plugin: label.clone(),
+                connector: label.clone(),
                 detail: e.to_string(),
             })?;
         let (component, outcome) = match &self.cache {
@@ -367,11 +368,11 @@ impl PluginEngine {
             .instantiate_pre(&component)
             .and_then(wit::ConnectorPre::new)
             .map_err(|e| EngineError::Link {
-                plugin: label.clone(),
+                connector: label.clone(),
                 detail: format!("{e:#}"),
             })?;
         Ok((
-            LoadedPlugin {
+            LoadedConnector {
                 name: name.to_string(),
                 version: 0,
                 label,
@@ -396,7 +397,7 @@ impl PluginEngine {
             return Ok(wit::VERSION);
         }
         Err(EngineError::UnsupportedContract {
-            plugin: label.to_string(),
+            connector: label.to_string(),
             found: if exports.is_empty() {
                 "nothing".into()
             } else {
@@ -409,12 +410,12 @@ impl PluginEngine {
     /// A fresh store and instance for one call.
     async fn instantiate(
         &self,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         ctx: &CallContext,
         stream: Option<&str>,
     ) -> Result<(Store<CallState>, wit::Connector), EngineError> {
         let label = CallLabel {
-            plugin: plugin.label.as_str().into(),
+            connector: connector.label.as_str().into(),
             integration: ctx.integration.as_deref().map(Into::into),
         };
         let hooks = OutboundHooks {
@@ -425,7 +426,7 @@ impl PluginEngine {
             budget: BufferBudget::new(self.limits.outbound.max_buffered_bytes),
         };
         let log = GuestLog::new(
-            plugin.label.clone(),
+            connector.label.clone(),
             ctx.integration.clone(),
             ctx.run.clone(),
         );
@@ -449,18 +450,18 @@ impl PluginEngine {
         });
         EngineMetrics::bump(&self.metrics.calls);
         let cpu = store.data().cpu.clone();
-        let instance = match cpu.meter(plugin.pre.instantiate_async(&mut store)).await {
+        let instance = match cpu.meter(connector.pre.instantiate_async(&mut store)).await {
             Ok(instance) => instance,
-            Err(e) => return Err(self.classify(plugin, "instantiate", &store, e)),
+            Err(e) => return Err(self.classify(connector, "instantiate", &store, e)),
         };
         Ok((store, instance))
     }
 
     /// Turns the outcome of a call run under the wall-clock timeout into a result, naming the
-    /// limit, plugin and call on failure.
+    /// limit, connector and call on failure.
     fn conclude<R>(
         &self,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         call: &'static str,
         store: &Store<CallState>,
         outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
@@ -469,15 +470,15 @@ impl PluginEngine {
             Ok(Ok(value)) => match store.data().budget.exceeded() {
                 // The guest saw a failed request; the call still ends on the limit it hit.
                 Some(over) => {
-                    Err(self.limit_hit(plugin, call, Limit::HostBuffers, over.to_string()))
+                    Err(self.limit_hit(connector, call, Limit::HostBuffers, over.to_string()))
                 }
                 None => Ok(value),
             },
-            Ok(Err(e)) => Err(self.classify(plugin, call, store, e)),
+            Ok(Err(e)) => Err(self.classify(connector, call, store, e)),
             Err(_) => {
                 EngineMetrics::bump(&self.metrics.limit_hits);
                 Err(EngineError::LimitExceeded {
-                    plugin: plugin.label.clone(),
+                    connector: connector.label.clone(),
                     call,
                     limit: Limit::WallClock,
                     detail: format!("{:?}", self.limits.wall_timeout),
@@ -489,15 +490,15 @@ impl PluginEngine {
     /// Counts and logs a limit hit, and names it.
     fn limit_hit(
         &self,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         call: &'static str,
         limit: Limit,
         detail: String,
     ) -> EngineError {
         EngineMetrics::bump(&self.metrics.limit_hits);
-        tracing::warn!(plugin = %plugin.label, call, %limit, %detail, "plugin call stopped by a limit");
+        tracing::warn!(connector = %connector.label, call, %limit, %detail, "connector call stopped by a limit");
         EngineError::LimitExceeded {
-            plugin: plugin.label.clone(),
+            connector: connector.label.clone(),
             call,
             limit,
             detail,
@@ -508,12 +509,12 @@ impl PluginEngine {
     /// store's records; anything else is a trap.
     fn classify(
         &self,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         call: &'static str,
         store: &Store<CallState>,
         e: wasmtime::Error,
     ) -> EngineError {
-        let limit = |limit: Limit, detail: String| self.limit_hit(plugin, call, limit, detail);
+        let limit = |limit: Limit, detail: String| self.limit_hit(connector, call, limit, detail);
         if store.data().cpu_exceeded
             || matches!(
                 e.downcast_ref::<wasmtime::Trap>(),
@@ -546,9 +547,9 @@ impl PluginEngine {
         }
         EngineMetrics::bump(&self.metrics.traps);
         let detail = format!("{e:#}");
-        tracing::warn!(plugin = %plugin.label, call, %detail, "plugin call trapped");
+        tracing::warn!(connector = %connector.label, call, %detail, "connector call trapped");
         EngineError::Trap {
-            plugin: plugin.label.clone(),
+            connector: connector.label.clone(),
             call,
             detail,
         }
@@ -557,12 +558,12 @@ impl PluginEngine {
     /// Calls `configure`.
     pub async fn configure(
         &self,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         ctx: &CallContext,
         settings: &wit::types::Settings,
         host: &wit::types::HostContext,
     ) -> Result<Result<wit::types::Configured, Vec<wit::types::FieldError>>, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
+        let (mut store, instance) = self.instantiate(connector, ctx, None).await?;
         let cpu = store.data().cpu.clone();
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
@@ -573,18 +574,18 @@ impl PluginEngine {
             ),
         )
         .await;
-        self.conclude(plugin, "configure", &store, outcome)
+        self.conclude(connector, "configure", &store, outcome)
     }
 
     /// Calls `authorize`.
     pub async fn authorize(
         &self,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         ctx: &CallContext,
         settings: &wit::types::Settings,
         host: &wit::types::HostContext,
     ) -> Result<Result<wit::types::OauthPlan, Vec<wit::types::FieldError>>, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
+        let (mut store, instance) = self.instantiate(connector, ctx, None).await?;
         let cpu = store.data().cpu.clone();
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
@@ -595,17 +596,17 @@ impl PluginEngine {
             ),
         )
         .await;
-        self.conclude(plugin, "authorize", &store, outcome)
+        self.conclude(connector, "authorize", &store, outcome)
     }
 
     /// Calls `test`.
     pub async fn test(
         &self,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         ctx: &CallContext,
         session: &wit::types::Session,
     ) -> Result<wit::types::TestReport, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
+        let (mut store, instance) = self.instantiate(connector, ctx, None).await?;
         let cpu = store.data().cpu.clone();
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
@@ -616,18 +617,20 @@ impl PluginEngine {
             ),
         )
         .await;
-        self.conclude(plugin, "test", &store, outcome)
+        self.conclude(connector, "test", &store, outcome)
     }
 
     /// Calls `pull`.
     pub async fn pull(
         &self,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         ctx: &CallContext,
         session: &wit::types::Session,
         request: &wit::types::PullRequest,
     ) -> Result<Result<wit::types::Page, wit::types::Failure>, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx, Some(&request.stream)).await?;
+        let (mut store, instance) = self
+            .instantiate(connector, ctx, Some(&request.stream))
+            .await?;
         let cpu = store.data().cpu.clone();
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
@@ -638,7 +641,7 @@ impl PluginEngine {
             ),
         )
         .await;
-        let result = self.conclude(plugin, "pull", &store, outcome)?;
+        let result = self.conclude(connector, "pull", &store, outcome)?;
         if let Ok(page) = &result {
             let bytes: usize = page
                 .rows
@@ -647,9 +650,9 @@ impl PluginEngine {
                 .sum();
             if bytes > self.limits.max_page_bytes {
                 EngineMetrics::bump(&self.metrics.limit_hits);
-                tracing::warn!(plugin = %plugin.label, bytes, "page over the size cap");
+                tracing::warn!(connector = %connector.label, bytes, "page over the size cap");
                 return Err(EngineError::LimitExceeded {
-                    plugin: plugin.label.clone(),
+                    connector: connector.label.clone(),
                     call: "pull",
                     limit: Limit::PageSize,
                     detail: format!(
@@ -748,7 +751,7 @@ fn wasmparser_is_component(wasm: &[u8]) -> bool {
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn spawn_epoch_ticker(engine: Weak<PluginEngine>) {
+fn spawn_epoch_ticker(engine: Weak<ConnectorEngine>) {
     std::thread::Builder::new()
         .name("sluice-epoch".into())
         .spawn(move || {

@@ -10,7 +10,9 @@
 pub use sluice_engine as engine;
 
 pub mod app;
+pub mod data_dir;
 pub mod duration;
+pub mod grant;
 pub mod locks;
 pub mod oauth;
 pub mod private_fs;

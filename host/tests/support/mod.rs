@@ -82,7 +82,7 @@ pub fn hostile_broken() -> &'static [u8] {
 }
 
 /// `wasm` with a custom section appended: the same behaviour under a new sha256, i.e. a new
-/// plugin version.
+/// connector version.
 pub fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
     fn leb(mut n: usize, out: &mut Vec<u8>) {
         loop {

@@ -68,7 +68,7 @@ pub async fn connect(app: &App, id: &str) {
         .expect("authorized");
 }
 
-/// An integration of the hostile test plugin (which `app` must have installed) with
+/// An integration of the hostile test connector (which `app` must have installed) with
 /// `behaviour` and further `extra` settings, connected with a stored grant for
 /// `instance_url` whose access token is `"t"`. Returns its id.
 pub fn add_hostile_integration(
@@ -84,7 +84,7 @@ pub fn add_hostile_integration(
         .store()
         .insert_integration(&NewIntegration {
             name: format!("hostile {behaviour}"),
-            plugin: "hostile".into(),
+            connector: "hostile".into(),
             settings: IntegrationSettings {
                 capability: "crm".into(),
                 environment: "production".into(),
@@ -106,8 +106,7 @@ pub fn add_hostile_integration(
                 refresh: None,
                 token_url: "https://login.example/token".into(),
                 instance_url: instance_url.into(),
-                identity_url: None,
-                issued_at_ms: None,
+                provider_fields: Default::default(),
                 scopes: vec!["api".into()],
                 obtained_at_ms: now_ms(),
                 generation: 0,

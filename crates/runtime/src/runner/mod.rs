@@ -1,8 +1,8 @@
 //! One pull run: every configured stream, page by page, each page committed with its
-//! checkpoint in one transaction, and the run recorded (start, end, plugin version, per-stream
+//! checkpoint in one transaction, and the run recorded (start, end, connector version, per-stream
 //! status, records, API calls).
 //!
-//! Before each page the runner takes the plugin's active version, after syncing with the
+//! Before each page the runner takes the connector's active version, after syncing with the
 //! store: a version published mid-run, in this process or another one, serves the next page
 //! under its own policy, and every committed page records the version that served it.
 //!
@@ -31,7 +31,7 @@ use crate::engine::backoff::Backoff;
 use crate::engine::wit::types::{
     Failure, FailureKind, Operation, PullRequest, Row, Session, StreamStatus,
 };
-use crate::engine::{CallContext, KeySource, LoadedPlugin};
+use crate::engine::{CallContext, KeySource, LoadedConnector};
 use crate::store::{CheckpointState, IntegrationState, RunState, Store, StoreError};
 
 mod bounds;
@@ -126,7 +126,7 @@ pub async fn run_claimed(
     let id = id.as_str();
     let _claim = claim;
     let started = Instant::now();
-    let (mut plugin, mut session, mut ctx, configured) = app.session(id, None).await?;
+    let (mut connector, mut session, mut ctx, configured) = app.session(id, None).await?;
     app.store.close_orphan_runs(id)?;
     if opts.full {
         app.store.clear_checkpoints(id)?;
@@ -136,9 +136,11 @@ pub async fn run_claimed(
     } else {
         &opts.trigger
     };
-    let run_id = app.store.start_run(id, trigger, opts.full, &plugin.label)?;
+    let run_id = app
+        .store
+        .start_run(id, trigger, opts.full, &connector.label)?;
     ctx.run = Some(run_id.clone());
-    tracing::info!(integration = id, run = %run_id, plugin = %plugin.label, full = opts.full, "run started");
+    tracing::info!(integration = id, run = %run_id, connector = %connector.label, full = opts.full, "run started");
     let progress = |p: Progress| {
         if let Some(f) = &opts.progress {
             f(&p);
@@ -212,18 +214,18 @@ pub async fn run_claimed(
             }
             // A version published since the last page, here or by another process, serves
             // this one, under the policy its own `configure` gives.
-            match swapped_plugin(app, id, &run_id, &plugin).await {
+            match swapped_connector(app, id, &run_id, &connector).await {
                 Ok(Some((next, next_session, mut next_ctx))) => {
                     next_ctx.stored_keys = next_ctx
                         .stored_keys
                         .take()
                         .map(|keys| commits.keys_after_commits(keys));
-                    tracing::info!(integration = id, run = %run_id, from = %plugin.label, to = %next.label, "a new plugin version serves the next page");
-                    (plugin, session, ctx) = (next, next_session, next_ctx);
+                    tracing::info!(integration = id, run = %run_id, from = %connector.label, to = %next.label, "a new connector version serves the next page");
+                    (connector, session, ctx) = (next, next_session, next_ctx);
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(integration = id, run = %run_id, stream, error = %e, "the new plugin version cannot serve this run");
+                    tracing::warn!(integration = id, run = %run_id, stream, error = %e, "the new connector version cannot serve this run");
                     outcome.status = StreamResult::Failed;
                     outcome.detail = Some(e.to_string());
                     status = RunStatus::Failed;
@@ -236,7 +238,7 @@ pub async fn run_claimed(
                 checkpoint: checkpoint.clone(),
                 max_records: page_records,
             };
-            let page = match app.engine.pull(&plugin, &ctx, &session, &request).await {
+            let page = match app.engine.pull(&connector, &ctx, &session, &request).await {
                 Ok(Ok(page)) => page,
                 Ok(Err(failure)) => {
                     tracing::warn!(integration = id, run = %run_id, stream, kind = kind_label(failure.kind), message = %failure.message, "stream failed");
@@ -286,7 +288,7 @@ pub async fn run_claimed(
                 checkpoint: checkpoint.clone(),
                 status: stream_status,
                 api_calls: page.api_calls,
-                plugin_version: plugin.version,
+                connector_version: connector.version,
             };
             if let Some(previous) = commits.submit(commit, done).await? {
                 committed(&mut outcome, previous);
@@ -340,7 +342,7 @@ pub async fn run_claimed(
     Ok(RunSummary {
         run_id,
         integration_id: id.to_string(),
-        plugin_version: plugin.label.clone(),
+        connector_version: connector.label.clone(),
         status,
         streams: outcomes,
         records,
@@ -350,24 +352,24 @@ pub async fn run_claimed(
     })
 }
 
-/// The active version of `current`'s plugin, with a session and call context for run `run_id`
+/// The active version of `current`'s connector, with a session and call context for run `run_id`
 /// of integration `id`, when it is no longer `current`. Syncs with the store first, so that a
 /// version another process published counts too.
-async fn swapped_plugin(
+async fn swapped_connector(
     app: &Arc<App>,
     id: &str,
     run_id: &str,
-    current: &Arc<LoadedPlugin>,
-) -> Result<Option<(Arc<LoadedPlugin>, Session, CallContext)>, AppError> {
+    current: &Arc<LoadedConnector>,
+) -> Result<Option<(Arc<LoadedConnector>, Session, CallContext)>, AppError> {
     if let Err(e) = app.registry.sync().await {
         // The versions loaded here keep serving.
-        tracing::warn!(integration = id, run = %run_id, error = %e, "cannot read the plugin versions from the store");
+        tracing::warn!(integration = id, run = %run_id, error = %e, "cannot read the connector versions from the store");
     }
-    if Arc::ptr_eq(&app.plugin(&current.name)?, current) {
+    if Arc::ptr_eq(&app.connector(&current.name)?, current) {
         return Ok(None);
     }
-    let (plugin, session, ctx, _) = app.session(id, Some(run_id)).await?;
-    Ok(Some((plugin, session, ctx)))
+    let (connector, session, ctx, _) = app.session(id, Some(run_id)).await?;
+    Ok(Some((connector, session, ctx)))
 }
 
 /// Records a connector's failure on the stream's outcome and marks the integration when a
@@ -485,7 +487,7 @@ mod tests {
         let id = store
             .insert_integration(&NewIntegration {
                 name: "a".into(),
-                plugin: "salesforce".into(),
+                connector: "salesforce".into(),
                 settings: IntegrationSettings {
                     capability: "helpdesk".into(),
                     environment: "production".into(),
@@ -508,7 +510,7 @@ mod tests {
             checkpoint: Some(checkpoint.into()),
             status: CheckpointState::Partial,
             api_calls: 1,
-            plugin_version: 1,
+            connector_version: 1,
         };
         assert!(commits.submit(page(1, "cp1"), 1).await.unwrap().is_none());
         // A read issued while page 1 may still be committing sees page 1.

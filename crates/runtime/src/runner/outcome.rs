@@ -103,8 +103,8 @@ pub struct RunSummary {
     pub run_id: String,
     /// The integration.
     pub integration_id: String,
-    /// The plugin version (label).
-    pub plugin_version: String,
+    /// The connector version (label).
+    pub connector_version: String,
     /// The result.
     pub status: RunStatus,
     /// Per stream.

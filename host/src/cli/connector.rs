@@ -1,17 +1,21 @@
-//! `sluice plugin …`: install, list, activate and roll back connector versions.
+//! `sluice connector …`: install, list, activate and roll back connector versions.
 
 use super::*;
 
-pub(super) async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> anyhow::Result<()> {
+pub(super) async fn connector(
+    app: &Arc<App>,
+    cmd: &ConnectorCommand,
+    json: bool,
+) -> anyhow::Result<()> {
     match cmd {
-        PluginCommand::Install {
+        ConnectorCommand::Install {
             file,
             name,
             approve_hosts,
         } => {
             let name = match name {
                 Some(n) => n.clone(),
-                None => crate::engine::registry::plugin_name_of(file).with_context(|| {
+                None => crate::engine::registry::connector_name_of(file).with_context(|| {
                     format!("{}: expected NAME.wasm (or pass --name)", file.display())
                 })?,
             };
@@ -49,7 +53,7 @@ pub(super) async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> a
                 outln!("  may reach: {}", report.manifest)?;
             }
         }
-        PluginCommand::Activate { name, version } => {
+        ConnectorCommand::Activate { name, version } => {
             app.registry().activate(name, *version)?;
             if json {
                 print_json(
@@ -62,7 +66,7 @@ pub(super) async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> a
                 )?;
             }
         }
-        PluginCommand::List => {
+        ConnectorCommand::List => {
             let list = app.registry().list(None);
             if json {
                 return print_json(
@@ -82,7 +86,7 @@ pub(super) async fn plugin(app: &Arc<App>, cmd: &PluginCommand, json: bool) -> a
             }
             outln!(
                 "{:<14} {:>7} {:<14} {:<9} ACTIVE SINCE",
-                "PLUGIN",
+                "CONNECTOR",
                 "VERSION",
                 "SHA256",
                 "CONTRACT"
