@@ -173,6 +173,9 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The largest component upload: the registry's own limit.
+const COMPONENT_BODY_LIMIT: usize = crate::engine::registry::MAX_COMPONENT_BYTES as usize;
+
 /// The router.
 pub fn router(state: AdminState) -> axum::Router {
     use axum::middleware::{from_fn, from_fn_with_state};
@@ -194,9 +197,12 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/api/connectors", get(connectors))
         .route(
             "/api/connectors/{name}",
-            post(install_connector).route_layer(from_fn(|req: Request, next: Next| {
-                crate::admin_guard::require_body_type(BodyType::Wasm, req, next)
-            })),
+            post(install_connector)
+                .route_layer(from_fn(|req: Request, next: Next| {
+                    crate::admin_guard::require_body_type(BodyType::Wasm, req, next)
+                }))
+                // A component may be as large as the CLI installs, not axum's default 2 MiB.
+                .layer(axum::extract::DefaultBodyLimit::max(COMPONENT_BODY_LIMIT)),
         )
         .route("/metrics", get(metrics))
         .route_layer(from_fn_with_state(state.clone(), require_token));
@@ -884,7 +890,7 @@ pub struct Installed {
     responses((status = 201, description = "Installed and active", body = Installed),
         (status = 400, description = "The path or the query is malformed", body = ErrorBody),
         (status = 403, description = "The manifest reaches further than the active version; approve with `approve_hosts=true`", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 413, description = "The body is over 64 MiB", body = ErrorBody),
         (status = 422, description = "Not a valid component, manifest or name, or the canary rejected it", body = ErrorBody),
         (status = 500, description = "The engine or the store failed", body = ErrorBody)))]
 async fn install_connector(

@@ -373,6 +373,25 @@ fn authorizing_without_a_client_id_is_a_conflict() {
     assert!(answer.contains("client id"), "{answer}");
 }
 
+/// A component upload may be larger than axum's default 2 MiB body: 3 MiB of bytes that are
+/// no component reach the registry, which refuses them as such (422), not as too large (413).
+#[test]
+fn a_component_upload_over_two_mib_reaches_the_registry() {
+    let server = Served::start(&temp_dir("openapi-upload"), &[], &[], "");
+    let auth = format!("Bearer {}", server.generated_token());
+    let (status, answer) = server.send(
+        "POST",
+        "/api/connectors/big",
+        &server.host(),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/wasm"),
+        ],
+        &vec![0u8; 3 << 20],
+    );
+    assert_eq!(status, 422, "{answer}");
+}
+
 /// The target directory (`.../target/release/sluice` → `.../target`).
 fn target_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice"))
