@@ -1,0 +1,202 @@
+//! Idle keep-alive connections of the outbound client, kept for the next request.
+//!
+//! Threat: a kept connection outlives the decision that opened it. Handed to another
+//! integration it would carry one tenant's requests (and token) over a session another tenant
+//! opened; taken after the provider's name re-resolved it would reach an address the policy no
+//! longer approves; an unbounded pool holds sockets and memory for ever.
+//!
+//! Rule: a connection is kept under (tenant, origin, the socket address it was opened to) and
+//! only by [`super::outbound`] after its response was read to the end without error and without
+//! `Connection: close`. It is taken only by a request of the same tenant to the same origin that
+//! passed the policy again and whose freshly approved addresses include the kept address; the
+//! pool itself decides nothing about egress. At most [`PoolLimits::max_idle_per_key`] per key
+//! and [`PoolLimits::max_idle_total`] in all are kept (the oldest go first), none longer than
+//! [`PoolLimits::idle_timeout`], and one that closed meanwhile is dropped when found.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+
+/// The sender side of an HTTP/1.1 connection.
+pub type Sender = SendRequest<Full<Bytes>>;
+
+/// Bounds of the idle-connection pool.
+#[derive(Debug, Clone)]
+pub struct PoolLimits {
+    /// How long an idle connection is kept.
+    pub idle_timeout: Duration,
+    /// Idle connections kept per (tenant, origin, address); 0 disables reuse.
+    pub max_idle_per_key: usize,
+    /// Idle connections kept in all.
+    pub max_idle_total: usize,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(90),
+            max_idle_per_key: 8,
+            max_idle_total: 256,
+        }
+    }
+}
+
+/// Where a connection may be reused: one tenant (integration, else connector), one origin, the
+/// address the policy approved when it was opened.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    /// The integration, or the connector for calls without one.
+    pub tenant: Arc<str>,
+    /// `scheme://host:port`.
+    pub origin: String,
+    /// The socket address the connection goes to.
+    pub addr: SocketAddr,
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Slots {
+    by_key: HashMap<PoolKey, Vec<Idle>>,
+    total: usize,
+}
+
+/// Idle connections of every tenant of one engine.
+pub struct ConnectionPool {
+    limits: PoolLimits,
+    slots: Mutex<Slots>,
+}
+
+impl ConnectionPool {
+    /// An empty pool with `limits`.
+    pub fn new(limits: PoolLimits) -> Self {
+        Self {
+            limits,
+            slots: Mutex::new(Slots::default()),
+        }
+    }
+
+    /// The most recently kept live connection of `tenant` to `origin` at one of `approved`
+    /// (tried in order), with its address.
+    pub fn take(
+        &self,
+        tenant: &Arc<str>,
+        origin: &str,
+        approved: &[SocketAddr],
+    ) -> Option<(SocketAddr, Sender)> {
+        let mut slots = self.lock();
+        slots.sweep(self.limits.idle_timeout);
+        for addr in approved {
+            let key = PoolKey {
+                tenant: tenant.clone(),
+                origin: origin.to_string(),
+                addr: *addr,
+            };
+            let Some(list) = slots.by_key.get_mut(&key) else {
+                continue;
+            };
+            let mut found = None;
+            let mut dropped = 0;
+            while let Some(idle) = list.pop() {
+                dropped += 1;
+                if !idle.sender.is_closed() {
+                    found = Some(idle.sender);
+                    break;
+                }
+            }
+            if list.is_empty() {
+                slots.by_key.remove(&key);
+            }
+            slots.total -= dropped;
+            if let Some(sender) = found {
+                return Some((*addr, sender));
+            }
+        }
+        None
+    }
+
+    /// Keeps `sender` for reuse under `key`, within the bounds.
+    pub fn put(&self, key: PoolKey, sender: Sender) {
+        if self.limits.max_idle_per_key == 0 || self.limits.max_idle_total == 0 {
+            return;
+        }
+        if sender.is_closed() {
+            return;
+        }
+        let mut slots = self.lock();
+        slots.sweep(self.limits.idle_timeout);
+        let list = slots.by_key.entry(key).or_default();
+        let mut freed = 0;
+        if list.len() >= self.limits.max_idle_per_key {
+            list.remove(0);
+            freed = 1;
+        }
+        list.push(Idle {
+            sender,
+            since: Instant::now(),
+        });
+        slots.total = slots.total + 1 - freed;
+        while slots.total > self.limits.max_idle_total {
+            slots.drop_oldest();
+        }
+    }
+
+    /// Idle connections kept now.
+    pub fn idle(&self) -> usize {
+        self.lock().total
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Slots {
+    /// Drops connections idle longer than `timeout` or closed by the other side.
+    fn sweep(&mut self, timeout: Duration) {
+        let mut total = 0;
+        self.by_key.retain(|_, list| {
+            list.retain(|idle| idle.since.elapsed() < timeout && !idle.sender.is_closed());
+            total += list.len();
+            !list.is_empty()
+        });
+        self.total = total;
+    }
+
+    fn drop_oldest(&mut self) {
+        let oldest = self
+            .by_key
+            .iter()
+            .filter_map(|(key, list)| list.first().map(|idle| (key.clone(), idle.since)))
+            .min_by_key(|(_, since)| *since)
+            .map(|(key, _)| key);
+        let Some(key) = oldest else {
+            self.total = 0;
+            return;
+        };
+        if let Some(list) = self.by_key.get_mut(&key) {
+            list.remove(0);
+            if list.is_empty() {
+                self.by_key.remove(&key);
+            }
+        }
+        self.total -= 1;
+    }
+}
+
+impl std::fmt::Debug for ConnectionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionPool")
+            .field("limits", &self.limits)
+            .field("idle", &self.idle())
+            .finish()
+    }
+}
