@@ -437,3 +437,110 @@ fn a_bad_ca_file_is_a_one_line_error_naming_it() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An app whose operator approved the TLS emulator's origin (loopback) and, unless `trusted` is
+/// false, trusts its root (`--ca-file`), with a helpdesk integration of the emulator's org.
+async fn app_for_tls_emulator(
+    emu: &sf_emulator::Emulator,
+    trusted: bool,
+) -> (Arc<sluice::app::App>, String, std::path::PathBuf) {
+    let dir = served::temp_dir("pool-app");
+    let mut config = sluice::app::AppConfig::new(dir.clone());
+    runtime::approve_emulator(&mut config, &emu.url);
+    config.host_client = Default::default();
+    if trusted {
+        let pem = emu.tls_root_pem.clone().unwrap();
+        config.limits.outbound.extra_roots = ExtraRoots::from_pem(pem.as_bytes()).unwrap();
+    }
+    let app = runtime::open_app(config).await;
+    let id = app
+        .add_integration(sluice::app::IntegrationInput {
+            name: Some("Acme support".into()),
+            capability: Some("helpdesk".into()),
+            environment: Some("production".into()),
+            domain: Some(emu.url.clone()),
+            pull_by: Some("updated".into()),
+            client_id: Some(emu.client_id.clone()),
+            client_secret: Some(emu.client_secret.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .integration
+        .id;
+    (app, id, dir)
+}
+
+/// The authorization up to the callback, through a browser that trusts the emulator's root.
+async fn authorize(
+    app: &sluice::app::App,
+    id: &str,
+    emu: &sf_emulator::Emulator,
+) -> sluice::oauth::Callback {
+    let start = app
+        .begin_authorization(id, runtime::REDIRECT)
+        .await
+        .unwrap();
+    let pem = emu.tls_root_pem.clone().unwrap();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let response = browser.get(start.url.as_str()).send().await.unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    runtime::callback_of(response.headers())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_salesforce_connector_pulls_over_https_on_few_connections_and_the_token_client_trusts_the_ca()
+ {
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        tls: true,
+        auto_approve: true,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+
+    // Without the operator's root, the token request fails on the certificate.
+    let (app, id, dir) = app_for_tls_emulator(&emu, false).await;
+    let callback = authorize(&app, &id, &emu).await;
+    let err = app.complete_authorization(callback).await.unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    drop(app);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (app, id, dir) = app_for_tls_emulator(&emu, true).await;
+    let callback = authorize(&app, &id, &emu).await;
+    app.complete_authorization(callback)
+        .await
+        .expect("the token request trusts the operator's root");
+
+    let before = emu.state.stats.lock().unwrap().clone();
+    let summary = sluice::runner::run_pull(
+        &app,
+        &id,
+        sluice::runner::PullOptions {
+            page_records: 200,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("pull runs");
+    assert_eq!(
+        summary.status,
+        sluice::runner::RunStatus::Succeeded,
+        "{summary:?}"
+    );
+    let after = emu.state.stats.lock().unwrap().clone();
+    let calls = after.api_calls - before.api_calls;
+    let opened = after.connections - before.connections;
+    assert!(calls >= 10, "the pull made {calls} API calls");
+    assert_eq!(opened, 1, "{calls} API calls opened {opened} connections");
+    drop(app);
+    let _ = std::fs::remove_dir_all(&dir);
+}
