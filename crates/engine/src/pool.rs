@@ -10,8 +10,9 @@
 //! `Connection: close`. It is taken only by a request of the same tenant to the same origin that
 //! passed the policy again and whose freshly approved addresses include the kept address; the
 //! pool itself decides nothing about egress. At most [`PoolLimits::max_idle_per_key`] per key
-//! and [`PoolLimits::max_idle_total`] in all are kept (the oldest go first), none longer than
-//! [`PoolLimits::idle_timeout`], and one that closed meanwhile is dropped when found.
+//! and [`PoolLimits::max_idle_total`] in all are kept (the oldest go first); none is reused
+//! after [`PoolLimits::idle_timeout`] (expired ones are closed at the pool's next use), and one
+//! the server closed meanwhile is dropped when found.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
