@@ -3,7 +3,7 @@
 //!
 //! Pulls (each into the same SQLite store, each a fresh integration so every row is an insert):
 //! - wasm: the host's real runner (`sluice::runner::run_pull`) driving the sandboxed component;
-//! - native: the same connector logic (`sluice_salesforce::pull`) with a native [`Env`], driven
+//! - native: the same connector logic (`Salesforce::pull`) with a native [`Host`], driven
 //!   by the same checkpoint/commit steps the runner takes (`Store::checkpoint` once per stream,
 //!   then the runner's `PageCommits` pipeline over `Store::commit_page`);
 //! - raw: a plain HTTP client fetching and parsing the connector's query pages.
@@ -33,8 +33,11 @@ use sluice::engine::{CallContext, ConnectorEngine, EngineLimits};
 use sluice::runner::{DEFAULT_PAGE_RECORDS, PageCommit, PageCommits, PullOptions, RunStatus};
 use sluice::secrets::Secret;
 use sluice::store::{CheckpointState, GrantFlow, RunState, TokenSet};
-use sluice_salesforce::http::{Env, Method, Request, Response, TransportError};
-use sluice_salesforce::model as pm;
+use sluice_connector_sdk::Connector;
+use sluice_connector_sdk::http::{Host, Request, Response, TransportError};
+use sluice_connector_sdk::model as pm;
+use sluice_connector_sdk::native::NativeHost;
+use sluice_salesforce::Salesforce;
 
 /// The JSON keys, in output order.
 const KEYS: [&str; 12] = [

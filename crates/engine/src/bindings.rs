@@ -8,7 +8,7 @@
 #[allow(missing_docs)]
 pub mod v0_1 {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "../sdk/wit",
         world: "sluice:connector/connector",
         imports: { default: trappable },
         exports: { default: async },

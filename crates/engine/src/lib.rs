@@ -17,12 +17,15 @@
 //! - [`cache`]: host-authenticated `.cwasm` compile cache. [`registry`]: versions, canary,
 //!   atomic hot swap, rollback, the connectors-directory watcher. [`metrics`]: counters.
 
+mod allocation;
 pub mod backoff;
 pub mod bindings;
 pub mod budget;
 pub mod cache;
+mod calls;
 pub mod cpu;
 pub mod credentials;
+mod error;
 pub mod gzip;
 pub mod host_log;
 pub mod manifest;
@@ -40,20 +43,19 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, ResourceTableError, types::ComponentItem};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
-};
-use wasmtime_wasi_http::FieldMapError;
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
+use allocation::{address_space_limit, configure_allocation};
 pub use bindings::v0_1 as wit;
 use budget::BufferBudget;
 use cache::{CacheOutcome, CompileCache};
 use credentials::CredentialProvider;
+pub use error::{EngineError, Limit};
 use host_log::GuestLog;
 use metrics::EngineMetrics;
 use outbound::{CallLabel, OutboundHooks, OutboundLimits, OutboundPolicy, OutboundShared};
-use state::{CallState, GrowthDenied, HostImports};
+use state::{CallState, HostImports};
 use stored_keys::KeyAccess;
 pub use stored_keys::KeySource;
 
@@ -98,98 +100,6 @@ impl Default for EngineLimits {
             outbound: OutboundLimits::default(),
         }
     }
-}
-
-/// Which resource limit a call exceeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// [`EngineLimits::cpu_deadline`].
-    Cpu,
-    /// [`EngineLimits::wall_timeout`].
-    WallClock,
-    /// [`EngineLimits::memory_bytes`].
-    Memory,
-    /// [`EngineLimits::max_page_bytes`].
-    PageSize,
-    /// [`EngineLimits::max_resources`].
-    Resources,
-    /// [`EngineLimits::max_header_map_bytes`].
-    HeaderMap,
-    /// [`outbound::OutboundLimits::max_buffered_bytes`].
-    HostBuffers,
-}
-
-impl std::fmt::Display for Limit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Limit::Cpu => "CPU deadline",
-            Limit::WallClock => "wall-clock timeout",
-            Limit::Memory => "memory cap",
-            Limit::PageSize => "page size cap",
-            Limit::Resources => "resource cap",
-            Limit::HeaderMap => "header map cap",
-            Limit::HostBuffers => "host buffer budget",
-        })
-    }
-}
-
-/// Why the engine could not load a connector or complete a call.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The bytes are not a valid WebAssembly component.
-    #[error("connector {connector} is not a valid WebAssembly component: {detail}")]
-    InvalidComponent {
-        /// The connector.
-        connector: String,
-        /// What the validator said.
-        detail: String,
-    },
-    /// The component targets no contract version this host supports.
-    #[error(
-        "connector {connector} does not export a sluice:connector version this host supports \
-         (it exports: {found}); supported: sluice:connector/plugin@{supported}"
-    )]
-    UnsupportedContract {
-        /// The connector.
-        connector: String,
-        /// The interfaces the component exports.
-        found: String,
-        /// The version the host supports.
-        supported: &'static str,
-    },
-    /// The component's imports cannot be satisfied by this host.
-    #[error("connector {connector} cannot be linked against this host: {detail}")]
-    Link {
-        /// The connector.
-        connector: String,
-        /// What is missing or mismatched.
-        detail: String,
-    },
-    /// A call exceeded a resource limit.
-    #[error("connector {connector}: call `{call}` exceeded the {limit} ({detail})")]
-    LimitExceeded {
-        /// The connector.
-        connector: String,
-        /// The exported function.
-        call: &'static str,
-        /// Which limit.
-        limit: Limit,
-        /// The configured value.
-        detail: String,
-    },
-    /// The guest trapped.
-    #[error("connector {connector}: call `{call}` trapped: {detail}")]
-    Trap {
-        /// The connector.
-        connector: String,
-        /// The exported function.
-        call: &'static str,
-        /// The trap message.
-        detail: String,
-    },
-    /// The engine could not be set up.
-    #[error("could not set up the WebAssembly engine: {0}")]
-    Setup(String),
 }
 
 /// A compiled, pre-linked connector version, ready to serve calls.
@@ -458,293 +368,6 @@ impl ConnectorEngine {
         };
         Ok((store, instance))
     }
-
-    /// Turns the outcome of a call run under the wall-clock timeout into a result, naming the
-    /// limit, connector and call on failure.
-    fn conclude<R>(
-        &self,
-        connector: &LoadedConnector,
-        call: &'static str,
-        store: &Store<CallState>,
-        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
-    ) -> Result<R, EngineError> {
-        match outcome {
-            Ok(Ok(value)) => match store.data().budget.exceeded() {
-                // The guest saw a failed request; the call still ends on the limit it hit.
-                Some(over) => {
-                    Err(self.limit_hit(connector, call, Limit::HostBuffers, over.to_string()))
-                }
-                None => Ok(value),
-            },
-            Ok(Err(e)) => Err(self.classify(connector, call, store, e)),
-            Err(_) => {
-                EngineMetrics::bump(&self.metrics.limit_hits);
-                Err(EngineError::LimitExceeded {
-                    connector: connector.label.clone(),
-                    call,
-                    limit: Limit::WallClock,
-                    detail: format!("{:?}", self.limits.wall_timeout),
-                })
-            }
-        }
-    }
-
-    /// Counts and logs a limit hit, and names it.
-    fn limit_hit(
-        &self,
-        connector: &LoadedConnector,
-        call: &'static str,
-        limit: Limit,
-        detail: String,
-    ) -> EngineError {
-        EngineMetrics::bump(&self.metrics.limit_hits);
-        tracing::warn!(connector = %connector.label, call, %limit, %detail, "connector call stopped by a limit");
-        EngineError::LimitExceeded {
-            connector: connector.label.clone(),
-            call,
-            limit,
-            detail,
-        }
-    }
-
-    /// Names the limit a failed call hit, from the trap code, the error's cause or the
-    /// store's records; anything else is a trap.
-    fn classify(
-        &self,
-        connector: &LoadedConnector,
-        call: &'static str,
-        store: &Store<CallState>,
-        e: wasmtime::Error,
-    ) -> EngineError {
-        let limit = |limit: Limit, detail: String| self.limit_hit(connector, call, limit, detail);
-        if store.data().cpu_exceeded
-            || matches!(
-                e.downcast_ref::<wasmtime::Trap>(),
-                Some(wasmtime::Trap::Interrupt)
-            )
-        {
-            return limit(Limit::Cpu, format!("{:?}", self.limits.cpu_deadline));
-        }
-        let denied = e
-            .downcast_ref::<GrowthDenied>()
-            .cloned()
-            .or_else(|| store.data().limits.hit.clone());
-        if let Some(denied) = denied {
-            return limit(Limit::Memory, denied.to_string());
-        }
-        if table_full(&e) {
-            return limit(
-                Limit::Resources,
-                format!("{} live resources", self.limits.max_resources),
-            );
-        }
-        if header_map_full(&e) {
-            return limit(
-                Limit::HeaderMap,
-                format!("{} bytes per header map", self.limits.max_header_map_bytes),
-            );
-        }
-        if let Some(over) = store.data().budget.exceeded() {
-            return limit(Limit::HostBuffers, over.to_string());
-        }
-        EngineMetrics::bump(&self.metrics.traps);
-        let detail = format!("{e:#}");
-        tracing::warn!(connector = %connector.label, call, %detail, "connector call trapped");
-        EngineError::Trap {
-            connector: connector.label.clone(),
-            call,
-            detail,
-        }
-    }
-
-    /// Calls `configure`.
-    pub async fn configure(
-        &self,
-        connector: &LoadedConnector,
-        ctx: &CallContext,
-        settings: &wit::types::Settings,
-        host: &wit::types::HostContext,
-    ) -> Result<Result<wit::types::Configured, Vec<wit::types::FieldError>>, EngineError> {
-        let (mut store, instance) = self.instantiate(connector, ctx, None).await?;
-        let cpu = store.data().cpu.clone();
-        let outcome = tokio::time::timeout(
-            self.limits.wall_timeout,
-            cpu.meter(
-                instance
-                    .sluice_connector_plugin()
-                    .call_configure(&mut store, settings, host),
-            ),
-        )
-        .await;
-        self.conclude(connector, "configure", &store, outcome)
-    }
-
-    /// Calls `authorize`.
-    pub async fn authorize(
-        &self,
-        connector: &LoadedConnector,
-        ctx: &CallContext,
-        settings: &wit::types::Settings,
-        host: &wit::types::HostContext,
-    ) -> Result<Result<wit::types::OauthPlan, Vec<wit::types::FieldError>>, EngineError> {
-        let (mut store, instance) = self.instantiate(connector, ctx, None).await?;
-        let cpu = store.data().cpu.clone();
-        let outcome = tokio::time::timeout(
-            self.limits.wall_timeout,
-            cpu.meter(
-                instance
-                    .sluice_connector_plugin()
-                    .call_authorize(&mut store, settings, host),
-            ),
-        )
-        .await;
-        self.conclude(connector, "authorize", &store, outcome)
-    }
-
-    /// Calls `test`.
-    pub async fn test(
-        &self,
-        connector: &LoadedConnector,
-        ctx: &CallContext,
-        session: &wit::types::Session,
-    ) -> Result<wit::types::TestReport, EngineError> {
-        let (mut store, instance) = self.instantiate(connector, ctx, None).await?;
-        let cpu = store.data().cpu.clone();
-        let outcome = tokio::time::timeout(
-            self.limits.wall_timeout,
-            cpu.meter(
-                instance
-                    .sluice_connector_plugin()
-                    .call_test(&mut store, session),
-            ),
-        )
-        .await;
-        self.conclude(connector, "test", &store, outcome)
-    }
-
-    /// Calls `pull`.
-    pub async fn pull(
-        &self,
-        connector: &LoadedConnector,
-        ctx: &CallContext,
-        session: &wit::types::Session,
-        request: &wit::types::PullRequest,
-    ) -> Result<Result<wit::types::Page, wit::types::Failure>, EngineError> {
-        let (mut store, instance) = self
-            .instantiate(connector, ctx, Some(&request.stream))
-            .await?;
-        let cpu = store.data().cpu.clone();
-        let outcome = tokio::time::timeout(
-            self.limits.wall_timeout,
-            cpu.meter(
-                instance
-                    .sluice_connector_plugin()
-                    .call_pull(&mut store, session, request),
-            ),
-        )
-        .await;
-        let result = self.conclude(connector, "pull", &store, outcome)?;
-        if let Ok(page) = &result {
-            let bytes: usize = page
-                .rows
-                .iter()
-                .map(|r| r.key.len() + r.cursor.len() + r.json.len())
-                .sum();
-            if bytes > self.limits.max_page_bytes {
-                EngineMetrics::bump(&self.metrics.limit_hits);
-                tracing::warn!(connector = %connector.label, bytes, "page over the size cap");
-                return Err(EngineError::LimitExceeded {
-                    connector: connector.label.clone(),
-                    call: "pull",
-                    limit: Limit::PageSize,
-                    detail: format!(
-                        "{bytes} bytes in {} rows, cap {} bytes",
-                        page.rows.len(),
-                        self.limits.max_page_bytes
-                    ),
-                });
-            }
-        }
-        Ok(result)
-    }
-}
-
-/// Chooses how instances get their memory.
-///
-/// The pooling allocator reserves, up front, address space for every memory of every
-/// concurrent call (by default 4 GiB each plus guards: about 2 TiB for 256 calls), which
-/// fails outright under an address-space limit (`ulimit -v`). With such a limit the engine
-/// allocates per call instead, reserving only the memory cap (plus a small guard) for each
-/// memory: startup always works, and a call that does not fit in what the limit leaves fails
-/// alone, with a clear instantiation error. Without guard regions wasmtime bounds-checks
-/// explicitly, so guests run somewhat slower in that mode.
-fn configure_allocation(config: &mut Config, limits: &EngineLimits, address_space: Option<u64>) {
-    match address_space {
-        None => {
-            let mut pool = PoolingAllocationConfig::default();
-            pool.total_component_instances(limits.max_concurrent_calls)
-                .total_core_instances(limits.max_concurrent_calls * 8)
-                .total_memories(limits.max_concurrent_calls * 2)
-                .total_tables(limits.max_concurrent_calls * 8)
-                .max_memory_size(limits.memory_bytes);
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        }
-        Some(limit) => {
-            const WASM_PAGE: u64 = 64 << 10;
-            let reservation = (limits.memory_bytes as u64).div_ceil(WASM_PAGE) * WASM_PAGE;
-            tracing::info!(
-                address_space_limit = limit,
-                memory_reservation = reservation,
-                "address space is limited: allocating instances per call instead of from a pool"
-            );
-            config
-                .allocation_strategy(InstanceAllocationStrategy::OnDemand)
-                .memory_reservation(reservation)
-                .memory_reservation_for_growth(0)
-                .memory_guard_size(WASM_PAGE);
-        }
-    }
-}
-
-/// The process's address-space limit (`ulimit -v`), if one is set.
-#[cfg(unix)]
-#[allow(unsafe_code)] // One libc call; see the SAFETY comment.
-fn address_space_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct it is given, which lives on this stack.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
-    // `rlim_t` is `u64` on Linux but not on every Unix.
-    #[allow(clippy::unnecessary_cast)]
-    let current = limit.rlim_cur as u64;
-    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(current)
-}
-
-/// The process's address-space limit; none known off Unix.
-#[cfg(not(unix))]
-fn address_space_limit() -> Option<u64> {
-    None
-}
-
-/// Whether a call failed because its resource table was full.
-fn table_full(e: &wasmtime::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<ResourceTableError>()
-            .is_some_and(|e| matches!(e, ResourceTableError::Full))
-    })
-}
-
-/// Whether a call failed because a header map it built grew past its cap.
-fn header_map_full(e: &wasmtime::Error) -> bool {
-    e.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<FieldMapError>(),
-            Some(FieldMapError::TotalSizeTooBig | FieldMapError::TooManyFields)
-        )
-    })
 }
 
 /// Whether `wasm` starts with the header of a component (not a core module).

@@ -21,10 +21,10 @@
 use crate::client::Sf;
 use crate::describe;
 use crate::errors::{self, SfError};
-use crate::http::Env;
-use crate::model::{ApiUsage, Failure, FailureKind, Probe, Session, TestReport};
 use crate::settings::{self, Cap, Normalized, Purpose};
 use crate::soql;
+use sluice_connector_sdk::http::Host;
+use sluice_connector_sdk::model::{ApiUsage, Failure, FailureKind, Probe, Session, TestReport};
 
 fn probe(name: &str, failure: Option<Failure>, detail: impl Into<String>) -> Probe {
     Probe {
@@ -41,7 +41,7 @@ fn fail(report: &mut TestReport, name: &str, f: Failure) {
 }
 
 /// Runs the connection test.
-pub fn run(env: &mut dyn Env, session: &Session) -> TestReport {
+pub fn run(env: &mut dyn Host, session: &Session) -> TestReport {
     let mut report = TestReport::default();
     let n = match settings::validate(&session.settings, &session.host, Purpose::Configure) {
         Ok(n) => n,
@@ -372,8 +372,8 @@ fn object_probe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Capability, PullBy};
-    use crate::testenv::{FakeEnv, resp, session};
+    use crate::testenv::{FakeHost, resp, session};
+    use sluice_connector_sdk::model::{Capability, PullBy};
 
     const USER: &str = r#"{"attributes":{"type":"User"},"Id":"005000000000001AAA","Username":"admin@acme.example","Name":"Admin"}"#;
     const USER_PATH: &str = "/sobjects/User/005000000000001AAA?fields=";
@@ -388,8 +388,8 @@ mod tests {
     }
 
     /// A Helpdesk org where every probe passes, except the objects in `missing`.
-    fn helpdesk_env(limits: (u16, &str), missing: &[&str]) -> FakeEnv {
-        let mut env = FakeEnv::default();
+    fn helpdesk_env(limits: (u16, &str), missing: &[&str]) -> FakeHost {
+        let mut env = FakeHost::default();
         env.on(USER_PATH, resp(200, USER))
             .on("/limits", resp(limits.0, limits.1));
         for (o, cursor) in [
@@ -493,7 +493,7 @@ mod tests {
     #[test]
     fn failures_are_classified() {
         let s = helpdesk();
-        let mut env = FakeEnv::default();
+        let mut env = FakeHost::default();
         env.on(
             USER_PATH,
             resp(
@@ -575,8 +575,8 @@ mod tests {
 
     /// A Content Management org with Knowledge, where `UserPermissionAccess` answers
     /// `permissions`.
-    fn knowledge_env(permissions: (u16, &str)) -> FakeEnv {
-        let mut env = FakeEnv::default();
+    fn knowledge_env(permissions: (u16, &str)) -> FakeHost {
+        let mut env = FakeHost::default();
         env.on(USER_PATH, resp(200, USER))
             .on("/limits", resp(200, LIMITS))
             .on(
@@ -647,7 +647,7 @@ mod tests {
     #[test]
     fn knowledge_without_a_kav_object_is_unavailable() {
         let s = session(Capability::ContentManagement, None, &[]);
-        let mut env = FakeEnv::default();
+        let mut env = FakeHost::default();
         env.on(USER_PATH, resp(200, USER))
             .on("/limits", resp(200, LIMITS))
             .on(

@@ -4,7 +4,7 @@
 //! `api-bursts=N/M`); a guard that only matches the first form silently turns itself off when
 //! the others follow, so every part is parsed.
 
-use crate::model::{ApiUsage, Failure, FailureKind};
+use sluice_connector_sdk::model::{ApiUsage, Failure, FailureKind};
 
 /// Everything `Sforce-Limit-Info` reported.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

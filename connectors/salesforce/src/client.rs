@@ -1,13 +1,13 @@
-//! Calls to Salesforce through [`Env`]: base URL, headers, call counting, `Date` and the budget.
+//! Calls to Salesforce through [`Host`]: base URL, headers, call counting, `Date` and the budget.
 
 use crate::errors::{self, SfError};
-use crate::http::{Env, Method, Request, Response};
 use crate::limits;
-use crate::model::{ApiUsage, Level};
+use sluice_connector_sdk::http::{Host, Method, Request, Response};
+use sluice_connector_sdk::model::{ApiUsage, Level};
 
 /// A Salesforce client for one connector call.
 pub struct Sf<'a> {
-    env: &'a mut dyn Env,
+    env: &'a mut dyn Host,
     /// The instance origin, without a trailing slash.
     pub base: String,
     /// The API version, e.g. `62.0`.
@@ -25,7 +25,7 @@ pub struct Sf<'a> {
 impl<'a> Sf<'a> {
     /// A client for `instance_url`.
     pub fn new(
-        env: &'a mut dyn Env,
+        env: &'a mut dyn Host,
         instance_url: &str,
         version: &str,
         budget: Option<u8>,

@@ -1,10 +1,12 @@
 //! Pull tests against scripted Salesforce responses.
 
 use crate::cursor::Checkpoint;
-use crate::http::TransportError;
-use crate::model::{Capability, FailureKind, Operation, PullBy, PullRequest, StreamStatus};
 use crate::pull::pull;
-use crate::testenv::{FakeEnv, resp, session};
+use crate::testenv::{FakeHost, resp, session};
+use sluice_connector_sdk::http::TransportError;
+use sluice_connector_sdk::model::{
+    Capability, FailureKind, Operation, PullBy, PullRequest, StreamStatus,
+};
 
 const CASE_DESCRIBE: &str = r#"{"name":"Case","replicateable":true,"fields":[{"name":"Id","type":"id"},{"name":"Subject","type":"string"},{"name":"IsDeleted","type":"boolean"},{"name":"SystemModstamp","type":"datetime"},{"name":"CreatedDate","type":"datetime"}]}"#;
 const T: &str = "2024-01-02T03:00:00.000+0000";
@@ -44,7 +46,7 @@ fn req(cp: Option<String>, max: u32) -> PullRequest {
 
 /// Helpdesk by updated time, REST only: these tests script every REST call, and a window
 /// without a bound would otherwise be counted first to see whether Bulk pays off.
-fn helpdesk() -> crate::model::Session {
+fn helpdesk() -> sluice_connector_sdk::model::Session {
     session(
         Capability::Helpdesk,
         Some(PullBy::UpdatedTime),
@@ -61,7 +63,7 @@ fn tie_group_spans_pages_without_loss_or_duplicates() {
         &[("overlap-seconds", "600"), ("bulk-threshold", "0")],
     );
     let recs: Vec<String> = (0..5000).map(|i| rec(i, T, false)).collect();
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
         .on("/sobjects/Case/updated/", resp(200, UPDATED))
         .on(
@@ -97,7 +99,7 @@ fn tie_group_spans_pages_without_loss_or_duplicates() {
     assert!(env.requests[0].headers.is_empty());
 
     // Call 2: the locator is invalid; re-query from the (cursor, Id) position.
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on(
         "/query/01gA-2000",
         resp(
@@ -128,7 +130,7 @@ fn tie_group_spans_pages_without_loss_or_duplicates() {
     assert_eq!(cp2.lo, None);
 
     // Call 3: the last page completes the window; now lo moves to hi.
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/query/01gB-2000", resp(200, &page(&recs[4000..], None)));
     let p3 = pull(&mut env, &s, &req(p2.checkpoint.clone(), 2000)).unwrap();
     assert_eq!(p3.rows.len(), 1000);
@@ -152,7 +154,7 @@ fn tie_group_spans_pages_without_loss_or_duplicates() {
 fn rows_carry_the_bytes_salesforce_sent() {
     let s = helpdesk();
     let body = r#"{"totalSize":1,"done":true,"records":[ {"attributes":{"type":"Case"},"Id":"500000000000000001", "Subject":"caf\u00e9 +1","IsDeleted":false,"SystemModstamp":"2024-01-02T03:00:00.000+0000"} ]}"#;
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/updated/", resp(200, UPDATED))
         .on("/queryAll?q=", resp(200, body));
@@ -198,7 +200,7 @@ fn overlap_dedupe_and_deletes() {
         recs[2].clone(),
         recs[3].clone(),
     ];
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/describe/", resp(304, ""))
         .on("/updated/", resp(200, UPDATED))
         .on("/queryAll?q=", resp(200, &page(&ordered, None)))
@@ -260,7 +262,7 @@ fn query_timeout_shrinks_the_window() {
         Some(PullBy::UpdatedTime),
         &[("start-date", "2024-01-01"), ("bulk-threshold", "0")],
     );
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/updated/", resp(200, UPDATED))
         .on(
@@ -298,7 +300,7 @@ fn budget_guard_stops_without_advancing() {
     );
     let mut over = resp(200, CASE_DESCRIBE);
     over.headers[1].1 = "api-usage=400/1000; per-app-api-usage=130/250(appName=sluice)".into();
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/describe/", over);
     let f = pull(&mut env, &s, &req(Some(r#"{"v":1,"lo":5}"#.into()), 2000)).unwrap_err();
     assert_eq!(f.kind, FailureKind::RateLimited);
@@ -309,7 +311,7 @@ fn budget_guard_stops_without_advancing() {
 #[test]
 fn limit_exceeded_and_reauth_and_unreachable() {
     let s = helpdesk();
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on(
         "/describe/",
         resp(
@@ -321,7 +323,7 @@ fn limit_exceeded_and_reauth_and_unreachable() {
         pull(&mut env, &s, &req(None, 10)).unwrap_err().kind,
         FailureKind::RateLimited
     );
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on(
         "/describe/",
         resp(
@@ -333,7 +335,7 @@ fn limit_exceeded_and_reauth_and_unreachable() {
         pull(&mut env, &s, &req(None, 10)).unwrap_err().kind,
         FailureKind::ReauthorizationRequired
     );
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.fail(
         "/describe/",
         TransportError::Unreachable {
@@ -350,7 +352,7 @@ fn limit_exceeded_and_reauth_and_unreachable() {
 #[test]
 fn missing_object_is_skipped_and_keeps_checkpoint() {
     let s = helpdesk();
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on(
         "/describe/",
         resp(
@@ -399,7 +401,7 @@ fn missing_required_object_fails_permission_denied() {
             ),
         ),
     ] {
-        let mut env = FakeEnv::default();
+        let mut env = FakeHost::default();
         env.on("/describe/", resp(answer.0, answer.1));
         let f = pull(
             &mut env,
@@ -423,7 +425,7 @@ fn missing_required_object_fails_permission_denied() {
 #[test]
 fn created_time_uses_query_and_created_date_without_deletes() {
     let s = session(Capability::Helpdesk, Some(PullBy::CreatedTime), &[]);
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     // latestDateCovered bounds the window in created-time mode too.
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/sobjects/Case/updated/", resp(200, UPDATED))
@@ -458,7 +460,7 @@ fn kav(id: &str, ka: &str, status: &str, ts: &str) -> String {
 #[test]
 fn knowledge_archive_and_republish() {
     let s = session(Capability::ContentManagement, None, &[]);
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/sobjects/", resp(200, r#"{"sobjects":[{"name":"Account","queryable":true},{"name":"FAQ__kav","queryable":true}]}"#))
         .on("/sobjects/FAQ__kav/describe/", resp(200, KAV_DESCRIBE))
         // Archived: A was republished (still online), B was archived for good.
@@ -498,7 +500,7 @@ fn knowledge_archive_and_republish() {
 fn small_pages_resume_by_position() {
     let s = helpdesk();
     let recs: Vec<String> = (0..5).map(|i| rec(i, T, false)).collect();
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/updated/", resp(200, UPDATED))
         .on("/queryAll?q=", resp(200, &page(&recs, None)));
@@ -513,7 +515,7 @@ fn small_pages_resume_by_position() {
 
 const COUNT_BIG: &str = r#"{"totalSize":120000,"done":true,"records":[]}"#;
 
-fn csv_chunk(range: std::ops::Range<usize>, locator: &str) -> crate::http::Response {
+fn csv_chunk(range: std::ops::Range<usize>, locator: &str) -> sluice_connector_sdk::http::Response {
     // The columns in `rec`'s order, so a converted row can be compared with it byte for byte.
     let mut body = String::from("\"Id\",\"Subject\",\"IsDeleted\",\"SystemModstamp\"\n");
     for i in range {
@@ -528,9 +530,9 @@ fn csv_chunk(range: std::ops::Range<usize>, locator: &str) -> crate::http::Respo
 /// chunk by chunk via the locator in the checkpoint, delete; rows equal the REST shape.
 #[test]
 fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
-    use crate::http::Method;
+    use sluice_connector_sdk::http::Method;
     let s = session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[]);
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
         .on("/sobjects/Case/updated/", resp(200, UPDATED))
         .on("/queryAll?q=SELECT%20COUNT%28%29", resp(200, COUNT_BIG))
@@ -555,7 +557,7 @@ fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
     assert!(soql.starts_with("SELECT Id, SystemModstamp, IsDeleted, Subject, CreatedDate FROM Case WHERE SystemModstamp <= "), "{soql}");
     assert!(!soql.contains("ORDER BY"), "{soql}");
 
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on(
         "/jobs/query/750J",
         resp(200, r#"{"id":"750J","state":"JobComplete"}"#),
@@ -585,7 +587,7 @@ fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
     );
 
     // A restart re-reads from the stored locator; the last chunk ends the window.
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on(
         "results?maxRecords=2000&locator=MjAwMA",
         csv_chunk(2000..2500, "null"),
@@ -602,9 +604,9 @@ fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
 /// Bulk refusing the object (INVALIDENTITY), or a small count, leaves the window to REST.
 #[test]
 fn bulk_refusal_and_small_backfills_use_rest() {
-    use crate::http::Method;
+    use sluice_connector_sdk::http::Method;
     let s = session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[]);
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/updated/", resp(200, UPDATED))
         .on("/queryAll?q=SELECT%20COUNT%28%29", resp(200, COUNT_BIG))
@@ -625,7 +627,7 @@ fn bulk_refusal_and_small_backfills_use_rest() {
         env.logs
     );
 
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/updated/", resp(200, UPDATED))
         .on(
@@ -644,9 +646,9 @@ fn bulk_refusal_and_small_backfills_use_rest() {
 /// A job that fails falls back to REST from the start of the window.
 #[test]
 fn failed_bulk_job_falls_back_to_rest() {
-    use crate::http::Method;
+    use sluice_connector_sdk::http::Method;
     let s = session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[]);
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/updated/", resp(200, UPDATED))
         .on("/queryAll?q=SELECT%20COUNT%28%29", resp(200, COUNT_BIG))
@@ -700,7 +702,7 @@ fn wide_objects_are_read_in_field_chunks_merged_by_id() {
     };
     // Which fields the driving query selected decides what each chunk read must return.
     let s = helpdesk();
-    let mut probe = FakeEnv::default();
+    let mut probe = FakeHost::default();
     probe
         .on("/describe/", resp(200, &describe))
         .on("/updated/", resp(200, UPDATED))
@@ -728,7 +730,7 @@ fn wide_objects_are_read_in_field_chunks_merged_by_id() {
         chunk_rec.push_str(&format!(r#","{f}":"late {f}""#));
     }
     chunk_rec.push('}');
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/describe/", resp(200, &describe))
         .on("/updated/", resp(200, UPDATED))
         .on(
@@ -790,7 +792,7 @@ fn reconciliation_deletes_stored_keys_salesforce_no_longer_has() {
             .collect();
         page(&recs, None)
     };
-    let mut env = FakeEnv {
+    let mut env = FakeHost {
         stored: stored.clone(),
         ..Default::default()
     };
@@ -827,7 +829,7 @@ fn reconciliation_deletes_stored_keys_salesforce_no_longer_has() {
     );
 
     // Not due again right away: the next window has no reconcile pass.
-    let mut env = FakeEnv {
+    let mut env = FakeHost {
         stored,
         ..Default::default()
     };
@@ -853,7 +855,7 @@ fn reconciliation_errors_delete_nothing() {
         reconciled: Some(0),
         ..Default::default()
     };
-    let mut env = FakeEnv {
+    let mut env = FakeHost {
         stored: vec![id(1)],
         ..Default::default()
     };
@@ -876,9 +878,9 @@ fn reconciliation_errors_delete_nothing() {
 /// connector's clock.
 fn checkpoint_with_locator(at: Option<i64>) -> (String, Vec<String>) {
     let recs: Vec<String> = (0..4000).map(|i| rec(i, T, false)).collect();
-    let mut env = FakeEnv {
+    let mut env = FakeHost {
         now: at,
-        ..FakeEnv::default()
+        ..FakeHost::default()
     };
     env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
         .on("/sobjects/Case/updated/", resp(200, UPDATED))
@@ -898,9 +900,9 @@ fn checkpoint_with_locator(at: Option<i64>) -> (String, Vec<String>) {
 #[test]
 fn a_locator_that_answers_401_is_replaced_by_a_fresh_query() {
     let (cp, recs) = checkpoint_with_locator(Some(1_000_000));
-    let mut env = FakeEnv {
+    let mut env = FakeHost {
         now: Some(1_000_500),
-        ..FakeEnv::default()
+        ..FakeHost::default()
     };
     env.on(
         "/query/01gA-2000",
@@ -920,9 +922,9 @@ fn a_locator_that_answers_401_is_replaced_by_a_fresh_query() {
 #[test]
 fn an_old_locator_is_not_followed() {
     let (cp, recs) = checkpoint_with_locator(Some(1_000_000));
-    let mut env = FakeEnv {
+    let mut env = FakeHost {
         now: Some(1_000_000 + 10 * 60_000),
-        ..FakeEnv::default()
+        ..FakeHost::default()
     };
     env.on("/queryAll?q=", resp(200, &page(&recs[2000..], None)));
     let p = pull(&mut env, &helpdesk(), &req(Some(cp.clone()), 2000)).unwrap();
@@ -933,9 +935,9 @@ fn an_old_locator_is_not_followed() {
         env.urls()
     );
     // A fresh one is followed.
-    let mut env = FakeEnv {
+    let mut env = FakeHost {
         now: Some(1_000_000 + 1000),
-        ..FakeEnv::default()
+        ..FakeHost::default()
     };
     env.on("/query/01gA-2000", resp(200, &page(&recs[2000..], None)));
     let p = pull(&mut env, &helpdesk(), &req(Some(cp), 2000)).unwrap();
@@ -949,7 +951,7 @@ fn invalid_field_describes_again_and_rereads_the_window() {
     let invalid =
         r#"[{"message":"No such column 'Subject' on entity 'Case'.","errorCode":"INVALID_FIELD"}]"#;
     let no_subject = r#"{"name":"Case","replicateable":true,"fields":[{"name":"Id","type":"id"},{"name":"IsDeleted","type":"boolean"},{"name":"SystemModstamp","type":"datetime"},{"name":"CreatedDate","type":"datetime"}]}"#;
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     let mut described = resp(200, CASE_DESCRIBE);
     described.headers.push((
         "last-modified".into(),
@@ -982,7 +984,7 @@ fn invalid_field_describes_again_and_rereads_the_window() {
     assert!(!fresh.contains("Subject"), "{fresh}");
 
     // Refused again on a fresh describe: a failure, not a loop.
-    let mut env = FakeEnv::default();
+    let mut env = FakeHost::default();
     env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
         .on("/sobjects/Case/updated/", resp(200, UPDATED))
         .on("/queryAll?q=", resp(400, invalid))

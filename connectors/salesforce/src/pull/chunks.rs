@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use super::{ReadError, Target, fail, read_all};
 use crate::client::Sf;
 use crate::describe::Describe;
-use crate::model::FailureKind;
 use crate::soql;
+use sluice_connector_sdk::model::FailureKind;
 
 /// A record's members in document order, values as Salesforce wrote them.
 type Members = Vec<(String, Box<RawValue>)>;

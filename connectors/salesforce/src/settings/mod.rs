@@ -5,7 +5,7 @@
 //! the connector keeps no state between calls.
 
 use crate::dt;
-use crate::model::{
+use sluice_connector_sdk::model::{
     Capability, Environment, FieldError, FieldWarning, HostContext, OAuthPlan, PullBy, Settings,
     StreamInfo,
 };

@@ -17,8 +17,8 @@ use std::collections::HashSet;
 use super::{Head, Target, fail, read_all};
 use crate::client::Sf;
 use crate::cursor::Checkpoint;
-use crate::model::{Failure, FailureKind, Level, Operation, Row};
 use crate::{dt, soql};
+use sluice_connector_sdk::model::{Failure, FailureKind, Level, Operation, Row};
 
 /// Keys checked per call (200 Ids keep the URL near 6 KB).
 const KEYS_PER_CHECK: usize = 200;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::client::Sf;
 use crate::describe::Describe;
 use crate::errors::SfError;
-use crate::http::{Method, Request};
+use sluice_connector_sdk::http::{Method, Request};
 
 /// What a poll of a job said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +127,7 @@ pub fn delete(sf: &mut Sf, id: &str) {
     if let Err(e) = sf.send(req) {
         let msg = format!("{}: {}", e.code, e.message);
         sf.log(
-            crate::model::Level::Warn,
+            sluice_connector_sdk::model::Level::Warn,
             "could not delete the bulk job",
             &[("job", id), ("error", &msg)],
         );

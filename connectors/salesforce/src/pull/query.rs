@@ -15,8 +15,8 @@ use crate::client::Sf;
 use crate::cursor::{Checkpoint, Pass, Pos, Window};
 use crate::describe::Describe;
 use crate::errors::SfError;
-use crate::model::{Failure, FailureKind, Level, Operation, Row};
 use crate::{dt, errors, soql};
+use sluice_connector_sdk::model::{Failure, FailureKind, Level, Operation, Row};
 
 /// A locator older than this, by the connector's clock, is not followed: pages of one run
 /// follow each other within seconds, so an older one comes from an earlier run whose session

@@ -1,8 +1,8 @@
-//! Plain-Rust mirrors of the WIT contract's types.
+//! Plain-Rust mirrors of the WIT contract's types (`sluice:connector/types`).
 //!
-//! The connector's logic works on these types so that it compiles and unit-tests on the native
-//! target and can be driven natively by the host's benchmarks. `component.rs` converts them to
-//! and from the generated WIT bindings and adds nothing else.
+//! A connector's logic works on these types so that it compiles and unit-tests on the native
+//! target and can be driven natively by benchmarks. On wasm32 the SDK converts them to and
+//! from the generated WIT bindings and adds nothing else.
 
 /// The business capability an integration provides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,27 @@ pub struct Settings {
     pub domain: Option<String>,
     /// Connector-specific name/value settings.
     pub extra: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// Settings for `capability` in a production org, with nothing else set.
+    pub fn new(capability: Capability) -> Self {
+        Self {
+            capability,
+            environment: Environment::Production,
+            pull_by: None,
+            domain: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The value of the `extra` setting `name`, if set.
+    pub fn extra(&self, name: &str) -> Option<&str> {
+        self.extra
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Facts about the host that change what the connector accepts.

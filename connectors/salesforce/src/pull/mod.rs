@@ -29,13 +29,14 @@ use serde_json::value::RawValue;
 use crate::client::Sf;
 use crate::cursor::{Checkpoint, Pass, Window};
 use crate::describe;
+use crate::dt;
 use crate::errors::{self, SfError};
-use crate::model::{
-    Failure, FailureKind, Level, Operation, Page, PullBy, PullRequest, Row, Session, StreamStatus,
-};
 use crate::settings::{self, Cap, Normalized, Purpose};
 use crate::soql;
-use crate::{dt, http::Env};
+use sluice_connector_sdk::http::Host;
+use sluice_connector_sdk::model::{
+    Failure, FailureKind, Level, Operation, Page, PullBy, PullRequest, Row, Session, StreamStatus,
+};
 
 use backfill::Step;
 use head::Head;
@@ -114,7 +115,7 @@ fn fail(kind: FailureKind, msg: impl Into<String>) -> Failure {
 }
 
 /// Reads the next page of `request.stream`.
-pub fn pull(env: &mut dyn Env, session: &Session, request: &PullRequest) -> Result<Page, Failure> {
+pub fn pull(env: &mut dyn Host, session: &Session, request: &PullRequest) -> Result<Page, Failure> {
     let n =
         settings::validate(&session.settings, &session.host, Purpose::Configure).map_err(|es| {
             let list: Vec<String> = es

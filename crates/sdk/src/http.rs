@@ -1,12 +1,13 @@
-//! The connector's only way out: an HTTP exchange through the host.
+//! A connector's only way out: an HTTP exchange through the host.
 //!
-//! The logic calls [`Env::send`]; inside the sandbox that is `wasi:http/outgoing-handler`
-//! (see `component.rs`), natively it is whatever client the host's benchmark supplies. Neither
-//! path ever gives the connector a credential: the host adds `Authorization` itself.
+//! A connector calls [`Host::send`]; inside the sandbox that is `wasi:http/outgoing-handler`,
+//! natively it is whatever client the caller supplies (the fake host in unit tests, the
+//! `native` feature's reqwest client in benchmarks). Neither path ever gives the connector a
+//! credential: the host adds `Authorization` itself.
 
 use crate::model::Level;
 
-/// An HTTP method the connector uses.
+/// An HTTP method a connector uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     /// GET.
@@ -47,8 +48,13 @@ pub struct Request {
 impl Request {
     /// A GET of `url` with no headers.
     pub fn get(url: impl Into<String>) -> Self {
+        Self::new(Method::Get, url)
+    }
+
+    /// A request of `method` to `url` with no headers and no body.
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
         Self {
-            method: Method::Get,
+            method,
             url: url.into(),
             headers: Vec::new(),
             body: None,
@@ -58,6 +64,12 @@ impl Request {
     /// Adds a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
         self
     }
 }
@@ -111,16 +123,26 @@ pub enum TransportError {
     Other(String),
 }
 
-/// What the connector's logic needs from its surroundings.
-pub trait Env {
+/// What a connector's logic needs from its surroundings: HTTP, logs, the host's stored keys
+/// and a clock.
+pub trait Host {
     /// Sends one request and reads the whole response.
     fn send(&mut self, request: Request) -> Result<Response, TransportError>;
     /// Writes a structured log line.
     fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]);
     /// Keys the host stores as live for the stream being pulled, ascending, after `after`.
     fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String>;
-    /// The local wall clock, UTC millis, when there is one (ages of query locators).
+    /// The local wall clock, UTC millis, when there is one.
     fn now_ms(&mut self) -> Option<i64> {
         None
     }
+}
+
+#[cfg(any(target_arch = "wasm32", feature = "native"))]
+/// The wall clock in UTC millis, or None before 1970 or past i64 millis.
+pub(crate) fn system_now_ms() -> Option<i64> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    i64::try_from(since.as_millis()).ok()
 }

@@ -1,7 +1,7 @@
 //! Salesforce error bodies and their classification into [`FailureKind`]s.
 
-use crate::http::{Response, TransportError};
-use crate::model::{Failure, FailureKind};
+use sluice_connector_sdk::http::{Response, TransportError};
+use sluice_connector_sdk::model::{Failure, FailureKind};
 
 /// An unsuccessful call: an HTTP error, or a transport or budget failure already classified.
 #[derive(Debug, Clone, PartialEq, Eq)]

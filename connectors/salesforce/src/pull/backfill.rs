@@ -16,8 +16,8 @@ use crate::bulk::{self, JobState};
 use crate::client::Sf;
 use crate::cursor::{BulkJob, Checkpoint, Pass, Window};
 use crate::describe::Describe;
-use crate::model::{Failure, FailureKind, Level, Operation, Row};
 use crate::{errors, soql};
+use sluice_connector_sdk::model::{Failure, FailureKind, Level, Operation, Row};
 
 /// Windows reaching back further than this are counted to see whether Bulk pays off.
 const CATCH_UP_MS: i64 = 86_400_000;

@@ -11,8 +11,8 @@ use serde_json::value::RawValue;
 use super::{Target, fail};
 use crate::client::Sf;
 use crate::cursor::{Checkpoint, Pass};
-use crate::model::{Failure, FailureKind, Level, Operation, Row};
 use crate::{dt, errors, soql};
+use sluice_connector_sdk::model::{Failure, FailureKind, Level, Operation, Row};
 
 /// Delete rows from `/sobjects/X/deleted` for the window (hard deletes included).
 pub(super) fn step(

@@ -16,8 +16,8 @@ use super::{ReadError, Target, fail, read_all};
 use crate::client::Sf;
 use crate::cursor::Checkpoint;
 use crate::describe::Describe;
-use crate::model::{Failure, FailureKind, Level, Operation, Row};
 use crate::soql;
+use sluice_connector_sdk::model::{Failure, FailureKind, Level, Operation, Row};
 
 /// Whether the window that opens at `server` should end with a formula refresh.
 pub(super) fn due(t: &Target, cp: &mut Checkpoint, server: i64) -> bool {
