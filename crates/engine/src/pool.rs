@@ -201,3 +201,87 @@ impl std::fmt::Debug for ConnectionPool {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A live connection over an in-memory pipe; the pipe's other end is returned to keep it open.
+    async fn connection() -> (Sender, tokio::io::DuplexStream) {
+        let (client, server) = tokio::io::duplex(1024);
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(wasmtime_wasi_http::io::TokioIo::new(client))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        (sender, server)
+    }
+
+    fn key(tenant: &str, origin: &str, port: u16) -> PoolKey {
+        PoolKey {
+            tenant: tenant.into(),
+            origin: origin.into(),
+            addr: SocketAddr::from(([10, 0, 0, 1], port)),
+        }
+    }
+
+    const ORIGIN: &str = "https://api.example:443";
+
+    #[tokio::test]
+    async fn a_connection_is_taken_only_at_an_approved_address_of_its_tenant_and_origin() {
+        let pool = ConnectionPool::new(PoolLimits::default());
+        let (sender, _pipe) = connection().await;
+        let kept = key("acme", ORIGIN, 1);
+        pool.put(kept.clone(), sender);
+        let elsewhere = key("acme", ORIGIN, 2).addr;
+        assert!(pool.take(&kept.tenant, ORIGIN, &[elsewhere]).is_none());
+        assert!(pool.take(&"globex".into(), ORIGIN, &[kept.addr]).is_none());
+        assert!(
+            pool.take(&kept.tenant, "https://other.example:443", &[kept.addr])
+                .is_none()
+        );
+        let (addr, _) = pool
+            .take(&kept.tenant, ORIGIN, &[elsewhere, kept.addr])
+            .expect("kept at an approved address");
+        assert_eq!(addr, kept.addr);
+        assert_eq!(pool.idle(), 0, "a taken connection leaves the pool");
+    }
+
+    #[tokio::test]
+    async fn the_caps_and_the_idle_timeout_hold() {
+        let mut pipes = Vec::new();
+        let per_key = ConnectionPool::new(PoolLimits {
+            max_idle_per_key: 2,
+            ..PoolLimits::default()
+        });
+        for _ in 0..3 {
+            let (sender, pipe) = connection().await;
+            pipes.push(pipe);
+            per_key.put(key("acme", ORIGIN, 1), sender);
+        }
+        assert_eq!(per_key.idle(), 2);
+
+        let total = ConnectionPool::new(PoolLimits {
+            max_idle_total: 2,
+            ..PoolLimits::default()
+        });
+        for port in 1..=3 {
+            let (sender, pipe) = connection().await;
+            pipes.push(pipe);
+            total.put(key("acme", ORIGIN, port), sender);
+        }
+        assert_eq!(total.idle(), 2);
+        let oldest = key("acme", ORIGIN, 1);
+        assert!(total.take(&oldest.tenant, ORIGIN, &[oldest.addr]).is_none());
+
+        let expiring = ConnectionPool::new(PoolLimits {
+            idle_timeout: Duration::ZERO,
+            ..PoolLimits::default()
+        });
+        let (sender, _pipe) = connection().await;
+        let kept = key("acme", ORIGIN, 1);
+        expiring.put(kept.clone(), sender);
+        assert!(expiring.take(&kept.tenant, ORIGIN, &[kept.addr]).is_none());
+        assert_eq!(expiring.idle(), 0);
+    }
+}
