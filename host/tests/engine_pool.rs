@@ -493,7 +493,7 @@ async fn authorize(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_salesforce_connector_pulls_over_https_on_few_connections_and_the_token_client_trusts_the_ca()
+async fn the_salesforce_connector_pulls_over_https_on_one_connection_and_the_token_client_trusts_the_ca()
  {
     let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
         tls: true,
