@@ -1,15 +1,13 @@
 //! The compile cache loads only artifacts this host wrote, and rebuilds anything else.
 //! Run: `cargo test --release -p sluice --test engine_cache`.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sluice::engine::cache::CacheOutcome;
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::{CallContext, EngineLimits, LoadedPlugin, PluginEngine};
-use support::*;
+use sluice_test_support::*;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = target_dir()

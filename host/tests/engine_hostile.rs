@@ -1,8 +1,6 @@
 //! Hostile components are contained with a typed error, and the host and normal calls keep
 //! working. Run: `cargo test --release -p sluice --test engine_hostile`.
 
-mod support;
-
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -10,7 +8,7 @@ use sluice::engine::metrics::EngineMetrics;
 use sluice::engine::outbound::{OutboundLimits, OutboundPolicy, RetryPolicy};
 use sluice::engine::wit::types::{Failure, Page};
 use sluice::engine::{CallContext, EngineError, EngineLimits, Limit, LoadedPlugin, PluginEngine};
-use support::*;
+use sluice_test_support::*;
 
 const PAGE_CAP: usize = 1 << 20;
 /// Body bytes one call's host side may buffer.
