@@ -212,12 +212,17 @@ async fn the_bytes_verified_are_the_bytes_loaded() {
         "the artifact was read again after its MAC was checked"
     );
     works(&engine, &plugin).await;
-    // Release the writer if it still waits for a second reader.
-    if is_fifo(&path) {
-        let _ = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path);
+    // Release the writer if it still waits for a second reader. It may not have reached its
+    // blocking open yet (on a busy machine it can still be polling), so a reader opened once
+    // could come and go unseen: keep offering one until the writer is done.
+    while !writer.is_finished() {
+        if is_fifo(&path) {
+            let _ = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     writer.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
