@@ -1,12 +1,13 @@
-//! Builds the default Salesforce connector (`plugin/`) as a wasm32-wasip2 component so that
-//! one `cargo build` produces both the `sluice` binary and the component it embeds.
+//! Builds the default Salesforce connector (`connectors/salesforce/`) as a wasm32-wasip2
+//! component so that one `cargo build` produces both the `sluice` binary and the component it
+//! embeds.
 //!
 //! Like wasmtime's own test programs, the guest is compiled by a nested `cargo` in a target
 //! directory of its own: sharing the outer one would deadlock on Cargo's build lock. The
 //! wasm32-wasip2 target is installed first when it is missing (`sluice-guest-build`).
-//! The component, with `plugin/manifest.json` appended as its `sluice:manifest` custom section
-//! (the hosts and methods it needs, which the operator approves at install), is written to
-//! `$OUT_DIR/salesforce.wasm` (embedded with `include_bytes!`) and to
+//! The component, with `connectors/salesforce/manifest.json` appended as its `sluice:manifest`
+//! custom section (the hosts and methods it needs, which the operator approves at install), is
+//! written to `$OUT_DIR/salesforce.wasm` (embedded with `include_bytes!`) and to
 //! `<target>/<profile>/salesforce.wasm`, beside the `sluice` binary, for inspection and
 //! hot-swap.
 
@@ -31,10 +32,10 @@ fn main() {
     let guest_target = target_dir.join("wasm-guests");
 
     for watched in [
-        "plugin/src",
-        "plugin/Cargo.toml",
-        "plugin/manifest.json",
-        "wit",
+        "connectors/salesforce/src",
+        "connectors/salesforce/Cargo.toml",
+        "connectors/salesforce/manifest.json",
+        "crates/sdk",
         "Cargo.lock",
     ] {
         println!(
@@ -68,7 +69,7 @@ fn main() {
             return;
         }
     };
-    let manifest = workspace.join("plugin/manifest.json");
+    let manifest = workspace.join("connectors/salesforce/manifest.json");
     let manifest =
         std::fs::read(&manifest).unwrap_or_else(|e| panic!("reading {}: {e}", manifest.display()));
     let mut component =

@@ -33,7 +33,7 @@ pub(crate) async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> 
     let wasm = sluice::SALESFORCE_COMPONENT;
     let scratch = temp_dir("bench-engine");
 
-    let engine = PluginEngine::new(limits())?;
+    let engine = ConnectorEngine::new(limits())?;
     let mut samples = Vec::new();
     for _ in 0..3 {
         let start = Instant::now();
@@ -45,7 +45,7 @@ pub(crate) async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> 
         json!(round(ms(percentile(&mut samples, 0.5)), 1)),
     );
 
-    let cached = PluginEngine::with_cache(limits(), Some(&scratch.join("cache")))?;
+    let cached = ConnectorEngine::with_cache(limits(), Some(&scratch.join("cache")))?;
     cached.load_with_outcome("salesforce", wasm)?;
     let mut samples = Vec::new();
     for _ in 0..30 {
@@ -59,19 +59,19 @@ pub(crate) async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> 
     );
 
     // A fresh store + instance per call, with the cheapest export (`configure`, no I/O).
-    let plugin = engine.load("salesforce", wasm)?;
+    let connector = engine.load("salesforce", wasm)?;
     let ctx = CallContext {
         policy: Arc::new(OutboundPolicy::deny_all()),
         ..CallContext::default()
     };
     let (settings, host) = (wit_settings(), wit_host());
     for _ in 0..200 {
-        let _ = engine.configure(&plugin, &ctx, &settings, &host).await?;
+        let _ = engine.configure(&connector, &ctx, &settings, &host).await?;
     }
     let mut samples = Vec::new();
     for _ in 0..5000 {
         let start = Instant::now();
-        let _ = engine.configure(&plugin, &ctx, &settings, &host).await?;
+        let _ = engine.configure(&connector, &ctx, &settings, &host).await?;
         samples.push(start.elapsed());
     }
     let p50 = percentile(&mut samples, 0.5);
@@ -85,15 +85,15 @@ pub(crate) async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> 
         json!(round(p99.as_secs_f64() * 1e6, 1)),
     );
 
-    // `plugin install` of new bytes (compile, contract check, canary, publish) to the first call
+    // `connector install` of new bytes (compile, contract check, canary, publish) to the first call
     // on the new version. New bytes miss any cache, as a real new version does.
-    let swap_engine = PluginEngine::with_cache(limits(), Some(&scratch.join("swap-cache")))?;
-    let registry = PluginRegistry::new(
+    let swap_engine = ConnectorEngine::with_cache(limits(), Some(&scratch.join("swap-cache")))?;
+    let registry = ConnectorRegistry::new(
         swap_engine.clone(),
         Arc::new(MemoryVersionStore::default()),
         Arc::new(StaticCanaryTargets::default()),
     );
-    // The operator approves the first version's manifest, as `sluice plugin install
+    // The operator approves the first version's manifest, as `sluice connector install
     // --approve-hosts` does; the measured versions then stay within it.
     registry
         .install_with_approval("salesforce", wasm, false, HostApproval::Approved)

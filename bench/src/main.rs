@@ -3,7 +3,7 @@
 //!
 //! Pulls (each into the same SQLite store, each a fresh integration so every row is an insert):
 //! - wasm: the host's real runner (`sluice::runner::run_pull`) driving the sandboxed component;
-//! - native: the same connector logic (`sluice_salesforce::pull`) with a native [`Env`], driven
+//! - native: the same connector logic (`Salesforce::pull`) with a native [`Host`], driven
 //!   by the same checkpoint/commit steps the runner takes (`Store::checkpoint` once per stream,
 //!   then the runner's `PageCommits` pipeline over `Store::commit_page`);
 //! - raw: a plain HTTP client fetching and parsing the connector's query pages.
@@ -26,15 +26,18 @@ use serde_json::{Value, json};
 use sluice::app::{App, AppConfig, IntegrationInput};
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::registry::{
-    HostApproval, MemoryVersionStore, PluginRegistry, StaticCanaryTargets,
+    ConnectorRegistry, HostApproval, MemoryVersionStore, StaticCanaryTargets,
 };
 use sluice::engine::wit::types as wt;
-use sluice::engine::{CallContext, EngineLimits, PluginEngine};
+use sluice::engine::{CallContext, ConnectorEngine, EngineLimits};
 use sluice::runner::{DEFAULT_PAGE_RECORDS, PageCommit, PageCommits, PullOptions, RunStatus};
 use sluice::secrets::Secret;
 use sluice::store::{CheckpointState, GrantFlow, RunState, TokenSet};
-use sluice_salesforce::http::{Env, Method, Request, Response, TransportError};
-use sluice_salesforce::model as pm;
+use sluice_connector_sdk::Connector;
+use sluice_connector_sdk::http::{Host, Request, Response, TransportError};
+use sluice_connector_sdk::model as pm;
+use sluice_connector_sdk::native::NativeHost;
+use sluice_salesforce::Salesforce;
 use sluice_test_support::runtime::approve_emulator;
 use sluice_test_support::temp_dir;
 
@@ -378,8 +381,10 @@ async fn authorize(
         refresh: text("refresh_token").map(Secret::new),
         token_url: plan.token_url.clone(),
         instance_url: text("instance_url").context("no instance_url")?,
-        identity_url: text("id"),
-        issued_at_ms: text("issued_at").and_then(|s| s.parse().ok()),
+        provider_fields: ["id", "issued_at"]
+            .into_iter()
+            .filter_map(|name| Some((name.to_string(), text(name)?)))
+            .collect(),
         scopes: text("scope")
             .unwrap_or_default()
             .split_whitespace()

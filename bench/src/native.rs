@@ -1,14 +1,13 @@
-//! The native pull: the connector's logic (`sluice_salesforce::pull`) with a native [`Env`]
+//! The native pull: the connector's logic (`Salesforce::pull`) with a native [`Host`]
 //! over reqwest, committed through the runner's own `PageCommits` pipeline.
 
 use super::*;
 
-/// The connector's surroundings, natively: a client that adds the Bearer token the way the
-/// host's outbound client does, and records the first query URL.
-pub(crate) struct NativeEnv {
-    client: reqwest::Client,
-    handle: tokio::runtime::Handle,
-    token: String,
+/// The connector's surroundings, natively: the SDK's [`NativeHost`] (reqwest, with the Bearer
+/// token added the way the host's outbound client adds it), the integration's stored keys, and
+/// what the bench reports besides: the first query URL and the time spent in HTTP.
+pub(crate) struct BenchHost {
+    http: NativeHost,
     first_query: Option<String>,
     http_time: Duration,
     /// The host's stored keys of the integration, as the engine would answer them.
@@ -17,63 +16,18 @@ pub(crate) struct NativeEnv {
     stream: String,
 }
 
-impl Env for NativeEnv {
+impl Host for BenchHost {
     fn send(&mut self, request: Request) -> Result<Response, TransportError> {
         if self.first_query.is_none() && request.url.contains("/query") {
             self.first_query = Some(request.url.clone());
         }
-        let method = match request.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Patch => reqwest::Method::PATCH,
-            Method::Delete => reqwest::Method::DELETE,
-        };
-        let mut builder = self
-            .client
-            .request(method, &request.url)
-            .bearer_auth(&self.token);
-        for (name, value) in &request.headers {
-            builder = builder.header(name, value);
-        }
-        if let Some(body) = request.body {
-            builder = builder.body(body);
-        }
-        let url = request.url;
         let started = Instant::now();
-        let result = self.handle.block_on(async move {
-            let response = builder
-                .send()
-                .await
-                .map_err(|e| TransportError::Unreachable {
-                    target: url.clone(),
-                    detail: e.to_string(),
-                })?;
-            let status = response.status().as_u16();
-            let headers = response
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| TransportError::Other(e.to_string()))?
-                .to_vec();
-            Ok(Response {
-                status,
-                headers,
-                body,
-            })
-        });
+        let result = self.http.send(request);
         self.http_time += started.elapsed();
         result
     }
 
+    // The comparison measures pulling, not logging: lines are dropped.
     fn log(&mut self, _level: pm::Level, _message: &str, _fields: &[(&str, &str)]) {}
 
     fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String> {
@@ -81,6 +35,10 @@ impl Env for NativeEnv {
         self.keys
             .live_keys_after(&self.stream, after, limit as usize)
             .expect("reading the stored keys")
+    }
+
+    fn now_ms(&mut self) -> Option<i64> {
+        self.http.now_ms()
     }
 }
 
@@ -106,22 +64,21 @@ pub(crate) fn native_pull(
         allow_insecure_loopback: true,
         contract_version: sluice::engine::wit::VERSION.into(),
     };
-    let configured = sluice_salesforce::configure(&settings, &host)
-        .map_err(|e| anyhow::anyhow!("configure: {e:?}"))?;
+    let configured =
+        Salesforce::configure(&settings, &host).map_err(|e| anyhow::anyhow!("configure: {e:?}"))?;
+    let wit_grant = sluice::grant::wit_grant(&tokens);
     let session = pm::Session {
         settings,
         host,
         grant: pm::Grant {
             instance_url: tokens.instance_url.clone(),
-            identity_url: tokens.identity_url.clone(),
-            issued_at_ms: tokens.issued_at_ms.map(|ms| ms.max(0) as u64),
+            identity_url: wit_grant.identity_url,
+            issued_at_ms: wit_grant.issued_at_ms,
             scopes: tokens.scopes.clone(),
         },
     };
-    let mut env = NativeEnv {
-        client: reqwest::Client::new(),
-        handle: handle.clone(),
-        token: tokens.access.expose().to_string(),
+    let mut env = BenchHost {
+        http: NativeHost::new(handle.clone()).with_bearer(tokens.access.expose()),
         first_query: None,
         http_time: Duration::ZERO,
         keys: app.store().keys_of(id),
@@ -148,7 +105,7 @@ pub(crate) fn native_pull(
                 max_records: DEFAULT_PAGE_RECORDS,
             };
             let t_pull = Instant::now();
-            let page = sluice_salesforce::pull(&mut env, &session, &request)
+            let page = Salesforce::pull(&mut env, &session, &request)
                 .map_err(|f| anyhow::anyhow!("native pull of {stream}: {f:?}"))?;
             pull_time += t_pull.elapsed();
             let status = match &page.status {
@@ -182,7 +139,7 @@ pub(crate) fn native_pull(
                 status,
                 api_calls: page.api_calls,
                 // The native connector is no registry version.
-                plugin_version: 0,
+                connector_version: 0,
             };
             records += handle.block_on(commits.submit(page, n))?.unwrap_or(0);
             if status != CheckpointState::Partial {

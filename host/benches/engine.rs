@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use sluice::engine::cache::CacheOutcome;
 use sluice::engine::outbound::OutboundPolicy;
-use sluice::engine::registry::{MemoryVersionStore, PluginRegistry, StaticCanaryTargets};
-use sluice::engine::{CallContext, EngineLimits, PluginEngine};
+use sluice::engine::registry::{ConnectorRegistry, MemoryVersionStore, StaticCanaryTargets};
+use sluice::engine::{CallContext, ConnectorEngine, EngineLimits};
 use sluice_test_support::*;
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -55,7 +55,7 @@ fn main() {
     );
 
     // 1. Cold compile: no cache.
-    let engine = PluginEngine::new(limits()).unwrap();
+    let engine = ConnectorEngine::new(limits()).unwrap();
     for (name, bytes) in [
         ("hostile", wasm),
         ("salesforce", sluice::SALESFORCE_COMPONENT),
@@ -75,7 +75,7 @@ fn main() {
     }
 
     // 2. Cached load: verified .cwasm + deserialize_file + instantiate_pre.
-    let cached = PluginEngine::with_cache(limits(), Some(&scratch.join("cache"))).unwrap();
+    let cached = ConnectorEngine::with_cache(limits(), Some(&scratch.join("cache"))).unwrap();
     let (_, first) = cached.load_with_outcome("hostile", wasm).unwrap();
     assert_eq!(first, CacheOutcome::Miss);
     let mut samples = Vec::new();
@@ -88,7 +88,7 @@ fn main() {
     report("cached load (MAC check + deserialize_file)", &mut samples);
 
     // 3. Fresh store + instance per call: a trivial `pull`, end to end.
-    let plugin = engine.load("hostile", wasm).unwrap();
+    let connector = engine.load("hostile", wasm).unwrap();
     let ctx = CallContext {
         policy: Arc::new(OutboundPolicy::deny_all()),
         ..CallContext::default()
@@ -98,7 +98,7 @@ fn main() {
     runtime.block_on(async {
         for _ in 0..200 {
             engine
-                .pull(&plugin, &ctx, &s, &request)
+                .pull(&connector, &ctx, &s, &request)
                 .await
                 .unwrap()
                 .unwrap();
@@ -107,7 +107,7 @@ fn main() {
         for _ in 0..5000 {
             let start = Instant::now();
             engine
-                .pull(&plugin, &ctx, &s, &request)
+                .pull(&connector, &ctx, &s, &request)
                 .await
                 .unwrap()
                 .unwrap();
@@ -120,8 +120,8 @@ fn main() {
     //    first call on the new version.
     runtime.block_on(async {
         for (label, cache) in [("uncached", None), ("cached", Some(scratch.join("cache2")))] {
-            let engine = PluginEngine::with_cache(limits(), cache.as_deref()).unwrap();
-            let registry = PluginRegistry::new(
+            let engine = ConnectorEngine::with_cache(limits(), cache.as_deref()).unwrap();
+            let registry = ConnectorRegistry::new(
                 engine.clone(),
                 Arc::new(MemoryVersionStore::default()),
                 Arc::new(StaticCanaryTargets::default()),

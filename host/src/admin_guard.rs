@@ -14,7 +14,7 @@
 //! - A state-changing request (any method but GET, HEAD and OPTIONS) is refused with 403 when
 //!   the browser says it is cross-site or same-site (`Sec-Fetch-Site`), or when it carries an
 //!   `Origin` that is not this server's own.
-//! - POST, PUT and PATCH API routes take `Content-Type: application/json` (plugin uploads:
+//! - POST, PUT and PATCH API routes take `Content-Type: application/json` (connector uploads:
 //!   `application/wasm`), bodyless ones included; anything else is 415. Neither type is allowed
 //!   in a simple request, so a browser must ask first (a CORS preflight), and this server
 //!   never grants one.

@@ -1,14 +1,14 @@
 //! Sluice: a runtime for sandboxed data connectors, as a command line, an admin API and a demo.
 //!
 //! Connectors are WebAssembly components that implement the `sluice:connector` WIT contract
-//! (see `wit/connector.wit`). [`engine`] (`sluice-engine`) runs them in a sandbox; the runtime
-//! (`sluice-runtime`: [`app`], [`store`], [`runner`], [`scheduler`], [`tokens`], …) keeps their
-//! state and runs their pulls. This crate faces users through [`cli`], [`admin`] and [`demo`],
+//! (see `crates/sdk/wit/connector.wit`). [`engine`] (`sluice-engine`) runs them in a sandbox;
+//! the runtime (`sluice-runtime`: [`app`], [`store`], [`runner`], [`scheduler`], [`tokens`], …)
+//! keeps their state and runs their pulls. This crate faces users through [`cli`], [`admin`] and [`demo`],
 //! and embeds the Salesforce connector ([`SALESFORCE_COMPONENT`]).
 
 pub use sluice_runtime::{
-    app, duration, engine, locks, oauth, private_fs, runner, scheduler, secrets, store, tokens,
-    views,
+    app, data_dir, duration, engine, grant, locks, oauth, private_fs, runner, scheduler, secrets,
+    store, tokens, views,
 };
 
 pub mod admin;
@@ -21,5 +21,5 @@ pub mod output;
 pub mod serve;
 pub mod terminal;
 
-/// The default Salesforce connector component, compiled from `plugin/` by `build.rs`.
+/// The default Salesforce connector component, compiled from `connectors/salesforce/` by `build.rs`.
 pub const SALESFORCE_COMPONENT: &[u8] = include_bytes!(env!("SLUICE_SALESFORCE_WASM"));

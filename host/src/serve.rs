@@ -1,4 +1,4 @@
-//! `sluice serve`: the admin API with the OAuth callback, the scheduler and the plugin
+//! `sluice serve`: the admin API with the OAuth callback, the scheduler and the connector
 //! watcher, until SIGTERM or Ctrl-C; then runs in flight finish their page and commit.
 
 use std::sync::Arc;
@@ -42,7 +42,12 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         Some(token) => token,
         None => crate::admin_token::load_or_create(&config.data_dir)?,
     };
-    let plugins_dir = config.data_dir.join("plugins");
+    let connectors_dir = crate::data_dir::connectors_dir(&config.data_dir).with_context(|| {
+        format!(
+            "cannot prepare {}",
+            config.data_dir.join("connectors").display()
+        )
+    })?;
     let app = App::open(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -60,8 +65,8 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
     ));
     let _watcher =
-        crate::engine::registry::watch_plugins_dir(app.registry().clone(), &plugins_dir)?;
-    // `sluice plugin install` / `activate` in another process reach this one within a second.
+        crate::engine::registry::watch_connectors_dir(app.registry().clone(), &connectors_dir)?;
+    // `sluice connector install` / `activate` in another process reach this one within a second.
     let _versions = crate::engine::registry::follow_store(
         app.registry().clone(),
         std::time::Duration::from_secs(1),
@@ -83,9 +88,9 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         public_url,
     )?;
     eprintln!(
-        "sluice serving on http://{addr} (data: {}, plugins: {}; admin token: {token_source})",
+        "sluice serving on http://{addr} (data: {}, connectors: {}; admin token: {token_source})",
         app.config().data_dir.display(),
-        plugins_dir.display(),
+        connectors_dir.display(),
     );
     let limits = ConnectionLimits {
         max_connections: usize::from(args.max_connections),

@@ -70,7 +70,7 @@ async fn the_api_validates_and_describes_itself() {
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(metrics.status().as_u16(), 200);
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("sluice_plugin_calls_total") && text.contains("sluice_integrations"));
+    assert!(text.contains("sluice_connector_calls_total") && text.contains("sluice_integrations"));
 
     // 422 with per-field errors; nothing stored.
     let (status, body) = json(

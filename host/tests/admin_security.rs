@@ -16,7 +16,7 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn plugin_versions(server: &Served, token: &str) -> Vec<u64> {
+fn connector_versions(server: &Served, token: &str) -> Vec<u64> {
     let list = server.get_json("/api/plugins", token);
     let mut versions: Vec<u64> = list
         .as_array()
@@ -148,7 +148,11 @@ fn a_web_page_cannot_install_a_connector_or_add_an_integration() {
         b"",
     );
     assert_eq!(status, 415, "{body}");
-    assert_eq!(plugin_versions(&server, &token), [1], "nothing installed");
+    assert_eq!(
+        connector_versions(&server, &token),
+        [1],
+        "nothing installed"
+    );
     assert_eq!(
         server.get_json("/api/integrations", &token),
         serde_json::json!([])
@@ -180,7 +184,7 @@ fn a_web_page_cannot_install_a_connector_or_add_an_integration() {
         &wasm,
     );
     assert_eq!(status, 201, "{body}");
-    assert_eq!(plugin_versions(&server, &token), [1, 2]);
+    assert_eq!(connector_versions(&server, &token), [1, 2]);
 }
 
 /// A rebinding page's requests name its own host: refused before any handler, token or not.

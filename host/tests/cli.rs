@@ -133,7 +133,7 @@ async fn connect_pull_and_export_through_the_binary() {
         sluice(&dir, &all)
     };
     if let Ok(path) = std::env::var("SLUICE_TEST_COMPONENT") {
-        let out = run(&["plugin", "install", &path, "--name", "salesforce"]);
+        let out = run(&["connector", "install", &path, "--name", "salesforce"]);
         assert!(
             out.status.success(),
             "{}",
@@ -228,7 +228,7 @@ async fn connect_pull_and_export_through_the_binary() {
 }
 
 fn active_versions(dir: &Path) -> Vec<u64> {
-    let out = sluice(dir, &["--json", "plugin", "list"]);
+    let out = sluice(dir, &["--json", "connector", "list"]);
     assert!(
         out.status.success(),
         "{}",
@@ -251,7 +251,7 @@ fn a_rollback_is_one_command() {
     );
     let file = dir.join("salesforce.wasm");
     std::fs::write(&file, &v2).unwrap();
-    let install = sluice(&dir, &["plugin", "install", file.to_str().unwrap()]);
+    let install = sluice(&dir, &["connector", "install", file.to_str().unwrap()]);
     assert!(
         install.status.success(),
         "{}",
@@ -259,11 +259,11 @@ fn a_rollback_is_one_command() {
     );
     assert_eq!(active_versions(&dir), [2]);
 
-    let rollback = sluice(&dir, &["plugin", "activate", "salesforce", "1"]);
+    let rollback = sluice(&dir, &["connector", "activate", "salesforce", "1"]);
     assert!(rollback.status.success());
     assert_eq!(active_versions(&dir), [1], "the rollback persists");
 
-    let line = one_error_line(&sluice(&dir, &["plugin", "activate", "salesforce", "7"]));
+    let line = one_error_line(&sluice(&dir, &["connector", "activate", "salesforce", "7"]));
     assert!(line.contains("no version 7"), "{line}");
     assert_eq!(
         active_versions(&dir),
@@ -288,7 +288,7 @@ fn output_within_bound(mut child: std::process::Child, what: &str) -> Output {
 
 #[cfg(unix)]
 #[test]
-fn plugin_install_takes_regular_files_and_valid_names_only() {
+fn connector_install_takes_regular_files_and_valid_names_only() {
     let dir = temp_dir("special");
     let fifo = dir.join("fifo.wasm");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
@@ -297,7 +297,7 @@ fn plugin_install_takes_regular_files_and_valid_names_only() {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("--data-dir")
             .arg(&dir)
-            .args(["plugin", "install", "--name", "salesforce"])
+            .args(["connector", "install", "--name", "salesforce"])
             .arg(path)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -317,12 +317,21 @@ fn plugin_install_takes_regular_files_and_valid_names_only() {
     for name in ["../../etc/x", "Sales force", ""] {
         let out = sluice(
             &dir,
-            &["plugin", "install", "--name", name, file.to_str().unwrap()],
+            &[
+                "connector",
+                "install",
+                "--name",
+                name,
+                file.to_str().unwrap(),
+            ],
         );
         let line = one_error_line(&out);
-        assert!(line.contains("not a valid plugin name"), "{name:?}: {line}");
+        assert!(
+            line.contains("not a valid connector name"),
+            "{name:?}: {line}"
+        );
     }
-    let out = sluice(&dir, &["--json", "plugin", "list"]);
+    let out = sluice(&dir, &["--json", "connector", "list"]);
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.len(), 1, "only the embedded connector: {list:?}");
     assert!(!dir.join("etc").exists());
@@ -369,7 +378,7 @@ async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
 }
 
 fn versions_listed(dir: &Path) -> Vec<(u64, String, bool)> {
-    let out = sluice(dir, &["--json", "plugin", "list"]);
+    let out = sluice(dir, &["--json", "connector", "list"]);
     assert!(
         out.status.success(),
         "{}",
@@ -392,7 +401,7 @@ fn versions_listed(dir: &Path) -> Vec<(u64, String, bool)> {
 /// numbers versions (a CLI install and one by serve get two numbers, both kept), and serve
 /// applies a CLI `activate`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_and_the_cli_agree_on_plugin_versions() {
+async fn serve_and_the_cli_agree_on_connector_versions() {
     let dir = temp_dir("serve-versions");
     let token = "registry-test-admin-token";
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -416,24 +425,24 @@ async fn serve_and_the_cli_agree_on_plugin_versions() {
     );
     let file = dir.join("salesforce.wasm");
     std::fs::write(&file, &v2).unwrap();
-    let out = sluice(&dir, &["plugin", "install", file.to_str().unwrap()]);
+    let out = sluice(&dir, &["connector", "install", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Serve installs other bytes, dropped into its plugins directory: version 3.
+    // Serve installs other bytes, dropped into its connectors directory: version 3.
     let v3 = sluice_test_support::with_custom_section(
         sluice::SALESFORCE_COMPONENT,
         "sluice-test",
         b"v3",
     );
-    let plugins = dir.join("plugins");
-    std::fs::write(plugins.join("incoming.tmp"), &v3).unwrap();
+    let connectors = dir.join("connectors");
+    std::fs::write(connectors.join("incoming.tmp"), &v3).unwrap();
     std::fs::rename(
-        plugins.join("incoming.tmp"),
-        plugins.join("salesforce@3.wasm"),
+        connectors.join("incoming.tmp"),
+        connectors.join("salesforce@3.wasm"),
     )
     .unwrap();
     eventually(
@@ -452,7 +461,7 @@ async fn serve_and_the_cli_agree_on_plugin_versions() {
     assert_eq!(listed[2].1, sha(&v3));
 
     // A rollback from the CLI reaches the running serve.
-    let out = sluice(&dir, &["plugin", "activate", "salesforce", "1"]);
+    let out = sluice(&dir, &["connector", "activate", "salesforce", "1"]);
     assert!(out.status.success());
     let client = reqwest::Client::new();
     eventually("serve runs the version activated by the CLI", async || {
@@ -551,7 +560,7 @@ fn a_wider_manifest_needs_approve_hosts() {
     std::fs::write(&file, &wider).unwrap();
     let path = file.to_str().unwrap();
 
-    let line = one_error_line(&sluice(&dir, &["plugin", "install", path]));
+    let line = one_error_line(&sluice(&dir, &["connector", "install", path]));
     assert!(
         line.contains("attacker.example")
             && line.contains("DELETE")
@@ -564,7 +573,7 @@ fn a_wider_manifest_needs_approve_hosts() {
         "the refused version is not active"
     );
 
-    let out = sluice(&dir, &["plugin", "install", path, "--approve-hosts"]);
+    let out = sluice(&dir, &["connector", "install", path, "--approve-hosts"]);
     assert!(
         out.status.success(),
         "{}",

@@ -7,19 +7,19 @@ use std::sync::Arc;
 use sluice::engine::wit::types::{
     Capability, Configured, Environment, FieldError, HostContext, PullBy, Settings,
 };
-use sluice::engine::{CallContext, EngineError, EngineLimits, LoadedPlugin, PluginEngine};
+use sluice::engine::{CallContext, ConnectorEngine, EngineError, EngineLimits, LoadedConnector};
 
 struct Fixture {
-    engine: Arc<PluginEngine>,
-    plugin: LoadedPlugin,
+    engine: Arc<ConnectorEngine>,
+    connector: LoadedConnector,
 }
 
 fn fixture() -> Fixture {
-    let engine = PluginEngine::new(EngineLimits::default()).expect("engine");
-    let plugin = engine
+    let engine = ConnectorEngine::new(EngineLimits::default()).expect("engine");
+    let connector = engine
         .load("salesforce", sluice::SALESFORCE_COMPONENT)
         .expect("the embedded component loads");
-    Fixture { engine, plugin }
+    Fixture { engine, connector }
 }
 
 fn host() -> HostContext {
@@ -41,7 +41,7 @@ fn settings(capability: Capability, environment: Environment, domain: Option<&st
 
 async fn configure(f: &Fixture, s: &Settings) -> Result<Configured, Vec<FieldError>> {
     f.engine
-        .configure(&f.plugin, &CallContext::default(), s, &host())
+        .configure(&f.connector, &CallContext::default(), s, &host())
         .await
         .expect("configure runs without trapping")
 }
@@ -53,8 +53,8 @@ fn fields(errors: &[FieldError]) -> Vec<&str> {
 #[tokio::test]
 async fn the_component_targets_contract_0_1_0() {
     let f = fixture();
-    assert_eq!(f.plugin.contract, "0.1.0");
-    assert!(f.plugin.label.starts_with("salesforce@"));
+    assert_eq!(f.connector.contract, "0.1.0");
+    assert!(f.connector.label.starts_with("salesforce@"));
 }
 
 #[tokio::test]
@@ -208,7 +208,7 @@ async fn every_error_is_reported_at_once() {
 
 #[tokio::test]
 async fn bytes_that_are_not_a_component_are_rejected_with_a_reason() {
-    let engine = PluginEngine::new(EngineLimits::default()).expect("engine");
+    let engine = ConnectorEngine::new(EngineLimits::default()).expect("engine");
     let err = engine
         .load("junk", b"not wasm")
         .expect_err("junk is rejected");
@@ -224,7 +224,7 @@ async fn the_embedded_component_declares_the_hosts_it_calls() {
     use sluice::engine::outbound::OutboundPolicy;
     use sluice::engine::policy::EgressRules;
     let f = fixture();
-    let manifest = f.plugin.manifest.clone();
+    let manifest = f.connector.manifest.clone();
     assert!(manifest.matches_host("acme.my.salesforce.com"));
     assert!(!manifest.matches_host("attacker.example"));
     assert_eq!(

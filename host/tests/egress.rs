@@ -1,5 +1,5 @@
 //! Who decides where a connector's traffic and the host's credentials go: a hostile connector
-//! (the `tests/hostile` guest, installed as the plugin integrations use) names an attacker's
+//! (the `tests/hostile` guest, installed as the connector integrations use) names an attacker's
 //! host in `configure` and its own OAuth endpoints; the host refuses whatever the operator did
 //! not approve, binds the OAuth plan to the state, and checks refreshed instance URLs.
 //! Run: `cargo test --release -p sluice --test egress`.
@@ -25,7 +25,7 @@ async fn emulator() -> Emulator {
 }
 
 /// An app whose connectors may reach the `approved` loopback URLs' origins, with the hostile
-/// guest installed (and approved, with an empty manifest) as the plugin integrations use; its
+/// guest installed (and approved, with an empty manifest) as the connector integrations use; its
 /// data directory lives as long as the returned guard.
 async fn hostile_app(tag: &str, approved: &[&str]) -> (Arc<App>, TestDir) {
     let dir = temp_dir(&format!("egress-{tag}"));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sluice::engine::cache::CacheOutcome;
 use sluice::engine::outbound::OutboundPolicy;
-use sluice::engine::{CallContext, EngineLimits, LoadedPlugin, PluginEngine};
+use sluice::engine::{CallContext, ConnectorEngine, EngineLimits, LoadedConnector};
 use sluice_test_support::*;
 
 fn scratch(name: &str) -> PathBuf {
@@ -17,15 +17,15 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn engine(dir: &Path) -> Arc<PluginEngine> {
+fn engine(dir: &Path) -> Arc<ConnectorEngine> {
     let limits = EngineLimits {
         max_concurrent_calls: 8,
         ..EngineLimits::default()
     };
-    PluginEngine::with_cache(limits, Some(dir)).expect("engine with cache")
+    ConnectorEngine::with_cache(limits, Some(dir)).expect("engine with cache")
 }
 
-fn artifact(engine: &PluginEngine) -> (PathBuf, PathBuf) {
+fn artifact(engine: &ConnectorEngine) -> (PathBuf, PathBuf) {
     let path = engine
         .cache()
         .unwrap()
@@ -35,21 +35,21 @@ fn artifact(engine: &PluginEngine) -> (PathBuf, PathBuf) {
     (path, PathBuf::from(mac))
 }
 
-async fn works(engine: &PluginEngine, plugin: &LoadedPlugin) {
+async fn works(engine: &ConnectorEngine, connector: &LoadedConnector) {
     let ctx = CallContext {
         policy: Arc::new(OutboundPolicy::deny_all()),
         ..CallContext::default()
     };
     let s = session(settings("ok", &[]), "https://x.example", false);
     let page = engine
-        .pull(plugin, &ctx, &s, &pull_request(None, 1))
+        .pull(connector, &ctx, &s, &pull_request(None, 1))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(page.rows.len(), 1);
 }
 
-fn load(engine: &PluginEngine) -> (LoadedPlugin, CacheOutcome) {
+fn load(engine: &ConnectorEngine) -> (LoadedConnector, CacheOutcome) {
     engine
         .load_with_outcome("hostile", hostile())
         .expect("component loads")
@@ -59,20 +59,20 @@ fn load(engine: &PluginEngine) -> (LoadedPlugin, CacheOutcome) {
 async fn miss_then_hit_then_hit_after_restart() {
     let dir = scratch("hit");
     let first = engine(&dir);
-    let (plugin, outcome) = load(&first);
+    let (connector, outcome) = load(&first);
     assert_eq!(outcome, CacheOutcome::Miss);
-    works(&first, &plugin).await;
+    works(&first, &connector).await;
     let (path, mac) = artifact(&first);
     assert!(path.exists() && mac.exists());
-    let (plugin, outcome) = load(&first);
+    let (connector, outcome) = load(&first);
     assert_eq!(outcome, CacheOutcome::Hit);
-    works(&first, &plugin).await;
+    works(&first, &connector).await;
     drop(first);
     // A new engine (a restarted host) with the same directory trusts its own artifacts.
     let second = engine(&dir);
-    let (plugin, outcome) = load(&second);
+    let (connector, outcome) = load(&second);
     assert_eq!(outcome, CacheOutcome::Hit);
-    works(&second, &plugin).await;
+    works(&second, &connector).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -95,9 +95,9 @@ async fn corrupt_or_foreign_artifacts_are_rebuilt() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
-    let (plugin, outcome) = load(&engine);
+    let (connector, outcome) = load(&engine);
     assert_rebuilt(outcome, "MAC mismatch");
-    works(&engine, &plugin).await;
+    works(&engine, &connector).await;
     assert_eq!(
         load(&engine).1,
         CacheOutcome::Hit,
@@ -111,9 +111,9 @@ async fn corrupt_or_foreign_artifacts_are_rebuilt() {
     // Garbage with a garbage MAC.
     std::fs::write(&path, b"not machine code").unwrap();
     std::fs::write(&mac, "00".repeat(32)).unwrap();
-    let (plugin, outcome) = load(&engine);
+    let (connector, outcome) = load(&engine);
     assert_rebuilt(outcome, "MAC mismatch");
-    works(&engine, &plugin).await;
+    works(&engine, &connector).await;
 
     // A genuine artifact with a valid MAC from another host (another key).
     let other_dir = scratch("other-host");
@@ -205,13 +205,13 @@ async fn the_bytes_verified_are_the_bytes_loaded() {
         .unwrap();
     assert!(status.success(), "mkfifo failed");
     let writer = serve_fifo(path.clone(), genuine, b"swapped after the check".to_vec());
-    let (plugin, outcome) = load(&engine);
+    let (connector, outcome) = load(&engine);
     assert_eq!(
         outcome,
         CacheOutcome::Hit,
         "the artifact was read again after its MAC was checked"
     );
-    works(&engine, &plugin).await;
+    works(&engine, &connector).await;
     // Release the writer if it still waits for a second reader. It may not have reached its
     // blocking open yet (on a busy machine it can still be polling), so a reader opened once
     // could come and go unseen: keep offering one until the writer is done.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use sluice::engine::metrics::EngineMetrics;
 use sluice::engine::outbound::{OutboundLimits, OutboundPolicy, RetryPolicy};
 use sluice::engine::wit::types::{Failure, Page};
-use sluice::engine::{CallContext, EngineError, EngineLimits, Limit, LoadedPlugin, PluginEngine};
+use sluice::engine::{
+    CallContext, ConnectorEngine, EngineError, EngineLimits, Limit, LoadedConnector,
+};
 use sluice_test_support::*;
 
 const PAGE_CAP: usize = 1 << 20;
@@ -43,15 +45,15 @@ fn limits() -> EngineLimits {
     }
 }
 
-/// One engine and one loaded hostile plugin, shared by the tests of this binary.
-fn fixture() -> &'static (Arc<PluginEngine>, Arc<LoadedPlugin>) {
-    static FIXTURE: OnceLock<(Arc<PluginEngine>, Arc<LoadedPlugin>)> = OnceLock::new();
+/// One engine and one loaded hostile connector, shared by the tests of this binary.
+fn fixture() -> &'static (Arc<ConnectorEngine>, Arc<LoadedConnector>) {
+    static FIXTURE: OnceLock<(Arc<ConnectorEngine>, Arc<LoadedConnector>)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let engine = PluginEngine::new(limits()).expect("engine");
-        let plugin = engine
+        let engine = ConnectorEngine::new(limits()).expect("engine");
+        let connector = engine
             .load("hostile", hostile())
             .expect("hostile component loads");
-        (engine, Arc::new(plugin))
+        (engine, Arc::new(connector))
     })
 }
 
@@ -70,7 +72,7 @@ async fn pull(
     extra: &[(&str, &str)],
     policy: OutboundPolicy,
 ) -> Result<Result<Page, Failure>, EngineError> {
-    let (engine, plugin) = fixture();
+    let (engine, connector) = fixture();
     let session = session(
         settings(behaviour, extra),
         "https://instance.example",
@@ -78,7 +80,7 @@ async fn pull(
     );
     engine
         .pull(
-            plugin,
+            connector,
             &ctx(behaviour, policy),
             &session,
             &pull_request(None, 100),
@@ -98,14 +100,14 @@ async fn assert_healthy() {
 fn assert_limit(result: Result<Result<Page, Failure>, EngineError>, expected: Limit) {
     match result {
         Err(EngineError::LimitExceeded {
-            plugin,
+            connector,
             call,
             limit,
             detail,
         }) => {
             assert_eq!(limit, expected, "{detail}");
             assert_eq!(call, "pull");
-            assert!(plugin.starts_with("hostile@"), "{plugin}");
+            assert!(connector.starts_with("hostile@"), "{connector}");
         }
         other => panic!("expected the {expected} to stop the call, got {other:?}"),
     }
@@ -272,11 +274,11 @@ async fn trap_mid_pull_is_a_typed_trap() {
     let result = pull("trap", &[("url", &server.url)], policy).await;
     match result {
         Err(EngineError::Trap {
-            plugin,
+            connector,
             call,
             detail,
         }) => {
-            assert!(plugin.starts_with("hostile@"));
+            assert!(connector.starts_with("hostile@"));
             assert_eq!(call, "pull");
             assert!(!detail.is_empty());
         }
@@ -310,18 +312,18 @@ async fn calls_and_limit_hits_are_counted() {
     let (engine, _) = fixture();
     assert_healthy().await;
     let text = engine.metrics().render_prometheus();
-    assert!(text.contains("sluice_plugin_calls_total "), "{text}");
+    assert!(text.contains("sluice_connector_calls_total "), "{text}");
     assert!(EngineMetrics::get(&engine.metrics().calls) >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_blocked_past_the_wall_clock_timeout_is_stopped() {
-    let engine = PluginEngine::new(EngineLimits {
+    let engine = ConnectorEngine::new(EngineLimits {
         wall_timeout: Duration::from_millis(300),
         ..limits()
     })
     .unwrap();
-    let plugin = engine.load("hostile", hostile()).unwrap();
+    let connector = engine.load("hostile", hostile()).unwrap();
     let server =
         TestServer::start(|_| Reply::new(200, "too late").after(Duration::from_secs(30))).await;
     let policy = policy_for(&[&server.url], true);
@@ -331,19 +333,19 @@ async fn a_call_blocked_past_the_wall_clock_timeout_is_stopped() {
         false,
     );
     let result = engine
-        .pull(&plugin, &ctx("slow", policy), &s, &pull_request(None, 1))
+        .pull(&connector, &ctx("slow", policy), &s, &pull_request(None, 1))
         .await;
     assert_limit(result, Limit::WallClock);
     assert_healthy().await;
 }
 
-/// An engine with the tests' limits changed by `change`, and the hostile plugin loaded in it.
-fn engine_with(change: impl FnOnce(&mut EngineLimits)) -> (Arc<PluginEngine>, LoadedPlugin) {
+/// An engine with the tests' limits changed by `change`, and the hostile connector loaded in it.
+fn engine_with(change: impl FnOnce(&mut EngineLimits)) -> (Arc<ConnectorEngine>, LoadedConnector) {
     let mut limits = limits();
     change(&mut limits);
-    let engine = PluginEngine::new(limits).unwrap();
-    let plugin = engine.load("hostile", hostile()).unwrap();
-    (engine, plugin)
+    let engine = ConnectorEngine::new(limits).unwrap();
+    let connector = engine.load("hostile", hostile()).unwrap();
+    (engine, connector)
 }
 
 /// A policy that lets the guest reach the loopback server at `url` (its exact origin).
@@ -365,7 +367,7 @@ async fn spinning_with_an_unfinished_request_hits_the_cpu_deadline() {
 async fn an_unfinished_request_body_times_out() {
     // The guest waits for the response of a request whose body it never finishes: the request
     // fails once the body timeout passes, well inside the wall-clock timeout.
-    let (engine, plugin) = engine_with(|l| {
+    let (engine, connector) = engine_with(|l| {
         l.outbound.request_body_timeout = Duration::from_millis(200);
     });
     let server = TestServer::start(|_| Reply::new(200, "never asked")).await;
@@ -376,7 +378,7 @@ async fn an_unfinished_request_body_times_out() {
     );
     let failure = engine
         .pull(
-            &plugin,
+            &connector,
             &ctx("stall-wait", loopback(&server.url)),
             &s,
             &pull_request(None, 1),

@@ -11,14 +11,14 @@ use sluice::engine::metrics::EngineMetrics;
 use sluice::engine::outbound::{OutboundLimits, OutboundPolicy, RetryPolicy};
 use sluice::engine::policy::EgressRules;
 use sluice::engine::wit::types::{Failure, Page};
-use sluice::engine::{CallContext, EngineError, EngineLimits, LoadedPlugin, PluginEngine};
+use sluice::engine::{CallContext, ConnectorEngine, EngineError, EngineLimits, LoadedConnector};
 use sluice_test_support::*;
 
 const RESPONSE_CAP: usize = 64 << 10;
 const PER_INTEGRATION: usize = 2;
 
-fn fixture() -> &'static (Arc<PluginEngine>, Arc<LoadedPlugin>) {
-    static FIXTURE: OnceLock<(Arc<PluginEngine>, Arc<LoadedPlugin>)> = OnceLock::new();
+fn fixture() -> &'static (Arc<ConnectorEngine>, Arc<LoadedConnector>) {
+    static FIXTURE: OnceLock<(Arc<ConnectorEngine>, Arc<LoadedConnector>)> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let limits = EngineLimits {
             cpu_deadline: Duration::from_secs(2),
@@ -36,11 +36,11 @@ fn fixture() -> &'static (Arc<PluginEngine>, Arc<LoadedPlugin>) {
             },
             ..EngineLimits::default()
         };
-        let engine = PluginEngine::new(limits).expect("engine");
-        let plugin = engine
+        let engine = ConnectorEngine::new(limits).expect("engine");
+        let connector = engine
             .load("hostile", hostile())
             .expect("hostile component loads");
-        (engine, Arc::new(plugin))
+        (engine, Arc::new(connector))
     })
 }
 
@@ -81,7 +81,7 @@ async fn pull_with(
     policy: OutboundPolicy,
     credentials: Option<Arc<dyn CredentialProvider>>,
 ) -> Result<Result<Page, Failure>, EngineError> {
-    let (engine, plugin) = fixture();
+    let (engine, connector) = fixture();
     let ctx = CallContext {
         integration: Some(integration.into()),
         run: Some("run-1".into()),
@@ -91,7 +91,7 @@ async fn pull_with(
     };
     let session = session(settings(behaviour, &[("url", url)]), instance_url, true);
     engine
-        .pull(plugin, &ctx, &session, &pull_request(None, 10))
+        .pull(connector, &ctx, &session, &pull_request(None, 10))
         .await
 }
 
@@ -276,10 +276,33 @@ async fn transient_failures_of_gets_are_retried() {
     .await;
     let before = EngineMetrics::get(&fixture().0.metrics().retries);
     let url = format!("{}/data", server.url);
-    let (status, body) = fetched(pull("retry", "fetch", &url, &server.url, &[], None).await);
+    let policy = retrying_policy(&server.url, r#"{"retry-statuses":[420]}"#);
+    let (status, body) =
+        fetched(pull_with("retry", "fetch", &url, &server.url, policy, None).await);
     assert_eq!((status, body.as_str()), (200, "finally"));
     assert_eq!(hits.load(Ordering::SeqCst), 4);
     assert!(EngineMetrics::get(&fixture().0.metrics().retries) >= before + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_is_retried_only_when_the_manifest_lists_it() {
+    let server = TestServer::start(|_| Reply::new(420, "enhance your calm")).await;
+    let url = format!("{}/data", server.url);
+    let policy = retrying_policy(&server.url, "{}");
+    let (status, _) = fetched(pull_with("no-420", "fetch", &url, &server.url, policy, None).await);
+    assert_eq!(
+        status, 420,
+        "a provider's own status is final unless declared"
+    );
+    assert_eq!(server.received().len(), 1);
+}
+
+/// A policy for `instance_url` under a manifest given as JSON (no hosts of its own).
+fn retrying_policy(instance_url: &str, manifest: &str) -> OutboundPolicy {
+    let manifest = Manifest::from_json(manifest.as_bytes()).expect("a test manifest");
+    let rules = EgressRules::new(Arc::new(manifest), vec![origin(instance_url)].into(), true);
+    OutboundPolicy::for_integration(rules, Vec::<String>::new(), Some(instance_url))
+        .expect("the instance origin is approved")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +379,7 @@ async fn concurrent_requests_are_capped_per_integration() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn denials_are_logged_with_plugin_integration_and_target() {
+async fn denials_are_logged_with_connector_integration_and_target() {
     let logs = captured_logs();
     let failure = pull(
         "denied-integration",
@@ -375,7 +398,7 @@ async fn denials_are_logged_with_plugin_integration_and_target() {
         .lines()
         .find(|l| l.contains("outbound request denied") && l.contains("denied-integration"))
         .unwrap_or_else(|| panic!("no denial line in {logs}"));
-    assert!(line.contains("plugin=hostile@"), "{line}");
+    assert!(line.contains("connector=hostile@"), "{line}");
     assert!(line.contains("https://not-declared.example:8443"), "{line}");
 }
 
@@ -389,7 +412,7 @@ async fn streamed_request_bodies_arrive_whole_and_posts_are_not_retried() {
         }
     })
     .await;
-    let (engine, plugin) = fixture();
+    let (engine, connector) = fixture();
     let ctx = CallContext {
         integration: Some("post".into()),
         policy: Arc::new(
@@ -408,7 +431,11 @@ async fn streamed_request_bodies_arrive_whole_and_posts_are_not_retried() {
         &server.url,
         true,
     );
-    let (status, body) = fetched(engine.pull(plugin, &ctx, &s, &pull_request(None, 1)).await);
+    let (status, body) = fetched(
+        engine
+            .pull(connector, &ctx, &s, &pull_request(None, 1))
+            .await,
+    );
     assert_eq!((status, body.as_str()), (503, "whole body, but busy"));
     let received = server.received();
     assert_eq!(received.len(), 1, "a POST is not retried");

@@ -1,4 +1,4 @@
-//! Plugin versions: validation, canary (without credentials, with one bounded pull), atomic
+//! Connector versions: validation, canary (without credentials, with one bounded pull), atomic
 //! publication, rollback, restore, the watched directory (regular files only), version numbers
 //! shared by processes, and hot swaps that reach running runs and lose nothing.
 //! Run: `cargo test --release -p sluice --test engine_registry`.
@@ -11,11 +11,11 @@ use sluice::app::{App, AppConfig};
 use sluice::engine::credentials::CredentialProvider;
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::registry::{
-    CanarySession, CanaryTarget, HostApproval, MemoryVersionStore, PluginRegistry, RegistryError,
-    Stage, StaticCanaryTargets, watch_plugins_dir,
+    CanarySession, CanaryTarget, ConnectorRegistry, HostApproval, MemoryVersionStore,
+    RegistryError, Stage, StaticCanaryTargets, watch_connectors_dir,
 };
 use sluice::engine::wit::types::{Grant, Settings, StreamStatus};
-use sluice::engine::{CallContext, EngineLimits, PluginEngine};
+use sluice::engine::{CallContext, ConnectorEngine, EngineLimits};
 use sluice::runner::{Progress, ProgressFn, PullOptions, RunStatus, RunSummary, run_pull};
 use sluice::store::RunPage;
 use sluice_test_support::runtime::{add_hostile_integration, open_app};
@@ -43,7 +43,7 @@ async fn pager(last: u64, delay: Duration) -> TestServer {
 }
 
 struct Fixture {
-    registry: Arc<PluginRegistry>,
+    registry: Arc<ConnectorRegistry>,
     store: Arc<MemoryVersionStore>,
     canary: Arc<StaticCanaryTargets>,
     server: TestServer,
@@ -51,7 +51,7 @@ struct Fixture {
 
 async fn fixture(last: u64, delay: Duration) -> Fixture {
     let server = pager(last, delay).await;
-    let engine = PluginEngine::new(EngineLimits {
+    let engine = ConnectorEngine::new(EngineLimits {
         max_concurrent_calls: 32,
         ..EngineLimits::default()
     })
@@ -75,7 +75,7 @@ async fn fixture(last: u64, delay: Duration) -> Fixture {
             }),
         },
     );
-    let registry = PluginRegistry::new(engine, store.clone(), canary.clone());
+    let registry = ConnectorRegistry::new(engine, store.clone(), canary.clone());
     Fixture {
         registry,
         store,
@@ -144,7 +144,7 @@ async fn install_reject_rollback_restore() {
     ));
     assert!(matches!(
         r.activate("nope", 1),
-        Err(RegistryError::UnknownPlugin(_))
+        Err(RegistryError::UnknownConnector(_))
     ));
 
     // Installing known bytes re-activates that version without a new number.
@@ -152,7 +152,7 @@ async fn install_reject_rollback_restore() {
     assert_eq!((report.version, report.existing), (2, true));
 
     // A restarted host restores every version and the active one, from the store.
-    let restored = PluginRegistry::new(r.engine().clone(), f.store.clone(), f.canary.clone());
+    let restored = ConnectorRegistry::new(r.engine().clone(), f.store.clone(), f.canary.clone());
     assert_eq!(restored.restore().await.unwrap(), 2);
     assert_eq!(restored.active("hostile").unwrap().version, 2);
     assert_eq!(restored.list(None).len(), 2);
@@ -265,20 +265,20 @@ async fn hot_swap_under_continuous_pulls_loses_nothing() {
     let mut pages_after_finish = 0;
     loop {
         let swapped_before = swapped.load(Ordering::SeqCst);
-        let plugin = registry.active("hostile").expect("a version is active");
+        let connector = registry.active("hostile").expect("a version is active");
         let page = registry
             .engine()
-            .pull(&plugin, &ctx, &s, &pull_request(checkpoint.clone(), 3))
+            .pull(&connector, &ctx, &s, &pull_request(checkpoint.clone(), 3))
             .await
             .expect("no pull fails")
             .expect("no page fails");
         if swapped_before {
             assert_eq!(
-                plugin.version, 2,
+                connector.version, 2,
                 "a page after the swap ran on the old version"
             );
         }
-        versions.push(plugin.version);
+        versions.push(connector.version);
         // "Commit" the page: rows and checkpoint together.
         ids.extend(page.rows.iter().map(|r| r.key.parse::<u64>().unwrap()));
         checkpoint = page.checkpoint.clone();
@@ -308,11 +308,11 @@ async fn dropped_files_are_installed_from_the_watched_directory() {
     let f = fixture(10, Duration::ZERO).await;
     let dir = target_dir()
         .join("engine-test-scratch")
-        .join(format!("plugins-{}", std::process::id()));
+        .join(format!("connectors-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("hostile.wasm"), hostile()).unwrap();
-    let _watcher = watch_plugins_dir(f.registry.clone(), &dir).unwrap();
+    let _watcher = watch_connectors_dir(f.registry.clone(), &dir).unwrap();
     wait_for(|| f.registry.active("hostile").is_some_and(|p| p.version == 1)).await;
 
     // Written under a temporary name, then renamed into place, as a deploy would.
@@ -369,7 +369,7 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
         .expect("emulator starts");
     let token = emulator_token(&emu).await;
     let provider: Arc<dyn CredentialProvider> = FakeProvider::new(&token);
-    let engine = PluginEngine::new(EngineLimits {
+    let engine = ConnectorEngine::new(EngineLimits {
         max_concurrent_calls: 32,
         ..EngineLimits::default()
     })
@@ -388,7 +388,7 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
             }),
         },
     );
-    let registry = PluginRegistry::new(
+    let registry = ConnectorRegistry::new(
         engine.clone(),
         Arc::new(MemoryVersionStore::default()),
         canary,
@@ -411,12 +411,17 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
     };
 
     // The reference: every Case Id, read in big pages by v1 with no swap.
-    let plugin = registry.active("hostile").unwrap();
+    let connector = registry.active("hostile").unwrap();
     let mut reference = Vec::new();
     let mut checkpoint = None;
     loop {
         let page = engine
-            .pull(&plugin, &ctx, &s, &pull_request(checkpoint.clone(), 2000))
+            .pull(
+                &connector,
+                &ctx,
+                &s,
+                &pull_request(checkpoint.clone(), 2000),
+            )
             .await
             .unwrap()
             .unwrap();
@@ -466,19 +471,19 @@ async fn hot_swap_while_pulling_from_the_emulator_loses_nothing() {
     let mut after_finish = 0;
     loop {
         let swapped_before = swapped.load(Ordering::SeqCst);
-        let plugin = registry.active("hostile").unwrap();
+        let connector = registry.active("hostile").unwrap();
         let page = engine
-            .pull(&plugin, &ctx, &s, &pull_request(checkpoint.clone(), 2))
+            .pull(&connector, &ctx, &s, &pull_request(checkpoint.clone(), 2))
             .await
             .expect("no pull fails")
             .expect("no page fails");
         if swapped_before {
             assert_eq!(
-                plugin.version, 2,
+                connector.version, 2,
                 "a page after the swap ran on the old version"
             );
         }
-        versions.push(plugin.version);
+        versions.push(connector.version);
         keys.extend(page.rows.iter().map(|r| r.key.clone()));
         checkpoint = page.checkpoint.clone();
         pages_done.fetch_add(1, Ordering::SeqCst);
@@ -526,7 +531,7 @@ async fn a_version_that_reaches_further_needs_the_operators_approval() {
     let f = fixture(10, Duration::ZERO).await;
     let r = &f.registry;
     let v1 = with_manifest(&["*.salesforce.com"], &["GET"]);
-    // Even a first version's hosts need approval: nothing was approved for the plugin yet.
+    // Even a first version's hosts need approval: nothing was approved for the connector yet.
     match r.install("hostile", &v1, true).await {
         Err(RegistryError::NotApproved { widening, .. }) => {
             assert_eq!(widening.hosts.len(), 1);
@@ -599,7 +604,7 @@ async fn the_canary_refuses_a_version_that_declares_unapproved_hosts_in_configur
     }
 }
 
-/// A canary target of the hostile plugin, connected to `instance_url`.
+/// A canary target of the hostile connector, connected to `instance_url`.
 fn connected_target(integration: &str, settings: Settings, instance_url: &str) -> CanaryTarget {
     CanaryTarget {
         integration: integration.into(),
@@ -618,9 +623,9 @@ fn connected_target(integration: &str, settings: Settings, instance_url: &str) -
 }
 
 /// An empty registry in memory whose canary exercises `canary`.
-fn registry_with(canary: Arc<StaticCanaryTargets>) -> Arc<PluginRegistry> {
-    let engine = PluginEngine::new(EngineLimits::default()).unwrap();
-    PluginRegistry::new(engine, Arc::new(MemoryVersionStore::default()), canary)
+fn registry_with(canary: Arc<StaticCanaryTargets>) -> Arc<ConnectorRegistry> {
+    let engine = ConnectorEngine::new(EngineLimits::default()).unwrap();
+    ConnectorRegistry::new(engine, Arc::new(MemoryVersionStore::default()), canary)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -713,7 +718,7 @@ async fn a_version_that_misbehaves_only_in_pull_is_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watched_directory_takes_regular_files_only() {
     let f = fixture(10, Duration::ZERO).await;
-    let dir = temp_dir("registry-plugins");
+    let dir = temp_dir("registry-connectors");
     let outside = temp_dir("registry-outside");
     let fifo = outside.join("fifo");
     let made = std::process::Command::new("mkfifo")
@@ -729,7 +734,7 @@ async fn the_watched_directory_takes_regular_files_only() {
     std::os::unix::fs::symlink(&fifo, dir.join("afifo.wasm")).unwrap();
     std::os::unix::fs::symlink(outside.join("real.wasm"), dir.join("blinked.wasm")).unwrap();
     std::fs::write(dir.join("hostile.wasm"), hostile()).unwrap();
-    let _watcher = watch_plugins_dir(f.registry.clone(), &dir).unwrap();
+    let _watcher = watch_connectors_dir(f.registry.clone(), &dir).unwrap();
     wait_for(|| f.registry.active("hostile").is_some()).await;
     let names: Vec<String> = f
         .registry
@@ -740,7 +745,7 @@ async fn the_watched_directory_takes_regular_files_only() {
     assert_eq!(
         names,
         ["hostile"],
-        "links in the plugins directory are not followed"
+        "links in the connectors directory are not followed"
     );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&outside);
@@ -758,7 +763,7 @@ impl Drop for UnblockFifo {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_plugin_names_are_refused() {
+async fn invalid_connector_names_are_refused() {
     let registry = registry_with(Arc::new(StaticCanaryTargets::default()));
     for name in [
         "../../etc/x",
@@ -791,7 +796,7 @@ fn app_config(dir: &std::path::Path, url: &str) -> AppConfig {
 
 /// Pulls integration `id` of `app` from scratch in pages of 3 records; once the first page
 /// has committed, `installer` (this app, or another one on the same data directory: another
-/// process) installs `wasm` as a new version of the hostile plugin while the run waits.
+/// process) installs `wasm` as a new version of the hostile connector while the run waits.
 /// Returns the run and its pages.
 async fn pull_installing_after_the_first_page(
     app: &Arc<App>,
@@ -835,7 +840,7 @@ async fn pull_installing_after_the_first_page(
 }
 
 fn page_versions(pages: &[RunPage]) -> Vec<u32> {
-    pages.iter().map(|p| p.plugin_version).collect()
+    pages.iter().map(|p| p.connector_version).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,7 +59,7 @@ fn a_closed_pipe_ends_the_command_quietly() {
         &["integration", "list"],
         &["integration", "show", &id, "--json"],
         &["integration", "show", &id],
-        &["plugin", "list"],
+        &["connector", "list"],
     ] {
         let out = with_closed_pipe(&dir, args);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,6 +1,6 @@
 //! A pull run is bounded whatever the connector answers: pages over the requested size are
 //! refused, a connector answering `partial` forever is stopped, and a rate-limit pause is
-//! capped. The hostile connector serves as the integration's plugin.
+//! capped. The hostile connector serves as the integration's connector.
 //! Run: `cargo test --release -p sluice --test runner_bounds`.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sluice::app::{App, AppConfig, IntegrationInput};
-use sluice::engine::PluginEngine;
+use sluice::engine::ConnectorEngine;
 use sluice::runner::{PullOptions, RunStatus, RunSummary};
 use sluice_test_support::runtime::grant;
 use sluice_test_support::*;
@@ -24,7 +24,7 @@ fn warm_cache() -> &'static Path {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = AppConfig::new(dir.clone());
-        let engine = PluginEngine::with_cache(config.limits, Some(&dir)).unwrap();
+        let engine = ConnectorEngine::with_cache(config.limits, Some(&dir)).unwrap();
         engine
             .load("salesforce", sluice::SALESFORCE_COMPONENT)
             .unwrap();
@@ -33,7 +33,7 @@ fn warm_cache() -> &'static Path {
     })
 }
 
-/// An app whose `salesforce` plugin is the hostile connector, with `change` applied to its
+/// An app whose `salesforce` connector is the hostile connector, with `change` applied to its
 /// configuration; its data directory lives as long as the returned guard.
 async fn app_with(change: impl FnOnce(&mut AppConfig)) -> (Arc<App>, TestDir) {
     let dir = TestDir::new_in(&target_dir().join("runner-bounds-scratch"), "app");

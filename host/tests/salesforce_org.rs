@@ -143,7 +143,7 @@ async fn test_connection_reads_the_user_on_the_instance_not_the_identity_service
     let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     let tokens = app.store().tokens(&id).unwrap().unwrap();
-    let identity = tokens.identity_url.clone().unwrap();
+    let identity = tokens.provider_fields["id"].clone();
     assert!(
         identity.starts_with(&format!("{}/id/00D", emu.login_url)),
         "the grant's identity URL is on the login host, as on real orgs: {identity}"
@@ -443,8 +443,7 @@ async fn a_grant_from_another_org_is_refused_and_revoked() {
     let AppError::OtherOrg(message) = &err else {
         panic!("expected a conflict, got {err:?}");
     };
-    let first_org =
-        sluice::oauth::org_of_identity_url(before.identity_url.as_deref().unwrap()).unwrap();
+    let first_org = sluice::oauth::org_of_identity_url(&before.provider_fields["id"]).unwrap();
     assert!(message.contains(&first_org), "{message}");
     assert!(
         message.contains("another org") || message.contains("for Salesforce org"),

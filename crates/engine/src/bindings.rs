@@ -8,7 +8,7 @@
 #[allow(missing_docs)]
 pub mod v0_1 {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "../sdk/wit",
         world: "sluice:connector/connector",
         imports: { default: trappable },
         exports: { default: async },
@@ -22,7 +22,7 @@ pub mod v0_1 {
 
     /// The contract version these bindings implement.
     pub const VERSION: &str = "0.1.0";
-    /// The name under which a component exports the plugin interface.
+    /// The name under which a component exports the connector interface.
     pub const PLUGIN_EXPORT: &str = "sluice:connector/plugin@0.1.0";
 
     pub use exports::sluice::connector::plugin;

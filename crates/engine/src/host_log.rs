@@ -4,7 +4,7 @@
 //! Threat: a guest could flood the host's logs or smuggle forged context into them: a newline
 //! in a message or field starts what looks like a host log line, an escape sequence rewrites
 //! the operator's terminal, a huge field fills the disk. Rule: the host, not the guest,
-//! attaches the plugin, integration and run ids; every control character the guest sends is
+//! attaches the connector, integration and run ids; every control character the guest sends is
 //! escaped (`\n`, `\u{1b}`), so one guest line is one host line; messages, field names,
 //! field values and the number of fields are capped, and a per-call line budget stops floods.
 
@@ -24,8 +24,8 @@ const MAX_LINES_PER_CALL: u32 = 10_000;
 /// Per-call logging context.
 #[derive(Debug, Clone, Default)]
 pub struct GuestLog {
-    /// The plugin's name and version, e.g. `salesforce@3f2a…`.
-    pub plugin: String,
+    /// The connector's name and version, e.g. `salesforce@3f2a…`.
+    pub connector: String,
     /// The integration the call serves, if any.
     pub integration: Option<String>,
     /// The run the call belongs to, if any.
@@ -35,9 +35,9 @@ pub struct GuestLog {
 
 impl GuestLog {
     /// A log context for one call.
-    pub fn new(plugin: String, integration: Option<String>, run: Option<String>) -> Self {
+    pub fn new(connector: String, integration: Option<String>, run: Option<String>) -> Self {
         Self {
-            plugin,
+            connector,
             integration,
             run,
             lines: 0,
@@ -61,10 +61,10 @@ impl GuestLog {
             .join(" ");
         let integration = self.integration.as_deref().unwrap_or("-");
         let run = self.run.as_deref().unwrap_or("-");
-        let plugin = self.plugin.as_str();
+        let connector = self.connector.as_str();
         macro_rules! emit {
             ($lvl:expr) => {
-                tracing::event!(target: "sluice::guest", $lvl, plugin, integration, run, fields = %fields, "{message}")
+                tracing::event!(target: "sluice::guest", $lvl, connector, integration, run, fields = %fields, "{message}")
             };
         }
         match level {

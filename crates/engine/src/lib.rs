@@ -1,7 +1,7 @@
-//! The plugin engine: loads connector components and runs each call in a fresh sandbox.
+//! The connector engine: loads connector components and runs each call in a fresh sandbox.
 //!
-//! One `wasmtime::Engine` (pooling allocator, epoch interruption) serves every plugin. A loaded
-//! plugin keeps a pre-linked `InstancePre`; every call gets its own `Store` and instance, so a
+//! One `wasmtime::Engine` (pooling allocator, epoch interruption) serves every connector. A loaded
+//! connector keeps a pre-linked `InstancePre`; every call gets its own `Store` and instance, so a
 //! trap or a leak in one call cannot reach the next, and a hot-swapped version simply serves the
 //! next call.
 //!
@@ -9,20 +9,23 @@
 //!   [`cpu`]), wall-clock timeout, memory cap summed over every linear memory
 //!   ([`state::CallLimiter`]), live resources, header maps and buffered bodies ([`budget`]),
 //!   page size cap and the outbound limits. Exceeding one gives
-//!   [`EngineError::LimitExceeded`] naming the limit, the plugin and the call.
+//!   [`EngineError::LimitExceeded`] naming the limit, the connector and the call.
 //! - [`outbound`]: the wasi:http policy hook (allow-list, DNS checks, host-side credentials,
 //!   refresh, retries, caps). [`credentials`]: the token-store interface.
 //! - [`host_log`] and [`stored_keys`]: the `sluice:connector/host` import (guest logs, and the
 //!   stored keys of the stream being pulled).
 //! - [`cache`]: host-authenticated `.cwasm` compile cache. [`registry`]: versions, canary,
-//!   atomic hot swap, rollback, the plugins-directory watcher. [`metrics`]: counters.
+//!   atomic hot swap, rollback, the connectors-directory watcher. [`metrics`]: counters.
 
+mod allocation;
 pub mod backoff;
 pub mod bindings;
 pub mod budget;
 pub mod cache;
+mod calls;
 pub mod cpu;
 pub mod credentials;
+mod error;
 pub mod gzip;
 pub mod host_log;
 pub mod manifest;
@@ -38,20 +41,19 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, ResourceTableError, types::ComponentItem};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
-};
-use wasmtime_wasi_http::FieldMapError;
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
+use allocation::{address_space_limit, configure_allocation};
 pub use bindings::v0_1 as wit;
 use budget::BufferBudget;
 use cache::{CacheOutcome, CompileCache};
 use credentials::CredentialProvider;
+pub use error::{EngineError, Limit};
 use host_log::GuestLog;
 use metrics::EngineMetrics;
 use outbound::{CallLabel, OutboundHooks, OutboundLimits, OutboundPolicy, OutboundShared};
-use state::{CallState, GrowthDenied, HostImports};
+use state::{CallState, HostImports};
 use stored_keys::KeyAccess;
 pub use stored_keys::KeySource;
 
@@ -60,7 +62,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Ticks a guest runs before the engine checks its CPU budget and yields to the executor.
 const SLICE_TICKS: u64 = 5;
 
-/// Resource limits of each plugin call.
+/// Resource limits of each connector call.
 #[derive(Debug, Clone)]
 pub struct EngineLimits {
     /// Guest CPU time one call may use before it is interrupted: the time the call ran
@@ -75,7 +77,7 @@ pub struct EngineLimits {
     pub max_resources: usize,
     /// Bytes one header map a guest builds may hold (roughly, in memory).
     pub max_header_map_bytes: usize,
-    /// How many calls may be live at once across all plugins (pool size).
+    /// How many calls may be live at once across all connectors (pool size).
     pub max_concurrent_calls: u32,
     /// Largest page a `pull` may return: the bytes of its rows' keys, cursors and JSON.
     pub max_page_bytes: usize,
@@ -98,103 +100,11 @@ impl Default for EngineLimits {
     }
 }
 
-/// Which resource limit a call exceeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// [`EngineLimits::cpu_deadline`].
-    Cpu,
-    /// [`EngineLimits::wall_timeout`].
-    WallClock,
-    /// [`EngineLimits::memory_bytes`].
-    Memory,
-    /// [`EngineLimits::max_page_bytes`].
-    PageSize,
-    /// [`EngineLimits::max_resources`].
-    Resources,
-    /// [`EngineLimits::max_header_map_bytes`].
-    HeaderMap,
-    /// [`outbound::OutboundLimits::max_buffered_bytes`].
-    HostBuffers,
-}
-
-impl std::fmt::Display for Limit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Limit::Cpu => "CPU deadline",
-            Limit::WallClock => "wall-clock timeout",
-            Limit::Memory => "memory cap",
-            Limit::PageSize => "page size cap",
-            Limit::Resources => "resource cap",
-            Limit::HeaderMap => "header map cap",
-            Limit::HostBuffers => "host buffer budget",
-        })
-    }
-}
-
-/// Why the engine could not load a plugin or complete a call.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The bytes are not a valid WebAssembly component.
-    #[error("plugin {plugin} is not a valid WebAssembly component: {detail}")]
-    InvalidComponent {
-        /// The plugin.
-        plugin: String,
-        /// What the validator said.
-        detail: String,
-    },
-    /// The component targets no contract version this host supports.
-    #[error(
-        "plugin {plugin} does not export a sluice:connector version this host supports \
-         (it exports: {found}); supported: sluice:connector/plugin@{supported}"
-    )]
-    UnsupportedContract {
-        /// The plugin.
-        plugin: String,
-        /// The interfaces the component exports.
-        found: String,
-        /// The version the host supports.
-        supported: &'static str,
-    },
-    /// The component's imports cannot be satisfied by this host.
-    #[error("plugin {plugin} cannot be linked against this host: {detail}")]
-    Link {
-        /// The plugin.
-        plugin: String,
-        /// What is missing or mismatched.
-        detail: String,
-    },
-    /// A call exceeded a resource limit.
-    #[error("plugin {plugin}: call `{call}` exceeded the {limit} ({detail})")]
-    LimitExceeded {
-        /// The plugin.
-        plugin: String,
-        /// The exported function.
-        call: &'static str,
-        /// Which limit.
-        limit: Limit,
-        /// The configured value.
-        detail: String,
-    },
-    /// The guest trapped.
-    #[error("plugin {plugin}: call `{call}` trapped: {detail}")]
-    Trap {
-        /// The plugin.
-        plugin: String,
-        /// The exported function.
-        call: &'static str,
-        /// The trap message.
-        detail: String,
-    },
-    /// The engine could not be set up.
-    #[error("could not set up the WebAssembly engine: {0}")]
-    Setup(String),
-}
-
-/// A compiled, pre-linked plugin version, ready to serve calls.
-pub struct LoadedPlugin {
-    /// The plugin's name, e.g. `salesforce`.
+/// A compiled, pre-linked connector version, ready to serve calls.
+pub struct LoadedConnector {
+    /// The connector's name, e.g. `salesforce`.
     pub name: String,
-    /// The registry's version number (1, 2, ...); 0 for a plugin loaded outside the registry.
+    /// The registry's version number (1, 2, ...); 0 for a connector loaded outside the registry.
     pub version: u32,
     /// A short name for logs and errors, e.g. `salesforce@3f2a9c1b`.
     pub label: String,
@@ -208,9 +118,9 @@ pub struct LoadedPlugin {
     pre: wit::ConnectorPre<CallState>,
 }
 
-impl std::fmt::Debug for LoadedPlugin {
+impl std::fmt::Debug for LoadedConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin")
+        f.debug_struct("LoadedConnector")
             .field("label", &self.label)
             .field("version", &self.version)
             .field("contract", &self.contract)
@@ -246,8 +156,8 @@ impl std::fmt::Debug for CallContext {
     }
 }
 
-/// The engine shared by all plugins.
-pub struct PluginEngine {
+/// The engine shared by all connectors.
+pub struct ConnectorEngine {
     engine: Engine,
     linker: Linker<CallState>,
     limits: EngineLimits,
@@ -256,14 +166,14 @@ pub struct PluginEngine {
     cache: Option<CompileCache>,
 }
 
-impl PluginEngine {
+impl ConnectorEngine {
     /// An engine with the given limits and no compile cache, and a ticker thread that drives
     /// CPU deadlines.
     pub fn new(limits: EngineLimits) -> Result<Arc<Self>, EngineError> {
         Self::with_cache(limits, None)
     }
 
-    /// Like [`PluginEngine::new`], with compiled components cached in `cache_dir`.
+    /// Like [`ConnectorEngine::new`], with compiled components cached in `cache_dir`.
     pub fn with_cache(
         limits: EngineLimits,
         cache_dir: Option<&Path>,
@@ -324,32 +234,33 @@ impl PluginEngine {
 
     /// Compiles and checks a component: it must be a valid component, export a supported
     /// contract version, and link against this host.
-    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<LoadedPlugin, EngineError> {
-        self.load_with_outcome(name, wasm).map(|(plugin, _)| plugin)
+    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<LoadedConnector, EngineError> {
+        self.load_with_outcome(name, wasm)
+            .map(|(connector, _)| connector)
     }
 
-    /// [`PluginEngine::load`], also saying whether the compile cache served the component.
+    /// [`ConnectorEngine::load`], also saying whether the compile cache served the component.
     pub fn load_with_outcome(
         &self,
         name: &str,
         wasm: &[u8],
-    ) -> Result<(LoadedPlugin, CacheOutcome), EngineError> {
+    ) -> Result<(LoadedConnector, CacheOutcome), EngineError> {
         let sha256 = hex(&Sha256::digest(wasm));
         let label = format!("{name}@{}", &sha256[..12]);
         let invalid = |e: wasmtime::Error| EngineError::InvalidComponent {
-            plugin: label.clone(),
+            connector: label.clone(),
             detail: format!("{e:#}"),
         };
         // Reject core modules and garbage before they reach the compiler or the cache.
         if !wasmparser_is_component(wasm) {
             return Err(EngineError::InvalidComponent {
-                plugin: label.clone(),
+                connector: label.clone(),
                 detail: "not a WebAssembly component (wrong magic or layer)".into(),
             });
         }
         let manifest =
             manifest::Manifest::of_component(wasm).map_err(|e| EngineError::InvalidComponent {
-                plugin: label.clone(),
+                connector: label.clone(),
                 detail: e.to_string(),
             })?;
         let (component, outcome) = match &self.cache {
@@ -367,11 +278,11 @@ impl PluginEngine {
             .instantiate_pre(&component)
             .and_then(wit::ConnectorPre::new)
             .map_err(|e| EngineError::Link {
-                plugin: label.clone(),
+                connector: label.clone(),
                 detail: format!("{e:#}"),
             })?;
         Ok((
-            LoadedPlugin {
+            LoadedConnector {
                 name: name.to_string(),
                 version: 0,
                 label,
@@ -396,7 +307,7 @@ impl PluginEngine {
             return Ok(wit::VERSION);
         }
         Err(EngineError::UnsupportedContract {
-            plugin: label.to_string(),
+            connector: label.to_string(),
             found: if exports.is_empty() {
                 "nothing".into()
             } else {
@@ -409,12 +320,12 @@ impl PluginEngine {
     /// A fresh store and instance for one call.
     async fn instantiate(
         &self,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         ctx: &CallContext,
         stream: Option<&str>,
     ) -> Result<(Store<CallState>, wit::Connector), EngineError> {
         let label = CallLabel {
-            plugin: plugin.label.as_str().into(),
+            connector: connector.label.as_str().into(),
             integration: ctx.integration.as_deref().map(Into::into),
         };
         let hooks = OutboundHooks {
@@ -425,7 +336,7 @@ impl PluginEngine {
             budget: BufferBudget::new(self.limits.outbound.max_buffered_bytes),
         };
         let log = GuestLog::new(
-            plugin.label.clone(),
+            connector.label.clone(),
             ctx.integration.clone(),
             ctx.run.clone(),
         );
@@ -449,297 +360,12 @@ impl PluginEngine {
         });
         EngineMetrics::bump(&self.metrics.calls);
         let cpu = store.data().cpu.clone();
-        let instance = match cpu.meter(plugin.pre.instantiate_async(&mut store)).await {
+        let instance = match cpu.meter(connector.pre.instantiate_async(&mut store)).await {
             Ok(instance) => instance,
-            Err(e) => return Err(self.classify(plugin, "instantiate", &store, e)),
+            Err(e) => return Err(self.classify(connector, "instantiate", &store, e)),
         };
         Ok((store, instance))
     }
-
-    /// Turns the outcome of a call run under the wall-clock timeout into a result, naming the
-    /// limit, plugin and call on failure.
-    fn conclude<R>(
-        &self,
-        plugin: &LoadedPlugin,
-        call: &'static str,
-        store: &Store<CallState>,
-        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
-    ) -> Result<R, EngineError> {
-        match outcome {
-            Ok(Ok(value)) => match store.data().budget.exceeded() {
-                // The guest saw a failed request; the call still ends on the limit it hit.
-                Some(over) => {
-                    Err(self.limit_hit(plugin, call, Limit::HostBuffers, over.to_string()))
-                }
-                None => Ok(value),
-            },
-            Ok(Err(e)) => Err(self.classify(plugin, call, store, e)),
-            Err(_) => {
-                EngineMetrics::bump(&self.metrics.limit_hits);
-                Err(EngineError::LimitExceeded {
-                    plugin: plugin.label.clone(),
-                    call,
-                    limit: Limit::WallClock,
-                    detail: format!("{:?}", self.limits.wall_timeout),
-                })
-            }
-        }
-    }
-
-    /// Counts and logs a limit hit, and names it.
-    fn limit_hit(
-        &self,
-        plugin: &LoadedPlugin,
-        call: &'static str,
-        limit: Limit,
-        detail: String,
-    ) -> EngineError {
-        EngineMetrics::bump(&self.metrics.limit_hits);
-        tracing::warn!(plugin = %plugin.label, call, %limit, %detail, "plugin call stopped by a limit");
-        EngineError::LimitExceeded {
-            plugin: plugin.label.clone(),
-            call,
-            limit,
-            detail,
-        }
-    }
-
-    /// Names the limit a failed call hit, from the trap code, the error's cause or the
-    /// store's records; anything else is a trap.
-    fn classify(
-        &self,
-        plugin: &LoadedPlugin,
-        call: &'static str,
-        store: &Store<CallState>,
-        e: wasmtime::Error,
-    ) -> EngineError {
-        let limit = |limit: Limit, detail: String| self.limit_hit(plugin, call, limit, detail);
-        if store.data().cpu_exceeded
-            || matches!(
-                e.downcast_ref::<wasmtime::Trap>(),
-                Some(wasmtime::Trap::Interrupt)
-            )
-        {
-            return limit(Limit::Cpu, format!("{:?}", self.limits.cpu_deadline));
-        }
-        let denied = e
-            .downcast_ref::<GrowthDenied>()
-            .cloned()
-            .or_else(|| store.data().limits.hit.clone());
-        if let Some(denied) = denied {
-            return limit(Limit::Memory, denied.to_string());
-        }
-        if table_full(&e) {
-            return limit(
-                Limit::Resources,
-                format!("{} live resources", self.limits.max_resources),
-            );
-        }
-        if header_map_full(&e) {
-            return limit(
-                Limit::HeaderMap,
-                format!("{} bytes per header map", self.limits.max_header_map_bytes),
-            );
-        }
-        if let Some(over) = store.data().budget.exceeded() {
-            return limit(Limit::HostBuffers, over.to_string());
-        }
-        EngineMetrics::bump(&self.metrics.traps);
-        let detail = format!("{e:#}");
-        tracing::warn!(plugin = %plugin.label, call, %detail, "plugin call trapped");
-        EngineError::Trap {
-            plugin: plugin.label.clone(),
-            call,
-            detail,
-        }
-    }
-
-    /// Calls `configure`.
-    pub async fn configure(
-        &self,
-        plugin: &LoadedPlugin,
-        ctx: &CallContext,
-        settings: &wit::types::Settings,
-        host: &wit::types::HostContext,
-    ) -> Result<Result<wit::types::Configured, Vec<wit::types::FieldError>>, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
-        let cpu = store.data().cpu.clone();
-        let outcome = tokio::time::timeout(
-            self.limits.wall_timeout,
-            cpu.meter(
-                instance
-                    .sluice_connector_plugin()
-                    .call_configure(&mut store, settings, host),
-            ),
-        )
-        .await;
-        self.conclude(plugin, "configure", &store, outcome)
-    }
-
-    /// Calls `authorize`.
-    pub async fn authorize(
-        &self,
-        plugin: &LoadedPlugin,
-        ctx: &CallContext,
-        settings: &wit::types::Settings,
-        host: &wit::types::HostContext,
-    ) -> Result<Result<wit::types::OauthPlan, Vec<wit::types::FieldError>>, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
-        let cpu = store.data().cpu.clone();
-        let outcome = tokio::time::timeout(
-            self.limits.wall_timeout,
-            cpu.meter(
-                instance
-                    .sluice_connector_plugin()
-                    .call_authorize(&mut store, settings, host),
-            ),
-        )
-        .await;
-        self.conclude(plugin, "authorize", &store, outcome)
-    }
-
-    /// Calls `test`.
-    pub async fn test(
-        &self,
-        plugin: &LoadedPlugin,
-        ctx: &CallContext,
-        session: &wit::types::Session,
-    ) -> Result<wit::types::TestReport, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx, None).await?;
-        let cpu = store.data().cpu.clone();
-        let outcome = tokio::time::timeout(
-            self.limits.wall_timeout,
-            cpu.meter(
-                instance
-                    .sluice_connector_plugin()
-                    .call_test(&mut store, session),
-            ),
-        )
-        .await;
-        self.conclude(plugin, "test", &store, outcome)
-    }
-
-    /// Calls `pull`.
-    pub async fn pull(
-        &self,
-        plugin: &LoadedPlugin,
-        ctx: &CallContext,
-        session: &wit::types::Session,
-        request: &wit::types::PullRequest,
-    ) -> Result<Result<wit::types::Page, wit::types::Failure>, EngineError> {
-        let (mut store, instance) = self.instantiate(plugin, ctx, Some(&request.stream)).await?;
-        let cpu = store.data().cpu.clone();
-        let outcome = tokio::time::timeout(
-            self.limits.wall_timeout,
-            cpu.meter(
-                instance
-                    .sluice_connector_plugin()
-                    .call_pull(&mut store, session, request),
-            ),
-        )
-        .await;
-        let result = self.conclude(plugin, "pull", &store, outcome)?;
-        if let Ok(page) = &result {
-            let bytes: usize = page
-                .rows
-                .iter()
-                .map(|r| r.key.len() + r.cursor.len() + r.json.len())
-                .sum();
-            if bytes > self.limits.max_page_bytes {
-                EngineMetrics::bump(&self.metrics.limit_hits);
-                tracing::warn!(plugin = %plugin.label, bytes, "page over the size cap");
-                return Err(EngineError::LimitExceeded {
-                    plugin: plugin.label.clone(),
-                    call: "pull",
-                    limit: Limit::PageSize,
-                    detail: format!(
-                        "{bytes} bytes in {} rows, cap {} bytes",
-                        page.rows.len(),
-                        self.limits.max_page_bytes
-                    ),
-                });
-            }
-        }
-        Ok(result)
-    }
-}
-
-/// Chooses how instances get their memory.
-///
-/// The pooling allocator reserves, up front, address space for every memory of every
-/// concurrent call (by default 4 GiB each plus guards: about 2 TiB for 256 calls), which
-/// fails outright under an address-space limit (`ulimit -v`). With such a limit the engine
-/// allocates per call instead, reserving only the memory cap (plus a small guard) for each
-/// memory: startup always works, and a call that does not fit in what the limit leaves fails
-/// alone, with a clear instantiation error. Without guard regions wasmtime bounds-checks
-/// explicitly, so guests run somewhat slower in that mode.
-fn configure_allocation(config: &mut Config, limits: &EngineLimits, address_space: Option<u64>) {
-    match address_space {
-        None => {
-            let mut pool = PoolingAllocationConfig::default();
-            pool.total_component_instances(limits.max_concurrent_calls)
-                .total_core_instances(limits.max_concurrent_calls * 8)
-                .total_memories(limits.max_concurrent_calls * 2)
-                .total_tables(limits.max_concurrent_calls * 8)
-                .max_memory_size(limits.memory_bytes);
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        }
-        Some(limit) => {
-            const WASM_PAGE: u64 = 64 << 10;
-            let reservation = (limits.memory_bytes as u64).div_ceil(WASM_PAGE) * WASM_PAGE;
-            tracing::info!(
-                address_space_limit = limit,
-                memory_reservation = reservation,
-                "address space is limited: allocating instances per call instead of from a pool"
-            );
-            config
-                .allocation_strategy(InstanceAllocationStrategy::OnDemand)
-                .memory_reservation(reservation)
-                .memory_reservation_for_growth(0)
-                .memory_guard_size(WASM_PAGE);
-        }
-    }
-}
-
-/// The process's address-space limit (`ulimit -v`), if one is set.
-#[cfg(unix)]
-#[allow(unsafe_code)] // One libc call; see the SAFETY comment.
-fn address_space_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct it is given, which lives on this stack.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
-    // `rlim_t` is `u64` on Linux but not on every Unix.
-    #[allow(clippy::unnecessary_cast)]
-    let current = limit.rlim_cur as u64;
-    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(current)
-}
-
-/// The process's address-space limit; none known off Unix.
-#[cfg(not(unix))]
-fn address_space_limit() -> Option<u64> {
-    None
-}
-
-/// Whether a call failed because its resource table was full.
-fn table_full(e: &wasmtime::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<ResourceTableError>()
-            .is_some_and(|e| matches!(e, ResourceTableError::Full))
-    })
-}
-
-/// Whether a call failed because a header map it built grew past its cap.
-fn header_map_full(e: &wasmtime::Error) -> bool {
-    e.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<FieldMapError>(),
-            Some(FieldMapError::TotalSizeTooBig | FieldMapError::TooManyFields)
-        )
-    })
 }
 
 /// Whether `wasm` starts with the header of a component (not a core module).
@@ -748,7 +374,7 @@ fn wasmparser_is_component(wasm: &[u8]) -> bool {
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn spawn_epoch_ticker(engine: Weak<PluginEngine>) {
+fn spawn_epoch_ticker(engine: Weak<ConnectorEngine>) {
     std::thread::Builder::new()
         .name("sluice-epoch".into())
         .spawn(move || {

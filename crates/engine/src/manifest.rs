@@ -16,6 +16,12 @@
 //! plain http, other ports, IP literals and loopback names are never a manifest's to ask for.
 //! `credential-methods` defaults to `GET`; a `HEAD` request counts as a `GET` (it reads the
 //! same, without the body).
+//!
+//! `retry-statuses` lists the 4xx statuses the provider answers when a request should simply
+//! be sent again later (Salesforce's 420, for one); the host retries them like 429 and 5xx, with
+//! the same bounded backoff and only for idempotent methods. 401 cannot be listed: the host
+//! answers it by refreshing the token once. Retry statuses reach nothing new, so a version that
+//! adds some needs no new approval.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -219,6 +225,44 @@ pub struct Manifest {
     /// The methods its requests that carry the integration's credentials may use.
     #[serde(default = "read_only")]
     pub credential_methods: BTreeSet<CredentialMethod>,
+    /// Provider statuses, besides 429 and 5xx, that mean "send it again later".
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub retry_statuses: BTreeSet<RetryStatus>,
+}
+
+/// A 4xx status other than 401 that a provider uses for a transient refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub struct RetryStatus(u16);
+
+impl RetryStatus {
+    /// The status code.
+    pub fn code(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<u16> for RetryStatus {
+    type Error = String;
+
+    fn try_from(code: u16) -> Result<Self, String> {
+        match code {
+            401 => {
+                Err("retry-statuses cannot list 401: the host refreshes the token on a 401".into())
+            }
+            400..=499 => Ok(Self(code)),
+            _ => Err(format!(
+                "retry-statuses lists {code}; only 4xx statuses may be listed (429 and 5xx are \
+                 always retried)"
+            )),
+        }
+    }
+}
+
+impl From<RetryStatus> for u16 {
+    fn from(status: RetryStatus) -> u16 {
+        status.0
+    }
 }
 
 impl Default for Manifest {
@@ -226,6 +270,7 @@ impl Default for Manifest {
         Self {
             hosts: BTreeSet::new(),
             credential_methods: read_only(),
+            retry_statuses: BTreeSet::new(),
         }
     }
 }
@@ -407,6 +452,7 @@ mod tests {
         let wider = Manifest {
             hosts: [p("*.salesforce.com"), p("attacker.example")].into(),
             credential_methods: [CredentialMethod::Get, CredentialMethod::Delete].into(),
+            retry_statuses: [RetryStatus(420)].into(),
         };
         let widening = wider.beyond(&approved);
         assert_eq!(widening.hosts, vec![p("attacker.example")]);
@@ -423,5 +469,25 @@ mod tests {
         assert!(Manifest::from_json(br#"{"hosts":["*"]}"#).is_err());
         let round = Manifest::from_json(m.to_json().as_bytes()).unwrap();
         assert_eq!(round, m);
+    }
+
+    #[test]
+    fn retry_statuses_are_4xx_other_than_401() {
+        let m = Manifest::from_json(br#"{"retry-statuses":[420, 409]}"#).unwrap();
+        let codes: Vec<u16> = m.retry_statuses.iter().map(|s| s.code()).collect();
+        assert_eq!(codes, vec![409, 420]);
+        assert!(
+            m.to_json().contains(r#""retry-statuses":[409,420]"#),
+            "{}",
+            m.to_json()
+        );
+        for bad in [401, 200, 302, 500, 999] {
+            let json = format!(r#"{{"retry-statuses":[{bad}]}}"#);
+            let err = Manifest::from_json(json.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&bad.to_string()), "{err}");
+        }
+        assert!(!Manifest::default().to_json().contains("retry"));
     }
 }

@@ -7,10 +7,10 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counters shared by one [`super::PluginEngine`] and every call it runs.
+/// Counters shared by one [`super::ConnectorEngine`] and every call it runs.
 #[derive(Debug, Default)]
 pub struct EngineMetrics {
-    /// Plugin calls started (configure, authorize, test, pull).
+    /// Connector calls started (configure, authorize, test, pull).
     pub calls: AtomicU64,
     /// Calls that ended in a guest trap (limit hits excluded).
     pub traps: AtomicU64,
@@ -25,9 +25,9 @@ pub struct EngineMetrics {
     pub refreshes: AtomicU64,
     /// Outbound requests retried after a transient failure.
     pub retries: AtomicU64,
-    /// Plugin versions published by the registry.
+    /// Connector versions published by the registry.
     pub installs: AtomicU64,
-    /// Plugin versions the registry rejected.
+    /// Connector versions the registry rejected.
     pub rejected_installs: AtomicU64,
 }
 
@@ -46,23 +46,23 @@ impl EngineMetrics {
     pub fn render_prometheus(&self) -> String {
         let rows: [(&str, &str, &AtomicU64); 9] = [
             (
-                "sluice_plugin_calls_total",
-                "Plugin calls started.",
+                "sluice_connector_calls_total",
+                "Connector calls started.",
                 &self.calls,
             ),
             (
-                "sluice_plugin_traps_total",
-                "Plugin calls that trapped.",
+                "sluice_connector_traps_total",
+                "Connector calls that trapped.",
                 &self.traps,
             ),
             (
-                "sluice_plugin_limit_hits_total",
-                "Plugin calls stopped by a resource limit.",
+                "sluice_connector_limit_hits_total",
+                "Connector calls stopped by a resource limit.",
                 &self.limit_hits,
             ),
             (
                 "sluice_outbound_requests_total",
-                "Outbound HTTP requests sent by plugins, retries included.",
+                "Outbound HTTP requests sent by connectors, retries included.",
                 &self.outbound_requests,
             ),
             (
@@ -81,13 +81,13 @@ impl EngineMetrics {
                 &self.retries,
             ),
             (
-                "sluice_plugin_installs_total",
-                "Plugin versions published.",
+                "sluice_connector_installs_total",
+                "Connector versions published.",
                 &self.installs,
             ),
             (
-                "sluice_plugin_rejected_installs_total",
-                "Plugin versions rejected by validation or canary.",
+                "sluice_connector_rejected_installs_total",
+                "Connector versions rejected by validation or canary.",
                 &self.rejected_installs,
             ),
         ];

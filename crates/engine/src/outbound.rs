@@ -19,7 +19,7 @@
 //!   [`BufferBudget`]; a request body must be finished in time; concurrent requests are capped
 //!   per integration; transient failures of idempotent requests are retried with bounded,
 //!   jittered exponential backoff.
-//! - Every denial is logged with the plugin, integration and target, and counted.
+//! - Every denial is logged with the connector, integration and target, and counted.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -118,8 +118,8 @@ impl RetryPolicy {
 /// Identifies a call in denial logs.
 #[derive(Debug, Clone, Default)]
 pub struct CallLabel {
-    /// The plugin, e.g. `salesforce@<sha>`.
-    pub plugin: Arc<str>,
+    /// The connector, e.g. `salesforce@<sha>`.
+    pub connector: Arc<str>,
     /// The integration, if any.
     pub integration: Option<Arc<str>>,
 }
@@ -225,7 +225,7 @@ impl WasiHttpHooks for OutboundHooks {
         let host = request.uri().host().map(normalize_host).unwrap_or_default();
         let span = tracing::info_span!(
             "outbound_request",
-            plugin = %call.label.plugin,
+            connector = %call.label.connector,
             integration = call.label.integration.as_deref().unwrap_or("-"),
             method = %method,
             host = %host,
@@ -277,7 +277,7 @@ impl OutboundCall {
     fn deny(&self, target: &str, reason: &str) {
         EngineMetrics::bump(&self.shared.metrics.denials);
         tracing::warn!(
-            plugin = %self.label.plugin,
+            connector = %self.label.connector,
             integration = self.label.integration.as_deref().unwrap_or("-"),
             target,
             reason,
@@ -353,7 +353,7 @@ impl OutboundCall {
             Some(provider) => match provider.token().await {
                 Ok(token) => Some(token),
                 Err(CredentialError::ReauthorizationRequired(reason)) => {
-                    tracing::warn!(plugin = %self.label.plugin, %reason, "no usable token");
+                    tracing::warn!(connector = %self.label.connector, %reason, "no usable token");
                     return Ok(reauthorization_response(&reason));
                 }
                 Err(CredentialError::Unavailable(reason)) => {
@@ -374,7 +374,7 @@ impl OutboundCall {
             .label
             .integration
             .clone()
-            .unwrap_or_else(|| self.label.plugin.clone());
+            .unwrap_or_else(|| self.label.connector.clone());
         let semaphore = self.shared.semaphore(&semaphore_key);
         let mut retries = 0u32;
         let mut refreshed = false;
@@ -402,13 +402,16 @@ impl OutboundCall {
                         continue;
                     }
                     Err(e) => {
-                        tracing::warn!(plugin = %self.label.plugin, error = %e, "token refresh failed; returning the 401");
+                        tracing::warn!(connector = %self.label.connector, error = %e, "token refresh failed; returning the 401");
                     }
                 }
             }
             let wait = match &attempt {
                 _ if !idempotent || retries >= retry.max_retries => None,
-                Ok(response) if is_transient_status(response.head.status) => {
+                Ok(response)
+                    if is_transient_status(response.head.status)
+                        || self.policy.retries_status(response.head.status.as_u16()) =>
+                {
                     let delay = retry.delay(retries);
                     match retry_after(&response.head.headers) {
                         Some(after) if after > retry.max_delay => None,
@@ -623,9 +626,9 @@ fn connect_error(e: std::io::Error) -> HttpError {
     }
 }
 
-/// 5xx, Salesforce's 420 and 429.
+/// 5xx and 429, for every provider; a manifest adds its own (`retry-statuses`).
 fn is_transient_status(status: StatusCode) -> bool {
-    status.is_server_error() || status.as_u16() == 420 || status == StatusCode::TOO_MANY_REQUESTS
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
 /// Connection resets and connections closed before a response.

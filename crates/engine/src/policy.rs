@@ -237,7 +237,7 @@ pub fn parse_extra_origin(text: &str) -> Result<Origin, PolicyError> {
     Ok(origin)
 }
 
-/// What the operator approved for one plugin version: its manifest, plus the host's extra
+/// What the operator approved for one connector version: its manifest, plus the host's extra
 /// origins and insecure-loopback setting.
 #[derive(Debug, Clone)]
 pub struct EgressRules {
@@ -361,7 +361,7 @@ impl fmt::Display for EgressRules {
     }
 }
 
-/// Where one plugin call may send requests, and which of them carry credentials.
+/// Where one connector call may send requests, and which of them carry credentials.
 #[derive(Debug, Clone, Default)]
 pub struct OutboundPolicy {
     rules: EgressRules,
@@ -433,6 +433,15 @@ impl OutboundPolicy {
     /// Whether requests to `origin` carry the integration's access token.
     pub fn carries_credentials(&self, origin: &Origin) -> bool {
         self.credential_origin.as_ref() == Some(origin)
+    }
+
+    /// Whether the connector's manifest marks `status` as a transient refusal to retry.
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.rules
+            .manifest()
+            .retry_statuses
+            .iter()
+            .any(|s| s.code() == status)
     }
 
     /// Checks that a credentialed request may use `method`.

@@ -1,10 +1,10 @@
-//! The state of one store: one plugin call, created fresh and dropped when the call ends.
+//! The state of one store: one connector call, created fresh and dropped when the call ends.
 //!
 //! Threat: a guest exhausts the host's memory, either with one huge linear memory or with many
 //! small ones (a component can hold several core instances, each with its own memory), or with
 //! host-side resources (handles, header maps, buffered bodies), or reads the host's files and
 //! environment. Rule: the store's [`CallLimiter`] sums every linear memory and table of the
-//! store against the plugin's cap and records which limit was hit, so the engine reports a
+//! store against the connector's cap and records which limit was hit, so the engine reports a
 //! typed error without matching trap strings; the resource table and header maps are capped
 //! and buffered bodies counted (see [`super::budget`]); the WASI context has no preopened
 //! directories, no environment, no arguments, no stdio and no sockets.

@@ -1,7 +1,8 @@
 //! Sluice's runtime: the platform logic around the engine, with no front end.
 //!
 //! Connectors are WebAssembly components that implement the `sluice:connector` WIT contract
-//! (see `wit/connector.wit`); [`engine`] (the `sluice-engine` crate) runs them in a sandbox.
+//! (see `crates/sdk/wit/connector.wit`); [`engine`] (the `sluice-engine` crate) runs them in a
+//! sandbox.
 //! This crate keeps state in SQLite ([`store`], secrets sealed by [`secrets`], lock files in
 //! [`locks`]), runs OAuth ([`oauth`], [`tokens`]), pulls ([`runner`], [`scheduler`]) and
 //! answers the operations every front end shares ([`app`], shown through [`views`]). It has no
@@ -10,7 +11,9 @@
 pub use sluice_engine as engine;
 
 pub mod app;
+pub mod data_dir;
 pub mod duration;
+pub mod grant;
 pub mod locks;
 pub mod oauth;
 pub mod private_fs;

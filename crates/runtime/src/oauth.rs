@@ -3,8 +3,8 @@
 //! The connector's `configure`/`authorize` says where the endpoints are and what to ask for;
 //! this module runs the grants: authorization code with PKCE S256 (and a `state` the caller
 //! stores server-side, single-use, tied to the integration), refresh, and client credentials.
-//! Salesforce's token response carries no `expires_in` but adds `instance_url`, `id` and
-//! `issued_at`; those are kept as the grant.
+//! What a token response carries beyond RFC 6749's fields is kept as non-secret provider
+//! fields ([`ProviderFields`]); [`crate::grant`] says which of them the contract passes on.
 //!
 //! Every endpoint (authorize, token, revoke) and every `instance_url` a token response names
 //! must be an origin the operator approved for the connector (see
@@ -26,6 +26,7 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,26 +35,47 @@ use crate::engine::policy::{EgressRules, Origin, resolve_checked};
 use crate::engine::wit::types::OauthPlan;
 use crate::secrets::Secret;
 
-/// Salesforce's additions to the token response.
+/// A token response's fields beyond RFC 6749's, as the provider sent them.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct SalesforceFields {
-    /// Where data calls go.
-    #[serde(default)]
-    pub instance_url: Option<String>,
-    /// The identity URL.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Milliseconds since the epoch, as a string.
-    #[serde(default)]
-    pub issued_at: Option<String>,
+pub struct ExtraFields {
+    #[serde(flatten)]
+    fields: BTreeMap<String, serde_json::Value>,
 }
 
-impl ExtraTokenFields for SalesforceFields {}
+impl ExtraTokenFields for ExtraFields {}
 
-type SfTokenResponse = StandardTokenResponse<SalesforceFields, BasicTokenType>;
+/// A provider's own token-response fields (Salesforce's `instance_url`, `id`, `issued_at`, …),
+/// by name, as text. Only scalar fields whose names do not suggest a credential are kept:
+/// these pairs are stored in clear and shown to the connector, while credentials stay sealed.
+pub type ProviderFields = BTreeMap<String, String>;
+
+/// Name parts that mark a field as a credential or a proof of one (`id_token`, `signature`).
+const SECRET_NAME_PARTS: [&str; 5] = ["token", "secret", "password", "signature", "key"];
+
+fn provider_fields(extra: &ExtraFields) -> ProviderFields {
+    extra
+        .fields
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.to_ascii_lowercase();
+            !SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
+        })
+        .filter_map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((name.clone(), text))
+        })
+        .collect()
+}
+
+type ProviderTokenResponse = StandardTokenResponse<ExtraFields, BasicTokenType>;
 type TokenClient<HasAuth> = Client<
     BasicErrorResponse,
-    SfTokenResponse,
+    ProviderTokenResponse,
     BasicTokenIntrospectionResponse,
     StandardRevocableToken,
     BasicRevocationErrorResponse,
@@ -138,12 +160,8 @@ pub struct Grant {
     pub access: Secret,
     /// The refresh token: on code grants, and on refreshes when rotation is on.
     pub refresh: Option<Secret>,
-    /// `instance_url`.
-    pub instance_url: Option<String>,
-    /// `id`.
-    pub identity_url: Option<String>,
-    /// `issued_at`.
-    pub issued_at_ms: Option<i64>,
+    /// The provider's own non-secret fields.
+    pub fields: ProviderFields,
     /// Granted scopes.
     pub scopes: Vec<String>,
 }
@@ -414,7 +432,7 @@ impl OAuth {
         self.checked(grant_from_response(response), rules)
     }
 
-    /// A grant whose `instance_url`, which decides where the access token goes, is approved
+    /// A grant whose instance URL, which decides where the access token goes, is approved
     /// under `rules`; every token response is held to this, refreshes included.
     fn checked(
         &self,
@@ -422,16 +440,8 @@ impl OAuth {
         rules: &EgressRules,
     ) -> Result<Grant, OAuthError> {
         let grant = grant?;
-        match &grant.instance_url {
-            Some(url) => {
-                self.check_endpoint(url, rules)?;
-            }
-            None => {
-                return Err(OAuthError::BadResponse(
-                    "the token response has no instance_url".into(),
-                ));
-            }
-        }
+        let url = crate::grant::instance_url(&grant.fields)?;
+        self.check_endpoint(url, rules)?;
         Ok(grant)
     }
 }
@@ -453,7 +463,7 @@ impl reqwest::dns::Resolve for NoLookups {
 }
 
 fn grant_from_response<RE: std::error::Error + 'static>(
-    response: Result<SfTokenResponse, RequestTokenError<RE, BasicErrorResponse>>,
+    response: Result<ProviderTokenResponse, RequestTokenError<RE, BasicErrorResponse>>,
 ) -> Result<Grant, OAuthError> {
     let response = response.map_err(|e| match e {
         RequestTokenError::ServerResponse(err) => OAuthError::Provider {
@@ -468,15 +478,12 @@ fn grant_from_response<RE: std::error::Error + 'static>(
         RequestTokenError::Parse(e, _) => OAuthError::BadResponse(e.to_string()),
         RequestTokenError::Other(msg) => OAuthError::BadResponse(msg),
     })?;
-    let extra = response.extra_fields();
     Ok(Grant {
         access: Secret::new(response.access_token().secret().clone()),
         refresh: response
             .refresh_token()
             .map(|r| Secret::new(r.secret().clone())),
-        instance_url: extra.instance_url.clone(),
-        identity_url: extra.id.clone(),
-        issued_at_ms: extra.issued_at.as_deref().and_then(|s| s.parse().ok()),
+        fields: provider_fields(response.extra_fields()),
         scopes: response
             .scopes()
             .map(|s| s.iter().map(|s| s.to_string()).collect())
@@ -548,6 +555,24 @@ impl Callback {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_fields_keep_scalars_and_drop_credentials() {
+        let extra: ExtraFields = serde_json::from_str(
+            r#"{"instance_url":"https://acme.my.salesforce.com","id":"https://x/id/00D/005",
+                "issued_at":"1700000000000","signature":"c2ln","id_token":"eyJ.x.y",
+                "api_key":"k","expires_at":17,"sandbox":true,"nested":{"a":1}}"#,
+        )
+        .unwrap();
+        let fields = provider_fields(&extra);
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["expires_at", "id", "instance_url", "issued_at", "sandbox"]
+        );
+        assert_eq!(fields["expires_at"], "17");
+        assert_eq!(fields["sandbox"], "true");
+    }
 
     fn plan(base: &str) -> OauthPlan {
         OauthPlan {

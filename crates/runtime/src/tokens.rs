@@ -253,8 +253,7 @@ impl TokenService {
                         integration_id,
                         &grant.access,
                         grant.refresh.as_ref(),
-                        grant.instance_url.as_deref(),
-                        grant.issued_at_ms,
+                        &grant.fields,
                     )
                     .map_err(unavailable)?;
                 tracing::info!(
@@ -282,12 +281,15 @@ impl TokenService {
     /// The egress rules of the integration's connector as approved (the active version's
     /// manifest): the token endpoint and every refreshed `instance_url` are held to them.
     fn rules_for(&self, integration_id: &str) -> Result<EgressRules, CredentialError> {
-        let plugin = self
+        let connector = self
             .store
             .integration(integration_id)
             .map_err(unavailable)?
-            .plugin;
-        let manifest = self.store.active_manifest(&plugin).map_err(unavailable)?;
+            .connector;
+        let manifest = self
+            .store
+            .active_manifest(&connector)
+            .map_err(unavailable)?;
         Ok(self.oauth.rules(Arc::new(manifest)))
     }
 

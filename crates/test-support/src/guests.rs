@@ -70,7 +70,7 @@ pub fn hostile_broken() -> &'static [u8] {
 }
 
 /// `wasm` with a custom section appended: the same behaviour under a new sha256, i.e. a new
-/// plugin version.
+/// connector version.
 pub fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = wasm.to_vec();
     sluice_guest_build::append_custom_section(&mut out, name, payload);

@@ -83,7 +83,7 @@ pub async fn connect(app: &App, id: &str) {
         .expect("authorized");
 }
 
-/// An integration of the hostile test plugin (which `app` must have installed) with
+/// An integration of the hostile test connector (which `app` must have installed) with
 /// `behaviour` and further `extra` settings, connected with a stored grant for
 /// `instance_url` whose access token is `"t"`. Returns its id.
 pub fn add_hostile_integration(
@@ -99,7 +99,7 @@ pub fn add_hostile_integration(
         .store()
         .insert_integration(&NewIntegration {
             name: format!("hostile {behaviour}"),
-            plugin: "hostile".into(),
+            connector: "hostile".into(),
             settings: IntegrationSettings {
                 capability: "crm".into(),
                 environment: "production".into(),
@@ -130,8 +130,7 @@ pub fn grant(access: &str, refresh: Option<&str>, token_url: &str, instance_url:
         refresh: refresh.map(Secret::new),
         token_url: token_url.into(),
         instance_url: instance_url.into(),
-        identity_url: None,
-        issued_at_ms: None,
+        provider_fields: Default::default(),
         scopes: vec!["api".into()],
         obtained_at_ms: now_ms(),
         generation: 0,

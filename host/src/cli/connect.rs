@@ -48,12 +48,13 @@ pub async fn connect(
         let (callback, reply) = tokio::time::timeout(args.timeout, rx.recv())
             .await
             .map_err(|_| {
-                // Salesforce shows errors such as redirect_uri_mismatch on its own page
-                // instead of redirecting, so a timeout is all the CLI sees of them.
+                // Providers show errors such as redirect_uri_mismatch on their own page
+                // instead of redirecting (RFC 6749 §4.1.2.1), so a timeout is all the CLI
+                // sees of them.
                 anyhow::anyhow!(
-                    "no authorization within {:?}; if Salesforce showed an error such as \
-                     redirect_uri_mismatch, register {redirect} as a callback URL of the \
-                     connected app (use --port to fix the port), then run `sluice connect {}` again",
+                    "no authorization within {:?}; if the provider's page showed an error such \
+                     as redirect_uri_mismatch, register {redirect} as a callback URL of the \
+                     OAuth client (use --port to fix the port), then run `sluice connect {}` again",
                     args.timeout,
                     args.id
                 )

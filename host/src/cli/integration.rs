@@ -76,7 +76,7 @@ pub(super) async fn integration(
             let i = &v.integration;
             outln!("id:           {}", i.id)?;
             outln!("name:         {}", safe(&i.name))?;
-            outln!("plugin:       {}", safe(&i.plugin))?;
+            outln!("connector:       {}", safe(&i.connector))?;
             outln!("state:        {}", i.state.as_str())?;
             if let Some(reason) = &i.state_reason {
                 outln!("reason:       {}", safe(reason))?;

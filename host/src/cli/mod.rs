@@ -21,15 +21,15 @@ use crate::terminal::safe;
 use crate::views::list_rows;
 
 mod connect;
+mod connector;
 mod integration;
-mod plugin;
 mod pull;
 mod records;
 mod test_connection;
 
 pub use connect::connect;
+use connector::connector;
 use integration::integration;
-use plugin::plugin;
 pub use pull::{print_summary, pull};
 use records::records;
 use test_connection::test;
@@ -38,7 +38,7 @@ use test_connection::test;
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about)]
 pub struct Cli {
-    /// Where state lives (database, key file, compile cache, plugins). Default:
+    /// Where state lives (database, key file, compile cache, connectors). Default:
     /// $XDG_DATA_HOME/sluice, else ~/.local/share/sluice.
     #[arg(long, global = true, env = "SLUICE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -83,7 +83,7 @@ pub enum LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the admin API, the OAuth callback, the scheduler and the plugin watcher.
+    /// Run the admin API, the OAuth callback, the scheduler and the connector watcher.
     Serve(ServeArgs),
     /// Manage integrations.
     #[command(subcommand)]
@@ -105,9 +105,9 @@ pub enum Command {
     },
     /// Export stored records.
     Records(RecordsArgs),
-    /// Manage connector plugins.
-    #[command(subcommand)]
-    Plugin(PluginCommand),
+    /// Install, list and activate connector versions (`connector` is the old name of this command).
+    #[command(subcommand, alias = "connector")]
+    Connector(ConnectorCommand),
     /// Start the bundled Salesforce emulator and show everything end to end.
     Demo(crate::demo::DemoArgs),
     /// Print the admin API token `serve` generated in the data directory (made now if absent).
@@ -274,14 +274,14 @@ pub enum RecordFormat {
     Json,
 }
 
-/// `sluice plugin ...`.
+/// `sluice connector ...`.
 #[derive(Debug, Subcommand)]
-pub enum PluginCommand {
+pub enum ConnectorCommand {
     /// Install a component as a new version (validated, canaried, then published).
     Install {
         /// The `.wasm` component.
         file: PathBuf,
-        /// The plugin name (default: the file's stem up to `@`).
+        /// The connector name (default: the file's stem up to `@`).
         #[arg(long)]
         name: Option<String>,
         /// Approve the hosts and methods the component's manifest declares, even where they
@@ -289,13 +289,13 @@ pub enum PluginCommand {
         #[arg(long)]
         approve_hosts: bool,
     },
-    /// List plugin versions, which one is active, and since when.
+    /// List connector versions, which one is active, and since when.
     List,
     /// Make an installed version serve calls again: a rollback (or roll-forward) in one command.
     Activate {
-        /// The plugin name, e.g. `salesforce`.
+        /// The connector name, e.g. `salesforce`.
         name: String,
-        /// The version number `plugin list` shows.
+        /// The version number `connector list` shows.
         version: u32,
     },
 }
@@ -478,9 +478,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let app = open(&cli).await?;
             records(&app, args)?;
         }
-        Command::Plugin(cmd) => {
+        Command::Connector(cmd) => {
             let app = open(&cli).await?;
-            plugin(&app, cmd, cli.json).await?;
+            connector(&app, cmd, cli.json).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -87,7 +87,7 @@ pub fn print_summary(s: &RunSummary) -> std::io::Result<()> {
         s.records,
         s.api_calls,
         s.elapsed_ms as f64 / 1000.0,
-        safe(&s.plugin_version)
+        safe(&s.connector_version)
     )?;
     for o in &s.streams {
         let why = o

@@ -1,7 +1,7 @@
 //! The `sluice:connector` world, with behaviour chosen by the `behaviour` setting.
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../crates/sdk/wit",
     world: "sluice:connector/connector",
     generate_all,
 });
@@ -9,12 +9,13 @@ wit_bindgen::generate!({
 use exports::sluice::connector::plugin::Guest;
 use sluice::connector::host::{Level, log};
 use sluice::connector::types as w;
-use wasi::http::outgoing_handler;
-use wasi::http::types::{
-    Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method, OutgoingBody,
-    OutgoingRequest, Scheme,
+// wasi:http through the SDK's bindings, so that `send` can reuse its body plumbing
+// (`exchange`); the request itself is built here, raw, with whatever authority a test names.
+use sluice_connector_sdk::wasi_http::outgoing_handler;
+use sluice_connector_sdk::wasi_http::streams::OutputStream;
+use sluice_connector_sdk::wasi_http::types::{
+    Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
 };
-use wasi::io::streams::{OutputStream, StreamError};
 
 struct Component;
 
@@ -471,8 +472,9 @@ fn number(settings: &w::Settings, name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// An outgoing request for `url` with `method` and the given headers, and its body.
-fn request(method: Method, url: &str) -> Result<(OutgoingRequest, OutgoingBody), String> {
+/// An outgoing request for `url` with `method` and `headers`, its authority taken verbatim
+/// from the URL (userinfo and odd IP forms included, as a hostile guest would send them).
+fn request(method: Method, url: &str, headers: Fields) -> Result<OutgoingRequest, String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| format!("not an absolute URL: {url:?}"))?;
@@ -480,7 +482,7 @@ fn request(method: Method, url: &str) -> Result<(OutgoingRequest, OutgoingBody),
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let outgoing = OutgoingRequest::new(Fields::new());
+    let outgoing = OutgoingRequest::new(headers);
     outgoing
         .set_method(&method)
         .map_err(|_| "method".to_string())?;
@@ -498,8 +500,7 @@ fn request(method: Method, url: &str) -> Result<(OutgoingRequest, OutgoingBody),
     outgoing
         .set_path_with_query(Some(path))
         .map_err(|_| "path".to_string())?;
-    let body = outgoing.body().map_err(|_| "body".to_string())?;
-    Ok((outgoing, body))
+    Ok(outgoing)
 }
 
 /// A GET of `url`, sent; its response is pending.
@@ -509,7 +510,8 @@ fn start_get(url: &str) -> Result<FutureIncomingResponse, w::Failure> {
         message,
         retry_after_s: None,
     };
-    let (outgoing, body) = request(Method::Get, url).map_err(fail)?;
+    let outgoing = request(Method::Get, url, Fields::new()).map_err(fail)?;
+    let body = outgoing.body().map_err(|_| fail("body".into()))?;
     let pending = outgoing_handler::handle(outgoing, None).map_err(|e| fail(format!("{e:?}")))?;
     OutgoingBody::finish(body, None).map_err(|e| fail(format!("{e:?}")))?;
     Ok(pending)
@@ -525,7 +527,8 @@ fn open_unfinished(
         message,
         retry_after_s: None,
     };
-    let (outgoing, body) = request(Method::Post, url).map_err(fail)?;
+    let outgoing = request(Method::Post, url, Fields::new()).map_err(fail)?;
+    let body = outgoing.body().map_err(|_| fail("body".into()))?;
     let pending = outgoing_handler::handle(outgoing, None).map_err(|e| fail(format!("{e:?}")))?;
     let stream = body.write().map_err(|_| fail("body stream".into()))?;
     stream
@@ -580,41 +583,18 @@ fn get(url: &str, spy: bool) -> Result<(u16, Vec<(String, String)>, Vec<u8>), St
     send(Method::Get, url, spy, None)
 }
 
-/// A request through wasi:http; the body is written after the request is handed over, in
-/// 4 KiB chunks, as a streaming guest does.
+/// A request through wasi:http, its body written by the SDK's `exchange` after the request is
+/// handed over, in 4 KiB chunks, as a streaming guest does. With `spy`, logs every request and
+/// response header the guest can see, and the response body.
 fn send(
     method: Method,
     url: &str,
     spy: bool,
     payload: Option<&[u8]>,
 ) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("not an absolute URL: {url:?}"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
     let headers = Fields::from_list(&[("accept".to_string(), b"*/*".to_vec())])
         .map_err(|e| format!("{e:?}"))?;
-    let outgoing = OutgoingRequest::new(headers);
-    outgoing
-        .set_method(&method)
-        .map_err(|_| "method".to_string())?;
-    let scheme = match scheme {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        other => Scheme::Other(other.to_string()),
-    };
-    outgoing
-        .set_scheme(Some(&scheme))
-        .map_err(|_| "scheme".to_string())?;
-    outgoing
-        .set_authority(Some(authority))
-        .map_err(|_| "authority".to_string())?;
-    outgoing
-        .set_path_with_query(Some(path))
-        .map_err(|_| "path".to_string())?;
+    let outgoing = request(method, url, headers)?;
     if spy {
         for (name, value) in outgoing.headers().entries() {
             log(
@@ -624,62 +604,24 @@ fn send(
             );
         }
     }
-    let body = outgoing.body().map_err(|_| "body".to_string())?;
-    let pending = outgoing_handler::handle(outgoing, None).map_err(|e| format!("{e:?}"))?;
-    if let Some(bytes) = payload {
-        let stream = body.write().map_err(|_| "body stream".to_string())?;
-        for chunk in bytes.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("writing the body: {e:?}"))?;
-        }
-        drop(stream);
-    }
-    OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
-    let incoming = loop {
-        match pending.get() {
-            Some(result) => {
-                break result
-                    .map_err(|_| "response taken twice".to_string())?
-                    .map_err(|e| format!("{e:?}"))?;
-            }
-            None => pending.subscribe().block(),
-        }
-    };
-    let status = incoming.status();
-    let headers: Vec<(String, String)> = incoming
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
-        .collect();
+    let response = sluice_connector_sdk::wasi_http::exchange(outgoing, payload)
+        .map_err(|e| format!("{e:?}"))?;
     if spy {
-        for (name, value) in &headers {
+        for (name, value) in &response.headers {
             log(
                 Level::Info,
                 "spy: response header",
                 &[(name.clone(), value.clone())],
             );
         }
-    }
-    let body = incoming.consume().map_err(|_| "consume".to_string())?;
-    let stream = body.stream().map_err(|_| "stream".to_string())?;
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(1 << 16) {
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
-        }
-    }
-    drop(stream);
-    IncomingBody::finish(body);
-    if spy {
         log(
             Level::Info,
             "spy: response body",
-            &[("body".into(), String::from_utf8_lossy(&bytes).into_owned())],
+            &[(
+                "body".into(),
+                String::from_utf8_lossy(&response.body).into_owned(),
+            )],
         );
     }
-    Ok((status, headers, bytes))
+    Ok((response.status, response.headers, response.body))
 }

@@ -147,6 +147,10 @@ async fn set_settings(State(state): S, headers: HeaderMap, body: Bytes) -> Respo
         {
             bad("junction_id_separator must be non-empty text without letters or digits")
         }
+        Ok(new) if !crate::wan::valid_mbps(new.mbps) => bad(format!(
+            "mbps must be 0 (uncapped) or a rate of at least {} megabits per second",
+            crate::wan::MIN_MBPS
+        )),
         Ok(new) => {
             *state.settings.write().expect("settings lock") = new.clone();
             // The user's permissions are also data: `UserPermissionAccess` reports them.

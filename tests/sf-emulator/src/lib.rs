@@ -2,7 +2,9 @@
 //!
 //! [`Emulator::start`] binds a loopback port and serves OAuth 2.0, the REST API (query,
 //! describe, limits, getUpdated/getDeleted, records), Bulk API 2.0 query jobs and a
-//! control API under `/__emulator/`, all on one origin. The behaviour follows
+//! control API under `/__emulator/`, all on one origin, over http or (with
+//! [`EmulatorConfig::tls`]) https, at loopback speed or with the network costs of the
+//! [`wan`] profile. The behaviour follows
 //! `shared/reference/salesforce-api.md`; facts the specification marks UNVERIFIED are
 //! [`Settings`].
 
@@ -28,6 +30,8 @@ pub mod schema;
 pub mod serve;
 pub mod soql;
 pub mod state;
+pub mod tls;
+pub mod wan;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -127,6 +131,14 @@ pub struct Settings {
     /// `QUERY_TOO_COMPLICATED`, as formula-heavy objects do when every field is selected.
     /// UNVERIFIED threshold (Salesforce's limit is on the compiled SQL, not a count); 0 = off.
     pub max_formula_fields_per_query: u32,
+
+    // --- The WAN profile (see the `wan` module) ---
+    /// Round-trip time in ms each new connection pays per handshake round trip and each
+    /// request/response exchange pays once; 0 = loopback speed.
+    pub rtt_ms: u64,
+    /// Rate in megabits per second at which each connection's response bytes (on the wire,
+    /// after gzip and TLS) leave; 0 = uncapped.
+    pub mbps: f64,
 }
 
 /// One of the emulator's two orgs.
@@ -181,6 +193,8 @@ impl Default for Settings {
             knowledge_archived_visible: true,
             delete_log_retention_s: 15 * 86_400,
             max_formula_fields_per_query: 0,
+            rtt_ms: 0,
+            mbps: 0.0,
         }
     }
 }
@@ -218,6 +232,9 @@ pub struct EmulatorConfig {
     pub password: String,
     /// Fixed end of the generated time span (epoch ms); default: midnight UTC today.
     pub anchor_ms: Option<i64>,
+    /// Serve HTTPS on both origins, with a certificate from a CA made at start
+    /// ([`Emulator::tls_root_pem`]).
+    pub tls: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -233,13 +250,15 @@ impl Default for EmulatorConfig {
             username: "admin@sluice-emulator.example".into(),
             password: "emulator-password-1".into(),
             anchor_ms: None,
+            tls: false,
         }
     }
 }
 
 /// A running emulator. Dropping it stops the server.
 pub struct Emulator {
-    /// Origin, e.g. `http://127.0.0.1:PORT` (also the token response's `instance_url`).
+    /// Origin, e.g. `http://127.0.0.1:PORT`, or `https://…` with [`EmulatorConfig::tls`]
+    /// (also the token response's `instance_url`).
     pub url: String,
     pub addr: SocketAddr,
     /// A second loopback origin standing for `login.salesforce.com`: it serves OAuth and the
@@ -251,6 +270,9 @@ pub struct Emulator {
     pub password: String,
     /// Key for `/__emulator/` (header `Authorization: Bearer` or `X-Emulator-Key`).
     pub control_key: String,
+    /// With [`EmulatorConfig::tls`]: PEM of the CA that signed the emulator's certificate,
+    /// the root a client must trust to reach [`Emulator::url`] and [`Emulator::login_url`].
+    pub tls_root_pem: Option<String>,
     /// Shared state, for in-process inspection.
     pub state: Arc<state::Shared>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -262,12 +284,17 @@ impl Emulator {
     /// returns once the port accepts connections.
     pub async fn start(mut config: EmulatorConfig) -> anyhow::Result<Emulator> {
         config.settings.auto_approve |= config.auto_approve;
+        let tls = match config.tls {
+            true => Some(tls::server(config.listen.ip())?),
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let url = format!("http://{addr}");
+        let url = format!("{scheme}://{addr}");
         let login_listener =
             tokio::net::TcpListener::bind(SocketAddr::new(config.listen.ip(), 0)).await?;
-        let login_url = format!("http://{}", login_listener.local_addr()?);
+        let login_url = format!("{scheme}://{}", login_listener.local_addr()?);
         // Generation of big datasets is CPU work; keep it off the async workers.
         let shared = {
             let (url, login_url) = (url.clone(), login_url.clone());
@@ -280,6 +307,10 @@ impl Emulator {
             rest::router(shared.clone()),
             login_listener,
             rest::login_router(shared.clone()),
+            serve::Transport {
+                state: shared.clone(),
+                tls: tls.as_ref().map(|t| t.acceptor.clone()),
+            },
             rx,
         ));
         Ok(Emulator {
@@ -291,6 +322,7 @@ impl Emulator {
             username: shared.username.clone(),
             password: shared.password.clone(),
             control_key: shared.control_key.clone(),
+            tls_root_pem: tls.map(|t| t.ca_pem),
             state: shared,
             shutdown: Some(tx),
             task: Some(task),

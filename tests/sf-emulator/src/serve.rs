@@ -1,14 +1,19 @@
-//! Serving the two origins (the instance and the login host) over HTTP/1.1 with header names
-//! in Salesforce's case.
+//! Serving the two origins (the instance and the login host) over HTTP/1.1, or HTTPS, with
+//! header names in Salesforce's case and the network costs of the WAN profile.
 //!
 //! hyper writes header names in lower case unless told otherwise. Salesforce's front end
 //! sends `Content-Type`, `Sforce-Limit-Info`, `Sforce-Locator`, and widely used clients copy
 //! headers into case-sensitive maps, so the emulator writes them in title case too, and
 //! restores the one name whose Salesforce spelling is not title case
 //! (`Sforce-NumberOfRecords`) in the response head as it is written.
+//!
+//! Each connection is layered as on a network: the TCP stream, the link's rate
+//! ([`Throttled`], so bytes are counted on the wire), TLS when on, then the round trip of
+//! each exchange ([`Exchanges`]) and the header spelling, which see HTTP.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -18,6 +23,18 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::state::Shared;
+use crate::wan::{self, Exchanges, Throttled};
+
+/// How connections are carried: the state holding the WAN settings, and TLS when on.
+#[derive(Clone)]
+pub struct Transport {
+    pub state: Arc<Shared>,
+    /// `Some` serves HTTPS on both origins.
+    pub tls: Option<TlsAcceptor>,
+}
 
 /// Serves `instance` and `login` until `shutdown` fires (or the sender is dropped).
 pub async fn both(
@@ -25,6 +42,7 @@ pub async fn both(
     instance_app: Router,
     login: TcpListener,
     login_app: Router,
+    transport: Transport,
     shutdown: oneshot::Receiver<()>,
 ) {
     // Connections live in the set: when this task ends (shutdown or abort), they end too.
@@ -37,16 +55,41 @@ pub async fn both(
             Ok((stream, _)) = login.accept() => (stream, login_app.clone()),
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
-        connections.spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .title_case_headers(true)
-                .serve_connection(
-                    TokioIo::new(SalesforceCase(stream)),
-                    TowerToHyperService::new(app),
-                )
-                .await;
-        });
+        connections.spawn(connection(stream, app, transport.clone()));
     }
+}
+
+/// One accepted connection: its handshakes, then HTTP until the client closes it.
+async fn connection(tcp: TcpStream, app: Router, transport: Transport) {
+    let Transport { state, tls } = transport;
+    state.stats.lock().expect("stats lock").connections += 1;
+    wan::pay_round_trips(&state, wan::TCP_HANDSHAKE_ROUND_TRIPS).await;
+    let wire = Throttled::new(tcp, state.clone());
+    let Some(acceptor) = tls else {
+        return http(wire, app, state).await;
+    };
+    // A client that does not trust the certificate ends the handshake; nothing to serve.
+    let Ok(stream) = acceptor.accept(wire).await else {
+        return;
+    };
+    let (_, session) = stream.get_ref();
+    let round_trips = wan::tls_round_trips(session.protocol_version(), session.handshake_kind());
+    wan::pay_round_trips(&state, round_trips).await;
+    http(stream, app, state).await
+}
+
+/// Serves HTTP/1.1 (keep-alive included) on `io`.
+async fn http<S>(io: S, app: Router, state: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _ = hyper::server::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .serve_connection(
+            TokioIo::new(SalesforceCase(Exchanges::new(io, state))),
+            TowerToHyperService::new(app),
+        )
+        .await;
 }
 
 /// Header names as hyper's title case writes them, and as Salesforce spells them (same
@@ -57,7 +100,7 @@ const SPELLINGS: &[(&[u8], &[u8])] = &[(
 )];
 
 /// A connection that respells header names in each response head it writes.
-struct SalesforceCase(TcpStream);
+struct SalesforceCase<S>(S);
 
 /// Respells the head of `buf` (up to the blank line) when `buf` starts a response.
 fn respell(buf: &[u8]) -> Option<Vec<u8>> {
@@ -76,7 +119,7 @@ fn respell(buf: &[u8]) -> Option<Vec<u8>> {
     out
 }
 
-impl AsyncRead for SalesforceCase {
+impl<S: AsyncRead + Unpin> AsyncRead for SalesforceCase<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -86,7 +129,7 @@ impl AsyncRead for SalesforceCase {
     }
 }
 
-impl AsyncWrite for SalesforceCase {
+impl<S: AsyncWrite + Unpin> AsyncWrite for SalesforceCase<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

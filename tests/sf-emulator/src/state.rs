@@ -69,11 +69,16 @@ pub struct Stats {
     pub bulk_jobs_created: u64,
     /// Answers sent gzip-compressed (the request accepted gzip).
     pub compressed_responses: u64,
+    /// TCP connections accepted on either origin (a client reusing connections opens few).
+    pub connections: u64,
+    /// Bytes written to clients on the wire (HTTP heads and bodies, after gzip and TLS).
+    pub wire_bytes_sent: u64,
 }
 
 /// All state of one emulator instance.
 pub struct Shared {
-    /// Origin, e.g. `http://127.0.0.1:1234`.
+    /// Origin, e.g. `http://127.0.0.1:1234` (`https://` when serving TLS): every absolute URL
+    /// the emulator hands out starts with it or with `login_url`.
     pub base_url: String,
     /// Origin of the login host, e.g. `http://127.0.0.1:1235`.
     pub login_url: String,

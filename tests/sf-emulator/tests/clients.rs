@@ -7,6 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
@@ -25,6 +26,10 @@ impl Drop for Bin {
 
 impl Bin {
     fn start() -> Bin {
+        Bin::start_with(&[])
+    }
+    /// Starts the binary with `extra` flags after the usual ones.
+    fn start_with(extra: &[&str]) -> Bin {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sf-emulator"))
             .args([
                 "--listen",
@@ -34,6 +39,7 @@ impl Bin {
                 "--seed",
                 "7",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start sf-emulator");
@@ -47,8 +53,31 @@ impl Bin {
     fn s(&self, k: &str) -> String {
         self.info[k].as_str().unwrap().to_string()
     }
+    /// curl, trusting the emulator's root when it serves HTTPS.
+    fn curl(&self) -> Command {
+        let mut curl = Command::new("curl");
+        if let Some(root) = self.info["tls_cert"].as_str() {
+            curl.args(["--cacert", root]);
+        }
+        curl
+    }
+    fn get(&self, path: &str) -> Value {
+        let out = self
+            .curl()
+            .args([
+                "-sf",
+                "-H",
+                &format!("X-Emulator-Key: {}", self.s("control_key")),
+                &format!("{}/__emulator/{path}", self.s("url")),
+            ])
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "control {path}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
     fn post(&self, path: &str, body: Value) -> Value {
-        let out = Command::new("curl")
+        let out = self
+            .curl()
             .args([
                 "-sf",
                 "-X",
@@ -67,16 +96,7 @@ impl Bin {
         serde_json::from_slice(&out.stdout).unwrap()
     }
     fn truth(&self, object: &str) -> Vec<Value> {
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "-H",
-                &format!("X-Emulator-Key: {}", self.s("control_key")),
-                &format!("{}/__emulator/records/{object}", self.s("url")),
-            ])
-            .output()
-            .expect("curl");
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = self.get(&format!("records/{object}"));
         v["records"].as_array().unwrap().clone()
     }
 }
@@ -183,8 +203,13 @@ fn jsforce_autofetch_scanall_and_refresh() {
     );
 }
 
-#[test]
-fn simple_salesforce_query_all_and_expired_session() {
+/// The venv's python with simple-salesforce installed (once, whichever test asks first).
+fn simple_salesforce_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(install_simple_salesforce).clone()
+}
+
+fn install_simple_salesforce() -> PathBuf {
     let venv = target_dir().join("pyvenv");
     let py = venv.join("bin/python");
     let have = py.exists()
@@ -202,6 +227,12 @@ fn simple_salesforce_query_all_and_expired_session() {
             "pip install simple-salesforce",
         );
     }
+    py
+}
+
+#[test]
+fn simple_salesforce_query_all_and_expired_session() {
+    let py = simple_salesforce_python();
     let bin = Bin::start();
     bin.post("settings", json!({"max_batch_size": 300}));
     let g = bin.post("oauth/grant", json!({}));
@@ -230,4 +261,52 @@ fn simple_salesforce_query_all_and_expired_session() {
     assert_eq!(v["error"]["type"], "SalesforceExpiredSession");
     assert_eq!(v["error"]["status"], 401);
     assert_eq!(v["error"]["content"][0]["errorCode"], "INVALID_SESSION_ID");
+}
+
+/// simple-salesforce as shipped (it builds `https://` URLs itself) against the emulator's
+/// HTTPS with round trips on: requests trusts the emitted root through
+/// `REQUESTS_CA_BUNDLE`, and its session reuses one connection for every page.
+#[test]
+fn simple_salesforce_over_https_trusts_the_root_and_keeps_its_connection() {
+    let py = simple_salesforce_python();
+    let dir = target_dir().join(format!("wan-clients-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("root.pem");
+    let root_arg = root.display().to_string();
+    let bin = Bin::start_with(&["--tls", "--tls-cert-out", &root_arg, "--rtt-ms", "20"]);
+    assert!(bin.s("url").starts_with("https://"));
+    bin.post("settings", json!({"max_batch_size": 300}));
+    let g = bin.post("oauth/grant", json!({}));
+    let opened = bin.get("stats")["connections"].as_u64().unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/simple_salesforce_https_check.py"
+    );
+    let out = run(
+        Command::new(&py)
+            .arg(script)
+            .args([bin.s("url"), g["access_token"].as_str().unwrap().into()])
+            .env("REQUESTS_CA_BUNDLE", &root),
+        "simple-salesforce https script",
+    );
+    // This stats call opens one connection; the script's pages shared one more.
+    let now = bin.get("stats")["connections"].as_u64().unwrap();
+    assert_eq!(
+        now - opened,
+        2,
+        "the script's session reused its connection"
+    );
+    let v: Value = serde_json::from_str(out.trim()).expect("script prints JSON");
+    let truth = live_case_ids(&bin);
+    assert!(truth.len() > 900, "several pages of 300");
+    assert_eq!(v["total"], truth.len() as u64);
+    assert_eq!(v["pages"], truth.len().div_ceil(300) as u64);
+    let ids: Vec<String> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, truth);
+    let _ = std::fs::remove_dir_all(&dir);
 }

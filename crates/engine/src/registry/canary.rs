@@ -1,5 +1,5 @@
 //! The canary: a new version runs `configure`, `test` and one bounded `pull` page for every
-//! integration of its plugin, in scratch stores and without credentials, before it is published.
+//! integration of its connector, in scratch stores and without credentials, before it is published.
 
 use super::*;
 
@@ -27,9 +27,9 @@ pub struct CanarySession {
     pub extra_origins: Arc<[Origin]>,
 }
 
-/// The integrations that use a plugin. The runtime implements it over its integrations table.
+/// The integrations that use a connector. The runtime implements it over its integrations table.
 pub trait CanaryTargets: Send + Sync + 'static {
-    /// The integrations that use plugin `name`.
+    /// The integrations that use connector `name`.
     fn targets(&self, name: &str) -> BoxFuture<'_, Vec<CanaryTarget>>;
 }
 
@@ -40,7 +40,7 @@ pub struct StaticCanaryTargets {
 }
 
 impl StaticCanaryTargets {
-    /// Adds an integration of plugin `name`.
+    /// Adds an integration of connector `name`.
     pub fn add(&self, name: &str, target: CanaryTarget) {
         self.targets
             .lock()
@@ -88,13 +88,13 @@ pub(super) fn blames_the_version(kind: FailureKind) -> bool {
     }
 }
 
-impl PluginRegistry {
+impl ConnectorRegistry {
     /// Runs, for every integration of `name`: `configure`, and for connected ones `test` and
     /// one bounded `pull` page, all without credentials (see the module doc).
     pub(super) async fn run_canary(
         &self,
         name: &str,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         wasm: &[u8],
     ) -> Result<CanaryCounts, RegistryError> {
         let targets = self.canary.targets(name).await;
@@ -112,7 +112,7 @@ impl PluginRegistry {
             };
             let configured = match self
                 .engine
-                .configure(plugin, &ctx, &target.settings, &target.host)
+                .configure(connector, &ctx, &target.settings, &target.host)
                 .await
             {
                 Ok(Ok(configured)) => configured,
@@ -136,7 +136,7 @@ impl PluginRegistry {
             // The policy the integration's calls get, and no credentials: what leaves carries
             // no token.
             let rules = EgressRules::new(
-                plugin.manifest.clone(),
+                connector.manifest.clone(),
                 session.extra_origins.clone(),
                 target.host.allow_insecure_loopback,
             );
@@ -156,7 +156,7 @@ impl PluginRegistry {
                 host: target.host.clone(),
                 grant: session.grant.clone(),
             };
-            match self.engine.test(plugin, &ctx, &session).await {
+            match self.engine.test(connector, &ctx, &session).await {
                 Ok(report) => {
                     if let Some(failure) = report.failure
                         && blames_the_version(failure.kind)
@@ -178,7 +178,7 @@ impl PluginRegistry {
                 checkpoint: None,
                 max_records: CANARY_PULL_RECORDS,
             };
-            match self.engine.pull(plugin, &ctx, &session, &request).await {
+            match self.engine.pull(connector, &ctx, &session, &request).await {
                 Ok(Ok(page)) if page.rows.len() > CANARY_PULL_RECORDS as usize => {
                     return Err(fail(
                         Stage::CanaryPull,
@@ -197,7 +197,7 @@ impl PluginRegistry {
                     ));
                 }
                 Ok(Err(failure)) => {
-                    tracing::debug!(plugin = name, integration = %target.integration, kind = ?failure.kind, "canary pull failed as expected without credentials");
+                    tracing::debug!(connector = name, integration = %target.integration, kind = ?failure.kind, "canary pull failed as expected without credentials");
                 }
                 Err(e) => return Err(fail(Stage::CanaryPull, e.to_string())),
             }

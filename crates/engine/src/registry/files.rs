@@ -1,11 +1,11 @@
-//! Component files and plugin names: regular files only, bounded in size, names that are safe
+//! Component files and connector names: regular files only, bounded in size, names that are safe
 //! as file and URL path parts.
 
 use super::*;
 
-/// The plugin name of a dropped file: its stem up to an optional `@` (so `salesforce@2.wasm`
+/// The connector name of a dropped file: its stem up to an optional `@` (so `salesforce@2.wasm`
 /// installs a version of `salesforce`).
-pub fn plugin_name_of(path: &Path) -> Option<String> {
+pub fn connector_name_of(path: &Path) -> Option<String> {
     if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
         return None;
     }
@@ -14,9 +14,9 @@ pub fn plugin_name_of(path: &Path) -> Option<String> {
     (!name.is_empty() && !name.starts_with('.')).then(|| name.to_string())
 }
 
-/// Whether `name` may name a plugin: 1 to 64 of `a-z`, `0-9`, `-` and `_`, starting with a
-/// letter or digit. Plugin names end up in file names, URL paths and terminal output.
-pub fn valid_plugin_name(name: &str) -> bool {
+/// Whether `name` may name a connector: 1 to 64 of `a-z`, `0-9`, `-` and `_`, starting with a
+/// letter or digit. Connector names end up in file names, URL paths and terminal output.
+pub fn valid_connector_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     name.len() <= 64
         && matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
@@ -31,7 +31,7 @@ pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
 pub enum Symlinks {
     /// Read the file a link points to (the CLI: the operator names the file).
     Follow,
-    /// Refuse a link (the watched plugins directory).
+    /// Refuse a link (the watched connectors directory).
     Refuse,
 }
 

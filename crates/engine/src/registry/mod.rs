@@ -1,6 +1,6 @@
-//! Plugin versions and hot swap.
+//! Connector versions and hot swap.
 //!
-//! Threat: a new plugin version — broken, built for another contract, or hostile — replaces a
+//! Threat: a new connector version — broken, built for another contract, or hostile — replaces a
 //! working one and breaks every integration at once, leaks an integration's data while it is
 //! being vetted, or a swap tears a running pull. Several processes (`serve`, CLI commands) share
 //! one store and must agree on which bytes a version number names and which version serves.
@@ -10,7 +10,7 @@
 //! (`instantiate_pre`); (2b) its static manifest (see [`super::manifest`]) reaches no host or
 //! credentialed method beyond the active version's, unless the operator approved it; (3) a
 //! canary in scratch stores runs, for every integration using the
-//! plugin, `configure` and, where the integration is connected, `test` and one bounded `pull`
+//! connector, `configure` and, where the integration is connected, `test` and one bounded `pull`
 //! page. The canary never holds credentials: its requests carry no token, so a version that is
 //! about to be rejected has had no authenticated access. Failures that a missing token or the
 //! provider explain (re-authorization, permission, unreachable, rate limit) are expected there;
@@ -19,12 +19,12 @@
 //!
 //! Version numbers are allocated by the [`VersionStore`] inside its own transaction, so two
 //! processes never give one number to different bytes. Publication is one atomic pointer swap
-//! ([`ArcSwapOption`]): a call holds the `Arc<LoadedPlugin>` it started with, so in-flight calls
+//! ([`ArcSwapOption`]): a call holds the `Arc<LoadedConnector>` it started with, so in-flight calls
 //! finish on the old version and the next call (the next page, from the committed checkpoint)
-//! runs on the new one. [`PluginRegistry::sync`] applies what other processes installed or
+//! runs on the new one. [`ConnectorRegistry::sync`] applies what other processes installed or
 //! activated. Every version stays loaded, so rollback is one swap.
 //!
-//! Plugin names become file and URL path parts: only [`valid_plugin_name`]s are accepted.
+//! Connector names become file and URL path parts: only [`valid_connector_name`]s are accepted.
 //! Component files are read only when they are regular files, up to [`MAX_COMPONENT_BYTES`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -41,7 +41,7 @@ use super::metrics::EngineMetrics;
 use super::outbound::OutboundPolicy;
 use super::policy::{EgressRules, Origin};
 use super::wit::types::{FailureKind, Grant, HostContext, PullRequest, Session, Settings};
-use super::{CallContext, EngineError, LoadedPlugin, PluginEngine};
+use super::{CallContext, ConnectorEngine, EngineError, LoadedConnector};
 
 mod canary;
 mod files;
@@ -53,13 +53,13 @@ pub use canary::{
     CANARY_PULL_RECORDS, CanarySession, CanaryTarget, CanaryTargets, StaticCanaryTargets,
 };
 pub use files::{
-    MAX_COMPONENT_BYTES, Symlinks, plugin_name_of, read_component_file, valid_plugin_name,
+    MAX_COMPONENT_BYTES, Symlinks, connector_name_of, read_component_file, valid_connector_name,
 };
 pub use versions::{
     AddedVersion, MemoryVersionStore, NewVersion, StoredVersion, VersionInfo, VersionRecord,
     VersionStore, VersionStoreError,
 };
-pub use watch::{DirWatcher, StoreFollower, follow_store, watch_plugins_dir};
+pub use watch::{DirWatcher, StoreFollower, follow_store, watch_connectors_dir};
 
 /// The operator's decision on the hosts a new version's manifest declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,10 +101,10 @@ impl std::fmt::Display for Stage {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// A new version failed a check; the active version (if any) keeps serving.
-    #[error("plugin {plugin} ({sha256:.12}) rejected at {stage}: {reason}")]
+    #[error("connector {connector} ({sha256:.12}) rejected at {stage}: {reason}")]
     Rejected {
-        /// The plugin's name.
-        plugin: String,
+        /// The connector's name.
+        connector: String,
         /// The sha256 of the rejected bytes.
         sha256: String,
         /// The failed check.
@@ -114,20 +114,20 @@ pub enum RegistryError {
         /// What went wrong.
         reason: String,
     },
-    /// No plugin of that name is installed.
-    #[error("no plugin named {0} is installed")]
-    UnknownPlugin(String),
-    /// The plugin has no such version.
-    #[error("plugin {plugin} has no version {version}")]
+    /// No connector of that name is installed.
+    #[error("no connector named {0} is installed")]
+    UnknownConnector(String),
+    /// The connector has no such version.
+    #[error("connector {connector} has no version {version}")]
     UnknownVersion {
-        /// The plugin's name.
-        plugin: String,
+        /// The connector's name.
+        connector: String,
         /// The version asked for.
         version: u32,
     },
-    /// A plugin name that is not a [`valid_plugin_name`].
+    /// A connector name that is not a [`valid_connector_name`].
     #[error(
-        "{0:?} is not a valid plugin name: use 1 to 64 lower-case letters, digits, '-' or '_', \
+        "{0:?} is not a valid connector name: use 1 to 64 lower-case letters, digits, '-' or '_', \
          starting with a letter or digit"
     )]
     InvalidName(String),
@@ -142,15 +142,15 @@ pub enum RegistryError {
     /// The version store failed.
     #[error(transparent)]
     Store(#[from] VersionStoreError),
-    /// The version's manifest reaches beyond what the operator approved for the plugin.
+    /// The version's manifest reaches beyond what the operator approved for the connector.
     #[error(
-        "plugin {plugin} ({sha256:.12}) asks for {widening} beyond the active version's \
+        "connector {connector} ({sha256:.12}) asks for {widening} beyond the active version's \
          approved manifest ({approved}); review them and install again approving them \
-         (`sluice plugin install --approve-hosts`)"
+         (`sluice connector install --approve-hosts`)"
     )]
     NotApproved {
-        /// The plugin's name.
-        plugin: String,
+        /// The connector's name.
+        connector: String,
         /// The sha256 of the refused bytes.
         sha256: String,
         /// What is new.
@@ -163,10 +163,10 @@ pub enum RegistryError {
     Io(String),
 }
 
-/// What [`PluginRegistry::install`] did.
+/// What [`ConnectorRegistry::install`] did.
 #[derive(Debug, Clone)]
 pub struct InstallReport {
-    /// The plugin's name.
+    /// The connector's name.
     pub name: String,
     /// The version now active.
     pub version: u32,
@@ -190,25 +190,25 @@ pub struct InstallReport {
 
 struct Entry {
     record: VersionRecord,
-    plugin: Arc<LoadedPlugin>,
+    connector: Arc<LoadedConnector>,
     active_since: Option<SystemTime>,
 }
 
 #[derive(Default)]
 struct Slot {
-    active: ArcSwapOption<LoadedPlugin>,
+    active: ArcSwapOption<LoadedConnector>,
     versions: Mutex<Vec<Entry>>,
 }
 
 impl Slot {
     /// The loaded `version`, if any.
-    fn plugin(&self, version: u32) -> Option<Arc<LoadedPlugin>> {
+    fn connector(&self, version: u32) -> Option<Arc<LoadedConnector>> {
         self.versions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .find(|e| e.record.version == version)
-            .map(|e| e.plugin.clone())
+            .map(|e| e.connector.clone())
     }
 
     /// Adds `entry`, keeping the versions in order.
@@ -219,14 +219,14 @@ impl Slot {
     }
 }
 
-/// The installed plugins, their versions, and which one serves each plugin's calls.
-pub struct PluginRegistry {
-    engine: Arc<PluginEngine>,
+/// The installed connectors, their versions, and which one serves each connector's calls.
+pub struct ConnectorRegistry {
+    engine: Arc<ConnectorEngine>,
     store: Arc<dyn VersionStore>,
     canary: Arc<dyn CanaryTargets>,
-    plugins: RwLock<BTreeMap<String, Arc<Slot>>>,
+    connectors: RwLock<BTreeMap<String, Arc<Slot>>>,
     installs: tokio::sync::Mutex<()>,
-    /// Held while [`PluginRegistry::sync`] compiles a version it found in the store.
+    /// Held while [`ConnectorRegistry::sync`] compiles a version it found in the store.
     loading: tokio::sync::Mutex<()>,
     /// Held while the store's versions and the in-memory ones are brought in line (a new
     /// version added, a version published, another process's changes applied).
@@ -235,10 +235,10 @@ pub struct PluginRegistry {
     unloadable: Mutex<HashSet<(String, u32)>>,
 }
 
-impl PluginRegistry {
-    /// An empty registry; call [`PluginRegistry::restore`] to load the stored versions.
+impl ConnectorRegistry {
+    /// An empty registry; call [`ConnectorRegistry::restore`] to load the stored versions.
     pub fn new(
-        engine: Arc<PluginEngine>,
+        engine: Arc<ConnectorEngine>,
         store: Arc<dyn VersionStore>,
         canary: Arc<dyn CanaryTargets>,
     ) -> Arc<Self> {
@@ -246,7 +246,7 @@ impl PluginRegistry {
             engine,
             store,
             canary,
-            plugins: RwLock::new(BTreeMap::new()),
+            connectors: RwLock::new(BTreeMap::new()),
             installs: tokio::sync::Mutex::new(()),
             loading: tokio::sync::Mutex::new(()),
             publishing: Mutex::new(()),
@@ -255,21 +255,21 @@ impl PluginRegistry {
     }
 
     /// The engine the registry loads into.
-    pub fn engine(&self) -> &Arc<PluginEngine> {
+    pub fn engine(&self) -> &Arc<ConnectorEngine> {
         &self.engine
     }
 
     /// The version serving `name`'s calls now. Hold the `Arc` for the whole call.
-    pub fn active(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+    pub fn active(&self, name: &str) -> Option<Arc<LoadedConnector>> {
         self.slot(name)?.active.load_full()
     }
 
-    /// Every version of `name` (or of every plugin, when `None`), oldest first.
+    /// Every version of `name` (or of every connector, when `None`), oldest first.
     pub fn list(&self, name: Option<&str>) -> Vec<VersionInfo> {
-        let plugins = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+        let connectors = self.connectors.read().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        for (plugin, slot) in plugins.iter() {
-            if name.is_some_and(|n| n != plugin) {
+        for (connector, slot) in connectors.iter() {
+            if name.is_some_and(|n| n != connector) {
                 continue;
             }
             let active = slot.active.load();
@@ -279,7 +279,7 @@ impl PluginRegistry {
                     record: entry.record.clone(),
                     active: active
                         .as_ref()
-                        .is_some_and(|a| Arc::ptr_eq(a, &entry.plugin)),
+                        .is_some_and(|a| Arc::ptr_eq(a, &entry.connector)),
                     active_since: entry.active_since,
                 });
             }
@@ -319,10 +319,10 @@ impl PluginRegistry {
             let result = tokio::task::spawn_blocking(move || engine.load(&name, &wasm))
                 .await
                 .map_err(|e| RegistryError::Io(format!("loading task failed: {e}")))?;
-            let mut plugin = match result {
-                Ok(plugin) => plugin,
+            let mut connector = match result {
+                Ok(connector) => connector,
                 Err(e) => {
-                    tracing::warn!(plugin = %record.name, version = record.version, error = %e, "stored plugin version does not load");
+                    tracing::warn!(connector = %record.name, version = record.version, error = %e, "stored connector version does not load");
                     self.unloadable
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -330,13 +330,13 @@ impl PluginRegistry {
                     continue;
                 }
             };
-            plugin.version = record.version;
+            connector.version = record.version;
             let _publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
             // A local install may have added it while this one compiled.
             if !self.is_loaded(&record.name, record.version) {
                 self.slot_or_create(&record.name).insert(Entry {
                     record: record.clone(),
-                    plugin: Arc::new(plugin),
+                    connector: Arc::new(connector),
                     active_since: None,
                 });
                 loaded += 1;
@@ -352,7 +352,7 @@ impl PluginRegistry {
 
     fn is_loaded(&self, name: &str, version: u32) -> bool {
         self.slot(name)
-            .is_some_and(|slot| slot.plugin(version).is_some())
+            .is_some_and(|slot| slot.connector(version).is_some())
     }
 
     fn is_unloadable(&self, record: &VersionRecord) -> bool {
@@ -377,7 +377,7 @@ impl PluginRegistry {
             let Some(slot) = self.slot(&record.name) else {
                 continue;
             };
-            let plugin = {
+            let connector = {
                 let mut versions = slot.versions.lock().unwrap_or_else(|e| e.into_inner());
                 let Some(entry) = versions
                     .iter_mut()
@@ -386,16 +386,16 @@ impl PluginRegistry {
                     continue;
                 };
                 entry.active_since = version.active_since;
-                entry.plugin.clone()
+                entry.connector.clone()
             };
             let serving = slot
                 .active
                 .load()
                 .as_ref()
-                .is_some_and(|a| Arc::ptr_eq(a, &plugin));
+                .is_some_and(|a| Arc::ptr_eq(a, &connector));
             if version.active_since.is_some() && !serving {
-                slot.active.store(Some(plugin));
-                tracing::info!(plugin = %record.name, version = record.version, "plugin version activated by another process");
+                slot.active.store(Some(connector));
+                tracing::info!(connector = %record.name, version = record.version, "connector version activated by another process");
             }
         }
     }
@@ -403,7 +403,7 @@ impl PluginRegistry {
     /// Installs `wasm` as a new version of `name` and publishes it, after the checks in the
     /// module doc (the canary only when `canary` is true). Installing bytes that are already
     /// a version re-runs the checks and activates that version. A manifest that reaches
-    /// beyond the active version's is refused: see [`PluginRegistry::install_with_approval`].
+    /// beyond the active version's is refused: see [`ConnectorRegistry::install_with_approval`].
     pub async fn install(
         &self,
         name: &str,
@@ -414,7 +414,7 @@ impl PluginRegistry {
             .await
     }
 
-    /// [`PluginRegistry::install`], with the operator's decision on the version's manifest.
+    /// [`ConnectorRegistry::install`], with the operator's decision on the version's manifest.
     pub async fn install_with_approval(
         &self,
         name: &str,
@@ -430,11 +430,11 @@ impl PluginRegistry {
         match &result {
             Ok(report) => {
                 EngineMetrics::bump(&self.engine.metrics().installs);
-                tracing::info!(plugin = name, version = report.version, sha256 = %report.sha256, existing = report.existing, "plugin version published");
+                tracing::info!(connector = name, version = report.version, sha256 = %report.sha256, existing = report.existing, "connector version published");
             }
             Err(e) => {
                 EngineMetrics::bump(&self.engine.metrics().rejected_installs);
-                tracing::warn!(plugin = name, error = %e, "plugin version rejected");
+                tracing::warn!(connector = name, error = %e, "connector version rejected");
             }
         }
         result
@@ -448,7 +448,7 @@ impl PluginRegistry {
         approval: HostApproval,
         started: Instant,
     ) -> Result<InstallReport, RegistryError> {
-        if !valid_plugin_name(name) {
+        if !valid_connector_name(name) {
             return Err(RegistryError::InvalidName(name.to_string()));
         }
         let engine = self.engine.clone();
@@ -458,25 +458,25 @@ impl PluginRegistry {
             tokio::task::spawn_blocking(move || engine.load_with_outcome(&owned_name, &bytes))
                 .await
                 .map_err(|e| RegistryError::Io(format!("loading task failed: {e}")))?;
-        let (plugin, cache) = loaded.map_err(|e| {
+        let (connector, cache) = loaded.map_err(|e| {
             let stage = match e {
                 EngineError::InvalidComponent { .. } => Stage::Component,
                 _ => Stage::Contract,
             };
             rejected(name, wasm, stage, None, e.to_string())
         })?;
-        let sha256 = plugin.sha256.clone();
+        let sha256 = connector.sha256.clone();
         // Before any of its code runs with a network: the canary's calls reach what the
         // manifest declares.
-        self.check_approval(name, &plugin, approval)?;
-        let manifest = plugin.manifest.clone();
+        self.check_approval(name, &connector, approval)?;
+        let manifest = connector.manifest.clone();
 
         let counts = if canary {
-            self.run_canary(name, &plugin, wasm).await?
+            self.run_canary(name, &connector, wasm).await?
         } else {
             CanaryCounts::default()
         };
-        let (version, existing) = self.add_and_publish(name, wasm, plugin)?;
+        let (version, existing) = self.add_and_publish(name, wasm, connector)?;
         Ok(InstallReport {
             name: name.to_string(),
             version,
@@ -496,7 +496,7 @@ impl PluginRegistry {
     fn check_approval(
         &self,
         name: &str,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         approval: HostApproval,
     ) -> Result<(), RegistryError> {
         if approval == HostApproval::Approved {
@@ -506,37 +506,37 @@ impl PluginRegistry {
             .active(name)
             .map(|active| (*active.manifest).clone())
             .unwrap_or_default();
-        let widening = plugin.manifest.beyond(&approved);
+        let widening = connector.manifest.beyond(&approved);
         if widening.is_empty() {
             return Ok(());
         }
         Err(RegistryError::NotApproved {
-            plugin: name.to_string(),
-            sha256: plugin.sha256.clone(),
+            connector: name.to_string(),
+            sha256: connector.sha256.clone(),
             widening: Box::new(widening),
             approved: Box::new(approved),
         })
     }
 
-    /// Stores `plugin` (compiled from `wasm`) as a version, numbered by the store, and
+    /// Stores `connector` (compiled from `wasm`) as a version, numbered by the store, and
     /// publishes it. Returns its number and whether the store already had these bytes.
     fn add_and_publish(
         &self,
         name: &str,
         wasm: &[u8],
-        mut plugin: LoadedPlugin,
+        mut connector: LoadedConnector,
     ) -> Result<(u32, bool), RegistryError> {
         let now = SystemTime::now();
         let _publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let added = self.store.add_version(&NewVersion {
             name,
-            sha256: &plugin.sha256,
-            contract: plugin.contract,
+            sha256: &connector.sha256,
+            contract: connector.contract,
             installed_at: now,
             wasm,
         })?;
         let slot = self.slot_or_create(name);
-        let plugin = match slot.plugin(added.version) {
+        let connector = match slot.connector(added.version) {
             Some(loaded) => loaded,
             None => {
                 // New here; when another process stored these bytes first, keep its record.
@@ -549,21 +549,21 @@ impl PluginRegistry {
                     .unwrap_or_else(|| VersionRecord {
                         name: name.to_string(),
                         version: added.version,
-                        sha256: plugin.sha256.clone(),
-                        contract: plugin.contract.to_string(),
+                        sha256: connector.sha256.clone(),
+                        contract: connector.contract.to_string(),
                         installed_at: now,
                     });
-                plugin.version = added.version;
-                let plugin = Arc::new(plugin);
+                connector.version = added.version;
+                let connector = Arc::new(connector);
                 slot.insert(Entry {
                     record,
-                    plugin: plugin.clone(),
+                    connector: connector.clone(),
                     active_since: None,
                 });
-                plugin
+                connector
             }
         };
-        self.publish(name, &slot, added.version, plugin, now)?;
+        self.publish(name, &slot, added.version, connector, now)?;
         Ok((added.version, added.existing))
     }
 
@@ -571,16 +571,16 @@ impl PluginRegistry {
     pub fn activate(&self, name: &str, version: u32) -> Result<(), RegistryError> {
         let slot = self
             .slot(name)
-            .ok_or_else(|| RegistryError::UnknownPlugin(name.to_string()))?;
-        let plugin = slot
-            .plugin(version)
+            .ok_or_else(|| RegistryError::UnknownConnector(name.to_string()))?;
+        let connector = slot
+            .connector(version)
             .ok_or_else(|| RegistryError::UnknownVersion {
-                plugin: name.to_string(),
+                connector: name.to_string(),
                 version,
             })?;
         let _publishing = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
-        self.publish(name, &slot, version, plugin, SystemTime::now())?;
-        tracing::info!(plugin = name, version, "plugin version activated");
+        self.publish(name, &slot, version, connector, SystemTime::now())?;
+        tracing::info!(connector = name, version, "connector version activated");
         Ok(())
     }
 
@@ -591,14 +591,14 @@ impl PluginRegistry {
         name: &str,
         slot: &Slot,
         version: u32,
-        plugin: Arc<LoadedPlugin>,
+        connector: Arc<LoadedConnector>,
         now: SystemTime,
     ) -> Result<(), RegistryError> {
         let already = slot
             .active
             .load()
             .as_ref()
-            .is_some_and(|a| Arc::ptr_eq(a, &plugin));
+            .is_some_and(|a| Arc::ptr_eq(a, &connector));
         if already {
             return Ok(());
         }
@@ -609,12 +609,12 @@ impl PluginRegistry {
                 entry.active_since = (entry.record.version == version).then_some(now);
             }
         }
-        slot.active.store(Some(plugin));
+        slot.active.store(Some(connector));
         Ok(())
     }
 
     fn slot(&self, name: &str) -> Option<Arc<Slot>> {
-        self.plugins
+        self.connectors
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
@@ -622,7 +622,7 @@ impl PluginRegistry {
     }
 
     fn slot_or_create(&self, name: &str) -> Arc<Slot> {
-        self.plugins
+        self.connectors
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .entry(name.to_string())
@@ -640,7 +640,7 @@ fn rejected(
 ) -> RegistryError {
     use sha2::Digest;
     RegistryError::Rejected {
-        plugin: name.to_string(),
+        connector: name.to_string(),
         sha256: super::hex(&sha2::Sha256::digest(wasm)),
         stage,
         integration,

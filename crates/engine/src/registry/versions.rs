@@ -2,10 +2,10 @@
 
 use super::*;
 
-/// A stored plugin version.
+/// A stored connector version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRecord {
-    /// The plugin's name, e.g. `salesforce`.
+    /// The connector's name, e.g. `salesforce`.
     pub name: String,
     /// The version number, 1 for the first install of `name`.
     pub version: u32,
@@ -17,7 +17,7 @@ pub struct VersionRecord {
     pub installed_at: SystemTime,
 }
 
-/// A version as [`PluginRegistry::list`] shows it.
+/// A version as [`ConnectorRegistry::list`] shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionInfo {
     /// The stored record.
@@ -33,14 +33,14 @@ pub struct VersionInfo {
 pub struct StoredVersion {
     /// The record.
     pub record: VersionRecord,
-    /// Since when this version is the active one of its plugin; None if it is not active.
+    /// Since when this version is the active one of its connector; None if it is not active.
     pub active_since: Option<SystemTime>,
 }
 
 /// A version to store: everything but its number, which the store allocates.
 #[derive(Debug, Clone, Copy)]
 pub struct NewVersion<'a> {
-    /// The plugin's name.
+    /// The connector's name.
     pub name: &'a str,
     /// The sha256 of `wasm`, hex.
     pub sha256: &'a str,
@@ -63,14 +63,14 @@ pub struct AddedVersion {
 
 /// Why the version store failed.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("plugin version store: {0}")]
+#[error("connector version store: {0}")]
 pub struct VersionStoreError(pub String);
 
-/// Durable plugin versions, shared by every process using the same store. The runtime
+/// Durable connector versions, shared by every process using the same store. The runtime
 /// implements it on its database; [`MemoryVersionStore`] serves tests.
 pub trait VersionStore: Send + Sync + 'static {
-    /// Stores `new` as the next version of its plugin, numbering it inside the store's own
-    /// transaction, unless the same bytes already are a version of that plugin (then that
+    /// Stores `new` as the next version of its connector, numbering it inside the store's own
+    /// transaction, unless the same bytes already are a version of that connector (then that
     /// version is returned). A number already taken is an error, never an overwrite.
     fn add_version(&self, new: &NewVersion<'_>) -> Result<AddedVersion, VersionStoreError>;
     /// Records that `version` of `name` is active since `since` (and no other version is).

@@ -1,8 +1,8 @@
-//! Following what changes outside this process: the plugins directory and the version store.
+//! Following what changes outside this process: the connectors directory and the version store.
 
 use super::*;
 
-/// Watches a plugins directory while it lives; dropping it stops the watch.
+/// Watches a connectors directory while it lives; dropping it stops the watch.
 pub struct DirWatcher {
     _watcher: notify::RecommendedWatcher,
     task: tokio::task::JoinHandle<()>,
@@ -17,8 +17,8 @@ impl Drop for DirWatcher {
 /// Installs every `.wasm` file in `dir` now and whenever one is written or dropped there
 /// (with the canary), until the returned watcher is dropped. `serve` calls it. Files whose
 /// bytes are already an installed version are skipped; rejections are logged.
-pub fn watch_plugins_dir(
-    registry: Arc<PluginRegistry>,
+pub fn watch_connectors_dir(
+    registry: Arc<ConnectorRegistry>,
     dir: impl Into<PathBuf>,
 ) -> Result<DirWatcher, RegistryError> {
     use notify::{EventKind, RecursiveMode, Watcher};
@@ -67,12 +67,12 @@ pub fn watch_plugins_dir(
     })
 }
 
-pub(super) async fn install_file(registry: &PluginRegistry, path: &Path) {
-    let Some(name) = plugin_name_of(path) else {
+pub(super) async fn install_file(registry: &ConnectorRegistry, path: &Path) {
+    let Some(name) = connector_name_of(path) else {
         return;
     };
     let owned = path.to_path_buf();
-    // A symlink in the plugins directory is refused: whoever can drop one could point it at
+    // A symlink in the connectors directory is refused: whoever can drop one could point it at
     // a device or a FIFO, or at a file they do not own.
     let read = tokio::task::spawn_blocking(move || read_component_file(&owned, Symlinks::Refuse))
         .await
@@ -80,7 +80,7 @@ pub(super) async fn install_file(registry: &PluginRegistry, path: &Path) {
     let wasm = match read.and_then(|r| r) {
         Ok(wasm) => wasm,
         Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot read dropped plugin");
+            tracing::warn!(file = %path.display(), error = %e, "cannot read dropped connector");
             return;
         }
     };
@@ -95,20 +95,20 @@ pub(super) async fn install_file(registry: &PluginRegistry, path: &Path) {
         .iter()
         .any(|v| v.record.sha256 == sha)
     {
-        tracing::debug!(file = %path.display(), plugin = %name, "dropped plugin already installed");
+        tracing::debug!(file = %path.display(), connector = %name, "dropped connector already installed");
         return;
     }
     match registry.install(&name, &wasm, true).await {
         Ok(report) => {
-            tracing::info!(file = %path.display(), plugin = %name, version = report.version, "installed dropped plugin")
+            tracing::info!(file = %path.display(), connector = %name, version = report.version, "installed dropped connector")
         }
         Err(e) => {
-            tracing::warn!(file = %path.display(), plugin = %name, error = %e, "dropped plugin rejected")
+            tracing::warn!(file = %path.display(), connector = %name, error = %e, "dropped connector rejected")
         }
     }
 }
 
-/// Applies other processes' installs and activations (see [`PluginRegistry::sync`]) while it
+/// Applies other processes' installs and activations (see [`ConnectorRegistry::sync`]) while it
 /// lives; dropping it stops.
 pub struct StoreFollower {
     task: tokio::task::JoinHandle<()>,
@@ -121,16 +121,16 @@ impl Drop for StoreFollower {
 }
 
 /// Syncs `registry` with its store every `every` until the returned follower is dropped.
-/// `serve` runs one, so that `sluice plugin activate` or `install` in another process reaches
+/// `serve` runs one, so that `sluice connector activate` or `install` in another process reaches
 /// it even when no run is going on (runs also sync before every page).
-pub fn follow_store(registry: Arc<PluginRegistry>, every: Duration) -> StoreFollower {
+pub fn follow_store(registry: Arc<ConnectorRegistry>, every: Duration) -> StoreFollower {
     let task = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
             if let Err(e) = registry.sync().await {
-                tracing::warn!(error = %e, "cannot read the plugin versions from the store");
+                tracing::warn!(error = %e, "cannot read the connector versions from the store");
             }
         }
     });

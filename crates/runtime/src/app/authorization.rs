@@ -7,19 +7,19 @@ impl App {
     /// The OAuth plan of an integration, with the egress rules its endpoints must meet.
     pub async fn plan(&self, id: &str) -> Result<(OauthPlan, EgressRules), AppError> {
         let integration = self.store.integration(id)?;
-        let plugin = self.plugin(&integration.plugin)?;
+        let connector = self.connector(&integration.connector)?;
         let plan = self
-            .configure(Some(id), &plugin, &integration.settings)
+            .configure(Some(id), &connector, &integration.settings)
             .await?
             .oauth;
-        Ok((plan, self.rules(&plugin)))
+        Ok((plan, self.rules(&connector)))
     }
 
-    /// The egress rules of the plugin an integration uses now.
+    /// The egress rules of the connector an integration uses now.
     fn rules_of(&self, id: &str) -> Result<EgressRules, AppError> {
         let integration = self.store.integration(id)?;
-        let plugin = self.plugin(&integration.plugin)?;
-        Ok(self.rules(&plugin))
+        let connector = self.connector(&integration.connector)?;
+        Ok(self.rules(&connector))
     }
 
     /// Starts the authorization-code flow: stores the single-use `state` (tied to the
@@ -151,8 +151,9 @@ impl App {
         let (plan, rules) = self.plan(id).await?;
         if !plan.client_credentials_supported {
             return Err(AppError::Unsupported(
-                "this connector's plan does not support the client-credentials grant for these \
-                 settings (Salesforce needs the org's My Domain as --domain)"
+                "the connector offers no client-credentials grant for this integration's \
+                 settings (its authorization plan says so); see the connector's documentation \
+                 for the settings a server-to-server login needs, or use `sluice connect`"
                     .into(),
             ));
         }
@@ -180,9 +181,7 @@ impl App {
     ) -> Result<(), AppError> {
         // The OAuth client already held the instance URL, which decides where the token is
         // sent, to the connector's approved rules.
-        let instance_url = grant.instance_url.clone().ok_or_else(|| {
-            OAuthError::BadResponse("the token response has no instance_url".into())
-        })?;
+        let instance_url = crate::grant::instance_url(&grant.fields)?.to_string();
         if flow == GrantFlow::AuthorizationCode && grant.refresh.is_none() {
             tracing::warn!(
                 integration = id,
@@ -195,8 +194,7 @@ impl App {
             refresh: grant.refresh,
             token_url: token_url.to_string(),
             instance_url,
-            identity_url: grant.identity_url,
-            issued_at_ms: grant.issued_at_ms,
+            provider_fields: grant.fields,
             scopes: grant.scopes,
             obtained_at_ms: now_ms(),
             generation: 0,
@@ -208,9 +206,13 @@ impl App {
 
 /// The refusal of a grant from another org than the one `previous` belongs to, if it is one.
 fn other_org(id: &str, previous: &TokenSet, grant: &crate::oauth::Grant) -> Option<String> {
-    let org_of = |url: Option<&str>| url.and_then(crate::oauth::org_of_identity_url);
-    let first = org_of(previous.identity_url.as_deref())?;
-    let now = org_of(grant.identity_url.as_deref())?;
+    let org_of = |fields: &crate::oauth::ProviderFields| {
+        fields
+            .get(crate::grant::IDENTITY_URL)
+            .and_then(|url| crate::oauth::org_of_identity_url(url))
+    };
+    let first = org_of(&previous.provider_fields)?;
+    let now = org_of(&grant.fields)?;
     (first != now).then(|| {
         format!(
             "this authorization is for Salesforce org {now}, but integration {id} belongs to org \
@@ -218,14 +220,4 @@ fn other_org(id: &str, previous: &TokenSet, grant: &crate::oauth::Grant) -> Opti
              Domain) and authorize again. Nothing was changed, and the new grant was revoked"
         )
     })
-}
-
-/// The non-secret grant the connector sees.
-pub fn wit_grant(tokens: &TokenSet) -> crate::engine::wit::types::Grant {
-    crate::engine::wit::types::Grant {
-        instance_url: tokens.instance_url.clone(),
-        identity_url: tokens.identity_url.clone(),
-        issued_at_ms: tokens.issued_at_ms.map(|ms| ms.max(0) as u64),
-        scopes: tokens.scopes.clone(),
-    }
 }

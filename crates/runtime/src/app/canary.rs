@@ -1,8 +1,8 @@
-//! The canary's targets: every integration of a plugin, with its non-secret grant.
+//! The canary's targets: every integration of a connector, with its non-secret grant.
 
 use super::*;
 
-/// [`CanaryTargets`] over the integrations table: every integration of a plugin, with its
+/// [`CanaryTargets`] over the integrations table: every integration of a connector, with its
 /// non-secret grant when it has tokens and is active (never its credentials).
 pub(super) struct StoreCanary {
     pub(super) store: Arc<Store>,
@@ -23,7 +23,7 @@ impl CanaryTargets for StoreCanary {
             };
             integrations
                 .into_iter()
-                .filter(|i| i.plugin == name)
+                .filter(|i| i.connector == name)
                 .filter_map(|i| {
                     let settings = to_wit_settings(&i.settings).ok()?;
                     let session = match (i.state, self.store.tokens(&i.id)) {

@@ -26,7 +26,7 @@ pub enum AppError {
     /// The input is invalid (HTTP 422).
     #[error("invalid input: {}", issues(.0))]
     Invalid(Vec<FieldIssue>),
-    /// No such integration or plugin (HTTP 404).
+    /// No such integration or connector (HTTP 404).
     #[error("{0}")]
     NotFound(String),
     /// The integration has no usable credentials: a person must connect it (HTTP 409).
@@ -53,10 +53,10 @@ pub enum AppError {
     /// Credentials are unusable.
     #[error(transparent)]
     Credential(#[from] CredentialError),
-    /// The plugin engine failed.
+    /// The connector engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The plugin registry failed.
+    /// The connector registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// A destination is outside what the operator approved for the connector (HTTP 403).

@@ -44,7 +44,7 @@ impl App {
     pub async fn configure(
         &self,
         integration_id: Option<&str>,
-        plugin: &LoadedPlugin,
+        connector: &LoadedConnector,
         settings: &IntegrationSettings,
     ) -> Result<Configured, AppError> {
         let wit = to_wit_settings(settings).map_err(AppError::Invalid)?;
@@ -54,7 +54,7 @@ impl App {
             ..CallContext::default()
         };
         self.engine
-            .configure(plugin, &ctx, &wit, &self.host_context())
+            .configure(connector, &ctx, &wit, &self.host_context())
             .await?
             .map_err(|errors| AppError::Invalid(errors.into_iter().map(Into::into).collect()))
     }
@@ -92,8 +92,8 @@ impl App {
             domain: input.domain.clone(),
             extra: input.extra.clone(),
         };
-        let plugin = self.plugin(DEFAULT_PLUGIN)?;
-        let configured = match self.configure(None, &plugin, &settings).await {
+        let connector = self.connector(DEFAULT_CONNECTOR)?;
+        let configured = match self.configure(None, &connector, &settings).await {
             Ok(c) => Some(c),
             Err(AppError::Invalid(more)) => {
                 problems.extend(more);
@@ -107,7 +107,7 @@ impl App {
         };
         let integration = self.store.insert_integration(&NewIntegration {
             name: name.trim().to_string(),
-            plugin: DEFAULT_PLUGIN.into(),
+            connector: DEFAULT_CONNECTOR.into(),
             settings,
             interval_s: interval.as_secs(),
             client_id: input.client_id,
@@ -161,8 +161,8 @@ impl App {
                 "a client secret needs its client id (--client-id)",
             ));
         }
-        let plugin = self.plugin(&current.plugin)?;
-        let configured = match self.configure(Some(id), &plugin, &settings).await {
+        let connector = self.connector(&current.connector)?;
+        let configured = match self.configure(Some(id), &connector, &settings).await {
             Ok(c) => Some(c),
             Err(AppError::Invalid(more)) => {
                 problems.extend(more);
@@ -243,9 +243,9 @@ impl App {
     /// The integration with what `configure` says about it now.
     pub async fn show_integration(&self, id: &str) -> Result<Validated, AppError> {
         let integration = self.store.integration(id)?;
-        let plugin = self.plugin(&integration.plugin)?;
+        let connector = self.connector(&integration.connector)?;
         let configured = self
-            .configure(Some(id), &plugin, &integration.settings)
+            .configure(Some(id), &connector, &integration.settings)
             .await?;
         Ok(validated(integration, configured))
     }

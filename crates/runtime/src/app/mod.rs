@@ -1,6 +1,6 @@
 //! The runtime's operations, shared by the CLI and the admin API: integrations (validated by
 //! the connector's `configure`), Test Connection, OAuth connect, and the plumbing every
-//! plugin call needs (settings, session, outbound policy, credentials).
+//! connector call needs (settings, session, outbound policy, credentials).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -13,13 +13,13 @@ use crate::engine::credentials::CredentialError;
 use crate::engine::outbound::OutboundPolicy;
 use crate::engine::policy::{EgressRules, Origin, PolicyError};
 use crate::engine::registry::{
-    CanarySession, CanaryTarget, CanaryTargets, HostApproval, PluginRegistry, RegistryError,
+    CanarySession, CanaryTarget, CanaryTargets, ConnectorRegistry, HostApproval, RegistryError,
 };
 use crate::engine::wit::types::{
     Capability, Configured, Environment, FieldError, HostContext, OauthPlan, PullBy, Session,
     Settings, TestReport,
 };
-use crate::engine::{CallContext, EngineError, EngineLimits, LoadedPlugin, PluginEngine};
+use crate::engine::{CallContext, ConnectorEngine, EngineError, EngineLimits, LoadedConnector};
 use crate::oauth::{AuthorizationStart, Callback, OAuth, OAuthError, RevocableToken};
 use crate::store::{
     GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, RunRecord,
@@ -33,15 +33,15 @@ mod error;
 mod integrations;
 mod runs;
 
-pub use authorization::wit_grant;
+pub use crate::grant::wit_grant;
 use canary::StoreCanary;
 use error::issue;
 pub use error::{AppError, FieldIssue};
 pub use integrations::{IntegrationInput, Validated, to_wit_settings};
 pub use runs::RunClaim;
 
-/// The plugin that serves integrations unless told otherwise.
-pub const DEFAULT_PLUGIN: &str = "salesforce";
+/// The connector that serves integrations unless told otherwise.
+pub const DEFAULT_CONNECTOR: &str = "salesforce";
 /// How long a started authorization may take before its `state` expires.
 pub const AUTHORIZATION_TTL: Duration = Duration::from_secs(15 * 60);
 /// The default pull interval.
@@ -65,7 +65,7 @@ pub struct AppConfig {
     pub limits: EngineLimits,
     /// Bounds of every pull run.
     pub runs: crate::runner::RunLimits,
-    /// The connector the binary ships, installed as [`DEFAULT_PLUGIN`] when its bytes are not
+    /// The connector the binary ships, installed as [`DEFAULT_CONNECTOR`] when its bytes are not
     /// a stored version yet (trusted like the binary itself); none for a bare runtime.
     pub bundled_connector: Option<&'static [u8]>,
 }
@@ -99,8 +99,8 @@ impl AppConfig {
 pub struct App {
     pub(crate) config: AppConfig,
     pub(crate) store: Arc<Store>,
-    pub(crate) engine: Arc<PluginEngine>,
-    pub(crate) registry: Arc<PluginRegistry>,
+    pub(crate) engine: Arc<ConnectorEngine>,
+    pub(crate) registry: Arc<ConnectorRegistry>,
     pub(crate) tokens: Arc<TokenService>,
     running: Mutex<HashSet<String>>,
 }
@@ -114,13 +114,13 @@ impl std::fmt::Debug for App {
 }
 
 /// Installs the connector the binary ships unless its bytes are a stored version already.
-async fn install_bundled(registry: &PluginRegistry, wasm: &'static [u8]) {
+async fn install_bundled(registry: &ConnectorRegistry, wasm: &'static [u8]) {
     let sha = {
         use sha2::Digest;
         crate::engine::hex(&sha2::Sha256::digest(wasm))
     };
     let known = registry
-        .list(Some(DEFAULT_PLUGIN))
+        .list(Some(DEFAULT_CONNECTOR))
         .iter()
         .any(|v| v.record.sha256 == sha);
     if known {
@@ -129,10 +129,10 @@ async fn install_bundled(registry: &PluginRegistry, wasm: &'static [u8]) {
     // It ships with the binary, so it is trusted like the binary. Should it not load, an
     // installed version (if any) keeps serving.
     let installed = registry
-        .install_with_approval(DEFAULT_PLUGIN, wasm, false, HostApproval::Approved)
+        .install_with_approval(DEFAULT_CONNECTOR, wasm, false, HostApproval::Approved)
         .await;
     if let Err(e) = installed {
-        // Not fatal: `sluice plugin install` must stay usable to repair this.
+        // Not fatal: `sluice connector install` must stay usable to repair this.
         tracing::warn!(error = %e, "the bundled connector does not load");
     }
 }
@@ -148,13 +148,13 @@ impl App {
         &self.store
     }
 
-    /// The plugin engine.
-    pub fn engine(&self) -> &Arc<PluginEngine> {
+    /// The connector engine.
+    pub fn engine(&self) -> &Arc<ConnectorEngine> {
         &self.engine
     }
 
-    /// The plugin versions.
-    pub fn registry(&self) -> &Arc<PluginRegistry> {
+    /// The connector versions.
+    pub fn registry(&self) -> &Arc<ConnectorRegistry> {
         &self.registry
     }
 
@@ -166,12 +166,14 @@ impl App {
 
 impl App {
     /// Opens the data directory, the database, the engine (with a compile cache in the data
-    /// directory) and the plugin registry; installs the embedded connector when its bytes are
+    /// directory) and the connector registry; installs the embedded connector when its bytes are
     /// not yet a stored version.
     pub async fn open(config: AppConfig) -> Result<Arc<Self>, AppError> {
         let store = Arc::new(Store::open_dir(&config.data_dir)?);
-        let engine =
-            PluginEngine::with_cache(config.limits.clone(), Some(&config.data_dir.join("cache")))?;
+        let engine = ConnectorEngine::with_cache(
+            config.limits.clone(),
+            Some(&crate::data_dir::cache_dir(&config.data_dir)),
+        )?;
         let oauth = OAuth::new(
             config.allow_insecure_loopback,
             config.extra_origins.clone().into(),
@@ -188,7 +190,7 @@ impl App {
             allow_insecure_loopback: config.allow_insecure_loopback,
             extra_origins: config.extra_origins.clone().into(),
         });
-        let registry = PluginRegistry::new(engine.clone(), store.clone(), canary);
+        let registry = ConnectorRegistry::new(engine.clone(), store.clone(), canary);
         registry.restore().await?;
         if let Some(wasm) = config.bundled_connector {
             install_bundled(&registry, wasm).await;
@@ -211,15 +213,15 @@ impl App {
         }
     }
 
-    /// The egress rules of `plugin`: its approved manifest and the host's settings.
-    pub fn rules(&self, plugin: &LoadedPlugin) -> EgressRules {
-        self.tokens.oauth().rules(plugin.manifest.clone())
+    /// The egress rules of `connector`: its approved manifest and the host's settings.
+    pub fn rules(&self, connector: &LoadedConnector) -> EgressRules {
+        self.tokens.oauth().rules(connector.manifest.clone())
     }
 
-    /// The active version of `plugin`.
-    pub fn plugin(&self, plugin: &str) -> Result<Arc<LoadedPlugin>, AppError> {
-        self.registry
-            .active(plugin)
-            .ok_or_else(|| AppError::NotFound(format!("no plugin named {plugin} is installed")))
+    /// The active version of `connector`.
+    pub fn connector(&self, connector: &str) -> Result<Arc<LoadedConnector>, AppError> {
+        self.registry.active(connector).ok_or_else(|| {
+            AppError::NotFound(format!("no connector named {connector} is installed"))
+        })
     }
 }

@@ -5,13 +5,13 @@ use super::*;
 use crate::locks::{LockDir, LockKind};
 
 impl App {
-    /// What a call that talks to the provider needs: the plugin, the session and the call
+    /// What a call that talks to the provider needs: the connector, the session and the call
     /// context with the outbound policy and the integration's credentials.
     pub async fn session(
         &self,
         id: &str,
         run: Option<&str>,
-    ) -> Result<(Arc<LoadedPlugin>, Session, CallContext, Configured), AppError> {
+    ) -> Result<(Arc<LoadedConnector>, Session, CallContext, Configured), AppError> {
         let integration = self.store.integration(id)?;
         match integration.state {
             IntegrationState::PendingAuthorization => {
@@ -35,9 +35,9 @@ impl App {
                 "integration {id} has no tokens: run `sluice connect {id}`"
             ))
         })?;
-        let plugin = self.plugin(&integration.plugin)?;
+        let connector = self.connector(&integration.connector)?;
         let configured = self
-            .configure(Some(id), &plugin, &integration.settings)
+            .configure(Some(id), &connector, &integration.settings)
             .await?;
         let settings = to_wit_settings(&integration.settings).map_err(AppError::Invalid)?;
         let session = Session {
@@ -49,20 +49,20 @@ impl App {
             integration: Some(id.to_string()),
             run: run.map(String::from),
             policy: Arc::new(OutboundPolicy::for_integration(
-                self.rules(&plugin),
+                self.rules(&connector),
                 &configured.allowed_hosts,
                 Some(&tokens.instance_url),
             )?),
             credentials: Some(self.tokens.provider(id)),
             stored_keys: Some(self.store.keys_of(id)),
         };
-        Ok((plugin, session, ctx, configured))
+        Ok((connector, session, ctx, configured))
     }
 
     /// Test Connection.
     pub async fn test(&self, id: &str) -> Result<TestReport, AppError> {
-        let (plugin, session, ctx, _) = self.session(id, Some("test")).await?;
-        let report = self.engine.test(&plugin, &ctx, &session).await?;
+        let (connector, session, ctx, _) = self.session(id, Some("test")).await?;
+        let report = self.engine.test(&connector, &ctx, &session).await?;
         Ok(report)
     }
 

@@ -23,8 +23,8 @@ pub struct PageCommit {
     pub status: CheckpointState,
     /// Provider API calls the page used.
     pub api_calls: u32,
-    /// The number of the plugin version that served the page.
-    pub plugin_version: u32,
+    /// The number of the connector version that served the page.
+    pub connector_version: u32,
 }
 
 /// Commits a run's pages on a blocking thread, in order, with at most one page in flight, so
@@ -149,7 +149,7 @@ impl<T> PageCommits<T> {
                 page.checkpoint.as_deref(),
                 page.status,
                 page.api_calls,
-                page.plugin_version,
+                page.connector_version,
             )?;
             Ok(started.elapsed())
         });

@@ -1,8 +1,8 @@
 //! One pull run: every configured stream, page by page, each page committed with its
-//! checkpoint in one transaction, and the run recorded (start, end, plugin version, per-stream
+//! checkpoint in one transaction, and the run recorded (start, end, connector version, per-stream
 //! status, records, API calls).
 //!
-//! Before each page the runner takes the plugin's active version, after syncing with the
+//! Before each page the runner takes the connector's active version, after syncing with the
 //! store: a version published mid-run, in this process or another one, serves the next page
 //! under its own policy, and every committed page records the version that served it.
 //!
@@ -31,7 +31,7 @@ use crate::engine::backoff::Backoff;
 use crate::engine::wit::types::{
     Failure, FailureKind, Operation, PullRequest, Row, Session, StreamStatus,
 };
-use crate::engine::{CallContext, KeySource, LoadedPlugin};
+use crate::engine::{CallContext, KeySource, LoadedConnector};
 use crate::store::{CheckpointState, IntegrationState, RunState, Store, StoreError};
 
 mod bounds;
@@ -123,251 +123,378 @@ pub async fn run_claimed(
     opts: PullOptions,
 ) -> Result<RunSummary, AppError> {
     let id = claim.integration().to_string();
-    let id = id.as_str();
-    let _claim = claim;
-    let started = Instant::now();
-    let (mut plugin, mut session, mut ctx, configured) = app.session(id, None).await?;
-    app.store.close_orphan_runs(id)?;
-    if opts.full {
-        app.store.clear_checkpoints(id)?;
+    let (mut run, streams) = Run::start(app, &id, &opts).await?;
+    let mut outcomes = Vec::new();
+    for stream in &streams {
+        let outcome = if run.goes_on() {
+            run.pull_stream(stream).await?
+        } else {
+            StreamOutcome::not_run(stream)
+        };
+        outcomes.push(outcome);
     }
-    let trigger = if opts.trigger.is_empty() {
-        "cli"
-    } else {
-        &opts.trigger
-    };
-    let run_id = app.store.start_run(id, trigger, opts.full, &plugin.label)?;
-    ctx.run = Some(run_id.clone());
-    tracing::info!(integration = id, run = %run_id, plugin = %plugin.label, full = opts.full, "run started");
-    let progress = |p: Progress| {
-        if let Some(f) = &opts.progress {
+    let summary = run.finish(outcomes);
+    drop(claim);
+    summary
+}
+
+/// The connector version serving a run, with its session and call context.
+struct Serving {
+    connector: Arc<LoadedConnector>,
+    session: Session,
+    ctx: CallContext,
+}
+
+/// What a run does after a page.
+enum Step {
+    /// Pull the stream's next page.
+    NextPage,
+    /// The stream is done (complete, skipped, failed or stopped).
+    StreamDone,
+}
+
+/// One run in progress: what its streams share.
+struct Run<'a> {
+    app: &'a Arc<App>,
+    id: &'a str,
+    run_id: String,
+    opts: &'a PullOptions,
+    started: Instant,
+    page_records: u32,
+    serving: Serving,
+    commits: PageCommits<PageDone>,
+    status: RunStatus,
+    retry_after_s: Option<u32>,
+    run_error: Option<String>,
+}
+
+impl<'a> Run<'a> {
+    /// Opens the session, records the run's start and returns the streams to pull.
+    async fn start(
+        app: &'a Arc<App>,
+        id: &'a str,
+        opts: &'a PullOptions,
+    ) -> Result<(Run<'a>, Vec<String>), AppError> {
+        let started = Instant::now();
+        let (connector, session, mut ctx, configured) = app.session(id, None).await?;
+        app.store.close_orphan_runs(id)?;
+        if opts.full {
+            app.store.clear_checkpoints(id)?;
+        }
+        let trigger = if opts.trigger.is_empty() {
+            "cli"
+        } else {
+            &opts.trigger
+        };
+        let run_id = app
+            .store
+            .start_run(id, trigger, opts.full, &connector.label)?;
+        ctx.run = Some(run_id.clone());
+        tracing::info!(integration = id, run = %run_id, connector = %connector.label, full = opts.full, "run started");
+        let streams: Vec<String> = configured.streams.iter().map(|s| s.name.clone()).collect();
+        let commits = PageCommits::new(app.store.clone(), id, &run_id);
+        ctx.stored_keys = ctx
+            .stored_keys
+            .take()
+            .map(|keys| commits.keys_after_commits(keys));
+        let run = Run {
+            app,
+            id,
+            run_id,
+            opts,
+            started,
+            page_records: if opts.page_records == 0 {
+                DEFAULT_PAGE_RECORDS
+            } else {
+                opts.page_records
+            },
+            serving: Serving {
+                connector,
+                session,
+                ctx,
+            },
+            commits,
+            status: RunStatus::Succeeded,
+            retry_after_s: None,
+            run_error: None,
+        };
+        run.progress(Progress::Started {
+            run_id: run.run_id.clone(),
+            streams: streams.clone(),
+        });
+        Ok((run, streams))
+    }
+
+    fn progress(&self, p: Progress) {
+        if let Some(f) = &self.opts.progress {
             f(&p);
         }
-    };
-    let streams: Vec<String> = configured.streams.iter().map(|s| s.name.clone()).collect();
-    progress(Progress::Started {
-        run_id: run_id.clone(),
-        streams: streams.clone(),
-    });
-    let page_records = if opts.page_records == 0 {
-        DEFAULT_PAGE_RECORDS
-    } else {
-        opts.page_records
-    };
-    let stopped = || opts.stop.as_ref().is_some_and(|s| *s.borrow());
-    let bounds = &app.config.runs;
-    let mut outcomes = Vec::new();
-    let mut status = RunStatus::Succeeded;
-    let mut retry_after_s = None;
-    let mut run_error: Option<String> = None;
-    let mut commits = PageCommits::new(app.store.clone(), id, &run_id);
-    ctx.stored_keys = ctx
-        .stored_keys
-        .take()
-        .map(|keys| commits.keys_after_commits(keys));
-    // A committed page: counted and reported only once its transaction is durable.
-    let committed = |outcome: &mut StreamOutcome, page: PageDone| {
+    }
+
+    /// Whether later streams still run: a failed stream does not stop the others, a stop,
+    /// a rate limit or a lost authorization does.
+    fn goes_on(&self) -> bool {
+        matches!(self.status, RunStatus::Succeeded | RunStatus::Failed)
+    }
+
+    fn stopped(&self) -> bool {
+        self.opts.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// A committed page: counted and reported only once its transaction is durable.
+    fn committed(&self, outcome: &mut StreamOutcome, page: PageDone) {
         outcome.records += page.rows as u64;
         outcome.pages += 1;
         outcome.api_calls += u64::from(page.api_calls);
-        progress(Progress::Page {
+        self.progress(Progress::Page {
             stream: outcome.stream.clone(),
             rows: page.rows,
             stream_total: outcome.records,
             api_usage: page.api_usage,
         });
-    };
-    for stream in &streams {
-        let mut outcome = StreamOutcome {
-            stream: stream.clone(),
-            status: StreamResult::NotRun,
-            records: 0,
-            pages: 0,
-            api_calls: 0,
-            detail: None,
-            failure: None,
-        };
-        if status != RunStatus::Succeeded && status != RunStatus::Failed {
-            outcomes.push(outcome);
-            continue;
-        }
+    }
+
+    /// Fails the stream with `detail`, and the run with it.
+    fn fail(&mut self, outcome: &mut StreamOutcome, detail: String) {
+        self.run_error = Some(format!("{}: {detail}", outcome.stream));
+        outcome.status = StreamResult::Failed;
+        outcome.detail = Some(detail);
+        self.status = RunStatus::Failed;
+    }
+
+    /// Fails the stream and the run on a run bound.
+    fn cross(&mut self, outcome: &mut StreamOutcome, bound: RunBound) {
+        cross(outcome, bound, &mut self.run_error);
+        self.status = RunStatus::Failed;
+    }
+
+    /// Pulls one stream page by page; its last page is committed before it is reported done.
+    async fn pull_stream(&mut self, stream: &str) -> Result<StreamOutcome, AppError> {
+        let mut outcome = StreamOutcome::not_run(stream);
         let mut idle_pages = 0u32;
         // The first page starts from the committed checkpoint; each later one from the
         // checkpoint the page before it returned, which commits while this one is pulled.
-        let mut checkpoint = app.store.checkpoint(id, stream)?;
-        loop {
-            if stopped() {
-                outcome.status = StreamResult::Interrupted;
-                status = RunStatus::Interrupted;
-                break;
-            }
-            if started.elapsed() >= bounds.deadline {
-                cross(
-                    &mut outcome,
-                    RunBound::Deadline(bounds.deadline),
-                    &mut run_error,
-                );
-                status = RunStatus::Failed;
-                break;
-            }
-            // A version published since the last page, here or by another process, serves
-            // this one, under the policy its own `configure` gives.
-            match swapped_plugin(app, id, &run_id, &plugin).await {
-                Ok(Some((next, next_session, mut next_ctx))) => {
-                    next_ctx.stored_keys = next_ctx
-                        .stored_keys
-                        .take()
-                        .map(|keys| commits.keys_after_commits(keys));
-                    tracing::info!(integration = id, run = %run_id, from = %plugin.label, to = %next.label, "a new plugin version serves the next page");
-                    (plugin, session, ctx) = (next, next_session, next_ctx);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(integration = id, run = %run_id, stream, error = %e, "the new plugin version cannot serve this run");
-                    outcome.status = StreamResult::Failed;
-                    outcome.detail = Some(e.to_string());
-                    status = RunStatus::Failed;
-                    run_error = Some(format!("{stream}: {e}"));
-                    break;
-                }
-            }
-            let request = PullRequest {
-                stream: stream.clone(),
-                checkpoint: checkpoint.clone(),
-                max_records: page_records,
-            };
-            let page = match app.engine.pull(&plugin, &ctx, &session, &request).await {
-                Ok(Ok(page)) => page,
-                Ok(Err(failure)) => {
-                    tracing::warn!(integration = id, run = %run_id, stream, kind = kind_label(failure.kind), message = %failure.message, "stream failed");
-                    (status, retry_after_s) =
-                        stream_failed(app, id, &failure, bounds, &mut outcome)?;
-                    run_error = Some(format!(
-                        "{stream}: {}: {}",
-                        kind_label(failure.kind),
-                        failure.message
-                    ));
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(integration = id, run = %run_id, stream, error = %e, "stream failed in the engine");
-                    outcome.status = StreamResult::Failed;
-                    outcome.detail = Some(e.to_string());
-                    status = RunStatus::Failed;
-                    run_error = Some(format!("{stream}: {e}"));
-                    break;
-                }
-            };
-            if let Some(bound) = refused_page(&page.rows, page_records) {
-                cross(&mut outcome, bound, &mut run_error);
-                status = RunStatus::Failed;
-                break;
-            }
-            let (stream_status, detail) = match &page.status {
-                StreamStatus::Partial => (CheckpointState::Partial, None),
-                StreamStatus::Complete => (CheckpointState::Complete, None),
-                StreamStatus::Skipped(why) => (CheckpointState::Skipped, Some(why.clone())),
-            };
-            // A skipped stream's checkpoint does not advance (the contract says so): keep ours.
-            let advanced =
-                stream_status != CheckpointState::Skipped && page.checkpoint != checkpoint;
-            let progressed = !page.rows.is_empty() || advanced;
-            if advanced {
-                checkpoint = page.checkpoint;
-            }
-            let done = PageDone {
-                rows: page.rows.len(),
-                api_calls: page.api_calls,
-                api_usage: page.api_usage.map(|u| (u.used, u.limit)),
-            };
-            let commit = PageCommit {
-                stream: stream.clone(),
-                rows: page.rows,
-                checkpoint: checkpoint.clone(),
-                status: stream_status,
-                api_calls: page.api_calls,
-                plugin_version: plugin.version,
-            };
-            if let Some(previous) = commits.submit(commit, done).await? {
-                committed(&mut outcome, previous);
-            }
-            match page.status {
-                StreamStatus::Partial if !progressed => {
-                    idle_pages += 1;
-                    if idle_pages >= bounds.max_idle_pages {
-                        cross(&mut outcome, RunBound::Idle(idle_pages), &mut run_error);
-                        status = RunStatus::Failed;
-                        break;
-                    }
-                    // The connector waits on the provider; don't spend API calls polling hot.
-                    let wait = IDLE_WAIT.ceiling(idle_pages - 1);
-                    tracing::debug!(integration = id, run = %run_id, stream, wait_ms = wait.as_millis() as u64, "connector is waiting on the provider");
-                    wait_or_stop(wait, opts.stop.clone()).await;
-                    continue;
-                }
-                StreamStatus::Partial => {
-                    idle_pages = 0;
-                    continue;
-                }
-                StreamStatus::Complete => {
-                    outcome.status = StreamResult::Complete;
-                    break;
-                }
-                StreamStatus::Skipped(_) => {
-                    outcome.status = StreamResult::Skipped;
-                    outcome.detail = detail;
-                    break;
-                }
-            }
+        let mut checkpoint = self.app.store.checkpoint(self.id, stream)?;
+        while let Step::NextPage = self
+            .page(&mut outcome, &mut checkpoint, &mut idle_pages)
+            .await?
+        {}
+        if let Some(last) = self.commits.wait().await? {
+            self.committed(&mut outcome, last);
         }
-        // The stream's last page commits before the stream is reported done.
-        if let Some(last) = commits.wait().await? {
-            committed(&mut outcome, last);
-        }
-        progress(Progress::StreamDone {
+        self.progress(Progress::StreamDone {
             outcome: outcome.clone(),
         });
-        outcomes.push(outcome);
+        Ok(outcome)
     }
-    let (commit_time, commit_waited) = commits.timings();
-    tracing::debug!(integration = id, run = %run_id, commit_ms = commit_time.as_millis() as u64, waited_ms = commit_waited.as_millis() as u64, "page commits");
-    let records = outcomes.iter().map(|o| o.records).sum();
-    let api_calls = outcomes.iter().map(|o| o.api_calls).sum();
-    let streams_json = serde_json::to_value(&outcomes).unwrap_or_default();
-    app.store
-        .finish_run(&run_id, status.into(), &streams_json, run_error.as_deref())?;
-    tracing::info!(integration = id, run = %run_id, status = status.as_str(), records, api_calls, "run finished");
-    Ok(RunSummary {
-        run_id,
-        integration_id: id.to_string(),
-        plugin_version: plugin.label.clone(),
-        status,
-        streams: outcomes,
-        records,
-        api_calls,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-        retry_after_s,
-    })
+
+    /// Stops the stream when the run is stopped or past its deadline, and lets a version
+    /// published since the last page serve the next one.
+    async fn before_page(&mut self, outcome: &mut StreamOutcome) -> Result<Step, AppError> {
+        if self.stopped() {
+            outcome.status = StreamResult::Interrupted;
+            self.status = RunStatus::Interrupted;
+            return Ok(Step::StreamDone);
+        }
+        let deadline = self.app.config.runs.deadline;
+        if self.started.elapsed() >= deadline {
+            self.cross(outcome, RunBound::Deadline(deadline));
+            return Ok(Step::StreamDone);
+        }
+        // A version published since the last page, here or by another process, serves
+        // this one, under the policy its own `configure` gives.
+        match swapped_connector(self.app, self.id, &self.run_id, &self.serving.connector).await {
+            Ok(Some(mut next)) => {
+                next.ctx.stored_keys = next
+                    .ctx
+                    .stored_keys
+                    .take()
+                    .map(|keys| self.commits.keys_after_commits(keys));
+                tracing::info!(integration = self.id, run = %self.run_id, from = %self.serving.connector.label, to = %next.connector.label, "a new connector version serves the next page");
+                self.serving = next;
+                Ok(Step::NextPage)
+            }
+            Ok(None) => Ok(Step::NextPage),
+            Err(e) => {
+                tracing::warn!(integration = self.id, run = %self.run_id, stream = %outcome.stream, error = %e, "the new connector version cannot serve this run");
+                self.fail(outcome, e.to_string());
+                Ok(Step::StreamDone)
+            }
+        }
+    }
+
+    /// Pulls one page of `outcome.stream` from `checkpoint`, submits it for commit and says
+    /// whether the stream goes on.
+    async fn page(
+        &mut self,
+        outcome: &mut StreamOutcome,
+        checkpoint: &mut Option<String>,
+        idle_pages: &mut u32,
+    ) -> Result<Step, AppError> {
+        if let Step::StreamDone = self.before_page(outcome).await? {
+            return Ok(Step::StreamDone);
+        }
+        let stream = outcome.stream.clone();
+        let request = PullRequest {
+            stream: stream.clone(),
+            checkpoint: checkpoint.clone(),
+            max_records: self.page_records,
+        };
+        let Serving {
+            connector,
+            session,
+            ctx,
+        } = &self.serving;
+        let page = match self
+            .app
+            .engine
+            .pull(connector, ctx, session, &request)
+            .await
+        {
+            Ok(Ok(page)) => page,
+            Ok(Err(failure)) => {
+                tracing::warn!(integration = self.id, run = %self.run_id, stream, kind = kind_label(failure.kind), message = %failure.message, "stream failed");
+                let bounds = &self.app.config.runs;
+                (self.status, self.retry_after_s) =
+                    stream_failed(self.app, self.id, &failure, bounds, outcome)?;
+                self.run_error = Some(format!(
+                    "{stream}: {}: {}",
+                    kind_label(failure.kind),
+                    failure.message
+                ));
+                return Ok(Step::StreamDone);
+            }
+            Err(e) => {
+                tracing::warn!(integration = self.id, run = %self.run_id, stream, error = %e, "stream failed in the engine");
+                self.fail(outcome, e.to_string());
+                return Ok(Step::StreamDone);
+            }
+        };
+        if let Some(bound) = refused_page(&page.rows, self.page_records) {
+            self.cross(outcome, bound);
+            return Ok(Step::StreamDone);
+        }
+        let (stream_status, detail) = match &page.status {
+            StreamStatus::Partial => (CheckpointState::Partial, None),
+            StreamStatus::Complete => (CheckpointState::Complete, None),
+            StreamStatus::Skipped(why) => (CheckpointState::Skipped, Some(why.clone())),
+        };
+        // A skipped stream's checkpoint does not advance (the contract says so): keep ours.
+        let advanced = stream_status != CheckpointState::Skipped && page.checkpoint != *checkpoint;
+        let progressed = !page.rows.is_empty() || advanced;
+        if advanced {
+            *checkpoint = page.checkpoint;
+        }
+        let done = PageDone {
+            rows: page.rows.len(),
+            api_calls: page.api_calls,
+            api_usage: page.api_usage.map(|u| (u.used, u.limit)),
+        };
+        let commit = PageCommit {
+            stream,
+            rows: page.rows,
+            checkpoint: checkpoint.clone(),
+            status: stream_status,
+            api_calls: page.api_calls,
+            connector_version: self.serving.connector.version,
+        };
+        if let Some(previous) = self.commits.submit(commit, done).await? {
+            self.committed(outcome, previous);
+        }
+        self.after_page(page.status, progressed, detail, idle_pages, outcome)
+            .await
+    }
+
+    /// Ends the stream on its last page; after a partial page with nothing new, waits on the
+    /// provider (bounded), so a connector that is preparing data is not polled hot.
+    async fn after_page(
+        &mut self,
+        status: StreamStatus,
+        progressed: bool,
+        detail: Option<String>,
+        idle_pages: &mut u32,
+        outcome: &mut StreamOutcome,
+    ) -> Result<Step, AppError> {
+        match status {
+            StreamStatus::Partial if !progressed => {
+                *idle_pages += 1;
+                let max_idle = self.app.config.runs.max_idle_pages;
+                if *idle_pages >= max_idle {
+                    self.cross(outcome, RunBound::Idle(*idle_pages));
+                    return Ok(Step::StreamDone);
+                }
+                let wait = IDLE_WAIT.ceiling(*idle_pages - 1);
+                tracing::debug!(integration = self.id, run = %self.run_id, stream = %outcome.stream, wait_ms = wait.as_millis() as u64, "connector is waiting on the provider");
+                wait_or_stop(wait, self.opts.stop.clone()).await;
+                Ok(Step::NextPage)
+            }
+            StreamStatus::Partial => {
+                *idle_pages = 0;
+                Ok(Step::NextPage)
+            }
+            StreamStatus::Complete => {
+                outcome.status = StreamResult::Complete;
+                Ok(Step::StreamDone)
+            }
+            StreamStatus::Skipped(_) => {
+                outcome.status = StreamResult::Skipped;
+                outcome.detail = detail;
+                Ok(Step::StreamDone)
+            }
+        }
+    }
+
+    /// Records the run's end and sums it up.
+    fn finish(self, outcomes: Vec<StreamOutcome>) -> Result<RunSummary, AppError> {
+        let (id, run_id) = (self.id, &self.run_id);
+        let (commit_time, commit_waited) = self.commits.timings();
+        tracing::debug!(integration = id, run = %run_id, commit_ms = commit_time.as_millis() as u64, waited_ms = commit_waited.as_millis() as u64, "page commits");
+        let records = outcomes.iter().map(|o| o.records).sum();
+        let api_calls = outcomes.iter().map(|o| o.api_calls).sum();
+        let streams_json = serde_json::to_value(&outcomes).unwrap_or_default();
+        self.app.store.finish_run(
+            run_id,
+            self.status.into(),
+            &streams_json,
+            self.run_error.as_deref(),
+        )?;
+        tracing::info!(integration = id, run = %run_id, status = self.status.as_str(), records, api_calls, "run finished");
+        Ok(RunSummary {
+            run_id: self.run_id.clone(),
+            integration_id: id.to_string(),
+            connector_version: self.serving.connector.label.clone(),
+            status: self.status,
+            streams: outcomes,
+            records,
+            api_calls,
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            retry_after_s: self.retry_after_s,
+        })
+    }
 }
 
-/// The active version of `current`'s plugin, with a session and call context for run `run_id`
+/// The active version of `current`'s connector, with a session and call context for run `run_id`
 /// of integration `id`, when it is no longer `current`. Syncs with the store first, so that a
 /// version another process published counts too.
-async fn swapped_plugin(
+async fn swapped_connector(
     app: &Arc<App>,
     id: &str,
     run_id: &str,
-    current: &Arc<LoadedPlugin>,
-) -> Result<Option<(Arc<LoadedPlugin>, Session, CallContext)>, AppError> {
+    current: &Arc<LoadedConnector>,
+) -> Result<Option<Serving>, AppError> {
     if let Err(e) = app.registry.sync().await {
         // The versions loaded here keep serving.
-        tracing::warn!(integration = id, run = %run_id, error = %e, "cannot read the plugin versions from the store");
+        tracing::warn!(integration = id, run = %run_id, error = %e, "cannot read the connector versions from the store");
     }
-    if Arc::ptr_eq(&app.plugin(&current.name)?, current) {
+    if Arc::ptr_eq(&app.connector(&current.name)?, current) {
         return Ok(None);
     }
-    let (plugin, session, ctx, _) = app.session(id, Some(run_id)).await?;
-    Ok(Some((plugin, session, ctx)))
+    let (connector, session, ctx, _) = app.session(id, Some(run_id)).await?;
+    Ok(Some(Serving {
+        connector,
+        session,
+        ctx,
+    }))
 }
 
 /// Records a connector's failure on the stream's outcome and marks the integration when a
@@ -486,7 +613,7 @@ mod tests {
         let id = store
             .insert_integration(&NewIntegration {
                 name: "a".into(),
-                plugin: "salesforce".into(),
+                connector: "salesforce".into(),
                 settings: IntegrationSettings {
                     capability: "helpdesk".into(),
                     environment: "production".into(),
@@ -509,7 +636,7 @@ mod tests {
             checkpoint: Some(checkpoint.into()),
             status: CheckpointState::Partial,
             api_calls: 1,
-            plugin_version: 1,
+            connector_version: 1,
         };
         assert!(commits.submit(page(1, "cp1"), 1).await.unwrap().is_none());
         // A read issued while page 1 may still be committing sees page 1.

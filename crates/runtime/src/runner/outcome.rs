@@ -32,6 +32,21 @@ pub struct StreamOutcome {
     pub failure: Option<FailureInfo>,
 }
 
+impl StreamOutcome {
+    /// A stream the run has not pulled (yet).
+    pub fn not_run(stream: &str) -> Self {
+        Self {
+            stream: stream.to_string(),
+            status: StreamResult::NotRun,
+            records: 0,
+            pages: 0,
+            api_calls: 0,
+            detail: None,
+            failure: None,
+        }
+    }
+}
+
 /// How one stream of a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -103,8 +118,8 @@ pub struct RunSummary {
     pub run_id: String,
     /// The integration.
     pub integration_id: String,
-    /// The plugin version (label).
-    pub plugin_version: String,
+    /// The connector version (label).
+    pub connector_version: String,
     /// The result.
     pub status: RunStatus,
     /// Per stream.

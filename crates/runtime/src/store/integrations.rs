@@ -25,8 +25,8 @@ pub struct Integration {
     pub id: String,
     /// Its display name.
     pub name: String,
-    /// The plugin that serves it, e.g. `salesforce`.
-    pub plugin: String,
+    /// The connector that serves it, e.g. `salesforce`.
+    pub connector: String,
     /// Its settings.
     pub settings: IntegrationSettings,
     /// Seconds between scheduled pulls.
@@ -50,8 +50,8 @@ pub struct Integration {
 pub struct NewIntegration {
     /// Display name.
     pub name: String,
-    /// Plugin name.
-    pub plugin: String,
+    /// Connector name.
+    pub connector: String,
     /// Settings (already validated by the connector's `configure`).
     pub settings: IntegrationSettings,
     /// Seconds between scheduled pulls.
@@ -75,14 +75,14 @@ impl Store {
             .map(|s| self.cipher.seal_secret(&ctx_client_secret(&id), s));
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO integrations (id, seq, name, plugin, settings_json, interval_s, client_id,
+            "INSERT INTO integrations (id, seq, name, connector, settings_json, interval_s, client_id,
                  client_secret, state, state_reason, created_at_ms, updated_at_ms)
              VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM integrations), ?2, ?3, ?4, ?5, ?6,
                  ?7, ?8, NULL, ?9, ?9)",
             params![
                 id,
                 new.name,
-                new.plugin,
+                new.connector,
                 settings,
                 new.interval_s as i64,
                 new.client_id,
@@ -201,7 +201,7 @@ fn row_to_integration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Integrat
         Ok(Integration {
             id: r.get(0)?,
             name: r.get(1)?,
-            plugin: r.get(2)?,
+            connector: r.get(2)?,
             settings: serde_json::from_str(&settings)
                 .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
             interval_s: r.get::<_, i64>(4)? as u64,

@@ -114,4 +114,24 @@ CREATE TABLE run_pages (
 ALTER TABLE plugin_versions ADD COLUMN manifest_json TEXT;
 ALTER TABLE oauth_states ADD COLUMN token_url TEXT;
 "#,
+    // 4: one word for one thing: the component is a "connector" everywhere.
+    r#"
+ALTER TABLE plugin_versions RENAME TO connector_versions;
+ALTER TABLE integrations RENAME COLUMN plugin TO connector;
+ALTER TABLE runs RENAME COLUMN plugin_version TO connector_version;
+ALTER TABLE run_pages RENAME COLUMN plugin_version TO connector_version;
+"#,
+    // 5: a token response's provider-specific fields are kept as name/value pairs, not as
+    // columns named after one provider.
+    r#"
+ALTER TABLE tokens ADD COLUMN provider_fields TEXT NOT NULL DEFAULT '{}';
+UPDATE tokens SET provider_fields = json_set(provider_fields, '$.instance_url', instance_url);
+UPDATE tokens SET provider_fields = json_set(provider_fields, '$.id', identity_url)
+    WHERE identity_url IS NOT NULL;
+UPDATE tokens SET provider_fields =
+        json_set(provider_fields, '$.issued_at', CAST(issued_at_ms AS TEXT))
+    WHERE issued_at_ms IS NOT NULL;
+ALTER TABLE tokens DROP COLUMN identity_url;
+ALTER TABLE tokens DROP COLUMN issued_at_ms;
+"#,
 ];

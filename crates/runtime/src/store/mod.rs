@@ -1,7 +1,7 @@
 //! Durable state: one SQLite database (WAL mode) under the data directory.
 //!
 //! It holds integrations, their sealed tokens and client secrets, pending OAuth states,
-//! checkpoints, runs, plugin versions and records. Records are kept by (integration, stream,
+//! checkpoints, runs, connector versions and records. Records are kept by (integration, stream,
 //! key) as the latest version, with delete tombstones.
 //!
 //! Crash safety rests on one rule: [`Store::commit_page`] writes a page's records, its
@@ -10,7 +10,7 @@
 //! is not. Either way nothing is lost and nothing is applied twice.
 //!
 //! One module per table group: `integrations`, `tokens`, `oauth_states`, `records` (records,
-//! checkpoints, page commits), `runs` and `versions` (plugin versions); the states kept as text
+//! checkpoints, page commits), `runs` and `versions` (connector versions); the states kept as text
 //! are in `states`. This module opens the database and migrates it.
 
 mod integrations;
@@ -176,7 +176,7 @@ impl Store {
     }
 }
 
-const SELECT_INTEGRATION: &str = "SELECT id, name, plugin, settings_json, interval_s, client_id,
+const SELECT_INTEGRATION: &str = "SELECT id, name, connector, settings_json, interval_s, client_id,
     client_secret IS NOT NULL, state, state_reason, created_at_ms, updated_at_ms FROM integrations";
 
 /// A connection to the database at `path`, set up as every connection of a [`Store`] is.

@@ -83,7 +83,7 @@ impl Store {
         )
     }
 
-    /// [`Store::commit_page`], recording in the same transaction that `plugin_version`
+    /// [`Store::commit_page`], recording in the same transaction that `connector_version`
     /// served the page (see [`Store::run_pages`]).
     #[allow(clippy::too_many_arguments)]
     pub fn commit_page_served_by(
@@ -95,7 +95,7 @@ impl Store {
         checkpoint: Option<&str>,
         status: CheckpointState,
         api_calls: u32,
-        plugin_version: u32,
+        connector_version: u32,
     ) -> Result<(), StoreError> {
         self.commit_page_inner(
             id,
@@ -105,7 +105,7 @@ impl Store {
             checkpoint,
             status,
             api_calls,
-            Some(plugin_version),
+            Some(connector_version),
         )
     }
 
@@ -119,7 +119,7 @@ impl Store {
         checkpoint: Option<&str>,
         status: CheckpointState,
         api_calls: u32,
-        plugin_version: Option<u32>,
+        connector_version: Option<u32>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut conn = self.pages.lock().unwrap_or_else(|e| e.into_inner());
@@ -162,9 +162,9 @@ impl Store {
             "UPDATE runs SET records = records + ?2, api_calls = api_calls + ?3 WHERE id = ?1",
         )?
         .execute(params![run_id, rows.len() as i64, api_calls])?;
-        if let Some(version) = plugin_version {
+        if let Some(version) = connector_version {
             tx.prepare_cached(
-                "INSERT INTO run_pages (run_id, seq, stream, rows, plugin_version, committed_at_ms)
+                "INSERT INTO run_pages (run_id, seq, stream, rows, connector_version, committed_at_ms)
                  VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_pages WHERE run_id = ?1),
                      ?2, ?3, ?4, ?5)",
             )?

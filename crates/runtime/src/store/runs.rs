@@ -13,8 +13,8 @@ pub struct RunRecord {
     pub trigger: String,
     /// Whether checkpoints were reset first.
     pub full: bool,
-    /// The plugin version that served it (label).
-    pub plugin_version: String,
+    /// The connector version that served it (label).
+    pub connector_version: String,
     /// Start (ms).
     pub started_at_ms: i64,
     /// End (ms), if finished.
@@ -40,8 +40,8 @@ pub struct RunPage {
     pub stream: String,
     /// Rows in the page.
     pub rows: u64,
-    /// The number of the plugin version that served it.
-    pub plugin_version: u32,
+    /// The number of the connector version that served it.
+    pub connector_version: u32,
     /// When it committed (ms).
     pub committed_at_ms: i64,
 }
@@ -53,18 +53,18 @@ impl Store {
         id: &str,
         trigger: &str,
         full: bool,
-        plugin_version: &str,
+        connector_version: &str,
     ) -> Result<String, StoreError> {
         let run_id = new_id("run");
         self.conn().execute(
-            "INSERT INTO runs (id, integration_id, trigger, full, plugin_version, started_at_ms,
+            "INSERT INTO runs (id, integration_id, trigger, full, connector_version, started_at_ms,
                  status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 run_id,
                 id,
                 trigger,
                 full,
-                plugin_version,
+                connector_version,
                 now_ms(),
                 RunState::Running
             ],
@@ -104,7 +104,7 @@ impl Store {
     pub fn runs(&self, id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, integration_id, trigger, full, plugin_version, started_at_ms, ended_at_ms,
+            "SELECT id, integration_id, trigger, full, connector_version, started_at_ms, ended_at_ms,
                  status, records, api_calls, streams_json, error
              FROM runs WHERE integration_id = ?1 ORDER BY started_at_ms DESC, rowid DESC LIMIT ?2",
         )?;
@@ -115,7 +115,7 @@ impl Store {
                 integration_id: r.get(1)?,
                 trigger: r.get(2)?,
                 full: r.get(3)?,
-                plugin_version: r.get(4)?,
+                connector_version: r.get(4)?,
                 started_at_ms: r.get(5)?,
                 ended_at_ms: r.get(6)?,
                 status: r.get(7)?,
@@ -128,11 +128,11 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The committed pages of a run, in order, with the plugin version that served each.
+    /// The committed pages of a run, in order, with the connector version that served each.
     pub fn run_pages(&self, run_id: &str) -> Result<Vec<RunPage>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT seq, stream, rows, plugin_version, committed_at_ms FROM run_pages
+            "SELECT seq, stream, rows, connector_version, committed_at_ms FROM run_pages
              WHERE run_id = ?1 ORDER BY seq",
         )?;
         let rows = stmt.query_map([run_id], |r| {
@@ -140,7 +140,7 @@ impl Store {
                 seq: r.get(0)?,
                 stream: r.get(1)?,
                 rows: r.get(2)?,
-                plugin_version: r.get(3)?,
+                connector_version: r.get(3)?,
                 committed_at_ms: r.get(4)?,
             })
         })?;

@@ -29,7 +29,7 @@ fn add(store: &Store, name: &str, secret: Option<&str>) -> Integration {
     store
         .insert_integration(&NewIntegration {
             name: name.into(),
-            plugin: "salesforce".into(),
+            connector: "salesforce".into(),
             settings: settings(),
             interval_s: 900,
             client_id: Some("client-id".into()),
@@ -426,8 +426,7 @@ fn the_database_file_never_holds_a_secret_in_clear() {
         refresh: Some(Secret::new(refresh)),
         token_url: "https://login.salesforce.com/services/oauth2/token".into(),
         instance_url: "https://acme.my.salesforce.com".into(),
-        identity_url: None,
-        issued_at_ms: Some(1),
+        provider_fields: [("issued_at".to_string(), "1".to_string())].into(),
         scopes: vec!["api".into(), "refresh_token".into()],
         obtained_at_ms: now_ms(),
         generation: 0,
@@ -493,8 +492,7 @@ fn a_rotated_refresh_token_is_stored_with_the_new_access_token() {
         refresh: Some(Secret::new("r1")),
         token_url: "https://t".into(),
         instance_url: "https://i".into(),
-        identity_url: None,
-        issued_at_ms: None,
+        provider_fields: [("id".to_string(), "https://i/id/1".to_string())].into(),
         scopes: vec![],
         obtained_at_ms: 0,
         generation: 0,
@@ -502,7 +500,7 @@ fn a_rotated_refresh_token_is_stored_with_the_new_access_token() {
     store.put_grant(&i.id, &tokens).unwrap();
     let g1 = store.tokens(&i.id).unwrap().unwrap().generation;
     let g2 = store
-        .put_refreshed(&i.id, &Secret::new("a2"), None, None, Some(5))
+        .put_refreshed(&i.id, &Secret::new("a2"), None, &issued_at("5"))
         .unwrap();
     let t = store.tokens(&i.id).unwrap().unwrap();
     assert_eq!(
@@ -515,15 +513,26 @@ fn a_rotated_refresh_token_is_stored_with_the_new_access_token() {
             &i.id,
             &Secret::new("a3"),
             Some(&Secret::new("r2")),
-            None,
-            Some(6),
+            &[
+                ("issued_at".to_string(), "6".to_string()),
+                ("instance_url".to_string(), "https://j".to_string()),
+            ]
+            .into(),
         )
         .unwrap();
     let t = store.tokens(&i.id).unwrap().unwrap();
     assert_eq!(
-        (t.access.expose(), t.refresh.unwrap().expose()),
+        (t.access.expose(), t.refresh.as_ref().unwrap().expose()),
         ("a3", "r2")
     );
+    // A refresh's fields replace those of the same name and keep the others.
+    assert_eq!(t.instance_url, "https://j");
+    assert_eq!(t.provider_fields["issued_at"], "6");
+    assert_eq!(t.provider_fields["id"], "https://i/id/1");
+}
+
+fn issued_at(ms: &str) -> crate::oauth::ProviderFields {
+    [("issued_at".to_string(), ms.to_string())].into()
 }
 
 #[test]
@@ -680,7 +689,7 @@ fn the_active_versions_manifest_is_stored_with_it() {
     assert!(stored.matches_host("acme.my.salesforce.com"));
     let json: String = store
         .conn()
-        .query_row("SELECT manifest_json FROM plugin_versions", [], |r| {
+        .query_row("SELECT manifest_json FROM connector_versions", [], |r| {
             r.get(0)
         })
         .unwrap();
@@ -749,4 +758,52 @@ fn record_pages_follow_the_keyset_across_streams() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[test]
+fn a_schema_3_database_keeps_its_connector_names_and_grant_fields() {
+    let dir = temp_dir("schema-3");
+    let path = dir.join(DB_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &migrations::MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO integrations VALUES ('int_1', 1, 'old', 'salesforce',
+                 '{\"capability\":\"crm\",\"environment\":\"production\"}', 900, NULL,
+                 NULL, 'active', NULL, 0, 0);
+             INSERT INTO tokens VALUES ('int_1', 'authorization-code', x'00', NULL, 'https://t',
+                 'https://acme.my.salesforce.com',
+                 'https://login.salesforce.com/id/00Dxx0000001gPLEAY/005xx000001SvMvAAK',
+                 1700000000000, 'api', 0, 1, 'ok', 0);
+             INSERT INTO plugin_versions VALUES ('salesforce', 1, 'abc', '0.1.0', 0, 0, x'00',
+                 NULL);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
+    assert_eq!(store.integration("int_1").unwrap().connector, "salesforce");
+    let fields: String = store
+        .conn()
+        .query_row(
+            "SELECT provider_fields FROM tokens WHERE integration_id = 'int_1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let fields: crate::oauth::ProviderFields = serde_json::from_str(&fields).unwrap();
+    assert_eq!(fields["instance_url"], "https://acme.my.salesforce.com");
+    assert_eq!(
+        fields["id"],
+        "https://login.salesforce.com/id/00Dxx0000001gPLEAY/005xx000001SvMvAAK"
+    );
+    assert_eq!(fields["issued_at"], "1700000000000");
+    let versions: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM connector_versions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 1);
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,6 +1,11 @@
 //! Tokens: each integration's sealed OAuth grant, refreshed in place, and its health.
 
 use super::*;
+use crate::oauth::ProviderFields;
+
+fn fields_json(fields: &ProviderFields) -> String {
+    serde_json::to_string(fields).expect("text pairs serialize")
+}
 
 /// Which grant produced a token set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,12 +44,10 @@ pub struct TokenSet {
     pub refresh: Option<Secret>,
     /// Where refreshes go.
     pub token_url: String,
-    /// Salesforce's `instance_url`.
+    /// Where data calls go and the access token is sent (the provider's `instance_url`).
     pub instance_url: String,
-    /// Salesforce's `id` (identity URL).
-    pub identity_url: Option<String>,
-    /// Salesforce's `issued_at`.
-    pub issued_at_ms: Option<i64>,
+    /// The provider's own non-secret token-response fields, as last received.
+    pub provider_fields: ProviderFields,
     /// Granted scopes.
     pub scopes: Vec<String>,
     /// When this host received the access token.
@@ -72,13 +75,13 @@ impl Store {
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO tokens (integration_id, flow, access_token, refresh_token, token_url,
-                 instance_url, identity_url, issued_at_ms, scopes, obtained_at_ms, generation,
-                 health, health_checked_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?10)
+                 instance_url, provider_fields, scopes, obtained_at_ms, generation, health,
+                 health_checked_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?9)
              ON CONFLICT(integration_id) DO UPDATE SET flow = excluded.flow,
                  access_token = excluded.access_token, refresh_token = excluded.refresh_token,
                  token_url = excluded.token_url, instance_url = excluded.instance_url,
-                 identity_url = excluded.identity_url, issued_at_ms = excluded.issued_at_ms,
+                 provider_fields = excluded.provider_fields,
                  scopes = excluded.scopes, obtained_at_ms = excluded.obtained_at_ms,
                  generation = tokens.generation + 1, health = excluded.health,
                  health_checked_ms = excluded.obtained_at_ms",
@@ -92,8 +95,7 @@ impl Store {
                     .map(|r| self.cipher.seal_secret(&ctx_refresh(id), r)),
                 tokens.token_url,
                 tokens.instance_url,
-                tokens.identity_url,
-                tokens.issued_at_ms,
+                fields_json(&tokens.provider_fields),
                 tokens.scopes.join(" "),
                 tokens.obtained_at_ms,
                 TokenHealthState::Ok,
@@ -113,15 +115,16 @@ impl Store {
 
     /// Stores the result of a refresh: the new access token and, when the provider rotated
     /// it, the new refresh token, in one statement — so a rotated refresh token is durable
-    /// before the access token that came with it is handed to anyone.
+    /// before the access token that came with it is handed to anyone. The refresh's provider
+    /// fields replace those of the same name; the others are kept.
     pub fn put_refreshed(
         &self,
         id: &str,
         access: &Secret,
         rotated_refresh: Option<&Secret>,
-        instance_url: Option<&str>,
-        issued_at_ms: Option<i64>,
+        fields: &ProviderFields,
     ) -> Result<i64, StoreError> {
+        let instance_url = fields.get(crate::grant::INSTANCE_URL);
         let now = now_ms();
         let conn = self.conn();
         let generation: Option<i64> = conn
@@ -129,7 +132,8 @@ impl Store {
                 "UPDATE tokens SET access_token = ?2,
                      refresh_token = COALESCE(?3, refresh_token),
                      instance_url = COALESCE(?4, instance_url),
-                     issued_at_ms = ?5, obtained_at_ms = ?6, generation = generation + 1,
+                     provider_fields = json_patch(provider_fields, ?5),
+                     obtained_at_ms = ?6, generation = generation + 1,
                      health = ?7, health_checked_ms = ?6
                  WHERE integration_id = ?1 RETURNING generation",
                 params![
@@ -137,7 +141,7 @@ impl Store {
                     self.cipher.seal_secret(&ctx_access(id), access),
                     rotated_refresh.map(|r| self.cipher.seal_secret(&ctx_refresh(id), r)),
                     instance_url,
-                    issued_at_ms,
+                    fields_json(fields),
                     now,
                     TokenHealthState::Ok
                 ],
@@ -152,8 +156,8 @@ impl Store {
         let row = self
             .conn()
             .query_row(
-                "SELECT flow, access_token, refresh_token, token_url, instance_url, identity_url,
-                     issued_at_ms, scopes, obtained_at_ms, generation
+                "SELECT flow, access_token, refresh_token, token_url, instance_url,
+                     provider_fields, scopes, obtained_at_ms, generation
                  FROM tokens WHERE integration_id = ?1",
                 [id],
                 |r| {
@@ -163,11 +167,10 @@ impl Store {
                         r.get::<_, Option<Vec<u8>>>(2)?,
                         r.get::<_, String>(3)?,
                         r.get::<_, String>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                        r.get::<_, String>(7)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, i64>(7)?,
                         r.get::<_, i64>(8)?,
-                        r.get::<_, i64>(9)?,
                     ))
                 },
             )
@@ -178,8 +181,7 @@ impl Store {
             refresh,
             token_url,
             instance_url,
-            identity_url,
-            issued,
+            fields,
             scopes,
             obtained,
             generation,
@@ -195,8 +197,8 @@ impl Store {
                 .transpose()?,
             token_url,
             instance_url,
-            identity_url,
-            issued_at_ms: issued,
+            provider_fields: serde_json::from_str(&fields)
+                .map_err(|e| StoreError::Corrupt(format!("provider fields of {id}: {e}")))?,
             scopes: scopes.split_whitespace().map(String::from).collect(),
             obtained_at_ms: obtained,
             generation,

@@ -1,4 +1,4 @@
-//! Plugin versions: the engine's `VersionStore`, in the same database.
+//! Connector versions: the engine's `VersionStore`, in the same database.
 
 use super::*;
 
@@ -14,7 +14,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let existing: Option<u32> = tx
             .query_row(
-                "SELECT version FROM plugin_versions WHERE name = ?1 AND sha256 = ?2",
+                "SELECT version FROM connector_versions WHERE name = ?1 AND sha256 = ?2",
                 params![new.name, new.sha256],
                 |r| r.get(0),
             )
@@ -26,13 +26,13 @@ impl Store {
             });
         }
         let version: u32 = tx.query_row(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM plugin_versions WHERE name = ?1",
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM connector_versions WHERE name = ?1",
             [new.name],
             |r| r.get(0),
         )?;
         // A plain INSERT: a number already taken fails here rather than dropping these bytes.
         tx.execute(
-            "INSERT INTO plugin_versions (name, version, sha256, contract,
+            "INSERT INTO connector_versions (name, version, sha256, contract,
                  installed_at_ms, active_since_ms, wasm, manifest_json)
              VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
             params![
@@ -52,13 +52,13 @@ impl Store {
         })
     }
 
-    /// The manifest of the active version of plugin `name`, as approved at its install; the
+    /// The manifest of the active version of connector `name`, as approved at its install; the
     /// empty manifest (nothing reachable) when no version is active.
     pub fn active_manifest(&self, name: &str) -> Result<Manifest, StoreError> {
         let row = self
             .conn()
             .query_row(
-                "SELECT manifest_json, wasm FROM plugin_versions
+                "SELECT manifest_json, wasm FROM connector_versions
                  WHERE name = ?1 AND active_since_ms IS NOT NULL",
                 [name],
                 |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Vec<u8>>(1)?)),
@@ -67,7 +67,7 @@ impl Store {
         match row {
             None => Ok(Manifest::default()),
             Some((Some(json), _)) => Manifest::from_json(json.as_bytes())
-                .map_err(|e| StoreError::Corrupt(format!("stored plugin manifest: {e}"))),
+                .map_err(|e| StoreError::Corrupt(format!("stored connector manifest: {e}"))),
             // Stored before manifests were recorded: the bytes still carry it.
             Some((None, wasm)) => manifest_of(&wasm),
         }
@@ -82,11 +82,11 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "UPDATE plugin_versions SET active_since_ms = NULL WHERE name = ?1",
+            "UPDATE connector_versions SET active_since_ms = NULL WHERE name = ?1",
             [name],
         )?;
         tx.execute(
-            "UPDATE plugin_versions SET active_since_ms = ?3 WHERE name = ?1 AND version = ?2",
+            "UPDATE connector_versions SET active_since_ms = ?3 WHERE name = ?1 AND version = ?2",
             params![name, version, to_ms(since)],
         )?;
         tx.commit()?;
@@ -99,7 +99,7 @@ impl Store {
         // Without the bytes: this runs before every page of every run.
         let mut stmt = conn.prepare_cached(
             "SELECT name, version, sha256, contract, installed_at_ms, active_since_ms
-             FROM plugin_versions ORDER BY name, version",
+             FROM connector_versions ORDER BY name, version",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(StoredVersion {
@@ -120,7 +120,7 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT wasm FROM plugin_versions WHERE name = ?1 AND version = ?2",
+                "SELECT wasm FROM connector_versions WHERE name = ?1 AND version = ?2",
                 params![name, version],
                 |r| r.get(0),
             )
@@ -170,5 +170,5 @@ impl crate::engine::registry::VersionStore for Store {
 
 fn manifest_of(wasm: &[u8]) -> Result<Manifest, StoreError> {
     Manifest::of_component(wasm)
-        .map_err(|e| StoreError::Corrupt(format!("stored plugin manifest: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("stored connector manifest: {e}")))
 }

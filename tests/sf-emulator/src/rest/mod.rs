@@ -56,7 +56,7 @@ pub fn router(state: Arc<Shared>) -> Router {
             state.clone(),
             compress::gzip,
         ))
-        .layer(middleware::from_fn(uri_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), uri_limit))
         .with_state(state)
 }
 
@@ -100,14 +100,15 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 
 /// Answers 414 for URLs over [`MAX_URL_BYTES`], and 431 when the URL and the headers together
 /// exceed it, as Salesforce's front end does, before any API call is counted.
-async fn uri_limit(req: Request, next: Next) -> Response {
+async fn uri_limit(State(state): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let host = req
         .headers()
         .get(header::HOST)
         .map_or(0, |h| h.as_bytes().len());
     let path = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    // The emulator serves plain http, so that is the scheme its clients' URLs carry.
-    if "http://".len() + host + path > MAX_URL_BYTES {
+    // Clients' URLs carry the scheme the emulator serves (`http://` or `https://`).
+    let scheme = state.base_url.find("://").map_or(0, |at| at + "://".len());
+    if scheme + host + path > MAX_URL_BYTES {
         return (
             StatusCode::URI_TOO_LONG,
             [(header::CONTENT_TYPE, "text/html")],
@@ -115,7 +116,7 @@ async fn uri_limit(req: Request, next: Next) -> Response {
         )
             .into_response();
     }
-    if "http://".len() + host + path + header_bytes(req.headers()) > MAX_URL_BYTES {
+    if scheme + host + path + header_bytes(req.headers()) > MAX_URL_BYTES {
         return (
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             [(header::CONTENT_TYPE, "text/html")],

@@ -1,0 +1,128 @@
+//! Calls to Salesforce through [`Host`]: base URL, headers, call counting, `Date` and the budget.
+
+use crate::errors::{self, SfError};
+use crate::limits;
+use sluice_connector_sdk::http::{Host, Method, Request, Response};
+use sluice_connector_sdk::model::{ApiUsage, Level};
+
+/// A Salesforce client for one connector call.
+pub struct Sf<'a> {
+    env: &'a mut dyn Host,
+    /// The instance origin, without a trailing slash.
+    pub base: String,
+    /// The API version, e.g. `62.0`.
+    pub version: String,
+    /// Provider calls made.
+    pub calls: u32,
+    /// The last reported org API usage.
+    pub usage: Option<ApiUsage>,
+    /// The share of the daily limit this integration may use; None disables the guard.
+    pub budget_percent: Option<u8>,
+    /// The last server `Date` seen, UTC millis.
+    pub server_time: Option<i64>,
+}
+
+impl<'a> Sf<'a> {
+    /// A client for `instance_url`.
+    pub fn new(
+        env: &'a mut dyn Host,
+        instance_url: &str,
+        version: &str,
+        budget: Option<u8>,
+    ) -> Self {
+        Self {
+            env,
+            base: instance_url.trim_end_matches('/').to_string(),
+            version: version.to_string(),
+            calls: 0,
+            usage: None,
+            budget_percent: budget,
+            server_time: None,
+        }
+    }
+
+    /// `{base}/services/data/v{version}{path}`.
+    pub fn data_url(&self, path: &str) -> String {
+        format!("{}/services/data/v{}{}", self.base, self.version, path)
+    }
+
+    /// Makes `path_or_url` absolute (relative paths such as `nextRecordsUrl` go to the base).
+    pub fn absolute(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            path_or_url.to_string()
+        } else {
+            format!("{}{}", self.base, path_or_url)
+        }
+    }
+
+    /// Keys the host stores as live for the stream being pulled (no API call).
+    pub fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String> {
+        self.env.stored_keys(after, limit)
+    }
+
+    /// The local wall clock, UTC millis, when the environment has one (no API call).
+    pub fn now_ms(&mut self) -> Option<i64> {
+        self.env.now_ms()
+    }
+
+    /// Logs through the host.
+    pub fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]) {
+        self.env.log(level, message, fields);
+    }
+
+    /// Sends a request; 2xx and 304 are Ok, everything else is an [`SfError`]. Reading a
+    /// response that puts usage over the budget fails with `rate-limited`.
+    pub fn send(&mut self, req: Request) -> Result<Response, SfError> {
+        self.calls += 1;
+        let resp = self.env.send(req).map_err(|e| errors::transport(&e))?;
+        if let Some(d) = resp.header("date").and_then(crate::dt::parse_http_date) {
+            self.server_time = Some(d);
+        }
+        if let Some(h) = resp.header("sforce-limit-info") {
+            let info = limits::parse(h);
+            if info.api.is_some() {
+                self.usage = info.api;
+            }
+            if let Some(p) = self.budget_percent
+                && let Err(f) = limits::check(&info, p)
+            {
+                return Err(SfError {
+                    status: resp.status,
+                    code: "BUDGET".into(),
+                    message: f.message.clone(),
+                    preset: Some(f),
+                });
+            }
+        }
+        if (200..300).contains(&resp.status) || resp.status == 304 {
+            Ok(resp)
+        } else {
+            Err(errors::parse(&resp))
+        }
+    }
+
+    /// GET with optional headers.
+    pub fn get(&mut self, url: &str, headers: &[(&str, String)]) -> Result<Response, SfError> {
+        let mut req = Request::get(self.absolute(url));
+        for (n, v) in headers {
+            req = req.header(*n, v.clone());
+        }
+        self.send(req)
+    }
+
+    /// A request with a JSON body.
+    pub fn json(
+        &mut self,
+        method: Method,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Response, SfError> {
+        let req = Request {
+            method,
+            url: self.absolute(url),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Some(body.to_string().into_bytes()),
+        };
+        self.send(req)
+    }
+}

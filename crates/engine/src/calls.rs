@@ -1,0 +1,232 @@
+//! The calls into a connector. Each runs in a fresh instance, metered and under the
+//! wall-clock timeout; a failed call is named after the limit it hit, or is a trap.
+
+use wasmtime::Store;
+use wasmtime::component::ResourceTableError;
+use wasmtime_wasi_http::FieldMapError;
+
+use crate::metrics::EngineMetrics;
+use crate::state::{CallState, GrowthDenied};
+use crate::{CallContext, ConnectorEngine, EngineError, Limit, LoadedConnector, wit};
+
+impl ConnectorEngine {
+    /// Turns the outcome of a call run under the wall-clock timeout into a result, naming the
+    /// limit, connector and call on failure.
+    fn conclude<R>(
+        &self,
+        connector: &LoadedConnector,
+        call: &'static str,
+        store: &Store<CallState>,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, EngineError> {
+        match outcome {
+            Ok(Ok(value)) => match store.data().budget.exceeded() {
+                // The guest saw a failed request; the call still ends on the limit it hit.
+                Some(over) => {
+                    Err(self.limit_hit(connector, call, Limit::HostBuffers, over.to_string()))
+                }
+                None => Ok(value),
+            },
+            Ok(Err(e)) => Err(self.classify(connector, call, store, e)),
+            Err(_) => {
+                let detail = format!("{:?}", self.limits.wall_timeout);
+                Err(self.limit_hit(connector, call, Limit::WallClock, detail))
+            }
+        }
+    }
+
+    /// Counts and logs a limit hit, and names it.
+    fn limit_hit(
+        &self,
+        connector: &LoadedConnector,
+        call: &'static str,
+        limit: Limit,
+        detail: String,
+    ) -> EngineError {
+        EngineMetrics::bump(&self.metrics.limit_hits);
+        tracing::warn!(connector = %connector.label, call, %limit, %detail, "connector call stopped by a limit");
+        EngineError::LimitExceeded {
+            connector: connector.label.clone(),
+            call,
+            limit,
+            detail,
+        }
+    }
+
+    /// Names the limit a failed call hit, from the trap code, the error's cause or the
+    /// store's records; anything else is a trap.
+    pub(crate) fn classify(
+        &self,
+        connector: &LoadedConnector,
+        call: &'static str,
+        store: &Store<CallState>,
+        e: wasmtime::Error,
+    ) -> EngineError {
+        let limit = |limit: Limit, detail: String| self.limit_hit(connector, call, limit, detail);
+        if store.data().cpu_exceeded
+            || matches!(
+                e.downcast_ref::<wasmtime::Trap>(),
+                Some(wasmtime::Trap::Interrupt)
+            )
+        {
+            return limit(Limit::Cpu, format!("{:?}", self.limits.cpu_deadline));
+        }
+        let denied = e
+            .downcast_ref::<GrowthDenied>()
+            .cloned()
+            .or_else(|| store.data().limits.hit.clone());
+        if let Some(denied) = denied {
+            return limit(Limit::Memory, denied.to_string());
+        }
+        if table_full(&e) {
+            return limit(
+                Limit::Resources,
+                format!("{} live resources", self.limits.max_resources),
+            );
+        }
+        if header_map_full(&e) {
+            return limit(
+                Limit::HeaderMap,
+                format!("{} bytes per header map", self.limits.max_header_map_bytes),
+            );
+        }
+        if let Some(over) = store.data().budget.exceeded() {
+            return limit(Limit::HostBuffers, over.to_string());
+        }
+        EngineMetrics::bump(&self.metrics.traps);
+        let detail = format!("{e:#}");
+        tracing::warn!(connector = %connector.label, call, %detail, "connector call trapped");
+        EngineError::Trap {
+            connector: connector.label.clone(),
+            call,
+            detail,
+        }
+    }
+
+    /// Runs the export `call` in a fresh instance, metered, under the wall-clock timeout.
+    async fn call<R>(
+        &self,
+        connector: &LoadedConnector,
+        ctx: &CallContext,
+        stream: Option<&str>,
+        call: &'static str,
+        export: impl AsyncFnOnce(&wit::Connector, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, EngineError> {
+        let (mut store, instance) = self.instantiate(connector, ctx, stream).await?;
+        let cpu = store.data().cpu.clone();
+        let outcome = tokio::time::timeout(
+            self.limits.wall_timeout,
+            cpu.meter(export(&instance, &mut store)),
+        )
+        .await;
+        self.conclude(connector, call, &store, outcome)
+    }
+
+    /// Calls `configure`.
+    pub async fn configure(
+        &self,
+        connector: &LoadedConnector,
+        ctx: &CallContext,
+        settings: &wit::types::Settings,
+        host: &wit::types::HostContext,
+    ) -> Result<Result<wit::types::Configured, Vec<wit::types::FieldError>>, EngineError> {
+        self.call(
+            connector,
+            ctx,
+            None,
+            "configure",
+            async |instance, store| {
+                let export = instance.sluice_connector_plugin();
+                export.call_configure(store, settings, host).await
+            },
+        )
+        .await
+    }
+
+    /// Calls `authorize`.
+    pub async fn authorize(
+        &self,
+        connector: &LoadedConnector,
+        ctx: &CallContext,
+        settings: &wit::types::Settings,
+        host: &wit::types::HostContext,
+    ) -> Result<Result<wit::types::OauthPlan, Vec<wit::types::FieldError>>, EngineError> {
+        self.call(
+            connector,
+            ctx,
+            None,
+            "authorize",
+            async |instance, store| {
+                let export = instance.sluice_connector_plugin();
+                export.call_authorize(store, settings, host).await
+            },
+        )
+        .await
+    }
+
+    /// Calls `test`.
+    pub async fn test(
+        &self,
+        connector: &LoadedConnector,
+        ctx: &CallContext,
+        session: &wit::types::Session,
+    ) -> Result<wit::types::TestReport, EngineError> {
+        self.call(connector, ctx, None, "test", async |instance, store| {
+            let export = instance.sluice_connector_plugin();
+            export.call_test(store, session).await
+        })
+        .await
+    }
+
+    /// Calls `pull`; a page over the size cap is a limit hit, not a page.
+    pub async fn pull(
+        &self,
+        connector: &LoadedConnector,
+        ctx: &CallContext,
+        session: &wit::types::Session,
+        request: &wit::types::PullRequest,
+    ) -> Result<Result<wit::types::Page, wit::types::Failure>, EngineError> {
+        let stream = Some(request.stream.as_str());
+        let result = self
+            .call(connector, ctx, stream, "pull", async |instance, store| {
+                let export = instance.sluice_connector_plugin();
+                export.call_pull(store, session, request).await
+            })
+            .await?;
+        if let Ok(page) = &result {
+            let bytes: usize = page
+                .rows
+                .iter()
+                .map(|r| r.key.len() + r.cursor.len() + r.json.len())
+                .sum();
+            if bytes > self.limits.max_page_bytes {
+                let detail = format!(
+                    "{bytes} bytes in {} rows, cap {} bytes",
+                    page.rows.len(),
+                    self.limits.max_page_bytes
+                );
+                return Err(self.limit_hit(connector, "pull", Limit::PageSize, detail));
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// Whether a call failed because its resource table was full.
+fn table_full(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<ResourceTableError>()
+            .is_some_and(|e| matches!(e, ResourceTableError::Full))
+    })
+}
+
+/// Whether a call failed because a header map it built grew past its cap.
+fn header_map_full(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<FieldMapError>(),
+            Some(FieldMapError::TotalSizeTooBig | FieldMapError::TooManyFields)
+        )
+    })
+}

@@ -1,0 +1,280 @@
+//! The binding between the `sluice:connector` WIT world and a [`Connector`]: conversions
+//! between the generated types and [`crate::model`], and [`WasiHost`], the [`Host`] inside the
+//! sandbox. `export_connector!` calls the functions here; they add no behaviour of their own.
+
+use crate::http::{Host, Request, Response, TransportError};
+use crate::model as m;
+use crate::wit::sluice::connector::types as w;
+use crate::{Connector, wasi_http};
+
+/// `configure` of `C`, over the generated types.
+pub fn configure<C: Connector>(
+    settings: w::Settings,
+    context: w::HostContext,
+) -> Result<w::Configured, Vec<w::FieldError>> {
+    C::configure(&settings.into(), &context.into())
+        .map(Into::into)
+        .map_err(field_errors)
+}
+
+/// `authorize` of `C`, over the generated types.
+pub fn authorize<C: Connector>(
+    settings: w::Settings,
+    context: w::HostContext,
+) -> Result<w::OauthPlan, Vec<w::FieldError>> {
+    C::authorize(&settings.into(), &context.into())
+        .map(Into::into)
+        .map_err(field_errors)
+}
+
+/// `test` of `C`, over the generated types.
+pub fn test<C: Connector>(session: w::Session) -> w::TestReport {
+    C::test(&mut WasiHost, &session.into()).into()
+}
+
+/// `pull` of `C`, over the generated types.
+pub fn pull<C: Connector>(
+    session: w::Session,
+    request: w::PullRequest,
+) -> Result<w::Page, w::Failure> {
+    C::pull(&mut WasiHost, &session.into(), &request.into())
+        .map(Into::into)
+        .map_err(Into::into)
+}
+
+fn field_errors(errors: Vec<m::FieldError>) -> Vec<w::FieldError> {
+    errors
+        .into_iter()
+        .map(|e| w::FieldError {
+            field: e.field,
+            message: e.message,
+        })
+        .collect()
+}
+
+/// [`Host`] inside the sandbox: `wasi:http` for requests, the host imports for logs and keys.
+pub struct WasiHost;
+
+impl Host for WasiHost {
+    fn send(&mut self, mut request: Request) -> Result<Response, TransportError> {
+        // Providers compress on request (Salesforce's pages shrink several times); the host
+        // inflates within its response cap, so the connector still reads plain bytes.
+        if !request
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("accept-encoding"))
+        {
+            request
+                .headers
+                .push(("accept-encoding".into(), "gzip".into()));
+        }
+        let target = request.url.clone();
+        wasi_http::send(request).map_err(|code| wasi_http::transport_error(&target, code))
+    }
+
+    fn log(&mut self, level: m::Level, message: &str, fields: &[(&str, &str)]) {
+        use crate::wit::sluice::connector::host::{Level, log};
+        let level = match level {
+            m::Level::Trace => Level::Trace,
+            m::Level::Debug => Level::Debug,
+            m::Level::Info => Level::Info,
+            m::Level::Warn => Level::Warn,
+            m::Level::Error => Level::Error,
+        };
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        log(level, message, &fields);
+    }
+
+    fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String> {
+        crate::wit::sluice::connector::host::stored_keys(after, limit)
+    }
+
+    fn now_ms(&mut self) -> Option<i64> {
+        crate::http::system_now_ms()
+    }
+}
+
+// ---- conversions: WIT -> model ----
+
+impl From<w::Capability> for m::Capability {
+    fn from(c: w::Capability) -> Self {
+        match c {
+            w::Capability::Helpdesk => m::Capability::Helpdesk,
+            w::Capability::Crm => m::Capability::Crm,
+            w::Capability::ContentManagement => m::Capability::ContentManagement,
+            w::Capability::Other(s) => m::Capability::Other(s),
+        }
+    }
+}
+
+impl From<w::Settings> for m::Settings {
+    fn from(s: w::Settings) -> Self {
+        m::Settings {
+            capability: s.capability.into(),
+            environment: match s.environment {
+                w::Environment::Production => m::Environment::Production,
+                w::Environment::Sandbox => m::Environment::Sandbox,
+            },
+            pull_by: s.pull_by.map(|p| match p {
+                w::PullBy::CreatedTime => m::PullBy::CreatedTime,
+                w::PullBy::UpdatedTime => m::PullBy::UpdatedTime,
+            }),
+            domain: s.domain,
+            extra: s.extra,
+        }
+    }
+}
+
+impl From<w::HostContext> for m::HostContext {
+    fn from(h: w::HostContext) -> Self {
+        m::HostContext {
+            allow_insecure_loopback: h.allow_insecure_loopback,
+            contract_version: h.contract_version,
+        }
+    }
+}
+
+impl From<w::Session> for m::Session {
+    fn from(s: w::Session) -> Self {
+        m::Session {
+            settings: s.settings.into(),
+            host: s.host.into(),
+            grant: m::Grant {
+                instance_url: s.grant.instance_url,
+                identity_url: s.grant.identity_url,
+                issued_at_ms: s.grant.issued_at_ms,
+                scopes: s.grant.scopes,
+            },
+        }
+    }
+}
+
+impl From<w::PullRequest> for m::PullRequest {
+    fn from(r: w::PullRequest) -> Self {
+        m::PullRequest {
+            stream: r.stream,
+            checkpoint: r.checkpoint,
+            max_records: r.max_records,
+        }
+    }
+}
+
+// ---- conversions: model -> WIT ----
+
+impl From<m::OAuthPlan> for w::OauthPlan {
+    fn from(p: m::OAuthPlan) -> Self {
+        w::OauthPlan {
+            authorize_url: p.authorize_url,
+            token_url: p.token_url,
+            revoke_url: p.revoke_url,
+            scopes: p.scopes,
+            pkce_required: p.pkce_required,
+            extra_authorize_params: p.extra_authorize_params,
+            client_credentials_supported: p.client_credentials_supported,
+        }
+    }
+}
+
+impl From<m::Configured> for w::Configured {
+    fn from(c: m::Configured) -> Self {
+        w::Configured {
+            allowed_hosts: c.allowed_hosts,
+            oauth: c.oauth.into(),
+            streams: c
+                .streams
+                .into_iter()
+                .map(|s| w::StreamInfo {
+                    name: s.name,
+                    key_fields: s.key_fields,
+                    cursor_field: s.cursor_field,
+                    emits_deletes: s.emits_deletes,
+                })
+                .collect(),
+            warnings: c
+                .warnings
+                .into_iter()
+                .map(|w| w::FieldWarning {
+                    field: w.field,
+                    message: w.message,
+                })
+                .collect(),
+            normalized: c.normalized,
+        }
+    }
+}
+
+impl From<m::Failure> for w::Failure {
+    fn from(f: m::Failure) -> Self {
+        w::Failure {
+            kind: match f.kind {
+                m::FailureKind::ReauthorizationRequired => w::FailureKind::ReauthorizationRequired,
+                m::FailureKind::PermissionDenied => w::FailureKind::PermissionDenied,
+                m::FailureKind::Unreachable => w::FailureKind::Unreachable,
+                m::FailureKind::Misconfigured => w::FailureKind::Misconfigured,
+                m::FailureKind::RateLimited => w::FailureKind::RateLimited,
+                m::FailureKind::Unknown => w::FailureKind::Unknown,
+            },
+            message: f.message,
+            retry_after_s: f.retry_after_s,
+        }
+    }
+}
+
+fn usage(u: m::ApiUsage) -> w::ApiUsage {
+    w::ApiUsage {
+        used: u.used,
+        limit: u.limit,
+    }
+}
+
+impl From<m::TestReport> for w::TestReport {
+    fn from(r: m::TestReport) -> Self {
+        w::TestReport {
+            failure: r.failure.map(Into::into),
+            org: r.org,
+            user: r.user,
+            api_usage: r.api_usage.map(usage),
+            probes: r
+                .probes
+                .into_iter()
+                .map(|p| w::Probe {
+                    name: p.name,
+                    failure: p.failure.map(Into::into),
+                    detail: p.detail,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<m::Page> for w::Page {
+    fn from(p: m::Page) -> Self {
+        w::Page {
+            rows: p
+                .rows
+                .into_iter()
+                .map(|r| w::Row {
+                    key: r.key,
+                    op: match r.op {
+                        m::Operation::Upsert => w::Operation::Upsert,
+                        m::Operation::Delete => w::Operation::Delete,
+                        m::Operation::Merge => w::Operation::Merge,
+                    },
+                    cursor: r.cursor,
+                    json: r.json,
+                })
+                .collect(),
+            checkpoint: p.checkpoint,
+            status: match p.status {
+                m::StreamStatus::Partial => w::StreamStatus::Partial,
+                m::StreamStatus::Complete => w::StreamStatus::Complete,
+                m::StreamStatus::Skipped(reason) => w::StreamStatus::Skipped(reason),
+            },
+            api_usage: p.api_usage.map(usage),
+            api_calls: p.api_calls,
+        }
+    }
+}

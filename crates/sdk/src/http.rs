@@ -1,0 +1,148 @@
+//! A connector's only way out: an HTTP exchange through the host.
+//!
+//! A connector calls [`Host::send`]; inside the sandbox that is `wasi:http/outgoing-handler`,
+//! natively it is whatever client the caller supplies (the fake host in unit tests, the
+//! `native` feature's reqwest client in benchmarks). Neither path ever gives the connector a
+//! credential: the host adds `Authorization` itself.
+
+use crate::model::Level;
+
+/// An HTTP method a connector uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+    /// PATCH.
+    Patch,
+    /// DELETE.
+    Delete,
+}
+
+impl Method {
+    /// The method's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// An outgoing request with an absolute URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The absolute URL, already percent-encoded.
+    pub url: String,
+    /// Header names and values (never `Authorization`: the host owns it).
+    pub headers: Vec<(String, String)>,
+    /// The body, if any.
+    pub body: Option<Vec<u8>>,
+}
+
+impl Request {
+    /// A GET of `url` with no headers.
+    pub fn get(url: impl Into<String>) -> Self {
+        Self::new(Method::Get, url)
+    }
+
+    /// A request of `method` to `url` with no headers and no body.
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Self {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+}
+
+/// A response with its whole body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// Header names (lower-case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a request produced no response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The host's policy refused the destination.
+    #[error("the host denied the request to {0}")]
+    Denied(String),
+    /// DNS, connection or TLS failure.
+    #[error("could not reach {target}: {detail}")]
+    Unreachable {
+        /// The destination.
+        target: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The request timed out.
+    #[error("request to {0} timed out")]
+    Timeout(String),
+    /// The response was larger than the host accepts (counted after decompression).
+    #[error(
+        "the response from {0} is larger than the host's response size cap (counted after \
+         decompression)"
+    )]
+    ResponseTooLarge(String),
+    /// Anything else the transport reported.
+    #[error("HTTP transport error: {0}")]
+    Other(String),
+}
+
+/// What a connector's logic needs from its surroundings: HTTP, logs, the host's stored keys
+/// and a clock.
+pub trait Host {
+    /// Sends one request and reads the whole response.
+    fn send(&mut self, request: Request) -> Result<Response, TransportError>;
+    /// Writes a structured log line.
+    fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]);
+    /// Keys the host stores as live for the stream being pulled, ascending, after `after`.
+    fn stored_keys(&mut self, after: Option<&str>, limit: u32) -> Vec<String>;
+    /// The local wall clock, UTC millis, when there is one.
+    fn now_ms(&mut self) -> Option<i64> {
+        None
+    }
+}
+
+#[cfg(any(target_arch = "wasm32", feature = "native"))]
+/// The wall clock in UTC millis, or None before 1970 or past i64 millis.
+pub(crate) fn system_now_ms() -> Option<i64> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    i64::try_from(since.as_millis()).ok()
+}

@@ -1,0 +1,295 @@
+//! The WAN profile: what a request costs on a network rather than on loopback.
+//!
+//! Against a real org, time goes to handshakes on each new connection, a round trip per
+//! request and bytes through a link of finite rate; on loopback all three are free, so a
+//! client that reuses connections or compresses looks no faster than one that does not. The
+//! emulator charges them in the connection layer, so only what a client does on the wire
+//! changes what it pays:
+//! - a new connection waits [`TCP_HANDSHAKE_ROUND_TRIPS`] round trips before its first byte
+//!   is read, plus [`tls_round_trips`] after a TLS handshake (see [`crate::serve`]);
+//! - [`Exchanges`]: each response starts one round trip after the request that it answers
+//!   arrived (half a round trip for the request to travel, half for the response);
+//! - [`Throttled`]: bytes leave each connection at most at the `mbps` rate, counted below
+//!   TLS, so they are the bytes on the wire (a gzip body costs its compressed size).
+//!
+//! Not modelled: TCP slow start and window limits (several round trips for a large first
+//! response on a long path), loss, and request upload time (requests are small).
+//!
+//! Both knobs are [`crate::Settings`] (`rtt_ms`, `mbps`), read when a connection opens
+//! (handshake), when a response starts (round trip) and for each chunk written (rate), so
+//! changing them takes effect on open connections too.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use rustls::{HandshakeKind, ProtocolVersion};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::state::Shared;
+
+/// Round trips before a client's first request byte can leave: SYN, SYN-ACK (the client
+/// sends its data with the final ACK).
+pub const TCP_HANDSHAKE_ROUND_TRIPS: u32 = 1;
+
+/// The lowest link rate accepted besides 0 (off): one kilobit per second, at which a burst
+/// already takes seconds. Lower rates would stall connections for hours.
+pub const MIN_MBPS: f64 = 0.001;
+
+/// Whether `mbps` is a rate the profile accepts: 0 (uncapped) or at least [`MIN_MBPS`].
+pub fn valid_mbps(mbps: f64) -> bool {
+    mbps == 0.0 || (mbps.is_finite() && mbps >= MIN_MBPS)
+}
+
+/// The round-trip time now set (`rtt_ms`); zero when off.
+pub fn rtt(state: &Shared) -> Duration {
+    Duration::from_millis(state.settings.read().expect("settings lock").rtt_ms)
+}
+
+/// The link rate now set (`mbps`), in bytes per second; `None` when uncapped.
+pub fn bytes_per_second(state: &Shared) -> Option<f64> {
+    let mbps = state.settings.read().expect("settings lock").mbps;
+    (mbps > 0.0).then_some(mbps * 1_000_000.0 / 8.0)
+}
+
+/// Round trips a finished TLS handshake cost the client before it could send its request:
+/// TLS 1.3 needs one (two when the server asked for another key share), TLS 1.2 two for a
+/// full handshake and one when resuming a session.
+pub fn tls_round_trips(version: Option<ProtocolVersion>, kind: Option<HandshakeKind>) -> u32 {
+    match (version, kind) {
+        (Some(ProtocolVersion::TLSv1_3), Some(HandshakeKind::FullWithHelloRetryRequest)) => 2,
+        (Some(ProtocolVersion::TLSv1_3), _) => 1,
+        (_, Some(HandshakeKind::Resumed)) => 1,
+        _ => 2,
+    }
+}
+
+/// Waits `round_trips` round trips of the current setting (no wait when it is zero).
+pub async fn pay_round_trips(state: &Shared, round_trips: u32) {
+    let wait = rtt(state) * round_trips;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A connection on which each response pays one round trip: the first byte written after
+/// request bytes were read waits `rtt_ms`. Sits above TLS, where reads and writes are HTTP.
+pub struct Exchanges<S> {
+    inner: S,
+    state: Arc<Shared>,
+    /// Request bytes arrived since the last response byte left.
+    answering: bool,
+    /// The round trip the pending response is waiting out.
+    round_trip: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> Exchanges<S> {
+    /// Wraps `inner`, reading `rtt_ms` from `state` for each response.
+    pub fn new(inner: S, state: Arc<Shared>) -> Self {
+        Exchanges {
+            inner,
+            state,
+            answering: false,
+            round_trip: None,
+        }
+    }
+
+    /// Ready once the response may start.
+    fn poll_round_trip(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.answering {
+            return Poll::Ready(());
+        }
+        if self.round_trip.is_none() {
+            let rtt = rtt(&self.state);
+            if rtt.is_zero() {
+                self.answering = false;
+                return Poll::Ready(());
+            }
+            self.round_trip = Some(Box::pin(tokio::time::sleep(rtt)));
+        }
+        if let Some(wait) = self.round_trip.as_mut() {
+            ready!(wait.as_mut().poll(cx));
+        }
+        self.round_trip = None;
+        self.answering = false;
+        Poll::Ready(())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Exchanges<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.answering = true;
+        }
+        read
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Exchanges<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_round_trip(cx));
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Bytes the link may send at once: about 10 ms of transmission, at least one TCP segment
+/// and at most 64 KiB, so pacing stays smooth at any rate.
+fn burst_bytes(bytes_per_second: f64) -> usize {
+    (bytes_per_second / 100.0).clamp(1460.0, 65_536.0) as usize
+}
+
+fn transmit_time(bytes: usize, bytes_per_second: f64) -> Duration {
+    Duration::from_secs_f64(bytes as f64 / bytes_per_second)
+}
+
+/// Bytes granted to one write, and when the link has finished sending them.
+struct Grant {
+    bytes: usize,
+    bytes_per_second: f64,
+    sent: Pin<Box<Sleep>>,
+}
+
+/// A connection whose writes leave at most at the `mbps` rate: a token bucket holding one
+/// burst, which idle time does not refill beyond. A write is let through once the link would
+/// have finished sending it, so the last byte of B bytes arrives no sooner than B / rate
+/// after the first began.
+pub struct Throttled<S> {
+    inner: S,
+    state: Arc<Shared>,
+    /// When the link has sent everything granted so far.
+    link_free: Instant,
+    grant: Option<Grant>,
+}
+
+impl<S> Throttled<S> {
+    /// Wraps `inner`, reading `mbps` from `state` for each burst.
+    pub fn new(inner: S, state: Arc<Shared>) -> Self {
+        Throttled {
+            inner,
+            state,
+            link_free: Instant::now(),
+            grant: None,
+        }
+    }
+
+    /// Reserves link time for the next burst of `wanted` bytes; `false` when uncapped.
+    fn reserve(&mut self, wanted: usize) -> bool {
+        let Some(bytes_per_second) = bytes_per_second(&self.state) else {
+            return false;
+        };
+        let bytes = wanted.min(burst_bytes(bytes_per_second));
+        self.link_free =
+            self.link_free.max(Instant::now()) + transmit_time(bytes, bytes_per_second);
+        self.grant = Some(Grant {
+            bytes,
+            bytes_per_second,
+            sent: Box::pin(tokio::time::sleep_until(self.link_free)),
+        });
+        true
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Throttled<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Throttled<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = ready!(this.poll_paced_write(cx, buf));
+        if let Ok(sent) = &written {
+            this.state.stats.lock().expect("stats lock").wire_bytes_sent += *sent as u64;
+        }
+        Poll::Ready(written)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Throttled<S> {
+    /// Writes as much of `buf` as the link lets through now.
+    fn poll_paced_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.grant.is_none() && !self.reserve(buf.len()) {
+            return Pin::new(&mut self.inner).poll_write(cx, buf);
+        }
+        let grant = self.grant.as_mut().expect("a grant was reserved above");
+        ready!(grant.sent.as_mut().poll(cx));
+        let allowed = grant.bytes.min(buf.len());
+        let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..allowed]));
+        let Grant {
+            bytes,
+            bytes_per_second,
+            ..
+        } = self.grant.take().expect("a grant was reserved above");
+        let sent = written.as_ref().map_or(0, |n| *n);
+        // Link time reserved for bytes that did not go out is given back.
+        self.link_free -= transmit_time(bytes.saturating_sub(sent), bytes_per_second);
+        Poll::Ready(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_13_costs_one_round_trip_and_tls_12_two() {
+        let v13 = Some(ProtocolVersion::TLSv1_3);
+        let v12 = Some(ProtocolVersion::TLSv1_2);
+        assert_eq!(tls_round_trips(v13, Some(HandshakeKind::Full)), 1);
+        assert_eq!(
+            tls_round_trips(v13, Some(HandshakeKind::FullWithHelloRetryRequest)),
+            2
+        );
+        assert_eq!(tls_round_trips(v13, Some(HandshakeKind::Resumed)), 1);
+        assert_eq!(tls_round_trips(v12, Some(HandshakeKind::Full)), 2);
+        assert_eq!(tls_round_trips(v12, Some(HandshakeKind::Resumed)), 1);
+    }
+
+    #[test]
+    fn bursts_are_about_ten_milliseconds_within_bounds() {
+        assert_eq!(burst_bytes(1_250_000.0), 12_500);
+        assert_eq!(burst_bytes(1_000.0), 1460);
+        assert_eq!(burst_bytes(1e12), 65_536);
+    }
+}
