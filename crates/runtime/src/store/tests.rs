@@ -763,7 +763,7 @@ fn record_pages_follow_the_keyset_across_streams() {
 #[test]
 fn a_schema_3_database_keeps_its_connector_names_and_grant_fields() {
     let dir = temp_dir("schema-3");
-    let path = dir.join(DB_FILE);
+    let path = dir.path().join(DB_FILE);
     {
         let conn = Connection::open(&path).unwrap();
         for sql in &migrations::MIGRATIONS[..3] {
