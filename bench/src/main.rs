@@ -1,4 +1,4 @@
-//! `sluice-bench [--scale N] [--json]`: how fast Sluice pulls, what the sandbox costs and how
+//! `sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH]`: how fast Sluice pulls, what the sandbox costs and how
 //! it scales, measured in one run against the in-process Salesforce emulator (`bench` dataset).
 //!
 //! Pulls (each into the same SQLite store, each a fresh integration so every row is an insert):
@@ -13,6 +13,7 @@
 
 mod engine_figures;
 mod native;
+mod wan;
 
 use engine_figures::engine_figures;
 use native::native_pull;
@@ -63,6 +64,7 @@ struct Args {
     scale: usize,
     json: bool,
     idle_child: Option<PathBuf>,
+    wan: Option<wan::WanProfile>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -70,6 +72,7 @@ fn parse_args() -> anyhow::Result<Args> {
         scale: 1_000_000,
         json: false,
         idle_child: None,
+        wan: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -79,12 +82,19 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.scale = v.replace(['_', ','], "").parse().context("--scale N")?;
             }
             "--json" => args.json = true,
+            "--wan" => {
+                args.wan = Some(wan::WanProfile::parse(
+                    &it.next().context("--wan RTT,BANDWIDTH")?,
+                )?)
+            }
             "--idle-child" => args.idle_child = Some(it.next().context("--idle-child DIR")?.into()),
             "-h" | "--help" => {
-                println!("usage: sluice-bench [--scale N] [--json]");
+                println!("usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH]");
                 std::process::exit(0);
             }
-            other => bail!("unknown argument {other:?} (usage: sluice-bench [--scale N] [--json])"),
+            other => bail!(
+                "unknown argument {other:?} (usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH])"
+            ),
         }
     }
     Ok(args)
@@ -131,6 +141,14 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = &args.idle_child {
         let mb = runtime.block_on(idle_child(dir))?;
         println!("{mb}");
+        return Ok(());
+    }
+    if let Some(profile) = args.wan {
+        let figures = runtime.block_on(wan::run(profile, args.scale, args.json))?;
+        match args.json {
+            true => println!("{}", serde_json::to_string(&figures)?),
+            false => wan::print(&figures),
+        }
         return Ok(());
     }
     let started = Instant::now();

@@ -17,6 +17,7 @@ pub mod admin_token;
 pub mod cli;
 pub mod demo;
 pub mod http_server;
+pub mod openapi;
 pub mod output;
 pub mod serve;
 pub mod terminal;

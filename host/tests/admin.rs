@@ -148,7 +148,7 @@ async fn a_configured_admin_token_is_required() {
     let http = reqwest::Client::new();
     let open = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(open.status().as_u16(), 200);
-    for path in ["/api/integrations", "/metrics", "/api/plugins"] {
+    for path in ["/api/integrations", "/metrics", "/api/connectors"] {
         let none = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(none.status().as_u16(), 401, "{path}");
         let wrong = http
@@ -308,7 +308,7 @@ async fn installing_a_wider_manifest_needs_approve_hosts() {
     );
     let http = reqwest::Client::new();
     let install = |query: &'static str| {
-        http.post(format!("{base}/api/plugins/salesforce{query}"))
+        http.post(format!("{base}/api/connectors/salesforce{query}"))
             .header("content-type", "application/wasm")
             .body(wider.clone())
             .send()

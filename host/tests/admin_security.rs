@@ -17,7 +17,7 @@ fn bearer(token: &str) -> String {
 }
 
 fn connector_versions(server: &Served, token: &str) -> Vec<u64> {
-    let list = server.get_json("/api/plugins", token);
+    let list = server.get_json("/api/connectors", token);
     let mut versions: Vec<u64> = list
         .as_array()
         .unwrap()
@@ -31,7 +31,7 @@ fn connector_versions(server: &Served, token: &str) -> Vec<u64> {
 
 const INTEGRATION: &str = r#"{"name":"Acme","capability":"helpdesk","environment":"production","domain":"https://acme.my.salesforce.com","pull_by":"updated"}"#;
 
-/// The live attack: a page's `fetch(…/api/plugins/salesforce, {method: 'POST', mode:
+/// The live attack: a page's `fetch(…/api/connectors/salesforce, {method: 'POST', mode:
 /// 'no-cors', body: wasm})` arrives as `Content-Type: text/plain` with the page's `Origin`.
 #[test]
 fn a_web_page_cannot_install_a_connector_or_add_an_integration() {
@@ -61,7 +61,7 @@ fn a_web_page_cannot_install_a_connector_or_add_an_integration() {
         "sluice-test",
         b"web",
     );
-    let upload = "/api/plugins/salesforce";
+    let upload = "/api/connectors/salesforce";
     // Exactly what the browser sends for the no-cors fetch.
     let (status, body) = server.send(
         "POST",

@@ -466,7 +466,7 @@ async fn serve_and_the_cli_agree_on_connector_versions() {
     let client = reqwest::Client::new();
     eventually("serve runs the version activated by the CLI", async || {
         let Ok(response) = client
-            .get(format!("{address}/api/plugins"))
+            .get(format!("{address}/api/connectors"))
             .bearer_auth(token)
             .send()
             .await

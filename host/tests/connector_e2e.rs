@@ -1,4 +1,4 @@
-//! Acceptance of the Salesforce connector (issue 6), end to end: the host (real wasmtime
+//! Acceptance of the Salesforce connector, end to end: the host (real wasmtime
 //! sandbox, the embedded component) against the in-process emulator. Every test ends by
 //! comparing the host's stored records with the emulator's ground truth
 //! (`/__emulator/records/{object}`): exactly equal sets, nothing missing, duplicated or stale.

@@ -32,7 +32,9 @@ pub mod manifest;
 pub mod metrics;
 pub mod outbound;
 pub mod policy;
+pub mod pool;
 pub mod registry;
+pub mod roots;
 pub mod state;
 pub mod stored_keys;
 

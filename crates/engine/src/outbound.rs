@@ -19,11 +19,18 @@
 //!   [`BufferBudget`]; a request body must be finished in time; concurrent requests are capped
 //!   per integration; transient failures of idempotent requests are retried with bounded,
 //!   jittered exponential backoff.
+//! - Idle HTTP/1.1 connections are kept for reuse ([`super::pool`]), but only as a transport:
+//!   every request passes the origin check and a fresh resolution with the address checks
+//!   first, and may then take a kept connection of the same integration to the same origin
+//!   whose address is among the ones just approved, else it connects to an approved address.
+//!   A kept connection the server closed meanwhile is replaced by a new one for that request,
+//!   which is not counted as a retry.
+//! - TLS trusts the web PKI roots plus the operator's [`ExtraRoots`], nothing else.
 //! - Every denial is logged with the connector, integration and target, and counted.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -42,6 +49,8 @@ use super::budget::{BodyRefused, BufferBudget, collect_body};
 use super::credentials::{AccessToken, CredentialError, CredentialProvider};
 use super::metrics::EngineMetrics;
 use super::policy::{Origin, normalize_host};
+use super::pool::{ConnectionPool, PoolKey, PoolLimits, Sender};
+use super::roots::ExtraRoots;
 
 pub use super::policy::{OutboundPolicy, is_loopback_name, prohibited_range};
 
@@ -65,6 +74,10 @@ pub struct OutboundLimits {
     pub read_timeout: Duration,
     /// Retries of transient failures of idempotent requests.
     pub retry: RetryPolicy,
+    /// Bounds of the idle keep-alive connections kept for reuse.
+    pub pool: PoolLimits,
+    /// Roots trusted besides the web PKI's (the operator's `--ca-file`).
+    pub extra_roots: ExtraRoots,
 }
 
 impl Default for OutboundLimits {
@@ -78,6 +91,8 @@ impl Default for OutboundLimits {
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            pool: PoolLimits::default(),
+            extra_roots: ExtraRoots::default(),
         }
     }
 }
@@ -129,12 +144,16 @@ pub struct OutboundShared {
     limits: OutboundLimits,
     metrics: Arc<EngineMetrics>,
     concurrency: Mutex<HashMap<Arc<str>, Arc<Semaphore>>>,
+    tls: Arc<rustls::ClientConfig>,
+    pool: ConnectionPool,
 }
 
 impl OutboundShared {
     /// Shared outbound state with `limits`, counting into `metrics`.
     pub fn new(limits: OutboundLimits, metrics: Arc<EngineMetrics>) -> Self {
         Self {
+            tls: tls_config(&limits.extra_roots),
+            pool: ConnectionPool::new(limits.pool.clone()),
             limits,
             metrics,
             concurrency: Mutex::new(HashMap::new()),
@@ -144,6 +163,11 @@ impl OutboundShared {
     /// The limits in force.
     pub fn limits(&self) -> &OutboundLimits {
         &self.limits
+    }
+
+    /// Idle connections kept for reuse now.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle()
     }
 
     fn semaphore(&self, key: &Arc<str>) -> Arc<Semaphore> {
@@ -312,8 +336,8 @@ impl OutboundCall {
             self.deny(&target, &reason);
             return Err(HttpError::HttpRequestDenied);
         }
-        let addr = match self.resolve(&origin).await {
-            Ok(addr) => addr,
+        let addrs = match self.resolve(&origin).await {
+            Ok(addrs) => addrs,
             Err(Resolve::Denied(reason)) => {
                 self.deny(&target, &reason);
                 return Err(HttpError::DestinationIpProhibited);
@@ -365,17 +389,9 @@ impl OutboundCall {
             None => None,
         };
 
-        let idempotent = matches!(
-            head.method,
-            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-        );
+        let idempotent = is_idempotent(&head.method);
         let retry = self.shared.limits.retry.clone();
-        let semaphore_key = self
-            .label
-            .integration
-            .clone()
-            .unwrap_or_else(|| self.label.connector.clone());
-        let semaphore = self.shared.semaphore(&semaphore_key);
+        let semaphore = self.shared.semaphore(&self.tenant());
         let mut retries = 0u32;
         let mut refreshed = false;
         loop {
@@ -385,7 +401,13 @@ impl OutboundCall {
                     .await
                     .map_err(|_| HttpError::InternalError(Some("request limiter closed".into())))?;
                 EngineMetrics::bump(&self.shared.metrics.outbound_requests);
-                self.attempt(addr, &host, use_tls, &head, &body, token.as_ref(), options)
+                let to = Target {
+                    origin: &target,
+                    host: &host,
+                    use_tls,
+                    addrs: &addrs,
+                };
+                self.attempt(&to, &head, &body, token.as_ref(), options)
                     .await
             };
             tracing::Span::current().record("attempts", retries + u32::from(refreshed) + 1);
@@ -441,7 +463,16 @@ impl OutboundCall {
         }
     }
 
-    async fn resolve(&self, origin: &Origin) -> Result<SocketAddr, Resolve> {
+    /// The integration, else the connector: whose limiter and kept connections a request uses.
+    fn tenant(&self) -> Arc<str> {
+        self.label
+            .integration
+            .clone()
+            .unwrap_or_else(|| self.label.connector.clone())
+    }
+
+    /// Every address of `origin`, each approved by the policy.
+    async fn resolve(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Resolve> {
         let (host, port) = (origin.host.as_str(), origin.port);
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -471,15 +502,72 @@ impl OutboundCall {
                 .check_addr(origin, addr.ip())
                 .map_err(Resolve::Denied)?;
         }
-        Ok(addrs[0])
+        Ok(addrs)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A kept connection to one of `target`'s approved addresses that is ready for a request.
+    async fn kept(&self, target: &Target<'_>, timeout: Duration) -> Option<(SocketAddr, Sender)> {
+        let tenant = self.tenant();
+        while let Some((addr, mut sender)) =
+            self.shared.pool.take(&tenant, target.origin, target.addrs)
+        {
+            // The connection task marks it ready once the previous exchange is done; a
+            // connection the server closed meanwhile fails here and is dropped.
+            if let Ok(Ok(())) = tokio::time::timeout(timeout, sender.ready()).await {
+                return Some((addr, sender));
+            }
+        }
+        None
+    }
+
+    /// A new connection to `target`'s first approved address.
+    async fn connect(
+        &self,
+        target: &Target<'_>,
+        timeout: Duration,
+    ) -> Result<(SocketAddr, Sender), HttpError> {
+        let addr = target.addrs[0];
+        let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)?
+            .map_err(connect_error)?;
+        let _ = tcp.set_nodelay(true);
+        if !target.use_tls {
+            return Ok((addr, handshake(tcp, timeout).await?));
+        }
+        let name = rustls::pki_types::ServerName::try_from(target.host.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(self.shared.tls.clone()).connect(name, tcp);
+        let tls = tokio::time::timeout(timeout, tls)
+            .await
+            .map_err(|_| HttpError::ConnectionTimeout)?
+            .map_err(|e| self.tls_error(target.origin, e))?;
+        Ok((addr, handshake(tls, timeout).await?))
+    }
+
+    /// A certificate the host does not trust is reported as such, with what to do about it.
+    fn tls_error(&self, origin: &str, e: std::io::Error) -> HttpError {
+        let cause = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        match cause {
+            Some(rustls::Error::InvalidCertificate(why)) => {
+                tracing::warn!(
+                    connector = %self.label.connector,
+                    integration = self.label.integration.as_deref().unwrap_or("-"),
+                    target = origin,
+                    reason = ?why,
+                    "the server's TLS certificate is not trusted; if its CA is one the operator \
+                     trusts, add it with --ca-file"
+                );
+                HttpError::TlsCertificateError
+            }
+            _ => HttpError::Tls(e),
+        }
+    }
+
     async fn attempt(
         &self,
-        addr: SocketAddr,
-        host: &str,
-        use_tls: bool,
+        target: &Target<'_>,
         head: &http::request::Parts,
         body: &Bytes,
         token: Option<&AccessToken>,
@@ -500,35 +588,56 @@ impl OutboundCall {
             .min(limits.read_timeout)
             .max(Duration::from_millis(1));
 
-        let mut request = http::Request::from_parts(head.clone(), Full::new(body.clone()));
-        if let Some(token) = token {
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                    HttpError::InternalError(Some("token is not a valid header value".into()))
-                })?;
-            value.set_sensitive(true);
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
-
-        let tcp = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| HttpError::ConnectionTimeout)?
-            .map_err(connect_error)?;
-        let _ = tcp.set_nodelay(true);
-        let mut sender = if use_tls {
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())?;
-            let tls = tokio_rustls::TlsConnector::from(tls_config()).connect(name, tcp);
-            let tls = tokio::time::timeout(connect_timeout, tls)
-                .await
-                .map_err(|_| HttpError::ConnectionTimeout)?
-                .map_err(HttpError::Tls)?;
-            handshake(tls, connect_timeout).await?
-        } else {
-            handshake(tcp, connect_timeout).await?
+        let request = || -> Result<http::Request<Full<Bytes>>, HttpError> {
+            let mut request = http::Request::from_parts(head.clone(), Full::new(body.clone()));
+            if let Some(token) = token {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| {
+                        HttpError::InternalError(Some("token is not a valid header value".into()))
+                    })?;
+                value.set_sensitive(true);
+                request.headers_mut().insert(AUTHORIZATION, value);
+            }
+            Ok(request)
         };
-        let response = tokio::time::timeout(first_byte, sender.send_request(request))
+        let idempotent = is_idempotent(&head.method);
+        let host = target.host;
+        let use_tls = target.use_tls;
+
+        let (mut addr, mut sender, reused) = match self.kept(target, connect_timeout).await {
+            Some((addr, sender)) => (addr, sender, true),
+            None => {
+                let (addr, sender) = self.connect(target, connect_timeout).await?;
+                (addr, sender, false)
+            }
+        };
+        let sent = tokio::time::timeout(first_byte, sender.try_send_request(request()?))
             .await
-            .map_err(|_| HttpError::ConnectionReadTimeout)??;
+            .map_err(|_| HttpError::ConnectionReadTimeout)?;
+        let response = match sent {
+            Ok(response) => response,
+            Err(mut failed) => {
+                let unsent = failed.take_message();
+                let error = HttpError::from(failed.into_error());
+                // A kept connection the server closed while it was idle: the request goes out
+                // again on a new connection, as any keep-alive client does (a request that may
+                // have reached the server only when repeating it is harmless).
+                let stale =
+                    reused && (unsent.is_some() || idempotent && is_transient_error(&error));
+                if !stale {
+                    return Err(error);
+                }
+                tracing::debug!(error = %error, "kept connection was closed; using a new one");
+                let request = match unsent {
+                    Some(request) => request,
+                    None => request()?,
+                };
+                (addr, sender) = self.connect(target, connect_timeout).await?;
+                tokio::time::timeout(first_byte, sender.send_request(request))
+                    .await
+                    .map_err(|_| HttpError::ConnectionReadTimeout)??
+            }
+        };
         let (head, mut incoming) = response.into_parts();
         let cap = limits.max_response_bytes;
         let mut collected = Vec::new();
@@ -558,6 +667,14 @@ impl OutboundCall {
                 }
             }
         }
+        if keeps_alive(&head) {
+            let key = PoolKey {
+                tenant: self.tenant(),
+                origin: target.origin.to_string(),
+                addr,
+            };
+            self.shared.pool.put(key, sender);
+        }
         let mut head = head;
         let collected = super::gzip::decode_response(&mut head, collected, cap).map_err(|e| {
             let origin = format!("{}://{host}", if use_tls { "https" } else { "http" });
@@ -574,6 +691,34 @@ impl OutboundCall {
             body: reservation.into_bytes(collected),
         })
     }
+}
+
+/// Where one request goes: its origin (`scheme://host:port`) and the addresses the policy
+/// approved for it just now.
+struct Target<'a> {
+    origin: &'a str,
+    host: &'a str,
+    use_tls: bool,
+    addrs: &'a [SocketAddr],
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+    )
+}
+
+/// Whether the connection may carry another request after this response (read to the end).
+fn keeps_alive(head: &http::response::Parts) -> bool {
+    let close = head
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("close"));
+    head.version == http::Version::HTTP_11 && !close
 }
 
 enum Resolve {
@@ -600,23 +745,16 @@ where
     Ok(sender)
 }
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
+/// The TLS client: the web PKI roots plus `extra`.
+fn tls_config(extra: &ExtraRoots) -> Arc<rustls::ClientConfig> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(extra.root_store())
+    .with_no_client_auth();
+    Arc::new(config)
 }
 
 fn connect_error(e: std::io::Error) -> HttpError {

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use crate::engine::manifest::Manifest;
 use crate::engine::policy::{EgressRules, Origin, resolve_checked};
+use crate::engine::roots::ExtraRoots;
 use crate::engine::wit::types::OauthPlan;
 use crate::secrets::Secret;
 
@@ -205,6 +206,7 @@ const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct OAuth {
     allow_insecure_loopback: bool,
     extra_origins: Arc<[Origin]>,
+    extra_roots: ExtraRoots,
 }
 
 impl OAuth {
@@ -216,7 +218,14 @@ impl OAuth {
         Ok(Self {
             allow_insecure_loopback,
             extra_origins,
+            extra_roots: ExtraRoots::default(),
         })
+    }
+
+    /// Also trusts `roots` (the operator's, as the connectors' outbound client does).
+    pub fn with_extra_roots(mut self, roots: ExtraRoots) -> Self {
+        self.extra_roots = roots;
+        self
     }
 
     /// The rules in force for a connector whose approved manifest is `manifest`.
@@ -256,11 +265,17 @@ impl OAuth {
                 url: url.to_string(),
                 reason: e.to_string(),
             })?;
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TOKEN_TIMEOUT)
             .resolve_to_addrs(&origin.host, &addrs)
-            .dns_resolver(Arc::new(NoLookups))
+            .dns_resolver(Arc::new(NoLookups));
+        for root in self.extra_roots.certificates() {
+            let root = reqwest::Certificate::from_der(root)
+                .map_err(|e| OAuthError::Transport(format!("an extra root is unusable: {e}")))?;
+            builder = builder.add_root_certificate(root);
+        }
+        builder
             .build()
             .map_err(|e| OAuthError::Transport(e.to_string()))
     }

@@ -8,7 +8,7 @@ use crate::runner::kind_label;
 use crate::store::{CheckpointState, Integration, RunRecord, StreamCount, TokenHealth};
 
 /// One row of `integration list`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ListRow {
     /// The integration.
     #[serde(flatten)]
@@ -35,7 +35,7 @@ pub fn list_rows(app: &Arc<App>) -> Result<Vec<ListRow>, AppError> {
 }
 
 /// A connector failure as the CLI's `--json` and the admin API show it.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct FailureView {
     /// The failure kind, e.g. `permission-denied`.
     pub kind: &'static str,
@@ -56,7 +56,7 @@ impl From<&Failure> for FailureView {
 }
 
 /// API usage as the provider reported it.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct UsageView {
     /// Calls used in the provider's period.
     pub used: u64,
@@ -65,7 +65,7 @@ pub struct UsageView {
 }
 
 /// One probe of Test Connection.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ProbeView {
     /// What was probed.
     pub name: String,
@@ -78,7 +78,7 @@ pub struct ProbeView {
 }
 
 /// The result of Test Connection.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct TestView {
     /// Whether the connection works.
     pub ok: bool,
@@ -120,7 +120,7 @@ impl From<&TestReport> for TestView {
 }
 
 /// One stream's checkpoint.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CheckpointView {
     /// The stream.
     pub stream: String,
@@ -131,13 +131,14 @@ pub struct CheckpointView {
 }
 
 /// An integration with everything `integration show` and `GET /api/integrations/{id}` show.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct IntegrationView {
     /// The stored integration.
     pub integration: Integration,
     /// Warnings from `configure`.
     pub warnings: Vec<FieldIssue>,
     /// The settings in normal form.
+    #[schema(value_type = Vec<SettingPair>)]
     pub normalized: Vec<(String, String)>,
     /// The streams it pulls.
     pub streams: Vec<String>,
@@ -150,6 +151,12 @@ pub struct IntegrationView {
     /// The token's health; none before the first connect.
     pub token: Option<TokenHealth>,
 }
+
+/// A setting as a `[name, value]` pair, the way the views show settings in normal form.
+#[derive(utoipa::ToSchema)]
+#[schema(as = SettingPair)]
+#[allow(dead_code)]
+pub struct SettingPair(String, String);
 
 /// Runs `integration show` and the API's show list.
 pub const SHOWN_RUNS: usize = 5;

@@ -57,6 +57,17 @@ pub struct Cli {
         value_parser = parse_origin
     )]
     pub extra_origins: Vec<crate::engine::policy::Origin>,
+    /// A PEM file of CA certificates to trust besides the public web PKI roots, for connectors'
+    /// requests and token requests (e.g. a TLS-intercepting proxy's CA, or a test server's).
+    /// Repeatable. It never approves an origin: that stays --extra-origin's and manifests'.
+    #[arg(
+        long = "ca-file",
+        global = true,
+        env = "SLUICE_CA_FILE",
+        value_name = "PATH",
+        value_parser = parse_ca_file
+    )]
+    pub ca_files: Vec<crate::engine::roots::ExtraRoots>,
     /// Print machine-readable JSON (read commands).
     #[arg(long, global = true)]
     pub json: bool,
@@ -305,6 +316,11 @@ fn parse_origin(text: &str) -> Result<crate::engine::policy::Origin, String> {
     crate::engine::policy::parse_extra_origin(text).map_err(|e| e.to_string())
 }
 
+fn parse_ca_file(path: &str) -> Result<crate::engine::roots::ExtraRoots, String> {
+    crate::engine::roots::ExtraRoots::from_pem_file(std::path::Path::new(path))
+        .map_err(|e| e.to_string())
+}
+
 /// The bounds of `serve --refresh-age`: a token is refreshed before Salesforce's shortest
 /// session timeout ends, and never on every call.
 pub const REFRESH_AGE_RANGE: std::ops::RangeInclusive<Duration> =
@@ -427,6 +443,10 @@ fn config(cli: &Cli) -> AppConfig {
     let mut config = AppConfig::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
     config.allow_insecure_loopback = cli.allow_insecure_loopback;
     config.extra_origins = cli.extra_origins.clone();
+    config.limits.outbound.extra_roots = cli.ca_files.iter().fold(
+        Default::default(),
+        |all: crate::engine::roots::ExtraRoots, file| all.with(file),
+    );
     config.bundled_connector = Some(crate::SALESFORCE_COMPONENT);
     config
 }

@@ -4,8 +4,9 @@
 //! describe, limits, getUpdated/getDeleted, records), Bulk API 2.0 query jobs and a
 //! control API under `/__emulator/`, all on one origin, over http or (with
 //! [`EmulatorConfig::tls`]) https, at loopback speed or with the network costs of the
-//! [`wan`] profile. The behaviour follows
-//! `shared/reference/salesforce-api.md`; facts the specification marks UNVERIFIED are
+//! [`wan`] profile. The behaviour follows Salesforce's published documentation (each
+//! real-org behaviour, with its source, is listed in this crate's README); facts the
+//! documentation leaves open are
 //! [`Settings`].
 
 // Handlers return early with a ready `Response` as the error; boxing it everywhere would

@@ -1,4 +1,4 @@
-//! One bounded page of one stream: the incremental algorithm of `peers-and-sync.md` §3.
+//! One bounded page of one stream: the incremental sync algorithm.
 //!
 //! A call either continues the window in the checkpoint or opens a new one: re-describe (with
 //! `If-Modified-Since`), take `hi` from the server's `Date` minus the lag, capped by

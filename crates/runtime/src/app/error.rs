@@ -3,7 +3,7 @@
 use super::*;
 
 /// One problem with one input field.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldIssue {
     /// The field, e.g. `domain`.
     pub field: String,

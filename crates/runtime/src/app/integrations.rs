@@ -27,13 +27,14 @@ pub struct IntegrationInput {
 }
 
 /// An integration with what the connector says about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Validated {
     /// The stored integration.
     pub integration: Integration,
     /// Warnings from `configure`.
     pub warnings: Vec<FieldIssue>,
     /// The settings in normal form.
+    #[schema(value_type = Vec<crate::views::SettingPair>)]
     pub normalized: Vec<(String, String)>,
     /// The streams it will pull.
     pub streams: Vec<String>,

@@ -61,7 +61,8 @@ pub struct AppConfig {
     pub refresh_age: Duration,
     /// The host-wide connected app.
     pub host_client: HostClient,
-    /// Engine limits.
+    /// Engine limits, and the outbound client's settings: `limits.outbound.extra_roots` are the
+    /// operator's trusted roots, for connectors and the token client alike.
     pub limits: EngineLimits,
     /// Bounds of every pull run.
     pub runs: crate::runner::RunLimits,
@@ -177,7 +178,8 @@ impl App {
         let oauth = OAuth::new(
             config.allow_insecure_loopback,
             config.extra_origins.clone().into(),
-        )?;
+        )?
+        .with_extra_roots(config.limits.outbound.extra_roots.clone());
         let tokens = TokenService::new(
             store.clone(),
             oauth,

@@ -3,7 +3,7 @@
 use super::*;
 
 /// The settings of an integration, as the user gave them (the connector's `settings`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IntegrationSettings {
     /// `helpdesk`, `crm` or `content-management`.
     pub capability: String,
@@ -15,11 +15,12 @@ pub struct IntegrationSettings {
     pub domain: Option<String>,
     /// Connector-specific settings.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::views::SettingPair>)]
     pub extra: Vec<(String, String)>,
 }
 
 /// An integration as stored (its client secret stays sealed).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Integration {
     /// Its id.
     pub id: String,

@@ -20,7 +20,7 @@ pub struct StoredRecord {
 }
 
 /// Per-stream counts of stored records.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StreamCount {
     /// The stream.
     pub stream: String,

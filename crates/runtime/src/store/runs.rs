@@ -3,7 +3,7 @@
 use super::*;
 
 /// One run, as recorded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// Its id.
     pub id: String,

@@ -57,7 +57,7 @@ pub struct TokenSet {
 }
 
 /// The health of an integration's refresh token, as the last check found it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenHealth {
     /// What the last check found.
     pub health: TokenHealthState,

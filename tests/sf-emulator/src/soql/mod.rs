@@ -27,7 +27,7 @@
 //! value::{parse_datetime, format_datetime, parse_date, format_date, write_double} helpers
 //! ```
 //!
-//! Semantics follow `shared/reference/salesforce-api.md` §2.5–2.7/§3/§4.5: keywords, object and
+//! Semantics follow Salesforce's SOQL and SOSL Reference: keywords, object and
 //! field names case-insensitive (output uses schema casing); string `=` case-insensitive;
 //! two-valued null logic (`!=`/`NOT IN` match nulls); ORDER BY nulls first unless `NULLS LAST`
 //! (both directions); unquoted date/datetime literals only; `/query` hides `IsDeleted = true`
