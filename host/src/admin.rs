@@ -30,7 +30,7 @@ use crate::app::{App, AppError, IntegrationInput};
 use crate::oauth::Callback;
 use crate::runner::PullOptions;
 use crate::scheduler::SchedulerStats;
-use crate::views::{IntegrationView, ListRow, TestView};
+use crate::views::{IntegrationView, ListRow, RecordView, TestView};
 
 /// What handlers share.
 #[derive(Clone)]
@@ -650,28 +650,10 @@ struct RecordsQuery {
     after_key: Option<String>,
 }
 
-/// One stored record.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecordRow {
-    /// Its stream.
-    pub stream: String,
-    /// Its key within the stream.
-    pub key: String,
-    /// Its version, bumped by every change.
-    pub version: i64,
-    /// Whether it is a tombstone.
-    pub deleted: bool,
-    /// Its cursor value.
-    pub cursor: String,
-    /// The record as the connector gave it (`null` if it no longer parses).
-    #[schema(value_type = Object)]
-    pub record: serde_json::Value,
-}
-
 /// A page of stored records, ordered by stream and key.
 #[utoipa::path(get, path = "/api/integrations/{id}/records", tag = "integrations",
     params(IntegrationId, RecordsQuery),
-    responses((status = 200, description = "At most `limit` records", body = Vec<RecordRow>),
+    responses((status = 200, description = "At most `limit` records", body = Vec<RecordView>),
         (status = 400, description = "The path or the query is malformed", body = ErrorBody),
         (status = 404, description = "No such integration", body = ErrorBody),
         (status = 422, description = "`limit` is over 10000", body = ErrorBody),
@@ -703,17 +685,7 @@ async fn records(
         s.app
             .store()
             .records_page(&id, q.stream.as_deref(), q.with_deleted, after, limit)?;
-    let out: Vec<RecordRow> = page
-        .into_iter()
-        .map(|r| RecordRow {
-            record: serde_json::from_slice(&r.json).unwrap_or(serde_json::Value::Null),
-            stream: r.stream,
-            key: r.key,
-            version: r.version,
-            deleted: r.deleted,
-            cursor: r.cursor,
-        })
-        .collect();
+    let out: Vec<RecordView> = page.into_iter().map(RecordView::from).collect();
     Ok(Json(out).into_response())
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use crate::app::{App, AppError, FieldIssue};
 use crate::engine::wit::types::{Failure, TestReport};
 use crate::runner::kind_label;
-use crate::store::{CheckpointState, Integration, RunRecord, StreamCount, TokenHealth};
+use crate::store::{
+    CheckpointState, Integration, RunRecord, StoredRecord, StreamCount, TokenHealth,
+};
 
 /// One row of `integration list`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -184,4 +186,38 @@ pub async fn integration_view(app: &Arc<App>, id: &str) -> Result<IntegrationVie
         normalized: v.normalized,
         streams: v.streams,
     })
+}
+
+/// One stored record, as `records` exports it and the API lists it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RecordView {
+    /// Its stream.
+    pub stream: String,
+    /// Its key within the stream.
+    pub key: String,
+    /// Its version, bumped by every change.
+    pub version: i64,
+    /// Whether it is a tombstone.
+    pub deleted: bool,
+    /// Its cursor value.
+    pub cursor: String,
+    /// The record as the connector gave it; bytes that are not JSON are shown as their text,
+    /// so an export never drops what was stored.
+    pub record: serde_json::Value,
+}
+
+impl From<StoredRecord> for RecordView {
+    fn from(r: StoredRecord) -> Self {
+        let record = serde_json::from_slice(&r.json).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&r.json).into_owned())
+        });
+        Self {
+            stream: r.stream,
+            key: r.key,
+            version: r.version,
+            deleted: r.deleted,
+            cursor: r.cursor,
+            record,
+        }
+    }
 }

@@ -14,13 +14,8 @@ pub(super) fn records(app: &Arc<App>, args: &RecordsArgs) -> anyhow::Result<()> 
     let mut io_err = None;
     app.store()
         .for_each_record(&args.id, args.stream.as_deref(), args.with_deleted, |r| {
-            let record: serde_json::Value = serde_json::from_slice(&r.json).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(&r.json).into())
-            });
-            let line = serde_json::json!({
-                "stream": r.stream, "key": r.key, "version": r.version,
-                "deleted": r.deleted, "cursor": r.cursor, "record": record,
-            });
+            let line = serde_json::to_string(&crate::views::RecordView::from(r))
+                .expect("a record view serializes");
             let res = match args.format {
                 RecordFormat::Jsonl => writeln!(out, "{line}"),
                 RecordFormat::Json => {
