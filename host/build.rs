@@ -14,6 +14,8 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
+use sluice_guest_build::append_custom_section;
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let workspace = manifest_dir
@@ -80,30 +82,6 @@ fn main() {
         "cargo:rustc-env=SLUICE_SALESFORCE_WASM={}",
         embedded.display()
     );
-}
-
-/// Appends a custom section (id 0: LEB128 size, LEB128 name length, name, payload), which a
-/// component may carry at its top level.
-fn append_custom_section(wasm: &mut Vec<u8>, name: &str, payload: &[u8]) {
-    let mut content = Vec::new();
-    leb128(name.len(), &mut content);
-    content.extend_from_slice(name.as_bytes());
-    content.extend_from_slice(payload);
-    wasm.push(0);
-    leb128(content.len(), wasm);
-    wasm.extend_from_slice(&content);
-}
-
-fn leb128(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 fn write(to: &Path, bytes: &[u8]) {

@@ -1,6 +1,7 @@
 //! Engine figures: cold compile, cached load, per-call overhead and install to first call.
 
 use super::*;
+use sluice_test_support::with_custom_section;
 
 pub(crate) fn limits() -> EngineLimits {
     EngineLimits {
@@ -26,35 +27,11 @@ pub(crate) fn wit_host() -> wt::HostContext {
     }
 }
 
-/// A copy of `wasm` with one more custom section: different bytes, same behaviour.
-pub(crate) fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let mut content = Vec::new();
-    leb(name.len(), &mut content);
-    content.extend_from_slice(name.as_bytes());
-    content.extend_from_slice(payload);
-    let mut out = wasm.to_vec();
-    out.push(0);
-    leb(content.len(), &mut out);
-    out.extend_from_slice(&content);
-    out
-}
-
 /// Cold compile, cached load, fresh-instance call overhead and install -> first call, for the
 /// Salesforce component (as in `host/benches/engine.rs`).
 pub(crate) async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> anyhow::Result<()> {
     let wasm = sluice::SALESFORCE_COMPONENT;
-    let scratch = scratch_dir("engine");
+    let scratch = temp_dir("bench-engine");
 
     let engine = ConnectorEngine::new(limits())?;
     let mut samples = Vec::new();
@@ -139,6 +116,5 @@ pub(crate) async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> 
         "swap_ms".into(),
         json!(round(ms(percentile(&mut samples, 0.5)), 1)),
     );
-    let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }

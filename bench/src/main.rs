@@ -39,6 +39,8 @@ use sluice_connector_sdk::http::{Host, Request, Response, TransportError};
 use sluice_connector_sdk::model as pm;
 use sluice_connector_sdk::native::NativeHost;
 use sluice_salesforce::Salesforce;
+use sluice_test_support::runtime::approve_emulator;
+use sluice_test_support::temp_dir;
 
 /// The JSON keys, in output order.
 const KEYS: [&str; 12] = [
@@ -130,12 +132,6 @@ fn round(v: f64, digits: i32) -> f64 {
     (v * f).round() / f
 }
 
-fn scratch_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -211,11 +207,10 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         .as_u64()
         .context("the emulator's Case count")?;
 
-    let data_dir = scratch_dir("pull");
-    let mut config = AppConfig::new(data_dir.clone());
+    let data_dir = temp_dir("bench-pull");
+    let mut config = AppConfig::new(data_dir.to_path_buf());
     // The emulator speaks plain http on loopback: approve exactly its origin.
-    config.allow_insecure_loopback = true;
-    config.extra_origins = vec![sluice::engine::policy::parse_extra_origin(&emulator.url)?];
+    approve_emulator(&mut config, &emulator.url);
     config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
     let app = App::open(config).await?;
     let add = |name: &str| {
@@ -336,7 +331,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     );
     note(quiet, &format!("  {raw_records} records in {raw_s:.1} s"));
     drop(app);
-    let _ = std::fs::remove_dir_all(&data_dir);
+    drop(data_dir);
 
     // 4. Engine figures.
     note(
@@ -350,13 +345,13 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         quiet,
         &format!("idle host with {IDLE_INTEGRATIONS} integrations (child process)..."),
     );
-    let idle_dir = scratch_dir("idle");
+    let idle_dir = temp_dir("bench-idle");
     let child = std::process::Command::new(std::env::current_exe()?)
         .arg("--idle-child")
         .arg(&idle_dir)
         .output()
         .context("running the idle child")?;
-    let _ = std::fs::remove_dir_all(&idle_dir);
+    drop(idle_dir);
     if !child.status.success() {
         bail!(
             "the idle child failed: {}",

@@ -76,11 +76,10 @@ pub async fn run(profile: WanProfile, scale: usize, quiet: bool) -> anyhow::Resu
         .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes())?)
         .build()?;
 
-    let data_dir = super::scratch_dir("wan");
-    let mut config = AppConfig::new(data_dir.clone());
+    let data_dir = sluice_test_support::temp_dir("bench-wan");
+    let mut config = AppConfig::new(data_dir.to_path_buf());
     // As the operator would: the emulator's exact origin, loopback, and its root (--ca-file).
-    config.allow_insecure_loopback = true;
-    config.extra_origins = vec![sluice::engine::policy::parse_extra_origin(&emulator.url)?];
+    sluice_test_support::runtime::approve_emulator(&mut config, &emulator.url);
     config.limits.outbound.extra_roots =
         ExtraRoots::from_pem(root.as_bytes()).map_err(anyhow::Error::msg)?;
     config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
@@ -146,7 +145,7 @@ pub async fn run(profile: WanProfile, scale: usize, quiet: bool) -> anyhow::Resu
         "of_ceiling_pct": super::round(100.0 * ceiling_s / seconds, 1),
     });
     drop(app);
-    let _ = std::fs::remove_dir_all(&data_dir);
+    drop(data_dir);
     Ok(figures)
 }
 

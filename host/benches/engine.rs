@@ -4,9 +4,6 @@
 //! the cached load time, the fresh-instance-per-call overhead (p50/p99) and the time from
 //! `install` to the first call on the new version.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +11,7 @@ use sluice::engine::cache::CacheOutcome;
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::registry::{ConnectorRegistry, MemoryVersionStore, StaticCanaryTargets};
 use sluice::engine::{CallContext, ConnectorEngine, EngineLimits};
-use support::*;
+use sluice_test_support::*;
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();

@@ -87,10 +87,12 @@ mod tests {
 
     #[test]
     fn the_token_is_created_once_private_and_reused() {
-        let dir = std::env::temp_dir().join(format!(
-            "sluice-admin-token-{}",
-            crate::secrets::random_token(6)
-        ));
+        let temp = tempfile::Builder::new()
+            .prefix("sluice-admin-token-")
+            .tempdir()
+            .unwrap();
+        // A data directory that does not exist yet, as on a first run.
+        let dir = temp.path().join("data");
         let first = load_or_create(&dir).unwrap();
         assert!(first.len() >= 32, "{first}");
         assert_eq!(load_or_create(&dir).unwrap(), first);

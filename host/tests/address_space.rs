@@ -2,20 +2,13 @@
 //! (`ulimit -v`), where a pool reserving address space for every possible call cannot be set
 //! up. Run: `cargo test --release -p sluice --test address_space`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+use sluice_test_support::temp_dir;
 
 /// About 3.8 GiB, in KiB as `ulimit -v` takes it.
 const LIMIT_KIB: &str = "4000000";
-
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-ulimit-{}",
-        sluice::secrets::random_token(6)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `sluice --data-dir DIR ARGS…` in a shell whose address space is limited.
 fn sluice_limited(data_dir: &Path, args: &[&str]) -> Output {
@@ -42,7 +35,7 @@ fn assert_ok(out: &Output, what: &str) {
 
 #[test]
 fn the_cli_works_under_an_address_space_limit() {
-    let dir = temp_dir();
+    let dir = temp_dir("ulimit");
     assert_ok(
         &sluice_limited(&dir, &["integration", "list"]),
         "integration list",
@@ -71,5 +64,4 @@ fn the_cli_works_under_an_address_space_limit() {
         "{}",
         String::from_utf8_lossy(&list.stdout)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,7 +8,9 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::served::{Served, sluice_command, temp_dir};
+use sluice_test_support::served::Served;
+use sluice_test_support::temp_dir;
+use support::binary::{serve, sluice_command};
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
@@ -34,7 +36,7 @@ const INTEGRATION: &str = r#"{"name":"Acme","capability":"helpdesk","environment
 #[test]
 fn a_web_page_cannot_install_a_connector_or_add_an_integration() {
     let dir = temp_dir("websec");
-    let server = Served::start(&dir, &[], &[], "");
+    let server = serve(&dir, &[], &[], "");
     let token = server.generated_token();
     let auth = bearer(&token);
     let host = server.host();
@@ -54,7 +56,11 @@ fn a_web_page_cannot_install_a_connector_or_add_an_integration() {
     assert!(printed.status.success());
     assert_eq!(String::from_utf8_lossy(&printed.stdout).trim(), token);
 
-    let wasm = support::with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"web");
+    let wasm = sluice_test_support::with_custom_section(
+        sluice::SALESFORCE_COMPONENT,
+        "sluice-test",
+        b"web",
+    );
     let upload = "/api/connectors/salesforce";
     // Exactly what the browser sends for the no-cors fetch.
     let (status, body) = server.send(
@@ -186,7 +192,7 @@ fn a_web_page_cannot_install_a_connector_or_add_an_integration() {
 #[test]
 fn dns_rebinding_hosts_are_refused_and_an_explicit_token_still_works() {
     let dir = temp_dir("rebind");
-    let server = Served::start(
+    let server = serve(
         &dir,
         &["--public-url", "https://sluice.example.com"],
         &[("SLUICE_ADMIN_TOKEN", "operator-chosen-token")],
@@ -240,7 +246,7 @@ fn dns_rebinding_hosts_are_refused_and_an_explicit_token_still_works() {
 #[test]
 fn half_open_connections_do_not_make_the_server_unreachable() {
     let dir = temp_dir("slowloris");
-    let server = Served::start(
+    let server = serve(
         &dir,
         &["--header-read-timeout", "1s", "--max-connections", "8"],
         &[],
@@ -275,7 +281,7 @@ fn half_open_connections_do_not_make_the_server_unreachable() {
 #[test]
 fn records_pages_are_bounded_and_bad_intervals_are_refused() {
     let dir = temp_dir("records");
-    let server = Served::start(&dir, &[], &[], "");
+    let server = serve(&dir, &[], &[], "");
     let token = server.generated_token();
     let auth = bearer(&token);
     let post = |body: &str| {

@@ -1,19 +1,10 @@
 //! The `sluice` binary: errors are one clear line with a non-zero exit, and bad input leaves
 //! state unchanged.
 
-mod support;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-cli-{tag}-{}",
-        sluice::secrets::random_token(6)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use sluice_test_support::temp_dir;
 
 fn sluice(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -253,7 +244,11 @@ fn active_versions(dir: &Path) -> Vec<u64> {
 #[test]
 fn a_rollback_is_one_command() {
     let dir = temp_dir("rollback");
-    let v2 = support::with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"v2");
+    let v2 = sluice_test_support::with_custom_section(
+        sluice::SALESFORCE_COMPONENT,
+        "sluice-test",
+        b"v2",
+    );
     let file = dir.join("salesforce.wasm");
     std::fs::write(&file, &v2).unwrap();
     let install = sluice(&dir, &["connector", "install", file.to_str().unwrap()]);
@@ -312,7 +307,11 @@ fn connector_install_takes_regular_files_and_valid_names_only() {
         let line = one_error_line(&out);
         assert!(line.contains("not a regular file"), "{line}");
     }
-    let v2 = support::with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"v2");
+    let v2 = sluice_test_support::with_custom_section(
+        sluice::SALESFORCE_COMPONENT,
+        "sluice-test",
+        b"v2",
+    );
     let file = dir.join("salesforce.wasm");
     std::fs::write(&file, &v2).unwrap();
     for name in ["../../etc/x", "Sales force", ""] {
@@ -419,7 +418,11 @@ async fn serve_and_the_cli_agree_on_connector_versions() {
     let _serve = KillOnDrop(child);
 
     // Another process installs version 2 while serve runs.
-    let v2 = support::with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"v2");
+    let v2 = sluice_test_support::with_custom_section(
+        sluice::SALESFORCE_COMPONENT,
+        "sluice-test",
+        b"v2",
+    );
     let file = dir.join("salesforce.wasm");
     std::fs::write(&file, &v2).unwrap();
     let out = sluice(&dir, &["connector", "install", file.to_str().unwrap()]);
@@ -430,7 +433,11 @@ async fn serve_and_the_cli_agree_on_connector_versions() {
     );
 
     // Serve installs other bytes, dropped into its connectors directory: version 3.
-    let v3 = support::with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"v3");
+    let v3 = sluice_test_support::with_custom_section(
+        sluice::SALESFORCE_COMPONENT,
+        "sluice-test",
+        b"v3",
+    );
     let connectors = dir.join("connectors");
     std::fs::write(connectors.join("incoming.tmp"), &v3).unwrap();
     std::fs::rename(
@@ -483,15 +490,17 @@ async fn serve_and_the_cli_agree_on_connector_versions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_with_sigkill_is_not_shown_as_running() {
     let dir = temp_dir("sigkill");
-    let app = support::runtime::open_app(sluice::app::AppConfig::new(dir.clone())).await;
+    let app =
+        sluice_test_support::runtime::open_app(sluice::app::AppConfig::new(dir.to_path_buf()))
+            .await;
     app.registry()
-        .install("hostile", support::hostile(), false)
+        .install("hostile", sluice_test_support::hostile(), false)
         .await
         .unwrap();
     // Its pull spins until killed.
     // The grant's instance is never contacted; the operator approves it for the pull.
     let instance = "https://instance.example";
-    let id = support::runtime::add_hostile_integration(&app, "loop", &[], instance);
+    let id = sluice_test_support::runtime::add_hostile_integration(&app, "loop", &[], instance);
     let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("--data-dir")
         .arg(&dir)
@@ -539,10 +548,10 @@ async fn a_run_killed_with_sigkill_is_not_shown_as_running() {
 #[test]
 fn a_wider_manifest_needs_approve_hosts() {
     let dir = temp_dir("approve");
-    let wider = support::with_custom_section(
-        support::hostile(),
+    let wider = sluice_test_support::with_custom_section(
+        sluice_test_support::hostile(),
         "sluice:manifest",
-        &support::manifest_json(
+        &sluice_test_support::manifest_json(
             &["*.salesforce.com", "attacker.example"],
             &["GET", "DELETE"],
         ),

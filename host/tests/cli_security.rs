@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::served::{sluice_command, temp_dir};
+use sluice_test_support::temp_dir;
+use support::binary::sluice_command;
 
 fn sluice(dir: &Path, args: &[&str]) -> Output {
     sluice_command(dir)

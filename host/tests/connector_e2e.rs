@@ -3,8 +3,6 @@
 //! comparing the host's stored records with the emulator's ground truth
 //! (`/__emulator/records/{object}`): exactly equal sets, nothing missing, duplicated or stale.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,23 +10,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use sf_emulator::{Dataset, Emulator, EmulatorConfig};
-use sluice::app::{App, AppConfig, AppError, IntegrationInput};
+use sluice::app::{App, AppError, IntegrationInput};
 use sluice::engine::wit::types::FailureKind;
 use sluice::runner::{Progress, PullOptions, RunStatus, RunSummary};
-use support::runtime::{approve_emulator, connect, control, open_app, settings, stats};
+use sluice_test_support::runtime::{connect, control, emulator_app, settings, stats};
 
 const HELPDESK: &[&str] = &["Case", "CaseComment", "EmailMessage", "CaseHistory"];
 const CRM: &[&str] = &["Account", "Contact", "Lead", "Opportunity", "User", "Task"];
 const KNOWLEDGE: &str = "Knowledge__kav";
-
-async fn app(emu: &Emulator) -> Arc<App> {
-    let dir = std::env::temp_dir().join(format!("sluice-e2e-{}", sluice::secrets::random_token(6)));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut config = AppConfig::new(dir);
-    approve_emulator(&mut config, &emu.url);
-    config.host_client = Default::default();
-    open_app(config).await
-}
 
 async fn emulator(dataset: Dataset) -> Emulator {
     Emulator::start(EmulatorConfig {
@@ -320,7 +309,7 @@ async fn op(emu: &Emulator, body: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_pull_of_each_capability_equals_ground_truth() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     for (cap, streams) in [
         ("helpdesk", HELPDESK),
         ("crm", CRM),
@@ -349,7 +338,7 @@ async fn full_pull_of_each_capability_equals_ground_truth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_cases_with_one_system_modstamp() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     insert_cases(&emu, 5000, 5000, 0).await;
     insert_cases(&emu, 30, 1, 30).await;
@@ -369,7 +358,7 @@ async fn five_thousand_cases_with_one_system_modstamp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_visible_records_come_on_the_next_run() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     insert_cases(&emu, 50, 5, 0).await;
     let id = case_integration(&app, &emu, &[("lag-seconds", "3")]).await;
     pull_ok(&app, &id).await;
@@ -395,7 +384,7 @@ async fn late_visible_records_come_on_the_next_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_between_and_during_pulls() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     let ids = insert_cases(&emu, 2000, 10, 0).await;
     let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
@@ -477,7 +466,7 @@ async fn changes_between_and_during_pulls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_mid_pagination_costs_one_refresh() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     settings(
         &emu,
         json!({"max_batch_size": 200, "refresh_token_rotation": true}),
@@ -540,7 +529,7 @@ fn snapshot(app: &App, id: &str) -> Snapshot {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_refresh_token_needs_reauthorization_and_keeps_data() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     insert_cases(&emu, 300, 3, 0).await;
     let a = case_integration(&app, &emu, &[]).await;
     let b = case_integration(&app, &emu, &[]).await;
@@ -587,7 +576,7 @@ async fn revoked_refresh_token_needs_reauthorization_and_keeps_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_still_end_equal_to_ground_truth() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     insert_cases(&emu, 1500, 4, 0).await;
     let id = case_integration(&app, &emu, &[]).await;
@@ -621,7 +610,7 @@ async fn transient_faults_still_end_equal_to_ground_truth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_limit_exceeded_is_rate_limited_then_recovers() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     insert_cases(&emu, 1000, 4, 0).await;
     let id = case_integration(&app, &emu, &[]).await;
@@ -647,7 +636,7 @@ async fn request_limit_exceeded_is_rate_limited_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn created_time_mode_pulls_new_records_only() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let ids = insert_cases(&emu, 100, 2, 0).await;
     let mut inp = input(
         &emu,
@@ -701,7 +690,7 @@ async fn bulk_and_rest_backfills_give_identical_records() {
     })
     .await
     .expect("emulator starts");
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     // Bulk may write UTC as `Z`; the connector must still produce REST's `+0000` text.
     settings(&emu, json!({"bulk_datetime_suffix": "Z"})).await;
     let bulk_id = case_integration(&app, &emu, &[]).await;
@@ -756,7 +745,7 @@ async fn bulk_and_rest_backfills_give_identical_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_field_added_between_pulls_appears_in_the_next_pull() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let ids = insert_cases(&emu, 20, 1, 0).await;
     let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
     pull_ok(&app, &id).await;
@@ -806,7 +795,7 @@ async fn custom_field_added_between_pulls_appears_in_the_next_pull() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wide_objects_are_merged_from_field_chunks() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let wide: Vec<String> = (0..600)
         .map(|i| format!("Quite_Long_Custom_Field_Name_Number_{i:03}__c"))
         .collect();
@@ -859,7 +848,7 @@ async fn wide_objects_are_merged_from_field_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_finds_deletes_the_delete_log_forgot() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let ids = insert_cases(&emu, 30, 1, 0).await;
     let id = case_integration(&app, &emu, &[("reconcile-every", "1m")]).await;
     let started = std::time::Instant::now();
@@ -890,7 +879,7 @@ async fn reconciliation_finds_deletes_the_delete_log_forgot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_backfill_of_every_helpdesk_object_equals_rest() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     settings(&emu, json!({"bulk_unsupported_objects": ["EmailMessage"]})).await;
     let bulk_id = integration(&app, input(&emu, "helpdesk", &[("bulk-threshold", "100")])).await;
     let rest_id = integration(&app, input(&emu, "helpdesk", &[("bulk-threshold", "0")])).await;
@@ -965,7 +954,7 @@ async fn pull_with_changes_after_first_page(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_after_a_bulk_job_completes_arrive_on_the_next_pass() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let ids = insert_cases(&emu, 6000, 1, 0).await;
     let id = case_integration(
         &app,
@@ -1059,7 +1048,7 @@ fn assert_fields_equal(how: &str, stored: &Stored, truth: &BTreeMap<String, Map<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_results_expiring_mid_read_fall_back_to_rest() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     insert_cases(&emu, 5000, 1, 0).await;
     let id = case_integration(&app, &emu, &[("bulk-threshold", "1000")]).await;
     let expire = async {
@@ -1083,7 +1072,7 @@ async fn bulk_results_expiring_mid_read_fall_back_to_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_type_values_are_stored_alike_through_rest_and_bulk() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let case = insert_cases(&emu, 1, 1, 0).await.remove(0);
     let values = [
         json!(true),
@@ -1164,7 +1153,7 @@ async fn insert_shared_tasks(emu: &Emulator) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junction_id_lists_are_stored_alike_through_rest_and_bulk() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     insert_shared_tasks(&emu).await;
     let (from_bulk, from_rest) = through_bulk_and_rest(&app, &emu, "crm", "Task").await;
     let truth: BTreeMap<String, Map<String, Value>> = truth_rows(&emu, "Task")
@@ -1188,7 +1177,7 @@ async fn junction_id_lists_are_stored_alike_through_rest_and_bulk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unexpected_junction_id_separator_fails_the_bulk_stream_by_name() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     insert_shared_tasks(&emu).await;
     control(
         &emu,
@@ -1222,7 +1211,7 @@ async fn an_unexpected_junction_id_separator_fails_the_bulk_stream_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_fields_are_read_by_rest_beside_a_bulk_backfill() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     control(
         &emu,
         "POST",
@@ -1297,7 +1286,7 @@ async fn insert_tasks(emu: &Emulator, n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_that_ends_the_session_mid_paging_requeries() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     settings(
         &emu,
         json!({"max_batch_size": 200, "refresh_token_rotation": true,
@@ -1345,7 +1334,7 @@ async fn a_refresh_that_ends_the_session_mid_paging_requeries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capped_locators_shared_by_two_pulls_still_end_equal() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     settings(
         &emu,
         json!({"max_batch_size": 200, "max_open_locators_per_user": 1}),
@@ -1374,7 +1363,7 @@ async fn capped_locators_shared_by_two_pulls_still_end_equal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archived_tasks_are_pulled_and_never_deleted() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let ids = insert_tasks(&emu, 40).await;
     let archive: Vec<&String> = ids.iter().step_by(3).collect();
     op(
@@ -1420,7 +1409,7 @@ async fn archived_tasks_are_pulled_and_never_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_hidden_or_deleted_while_a_window_is_open() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     settings(&emu, json!({"max_batch_size": 200})).await;
     control(
         &emu,
@@ -1507,7 +1496,7 @@ async fn fields_hidden_or_deleted_while_a_window_is_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_knowledge_articles_are_reconciled() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let id = integration(
         &app,
         input(&emu, "content-management", &[("reconcile-every", "1m")]),
@@ -1537,7 +1526,7 @@ async fn deleted_knowledge_articles_are_reconciled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purged_delete_log_starts_a_reconciliation() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let ids = insert_cases(&emu, 30, 1, 0).await;
     let id = case_integration(&app, &emu, &[("lag-seconds", "1")]).await;
     pull_ok(&app, &id).await;
@@ -1562,7 +1551,7 @@ async fn a_purged_delete_log_starts_a_reconciliation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_long_requests_are_planned_again_with_smaller_chunks() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let wide: Vec<String> = (0..600)
         .map(|i| format!("Quite_Long_Custom_Field_Name_Number_{i:03}__c"))
         .collect();
@@ -1620,7 +1609,7 @@ async fn too_long_requests_are_planned_again_with_smaller_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn formula_heavy_objects_are_read_in_field_chunks() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let formulas = add_formula_fields(&emu, 12).await;
     settings(&emu, json!({"max_formula_fields_per_query": 5})).await;
     let ids = insert_cases(&emu, 300, 3, 0).await;
@@ -1653,7 +1642,7 @@ async fn formula_heavy_objects_are_read_in_field_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_commits_on_objects_without_updated_are_not_lost() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let ids = insert_cases(&emu, 3, 1, 0).await;
     let id = integration(
         &app,
@@ -1701,7 +1690,7 @@ async fn late_commits_on_objects_without_updated_are_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn formula_refresh_merges_values_that_changed_without_a_timestamp() {
     let emu = emulator(Dataset::Empty).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("e2e", &emu.url).await;
     let formulas = add_formula_fields(&emu, 12).await;
     // Fewer formula fields per query than the object has: the refresh reads them in chunks.
     settings(&emu, json!({"max_formula_fields_per_query": 5})).await;

@@ -7,13 +7,12 @@
 
 #![cfg(unix)]
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use sluice::app::{AppConfig, IntegrationInput};
-use support::runtime::{approve_emulator, connect, open_app};
+use sluice_test_support::runtime::{approve_emulator, connect, open_app};
+use sluice_test_support::temp_dir;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -42,9 +41,8 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     })
     .await
     .expect("emulator starts");
-    let dir =
-        std::env::temp_dir().join(format!("sluice-crash-{}", sluice::secrets::random_token(6)));
-    let mut config = AppConfig::new(dir.clone());
+    let dir = temp_dir("crash");
+    let mut config = AppConfig::new(dir.to_path_buf());
     approve_emulator(&mut config, &emu.url);
     let app = open_app(config).await;
     let id = app
@@ -66,10 +64,8 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     connect(&app, &id).await;
 
     // Every run logs at trace level into one file, which is then searched for secrets.
-    let log_path = std::env::temp_dir().join(format!(
-        "sluice-crash-log-{}",
-        sluice::secrets::random_token(6)
-    ));
+    let logs = temp_dir("crash-log");
+    let log_path = logs.join("runs.log");
     let pull_with = |extra: &[&str]| {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -230,8 +226,6 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             "a secret is in clear in the logs or the data directory"
         );
     }
-    let _ = std::fs::remove_file(&log_path);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `Response::json` needs reqwest's `json` feature; this parses the text instead.

@@ -6,6 +6,7 @@ use std::sync::{Arc, Barrier};
 
 use sluice::secrets::KEY_FILE;
 use sluice::store::{DB_FILE, Store, migrations::MIGRATIONS};
+use sluice_test_support::temp_dir;
 
 #[test]
 #[allow(unsafe_code)] // Clearing the environment; see the SAFETY comment.
@@ -15,10 +16,9 @@ fn concurrent_first_opens_all_succeed_and_share_one_key() {
     unsafe { std::env::remove_var("SLUICE_SECRET_KEY") };
     const OPENS: usize = 60;
     for round in 0..3 {
-        let dir = std::env::temp_dir().join(format!(
-            "sluice-first-open-{round}-{}",
-            sluice::secrets::random_token(6)
-        ));
+        // A data directory that does not exist yet: the opens race to create it.
+        let parent = temp_dir(&format!("first-open-{round}"));
+        let dir = parent.join("data");
         let start = Arc::new(Barrier::new(OPENS));
         let opens: Vec<_> = (0..OPENS)
             .map(|_| {
@@ -57,6 +57,5 @@ fn concurrent_first_opens_all_succeed_and_share_one_key() {
         names.sort();
         assert_eq!(names, [KEY_FILE], "round {round}");
         drop((stores, reopened));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

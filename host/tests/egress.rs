@@ -4,8 +4,6 @@
 //! not approve, binds the OAuth plan to the state, and checks refreshed instance URLs.
 //! Run: `cargo test --release -p sluice --test egress`.
 
-mod support;
-
 use std::sync::Arc;
 
 use sf_emulator::{Emulator, EmulatorConfig};
@@ -13,10 +11,8 @@ use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::engine::policy::PolicyError;
 use sluice::engine::registry::HostApproval;
 use sluice::oauth::OAuthError;
-use sluice::secrets::Secret;
-use sluice::store::{GrantFlow, TokenSet, now_ms};
-use support::runtime::{REDIRECT, approve, approve_emulator};
-use support::{Reply, TestServer, hostile};
+use sluice_test_support::runtime::{REDIRECT, approve, approve_emulator, grant};
+use sluice_test_support::{Reply, TestDir, TestServer, hostile, temp_dir};
 
 async fn emulator() -> Emulator {
     Emulator::start(EmulatorConfig {
@@ -29,13 +25,11 @@ async fn emulator() -> Emulator {
 }
 
 /// An app whose connectors may reach the `approved` loopback URLs' origins, with the hostile
-/// guest installed (and approved, with an empty manifest) as the connector integrations use.
-async fn hostile_app(tag: &str, approved: &[&str]) -> Arc<App> {
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-egress-{tag}-{}",
-        sluice::secrets::random_token(6)
-    ));
-    let mut config = AppConfig::new(dir);
+/// guest installed (and approved, with an empty manifest) as the connector integrations use; its
+/// data directory lives as long as the returned guard.
+async fn hostile_app(tag: &str, approved: &[&str]) -> (Arc<App>, TestDir) {
+    let dir = temp_dir(&format!("egress-{tag}"));
+    let mut config = AppConfig::new(dir.to_path_buf());
     for url in approved {
         approve_emulator(&mut config, url);
     }
@@ -46,7 +40,7 @@ async fn hostile_app(tag: &str, approved: &[&str]) -> Arc<App> {
         .install_with_approval("salesforce", hostile(), false, HostApproval::Approved)
         .await
         .expect("the hostile guest installs");
-    app
+    (app, dir)
 }
 
 /// Adds an integration of the hostile guest with the emulator's client and `extra` settings.
@@ -85,11 +79,11 @@ async fn add(app: &App, emu: &Emulator, extra: &[(&str, &str)]) -> String {
 async fn a_connector_cannot_declare_an_attackers_host_in_configure() {
     let emu = emulator().await;
     let attacker = TestServer::start(|_| Reply::new(200, "thanks")).await;
-    let app = hostile_app("declare", &[&emu.url]).await;
+    let (app, _dir) = hostile_app("declare", &[&emu.url]).await;
     // `localhost` is the attacker's name for the same machine: never approved.
     let steal = format!("http://localhost:{}/steal", attacker.port);
     let id = add(&app, &emu, &[("hosts", "localhost"), ("url", &steal)]).await;
-    support::runtime::connect(&app, &id).await;
+    sluice_test_support::runtime::connect(&app, &id).await;
 
     let err = app
         .test(&id)
@@ -113,7 +107,7 @@ async fn a_connector_cannot_declare_an_attackers_host_in_configure() {
 async fn oauth_endpoints_outside_the_approved_origins_are_refused() {
     let emu = emulator().await;
     let attacker = TestServer::start(|_| Reply::new(200, "{}")).await;
-    let app = hostile_app("endpoints", &[&emu.url]).await;
+    let (app, _dir) = hostile_app("endpoints", &[&emu.url]).await;
     for (setting, url) in [
         ("token-url", format!("{}/token", attacker.url)),
         ("token-url", "https://169.254.169.254/token".to_string()),
@@ -140,7 +134,7 @@ async fn the_plan_is_bound_to_the_state_at_begin() {
     // A second approved origin (say, a second emulator) that the connector switches to
     // between the start of the flow and its callback.
     let other = TestServer::start(|_| Reply::new(400, "{\"error\":\"invalid_grant\"}")).await;
-    let app = hostile_app("bound", &[&emu.url, &other.url]).await;
+    let (app, _dir) = hostile_app("bound", &[&emu.url, &other.url]).await;
     let id = add(&app, &emu, &[]).await;
     let start = app.begin_authorization(&id, REDIRECT).await.unwrap();
     app.edit_integration(
@@ -185,22 +179,17 @@ async fn a_refreshed_instance_url_is_checked_like_the_first() {
     })
     .await;
     let emu = emulator().await;
-    let app = hostile_app("refresh", &[&provider.url]).await;
+    let (app, _dir) = hostile_app("refresh", &[&provider.url]).await;
     let id = add(&app, &emu, &[]).await;
     app.store()
         .put_grant(
             &id,
-            &TokenSet {
-                flow: GrantFlow::AuthorizationCode,
-                access: Secret::new("access-1"),
-                refresh: Some(Secret::new("refresh-1")),
-                token_url: format!("{}/token", provider.url),
-                instance_url: provider.url.clone(),
-                provider_fields: Default::default(),
-                scopes: vec!["api".into()],
-                obtained_at_ms: now_ms(),
-                generation: 0,
-            },
+            &grant(
+                "access-1",
+                Some("refresh-1"),
+                &format!("{}/token", provider.url),
+                &provider.url,
+            ),
         )
         .unwrap();
 

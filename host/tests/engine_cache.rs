@@ -1,15 +1,13 @@
 //! The compile cache loads only artifacts this host wrote, and rebuilds anything else.
 //! Run: `cargo test --release -p sluice --test engine_cache`.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sluice::engine::cache::CacheOutcome;
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::{CallContext, ConnectorEngine, EngineLimits, LoadedConnector};
-use support::*;
+use sluice_test_support::*;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = target_dir()
@@ -214,12 +212,17 @@ async fn the_bytes_verified_are_the_bytes_loaded() {
         "the artifact was read again after its MAC was checked"
     );
     works(&engine, &connector).await;
-    // Release the writer if it still waits for a second reader.
-    if is_fifo(&path) {
-        let _ = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path);
+    // Release the writer if it still waits for a second reader. It may not have reached its
+    // blocking open yet (on a busy machine it can still be polling), so a reader opened once
+    // could come and go unseen: keep offering one until the writer is done.
+    while !writer.is_finished() {
+        if is_fifo(&path) {
+            let _ = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     writer.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);

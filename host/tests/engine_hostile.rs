@@ -1,8 +1,6 @@
 //! Hostile components are contained with a typed error, and the host and normal calls keep
 //! working. Run: `cargo test --release -p sluice --test engine_hostile`.
 
-mod support;
-
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -12,7 +10,7 @@ use sluice::engine::wit::types::{Failure, Page};
 use sluice::engine::{
     CallContext, ConnectorEngine, EngineError, EngineLimits, Limit, LoadedConnector,
 };
-use support::*;
+use sluice_test_support::*;
 
 const PAGE_CAP: usize = 1 << 20;
 /// Body bytes one call's host side may buffer.

@@ -1,8 +1,6 @@
 //! Host-side credentials, token refresh, retries and outbound caps.
 //! Run: `cargo test --release -p sluice --test engine_outbound`.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -14,7 +12,7 @@ use sluice::engine::outbound::{OutboundLimits, OutboundPolicy, RetryPolicy};
 use sluice::engine::policy::EgressRules;
 use sluice::engine::wit::types::{Failure, Page};
 use sluice::engine::{CallContext, ConnectorEngine, EngineError, EngineLimits, LoadedConnector};
-use support::*;
+use sluice_test_support::*;
 
 const RESPONSE_CAP: usize = 64 << 10;
 const PER_INTEGRATION: usize = 2;

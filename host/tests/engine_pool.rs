@@ -412,7 +412,7 @@ async fn the_idle_cap_holds() {
 
 #[test]
 fn a_bad_ca_file_is_a_one_line_error_naming_it() {
-    let dir = served::temp_dir("ca-file");
+    let dir = temp_dir("ca-file");
     std::fs::create_dir_all(&dir).unwrap();
     let not_pem = dir.join("not-a-cert.pem");
     std::fs::write(&not_pem, "hello\n").unwrap();
@@ -421,7 +421,7 @@ fn a_bad_ca_file_is_a_one_line_error_naming_it() {
         (&not_pem, "is not a PEM certificate bundle"),
         (&missing, "cannot read CA file"),
     ] {
-        let output = served::sluice_command(&dir.join("data"))
+        let output = binary::sluice_command(&dir.join("data"))
             .arg("--ca-file")
             .arg(path)
             .args(["integration", "list"])
@@ -443,9 +443,9 @@ fn a_bad_ca_file_is_a_one_line_error_naming_it() {
 async fn app_for_tls_emulator(
     emu: &sf_emulator::Emulator,
     trusted: bool,
-) -> (Arc<sluice::app::App>, String, std::path::PathBuf) {
-    let dir = served::temp_dir("pool-app");
-    let mut config = sluice::app::AppConfig::new(dir.clone());
+) -> (Arc<sluice::app::App>, String, TestDir) {
+    let dir = temp_dir("pool-app");
+    let mut config = sluice::app::AppConfig::new(dir.to_path_buf());
     runtime::approve_emulator(&mut config, &emu.url);
     config.host_client = Default::default();
     if trusted {

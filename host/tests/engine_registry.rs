@@ -3,8 +3,6 @@
 //! shared by processes, and hot swaps that reach running runs and lose nothing.
 //! Run: `cargo test --release -p sluice --test engine_registry`.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,8 +18,8 @@ use sluice::engine::wit::types::{Grant, Settings, StreamStatus};
 use sluice::engine::{CallContext, ConnectorEngine, EngineLimits};
 use sluice::runner::{Progress, ProgressFn, PullOptions, RunStatus, RunSummary, run_pull};
 use sluice::store::RunPage;
-use support::runtime::{add_hostile_integration, open_app};
-use support::*;
+use sluice_test_support::runtime::{add_hostile_integration, open_app};
+use sluice_test_support::*;
 
 /// A pager server: `GET /page?after=N&limit=L` answers the next L ids after N, up to `last`.
 async fn pager(last: u64, delay: Duration) -> TestServer {
@@ -720,8 +718,8 @@ async fn a_version_that_misbehaves_only_in_pull_is_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watched_directory_takes_regular_files_only() {
     let f = fixture(10, Duration::ZERO).await;
-    let dir = scratch_dir("connectors");
-    let outside = scratch_dir("outside");
+    let dir = temp_dir("registry-connectors");
+    let outside = temp_dir("registry-outside");
     let fifo = outside.join("fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -788,20 +786,11 @@ async fn invalid_connector_names_are_refused() {
         .unwrap();
 }
 
-fn scratch_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-registry-{tag}-{}",
-        sluice::secrets::random_token(6)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// An app's configuration whose connectors may reach the loopback server at `url` (its exact
 /// origin).
 fn app_config(dir: &std::path::Path, url: &str) -> AppConfig {
     let mut config = AppConfig::new(dir.to_path_buf());
-    support::runtime::approve_emulator(&mut config, url);
+    sluice_test_support::runtime::approve_emulator(&mut config, url);
     config
 }
 
@@ -857,7 +846,7 @@ fn page_versions(pages: &[RunPage]) -> Vec<u32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_published_mid_run_serves_the_next_pages() {
     let server = pager(30, Duration::ZERO).await;
-    let dir = scratch_dir("mid-run");
+    let dir = temp_dir("registry-mid-run");
     let app = open_app(app_config(&dir, &server.url)).await;
     app.registry()
         .install("hostile", hostile(), false)
@@ -902,7 +891,7 @@ async fn a_version_published_mid_run_serves_the_next_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_installing_at_once_get_their_own_version_numbers() {
-    let dir = scratch_dir("numbers");
+    let dir = temp_dir("registry-numbers");
     let a = open_app(app_config(&dir, "http://127.0.0.1:9")).await;
     let b = App::open(app_config(&dir, "http://127.0.0.1:9"))
         .await
@@ -946,7 +935,7 @@ async fn a_salesforce_version_passes_the_canary_without_credentials() {
     })
     .await
     .expect("emulator starts");
-    let dir = scratch_dir("salesforce-canary");
+    let dir = temp_dir("registry-salesforce-canary");
     let app = open_app(app_config(&dir, &emu.url)).await;
     let id = app
         .add_integration(sluice::app::IntegrationInput {
@@ -963,7 +952,7 @@ async fn a_salesforce_version_passes_the_canary_without_credentials() {
         .unwrap()
         .integration
         .id;
-    support::runtime::connect(&app, &id).await;
+    sluice_test_support::runtime::connect(&app, &id).await;
     // Without its token the emulator answers 401, as Salesforce does: expected, not a fault.
     let next = with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test", b"next");
     let report = app

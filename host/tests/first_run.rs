@@ -1,17 +1,10 @@
 //! What a new user meets first: the demo's closing hint works when typed as printed, and the
 //! CLI behaves in a pipe whose reader stops early.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-first-run-{tag}-{}",
-        sluice::secrets::random_token(6)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use sluice_test_support::temp_dir;
 
 fn sluice(data_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use support::served::{Served, sluice_command, temp_dir};
+use sluice_test_support::served::Served;
+use sluice_test_support::{TestDir, temp_dir};
+use support::binary::{serve, sluice_command};
 
 /// Pinned so that the run, its seed and its verdict are reproducible.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
@@ -17,6 +19,8 @@ const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 /// emulator and pulled once, so the integration routes answer with real data.
 struct Fixture {
     server: Served,
+    // Removed after the server is stopped.
+    _dir: TestDir,
     token: String,
     id: String,
     emulator_url: String,
@@ -62,10 +66,11 @@ impl Fixture {
         let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
         connect(&dir, &loopback, &id).await;
         run_sluice(&dir, &[&loopback[..], &["pull", &id]].concat());
-        let server = Served::start(&dir, &loopback, &[], "");
+        let server = serve(&dir, &loopback, &[], "");
         let token = server.generated_token();
         Self {
             server,
+            _dir: dir,
             token,
             id,
             emulator_url: emulator.url.clone(),
@@ -321,7 +326,8 @@ async fn a_records_limit_over_the_largest_page_is_refused() {
 /// rule belongs to the routes that take a body, not to the path.
 #[test]
 fn an_undeclared_method_is_405_not_415() {
-    let server = Served::start(&temp_dir("openapi-405"), &[], &[], "");
+    let dir = temp_dir("openapi-405");
+    let server = serve(&dir, &[], &[], "");
     let auth = format!("Bearer {}", server.generated_token());
     for path in [
         "/api/integrations",
@@ -350,7 +356,8 @@ fn an_undeclared_method_is_405_not_415() {
 /// that is the integration's state (409), not a provider's failure (502).
 #[test]
 fn authorizing_without_a_client_id_is_a_conflict() {
-    let server = Served::start(&temp_dir("openapi-no-client"), &[], &[], "");
+    let dir = temp_dir("openapi-no-client");
+    let server = serve(&dir, &[], &[], "");
     let auth = format!("Bearer {}", server.generated_token());
     let headers = [
         ("Authorization", auth.as_str()),
@@ -377,7 +384,8 @@ fn authorizing_without_a_client_id_is_a_conflict() {
 /// no component reach the registry, which refuses them as such (422), not as too large (413).
 #[test]
 fn a_component_upload_over_two_mib_reaches_the_registry() {
-    let server = Served::start(&temp_dir("openapi-upload"), &[], &[], "");
+    let dir = temp_dir("openapi-upload");
+    let server = serve(&dir, &[], &[], "");
     let auth = format!("Bearer {}", server.generated_token());
     let (status, answer) = server.send(
         "POST",

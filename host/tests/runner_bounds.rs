@@ -3,8 +3,6 @@
 //! capped. The hostile connector serves as the integration's connector.
 //! Run: `cargo test --release -p sluice --test runner_bounds`.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -12,16 +10,19 @@ use std::time::Duration;
 use sluice::app::{App, AppConfig, IntegrationInput};
 use sluice::engine::ConnectorEngine;
 use sluice::runner::{PullOptions, RunStatus, RunSummary};
-use sluice::secrets::Secret;
-use sluice::store::{GrantFlow, TokenSet};
-use support::*;
+use sluice_test_support::runtime::grant;
+use sluice_test_support::*;
 
-/// A compile cache holding the embedded connector and the hostile one, made once, so each
-/// test's app starts without compiling them again.
+/// A compile cache holding the embedded connector and the hostile one, made once per process,
+/// so each test's app starts without compiling them again. It lives in the target directory
+/// (a static is never dropped, so a temporary directory would stay behind) and starts empty,
+/// so artifacts of older builds are not copied into every app.
 fn warm_cache() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = scratch("warm-cache");
+        let dir = target_dir().join("runner-bounds-warm-cache");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let config = AppConfig::new(dir.clone());
         let engine = ConnectorEngine::with_cache(config.limits, Some(&dir)).unwrap();
         engine
@@ -32,25 +33,17 @@ fn warm_cache() -> &'static Path {
     })
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = target_dir()
-        .join("runner-bounds-scratch")
-        .join(format!("{tag}-{}", sluice::secrets::random_token(6)));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// An app whose `salesforce` connector is the hostile connector, with `change` applied to its
-/// configuration.
-async fn app_with(change: impl FnOnce(&mut AppConfig)) -> Arc<App> {
-    let dir = scratch("app");
+/// configuration; its data directory lives as long as the returned guard.
+async fn app_with(change: impl FnOnce(&mut AppConfig)) -> (Arc<App>, TestDir) {
+    let dir = TestDir::new_in(&target_dir().join("runner-bounds-scratch"), "app");
     let cache = dir.join("cache");
     std::fs::create_dir_all(&cache).unwrap();
     for entry in std::fs::read_dir(warm_cache()).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), cache.join(entry.file_name())).unwrap();
     }
-    let mut config = AppConfig::new(dir);
+    let mut config = AppConfig::new(dir.to_path_buf());
     config.allow_insecure_loopback = true;
     // The grants below name this instance (never contacted): the operator approves it.
     config.extra_origins =
@@ -61,7 +54,7 @@ async fn app_with(change: impl FnOnce(&mut AppConfig)) -> Arc<App> {
         .install("salesforce", hostile(), false)
         .await
         .expect("the hostile connector installs");
-    app
+    (app, dir)
 }
 
 /// A connected integration whose connector behaves as `behaviour`.
@@ -80,17 +73,12 @@ async fn integration(app: &App, behaviour: &str, extra: &[(&str, &str)]) -> Stri
         .expect("the integration is added")
         .integration
         .id;
-    let tokens = TokenSet {
-        flow: GrantFlow::AuthorizationCode,
-        access: Secret::new("access"),
-        refresh: None,
-        token_url: "https://login.example/token".into(),
-        instance_url: "https://instance.example".into(),
-        provider_fields: Default::default(),
-        scopes: vec!["api".into()],
-        obtained_at_ms: sluice::store::now_ms(),
-        generation: 0,
-    };
+    let tokens = grant(
+        "access",
+        None,
+        "https://login.example/token",
+        "https://instance.example",
+    );
     app.store().put_grant(&id, &tokens).unwrap();
     id
 }
@@ -117,7 +105,7 @@ fn detail(summary: &RunSummary) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_with_more_rows_than_asked_is_refused() {
-    let app = app_with(|_| {}).await;
+    let (app, _dir) = app_with(|_| {}).await;
     // Four 64 KiB rows, within the byte cap, for a page of at most one row.
     let id = integration(&app, "big-page", &[("size", "262144")]).await;
     let summary = run(&app, &id, 1).await;
@@ -137,7 +125,7 @@ async fn a_page_with_more_rows_than_asked_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connector_that_never_progresses_is_stopped() {
-    let app = app_with(|c| c.runs.max_idle_pages = 3).await;
+    let (app, _dir) = app_with(|c| c.runs.max_idle_pages = 3).await;
     let id = integration(&app, "stall", &[]).await;
     let summary = run(&app, &id, 10).await;
     assert_eq!(summary.status, RunStatus::Failed);
@@ -152,7 +140,7 @@ async fn a_connector_that_never_progresses_is_stopped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_keeps_answering_partial_ends_at_its_deadline() {
-    let app = app_with(|c| c.runs.deadline = Duration::from_secs(2)).await;
+    let (app, _dir) = app_with(|c| c.runs.deadline = Duration::from_secs(2)).await;
     let id = integration(&app, "endless", &[]).await;
     let summary = run(&app, &id, 10).await;
     assert_eq!(summary.status, RunStatus::Failed);
@@ -171,7 +159,7 @@ async fn a_run_that_keeps_answering_partial_ends_at_its_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_rate_limit_pause_is_capped_and_reported() {
-    let app = app_with(|c| c.runs.max_retry_after = Duration::from_secs(3600)).await;
+    let (app, _dir) = app_with(|c| c.runs.max_retry_after = Duration::from_secs(3600)).await;
     let id = integration(&app, "rate-limited", &[]).await;
     let summary = run(&app, &id, 10).await;
     assert_eq!(summary.status, RunStatus::RateLimited);

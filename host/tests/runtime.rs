@@ -3,34 +3,18 @@
 //! under concurrency, revocation, re-generation keeping data, and no secret in clear in the
 //! database.
 
-mod support;
-
-use std::sync::Arc;
 use std::time::Duration;
 
 use sf_emulator::{Emulator, EmulatorConfig};
-use sluice::app::{App, AppConfig, AppError, IntegrationInput};
+use sluice::app::{AppConfig, AppError, IntegrationInput};
 use sluice::engine::credentials::{AccessToken, CredentialError};
 use sluice::engine::wit::types::{Operation, Row};
 use sluice::oauth::Callback;
 use sluice::store::IntegrationState;
-use support::runtime::{REDIRECT, approve, approve_emulator, callback_of, connect, open_app};
-
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-rt-{tag}-{}",
-        sluice::secrets::random_token(6)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn app(tag: &str, emu: &Emulator) -> Arc<App> {
-    let mut config = AppConfig::new(temp_dir(tag));
-    approve_emulator(&mut config, &emu.url);
-    config.host_client = Default::default();
-    open_app(config).await
-}
+use sluice_test_support::runtime::{
+    REDIRECT, approve, approve_emulator, callback_of, connect, emulator_app, open_app,
+};
+use sluice_test_support::temp_dir;
 
 async fn emulator(auto_approve: bool) -> Emulator {
     Emulator::start(EmulatorConfig {
@@ -58,7 +42,7 @@ fn input(emu: &Emulator) -> IntegrationInput {
 #[tokio::test]
 async fn bad_input_is_a_field_error_and_changes_nothing() {
     let emu = emulator(true).await;
-    let app = app("bad", &emu).await;
+    let (app, _dir) = emulator_app("bad", &emu.url).await;
     let cases: Vec<(IntegrationInput, &str)> = vec![
         (
             IntegrationInput {
@@ -150,7 +134,7 @@ async fn bad_input_is_a_field_error_and_changes_nothing() {
 #[tokio::test]
 async fn connect_refresh_rotation_revocation_and_regeneration() {
     let emu = emulator(true).await;
-    let app = app("oauth", &emu).await;
+    let (app, _dir) = emulator_app("oauth", &emu.url).await;
     let id = app
         .add_integration(input(&emu))
         .await
@@ -332,7 +316,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
 #[tokio::test]
 async fn access_denied_reports_the_providers_error_and_burns_the_state() {
     let emu = emulator(false).await;
-    let app = app("denied", &emu).await;
+    let (app, _dir) = emulator_app("denied", &emu.url).await;
     let id = app
         .add_integration(input(&emu))
         .await
@@ -399,7 +383,8 @@ async fn parallel_pulls_survive_rotation_and_short_sessions() {
     })
     .await
     .unwrap();
-    let mut config = AppConfig::new(temp_dir("rotation"));
+    let dir = temp_dir("rotation");
+    let mut config = AppConfig::new(dir.to_path_buf());
     approve_emulator(&mut config, &emu.url);
     // Refresh proactively after 250 ms, and sessions die after 2 s. The refresh age sits well
     // below the pulls' length (about a second since pages commit while the next is pulled),
@@ -478,7 +463,7 @@ async fn parallel_pulls_survive_rotation_and_short_sessions() {
 #[tokio::test]
 async fn client_credentials_connect_and_renew() {
     let emu = emulator(true).await;
-    let app = app("cc", &emu).await;
+    let (app, _dir) = emulator_app("cc", &emu.url).await;
     let id = app
         .add_integration(input(&emu))
         .await
@@ -510,7 +495,7 @@ async fn a_revoked_token_stops_the_pull_after_one_token_request() {
     })
     .await
     .unwrap();
-    let app = app("revoked-pull", &emu).await;
+    let (app, _dir) = emulator_app("revoked-pull", &emu.url).await;
     let id = app
         .add_integration(input(&emu))
         .await

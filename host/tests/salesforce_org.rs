@@ -4,28 +4,17 @@
 //! Tests about data end by comparing the stored records with the emulator's ground truth
 //! (`/__emulator/records/{object}`).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sf_emulator::{Dataset, Emulator, EmulatorConfig};
-use sluice::app::{App, AppConfig, AppError, IntegrationInput};
+use sluice::app::{App, AppError, IntegrationInput};
 use sluice::engine::credentials::CredentialError;
 use sluice::engine::wit::types::{FailureKind, Probe, TestReport};
 use sluice::runner::{PullOptions, RunStatus, RunSummary, StreamResult};
 use sluice::store::{IntegrationState, RunState};
-use support::runtime::{approve_emulator, connect, control, open_app, settings, stats};
-
-async fn app(emu: &Emulator) -> Arc<App> {
-    let dir = std::env::temp_dir().join(format!("sluice-org-{}", sluice::secrets::random_token(6)));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut config = AppConfig::new(dir);
-    approve_emulator(&mut config, &emu.url);
-    config.host_client = Default::default();
-    open_app(config).await
-}
+use sluice_test_support::runtime::{connect, control, emulator_app, settings, stats};
 
 async fn emulator(dataset: Dataset) -> Emulator {
     Emulator::start(EmulatorConfig {
@@ -151,7 +140,7 @@ fn stream<'a>(s: &'a RunSummary, name: &str) -> &'a sluice::runner::StreamOutcom
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_connection_reads_the_user_on_the_instance_not_the_identity_service() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     let tokens = app.store().tokens(&id).unwrap().unwrap();
     let identity = tokens.provider_fields["id"].clone();
@@ -192,7 +181,7 @@ async fn test_connection_reads_the_user_on_the_instance_not_the_identity_service
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_without_view_setup_is_a_warning_with_usage_from_the_header() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     settings(&emu, json!({"view_setup_permission": false})).await;
     let report = app.test(&id).await.unwrap();
@@ -218,7 +207,7 @@ async fn limits_without_view_setup_is_a_warning_with_usage_from_the_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absent_optional_objects_are_unavailable_in_test_and_pull() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     settings(
         &emu,
         json!({"absent_objects": ["EmailMessage", "Knowledge__kav"]}),
@@ -274,7 +263,7 @@ async fn absent_optional_objects_are_unavailable_in_test_and_pull() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_required_object_is_permission_denied_naming_it() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", None).await;
     settings(&emu, json!({"unreadable_objects": ["CaseComment"]})).await;
     let report = app.test(&id).await.unwrap();
@@ -290,7 +279,7 @@ async fn an_unreadable_required_object_is_permission_denied_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_required_object_fails_its_stream_and_the_others_pull() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", None).await;
     settings(
         &emu,
@@ -357,7 +346,7 @@ fn archived_probe(report: &TestReport) -> &Probe {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knowledge_warns_when_archived_versions_are_not_visible() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "content-management", None).await;
     let report = app.test(&id).await.unwrap();
     assert!(report.failure.is_none(), "{report:?}");
@@ -397,7 +386,7 @@ async fn knowledge_warns_when_archived_versions_are_not_visible() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regenerate_and_delete_revoke_the_superseded_refresh_token() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let other = integration(&app, &emu, "helpdesk", Some("Case")).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     assert_eq!(count(&stats(&emu).await, "active_refresh_tokens"), 2);
@@ -441,15 +430,15 @@ async fn regenerate_and_delete_revoke_the_superseded_refresh_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_from_another_org_is_refused_and_revoked() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     let before = app.store().tokens(&id).unwrap().unwrap();
     settings(&emu, json!({"browser_org": "second"})).await;
     let start = app
-        .begin_authorization(&id, support::runtime::REDIRECT)
+        .begin_authorization(&id, sluice_test_support::runtime::REDIRECT)
         .await
         .unwrap();
-    let callback = support::runtime::approve(start.url.as_str()).await;
+    let callback = sluice_test_support::runtime::approve(start.url.as_str()).await;
     let err = app.complete_authorization(callback).await.unwrap_err();
     let AppError::OtherOrg(message) = &err else {
         panic!("expected a conflict, got {err:?}");
@@ -476,7 +465,7 @@ async fn a_grant_from_another_org_is_refused_and_revoked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inactive_user_and_org_are_final_without_a_retry_loop() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     for setting in ["inactive_user", "inactive_org"] {
         let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
         settings(&emu, json!({setting: true})).await;
@@ -515,7 +504,7 @@ async fn inactive_user_and_org_are_final_without_a_retry_loop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_keeps_the_providers_reason_for_a_new_login() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     settings(&emu, json!({"inactive_user": true})).await;
     control(&emu, "POST", "tokens/expire", None).await;
@@ -532,7 +521,7 @@ async fn a_pull_keeps_the_providers_reason_for_a_new_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connector_asks_for_gzip_and_the_host_inflates_it() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case,CaseComment")).await;
     let s = pull(&app, &id).await;
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
@@ -559,7 +548,7 @@ fn gzip_zeros_base64(len: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gzip_bomb_is_refused_with_a_clear_error_and_loses_nothing() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     // 80 MiB of zeros inflate past the host's 64 MiB response cap from about 80 KB.
     let bomb = gzip_zeros_base64(80 << 20);
@@ -595,7 +584,7 @@ async fn a_gzip_bomb_is_refused_with_a_clear_error_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_with_retry_after_and_per_app_usage_headers() {
     let emu = emulator(Dataset::Demo).await;
-    let app = app(&emu).await;
+    let (app, _dir) = emulator_app("org", &emu.url).await;
     let id = integration(&app, &emu, "helpdesk", Some("Case")).await;
     // A 503 with Retry-After is retried by the host; the pull completes.
     control(

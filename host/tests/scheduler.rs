@@ -2,8 +2,6 @@
 //! on schedule with no overlapping runs, under a global concurrency limit; memory stays
 //! bounded (the test prints it). Then a graceful stop lets the runs in flight finish.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,7 +9,8 @@ use std::time::{Duration, Instant};
 use sluice::app::{AppConfig, IntegrationInput};
 use sluice::scheduler::{SchedulerConfig, SchedulerStats};
 use sluice::store::{RunState, TokenHealthState};
-use support::runtime::{approve_emulator, connect, open_app};
+use sluice_test_support::runtime::{approve_emulator, connect, open_app};
+use sluice_test_support::temp_dir;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -43,9 +42,8 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
     })
     .await
     .expect("emulator starts");
-    let dir =
-        std::env::temp_dir().join(format!("sluice-sched-{}", sluice::secrets::random_token(6)));
-    let mut config = AppConfig::new(dir.clone());
+    let dir = temp_dir("sched");
+    let mut config = AppConfig::new(dir.to_path_buf());
     approve_emulator(&mut config, &emu.url);
     let app = open_app(config).await;
     let interval = Duration::from_secs(4);
@@ -123,7 +121,6 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
     assert!(stats.max_running.load(Ordering::SeqCst) <= max_concurrent);
     assert!(min_runs >= 1, "every integration pulled at least once");
     assert!(rss_peak < rss_before + 512 * 1024, "memory stays bounded");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,11 +132,8 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
     })
     .await
     .unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-health-{}",
-        sluice::secrets::random_token(6)
-    ));
-    let mut config = AppConfig::new(dir);
+    let dir = temp_dir("health");
+    let mut config = AppConfig::new(dir.to_path_buf());
     approve_emulator(&mut config, &emu.url);
     let app = open_app(config).await;
     let id = app
@@ -211,11 +205,8 @@ async fn no_health_check_refresh_while_a_run_holds_the_integration() {
     })
     .await
     .expect("emulator starts");
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-health-{}",
-        sluice::secrets::random_token(6)
-    ));
-    let mut config = AppConfig::new(dir.clone());
+    let dir = temp_dir("health");
+    let mut config = AppConfig::new(dir.to_path_buf());
     approve_emulator(&mut config, &emu.url);
     let app = open_app(config).await;
     let id = app
@@ -274,5 +265,4 @@ async fn no_health_check_refresh_while_a_run_holds_the_integration() {
     stop_tx.send(true).unwrap();
     scheduler.await.unwrap();
     assert!(refreshed() >= 1, "the check runs once the run is over");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -288,6 +288,31 @@ impl Guest<'_> {
     }
 }
 
+/// Appends a custom section (id 0: LEB128 size, LEB128 name length, name, payload) to a
+/// module or component, which either may carry at its top level: the build attaches the
+/// connector's manifest this way, and tests make a new version of the same behaviour.
+pub fn append_custom_section(wasm: &mut Vec<u8>, name: &str, payload: &[u8]) {
+    let mut content = Vec::new();
+    leb128(name.len(), &mut content);
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(payload);
+    wasm.push(0);
+    leb128(content.len(), wasm);
+    wasm.extend_from_slice(&content);
+}
+
+fn leb128(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The target check and install, against stand-in `rustc` and `rustup` scripts, so the real

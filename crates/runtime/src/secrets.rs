@@ -253,17 +253,19 @@ mod tests {
         if std::env::var(KEY_ENV).is_ok() {
             return;
         }
-        let dir = std::env::temp_dir().join(format!("sluice-key-{}", random_token(6)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let a = Cipher::load_or_create(&dir).unwrap();
+        let temp = tempfile::Builder::new()
+            .prefix("sluice-key-")
+            .tempdir()
+            .unwrap();
+        let dir = temp.path();
+        let a = Cipher::load_or_create(dir).unwrap();
         let mode = std::fs::metadata(dir.join(KEY_FILE))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let b = Cipher::load_or_create(&dir).unwrap();
+        let b = Cipher::load_or_create(dir).unwrap();
         let sealed = a.seal("x/y", b"v");
         assert_eq!(b.open("x/y", &sealed).unwrap(), b"v");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -158,9 +158,11 @@ async fn jwt_bearer_refused_without_a_registered_key() {
 /// made by the `openssl` command line tool; without it the test only logs a skip.
 #[tokio::test]
 async fn jwt_bearer_with_a_certificate() {
-    let dir = std::env::temp_dir().join(format!("sf-emu-jwt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (k, c) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let dir = tempfile::Builder::new()
+        .prefix("sf-emu-jwt-")
+        .tempdir()
+        .unwrap();
+    let (k, c) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
     let made = std::process::Command::new("openssl")
         .args([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -176,7 +178,7 @@ async fn jwt_bearer_with_a_certificate() {
     }
     let private = RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(&k).unwrap()).unwrap();
     let cert = std::fs::read_to_string(&c).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert!(sf_emulator::jwt::parse_public_key(&cert).is_some());
     let emu = start(Some(cert)).await;
     let good = claims(&emu, "https://test.salesforce.com", 180);

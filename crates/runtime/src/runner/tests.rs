@@ -37,12 +37,13 @@ fn a_merge_that_is_not_an_object_refuses_the_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_commit_in_order_and_stored_keys_wait_for_the_page_in_flight() {
-    let dir =
-        std::env::temp_dir().join(format!("sluice-runner-{}", crate::secrets::random_token(6)));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-runner-")
+        .tempdir()
+        .unwrap();
     let store = Arc::new(
         Store::open(
-            &dir.join(crate::store::DB_FILE),
+            &dir.path().join(crate::store::DB_FILE),
             Cipher::from_key(&[5u8; 32]),
         )
         .unwrap(),
@@ -94,5 +95,4 @@ async fn pages_commit_in_order_and_stored_keys_wait_for_the_page_in_flight() {
     assert_eq!(store.runs(&id, 1).unwrap()[0].records, 4000);
     let after = keys.live_keys_after("Case", Some("k1-01999"), 10).unwrap();
     assert_eq!(after.first().map(String::as_str), Some("k2-00000"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,18 +1,17 @@
 use super::*;
 use crate::engine::wit::types::{Operation, Row};
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sluice-store-{tag}-{}",
-        crate::secrets::random_token(6)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory, removed when the returned guard drops.
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sluice-store-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
-fn store(tag: &str) -> (Store, PathBuf) {
+fn store(tag: &str) -> (Store, tempfile::TempDir) {
     let dir = temp_dir(tag);
-    let store = Store::open(&dir.join(DB_FILE), Cipher::from_key(&[3u8; 32])).unwrap();
+    let store = Store::open(&dir.path().join(DB_FILE), Cipher::from_key(&[3u8; 32])).unwrap();
     (store, dir)
 }
 
@@ -61,7 +60,7 @@ fn migrations_are_versioned_and_idempotent() {
         .unwrap();
     assert_eq!(mode, "wal");
     drop(store);
-    let again = Store::open(&dir.join(DB_FILE), Cipher::from_key(&[3u8; 32])).unwrap();
+    let again = Store::open(&dir.path().join(DB_FILE), Cipher::from_key(&[3u8; 32])).unwrap();
     assert_eq!(
         again.schema_version().unwrap(),
         migrations::MIGRATIONS.len() as i64
@@ -81,7 +80,7 @@ fn a_new_database_gets_the_large_page_size_and_an_old_one_keeps_its_own() {
     // A database created before the page size was set (4 KiB, already WAL) opens, migrates
     // and works as it is.
     let dir = temp_dir("pagesize-old");
-    let path = dir.join(DB_FILE);
+    let path = dir.path().join(DB_FILE);
     {
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "page_size", 4096).unwrap();
@@ -452,7 +451,7 @@ fn the_database_file_never_holds_a_secret_in_clear() {
     // Look at the WAL too, then fold it into the main file and look again.
     let mut bytes = Vec::new();
     for name in [DB_FILE, "sluice.db-wal"] {
-        if let Ok(b) = std::fs::read(dir.join(name)) {
+        if let Ok(b) = std::fs::read(dir.path().join(name)) {
             bytes.extend(b);
         }
     }
@@ -460,7 +459,7 @@ fn the_database_file_never_holds_a_secret_in_clear() {
         .conn()
         .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();
-    bytes.extend(std::fs::read(dir.join(DB_FILE)).unwrap());
+    bytes.extend(std::fs::read(dir.path().join(DB_FILE)).unwrap());
     for secret in [client_secret, access, refresh, verifier] {
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
@@ -576,7 +575,7 @@ fn oauth_states_are_single_use_and_expire() {
 #[test]
 fn an_unwritable_data_dir_is_a_clear_error() {
     let dir = temp_dir("ro");
-    let file = dir.join("a-file");
+    let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let err = Store::open_dir(&file.join("data")).unwrap_err();
     assert!(matches!(err, StoreError::DataDir { .. }), "{err}");
@@ -764,7 +763,7 @@ fn record_pages_follow_the_keyset_across_streams() {
 #[test]
 fn a_schema_3_database_keeps_its_connector_names_and_grant_fields() {
     let dir = temp_dir("schema-3");
-    let path = dir.join(DB_FILE);
+    let path = dir.path().join(DB_FILE);
     {
         let conn = Connection::open(&path).unwrap();
         for sql in &migrations::MIGRATIONS[..3] {

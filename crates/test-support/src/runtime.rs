@@ -1,11 +1,16 @@
 //! The runtime as the runtime, admin and end-to-end tests use it: an opened `App` (with the
-//! connector build under test), and the OAuth connect flow against the emulator with
-//! `auto_approve` (authorize, follow the redirect like a browser, hand the callback over).
+//! connector build under test), the OAuth connect flow against the emulator with
+//! `auto_approve` (authorize, follow the redirect like a browser, hand the callback over), and
+//! the emulator's control API.
 
 use std::sync::Arc;
 
 use sluice::app::{App, AppConfig};
 use sluice::oauth::Callback;
+use sluice::secrets::Secret;
+use sluice::store::{GrantFlow, TokenSet, now_ms};
+
+use crate::dirs::{TestDir, temp_dir};
 
 /// Opens an app; with `SLUICE_TEST_COMPONENT` set, that build of the connector is installed
 /// and runs instead of the embedded one (e.g. a newer one).
@@ -28,6 +33,16 @@ pub fn approve_emulator(config: &mut AppConfig, url: &str) {
     config
         .extra_origins
         .push(sluice::engine::policy::parse_extra_origin(url).expect("the emulator's origin"));
+}
+
+/// An app in a fresh data directory (`sluice-TAG-…`) whose connectors reach the emulator at
+/// `url`, with no host-wide connected app; the directory lives as long as the returned guard.
+pub async fn emulator_app(tag: &str, url: &str) -> (Arc<App>, TestDir) {
+    let dir = temp_dir(tag);
+    let mut config = AppConfig::new(dir.to_path_buf());
+    approve_emulator(&mut config, url);
+    config.host_client = Default::default();
+    (open_app(config).await, dir)
 }
 
 /// The callback URL the tests register; nothing listens there, the redirect is read instead.
@@ -77,7 +92,7 @@ pub fn add_hostile_integration(
     extra: &[(&str, &str)],
     instance_url: &str,
 ) -> String {
-    use sluice::store::{GrantFlow, IntegrationSettings, NewIntegration, TokenSet, now_ms};
+    use sluice::store::{IntegrationSettings, NewIntegration};
     let mut pairs = vec![("behaviour".to_string(), behaviour.to_string())];
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let integration = app
@@ -100,20 +115,26 @@ pub fn add_hostile_integration(
     app.store()
         .put_grant(
             &integration.id,
-            &TokenSet {
-                flow: GrantFlow::AuthorizationCode,
-                access: sluice::secrets::Secret::new("t"),
-                refresh: None,
-                token_url: "https://login.example/token".into(),
-                instance_url: instance_url.into(),
-                provider_fields: Default::default(),
-                scopes: vec!["api".into()],
-                obtained_at_ms: now_ms(),
-                generation: 0,
-            },
+            &grant("t", None, "https://login.example/token", instance_url),
         )
         .unwrap();
     integration.id
+}
+
+/// An authorization-code grant as stored after a connect: `access` (and `refresh`) issued by
+/// `token_url` for `instance_url`, with scope `api`, obtained now.
+pub fn grant(access: &str, refresh: Option<&str>, token_url: &str, instance_url: &str) -> TokenSet {
+    TokenSet {
+        flow: GrantFlow::AuthorizationCode,
+        access: Secret::new(access),
+        refresh: refresh.map(Secret::new),
+        token_url: token_url.into(),
+        instance_url: instance_url.into(),
+        provider_fields: Default::default(),
+        scopes: vec!["api".into()],
+        obtained_at_ms: now_ms(),
+        generation: 0,
+    }
 }
 
 /// Calls the emulator's control API and returns its JSON answer; a failure fails the test.

@@ -1,30 +1,12 @@
 //! `sluice serve` as a child process on a loopback port, and raw HTTP/1.1 requests to it, so
-//! tests control every header a browser or an attacker would send.
+//! tests control every header a browser or an attacker would send. The command itself comes
+//! from the caller: only the `sluice` package's own tests know where its binary is.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// A fresh data directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("sluice-{tag}-{}", sluice::secrets::random_token(6)));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The `sluice` binary with `--data-dir`, and no secret or log setting inherited.
-pub fn sluice_command(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("SLUICE_SECRET_KEY")
-        .env_remove("SLUICE_ADMIN_TOKEN")
-        .env_remove("RUST_LOG");
-    cmd
-}
 
 /// A running `sluice serve`; killed when dropped.
 pub struct Served {
@@ -36,31 +18,9 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `sluice serve --listen 127.0.0.1:0 ARGS` in `dir`, through `sh -c` when
-    /// `shell_prefix` is given (e.g. `ulimit -n 64;`), and waits until it listens.
-    pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)], shell_prefix: &str) -> Self {
-        let mut cmd = if shell_prefix.is_empty() {
-            let mut cmd = sluice_command(dir);
-            cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
-            cmd
-        } else {
-            let mut cmd = Command::new("sh");
-            let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-            cmd.arg("-c")
-                .arg(format!(
-                    "{shell_prefix} exec '{}' --data-dir '{}' serve --listen 127.0.0.1:0 {}",
-                    env!("CARGO_BIN_EXE_sluice"),
-                    dir.display(),
-                    quoted.join(" ")
-                ))
-                .env_remove("SLUICE_SECRET_KEY")
-                .env_remove("SLUICE_ADMIN_TOKEN")
-                .env_remove("RUST_LOG");
-            cmd
-        };
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
+    /// Spawns `cmd` (a `sluice serve --listen 127.0.0.1:0` whose data directory is `dir`) and
+    /// waits until it says where it listens.
+    pub fn spawn(mut cmd: Command, dir: &Path) -> Self {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

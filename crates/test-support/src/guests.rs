@@ -1,0 +1,78 @@
+//! The guest components tests load: the hostile guest (`tests/hostile`), built for
+//! wasm32-wasip2 once per process and under a file lock across processes, and new versions of
+//! a component made by appending a custom section.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The workspace package of the hostile guest.
+pub const HOSTILE_PACKAGE: &str = "sluice-hostile";
+
+/// The cargo target directory: `CARGO_TARGET_DIR`, else found from the test binary's path
+/// (`target/<profile>/deps/<binary>`).
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<binary>")
+        .to_path_buf()
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/test-support is in the workspace")
+        .to_path_buf()
+}
+
+/// Builds the hostile guest; `broken` builds the variant whose `configure` always traps.
+fn build_hostile(broken: bool) -> Vec<u8> {
+    let guests = target_dir().join("wasm-guests");
+    std::fs::create_dir_all(&guests).expect("creating the guest target dir");
+    let lock = std::fs::File::create(guests.join(".sluice-hostile.lock")).expect("lock file");
+    lock.lock().expect("locking the guest build");
+    let broken_switch = ("SLUICE_HOSTILE_BROKEN", broken.then_some("1"));
+    let workspace = workspace();
+    let guest = sluice_guest_build::Guest {
+        workspace: &workspace,
+        target_dir: &guests,
+        package: HOSTILE_PACKAGE,
+        optimize_for_speed: false,
+        env: vec![broken_switch],
+    };
+    let (_, path) = guest
+        .build()
+        .unwrap_or_else(|e| panic!("building {HOSTILE_PACKAGE}: {e}"));
+    let wasm = std::fs::read(path).expect("reading the hostile component");
+    lock.unlock().ok();
+    wasm
+}
+
+/// The hostile test component (behaviour chosen by the `behaviour` setting).
+pub fn hostile() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| build_hostile(false))
+}
+
+/// The broken build of the hostile component: `configure` always traps.
+pub fn hostile_broken() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        // Build the normal one first so the two builds never interleave in one process.
+        let _ = hostile();
+        build_hostile(true)
+    })
+}
+
+/// `wasm` with a custom section appended: the same behaviour under a new sha256, i.e. a new
+/// connector version.
+pub fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = wasm.to_vec();
+    sluice_guest_build::append_custom_section(&mut out, name, payload);
+    out
+}

@@ -1,0 +1,27 @@
+//! Helpers shared by Sluice's tests and its bench: temporary data directories ([`dirs`]), the
+//! hostile guest component built once per target directory ([`guests`]), WIT values and egress
+//! rules ([`wit`]), a scripted loopback HTTP server ([`server`]), a fake credential provider
+//! ([`credentials`]), captured logs ([`logs`]), an opened app with the OAuth connect flow and
+//! the emulator's control API ([`runtime`]), and a served `sluice serve` spoken to over raw
+//! HTTP/1.1 ([`served`]).
+//!
+//! A test-only crate: `sluice` takes it as a dev-dependency and the bench as a dependency;
+//! nothing shipped depends on it.
+
+pub mod credentials;
+pub mod dirs;
+pub mod guests;
+pub mod logs;
+pub mod runtime;
+pub mod served;
+pub mod server;
+pub mod wit;
+
+pub use credentials::FakeProvider;
+pub use dirs::{TestDir, temp_dir};
+pub use guests::{hostile, hostile_broken, target_dir, with_custom_section, workspace};
+pub use logs::captured_logs;
+pub use server::{Received, Reply, TestServer};
+pub use wit::{
+    host_ctx, manifest_json, origin, policy_for, pull_request, rules, session, settings,
+};
