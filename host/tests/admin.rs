@@ -8,17 +8,17 @@ use std::sync::Arc;
 use sluice::admin::{AdminState, router};
 use sluice::app::{App, AppConfig};
 use sluice::scheduler::SchedulerStats;
+use support::dirs::{TestDir, temp_dir};
 use support::runtime::{approve_emulator, open_app};
 
-async fn server(token: Option<&str>) -> (String, Arc<App>) {
+async fn server(token: Option<&str>) -> (String, Arc<App>, TestDir) {
     server_for(token, None).await
 }
 
 /// The admin API over an app whose connectors may reach the emulator at `emulator`.
-async fn server_for(token: Option<&str>, emulator: Option<&str>) -> (String, Arc<App>) {
-    let dir =
-        std::env::temp_dir().join(format!("sluice-admin-{}", sluice::secrets::random_token(6)));
-    let mut config = AppConfig::new(dir);
+async fn server_for(token: Option<&str>, emulator: Option<&str>) -> (String, Arc<App>, TestDir) {
+    let dir = temp_dir("admin");
+    let mut config = AppConfig::new(dir.to_path_buf());
     config.allow_insecure_loopback = true;
     if let Some(url) = emulator {
         approve_emulator(&mut config, url);
@@ -38,7 +38,7 @@ async fn server_for(token: Option<&str>, emulator: Option<&str>) -> (String, Arc
     tokio::spawn(async move {
         axum::serve(listener, router(state)).await.unwrap();
     });
-    (base, app)
+    (base, app, dir)
 }
 
 async fn json(resp: reqwest::Response) -> (u16, serde_json::Value) {
@@ -52,7 +52,7 @@ async fn json(resp: reqwest::Response) -> (u16, serde_json::Value) {
 
 #[tokio::test]
 async fn the_api_validates_and_describes_itself() {
-    let (base, _app) = server(None).await;
+    let (base, _app, _dir) = server(None).await;
     let http = reqwest::Client::new();
     let (status, body) = json(http.get(format!("{base}/healthz")).send().await.unwrap()).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
@@ -144,7 +144,7 @@ async fn the_api_validates_and_describes_itself() {
 
 #[tokio::test]
 async fn a_configured_admin_token_is_required() {
-    let (base, _app) = server(Some("t0ken")).await;
+    let (base, _app, _dir) = server(Some("t0ken")).await;
     let http = reqwest::Client::new();
     let open = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(open.status().as_u16(), 200);
@@ -177,7 +177,7 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     })
     .await
     .unwrap();
-    let (base, app) = server_for(None, Some(&emu.url)).await;
+    let (base, app, _dir) = server_for(None, Some(&emu.url)).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -300,7 +300,7 @@ async fn integrations_are_added_and_authorized_through_the_api() {
 /// the caller approves its hosts, as `plugin install --approve-hosts` does.
 #[tokio::test]
 async fn installing_a_wider_manifest_needs_approve_hosts() {
-    let (base, app) = server(None).await;
+    let (base, app, _dir) = server(None).await;
     let wider = support::with_custom_section(
         support::hostile(),
         "sluice:manifest",
