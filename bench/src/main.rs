@@ -215,24 +215,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     let app = App::open(config).await?;
     let add = |name: &str| {
         let app = app.clone();
-        let input = IntegrationInput {
-            name: Some(name.into()),
-            capability: Some("helpdesk".into()),
-            environment: Some("production".into()),
-            domain: Some(emulator.url.clone()),
-            pull_by: Some("updated".into()),
-            // Bulk off: the targets compare the three pulls over the same REST query pages
-            // (`/query` + `nextRecordsUrl`), which is what the raw fetch replays. With the
-            // default threshold a 1M-Case backfill goes through a Bulk API 2.0 job, which the
-            // raw fetch does not model (it then replayed only the COUNT() query: 0 records).
-            extra: vec![
-                ("objects".into(), "Case".into()),
-                ("bulk-threshold".into(), "0".into()),
-            ],
-            client_id: Some(emulator.client_id.clone()),
-            client_secret: Some(emulator.client_secret.clone()),
-            ..IntegrationInput::default()
-        };
+        let input = case_integration(name, &emulator);
         async move { app.add_integration(input).await }
     };
 
@@ -540,4 +523,26 @@ fn print_table(f: &Value, scale: usize, elapsed: Duration) {
         println!("| {k} | {v} | {target} | {met} |");
     }
     println!("\n(total {:.0} s)", elapsed.as_secs_f64());
+}
+
+/// A Helpdesk integration named `name` that pulls Case from `emulator` over REST query pages.
+///
+/// Bulk is off: the targets compare the pulls over the same REST query pages (`/query` +
+/// `nextRecordsUrl`), which is what the raw fetch replays. With the default threshold a
+/// 1M-Case backfill goes through a Bulk API 2.0 job, which the raw fetch does not model.
+pub(crate) fn case_integration(name: &str, emulator: &sf_emulator::Emulator) -> IntegrationInput {
+    IntegrationInput {
+        name: Some(name.into()),
+        capability: Some("helpdesk".into()),
+        environment: Some("production".into()),
+        domain: Some(emulator.url.clone()),
+        pull_by: Some("updated".into()),
+        extra: vec![
+            ("objects".into(), "Case".into()),
+            ("bulk-threshold".into(), "0".into()),
+        ],
+        client_id: Some(emulator.client_id.clone()),
+        client_secret: Some(emulator.client_secret.clone()),
+        ..IntegrationInput::default()
+    }
 }

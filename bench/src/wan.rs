@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use sluice::app::{App, AppConfig, IntegrationInput};
+use sluice::app::{App, AppConfig};
 use sluice::engine::roots::ExtraRoots;
 use sluice::runner::{PullOptions, RunStatus};
 
@@ -85,21 +85,8 @@ pub async fn run(profile: WanProfile, scale: usize, quiet: bool) -> anyhow::Resu
     config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
     let app = App::open(config).await?;
     let id = app
-        .add_integration(IntegrationInput {
-            name: Some("bench wan".into()),
-            capability: Some("helpdesk".into()),
-            environment: Some("production".into()),
-            domain: Some(emulator.url.clone()),
-            pull_by: Some("updated".into()),
-            // REST query pages, as the main bench pulls: one round trip per page.
-            extra: vec![
-                ("objects".into(), "Case".into()),
-                ("bulk-threshold".into(), "0".into()),
-            ],
-            client_id: Some(emulator.client_id.clone()),
-            client_secret: Some(emulator.client_secret.clone()),
-            ..IntegrationInput::default()
-        })
+        // REST query pages, as the main bench pulls: one round trip per page.
+        .add_integration(super::case_integration("bench wan", &emulator))
         .await?
         .integration
         .id;

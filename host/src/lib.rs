@@ -3,8 +3,9 @@
 //! Connectors are WebAssembly components that implement the `sluice:connector` WIT contract
 //! (see `crates/sdk/wit/connector.wit`). [`engine`] (`sluice-engine`) runs them in a sandbox;
 //! the runtime (`sluice-runtime`: [`app`], [`store`], [`runner`], [`scheduler`], [`tokens`], …)
-//! keeps their state and runs their pulls. This crate faces users through [`cli`], [`admin`] and [`demo`],
-//! and embeds the Salesforce connector ([`SALESFORCE_COMPONENT`]).
+//! keeps their state and runs their pulls. This crate faces users through [`cli`] (one module
+//! per command, `serve` and `demo` among them) and [`admin`], and embeds the Salesforce
+//! connector ([`SALESFORCE_COMPONENT`]).
 
 pub use sluice_runtime::{
     app, data_dir, duration, engine, grant, locks, oauth, private_fs, runner, scheduler, secrets,
@@ -15,11 +16,9 @@ pub mod admin;
 pub mod admin_guard;
 pub mod admin_token;
 pub mod cli;
-pub mod demo;
 pub mod http_server;
 pub mod openapi;
 pub mod output;
-pub mod serve;
 pub mod terminal;
 
 /// The default Salesforce connector component, compiled from `connectors/salesforce/` by `build.rs`.

@@ -22,9 +22,11 @@ use crate::views::list_rows;
 
 mod connect;
 mod connector;
+pub mod demo;
 mod integration;
 mod pull;
 mod records;
+pub mod serve;
 mod test_connection;
 
 pub use connect::connect;
@@ -120,7 +122,7 @@ pub enum Command {
     #[command(subcommand, alias = "connector")]
     Connector(ConnectorCommand),
     /// Start the bundled Salesforce emulator and show everything end to end.
-    Demo(crate::demo::DemoArgs),
+    Demo(demo::DemoArgs),
     /// Print the admin API token `serve` generated in the data directory (made now if absent).
     AdminToken,
 }
@@ -463,9 +465,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(age) = args.refresh_age {
                 config.refresh_age = age;
             }
-            crate::serve::serve(config, args).await?;
+            serve::serve(config, args).await?;
         }
-        Command::Demo(args) => crate::demo::run(&cli, args).await?,
+        Command::Demo(args) => demo::run(&cli, args).await?,
         Command::AdminToken => {
             let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
             outln!("{}", crate::admin_token::load_or_create(&data_dir)?)?;

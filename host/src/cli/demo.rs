@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use super::{Cli, ConnectArgs, default_data_dir};
 use crate::app::{App, AppConfig, IntegrationInput};
-use crate::cli::{Cli, ConnectArgs, default_data_dir};
 use crate::engine::credentials::AccessToken;
 use crate::output::outln;
 
@@ -89,7 +89,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
             },
             Err(e) => outln!("test connection: FAILED {e}")?,
         }
-        match crate::cli::pull(&app, &id, false, "demo", false).await {
+        match super::pull(&app, &id, false, "demo", false).await {
             Ok(_) => {}
             Err(e) => outln!("pull: FAILED {e:#}")?,
         }
@@ -134,7 +134,7 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
         let engine_refreshes =
             || crate::engine::metrics::EngineMetrics::get(&app.engine().metrics().refreshes);
         let refreshes_before = engine_refreshes();
-        if let Err(e) = crate::cli::pull(&app, first, false, "demo", false).await {
+        if let Err(e) = super::pull(&app, first, false, "demo", false).await {
             outln!("pull: FAILED {e:#}")?;
         }
         let mut after = app.store().tokens(first)?.context("tokens")?;
@@ -191,7 +191,7 @@ async fn authorize(app: &Arc<App>, browser: &reqwest::Client, id: &str) -> anyho
             }
         });
     };
-    crate::cli::connect(
+    super::connect(
         app,
         &ConnectArgs {
             id: id.to_string(),

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
+use super::ServeArgs;
 use crate::admin::{AdminState, router};
 use crate::app::{App, AppConfig};
-use crate::cli::ServeArgs;
 use crate::http_server::ConnectionLimits;
 use crate::scheduler::{SchedulerConfig, SchedulerStats};
 
@@ -105,7 +105,7 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
             let _ = server_stop.wait_for(|s| *s).await;
         },
     ));
-    crate::cli::shutdown_signal().await;
+    super::shutdown_signal().await;
     eprintln!("shutting down: finishing the pages in flight...");
     let _ = stop_tx.send(true);
     let _ = scheduler.await;
