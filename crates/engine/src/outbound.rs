@@ -18,7 +18,7 @@
 //! - Request and response bodies are buffered with size caps, counted against the call's
 //!   [`BufferBudget`]; a request body must be finished in time; concurrent requests are capped
 //!   per integration; transient failures of idempotent requests are retried with bounded,
-//!   jittered exponential backoff.
+//!   jittered exponential backoff ([`super::retry`] says which).
 //! - Idle HTTP/1.1 connections are kept for reuse ([`super::pool`]), but only as a transport:
 //!   every request passes the origin check and a fresh resolution with the address checks
 //!   first, and may then take a kept connection of the same integration to the same origin
@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::StatusCode;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -44,12 +44,13 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
-use super::backoff::Backoff;
 use super::budget::{BodyRefused, BufferBudget, collect_body};
 use super::credentials::{AccessToken, CredentialError, CredentialProvider};
 use super::metrics::EngineMetrics;
 use super::policy::{Origin, normalize_host};
 use super::pool::{ConnectionPool, PoolKey, PoolLimits, Sender};
+pub use super::retry::RetryPolicy;
+use super::retry::{is_idempotent, is_transient_error, is_transient_status, retry_after};
 use super::roots::ExtraRoots;
 
 pub use super::policy::{OutboundPolicy, is_loopback_name, prohibited_range};
@@ -94,39 +95,6 @@ impl Default for OutboundLimits {
             pool: PoolLimits::default(),
             extra_roots: ExtraRoots::default(),
         }
-    }
-}
-
-/// Bounded exponential backoff with jitter.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// The delay before the first retry (before jitter).
-    pub base_delay: Duration,
-    /// No delay exceeds this; a `Retry-After` beyond it is not waited for.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_retries: 3,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(8),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay before retry number `retry` (0-based): `base * 2^retry`, capped, with the
-    /// upper half jittered ("equal jitter").
-    pub fn delay(&self, retry: u32) -> Duration {
-        Backoff {
-            base: self.base_delay,
-            max: self.max_delay,
-        }
-        .jittered(retry)
     }
 }
 
@@ -702,13 +670,6 @@ struct Target<'a> {
     addrs: &'a [SocketAddr],
 }
 
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-    )
-}
-
 /// Whether the connection may carry another request after this response (read to the end).
 fn keeps_alive(head: &http::response::Parts) -> bool {
     let close = head
@@ -764,45 +725,6 @@ fn connect_error(e: std::io::Error) -> HttpError {
     }
 }
 
-/// 5xx and 429, for every provider; a manifest adds its own (`retry-statuses`).
-fn is_transient_status(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
-}
-
-/// Connection resets and connections closed before a response.
-fn is_transient_error(e: &HttpError) -> bool {
-    use std::io::ErrorKind::*;
-    match e {
-        HttpError::Connect(io) => matches!(
-            io.kind(),
-            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-        ),
-        HttpError::ConnectionTerminated => true,
-        HttpError::Hyper(h) => {
-            h.is_incomplete_message()
-                || h.is_closed()
-                || std::error::Error::source(h)
-                    .and_then(|s| s.downcast_ref::<std::io::Error>())
-                    .is_some_and(|io| {
-                        matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
-                    })
-        }
-        _ => false,
-    }
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is ignored).
-fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 fn full_body(bytes: Bytes) -> WasiBody {
     Full::new(bytes)
         .map_err(|never| match never {})
@@ -829,19 +751,4 @@ fn reauthorization_response(reason: &str) -> http::Response<WasiBody> {
         HeaderValue::from_static(r#"Bearer error="invalid_token""#),
     );
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_bounded() {
-        let r = RetryPolicy::default();
-        for n in 0..40 {
-            let d = r.delay(n);
-            assert!(d <= r.max_delay, "{d:?}");
-            assert!(d >= r.base_delay.min(r.max_delay) / 2);
-        }
-    }
 }
