@@ -1,10 +1,13 @@
 //! The `sluice` binary: errors are one clear line with a non-zero exit, and bad input leaves
 //! state unchanged.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use sluice_test_support::temp_dir;
+use support::binary::connect_as_browser;
 
 fn sluice(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -119,7 +122,6 @@ fn the_key_file_has_mode_0600() {
 /// success once the (emulated) browser comes back; `test`, `pull` and `records` follow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_pull_and_export_through_the_binary() {
-    use std::io::{BufRead, BufReader};
     let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
         auto_approve: true,
         ..sf_emulator::EmulatorConfig::default()
@@ -168,38 +170,9 @@ async fn connect_pull_and_export_through_the_binary() {
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(id.starts_with("int_"), "{id}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("--data-dir")
-        .arg(&dir)
-        .args([
-            "--allow-insecure-loopback",
-            "--extra-origin",
-            &emu.url,
-            "connect",
-            &id,
-            "--no-browser",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.trim().starts_with("http").then(|| l.trim().to_string()))
-    })
-    .await
-    .unwrap()
-    .expect("the authorize URL is printed");
+    let loopback = ["--allow-insecure-loopback", "--extra-origin", &emu.url];
     // The browser: follows the emulator's redirect to the loopback callback.
-    let page = reqwest::get(&url).await.unwrap();
-    assert!(page.status().is_success(), "{}", page.status());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = connect_as_browser(&dir, &loopback, &id).await;
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("authorized integration"));
 

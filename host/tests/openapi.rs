@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 use sluice_test_support::served::Served;
 use sluice_test_support::{TestDir, temp_dir};
-use support::binary::{serve, sluice_command};
+use support::binary::{connect_as_browser, serve, sluice_command};
 
 /// Pinned so that the run, its seed and its verdict are reproducible.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
@@ -64,7 +64,8 @@ impl Fixture {
             .concat(),
         );
         let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        connect(&dir, &loopback, &id).await;
+        let out = connect_as_browser(&dir, &loopback, &id).await;
+        assert!(out.status.success());
         run_sluice(&dir, &[&loopback[..], &["pull", &id]].concat());
         let server = serve(&dir, &loopback, &[], "");
         let token = server.generated_token();
@@ -108,35 +109,6 @@ fn run_sluice(dir: &Path, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// `sluice connect --no-browser`, with this test as the browser the emulator approves.
-async fn connect(dir: &Path, loopback: &[&str], id: &str) {
-    use std::io::{BufRead, BufReader};
-    let mut child = sluice_command(dir)
-        .args(loopback)
-        .args(["connect", id, "--no-browser"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.trim().starts_with("http").then(|| l.trim().to_string()))
-    })
-    .await
-    .unwrap()
-    .expect("connect prints the authorize URL");
-    let page = reqwest::get(&url).await.unwrap();
-    assert!(page.status().is_success(), "{}", page.status());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// The document's schema of the answer `status` of `method path`, as a validator that

@@ -43,3 +43,34 @@ pub fn serve(dir: &Path, args: &[&str], envs: &[(&str, &str)], shell_prefix: &st
     }
     Served::spawn(cmd, dir)
 }
+
+/// `sluice ARGS connect ID --no-browser` with the test as the browser: it opens the authorize
+/// URL the command prints (the emulator approves it and redirects to the command's loopback
+/// callback), then returns the command's output once it exits.
+pub async fn connect_as_browser(dir: &Path, args: &[&str], id: &str) -> std::process::Output {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = sluice_command(dir)
+        .args(args)
+        .args(["connect", id, "--no-browser"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting `sluice connect`");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let url = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.trim().starts_with("http").then(|| l.trim().to_string()))
+    })
+    .await
+    .unwrap()
+    .expect("connect prints the authorize URL");
+    let page = reqwest::get(&url).await.unwrap();
+    assert!(page.status().is_success(), "{}", page.status());
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("waiting for `sluice connect`")
+}
