@@ -11,12 +11,18 @@ pub(crate) fn limits() -> EngineLimits {
 }
 
 pub(crate) fn wit_settings() -> wt::Settings {
+    let values = [
+        ("environment", "production"),
+        ("pull-by", "updated"),
+        ("domain", "https://acme.my.salesforce.com"),
+        ("objects", "Case"),
+    ];
     wt::Settings {
-        capability: wt::Capability::Helpdesk,
-        environment: wt::Environment::Production,
-        pull_by: Some(wt::PullBy::UpdatedTime),
-        domain: None,
-        extra: vec![("objects".into(), "Case".into())],
+        capability: "helpdesk".into(),
+        values: values
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
     }
 }
 

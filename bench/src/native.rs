@@ -53,12 +53,10 @@ pub(crate) fn native_pull(
 ) -> anyhow::Result<(u64, f64, Option<String>)> {
     let integration = app.store().integration(id)?;
     let tokens = app.store().tokens(id)?.context("tokens")?;
+    let wit = sluice::app::to_wit_settings(&integration.settings);
     let settings = pm::Settings {
-        capability: pm::Capability::Helpdesk,
-        environment: pm::Environment::Production,
-        pull_by: Some(pm::PullBy::UpdatedTime),
-        domain: integration.settings.domain.clone(),
-        extra: integration.settings.extra.clone(),
+        capability: wit.capability,
+        values: wit.values,
     };
     let host = pm::HostContext {
         allow_insecure_loopback: true,
@@ -71,8 +69,8 @@ pub(crate) fn native_pull(
         settings,
         host,
         grant: pm::Grant {
-            instance_url: tokens.instance_url.clone(),
-            identity_url: wit_grant.identity_url,
+            instance_url: wit_grant.instance_url,
+            fields: wit_grant.fields,
             issued_at_ms: wit_grant.issued_at_ms,
             scopes: tokens.scopes.clone(),
         },

@@ -8,8 +8,8 @@
 //! connector ([`SALESFORCE_COMPONENT`]).
 
 pub use sluice_runtime::{
-    app, data_dir, duration, engine, grant, locks, oauth, private_fs, runner, scheduler, secrets,
-    store, tokens, views,
+    about, app, data_dir, duration, engine, grant, locks, oauth, private_fs, runner, scheduler,
+    secrets, store, tokens, views,
 };
 
 pub mod admin;

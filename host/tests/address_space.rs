@@ -54,6 +54,8 @@ fn the_cli_works_under_an_address_space_limit() {
             "production",
             "--pull-by",
             "updated",
+            "--domain",
+            "https://acme.my.salesforce.com",
         ],
     );
     assert_ok(&add, "integration add");

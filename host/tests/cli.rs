@@ -56,6 +56,80 @@ fn an_unwritable_data_dir_is_a_one_line_error() {
     assert!(line.contains("data directory"), "{line}");
 }
 
+/// `connector about` shows what a connector declares: an installed one by name, or a component
+/// file, as Markdown, a settings schema or JSON.
+#[test]
+fn connector_about_documents_declared_settings() {
+    let dir = temp_dir("about");
+    let out = sluice(&dir, &["connector", "about", "salesforce"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = String::from_utf8(out.stdout).unwrap();
+    assert!(doc.starts_with("# Salesforce"), "{doc}");
+    assert!(doc.contains("| `pull-by` | Pull Record By |"), "{doc}");
+    let out = sluice(
+        &dir,
+        &[
+            "connector",
+            "about",
+            "salesforce",
+            "--format",
+            "json-schema",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rule = |cap: &str| {
+        schema["allOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["if"]["properties"]["capability"]["const"] == cap)
+            .map(|r| r["then"]["required"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        rule("crm"),
+        serde_json::json!(["environment", "pull-by", "domain"])
+    );
+    assert_eq!(
+        rule("content-management"),
+        serde_json::json!(["environment", "domain"])
+    );
+    assert_eq!(
+        schema["properties"]["environment"]["enum"],
+        serde_json::json!(["production", "sandbox"])
+    );
+    // A file is loaded, not installed: the 0.1 fixture declares what contract 0.1 types.
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/salesforce-contract-0.1.wasm"
+    );
+    let out = sluice(&dir, &["connector", "about", fixture, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = info["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["environment", "pull-by", "domain"]);
+    let line = one_error_line(&sluice(&dir, &["connector", "about", "zendesk"]));
+    assert!(line.contains("zendesk"), "{line}");
+}
+
 #[test]
 fn malformed_adds_fail_and_store_nothing() {
     let dir = temp_dir("add");
@@ -196,6 +270,47 @@ async fn connect_pull_and_export_through_the_binary() {
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     assert_eq!(first["stream"], "Case");
     assert!(first["record"]["Id"].is_string());
+    // Every stored Case field is in the schema the connector discovers, typed as stored.
+    let out = run(&["--json", "discover", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let streams: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let case = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Case")
+        .expect("a Case stream");
+    assert_eq!(case["key_fields"], serde_json::json!(["Id"]));
+    let properties = case["json_schema"]["properties"].as_object().unwrap();
+    for (field, value) in first["record"].as_object().unwrap() {
+        let schema = properties
+            .get(field)
+            .unwrap_or_else(|| panic!("{field} is stored but not in the schema"));
+        let ty = &schema["type"];
+        let types: Vec<&str> = match ty {
+            serde_json::Value::String(t) => vec![t.as_str()],
+            other => other
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|t| t.as_str())
+                .collect(),
+        };
+        let actual = match value {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "boolean",
+            serde_json::Value::Number(n) if n.is_i64() && types.contains(&"integer") => "integer",
+            serde_json::Value::Number(_) => "number",
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Object(_) => "object",
+            serde_json::Value::Array(_) => "array",
+        };
+        assert!(types.contains(&actual), "{field}: {value} is not {ty}");
+    }
     let out = run(&["--json", "integration", "list"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["state"], "active");

@@ -66,8 +66,8 @@ async fn fixture(last: u64, delay: Duration) -> Fixture {
             host: host_ctx(true),
             session: Some(CanarySession {
                 grant: Grant {
-                    instance_url: server.url.clone(),
-                    identity_url: None,
+                    instance_url: Some(server.url.clone()),
+                    fields: Vec::new(),
                     issued_at_ms: None,
                     scopes: Vec::new(),
                 },
@@ -195,8 +195,8 @@ async fn a_version_refusing_existing_settings_is_rejected() {
             host: host_ctx(true),
             session: Some(CanarySession {
                 grant: Grant {
-                    instance_url: g.server.url.clone(),
-                    identity_url: None,
+                    instance_url: Some(g.server.url.clone()),
+                    fields: Vec::new(),
                     issued_at_ms: None,
                     scopes: Vec::new(),
                 },
@@ -586,8 +586,8 @@ async fn the_canary_refuses_a_version_that_declares_unapproved_hosts_in_configur
             host: host_ctx(true),
             session: Some(CanarySession {
                 grant: Grant {
-                    instance_url: f.server.url.clone(),
-                    identity_url: None,
+                    instance_url: Some(f.server.url.clone()),
+                    fields: Vec::new(),
                     issued_at_ms: None,
                     scopes: Vec::new(),
                 },
@@ -612,8 +612,8 @@ fn connected_target(integration: &str, settings: Settings, instance_url: &str) -
         host: host_ctx(true),
         session: Some(CanarySession {
             grant: Grant {
-                instance_url: instance_url.into(),
-                identity_url: None,
+                instance_url: Some(instance_url.into()),
+                fields: Vec::new(),
                 issued_at_ms: None,
                 scopes: vec!["api".into()],
             },

@@ -335,7 +335,8 @@ fn authorizing_without_a_client_id_is_a_conflict() {
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let body = r#"{"name":"x","capability":"crm","environment":"production","pull_by":"updated"}"#;
+    let body = r#"{"name":"x","capability":"crm","environment":"production","pull_by":"updated",
+        "domain":"https://acme.my.salesforce.com"}"#;
     let (status, added) = server.send(
         "POST",
         "/api/integrations",

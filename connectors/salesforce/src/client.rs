@@ -3,7 +3,19 @@
 use crate::errors::{self, SfError};
 use crate::limits;
 use sluice_connector_sdk::http::{Host, Method, Request, Response};
-use sluice_connector_sdk::model::{ApiUsage, Level};
+use sluice_connector_sdk::model::{ApiUsage, Failure, FailureKind, Level, Session};
+
+/// Where the session's data calls go: the grant's instance URL, which every Salesforce token
+/// response names.
+pub fn instance_url(session: &Session) -> Result<&str, Failure> {
+    session.grant.instance_url.as_deref().ok_or_else(|| {
+        Failure::new(
+            FailureKind::Misconfigured,
+            "the credentials name no instance URL, which every Salesforce token response \
+             carries (`instance_url`): connect the integration again",
+        )
+    })
+}
 
 /// A Salesforce client for one connector call.
 pub struct Sf<'a> {

@@ -43,7 +43,7 @@ fn fail(report: &mut TestReport, name: &str, f: Failure) {
 /// Runs the connection test.
 pub fn run(env: &mut dyn Host, session: &Session) -> TestReport {
     let mut report = TestReport::default();
-    let n = match settings::validate(&session.settings, &session.host, Purpose::Configure) {
+    let n = match settings::validate(&session.settings, &session.host, Purpose::Run) {
         Ok(n) => n,
         Err(es) => {
             let msg: Vec<String> = es
@@ -59,7 +59,14 @@ pub fn run(env: &mut dyn Host, session: &Session) -> TestReport {
         }
     };
     // No budget guard here: the test must report usage even when the budget is spent.
-    let mut sf = Sf::new(env, &session.grant.instance_url, &n.api_version, None);
+    let instance = match crate::client::instance_url(session) {
+        Ok(url) => url,
+        Err(f) => {
+            fail(&mut report, "grant", f);
+            return report;
+        }
+    };
+    let mut sf = Sf::new(env, instance, &n.api_version, None);
     if identity(&mut sf, session, &mut report).is_err() || limits(&mut sf, &n, &mut report).is_err()
     {
         return report;
@@ -70,6 +77,9 @@ pub fn run(env: &mut dyn Host, session: &Session) -> TestReport {
     }
     report
 }
+
+/// The token-response field that holds the identity URL.
+pub const IDENTITY_FIELD: &str = "id";
 
 /// The org and user ids of an identity URL (`…/id/{orgId}/{userId}`), checked for shape.
 pub fn identity_ids(url: &str) -> Option<(String, String)> {
@@ -89,7 +99,7 @@ pub fn identity_ids(url: &str) -> Option<(String, String)> {
 /// Identity: the token works on the instance (a data call, so the host refreshes a dead
 /// access token), and who it belongs to.
 fn identity(sf: &mut Sf, session: &Session, report: &mut TestReport) -> Result<(), ()> {
-    let ids = session.grant.identity_url.as_deref().and_then(identity_ids);
+    let ids = session.grant.field(IDENTITY_FIELD).and_then(identity_ids);
     let Some((org, user)) = ids else {
         // No user to read: the resource list proves the token and the API.
         let url = sf.data_url("/");

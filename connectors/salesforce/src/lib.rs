@@ -10,6 +10,7 @@ pub mod connection_test;
 pub mod connector;
 pub mod cursor;
 pub mod describe;
+pub mod discover;
 pub mod dt;
 pub mod errors;
 pub mod limits;

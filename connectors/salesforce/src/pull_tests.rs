@@ -2,11 +2,10 @@
 
 use crate::cursor::Checkpoint;
 use crate::pull::pull;
+use crate::settings::{Cap, PullBy};
 use crate::testenv::{FakeHost, resp, session};
 use sluice_connector_sdk::http::TransportError;
-use sluice_connector_sdk::model::{
-    Capability, FailureKind, Operation, PullBy, PullRequest, StreamStatus,
-};
+use sluice_connector_sdk::model::{FailureKind, Operation, PullRequest, StreamStatus};
 
 const CASE_DESCRIBE: &str = r#"{"name":"Case","replicateable":true,"fields":[{"name":"Id","type":"id"},{"name":"Subject","type":"string"},{"name":"IsDeleted","type":"boolean"},{"name":"SystemModstamp","type":"datetime"},{"name":"CreatedDate","type":"datetime"}]}"#;
 const T: &str = "2024-01-02T03:00:00.000+0000";
@@ -48,7 +47,7 @@ fn req(cp: Option<String>, max: u32) -> PullRequest {
 /// without a bound would otherwise be counted first to see whether Bulk pays off.
 fn helpdesk() -> sluice_connector_sdk::model::Session {
     session(
-        Capability::Helpdesk,
+        Cap::Helpdesk,
         Some(PullBy::UpdatedTime),
         &[("bulk-threshold", "0")],
     )
@@ -58,7 +57,7 @@ fn helpdesk() -> sluice_connector_sdk::model::Session {
 #[test]
 fn tie_group_spans_pages_without_loss_or_duplicates() {
     let s = session(
-        Capability::Helpdesk,
+        Cap::Helpdesk,
         Some(PullBy::UpdatedTime),
         &[("overlap-seconds", "600"), ("bulk-threshold", "0")],
     );
@@ -258,7 +257,7 @@ fn overlap_dedupe_and_deletes() {
 #[test]
 fn query_timeout_shrinks_the_window() {
     let s = session(
-        Capability::Helpdesk,
+        Cap::Helpdesk,
         Some(PullBy::UpdatedTime),
         &[("start-date", "2024-01-01"), ("bulk-threshold", "0")],
     );
@@ -294,7 +293,7 @@ fn query_timeout_shrinks_the_window() {
 #[test]
 fn budget_guard_stops_without_advancing() {
     let s = session(
-        Capability::Helpdesk,
+        Cap::Helpdesk,
         Some(PullBy::UpdatedTime),
         &[("api-budget-percent", "50")],
     );
@@ -424,7 +423,7 @@ fn missing_required_object_fails_permission_denied() {
 
 #[test]
 fn created_time_uses_query_and_created_date_without_deletes() {
-    let s = session(Capability::Helpdesk, Some(PullBy::CreatedTime), &[]);
+    let s = session(Cap::Helpdesk, Some(PullBy::CreatedTime), &[]);
     let mut env = FakeHost::default();
     // latestDateCovered bounds the window in created-time mode too.
     env.on("/describe/", resp(200, CASE_DESCRIBE))
@@ -459,7 +458,7 @@ fn kav(id: &str, ka: &str, status: &str, ts: &str) -> String {
 
 #[test]
 fn knowledge_archive_and_republish() {
-    let s = session(Capability::ContentManagement, None, &[]);
+    let s = session(Cap::Content, None, &[]);
     let mut env = FakeHost::default();
     env.on("/sobjects/", resp(200, r#"{"sobjects":[{"name":"Account","queryable":true},{"name":"FAQ__kav","queryable":true}]}"#))
         .on("/sobjects/FAQ__kav/describe/", resp(200, KAV_DESCRIBE))
@@ -531,7 +530,7 @@ fn csv_chunk(range: std::ops::Range<usize>, locator: &str) -> sluice_connector_s
 #[test]
 fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
     use sluice_connector_sdk::http::Method;
-    let s = session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[]);
+    let s = session(Cap::Helpdesk, Some(PullBy::UpdatedTime), &[]);
     let mut env = FakeHost::default();
     env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
         .on("/sobjects/Case/updated/", resp(200, UPDATED))
@@ -605,7 +604,7 @@ fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
 #[test]
 fn bulk_refusal_and_small_backfills_use_rest() {
     use sluice_connector_sdk::http::Method;
-    let s = session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[]);
+    let s = session(Cap::Helpdesk, Some(PullBy::UpdatedTime), &[]);
     let mut env = FakeHost::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/updated/", resp(200, UPDATED))
@@ -647,7 +646,7 @@ fn bulk_refusal_and_small_backfills_use_rest() {
 #[test]
 fn failed_bulk_job_falls_back_to_rest() {
     use sluice_connector_sdk::http::Method;
-    let s = session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[]);
+    let s = session(Cap::Helpdesk, Some(PullBy::UpdatedTime), &[]);
     let mut env = FakeHost::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/updated/", resp(200, UPDATED))

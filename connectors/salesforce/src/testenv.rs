@@ -1,10 +1,9 @@
 //! Salesforce-shaped fixtures for unit tests on the SDK's scripted [`FakeHost`]: a response
 //! with the headers every Salesforce answer carries, and a session on a My Domain org.
 
+use crate::settings::{Cap, PullBy};
 use sluice_connector_sdk::http::Response;
-use sluice_connector_sdk::model::{
-    Capability, Environment, Grant, HostContext, PullBy, Session, Settings,
-};
+use sluice_connector_sdk::model::{Grant, HostContext, Session, Settings};
 
 pub use sluice_connector_sdk::fake::FakeHost;
 
@@ -21,27 +20,34 @@ pub fn resp(status: u16, body: &str) -> Response {
     }
 }
 
-pub fn session(cap: Capability, pull_by: Option<PullBy>, extra: &[(&str, &str)]) -> Session {
+pub fn session(cap: Cap, pull_by: Option<PullBy>, extra: &[(&str, &str)]) -> Session {
+    let mut settings = Settings::new(cap.as_str())
+        .with("environment", "production")
+        .with("domain", "https://acme.my.salesforce.com");
+    if let Some(p) = pull_by {
+        settings = settings.with(
+            "pull-by",
+            match p {
+                PullBy::CreatedTime => "created",
+                PullBy::UpdatedTime => "updated",
+            },
+        );
+    }
+    for (name, value) in extra {
+        settings = settings.with(name, value);
+    }
     Session {
-        settings: Settings {
-            capability: cap,
-            environment: Environment::Production,
-            pull_by,
-            domain: Some("https://acme.my.salesforce.com".into()),
-            extra: extra
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
-        },
+        settings,
         host: HostContext {
             allow_insecure_loopback: false,
-            contract_version: "0.1.0".into(),
+            contract_version: sluice_connector_sdk::CONTRACT_VERSION.into(),
         },
         grant: Grant {
-            instance_url: "https://acme.my.salesforce.com".into(),
-            identity_url: Some(
+            instance_url: Some("https://acme.my.salesforce.com".into()),
+            fields: vec![(
+                "id".into(),
                 "https://login.salesforce.com/id/00D000000000001AAA/005000000000001AAA".into(),
-            ),
+            )],
             issued_at_ms: None,
             scopes: vec!["api".into(), "refresh_token".into()],
         },

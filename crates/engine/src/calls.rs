@@ -5,6 +5,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTableError;
 use wasmtime_wasi_http::FieldMapError;
 
+use crate::contract::{Configured, Instance, Pre, v0_1};
 use crate::metrics::EngineMetrics;
 use crate::state::{CallState, GrowthDenied};
 use crate::{CallContext, ConnectorEngine, EngineError, Limit, LoadedConnector, wit};
@@ -110,7 +111,7 @@ impl ConnectorEngine {
         ctx: &CallContext,
         stream: Option<&str>,
         call: &'static str,
-        export: impl AsyncFnOnce(&wit::Connector, &mut Store<CallState>) -> wasmtime::Result<R>,
+        export: impl AsyncFnOnce(&Instance, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, EngineError> {
         let (mut store, instance) = self.instantiate(connector, ctx, stream).await?;
         let cpu = store.data().cpu.clone();
@@ -122,6 +123,28 @@ impl ConnectorEngine {
         self.conclude(connector, call, &store, outcome)
     }
 
+    /// Calls `describe`. A 0.1 component declares nothing: the answer is what 0.1 types.
+    pub async fn describe(
+        &self,
+        connector: &LoadedConnector,
+        ctx: &CallContext,
+    ) -> Result<wit::types::ConnectorInfo, EngineError> {
+        if let Pre::V0_1(_) = connector.pre {
+            return Ok(v0_1::describe(&connector.name));
+        }
+        self.call(
+            connector,
+            ctx,
+            None,
+            "describe",
+            async |instance, store| match instance {
+                Instance::V0_2(i) => i.sluice_connector_connector().call_describe(store).await,
+                Instance::V0_1(_) => unreachable!("answered above"),
+            },
+        )
+        .await
+    }
+
     /// Calls `configure`.
     pub async fn configure(
         &self,
@@ -129,52 +152,138 @@ impl ConnectorEngine {
         ctx: &CallContext,
         settings: &wit::types::Settings,
         host: &wit::types::HostContext,
-    ) -> Result<Result<wit::types::Configured, Vec<wit::types::FieldError>>, EngineError> {
+    ) -> Result<Configured, EngineError> {
+        let old = match connector.pre {
+            Pre::V0_1(_) => match v0_1::settings(settings) {
+                Ok(old) => Some((old, v0_1::host_context(host))),
+                Err(errors) => return Ok(Err(errors)),
+            },
+            Pre::V0_2(_) => None,
+        };
         self.call(
             connector,
             ctx,
             None,
             "configure",
             async |instance, store| {
-                let export = instance.sluice_connector_plugin();
-                export.call_configure(store, settings, host).await
+                Ok(match (instance, &old) {
+                    (Instance::V0_2(i), _) => {
+                        let export = i.sluice_connector_connector();
+                        export.call_configure(store, settings, host).await?
+                    }
+                    (Instance::V0_1(i), Some((settings, host))) => {
+                        let export = i.sluice_connector_plugin();
+                        export
+                            .call_configure(store, settings, host)
+                            .await?
+                            .map(v0_1::configured)
+                            .map_err(v0_1::field_errors)
+                    }
+                    (Instance::V0_1(_), None) => unreachable!("converted above"),
+                })
             },
         )
         .await
     }
 
-    /// Calls `authorize`.
-    pub async fn authorize(
-        &self,
-        connector: &LoadedConnector,
-        ctx: &CallContext,
-        settings: &wit::types::Settings,
-        host: &wit::types::HostContext,
-    ) -> Result<Result<wit::types::OauthPlan, Vec<wit::types::FieldError>>, EngineError> {
-        self.call(
-            connector,
-            ctx,
-            None,
-            "authorize",
-            async |instance, store| {
-                let export = instance.sluice_connector_plugin();
-                export.call_authorize(store, settings, host).await
-            },
-        )
-        .await
-    }
-
-    /// Calls `test`.
+    /// Calls `test`. A 0.1 component that cannot run on the session fails the test with the
+    /// reason, without an instance.
     pub async fn test(
         &self,
         connector: &LoadedConnector,
         ctx: &CallContext,
         session: &wit::types::Session,
     ) -> Result<wit::types::TestReport, EngineError> {
+        let old = match connector.pre {
+            Pre::V0_1(_) => match v0_1::session(session) {
+                Ok(old) => Some(old),
+                Err(failure) => {
+                    return Ok(wit::types::TestReport {
+                        failure: Some(failure),
+                        org: None,
+                        user: None,
+                        api_usage: None,
+                        probes: Vec::new(),
+                    });
+                }
+            },
+            Pre::V0_2(_) => None,
+        };
         self.call(connector, ctx, None, "test", async |instance, store| {
-            let export = instance.sluice_connector_plugin();
-            export.call_test(store, session).await
+            Ok(match (instance, &old) {
+                (Instance::V0_2(i), _) => {
+                    i.sluice_connector_connector()
+                        .call_test(store, session)
+                        .await?
+                }
+                (Instance::V0_1(i), Some(session)) => v0_1::test_report(
+                    i.sluice_connector_plugin()
+                        .call_test(store, session)
+                        .await?,
+                ),
+                (Instance::V0_1(_), None) => unreachable!("converted above"),
+            })
         })
+        .await
+    }
+
+    /// Calls `account`: which account the session's credentials belong to. For a 0.1
+    /// component, the organisation its identity URL names.
+    pub async fn account(
+        &self,
+        connector: &LoadedConnector,
+        ctx: &CallContext,
+        session: &wit::types::Session,
+    ) -> Result<Result<wit::types::AccountInfo, wit::types::Failure>, EngineError> {
+        if let Pre::V0_1(_) = connector.pre {
+            return Ok(v0_1::account(session));
+        }
+        self.call(
+            connector,
+            ctx,
+            None,
+            "account",
+            async |instance, store| match instance {
+                Instance::V0_2(i) => {
+                    i.sluice_connector_connector()
+                        .call_account(store, session)
+                        .await
+                }
+                Instance::V0_1(_) => unreachable!("answered above"),
+            },
+        )
+        .await
+    }
+
+    /// Calls `discover`. Contract 0.1 has no schemas: its components get
+    /// [`EngineError::NotInContract`].
+    pub async fn discover(
+        &self,
+        connector: &LoadedConnector,
+        ctx: &CallContext,
+        session: &wit::types::Session,
+    ) -> Result<Result<Vec<wit::types::StreamSchema>, wit::types::Failure>, EngineError> {
+        if let Pre::V0_1(_) = connector.pre {
+            return Err(EngineError::NotInContract {
+                connector: connector.label.clone(),
+                call: "discover",
+                contract: connector.contract,
+            });
+        }
+        self.call(
+            connector,
+            ctx,
+            None,
+            "discover",
+            async |instance, store| match instance {
+                Instance::V0_2(i) => {
+                    i.sluice_connector_connector()
+                        .call_discover(store, session)
+                        .await
+                }
+                Instance::V0_1(_) => unreachable!("refused above"),
+            },
+        )
         .await
     }
 
@@ -186,11 +295,30 @@ impl ConnectorEngine {
         session: &wit::types::Session,
         request: &wit::types::PullRequest,
     ) -> Result<Result<wit::types::Page, wit::types::Failure>, EngineError> {
+        let old = match connector.pre {
+            Pre::V0_1(_) => match v0_1::session(session) {
+                Ok(old) => Some((old, v0_1::pull_request(request))),
+                Err(failure) => return Ok(Err(failure)),
+            },
+            Pre::V0_2(_) => None,
+        };
         let stream = Some(request.stream.as_str());
         let result = self
             .call(connector, ctx, stream, "pull", async |instance, store| {
-                let export = instance.sluice_connector_plugin();
-                export.call_pull(store, session, request).await
+                Ok(match (instance, &old) {
+                    (Instance::V0_2(i), _) => {
+                        i.sluice_connector_connector()
+                            .call_pull(store, session, request)
+                            .await?
+                    }
+                    (Instance::V0_1(i), Some((session, request))) => i
+                        .sluice_connector_plugin()
+                        .call_pull(store, session, request)
+                        .await?
+                        .map(v0_1::page)
+                        .map_err(v0_1::failure),
+                    (Instance::V0_1(_), None) => unreachable!("converted above"),
+                })
             })
             .await?;
         if let Ok(page) = &result {

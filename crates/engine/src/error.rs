@@ -47,15 +47,28 @@ pub enum EngineError {
     /// The component targets no contract version this host supports.
     #[error(
         "connector {connector} does not export a sluice:connector version this host supports \
-         (it exports: {found}); supported: sluice:connector/plugin@{supported}"
+         (it exports: {found}); supported: {supported}"
     )]
     UnsupportedContract {
         /// The connector.
         connector: String,
         /// The interfaces the component exports.
         found: String,
-        /// The version the host supports.
-        supported: &'static str,
+        /// The exports this host runs.
+        supported: String,
+    },
+    /// The component's contract version has no such call.
+    #[error(
+        "connector {connector} targets sluice:connector@{contract}, which has no `{call}`: \
+         install a version built on a newer contract"
+    )]
+    NotInContract {
+        /// The connector.
+        connector: String,
+        /// The call.
+        call: &'static str,
+        /// The contract version the component targets.
+        contract: &'static str,
     },
     /// The component's imports cannot be satisfied by this host.
     #[error("connector {connector} cannot be linked against this host: {detail}")]

@@ -8,7 +8,7 @@
 //! escaped (`\n`, `\u{1b}`), so one guest line is one host line; messages, field names,
 //! field values and the number of fields are capped, and a per-call line budget stops floods.
 
-use super::bindings::v0_1::sluice::connector::host::Level;
+use super::bindings::latest::sluice::connector::host::Level;
 
 /// Longest message kept from one guest log line, in bytes.
 const MAX_MESSAGE: usize = 4096;

@@ -23,6 +23,7 @@ pub mod bindings;
 pub mod budget;
 pub mod cache;
 mod calls;
+pub mod contract;
 pub mod cpu;
 pub mod credentials;
 mod error;
@@ -48,7 +49,7 @@ use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use allocation::{address_space_limit, configure_allocation};
-pub use bindings::v0_1 as wit;
+pub use bindings::latest as wit;
 use budget::BufferBudget;
 use cache::{CacheOutcome, CompileCache};
 use credentials::CredentialProvider;
@@ -118,7 +119,7 @@ pub struct LoadedConnector {
     /// What its `sluice:manifest` section declares (the registry publishes a version only
     /// once the operator approved it).
     pub manifest: Arc<manifest::Manifest>,
-    pre: wit::ConnectorPre<CallState>,
+    pre: contract::Pre,
 }
 
 impl std::fmt::Debug for LoadedConnector {
@@ -189,7 +190,14 @@ impl ConnectorEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(setup)?;
-        wit::sluice::connector::host::add_to_linker::<_, wasmtime::component::HasSelf<HostImports>>(
+        // Each contract version imports its own copy of the host interface.
+        type Imports = wasmtime::component::HasSelf<HostImports>;
+        bindings::v0_1::sluice::connector::host::add_to_linker::<_, Imports>(
+            &mut linker,
+            |state: &mut CallState| &mut state.host,
+        )
+        .map_err(setup)?;
+        bindings::v0_2::sluice::connector::host::add_to_linker::<_, Imports>(
             &mut linker,
             |state: &mut CallState| &mut state.host,
         )
@@ -279,7 +287,7 @@ impl ConnectorEngine {
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .and_then(wit::ConnectorPre::new)
+            .and_then(|pre| contract::Pre::new(contract, pre))
             .map_err(|e| EngineError::Link {
                 connector: label.clone(),
                 detail: format!("{e:#}"),
@@ -306,8 +314,8 @@ impl ConnectorEngine {
             .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
             .map(|(name, _)| name.to_string())
             .collect();
-        if exports.iter().any(|e| e == wit::PLUGIN_EXPORT) {
-            return Ok(wit::VERSION);
+        if let Some(version) = contract::version_of(&exports) {
+            return Ok(version);
         }
         Err(EngineError::UnsupportedContract {
             connector: label.to_string(),
@@ -316,7 +324,7 @@ impl ConnectorEngine {
             } else {
                 exports.join(", ")
             },
-            supported: wit::VERSION,
+            supported: [bindings::v0_2::EXPORT, bindings::v0_1::EXPORT].join(" or "),
         })
     }
 
@@ -326,7 +334,7 @@ impl ConnectorEngine {
         connector: &LoadedConnector,
         ctx: &CallContext,
         stream: Option<&str>,
-    ) -> Result<(Store<CallState>, wit::Connector), EngineError> {
+    ) -> Result<(Store<CallState>, contract::Instance), EngineError> {
         let label = CallLabel {
             connector: connector.label.as_str().into(),
             integration: ctx.integration.as_deref().map(Into::into),
@@ -363,7 +371,7 @@ impl ConnectorEngine {
         });
         EngineMetrics::bump(&self.metrics.calls);
         let cpu = store.data().cpu.clone();
-        let instance = match cpu.meter(connector.pre.instantiate_async(&mut store)).await {
+        let instance = match cpu.meter(connector.pre.instantiate(&mut store)).await {
             Ok(instance) => instance,
             Err(e) => return Err(self.classify(connector, "instantiate", &store, e)),
         };

@@ -17,7 +17,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::EngineLimits;
-use super::bindings::v0_1::sluice::connector::host::{Host, Level};
+use super::bindings::latest::sluice::connector::host::{Host, Level};
+use super::bindings::v0_1::sluice::connector::host as host_v0_1;
 use super::budget::BufferBudget;
 use super::cpu::CpuClock;
 use super::host_log::GuestLog;
@@ -192,6 +193,29 @@ impl Host for HostImports {
 
     fn stored_keys(&mut self, after: Option<String>, limit: u32) -> wasmtime::Result<Vec<String>> {
         self.keys.keys(after.as_deref(), limit)
+    }
+}
+
+/// A 0.1 component's host imports: the same services, with 0.1's copy of the level enum.
+impl host_v0_1::Host for HostImports {
+    fn log(
+        &mut self,
+        level: host_v0_1::Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        let level = match level {
+            host_v0_1::Level::Trace => Level::Trace,
+            host_v0_1::Level::Debug => Level::Debug,
+            host_v0_1::Level::Info => Level::Info,
+            host_v0_1::Level::Warn => Level::Warn,
+            host_v0_1::Level::Error => Level::Error,
+        };
+        Host::log(self, level, message, fields)
+    }
+
+    fn stored_keys(&mut self, after: Option<String>, limit: u32) -> wasmtime::Result<Vec<String>> {
+        Host::stored_keys(self, after, limit)
     }
 }
 

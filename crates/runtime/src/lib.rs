@@ -10,6 +10,7 @@
 
 pub use sluice_engine as engine;
 
+pub mod about;
 pub mod app;
 pub mod data_dir;
 pub mod duration;

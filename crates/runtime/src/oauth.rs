@@ -176,17 +176,6 @@ pub enum RevocableToken {
     Access(Secret),
 }
 
-/// The org id in a Salesforce identity URL (`…/id/{orgId}/{userId}`), as 15 characters
-/// (18-character ids only add a checksum suffix).
-pub fn org_of_identity_url(url: &str) -> Option<String> {
-    let path = url::Url::parse(url).ok()?.path().to_string();
-    let mut parts = path.trim_end_matches('/').rsplit('/');
-    let _user = parts.next()?;
-    let org = parts.next()?;
-    (parts.next() == Some("id") && org.starts_with("00D") && matches!(org.len(), 15 | 18))
-        .then(|| org[..15].to_string())
-}
-
 /// A started authorization: the URL for the browser and what the callback will need.
 #[derive(Debug)]
 pub struct AuthorizationStart {

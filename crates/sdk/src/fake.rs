@@ -17,7 +17,7 @@ pub fn session(settings: Settings, instance_url: &str) -> Session {
             contract_version: crate::CONTRACT_VERSION.into(),
         },
         grant: Grant {
-            instance_url: instance_url.into(),
+            instance_url: Some(instance_url.into()),
             ..Grant::default()
         },
     }

@@ -7,6 +7,11 @@ use crate::model as m;
 use crate::wit::sluice::connector::types as w;
 use crate::{Connector, wasi_http};
 
+/// `describe` of `C`, over the generated types.
+pub fn describe<C: Connector>() -> w::ConnectorInfo {
+    C::describe().into()
+}
+
 /// `configure` of `C`, over the generated types.
 pub fn configure<C: Connector>(
     settings: w::Settings,
@@ -17,19 +22,36 @@ pub fn configure<C: Connector>(
         .map_err(field_errors)
 }
 
-/// `authorize` of `C`, over the generated types.
-pub fn authorize<C: Connector>(
-    settings: w::Settings,
-    context: w::HostContext,
-) -> Result<w::OauthPlan, Vec<w::FieldError>> {
-    C::authorize(&settings.into(), &context.into())
-        .map(Into::into)
-        .map_err(field_errors)
-}
-
 /// `test` of `C`, over the generated types.
 pub fn test<C: Connector>(session: w::Session) -> w::TestReport {
     C::test(&mut WasiHost, &session.into()).into()
+}
+
+/// `account` of `C`, over the generated types.
+pub fn account<C: Connector>(session: w::Session) -> Result<w::AccountInfo, w::Failure> {
+    C::account(&mut WasiHost, &session.into())
+        .map(|a| w::AccountInfo {
+            id: a.id,
+            label: a.label,
+        })
+        .map_err(Into::into)
+}
+
+/// `discover` of `C`, over the generated types.
+pub fn discover<C: Connector>(session: w::Session) -> Result<Vec<w::StreamSchema>, w::Failure> {
+    C::discover(&mut WasiHost, &session.into())
+        .map(|streams| {
+            streams
+                .into_iter()
+                .map(|s| w::StreamSchema {
+                    name: s.name,
+                    json_schema: s.json_schema,
+                    key_fields: s.key_fields,
+                    cursor_field: s.cursor_field,
+                })
+                .collect()
+        })
+        .map_err(Into::into)
 }
 
 /// `pull` of `C`, over the generated types.
@@ -99,31 +121,11 @@ impl Host for WasiHost {
 
 // ---- conversions: WIT -> model ----
 
-impl From<w::Capability> for m::Capability {
-    fn from(c: w::Capability) -> Self {
-        match c {
-            w::Capability::Helpdesk => m::Capability::Helpdesk,
-            w::Capability::Crm => m::Capability::Crm,
-            w::Capability::ContentManagement => m::Capability::ContentManagement,
-            w::Capability::Other(s) => m::Capability::Other(s),
-        }
-    }
-}
-
 impl From<w::Settings> for m::Settings {
     fn from(s: w::Settings) -> Self {
         m::Settings {
-            capability: s.capability.into(),
-            environment: match s.environment {
-                w::Environment::Production => m::Environment::Production,
-                w::Environment::Sandbox => m::Environment::Sandbox,
-            },
-            pull_by: s.pull_by.map(|p| match p {
-                w::PullBy::CreatedTime => m::PullBy::CreatedTime,
-                w::PullBy::UpdatedTime => m::PullBy::UpdatedTime,
-            }),
-            domain: s.domain,
-            extra: s.extra,
+            capability: s.capability,
+            values: s.values,
         }
     }
 }
@@ -144,7 +146,7 @@ impl From<w::Session> for m::Session {
             host: s.host.into(),
             grant: m::Grant {
                 instance_url: s.grant.instance_url,
-                identity_url: s.grant.identity_url,
+                fields: s.grant.fields,
                 issued_at_ms: s.grant.issued_at_ms,
                 scopes: s.grant.scopes,
             },
@@ -178,11 +180,31 @@ impl From<m::OAuthPlan> for w::OauthPlan {
     }
 }
 
+impl From<m::CredentialPlan> for w::CredentialPlan {
+    fn from(p: m::CredentialPlan) -> Self {
+        match p {
+            m::CredentialPlan::OAuth2(plan) => w::CredentialPlan::Oauth2(plan.into()),
+            m::CredentialPlan::ApiKey(k) => w::CredentialPlan::ApiKey(w::ApiKeyPlan {
+                header: k.header,
+                prefix: k.prefix,
+                label: k.label,
+                help: k.help,
+            }),
+            m::CredentialPlan::Basic(b) => w::CredentialPlan::Basic(w::BasicPlan {
+                username_label: b.username_label,
+                password_label: b.password_label,
+                help: b.help,
+            }),
+            m::CredentialPlan::None => w::CredentialPlan::None,
+        }
+    }
+}
+
 impl From<m::Configured> for w::Configured {
     fn from(c: m::Configured) -> Self {
         w::Configured {
             allowed_hosts: c.allowed_hosts,
-            oauth: c.oauth.into(),
+            credentials: c.credentials.into(),
             streams: c
                 .streams
                 .into_iter()
@@ -203,6 +225,76 @@ impl From<m::Configured> for w::Configured {
                 .collect(),
             normalized: c.normalized,
         }
+    }
+}
+
+impl From<m::ConnectorInfo> for w::ConnectorInfo {
+    fn from(i: m::ConnectorInfo) -> Self {
+        w::ConnectorInfo {
+            name: i.name,
+            title: i.title,
+            version: i.version,
+            description: i.description,
+            documentation_url: i.documentation_url,
+            capabilities: i
+                .capabilities
+                .into_iter()
+                .map(|c| w::CapabilityInfo {
+                    name: c.name,
+                    label: c.label,
+                })
+                .collect(),
+            settings: i.settings.into_iter().map(setting).collect(),
+            credential_kinds: i
+                .credential_kinds
+                .into_iter()
+                .map(|k| match k {
+                    m::CredentialKind::OAuth2AuthorizationCode => {
+                        w::CredentialKind::Oauth2AuthorizationCode
+                    }
+                    m::CredentialKind::OAuth2ClientCredentials => {
+                        w::CredentialKind::Oauth2ClientCredentials
+                    }
+                    m::CredentialKind::ApiKey => w::CredentialKind::ApiKey,
+                    m::CredentialKind::Basic => w::CredentialKind::Basic,
+                    m::CredentialKind::None => w::CredentialKind::None,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn setting(s: m::Setting) -> w::Setting {
+    w::Setting {
+        name: s.name,
+        label: s.label,
+        help: s.help,
+        kind: match s.kind {
+            m::SettingKind::Text => w::SettingKind::Text,
+            m::SettingKind::Url => w::SettingKind::Url,
+            m::SettingKind::Choice(options) => w::SettingKind::Choice(
+                options
+                    .into_iter()
+                    .map(|o| w::ChoiceOption {
+                        value: o.value,
+                        label: o.label,
+                    })
+                    .collect(),
+            ),
+            m::SettingKind::Boolean => w::SettingKind::Boolean,
+            m::SettingKind::Integer => w::SettingKind::Integer,
+            m::SettingKind::Duration => w::SettingKind::Duration,
+            m::SettingKind::Date => w::SettingKind::Date,
+            m::SettingKind::Secret => w::SettingKind::Secret,
+        },
+        required: match s.required {
+            m::RequiredFor::None => w::RequiredFor::None,
+            m::RequiredFor::All => w::RequiredFor::All,
+            m::RequiredFor::Capabilities(names) => w::RequiredFor::Capabilities(names),
+        },
+        default: s.default,
+        group: s.group,
+        order: s.order,
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A connector implements [`Connector`] over the plain-Rust contract types of [`model`], talks
 //! to its provider through a [`Host`], and calls [`export_connector!`] once. Built for
-//! `wasm32-wasip2`, the macro exports the type as the `sluice:connector/plugin` interface and
+//! `wasm32-wasip2`, the macro exports the type as the `sluice:connector/connector` interface and
 //! the host is `wasi:http` plus the contract's `host` imports; built natively, the same code
 //! unit-tests against [`fake::FakeHost`] (and, with the `native` feature, runs against a real
 //! provider through [`native::NativeHost`]). No connector code touches wit-bindgen.
@@ -27,7 +27,7 @@ pub mod wasi_http;
 pub mod wit {
     wit_bindgen::generate!({
         path: "wit",
-        world: "sluice:connector/connector",
+        world: "sluice:connector/sluice-connector",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_sluice_connector",
@@ -39,30 +39,36 @@ pub use http::{Host, Method, Request, Response, TransportError};
 pub use model::*;
 
 /// The contract version this SDK's WIT files describe.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
-/// A connector: the four calls of the `sluice:connector/plugin` interface over plain types.
+/// A connector: the calls of the `sluice:connector/connector` interface over plain types.
 ///
 /// The functions take no `self`: the host creates a fresh instance for every call, so a
 /// connector keeps nothing between calls; whatever must survive goes into a page's checkpoint.
 pub trait Connector {
-    /// Validates settings and says what the connector needs: hosts, OAuth plan and streams.
-    /// Every error names its field.
+    /// What the connector is and which settings it takes; makes no call.
+    fn describe() -> ConnectorInfo;
+
+    /// Validates settings and says what the connector needs: hosts, credential plan and
+    /// streams. Every error names a declared setting (or `capability`).
     fn configure(settings: &Settings, context: &HostContext)
     -> Result<Configured, Vec<FieldError>>;
 
-    /// Returns the OAuth 2.0 plan the host runs for these settings.
-    fn authorize(settings: &Settings, context: &HostContext) -> Result<OAuthPlan, Vec<FieldError>>;
-
     /// Test Connection: one cheap probe of each thing that can be wrong.
     fn test(host: &mut dyn Host, session: &Session) -> TestReport;
+
+    /// The account the session's credentials belong to.
+    fn account(host: &mut dyn Host, session: &Session) -> Result<AccountInfo, Failure>;
+
+    /// Each configured stream's JSON Schema, keys and cursor field.
+    fn discover(host: &mut dyn Host, session: &Session) -> Result<Vec<StreamSchema>, Failure>;
 
     /// Reads the next bounded page of one stream, resuming from the request's checkpoint.
     fn pull(host: &mut dyn Host, session: &Session, request: &PullRequest)
     -> Result<Page, Failure>;
 }
 
-/// Exports a [`Connector`] type as the component's `sluice:connector/plugin` interface.
+/// Exports a [`Connector`] type as the component's `sluice:connector/connector` interface.
 ///
 /// Call it once, at the crate's top level. On wasm32 it generates the component's exports;
 /// natively it only checks that the type implements [`Connector`], so the same crate builds
@@ -78,7 +84,11 @@ macro_rules! export_connector {
 
             struct SluiceConnectorExport;
 
-            impl $crate::wit::exports::sluice::connector::plugin::Guest for SluiceConnectorExport {
+            impl $crate::wit::exports::sluice::connector::connector::Guest for SluiceConnectorExport {
+                fn describe() -> wit_types::ConnectorInfo {
+                    $crate::guest::describe::<$connector>()
+                }
+
                 fn configure(
                     settings: wit_types::Settings,
                     context: wit_types::HostContext,
@@ -86,15 +96,20 @@ macro_rules! export_connector {
                     $crate::guest::configure::<$connector>(settings, context)
                 }
 
-                fn authorize(
-                    settings: wit_types::Settings,
-                    context: wit_types::HostContext,
-                ) -> Result<wit_types::OauthPlan, Vec<wit_types::FieldError>> {
-                    $crate::guest::authorize::<$connector>(settings, context)
-                }
-
                 fn test(session: wit_types::Session) -> wit_types::TestReport {
                     $crate::guest::test::<$connector>(session)
+                }
+
+                fn account(
+                    session: wit_types::Session,
+                ) -> Result<wit_types::AccountInfo, wit_types::Failure> {
+                    $crate::guest::account::<$connector>(session)
+                }
+
+                fn discover(
+                    session: wit_types::Session,
+                ) -> Result<Vec<wit_types::StreamSchema>, wit_types::Failure> {
+                    $crate::guest::discover::<$connector>(session)
                 }
 
                 fn pull(

@@ -4,71 +4,178 @@
 //! target and can be driven natively by benchmarks. On wasm32 the SDK converts them to and
 //! from the generated WIT bindings and adds nothing else.
 
-/// The business capability an integration provides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Capability {
-    /// Support cases and what hangs off them.
-    Helpdesk,
-    /// Accounts, contacts, leads, opportunities, users and activities.
-    Crm,
-    /// Published knowledge articles.
-    ContentManagement,
-    /// A capability this connector does not know.
-    Other(String),
-}
-
-/// Which kind of org the integration connects to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Environment {
-    /// A production or Developer Edition org.
-    Production,
-    /// A sandbox org.
-    Sandbox,
-}
-
-/// Which timestamp drives incremental pulls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullBy {
-    /// New records only.
-    CreatedTime,
-    /// New and changed records, and deletions.
-    UpdatedTime,
-}
-
 /// The settings of one integration, as entered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Settings {
-    /// The capability the integration provides.
-    pub capability: Capability,
-    /// Production or sandbox.
-    pub environment: Environment,
-    /// How incremental pulls select records.
-    pub pull_by: Option<PullBy>,
-    /// The domain URL as pasted.
-    pub domain: Option<String>,
-    /// Connector-specific name/value settings.
-    pub extra: Vec<(String, String)>,
+    /// The capability the integration provides: one of the connector's capability names.
+    pub capability: String,
+    /// The other settings as name/value pairs.
+    pub values: Vec<(String, String)>,
 }
 
 impl Settings {
-    /// Settings for `capability` in a production org, with nothing else set.
-    pub fn new(capability: Capability) -> Self {
+    /// Settings for `capability`, with nothing else set.
+    pub fn new(capability: &str) -> Self {
         Self {
-            capability,
-            environment: Environment::Production,
-            pull_by: None,
-            domain: None,
-            extra: Vec::new(),
+            capability: capability.into(),
+            values: Vec::new(),
         }
     }
 
-    /// The value of the `extra` setting `name`, if set.
-    pub fn extra(&self, name: &str) -> Option<&str> {
-        self.extra
+    /// These settings with `name` set to `value` (replacing an earlier value).
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.values.retain(|(n, _)| n != name);
+        self.values.push((name.into(), value.into()));
+        self
+    }
+
+    /// The value of setting `name`, if set and not empty.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, v)| n == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A capability a connector offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapabilityInfo {
+    /// The name integrations use, e.g. `helpdesk`.
+    pub name: String,
+    /// What a person sees, e.g. `Helpdesk`.
+    pub label: String,
+}
+
+/// One option of a choice setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChoiceOption {
+    /// The stored value.
+    pub value: String,
+    /// What a person sees.
+    pub label: String,
+}
+
+/// What kind of value a setting holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingKind {
+    /// Free text.
+    Text,
+    /// A URL.
+    Url,
+    /// One of the options.
+    Choice(Vec<ChoiceOption>),
+    /// `true` or `false`.
+    Boolean,
+    /// A whole number.
+    Integer,
+    /// A duration such as `15m`.
+    Duration,
+    /// A date, `YYYY-MM-DD`.
+    Date,
+    /// A secret the host keeps; the connector never receives it.
+    Secret,
+}
+
+/// Which capabilities require a setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequiredFor {
+    /// None: the setting is optional.
+    None,
+    /// Every capability.
+    All,
+    /// The named capabilities.
+    Capabilities(Vec<String>),
+}
+
+impl RequiredFor {
+    /// Whether a setting with this rule is required for `capability`.
+    pub fn includes(&self, capability: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::All => true,
+            Self::Capabilities(names) => names.iter().any(|n| n == capability),
+        }
+    }
+}
+
+/// One setting a connector takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// Its name in settings and field errors.
+    pub name: String,
+    /// What a person sees.
+    pub label: String,
+    /// One or two sentences of help.
+    pub help: String,
+    /// The kind of value.
+    pub kind: SettingKind,
+    /// Which capabilities require it.
+    pub required: RequiredFor,
+    /// The value in effect when it is not given.
+    pub default: Option<String>,
+    /// Its form group, e.g. `basic`, `authentication` or `advanced`.
+    pub group: String,
+    /// Its position within the group.
+    pub order: u32,
+}
+
+/// The kinds of credentials a connector can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// OAuth 2.0 authorization code with PKCE.
+    OAuth2AuthorizationCode,
+    /// OAuth 2.0 client credentials.
+    OAuth2ClientCredentials,
+    /// An API key in a header.
+    ApiKey,
+    /// HTTP basic.
+    Basic,
+    /// No credentials.
+    None,
+}
+
+/// What a platform needs to show a connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorInfo {
+    /// Its name, e.g. `zendesk`.
+    pub name: String,
+    /// What a person sees.
+    pub title: String,
+    /// Its own version.
+    pub version: String,
+    /// One paragraph.
+    pub description: String,
+    /// Where its documentation lives.
+    pub documentation_url: Option<String>,
+    /// The capabilities it offers.
+    pub capabilities: Vec<CapabilityInfo>,
+    /// The settings it takes.
+    pub settings: Vec<Setting>,
+    /// The kinds of credentials it can use.
+    pub credential_kinds: Vec<CredentialKind>,
+}
+
+/// The account a grant belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// A stable id, never a secret.
+    pub id: String,
+    /// What a person sees.
+    pub label: String,
+}
+
+/// A stream as `discover` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSchema {
+    /// The stream's name.
+    pub name: String,
+    /// A JSON Schema of its records, as JSON text.
+    pub json_schema: String,
+    /// Fields forming a record's key.
+    pub key_fields: Vec<String>,
+    /// The field incremental pulls follow.
+    pub cursor_field: Option<String>,
 }
 
 /// Facts about the host that change what the connector accepts.
@@ -127,6 +234,43 @@ pub struct OAuthPlan {
     pub client_credentials_supported: bool,
 }
 
+/// An API key the host sends in a header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyPlan {
+    /// The header, e.g. `Authorization`.
+    pub header: String,
+    /// Text before the key, e.g. `Bearer `.
+    pub prefix: String,
+    /// What the form calls the key.
+    pub label: String,
+    /// Where the user finds it.
+    pub help: String,
+}
+
+/// HTTP basic credentials the host sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasicPlan {
+    /// What the form calls the user name.
+    pub username_label: String,
+    /// What the form calls the password.
+    pub password_label: String,
+    /// Where the user finds them.
+    pub help: String,
+}
+
+/// How the host obtains and sends credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialPlan {
+    /// OAuth 2.0, sent as a bearer token.
+    OAuth2(OAuthPlan),
+    /// A key in a header.
+    ApiKey(ApiKeyPlan),
+    /// HTTP basic.
+    Basic(BasicPlan),
+    /// No credentials.
+    None,
+}
+
 /// One stream the connector pulls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamInfo {
@@ -134,8 +278,8 @@ pub struct StreamInfo {
     pub name: String,
     /// Fields forming a record's key.
     pub key_fields: Vec<String>,
-    /// The field incremental pulls follow.
-    pub cursor_field: String,
+    /// The field incremental pulls follow, if any.
+    pub cursor_field: Option<String>,
     /// Whether the stream emits delete records.
     pub emits_deletes: bool,
 }
@@ -145,8 +289,8 @@ pub struct StreamInfo {
 pub struct Configured {
     /// Hosts the connector may call.
     pub allowed_hosts: Vec<String>,
-    /// The OAuth plan.
-    pub oauth: OAuthPlan,
+    /// How the host obtains and sends credentials.
+    pub credentials: CredentialPlan,
     /// Streams in pull order.
     pub streams: Vec<StreamInfo>,
     /// Warnings about valid choices.
@@ -155,17 +299,27 @@ pub struct Configured {
     pub normalized: Vec<(String, String)>,
 }
 
-/// The non-secret parts of a token response.
+/// The non-secret facts of the credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Grant {
-    /// The org's instance base URL.
-    pub instance_url: String,
-    /// The identity URL.
-    pub identity_url: Option<String>,
+    /// The account's instance base URL, when the provider names one.
+    pub instance_url: Option<String>,
+    /// Other non-secret token-response fields.
+    pub fields: Vec<(String, String)>,
     /// Issue time in ms since the epoch.
     pub issued_at_ms: Option<u64>,
     /// Granted scopes.
     pub scopes: Vec<String>,
+}
+
+impl Grant {
+    /// The value of the token-response field `name`.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Context of a call that talks to the provider.

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use sluice::engine::manifest::Manifest;
 use sluice::engine::outbound::OutboundPolicy;
 use sluice::engine::policy::{EgressRules, Origin};
-use sluice::engine::wit::types::{
-    Capability, Environment, Grant, HostContext, PullRequest, Session, Settings,
-};
+use sluice::engine::wit::types::{Grant, HostContext, PullRequest, Session, Settings};
 
 /// The origin (scheme, host, port) of `url`.
 pub fn origin(url: &str) -> Origin {
@@ -39,16 +37,17 @@ pub fn policy_for(urls: &[&str], insecure_loopback: bool) -> OutboundPolicy {
         .expect("the declared hosts are approved")
 }
 
-/// Settings that select `behaviour`, plus further `extra` pairs.
+/// Settings that select `behaviour` (of the hostile test connector, a 0.1 component: it is
+/// given the environment 0.1 requires), plus further `extra` pairs.
 pub fn settings(behaviour: &str, extra: &[(&str, &str)]) -> Settings {
-    let mut pairs = vec![("behaviour".to_string(), behaviour.to_string())];
+    let mut pairs = vec![
+        ("environment".to_string(), "production".to_string()),
+        ("behaviour".to_string(), behaviour.to_string()),
+    ];
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings {
-        capability: Capability::Crm,
-        environment: Environment::Production,
-        pull_by: None,
-        domain: None,
-        extra: pairs,
+        capability: "crm".into(),
+        values: pairs,
     }
 }
 
@@ -56,7 +55,7 @@ pub fn settings(behaviour: &str, extra: &[(&str, &str)]) -> Settings {
 pub fn host_ctx(insecure_loopback: bool) -> HostContext {
     HostContext {
         allow_insecure_loopback: insecure_loopback,
-        contract_version: "0.1.0".into(),
+        contract_version: sluice::engine::wit::VERSION.into(),
     }
 }
 
@@ -66,8 +65,8 @@ pub fn session(settings: Settings, instance_url: &str, insecure_loopback: bool) 
         settings,
         host: host_ctx(insecure_loopback),
         grant: Grant {
-            instance_url: instance_url.into(),
-            identity_url: None,
+            instance_url: Some(instance_url.into()),
+            fields: Vec::new(),
             issued_at_ms: None,
             scopes: vec!["api".into()],
         },

@@ -66,10 +66,11 @@ impl IntoResponse for ApiError {
                 json!({"error": "invalid input", "fields": fields}),
             ),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": m})),
-            AppError::NotConnected(m) | AppError::OtherOrg(m) => {
+            AppError::NotConnected(m) | AppError::OtherAccount(m) => {
                 (StatusCode::CONFLICT, json!({"error": m}))
             }
             AppError::Unsupported(m) => (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": m})),
+            AppError::Discover(_) => (StatusCode::BAD_GATEWAY, json!({"error": error.to_string()})),
             AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"error": error.to_string()}),

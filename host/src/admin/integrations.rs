@@ -25,7 +25,7 @@ pub struct IntegrationBody {
     /// What it pulls (required to add).
     #[schema(value_type = Option<Capability>)]
     capability: Option<String>,
-    /// Which login the org uses (required to add).
+    /// Which login the org uses (the Salesforce connector requires it).
     #[schema(value_type = Option<Environment>)]
     environment: Option<String>,
     /// The org's My Domain URL, e.g. `https://acme.my.salesforce.com`.

@@ -1,4 +1,5 @@
-//! `sluice connector …`: install, list, activate and roll back connector versions.
+//! `sluice connector …`: install, list, activate and roll back connector versions, and show
+//! what a connector declares; `sluice discover`: an integration's stream schemas.
 
 use super::*;
 
@@ -66,6 +67,14 @@ pub(super) async fn connector(
                 )?;
             }
         }
+        ConnectorCommand::About { target, format } => {
+            let info = about_target(app, target).await?;
+            match format {
+                AboutFormat::Markdown => outln!("{}", crate::about::markdown(&info))?,
+                AboutFormat::JsonSchema => print_json(&crate::about::settings_schema(&info))?,
+                AboutFormat::Json => print_json(&crate::about::info_json(&info))?,
+            }
+        }
         ConnectorCommand::List => {
             let list = app.registry().list(None);
             if json {
@@ -107,6 +116,58 @@ pub(super) async fn connector(
                 )?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The declaration of an installed connector, or of a component file (loaded, not installed).
+async fn about_target(
+    app: &Arc<App>,
+    target: &str,
+) -> anyhow::Result<crate::engine::wit::types::ConnectorInfo> {
+    let path = std::path::Path::new(target);
+    if !target.ends_with(".wasm") && !path.exists() {
+        return Ok(app.describe(target).await?);
+    }
+    let wasm = crate::engine::registry::read_component_file(
+        path,
+        crate::engine::registry::Symlinks::Follow,
+    )?;
+    let name = crate::engine::registry::connector_name_of(path).unwrap_or_else(|| "file".into());
+    let connector = app.engine().load(&name, &wasm)?;
+    Ok(app
+        .engine()
+        .describe(&connector, &crate::engine::CallContext::default())
+        .await?)
+}
+
+/// `sluice discover ID`.
+pub(super) async fn discover(app: &Arc<App>, id: &str, json: bool) -> anyhow::Result<()> {
+    let streams = app.discover(id).await?;
+    if json {
+        let list: Vec<serde_json::Value> = streams
+            .iter()
+            .map(|s| {
+                let schema: serde_json::Value =
+                    serde_json::from_str(&s.json_schema).unwrap_or(serde_json::Value::Null);
+                serde_json::json!({
+                    "name": s.name, "key_fields": s.key_fields,
+                    "cursor_field": s.cursor_field, "json_schema": schema,
+                })
+            })
+            .collect();
+        return print_json(&list);
+    }
+    for s in &streams {
+        let schema: serde_json::Value = serde_json::from_str(&s.json_schema)
+            .with_context(|| format!("stream {}: the connector's schema is not JSON", s.name))?;
+        let fields = schema["properties"].as_object().map_or(0, |p| p.len());
+        outln!(
+            "{:<24} key {:<28} cursor {:<20} {fields} fields",
+            safe(&s.name),
+            safe(&s.key_fields.join(",")),
+            safe(s.cursor_field.as_deref().unwrap_or("-"))
+        )?;
     }
     Ok(())
 }

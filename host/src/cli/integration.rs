@@ -14,7 +14,7 @@ pub(super) async fn integration(
                     connector: Some(a.connector.clone()),
                     name: Some(a.name.clone()),
                     capability: Some(a.capability.clone()),
-                    environment: Some(a.environment.clone()),
+                    environment: a.environment.clone(),
                     domain: a.domain.clone(),
                     pull_by: a.pull_by.clone(),
                     extra: a.extra.clone(),

@@ -108,6 +108,11 @@ pub enum Command {
         /// The integration id.
         id: String,
     },
+    /// Each stream's JSON Schema, key and cursor fields, as the connector describes them.
+    Discover {
+        /// The integration id.
+        id: String,
+    },
     /// Pull now.
     Pull {
         /// The integration id.
@@ -185,12 +190,13 @@ pub struct AddArgs {
     /// The installed connector that serves it (`sluice connector list`).
     #[arg(long, default_value = crate::app::DEFAULT_CONNECTOR)]
     pub connector: String,
-    /// helpdesk, crm or content-management.
+    /// One of the connector's capabilities (Salesforce: helpdesk, crm or content-management).
     #[arg(long)]
     pub capability: String,
-    /// production or sandbox.
+    /// production or sandbox (Salesforce requires it; `connector about` lists what a connector
+    /// requires).
     #[arg(long)]
-    pub environment: String,
+    pub environment: Option<String>,
     /// The org's domain URL (My Domain, Lightning or instance URL).
     #[arg(long)]
     pub domain: Option<String>,
@@ -307,6 +313,15 @@ pub enum ConnectorCommand {
     },
     /// List connector versions, which one is active, and since when.
     List,
+    /// What a connector declares (`describe`): an installed connector's name, or a `.wasm` file.
+    About {
+        /// An installed connector's name, or the path of a component.
+        target: String,
+        /// `markdown` (documentation with a settings table), `json-schema` (a schema of the
+        /// settings) or `json` (the declaration itself).
+        #[arg(long, value_enum, default_value_t = AboutFormat::Markdown)]
+        format: AboutFormat,
+    },
     /// Make an installed version serve calls again: a rollback (or roll-forward) in one command.
     Activate {
         /// The connector name, e.g. `salesforce`.
@@ -314,6 +329,17 @@ pub enum ConnectorCommand {
         /// The version number `connector list` shows.
         version: u32,
     },
+}
+
+/// How `connector about` prints a declaration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AboutFormat {
+    /// Documentation with a settings table.
+    Markdown,
+    /// A JSON Schema of the settings.
+    JsonSchema,
+    /// The declaration as JSON.
+    Json,
 }
 
 /// Parses an `--extra-origin`.
@@ -491,6 +517,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if !test(&app, id, cli.json).await? {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Discover { id } => {
+            let app = open(&cli).await?;
+            connector::discover(&app, id, cli.json).await?;
         }
         Command::Pull { id, full } => {
             let app = open(&cli).await?;

@@ -1,7 +1,7 @@
 //! The `sluice:connector` world, with behaviour chosen by the `behaviour` setting.
 
 wit_bindgen::generate!({
-    path: "../../crates/sdk/wit",
+    path: "../../crates/sdk/wit-0.1",
     world: "sluice:connector/connector",
     generate_all,
 });

@@ -1,6 +1,6 @@
 use super::*;
+use crate::settings::{Cap, PullBy};
 use crate::testenv::{FakeHost, resp, session};
-use sluice_connector_sdk::model::{Capability, PullBy};
 
 const USER: &str = r#"{"attributes":{"type":"User"},"Id":"005000000000001AAA","Username":"admin@acme.example","Name":"Admin"}"#;
 const USER_PATH: &str = "/sobjects/User/005000000000001AAA?fields=";
@@ -36,7 +36,7 @@ fn helpdesk_env(limits: (u16, &str), missing: &[&str]) -> FakeHost {
 }
 
 fn helpdesk() -> Session {
-    session(Capability::Helpdesk, Some(PullBy::UpdatedTime), &[])
+    session(Cap::Helpdesk, Some(PullBy::UpdatedTime), &[])
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn identity_ids_come_from_the_url_path() {
 #[test]
 fn a_grant_without_identity_url_is_tested_on_the_resource_list() {
     let mut s = helpdesk();
-    s.grant.identity_url = None;
+    s.grant.fields.clear();
     let mut env = helpdesk_env((200, LIMITS), &[]);
     env.routes.remove(0);
     env.on("/services/data/v62.0/", resp(200, "{}"));
@@ -232,7 +232,7 @@ fn permission_page(has: bool) -> String {
 
 #[test]
 fn knowledge_checks_view_archived_articles_without_failing() {
-    let s = session(Capability::ContentManagement, None, &[]);
+    let s = session(Cap::Content, None, &[]);
     let mut env = knowledge_env((200, &permission_page(true)));
     let r = run(&mut env, &s);
     assert_eq!(r.failure, None, "{r:?}");
@@ -273,7 +273,7 @@ fn knowledge_checks_view_archived_articles_without_failing() {
 
 #[test]
 fn knowledge_without_a_kav_object_is_unavailable() {
-    let s = session(Capability::ContentManagement, None, &[]);
+    let s = session(Cap::Content, None, &[]);
     let mut env = FakeHost::default();
     env.on(USER_PATH, resp(200, USER))
         .on("/limits", resp(200, LIMITS))

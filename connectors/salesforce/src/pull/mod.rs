@@ -31,11 +31,11 @@ use crate::cursor::{Checkpoint, Pass, Window};
 use crate::describe;
 use crate::dt;
 use crate::errors::{self, SfError};
-use crate::settings::{self, Cap, Normalized, Purpose};
+use crate::settings::{self, Cap, Normalized, PullBy, Purpose};
 use crate::soql;
 use sluice_connector_sdk::http::Host;
 use sluice_connector_sdk::model::{
-    Failure, FailureKind, Level, Operation, Page, PullBy, PullRequest, Row, Session, StreamStatus,
+    Failure, FailureKind, Level, Operation, Page, PullRequest, Row, Session, StreamStatus,
 };
 
 use backfill::Step;
@@ -116,14 +116,13 @@ fn fail(kind: FailureKind, msg: impl Into<String>) -> Failure {
 
 /// Reads the next page of `request.stream`.
 pub fn pull(env: &mut dyn Host, session: &Session, request: &PullRequest) -> Result<Page, Failure> {
-    let n =
-        settings::validate(&session.settings, &session.host, Purpose::Configure).map_err(|es| {
-            let list: Vec<String> = es
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect();
-            fail(FailureKind::Misconfigured, list.join("; "))
-        })?;
+    let n = settings::validate(&session.settings, &session.host, Purpose::Run).map_err(|es| {
+        let list: Vec<String> = es
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        fail(FailureKind::Misconfigured, list.join("; "))
+    })?;
     if !n.objects.iter().any(|o| o == &request.stream) {
         return Err(fail(
             FailureKind::Misconfigured,
@@ -136,12 +135,8 @@ pub fn pull(env: &mut dyn Host, session: &Session, request: &PullRequest) -> Res
     }
     let mut cp = Checkpoint::parse(request.checkpoint.as_deref())
         .map_err(|e| fail(FailureKind::Unknown, e))?;
-    let mut sf = Sf::new(
-        env,
-        &session.grant.instance_url,
-        &n.api_version,
-        Some(n.budget_percent),
-    );
+    let instance = crate::client::instance_url(session)?;
+    let mut sf = Sf::new(env, instance, &n.api_version, Some(n.budget_percent));
     let max = request.max_records.clamp(1, 2000) as usize;
     let res = run(&mut sf, &n, &request.stream, &mut cp, max);
     let api_calls = sf.calls;
@@ -457,7 +452,8 @@ fn lead_fields(t: &Target) -> Vec<&'static str> {
     }
 }
 
-fn find_kav(sf: &mut Sf) -> Result<Option<String>, Failure> {
+/// The org's `__kav` object, from the global describe.
+pub(crate) fn find_kav(sf: &mut Sf) -> Result<Option<String>, Failure> {
     let url = sf.data_url("/sobjects/");
     let resp = sf
         .get(&url, &[])

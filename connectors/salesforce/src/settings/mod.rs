@@ -4,11 +4,31 @@
 //! Every call (configure, authorize, test, pull) re-validates the settings from scratch, since
 //! the connector keeps no state between calls.
 
+pub mod declared;
+
 use crate::dt;
+use declared::{DOMAIN, ENVIRONMENT, PULL_BY};
 use sluice_connector_sdk::model::{
-    Capability, Environment, FieldError, FieldWarning, HostContext, OAuthPlan, PullBy, Settings,
-    StreamInfo,
+    FieldError, FieldWarning, HostContext, OAuthPlan, Settings, StreamInfo,
 };
+
+/// Which kind of org the integration connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// A production or Developer Edition org.
+    Production,
+    /// A sandbox org.
+    Sandbox,
+}
+
+/// Which timestamp drives incremental pulls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullBy {
+    /// New records only.
+    CreatedTime,
+    /// New and changed records, and deletions.
+    UpdatedTime,
+}
 
 /// The default API version.
 pub const DEFAULT_API_VERSION: &str = "62.0";
@@ -177,7 +197,7 @@ impl Normalized {
                 } else {
                     vec!["Id".into()]
                 },
-                cursor_field: self.cursor_field(o).into(),
+                cursor_field: Some(self.cursor_field(o).into()),
                 emits_deletes: self.emits_deletes(o),
             })
             .collect()
@@ -318,13 +338,15 @@ pub fn login_origin(env: Environment) -> &'static str {
     }
 }
 
-/// What a validation is for: `configure` checks everything, `authorize` only what the plan needs.
+/// What a validation is for: `configure` checks new settings fully; `test` and `pull` run on
+/// stored settings, which passed `configure` when they were stored, possibly under older rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
-    /// Full validation.
+    /// Full validation, with warnings.
     Configure,
-    /// Only what the OAuth plan needs (capability, environment, domain).
-    Authorize,
+    /// What a call on stored settings needs: no requirement added since (a domain, a pull-by)
+    /// stops an integration that already runs, and no warning is repeated.
+    Run,
 }
 
 /// Validates and normalises settings; all problems are reported at once.
@@ -336,40 +358,65 @@ pub fn validate(
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
-    let cap = match &settings.capability {
-        Capability::Helpdesk => Some(Cap::Helpdesk),
-        Capability::Crm => Some(Cap::Crm),
-        Capability::ContentManagement => Some(Cap::Content),
-        Capability::Other(x) => {
+    let cap = match settings.capability.as_str() {
+        "helpdesk" => Some(Cap::Helpdesk),
+        "crm" => Some(Cap::Crm),
+        "content-management" => Some(Cap::Content),
+        other => {
             errors.push(FieldError::new(
                 "capability",
                 format!(
-                    "the Salesforce connector does not support the capability `{x}`; \
+                    "the Salesforce connector does not support the capability `{other}`; \
                      supported: helpdesk, crm, content-management"
                 ),
             ));
             None
         }
     };
+    let environment = match settings.value(ENVIRONMENT).map(str::trim) {
+        Some("production") => Environment::Production,
+        Some("sandbox") => Environment::Sandbox,
+        given => {
+            let message = match given {
+                Some(other) => {
+                    format!("`{other}` is not an environment: use production or sandbox")
+                }
+                None => "required: production or sandbox".into(),
+            };
+            errors.push(FieldError::new(ENVIRONMENT, message));
+            Environment::Production
+        }
+    };
+    let given_pull_by = match settings.value(PULL_BY).map(str::trim) {
+        None => None,
+        Some("created" | "created-time") => Some(PullBy::CreatedTime),
+        Some("updated" | "updated-time") => Some(PullBy::UpdatedTime),
+        Some(other) => {
+            errors.push(FieldError::new(
+                PULL_BY,
+                format!("`{other}` is not a pull-by: use created or updated"),
+            ));
+            Some(PullBy::UpdatedTime)
+        }
+    };
 
-    let domain = match settings.domain.as_deref().map(str::trim) {
-        // Without a My Domain the login hosts serve OAuth, and the token response's
-        // `instance_url` tells where the data lives: a domain is optional, but the login
-        // page then signs in to whatever org the browser is logged into.
+    let domain = match settings.value(DOMAIN).map(str::trim) {
+        // Without a My Domain the login page signs in to whatever org the browser is logged
+        // into, so new integrations must name one. Integrations stored without one still run:
+        // the login hosts serve OAuth and the token response's `instance_url` says where the
+        // data lives.
         None | Some("") => {
             if purpose == Purpose::Configure {
-                warnings.push(FieldWarning {
-                    field: "domain".into(),
-                    message: "without the org's My Domain URL, Connect signs in to whichever \
-                              org the browser is logged into; a grant from another org than \
-                              the first is refused, so set the domain (Setup → My Domain, \
-                              e.g. https://acme.my.salesforce.com) to connect the right org"
-                        .into(),
-                });
+                errors.push(FieldError::new(
+                    DOMAIN,
+                    "required: the org's My Domain URL (Setup → My Domain, e.g. \
+                     https://acme.my.salesforce.com), so that Connect signs in to this org and \
+                     not to whichever org the browser is logged into",
+                ));
             }
             None
         }
-        Some(raw) => match parse_domain(raw, settings.environment, host) {
+        Some(raw) => match parse_domain(raw, environment, host) {
             Ok(d) => Some(d),
             Err(e) => {
                 errors.push(e);
@@ -378,7 +425,7 @@ pub fn validate(
         },
     };
 
-    let pull_by = match (cap, settings.pull_by) {
+    let pull_by = match (cap, given_pull_by) {
         (Some(Cap::Content), given) => {
             if given.is_some() && purpose == Purpose::Configure {
                 warnings.push(FieldWarning {
@@ -414,7 +461,7 @@ pub fn validate(
 
     let mut n = Normalized {
         cap: cap.unwrap_or(Cap::Helpdesk),
-        environment: settings.environment,
+        environment,
         pull_by,
         domain,
         start_millis: None,
@@ -437,7 +484,7 @@ pub fn validate(
     n.objects = all_objects.iter().map(|s| s.to_string()).collect();
 
     let mut seen_names: Vec<&str> = Vec::new();
-    for (name, value) in &settings.extra {
+    for (name, value) in &settings.values {
         let name = name.as_str();
         let value = value.trim();
         if seen_names.contains(&name) {
@@ -449,6 +496,8 @@ pub fn validate(
         }
         seen_names.push(name);
         match name {
+            // Read above, by name.
+            ENVIRONMENT | PULL_BY | DOMAIN => {}
             "start-date" => match parse_start_date(value) {
                 Some(ms) => n.start_millis = Some(ms),
                 None => errors.push(FieldError::new(

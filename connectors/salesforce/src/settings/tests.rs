@@ -1,5 +1,13 @@
 use super::*;
 
+/// The capabilities as the tables name them; `Other` is one the connector does not offer.
+enum Capability {
+    Helpdesk,
+    Crm,
+    ContentManagement,
+    Other(String),
+}
+
 fn s(
     cap: Capability,
     env: Environment,
@@ -7,16 +15,33 @@ fn s(
     domain: Option<&str>,
     extra: &[(&str, &str)],
 ) -> Settings {
-    Settings {
-        capability: cap,
-        environment: env,
-        pull_by,
-        domain: domain.map(String::from),
-        extra: extra
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
+    let capability = match cap {
+        Capability::Helpdesk => "helpdesk".to_string(),
+        Capability::Crm => "crm".into(),
+        Capability::ContentManagement => "content-management".into(),
+        Capability::Other(name) => name,
+    };
+    let mut settings = Settings::new(&capability).with(
+        "environment",
+        match env {
+            Environment::Production => "production",
+            Environment::Sandbox => "sandbox",
+        },
+    );
+    if let Some(p) = pull_by {
+        let value = match p {
+            PullBy::CreatedTime => "created",
+            PullBy::UpdatedTime => "updated",
+        };
+        settings = settings.with("pull-by", value);
     }
+    if let Some(d) = domain {
+        settings = settings.with("domain", d);
+    }
+    settings
+        .values
+        .extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+    settings
 }
 
 fn host(loopback: bool) -> HostContext {
@@ -54,7 +79,12 @@ fn validation_table() {
         (s(Crm, P, Some(PullBy::CreatedTime), d, &[]), false, vec![]),
         (s(ContentManagement, P, None, d, &[]), false, vec![]),
         (s(Helpdesk, P, None, d, &[]), false, vec!["pull-by"]),
-        (s(Helpdesk, P, UT, None, &[]), false, vec![]),
+        (s(Helpdesk, P, UT, None, &[]), false, vec!["domain"]),
+        (
+            s(ContentManagement, P, None, None, &[]),
+            false,
+            vec!["domain"],
+        ),
         (
             s(Other("billing".into()), P, UT, d, &[]),
             false,
@@ -377,7 +407,7 @@ fn plan(env: Environment, domain: Option<&str>) -> (OAuthPlan, Vec<String>) {
     let n = validate(
         &s(Capability::Helpdesk, env, UT, domain, &[]),
         &host(true),
-        Purpose::Authorize,
+        Purpose::Run,
     )
     .unwrap();
     (n.oauth_plan(), n.allowed_hosts())
@@ -461,8 +491,8 @@ fn streams_per_capability_and_mode() {
         names,
         ["Case", "CaseComment", "EmailMessage", "CaseHistory"]
     );
-    assert_eq!(st[0].cursor_field, "SystemModstamp");
-    assert_eq!(st[3].cursor_field, "CreatedDate");
+    assert_eq!(st[0].cursor_field.as_deref(), Some("SystemModstamp"));
+    assert_eq!(st[3].cursor_field.as_deref(), Some("CreatedDate"));
     assert!(st.iter().all(|x| x.emits_deletes && x.key_fields == ["Id"]));
     assert!(n.warnings.is_empty());
 
@@ -481,7 +511,7 @@ fn streams_per_capability_and_mode() {
     assert!(
         n.streams()
             .iter()
-            .all(|x| x.cursor_field == "CreatedDate" && !x.emits_deletes)
+            .all(|x| x.cursor_field.as_deref() == Some("CreatedDate") && !x.emits_deletes)
     );
     assert_eq!(n.warnings.len(), 1);
     assert_eq!(n.warnings[0].field, "pull-by");
@@ -491,44 +521,82 @@ fn streams_per_capability_and_mode() {
             .contains("deletions will not be pulled")
     );
 
-    // Without a domain the login page picks the org: valid, with a warning that says so.
-    let n = validate(
+    // Without a domain the login page would pick the org: a new integration must name one.
+    let errors = validate(
         &s(Capability::Crm, P, Some(PullBy::UpdatedTime), None, &[]),
         &host(false),
         Purpose::Configure,
     )
-    .unwrap();
-    let fields: Vec<_> = n.warnings.iter().map(|w| w.field.as_str()).collect();
+    .unwrap_err();
+    let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["domain"]);
-    assert!(n.warnings[0].message.contains("My Domain"));
-
-    let n = validate(
-        &s(
-            Capability::ContentManagement,
-            P,
-            None,
-            Some("acme.my.salesforce.com"),
-            &[],
-        ),
-        &host(false),
-        Purpose::Configure,
-    )
-    .unwrap();
-    let st = n.streams();
-    assert_eq!(st.len(), 1);
-    assert_eq!(st[0].name, "Knowledge");
-    assert_eq!(st[0].key_fields, ["KnowledgeArticleId", "Language"]);
-    assert!(st[0].emits_deletes);
+    assert!(errors[0].message.contains("My Domain"));
 }
 
 #[test]
-fn authorize_does_not_need_pull_by_or_domain() {
-    assert!(
-        validate(
-            &s(Capability::Crm, P, None, None, &[]),
-            &host(false),
-            Purpose::Authorize
-        )
-        .is_ok()
-    );
+fn stored_settings_run_without_pull_by_or_domain() {
+    let stored = s(Capability::Crm, P, None, None, &[]);
+    assert!(validate(&stored, &host(false), Purpose::Run).is_ok());
+    let errors = validate(&stored, &host(false), Purpose::Configure).unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["domain", "pull-by"]);
+}
+
+/// Every field error names a setting the connector declares (or `capability`), and every
+/// setting `validate` reads is declared: a form generated from `describe` can show each error
+/// next to its field.
+#[test]
+fn every_field_error_names_a_declared_setting() {
+    let info = declared::describe();
+    let declared: Vec<&str> = info.settings.iter().map(|s| s.name.as_str()).collect();
+    for name in EXTRA_NAMES.iter().chain(&[ENVIRONMENT, PULL_BY, DOMAIN]) {
+        assert!(declared.contains(name), "{name} is read but not declared");
+    }
+    let bad: Vec<(&str, &str)> = vec![
+        ("environment", "staging"),
+        ("pull-by", "sideways"),
+        ("domain", "ftp://acme.example"),
+        ("start-date", "yesterday"),
+        ("objects", "Case,Banana"),
+        ("api-budget-percent", "250"),
+        ("bulk-threshold", "many"),
+        ("api-version", "v1"),
+        ("lag-seconds", "-1"),
+        ("overlap-seconds", "lots"),
+        ("reconcile-every", "sometimes"),
+        ("formula-refresh", "often"),
+        ("language", "en_US"),
+    ];
+    for (name, value) in bad {
+        let settings = Settings::new("helpdesk")
+            .with("environment", "production")
+            .with("pull-by", "updated")
+            .with("domain", "https://acme.my.salesforce.com")
+            .with(name, value);
+        let errors = validate(&settings, &host(false), Purpose::Configure)
+            .expect_err(&format!("{name}={value} should be refused"));
+        for e in errors {
+            assert!(
+                e.field == "capability" || declared.contains(&e.field.as_str()),
+                "{name}={value}: the error names {}, which is not declared",
+                e.field
+            );
+        }
+    }
+    // Required-for is data that matches `validate`: what Content Management does not require
+    // is not required of it.
+    let required = |cap: &str| -> Vec<&str> {
+        info.settings
+            .iter()
+            .filter(|s| s.required.includes(cap))
+            .map(|s| s.name.as_str())
+            .collect()
+    };
+    assert_eq!(required("helpdesk"), ["environment", "pull-by", "domain"]);
+    assert_eq!(required("crm"), ["environment", "pull-by", "domain"]);
+    assert_eq!(required("content-management"), ["environment", "domain"]);
+    let content = Settings::new("content-management")
+        .with("environment", "production")
+        .with("domain", "https://acme.my.salesforce.com");
+    assert!(validate(&content, &host(false), Purpose::Configure).is_ok());
 }

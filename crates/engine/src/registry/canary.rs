@@ -143,7 +143,7 @@ impl ConnectorRegistry {
             let policy = OutboundPolicy::for_integration(
                 rules,
                 &configured.allowed_hosts,
-                Some(&session.grant.instance_url),
+                session.grant.instance_url.as_deref(),
             )
             .map_err(|e| fail(Stage::CanaryConfigure, e.to_string()))?;
             let ctx = CallContext {

@@ -1,5 +1,6 @@
 //! Connecting an integration: the OAuth plan, the authorization-code flow with PKCE, client
-//! credentials, and storing a grant (refused when it comes from another org than the first).
+//! credentials, and storing a grant (refused when the connector says it belongs to another
+//! account than the current one).
 
 use super::*;
 
@@ -8,11 +9,18 @@ impl App {
     pub async fn plan(&self, id: &str) -> Result<(OauthPlan, EgressRules), AppError> {
         let integration = self.store.integration(id)?;
         let connector = self.connector(&integration.connector)?;
-        let plan = self
+        let configured = self
             .configure(Some(id), &connector, &integration.settings)
-            .await?
-            .oauth;
-        Ok((plan, self.rules(&connector)))
+            .await?;
+        match configured.credentials {
+            CredentialPlan::Oauth2(plan) => Ok((plan, self.rules(&connector))),
+            other => Err(AppError::Unsupported(format!(
+                "connector {} asks for {} credentials for this integration, and this host \
+                 connects integrations with OAuth 2.0 only",
+                connector.name,
+                credential_kind(&other)
+            ))),
+        }
     }
 
     /// The egress rules of the connector an integration uses now.
@@ -118,7 +126,7 @@ impl App {
     ) -> Result<(), AppError> {
         let previous = self.store.tokens(id)?;
         if let Some(previous) = &previous
-            && let Some(message) = other_org(id, previous, &grant)
+            && let Some(message) = self.other_account(id, previous, &grant).await?
         {
             let unwanted = TokenSet {
                 access: grant.access.clone(),
@@ -128,7 +136,7 @@ impl App {
             if let Some(revocation) = self.revocation(id, &unwanted).await {
                 revocation.run(self, id).await;
             }
-            return Err(AppError::OtherOrg(message));
+            return Err(AppError::OtherAccount(message));
         }
         let kept = |old: &crate::secrets::Secret, new: &Option<crate::secrets::Secret>| {
             new.as_ref().is_some_and(|n| n.expose() == old.expose())
@@ -204,20 +212,60 @@ impl App {
     }
 }
 
-/// The refusal of a grant from another org than the one `previous` belongs to, if it is one.
-fn other_org(id: &str, previous: &TokenSet, grant: &crate::oauth::Grant) -> Option<String> {
-    let org_of = |fields: &crate::oauth::ProviderFields| {
-        fields
-            .get(crate::grant::IDENTITY_URL)
-            .and_then(|url| crate::oauth::org_of_identity_url(url))
-    };
-    let first = org_of(&previous.provider_fields)?;
-    let now = org_of(&grant.fields)?;
-    (first != now).then(|| {
-        format!(
-            "this authorization is for Salesforce org {now}, but integration {id} belongs to org \
-             {first}: log in to org {first} (or set the integration's domain to that org's My \
-             Domain) and authorize again. Nothing was changed, and the new grant was revoked"
-        )
-    })
+/// What a person calls a kind of credentials.
+fn credential_kind(plan: &CredentialPlan) -> &'static str {
+    match plan {
+        CredentialPlan::Oauth2(_) => "OAuth 2.0",
+        CredentialPlan::ApiKey(_) => "API key",
+        CredentialPlan::Basic(_) => "HTTP basic",
+        CredentialPlan::None => "no",
+    }
+}
+
+impl App {
+    /// The refusal of a grant of another account than the one `previous` belongs to, as the
+    /// integration's connector tells accounts apart (its `account`); `None` when both are the
+    /// same, or when the connector cannot name either (logged).
+    async fn other_account(
+        &self,
+        id: &str,
+        previous: &TokenSet,
+        grant: &crate::oauth::Grant,
+    ) -> Result<Option<String>, AppError> {
+        let integration = self.store.integration(id)?;
+        let connector = self.connector(&integration.connector)?;
+        let account = async |grant| {
+            let session = Session {
+                settings: to_wit_settings(&integration.settings),
+                host: self.host_context(),
+                grant,
+            };
+            // No network and no credentials: the account comes from the session alone.
+            let ctx = CallContext {
+                integration: Some(id.to_string()),
+                policy: Arc::new(OutboundPolicy::deny_all()),
+                ..CallContext::default()
+            };
+            match self.engine.account(&connector, &ctx, &session).await? {
+                Ok(account) => Ok::<_, AppError>(Some(account)),
+                Err(failure) => {
+                    tracing::warn!(integration = id, kind = ?failure.kind, reason = %failure.message, "the connector cannot name the grant's account");
+                    Ok(None)
+                }
+            }
+        };
+        let first = account(crate::grant::wit_grant(previous)).await?;
+        let now = account(crate::grant::grant_of(&grant.fields, &grant.scopes)).await?;
+        let (Some(first), Some(now)) = (first, now) else {
+            return Ok(None);
+        };
+        Ok((first.id != now.id).then(|| {
+            format!(
+                "this authorization is for account {} ({}), but integration {id} belongs to \
+                 account {} ({}): log in to {} (or set the integration's settings to that \
+                 account) and authorize again. Nothing was changed, and the new grant was revoked",
+                now.label, now.id, first.label, first.id, first.label
+            )
+        }))
+    }
 }

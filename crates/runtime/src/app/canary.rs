@@ -24,8 +24,8 @@ impl CanaryTargets for StoreCanary {
             integrations
                 .into_iter()
                 .filter(|i| i.connector == name)
-                .filter_map(|i| {
-                    let settings = to_wit_settings(&i.settings).ok()?;
+                .map(|i| {
+                    let settings = to_wit_settings(&i.settings);
                     let session = match (i.state, self.store.tokens(&i.id)) {
                         (IntegrationState::Active, Ok(Some(tokens))) => Some(CanarySession {
                             grant: wit_grant(&tokens),
@@ -33,12 +33,12 @@ impl CanaryTargets for StoreCanary {
                         }),
                         _ => None,
                     };
-                    Some(CanaryTarget {
+                    CanaryTarget {
                         integration: i.id,
                         settings,
                         host: host.clone(),
                         session,
-                    })
+                    }
                 })
                 .collect()
         })

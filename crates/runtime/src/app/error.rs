@@ -32,9 +32,12 @@ pub enum AppError {
     /// The integration has no usable credentials: a person must connect it (HTTP 409).
     #[error("{0}")]
     NotConnected(String),
-    /// A grant came from another org than the integration's first (HTTP 409).
+    /// A grant belongs to another account than the integration's current one (HTTP 409).
     #[error("{0}")]
-    OtherOrg(String),
+    OtherAccount(String),
+    /// The connector could not describe the integration's streams (HTTP 502).
+    #[error("the connector could not describe the streams: {0}")]
+    Discover(String),
     /// The connector does not support what was asked for these settings (HTTP 422).
     #[error("{0}")]
     Unsupported(String),

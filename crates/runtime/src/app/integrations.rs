@@ -50,7 +50,7 @@ impl App {
         connector: &LoadedConnector,
         settings: &IntegrationSettings,
     ) -> Result<Configured, AppError> {
-        let wit = to_wit_settings(settings).map_err(AppError::Invalid)?;
+        let wit = to_wit_settings(settings);
         let ctx = CallContext {
             integration: integration_id.map(String::from),
             policy: Arc::new(OutboundPolicy::deny_all()),
@@ -76,10 +76,8 @@ impl App {
                 "required: helpdesk, crm or content-management",
             ));
         }
+        // Which other settings are required is the connector's to say (`configure`).
         let environment = input.environment.clone().unwrap_or_default();
-        if environment.is_empty() {
-            problems.push(issue("environment", "required: production or sandbox"));
-        }
         let interval = input.interval.unwrap_or(DEFAULT_INTERVAL);
         problems.extend(check_interval(interval));
         if input.client_secret.is_some() && input.client_id.is_none() {
@@ -354,47 +352,22 @@ fn validated(integration: Integration, configured: Configured) -> Validated {
     }
 }
 
-/// Stored settings as the connector's `settings`. Values the WIT types cannot carry are
-/// field errors here; everything else is the connector's to judge.
-pub fn to_wit_settings(s: &IntegrationSettings) -> Result<Settings, Vec<FieldIssue>> {
-    let mut problems = Vec::new();
-    let capability = match s.capability.as_str() {
-        "helpdesk" => Capability::Helpdesk,
-        "crm" => Capability::Crm,
-        "content-management" => Capability::ContentManagement,
-        other => Capability::Other(other.to_string()),
-    };
-    let environment = match s.environment.as_str() {
-        "production" => Some(Environment::Production),
-        "sandbox" => Some(Environment::Sandbox),
-        other => {
-            problems.push(issue(
-                "environment",
-                format!("{other:?} is not an environment: use production or sandbox"),
-            ));
-            None
-        }
-    };
-    let pull_by = match s.pull_by.as_deref() {
-        None => None,
-        Some("created" | "created-time") => Some(PullBy::CreatedTime),
-        Some("updated" | "updated-time") => Some(PullBy::UpdatedTime),
-        Some(other) => {
-            problems.push(issue(
-                "pull-by",
-                format!("{other:?} is not a pull-by: use created or updated"),
-            ));
-            None
-        }
-    };
-    match environment {
-        Some(environment) if problems.is_empty() => Ok(Settings {
-            capability,
-            environment,
-            pull_by,
-            domain: s.domain.clone(),
-            extra: s.extra.clone(),
-        }),
-        _ => Err(problems),
+/// The contract's settings of stored ones: the capability, and every other setting by name
+/// (environment, pull-by and domain included, when set).
+pub fn to_wit_settings(s: &IntegrationSettings) -> Settings {
+    let named = [
+        ("environment", Some(s.environment.as_str())),
+        ("pull-by", s.pull_by.as_deref()),
+        ("domain", s.domain.as_deref()),
+    ];
+    let values = named
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_string(), value?.to_string())))
+        .filter(|(_, value)| !value.is_empty())
+        .chain(s.extra.iter().cloned())
+        .collect();
+    Settings {
+        capability: s.capability.clone(),
+        values,
     }
 }

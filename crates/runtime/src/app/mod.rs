@@ -16,8 +16,8 @@ use crate::engine::registry::{
     CanarySession, CanaryTarget, CanaryTargets, ConnectorRegistry, HostApproval, RegistryError,
 };
 use crate::engine::wit::types::{
-    Capability, Configured, Environment, FieldError, HostContext, OauthPlan, PullBy, Session,
-    Settings, TestReport,
+    Configured, ConnectorInfo, CredentialPlan, FieldError, HostContext, OauthPlan, Session,
+    Settings, StreamSchema, TestReport,
 };
 use crate::engine::{CallContext, ConnectorEngine, EngineError, EngineLimits, LoadedConnector};
 use crate::oauth::{AuthorizationStart, Callback, OAuth, OAuthError, RevocableToken};

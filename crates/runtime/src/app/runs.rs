@@ -39,7 +39,7 @@ impl App {
         let configured = self
             .configure(Some(id), &connector, &integration.settings)
             .await?;
-        let settings = to_wit_settings(&integration.settings).map_err(AppError::Invalid)?;
+        let settings = to_wit_settings(&integration.settings);
         let session = Session {
             settings,
             host: self.host_context(),
@@ -64,6 +64,25 @@ impl App {
         let (connector, session, ctx, _) = self.session(id, Some("test")).await?;
         let report = self.engine.test(&connector, &ctx, &session).await?;
         Ok(report)
+    }
+
+    /// The schemas of the integration's streams, by the connector's `discover`. A failure the
+    /// connector reports is [`AppError::Discover`].
+    pub async fn discover(&self, id: &str) -> Result<Vec<StreamSchema>, AppError> {
+        let (connector, session, ctx, _) = self.session(id, Some("discover")).await?;
+        self.engine
+            .discover(&connector, &ctx, &session)
+            .await?
+            .map_err(|f| AppError::Discover(format!("{:?}: {}", f.kind, f.message)))
+    }
+
+    /// What connector `name` (its active version) declares about itself.
+    pub async fn describe(&self, name: &str) -> Result<ConnectorInfo, AppError> {
+        let connector = self.connector(name)?;
+        Ok(self
+            .engine
+            .describe(&connector, &CallContext::default())
+            .await?)
     }
 
     /// Claims the right to run a pull of `id`; `None` when one is already running, in this
