@@ -2,6 +2,7 @@
 //! emulator's Case Ids.
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use super::*;
 
@@ -13,8 +14,9 @@ pub(crate) struct Pulls<'a> {
     pub emulator: &'a sf_emulator::Emulator,
     /// A client for its control API.
     pub control: &'a reqwest::Client,
-    /// Its live Case Ids.
-    pub truth: &'a BTreeSet<String>,
+    /// Its live Case Ids, read at the first check: after the first pull, so that the set does
+    /// not count in that pull's `peak_rss_mb`.
+    pub truth: OnceLock<BTreeSet<String>>,
     /// No progress on stderr.
     pub quiet: bool,
 }
@@ -49,6 +51,14 @@ impl Pulls<'_> {
         let id = self.app.add_integration(input).await?.integration.id;
         authorize(self.app, self.emulator, self.control, &id).await?;
         Ok(id)
+    }
+
+    fn truth(&self) -> anyhow::Result<&BTreeSet<String>> {
+        if let Some(truth) = self.truth.get() {
+            return Ok(truth);
+        }
+        let truth = truth::emulator_case_ids(self.emulator)?;
+        Ok(self.truth.get_or_init(|| truth))
     }
 
     fn api_calls(&self) -> u64 {
@@ -92,7 +102,7 @@ impl Pulls<'_> {
                 summary.streams
             );
         }
-        truth::check_stored_cases(self.app, &id, self.truth)?;
+        truth::check_stored_cases(self.app, &id, self.truth()?)?;
         note(
             self.quiet,
             &format!(
@@ -125,7 +135,7 @@ impl Pulls<'_> {
             tokio::task::spawn_blocking(move || native_pull(&app, &id, handle)).await??
         };
         let api_calls = self.api_calls() - calls_before;
-        truth::check_stored_cases(self.app, &id, self.truth)?;
+        truth::check_stored_cases(self.app, &id, self.truth()?)?;
         note(
             self.quiet,
             &format!("  {records} records in {seconds:.1} s"),
