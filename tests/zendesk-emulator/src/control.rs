@@ -125,21 +125,34 @@ async fn get_clock(State(shared): S, headers: HeaderMap) -> Response {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Advance {
+    #[serde(default)]
     advance_s: i64,
+    /// Stop (`true`) or restart (`false`) the clock before advancing it.
+    #[serde(default)]
+    freeze: Option<bool>,
 }
 
 async fn advance_clock(State(shared): S, headers: HeaderMap, body: Bytes) -> Response {
     guard!(shared, headers);
     let advance: Advance = match body_json(&body).map(serde_json::from_value) {
         Ok(Ok(a)) => a,
-        Ok(Err(e)) => return bad(format!("expected {{\"advance_s\": seconds}}: {e}")),
+        Ok(Err(e)) => {
+            return bad(format!(
+                "expected {{\"advance_s\"?: seconds, \"freeze\"?: true|false}}: {e}"
+            ));
+        }
         Err(r) => return r,
     };
     if advance.advance_s < 0 {
         return bad("advance_s must not be negative: the clock only moves forward");
     }
+    if let Some(frozen) = advance.freeze {
+        shared.clock.freeze(frozen);
+    }
     let now = shared.clock.advance(advance.advance_s);
-    ok(json!({"now": now, "now_iso": crate::clock::iso(now)}))
+    ok(
+        json!({"now": now, "now_iso": crate::clock::iso(now), "frozen": advance.freeze.unwrap_or(false)}),
+    )
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,7 @@ use axum::Form;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -153,7 +153,11 @@ fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> Response {
         Err(_) => return (StatusCode::BAD_REQUEST, "invalid redirect_uri").into_response(),
     };
     url.query_pairs_mut().extend_pairs(pairs);
-    Redirect::to(url.as_str()).into_response()
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, url.as_str().to_string())],
+    )
+        .into_response()
 }
 
 fn parse_scopes(scope: &str) -> Option<Vec<String>> {
