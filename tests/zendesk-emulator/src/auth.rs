@@ -80,7 +80,8 @@ fn api_token(state: &Shared, encoded: &str) -> Result<Caller, Response> {
         // `{email}:{password}`: password access is off.
         return Err(reply::cannot_authenticate());
     };
-    if email.eq_ignore_ascii_case(&state.admin_email) && secret == state.api_token {
+    let enabled = state.settings().api_tokens_enabled;
+    if enabled && email.eq_ignore_ascii_case(&state.admin_email) && secret == state.api_token {
         Ok(Caller {
             user_id: state.admin_id,
             scopes: None,

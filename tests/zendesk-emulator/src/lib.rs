@@ -66,6 +66,9 @@ pub struct Settings {
     pub auth_code_lifetime_s: i64,
     /// `/oauth/authorizations/new` redirects with a code at once, without the consent page.
     pub auto_approve: bool,
+    /// API tokens authenticate. False models an account after API tokens were deactivated
+    /// (Zendesk retires them on 30 April 2027): token requests get the 401 of bad credentials.
+    pub api_tokens_enabled: bool,
 }
 
 impl Default for Settings {
@@ -77,10 +80,11 @@ impl Default for Settings {
             max_export_per_page: 1000,
             max_page_size: 100,
             default_page_size: 100,
-            access_token_lifetime_s: 172_800,
+            access_token_lifetime_s: 1_800,
             refresh_token_lifetime_s: 2_592_000,
             auth_code_lifetime_s: 120,
             auto_approve: false,
+            api_tokens_enabled: true,
         }
     }
 }

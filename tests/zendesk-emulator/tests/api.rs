@@ -36,6 +36,13 @@ async fn the_api_token_authenticates_and_bad_credentials_get_zendesks_401() {
             "{header:?}"
         );
     }
+    // After API tokens are deactivated, the same token is refused like a wrong one.
+    ctx.post_control("/__emulator/settings", json!({"api_tokens_enabled": false}))
+        .await;
+    let refused = ctx.get("/api/v2/users/me.json").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    ctx.post_control("/__emulator/settings", json!({"api_tokens_enabled": true}))
+        .await;
     // Credentials in the query string are not processed.
     let response = ctx
         .http

@@ -104,7 +104,10 @@ async fn pkce_code_grant_gives_a_bearer_token_that_reads_the_api() {
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(tokens["token_type"], "bearer");
     assert_eq!(tokens["scope"], "read");
-    assert!(tokens["expires_in"].as_i64().unwrap() > 0);
+    assert_eq!(
+        tokens["expires_in"], 1800,
+        "30 minutes when the request names none"
+    );
     let access = tokens["access_token"].as_str().unwrap();
     let (status, body) = bearer_get(&ctx, access, "/api/v2/tickets.json").await;
     assert_eq!(status, StatusCode::OK, "{body}");
