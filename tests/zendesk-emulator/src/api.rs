@@ -207,7 +207,7 @@ fn offset_page(
 fn require(caller: &Caller, resource: Resource) -> Result<(), Response> {
     match caller.may_read(resource) {
         true => Ok(()),
-        false => Err(reply::forbidden()),
+        false => Err(reply::missing_scope()),
     }
 }
 

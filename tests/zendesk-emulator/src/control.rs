@@ -253,7 +253,7 @@ async fn ground_truth(
         "users" => store
             .users
             .values()
-            .filter(|u| !(live && !u.active))
+            .filter(|u| !live || u.active)
             .map(|u| user_json(&shared.origin, u))
             .collect(),
         "ticket_comments" => store

@@ -133,7 +133,7 @@ fn export(
     query: &[(String, String)],
 ) -> Response {
     if !caller.may_read(stream.resource()) {
-        return reply::forbidden();
+        return reply::missing_scope();
     }
     let settings = shared.settings();
     let position = match start(shared, query, settings.export_lag_s) {

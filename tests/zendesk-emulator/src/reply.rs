@@ -47,12 +47,12 @@ pub fn invalid_token() -> Response {
     )
 }
 
-/// 403 for an authenticated caller whose token's scopes do not cover the resource.
-pub fn forbidden() -> Response {
+/// 403 for an OAuth token whose scopes do not cover the resource.
+pub fn missing_scope() -> Response {
     error(
         StatusCode::FORBIDDEN,
         "Forbidden",
-        "You do not have access to this page. Please contact the account owner of this help desk for further help.",
+        "You are missing the following required scopes: read",
     )
 }
 
