@@ -80,19 +80,22 @@ fn path_id(segment: &str) -> Option<u64> {
         .ok()
 }
 
-/// A page of `items` (sorted by id) under `key`, cursor or offset style per the query.
-fn page(
-    shared: &Shared,
-    path: &str,
-    key: &str,
-    items: Vec<(u64, Json)>,
-    query: &[(String, String)],
-) -> Response {
+/// A list endpoint's records: their ids in order, and how one is written.
+struct Listing<'a> {
+    path: &'a str,
+    key: &'a str,
+    ids: Vec<u64>,
+    render: &'a dyn Fn(u64) -> Json,
+}
+
+/// A page of `listing`, cursor or offset style per the query. Only the page's records are
+/// written, so walking a large account stays linear.
+fn page(shared: &Shared, listing: Listing<'_>, query: &[(String, String)]) -> Response {
     let cursor_style = query.iter().any(|(k, _)| k.starts_with("page["));
     let result = if cursor_style {
-        cursor_page(shared, path, key, items, query)
+        cursor_page(shared, listing, query)
     } else {
-        offset_page(shared, path, key, items, query)
+        offset_page(shared, listing, query)
     };
     match result {
         Ok(body) => reply::json(StatusCode::OK, &body),
@@ -128,9 +131,7 @@ fn list_cursor(query: &[(String, String)], name: &str) -> Result<Option<u64>, Re
 
 fn cursor_page(
     shared: &Shared,
-    path: &str,
-    key: &str,
-    items: Vec<(u64, Json)>,
+    listing: Listing<'_>,
     query: &[(String, String)],
 ) -> Result<Json, Response> {
     let settings = shared.settings();
@@ -142,34 +143,32 @@ fn cursor_page(
     )?;
     let after = list_cursor(query, "page[after]")?;
     let before = list_cursor(query, "page[before]")?;
-    let (chunk, has_more): (Vec<(u64, Json)>, bool) = match (after, before) {
+    let ids = listing.ids;
+    let (chunk, has_more): (&[u64], bool) = match (after, before) {
         (_, Some(before)) => {
-            let earlier: Vec<_> = items.into_iter().filter(|(id, _)| *id < before).collect();
-            let start = earlier.len().saturating_sub(size);
-            (earlier[start..].to_vec(), start > 0)
+            let end = ids.partition_point(|id| *id < before);
+            let start = end.saturating_sub(size);
+            (&ids[start..end], start > 0)
         }
         (after, None) => {
-            let later: Vec<_> = items
-                .into_iter()
-                .filter(|(id, _)| after.is_none_or(|a| *id > a))
-                .collect();
-            let more = later.len() > size;
-            (later.into_iter().take(size).collect(), more)
+            let start = after.map_or(0, |a| ids.partition_point(|id| *id <= a));
+            let end = (start + size).min(ids.len());
+            (&ids[start..end], end < ids.len())
         }
     };
-    let after_cursor = chunk.last().map(|(id, _)| cursor::encode_list(*id));
-    let before_cursor = chunk.first().map(|(id, _)| cursor::encode_list(*id));
+    let after_cursor = chunk.last().map(|id| cursor::encode_list(*id));
+    let before_cursor = chunk.first().map(|id| cursor::encode_list(*id));
     let link = |name: &str, c: &Option<String>| {
         c.as_ref().map(|c| {
             let query: String = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("page[size]", &size.to_string())
                 .append_pair(name, c)
                 .finish();
-            format!("{}{path}?{query}", shared.origin)
+            format!("{}{}?{query}", shared.origin, listing.path)
         })
     };
     Ok(json!({
-        key: chunk.into_iter().map(|(_, j)| j).collect::<Vec<_>>(),
+        listing.key: chunk.iter().map(|id| (listing.render)(*id)).collect::<Vec<_>>(),
         "meta": {"has_more": has_more, "after_cursor": after_cursor, "before_cursor": before_cursor},
         "links": {"prev": link("page[before]", &before_cursor), "next": link("page[after]", &after_cursor)},
     }))
@@ -177,9 +176,7 @@ fn cursor_page(
 
 fn offset_page(
     shared: &Shared,
-    path: &str,
-    key: &str,
-    items: Vec<(u64, Json)>,
+    listing: Listing<'_>,
     query: &[(String, String)],
 ) -> Result<Json, Response> {
     let settings = shared.settings();
@@ -190,18 +187,29 @@ fn offset_page(
         settings.max_page_size,
     )?;
     let page = size_param(query, "page", 1, u32::MAX)?;
-    let count = items.len();
-    let start = (page - 1).saturating_mul(per_page);
-    let chunk: Vec<Json> = items
-        .into_iter()
-        .skip(start)
-        .take(per_page)
-        .map(|(_, j)| j)
+    let reach = page.saturating_mul(per_page);
+    if reach > settings.max_offset_records as usize {
+        return Err(reply::bad_parameter(format!(
+            "offset pagination reaches only the first {} records (page={page}, per_page={per_page}); use cursor pagination (page[size]) to read further",
+            settings.max_offset_records
+        )));
+    }
+    let count = listing.ids.len();
+    let start = (page - 1).saturating_mul(per_page).min(count);
+    let end = (start + per_page).min(count);
+    let chunk: Vec<Json> = listing.ids[start..end]
+        .iter()
+        .map(|id| (listing.render)(*id))
         .collect();
-    let url = |n: usize| format!("{}{path}?page={n}&per_page={per_page}", shared.origin);
-    let next = (start + per_page < count).then(|| url(page + 1));
+    let url = |n: usize| {
+        format!(
+            "{}{}?page={n}&per_page={per_page}",
+            shared.origin, listing.path
+        )
+    };
+    let next = (end < count).then(|| url(page + 1));
     let previous = (page > 1).then(|| url(page - 1));
-    Ok(json!({key: chunk, "next_page": next, "previous_page": previous, "count": count}))
+    Ok(json!({listing.key: chunk, "next_page": next, "previous_page": previous, "count": count}))
 }
 
 fn require(caller: &Caller, resource: Resource) -> Result<(), Response> {
@@ -219,22 +227,21 @@ async fn list_tickets(
     if let Err(r) = require(&caller, Resource::Tickets) {
         return r;
     }
-    let items: Vec<(u64, Json)> = {
-        let store = shared.store.read().expect("store lock");
-        store
-            .tickets
-            .values()
-            .filter(|t| t.status != Status::Deleted)
-            .map(|t| (t.id, ticket_json(&shared.origin, t)))
-            .collect()
+    let store = shared.store.read().expect("store lock");
+    let ids = store
+        .tickets
+        .values()
+        .filter(|t| t.status != Status::Deleted)
+        .map(|t| t.id)
+        .collect();
+    let render = |id: u64| ticket_json(&shared.origin, &store.tickets[&id]);
+    let listing = Listing {
+        path: "/api/v2/tickets.json",
+        key: "tickets",
+        ids,
+        render: &render,
     };
-    page(
-        &shared,
-        "/api/v2/tickets.json",
-        "tickets",
-        items,
-        &query_pairs(&raw),
-    )
+    page(&shared, listing, &query_pairs(&raw))
 }
 
 async fn show_ticket(
@@ -267,19 +274,21 @@ async fn list_comments(
     let Some(ticket_id) = path_id(&id) else {
         return reply::not_found();
     };
-    let items: Vec<(u64, Json)> = {
-        let store = shared.store.read().expect("store lock");
-        match store.tickets.get(&ticket_id) {
-            Some(t) if t.status != Status::Deleted => {}
-            _ => return reply::not_found(),
-        }
-        store
-            .comments_of(ticket_id)
-            .map(|c| (c.id, comment_json(c)))
-            .collect()
-    };
+    let store = shared.store.read().expect("store lock");
+    match store.tickets.get(&ticket_id) {
+        Some(t) if t.status != Status::Deleted => {}
+        _ => return reply::not_found(),
+    }
+    let ids = store.comments_of(ticket_id).map(|c| c.id).collect();
+    let render = |id: u64| comment_json(&store.comments[&(ticket_id, id)]);
     let path = format!("/api/v2/tickets/{ticket_id}/comments.json");
-    page(&shared, &path, "comments", items, &query_pairs(&raw))
+    let listing = Listing {
+        path: &path,
+        key: "comments",
+        ids,
+        render: &render,
+    };
+    page(&shared, listing, &query_pairs(&raw))
 }
 
 async fn list_users(
@@ -290,22 +299,21 @@ async fn list_users(
     if let Err(r) = require(&caller, Resource::Users) {
         return r;
     }
-    let items: Vec<(u64, Json)> = {
-        let store = shared.store.read().expect("store lock");
-        store
-            .users
-            .values()
-            .filter(|u| u.active)
-            .map(|u| (u.id, user_json(&shared.origin, u)))
-            .collect()
+    let store = shared.store.read().expect("store lock");
+    let ids = store
+        .users
+        .values()
+        .filter(|u| u.active)
+        .map(|u| u.id)
+        .collect();
+    let render = |id: u64| user_json(&shared.origin, &store.users[&id]);
+    let listing = Listing {
+        path: "/api/v2/users.json",
+        key: "users",
+        ids,
+        render: &render,
     };
-    page(
-        &shared,
-        "/api/v2/users.json",
-        "users",
-        items,
-        &query_pairs(&raw),
-    )
+    page(&shared, listing, &query_pairs(&raw))
 }
 
 async fn show_user(

@@ -55,8 +55,11 @@ pub struct Settings {
     pub max_export_per_page: u32,
     /// Largest `page[size]` of a cursor-paginated list.
     pub max_page_size: u32,
-    /// `page[size]` when a list request names none (and asks for cursor pagination).
+    /// Page size of a list request that names none (`per_page` or `page[size]`).
     pub default_page_size: u32,
+    /// Records offset pagination reaches; a page going past them is refused in favour of
+    /// cursors.
+    pub max_offset_records: u32,
     /// Access-token lifetime in seconds when the token request names no `expires_in`.
     pub access_token_lifetime_s: i64,
     /// Refresh-token lifetime in seconds when the token request names no
@@ -80,6 +83,7 @@ impl Default for Settings {
             max_export_per_page: 1000,
             max_page_size: 100,
             default_page_size: 100,
+            max_offset_records: 10_000,
             access_token_lifetime_s: 1_800,
             refresh_token_lifetime_s: 2_592_000,
             auth_code_lifetime_s: 120,

@@ -130,6 +130,10 @@ pub fn apply(shared: &Shared, op: &Op) -> Result<Json, WriteError> {
             let at = resolve(at, now)?;
             match stream {
                 StreamName::Tickets => delete_ticket(&mut store, *id, at),
+                StreamName::Users if *id == admin => Err(WriteError::Refused(
+                    "the admin user cannot be deleted: the API token and OAuth grants act as it"
+                        .into(),
+                )),
                 StreamName::Users => delete_user(&mut store, *id, at),
                 StreamName::TicketComments => Err(WriteError::Refused(
                     "comments cannot be deleted (delete their ticket)".into(),

@@ -161,6 +161,17 @@ async fn offset_pagination_counts_and_links_pages() {
         next = page["next_page"].clone();
     }
     assert_eq!(seen, count);
+    // Offset pagination reaches the first 10,000 records (100 pages of 100); cursors go
+    // further.
+    let within = ctx.get("/api/v2/tickets.json?page=101&per_page=1").await;
+    assert_eq!(within.status(), StatusCode::OK);
+    let response = ctx.get("/api/v2/tickets.json?page=101&per_page=100").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Json = response.json().await.unwrap();
+    assert!(
+        body["description"].as_str().unwrap().contains("page[size]"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -130,6 +130,29 @@ async fn reseeding_replaces_the_account_at_a_new_scale_keeping_credentials() {
 }
 
 #[tokio::test]
+async fn a_large_account_exports_and_lists_completely() {
+    let ctx = start(20_000).await;
+    let (records, _) = ctx
+        .walk_export("tickets", "start_time=0", "per_page=1000")
+        .await;
+    let truth = ctx.ground_truth("tickets", "").await;
+    assert_eq!(truth.len(), 20_000);
+    assert_eq!(common::latest_by_id(&records), truth);
+    // A cursor page deep into the list.
+    let mut url = ctx.url("/api/v2/users.json?page[size]=100");
+    let mut users = 0;
+    loop {
+        let page = ctx.get_ok(&url).await;
+        users += page["users"].as_array().unwrap().len();
+        if page["meta"]["has_more"] == json!(false) {
+            break;
+        }
+        url = page["links"]["next"].as_str().unwrap().to_string();
+    }
+    assert_eq!(users, ctx.ground_truth("users", "?live=true").await.len());
+}
+
+#[tokio::test]
 async fn the_ground_truth_lists_comments_with_their_ticket_in_key_order() {
     let ctx = start(20).await;
     let comments = ctx.ground_truth("ticket_comments", "").await;
