@@ -153,7 +153,9 @@ fn cursor_page(
         (after, None) => {
             let start = after.map_or(0, |a| ids.partition_point(|id| *id <= a));
             let end = (start + size).min(ids.len());
-            (&ids[start..end], end < ids.len())
+            // Zendesk answers whether the page is full, not whether records follow it.
+            let full = settings.has_more_on_full_last_page && end - start == size;
+            (&ids[start..end], end < ids.len() || full)
         }
     };
     let after_cursor = chunk.last().map(|id| cursor::encode_list(*id));

@@ -57,6 +57,9 @@ pub struct Settings {
     pub max_page_size: u32,
     /// Page size of a list request that names none (`per_page` or `page[size]`).
     pub default_page_size: u32,
+    /// A full cursor page says `has_more: true` even when it holds the last records; the
+    /// next page is then empty with `has_more: false`.
+    pub has_more_on_full_last_page: bool,
     /// Records offset pagination reaches; a page going past them is refused in favour of
     /// cursors.
     pub max_offset_records: u32,
@@ -83,6 +86,7 @@ impl Default for Settings {
             max_export_per_page: 1000,
             max_page_size: 100,
             default_page_size: 100,
+            has_more_on_full_last_page: true,
             max_offset_records: 10_000,
             access_token_lifetime_s: 1_800,
             refresh_token_lifetime_s: 2_592_000,

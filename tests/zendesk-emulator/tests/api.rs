@@ -106,7 +106,7 @@ async fn cursor_pagination_walks_tickets_users_and_comments_as_ground_truth() {
 }
 
 #[tokio::test]
-async fn the_last_cursor_page_says_has_more_false_and_the_next_link_gives_an_empty_page() {
+async fn the_last_cursor_pages_has_more_and_next_link_lead_to_an_empty_page() {
     let ctx = start(5).await;
     let page = ctx.get_ok("/api/v2/tickets.json?page[size]=100").await;
     assert_eq!(page["meta"]["has_more"], false);
@@ -115,6 +115,24 @@ async fn the_last_cursor_page_says_has_more_false_and_the_next_link_gives_an_emp
     assert_eq!(after["tickets"], json!([]));
     assert_eq!(after["meta"]["has_more"], false);
     assert_eq!(after["links"]["next"], Json::Null);
+    // A full last page still says has_more, as Zendesk's does; the next page is empty.
+    let count = page["tickets"].as_array().unwrap().len();
+    let full = ctx
+        .get_ok(&format!("/api/v2/tickets.json?page[size]={count}"))
+        .await;
+    assert_eq!(full["meta"]["has_more"], true);
+    let empty = ctx.get_ok(full["links"]["next"].as_str().unwrap()).await;
+    assert_eq!(empty["tickets"], json!([]));
+    assert_eq!(empty["meta"]["has_more"], false);
+    ctx.post_control(
+        "/__emulator/settings",
+        json!({"has_more_on_full_last_page": false}),
+    )
+    .await;
+    let exact = ctx
+        .get_ok(&format!("/api/v2/tickets.json?page[size]={count}"))
+        .await;
+    assert_eq!(exact["meta"]["has_more"], false);
     // Going back from the second page of a two-page walk gives the first page.
     let one = ctx.get_ok("/api/v2/tickets.json?page[size]=2").await;
     let two = ctx.get_ok(one["links"]["next"].as_str().unwrap()).await;
