@@ -141,3 +141,49 @@ fn add_user(store: &mut Store, name: &str, email: &str, role: &str, at: i64) -> 
     });
     id
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::ticket_json;
+
+    fn tickets(store: &Store) -> Vec<serde_json::Value> {
+        store
+            .tickets
+            .values()
+            .map(|t| ticket_json("o", t))
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_and_clock_give_the_same_account() {
+        let now = 1_800_000_000;
+        assert_eq!(tickets(&account(50, 7, now)), tickets(&account(50, 7, now)));
+        assert_ne!(tickets(&account(50, 7, now)), tickets(&account(50, 8, now)));
+    }
+
+    #[test]
+    fn the_seed_has_the_shapes_a_connector_must_survive() {
+        let now = 1_800_000_000;
+        let store = account(300, 42, now);
+        let all: Vec<&Ticket> = store.tickets.values().collect();
+        assert!(all.iter().any(|t| t.status == Status::Deleted));
+        assert!(all.iter().any(|t| t.generated_timestamp > t.updated_at));
+        let mut stamps: Vec<i64> = all.iter().map(|t| t.generated_timestamp).collect();
+        stamps.sort();
+        assert!(stamps.windows(2).any(|w| w[0] == w[1]), "shared seconds");
+        assert!(
+            stamps.iter().all(|s| *s <= now - 3_600),
+            "all past the hold-back"
+        );
+        for t in &all {
+            let first = store.comments_of(t.id).next().expect("a first comment");
+            assert_eq!(first.body, t.description);
+            assert!(
+                store
+                    .comments_of(t.id)
+                    .all(|c| c.created_at <= t.updated_at)
+            );
+        }
+    }
+}
