@@ -10,7 +10,7 @@
 
 use sluice::engine::wit::sluice::connector::host;
 use sluice::engine::wit::types as wt;
-use sluice::engine::wit::{Connector, ConnectorPre};
+use sluice::engine::wit::{SluiceConnector as Connector, SluiceConnectorPre as ConnectorPre};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -131,7 +131,7 @@ impl BareWasmtime {
             .await
             .map_err(error)?;
         let configured = instance
-            .sluice_connector_plugin()
+            .sluice_connector_connector()
             .call_configure(&mut store, settings, host)
             .await
             .map_err(error)?;
