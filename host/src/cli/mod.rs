@@ -118,7 +118,7 @@ pub enum Command {
         full: bool,
         /// Streams pulled at once (1: one after another). A stream that fails alone does not
         /// stop the others; Ctrl-C, a rate limit or a lost authorization stops them all.
-        #[arg(long, default_value_t = crate::runner::DEFAULT_PARALLEL_STREAMS, value_parser = parse_parallel_streams)]
+        #[arg(long, value_name = "K", default_value_t = crate::runner::DEFAULT_PARALLEL_STREAMS, value_parser = parse_parallel_streams)]
         parallel_streams: usize,
     },
     /// Export stored records.
@@ -151,7 +151,7 @@ pub struct ServeArgs {
     pub max_concurrent_pulls: usize,
     /// Streams of one integration pulled at once within a run (1: one after another). All
     /// runs' streams together stay within the engine's concurrent calls.
-    #[arg(long, default_value_t = crate::runner::DEFAULT_PARALLEL_STREAMS, value_parser = parse_parallel_streams)]
+    #[arg(long, value_name = "K", default_value_t = crate::runner::DEFAULT_PARALLEL_STREAMS, value_parser = parse_parallel_streams)]
     pub parallel_streams: usize,
     /// Proactive token refresh age, between 1m and 24h, e.g. 90m.
     #[arg(long, value_parser = parse_refresh_age)]
@@ -597,6 +597,16 @@ mod tests {
         assert!(parse_refresh_age("9223372036854776s").is_err());
         assert!(parse_refresh_age("0s").is_err());
         assert_eq!(parse_refresh_age("90m"), Ok(Duration::from_secs(5400)));
+    }
+
+    #[test]
+    fn parallel_streams_are_one_to_sixty_four() {
+        assert_eq!(parse_parallel_streams("1"), Ok(1));
+        assert_eq!(parse_parallel_streams("64"), Ok(64));
+        for bad in ["0", "65", "-1", "four", ""] {
+            let error = parse_parallel_streams(bad).unwrap_err();
+            assert!(error.contains("from 1 to 64"), "{bad}: {error}");
+        }
     }
 
     #[test]
