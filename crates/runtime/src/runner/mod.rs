@@ -10,8 +10,8 @@
 //! fails on its own does not stop the others; a stop request, a rate limit (the connector's
 //! API budget guard answers one on every stream once the budget is spent) or a lost
 //! authorization stops them all after their page in flight, and the run's status is the
-//! heaviest end ([`standing`]). Token refreshes stay single-flight across streams (the token
-//! service serialises them per integration).
+//! heaviest end (module `standing`). Token refreshes stay single-flight across streams (the
+//! token service serialises them per integration).
 //!
 //! Before each page a stream takes the connector's active version, after syncing with the
 //! store: a version published mid-run, in this process or another one, serves the next page
