@@ -7,7 +7,7 @@
 //! - One integration never has two runs at once ([`crate::app::App::claim_run`]); a global
 //!   semaphore caps concurrent runs.
 //! - A periodic token health check finds a dead refresh token before the next pull needs it.
-//! - Stop: no new runs start; runs in flight finish their page, commit and end.
+//! - Stop: no new runs start; runs in flight finish the pages in flight (one per stream), commit and end.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -113,18 +113,23 @@ pub enum Command {
         /// The integration id.
         id: String,
     },
-    /// Pull now.
+    /// Pull now: the integration's streams, up to --parallel-streams at once, each committing
+    /// its pages in order with its checkpoint.
     Pull {
         /// The integration id.
         id: String,
         /// Start every stream from the beginning (records are kept and updated in place).
         #[arg(long)]
         full: bool,
+        /// Streams pulled at once (1: one after another). A stream that fails alone does not
+        /// stop the others; Ctrl-C, a rate limit or a lost authorization stops them all.
+        #[arg(long, value_name = "K", default_value_t = crate::runner::DEFAULT_PARALLEL_STREAMS, value_parser = parse_parallel_streams)]
+        parallel_streams: usize,
     },
     /// Export stored records.
     Records(RecordsArgs),
-    /// Install, list and activate connector versions (`connector` is the old name of this command).
-    #[command(subcommand, alias = "connector")]
+    /// Install, list and activate connector versions (`plugin` is the old name of this command).
+    #[command(subcommand, alias = "plugin")]
     Connector(ConnectorCommand),
     /// Start the bundled Salesforce emulator and show everything end to end.
     Demo(demo::DemoArgs),
@@ -146,9 +151,13 @@ pub struct ServeArgs {
     /// else `http://<listen>`.
     #[arg(long)]
     pub public_url: Option<String>,
-    /// At most this many pulls at once.
+    /// At most this many pulls (runs of different integrations) at once.
     #[arg(long, default_value_t = 8)]
     pub max_concurrent_pulls: usize,
+    /// Streams of one integration pulled at once within a run (1: one after another). All
+    /// runs' streams together stay within the engine's concurrent calls.
+    #[arg(long, value_name = "K", default_value_t = crate::runner::DEFAULT_PARALLEL_STREAMS, value_parser = parse_parallel_streams)]
+    pub parallel_streams: usize,
     /// Proactive token refresh age, between 1m and 24h, e.g. 90m.
     #[arg(long, value_parser = parse_refresh_age)]
     pub refresh_age: Option<Duration>,
@@ -470,6 +479,16 @@ fn init_logging(verbose: u8, format: LogFormat) {
     };
 }
 
+/// Streams pulled at once: 1 to 64.
+fn parse_parallel_streams(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a number of streams from 1 to 64 (1 pulls them one after another)"
+        )),
+    }
+}
+
 fn config(cli: &Cli) -> AppConfig {
     let mut config = AppConfig::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
     config.allow_insecure_loopback = cli.allow_insecure_loopback;
@@ -494,6 +513,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(age) = args.refresh_age {
                 config.refresh_age = age;
             }
+            config.runs.parallel_streams = args.parallel_streams;
             serve::serve(config, args).await?;
         }
         Command::Demo(args) => demo::run(&cli, args).await?,
@@ -522,8 +542,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let app = open(&cli).await?;
             connector::discover(&app, id, cli.json).await?;
         }
-        Command::Pull { id, full } => {
-            let app = open(&cli).await?;
+        Command::Pull {
+            id,
+            full,
+            parallel_streams,
+        } => {
+            let mut config = config(&cli);
+            config.runs.parallel_streams = *parallel_streams;
+            let app = App::open(config).await?;
             let summary = pull(&app, id, *full, "cli", cli.json).await?;
             if summary.status != RunStatus::Succeeded {
                 return Ok(ExitCode::FAILURE);
@@ -604,6 +630,16 @@ mod tests {
         assert!(parse_refresh_age("9223372036854776s").is_err());
         assert!(parse_refresh_age("0s").is_err());
         assert_eq!(parse_refresh_age("90m"), Ok(Duration::from_secs(5400)));
+    }
+
+    #[test]
+    fn parallel_streams_are_one_to_sixty_four() {
+        assert_eq!(parse_parallel_streams("1"), Ok(1));
+        assert_eq!(parse_parallel_streams("64"), Ok(64));
+        for bad in ["0", "65", "-1", "four", ""] {
+            let error = parse_parallel_streams(bad).unwrap_err();
+            assert!(error.contains("from 1 to 64"), "{bad}: {error}");
+        }
     }
 
     #[test]

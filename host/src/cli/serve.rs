@@ -1,5 +1,5 @@
 //! `sluice serve`: the admin API with the OAuth callback, the scheduler and the connector
-//! watcher, until SIGTERM or Ctrl-C; then runs in flight finish their page and commit.
+//! watcher, until SIGTERM or Ctrl-C; then runs in flight finish their pages in flight and commit.
 
 use std::sync::Arc;
 

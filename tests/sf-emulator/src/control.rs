@@ -45,6 +45,12 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/__emulator/cursors/invalidate", post(invalidate_cursors))
         .route("/__emulator/jobs/age", post(age_jobs))
         .route("/__emulator/stats", get(stats))
+        .route(
+            "/__emulator/rendezvous",
+            post(arm_rendezvous)
+                .get(get_rendezvous)
+                .delete(disarm_rendezvous),
+        )
 }
 
 fn reply(status: StatusCode, body: Json) -> Response {
@@ -915,5 +921,68 @@ fn publish(store: &mut Store, op: &RecordOp, w: Write) -> Result<Json, String> {
         json!({"id": new_id.to_json(), "KnowledgeArticleId": article.to_json(),
         "archived": online.map(|n| table.row(n).expect("row").values()[0].to_json()),
         "SystemModstamp": dt::format_datetime(w.ts)}),
+    )
+}
+
+/// `POST /__emulator/rendezvous`: `{"objects":[…], "timeout_ms"?}`.
+#[derive(Deserialize)]
+struct RendezvousSpec {
+    objects: Vec<String>,
+    #[serde(default = "default_rendezvous_ms")]
+    timeout_ms: u64,
+}
+
+fn default_rendezvous_ms() -> u64 {
+    10_000
+}
+
+async fn arm_rendezvous(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
+    guard!(state, headers);
+    let spec: RendezvousSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return bad(format!("invalid rendezvous: {e}")),
+    };
+    let timeout = std::time::Duration::from_millis(spec.timeout_ms);
+    if spec.timeout_ms == 0 || timeout > crate::rendezvous::MAX_TIMEOUT {
+        return bad(format!(
+            "timeout_ms must be between 1 and {}",
+            crate::rendezvous::MAX_TIMEOUT.as_millis()
+        ));
+    }
+    let mut objects = std::collections::BTreeSet::new();
+    {
+        let store = state.store.read().expect("store lock");
+        for name in &spec.objects {
+            let Some(table) = store.table(name) else {
+                return bad(format!("unknown object {name}"));
+            };
+            objects.insert(table.def.name.to_string());
+        }
+    }
+    if objects.len() < 2 {
+        return bad("a rendezvous needs at least two different objects");
+    }
+    let meeting = state.rendezvous.arm(objects, timeout);
+    reply(
+        StatusCode::OK,
+        serde_json::to_value(meeting).unwrap_or_default(),
+    )
+}
+
+async fn get_rendezvous(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    let meeting = state.rendezvous.snapshot();
+    reply(
+        StatusCode::OK,
+        serde_json::to_value(meeting).unwrap_or_default(),
+    )
+}
+
+async fn disarm_rendezvous(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    let meeting = state.rendezvous.disarm();
+    reply(
+        StatusCode::OK,
+        serde_json::to_value(meeting).unwrap_or_default(),
     )
 }

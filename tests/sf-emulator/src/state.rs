@@ -96,6 +96,8 @@ pub struct Shared {
     pub auth: Mutex<oauth::AuthState>,
     pub stats: Mutex<Stats>,
     pub faults: Mutex<Vec<Fault>>,
+    /// Queries held until queries on other objects arrive (`/__emulator/rendezvous`).
+    pub rendezvous: crate::rendezvous::Rendezvous,
     pub cursors: Mutex<HashMap<String, crate::rest::query::Cursor>>,
     pub jobs: Mutex<HashMap<String, crate::bulk::Job>>,
     /// End of the generated time span.
@@ -139,6 +141,7 @@ impl Shared {
             auth: Mutex::new(oauth::AuthState::default()),
             stats: Mutex::new(Stats::default()),
             faults: Mutex::new(Vec::new()),
+            rendezvous: Default::default(),
             cursors: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
             anchor_ms: anchor,

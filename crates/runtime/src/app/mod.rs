@@ -103,6 +103,9 @@ pub struct App {
     pub(crate) engine: Arc<ConnectorEngine>,
     pub(crate) registry: Arc<ConnectorRegistry>,
     pub(crate) tokens: Arc<TokenService>,
+    /// One per connector call the engine's instance pool holds: a run's stream takes one for
+    /// each page, so the streams of all runs together never ask for more instances.
+    pub(crate) call_slots: tokio::sync::Semaphore,
     running: Mutex<HashSet<String>>,
 }
 
@@ -197,7 +200,9 @@ impl App {
         if let Some(wasm) = config.bundled_connector {
             install_bundled(&registry, wasm).await;
         }
+        let call_slots = tokio::sync::Semaphore::new(config.limits.max_concurrent_calls as usize);
         Ok(Arc::new(Self {
+            call_slots,
             config,
             store,
             engine,

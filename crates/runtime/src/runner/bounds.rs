@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Streams of one integration pulled at once unless the host says otherwise.
+pub const DEFAULT_PARALLEL_STREAMS: usize = 4;
+
 /// Bounds of every run; see the module doc.
 #[derive(Debug, Clone)]
 pub struct RunLimits {
@@ -13,6 +16,9 @@ pub struct RunLimits {
     pub max_idle_pages: u32,
     /// Longest rate-limit pause a connector may ask for; a longer one is capped.
     pub max_retry_after: Duration,
+    /// Streams of one integration pulled at once (at least 1; 1 pulls them one after
+    /// another). The engine's concurrent calls bound it too.
+    pub parallel_streams: usize,
 }
 
 impl Default for RunLimits {
@@ -22,6 +28,7 @@ impl Default for RunLimits {
             // With waits doubling up to 30 s, about an hour of a provider preparing data.
             max_idle_pages: 120,
             max_retry_after: Duration::from_secs(24 * 3600),
+            parallel_streams: DEFAULT_PARALLEL_STREAMS,
         }
     }
 }

@@ -2,12 +2,23 @@
 //! checkpoint in one transaction, and the run recorded (start, end, connector version, per-stream
 //! status, records, API calls).
 //!
-//! Before each page the runner takes the connector's active version, after syncing with the
+//! Streams pull in parallel: up to [`RunLimits::parallel_streams`] at once (a host setting;
+//! 1 pulls them one after another), never more than the engine's concurrent calls, and every
+//! page's call holds one of the host's call slots, so that all runs' streams together stay
+//! within the engine's instance pool. Each stream commits its own pages, in order, one
+//! transaction per page; the store serialises the transactions of all streams. A stream that
+//! fails on its own does not stop the others; a stop request, a rate limit (the connector's
+//! API budget guard answers one on every stream once the budget is spent) or a lost
+//! authorization stops them all after their page in flight, and the run's status is the
+//! heaviest end (module `standing`). Token refreshes stay single-flight across streams (the
+//! token service serialises them per integration).
+//!
+//! Before each page a stream takes the connector's active version, after syncing with the
 //! store: a version published mid-run, in this process or another one, serves the next page
 //! under its own policy, and every committed page records the version that served it.
 //!
-//! A stop request (shutdown) is honoured between pages: the page in flight finishes and
-//! commits, then the run ends as `interrupted` and the next run resumes from the checkpoint.
+//! A stop request (shutdown) is honoured between pages: the pages in flight finish and
+//! commit, then the run ends as `interrupted` and the next run resumes from the checkpoints.
 //!
 //! A run is bounded ([`RunLimits`]): a page with more rows than asked for is refused before
 //! anything of it commits (millions of tiny rows would fit the byte cap and hold the write lock
@@ -20,16 +31,18 @@
 //! the store). Commits stay strictly in order, one transaction per page, and a page is
 //! submitted only once the page before it has committed.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::app::{App, AppError, RunClaim};
 use crate::engine::backoff::Backoff;
 use crate::engine::wit::types::{
-    Failure, FailureKind, Operation, PullRequest, Row, Session, StreamStatus,
+    Failure, FailureKind, Operation, Page, PullRequest, Row, Session, StreamStatus,
 };
 use crate::engine::{CallContext, KeySource, LoadedConnector};
 use crate::store::{CheckpointState, IntegrationState, RunState, Store, StoreError};
@@ -37,14 +50,18 @@ use crate::store::{CheckpointState, IntegrationState, RunState, Store, StoreErro
 mod bounds;
 mod commits;
 mod outcome;
+mod standing;
+mod stream;
 
 #[cfg(test)]
 use bounds::malformed_row;
-pub use bounds::{RunBound, RunLimits};
+pub use bounds::{DEFAULT_PARALLEL_STREAMS, RunBound, RunLimits};
 use bounds::{capped_retry_after, cross, refused_page};
 use commits::PageDone;
 pub use commits::{PageCommit, PageCommits};
 pub use outcome::{FailureInfo, RunStatus, RunSummary, StreamOutcome, StreamResult, kind_label};
+use standing::Standing;
+use stream::StreamPull;
 
 /// The default page size asked of the connector.
 pub const DEFAULT_PAGE_RECORDS: u32 = 2000;
@@ -123,58 +140,104 @@ pub async fn run_claimed(
     opts: PullOptions,
 ) -> Result<RunSummary, AppError> {
     let id = claim.integration().to_string();
-    let (mut run, streams) = Run::start(app, &id, &opts).await?;
-    let mut outcomes = Vec::new();
-    for stream in &streams {
-        let outcome = if run.goes_on() {
-            run.pull_stream(stream).await?
-        } else {
-            StreamOutcome::not_run(stream)
-        };
-        outcomes.push(outcome);
-    }
+    let (run, streams) = Run::start(app, &id, opts).await?;
+    let run = Arc::new(run);
+    let outcomes = pull_streams(&run, &streams).await?;
     let summary = run.finish(outcomes);
     drop(claim);
     summary
 }
 
-/// The connector version serving a run, with its session and call context.
+/// Pulls `streams` on up to [`Run::lanes`] tasks at once, each taking the next stream in
+/// order when its last one is done; returns the outcomes in the order of `streams`. A store
+/// error in one stream stops the others after their page in flight, and is returned once
+/// they have ended.
+async fn pull_streams(run: &Arc<Run>, streams: &[String]) -> Result<Vec<StreamOutcome>, AppError> {
+    let queue: Arc<Mutex<VecDeque<(usize, String)>>> =
+        Arc::new(Mutex::new(streams.iter().cloned().enumerate().collect()));
+    let mut lanes = JoinSet::new();
+    for _ in 0..run.lanes(streams.len()) {
+        lanes.spawn(lane(run.clone(), queue.clone()));
+    }
+    let mut outcomes: Vec<Option<StreamOutcome>> = vec![None; streams.len()];
+    let mut first_error = None;
+    while let Some(joined) = lanes.join_next().await {
+        let done = joined
+            .map_err(|e| AppError::Internal(format!("a stream's task failed: {e}")))
+            .and_then(|done| done);
+        match done {
+            Ok(done) => done.into_iter().for_each(|(i, o)| outcomes[i] = Some(o)),
+            Err(e) => {
+                run.halt();
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(outcomes
+        .into_iter()
+        .zip(streams)
+        .map(|(o, stream)| o.unwrap_or_else(|| StreamOutcome::not_run(stream)))
+        .collect())
+}
+
+/// One lane of a run: pulls streams from `queue` one after another until it is empty.
+async fn lane(
+    run: Arc<Run>,
+    queue: Arc<Mutex<VecDeque<(usize, String)>>>,
+) -> Result<Vec<(usize, StreamOutcome)>, AppError> {
+    let mut done = Vec::new();
+    loop {
+        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let Some((i, stream)) = next else {
+            return Ok(done);
+        };
+        let outcome = if run.goes_on() {
+            StreamPull::new(&run, &stream)?.pull().await?
+        } else {
+            StreamOutcome::not_run(&stream)
+        };
+        done.push((i, outcome));
+    }
+}
+
+/// The connector version serving a stream, with its session and call context.
+#[derive(Clone)]
 struct Serving {
     connector: Arc<LoadedConnector>,
     session: Session,
     ctx: CallContext,
 }
 
-/// What a run does after a page.
-enum Step {
-    /// Pull the stream's next page.
-    NextPage,
-    /// The stream is done (complete, skipped, failed or stopped).
-    StreamDone,
-}
-
 /// One run in progress: what its streams share.
-struct Run<'a> {
-    app: &'a Arc<App>,
-    id: &'a str,
+struct Run {
+    app: Arc<App>,
+    id: String,
     run_id: String,
-    opts: &'a PullOptions,
+    opts: PullOptions,
     started: Instant,
     page_records: u32,
-    serving: Serving,
-    commits: PageCommits<PageDone>,
-    status: RunStatus,
-    retry_after_s: Option<u32>,
-    run_error: Option<String>,
+    /// The version the run opened with; each stream starts from a copy, with the store's keys
+    /// wrapped by its own page commits.
+    opened: Serving,
+    standing: Mutex<Standing>,
+    /// The label of the newest version that served a page.
+    label: Mutex<String>,
+    /// Time spent in page commits, and the part the streams waited for.
+    commit_time: Mutex<(Duration, Duration)>,
+    /// Turns true when the streams must stop after their page in flight.
+    halt: watch::Sender<bool>,
 }
 
-impl<'a> Run<'a> {
+impl Run {
     /// Opens the session, records the run's start and returns the streams to pull.
     async fn start(
-        app: &'a Arc<App>,
-        id: &'a str,
-        opts: &'a PullOptions,
-    ) -> Result<(Run<'a>, Vec<String>), AppError> {
+        app: &Arc<App>,
+        id: &str,
+        opts: PullOptions,
+    ) -> Result<(Run, Vec<String>), AppError> {
         let started = Instant::now();
         let (connector, session, mut ctx, configured) = app.session(id, None).await?;
         app.store.close_orphan_runs(id)?;
@@ -192,31 +255,27 @@ impl<'a> Run<'a> {
         ctx.run = Some(run_id.clone());
         tracing::info!(integration = id, run = %run_id, connector = %connector.label, full = opts.full, "run started");
         let streams: Vec<String> = configured.streams.iter().map(|s| s.name.clone()).collect();
-        let commits = PageCommits::new(app.store.clone(), id, &run_id);
-        ctx.stored_keys = ctx
-            .stored_keys
-            .take()
-            .map(|keys| commits.keys_after_commits(keys));
+        let page_records = if opts.page_records == 0 {
+            DEFAULT_PAGE_RECORDS
+        } else {
+            opts.page_records
+        };
         let run = Run {
-            app,
-            id,
+            app: app.clone(),
+            id: id.to_string(),
+            label: Mutex::new(connector.label.clone()),
             run_id,
             opts,
             started,
-            page_records: if opts.page_records == 0 {
-                DEFAULT_PAGE_RECORDS
-            } else {
-                opts.page_records
-            },
-            serving: Serving {
+            page_records,
+            opened: Serving {
                 connector,
                 session,
                 ctx,
             },
-            commits,
-            status: RunStatus::Succeeded,
-            retry_after_s: None,
-            run_error: None,
+            standing: Mutex::default(),
+            commit_time: Mutex::default(),
+            halt: watch::Sender::new(false),
         };
         run.progress(Progress::Started {
             run_id: run.run_id.clone(),
@@ -225,250 +284,91 @@ impl<'a> Run<'a> {
         Ok((run, streams))
     }
 
+    /// How many of `streams` streams pull at once: the host's setting, at most the engine's
+    /// concurrent calls, at least one.
+    fn lanes(&self, streams: usize) -> usize {
+        let calls = self.app.config.limits.max_concurrent_calls as usize;
+        self.app
+            .config
+            .runs
+            .parallel_streams
+            .min(calls)
+            .min(streams)
+            .max(1)
+    }
+
     fn progress(&self, p: Progress) {
         if let Some(f) = &self.opts.progress {
             f(&p);
         }
     }
 
-    /// Whether later streams still run: a failed stream does not stop the others, a stop,
-    /// a rate limit or a lost authorization does.
-    fn goes_on(&self) -> bool {
-        matches!(self.status, RunStatus::Succeeded | RunStatus::Failed)
+    fn standing(&self) -> std::sync::MutexGuard<'_, Standing> {
+        self.standing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether streams still pull (see [`Standing::goes_on`]), and nothing halted them.
+    fn goes_on(&self) -> bool {
+        self.standing().goes_on() && !*self.halt.borrow()
+    }
+
+    /// Stops every stream after its page in flight.
+    fn halt(&self) {
+        self.halt.send_replace(true);
+    }
+
+    /// Records how a stream ended for the run; an end that stops the run halts the others.
+    fn end(&self, status: RunStatus, error: Option<String>, retry_after_s: Option<u32>) {
+        let mut standing = self.standing();
+        standing.record(status, error, retry_after_s);
+        if !standing.goes_on() {
+            self.halt();
+        }
+    }
+
+    /// Whether the caller asked the run to stop.
     fn stopped(&self) -> bool {
         self.opts.stop.as_ref().is_some_and(|s| *s.borrow())
     }
 
-    /// A committed page: counted and reported only once its transaction is durable.
-    fn committed(&self, outcome: &mut StreamOutcome, page: PageDone) {
-        outcome.records += page.rows as u64;
-        outcome.pages += 1;
-        outcome.api_calls += u64::from(page.api_calls);
-        self.progress(Progress::Page {
-            stream: outcome.stream.clone(),
-            rows: page.rows,
-            stream_total: outcome.records,
-            api_usage: page.api_usage,
-        });
-    }
-
-    /// Fails the stream with `detail`, and the run with it.
-    fn fail(&mut self, outcome: &mut StreamOutcome, detail: String) {
-        self.run_error = Some(format!("{}: {detail}", outcome.stream));
-        outcome.status = StreamResult::Failed;
-        outcome.detail = Some(detail);
-        self.status = RunStatus::Failed;
-    }
-
-    /// Fails the stream and the run on a run bound.
-    fn cross(&mut self, outcome: &mut StreamOutcome, bound: RunBound) {
-        cross(outcome, bound, &mut self.run_error);
-        self.status = RunStatus::Failed;
-    }
-
-    /// Pulls one stream page by page; its last page is committed before it is reported done.
-    async fn pull_stream(&mut self, stream: &str) -> Result<StreamOutcome, AppError> {
-        let mut outcome = StreamOutcome::not_run(stream);
-        let mut idle_pages = 0u32;
-        // The first page starts from the committed checkpoint; each later one from the
-        // checkpoint the page before it returned, which commits while this one is pulled.
-        let mut checkpoint = self.app.store.checkpoint(self.id, stream)?;
-        while let Step::NextPage = self
-            .page(&mut outcome, &mut checkpoint, &mut idle_pages)
-            .await?
-        {}
-        if let Some(last) = self.commits.wait().await? {
-            self.committed(&mut outcome, last);
-        }
-        self.progress(Progress::StreamDone {
-            outcome: outcome.clone(),
-        });
-        Ok(outcome)
-    }
-
-    /// Stops the stream when the run is stopped or past its deadline, and lets a version
-    /// published since the last page serve the next one.
-    async fn before_page(&mut self, outcome: &mut StreamOutcome) -> Result<Step, AppError> {
-        if self.stopped() {
-            outcome.status = StreamResult::Interrupted;
-            self.status = RunStatus::Interrupted;
-            return Ok(Step::StreamDone);
-        }
-        let deadline = self.app.config.runs.deadline;
-        if self.started.elapsed() >= deadline {
-            self.cross(outcome, RunBound::Deadline(deadline));
-            return Ok(Step::StreamDone);
-        }
-        // A version published since the last page, here or by another process, serves
-        // this one, under the policy its own `configure` gives.
-        match swapped_connector(self.app, self.id, &self.run_id, &self.serving.connector).await {
-            Ok(Some(mut next)) => {
-                next.ctx.stored_keys = next
-                    .ctx
-                    .stored_keys
-                    .take()
-                    .map(|keys| self.commits.keys_after_commits(keys));
-                tracing::info!(integration = self.id, run = %self.run_id, from = %self.serving.connector.label, to = %next.connector.label, "a new connector version serves the next page");
-                self.serving = next;
-                Ok(Step::NextPage)
-            }
-            Ok(None) => Ok(Step::NextPage),
-            Err(e) => {
-                tracing::warn!(integration = self.id, run = %self.run_id, stream = %outcome.stream, error = %e, "the new connector version cannot serve this run");
-                self.fail(outcome, e.to_string());
-                Ok(Step::StreamDone)
-            }
-        }
-    }
-
-    /// Pulls one page of `outcome.stream` from `checkpoint`, submits it for commit and says
-    /// whether the stream goes on.
-    async fn page(
-        &mut self,
-        outcome: &mut StreamOutcome,
-        checkpoint: &mut Option<String>,
-        idle_pages: &mut u32,
-    ) -> Result<Step, AppError> {
-        if let Step::StreamDone = self.before_page(outcome).await? {
-            return Ok(Step::StreamDone);
-        }
-        let stream = outcome.stream.clone();
-        let request = PullRequest {
-            stream: stream.clone(),
-            checkpoint: checkpoint.clone(),
-            max_records: self.page_records,
-        };
-        let Serving {
-            connector,
-            session,
-            ctx,
-        } = &self.serving;
-        let page = match self
-            .app
-            .engine
-            .pull(connector, ctx, session, &request)
-            .await
-        {
-            Ok(Ok(page)) => page,
-            Ok(Err(failure)) => {
-                tracing::warn!(integration = self.id, run = %self.run_id, stream, kind = kind_label(failure.kind), message = %failure.message, "stream failed");
-                let bounds = &self.app.config.runs;
-                (self.status, self.retry_after_s) =
-                    stream_failed(self.app, self.id, &failure, bounds, outcome)?;
-                self.run_error = Some(format!(
-                    "{stream}: {}: {}",
-                    kind_label(failure.kind),
-                    failure.message
-                ));
-                return Ok(Step::StreamDone);
-            }
-            Err(e) => {
-                tracing::warn!(integration = self.id, run = %self.run_id, stream, error = %e, "stream failed in the engine");
-                self.fail(outcome, e.to_string());
-                return Ok(Step::StreamDone);
-            }
-        };
-        if let Some(bound) = refused_page(&page.rows, self.page_records) {
-            self.cross(outcome, bound);
-            return Ok(Step::StreamDone);
-        }
-        let (stream_status, detail) = match &page.status {
-            StreamStatus::Partial => (CheckpointState::Partial, None),
-            StreamStatus::Complete => (CheckpointState::Complete, None),
-            StreamStatus::Skipped(why) => (CheckpointState::Skipped, Some(why.clone())),
-        };
-        // A skipped stream's checkpoint does not advance (the contract says so): keep ours.
-        let advanced = stream_status != CheckpointState::Skipped && page.checkpoint != *checkpoint;
-        let progressed = !page.rows.is_empty() || advanced;
-        if advanced {
-            *checkpoint = page.checkpoint;
-        }
-        let done = PageDone {
-            rows: page.rows.len(),
-            api_calls: page.api_calls,
-            api_usage: page.api_usage.map(|u| (u.used, u.limit)),
-        };
-        let commit = PageCommit {
-            stream,
-            rows: page.rows,
-            checkpoint: checkpoint.clone(),
-            status: stream_status,
-            api_calls: page.api_calls,
-            connector_version: self.serving.connector.version,
-        };
-        if let Some(previous) = self.commits.submit(commit, done).await? {
-            self.committed(outcome, previous);
-        }
-        self.after_page(page.status, progressed, detail, idle_pages, outcome)
-            .await
-    }
-
-    /// Ends the stream on its last page; after a partial page with nothing new, waits on the
-    /// provider (bounded), so a connector that is preparing data is not polled hot.
-    async fn after_page(
-        &mut self,
-        status: StreamStatus,
-        progressed: bool,
-        detail: Option<String>,
-        idle_pages: &mut u32,
-        outcome: &mut StreamOutcome,
-    ) -> Result<Step, AppError> {
-        match status {
-            StreamStatus::Partial if !progressed => {
-                *idle_pages += 1;
-                let max_idle = self.app.config.runs.max_idle_pages;
-                if *idle_pages >= max_idle {
-                    self.cross(outcome, RunBound::Idle(*idle_pages));
-                    return Ok(Step::StreamDone);
-                }
-                let wait = IDLE_WAIT.ceiling(*idle_pages - 1);
-                tracing::debug!(integration = self.id, run = %self.run_id, stream = %outcome.stream, wait_ms = wait.as_millis() as u64, "connector is waiting on the provider");
-                wait_or_stop(wait, self.opts.stop.clone()).await;
-                Ok(Step::NextPage)
-            }
-            StreamStatus::Partial => {
-                *idle_pages = 0;
-                Ok(Step::NextPage)
-            }
-            StreamStatus::Complete => {
-                outcome.status = StreamResult::Complete;
-                Ok(Step::StreamDone)
-            }
-            StreamStatus::Skipped(_) => {
-                outcome.status = StreamResult::Skipped;
-                outcome.detail = detail;
-                Ok(Step::StreamDone)
-            }
-        }
+    /// Adds one stream's commit timings to the run's.
+    fn add_commit_time(&self, (committing, waited): (Duration, Duration)) {
+        let mut total = self.commit_time.lock().unwrap_or_else(|e| e.into_inner());
+        total.0 += committing;
+        total.1 += waited;
     }
 
     /// Records the run's end and sums it up.
-    fn finish(self, outcomes: Vec<StreamOutcome>) -> Result<RunSummary, AppError> {
-        let (id, run_id) = (self.id, &self.run_id);
-        let (commit_time, commit_waited) = self.commits.timings();
+    fn finish(&self, outcomes: Vec<StreamOutcome>) -> Result<RunSummary, AppError> {
+        let (id, run_id) = (self.id.as_str(), &self.run_id);
+        let (commit_time, commit_waited) =
+            *self.commit_time.lock().unwrap_or_else(|e| e.into_inner());
         tracing::debug!(integration = id, run = %run_id, commit_ms = commit_time.as_millis() as u64, waited_ms = commit_waited.as_millis() as u64, "page commits");
         let records = outcomes.iter().map(|o| o.records).sum();
         let api_calls = outcomes.iter().map(|o| o.api_calls).sum();
         let streams_json = serde_json::to_value(&outcomes).unwrap_or_default();
-        self.app.store.finish_run(
-            run_id,
-            self.status.into(),
-            &streams_json,
-            self.run_error.as_deref(),
-        )?;
-        tracing::info!(integration = id, run = %run_id, status = self.status.as_str(), records, api_calls, "run finished");
+        let (status, error, retry_after_s) = {
+            let standing = self.standing();
+            (
+                standing.status(),
+                standing.error().map(String::from),
+                standing.retry_after_s(),
+            )
+        };
+        self.app
+            .store
+            .finish_run(run_id, status.into(), &streams_json, error.as_deref())?;
+        tracing::info!(integration = id, run = %run_id, status = status.as_str(), records, api_calls, "run finished");
         Ok(RunSummary {
             run_id: self.run_id.clone(),
             integration_id: id.to_string(),
-            connector_version: self.serving.connector.label.clone(),
-            status: self.status,
+            connector_version: self.label.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            status,
             streams: outcomes,
             records,
             api_calls,
             elapsed_ms: self.started.elapsed().as_millis() as u64,
-            retry_after_s: self.retry_after_s,
+            retry_after_s,
         })
     }
 }
@@ -543,15 +443,22 @@ fn mark_needs_reauthorization(store: &Store, id: &str, message: &str) -> Result<
     store.set_state(id, IntegrationState::NeedsReauthorization, Some(message))
 }
 
-/// Sleeps for `wait`, or less when a stop is requested meanwhile.
-async fn wait_or_stop(wait: Duration, stop: Option<watch::Receiver<bool>>) {
-    let Some(mut stop) = stop else {
-        tokio::time::sleep(wait).await;
-        return;
+/// Sleeps for `wait`, or less when a stop is requested or the run is halted meanwhile.
+async fn wait_or_stop(
+    wait: Duration,
+    stop: Option<watch::Receiver<bool>>,
+    mut halt: watch::Receiver<bool>,
+) {
+    let stopped = async move {
+        match stop {
+            Some(mut stop) => drop(stop.wait_for(|s| *s).await),
+            None => std::future::pending().await,
+        }
     };
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
-        _ = stop.wait_for(|s| *s) => {}
+        _ = stopped => {}
+        _ = halt.wait_for(|h| *h) => {}
     }
 }
 

@@ -807,3 +807,77 @@ fn a_schema_3_database_keeps_its_connector_names_and_grant_fields() {
     assert_eq!(versions, 1);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn parallel_streams_commit_pages_of_one_run_without_busy_errors() {
+    const STREAMS: usize = 4;
+    const PAGES: usize = 20;
+    const ROWS: usize = 50;
+    let (store, _dir) = store("parallel");
+    let store = Arc::new(store);
+    let i = add(&store, "a", None);
+    let run = store.start_run(&i.id, "cli", false, "t").unwrap();
+    let json = format!(r#"{{"pad":"{}"}}"#, "x".repeat(400));
+    std::thread::scope(|scope| {
+        let committers: Vec<_> = (0..STREAMS)
+            .map(|s| {
+                let (store, id, run, json) = (&store, &i.id, &run, &json);
+                scope.spawn(move || {
+                    let stream = format!("S{s}");
+                    for p in 0..PAGES {
+                        let rows: Vec<Row> = (0..ROWS)
+                            .map(|r| row(&format!("{p}-{r}"), Operation::Upsert, json))
+                            .collect();
+                        let checkpoint = format!("{stream}-{p}");
+                        store
+                            .commit_page_served_by(
+                                id,
+                                &stream,
+                                run,
+                                &rows,
+                                Some(&checkpoint),
+                                CheckpointState::Partial,
+                                1,
+                                7,
+                            )
+                            .unwrap_or_else(|e| panic!("{stream} page {p}: {e}"));
+                    }
+                })
+            })
+            .collect();
+        // Meanwhile the shared connection writes too (the integration's state, as a token
+        // refresh or the scheduler would): SQLite's write lock is contended across connections.
+        while !committers.iter().all(|c| c.is_finished()) {
+            store
+                .set_state(&i.id, IntegrationState::Active, None)
+                .expect("a write on the shared connection");
+        }
+        committers.into_iter().for_each(|c| c.join().unwrap());
+    });
+    for s in 0..STREAMS {
+        let stream = format!("S{s}");
+        let expected = format!("{stream}-{}", PAGES - 1);
+        assert_eq!(
+            store.checkpoint(&i.id, &stream).unwrap(),
+            Some(expected),
+            "{stream}'s checkpoint is its last page's"
+        );
+    }
+    let counts = store.record_counts(&i.id).unwrap();
+    assert_eq!(counts.len(), STREAMS);
+    assert!(
+        counts.iter().all(|c| c.live == (PAGES * ROWS) as i64),
+        "{counts:?}"
+    );
+    let recorded = &store.runs(&i.id, 1).unwrap()[0];
+    assert_eq!(recorded.records, (STREAMS * PAGES * ROWS) as i64);
+    assert_eq!(recorded.api_calls, (STREAMS * PAGES) as i64);
+    let seqs: Vec<u32> = store
+        .run_pages(&run)
+        .unwrap()
+        .iter()
+        .map(|p| p.seq)
+        .collect();
+    let expected: Vec<u32> = (1..=(STREAMS * PAGES) as u32).collect();
+    assert_eq!(seqs, expected, "every page has its own place in the run");
+}

@@ -51,6 +51,10 @@ pub fn router(state: Arc<Shared>) -> Router {
         .route("/.well-known/openid-configuration", get(oauth::discovery))
         .merge(control::router())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::rendezvous::hold,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
         .layer(middleware::from_fn_with_state(
             state.clone(),
