@@ -1,6 +1,8 @@
 //! The outbound client's kept connections and the operator's trusted roots: a pull reuses one
-//! connection, integrations never share one, a connection the server closed is replaced, the
-//! idle cap holds, an untrusted certificate and a bad `--ca-file` fail clearly.
+//! connection (HTTP/2 when the server offers it by ALPN, else HTTP/1.1), concurrent requests
+//! share one HTTP/2 connection, integrations never share one, a kept connection never reaches
+//! an address the policy refuses, a connection the server closed is replaced, the idle cap
+//! holds, an untrusted certificate and a bad `--ca-file` fail clearly.
 //! Run: `cargo test --release --workspace --test engine_pool`.
 
 mod support;
@@ -75,8 +77,15 @@ fn fetched(result: Result<Result<Page, Failure>, EngineError>) -> Result<u16, St
 }
 
 async fn tls_emulator() -> (sf_emulator::Emulator, ExtraRoots, reqwest::Client) {
+    tls_emulator_with(sf_emulator::Settings::default()).await
+}
+
+async fn tls_emulator_with(
+    settings: sf_emulator::Settings,
+) -> (sf_emulator::Emulator, ExtraRoots, reqwest::Client) {
     let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
         tls: true,
+        settings,
         ..sf_emulator::EmulatorConfig::default()
     })
     .await
@@ -164,6 +173,157 @@ async fn a_pull_of_many_pages_over_https_opens_one_connection() {
         opened, 1,
         "{PAGES} requests of one integration share one connection"
     );
+    let http2 = |s: &serde_json::Value, what: &str| s[what].as_u64().unwrap();
+    assert_eq!(
+        http2(&stats_after, "http2_connections") - http2(&stats_before, "http2_connections"),
+        1,
+        "the server offered h2: {stats_after}"
+    );
+    assert_eq!(
+        http2(&stats_after, "http2_streams") - http2(&stats_before, "http2_streams"),
+        PAGES as u64,
+        "each page was one stream of that connection: {stats_after}"
+    );
+}
+
+/// Counters of the emulator, read in process (no connection of its own).
+fn emulator_stats(emu: &sf_emulator::Emulator) -> sf_emulator::state::Stats {
+    emu.state.stats.lock().unwrap().clone()
+}
+
+/// `n` concurrent pulls of the `fetch` behaviour, alternating between `integrations`.
+async fn fetch_concurrently(
+    engine: &(Arc<ConnectorEngine>, Arc<LoadedConnector>),
+    integrations: &[&str],
+    url: &str,
+    n: usize,
+) -> Vec<Result<u16, String>> {
+    let mut pulls = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (engine, who, url) = (
+            (engine.0.clone(), engine.1.clone()),
+            integrations[i % integrations.len()].to_string(),
+            url.to_string(),
+        );
+        pulls.spawn(async move { fetched(pull(&engine, &who, "fetch", &url, None, None).await) });
+    }
+    pulls.join_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_of_one_integration_share_one_http2_connection() {
+    // Each answer waits a round trip, so that the requests overlap on the connection.
+    let (emu, roots, _client) = tls_emulator_with(sf_emulator::Settings {
+        rtt_ms: 100,
+        ..sf_emulator::Settings::default()
+    })
+    .await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    let before = emulator_stats(&emu);
+    const REQUESTS: usize = 6;
+    let statuses = fetch_concurrently(&engine, &["acme"], &url, REQUESTS).await;
+    assert!(statuses.iter().all(|s| *s == Ok(200)), "{statuses:?}");
+    let after = emulator_stats(&emu);
+    assert_eq!(
+        after.connections - before.connections,
+        1,
+        "{REQUESTS} concurrent requests opened one connection"
+    );
+    assert_eq!(after.http2_connections - before.http2_connections, 1);
+    assert_eq!(after.http2_streams - before.http2_streams, REQUESTS as u64);
+    assert_eq!(engine.0.metrics().retries.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_integrations_get_two_http2_connections() {
+    let (emu, roots, _client) = tls_emulator().await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    let before = emulator_stats(&emu);
+    for _round in 0..3 {
+        let statuses = fetch_concurrently(&engine, &["alpha", "beta"], &url, 4).await;
+        assert!(statuses.iter().all(|s| *s == Ok(200)), "{statuses:?}");
+    }
+    let after = emulator_stats(&emu);
+    assert_eq!(
+        after.connections - before.connections,
+        2,
+        "one shared connection per integration"
+    );
+    assert_eq!(after.http2_connections - before.http2_connections, 2);
+    assert_eq!(after.http2_streams - before.http2_streams, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_h2_on_offer_the_client_falls_back_to_http1_keep_alive() {
+    let (emu, roots, _client) = tls_emulator_with(sf_emulator::Settings {
+        http2: false,
+        ..sf_emulator::Settings::default()
+    })
+    .await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    let before = emulator_stats(&emu);
+    for _ in 0..4 {
+        assert_eq!(
+            fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+            Ok(200)
+        );
+    }
+    let after = emulator_stats(&emu);
+    assert_eq!(after.http2_connections - before.http2_connections, 0);
+    assert_eq!(after.http2_streams - before.http2_streams, 0);
+    assert_eq!(
+        after.connections - before.connections,
+        1,
+        "HTTP/1.1 keep-alive carried the 4 requests"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_http2_connection_never_reaches_an_address_the_policy_refuses() {
+    let (emu, roots, _client) = tls_emulator().await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    assert_eq!(
+        fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+        Ok(200)
+    );
+    assert_eq!(
+        engine.0.idle_connections(),
+        1,
+        "the HTTP/2 connection is kept"
+    );
+    let before = emulator_stats(&emu);
+
+    // The operator withdrew loopback: the same origin's address is now refused, and the kept
+    // connection to it must not carry the request.
+    let policy =
+        OutboundPolicy::for_integration(rules(&[], &[&url], false), Vec::<String>::new(), None)
+            .expect("the origin is still approved by name");
+    let ctx = CallContext {
+        integration: Some("acme".into()),
+        run: Some("run-1".into()),
+        policy: Arc::new(policy),
+        credentials: None,
+        stored_keys: None,
+    };
+    let session = session(settings("fetch", &[("url", &url)]), &url, false);
+    let refused = fetched(
+        engine
+            .0
+            .pull(&engine.1, &ctx, &session, &pull_request(None, 10))
+            .await,
+    )
+    .expect_err("loopback is refused without the operator's approval");
+    assert!(refused.contains("HttpRequestDenied"), "{refused}");
+    let after = emulator_stats(&emu);
+    assert_eq!(
+        after.http2_streams, before.http2_streams,
+        "no stream was sent"
+    );
+    assert_eq!(after.connections, before.connections);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -225,6 +225,11 @@ impl ConnectorEngine {
         &self.metrics
     }
 
+    /// Outbound connections kept for reuse now (an HTTP/2 one counting once).
+    pub fn idle_connections(&self) -> usize {
+        self.outbound.idle_connections()
+    }
+
     /// The underlying wasmtime engine (benchmarks and the compile cache use it).
     pub fn wasmtime(&self) -> &Engine {
         &self.engine

@@ -71,6 +71,10 @@ pub struct Stats {
     pub compressed_responses: u64,
     /// TCP connections accepted on either origin (a client reusing connections opens few).
     pub connections: u64,
+    /// Of those, connections that negotiated HTTP/2 by ALPN.
+    pub http2_connections: u64,
+    /// Requests served as HTTP/2 streams (all HTTP/2 connections together).
+    pub http2_streams: u64,
     /// Bytes written to clients on the wire (HTTP heads and bodies, after gzip and TLS).
     pub wire_bytes_sent: u64,
 }
