@@ -15,6 +15,7 @@ use std::time::Duration;
 use sluice::engine::credentials::CredentialProvider;
 use sluice::engine::outbound::{OutboundLimits, OutboundPolicy, RetryPolicy};
 use sluice::engine::pool::PoolLimits;
+use sluice::engine::resolver::{Lookup, Resolve, Resolver};
 use sluice::engine::roots::ExtraRoots;
 use sluice::engine::wit::types::{Failure, Page};
 use sluice::engine::{CallContext, ConnectorEngine, EngineError, EngineLimits, LoadedConnector};
@@ -23,6 +24,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An engine trusting `roots`, with `pool` bounds, and the hostile test connector loaded.
 fn engine(roots: ExtraRoots, pool: PoolLimits) -> (Arc<ConnectorEngine>, Arc<LoadedConnector>) {
+    engine_resolving(roots, pool, Resolver::default())
+}
+
+/// As [`engine`], looking names up with `resolver`.
+fn engine_resolving(
+    roots: ExtraRoots,
+    pool: PoolLimits,
+    resolver: Resolver,
+) -> (Arc<ConnectorEngine>, Arc<LoadedConnector>) {
     let limits = EngineLimits {
         wall_timeout: Duration::from_secs(30),
         outbound: OutboundLimits {
@@ -33,6 +43,7 @@ fn engine(roots: ExtraRoots, pool: PoolLimits) -> (Arc<ConnectorEngine>, Arc<Loa
             },
             pool,
             extra_roots: roots,
+            resolver,
             ..OutboundLimits::default()
         },
         ..EngineLimits::default()
@@ -703,4 +714,100 @@ async fn the_salesforce_connector_pulls_over_https_on_one_connection_and_the_tok
     assert_eq!(opened, 1, "{calls} API calls opened {opened} connections");
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A name server whose answer the test changes, as a provider re-pointing its name does.
+#[derive(Clone, Default)]
+struct MovingName(Arc<Mutex<Vec<std::net::SocketAddr>>>);
+
+impl MovingName {
+    fn answer(&self, addrs: &[std::net::SocketAddr]) {
+        *self.0.lock().unwrap() = addrs.to_vec();
+    }
+}
+
+impl Resolve for MovingName {
+    fn lookup<'a>(&'a self, _host: &'a str, _port: u16) -> Lookup<'a> {
+        let addrs = self.0.lock().unwrap().clone();
+        Box::pin(async move { Ok(addrs) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_http2_connection_is_not_used_once_the_name_resolves_elsewhere() {
+    let (emu, roots, _client) = tls_emulator().await;
+    let port = emu.addr.port();
+    let dns = MovingName::default();
+    let engine = engine_resolving(roots, PoolLimits::default(), Resolver::new(dns.clone()));
+    // The certificate names `localhost`; the test's name server decides where it is.
+    let url = format!("https://localhost:{port}/services/data");
+    let at = |ip: [u8; 4]| std::net::SocketAddr::from((ip, port));
+
+    dns.answer(&[at([127, 0, 0, 1])]);
+    assert_eq!(
+        fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+        Ok(200)
+    );
+    let kept = emulator_stats(&emu);
+    assert_eq!(kept.http2_connections, 1);
+    assert_eq!(engine.0.idle_connections(), 1);
+
+    // The name moved to another approved address, where nothing listens: the request goes
+    // there, not over the connection kept at the old one.
+    dns.answer(&[at([127, 0, 0, 2])]);
+    let moved = fetched(pull(&engine, "acme", "fetch", &url, None, None).await)
+        .expect_err("nothing listens at the new address");
+    assert!(moved.contains("ConnectionRefused"), "{moved}");
+
+    // The name moved into a private range: refused, and the kept connection stays unused.
+    dns.answer(&[at([10, 0, 0, 1])]);
+    let refused = fetched(pull(&engine, "acme", "fetch", &url, None, None).await)
+        .expect_err("a private address is refused");
+    assert!(refused.contains("DestinationIpProhibited"), "{refused}");
+    let after = emulator_stats(&emu);
+    assert_eq!(
+        after.http2_streams, kept.http2_streams,
+        "no stream reached the old address"
+    );
+
+    // Back at the kept address, the kept connection carries the request again.
+    dns.answer(&[at([127, 0, 0, 1])]);
+    assert_eq!(
+        fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+        Ok(200)
+    );
+    let back = emulator_stats(&emu);
+    assert_eq!(back.connections, kept.connections);
+    assert_eq!(back.http2_streams, kept.http2_streams + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_ended_by_goaway_is_replaced() {
+    let (emu, roots, client) = tls_emulator().await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    assert_eq!(
+        fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+        Ok(200)
+    );
+    let before = emulator_stats(&emu);
+    control(&emu, &client, reqwest::Method::POST, "connections/goaway").await;
+
+    // Whether the GOAWAY reached the client before the next request or races with it, the
+    // request goes out on a new connection.
+    for _ in 0..3 {
+        assert_eq!(
+            fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+            Ok(200)
+        );
+    }
+    let after = emulator_stats(&emu);
+    assert_eq!(after.http2_goaways, 1, "the kept connection was told");
+    assert_eq!(after.http2_connections - before.http2_connections, 1);
+    assert_eq!(after.http2_streams - before.http2_streams, 3);
+    let retries = engine.0.metrics().retries.load(Ordering::Relaxed);
+    assert_eq!(
+        retries, 0,
+        "a recycled connection is not a provider failure"
+    );
 }

@@ -34,6 +34,7 @@ pub mod outbound;
 pub mod policy;
 pub mod pool;
 pub mod registry;
+pub mod resolver;
 pub mod retry;
 pub mod roots;
 pub mod state;

@@ -51,6 +51,7 @@ use super::credentials::{AccessToken, CredentialError, CredentialProvider};
 use super::metrics::EngineMetrics;
 use super::policy::{Origin, normalize_host};
 use super::pool::{ConnectionPool, OutboundRequest, PoolKey, PoolLimits, Sender};
+use super::resolver::Resolver;
 pub use super::retry::RetryPolicy;
 use super::retry::{
     is_idempotent, is_transient_error, is_transient_status, never_processed, retry_after,
@@ -83,6 +84,8 @@ pub struct OutboundLimits {
     pub pool: PoolLimits,
     /// Roots trusted besides the web PKI's (the operator's `--ca-file`).
     pub extra_roots: ExtraRoots,
+    /// Where provider names are looked up (the system's resolver by default).
+    pub resolver: Resolver,
 }
 
 impl Default for OutboundLimits {
@@ -98,6 +101,7 @@ impl Default for OutboundLimits {
             retry: RetryPolicy::default(),
             pool: PoolLimits::default(),
             extra_roots: ExtraRoots::default(),
+            resolver: Resolver::default(),
         }
     }
 }
@@ -451,18 +455,16 @@ impl OutboundCall {
             Err(_) => {
                 let lookup = tokio::time::timeout(
                     self.shared.limits.connect_timeout,
-                    tokio::net::lookup_host((host, port)),
+                    self.shared.limits.resolver.lookup(host, port),
                 )
                 .await
                 .map_err(|_| Resolve::Failed(HttpError::DnsTimeout))?;
-                lookup
-                    .map_err(|e| {
-                        Resolve::Failed(HttpError::DnsError {
-                            rcode: Some(e.to_string()),
-                            info_code: None,
-                        })
-                    })?
-                    .collect()
+                lookup.map_err(|e| {
+                    Resolve::Failed(HttpError::DnsError {
+                        rcode: Some(e.to_string()),
+                        info_code: None,
+                    })
+                })?
             }
         };
         if addrs.is_empty() {

@@ -94,7 +94,7 @@ async fn connection(tcp: TcpStream, app: Router, transport: Transport) {
 }
 
 /// Serves HTTP/2 on `io`, counting the connection and each stream; each response starts one
-/// round trip after its request arrived.
+/// round trip after its request arrived. Ends with GOAWAY when the control API asks.
 async fn serve_http2<S>(io: S, app: Router, state: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -112,9 +112,17 @@ where
             hyper::service::Service::call(&app, request).await
         }
     });
-    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(io), service)
-        .await;
+    let goaway = state.goaway.notified();
+    let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection, goaway);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = goaway => {}
+    }
+    state.stats.lock().expect("stats lock").http2_goaways += 1;
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 /// Serves HTTP/1.1 (keep-alive included) on `io`.

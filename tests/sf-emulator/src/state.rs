@@ -75,6 +75,8 @@ pub struct Stats {
     pub http2_connections: u64,
     /// Requests served as HTTP/2 streams (all HTTP/2 connections together).
     pub http2_streams: u64,
+    /// HTTP/2 connections that sent GOAWAY (`POST /__emulator/connections/goaway`).
+    pub http2_goaways: u64,
     /// Bytes written to clients on the wire (HTTP heads and bodies, after gzip and TLS).
     pub wire_bytes_sent: u64,
 }
@@ -99,6 +101,9 @@ pub struct Shared {
     pub store: RwLock<Store>,
     pub auth: Mutex<oauth::AuthState>,
     pub stats: Mutex<Stats>,
+    /// Fired by the control API: every open HTTP/2 connection sends GOAWAY and closes once
+    /// its streams are answered, as a front end does when it recycles connections.
+    pub goaway: tokio::sync::Notify,
     pub faults: Mutex<Vec<Fault>>,
     pub cursors: Mutex<HashMap<String, crate::rest::query::Cursor>>,
     pub jobs: Mutex<HashMap<String, crate::bulk::Job>>,
@@ -142,6 +147,7 @@ impl Shared {
             store: RwLock::new(store),
             auth: Mutex::new(oauth::AuthState::default()),
             stats: Mutex::new(Stats::default()),
+            goaway: tokio::sync::Notify::new(),
             faults: Mutex::new(Vec::new()),
             cursors: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
