@@ -745,6 +745,10 @@ enum Resolve {
 /// The ALPN name of HTTP/2 (RFC 9113 §3.2).
 const HTTP2_ALPN: &[u8] = b"h2";
 
+/// The largest DATA frame the server may send: a page of hundreds of kilobytes then crosses as
+/// a few frames rather than dozens of the 16 KiB default, each written to the socket on its own.
+const HTTP2_MAX_FRAME_BYTES: u32 = 256 * 1024;
+
 async fn handshake_http1<S>(stream: S, timeout: Duration) -> Result<Sender, HttpError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
@@ -767,10 +771,9 @@ where
 {
     let (sender, conn) = tokio::time::timeout(
         timeout,
-        hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            wasmtime_wasi_http::io::TokioIo::new(stream),
-        ),
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .max_frame_size(HTTP2_MAX_FRAME_BYTES)
+            .handshake(wasmtime_wasi_http::io::TokioIo::new(stream)),
     )
     .await
     .map_err(|_| HttpError::ConnectionTimeout)??;
