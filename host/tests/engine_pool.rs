@@ -1,6 +1,8 @@
 //! The outbound client's kept connections and the operator's trusted roots: a pull reuses one
-//! connection, integrations never share one, a connection the server closed is replaced, the
-//! idle cap holds, an untrusted certificate and a bad `--ca-file` fail clearly.
+//! connection (HTTP/2 when the server offers it by ALPN, else HTTP/1.1), concurrent requests
+//! share one HTTP/2 connection, integrations never share one, a kept connection never reaches
+//! an address the policy refuses, a connection the server closed is replaced, the idle cap
+//! holds, an untrusted certificate and a bad `--ca-file` fail clearly.
 //! Run: `cargo test --release --workspace --test engine_pool`.
 
 mod support;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use sluice::engine::credentials::CredentialProvider;
 use sluice::engine::outbound::{OutboundLimits, OutboundPolicy, RetryPolicy};
 use sluice::engine::pool::PoolLimits;
+use sluice::engine::resolver::{Lookup, Resolve, Resolver};
 use sluice::engine::roots::ExtraRoots;
 use sluice::engine::wit::types::{Failure, Page};
 use sluice::engine::{CallContext, ConnectorEngine, EngineError, EngineLimits, LoadedConnector};
@@ -21,6 +24,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An engine trusting `roots`, with `pool` bounds, and the hostile test connector loaded.
 fn engine(roots: ExtraRoots, pool: PoolLimits) -> (Arc<ConnectorEngine>, Arc<LoadedConnector>) {
+    engine_resolving(roots, pool, Resolver::default())
+}
+
+/// As [`engine`], looking names up with `resolver`.
+fn engine_resolving(
+    roots: ExtraRoots,
+    pool: PoolLimits,
+    resolver: Resolver,
+) -> (Arc<ConnectorEngine>, Arc<LoadedConnector>) {
     let limits = EngineLimits {
         wall_timeout: Duration::from_secs(30),
         outbound: OutboundLimits {
@@ -31,6 +43,7 @@ fn engine(roots: ExtraRoots, pool: PoolLimits) -> (Arc<ConnectorEngine>, Arc<Loa
             },
             pool,
             extra_roots: roots,
+            resolver,
             ..OutboundLimits::default()
         },
         ..EngineLimits::default()
@@ -75,8 +88,15 @@ fn fetched(result: Result<Result<Page, Failure>, EngineError>) -> Result<u16, St
 }
 
 async fn tls_emulator() -> (sf_emulator::Emulator, ExtraRoots, reqwest::Client) {
+    tls_emulator_with(sf_emulator::Settings::default()).await
+}
+
+async fn tls_emulator_with(
+    settings: sf_emulator::Settings,
+) -> (sf_emulator::Emulator, ExtraRoots, reqwest::Client) {
     let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
         tls: true,
+        settings,
         ..sf_emulator::EmulatorConfig::default()
     })
     .await
@@ -164,6 +184,157 @@ async fn a_pull_of_many_pages_over_https_opens_one_connection() {
         opened, 1,
         "{PAGES} requests of one integration share one connection"
     );
+    let http2 = |s: &serde_json::Value, what: &str| s[what].as_u64().unwrap();
+    assert_eq!(
+        http2(&stats_after, "http2_connections") - http2(&stats_before, "http2_connections"),
+        1,
+        "the server offered h2: {stats_after}"
+    );
+    assert_eq!(
+        http2(&stats_after, "http2_streams") - http2(&stats_before, "http2_streams"),
+        PAGES as u64,
+        "each page was one stream of that connection: {stats_after}"
+    );
+}
+
+/// Counters of the emulator, read in process (no connection of its own).
+fn emulator_stats(emu: &sf_emulator::Emulator) -> sf_emulator::state::Stats {
+    emu.state.stats.lock().unwrap().clone()
+}
+
+/// `n` concurrent pulls of the `fetch` behaviour, alternating between `integrations`.
+async fn fetch_concurrently(
+    engine: &(Arc<ConnectorEngine>, Arc<LoadedConnector>),
+    integrations: &[&str],
+    url: &str,
+    n: usize,
+) -> Vec<Result<u16, String>> {
+    let mut pulls = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (engine, who, url) = (
+            (engine.0.clone(), engine.1.clone()),
+            integrations[i % integrations.len()].to_string(),
+            url.to_string(),
+        );
+        pulls.spawn(async move { fetched(pull(&engine, &who, "fetch", &url, None, None).await) });
+    }
+    pulls.join_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_of_one_integration_share_one_http2_connection() {
+    // Each answer waits a round trip, so that the requests overlap on the connection.
+    let (emu, roots, _client) = tls_emulator_with(sf_emulator::Settings {
+        rtt_ms: 100,
+        ..sf_emulator::Settings::default()
+    })
+    .await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    let before = emulator_stats(&emu);
+    const REQUESTS: usize = 6;
+    let statuses = fetch_concurrently(&engine, &["acme"], &url, REQUESTS).await;
+    assert!(statuses.iter().all(|s| *s == Ok(200)), "{statuses:?}");
+    let after = emulator_stats(&emu);
+    assert_eq!(
+        after.connections - before.connections,
+        1,
+        "{REQUESTS} concurrent requests opened one connection"
+    );
+    assert_eq!(after.http2_connections - before.http2_connections, 1);
+    assert_eq!(after.http2_streams - before.http2_streams, REQUESTS as u64);
+    assert_eq!(engine.0.metrics().retries.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_integrations_get_two_http2_connections() {
+    let (emu, roots, _client) = tls_emulator().await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    let before = emulator_stats(&emu);
+    for _round in 0..3 {
+        let statuses = fetch_concurrently(&engine, &["alpha", "beta"], &url, 4).await;
+        assert!(statuses.iter().all(|s| *s == Ok(200)), "{statuses:?}");
+    }
+    let after = emulator_stats(&emu);
+    assert_eq!(
+        after.connections - before.connections,
+        2,
+        "one shared connection per integration"
+    );
+    assert_eq!(after.http2_connections - before.http2_connections, 2);
+    assert_eq!(after.http2_streams - before.http2_streams, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_h2_on_offer_the_client_falls_back_to_http1_keep_alive() {
+    let (emu, roots, _client) = tls_emulator_with(sf_emulator::Settings {
+        http2: false,
+        ..sf_emulator::Settings::default()
+    })
+    .await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    let before = emulator_stats(&emu);
+    for _ in 0..4 {
+        assert_eq!(
+            fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+            Ok(200)
+        );
+    }
+    let after = emulator_stats(&emu);
+    assert_eq!(after.http2_connections - before.http2_connections, 0);
+    assert_eq!(after.http2_streams - before.http2_streams, 0);
+    assert_eq!(
+        after.connections - before.connections,
+        1,
+        "HTTP/1.1 keep-alive carried the 4 requests"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_http2_connection_never_reaches_an_address_the_policy_refuses() {
+    let (emu, roots, _client) = tls_emulator().await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    assert_eq!(
+        fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+        Ok(200)
+    );
+    assert_eq!(
+        engine.0.idle_connections(),
+        1,
+        "the HTTP/2 connection is kept"
+    );
+    let before = emulator_stats(&emu);
+
+    // The operator withdrew loopback: the same origin's address is now refused, and the kept
+    // connection to it must not carry the request.
+    let policy =
+        OutboundPolicy::for_integration(rules(&[], &[&url], false), Vec::<String>::new(), None)
+            .expect("the origin is still approved by name");
+    let ctx = CallContext {
+        integration: Some("acme".into()),
+        run: Some("run-1".into()),
+        policy: Arc::new(policy),
+        credentials: None,
+        stored_keys: None,
+    };
+    let session = session(settings("fetch", &[("url", &url)]), &url, false);
+    let refused = fetched(
+        engine
+            .0
+            .pull(&engine.1, &ctx, &session, &pull_request(None, 10))
+            .await,
+    )
+    .expect_err("loopback is refused without the operator's approval");
+    assert!(refused.contains("HttpRequestDenied"), "{refused}");
+    let after = emulator_stats(&emu);
+    assert_eq!(
+        after.http2_streams, before.http2_streams,
+        "no stream was sent"
+    );
+    assert_eq!(after.connections, before.connections);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -543,4 +714,100 @@ async fn the_salesforce_connector_pulls_over_https_on_one_connection_and_the_tok
     assert_eq!(opened, 1, "{calls} API calls opened {opened} connections");
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A name server whose answer the test changes, as a provider re-pointing its name does.
+#[derive(Clone, Default)]
+struct MovingName(Arc<Mutex<Vec<std::net::SocketAddr>>>);
+
+impl MovingName {
+    fn answer(&self, addrs: &[std::net::SocketAddr]) {
+        *self.0.lock().unwrap() = addrs.to_vec();
+    }
+}
+
+impl Resolve for MovingName {
+    fn lookup<'a>(&'a self, _host: &'a str, _port: u16) -> Lookup<'a> {
+        let addrs = self.0.lock().unwrap().clone();
+        Box::pin(async move { Ok(addrs) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_http2_connection_is_not_used_once_the_name_resolves_elsewhere() {
+    let (emu, roots, _client) = tls_emulator().await;
+    let port = emu.addr.port();
+    let dns = MovingName::default();
+    let engine = engine_resolving(roots, PoolLimits::default(), Resolver::new(dns.clone()));
+    // The certificate names `localhost`; the test's name server decides where it is.
+    let url = format!("https://localhost:{port}/services/data");
+    let at = |ip: [u8; 4]| std::net::SocketAddr::from((ip, port));
+
+    dns.answer(&[at([127, 0, 0, 1])]);
+    assert_eq!(
+        fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+        Ok(200)
+    );
+    let kept = emulator_stats(&emu);
+    assert_eq!(kept.http2_connections, 1);
+    assert_eq!(engine.0.idle_connections(), 1);
+
+    // The name moved to another approved address, where nothing listens: the request goes
+    // there, not over the connection kept at the old one.
+    dns.answer(&[at([127, 0, 0, 2])]);
+    let moved = fetched(pull(&engine, "acme", "fetch", &url, None, None).await)
+        .expect_err("nothing listens at the new address");
+    assert!(moved.contains("ConnectionRefused"), "{moved}");
+
+    // The name moved into a private range: refused, and the kept connection stays unused.
+    dns.answer(&[at([10, 0, 0, 1])]);
+    let refused = fetched(pull(&engine, "acme", "fetch", &url, None, None).await)
+        .expect_err("a private address is refused");
+    assert!(refused.contains("DestinationIpProhibited"), "{refused}");
+    let after = emulator_stats(&emu);
+    assert_eq!(
+        after.http2_streams, kept.http2_streams,
+        "no stream reached the old address"
+    );
+
+    // Back at the kept address, the kept connection carries the request again.
+    dns.answer(&[at([127, 0, 0, 1])]);
+    assert_eq!(
+        fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+        Ok(200)
+    );
+    let back = emulator_stats(&emu);
+    assert_eq!(back.connections, kept.connections);
+    assert_eq!(back.http2_streams, kept.http2_streams + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_ended_by_goaway_is_replaced() {
+    let (emu, roots, client) = tls_emulator().await;
+    let engine = engine(roots, PoolLimits::default());
+    let url = format!("{}/services/data", emu.url);
+    assert_eq!(
+        fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+        Ok(200)
+    );
+    let before = emulator_stats(&emu);
+    control(&emu, &client, reqwest::Method::POST, "connections/goaway").await;
+
+    // Whether the GOAWAY reached the client before the next request or races with it, the
+    // request goes out on a new connection.
+    for _ in 0..3 {
+        assert_eq!(
+            fetched(pull(&engine, "acme", "fetch", &url, None, None).await),
+            Ok(200)
+        );
+    }
+    let after = emulator_stats(&emu);
+    assert_eq!(after.http2_goaways, 1, "the kept connection was told");
+    assert_eq!(after.http2_connections - before.http2_connections, 1);
+    assert_eq!(after.http2_streams - before.http2_streams, 3);
+    let retries = engine.0.metrics().retries.load(Ordering::Relaxed);
+    assert_eq!(
+        retries, 0,
+        "a recycled connection is not a provider failure"
+    );
 }

@@ -35,6 +35,7 @@ pub mod outbound;
 pub mod policy;
 pub mod pool;
 pub mod registry;
+pub mod resolver;
 pub mod retry;
 pub mod roots;
 pub mod state;
@@ -231,6 +232,11 @@ impl ConnectorEngine {
     /// The engine's counters.
     pub fn metrics(&self) -> &Arc<EngineMetrics> {
         &self.metrics
+    }
+
+    /// Outbound connections kept for reuse now (an HTTP/2 one counting once).
+    pub fn idle_connections(&self) -> usize {
+        self.outbound.idle_connections()
     }
 
     /// The underlying wasmtime engine (benchmarks and the compile cache use it).

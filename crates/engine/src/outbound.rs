@@ -19,16 +19,18 @@
 //!   [`BufferBudget`]; a request body must be finished in time; concurrent requests are capped
 //!   per integration; transient failures of idempotent requests are retried with bounded,
 //!   jittered exponential backoff ([`super::retry`] says which).
-//! - Idle HTTP/1.1 connections are kept for reuse ([`super::pool`]), but only as a transport:
-//!   every request passes the origin check and a fresh resolution with the address checks
-//!   first, and may then take a kept connection of the same integration to the same origin
-//!   whose address is among the ones just approved, else it connects to an approved address.
-//!   A kept connection the server closed meanwhile is replaced by a new one for that request,
-//!   which is not counted as a retry.
 //! - [`OutboundLimits::reuse_connections`] and [`OutboundLimits::accept_gzip`] exist to measure
 //!   what reuse and compression save (the bench's WAN comparison): off, every request opens its
 //!   own connection and says `Connection: close`, and every request asks for `identity`
 //!   whatever the guest asked. Neither changes what the policy allows.
+//! - Connections are kept for reuse ([`super::pool`]): idle HTTP/1.1 ones, and HTTP/2 ones
+//!   (negotiated by ALPN over TLS; plain http stays HTTP/1.1) that carry an integration's
+//!   concurrent requests as streams. Only as a transport: every request passes the origin
+//!   check and a fresh resolution with the address checks first, and may then take a kept
+//!   connection of the same integration to the same origin whose address is among the ones
+//!   just approved, else it connects to an approved address. A kept connection the server
+//!   closed meanwhile (or a stream its GOAWAY refused) is replaced by a new one for that
+//!   request, which is not counted as a retry.
 //! - TLS trusts the web PKI roots plus the operator's [`ExtraRoots`], nothing else.
 //! - Every denial is logged with the connector, integration and target, and counted.
 
@@ -52,9 +54,12 @@ use super::budget::{BodyRefused, BufferBudget, collect_body};
 use super::credentials::{AccessToken, CredentialError, CredentialProvider};
 use super::metrics::EngineMetrics;
 use super::policy::{Origin, normalize_host};
-use super::pool::{ConnectionPool, PoolKey, PoolLimits, Sender};
+use super::pool::{ConnectionPool, OutboundRequest, PoolKey, PoolLimits, Sender};
+use super::resolver::Resolver;
 pub use super::retry::RetryPolicy;
-use super::retry::{is_idempotent, is_transient_error, is_transient_status, retry_after};
+use super::retry::{
+    is_idempotent, is_transient_error, is_transient_status, never_processed, retry_after,
+};
 use super::roots::ExtraRoots;
 
 pub use super::policy::{OutboundPolicy, is_loopback_name, prohibited_range};
@@ -79,7 +84,7 @@ pub struct OutboundLimits {
     pub read_timeout: Duration,
     /// Retries of transient failures of idempotent requests.
     pub retry: RetryPolicy,
-    /// Bounds of the idle keep-alive connections kept for reuse.
+    /// Bounds of the connections kept for reuse (HTTP/1.1 keep-alive and HTTP/2).
     pub pool: PoolLimits,
     /// Whether a request may take a kept connection and leave its own for the next one; off,
     /// each request opens a connection and closes it (`Connection: close`).
@@ -89,6 +94,8 @@ pub struct OutboundLimits {
     pub accept_gzip: bool,
     /// Roots trusted besides the web PKI's (the operator's `--ca-file`).
     pub extra_roots: ExtraRoots,
+    /// Where provider names are looked up (the system's resolver by default).
+    pub resolver: Resolver,
 }
 
 impl Default for OutboundLimits {
@@ -106,6 +113,7 @@ impl Default for OutboundLimits {
             reuse_connections: true,
             accept_gzip: true,
             extra_roots: ExtraRoots::default(),
+            resolver: Resolver::default(),
         }
     }
 }
@@ -467,18 +475,16 @@ impl OutboundCall {
             Err(_) => {
                 let lookup = tokio::time::timeout(
                     self.shared.limits.connect_timeout,
-                    tokio::net::lookup_host((host, port)),
+                    self.shared.limits.resolver.lookup(host, port),
                 )
                 .await
                 .map_err(|_| Resolve::Failed(HttpError::DnsTimeout))?;
-                lookup
-                    .map_err(|e| {
-                        Resolve::Failed(HttpError::DnsError {
-                            rcode: Some(e.to_string()),
-                            info_code: None,
-                        })
-                    })?
-                    .collect()
+                lookup.map_err(|e| {
+                    Resolve::Failed(HttpError::DnsError {
+                        rcode: Some(e.to_string()),
+                        info_code: None,
+                    })
+                })?
             }
         };
         if addrs.is_empty() {
@@ -508,7 +514,59 @@ impl OutboundCall {
         None
     }
 
-    /// A new connection to `target`'s first approved address.
+    /// A connection for one request: a kept one, else a new one, opened after the tenant's
+    /// other opening to the origin so that an HTTP/2 connection is shared (see the pool's
+    /// gate). `true` with a connection that was open before.
+    async fn connection(
+        &self,
+        target: &Target<'_>,
+        timeout: Duration,
+    ) -> Result<(SocketAddr, Sender, bool), HttpError> {
+        if !self.shared.limits.reuse_connections {
+            let (addr, sender) = self.connect(target, timeout).await?;
+            return Ok((addr, sender, false));
+        }
+        if let Some((addr, sender)) = self.kept(target, timeout).await {
+            return Ok((addr, sender, true));
+        }
+        let gate = self.shared.pool.gate(&self.tenant(), target.origin);
+        let turn = match &gate {
+            Some(gate) => gate.turn().await,
+            None => None,
+        };
+        if turn.is_some()
+            && let Some((addr, sender)) = self.kept(target, timeout).await
+        {
+            return Ok((addr, sender, true));
+        }
+        let (addr, sender) = self.open(target, timeout).await?;
+        if let Some(gate) = &gate {
+            gate.opened(&sender);
+        }
+        Ok((addr, sender, false))
+    }
+
+    /// A new connection to `target`'s first approved address; an HTTP/2 one is kept at once,
+    /// for the tenant's concurrent requests.
+    async fn open(
+        &self,
+        target: &Target<'_>,
+        timeout: Duration,
+    ) -> Result<(SocketAddr, Sender), HttpError> {
+        let (addr, sender) = self.connect(target, timeout).await?;
+        if let Some(shared) = sender.share() {
+            let key = PoolKey {
+                tenant: self.tenant(),
+                origin: target.origin.to_string(),
+                addr,
+            };
+            self.shared.pool.put(key, shared);
+        }
+        Ok((addr, sender))
+    }
+
+    /// A new connection to `target`'s first approved address: HTTP/2 when the server chose it
+    /// by ALPN, else HTTP/1.1.
     async fn connect(
         &self,
         target: &Target<'_>,
@@ -521,7 +579,7 @@ impl OutboundCall {
             .map_err(connect_error)?;
         let _ = tcp.set_nodelay(true);
         if !target.use_tls {
-            return Ok((addr, handshake(tcp, timeout).await?));
+            return Ok((addr, handshake_http1(tcp, timeout).await?));
         }
         let name = rustls::pki_types::ServerName::try_from(target.host.to_string())?;
         let tls = tokio_rustls::TlsConnector::from(self.shared.tls.clone()).connect(name, tcp);
@@ -529,7 +587,11 @@ impl OutboundCall {
             .await
             .map_err(|_| HttpError::ConnectionTimeout)?
             .map_err(|e| self.tls_error(target.origin, e))?;
-        Ok((addr, handshake(tls, timeout).await?))
+        let sender = match tls.get_ref().1.alpn_protocol() {
+            Some(HTTP2_ALPN) => handshake_http2(tls, timeout).await?,
+            _ => handshake_http1(tls, timeout).await?,
+        };
+        Ok((addr, sender))
     }
 
     /// A certificate the host does not trust is reported as such, with what to do about it.
@@ -592,42 +654,35 @@ impl OutboundCall {
         let host = target.host;
         let use_tls = target.use_tls;
 
-        let kept = match limits.reuse_connections {
-            true => self.kept(target, connect_timeout).await,
-            false => None,
-        };
-        let (mut addr, mut sender, reused) = match kept {
-            Some((addr, sender)) => (addr, sender, true),
-            None => {
-                let (addr, sender) = self.connect(target, connect_timeout).await?;
-                (addr, sender, false)
-            }
-        };
-        let sent = tokio::time::timeout(first_byte, sender.try_send_request(request()?))
-            .await
-            .map_err(|_| HttpError::ConnectionReadTimeout)?;
+        let (mut addr, mut sender, reused) = self.connection(target, connect_timeout).await?;
+        let sent = tokio::time::timeout(
+            first_byte,
+            sender.try_send_request(for_protocol(request()?, &sender, target)),
+        )
+        .await
+        .map_err(|_| HttpError::ConnectionReadTimeout)?;
         let response = match sent {
             Ok(response) => response,
             Err(mut failed) => {
                 let unsent = failed.take_message();
+                let refused = never_processed(failed.error());
                 let error = HttpError::from(failed.into_error());
-                // A kept connection the server closed while it was idle: the request goes out
-                // again on a new connection, as any keep-alive client does (a request that may
-                // have reached the server only when repeating it is harmless).
-                let stale =
-                    reused && (unsent.is_some() || idempotent && is_transient_error(&error));
+                // A kept connection the server closed while it was idle (or an HTTP/2 stream
+                // its GOAWAY refused): the request goes out again on a new connection, as any
+                // keep-alive client does (a request that may have reached the server only when
+                // repeating it is harmless).
+                let stale = reused
+                    && (unsent.is_some() || refused || idempotent && is_transient_error(&error));
                 if !stale {
                     return Err(error);
                 }
                 tracing::debug!(error = %error, "kept connection was closed; using a new one");
-                let request = match unsent {
-                    Some(request) => request,
-                    None => request()?,
-                };
-                (addr, sender) = self.connect(target, connect_timeout).await?;
-                tokio::time::timeout(first_byte, sender.send_request(request))
+                (addr, sender) = self.open(target, connect_timeout).await?;
+                let request = for_protocol(request()?, &sender, target);
+                tokio::time::timeout(first_byte, sender.try_send_request(request))
                     .await
-                    .map_err(|_| HttpError::ConnectionReadTimeout)??
+                    .map_err(|_| HttpError::ConnectionReadTimeout)?
+                    .map_err(|failed| HttpError::from(failed.into_error()))?
             }
         };
         let (head, mut incoming) = response.into_parts();
@@ -659,7 +714,7 @@ impl OutboundCall {
                 }
             }
         }
-        if limits.reuse_connections && keeps_alive(&head) {
+        if limits.reuse_connections && !sender.is_shared() && keeps_alive(&head) {
             let key = PoolKey {
                 tenant: self.tenant(),
                 origin: target.origin.to_string(),
@@ -711,10 +766,14 @@ enum Resolve {
     Failed(HttpError),
 }
 
-async fn handshake<S>(
-    stream: S,
-    timeout: Duration,
-) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, HttpError>
+/// The ALPN name of HTTP/2 (RFC 9113 §3.2).
+const HTTP2_ALPN: &[u8] = b"h2";
+
+/// The largest DATA frame the server may send: a page of hundreds of kilobytes then crosses as
+/// a few frames rather than dozens of the 16 KiB default, each written to the socket on its own.
+const HTTP2_MAX_FRAME_BYTES: u32 = 256 * 1024;
+
+async fn handshake_http1<S>(stream: S, timeout: Duration) -> Result<Sender, HttpError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
@@ -727,18 +786,72 @@ where
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok(sender)
+    Ok(Sender::Http1(sender))
+}
+
+async fn handshake_http2<S>(stream: S, timeout: Duration) -> Result<Sender, HttpError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = tokio::time::timeout(
+        timeout,
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .max_frame_size(HTTP2_MAX_FRAME_BYTES)
+            .handshake(wasmtime_wasi_http::io::TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| HttpError::ConnectionTimeout)??;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Sender::Http2(sender))
+}
+
+/// `request` as `sender`'s protocol writes it: HTTP/1.1 sends the origin-form target and
+/// `Host`; HTTP/2 names the scheme and authority in the URI (its `:authority`, taken from
+/// `Host`, which RFC 9113 §8.3.1 says to send instead).
+fn for_protocol(
+    mut request: OutboundRequest,
+    sender: &Sender,
+    target: &Target<'_>,
+) -> OutboundRequest {
+    if !sender.is_shared() {
+        return request;
+    }
+    // Connection-specific fields are HTTP/1's; HTTP/2 refuses them (RFC 9113 §8.2.2).
+    request.headers_mut().remove(http::header::CONNECTION);
+    let authority = request
+        .headers_mut()
+        .remove(http::header::HOST)
+        .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok());
+    let mut parts = request.uri().clone().into_parts();
+    parts.scheme = Some(match target.use_tls {
+        true => http::uri::Scheme::HTTPS,
+        false => http::uri::Scheme::HTTP,
+    });
+    parts.authority = authority.or_else(|| {
+        let origin = target
+            .origin
+            .split_once("://")
+            .map_or(target.origin, |(_, rest)| rest);
+        http::uri::Authority::try_from(origin).ok()
+    });
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    request
 }
 
 /// The TLS client: the web PKI roots plus `extra`.
 fn tls_config(extra: &ExtraRoots) -> Arc<rustls::ClientConfig> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("ring supports the default protocol versions")
     .with_root_certificates(extra.root_store())
     .with_no_client_auth();
+    config.alpn_protocols = vec![HTTP2_ALPN.to_vec(), b"http/1.1".to_vec()];
     Arc::new(config)
 }
 

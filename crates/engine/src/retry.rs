@@ -77,6 +77,16 @@ pub(crate) fn is_transient_error(e: &HttpError) -> bool {
     }
 }
 
+/// An HTTP/2 request the server refused before processing it: a stream beyond the last one a
+/// GOAWAY accepted, or reset with `REFUSED_STREAM`. RFC 9113 §8.7 lets a client send it again,
+/// whatever its method.
+pub(crate) fn never_processed(e: &hyper::Error) -> bool {
+    let Some(h2) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<h2::Error>()) else {
+        return false;
+    };
+    h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote())
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is ignored).
 pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     headers

@@ -44,6 +44,7 @@ pub fn router() -> Router<Arc<Shared>> {
         )
         .route("/__emulator/cursors/invalidate", post(invalidate_cursors))
         .route("/__emulator/jobs/age", post(age_jobs))
+        .route("/__emulator/connections/goaway", post(goaway))
         .route("/__emulator/stats", get(stats))
         .route(
             "/__emulator/rendezvous",
@@ -200,6 +201,13 @@ async fn invalidate_cursors(State(state): S, headers: HeaderMap) -> Response {
 
 /// Moves Bulk jobs into the past by `{"ms": n}` (or `{"days": n}`), past the seven days
 /// their results are kept.
+/// Every open HTTP/2 connection sends GOAWAY (see `Shared::goaway`).
+async fn goaway(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    state.goaway.notify_waiters();
+    reply(StatusCode::OK, json!({}))
+}
+
 async fn age_jobs(State(state): S, headers: HeaderMap, body: Bytes) -> Response {
     guard!(state, headers);
     let body = match body_json(&body) {

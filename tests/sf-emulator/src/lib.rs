@@ -141,6 +141,9 @@ pub struct Settings {
     /// Rate in megabits per second at which each connection's response bytes (on the wire,
     /// after gzip and TLS) leave; 0 = uncapped.
     pub mbps: f64,
+    /// With TLS, offer HTTP/2 by ALPN (besides HTTP/1.1), as Salesforce's front end does;
+    /// off offers only `http/1.1`. Read when a connection opens.
+    pub http2: bool,
 }
 
 /// One of the emulator's two orgs.
@@ -197,6 +200,7 @@ impl Default for Settings {
             max_formula_fields_per_query: 0,
             rtt_ms: 0,
             mbps: 0.0,
+            http2: true,
         }
     }
 }
@@ -311,7 +315,7 @@ impl Emulator {
             rest::login_router(shared.clone()),
             serve::Transport {
                 state: shared.clone(),
-                tls: tls.as_ref().map(|t| t.acceptor.clone()),
+                tls: tls.clone(),
             },
             rx,
         ));

@@ -1,11 +1,17 @@
-//! Serving the two origins (the instance and the login host) over HTTP/1.1, or HTTPS, with
-//! header names in Salesforce's case and the network costs of the WAN profile.
+//! Serving the two origins (the instance and the login host) over HTTP/1.1, or HTTPS with
+//! HTTP/2 or HTTP/1.1 as the client chooses by ALPN, with header names in Salesforce's case and
+//! the network costs of the WAN profile.
 //!
 //! hyper writes header names in lower case unless told otherwise. Salesforce's front end
 //! sends `Content-Type`, `Sforce-Limit-Info`, `Sforce-Locator`, and widely used clients copy
 //! headers into case-sensitive maps, so the emulator writes them in title case too, and
 //! restores the one name whose Salesforce spelling is not title case
-//! (`Sforce-NumberOfRecords`) in the response head as it is written.
+//! (`Sforce-NumberOfRecords`) in the response head as it is written. HTTP/2 header names are
+//! lower case on the wire (RFC 9113 §8.2.1), so there is nothing to respell there.
+//!
+//! Over TLS the emulator offers `h2` and `http/1.1` by ALPN (only `http/1.1` with the setting
+//! `http2` off) and serves the protocol the handshake agreed; it counts connections and HTTP/2
+//! streams in the stats, so a test can tell requests that shared a connection.
 //!
 //! Each connection is layered as on a network: the TCP stream, the link's rate
 //! ([`Throttled`], so bytes are counted on the wire), TLS when on, then the round trip of
@@ -17,15 +23,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 
 use crate::state::Shared;
+use crate::tls::ServerTls;
 use crate::wan::{self, Exchanges, Throttled};
 
 /// How connections are carried: the state holding the WAN settings, and TLS when on.
@@ -33,7 +39,7 @@ use crate::wan::{self, Exchanges, Throttled};
 pub struct Transport {
     pub state: Arc<Shared>,
     /// `Some` serves HTTPS on both origins.
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<ServerTls>,
 }
 
 /// Serves `instance` and `login` until `shutdown` fires (or the sender is dropped).
@@ -65,8 +71,13 @@ async fn connection(tcp: TcpStream, app: Router, transport: Transport) {
     state.stats.lock().expect("stats lock").connections += 1;
     wan::pay_round_trips(&state, wan::TCP_HANDSHAKE_ROUND_TRIPS).await;
     let wire = Throttled::new(tcp, state.clone());
-    let Some(acceptor) = tls else {
-        return http(wire, app, state).await;
+    let Some(tls) = tls else {
+        return http1(wire, app, state).await;
+    };
+    let http2_offered = state.settings.read().expect("settings lock").http2;
+    let acceptor = match http2_offered {
+        true => tls.acceptor,
+        false => tls.http1_acceptor,
     };
     // A client that does not trust the certificate ends the handshake; nothing to serve.
     let Ok(stream) = acceptor.accept(wire).await else {
@@ -74,12 +85,48 @@ async fn connection(tcp: TcpStream, app: Router, transport: Transport) {
     };
     let (_, session) = stream.get_ref();
     let round_trips = wan::tls_round_trips(session.protocol_version(), session.handshake_kind());
+    let http2 = session.alpn_protocol() == Some(b"h2");
     wan::pay_round_trips(&state, round_trips).await;
-    http(stream, app, state).await
+    match http2 {
+        true => serve_http2(stream, app, state).await,
+        false => http1(stream, app, state).await,
+    }
+}
+
+/// Serves HTTP/2 on `io`, counting the connection and each stream; each response starts one
+/// round trip after its request arrived. Ends with GOAWAY when the control API asks.
+async fn serve_http2<S>(io: S, app: Router, state: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    state.stats.lock().expect("stats lock").http2_connections += 1;
+    let app = TowerToHyperService::new(app);
+    let served = state.clone();
+    // The round trip is paid per stream rather than per write (as `Exchanges` does for
+    // HTTP/1.1): streams overlap, and the client's flow-control frames are no requests.
+    let service = hyper::service::service_fn(move |request| {
+        let (app, state) = (app.clone(), served.clone());
+        async move {
+            state.stats.lock().expect("stats lock").http2_streams += 1;
+            wan::pay_round_trips(&state, 1).await;
+            hyper::service::Service::call(&app, request).await
+        }
+    });
+    let goaway = state.goaway.notified();
+    let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection, goaway);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = goaway => {}
+    }
+    state.stats.lock().expect("stats lock").http2_goaways += 1;
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }
 
 /// Serves HTTP/1.1 (keep-alive included) on `io`.
-async fn http<S>(io: S, app: Router, state: Arc<Shared>)
+async fn http1<S>(io: S, app: Router, state: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

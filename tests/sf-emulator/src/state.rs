@@ -71,6 +71,12 @@ pub struct Stats {
     pub compressed_responses: u64,
     /// TCP connections accepted on either origin (a client reusing connections opens few).
     pub connections: u64,
+    /// Of those, connections that negotiated HTTP/2 by ALPN.
+    pub http2_connections: u64,
+    /// Requests served as HTTP/2 streams (all HTTP/2 connections together).
+    pub http2_streams: u64,
+    /// HTTP/2 connections that sent GOAWAY (`POST /__emulator/connections/goaway`).
+    pub http2_goaways: u64,
     /// Bytes written to clients on the wire (HTTP heads and bodies, after gzip and TLS).
     pub wire_bytes_sent: u64,
 }
@@ -95,6 +101,9 @@ pub struct Shared {
     pub store: RwLock<Store>,
     pub auth: Mutex<oauth::AuthState>,
     pub stats: Mutex<Stats>,
+    /// Fired by the control API: every open HTTP/2 connection sends GOAWAY and closes once
+    /// its streams are answered, as a front end does when it recycles connections.
+    pub goaway: tokio::sync::Notify,
     pub faults: Mutex<Vec<Fault>>,
     /// Queries held until queries on other objects arrive (`/__emulator/rendezvous`).
     pub rendezvous: crate::rendezvous::Rendezvous,
@@ -140,6 +149,7 @@ impl Shared {
             store: RwLock::new(store),
             auth: Mutex::new(oauth::AuthState::default()),
             stats: Mutex::new(Stats::default()),
+            goaway: tokio::sync::Notify::new(),
             faults: Mutex::new(Vec::new()),
             rendezvous: Default::default(),
             cursors: Mutex::new(HashMap::new()),

@@ -30,12 +30,19 @@ pub enum TlsError {
 pub struct ServerTls {
     /// PEM of the CA that signed the server certificate: the root a client must trust.
     pub ca_pem: String,
-    /// Accepts TLS on an accepted TCP stream.
+    /// Accepts TLS on an accepted TCP stream, offering `h2` and `http/1.1` by ALPN.
     pub acceptor: TlsAcceptor,
+    /// Accepts TLS offering only `http/1.1` (setting `http2` off).
+    pub http1_acceptor: TlsAcceptor,
 }
 
+/// ALPN names, most preferred first: the server picks the first the client also offers.
+const HTTP2_AND_HTTP1: &[&[u8]] = &[b"h2", b"http/1.1"];
+const HTTP1_ONLY: &[&[u8]] = &[b"http/1.1"];
+
 /// Makes a CA and a server certificate for `127.0.0.1`, `localhost` and `listen_ip` (when it
-/// names one address), and a TLS 1.2/1.3 server configuration offering HTTP/1.1.
+/// names one address), and TLS 1.2/1.3 server configurations: one offering HTTP/2 and
+/// HTTP/1.1, one offering HTTP/1.1 only.
 pub fn server(listen_ip: IpAddr) -> Result<ServerTls, TlsError> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -78,13 +85,18 @@ pub fn server(listen_ip: IpAddr) -> Result<ServerTls, TlsError> {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
     // An explicit provider: the process may link several, and then rustls has no default.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let offering = |protocols: &[&[u8]]| {
+        let mut config = config.clone();
+        config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+        TlsAcceptor::from(Arc::new(config))
+    };
     Ok(ServerTls {
         ca_pem: ca_cert.pem(),
-        acceptor: TlsAcceptor::from(Arc::new(config)),
+        acceptor: offering(HTTP2_AND_HTTP1),
+        http1_acceptor: offering(HTTP1_ONLY),
     })
 }

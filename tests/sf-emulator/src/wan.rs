@@ -8,7 +8,8 @@
 //! - a new connection waits [`TCP_HANDSHAKE_ROUND_TRIPS`] round trips before its first byte
 //!   is read, plus [`tls_round_trips`] after a TLS handshake (see [`crate::serve`]);
 //! - [`Exchanges`]: each response starts one round trip after the request that it answers
-//!   arrived (half a round trip for the request to travel, half for the response);
+//!   arrived (half a round trip for the request to travel, half for the response); on HTTP/2
+//!   each stream waits its own round trip (see [`crate::serve`]);
 //! - [`Throttled`]: bytes leave each connection at most at the `mbps` rate, counted below
 //!   TLS, so they are the bytes on the wire (a gzip body costs its compressed size).
 //!
