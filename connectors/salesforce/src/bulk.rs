@@ -93,6 +93,9 @@ pub fn poll(sf: &mut Sf, id: &str) -> Result<JobState, SfError> {
 
 /// Reads the chunk of job `id` at `locator`, at most `max` records, as REST record JSON; the
 /// `keep` columns are also handed back as values, so callers need not parse the JSON again.
+///
+/// The CSV is converted as it arrives from the host: a chunk of tens of thousands of rows is
+/// held once, as records, never also as the CSV text they came from.
 pub fn results(
     sf: &mut Sf,
     id: &str,
@@ -107,14 +110,15 @@ pub fn results(
         path.push_str(&crate::soql::encode(l));
     }
     let url = sf.data_url(&path);
-    let resp = sf.get(&url, &[])?;
+    let resp = sf.get_streamed(&url)?;
     let next = resp
         .header("sforce-locator")
         .map(str::trim)
         .filter(|l| !l.is_empty() && *l != "null")
         .map(str::to_string);
-    let records = csv_to_json(&resp.body, &desc.object, &sf.version, desc, keep)
-        .map_err(|e| SfError::unreadable(resp.status, e))?;
+    let status = resp.status;
+    let records = csv_to_json(resp.body, &desc.object, &sf.version, desc, keep)
+        .map_err(|e| SfError::unreadable(status, e))?;
     Ok(Chunk { records, next })
 }
 
@@ -158,24 +162,26 @@ fn kind_of(ty: Option<&str>) -> Kind {
 }
 
 /// Turns Bulk 2.0 CSV (header row, every cell quoted, empty = null) into REST record JSON:
-/// `attributes` first, then the columns in header (SELECT) order, typed by describe.
+/// `attributes` first, then the columns in header (SELECT) order, typed by describe. The CSV
+/// is read from `csv_source` row by row.
 pub fn csv_to_json(
-    csv_bytes: &[u8],
+    csv_source: impl std::io::Read,
     object: &str,
     version: &str,
     desc: &Describe,
     keep: &[&str],
 ) -> Result<Vec<BulkRecord>, String> {
-    if csv_bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Vec::new());
-    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(csv_bytes);
+        .from_reader(csv_source);
     let header = reader
         .byte_headers()
-        .map_err(|e| format!("unreadable bulk CSV header: {e}"))?
+        .map_err(|e| format!("unreadable bulk CSV: {e}"))?
         .clone();
+    // A job with no rows may answer with an empty body.
+    if header.iter().all(|h| h.iter().all(u8::is_ascii_whitespace)) {
+        return Ok(Vec::new());
+    }
     let mut columns = Vec::with_capacity(header.len());
     for name in header.iter() {
         let name = std::str::from_utf8(name)
@@ -372,10 +378,10 @@ mod tests {
 
     #[test]
     fn empty_results_have_only_a_header() {
-        let rows = csv_to_json(b"\"Id\",\"Subject\"\n", "Case", "62.0", &desc(), &[]).unwrap();
+        let rows = csv_to_json(&b"\"Id\",\"Subject\"\n"[..], "Case", "62.0", &desc(), &[]).unwrap();
         assert!(rows.is_empty());
         assert!(
-            csv_to_json(b"", "Case", "62.0", &desc(), &[])
+            csv_to_json(&b""[..], "Case", "62.0", &desc(), &[])
                 .unwrap()
                 .is_empty()
         );

@@ -26,6 +26,7 @@ pub mod dt;
 pub mod ids;
 pub mod jwt;
 pub mod oauth;
+pub mod requests;
 pub mod rest;
 pub mod schema;
 pub mod serve;

@@ -98,6 +98,8 @@ pub struct Shared {
     pub faults: Mutex<Vec<Fault>>,
     pub cursors: Mutex<HashMap<String, crate::rest::query::Cursor>>,
     pub jobs: Mutex<HashMap<String, crate::bulk::Job>>,
+    /// The heads of recent data-API requests (`GET /__emulator/requests`).
+    pub requests: Mutex<crate::requests::RequestLog>,
     /// End of the generated time span.
     pub anchor_ms: i64,
     seq: AtomicU64,
@@ -141,6 +143,7 @@ impl Shared {
             faults: Mutex::new(Vec::new()),
             cursors: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
+            requests: Mutex::new(crate::requests::RequestLog::default()),
             anchor_ms: anchor,
             seq: AtomicU64::new(salt),
         }
