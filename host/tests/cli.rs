@@ -90,6 +90,13 @@ fn malformed_adds_fail_and_store_nothing() {
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
+    let out = sluice(&dir, &[&base[..], &["--connector", "zendesk"]].concat());
+    assert!(!out.status.success());
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("connector") && line.contains("installed: salesforce"),
+        "{line}"
+    );
     let list = sluice(&dir, &["--json", "integration", "list"]);
     assert!(
         list.status.success(),

@@ -557,3 +557,81 @@ async fn a_revoked_token_stops_the_pull_after_one_token_request() {
         "{third:?}"
     );
 }
+
+/// Several connectors serve side by side: each integration is pinned to the connector it
+/// chose, an unknown one is a field error naming the installed ones, and an integration
+/// keeps its connector.
+#[tokio::test]
+async fn integrations_choose_their_connector() {
+    let emu = Emulator::start(EmulatorConfig {
+        auto_approve: true,
+        dataset: sf_emulator::Dataset::Demo,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let (app, _dir) = emulator_app("choose", &emu.url).await;
+    app.registry()
+        .install_with_approval(
+            "salesforce-next",
+            sluice::SALESFORCE_COMPONENT,
+            false,
+            sluice::engine::registry::HostApproval::Approved,
+        )
+        .await
+        .unwrap();
+
+    let unknown = IntegrationInput {
+        connector: Some("zendesk".into()),
+        ..input(&emu)
+    };
+    match app.add_integration(unknown).await {
+        Err(AppError::Invalid(issues)) => {
+            let issue = issues.iter().find(|i| i.field == "connector").unwrap();
+            assert!(
+                issue.message.contains("\"zendesk\"")
+                    && issue.message.contains("salesforce, salesforce-next"),
+                "{issue:?}"
+            );
+        }
+        other => panic!("expected a field error on connector, got {other:?}"),
+    }
+    assert!(app.store().integrations().unwrap().is_empty());
+
+    let mut ids = Vec::new();
+    for connector in [None, Some("salesforce-next")] {
+        let v = app
+            .add_integration(IntegrationInput {
+                connector: connector.map(String::from),
+                ..input(&emu)
+            })
+            .await
+            .unwrap();
+        let want = connector.unwrap_or(sluice::app::DEFAULT_CONNECTOR);
+        assert_eq!(v.integration.connector, want);
+        connect(&app, &v.integration.id).await;
+        let run = sluice::runner::run_pull(&app, &v.integration.id, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(run.status, sluice::runner::RunStatus::Succeeded, "{run:?}");
+        assert!(
+            run.connector_version.starts_with(&format!("{want}@")),
+            "{want} served by {}",
+            run.connector_version
+        );
+        ids.push(v.integration.id);
+    }
+
+    let moved = IntegrationInput {
+        connector: Some("salesforce-next".into()),
+        ..IntegrationInput::default()
+    };
+    match app.edit_integration(&ids[0], moved).await {
+        Err(AppError::Invalid(issues)) => {
+            assert!(issues.iter().any(|i| i.field == "connector"), "{issues:?}")
+        }
+        other => panic!("expected a field error on connector, got {other:?}"),
+    }
+    let kept = app.store().integration(&ids[0]).unwrap();
+    assert_eq!(kept.connector, sluice::app::DEFAULT_CONNECTOR);
+}

@@ -60,6 +60,7 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
                 client_secret: Some(emu.client_secret.clone()),
                 extra: vec![("objects".into(), "Account".into())],
                 interval: Some(interval),
+                ..IntegrationInput::default()
             })
             .await
             .unwrap()
@@ -221,6 +222,7 @@ async fn no_health_check_refresh_while_a_run_holds_the_integration() {
             extra: vec![("objects".into(), "Account".into())],
             // No scheduled pull during the test: only health checks are due.
             interval: Some(Duration::from_secs(7 * 24 * 3600)),
+            ..IntegrationInput::default()
         })
         .await
         .unwrap()

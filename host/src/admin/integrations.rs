@@ -15,6 +15,10 @@ pub(crate) async fn list(State(s): State<AdminState>) -> Result<Response, ApiErr
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct IntegrationBody {
+    /// The installed connector that serves it (add only; default `salesforce`). An
+    /// integration keeps its connector: editing it to another is a field error.
+    #[schema(min_length = 1)]
+    connector: Option<String>,
     /// Its display name (required to add).
     #[schema(min_length = 1, pattern = r"\S")]
     name: Option<String>,
@@ -112,6 +116,7 @@ impl IntegrationBody {
     fn into_input(self) -> Result<IntegrationInput, AppError> {
         let interval = self.interval.as_ref().map(parse_interval).transpose()?;
         Ok(IntegrationInput {
+            connector: self.connector,
             name: self.name,
             capability: self.capability,
             environment: self.environment,

@@ -11,6 +11,7 @@ pub(super) async fn integration(
         IntegrationCommand::Add(a) => {
             let v = app
                 .add_integration(IntegrationInput {
+                    connector: Some(a.connector.clone()),
                     name: Some(a.name.clone()),
                     capability: Some(a.capability.clone()),
                     environment: Some(a.environment.clone()),
@@ -39,9 +40,10 @@ pub(super) async fn integration(
                 return Ok(());
             }
             outln!(
-                "{:<18} {:<20} {:<18} {:<22} {:<28} TOKEN",
+                "{:<18} {:<20} {:<12} {:<18} {:<22} {:<28} TOKEN",
                 "ID",
                 "NAME",
+                "CONNECTOR",
                 "CAPABILITY",
                 "STATE",
                 "LAST RUN"
@@ -57,9 +59,10 @@ pub(super) async fn integration(
                     })
                 });
                 outln!(
-                    "{:<18} {:<20} {:<18} {:<22} {:<28} {}",
+                    "{:<18} {:<20} {:<12} {:<18} {:<22} {:<28} {}",
                     i.id,
                     truncate(&safe(&i.name), 20),
+                    truncate(&safe(&i.connector), 12),
                     safe(&i.settings.capability),
                     i.state.as_str(),
                     safe(&last),
@@ -76,7 +79,7 @@ pub(super) async fn integration(
             let i = &v.integration;
             outln!("id:           {}", i.id)?;
             outln!("name:         {}", safe(&i.name))?;
-            outln!("connector:       {}", safe(&i.connector))?;
+            outln!("connector:    {}", safe(&i.connector))?;
             outln!("state:        {}", i.state.as_str())?;
             if let Some(reason) = &i.state_reason {
                 outln!("reason:       {}", safe(reason))?;
@@ -136,6 +139,7 @@ pub(super) async fn integration(
                 .edit_integration(
                     &a.id,
                     IntegrationInput {
+                        connector: None,
                         name: a.name.clone(),
                         capability: a.capability.clone(),
                         environment: a.environment.clone(),

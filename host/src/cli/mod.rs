@@ -182,6 +182,9 @@ pub struct AddArgs {
     /// Display name.
     #[arg(long)]
     pub name: String,
+    /// The installed connector that serves it (`sluice connector list`).
+    #[arg(long, default_value = crate::app::DEFAULT_CONNECTOR)]
+    pub connector: String,
     /// helpdesk, crm or content-management.
     #[arg(long)]
     pub capability: String,

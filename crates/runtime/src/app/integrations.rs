@@ -6,6 +6,8 @@ use super::*;
 /// The integration-side input of `add` and `edit`.
 #[derive(Debug, Clone, Default)]
 pub struct IntegrationInput {
+    /// The installed connector that serves it (add only; default [`DEFAULT_CONNECTOR`]).
+    pub connector: Option<String>,
     /// Display name.
     pub name: Option<String>,
     /// Capability.
@@ -93,14 +95,23 @@ impl App {
             domain: input.domain.clone(),
             extra: input.extra.clone(),
         };
-        let connector = self.connector(DEFAULT_CONNECTOR)?;
-        let configured = match self.configure(None, &connector, &settings).await {
-            Ok(c) => Some(c),
-            Err(AppError::Invalid(more)) => {
-                problems.extend(more);
+        let connector_name = input
+            .connector
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CONNECTOR.to_string());
+        let configured = match self.chosen_connector(&connector_name) {
+            Err(problem) => {
+                problems.push(problem);
                 None
             }
-            Err(other) => return Err(other),
+            Ok(connector) => match self.configure(None, &connector, &settings).await {
+                Ok(c) => Some(c),
+                Err(AppError::Invalid(more)) => {
+                    problems.extend(more);
+                    None
+                }
+                Err(other) => return Err(other),
+            },
         };
         let Some(configured) = configured.filter(|_| problems.is_empty()) else {
             dedup(&mut problems);
@@ -108,13 +119,13 @@ impl App {
         };
         let integration = self.store.insert_integration(&NewIntegration {
             name: name.trim().to_string(),
-            connector: DEFAULT_CONNECTOR.into(),
+            connector: connector_name,
             settings,
             interval_s: interval.as_secs(),
             client_id: input.client_id,
             client_secret: input.client_secret.map(crate::secrets::Secret::new),
         })?;
-        tracing::info!(integration = %integration.id, "integration added");
+        tracing::info!(integration = %integration.id, connector = %integration.connector, "integration added");
         Ok(validated(integration, configured))
     }
 
@@ -128,6 +139,20 @@ impl App {
     ) -> Result<Validated, AppError> {
         let current = self.store.integration(id)?;
         let mut problems = Vec::new();
+        if let Some(other) = input
+            .connector
+            .as_ref()
+            .filter(|c| **c != current.connector)
+        {
+            // Checkpoints and stored records mean something only to the connector that wrote them.
+            problems.push(issue(
+                "connector",
+                format!(
+                    "an integration keeps its connector ({}); to pull with {other}, add a new integration",
+                    current.connector
+                ),
+            ));
+        }
         let name = input.name.clone().unwrap_or(current.name.clone());
         if name.trim().is_empty() {
             problems.push(issue("name", "a name is required"));
@@ -186,6 +211,30 @@ impl App {
         )?;
         tracing::info!(integration = id, "integration edited");
         Ok(validated(integration, configured))
+    }
+
+    /// The active version of the connector an integration asks for, or a field error on
+    /// `connector` that names the installed ones.
+    fn chosen_connector(&self, name: &str) -> Result<Arc<LoadedConnector>, FieldIssue> {
+        self.registry.active(name).ok_or_else(|| {
+            let mut installed: Vec<String> = self
+                .registry
+                .list(None)
+                .into_iter()
+                .filter(|v| v.active)
+                .map(|v| v.record.name)
+                .collect();
+            installed.sort();
+            installed.dedup();
+            let installed = match installed.is_empty() {
+                true => "none is installed".to_string(),
+                false => format!("installed: {}", installed.join(", ")),
+            };
+            issue(
+                "connector",
+                format!("no connector named {name:?} is active ({installed}); install it with `sluice connector install`"),
+            )
+        })
     }
 
     /// Deletes an integration with its tokens, records, checkpoints and runs, then revokes
