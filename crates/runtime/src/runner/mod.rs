@@ -18,9 +18,7 @@
 //! Pages are pipelined ([`PageCommits`]): while page k commits on a blocking thread, the
 //! connector already pulls page k+1, from page k's checkpoint as returned (not re-read from
 //! the store). Commits stay strictly in order, one transaction per page, and a page is
-//! submitted only once the page before it has committed. A page over [`OVERLAP_MAX_BYTES`] (a
-//! bulk export's results chunk) commits before the next pull starts: the process then holds one
-//! such page at a time, not one committing and one being pulled.
+//! submitted only once the page before it has committed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,9 +50,6 @@ pub use outcome::{FailureInfo, RunStatus, RunSummary, StreamOutcome, StreamResul
 /// commit's transaction; connectors keep to their providers' smaller batches below it (REST
 /// pages of 2,000), and a bulk results chunk of tens of thousands of rows fits in one page.
 pub const DEFAULT_PAGE_RECORDS: u32 = 100_000;
-/// The largest page (bytes of its rows' keys, cursors and JSON) whose commit overlaps the next
-/// pull.
-pub const OVERLAP_MAX_BYTES: usize = 16 << 20;
 /// The waits after partial pages with no rows (the provider is preparing data): from 200 ms,
 /// doubling, up to 30 s.
 const IDLE_WAIT: Backoff = Backoff {
@@ -392,7 +387,6 @@ impl<'a> Run<'a> {
         if advanced {
             *checkpoint = page.checkpoint;
         }
-        let large = page_bytes(&page.rows) > OVERLAP_MAX_BYTES;
         let done = PageDone {
             rows: page.rows.len(),
             api_calls: page.api_calls,
@@ -408,9 +402,6 @@ impl<'a> Run<'a> {
         };
         if let Some(previous) = self.commits.submit(commit, done).await? {
             self.committed(outcome, previous);
-        }
-        if large && let Some(this) = self.commits.wait().await? {
-            self.committed(outcome, this);
         }
         self.after_page(page.status, progressed, detail, idle_pages, outcome)
             .await
@@ -552,13 +543,6 @@ fn mark_needs_reauthorization(store: &Store, id: &str, message: &str) -> Result<
         return Ok(());
     }
     store.set_state(id, IntegrationState::NeedsReauthorization, Some(message))
-}
-
-/// The bytes of a page's rows that the host holds: keys, cursors and JSON.
-fn page_bytes(rows: &[Row]) -> usize {
-    rows.iter()
-        .map(|r| r.key.len() + r.cursor.len() + r.json.len())
-        .sum()
 }
 
 /// Sleeps for `wait`, or less when a stop is requested meanwhile.
