@@ -139,6 +139,8 @@ fn round(v: f64, digits: i32) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the `sluice` binary does: large buffers go back to the system when freed.
+    sluice::heap::return_large_buffers();
     let args = parse_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
