@@ -1,7 +1,14 @@
 //! Engine figures: cold compile, cached load, per-call overhead and install to first call.
 
 use super::*;
+use crate::bare_wasmtime::{Allocation, BareWasmtime};
 use sluice_test_support::with_custom_section;
+
+/// Instantiate samples: this many alternating batches of Sluice and of the two plain wasmtime
+/// references.
+const INSTANTIATE_BATCHES: usize = 10;
+/// Calls per batch.
+const INSTANTIATE_BATCH: usize = 500;
 
 pub(crate) fn limits() -> EngineLimits {
     EngineLimits {
@@ -58,31 +65,61 @@ pub(crate) async fn engine_figures(out: &mut serde_json::Map<String, Value>) -> 
         json!(round(ms(percentile(&mut samples, 0.5)), 3)),
     );
 
-    // A fresh store + instance per call, with the cheapest export (`configure`, no I/O).
+    // A fresh store + instance per call, with the cheapest export (`configure`, no I/O), next
+    // to plain wasmtime doing the same; batches alternate so that both see the same machine.
     let connector = engine.load("salesforce", wasm)?;
     let ctx = CallContext {
         policy: Arc::new(OutboundPolicy::deny_all()),
         ..CallContext::default()
     };
     let (settings, host) = (wit_settings(), wit_host());
+    let bare = BareWasmtime::new(wasm, Allocation::OnDemand)?;
+    let pooled = BareWasmtime::new(wasm, Allocation::Pooling)?;
     for _ in 0..200 {
         let _ = engine.configure(&connector, &ctx, &settings, &host).await?;
+        bare.instantiate_and_configure(&settings, &host).await?;
+        pooled.instantiate_and_configure(&settings, &host).await?;
     }
     let mut samples = Vec::new();
-    for _ in 0..5000 {
-        let start = Instant::now();
-        let _ = engine.configure(&connector, &ctx, &settings, &host).await?;
-        samples.push(start.elapsed());
+    let (mut bare_samples, mut pooled_samples) = (Vec::new(), Vec::new());
+    for _ in 0..INSTANTIATE_BATCHES {
+        for _ in 0..INSTANTIATE_BATCH {
+            let start = Instant::now();
+            let _ = engine.configure(&connector, &ctx, &settings, &host).await?;
+            samples.push(start.elapsed());
+        }
+        for (reference, samples) in [(&bare, &mut bare_samples), (&pooled, &mut pooled_samples)] {
+            for _ in 0..INSTANTIATE_BATCH {
+                let start = Instant::now();
+                reference
+                    .instantiate_and_configure(&settings, &host)
+                    .await?;
+                samples.push(start.elapsed());
+            }
+        }
     }
-    let p50 = percentile(&mut samples, 0.5);
-    let p99 = percentile(&mut samples, 0.99);
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let p50 = us(percentile(&mut samples, 0.5));
+    let p99 = us(percentile(&mut samples, 0.99));
+    let bare_p50 = us(percentile(&mut bare_samples, 0.5));
+    let pooled_p50 = us(percentile(&mut pooled_samples, 0.5));
+    out.insert("instantiate_us_p50".into(), json!(round(p50, 1)));
+    out.insert("instantiate_us_p99".into(), json!(round(p99, 1)));
     out.insert(
-        "instantiate_us_p50".into(),
-        json!(round(p50.as_secs_f64() * 1e6, 1)),
+        "wasmtime_instantiate_us_p50".into(),
+        json!(round(bare_p50, 1)),
     );
     out.insert(
-        "instantiate_us_p99".into(),
-        json!(round(p99.as_secs_f64() * 1e6, 1)),
+        "instantiate_vs_wasmtime".into(),
+        json!(round(p50 / bare_p50, 2)),
+    );
+    out.insert(
+        "wasmtime_pooling_instantiate_us_p50".into(),
+        json!(round(pooled_p50, 1)),
+    );
+    out.insert(
+        "instantiate_vs_wasmtime_pooling".into(),
+        json!(round(p50 / pooled_p50, 2)),
     );
 
     // `connector install` of new bytes (compile, contract check, canary, publish) to the first call

@@ -1,28 +1,61 @@
-//! Smoke test: `sluice-bench --scale 20000 --json` prints one JSON object with every key, and
-//! the pulled record count equals the emulator's Case count. No speed is checked.
+//! Smoke tests: `sluice-bench --scale 20000 --json`, `--scale 20000 --bulk --json` and
+//! `--scale 20000 --wan 20ms,200mbit --json` print one JSON object with every key, and the pulled record count equals the
+//! emulator's Case count (the bench itself fails unless every pull stored exactly the emulator's
+//! Case Ids). No speed is checked.
 
 use std::process::Command;
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 24] = [
     "records",
     "api_calls",
     "pull_wasm_records_per_s",
     "pull_native_records_per_s",
+    "wasm_vs_native",
     "raw_fetch_records_per_s",
     "peak_rss_mb",
     "cold_compile_ms",
     "cached_load_ms",
     "instantiate_us_p50",
     "instantiate_us_p99",
+    "wasmtime_instantiate_us_p50",
+    "instantiate_vs_wasmtime",
+    "wasmtime_pooling_instantiate_us_p50",
+    "instantiate_vs_wasmtime_pooling",
     "swap_ms",
     "idle_rss_mb_10k_integrations",
+    "bulk_records",
+    "bulk_api_calls",
+    "bulk_api_calls_target",
+    "bulk_records_per_s",
+    "bulk_rss_before_mb",
+    "bulk_peak_rss_mb",
+    "bulk_peak_rss_target_mb",
 ];
 
-#[test]
-fn smoke_scale_20000_json() {
-    let scale = 20_000u64;
+const WAN_KEYS: [&str; 16] = [
+    "wan_rtt_ms",
+    "wan_mbps",
+    "records",
+    "api_calls",
+    "wan_pull_records_per_s",
+    "wan_ceiling_records_per_s",
+    "of_ceiling",
+    "bytes_on_wire",
+    "bytes_per_record",
+    "connections",
+    "compressed_responses",
+    "plain_pull_records_per_s",
+    "plain_bytes_on_wire",
+    "plain_connections",
+    "plain_compressed_responses",
+    "speedup_vs_plain",
+];
+
+/// Runs the bench with `args`, which must succeed and print one JSON object with exactly
+/// `keys`, each a number.
+fn bench_json(args: &[&str], keys: &[&str]) -> serde_json::Map<String, serde_json::Value> {
     let output = Command::new(env!("CARGO_BIN_EXE_sluice-bench"))
-        .args(["--scale", &scale.to_string(), "--json"])
+        .args(args)
         .output()
         .expect("runs sluice-bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -33,23 +66,66 @@ fn smoke_scale_20000_json() {
     );
     let value: serde_json::Value =
         serde_json::from_str(stdout.trim()).expect("stdout is exactly one JSON object");
-    let object = value.as_object().expect("a JSON object");
-    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    let mut expected = KEYS.to_vec();
+    let object = value.as_object().expect("a JSON object").clone();
+    let mut found: Vec<&str> = object.keys().map(String::as_str).collect();
+    found.sort_unstable();
+    let mut expected = keys.to_vec();
     expected.sort_unstable();
-    assert_eq!(keys, expected, "exactly the issue's keys");
-    for key in KEYS {
+    assert_eq!(found, expected, "exactly the documented keys");
+    for key in keys {
         assert!(
-            object[key].is_number(),
+            object[*key].is_number(),
             "{key} is a number: {}",
-            object[key]
+            object[*key]
         );
     }
+    object
+}
+
+#[test]
+fn smoke_scale_20000_json() {
+    let object = bench_json(&["--scale", "20000", "--json"], &KEYS);
     // The bench dataset holds exactly `scale` Cases.
     assert_eq!(
         object["records"].as_u64(),
-        Some(scale),
+        Some(20_000),
         "records = emulator Cases"
+    );
+}
+
+#[test]
+fn smoke_bulk_scale_20000_json() {
+    let object = bench_json(&["--scale", "20000", "--bulk", "--json"], &KEYS[17..]);
+    assert_eq!(object["bulk_records"].as_u64(), Some(20_000));
+    // One chunk of 20,000 rows: far below the API-call target.
+    assert!(object["bulk_api_calls"].as_u64() <= object["bulk_api_calls_target"].as_u64());
+}
+
+#[test]
+fn smoke_wan_scale_20000_json() {
+    let object = bench_json(
+        &["--scale", "20000", "--wan", "20ms,200mbit", "--json"],
+        &WAN_KEYS,
+    );
+    let n = |key: &str| object[key].as_u64().unwrap_or(0);
+    assert_eq!(n("records"), 20_000, "records = emulator Cases");
+    // What the two clients did on the wire, as the emulator counted it.
+    assert_eq!(
+        n("plain_connections"),
+        n("api_calls"),
+        "the plain pull opens a connection per call"
+    );
+    assert_eq!(
+        n("plain_compressed_responses"),
+        0,
+        "the plain pull asks for no gzip"
+    );
+    assert!(
+        n("connections") < n("api_calls"),
+        "the default pull reuses connections"
+    );
+    assert!(
+        n("compressed_responses") > 0,
+        "the default pull asks for gzip"
     );
 }

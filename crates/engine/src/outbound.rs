@@ -25,6 +25,10 @@
 //!   whose address is among the ones just approved, else it connects to an approved address.
 //!   A kept connection the server closed meanwhile is replaced by a new one for that request,
 //!   which is not counted as a retry.
+//! - [`OutboundLimits::reuse_connections`] and [`OutboundLimits::accept_gzip`] exist to measure
+//!   what reuse and compression save (the bench's WAN comparison): off, every request opens its
+//!   own connection and says `Connection: close`, and every request asks for `identity`
+//!   whatever the guest asked. Neither changes what the policy allows.
 //! - TLS trusts the web PKI roots plus the operator's [`ExtraRoots`], nothing else.
 //! - Every denial is logged with the connector, integration and target, and counted.
 
@@ -35,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::StatusCode;
-use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -77,6 +81,12 @@ pub struct OutboundLimits {
     pub retry: RetryPolicy,
     /// Bounds of the idle keep-alive connections kept for reuse.
     pub pool: PoolLimits,
+    /// Whether a request may take a kept connection and leave its own for the next one; off,
+    /// each request opens a connection and closes it (`Connection: close`).
+    pub reuse_connections: bool,
+    /// Whether requests may ask for gzip; off, every request says `Accept-Encoding: identity`
+    /// whatever the guest set.
+    pub accept_gzip: bool,
     /// Roots trusted besides the web PKI's (the operator's `--ca-file`).
     pub extra_roots: ExtraRoots,
 }
@@ -93,6 +103,8 @@ impl Default for OutboundLimits {
             read_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             pool: PoolLimits::default(),
+            reuse_connections: true,
+            accept_gzip: true,
             extra_roots: ExtraRoots::default(),
         }
     }
@@ -317,6 +329,14 @@ impl OutboundCall {
         // The guest cannot set it (forbidden header), but never forward one regardless.
         head.headers.remove(AUTHORIZATION);
         let limits = &self.shared.limits;
+        if !limits.accept_gzip {
+            head.headers
+                .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        }
+        if !limits.reuse_connections {
+            head.headers
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let cap = limits.max_request_bytes;
         let body = match collect_body(body, cap, limits.request_body_timeout, &self.budget).await {
             Ok(body) => body,
@@ -572,7 +592,11 @@ impl OutboundCall {
         let host = target.host;
         let use_tls = target.use_tls;
 
-        let (mut addr, mut sender, reused) = match self.kept(target, connect_timeout).await {
+        let kept = match limits.reuse_connections {
+            true => self.kept(target, connect_timeout).await,
+            false => None,
+        };
+        let (mut addr, mut sender, reused) = match kept {
             Some((addr, sender)) => (addr, sender, true),
             None => {
                 let (addr, sender) = self.connect(target, connect_timeout).await?;
@@ -635,7 +659,7 @@ impl OutboundCall {
                 }
             }
         }
-        if keeps_alive(&head) {
+        if limits.reuse_connections && keeps_alive(&head) {
             let key = PoolKey {
                 tenant: self.tenant(),
                 origin: target.origin.to_string(),
