@@ -1,4 +1,4 @@
-//! `sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH]`: how fast Sluice pulls, what the sandbox costs and how
+//! `sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk]`: how fast Sluice pulls, what the sandbox costs and how
 //! it scales, measured in one run against the in-process Salesforce emulator (`bench` dataset).
 //!
 //! Pulls (each into the same SQLite store, each a fresh integration so every row is an insert):
@@ -9,9 +9,11 @@
 //! - raw: a plain HTTP client fetching and parsing the connector's query pages.
 //!
 //! Engine figures reuse `host/benches/engine.rs`. The idle-memory figure runs in a child
-//! process (`--idle-child DIR`) so that the emulator's data does not count.
+//! process (`--idle-child DIR`) so that the emulator's data does not count. The Bulk backfill's
+//! figures (`bulk.rs`) come from a child process too (`--bulk`), for a peak RSS of its own.
 
 mod bare_wasmtime;
+mod bulk;
 mod engine_figures;
 mod native;
 mod pulls;
@@ -79,6 +81,8 @@ struct Args {
     json: bool,
     idle_child: Option<PathBuf>,
     wan: Option<wan::WanProfile>,
+    /// Only the Bulk backfill's figures (`bulk.rs`).
+    bulk: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -87,6 +91,7 @@ fn parse_args() -> anyhow::Result<Args> {
         json: false,
         idle_child: None,
         wan: None,
+        bulk: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -96,6 +101,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.scale = v.replace(['_', ','], "").parse().context("--scale N")?;
             }
             "--json" => args.json = true,
+            "--bulk" => args.bulk = true,
             "--wan" => {
                 args.wan = Some(wan::WanProfile::parse(
                     &it.next().context("--wan RTT,BANDWIDTH")?,
@@ -103,11 +109,11 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--idle-child" => args.idle_child = Some(it.next().context("--idle-child DIR")?.into()),
             "-h" | "--help" => {
-                println!("usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH]");
+                println!("usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk]");
                 std::process::exit(0);
             }
             other => bail!(
-                "unknown argument {other:?} (usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH])"
+                "unknown argument {other:?} (usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk])"
             ),
         }
     }
@@ -147,6 +153,8 @@ fn round(v: f64, digits: i32) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the `sluice` binary does: large buffers go back to the system when freed.
+    sluice::heap::return_large_buffers();
     let args = parse_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -165,12 +173,26 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if args.bulk {
+        let figures = runtime.block_on(bulk::run(args.scale, args.json))?;
+        match args.json {
+            true => println!("{}", serde_json::to_string(&figures)?),
+            false => bulk::print(&figures),
+        }
+        return Ok(());
+    }
     let started = Instant::now();
-    let figures = runtime.block_on(run(&args))?;
+    let mut figures = runtime.block_on(run(&args))?;
+    let bulk_figures = bulk::in_child(args.scale, args.json)?;
     if args.json {
+        for k in bulk::KEYS {
+            figures[k] = bulk_figures[k].clone();
+        }
         println!("{}", serde_json::to_string(&figures)?);
     } else {
         print_table(&figures, args.scale, started.elapsed());
+        println!();
+        bulk::print(&bulk_figures);
     }
     Ok(())
 }

@@ -1,11 +1,11 @@
-//! Smoke tests: `sluice-bench --scale 20000 --json` and `--scale 20000 --wan 20ms,200mbit
-//! --json` print one JSON object with every key, and the pulled record count equals the
+//! Smoke tests: `sluice-bench --scale 20000 --json`, `--scale 20000 --bulk --json` and
+//! `--scale 20000 --wan 20ms,200mbit --json` print one JSON object with every key, and the pulled record count equals the
 //! emulator's Case count (the bench itself fails unless every pull stored exactly the emulator's
 //! Case Ids). No speed is checked.
 
 use std::process::Command;
 
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 24] = [
     "records",
     "api_calls",
     "pull_wasm_records_per_s",
@@ -23,6 +23,13 @@ const KEYS: [&str; 17] = [
     "instantiate_vs_wasmtime_pooling",
     "swap_ms",
     "idle_rss_mb_10k_integrations",
+    "bulk_records",
+    "bulk_api_calls",
+    "bulk_api_calls_target",
+    "bulk_records_per_s",
+    "bulk_rss_before_mb",
+    "bulk_peak_rss_mb",
+    "bulk_peak_rss_target_mb",
 ];
 
 const WAN_KEYS: [&str; 16] = [
@@ -84,6 +91,14 @@ fn smoke_scale_20000_json() {
         Some(20_000),
         "records = emulator Cases"
     );
+}
+
+#[test]
+fn smoke_bulk_scale_20000_json() {
+    let object = bench_json(&["--scale", "20000", "--bulk", "--json"], &KEYS[17..]);
+    assert_eq!(object["bulk_records"].as_u64(), Some(20_000));
+    // One chunk of 20,000 rows: far below the API-call target.
+    assert!(object["bulk_api_calls"].as_u64() <= object["bulk_api_calls_target"].as_u64());
 }
 
 #[test]

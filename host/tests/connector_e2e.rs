@@ -1050,7 +1050,13 @@ async fn bulk_results_expiring_mid_read_fall_back_to_rest() {
     let emu = emulator(Dataset::Empty).await;
     let (app, _dir) = emulator_app("e2e", &emu.url).await;
     insert_cases(&emu, 5000, 1, 0).await;
-    let id = case_integration(&app, &emu, &[("bulk-threshold", "1000")]).await;
+    // Chunks of 2,000: the job is still being read when its results expire.
+    let id = case_integration(
+        &app,
+        &emu,
+        &[("bulk-threshold", "1000"), ("bulk-chunk-records", "2000")],
+    )
+    .await;
     let expire = async {
         let aged = control(&emu, "POST", "jobs/age", Some(json!({"days": 8}))).await;
         assert_eq!(aged["aged"], 1);

@@ -36,13 +36,8 @@ pub struct BulkRecord {
     pub kept: serde_json::Map<String, serde_json::Value>,
 }
 
-/// One chunk of results and the next locator (None after the last chunk).
-pub struct Chunk {
-    /// The records.
-    pub records: Vec<BulkRecord>,
-    /// The locator of the next chunk.
-    pub next: Option<String>,
-}
+/// Why a record of a chunk was not taken: the caller's own failure, handed back as is.
+pub type SinkResult = Result<(), sluice_connector_sdk::model::Failure>;
 
 /// Whether a create error means "Bulk cannot do this", so REST should do it instead.
 pub fn is_refusal(e: &SfError) -> bool {
@@ -91,8 +86,13 @@ pub fn poll(sf: &mut Sf, id: &str) -> Result<JobState, SfError> {
     })
 }
 
-/// Reads the chunk of job `id` at `locator`, at most `max` records, as REST record JSON; the
-/// `keep` columns are also handed back as values, so callers need not parse the JSON again.
+/// Reads the chunk of job `id` at `locator`, at most `max` records, handing each to `sink` as
+/// REST record JSON as soon as its CSV row has arrived; returns the next chunk's locator (None
+/// after the last chunk). The `keep` columns are also handed over as values, so callers need
+/// not parse the JSON again.
+///
+/// A chunk of tens of thousands of rows is thus never held as CSV text next to the records
+/// made of it. A failure of `sink` stops the read and comes back as the error's preset.
 pub fn results(
     sf: &mut Sf,
     id: &str,
@@ -100,22 +100,39 @@ pub fn results(
     max: usize,
     desc: &Describe,
     keep: &[&str],
-) -> Result<Chunk, SfError> {
+    sink: &mut dyn FnMut(BulkRecord) -> SinkResult,
+) -> Result<Option<String>, SfError> {
     let mut path = format!("/jobs/query/{id}/results?maxRecords={max}");
     if let Some(l) = locator {
         path.push_str("&locator=");
         path.push_str(&crate::soql::encode(l));
     }
     let url = sf.data_url(&path);
-    let resp = sf.get(&url, &[])?;
+    let resp = sf.get_streamed(&url)?;
     let next = resp
         .header("sforce-locator")
         .map(str::trim)
         .filter(|l| !l.is_empty() && *l != "null")
         .map(str::to_string);
-    let records = csv_to_json(&resp.body, &desc.object, &sf.version, desc, keep)
-        .map_err(|e| SfError::unreadable(resp.status, e))?;
-    Ok(Chunk { records, next })
+    let status = resp.status;
+    let mut sink_failure = None;
+    let converted = for_each_record(resp.body, &desc.object, &sf.version, desc, keep, &mut |r| {
+        sink(r).map_err(|f| {
+            let message = f.message.clone();
+            sink_failure = Some(f);
+            message
+        })
+    });
+    match (converted, sink_failure) {
+        (Ok(()), _) => Ok(next),
+        (Err(_), Some(f)) => Err(SfError {
+            status,
+            code: String::new(),
+            message: f.message.clone(),
+            preset: Some(f),
+        }),
+        (Err(e), None) => Err(SfError::unreadable(status, e)),
+    }
 }
 
 /// Deletes job `id` (its results count against the org's Bulk storage); failures are only
@@ -159,23 +176,43 @@ fn kind_of(ty: Option<&str>) -> Kind {
 
 /// Turns Bulk 2.0 CSV (header row, every cell quoted, empty = null) into REST record JSON:
 /// `attributes` first, then the columns in header (SELECT) order, typed by describe.
+#[cfg(test)]
 pub fn csv_to_json(
-    csv_bytes: &[u8],
+    csv_source: impl std::io::Read,
     object: &str,
     version: &str,
     desc: &Describe,
     keep: &[&str],
 ) -> Result<Vec<BulkRecord>, String> {
-    if csv_bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Vec::new());
-    }
+    let mut out = Vec::new();
+    for_each_record(csv_source, object, version, desc, keep, &mut |r| {
+        out.push(r);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Converts Bulk 2.0 CSV as [`csv_to_json`] does, reading `csv_source` row by row and handing
+/// each record to `sink` at once; an error of `sink` stops the read and is returned.
+pub fn for_each_record(
+    csv_source: impl std::io::Read,
+    object: &str,
+    version: &str,
+    desc: &Describe,
+    keep: &[&str],
+    sink: &mut dyn FnMut(BulkRecord) -> Result<(), String>,
+) -> Result<(), String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(csv_bytes);
+        .from_reader(csv_source);
     let header = reader
         .byte_headers()
-        .map_err(|e| format!("unreadable bulk CSV header: {e}"))?
+        .map_err(|e| format!("unreadable bulk CSV: {e}"))?
         .clone();
+    // A job with no rows may answer with an empty body.
+    if header.iter().all(|h| h.iter().all(u8::is_ascii_whitespace)) {
+        return Ok(());
+    }
     let mut columns = Vec::with_capacity(header.len());
     for name in header.iter() {
         let name = std::str::from_utf8(name)
@@ -194,16 +231,16 @@ pub fn csv_to_json(
         "{{\"attributes\":{{\"type\":{},\"url\":\"/services/data/v{version}/sobjects/{object}/",
         json_string(object)
     );
-    let mut out = Vec::new();
+    let mut line = 1;
     let mut rec = csv::ByteRecord::new();
     while reader
         .read_byte_record(&mut rec)
         .map_err(|e| format!("unreadable bulk CSV: {e}"))?
     {
+        line += 1;
         if rec.len() != columns.len() {
             return Err(format!(
-                "bulk CSV line {} has {} cells for {} columns",
-                out.len() + 2,
+                "bulk CSV line {line} has {} cells for {} columns",
                 rec.len(),
                 columns.len()
             ));
@@ -231,9 +268,12 @@ pub fn csv_to_json(
             }
         }
         json.push('}');
-        out.push(BulkRecord { json, kept });
+        // A chunk holds tens of thousands of records until the page is returned: keep only
+        // what each one needs.
+        json.shrink_to_fit();
+        sink(BulkRecord { json, kept })?;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn push_value(json: &mut String, text: &str, kind: Kind) -> Result<(), String> {
@@ -372,10 +412,10 @@ mod tests {
 
     #[test]
     fn empty_results_have_only_a_header() {
-        let rows = csv_to_json(b"\"Id\",\"Subject\"\n", "Case", "62.0", &desc(), &[]).unwrap();
+        let rows = csv_to_json(&b"\"Id\",\"Subject\"\n"[..], "Case", "62.0", &desc(), &[]).unwrap();
         assert!(rows.is_empty());
         assert!(
-            csv_to_json(b"", "Case", "62.0", &desc(), &[])
+            csv_to_json(&b""[..], "Case", "62.0", &desc(), &[])
                 .unwrap()
                 .is_empty()
         );

@@ -2,7 +2,7 @@
 
 use crate::errors::{self, SfError};
 use crate::limits;
-use sluice_connector_sdk::http::{Host, Method, Request, Response};
+use sluice_connector_sdk::http::{Host, Method, Request, Response, StreamedResponse};
 use sluice_connector_sdk::model::{ApiUsage, Failure, FailureKind, Level, Session};
 
 /// Where the session's data calls go: the grant's instance URL, which every Salesforce token
@@ -87,30 +87,64 @@ impl<'a> Sf<'a> {
     pub fn send(&mut self, req: Request) -> Result<Response, SfError> {
         self.calls += 1;
         let resp = self.env.send(req).map_err(|e| errors::transport(&e))?;
-        if let Some(d) = resp.header("date").and_then(crate::dt::parse_http_date) {
-            self.server_time = Some(d);
-        }
-        if let Some(h) = resp.header("sforce-limit-info") {
-            let info = limits::parse(h);
-            if info.api.is_some() {
-                self.usage = info.api;
-            }
-            if let Some(p) = self.budget_percent
-                && let Err(f) = limits::check(&info, p)
-            {
-                return Err(SfError {
-                    status: resp.status,
-                    code: "BUDGET".into(),
-                    message: f.message.clone(),
-                    preset: Some(f),
-                });
-            }
-        }
+        self.observe(resp.status, &resp.headers)?;
         if (200..300).contains(&resp.status) || resp.status == 304 {
             Ok(resp)
         } else {
             Err(errors::parse(&resp))
         }
+    }
+
+    /// GET whose 2xx body is handed back unread, to be consumed as it arrives; anything else
+    /// is read whole and becomes an [`SfError`], as with [`Sf::send`].
+    pub fn get_streamed(&mut self, url: &str) -> Result<StreamedResponse, SfError> {
+        self.calls += 1;
+        let req = Request::get(self.absolute(url));
+        let resp = self
+            .env
+            .send_streamed(req)
+            .map_err(|e| errors::transport(&e))?;
+        self.observe(resp.status, &resp.headers)?;
+        if (200..300).contains(&resp.status) {
+            return Ok(resp);
+        }
+        let status = resp.status;
+        match resp.into_response() {
+            Ok(whole) => Err(errors::parse(&whole)),
+            Err(e) => Err(SfError::unreadable(status, format!("error body: {e}"))),
+        }
+    }
+
+    /// Notes the server time and API usage a response reports; usage over the budget fails
+    /// with `rate-limited`.
+    fn observe(&mut self, status: u16, headers: &[(String, String)]) -> Result<(), SfError> {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        if let Some(d) = header("date").and_then(crate::dt::parse_http_date) {
+            self.server_time = Some(d);
+        }
+        let Some(h) = header("sforce-limit-info") else {
+            return Ok(());
+        };
+        let info = limits::parse(h);
+        if info.api.is_some() {
+            self.usage = info.api;
+        }
+        if let Some(p) = self.budget_percent
+            && let Err(f) = limits::check(&info, p)
+        {
+            return Err(SfError {
+                status,
+                code: "BUDGET".into(),
+                message: f.message.clone(),
+                preset: Some(f),
+            });
+        }
+        Ok(())
     }
 
     /// GET with optional headers.

@@ -600,6 +600,72 @@ fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
     assert_eq!(env.requests.last().unwrap().method, Method::Delete);
 }
 
+/// The host accepts pages of 100,000 rows: a Bulk chunk asks for `bulk-chunk-records` rows
+/// and fills one page alone (the next chunk waits for the next call), while REST pages stay
+/// at Salesforce's 2,000.
+#[test]
+fn bulk_chunks_use_the_setting_and_rest_pages_stay_at_2000() {
+    use sluice_connector_sdk::http::Method;
+    let s = session(
+        Cap::Helpdesk,
+        Some(PullBy::UpdatedTime),
+        &[("bulk-chunk-records", "3000")],
+    );
+    let mut env = FakeHost::default();
+    env.on("/sobjects/Case/describe/", resp(200, CASE_DESCRIBE))
+        .on("/sobjects/Case/updated/", resp(200, UPDATED))
+        .on("/queryAll?q=SELECT%20COUNT%28%29", resp(200, COUNT_BIG))
+        .on_method(
+            Method::Post,
+            "/jobs/query",
+            resp(200, r#"{"id":"750J","state":"UploadComplete"}"#),
+        )
+        .on(
+            "/jobs/query/750J",
+            resp(200, r#"{"id":"750J","state":"JobComplete"}"#),
+        )
+        .on(
+            "/jobs/query/750J/results?maxRecords=3000",
+            csv_chunk(0..3000, "MzAwMA"),
+        );
+    let p = pull(&mut env, &s, &req(None, 100_000)).unwrap();
+    assert_eq!((p.rows.len(), p.status), (3000, StreamStatus::Partial));
+    assert_eq!(
+        String::from_utf8(p.rows[2999].json.clone()).unwrap(),
+        rec(2999, T, false)
+    );
+    assert!(
+        !env.urls().iter().any(|u| u.contains("locator=")),
+        "a second chunk was read into the same page: {:?}",
+        env.urls()
+    );
+
+    // A host asking for fewer rows than the setting caps the chunk.
+    let mut env = FakeHost::default();
+    env.on(
+        "/jobs/query/750J/results?maxRecords=500&locator=MzAwMA",
+        csv_chunk(3000..3500, "null"),
+    )
+    .on_method(Method::Delete, "/jobs/query/750J", resp(204, ""));
+    let p2 = pull(&mut env, &s, &req(p.checkpoint.clone(), 500)).unwrap();
+    assert_eq!(p2.rows.len(), 500);
+
+    // REST: 5,000 rows on the server, 2,000 per page however many the host accepts.
+    let recs: Vec<String> = (0..2000).map(|i| rec(i, T, false)).collect();
+    let mut env = FakeHost::default();
+    env.on("/describe/", resp(200, CASE_DESCRIBE))
+        .on("/updated/", resp(200, UPDATED))
+        .on(
+            "/queryAll?q=",
+            resp(
+                200,
+                &page(&recs, Some("/services/data/v62.0/query/01gA-2000")),
+            ),
+        );
+    let p = pull(&mut env, &helpdesk(), &req(None, 100_000)).unwrap();
+    assert_eq!((p.rows.len(), p.status), (2000, StreamStatus::Partial));
+}
+
 /// Bulk refusing the object (INVALIDENTITY), or a small count, leaves the window to REST.
 #[test]
 fn bulk_refusal_and_small_backfills_use_rest() {

@@ -84,7 +84,8 @@ pub struct EngineLimits {
     pub max_header_map_bytes: usize,
     /// How many calls may be live at once across all connectors (pool size).
     pub max_concurrent_calls: u32,
-    /// Largest page a `pull` may return: the bytes of its rows' keys, cursors and JSON.
+    /// Largest page a `pull` may return: the bytes of its rows' keys, cursors and JSON. The
+    /// default fits a bulk export's results chunk of 100,000 records of about 1 KiB.
     pub max_page_bytes: usize,
     /// Outbound HTTP limits: body caps, per-integration concurrency, timeouts, retries.
     pub outbound: OutboundLimits,
@@ -99,7 +100,7 @@ impl Default for EngineLimits {
             max_resources: 1024,
             max_header_map_bytes: 16 << 10,
             max_concurrent_calls: 256,
-            max_page_bytes: 32 << 20,
+            max_page_bytes: 128 << 20,
             outbound: OutboundLimits::default(),
         }
     }

@@ -2,7 +2,7 @@
 //! between the generated types and [`crate::model`], and [`WasiHost`], the [`Host`] inside the
 //! sandbox. `export_connector!` calls the functions here; they add no behaviour of their own.
 
-use crate::http::{Host, Request, Response, TransportError};
+use crate::http::{Host, Request, Response, StreamedResponse, TransportError};
 use crate::model as m;
 use crate::wit::sluice::connector::types as w;
 use crate::{Connector, wasi_http};
@@ -77,21 +77,31 @@ fn field_errors(errors: Vec<m::FieldError>) -> Vec<w::FieldError> {
 /// [`Host`] inside the sandbox: `wasi:http` for requests, the host imports for logs and keys.
 pub struct WasiHost;
 
+/// Providers compress on request (Salesforce's pages shrink several times); the host inflates
+/// within its response cap, so the connector still reads plain bytes.
+fn ask_for_gzip(request: &mut Request) {
+    if !request
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("accept-encoding"))
+    {
+        request
+            .headers
+            .push(("accept-encoding".into(), "gzip".into()));
+    }
+}
+
 impl Host for WasiHost {
     fn send(&mut self, mut request: Request) -> Result<Response, TransportError> {
-        // Providers compress on request (Salesforce's pages shrink several times); the host
-        // inflates within its response cap, so the connector still reads plain bytes.
-        if !request
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("accept-encoding"))
-        {
-            request
-                .headers
-                .push(("accept-encoding".into(), "gzip".into()));
-        }
+        ask_for_gzip(&mut request);
         let target = request.url.clone();
         wasi_http::send(request).map_err(|code| wasi_http::transport_error(&target, code))
+    }
+
+    fn send_streamed(&mut self, mut request: Request) -> Result<StreamedResponse, TransportError> {
+        ask_for_gzip(&mut request);
+        let target = request.url.clone();
+        wasi_http::send_streamed(request).map_err(|code| wasi_http::transport_error(&target, code))
     }
 
     fn log(&mut self, level: m::Level, message: &str, fields: &[(&str, &str)]) {

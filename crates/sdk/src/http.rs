@@ -88,11 +88,63 @@ pub struct Response {
 impl Response {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
+}
+
+/// A response whose body is read as it arrives, so a large body (a Bulk results chunk) never
+/// sits in memory whole next to what the connector makes of it.
+pub struct StreamedResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// Header names (lower-case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body, read on demand.
+    pub body: Box<dyn std::io::Read>,
+}
+
+impl StreamedResponse {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_in(&self.headers, name)
+    }
+
+    /// Reads the rest of the body and returns the whole response.
+    pub fn into_response(mut self) -> Result<Response, std::io::Error> {
+        let mut body = Vec::new();
+        self.body.read_to_end(&mut body)?;
+        Ok(Response {
+            status: self.status,
+            headers: self.headers,
+            body,
+        })
+    }
+}
+
+impl std::fmt::Debug for StreamedResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamedResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<Response> for StreamedResponse {
+    fn from(r: Response) -> Self {
+        Self {
+            status: r.status,
+            headers: r.headers,
+            body: Box::new(std::io::Cursor::new(r.body)),
+        }
+    }
+}
+
+fn header_in<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Why a request produced no response.
@@ -128,6 +180,11 @@ pub enum TransportError {
 pub trait Host {
     /// Sends one request and reads the whole response.
     fn send(&mut self, request: Request) -> Result<Response, TransportError>;
+    /// Sends one request and hands back its body unread, to be read as it arrives. By
+    /// default the body is read whole first; the sandbox's host streams it.
+    fn send_streamed(&mut self, request: Request) -> Result<StreamedResponse, TransportError> {
+        self.send(request).map(StreamedResponse::from)
+    }
     /// Writes a structured log line.
     fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]);
     /// Keys the host stores as live for the stream being pulled, ascending, after `after`.

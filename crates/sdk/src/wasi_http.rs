@@ -8,7 +8,7 @@
 //! handed over, because it streams through a bounded buffer nobody drains before the request
 //! is in flight.
 
-use crate::http::{Method as HttpMethod, Request, Response, TransportError};
+use crate::http::{Method as HttpMethod, Request, Response, StreamedResponse, TransportError};
 use crate::wit::wasi::http::types::{
     Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
 };
@@ -32,8 +32,96 @@ pub fn send(request: Request) -> Result<Response, ErrorCode> {
     exchange(outgoing_request(&request)?, request.body.as_deref())
 }
 
+/// Sends `request` like [`send`] but hands the body back unread: a reader that pulls it from
+/// the host as the caller consumes it.
+pub fn send_streamed(request: Request) -> Result<StreamedResponse, ErrorCode> {
+    let (status, headers, body) = hand_over(outgoing_request(&request)?, request.body.as_deref())?;
+    let stream = body
+        .stream()
+        .map_err(|_| internal("response stream taken twice"))?;
+    Ok(StreamedResponse {
+        status,
+        headers,
+        body: Box::new(BodyReader {
+            stream: Some(stream),
+            body: Some(body),
+        }),
+    })
+}
+
+/// A response body read through `wasi:io` on demand.
+struct BodyReader {
+    // Dropped before `body`: a stream is a child of the body it was taken from.
+    stream: Option<streams::InputStream>,
+    body: Option<IncomingBody>,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(stream) = &self.stream else {
+            return Ok(0);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(READ_CHUNK);
+        match stream.blocking_read(want) {
+            Ok(chunk) => {
+                buf[..chunk.len()].copy_from_slice(&chunk);
+                Ok(chunk.len())
+            }
+            Err(StreamError::Closed) => {
+                self.stream = None;
+                if let Some(body) = self.body.take() {
+                    IncomingBody::finish(body);
+                }
+                Ok(0)
+            }
+            Err(StreamError::LastOperationFailed(e)) => {
+                Err(std::io::Error::other(e.to_debug_string()))
+            }
+        }
+    }
+}
+
 /// Hands `outgoing` to the host, writes `payload` as its body, and reads the whole response.
 pub fn exchange(outgoing: OutgoingRequest, payload: Option<&[u8]>) -> Result<Response, ErrorCode> {
+    let (status, headers, body) = hand_over(outgoing, payload)?;
+    // One allocation for the whole body when its length is known (pages are megabytes).
+    let expected = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(MAX_PRESIZE);
+    let stream = body
+        .stream()
+        .map_err(|_| internal("response stream taken twice"))?;
+    let mut bytes = Vec::with_capacity(expected);
+    loop {
+        match stream.blocking_read(READ_CHUNK) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(ErrorCode::InternalError(Some(e.to_debug_string())));
+            }
+        }
+    }
+    drop(stream);
+    IncomingBody::finish(body);
+    Ok(Response {
+        status,
+        headers,
+        body: bytes,
+    })
+}
+
+/// A response's status, headers and unread body.
+type Head = (u16, Vec<(String, String)>, IncomingBody);
+
+/// Hands `outgoing` to the host, writes `payload` as its body, and waits for the response's
+/// head.
+fn hand_over(outgoing: OutgoingRequest, payload: Option<&[u8]>) -> Result<Head, ErrorCode> {
     let body = outgoing
         .body()
         .map_err(|_| internal("request body taken twice"))?;
@@ -64,36 +152,10 @@ pub fn exchange(outgoing: OutgoingRequest, payload: Option<&[u8]>) -> Result<Res
         .into_iter()
         .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
         .collect();
-    // One allocation for the whole body when its length is known (pages are megabytes).
-    let expected = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(MAX_PRESIZE);
     let body = incoming
         .consume()
         .map_err(|_| internal("response body taken twice"))?;
-    let stream = body
-        .stream()
-        .map_err(|_| internal("response stream taken twice"))?;
-    let mut bytes = Vec::with_capacity(expected);
-    loop {
-        match stream.blocking_read(READ_CHUNK) {
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => {
-                return Err(ErrorCode::InternalError(Some(e.to_debug_string())));
-            }
-        }
-    }
-    drop(stream);
-    IncomingBody::finish(body);
-    Ok(Response {
-        status,
-        headers,
-        body: bytes,
-    })
+    Ok((status, headers, body))
 }
 
 /// The request's method, URL and headers as a wasi:http outgoing request.

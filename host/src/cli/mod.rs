@@ -404,6 +404,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Entry point of the binary: parses, runs, prints one error line on failure.
 pub fn main() -> std::process::ExitCode {
+    crate::heap::return_large_buffers();
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()

@@ -50,6 +50,17 @@ pub struct Frozen {
 }
 
 impl Frozen {
+    /// How many rows from `range.start` fit in `cap` bytes, at least one, at most the range.
+    fn rows_within(&self, range: std::ops::Range<usize>, cap: usize) -> usize {
+        let start = if range.start == 0 {
+            0
+        } else {
+            self.ends[range.start - 1]
+        };
+        let fit = self.ends[range.clone()].partition_point(|&end| end - start <= cap);
+        fit.max(1).min(range.len())
+    }
+
     fn rows(&self, range: std::ops::Range<usize>) -> &[u8] {
         let start = if range.start == 0 {
             0
@@ -471,23 +482,50 @@ fn results(ctx: &Ctx, id: &str) -> Response {
             _ => return api_error(400, "INVALID_LOCATOR", "Invalid locator"),
         },
     };
-    let max = ctx
-        .param("maxRecords")
-        .and_then(|m| m.parse::<usize>().ok())
-        .filter(|&m| m > 0)
-        .unwrap_or(ctx.state.settings().bulk_default_max_records as usize);
-    let end = (offset + max).min(rs.len());
-    let mut out = Vec::with_capacity(128 + (end - offset) * 200);
     let settings = ctx.state.settings();
+    let max = match ctx.param("maxRecords") {
+        None => settings.bulk_default_max_records as usize,
+        Some(m) => match m.parse::<usize>() {
+            Ok(m) if m > 0 => m,
+            _ => {
+                return api_error(
+                    400,
+                    "API_ERROR",
+                    &format!("maxRecords must be a positive integer, not {m:?}"),
+                );
+            }
+        },
+    };
+    let cap = match settings.bulk_max_chunk_bytes {
+        0 => usize::MAX,
+        b => usize::try_from(b).unwrap_or(usize::MAX),
+    };
+    let mut end = (offset + max).min(rs.len());
+    let mut out = Vec::with_capacity(128 + (end - offset) * 200);
     let opts = csv_options(&settings, crlf);
     soql::render_csv_header_with(&query, opts, &mut out);
+    let header_len = out.len();
     if let Some(frozen) = frozen {
+        end = offset + frozen.rows_within(offset..end, cap);
         out.extend_from_slice(frozen.rows(offset..end));
     } else {
         // Nothing was written since completion: the store as of then is the snapshot.
         let store = ctx.state.store.read().expect("store lock");
         let src = StoreSource::new(&store, completed_ms);
-        soql::render_csv_rows_with(&query, &rs, offset..end, &src, opts, &mut out);
+        if cap == usize::MAX {
+            soql::render_csv_rows_with(&query, &rs, offset..end, &src, opts, &mut out);
+        } else {
+            // Row by row, so the chunk ends at the first row past the byte cap.
+            for i in offset..end {
+                let before = out.len();
+                soql::render_csv_rows_with(&query, &rs, i..i + 1, &src, opts, &mut out);
+                if i > offset && out.len() - header_len > cap {
+                    out.truncate(before);
+                    end = i;
+                    break;
+                }
+            }
+        }
     }
     let next = if end < rs.len() {
         STANDARD_NO_PAD.encode(end.to_string())

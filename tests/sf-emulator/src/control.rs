@@ -52,6 +52,10 @@ pub fn router() -> Router<Arc<Shared>> {
                 .get(get_rendezvous)
                 .delete(disarm_rendezvous),
         )
+        .route(
+            "/__emulator/requests",
+            get(list_requests).delete(clear_requests),
+        )
 }
 
 fn reply(status: StatusCode, body: Json) -> Response {
@@ -189,6 +193,34 @@ async fn stats(State(state): S, headers: HeaderMap) -> Response {
     v["active_refresh_tokens"] = json!(refresh);
     v["open_cursors"] = json!(state.cursors.lock().expect("cursors lock").len());
     reply(StatusCode::OK, v)
+}
+
+/// The kept request heads whose path starts with `?path_prefix=` (all without it).
+async fn list_requests(State(state): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    guard!(state, headers);
+    let prefix = q
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("path_prefix="))
+        .map(|v| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    let heads = state
+        .requests
+        .lock()
+        .expect("requests lock")
+        .matching(&prefix);
+    reply(StatusCode::OK, json!({ "requests": heads }))
+}
+
+async fn clear_requests(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    let n = state.requests.lock().expect("requests lock").clear();
+    reply(StatusCode::OK, json!({ "cleared": n }))
 }
 
 async fn invalidate_cursors(State(state): S, headers: HeaderMap) -> Response {

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod jwt;
 pub mod oauth;
 pub mod rendezvous;
+pub mod requests;
 pub mod rest;
 pub mod schema;
 pub mod serve;
@@ -75,6 +76,10 @@ pub struct Settings {
     pub bulk_polls_to_complete: u32,
     /// UNVERIFIED: default `maxRecords` of a Bulk results chunk.
     pub bulk_default_max_records: u64,
+    /// UNVERIFIED: most CSV bytes (after the header) of one Bulk results chunk; a chunk ends
+    /// early, at a row boundary, rather than exceed it (0: no byte cap). Salesforce says only
+    /// that `maxRecords` "is still subject to the size limits".
+    pub bulk_max_chunk_bytes: u64,
     /// UNVERIFIED: `DELETE` of a non-terminal bulk job is refused.
     pub bulk_delete_requires_terminal: bool,
     /// UNVERIFIED: suffix of datetimes in Bulk CSV results: `+0000` (as REST) or `Z`.
@@ -175,6 +180,7 @@ impl Default for Settings {
             invalid_locator_status: 400,
             bulk_polls_to_complete: 2,
             bulk_default_max_records: 50_000,
+            bulk_max_chunk_bytes: 0,
             bulk_delete_requires_terminal: true,
             bulk_datetime_suffix: "+0000".into(),
             junction_id_separator: ";".into(),

@@ -109,6 +109,8 @@ pub struct Shared {
     pub rendezvous: crate::rendezvous::Rendezvous,
     pub cursors: Mutex<HashMap<String, crate::rest::query::Cursor>>,
     pub jobs: Mutex<HashMap<String, crate::bulk::Job>>,
+    /// The heads of recent data-API requests (`GET /__emulator/requests`).
+    pub requests: Mutex<crate::requests::RequestLog>,
     /// End of the generated time span.
     pub anchor_ms: i64,
     seq: AtomicU64,
@@ -154,6 +156,7 @@ impl Shared {
             rendezvous: Default::default(),
             cursors: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
+            requests: Mutex::new(crate::requests::RequestLog::default()),
             anchor_ms: anchor,
             seq: AtomicU64::new(salt),
         }

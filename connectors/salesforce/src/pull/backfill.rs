@@ -148,47 +148,59 @@ pub(super) fn step(
         .clone()
         .ok_or_else(|| fail(FailureKind::Unknown, "no describe"))?;
     let keep: Vec<&str> = std::iter::once("Id").chain(lead_fields(t)).collect();
-    let chunk = match bulk::results(sf, &job.id, job.locator.as_deref(), room, &desc, &keep) {
-        Ok(c) => c,
+    // Records with fields Bulk cannot select wait for their REST reads; the others become
+    // rows as their CSV rows arrive.
+    let plan = rest_chunks(t, &desc);
+    let mut held = Vec::new();
+    let mut pending_seen = Vec::new();
+    let first_row = rows.len();
+    let mut sink = |record: bulk::BulkRecord| match plan {
+        Some(_) => {
+            held.push(record);
+            Ok(())
+        }
+        None => accept(t, cp, &win, record, false, rows, &mut pending_seen),
+    };
+    let read = bulk::results(
+        sf,
+        &job.id,
+        job.locator.as_deref(),
+        room,
+        &desc,
+        &keep,
+        &mut sink,
+    );
+    let next = match read {
+        Ok(next) => next,
         // Results expire after seven days, and a job can be deleted by an admin.
         Err(e) if e.preset.is_none() && matches!(e.status, 400 | 404 | 409 | 412) => {
+            rows.truncate(first_row);
             let why = format!("{}: {}", e.code, e.message);
             return Ok(fall_back(sf, t, cp, &job, &why));
         }
         Err(e) => return Err(errors::classify(&e, Some(&t.object))),
     };
-    let records = match complete(sf, t, &desc, chunk.records) {
-        Ok(r) => r,
-        // A by-Id read refused (a `json` field deleted meanwhile, say): REST reads the window.
-        Err(ReadError::Refused { error, .. }) => {
-            let why = format!("{}: {}", error.code, error.message);
-            return Ok(fall_back(sf, t, cp, &job, &why));
-        }
-        Err(ReadError::Failed(f)) => return Err(f),
-    };
-    let mut pending_seen = Vec::new();
-    for (record, gone) in records {
-        // Only Id, the cursor and the keys are read, and the converter kept them as values.
-        let v = Head::from_map(&record.kept);
-        let rec = read_rec(t, &v)?;
-        if cp.was_seen(rec.c, &rec.id) {
-            continue;
-        }
-        if let Some(mut row) = row_of(t, Pass::Main, &v, &rec, record.json.into_bytes(), &[])? {
-            if gone {
-                row.op = Operation::Delete;
+    if let Some(plan) = plan.filter(|_| !held.is_empty()) {
+        let records = match complete(sf, t, &plan, held) {
+            Ok(r) => r,
+            // A by-Id read refused (a `json` field deleted meanwhile, say): REST reads the
+            // window.
+            Err(ReadError::Refused { error, .. }) => {
+                rows.truncate(first_row);
+                let why = format!("{}: {}", error.code, error.message);
+                return Ok(fall_back(sf, t, cp, &job, &why));
             }
-            rows.push(row);
-        }
-        if keep_seen(t, cp, &win, rec.c) {
-            pending_seen.push((rec.c, rec.id));
+            Err(ReadError::Failed(f)) => return Err(f),
+        };
+        for (record, gone) in records {
+            accept(t, cp, &win, record, gone, rows, &mut pending_seen)?;
         }
     }
     for (c, id) in pending_seen {
         cp.remember(c, &id);
     }
     let w = cp.win.as_mut().expect("window");
-    match chunk.next {
+    match next {
         Some(next) => {
             job.locator = Some(next);
             w.bulk = Some(job);
@@ -202,18 +214,44 @@ pub(super) fn step(
     Ok(Step::Go)
 }
 
-/// The chunk's records completed with the fields Bulk cannot select, each with whether it
-/// was hard-deleted before they could be read.
+/// Turns one record of the chunk into a row (a delete when it was `gone` before its REST
+/// fields could be read), unless the window already delivered it; notes it in `seen` when the
+/// checkpoint must remember it.
+fn accept(
+    t: &Target,
+    cp: &Checkpoint,
+    win: &Window,
+    record: bulk::BulkRecord,
+    gone: bool,
+    rows: &mut Vec<Row>,
+    seen: &mut Vec<(i64, String)>,
+) -> Result<(), Failure> {
+    // Only Id, the cursor and the keys are read, and the converter kept them as values.
+    let v = Head::from_map(&record.kept);
+    let rec = read_rec(t, &v)?;
+    if cp.was_seen(rec.c, &rec.id) {
+        return Ok(());
+    }
+    if let Some(mut row) = row_of(t, Pass::Main, &v, &rec, record.json.into_bytes(), &[])? {
+        if gone {
+            row.op = Operation::Delete;
+        }
+        rows.push(row);
+    }
+    if keep_seen(t, cp, win, rec.c) {
+        seen.push((rec.c, rec.id));
+    }
+    Ok(())
+}
+
+/// The chunk's records completed with the fields Bulk cannot select (`plan`), each with
+/// whether it was hard-deleted before they could be read.
 fn complete(
     sf: &mut Sf,
     t: &Target,
-    desc: &Describe,
-    records: Vec<bulk::BulkRecord>,
+    plan: &[Vec<String>],
+    mut records: Vec<bulk::BulkRecord>,
 ) -> Result<Vec<(bulk::BulkRecord, bool)>, ReadError> {
-    let Some(plan) = rest_chunks(t, desc).filter(|_| !records.is_empty()) else {
-        return Ok(records.into_iter().map(|r| (r, false)).collect());
-    };
-    let mut records = records;
     let driving = records
         .iter_mut()
         .map(|r| {
@@ -225,7 +263,7 @@ fn complete(
             (std::mem::take(&mut r.json), id.to_string())
         })
         .collect();
-    let merged = chunks::complete(sf, t, &plan, driving)?;
+    let merged = chunks::complete(sf, t, plan, driving)?;
     Ok(records
         .into_iter()
         .zip(merged)

@@ -43,6 +43,9 @@ use head::Head;
 
 /// Most provider calls one pull call makes before returning what it has.
 const MAX_CALLS_PER_PAGE: u32 = 12;
+/// The most rows one REST query page holds (Salesforce's batch size), whatever the host
+/// would accept.
+const REST_BATCH: usize = 2000;
 /// `/deleted` keeps about 15 days; stay inside it.
 const DELETED_RETENTION_MS: i64 = 14 * 86_400_000;
 /// `/updated` accepts a start at most 30 days back; the cap needs only a short range.
@@ -137,7 +140,7 @@ pub fn pull(env: &mut dyn Host, session: &Session, request: &PullRequest) -> Res
         .map_err(|e| fail(FailureKind::Unknown, e))?;
     let instance = crate::client::instance_url(session)?;
     let mut sf = Sf::new(env, instance, &n.api_version, Some(n.budget_percent));
-    let max = request.max_records.clamp(1, 2000) as usize;
+    let max = request.max_records.max(1) as usize;
     let res = run(&mut sf, &n, &request.stream, &mut cp, max);
     let api_calls = sf.calls;
     let api_usage = sf.usage;
@@ -228,17 +231,28 @@ fn run(
             cp.complete_window(hi, i64::from(n.overlap_seconds) * 1000);
             return Ok(Outcome::Rows(rows, StreamStatus::Complete));
         };
-        if rows.len() >= max || sf.calls - start_calls >= MAX_CALLS_PER_PAGE {
+        // A Bulk chunk is one API call and one page: never two chunks in one page, nor a
+        // chunk after rows of another step.
+        let bulk = pass == Pass::Main && win.bulk.is_some();
+        let page_max = if bulk {
+            max.min(n.bulk_chunk_records as usize)
+        } else {
+            max.min(REST_BATCH)
+        };
+        if rows.len() >= page_max
+            || (bulk && !rows.is_empty())
+            || sf.calls - start_calls >= MAX_CALLS_PER_PAGE
+        {
             return Ok(Outcome::Rows(rows, StreamStatus::Partial));
         }
-        let room = max - rows.len();
+        let room = page_max - rows.len();
         if pass == Pass::Deleted {
             deleted::step(sf, &t, cp, room, &mut rows)?;
         } else if pass == Pass::Reconcile {
             reconcile::step(sf, &t, cp, room, &mut rows)?;
         } else if pass == Pass::Formulas {
             formulas::step(sf, &t, &desc, cp, room, &mut rows)?;
-        } else if pass == Pass::Main && win.bulk.is_some() {
+        } else if bulk {
             if backfill::step(sf, &t, cp, room, &mut rows)? == Step::Wait {
                 // The job is still running: hand back what there is; the host calls again.
                 return Ok(Outcome::Rows(rows, StreamStatus::Partial));

@@ -5,8 +5,8 @@
 //! [`super::validate`] enforces the same rules and names these settings in every error.
 
 use super::{
-    DEFAULT_API_VERSION, DEFAULT_BUDGET_PERCENT, DEFAULT_BULK_THRESHOLD, DEFAULT_LAG_SECONDS,
-    DEFAULT_OVERLAP_SECONDS,
+    DEFAULT_API_VERSION, DEFAULT_BUDGET_PERCENT, DEFAULT_BULK_CHUNK_RECORDS,
+    DEFAULT_BULK_THRESHOLD, DEFAULT_LAG_SECONDS, DEFAULT_OVERLAP_SECONDS, MAX_BULK_CHUNK_RECORDS,
 };
 use sluice_connector_sdk::model::{
     CapabilityInfo, ChoiceOption, ConnectorInfo, CredentialKind, RequiredFor, Setting, SettingKind,
@@ -161,6 +161,18 @@ fn settings() -> Vec<Setting> {
         ),
         setting(
             advanced(5),
+            "bulk-chunk-records",
+            "Bulk chunk size",
+            SettingKind::Integer,
+            RequiredFor::None,
+            Some(DEFAULT_BULK_CHUNK_RECORDS.to_string()),
+            &format!(
+                "Records read from a Bulk job per API call and stored as one page, 1 to \
+                 {MAX_BULK_CHUNK_RECORDS}."
+            ),
+        ),
+        setting(
+            advanced(6),
             "reconcile-every",
             "Reconcile every",
             SettingKind::Duration,
@@ -170,7 +182,7 @@ fn settings() -> Vec<Setting> {
              deletions the recycle bin no longer reports (e.g. 12h, 7d, or off).",
         ),
         setting(
-            advanced(6),
+            advanced(7),
             "formula-refresh",
             "Formula refresh",
             SettingKind::Duration,
@@ -180,7 +192,7 @@ fn settings() -> Vec<Setting> {
              (e.g. 6h, 1d, or off). Helpdesk and CRM only.",
         ),
         setting(
-            advanced(7),
+            advanced(8),
             "lag-seconds",
             "Lag (seconds)",
             SettingKind::Integer,
@@ -190,7 +202,7 @@ fn settings() -> Vec<Setting> {
              committed are not skipped.",
         ),
         setting(
-            advanced(8),
+            advanced(9),
             "overlap-seconds",
             "Overlap (seconds)",
             SettingKind::Integer,
@@ -199,7 +211,7 @@ fn settings() -> Vec<Setting> {
             "How much of the previous window each pull reads again.",
         ),
         setting(
-            advanced(9),
+            advanced(10),
             "api-version",
             "API version",
             SettingKind::Text,
@@ -208,7 +220,7 @@ fn settings() -> Vec<Setting> {
             "The REST API version, e.g. 62.0.",
         ),
         setting(
-            advanced(10),
+            advanced(11),
             "language",
             "Language",
             SettingKind::Text,

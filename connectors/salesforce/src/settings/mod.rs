@@ -36,6 +36,11 @@ pub const DEFAULT_API_VERSION: &str = "62.0";
 pub const DEFAULT_BUDGET_PERCENT: u8 = 80;
 /// The default backfill size above which Bulk API 2.0 is used.
 pub const DEFAULT_BULK_THRESHOLD: u64 = 50_000;
+/// The default number of rows asked of Bulk API 2.0 per results chunk (one API call each).
+pub const DEFAULT_BULK_CHUNK_RECORDS: u32 = 50_000;
+/// The most rows a results chunk may ask for: a chunk is one page, held whole in the
+/// connector's memory and then the host's.
+pub const MAX_BULK_CHUNK_RECORDS: u32 = 100_000;
 /// The default lag behind server time, in seconds, for the window's upper bound.
 pub const DEFAULT_LAG_SECONDS: u32 = 60;
 /// The default overlap re-read below the last window's bound, in seconds.
@@ -52,6 +57,7 @@ const EXTRA_NAMES: &[&str] = &[
     "objects",
     "api-budget-percent",
     "bulk-threshold",
+    "bulk-chunk-records",
     "api-version",
     "lag-seconds",
     "overlap-seconds",
@@ -152,6 +158,8 @@ pub struct Normalized {
     pub budget_percent: u8,
     /// Backfills larger than this use Bulk 2.0; 0 disables Bulk.
     pub bulk_threshold: u64,
+    /// Rows per Bulk API 2.0 results chunk (`maxRecords`), each delivered as one page.
+    pub bulk_chunk_records: u32,
     /// API version, e.g. `62.0`.
     pub api_version: String,
     /// Lag behind server time for the window's upper bound, seconds.
@@ -278,6 +286,10 @@ impl Normalized {
         }
         v.push(("api-budget-percent".into(), self.budget_percent.to_string()));
         v.push(("bulk-threshold".into(), self.bulk_threshold.to_string()));
+        v.push((
+            "bulk-chunk-records".into(),
+            self.bulk_chunk_records.to_string(),
+        ));
         v.push(("api-version".into(), self.api_version.clone()));
         v.push(("lag-seconds".into(), self.lag_seconds.to_string()));
         v.push(("overlap-seconds".into(), self.overlap_seconds.to_string()));
@@ -468,6 +480,7 @@ pub fn validate(
         objects: Vec::new(),
         budget_percent: DEFAULT_BUDGET_PERCENT,
         bulk_threshold: DEFAULT_BULK_THRESHOLD,
+        bulk_chunk_records: DEFAULT_BULK_CHUNK_RECORDS,
         api_version: DEFAULT_API_VERSION.into(),
         lag_seconds: DEFAULT_LAG_SECONDS,
         overlap_seconds: DEFAULT_OVERLAP_SECONDS,
@@ -534,6 +547,17 @@ pub fn validate(
                     format!(
                         "`{value}` is not a record count: backfills larger than this use Bulk \
                          API 2.0 (0 turns Bulk off)"
+                    ),
+                )),
+            },
+            "bulk-chunk-records" => match value.replace('_', "").parse::<u32>() {
+                Ok(c) if (1..=MAX_BULK_CHUNK_RECORDS).contains(&c) => n.bulk_chunk_records = c,
+                _ => errors.push(FieldError::new(
+                    name,
+                    format!(
+                        "`{value}` is not a record count from 1 to {MAX_BULK_CHUNK_RECORDS}: the \
+                         rows asked of Bulk API 2.0 per results chunk (one API call and one \
+                         page each)"
                     ),
                 )),
             },

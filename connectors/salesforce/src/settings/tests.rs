@@ -196,6 +196,26 @@ fn validation_table() {
             false,
             vec!["bulk-threshold"],
         ),
+        (
+            s(Crm, P, UT, d, &[("bulk-chunk-records", "0")]),
+            false,
+            vec!["bulk-chunk-records"],
+        ),
+        (
+            s(Crm, P, UT, d, &[("bulk-chunk-records", "100001")]),
+            false,
+            vec!["bulk-chunk-records"],
+        ),
+        (
+            s(Crm, P, UT, d, &[("bulk-chunk-records", "lots")]),
+            false,
+            vec!["bulk-chunk-records"],
+        ),
+        (
+            s(Crm, P, UT, d, &[("bulk-chunk-records", "25_000")]),
+            false,
+            vec![],
+        ),
         (s(Crm, P, UT, d, &[("api-version", "v61.0")]), false, vec![]),
         (
             s(Crm, P, UT, d, &[("api-version", "40.0")]),

@@ -63,8 +63,10 @@ pub use outcome::{FailureInfo, RunStatus, RunSummary, StreamOutcome, StreamResul
 use standing::Standing;
 use stream::StreamPull;
 
-/// The default page size asked of the connector.
-pub const DEFAULT_PAGE_RECORDS: u32 = 2000;
+/// The default cap on rows per page asked of the connector (`max-records`). It bounds one
+/// commit's transaction; connectors keep to their providers' smaller batches below it (REST
+/// pages of 2,000), and a bulk results chunk of tens of thousands of rows fits in one page.
+pub const DEFAULT_PAGE_RECORDS: u32 = 100_000;
 /// The waits after partial pages with no rows (the provider is preparing data): from 200 ms,
 /// doubling, up to 30 s.
 const IDLE_WAIT: Backoff = Backoff {

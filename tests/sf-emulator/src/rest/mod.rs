@@ -61,6 +61,10 @@ pub fn router(state: Arc<Shared>) -> Router {
             compress::gzip,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), uri_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::requests::record,
+        ))
         .with_state(state)
 }
 
