@@ -43,9 +43,11 @@ use crate::admin::ErrorBody;
         crate::admin::pull,
         crate::admin::runs,
         crate::admin::records,
+        crate::admin::streams,
         crate::admin::authorize,
         crate::admin::connectors,
         crate::admin::install_connector,
+        crate::admin::about_connector,
     ),
     components(schemas(ErrorBody)),
     security(("bearer" = []))

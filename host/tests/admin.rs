@@ -234,6 +234,59 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     let replay = http.get(&location).send().await.unwrap();
     assert_eq!(replay.status().as_u16(), 400);
 
+    // What the connector declares, and the streams it describes for this integration.
+    let (status, about) = json(
+        http.get(format!("{base}/api/connectors/salesforce/about"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{about}");
+    assert_eq!(about["declaration"]["name"], "salesforce");
+    let required = about["settings_schema"]["allOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["if"]["properties"]["capability"]["const"] == "content-management")
+        .map(|r| r["then"]["required"].clone());
+    assert_eq!(required, Some(serde_json::json!(["environment", "domain"])));
+    let (status, missing) = json(
+        http.get(format!("{base}/api/connectors/zendesk/about"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404, "{missing}");
+    let (status, streams) = json(
+        http.get(format!("{base}/api/integrations/{id}/streams"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{streams}");
+    let names: Vec<&str> = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    // The empty org lacks the optional EmailMessage; the others are described.
+    assert!(
+        names.contains(&"Case") && names.contains(&"CaseHistory"),
+        "{names:?}"
+    );
+    let case = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Case")
+        .unwrap();
+    assert_eq!(case["key_fields"], serde_json::json!(["Id"]));
+    assert_eq!(case["json_schema"]["properties"]["Id"]["type"], "string");
+
     // A pull asked for while a run holds the integration is refused, not queued silently.
     let pull_url = format!("{base}/api/integrations/{id}/pull");
     let held = app.claim_run(&id).expect("nothing runs yet");

@@ -127,3 +127,36 @@ pub(crate) async fn install_connector(
     )
         .into_response())
 }
+
+/// What a connector declares about itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectorAbout {
+    /// The declaration: name, title, version, description, capabilities, settings (name,
+    /// label, help, kind, options, required_for, default, group, order) and credential kinds.
+    #[schema(value_type = Object)]
+    pub declaration: serde_json::Value,
+    /// A JSON Schema (draft 2020-12) of its settings, with the fields each capability requires.
+    #[schema(value_type = Object)]
+    pub settings_schema: serde_json::Value,
+}
+
+/// What the active version of connector `name` declares (`describe`): the data a setup form
+/// is generated from.
+#[utoipa::path(get, path = "/api/connectors/{name}/about", tag = "connectors",
+    params(ConnectorName),
+    responses((status = 200, description = "The declaration and a schema of the settings", body = ConnectorAbout),
+        (status = 400, description = "The path is malformed", body = ErrorBody),
+        (status = 404, description = "No such connector is active", body = ErrorBody),
+        (status = 500, description = "The connector failed", body = ErrorBody)))]
+pub(crate) async fn about_connector(
+    State(s): State<AdminState>,
+    name: Result<Path<ConnectorName>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(ConnectorName { name }) = name?;
+    let info = s.app.describe(&name).await?;
+    Ok(Json(ConnectorAbout {
+        declaration: crate::about::info_json(&info),
+        settings_schema: crate::about::settings_schema(&info),
+    })
+    .into_response())
+}

@@ -264,6 +264,52 @@ pub(crate) async fn test(
     Ok(Json(TestView::from(&report)).into_response())
 }
 
+/// One stream as the connector describes it (`discover`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamView {
+    /// The stream's name.
+    pub name: String,
+    /// The fields that form a record's key.
+    pub key_fields: Vec<String>,
+    /// The field incremental pulls follow, if any.
+    pub cursor_field: Option<String>,
+    /// A JSON Schema (draft 2020-12) of its records.
+    #[schema(value_type = Object)]
+    pub json_schema: serde_json::Value,
+}
+
+/// Each stream's JSON Schema, key and cursor fields, as the connector describes them.
+#[utoipa::path(get, path = "/api/integrations/{id}/streams", tag = "integrations", params(IntegrationId),
+    responses((status = 200, description = "The streams", body = Vec<StreamView>),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+        (status = 409, description = "Not authorized yet, or the credentials are unusable", body = ErrorBody),
+        (status = 422, description = "The stored settings are no longer valid", body = ErrorBody),
+        (status = 500, description = "The store or the connector failed", body = ErrorBody),
+        (status = 502, description = "The provider or the connector could not describe the streams", body = ErrorBody)))]
+pub(crate) async fn streams(
+    State(s): State<AdminState>,
+    id: Result<Path<IntegrationId>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(IntegrationId { id }) = id?;
+    let mut views = Vec::new();
+    for stream in s.app.discover(&id).await? {
+        let json_schema = serde_json::from_str(&stream.json_schema).map_err(|e| {
+            AppError::Discover(format!(
+                "the schema of stream {} is not JSON: {e}",
+                stream.name
+            ))
+        })?;
+        views.push(StreamView {
+            name: stream.name,
+            key_fields: stream.key_fields,
+            cursor_field: stream.cursor_field,
+            json_schema,
+        });
+    }
+    Ok(Json(views).into_response())
+}
+
 /// The query of `POST /api/integrations/{id}/pull`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

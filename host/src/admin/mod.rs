@@ -94,11 +94,13 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/api/integrations/{id}/pull", json_only(post(pull)))
         .route("/api/integrations/{id}/runs", get(runs))
         .route("/api/integrations/{id}/records", get(records))
+        .route("/api/integrations/{id}/streams", get(streams))
         .route(
             "/api/integrations/{id}/authorize",
             json_only(post(authorize)),
         )
         .route("/api/connectors", get(connectors))
+        .route("/api/connectors/{name}/about", get(about_connector))
         .route(
             "/api/connectors/{name}",
             post(install_connector)
