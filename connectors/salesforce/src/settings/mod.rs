@@ -350,14 +350,14 @@ pub fn login_origin(env: Environment) -> &'static str {
     }
 }
 
-/// What a validation is for: `configure` checks new settings fully; `test` and `pull` run on
-/// stored settings, which passed `configure` when they were stored, possibly under older rules.
+/// What a validation is for: `configure` checks settings fully, with warnings; `test` and `pull`
+/// need only what they use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     /// Full validation, with warnings.
     Configure,
-    /// What a call on stored settings needs: no requirement added since (a domain, a pull-by)
-    /// stops an integration that already runs, and no warning is repeated.
+    /// What `test` and `pull` need: the host ran `configure` on the same settings first, so
+    /// its requirements are not checked twice and no warning is repeated.
     Run,
 }
 
@@ -414,9 +414,8 @@ pub fn validate(
 
     let domain = match settings.value(DOMAIN).map(str::trim) {
         // Without a My Domain the login page signs in to whatever org the browser is logged
-        // into, so new integrations must name one. Integrations stored without one still run:
-        // the login hosts serve OAuth and the token response's `instance_url` says where the
-        // data lives.
+        // into, so `configure` requires one. `test` and `pull` need none: the token response's
+        // `instance_url` says where the data lives.
         None | Some("") => {
             if purpose == Purpose::Configure {
                 errors.push(FieldError::new(

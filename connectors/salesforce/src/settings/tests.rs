@@ -554,10 +554,10 @@ fn streams_per_capability_and_mode() {
 }
 
 #[test]
-fn stored_settings_run_without_pull_by_or_domain() {
-    let stored = s(Capability::Crm, P, None, None, &[]);
-    assert!(validate(&stored, &host(false), Purpose::Run).is_ok());
-    let errors = validate(&stored, &host(false), Purpose::Configure).unwrap_err();
+fn test_and_pull_need_no_pull_by_or_domain() {
+    let bare = s(Capability::Crm, P, None, None, &[]);
+    assert!(validate(&bare, &host(false), Purpose::Run).is_ok());
+    let errors = validate(&bare, &host(false), Purpose::Configure).unwrap_err();
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["domain", "pull-by"]);
 }
