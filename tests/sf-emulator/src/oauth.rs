@@ -90,6 +90,9 @@ pub struct AuthState {
     pub refresh: HashMap<String, RefreshToken>,
     pub codes: HashMap<String, AuthCode>,
     pub sessions: HashMap<String, BrowserSession>,
+    /// The last approval (refresh-token family) number given out. Approvals are revoked
+    /// oldest first, so their numbers must grow in the order they are granted.
+    pub approvals: u64,
 }
 
 /// An OAuth error: `{"error","error_description"}` with a status (spec §1.4).
@@ -236,7 +239,8 @@ pub fn issue(
         RefreshMode::NewFamily => {
             let cap = state.settings().approvals_per_app.max(1) as usize;
             make_room_for_approval(&mut auth, user, &state.app.client_id, cap);
-            Some(state.next_seq())
+            auth.approvals += 1;
+            Some(auth.approvals)
         }
         RefreshMode::Rotate(family) => Some(family),
         RefreshMode::None | RefreshMode::Existing(_) => None,
