@@ -278,6 +278,17 @@ pub struct ConnectArgs {
     /// How long to wait for the browser.
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     pub timeout: Duration,
+    /// Store an API key instead, when the connector asks for one. The key is read from stdin
+    /// (or the variable --from-env names), never from the command line.
+    #[arg(long, conflicts_with_all = ["client_credentials", "basic"])]
+    pub api_key: bool,
+    /// Store HTTP basic credentials for user USER instead, when the connector asks for them.
+    /// The password is read from stdin (or the variable --from-env names).
+    #[arg(long, value_name = "USER", conflicts_with = "client_credentials")]
+    pub basic: Option<String>,
+    /// Read the API key or password from this environment variable instead of stdin.
+    #[arg(long, value_name = "VAR")]
+    pub from_env: Option<String>,
 }
 
 /// `sluice records`.
