@@ -19,7 +19,9 @@ pub mod wit;
 
 pub use credentials::FakeProvider;
 pub use dirs::{TestDir, temp_dir};
-pub use guests::{hostile, hostile_broken, target_dir, with_custom_section, workspace};
+pub use guests::{
+    creds_guest, hostile, hostile_broken, target_dir, with_custom_section, workspace,
+};
 pub use logs::captured_logs;
 pub use server::{Received, Reply, TestServer};
 pub use wit::{
