@@ -100,7 +100,7 @@ pub struct Watermark {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lo: Option<i64>,
     /// Delivered `(cursor → ids)` that the next window's overlap reads again.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "seen_map")]
     pub seen: BTreeMap<i64, Vec<String>>,
 }
 
@@ -174,6 +174,38 @@ impl Watermark {
             };
             total -= ids.len();
         }
+    }
+}
+
+/// `seen` with its timestamps as JSON object keys (strings), read back whether the watermark
+/// is a field of its own or flattened into a checkpoint (serde's flattening hands map keys
+/// over as strings, which a plain `i64` key refuses).
+mod seen_map {
+    use std::collections::BTreeMap;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        seen: &BTreeMap<i64, Vec<String>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(seen.iter().map(|(c, ids)| (c.to_string(), ids)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<i64, Vec<String>>, D::Error> {
+        let keyed: BTreeMap<String, Vec<String>> = BTreeMap::deserialize(deserializer)?;
+        keyed
+            .into_iter()
+            .map(|(key, ids)| match key.parse::<i64>() {
+                Ok(c) => Ok((c, ids)),
+                Err(_) => Err(D::Error::custom(format!(
+                    "`seen` has the key `{key}`, which is not a timestamp in milliseconds"
+                ))),
+            })
+            .collect()
     }
 }
 
@@ -304,6 +336,33 @@ mod tests {
         full.complete(MAX_SEEN as i64 + 10, i64::MAX / 2);
         assert_eq!(full.seen.values().map(Vec::len).sum::<usize>(), MAX_SEEN);
         assert!(!full.was_seen(0, "x") && full.was_seen(MAX_SEEN as i64 + 9, "x"));
+    }
+
+    /// Serde's flattening hands map keys over as strings: a plain `i64`-keyed `seen` fails
+    /// to read back inside a checkpoint that flattens the watermark.
+    #[test]
+    fn a_watermark_flattened_into_a_checkpoint_reads_back() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Checkpoint {
+            v: u32,
+            #[serde(flatten)]
+            mark: Watermark,
+        }
+        let mut mark = Watermark {
+            lo: Some(-5),
+            ..Watermark::default()
+        };
+        mark.remember(1_700_000_000_000, "a");
+        mark.remember(-3, "b");
+        let cp = Checkpoint { v: 1, mark };
+        let text = serde_json::to_string(&cp).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":1,"lo":-5,"seen":{"-3":["b"],"1700000000000":["a"]}}"#
+        );
+        assert_eq!(serde_json::from_str::<Checkpoint>(&text).unwrap(), cp);
+        let bad = serde_json::from_str::<Checkpoint>(r#"{"v":1,"seen":{"x":["a"]}}"#);
+        assert!(bad.unwrap_err().to_string().contains("`x`"));
     }
 
     #[test]
