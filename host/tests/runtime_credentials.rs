@@ -39,7 +39,7 @@ async fn add(app: &App, settings: &[(&str, &str)], client: Option<(&str, &str)>)
             connector: Some("creds-guest".into()),
             name: Some("creds".into()),
             capability: Some("crm".into()),
-            extra: settings
+            settings: settings
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),

@@ -14,8 +14,8 @@
 use sluice_connector_sdk::{
     AccountInfo, ApiKeyPlan, BasicPlan, CapabilityInfo, Configured, Connector, ConnectorInfo,
     CredentialKind, CredentialPlan, Failure, FailureKind, FieldError, Host, HostContext, OAuthPlan,
-    Operation, Page, PullRequest, Request, Row, Session, Settings, StreamInfo, StreamSchema,
-    StreamStatus, TestReport,
+    Operation, Page, PullRequest, Request, RequiredFor, Row, Session, Setting, SettingKind,
+    Settings, StreamInfo, StreamSchema, StreamStatus, TestReport,
 };
 
 /// The test connector.
@@ -102,6 +102,27 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
+/// The settings the module's table lists.
+fn declared() -> Vec<Setting> {
+    let setting = |name: &str, kind: SettingKind, required: RequiredFor, order: u32| Setting {
+        name: name.into(),
+        label: name.into(),
+        help: format!("See the crate's documentation for `{name}`."),
+        kind,
+        required,
+        default: None,
+        group: "basic".into(),
+        order,
+    };
+    vec![
+        setting("kind", SettingKind::Text, RequiredFor::None, 0),
+        setting("url", SettingKind::Url, RequiredFor::All, 1),
+        setting("header", SettingKind::Text, RequiredFor::None, 2),
+        setting("prefix", SettingKind::Text, RequiredFor::None, 3),
+        setting("token-url", SettingKind::Url, RequiredFor::None, 4),
+    ]
+}
+
 impl Connector for CredsGuest {
     fn describe() -> ConnectorInfo {
         ConnectorInfo {
@@ -114,7 +135,7 @@ impl Connector for CredsGuest {
                 name: "crm".into(),
                 label: "CRM".into(),
             }],
-            settings: Vec::new(),
+            settings: declared(),
             credential_kinds: vec![
                 CredentialKind::ApiKey,
                 CredentialKind::Basic,
