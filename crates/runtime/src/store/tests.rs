@@ -426,7 +426,7 @@ fn the_database_file_never_holds_a_secret_in_clear() {
         access: Secret::new(access),
         refresh: Some(Secret::new(refresh)),
         token_url: "https://login.salesforce.com/services/oauth2/token".into(),
-        instance_url: "https://acme.my.salesforce.com".into(),
+        instance_url: Some("https://acme.my.salesforce.com".into()),
         provider_fields: [("issued_at".to_string(), "1".to_string())].into(),
         scopes: vec!["api".into(), "refresh_token".into()],
         obtained_at_ms: now_ms(),
@@ -492,7 +492,7 @@ fn a_rotated_refresh_token_is_stored_with_the_new_access_token() {
         access: Secret::new("a1"),
         refresh: Some(Secret::new("r1")),
         token_url: "https://t".into(),
-        instance_url: "https://i".into(),
+        instance_url: Some("https://i".into()),
         provider_fields: [("id".to_string(), "https://i/id/1".to_string())].into(),
         scopes: vec![],
         obtained_at_ms: 0,
@@ -527,7 +527,7 @@ fn a_rotated_refresh_token_is_stored_with_the_new_access_token() {
         ("a3", "r2")
     );
     // A refresh's fields replace those of the same name and keep the others.
-    assert_eq!(t.instance_url, "https://j");
+    assert_eq!(t.instance_url.as_deref(), Some("https://j"));
     assert_eq!(t.provider_fields["issued_at"], "6");
     assert_eq!(t.provider_fields["id"], "https://i/id/1");
 }
