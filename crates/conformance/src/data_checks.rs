@@ -1,6 +1,8 @@
 //! The checks on pulled data: page bounds, keys, the same data whatever the page size, resuming
 //! from every checkpoint, skipped streams and egress.
 
+use sluice_engine::outbound::Denial;
+
 use crate::harness::Harness;
 use crate::pulls::{Findings, Run};
 use crate::report::Outcome;
@@ -132,14 +134,20 @@ pub fn skipped_keeps_checkpoint(findings: &Findings) -> Outcome {
 }
 
 /// No request the engine denied during the pulls.
-pub fn no_egress_denied(denials: u64, pages: usize) -> Outcome {
-    if denials == 0 {
+pub fn no_egress_denied(denials: &[Denial], pages: usize) -> Outcome {
+    if denials.is_empty() {
         return Outcome::Pass(format!(
             "no request outside the allowed hosts in {pages} pages"
         ));
     }
+    let shown: Vec<String> = denials
+        .iter()
+        .take(3)
+        .map(|d| format!("{} ({})", d.target, d.reason))
+        .collect();
     Outcome::Fail(format!(
-        "the egress policy denied {denials} requests during the pulls (run with -v to see \
-         their destinations)"
+        "the egress policy denied {} requests during the pulls: {}",
+        denials.len(),
+        shown.join("; ")
     ))
 }

@@ -11,6 +11,7 @@
 
 mod configure_checks;
 mod data_checks;
+mod failure_kinds;
 pub mod harness;
 mod imports;
 pub mod integration;
@@ -24,7 +25,6 @@ mod token;
 use std::sync::Arc;
 
 use sluice_engine::credentials::{AccessToken, CredentialProvider};
-use sluice_engine::metrics::EngineMetrics;
 use sluice_engine::policy::PolicyError;
 use sluice_engine::{ConnectorEngine, EngineError, EngineLimits};
 
@@ -107,9 +107,13 @@ pub async fn run(options: Options) -> Result<Report, ConformanceError> {
         Check::PlainHttpRefused,
         configure_checks::plain_http(&harness).await,
     );
-    record(Check::TestFailureKinds, Outcome::Skip(NO_CASSETTES.into()));
+    record(
+        Check::TestFailureKinds,
+        failure_kinds::check(&harness, &options.component, &options.limits).await,
+    );
 
-    let denied_before = EngineMetrics::get(&engine.metrics().denials);
+    // The denials of configure's probes are not the pulls' to answer for.
+    engine.take_denials();
     let mut findings = Findings::default();
     let mut runs: Vec<Run> = Vec::new();
     for max_records in PAGE_SIZES {
@@ -129,7 +133,7 @@ pub async fn run(options: Options) -> Result<Report, ConformanceError> {
         Some(old) => previous::check(&harness, checkpointed, old, &mut findings).await,
         None => Outcome::Skip("no --previous version given".into()),
     };
-    let denials = EngineMetrics::get(&engine.metrics().denials) - denied_before;
+    let denials = engine.take_denials();
 
     record(
         Check::RowsWithinMaxRecords,
@@ -150,7 +154,7 @@ pub async fn run(options: Options) -> Result<Report, ConformanceError> {
     );
     record(
         Check::NoEgressOutsideAllowedHosts,
-        data_checks::no_egress_denied(denials, findings.pages),
+        data_checks::no_egress_denied(&denials, findings.pages),
     );
     record(Check::PreviousVersion, upgrade);
     Ok(Report {
@@ -158,7 +162,3 @@ pub async fn run(options: Options) -> Result<Report, ConformanceError> {
         results,
     })
 }
-
-/// Why [`Check::TestFailureKinds`] does not run yet.
-const NO_CASSETTES: &str = "needs recorded 401/403/429 answers, and this engine has no \
-     record/replay cassettes yet";
