@@ -1,7 +1,10 @@
 //! `sluice conformance` end to end, on loopback only: the bundled Salesforce connector passes
 //! against the Salesforce emulator; the conformance test guest (`tests/conformance-guest`)
 //! passes against the Zendesk emulator in its correct build, and each broken build fails
-//! exactly the check that names its fault; the JUnit report parses and lists every check.
+//! exactly the check that names its fault (a key that does not match its key fields, a
+//! checkpoint that skips records, a wrong failure kind, a request to an undeclared host; a
+//! version that cannot read its predecessor's checkpoints fails the upgrade check); the JUnit
+//! report parses and lists every check.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -140,7 +143,15 @@ fn guest_settings(url: &str) -> serde_json::Value {
 async fn check_guest(variant: &str) -> Checked {
     let (emu, token) = zendesk().await;
     let wasm = conformance_guest(variant);
-    conformance(variant, &wasm, None, guest_settings(&emu.url), &token, &emu.url).await
+    conformance(
+        variant,
+        &wasm,
+        None,
+        guest_settings(&emu.url),
+        &token,
+        &emu.url,
+    )
+    .await
 }
 
 /// Asserts that the connector `wasm`, with `values` as its settings (see [`zendesk_settings`]),
@@ -196,6 +207,30 @@ async fn a_checkpoint_that_skips_records_fails_exactly_the_resume_check() {
     assert_eq!(checked.failed(), [Check::ResumeFromCheckpoints.name()]);
     let line = checked.line(Check::ResumeFromCheckpoints);
     assert!(line.contains("missing"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_token_reported_as_unknown_fails_exactly_the_failure_kinds_check() {
+    let checked = check_guest("wrong-failure-kind").await;
+    assert!(!checked.output.status.success());
+    assert_eq!(checked.failed(), [Check::TestFailureKinds.name()]);
+    let line = checked.line(Check::TestFailureKinds);
+    assert!(
+        line.contains("401") && line.contains("ReauthorizationRequired"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_to_an_undeclared_host_fails_exactly_the_egress_check() {
+    let checked = check_guest("stray-egress").await;
+    assert!(!checked.output.status.success());
+    assert_eq!(
+        checked.failed(),
+        [Check::NoEgressOutsideAllowedHosts.name()]
+    );
+    let line = checked.line(Check::NoEgressOutsideAllowedHosts);
+    assert!(line.contains("collector.attacker.example"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,6 +9,8 @@
 //! | `correct` (or unset) | cursor pagination; the checkpoint is the provider's `after_cursor` |
 //! | `bad-key` | a row's key is `user-{id}`, which does not match its key field `id` |
 //! | `skip-checkpoint` | offset pagination; the checkpoint is a page number that means other records once the page size changes, so a resumed stream skips records |
+//! | `wrong-failure-kind` | a refused token (401) is reported as `unknown`, not `reauthorization-required` |
+//! | `stray-egress` | every page also sends a request to a host it never declared (the host denies it; the page goes on) |
 //!
 //! Settings: `base-url` (the account's `https://{subdomain}.zendesk.com`, or a loopback
 //! emulator when the host allows insecure loopback) and `page-size` (1 to 100, default 100).
@@ -27,6 +29,10 @@ pub enum Variant {
     BadKey,
     /// Page-number checkpoints that skip records when resumed under another page size.
     SkipCheckpoint,
+    /// A 401 reported as `unknown`.
+    WrongFailureKind,
+    /// A request to an undeclared host on every page.
+    StrayEgress,
 }
 
 /// The variant this build was made as.
@@ -34,6 +40,8 @@ pub fn variant() -> Variant {
     match option_env!("SLUICE_CONFORMANCE_VARIANT") {
         Some("bad-key") => Variant::BadKey,
         Some("skip-checkpoint") => Variant::SkipCheckpoint,
+        Some("wrong-failure-kind") => Variant::WrongFailureKind,
+        Some("stray-egress") => Variant::StrayEgress,
         _ => Variant::Correct,
     }
 }
@@ -146,7 +154,7 @@ impl Connector for UsersConnector {
         }
         match variant() {
             Variant::SkipCheckpoint => pages::by_offset(host, session, request),
-            Variant::Correct | Variant::BadKey => pages::by_cursor(host, session, request),
+            _ => pages::by_cursor(host, session, request),
         }
     }
 }

