@@ -289,8 +289,9 @@ async fn the_junit_report_parses_and_lists_every_check() {
     assert!(skipped >= 1, "test-failure-kinds is skipped");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_bundled_salesforce_connector_passes() {
+/// Runs the bundled Salesforce connector against a small emulated org, with `previous` as
+/// the version it replaces, and asserts it passes.
+async fn salesforce_passes(previous: Option<&Path>) -> Checked {
     let config = sf_emulator::EmulatorConfig {
         dataset: sf_emulator::Dataset::Bench,
         scale: 30,
@@ -311,17 +312,31 @@ async fn the_bundled_salesforce_connector_passes() {
     let wasm = dir.join("salesforce.wasm");
     std::fs::write(&wasm, sluice::SALESFORCE_COMPONENT).unwrap();
     let access = token["access_token"].as_str().unwrap();
-    let checked = conformance("salesforce", &wasm, None, settings, access, &emu.url).await;
+    let checked = conformance("salesforce", &wasm, previous, settings, access, &emu.url).await;
     assert!(checked.output.status.success(), "{}", checked.stdout());
     assert!(checked.failed().is_empty(), "{:?}", checked.failed());
-    assert!(
-        checked
-            .line(Check::SameDataAcrossPageSizes)
-            .starts_with("pass")
-    );
-    assert!(
-        checked
-            .line(Check::ResumeFromCheckpoints)
-            .starts_with("pass")
-    );
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bundled_salesforce_connector_passes() {
+    let checked = salesforce_passes(None).await;
+    for check in [
+        Check::ConfigureIdempotent,
+        Check::PlainHttpRefused,
+        Check::TestFailureKinds,
+        Check::SameDataAcrossPageSizes,
+        Check::ResumeFromCheckpoints,
+    ] {
+        let line = checked.line(check);
+        assert!(line.starts_with("pass"), "{check}: {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_salesforce_connector_resumes_from_its_contract_0_1_builds_checkpoints() {
+    let old = sluice_test_support::workspace().join("tests/fixtures/salesforce-contract-0.1.wasm");
+    let checked = salesforce_passes(Some(&old)).await;
+    let line = checked.line(Check::PreviousVersion);
+    assert!(line.starts_with("pass"), "{line}");
 }

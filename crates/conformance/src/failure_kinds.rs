@@ -57,7 +57,7 @@ pub async fn check(harness: &Harness, wasm: &[u8], limits: &EngineLimits) -> Out
             Ok(engine) => engine,
             Err(error) => return Outcome::Fail(format!("no engine for replay: {error}")),
         };
-        let connector = match engine.load("conformance", wasm) {
+        let connector = match engine.load("candidate", wasm) {
             Ok(connector) => connector,
             Err(error) => return Outcome::Fail(error.to_string()),
         };

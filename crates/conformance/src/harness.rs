@@ -40,15 +40,16 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Loads `wasm`, asks it to describe itself and configure the integration.
+    /// Loads `wasm` under the name `role` (`candidate` or `previous`), asks it to describe itself and configure the integration.
     pub async fn open(
         engine: Arc<ConnectorEngine>,
+        role: &str,
         wasm: &[u8],
         integration: &Integration,
         approvals: &Approvals,
         credentials: Option<Arc<dyn CredentialProvider>>,
     ) -> Result<Self, ConformanceError> {
-        let connector = engine.load("conformance", wasm)?;
+        let connector = engine.load(role, wasm)?;
         let manifest: Arc<Manifest> = connector.manifest.clone();
         let rules = EgressRules::new(
             manifest,
@@ -97,8 +98,12 @@ impl Harness {
         })
     }
 
-    /// `describe`'s name and version.
+    /// `describe`'s name and version, or the engine's label (`name@sha`) for a component that
+    /// declares no version (contract 0.1).
     pub fn label(&self) -> String {
+        if self.info.version.is_empty() {
+            return self.connector.label.clone();
+        }
         format!("{} {}", self.info.name, self.info.version)
     }
 

@@ -78,14 +78,14 @@ pub async fn run(options: Options) -> Result<Report, ConformanceError> {
         .token
         .clone()
         .map(|t| Arc::new(FixedToken::new(t)) as Arc<dyn CredentialProvider>);
-    let open = |wasm: Vec<u8>| {
+    let open = |role: &'static str, wasm: Vec<u8>| {
         let (engine, credentials) = (engine.clone(), credentials.clone());
         let (integration, approvals) = (&options.integration, &options.approvals);
-        async move { Harness::open(engine, &wasm, integration, approvals, credentials).await }
+        async move { Harness::open(engine, role, &wasm, integration, approvals, credentials).await }
     };
-    let harness = open(options.component.clone()).await?;
+    let harness = open("candidate", options.component.clone()).await?;
     let previous = match options.previous.clone() {
-        Some(wasm) => Some(open(wasm).await?),
+        Some(wasm) => Some(open("previous", wasm).await?),
         None => None,
     };
     let mut results = Vec::new();
