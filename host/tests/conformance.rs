@@ -154,13 +154,17 @@ async fn check_guest(variant: &str) -> Checked {
     .await
 }
 
-/// Asserts that the connector `wasm`, with `values` as its settings (see [`zendesk_settings`]),
-/// passes every check against the Zendesk emulator with an OAuth bearer token. A Zendesk
-/// connector joins with one test calling this.
-async fn passes_against_zendesk(wasm: &Path, values: &[(&str, &str)]) -> Checked {
+/// Asserts that the connector component `wasm`, with `values` as its settings (see
+/// [`zendesk_settings`]), passes every check against the Zendesk emulator with an OAuth bearer
+/// token. A Zendesk connector joins with one test:
+/// `#[tokio::test(flavor = "multi_thread")] async fn the_zendesk_connector_passes() { passes_against_zendesk(sluice_test_support::guests::zendesk(), &[("subdomain", "{url}"), ("auth", "oauth")]).await; }`
+async fn passes_against_zendesk(wasm: &[u8], values: &[(&str, &str)]) -> Checked {
     let (emu, token) = zendesk().await;
+    let dir = temp_dir("zendesk-wasm");
+    let file = dir.join("connector.wasm");
+    std::fs::write(&file, wasm).unwrap();
     let settings = zendesk_settings(&emu.url, values);
-    let checked = conformance("zendesk", wasm, None, settings, &token, &emu.url).await;
+    let checked = conformance("zendesk", &file, None, settings, &token, &emu.url).await;
     assert!(checked.output.status.success(), "{}", checked.stdout());
     assert!(checked.failed().is_empty(), "{:?}", checked.failed());
     checked
@@ -168,7 +172,7 @@ async fn passes_against_zendesk(wasm: &Path, values: &[(&str, &str)]) -> Checked
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_correct_guest_passes() {
-    let wasm = conformance_guest("correct");
+    let wasm = std::fs::read(conformance_guest("correct")).unwrap();
     let checked = passes_against_zendesk(&wasm, &[("base-url", "{url}")]).await;
     for check in [
         Check::Imports,
@@ -339,4 +343,39 @@ async fn the_salesforce_connector_resumes_from_its_contract_0_1_builds_checkpoin
     let checked = salesforce_passes(Some(&old)).await;
     let line = checked.line(Check::PreviousVersion);
     assert!(line.starts_with("pass"), "{line}");
+}
+
+#[test]
+fn bad_input_stops_with_an_error_naming_it() {
+    let dir = temp_dir("conformance-input");
+    let settings = dir.join("settings.json");
+    let wasm = conformance_guest("correct");
+    let run = |settings_json: &str, token_var: &str| {
+        std::fs::write(&settings, settings_json).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .env_remove("SLUICE_NO_SUCH_TOKEN")
+            .env("SLUICE_DATA_DIR", dir.join("data"))
+            .arg("conformance")
+            .arg(&wasm)
+            .arg("--settings")
+            .arg(&settings)
+            .args(["--token-env", token_var])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let good = r#"{"capability":"helpdesk","values":{"base-url":"https://a.zendesk.com"}}"#;
+    let missing = run(good, "SLUICE_NO_SUCH_TOKEN");
+    assert!(missing.contains("SLUICE_NO_SUCH_TOKEN"), "{missing}");
+    let secret = r#"{"capability":"helpdesk","grant":{"refresh_token":"r-123"}}"#;
+    let refused = run(secret, "PATH");
+    assert!(
+        refused.contains("refresh_token") && !refused.contains("r-123"),
+        "{refused}"
+    );
+    let unknown =
+        r#"{"capability":"helpdesk","values":{"base-url":"https://a.zendesk.com","colour":"red"}}"#;
+    let named = run(unknown, "PATH");
+    assert!(named.contains("colour"), "{named}");
 }
