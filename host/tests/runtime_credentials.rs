@@ -270,3 +270,58 @@ async fn oauth_without_an_instance_url_sends_the_token_to_the_allowed_host() {
         Some("Bearer no-instance-token")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_stores_a_key_and_shows_only_its_kind() {
+    use sluice::admin::{AdminState, router};
+    const KEY: &str = "api-key-through-the-admin-api";
+    let server = TestServer::start(|_| Reply::new(200, "ok")).await;
+    let (app, _dir) = app("creds-admin", &server.url).await;
+    let url = format!("{}/api", server.url);
+    let id = add(&app, &[("kind", "api-key"), ("url", &url)], None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let stats = Arc::new(sluice::scheduler::SchedulerStats::default());
+    let state =
+        AdminState::new(app.clone(), stats, Some("admin".into()), addr, base.clone()).unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        http.post(format!("{base}/api/integrations/{id}/credentials"))
+            .bearer_auth("admin")
+            .json(&body)
+            .send()
+    };
+
+    let wrong = post(serde_json::json!({"kind": "basic", "username": "u", "password": "p"}))
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 422);
+    let text = wrong.text().await.unwrap();
+    assert!(text.contains("API key"), "{text}");
+
+    let stored = post(serde_json::json!({"kind": "api-key", "key": KEY}))
+        .await
+        .unwrap();
+    assert_eq!(stored.status().as_u16(), 200);
+    let text = stored.text().await.unwrap();
+    assert!(text.contains("\"state\":\"active\""), "{text}");
+    assert!(!text.contains(KEY));
+
+    let shown = http
+        .get(format!("{base}/api/integrations/{id}"))
+        .bearer_auth("admin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let view: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(view["credentials"], "api-key", "{shown}");
+    assert!(!shown.contains(KEY));
+    let report = app.test(&id).await.unwrap();
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    assert_eq!(server.received()[0].header("x-api-key"), Some(KEY));
+}
