@@ -24,6 +24,7 @@ mod connect;
 mod connector;
 pub mod demo;
 mod integration;
+pub mod new;
 mod pull;
 mod records;
 pub mod serve;
@@ -135,6 +136,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the admin API token `serve` generated in the data directory (made now if absent).
     AdminToken,
+    /// Start a new connector crate from a template (works offline).
+    #[command(subcommand)]
+    New(new::NewCommand),
 }
 
 /// `sluice serve`.
@@ -518,6 +522,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             serve::serve(config, args).await?;
         }
         Command::Demo(args) => demo::run(&cli, args).await?,
+        Command::New(cmd) => new::run(cmd)?,
         Command::AdminToken => {
             let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
             outln!("{}", crate::admin_token::load_or_create(&data_dir)?)?;
