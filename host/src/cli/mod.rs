@@ -306,6 +306,10 @@ pub enum ConnectorCommand {
         /// reach beyond the active version's (review them first: `install` prints them).
         #[arg(long)]
         approve_hosts: bool,
+        /// A manifest JSON file (a connector crate's `manifest.json`) to attach to the
+        /// component as its `sluice:manifest` section first; refused if it carries one.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
     },
     /// List connector versions, which one is active, and since when.
     List,
