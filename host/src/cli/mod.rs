@@ -20,6 +20,7 @@ use crate::store::{Integration, IntegrationState};
 use crate::terminal::safe;
 use crate::views::list_rows;
 
+mod conformance;
 mod connect;
 mod connector;
 pub mod demo;
@@ -139,6 +140,9 @@ pub enum Command {
     /// Start a new connector crate from a template (works offline).
     #[command(subcommand)]
     New(new::NewCommand),
+    /// Check a connector component against the generic conformance checks (exits non-zero
+    /// when one fails).
+    Conformance(conformance::ConformanceArgs),
 }
 
 /// `sluice serve`.
@@ -555,6 +559,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Connector(cmd) => {
             let app = open(&cli).await?;
             connector(&app, cmd, cli.json).await?;
+        }
+        Command::Conformance(args) => {
+            if !conformance::conformance(&cli, args).await? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
