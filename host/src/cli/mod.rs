@@ -23,6 +23,7 @@ use crate::views::list_rows;
 mod connect;
 mod connector;
 pub mod demo;
+pub mod dev;
 mod integration;
 mod pull;
 mod records;
@@ -135,6 +136,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the admin API token `serve` generated in the data directory (made now if absent).
     AdminToken,
+    /// Build a connector crate, run it against an emulator or a cassette, and rebuild,
+    /// hot-swap and run again on every change.
+    Dev(dev::DevArgs),
 }
 
 /// `sluice serve`.
@@ -518,6 +522,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             serve::serve(config, args).await?;
         }
         Command::Demo(args) => demo::run(&cli, args).await?,
+        Command::Dev(args) => return dev::run(&cli, args).await,
         Command::AdminToken => {
             let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
             outln!("{}", crate::admin_token::load_or_create(&data_dir)?)?;
