@@ -5,8 +5,9 @@
 //! recording replays the same rows with the emulator stopped.
 //! Run: `cargo test --release --workspace --test dev`.
 //!
-//! The fixture's build (the SDK and wit-bindgen for wasm32-wasip2) lives in
-//! `<target>/dev-fixture`, so only the first run compiles the dependencies; cargo runs offline.
+//! The fixture's builds (the SDK and wit-bindgen for wasm32-wasip2) live in
+//! `<target>/dev-fixture/<test>`, so only the first run compiles the dependencies; cargo runs
+//! offline.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -58,6 +59,12 @@ async fn token(emu: &Emulator) -> String {
     grant["access_token"].as_str().expect("a token").to_string()
 }
 
+/// The test's tag, from its directory's name (`sluice-TAG-…`).
+fn tag(dir: &Path) -> String {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    name.split('-').take(3).collect::<Vec<_>>().join("-")
+}
+
 /// `sluice dev` running as a child, its stdout and stderr read line by line.
 struct DevProcess {
     child: Child,
@@ -82,7 +89,11 @@ impl DevProcess {
             .arg(&settings)
             .args(["--token-env", "DEV_TEST_TOKEN"])
             .env("DEV_TEST_TOKEN", token)
-            .env("CARGO_TARGET_DIR", target_dir().join("dev-fixture"))
+            // One per test: crates of the same name share the `.wasm` cargo reports.
+            .env(
+                "CARGO_TARGET_DIR",
+                target_dir().join("dev-fixture").join(tag(dir)),
+            )
             .env("CARGO_NET_OFFLINE", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -307,5 +318,49 @@ async fn a_recording_replays_the_same_rows_with_the_emulator_stopped() {
         !dev.seen.iter().any(|l| l.starts_with("replay: ")),
         "no request missed the cassette: {:#?}",
         dev.seen
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_egress_denial_is_printed_with_its_fix() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator starts");
+    let dir: TestDir = temp_dir("dev-denial");
+    let krate = copy_fixture(dir.path());
+    // The connector is pointed at an origin the operator did not approve: another port.
+    let elsewhere = format!(
+        "http://127.0.0.1:{}",
+        emu.addr.port().wrapping_add(1).max(1)
+    );
+    let json = serde_json::json!({"settings": {"base-url": elsewhere}});
+    std::fs::write(dir.path().join("settings.json"), json.to_string()).unwrap();
+    let crate_arg = krate.display().to_string();
+    let mut dev = DevProcess::spawn(
+        dir.path(),
+        &[&crate_arg, "--emulator", &emu.url, "--once"],
+        "unused",
+    );
+    let run = dev.run_of(1, FIRST_BUILD);
+    assert!(
+        run.iter().any(|l| l.starts_with("test: failed")),
+        "the test's request was refused: {run:#?}"
+    );
+    let denial = dev.until("the denial", REBUILD, |l| l.starts_with("egress denied: "));
+    let denial = denial.last().unwrap();
+    assert!(
+        denial.starts_with(&format!("egress denied: {elsewhere}: ")),
+        "{denial}"
+    );
+    let fix = dev.until("the fix", REBUILD, |l| l.starts_with("  fix: "));
+    assert!(
+        fix.last()
+            .unwrap()
+            .contains(&format!("`--extra-origin {elsewhere}`")),
+        "{fix:#?}"
+    );
+    assert!(
+        !dev.child.wait().unwrap().success(),
+        "a denial fails --once"
     );
 }
