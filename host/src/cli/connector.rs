@@ -13,6 +13,7 @@ pub(super) async fn connector(
             file,
             name,
             approve_hosts,
+            manifest,
         } => {
             let name = match name {
                 Some(n) => n.clone(),
@@ -20,10 +21,13 @@ pub(super) async fn connector(
                     format!("{}: expected NAME.wasm (or pass --name)", file.display())
                 })?,
             };
-            let wasm = crate::engine::registry::read_component_file(
+            let mut wasm = crate::engine::registry::read_component_file(
                 file,
                 crate::engine::registry::Symlinks::Follow,
             )?;
+            if let Some(path) = manifest {
+                attach_manifest(&mut wasm, file, path)?;
+            }
             let approval = if *approve_hosts {
                 crate::engine::registry::HostApproval::Approved
             } else {
@@ -76,43 +80,36 @@ pub(super) async fn connector(
             }
         }
         ConnectorCommand::List => {
-            let list = app.registry().list(None);
+            let rows = crate::views::connector_rows(app).await;
             if json {
-                return print_json(
-                    &list
-                        .iter()
-                        .map(|v| {
-                            serde_json::json!({
-                                "name": v.record.name, "version": v.record.version,
-                                "sha256": v.record.sha256, "contract": v.record.contract,
-                                "installed_at_ms": crate::store::to_ms(v.record.installed_at),
-                                "active": v.active,
-                                "active_since_ms": v.active_since.map(crate::store::to_ms),
-                            })
-                        })
-                        .collect::<Vec<_>>(),
-                );
+                return print_json(&rows);
             }
             outln!(
-                "{:<14} {:>7} {:<14} {:<9} ACTIVE SINCE",
+                "{:<14} {:>7} {:<14} {:<9} {:<22} TITLE (CAPABILITIES)",
                 "CONNECTOR",
                 "VERSION",
                 "SHA256",
-                "CONTRACT"
+                "CONTRACT",
+                "ACTIVE SINCE"
             )?;
-            for v in list {
-                let since = match (v.active, v.active_since) {
-                    (true, Some(t)) => format!("yes    {}", ago(crate::store::to_ms(t))),
+            for row in rows {
+                let since = match (row.active, row.active_since_ms) {
+                    (true, Some(t)) => format!("yes    {}", ago(t)),
                     (true, None) => "yes".to_string(),
                     (false, _) => String::new(),
                 };
+                let declared = match &row.title {
+                    Some(title) => format!("{title} ({})", row.capabilities.join(", ")),
+                    None => String::new(),
+                };
                 outln!(
-                    "{:<14} {:>7} {:<14} {:<9} {}",
-                    safe(&v.record.name),
-                    v.record.version,
-                    &v.record.sha256[..12.min(v.record.sha256.len())],
-                    safe(&v.record.contract),
-                    since
+                    "{:<14} {:>7} {:<14} {:<9} {:<22} {}",
+                    safe(&row.name),
+                    row.version,
+                    &row.sha256[..12.min(row.sha256.len())],
+                    safe(&row.contract),
+                    since,
+                    safe(&declared)
                 )?;
             }
         }
@@ -169,5 +166,27 @@ pub(super) async fn discover(app: &Arc<App>, id: &str, json: bool) -> anyhow::Re
             safe(s.cursor_field.as_deref().unwrap_or("-"))
         )?;
     }
+    Ok(())
+}
+
+/// Appends the manifest in `path` to `wasm` (read from `file`) as its `sluice:manifest`
+/// section, after checking that it parses and that the component has none yet.
+fn attach_manifest(
+    wasm: &mut Vec<u8>,
+    file: &std::path::Path,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    use crate::engine::manifest::{Manifest, SECTION};
+    let json = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Manifest::from_json(&json).with_context(|| format!("--manifest {}", path.display()))?;
+    let existing = Manifest::of_component(wasm)
+        .with_context(|| format!("reading the manifest of {}", file.display()))?;
+    if existing != Manifest::default() {
+        bail!(
+            "{} already carries a `{SECTION}` section ({existing}); install it without --manifest",
+            file.display()
+        );
+    }
+    sluice_guest_build::append_custom_section(wasm, SECTION, &json);
     Ok(())
 }

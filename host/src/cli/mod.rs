@@ -20,11 +20,13 @@ use crate::store::{Integration, IntegrationState};
 use crate::terminal::safe;
 use crate::views::list_rows;
 
+mod conformance;
 mod connect;
 mod connector;
 pub mod demo;
 pub mod dev;
 mod integration;
+pub mod new;
 mod pull;
 mod records;
 pub mod serve;
@@ -139,6 +141,12 @@ pub enum Command {
     /// Build a connector crate, run it against an emulator or a cassette, and rebuild,
     /// hot-swap and run again on every change.
     Dev(dev::DevArgs),
+    /// Start a new connector crate from a template (works offline).
+    #[command(subcommand)]
+    New(new::NewCommand),
+    /// Check a connector component against the generic conformance checks (exits non-zero
+    /// when one fails).
+    Conformance(conformance::ConformanceArgs),
 }
 
 /// `sluice serve`.
@@ -306,6 +314,10 @@ pub enum ConnectorCommand {
         /// reach beyond the active version's (review them first: `install` prints them).
         #[arg(long)]
         approve_hosts: bool,
+        /// A manifest JSON file (a connector crate's `manifest.json`) to attach to the
+        /// component as its `sluice:manifest` section first; refused if it carries one.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
     },
     /// List connector versions, which one is active, and since when.
     List,
@@ -506,6 +518,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Demo(args) => demo::run(&cli, args).await?,
         Command::Dev(args) => return dev::run(&cli, args).await,
+        Command::New(cmd) => new::run(cmd)?,
         Command::AdminToken => {
             let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
             outln!("{}", crate::admin_token::load_or_create(&data_dir)?)?;
@@ -551,6 +564,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Connector(cmd) => {
             let app = open(&cli).await?;
             connector(&app, cmd, cli.json).await?;
+        }
+        Command::Conformance(args) => {
+            if !conformance::conformance(&cli, args).await? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
