@@ -1,4 +1,4 @@
-//! `sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk]`: how fast Sluice pulls, what the sandbox costs and how
+//! `sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk | --dev-loop]`: how fast Sluice pulls, what the sandbox costs and how
 //! it scales, measured in one run against the in-process Salesforce emulator (`bench` dataset).
 //!
 //! Pulls (each into the same SQLite store, each a fresh integration so every row is an insert):
@@ -11,9 +11,11 @@
 //! Engine figures reuse `host/benches/engine.rs`. The idle-memory figure runs in a child
 //! process (`--idle-child DIR`) so that the emulator's data does not count. The Bulk backfill's
 //! figures (`bulk.rs`) come from a child process too (`--bulk`), for a peak RSS of its own.
+//! `--dev-loop` times `sluice dev`'s edit-to-first-page cycle instead (`dev_loop.rs`).
 
 mod bare_wasmtime;
 mod bulk;
+mod dev_loop;
 mod engine_figures;
 mod native;
 mod pulls;
@@ -83,6 +85,8 @@ struct Args {
     wan: Option<wan::WanProfile>,
     /// Only the Bulk backfill's figures (`bulk.rs`).
     bulk: bool,
+    /// Only `sluice dev`'s edit-to-first-page time (`dev_loop.rs`).
+    dev_loop: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -92,6 +96,7 @@ fn parse_args() -> anyhow::Result<Args> {
         idle_child: None,
         wan: None,
         bulk: false,
+        dev_loop: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -102,6 +107,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--json" => args.json = true,
             "--bulk" => args.bulk = true,
+            "--dev-loop" => args.dev_loop = true,
             "--wan" => {
                 args.wan = Some(wan::WanProfile::parse(
                     &it.next().context("--wan RTT,BANDWIDTH")?,
@@ -109,11 +115,13 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--idle-child" => args.idle_child = Some(it.next().context("--idle-child DIR")?.into()),
             "-h" | "--help" => {
-                println!("usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk]");
+                println!(
+                    "usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk | --dev-loop]"
+                );
                 std::process::exit(0);
             }
             other => bail!(
-                "unknown argument {other:?} (usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk])"
+                "unknown argument {other:?} (usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk | --dev-loop])"
             ),
         }
     }
@@ -170,6 +178,14 @@ fn main() -> anyhow::Result<()> {
         match args.json {
             true => println!("{}", serde_json::to_string(&figures)?),
             false => wan::print(&figures),
+        }
+        return Ok(());
+    }
+    if args.dev_loop {
+        let figures = runtime.block_on(dev_loop::run(args.json))?;
+        match args.json {
+            true => println!("{}", serde_json::to_string(&figures)?),
+            false => dev_loop::print(&figures),
         }
         return Ok(());
     }

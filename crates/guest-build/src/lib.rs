@@ -56,6 +56,52 @@ pub enum GuestBuildError {
         /// The package being built.
         package: String,
     },
+    /// The crate built, but produced no `.wasm` file (its `[lib]` is not a `cdylib`).
+    #[error(
+        "{manifest} built no .wasm component; a connector crate needs `crate-type = [\"cdylib\"]` under [lib]"
+    )]
+    NoComponent {
+        /// The crate's Cargo.toml.
+        manifest: String,
+    },
+}
+
+/// Builds the standalone crate of `manifest` (its `Cargo.toml`) for the wasm target in
+/// release mode, in its own target directory (or `CARGO_TARGET_DIR`), and returns the setup
+/// outcome and the component cargo reports. Cargo's diagnostics go to stderr as usual.
+pub fn build_crate(manifest: &Path) -> Result<(TargetSetup, PathBuf), GuestBuildError> {
+    let setup = ensure_wasm_target()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let shown = manifest.display().to_string();
+    let output = Command::new(cargo)
+        .args(["build", "--release", "--target", WASM_TARGET])
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--message-format=json-render-diagnostics")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|source| GuestBuildError::Spawn {
+            package: shown.clone(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(GuestBuildError::Compile { package: shown });
+    }
+    let component = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter_map(|artifact| artifact["filenames"].as_array().cloned())
+        .flatten()
+        .filter_map(|name| name.as_str().map(PathBuf::from))
+        .rfind(|path| path.extension().is_some_and(|e| e == "wasm"));
+    match component {
+        Some(path) => Ok((setup, path)),
+        None => Err(GuestBuildError::NoComponent { manifest: shown }),
+    }
 }
 
 /// What [`ensure_wasm_target`] found or did.

@@ -24,6 +24,7 @@ mod conformance;
 mod connect;
 mod connector;
 pub mod demo;
+pub mod dev;
 mod integration;
 pub mod new;
 mod pull;
@@ -137,6 +138,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the admin API token `serve` generated in the data directory (made now if absent).
     AdminToken,
+    /// Build a connector crate, run it against an emulator or a cassette, and rebuild,
+    /// hot-swap and run again on every change.
+    Dev(dev::DevArgs),
     /// Start a new connector crate from a template (works offline).
     #[command(subcommand)]
     New(new::NewCommand),
@@ -524,6 +528,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             serve::serve(config, args).await?;
         }
         Command::Demo(args) => demo::run(&cli, args).await?,
+        Command::Dev(args) => return dev::run(&cli, args).await,
         Command::New(cmd) => new::run(cmd)?,
         Command::AdminToken => {
             let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
