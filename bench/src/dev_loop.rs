@@ -76,7 +76,7 @@ pub async fn run(json_only: bool) -> anyhow::Result<Value> {
     let settings = dir.path().join("settings.json");
     std::fs::write(
         &settings,
-        json!({"settings": {"base-url": emu.url}}).to_string(),
+        json!({"values": {"base-url": emu.url}}).to_string(),
     )?;
     if !json_only {
         eprintln!("sluice dev on the fixture crate (the first build may take minutes)…");

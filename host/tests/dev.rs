@@ -162,7 +162,7 @@ impl DevProcess {
 }
 
 fn settings(dir: &Path, emu: &Emulator) {
-    let json = serde_json::json!({"capability": "helpdesk", "settings": {"base-url": emu.url}});
+    let json = serde_json::json!({"capability": "helpdesk", "values": {"base-url": emu.url}});
     std::fs::write(dir.join("settings.json"), json.to_string()).unwrap();
 }
 
@@ -333,7 +333,7 @@ async fn an_egress_denial_is_printed_with_its_fix() {
         "http://127.0.0.1:{}",
         emu.addr.port().wrapping_add(1).max(1)
     );
-    let json = serde_json::json!({"settings": {"base-url": elsewhere}});
+    let json = serde_json::json!({"values": {"base-url": elsewhere}});
     std::fs::write(dir.path().join("settings.json"), json.to_string()).unwrap();
     let crate_arg = krate.display().to_string();
     let mut dev = DevProcess::spawn(

@@ -246,9 +246,6 @@ fn bad_names_and_occupied_directories_are_refused_and_nothing_is_written() {
 /// The acceptance run: the generated rest-json connector passes `sluice conformance` against
 /// the toy API (loopback, its key as the integration's API key).
 #[test]
-#[ignore = "needs `sluice conformance` and API-key credentials on main (helpers `conformance` \
-            and `creds`), the conformance run sending --token-env's value in the API-key plan's \
-            header; run with --ignored once both have landed"]
 fn the_generated_rest_json_connector_passes_conformance_against_the_toy_api() {
     let parent = temp_dir("new-connector-conformance");
     let wasm = generate_and_build(parent.path(), "demo-rest", "rest-json");

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sluice_engine::credentials::CredentialProvider;
+use sluice_engine::credentials::{CredentialProvider, FixedCredential};
 use sluice_engine::manifest::Manifest;
 use sluice_engine::policy::{EgressRules, Origin, OutboundPolicy};
 use sluice_engine::wit::types::{Configured, ConnectorInfo, HostContext, Session, Settings};
@@ -47,7 +47,7 @@ impl Harness {
         wasm: &[u8],
         integration: &Integration,
         approvals: &Approvals,
-        credentials: Option<Arc<dyn CredentialProvider>>,
+        secret: Option<&str>,
     ) -> Result<Self, ConformanceError> {
         let connector = engine.load(role, wasm)?;
         let manifest: Arc<Manifest> = connector.manifest.clone();
@@ -75,6 +75,16 @@ impl Harness {
             &configured.allowed_hosts,
             integration.instance_url(),
         )?;
+        let credentials = match secret {
+            Some(secret) => FixedCredential::for_plan(
+                &configured.credentials,
+                secret,
+                "the provider refused the conformance run's credentials; give fresh ones",
+            )
+            .map_err(ConformanceError::Credentials)?
+            .map(|c| Arc::new(c) as Arc<dyn CredentialProvider>),
+            None => None,
+        };
         let ctx = CallContext {
             integration: Some("conformance".into()),
             run: None,

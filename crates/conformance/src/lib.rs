@@ -20,11 +20,7 @@ mod previous;
 pub mod pulls;
 pub mod report;
 pub mod store;
-mod token;
 
-use std::sync::Arc;
-
-use sluice_engine::credentials::{AccessToken, CredentialProvider};
 use sluice_engine::policy::PolicyError;
 use sluice_engine::{ConnectorEngine, EngineError, EngineLimits};
 
@@ -33,7 +29,6 @@ pub use imports::top_level_imports;
 pub use integration::{Integration, IntegrationError};
 pub use junit::to_junit;
 pub use report::{Check, CheckResult, Outcome, Report};
-pub use token::FixedToken;
 
 use harness::Harness;
 use pulls::{Findings, Run};
@@ -50,6 +45,9 @@ pub enum ConformanceError {
     /// `configure` refused the settings under test, so nothing can be pulled.
     #[error("configure refused the settings under test: {0}")]
     SettingsRefused(String),
+    /// The given secret cannot be sent as the connector's credential plan asks.
+    #[error("the credentials cannot be sent as the connector's plan asks: {0}")]
+    Credentials(String),
     /// The declared hosts or the grant's instance URL are outside the approved hosts.
     #[error("the integration's egress is refused: {0}")]
     Policy(#[from] PolicyError),
@@ -63,8 +61,9 @@ pub struct Options {
     pub previous: Option<Vec<u8>>,
     /// The integration's settings and grant.
     pub integration: Integration,
-    /// The access token the engine adds to requests to the grant's instance origin.
-    pub token: Option<AccessToken>,
+    /// The secret the engine sends as the connector's credential plan asks (an OAuth access
+    /// token, an API key, or `user:password`), toward the hosts that plan's policy allows.
+    pub secret: Option<String>,
     /// What the operator approves besides the manifest.
     pub approvals: Approvals,
     /// The engine's limits (extra trusted roots among them).
@@ -74,14 +73,10 @@ pub struct Options {
 /// Runs every check.
 pub async fn run(options: Options) -> Result<Report, ConformanceError> {
     let engine = ConnectorEngine::new(options.limits.clone())?;
-    let credentials = options
-        .token
-        .clone()
-        .map(|t| Arc::new(FixedToken::new(t)) as Arc<dyn CredentialProvider>);
     let open = |role: &'static str, wasm: Vec<u8>| {
-        let (engine, credentials) = (engine.clone(), credentials.clone());
+        let (engine, secret) = (engine.clone(), options.secret.as_deref());
         let (integration, approvals) = (&options.integration, &options.approvals);
-        async move { Harness::open(engine, role, &wasm, integration, approvals, credentials).await }
+        async move { Harness::open(engine, role, &wasm, integration, approvals, secret).await }
     };
     let harness = open("candidate", options.component.clone()).await?;
     let previous = match options.previous.clone() {

@@ -147,3 +147,62 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// [`CredentialError::ReauthorizationRequired`].
     fn refresh(&self, rejected: &Credential) -> BoxFuture<'_, Result<Credential, CredentialError>>;
 }
+
+/// A secret its holder already has (a developer's token, a test account's key), sent as a
+/// connector's credential plan asks. Nothing can renew it: a 401 ends with `refused`, which
+/// says where a fresh one goes.
+pub struct FixedCredential {
+    credential: Credential,
+    refused: String,
+}
+
+impl FixedCredential {
+    /// `secret` under `plan`: a Bearer access token for OAuth 2.0, the key in the plan's header
+    /// after its prefix for an API key, `user:password` for basic; `None` for a plan that
+    /// sends nothing. An unusable plan header or a basic secret without `:` is an error.
+    pub fn for_plan(
+        plan: &crate::wit::types::CredentialPlan,
+        secret: &str,
+        refused: impl Into<String>,
+    ) -> Result<Option<Self>, String> {
+        use crate::wit::types::CredentialPlan;
+        let credential = match plan {
+            CredentialPlan::None => return Ok(None),
+            CredentialPlan::Oauth2(_) => Credential::bearer(&AccessToken::new(secret)),
+            CredentialPlan::ApiKey(key) => Credential::new(
+                credential_header(&key.header)?,
+                format!("{}{secret}", key.prefix),
+            ),
+            CredentialPlan::Basic(_) => {
+                use base64::Engine as _;
+                if !secret.contains(':') {
+                    return Err("basic credentials are given as user:password".into());
+                }
+                let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
+                Credential::new(AUTHORIZATION, format!("Basic {encoded}"))
+            }
+        };
+        Ok(Some(Self {
+            credential,
+            refused: refused.into(),
+        }))
+    }
+}
+
+impl CredentialProvider for FixedCredential {
+    fn header(&self) -> &HeaderName {
+        self.credential.header()
+    }
+
+    fn credential(&self) -> BoxFuture<'_, Result<Credential, CredentialError>> {
+        Box::pin(async move { Ok(self.credential.clone()) })
+    }
+
+    fn refresh(&self, _: &Credential) -> BoxFuture<'_, Result<Credential, CredentialError>> {
+        Box::pin(async move {
+            Err(CredentialError::ReauthorizationRequired(
+                self.refused.clone(),
+            ))
+        })
+    }
+}

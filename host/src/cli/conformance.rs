@@ -1,6 +1,7 @@
 //! `sluice conformance FILE.wasm`: the generic conformance checks against a real account (an
 //! emulator in tests), printed one line per check with a summary, optionally as JUnit XML.
-//! The access token comes from an environment variable, never from the command line.
+//! The secret (an access token, an API key or `user:password`) comes from an environment
+//! variable, never from the command line.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,6 @@ use anyhow::Context;
 use clap::Args;
 use sluice_conformance::{Approvals, Integration, Options, Report};
 
-use crate::engine::credentials::AccessToken;
 use crate::output::outln;
 use crate::terminal::safe;
 
@@ -25,8 +25,9 @@ pub struct ConformanceArgs {
     /// "grant": {"instance_url", …}} (the grant's non-secret token-response fields).
     #[arg(long, value_name = "FILE.json")]
     pub settings: PathBuf,
-    /// The environment variable that holds the access token the host sends (never give the
-    /// token itself on the command line).
+    /// The environment variable that holds the secret the host sends as the connector's
+    /// credential plan asks: an OAuth access token, an API key, or `user:password` (never give
+    /// it on the command line).
     #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,
     /// Also write the report as JUnit XML to this file.
@@ -38,14 +39,14 @@ fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-fn token(var: &str) -> anyhow::Result<AccessToken> {
+fn secret(var: &str) -> anyhow::Result<String> {
     let value = std::env::var(var)
         .with_context(|| format!("environment variable {var} (--token-env) is not set"))?;
     anyhow::ensure!(
         !value.trim().is_empty(),
         "environment variable {var} (--token-env) is empty"
     );
-    Ok(AccessToken::new(value.trim()))
+    Ok(value.trim().to_string())
 }
 
 /// Runs the checks; true when none failed.
@@ -63,7 +64,7 @@ pub async fn conformance(cli: &super::Cli, args: &ConformanceArgs) -> anyhow::Re
             .map(|p| read(p, "the previous component"))
             .transpose()?,
         integration,
-        token: args.token_env.as_deref().map(token).transpose()?,
+        secret: args.token_env.as_deref().map(secret).transpose()?,
         approvals: Approvals {
             extra_origins: cli.extra_origins.clone(),
             allow_insecure_loopback: cli.allow_insecure_loopback,

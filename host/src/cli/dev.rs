@@ -18,7 +18,6 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::engine::credentials::{AccessToken, BoxFuture, CredentialError, CredentialProvider};
 use crate::engine::outbound::cassette::{Cassette, Recorder, Tape};
 use crate::engine::policy::{Origin, parse_extra_origin};
 use crate::engine::registry::{
@@ -72,13 +71,16 @@ pub struct DevArgs {
     pub once: bool,
 }
 
-/// The settings file's shape.
+/// The settings file's shape, the one `sluice conformance --settings` reads: the capability
+/// (default: the connector's first), the settings by name, and the grant's non-secret fields.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsFile {
     capability: Option<String>,
     #[serde(default)]
-    settings: std::collections::BTreeMap<String, String>,
+    values: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    grant: std::collections::BTreeMap<String, String>,
 }
 
 /// Runs `sluice dev`.
@@ -101,6 +103,9 @@ pub async fn run(cli: &Cli, args: &DevArgs) -> anyhow::Result<std::process::Exit
         .transpose()?;
     let instance = match (&args.instance_url, &emulator) {
         (Some(url), _) => Some(url.clone()),
+        (None, _) if settings.grant.contains_key("instance_url") => {
+            settings.grant.get("instance_url").cloned()
+        }
         (None, Some(origin)) => Some(origin.to_string()),
         (None, None) => None,
     };
@@ -132,7 +137,7 @@ pub async fn run(cli: &Cli, args: &DevArgs) -> anyhow::Result<std::process::Exit
         extra_origins: extra_origins.into(),
         insecure_loopback: cli.allow_insecure_loopback || emulator.is_some(),
         instance_url: instance,
-        credentials: token.map(|t| Arc::new(EnvToken::new(t, args.token_env.clone())) as _),
+        secret: token.map(|t| (t, args.token_env.clone().unwrap_or_default())),
         tape,
         pages: args.pages.max(1),
         max_records: args.max_records.max(1),
@@ -176,7 +181,7 @@ fn read_settings(path: Option<&Path>) -> anyhow::Result<SettingsFile> {
         .with_context(|| format!("reading the settings file {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| {
         format!(
-            "the settings file {} is not {{\"capability\": \"…\", \"settings\": {{\"name\": \"value\"}}}}",
+            "the settings file {} is not {{\"capability\": \"…\", \"values\": {{\"name\": \"value\"}}, \"grant\": {{…}}}}",
             path.display()
         )
     })
@@ -212,35 +217,4 @@ async fn build_and_swap(
         .active(DEV_NAME)
         .filter(|c| c.version == report.version)
         .context("the installed version is not active")
-}
-
-/// The developer's token, from the environment. It cannot be refreshed: a rejected one asks
-/// for a fresh one in the same variable.
-struct EnvToken {
-    token: AccessToken,
-    var: Option<String>,
-}
-
-impl EnvToken {
-    fn new(token: String, var: Option<String>) -> Self {
-        Self {
-            token: AccessToken::new(token),
-            var,
-        }
-    }
-}
-
-impl CredentialProvider for EnvToken {
-    fn token(&self) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
-        Box::pin(async move { Ok(self.token.clone()) })
-    }
-
-    fn refresh(&self, _: &AccessToken) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
-        let var = self.var.clone().unwrap_or_default();
-        Box::pin(async move {
-            Err(CredentialError::ReauthorizationRequired(format!(
-                "the provider refused the token from {var}; put a fresh one there and save a file to run again"
-            )))
-        })
-    }
 }

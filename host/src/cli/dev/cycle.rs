@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::engine::credentials::CredentialProvider;
+use crate::engine::credentials::{CredentialProvider, FixedCredential};
 use crate::engine::outbound::OutboundPolicy;
 use crate::engine::outbound::cassette::Tape;
 use crate::engine::policy::{EgressRules, Origin, PolicyError};
@@ -33,8 +33,9 @@ pub struct Dev {
     pub insecure_loopback: bool,
     /// The origin the token goes to.
     pub instance_url: Option<String>,
-    /// The token, if one was given.
-    pub credentials: Option<Arc<dyn CredentialProvider>>,
+    /// The secret sent as the connector's credential plan asks (an access token, an API key
+    /// or `user:password`), with the environment variable it came from.
+    pub secret: Option<(String, String)>,
     /// Recording or replay.
     pub tape: Tape,
     /// Pages per stream and run.
@@ -83,7 +84,7 @@ impl Dev {
                 .unwrap_or_default(),
             values: self
                 .settings
-                .settings
+                .values
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
@@ -128,11 +129,27 @@ impl Dev {
                 return Ok(false);
             }
         };
+        let credentials = match &self.secret {
+            Some((secret, var)) => match FixedCredential::for_plan(
+                &configured.credentials,
+                secret,
+                format!(
+                    "the provider refused the credentials from {var}; put fresh ones there and save a file to run again"
+                ),
+            ) {
+                Ok(c) => c.map(|c| Arc::new(c) as Arc<dyn CredentialProvider>),
+                Err(e) => {
+                    outln!("credentials from {var} unusable: {e}")?;
+                    return Ok(false);
+                }
+            },
+            None => None,
+        };
         let ctx = CallContext {
             integration: Some("dev".into()),
             run: None,
             policy: Arc::new(policy),
-            credentials: self.credentials.clone(),
+            credentials,
             stored_keys: None,
         };
         let session = Session {
@@ -140,7 +157,12 @@ impl Dev {
             host,
             grant: Grant {
                 instance_url: self.instance_url.clone(),
-                fields: Vec::new(),
+                fields: self
+                    .settings
+                    .grant
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 issued_at_ms: None,
                 scopes: Vec::new(),
             },
