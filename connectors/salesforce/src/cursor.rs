@@ -1,31 +1,22 @@
 //! The checkpoint of one stream and the window bookkeeping of the incremental algorithm.
 //!
-//! The durable lower bound `lo` only moves when a whole window `(from, hi]` has been read, so
-//! it always sits on a tie-group boundary (every record with cursor ≤ `hi` that was visible has
-//! been delivered). Inside a window the resume position is the last delivered `(cursor, Id)`;
-//! the next query asks for `(C > c) OR (C = c AND Id > id)`, so a tie group of any size can span
+//! The windows are the SDK's boundary-safe ones (`sluice_connector_sdk::window`): the durable
+//! lower bound `lo` only moves when a whole window `(from, hi]` has been read, so it always
+//! sits on a tie-group boundary (every record with cursor ≤ `hi` that was visible has been
+//! delivered). Inside a window the resume position is the last delivered `(cursor, Id)`; the
+//! next query asks for `(C > c) OR (C = c AND Id > id)`, so a tie group of any size can span
 //! many pages and restarts without loss or re-delivery.
-
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::describe::Describe;
 
+/// The last delivered record of the current query.
+pub use sluice_connector_sdk::window::Position as Pos;
+pub use sluice_connector_sdk::window::Watermark;
+
 /// The checkpoint format version.
 pub const VERSION: u32 = 1;
-/// Most `(cursor, Id)` pairs kept for overlap dedupe; beyond it the oldest are dropped, which
-/// can only cause a duplicate upsert, never a loss.
-pub const MAX_SEEN: usize = 20_000;
-
-/// The last delivered record of the current query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pos {
-    /// Cursor value, UTC millis.
-    pub c: i64,
-    /// Record Id.
-    pub id: String,
-}
 
 /// What part of a window is being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,12 +157,11 @@ impl Window {
 pub struct Checkpoint {
     /// Format version.
     pub v: u32,
-    /// Durable bound: every record with cursor ≤ `lo` has been delivered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lo: Option<i64>,
-    /// Delivered `(cursor → Ids)` near the bound, to drop overlap re-reads.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub seen: BTreeMap<i64, Vec<String>>,
+    /// The durable bound `lo` (every record with cursor ≤ `lo` has been delivered) and the
+    /// `(cursor → Ids)` delivered near it, to drop overlap re-reads; stored as the
+    /// checkpoint's own `lo` and `seen` fields.
+    #[serde(flatten)]
+    pub mark: Watermark,
     /// Cached describe of the object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desc: Option<Describe>,
@@ -199,8 +189,7 @@ impl Default for Checkpoint {
     fn default() -> Self {
         Self {
             v: VERSION,
-            lo: None,
-            seen: BTreeMap::new(),
+            mark: Watermark::default(),
             desc: None,
             win: None,
             reconciled: None,
@@ -236,31 +225,18 @@ impl Checkpoint {
 
     /// Whether `(c, id)` was already delivered.
     pub fn was_seen(&self, c: i64, id: &str) -> bool {
-        self.seen
-            .get(&c)
-            .is_some_and(|ids| ids.iter().any(|i| i == id))
+        self.mark.was_seen(c, id)
     }
 
     /// Remembers a delivered pair.
     pub fn remember(&mut self, c: i64, id: &str) {
-        let ids = self.seen.entry(c).or_default();
-        if !ids.iter().any(|i| i == id) {
-            ids.push(id.to_string());
-        }
+        self.mark.remember(c, id);
     }
 
     /// Completes the window: `lo := hi`, keep only pairs still inside the next overlap.
     pub fn complete_window(&mut self, hi: i64, overlap_ms: i64) {
-        self.lo = Some(self.lo.map_or(hi, |lo| lo.max(hi)));
+        self.mark.complete(hi, overlap_ms);
         self.win = None;
-        self.seen = self.seen.split_off(&(hi - overlap_ms + 1));
-        let mut total: usize = self.seen.values().map(Vec::len).sum();
-        while total > MAX_SEEN {
-            let Some((_, ids)) = self.seen.pop_first() else {
-                break;
-            };
-            total -= ids.len();
-        }
     }
 }
 
@@ -271,7 +247,10 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_other_versions() {
         let mut cp = Checkpoint {
-            lo: Some(5),
+            mark: Watermark {
+                lo: Some(5),
+                ..Watermark::default()
+            },
             ..Default::default()
         };
         cp.remember(5, "a");
@@ -289,8 +268,11 @@ mod tests {
             cp.remember(c, "x");
         }
         cp.complete_window(1000, 500);
-        assert_eq!(cp.lo, Some(1000));
-        assert_eq!(cp.seen.keys().copied().collect::<Vec<_>>(), vec![700, 1000]);
+        assert_eq!(cp.mark.lo, Some(1000));
+        assert_eq!(
+            cp.mark.seen.keys().copied().collect::<Vec<_>>(),
+            vec![700, 1000]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Pull tests against scripted Salesforce responses.
 
-use crate::cursor::Checkpoint;
+use crate::cursor::{Checkpoint, Watermark};
 use crate::pull::pull;
 use crate::settings::{Cap, PullBy};
 use crate::testenv::{FakeHost, resp, session};
@@ -78,7 +78,7 @@ fn tie_group_spans_pages_without_loss_or_duplicates() {
     assert_eq!(p1.api_calls, 3);
     let cp1 = Checkpoint::parse(p1.checkpoint.as_deref()).unwrap();
     // Inside the tie group: no durable bound yet, only a position.
-    assert_eq!(cp1.lo, None);
+    assert_eq!(cp1.mark.lo, None);
     let w = cp1.win.as_ref().unwrap();
     assert_eq!(w.pos.as_ref().unwrap().id, id(1999));
     assert_eq!(
@@ -126,7 +126,7 @@ fn tie_group_spans_pages_without_loss_or_duplicates() {
     );
     assert!(q.contains(&crate::soql::encode(&keyset)), "{q}");
     let cp2 = Checkpoint::parse(p2.checkpoint.as_deref()).unwrap();
-    assert_eq!(cp2.lo, None);
+    assert_eq!(cp2.mark.lo, None);
 
     // Call 3: the last page completes the window; now lo moves to hi.
     let mut env = FakeHost::default();
@@ -135,7 +135,7 @@ fn tie_group_spans_pages_without_loss_or_duplicates() {
     assert_eq!(p3.rows.len(), 1000);
     assert_eq!(p3.status, StreamStatus::Complete);
     let cp3 = Checkpoint::parse(p3.checkpoint.as_deref()).unwrap();
-    assert_eq!(cp3.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
+    assert_eq!(cp3.mark.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
     assert!(cp3.win.is_none());
 
     let mut keys: Vec<String> = [p1, p2, p3]
@@ -146,7 +146,7 @@ fn tie_group_spans_pages_without_loss_or_duplicates() {
     keys.dedup();
     assert_eq!(keys.len(), 5000);
     // All 5,000 are inside the next overlap (600 s below 03:08), so they are remembered.
-    assert_eq!(cp3.seen.values().map(Vec::len).sum::<usize>(), 5000);
+    assert_eq!(cp3.mark.seen.values().map(Vec::len).sum::<usize>(), 5000);
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn overlap_dedupe_and_deletes() {
     let s = helpdesk();
     let mut cp = Checkpoint::default();
     let lo = crate::dt::parse_millis("2024-01-02T03:00:00Z").unwrap();
-    cp.lo = Some(lo);
+    cp.mark.lo = Some(lo);
     cp.remember(lo, &id(1));
     cp.desc = Some(
         crate::describe::parse(
@@ -244,7 +244,7 @@ fn overlap_dedupe_and_deletes() {
     assert_eq!(p.status, StreamStatus::Complete);
     assert_eq!(p.api_calls, 4);
     let cp2 = Checkpoint::parse(p.checkpoint.as_deref()).unwrap();
-    assert_eq!(cp2.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
+    assert_eq!(cp2.mark.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
     // 03:00 is below the next overlap (03:08 - 300 s), so it is pruned; 03:06 is kept.
     assert!(!cp2.was_seen(crate::dt::parse_millis(T).unwrap(), &id(1)));
     assert!(cp2.was_seen(
@@ -287,7 +287,7 @@ fn query_timeout_shrinks_the_window() {
     assert_eq!(p.rows.len(), 2);
     assert_eq!(p.status, StreamStatus::Complete);
     let cp = Checkpoint::parse(p.checkpoint.as_deref()).unwrap();
-    assert_eq!(cp.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
+    assert_eq!(cp.mark.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
 }
 
 #[test]
@@ -596,7 +596,7 @@ fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
     assert_eq!(p3.rows.len(), 500);
     assert_eq!(p3.status, StreamStatus::Complete);
     let cp3 = Checkpoint::parse(p3.checkpoint.as_deref()).unwrap();
-    assert_eq!(cp3.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
+    assert_eq!(cp3.mark.lo, crate::dt::parse_millis("2024-01-02T03:08:00Z"));
     assert_eq!(env.requests.last().unwrap().method, Method::Delete);
 }
 
@@ -845,7 +845,10 @@ fn reconciliation_deletes_stored_keys_salesforce_no_longer_has() {
     let s = helpdesk();
     let lo = crate::dt::parse_millis("2024-01-02T03:00:00Z").unwrap();
     let cp = Checkpoint {
-        lo: Some(lo),
+        mark: Watermark {
+            lo: Some(lo),
+            ..Watermark::default()
+        },
         reconciled: crate::dt::parse_millis("2023-12-20T00:00:00Z"),
         ..Default::default()
     };
@@ -903,7 +906,10 @@ fn reconciliation_deletes_stored_keys_salesforce_no_longer_has() {
         .on("/queryAll?q=SELECT%20Id", resp(200, &page(&[], None)))
         .on("/deleted/", resp(200, r#"{"deletedRecords":[]}"#));
     let cp3 = Checkpoint {
-        lo: Some(lo - 600_000),
+        mark: Watermark {
+            lo: Some(lo - 600_000),
+            ..cp2.mark.clone()
+        },
         ..cp2
     };
     let p3 = pull(&mut env, &s, &req(Some(cp3.to_json()), 2000)).unwrap();
@@ -916,7 +922,10 @@ fn reconciliation_deletes_stored_keys_salesforce_no_longer_has() {
 fn reconciliation_errors_delete_nothing() {
     let s = helpdesk();
     let cp = Checkpoint {
-        lo: crate::dt::parse_millis("2024-01-02T03:00:00Z"),
+        mark: Watermark {
+            lo: crate::dt::parse_millis("2024-01-02T03:00:00Z"),
+            ..Watermark::default()
+        },
         reconciled: Some(0),
         ..Default::default()
     };

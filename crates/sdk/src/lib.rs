@@ -7,11 +7,15 @@
 //! unit-tests against [`fake::FakeHost`] (and, with the `native` feature, runs against a real
 //! provider through [`native::NativeHost`]). No connector code touches wit-bindgen.
 
+pub mod checkpoint;
+pub mod failures;
 pub mod fake;
 pub mod http;
 pub mod model;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub mod native;
+pub mod paginate;
+pub mod window;
 
 #[cfg(target_arch = "wasm32")]
 pub mod guest;

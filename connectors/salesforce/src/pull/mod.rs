@@ -37,6 +37,7 @@ use sluice_connector_sdk::http::Host;
 use sluice_connector_sdk::model::{
     Failure, FailureKind, Level, Operation, Page, PullRequest, Row, Session, StreamStatus,
 };
+use sluice_connector_sdk::window::WindowRules;
 
 use backfill::Step;
 use head::Head;
@@ -420,7 +421,8 @@ fn row_of(
 
 /// Whether a delivered `(cursor, Id)` must be remembered to drop it from the next overlap.
 fn keep_seen(t: &Target, cp: &Checkpoint, win: &Window, c: i64) -> bool {
-    c > win.hi - i64::from(t.n.overlap_seconds) * 1000 || cp.lo.is_some_and(|lo| c <= lo)
+    cp.mark
+        .must_remember(win.hi, i64::from(t.n.overlap_seconds) * 1000, c)
 }
 
 /// The WHERE conditions of `pass` over the current query's range; `pos` adds the keyset
@@ -550,7 +552,12 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
             "Salesforce sent no Date header, so the window cannot be bounded by server time",
         )
     })?;
-    let mut hi = server - i64::from(t.n.lag_seconds) * 1000;
+    let rules = WindowRules {
+        lag_ms: i64::from(t.n.lag_seconds) * 1000,
+        overlap_ms: i64::from(t.n.overlap_seconds) * 1000,
+        start_ms: t.n.start_millis,
+    };
+    let mut covered = None;
     let replicated = desc.replicateable && REPLICATED.contains(&t.object.as_str());
     let parent = PARENT_OF
         .iter()
@@ -579,7 +586,7 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
                     .and_then(|x| x.as_str())
                     .and_then(dt::parse_millis)
                 {
-                    hi = hi.min(ldc);
+                    covered = Some(ldc);
                 }
             }
             Err(e) if e.preset.is_some() || e.status == 401 || e.is("REQUEST_LIMIT_EXCEEDED") => {
@@ -596,15 +603,10 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
         }
     }
     cp.desc = Some(desc.clone());
-    let start = t.n.start_millis.map(|s| s - 1);
-    let from = match cp.lo {
-        Some(lo) => Some(lo - i64::from(t.n.overlap_seconds) * 1000),
-        None => start,
-    }
-    .map(|f| f.max(start.unwrap_or(i64::MIN)));
-    if cp.lo.is_some_and(|lo| hi <= lo) {
+    let Some(bounds) = cp.mark.open(&rules, rules.upper(server, covered)) else {
         return Ok(None);
-    }
+    };
+    let (from, hi) = (bounds.from, bounds.hi);
     let mut passes = if t.knowledge {
         vec![Pass::Archived, Pass::Online]
     } else {
@@ -613,7 +615,10 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
     if t.n.emits_deletes(&t.stream)
         && !t.knowledge
         && replicated
-        && cp.lo.is_some_and(|lo| server - lo < DELETED_RETENTION_MS)
+        && cp
+            .mark
+            .lo
+            .is_some_and(|lo| server - lo < DELETED_RETENTION_MS)
     {
         passes.push(Pass::Deleted);
     }
@@ -637,7 +642,7 @@ fn open_window(sf: &mut Sf, t: &Target, cp: &mut Checkpoint) -> Result<Option<St
         bulk: None,
         redescribed: false,
     };
-    if backfill::worth_trying(t, cp.lo, &win) {
+    if backfill::worth_trying(t, cp.mark.lo, &win) {
         win.bulk = backfill::start(sf, t, &desc, &win)?;
     }
     cp.win = Some(win);

@@ -36,7 +36,7 @@ pub(super) fn due(t: &Target, cp: &mut Checkpoint, server: i64, retention_ms: i6
         cp.reconciled = Some(server);
         return false;
     };
-    let gap = cp.lo.is_some_and(|lo| server - lo >= retention_ms);
+    let gap = cp.mark.lo.is_some_and(|lo| server - lo >= retention_ms);
     gap || server - last >= i64::from(every) * 60_000
 }
 
