@@ -1,12 +1,13 @@
 //! The streams' checkpoints: versioned JSON, so a later version can migrate an older one.
 //!
-//! Every checkpoint carries `v`. [`parse`] reads every version this connector knows (today
-//! only 1) into the current form; a version it does not know (written by a newer connector)
-//! is refused by name rather than guessed at, so a downgrade never restarts or skips silently.
+//! Every checkpoint carries `v`, through the SDK's versioned checkpoints: a version this
+//! connector does not know (written by a newer one) is refused by name rather than guessed at,
+//! so a downgrade never restarts or skips silently; a later version teaches `migrate` this
+//! one's shape.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sluice_connector_sdk::model::{Failure, FailureKind};
+use sluice_connector_sdk::checkpoint::{self, Versioned};
+use sluice_connector_sdk::model::Failure;
 
 /// The checkpoint version this connector writes.
 pub const VERSION: u32 = 1;
@@ -43,44 +44,20 @@ pub struct Comments {
     pub pending: Vec<PendingTicket>,
 }
 
-#[derive(Deserialize)]
-struct Versioned {
-    v: u32,
+impl Versioned for Export {
+    const VERSION: u32 = VERSION;
 }
 
-#[derive(Serialize)]
-struct Tagged<'a, T> {
-    v: u32,
-    #[serde(flatten)]
-    state: &'a T,
+impl Versioned for Comments {
+    const VERSION: u32 = VERSION;
 }
 
-/// Reads a checkpoint of any known version; none gives the starting state.
-pub fn parse<T: DeserializeOwned + Default>(text: Option<&str>) -> Result<T, Failure> {
-    let Some(text) = text else {
-        return Ok(T::default());
-    };
-    let bad = |e: serde_json::Error| {
-        Failure::new(
-            FailureKind::Unknown,
-            format!("the stream's checkpoint is not one this connector wrote ({e}): {text}"),
-        )
-    };
-    let Versioned { v } = serde_json::from_str(text).map_err(bad)?;
-    match v {
-        1 => serde_json::from_str(text).map_err(bad),
-        newer => Err(Failure::new(
-            FailureKind::Misconfigured,
-            format!(
-                "the stream's checkpoint is version {newer}, written by a newer Zendesk \
-                 connector; this one reads up to version {VERSION}: install the newer version \
-                 again"
-            ),
-        )),
-    }
+/// Reads a checkpoint of any version this connector knows; none gives the starting state.
+pub fn parse<T: Versioned + Default>(text: Option<&str>) -> Result<T, Failure> {
+    Ok(checkpoint::load(text)?.unwrap_or_default())
 }
 
 /// Writes `state` as a checkpoint of the current version.
-pub fn write<T: Serialize>(state: &T) -> String {
-    serde_json::to_string(&Tagged { v: VERSION, state }).expect("checkpoint serializes")
+pub fn write<T: Versioned>(state: &T) -> String {
+    checkpoint::save(state)
 }

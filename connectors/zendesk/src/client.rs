@@ -1,12 +1,10 @@
-//! Calls to the Zendesk API through the host, and the mapping of HTTP failures to the
-//! contract's failure kinds.
-//!
-//! The host has already refreshed an OAuth token once before a 401 reaches here, so a 401 means
-//! a person must sign in again. 429 and 503 carry `Retry-After` (Zendesk's usage-limit and
-//! outage answers); the kind and the hint go to the host, which schedules the retry.
+//! Calls to the Zendesk API through the host. HTTP failures map to the contract's kinds by the
+//! SDK's common rules (`failures`): 401 → reauthorization, 403 → permission, 429 and 503 with
+//! `Retry-After` (Zendesk's usage-limit and outage answers) → rate-limited with the pause.
 
 use serde_json::Value;
-use sluice_connector_sdk::http::{Host, Request, Response, TransportError};
+use sluice_connector_sdk::failures;
+use sluice_connector_sdk::http::{Host, Request, Response};
 use sluice_connector_sdk::model::{ApiUsage, Failure, FailureKind};
 
 /// A status the caller handles itself rather than failing the call.
@@ -78,10 +76,11 @@ impl<'h> Client<'h> {
         let url = format!("{}{path_and_query}", self.base);
         let request = Request::get(url.clone()).header("Accept", "application/json");
         self.calls += 1;
+        let now_ms = self.host.now_ms();
         let response = self
             .host
             .send(request)
-            .map_err(|e| transport_failure(&url, e))?;
+            .map_err(|e| failures::for_transport(&e, &url))?;
         if let Some(usage) = usage_of(&response) {
             self.usage = Some(usage);
         }
@@ -96,75 +95,18 @@ impl<'h> Client<'h> {
                 }),
             (404, Expected::OrNotFound) => Ok(Answer::NotFound),
             (422, Expected::OrTooRecent) => Ok(Answer::TooRecent),
-            _ => Err(status_failure(&url, &response)),
+            _ => Err(
+                failures::for_response(&response, &format!("GET {url}"), now_ms).unwrap_or_else(
+                    || {
+                        Failure::new(
+                            FailureKind::Unknown,
+                            format!("GET {url} answered {}", response.status),
+                        )
+                    },
+                ),
+            ),
         }
     }
-}
-
-/// The failure a non-success answer means.
-pub fn status_failure(url: &str, response: &Response) -> Failure {
-    let detail = error_detail(&response.body);
-    let said = format!("GET {url} answered {}{detail}", response.status);
-    let retry_after_s = response
-        .header("retry-after")
-        .and_then(|v| v.trim().parse::<u32>().ok());
-    let (kind, advice) = match response.status {
-        401 => (
-            FailureKind::ReauthorizationRequired,
-            "the credentials were refused; connect the integration again",
-        ),
-        403 => (
-            FailureKind::PermissionDenied,
-            "the user or token lacks a permission or the `read` scope",
-        ),
-        429 => (
-            FailureKind::RateLimited,
-            "Zendesk's request budget is spent",
-        ),
-        503 if retry_after_s.is_some() => (FailureKind::RateLimited, "Zendesk asks to retry later"),
-        404 => (
-            FailureKind::Misconfigured,
-            "check the subdomain: the account has no such endpoint",
-        ),
-        500..=599 => (FailureKind::Unreachable, "Zendesk is failing; retry later"),
-        _ => (FailureKind::Unknown, "an unexpected answer"),
-    };
-    Failure {
-        kind,
-        message: format!("{said}: {advice}"),
-        retry_after_s: retry_after_s.filter(|_| kind == FailureKind::RateLimited),
-    }
-}
-
-fn error_detail(body: &[u8]) -> String {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return String::new();
-    };
-    let text = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_string);
-    let parts: Vec<String> = [
-        text("error"),
-        text("description"),
-        text("error_description"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join(": "))
-    }
-}
-
-fn transport_failure(url: &str, error: TransportError) -> Failure {
-    let kind = match error {
-        TransportError::Denied(_) => FailureKind::Misconfigured,
-        TransportError::Unreachable { .. }
-        | TransportError::Timeout(_)
-        | TransportError::Other(_) => FailureKind::Unreachable,
-        TransportError::ResponseTooLarge(_) => FailureKind::Unknown,
-    };
-    Failure::new(kind, format!("GET {url}: {error}"))
 }
 
 fn usage_of(response: &Response) -> Option<ApiUsage> {

@@ -73,7 +73,7 @@ fn comments_are_read_once_across_pages_that_end_inside_a_ticket() {
     )
     .unwrap();
     assert!(p3.rows.is_empty());
-    assert_eq!(p3.checkpoint.as_deref(), Some(r#"{"v":1,"cursor":"e1"}"#));
+    assert_eq!(p3.checkpoint.as_deref(), Some(r#"{"cursor":"e1","v":1}"#));
 
     host.on(
         "/incremental/tickets/cursor.json?cursor=e1&per_page=2",

@@ -39,7 +39,8 @@ fn auth_failures_have_their_kinds_and_keep_zendesks_words() {
     assert_eq!(f.kind, FailureKind::ReauthorizationRequired);
     assert!(f.message.contains("said by Zendesk"), "{}", f.message);
     assert_eq!(failure_of(403, &[]).kind, FailureKind::PermissionDenied);
-    assert_eq!(failure_of(500, &[]).kind, FailureKind::Unreachable);
+    assert_eq!(failure_of(502, &[]).kind, FailureKind::Unreachable);
+    assert_eq!(failure_of(500, &[]).kind, FailureKind::Unknown);
     assert_eq!(failure_of(400, &[]).kind, FailureKind::Unknown);
 }
 
