@@ -194,6 +194,14 @@ async fn assert_equal(app: &App, emu: &Emulator, id: &str) {
     }
 }
 
+/// Lifts the request budgets, for tests whose small pages would spend Zendesk's 10 export
+/// requests a minute.
+async fn unlimited(emu: &Emulator) {
+    let budgets =
+        json!({"incremental_rate_limit_per_minute": 100000, "rate_limit_per_minute": 100000});
+    control(emu, "POST", "settings", Some(budgets)).await;
+}
+
 async fn ops(emu: &Emulator, ops: Value) -> Value {
     control(emu, "POST", "records", Some(json!({ "ops": ops }))).await
 }
@@ -303,14 +311,7 @@ async fn a_429_with_retry_after_is_rate_limited_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_from_every_checkpoint_gives_the_same_data() {
     let emu = emulator(40).await;
-    control(
-        &emu,
-        "POST",
-        "settings",
-        Some(json!({"incremental_rate_limit_per_minute": 100000,
-        "rate_limit_per_minute": 100000})),
-    )
-    .await;
+    unlimited(&emu).await;
     let (app, _dir) = app_with_zendesk(&emu).await;
     let id = integration(&app, &emu, &[]).await;
     // Each run stops after its first committed page; the next resumes from that checkpoint.
@@ -414,5 +415,50 @@ async fn connects_by_oauth_with_pkce_and_pulls() {
     let tokens = app.store().tokens(&id).unwrap().expect("tokens stored");
     assert!(tokens.refresh.is_some(), "a refresh token is kept");
     pull_ok(&app, &id).await;
+    assert_equal(&app, &emu, &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_during_a_pull_arrive_on_the_next_one() {
+    let emu = emulator(60).await;
+    unlimited(&emu).await;
+    let (app, _dir) = app_with_zendesk(&emu).await;
+    let id = integration(&app, &emu, &[]).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let progress: sluice::runner::ProgressFn = Arc::new(move |p: &Progress| {
+        if matches!(p, Progress::Page { .. }) {
+            let _ = tx.send(());
+        }
+    });
+    let run = {
+        let app = app.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let options = PullOptions {
+                page_records: 5,
+                progress: Some(progress),
+                ..PullOptions::default()
+            };
+            sluice::runner::run_pull(&app, &id, options).await
+        })
+    };
+    rx.recv().await.expect("a page is committed");
+    // Ticket 1 was in the first page of tickets; ticket 60 comes later in this run.
+    ops(
+        &emu,
+        json!([
+            {"op": "update", "stream": "tickets", "id": 1, "fields": {"subject": "during"}},
+            {"op": "insert", "stream": "ticket_comments", "ticket_id": 1,
+                "fields": {"body": "said during the pull", "author_id": 360000001, "public": true}},
+            {"op": "delete", "stream": "tickets", "id": 60},
+        ]),
+    )
+    .await;
+    let summary = run.await.unwrap().unwrap();
+    assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
+    a_minute_later(&emu).await;
+    pull_ok(&app, &id).await;
+    let (tickets, _) = stored(&app, &id, "tickets");
+    assert_eq!(tickets["1"]["subject"], "during");
     assert_equal(&app, &emu, &id).await;
 }
