@@ -235,6 +235,11 @@ impl ConnectorEngine {
         &self.metrics
     }
 
+    /// The outbound requests refused since the last call, oldest first (the latest 256).
+    pub fn take_denials(&self) -> Vec<outbound::Denial> {
+        self.outbound.take_denials()
+    }
+
     /// Outbound connections kept for reuse now (an HTTP/2 one counting once).
     pub fn idle_connections(&self) -> usize {
         self.outbound.idle_connections()

@@ -33,7 +33,10 @@
 //!   request, which is not counted as a retry.
 //! - TLS trusts the web PKI roots plus the operator's [`ExtraRoots`], nothing else.
 //! - Every denial is logged with the connector, integration and target, and counted.
+//! - With a [`Tape`] ([`cassette`]), answers are recorded as the guest saw them, or replayed
+//!   instead of the network; replay comes after the origin checks and needs no DNS.
 
+pub mod cassette;
 mod connections;
 
 use connections::{for_protocol, tls_config};
@@ -64,6 +67,7 @@ use super::retry::{
     is_idempotent, is_transient_error, is_transient_status, never_processed, retry_after,
 };
 use super::roots::ExtraRoots;
+pub use cassette::{Cassette, Recorder, Tape};
 
 pub use super::policy::{OutboundPolicy, is_loopback_name, prohibited_range};
 
@@ -99,6 +103,8 @@ pub struct OutboundLimits {
     pub extra_roots: ExtraRoots,
     /// Where provider names are looked up (the system's resolver by default).
     pub resolver: Resolver,
+    /// Whether answers are recorded to, or replayed from, a cassette (off by default).
+    pub tape: Tape,
 }
 
 impl Default for OutboundLimits {
@@ -117,6 +123,7 @@ impl Default for OutboundLimits {
             accept_gzip: true,
             extra_roots: ExtraRoots::default(),
             resolver: Resolver::default(),
+            tape: Tape::Off,
         }
     }
 }
@@ -130,6 +137,22 @@ pub struct CallLabel {
     pub integration: Option<Arc<str>>,
 }
 
+/// Denials kept for [`OutboundShared::take_denials`]; older ones are dropped first.
+const KEPT_DENIALS: usize = 256;
+
+/// One refused outbound request, as the denial log kept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The connector, e.g. `salesforce@<sha>`.
+    pub connector: String,
+    /// The integration, if any.
+    pub integration: Option<String>,
+    /// What the request was for: an origin (`scheme://host:port`), or the URL when it had none.
+    pub target: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
 /// State shared by the outbound hooks of every call of one engine.
 pub struct OutboundShared {
     limits: OutboundLimits,
@@ -137,6 +160,7 @@ pub struct OutboundShared {
     concurrency: Mutex<HashMap<Arc<str>, Arc<Semaphore>>>,
     tls: Arc<rustls::ClientConfig>,
     pool: ConnectionPool,
+    denials: Mutex<std::collections::VecDeque<Denial>>,
 }
 
 impl OutboundShared {
@@ -148,7 +172,22 @@ impl OutboundShared {
             limits,
             metrics,
             concurrency: Mutex::new(HashMap::new()),
+            denials: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// The denials since the last call (at most the latest 256), oldest first.
+    pub fn take_denials(&self) -> Vec<Denial> {
+        let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        denials.drain(..).collect()
+    }
+
+    fn keep_denial(&self, denial: Denial) {
+        let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        if denials.len() == KEPT_DENIALS {
+            denials.pop_front();
+        }
+        denials.push_back(denial);
     }
 
     /// The limits in force.
@@ -291,6 +330,12 @@ struct Buffered {
 impl OutboundCall {
     fn deny(&self, target: &str, reason: &str) {
         EngineMetrics::bump(&self.shared.metrics.denials);
+        self.shared.keep_denial(Denial {
+            connector: self.label.connector.to_string(),
+            integration: self.label.integration.as_deref().map(String::from),
+            target: target.to_string(),
+            reason: reason.to_string(),
+        });
         tracing::warn!(
             connector = %self.label.connector,
             integration = self.label.integration.as_deref().unwrap_or("-"),
@@ -327,6 +372,10 @@ impl OutboundCall {
             self.deny(&target, &reason);
             return Err(HttpError::HttpRequestDenied);
         }
+        if let Tape::Replay(cassette) = &self.shared.limits.tape {
+            let cassette = cassette.clone();
+            return self.replay(&cassette, &origin, request).await;
+        }
         let addrs = match self.resolve(&origin).await {
             Ok(addrs) => addrs,
             Err(Resolve::Denied(reason)) => {
@@ -348,22 +397,7 @@ impl OutboundCall {
             head.headers
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let cap = limits.max_request_bytes;
-        let body = match collect_body(body, cap, limits.request_body_timeout, &self.budget).await {
-            Ok(body) => body,
-            Err(BodyRefused::TooLarge) => {
-                return Err(HttpError::HttpRequestBodySize(Some(cap as u64)));
-            }
-            Err(BodyRefused::Budget(over)) => {
-                self.deny(&target, &over.to_string());
-                return Err(HttpError::InternalError(Some(over.to_string())));
-            }
-            Err(BodyRefused::Unfinished) => {
-                self.deny(&target, "the request body was not finished in time");
-                return Err(HttpError::ConnectionWriteTimeout);
-            }
-            Err(BodyRefused::Failed(e)) => return Err(e),
-        };
+        let body = self.collect_request(body, &target).await?;
         // HTTP/1 over a direct connection sends origin-form targets.
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         head.uri = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
@@ -455,9 +489,67 @@ impl OutboundCall {
                     tokio::time::sleep(delay).await;
                 }
                 None => {
+                    if let Tape::Record(recorder) = &self.shared.limits.tape {
+                        record(recorder, &head, &uri, &body, &attempt);
+                    }
                     let Buffered { head, body } = attempt?;
                     return Ok(http::Response::from_parts(head, full_body(body)));
                 }
+            }
+        }
+    }
+
+    /// The request body, buffered within the size cap, the call's budget and the time limit.
+    async fn collect_request(&self, body: WasiBody, target: &str) -> Result<Bytes, HttpError> {
+        let limits = &self.shared.limits;
+        let cap = limits.max_request_bytes;
+        match collect_body(body, cap, limits.request_body_timeout, &self.budget).await {
+            Ok(body) => Ok(body),
+            Err(BodyRefused::TooLarge) => Err(HttpError::HttpRequestBodySize(Some(cap as u64))),
+            Err(BodyRefused::Budget(over)) => {
+                self.deny(target, &over.to_string());
+                Err(HttpError::InternalError(Some(over.to_string())))
+            }
+            Err(BodyRefused::Unfinished) => {
+                self.deny(target, "the request body was not finished in time");
+                Err(HttpError::ConnectionWriteTimeout)
+            }
+            Err(BodyRefused::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Answers a request the policy allowed from `cassette`, without DNS or network.
+    async fn replay(
+        &self,
+        cassette: &Cassette,
+        origin: &Origin,
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Response<WasiBody>, HttpError> {
+        let target = origin.to_string();
+        // An address literal is checked as a resolved name would be; names are not resolved.
+        if let Ok(ip) = origin.host.parse::<IpAddr>()
+            && let Err(reason) = self.policy.check_addr(origin, ip)
+        {
+            self.deny(&target, &reason);
+            return Err(HttpError::DestinationIpProhibited);
+        }
+        let url = request.uri().to_string();
+        let (head, body) = request.into_parts();
+        let body = self.collect_request(body, &target).await?;
+        EngineMetrics::bump(&self.shared.metrics.outbound_requests);
+        match cassette.answer(head.method.as_str(), &url, &body) {
+            Ok(cassette::Answer::Response(head, body)) => {
+                Ok(http::Response::from_parts(head, full_body(body)))
+            }
+            Ok(cassette::Answer::Failure(failure)) => Err(failure.error()),
+            Err(miss) => {
+                tracing::warn!(
+                    connector = %self.label.connector,
+                    integration = self.label.integration.as_deref().unwrap_or("-"),
+                    %miss,
+                    "request not in the cassette"
+                );
+                Err(HttpError::InternalError(Some(miss.to_string())))
             }
         }
     }
@@ -646,6 +738,25 @@ fn keeps_alive(head: &http::response::Parts) -> bool {
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("close"));
     head.version == http::Version::HTTP_11 && !close
+}
+
+/// Writes one finished request to the cassette: the guest's head and body (the host's
+/// credentials are added later, per attempt, so they are not in `head`) and what it got.
+fn record(
+    recorder: &Recorder,
+    head: &http::request::Parts,
+    uri: &http::Uri,
+    body: &Bytes,
+    attempt: &Result<Buffered, HttpError>,
+) {
+    let outcome = match attempt {
+        Ok(answer) => Ok((&answer.head, &answer.body[..])),
+        Err(e) => match cassette::TransportFailure::of(e) {
+            Some(failure) => Err(failure),
+            None => return,
+        },
+    };
+    recorder.record(head, &uri.to_string(), body, outcome);
 }
 
 enum Resolve {
