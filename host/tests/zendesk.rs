@@ -364,6 +364,26 @@ async fn describe_test_and_discover_go_through_the_host() {
     let schemas = app.discover(&id).await.unwrap();
     let names: Vec<&str> = schemas.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["tickets", "ticket-comments", "users"]);
+    // Every record the pull stores, deleted tickets and users included, fits its schema.
+    pull_ok(&app, &id).await;
+    for schema in &schemas {
+        let json: Value = serde_json::from_str(&schema.json_schema).unwrap();
+        let validator = jsonschema::validator_for(&json).expect("the schema compiles");
+        let mut checked = 0;
+        app.store()
+            .for_each_record(&id, Some(&schema.name), false, |r| {
+                let record: Value = serde_json::from_slice(&r.json).unwrap();
+                let errors: Vec<String> = validator
+                    .iter_errors(&record)
+                    .map(|e| e.to_string())
+                    .collect();
+                assert!(errors.is_empty(), "{} {}: {errors:?}", schema.name, r.key);
+                checked += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert!(checked > 0, "{} stored nothing", schema.name);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
