@@ -142,10 +142,10 @@ pub fn in_child(scale: usize, quiet: bool) -> anyhow::Result<Value> {
 /// backfill over 1,000 records goes through Bulk (so that small `--scale` smoke runs do too).
 fn integration(emulator: &sf_emulator::Emulator) -> IntegrationInput {
     let mut input = super::case_integration("bench bulk", emulator);
-    input.extra = vec![
-        ("objects".into(), "Case".into()),
-        ("bulk-threshold".into(), "1000".into()),
-    ];
+    // A later pair of the same name wins.
+    input
+        .settings
+        .push(("bulk-threshold".into(), "1000".into()));
     input
 }
 

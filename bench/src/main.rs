@@ -457,9 +457,10 @@ async fn idle_child(dir: &Path) -> anyhow::Result<f64> {
         app.add_integration(IntegrationInput {
             name: Some(format!("idle {i}")),
             capability: Some("helpdesk".into()),
-            environment: Some("production".into()),
-            domain: Some(format!("https://org{i}.my.salesforce.com")),
-            pull_by: Some("updated".into()),
+            settings: sluice_test_support::runtime::salesforce_settings(
+                &format!("https://org{i}.my.salesforce.com"),
+                &[],
+            ),
             interval: Some(Duration::from_secs(3600)),
             ..IntegrationInput::default()
         })
@@ -558,13 +559,10 @@ pub(crate) fn case_integration(name: &str, emulator: &sf_emulator::Emulator) -> 
     IntegrationInput {
         name: Some(name.into()),
         capability: Some("helpdesk".into()),
-        environment: Some("production".into()),
-        domain: Some(emulator.url.clone()),
-        pull_by: Some("updated".into()),
-        extra: vec![
-            ("objects".into(), "Case".into()),
-            ("bulk-threshold".into(), "0".into()),
-        ],
+        settings: sluice_test_support::runtime::salesforce_settings(
+            &emulator.url,
+            &[("objects", "Case"), ("bulk-threshold", "0")],
+        ),
         client_id: Some(emulator.client_id.clone()),
         client_secret: Some(emulator.client_secret.clone()),
         ..IntegrationInput::default()

@@ -110,7 +110,7 @@ fn complete(doc: &mut Value) {
 
 /// The fields `POST /api/integrations` needs; `PATCH` takes the same body with every field
 /// optional. The runtime refuses a missing one per field (422); the document says so up front.
-const NEW_INTEGRATION_REQUIRES: &[&str] = &["name", "capability", "environment"];
+const NEW_INTEGRATION_REQUIRES: &[&str] = &["name", "capability"];
 
 /// `NewIntegrationBody`: `IntegrationBody` with [`NEW_INTEGRATION_REQUIRES`] present and not
 /// null, used by `POST /api/integrations`.

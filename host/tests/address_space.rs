@@ -50,12 +50,12 @@ fn the_cli_works_under_an_address_space_limit() {
             "Acme",
             "--capability",
             "crm",
-            "--environment",
-            "production",
-            "--pull-by",
-            "updated",
-            "--domain",
-            "https://acme.my.salesforce.com",
+            "--set",
+            "environment=production",
+            "--set",
+            "pull-by=updated",
+            "--set",
+            "domain=https://acme.my.salesforce.com",
         ],
     );
     assert_ok(&add, "integration add");

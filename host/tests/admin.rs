@@ -76,7 +76,7 @@ async fn the_api_validates_and_describes_itself() {
     let (status, body) = json(
         http.post(format!("{base}/api/integrations"))
             .header("content-type", "application/json")
-            .body(r#"{"name":"x","capability":"helpdesk","environment":"staging","domain":"ftp://x"}"#)
+            .body(r#"{"name":"x","capability":"helpdesk","settings":{"environment":"staging","domain":"ftp://x"}}"#)
             .send()
             .await
             .unwrap(),
@@ -183,8 +183,9 @@ async fn integrations_are_added_and_authorized_through_the_api() {
         .build()
         .unwrap();
     let body = serde_json::json!({
-        "name": "Acme", "capability": "helpdesk", "environment": "production",
-        "domain": emu.url, "pull_by": "updated", "client_id": emu.client_id,
+        "name": "Acme", "capability": "helpdesk",
+        "settings": {"environment": "production", "domain": emu.url, "pull-by": "updated"},
+        "client_id": emu.client_id,
         "client_secret": emu.client_secret, "interval": "30m",
     });
     let (status, created) = json(
@@ -326,7 +327,7 @@ async fn integrations_are_added_and_authorized_through_the_api() {
     let (status, edited) = json(
         http.patch(format!("{base}/api/integrations/{id}"))
             .header("content-type", "application/json")
-            .body(r#"{"pull_by":"sideways"}"#)
+            .body(r#"{"settings":{"pull-by":"sideways"}}"#)
             .send()
             .await
             .unwrap(),

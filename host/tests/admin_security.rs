@@ -29,7 +29,7 @@ fn connector_versions(server: &Served, token: &str) -> Vec<u64> {
     versions
 }
 
-const INTEGRATION: &str = r#"{"name":"Acme","capability":"helpdesk","environment":"production","domain":"https://acme.my.salesforce.com","pull_by":"updated"}"#;
+const INTEGRATION: &str = r#"{"name":"Acme","capability":"helpdesk","settings":{"environment":"production","domain":"https://acme.my.salesforce.com","pull-by":"updated"}}"#;
 
 /// The live attack: a page's `fetch(…/api/connectors/salesforce, {method: 'POST', mode:
 /// 'no-cors', body: wasm})` arrives as `Content-Type: text/plain` with the page's `Origin`.
@@ -305,7 +305,7 @@ fn records_pages_are_bounded_and_bad_intervals_are_refused() {
         "true",
         r#""8d""#,
     ] {
-        let body = INTEGRATION.replace('}', &format!(r#","interval":{interval}}}"#));
+        let body = INTEGRATION.replacen('{', &format!(r#"{{"interval":{interval},"#), 1);
         let (status, answer) = post(&body);
         assert_eq!(status, 422, "{interval}: {answer}");
         let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
@@ -322,7 +322,7 @@ fn records_pages_are_bounded_and_bad_intervals_are_refused() {
         server.get_json("/api/integrations", &token),
         serde_json::json!([])
     );
-    let (status, created) = post(&INTEGRATION.replace('}', r#","interval":"2h"}"#));
+    let (status, created) = post(&INTEGRATION.replacen('{', r#"{"interval":"2h","#, 1));
     assert_eq!(status, 201, "{created}");
     let created: serde_json::Value = serde_json::from_str(&created).unwrap();
     assert_eq!(created["integration"]["interval_s"], 7200);

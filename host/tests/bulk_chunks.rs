@@ -34,16 +34,16 @@ async fn bulk_integration(app: &App, emu: &Emulator) -> String {
     let input = IntegrationInput {
         name: Some("bulk chunks".into()),
         capability: Some("helpdesk".into()),
-        environment: Some("production".into()),
-        domain: Some(emu.url.clone()),
-        pull_by: Some("updated".into()),
+        settings: sluice_test_support::runtime::salesforce_settings(
+            &emu.url,
+            &[
+                ("objects", "Case"),
+                ("bulk-threshold", "1000"),
+                ("bulk-chunk-records", &CHUNK.to_string()),
+            ],
+        ),
         client_id: Some(emu.client_id.clone()),
         client_secret: Some(emu.client_secret.clone()),
-        extra: vec![
-            ("objects".into(), "Case".into()),
-            ("bulk-threshold".into(), "1000".into()),
-            ("bulk-chunk-records".into(), CHUNK.to_string()),
-        ],
         ..IntegrationInput::default()
     };
     let id = app

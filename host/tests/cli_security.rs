@@ -23,6 +23,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `integration add` of a Helpdesk integration; `domain` is the `--set` pair, `domain=URL`.
 fn add_args<'a>(name: &'a str, domain: &'a str) -> Vec<&'a str> {
     vec![
         "integration",
@@ -31,12 +32,12 @@ fn add_args<'a>(name: &'a str, domain: &'a str) -> Vec<&'a str> {
         name,
         "--capability",
         "helpdesk",
-        "--environment",
-        "production",
-        "--domain",
+        "--set",
+        "environment=production",
+        "--set",
         domain,
-        "--pull-by",
-        "updated",
+        "--set",
+        "pull-by=updated",
     ]
 }
 
@@ -52,7 +53,10 @@ fn names_and_messages_cannot_drive_the_terminal() {
     let dir = temp_dir("escape");
     // Sets the window title, then clears the screen.
     let name = "Acme\u{1b}]0;pwned\u{7}\u{1b}[2J";
-    let out = sluice(&dir, &add_args(name, "https://acme.my.salesforce.com"));
+    let out = sluice(
+        &dir,
+        &add_args(name, "domain=https://acme.my.salesforce.com"),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_string();
     let list = sluice(&dir, &["integration", "list"]);
@@ -104,7 +108,7 @@ fn exits_within(mut cmd: Command, limit: Duration) -> Output {
 #[test]
 fn durations_that_overflow_are_refused() {
     let dir = temp_dir("durations");
-    let mut args = add_args("Acme", "https://acme.my.salesforce.com");
+    let mut args = add_args("Acme", "domain=https://acme.my.salesforce.com");
     args.extend(["--interval", "213503982334602d"]);
     let out = sluice(&dir, &args);
     assert!(
@@ -156,7 +160,7 @@ fn data_files_are_private_whatever_the_umask() {
             .output()
             .unwrap()
     };
-    let out = under_umask_000(&add_args("Acme", "https://acme.my.salesforce.com"));
+    let out = under_umask_000(&add_args("Acme", "domain=https://acme.my.salesforce.com"));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_string();
     // Not connected, so the pull fails, but only after it took the run lock.
@@ -214,9 +218,10 @@ fn redirect_uri_of(authorize_url: &str) -> String {
 }
 
 async fn add_emulated(dir: &Path, emu: &sf_emulator::Emulator, envs: &[(&str, &str)]) -> String {
+    let domain = format!("domain={}", emu.url);
     let mut cmd = sluice_command(dir);
     cmd.arg("--allow-insecure-loopback")
-        .args(add_args("Acme", &emu.url))
+        .args(add_args("Acme", &domain))
         .args([
             "--client-id",
             &emu.client_id,

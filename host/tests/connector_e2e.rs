@@ -13,7 +13,9 @@ use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, AppError, IntegrationInput};
 use sluice::engine::wit::types::FailureKind;
 use sluice::runner::{Progress, PullOptions, RunStatus, RunSummary};
-use sluice_test_support::runtime::{connect, control, emulator_app, settings, stats};
+use sluice_test_support::runtime::{
+    connect, control, emulator_app, salesforce_settings, settings, stats,
+};
 
 const HELPDESK: &[&str] = &["Case", "CaseComment", "EmailMessage", "CaseHistory"];
 const CRM: &[&str] = &["Account", "Contact", "Lead", "Opportunity", "User", "Task"];
@@ -34,15 +36,12 @@ fn input(emu: &Emulator, capability: &str, extra: &[(&str, &str)]) -> Integratio
     IntegrationInput {
         name: Some(format!("e2e {capability}")),
         capability: Some(capability.into()),
-        environment: Some("production".into()),
-        domain: Some(emu.url.clone()),
-        pull_by: (!content).then(|| "updated".into()),
+        settings: salesforce_settings(
+            &emu.url,
+            &[&[("pull-by", if content { "" } else { "updated" })], extra].concat(),
+        ),
         client_id: Some(emu.client_id.clone()),
         client_secret: Some(emu.client_secret.clone()),
-        extra: extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
         ..IntegrationInput::default()
     }
 }
@@ -643,7 +642,7 @@ async fn created_time_mode_pulls_new_records_only() {
         "helpdesk",
         &[("objects", "Case"), ("lag-seconds", "1")],
     );
-    inp.pull_by = Some("created".into());
+    inp.settings.push(("pull-by".into(), "created".into()));
     let v = app.add_integration(inp).await.unwrap();
     assert!(
         v.warnings.iter().any(|w| w.field == "pull-by"
@@ -1378,7 +1377,7 @@ async fn archived_tasks_are_pulled_and_never_deleted() {
     )
     .await;
     let mut created = input(&emu, "crm", &[("objects", "Task")]);
-    created.pull_by = Some("created".into());
+    created.settings.push(("pull-by".into(), "created".into()));
     let created = integration(&app, created).await;
     let updated = integration(
         &app,

@@ -49,12 +49,12 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         .add_integration(IntegrationInput {
             name: Some("crash".into()),
             capability: Some("helpdesk".into()),
-            environment: Some("production".into()),
-            domain: Some(emu.url.clone()),
-            pull_by: Some("updated".into()),
+            settings: sluice_test_support::runtime::salesforce_settings(
+                &emu.url,
+                &[("objects", "Case")],
+            ),
             client_id: Some(emu.client_id.clone()),
             client_secret: Some(emu.client_secret.clone()),
-            extra: vec![("objects".into(), "Case".into())],
             ..IntegrationInput::default()
         })
         .await

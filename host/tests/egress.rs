@@ -63,10 +63,12 @@ async fn add(app: &App, emu: &Emulator, extra: &[(&str, &str)]) -> String {
     app.add_integration(IntegrationInput {
         name: Some("hostile".into()),
         capability: Some("crm".into()),
-        environment: Some("production".into()),
+        settings: [("environment".to_string(), "production".to_string())]
+            .into_iter()
+            .chain(pairs)
+            .collect(),
         client_id: Some(emu.client_id.clone()),
         client_secret: Some(emu.client_secret.clone()),
-        extra: pairs,
         ..IntegrationInput::default()
     })
     .await
@@ -140,7 +142,7 @@ async fn the_plan_is_bound_to_the_state_at_begin() {
     app.edit_integration(
         &id,
         IntegrationInput {
-            extra: vec![("token-url".into(), format!("{}/token", other.url))],
+            settings: vec![("token-url".into(), format!("{}/token", other.url))],
             ..IntegrationInput::default()
         },
     )

@@ -628,9 +628,7 @@ async fn app_for_tls_emulator(
         .add_integration(sluice::app::IntegrationInput {
             name: Some("Acme support".into()),
             capability: Some("helpdesk".into()),
-            environment: Some("production".into()),
-            domain: Some(emu.url.clone()),
-            pull_by: Some("updated".into()),
+            settings: sluice_test_support::runtime::salesforce_settings(&emu.url, &[]),
             client_id: Some(emu.client_id.clone()),
             client_secret: Some(emu.client_secret.clone()),
             ..Default::default()

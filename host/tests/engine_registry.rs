@@ -941,9 +941,7 @@ async fn a_salesforce_version_passes_the_canary_without_credentials() {
         .add_integration(sluice::app::IntegrationInput {
             name: Some("canary".into()),
             capability: Some("helpdesk".into()),
-            environment: Some("production".into()),
-            domain: Some(emu.url.clone()),
-            pull_by: Some("updated".into()),
+            settings: sluice_test_support::runtime::salesforce_settings(&emu.url, &[]),
             client_id: Some(emu.client_id.clone()),
             client_secret: Some(emu.client_secret.clone()),
             ..sluice::app::IntegrationInput::default()

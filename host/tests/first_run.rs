@@ -45,12 +45,12 @@ fn a_closed_pipe_ends_the_command_quietly() {
         .args(["integration", "add", "--name", "Acme", "--capability"])
         .args([
             "helpdesk",
-            "--environment",
-            "production",
-            "--pull-by",
-            "updated",
+            "--set",
+            "environment=production",
+            "--set",
+            "pull-by=updated",
         ])
-        .args(["--domain", "https://acme.my.salesforce.com"])
+        .args(["--set", "domain=https://acme.my.salesforce.com"])
         .output()
         .unwrap();
     let id = succeeded(&added).trim().to_string();

@@ -49,12 +49,12 @@ impl Fixture {
                     "Acme",
                     "--capability",
                     "helpdesk",
-                    "--environment",
-                    "production",
-                    "--domain",
-                    &emulator.url,
-                    "--pull-by",
-                    "updated",
+                    "--set",
+                    "environment=production",
+                    "--set",
+                    &format!("domain={}", emulator.url),
+                    "--set",
+                    "pull-by=updated",
                     "--client-id",
                     &emulator.client_id,
                     "--client-secret",
@@ -243,8 +243,8 @@ async fn every_routes_answers_match_the_served_document() {
     assert!(!shown["runs"].as_array().unwrap().is_empty());
 
     // Added, then its pull, then deleted: each answer as documented.
-    let add = json!({"name": "Beta", "capability": "crm", "environment": "production",
-        "domain": f.emulator_url, "pull_by": "updated", "interval": 900.0});
+    let add = json!({"name": "Beta", "capability": "crm", "interval": 900.0,
+        "settings": {"environment": "production", "domain": f.emulator_url, "pull-by": "updated"}});
     let (status, added) = f.call("POST", "/api/integrations", &add.to_string());
     assert_eq!(status, 201, "{added}");
     assert_conforms(&doc, "post", "/api/integrations", 201, &added);
@@ -335,8 +335,8 @@ fn authorizing_without_a_client_id_is_a_conflict() {
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let body = r#"{"name":"x","capability":"crm","environment":"production","pull_by":"updated",
-        "domain":"https://acme.my.salesforce.com"}"#;
+    let body = r#"{"name":"x","capability":"crm","settings":{"environment":"production",
+        "pull-by":"updated","domain":"https://acme.my.salesforce.com"}}"#;
     let (status, added) = server.send(
         "POST",
         "/api/integrations",

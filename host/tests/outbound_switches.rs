@@ -42,12 +42,12 @@ async fn pull(on: bool) -> Wire {
         .add_integration(IntegrationInput {
             name: Some("switches".into()),
             capability: Some("helpdesk".into()),
-            environment: Some("production".into()),
-            domain: Some(emu.url.clone()),
-            pull_by: Some("updated".into()),
+            settings: sluice_test_support::runtime::salesforce_settings(
+                &emu.url,
+                &[("objects", "Case,CaseComment")],
+            ),
             client_id: Some(emu.client_id.clone()),
             client_secret: Some(emu.client_secret.clone()),
-            extra: vec![("objects".into(), "Case,CaseComment".into())],
             ..IntegrationInput::default()
         })
         .await

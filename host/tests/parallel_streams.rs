@@ -42,15 +42,12 @@ async fn integration(app: &App, emu: &Emulator, objects: &[&str]) -> String {
     let input = IntegrationInput {
         name: Some("parallel".into()),
         capability: Some("crm".into()),
-        environment: Some("production".into()),
-        domain: Some(emu.url.clone()),
-        pull_by: Some("updated".into()),
+        settings: sluice_test_support::runtime::salesforce_settings(
+            &emu.url,
+            &[("objects", &objects.join(",")), ("bulk-threshold", "0")],
+        ),
         client_id: Some(emu.client_id.clone()),
         client_secret: Some(emu.client_secret.clone()),
-        extra: vec![
-            ("objects".into(), objects.join(",")),
-            ("bulk-threshold".into(), "0".into()),
-        ],
         ..IntegrationInput::default()
     };
     let id = app

@@ -65,8 +65,10 @@ async fn integration(app: &App, behaviour: &str, extra: &[(&str, &str)]) -> Stri
         .add_integration(IntegrationInput {
             name: Some(behaviour.into()),
             capability: Some("crm".into()),
-            environment: Some("production".into()),
-            extra: pairs,
+            settings: [("environment".to_string(), "production".to_string())]
+                .into_iter()
+                .chain(pairs)
+                .collect(),
             ..IntegrationInput::default()
         })
         .await

@@ -30,13 +30,17 @@ fn input(emu: &Emulator) -> IntegrationInput {
     IntegrationInput {
         name: Some("Acme support".into()),
         capability: Some("helpdesk".into()),
-        environment: Some("production".into()),
-        domain: Some(emu.url.clone()),
-        pull_by: Some("updated".into()),
+        settings: sluice_test_support::runtime::salesforce_settings(&emu.url, &[]),
         client_id: Some(emu.client_id.clone()),
         client_secret: Some(emu.client_secret.clone()),
         ..IntegrationInput::default()
     }
+}
+
+/// `input` with the setting `name` set to `value` (empty: removed).
+fn with(mut input: IntegrationInput, name: &str, value: &str) -> IntegrationInput {
+    input.settings.push((name.into(), value.into()));
+    input
 }
 
 #[tokio::test]
@@ -51,27 +55,9 @@ async fn bad_input_is_a_field_error_and_changes_nothing() {
             },
             "name",
         ),
-        (
-            IntegrationInput {
-                environment: Some("prod".into()),
-                ..input(&emu)
-            },
-            "environment",
-        ),
-        (
-            IntegrationInput {
-                pull_by: Some("sideways".into()),
-                ..input(&emu)
-            },
-            "pull-by",
-        ),
-        (
-            IntegrationInput {
-                pull_by: None,
-                ..input(&emu)
-            },
-            "pull-by",
-        ),
+        (with(input(&emu), "environment", "prod"), "environment"),
+        (with(input(&emu), "pull-by", "sideways"), "pull-by"),
+        (with(input(&emu), "pull-by", ""), "pull-by"),
         (
             IntegrationInput {
                 capability: Some("billing".into()),
@@ -79,20 +65,8 @@ async fn bad_input_is_a_field_error_and_changes_nothing() {
             },
             "capability",
         ),
-        (
-            IntegrationInput {
-                domain: Some("ftp://acme.example".into()),
-                ..input(&emu)
-            },
-            "domain",
-        ),
-        (
-            IntegrationInput {
-                extra: vec![("colour".into(), "blue".into())],
-                ..input(&emu)
-            },
-            "colour",
-        ),
+        (with(input(&emu), "domain", "ftp://acme.example"), "domain"),
+        (with(input(&emu), "colour", "blue"), "colour"),
         (
             IntegrationInput {
                 interval: Some(Duration::ZERO),
@@ -119,7 +93,7 @@ async fn bad_input_is_a_field_error_and_changes_nothing() {
     let v = app.add_integration(input(&emu)).await.unwrap();
     let before = app.store().integration(&v.integration.id).unwrap();
     let bad_edit = IntegrationInput {
-        environment: Some("staging".into()),
+        settings: vec![("environment".into(), "staging".into())],
         name: Some("renamed".into()),
         ..IntegrationInput::default()
     };
@@ -403,10 +377,7 @@ async fn parallel_pulls_survive_rotation_and_short_sessions() {
     let mut ids = Vec::new();
     for _ in 0..4 {
         let id = app
-            .add_integration(IntegrationInput {
-                extra: vec![("objects".into(), "Case".into())],
-                ..input(&emu)
-            })
+            .add_integration(with(input(&emu), "objects", "Case"))
             .await
             .unwrap()
             .integration

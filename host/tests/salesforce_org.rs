@@ -14,7 +14,9 @@ use sluice::engine::credentials::CredentialError;
 use sluice::engine::wit::types::{FailureKind, Probe, TestReport};
 use sluice::runner::{PullOptions, RunStatus, RunSummary, StreamResult};
 use sluice::store::{IntegrationState, RunState};
-use sluice_test_support::runtime::{connect, control, emulator_app, settings, stats};
+use sluice_test_support::runtime::{
+    connect, control, emulator_app, salesforce_settings, settings, stats,
+};
 
 async fn emulator(dataset: Dataset) -> Emulator {
     Emulator::start(EmulatorConfig {
@@ -32,14 +34,15 @@ async fn integration(app: &App, emu: &Emulator, capability: &str, objects: Optio
     let input = IntegrationInput {
         name: Some(format!("org {capability}")),
         capability: Some(capability.into()),
-        environment: Some("production".into()),
-        domain: Some(emu.url.clone()),
-        pull_by: (!content).then(|| "updated".into()),
+        settings: salesforce_settings(
+            &emu.url,
+            &[
+                ("pull-by", if content { "" } else { "updated" }),
+                ("objects", objects.unwrap_or_default()),
+            ],
+        ),
         client_id: Some(emu.client_id.clone()),
         client_secret: Some(emu.client_secret.clone()),
-        extra: objects
-            .map(|o| vec![("objects".to_string(), o.to_string())])
-            .unwrap_or_default(),
         ..IntegrationInput::default()
     };
     let id = app

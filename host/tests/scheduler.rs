@@ -53,12 +53,12 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
             .add_integration(IntegrationInput {
                 name: Some(format!("tenant {i}")),
                 capability: Some("crm".into()),
-                environment: Some("production".into()),
-                domain: Some(emu.url.clone()),
-                pull_by: Some("updated".into()),
+                settings: sluice_test_support::runtime::salesforce_settings(
+                    &emu.url,
+                    &[("objects", "Account")],
+                ),
                 client_id: Some(emu.client_id.clone()),
                 client_secret: Some(emu.client_secret.clone()),
-                extra: vec![("objects".into(), "Account".into())],
                 interval: Some(interval),
                 ..IntegrationInput::default()
             })
@@ -141,9 +141,7 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
         .add_integration(IntegrationInput {
             name: Some("t".into()),
             capability: Some("crm".into()),
-            environment: Some("production".into()),
-            domain: Some(emu.url.clone()),
-            pull_by: Some("updated".into()),
+            settings: sluice_test_support::runtime::salesforce_settings(&emu.url, &[]),
             client_id: Some(emu.client_id.clone()),
             client_secret: Some(emu.client_secret.clone()),
             // Far away: only the health check can notice.
@@ -214,12 +212,12 @@ async fn no_health_check_refresh_while_a_run_holds_the_integration() {
         .add_integration(IntegrationInput {
             name: Some("held".into()),
             capability: Some("crm".into()),
-            environment: Some("production".into()),
-            domain: Some(emu.url.clone()),
-            pull_by: Some("updated".into()),
+            settings: sluice_test_support::runtime::salesforce_settings(
+                &emu.url,
+                &[("objects", "Account")],
+            ),
             client_id: Some(emu.client_id.clone()),
             client_secret: Some(emu.client_secret.clone()),
-            extra: vec![("objects".into(), "Account".into())],
             // No scheduled pull during the test: only health checks are due.
             interval: Some(Duration::from_secs(7 * 24 * 3600)),
             ..IntegrationInput::default()

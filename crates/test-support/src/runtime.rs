@@ -93,20 +93,19 @@ pub fn add_hostile_integration(
     instance_url: &str,
 ) -> String {
     use sluice::store::{IntegrationSettings, NewIntegration};
-    let mut pairs = vec![("behaviour".to_string(), behaviour.to_string())];
-    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut settings = IntegrationSettings::new(
+        "crm",
+        [("environment", "production"), ("behaviour", behaviour)],
+    );
+    for (name, value) in extra {
+        settings.set(name, value);
+    }
     let integration = app
         .store()
         .insert_integration(&NewIntegration {
             name: format!("hostile {behaviour}"),
             connector: "hostile".into(),
-            settings: IntegrationSettings {
-                capability: "crm".into(),
-                environment: "production".into(),
-                pull_by: None,
-                domain: None,
-                extra: pairs,
-            },
+            settings,
             interval_s: 3600,
             client_id: None,
             client_secret: None,
@@ -119,6 +118,25 @@ pub fn add_hostile_integration(
         )
         .unwrap();
     integration.id
+}
+
+/// Settings as `IntegrationInput` takes them, from `(name, value)` items.
+pub fn setting_pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+/// The Salesforce connector's settings for a production org at `domain` pulled by updated
+/// time, then `more` (a later pair of the same name wins, as on `integration add`).
+pub fn salesforce_settings(domain: &str, more: &[(&str, &str)]) -> Vec<(String, String)> {
+    let base = [
+        ("environment", "production"),
+        ("domain", domain),
+        ("pull-by", "updated"),
+    ];
+    setting_pairs(&[&base[..], more].concat())
 }
 
 /// An authorization-code grant as stored after a connect: `access` (and `refresh`) issued by

@@ -22,17 +22,10 @@ pub struct IntegrationBody {
     /// Its display name (required to add).
     #[schema(min_length = 1, pattern = r"\S")]
     name: Option<String>,
-    /// What it pulls (required to add).
-    #[schema(value_type = Option<Capability>)]
+    /// What it pulls (required to add): one of the connector's capabilities
+    /// (`GET /api/connectors/{name}/about` lists them).
+    #[schema(min_length = 1)]
     capability: Option<String>,
-    /// Which login the org uses (the Salesforce connector requires it).
-    #[schema(value_type = Option<Environment>)]
-    environment: Option<String>,
-    /// The org's My Domain URL, e.g. `https://acme.my.salesforce.com`.
-    domain: Option<String>,
-    /// Which timestamp pulls follow.
-    #[schema(value_type = Option<PullBy>)]
-    pull_by: Option<String>,
     /// The connected app's client id for this integration.
     client_id: Option<String>,
     /// Its client secret (stored encrypted, never shown); needs `client_id`.
@@ -40,40 +33,11 @@ pub struct IntegrationBody {
     /// Time between scheduled pulls, 1s to 7d: seconds, or a text such as `15m`.
     #[schema(schema_with = interval_schema)]
     interval: Option<serde_json::Value>,
-    /// Connector-specific settings.
+    /// The connector's declared settings by name (`GET /api/connectors/{name}/about`), e.g.
+    /// Salesforce's `environment`, `domain` and `pull-by`. On edit, names not given keep their
+    /// value and an empty value removes the setting.
     #[serde(default)]
     settings: std::collections::BTreeMap<String, String>,
-}
-
-// The enums below document the values the runtime and the connector accept; the body keeps
-// plain text so that any other value gets the connector's per-field error, not serde's.
-
-/// The capabilities an integration can pull.
-#[derive(ToSchema)]
-#[schema(rename_all = "kebab-case")]
-#[allow(dead_code)]
-pub(crate) enum Capability {
-    Helpdesk,
-    Crm,
-    ContentManagement,
-}
-
-/// The org's environment.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum Environment {
-    Production,
-    Sandbox,
-}
-
-/// The timestamp pulls follow.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum PullBy {
-    Created,
-    Updated,
 }
 
 /// The texts of 1s to 7d: each unit's numbers in that range, leading zeros allowed.
@@ -119,10 +83,7 @@ impl IntegrationBody {
             connector: self.connector,
             name: self.name,
             capability: self.capability,
-            environment: self.environment,
-            domain: self.domain,
-            pull_by: self.pull_by,
-            extra: self.settings.into_iter().collect(),
+            settings: self.settings.into_iter().collect(),
             interval,
             client_id: self.client_id,
             client_secret: self.client_secret,

@@ -59,14 +59,11 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
     let mut ids = Vec::new();
     for capability in ["helpdesk", "crm", "content-management"] {
         outln!("\n== {capability} ==")?;
-        let pull_by = (capability != "content-management").then(|| "updated".to_string());
         let added = app
             .add_integration(IntegrationInput {
                 name: Some(format!("Demo {capability}")),
                 capability: Some(capability.into()),
-                environment: Some("production".into()),
-                domain: Some(emulator.url.clone()),
-                pull_by,
+                settings: demo_settings(capability, &emulator.url),
                 client_id: Some(emulator.client_id.clone()),
                 client_secret: Some(emulator.client_secret.clone()),
                 ..IntegrationInput::default()
@@ -222,4 +219,16 @@ fn shell_word(word: &str) -> String {
     } else {
         format!("'{}'", word.replace('\'', "'\\''"))
     }
+}
+
+/// The demo org's settings for `capability` (Content Management has no "pull records by").
+fn demo_settings(capability: &str, domain: &str) -> Vec<(String, String)> {
+    let mut settings = vec![
+        ("environment".to_string(), "production".to_string()),
+        ("domain".to_string(), domain.to_string()),
+    ];
+    if capability != "content-management" {
+        settings.push(("pull-by".to_string(), "updated".to_string()));
+    }
+    settings
 }

@@ -14,10 +14,7 @@ pub(super) async fn integration(
                     connector: Some(a.connector.clone()),
                     name: Some(a.name.clone()),
                     capability: Some(a.capability.clone()),
-                    environment: a.environment.clone(),
-                    domain: a.domain.clone(),
-                    pull_by: a.pull_by.clone(),
-                    extra: a.extra.clone(),
+                    settings: a.settings.clone(),
                     interval: a.interval,
                     client_id: a.client_id.clone(),
                     client_secret: a.client_secret.clone(),
@@ -85,17 +82,8 @@ pub(super) async fn integration(
                 outln!("reason:       {}", safe(reason))?;
             }
             outln!("capability:   {}", safe(&i.settings.capability))?;
-            outln!("environment:  {}", safe(&i.settings.environment))?;
-            outln!(
-                "pull-by:      {}",
-                safe(i.settings.pull_by.as_deref().unwrap_or("-"))
-            )?;
-            outln!(
-                "domain:       {}",
-                safe(i.settings.domain.as_deref().unwrap_or("-"))
-            )?;
-            for (k, val) in &i.settings.extra {
-                outln!("{:<13} {}", safe(&format!("{k}:")), safe(val))?;
+            for (name, value) in &i.settings.values {
+                outln!("{:<13} {}", safe(&format!("{name}:")), safe(value))?;
             }
             outln!("interval:     {}s", i.interval_s)?;
             outln!(
@@ -142,10 +130,7 @@ pub(super) async fn integration(
                         connector: None,
                         name: a.name.clone(),
                         capability: a.capability.clone(),
-                        environment: a.environment.clone(),
-                        domain: a.domain.clone(),
-                        pull_by: a.pull_by.clone(),
-                        extra: a.extra.clone(),
+                        settings: a.settings.clone(),
                         interval: a.interval,
                         client_id: a.client_id.clone(),
                         client_secret: a.client_secret.clone(),

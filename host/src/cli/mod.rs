@@ -202,16 +202,6 @@ pub struct AddArgs {
     /// One of the connector's capabilities (Salesforce: helpdesk, crm or content-management).
     #[arg(long)]
     pub capability: String,
-    /// production or sandbox (Salesforce requires it; `connector about` lists what a connector
-    /// requires).
-    #[arg(long)]
-    pub environment: Option<String>,
-    /// The org's domain URL (My Domain, Lightning or instance URL).
-    #[arg(long)]
-    pub domain: Option<String>,
-    /// created or updated.
-    #[arg(long)]
-    pub pull_by: Option<String>,
     /// The connected app's client id (default: SLUICE_CLIENT_ID).
     #[arg(long)]
     pub client_id: Option<String>,
@@ -221,9 +211,11 @@ pub struct AddArgs {
     /// Pull interval, e.g. 15m, 1h, 30s.
     #[arg(long, value_parser = parse_duration)]
     pub interval: Option<Duration>,
-    /// Connector setting NAME=VALUE (e.g. start-date=2024-01-01, objects=Case,CaseComment).
+    /// A setting the connector declares, NAME=VALUE; repeatable. `sluice connector about
+    /// NAME` lists them (Salesforce: environment=production, domain=acme.my.salesforce.com,
+    /// pull-by=updated).
     #[arg(long = "set", value_parser = parse_pair, value_name = "NAME=VALUE")]
-    pub extra: Vec<(String, String)>,
+    pub settings: Vec<(String, String)>,
 }
 
 /// `integration edit`.
@@ -234,18 +226,9 @@ pub struct EditArgs {
     /// Display name.
     #[arg(long)]
     pub name: Option<String>,
-    /// helpdesk, crm or content-management.
+    /// One of the connector's capabilities.
     #[arg(long)]
     pub capability: Option<String>,
-    /// production or sandbox.
-    #[arg(long)]
-    pub environment: Option<String>,
-    /// The org's domain URL ("" removes it).
-    #[arg(long)]
-    pub domain: Option<String>,
-    /// created or updated ("" removes it).
-    #[arg(long)]
-    pub pull_by: Option<String>,
     /// The connected app's client id.
     #[arg(long)]
     pub client_id: Option<String>,
@@ -255,9 +238,9 @@ pub struct EditArgs {
     /// Pull interval.
     #[arg(long, value_parser = parse_duration)]
     pub interval: Option<Duration>,
-    /// Connector setting NAME=VALUE ("NAME=" removes it).
+    /// A setting the connector declares, NAME=VALUE; repeatable ("NAME=" removes it).
     #[arg(long = "set", value_parser = parse_pair, value_name = "NAME=VALUE")]
-    pub extra: Vec<(String, String)>,
+    pub settings: Vec<(String, String)>,
 }
 
 /// `sluice connect`.

@@ -12,14 +12,9 @@ pub struct IntegrationInput {
     pub name: Option<String>,
     /// Capability.
     pub capability: Option<String>,
-    /// Environment.
-    pub environment: Option<String>,
-    /// Domain URL.
-    pub domain: Option<String>,
-    /// `created` or `updated`.
-    pub pull_by: Option<String>,
-    /// Connector-specific settings.
-    pub extra: Vec<(String, String)>,
+    /// The connector's settings by declared name, in order; on edit an empty value removes
+    /// the setting and names not given keep their value.
+    pub settings: Vec<(String, String)>,
     /// Pull interval.
     pub interval: Option<Duration>,
     /// Per-integration client id.
@@ -70,14 +65,8 @@ impl App {
             problems.push(issue("name", "a name is required"));
         }
         let capability = input.capability.clone().unwrap_or_default();
-        if capability.is_empty() {
-            problems.push(issue(
-                "capability",
-                "required: helpdesk, crm or content-management",
-            ));
-        }
-        // Which other settings are required is the connector's to say (`configure`).
-        let environment = input.environment.clone().unwrap_or_default();
+        // Which settings are required, the capability's values included, is the connector's
+        // to say (`configure`).
         let interval = input.interval.unwrap_or(DEFAULT_INTERVAL);
         problems.extend(check_interval(interval));
         if input.client_secret.is_some() && input.client_id.is_none() {
@@ -86,13 +75,10 @@ impl App {
                 "a client secret needs its client id (--client-id)",
             ));
         }
-        let settings = IntegrationSettings {
+        let settings = IntegrationSettings::new(
             capability,
-            environment,
-            pull_by: input.pull_by.clone(),
-            domain: input.domain.clone(),
-            extra: input.extra.clone(),
-        };
+            input.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         let connector_name = input
             .connector
             .clone()
@@ -102,14 +88,19 @@ impl App {
                 problems.push(problem);
                 None
             }
-            Ok(connector) => match self.configure(None, &connector, &settings).await {
-                Ok(c) => Some(c),
-                Err(AppError::Invalid(more)) => {
-                    problems.extend(more);
-                    None
+            Ok(connector) => {
+                if settings.capability.is_empty() {
+                    problems.push(self.missing_capability(&connector).await?);
                 }
-                Err(other) => return Err(other),
-            },
+                match self.configure(None, &connector, &settings).await {
+                    Ok(c) => Some(c),
+                    Err(AppError::Invalid(more)) => {
+                        problems.extend(more);
+                        None
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
         };
         let Some(configured) = configured.filter(|_| problems.is_empty()) else {
             dedup(&mut problems);
@@ -163,20 +154,8 @@ impl App {
         if let Some(v) = input.capability {
             settings.capability = v;
         }
-        if let Some(v) = input.environment {
-            settings.environment = v;
-        }
-        if let Some(v) = input.pull_by {
-            settings.pull_by = (!v.is_empty()).then_some(v);
-        }
-        if let Some(v) = input.domain {
-            settings.domain = (!v.is_empty()).then_some(v);
-        }
-        for (k, v) in input.extra {
-            settings.extra.retain(|(name, _)| *name != k);
-            if !v.is_empty() {
-                settings.extra.push((k, v));
-            }
+        for (name, value) in &input.settings {
+            settings.set(name, value);
         }
         let client_id = input.client_id.or(current.client_id.clone());
         if input.client_secret.is_some() && client_id.is_none() {
@@ -209,6 +188,22 @@ impl App {
         )?;
         tracing::info!(integration = id, "integration edited");
         Ok(validated(integration, configured))
+    }
+
+    /// The field error for an add without a capability, naming the connector's capabilities.
+    async fn missing_capability(
+        &self,
+        connector: &LoadedConnector,
+    ) -> Result<FieldIssue, AppError> {
+        let info = self
+            .engine
+            .describe(connector, &CallContext::default())
+            .await?;
+        let names: Vec<&str> = info.capabilities.iter().map(|c| c.name.as_str()).collect();
+        Ok(issue(
+            "capability",
+            format!("required: one of {}", names.join(", ")),
+        ))
     }
 
     /// The active version of the connector an integration asks for, or a field error on
@@ -352,22 +347,14 @@ fn validated(integration: Integration, configured: Configured) -> Validated {
     }
 }
 
-/// The contract's settings of stored ones: the capability, and every other setting by name
-/// (environment, pull-by and domain included, when set).
+/// The contract's settings of stored ones.
 pub fn to_wit_settings(s: &IntegrationSettings) -> Settings {
-    let named = [
-        ("environment", Some(s.environment.as_str())),
-        ("pull-by", s.pull_by.as_deref()),
-        ("domain", s.domain.as_deref()),
-    ];
-    let values = named
-        .into_iter()
-        .filter_map(|(name, value)| Some((name.to_string(), value?.to_string())))
-        .filter(|(_, value)| !value.is_empty())
-        .chain(s.extra.iter().cloned())
-        .collect();
     Settings {
         capability: s.capability.clone(),
-        values,
+        values: s
+            .values
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
     }
 }

@@ -52,13 +52,7 @@ async fn pages_commit_in_order_and_stored_keys_wait_for_the_page_in_flight() {
         .insert_integration(&NewIntegration {
             name: "a".into(),
             connector: "salesforce".into(),
-            settings: IntegrationSettings {
-                capability: "helpdesk".into(),
-                environment: "production".into(),
-                pull_by: None,
-                domain: None,
-                extra: vec![],
-            },
+            settings: IntegrationSettings::new("helpdesk", [("environment", "production")]),
             interval_s: 900,
             client_id: None,
             client_secret: None,

@@ -1,22 +1,49 @@
 //! Integrations: what the user set up, its state and its sealed client secret.
 
 use super::*;
+use std::collections::BTreeMap;
 
-/// The settings of an integration, as the user gave them (the connector's `settings`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// The settings of an integration, as the user gave them: the capability, and the connector's
+/// declared settings by name (the contract's `settings`). The connector's `configure` says
+/// which names exist and which values are valid; the store holds whatever it accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IntegrationSettings {
-    /// `helpdesk`, `crm` or `content-management`.
+    /// One of the connector's capabilities, e.g. `helpdesk`.
     pub capability: String,
-    /// `production` or `sandbox`.
-    pub environment: String,
-    /// `created` or `updated`.
-    pub pull_by: Option<String>,
-    /// The org's domain URL.
-    pub domain: Option<String>,
-    /// Connector-specific settings.
+    /// Every other setting, by its declared name, e.g. `domain`.
     #[serde(default)]
-    #[schema(value_type = Vec<crate::views::SettingPair>)]
-    pub extra: Vec<(String, String)>,
+    pub values: BTreeMap<String, String>,
+}
+
+impl IntegrationSettings {
+    /// Settings of `capability` with `values` (empty values are left out).
+    pub fn new<'a>(
+        capability: impl Into<String>,
+        values: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        let mut settings = Self {
+            capability: capability.into(),
+            values: BTreeMap::new(),
+        };
+        for (name, value) in values {
+            settings.set(name, value);
+        }
+        settings
+    }
+
+    /// The value of the setting `name`, when set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// Sets `name` to `value`; an empty value removes the setting.
+    pub fn set(&mut self, name: &str, value: &str) {
+        match value.is_empty() {
+            true => self.values.remove(name),
+            false => self.values.insert(name.to_string(), value.to_string()),
+        };
+    }
 }
 
 /// An integration as stored (its client secret stays sealed).

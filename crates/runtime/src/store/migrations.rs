@@ -134,4 +134,24 @@ UPDATE tokens SET provider_fields =
 ALTER TABLE tokens DROP COLUMN identity_url;
 ALTER TABLE tokens DROP COLUMN issued_at_ms;
 "#,
+    // 6: settings are the connector's: the capability and every declared setting by name,
+    // not fields named after one connector's settings.
+    r#"
+UPDATE integrations SET settings_json = json_object(
+    'capability', json_extract(settings_json, '$.capability'),
+    'values', json((
+        SELECT json_group_object(name, value) FROM (
+            SELECT 'environment' AS name,
+                   json_extract(integrations.settings_json, '$.environment') AS value
+            UNION ALL
+            SELECT 'pull-by', json_extract(integrations.settings_json, '$.pull_by')
+            UNION ALL
+            SELECT 'domain', json_extract(integrations.settings_json, '$.domain')
+            UNION ALL
+            SELECT json_extract(pair.value, '$[0]'), json_extract(pair.value, '$[1]')
+                FROM json_each(integrations.settings_json, '$.extra') AS pair
+        ) WHERE value IS NOT NULL AND value != ''
+    )))
+WHERE json_type(settings_json, '$.values') IS NULL;
+"#,
 ];

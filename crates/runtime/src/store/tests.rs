@@ -16,13 +16,14 @@ fn store(tag: &str) -> (Store, tempfile::TempDir) {
 }
 
 fn settings() -> IntegrationSettings {
-    IntegrationSettings {
-        capability: "helpdesk".into(),
-        environment: "production".into(),
-        pull_by: Some("updated".into()),
-        domain: Some("https://acme.my.salesforce.com".into()),
-        extra: vec![],
-    }
+    IntegrationSettings::new(
+        "helpdesk",
+        [
+            ("environment", "production"),
+            ("pull-by", "updated"),
+            ("domain", "https://acme.my.salesforce.com"),
+        ],
+    )
 }
 
 fn add(store: &Store, name: &str, secret: Option<&str>) -> Integration {
@@ -805,6 +806,53 @@ fn a_schema_3_database_keeps_its_connector_names_and_grant_fields() {
         .query_row("SELECT COUNT(*) FROM connector_versions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(versions, 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_schema_5_database_keeps_every_setting_under_its_declared_name() {
+    let dir = temp_dir("schema-5");
+    let path = dir.path().join(DB_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &migrations::MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO integrations VALUES ('int_1', 1, 'full', 'salesforce',
+                 '{"capability":"helpdesk","environment":"sandbox","pull_by":"created",
+                   "domain":"https://acme.my.salesforce.com",
+                   "extra":[["objects","Case,CaseComment"],["start-date","2024-01-01"]]}',
+                 900, NULL, NULL, 'active', NULL, 0, 0);
+               INSERT INTO integrations VALUES ('int_2', 2, 'sparse', 'salesforce',
+                 '{"capability":"content-management","environment":"","pull_by":null,
+                   "domain":null,"extra":[]}',
+                 900, NULL, NULL, 'active', NULL, 0, 0);"#,
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
+    let full = store.integration("int_1").unwrap().settings;
+    assert_eq!(full.capability, "helpdesk");
+    let values: Vec<(&str, &str)> = full
+        .values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("domain", "https://acme.my.salesforce.com"),
+            ("environment", "sandbox"),
+            ("objects", "Case,CaseComment"),
+            ("pull-by", "created"),
+            ("start-date", "2024-01-01"),
+        ]
+    );
+    let sparse = store.integration("int_2").unwrap().settings;
+    assert_eq!(sparse.capability, "content-management");
+    assert!(sparse.values.is_empty(), "{:?}", sparse.values);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
