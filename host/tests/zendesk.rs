@@ -68,7 +68,7 @@ async fn add_integration(app: &App, emu: &Emulator, extra: &[(&str, &str)]) -> S
         capability: Some("helpdesk".into()),
         client_id: Some(emu.client_id.clone()),
         client_secret: Some(emu.client_secret.clone()),
-        extra: settings,
+        settings,
         ..IntegrationInput::default()
     })
     .await
