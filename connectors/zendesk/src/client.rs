@@ -50,11 +50,6 @@ impl<'h> Client<'h> {
         }
     }
 
-    /// The API origin.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// The host, for its stored keys.
     pub fn host(&mut self) -> &mut dyn Host {
         &mut *self.host
