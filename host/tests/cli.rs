@@ -370,6 +370,22 @@ fn a_rollback_is_one_command() {
         [1],
         "a failed activate changes nothing"
     );
+
+    // The list says what the active version declares, and only for it.
+    let out = sluice(&dir, &["--json", "connector", "list"]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for v in &list {
+        let declared = v["active"] == true;
+        assert_eq!(v["title"] == "Salesforce", declared, "{v}");
+        let capabilities = serde_json::json!(["helpdesk", "crm", "content-management"]);
+        assert_eq!(v["capabilities"] == capabilities, declared, "{v}");
+    }
+    let out = sluice(&dir, &["connector", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Salesforce (helpdesk, crm, content-management)"),
+        "{text}"
+    );
 }
 
 /// Waits for `child` to exit, killing it (and failing) if it is still running after a

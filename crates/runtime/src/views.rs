@@ -36,6 +36,61 @@ pub fn list_rows(app: &Arc<App>) -> Result<Vec<ListRow>, AppError> {
     Ok(rows)
 }
 
+/// One installed version of a connector, as `connector list` shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ConnectorRow {
+    /// The connector's name.
+    pub name: String,
+    /// Its version number.
+    pub version: u32,
+    /// The sha256 of the component.
+    pub sha256: String,
+    /// The WIT contract it implements.
+    pub contract: String,
+    /// Whether this version serves its integrations.
+    pub active: bool,
+    /// When it was installed (ms since the epoch).
+    pub installed_at_ms: i64,
+    /// Since when it serves, when active.
+    pub active_since_ms: Option<i64>,
+    /// What a person calls it, from its `describe` (active versions only).
+    pub title: Option<String>,
+    /// The capabilities it offers, from its `describe` (active versions only).
+    pub capabilities: Vec<String>,
+}
+
+/// Every installed version of every connector, with what the active ones declare. A
+/// connector whose `describe` fails is still listed, without a declaration (logged).
+pub async fn connector_rows(app: &Arc<App>) -> Vec<ConnectorRow> {
+    let mut rows = Vec::new();
+    for v in app.registry.list(None) {
+        let declared = match v.active {
+            true => match app.describe(&v.record.name).await {
+                Ok(info) => Some(info),
+                Err(e) => {
+                    tracing::warn!(connector = %v.record.name, error = %e, "describe failed; listed without its declaration");
+                    None
+                }
+            },
+            false => None,
+        };
+        rows.push(ConnectorRow {
+            installed_at_ms: crate::store::to_ms(v.record.installed_at),
+            active_since_ms: v.active_since.map(crate::store::to_ms),
+            title: declared.as_ref().map(|d| d.title.clone()),
+            capabilities: declared
+                .map(|d| d.capabilities.into_iter().map(|c| c.name).collect())
+                .unwrap_or_default(),
+            name: v.record.name,
+            version: v.record.version,
+            sha256: v.record.sha256,
+            contract: v.record.contract,
+            active: v.active,
+        });
+    }
+    rows
+}
+
 /// A connector failure as the CLI's `--json` and the admin API show it.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct FailureView {

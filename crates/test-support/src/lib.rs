@@ -8,6 +8,7 @@
 //! A test-only crate: `sluice` takes it as a dev-dependency and the bench as a dependency;
 //! nothing shipped depends on it.
 
+pub mod conformance_guest;
 pub mod credentials;
 pub mod dirs;
 pub mod guests;
@@ -17,6 +18,7 @@ pub mod served;
 pub mod server;
 pub mod wit;
 
+pub use conformance_guest::conformance_guest;
 pub use credentials::FakeProvider;
 pub use dirs::{TestDir, temp_dir};
 pub use guests::{hostile, hostile_broken, target_dir, with_custom_section, workspace};

@@ -2,42 +2,11 @@
 
 use super::*;
 
-/// One installed version of a connector.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConnectorVersion {
-    /// The connector's name.
-    pub name: String,
-    /// Its version number.
-    pub version: u32,
-    /// The sha256 of the component.
-    pub sha256: String,
-    /// The WIT contract it implements.
-    pub contract: String,
-    /// Whether this version serves its integrations.
-    pub active: bool,
-    /// When it was installed (ms since the epoch).
-    pub installed_at_ms: i64,
-}
-
-/// Every installed version of every connector.
+/// Every installed version of every connector, with what the active ones declare.
 #[utoipa::path(get, path = "/api/connectors", tag = "connectors",
-    responses((status = 200, description = "The versions", body = Vec<ConnectorVersion>)))]
+    responses((status = 200, description = "The versions", body = Vec<crate::views::ConnectorRow>)))]
 pub(crate) async fn connectors(State(s): State<AdminState>) -> Response {
-    let list: Vec<_> = s
-        .app
-        .registry()
-        .list(None)
-        .into_iter()
-        .map(|v| ConnectorVersion {
-            installed_at_ms: crate::store::to_ms(v.record.installed_at),
-            name: v.record.name,
-            version: v.record.version,
-            sha256: v.record.sha256,
-            contract: v.record.contract,
-            active: v.active,
-        })
-        .collect();
-    Json(list).into_response()
+    Json(crate::views::connector_rows(&s.app).await).into_response()
 }
 
 /// The query of a connector install.

@@ -76,43 +76,36 @@ pub(super) async fn connector(
             }
         }
         ConnectorCommand::List => {
-            let list = app.registry().list(None);
+            let rows = crate::views::connector_rows(app).await;
             if json {
-                return print_json(
-                    &list
-                        .iter()
-                        .map(|v| {
-                            serde_json::json!({
-                                "name": v.record.name, "version": v.record.version,
-                                "sha256": v.record.sha256, "contract": v.record.contract,
-                                "installed_at_ms": crate::store::to_ms(v.record.installed_at),
-                                "active": v.active,
-                                "active_since_ms": v.active_since.map(crate::store::to_ms),
-                            })
-                        })
-                        .collect::<Vec<_>>(),
-                );
+                return print_json(&rows);
             }
             outln!(
-                "{:<14} {:>7} {:<14} {:<9} ACTIVE SINCE",
+                "{:<14} {:>7} {:<14} {:<9} {:<22} TITLE (CAPABILITIES)",
                 "CONNECTOR",
                 "VERSION",
                 "SHA256",
-                "CONTRACT"
+                "CONTRACT",
+                "ACTIVE SINCE"
             )?;
-            for v in list {
-                let since = match (v.active, v.active_since) {
-                    (true, Some(t)) => format!("yes    {}", ago(crate::store::to_ms(t))),
+            for row in rows {
+                let since = match (row.active, row.active_since_ms) {
+                    (true, Some(t)) => format!("yes    {}", ago(t)),
                     (true, None) => "yes".to_string(),
                     (false, _) => String::new(),
                 };
+                let declared = match &row.title {
+                    Some(title) => format!("{title} ({})", row.capabilities.join(", ")),
+                    None => String::new(),
+                };
                 outln!(
-                    "{:<14} {:>7} {:<14} {:<9} {}",
-                    safe(&v.record.name),
-                    v.record.version,
-                    &v.record.sha256[..12.min(v.record.sha256.len())],
-                    safe(&v.record.contract),
-                    since
+                    "{:<14} {:>7} {:<14} {:<9} {:<22} {}",
+                    safe(&row.name),
+                    row.version,
+                    &row.sha256[..12.min(row.sha256.len())],
+                    safe(&row.contract),
+                    since,
+                    safe(&declared)
                 )?;
             }
         }

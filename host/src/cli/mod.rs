@@ -20,6 +20,7 @@ use crate::store::{Integration, IntegrationState};
 use crate::terminal::safe;
 use crate::views::list_rows;
 
+mod conformance;
 mod connect;
 mod connector;
 pub mod demo;
@@ -135,6 +136,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the admin API token `serve` generated in the data directory (made now if absent).
     AdminToken,
+    /// Check a connector component against the generic conformance checks (exits non-zero
+    /// when one fails).
+    Conformance(conformance::ConformanceArgs),
 }
 
 /// `sluice serve`.
@@ -546,6 +550,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Connector(cmd) => {
             let app = open(&cli).await?;
             connector(&app, cmd, cli.json).await?;
+        }
+        Command::Conformance(args) => {
+            if !conformance::conformance(&cli, args).await? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

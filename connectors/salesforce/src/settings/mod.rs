@@ -205,10 +205,11 @@ impl Normalized {
         hosts
     }
 
-    /// The settings as name/value pairs for display.
+    /// The settings in effect as name/value pairs: each a declared setting with a value
+    /// `configure` accepts again (the capability travels beside them, and an unset start date
+    /// is left out, as it was given), so configuring them changes nothing.
     pub fn normalized_pairs(&self) -> Vec<(String, String)> {
         let mut v = vec![
-            ("capability".to_string(), self.cap.as_str().to_string()),
             (
                 "environment".into(),
                 match self.environment {
@@ -227,12 +228,9 @@ impl Normalized {
         if let Some(d) = &self.domain {
             v.push(("domain".into(), d.origin()));
         }
-        v.push((
-            "start-date".into(),
-            self.start_millis
-                .map(dt::format_soql)
-                .unwrap_or_else(|| "all history".into()),
-        ));
+        if let Some(start) = self.start_millis {
+            v.push(("start-date".into(), dt::format_soql(start)));
+        }
         if self.cap != Cap::Content {
             v.push(("objects".into(), self.objects.join(",")));
         }

@@ -1,0 +1,29 @@
+//! The credentials a conformance run sends: one access token the caller already holds (from a
+//! test account or an emulator), which the engine adds to requests itself.
+
+use sluice_engine::credentials::{AccessToken, BoxFuture, CredentialError, CredentialProvider};
+
+/// A fixed access token; it cannot be refreshed.
+pub struct FixedToken(AccessToken);
+
+impl FixedToken {
+    /// A provider that always answers `token`.
+    pub fn new(token: AccessToken) -> Self {
+        Self(token)
+    }
+}
+
+impl CredentialProvider for FixedToken {
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+
+    fn refresh(&self, _: &AccessToken) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
+        Box::pin(async {
+            Err(CredentialError::ReauthorizationRequired(
+                "the conformance run's token was refused and cannot be refreshed; give a fresh one"
+                    .into(),
+            ))
+        })
+    }
+}
