@@ -51,8 +51,9 @@ pub fn pull(
             Some(c) => Start::Cursor(c),
             None => Start::StartTime(start_time),
         };
-        let per_page = max_records.clamp(1, MAX_PENDING);
-        let Some(page) = export::fetch(client, Kind::Tickets, from, per_page, now_s)? else {
+        // The pending list, not the page, bounds what one export answer may hold: a small
+        // max-records costs comment pages, not export requests (10 a minute on Zendesk).
+        let Some(page) = export::fetch(client, Kind::Tickets, from, MAX_PENDING, now_s)? else {
             return Ok(export::unchanged(checkpoint, client));
         };
         state.pending = pending_of(&page.records)?;

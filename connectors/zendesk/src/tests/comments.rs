@@ -21,7 +21,7 @@ fn comments_are_read_once_across_pages_that_end_inside_a_ticket() {
     let mut host = host_at(NOW);
     let s = session(&[]);
     host.on(
-        "/incremental/tickets/cursor.json?start_time=0&per_page=2",
+        "/incremental/tickets/cursor.json?start_time=0&per_page=100",
         ok(
             json!({"tickets": [ticket(1, 10, "open"), ticket(2, 11, "open")],
             "after_cursor": "e1", "end_of_stream": true}),
@@ -76,7 +76,7 @@ fn comments_are_read_once_across_pages_that_end_inside_a_ticket() {
     assert_eq!(p3.checkpoint.as_deref(), Some(r#"{"cursor":"e1","v":1}"#));
 
     host.on(
-        "/incremental/tickets/cursor.json?cursor=e1&per_page=2",
+        "/incremental/tickets/cursor.json?cursor=e1&per_page=100",
         ok(json!({"tickets": [], "after_cursor": "e1", "end_of_stream": true})),
     );
     let p4 = pull(
