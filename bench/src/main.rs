@@ -408,7 +408,7 @@ async fn authorize(
         access: Secret::new(text("access_token").context("no access_token")?),
         refresh: text("refresh_token").map(Secret::new),
         token_url: plan.token_url.clone(),
-        instance_url: text("instance_url").context("no instance_url")?,
+        instance_url: Some(text("instance_url").context("no instance_url")?),
         provider_fields: ["id", "issued_at"]
             .into_iter()
             .filter_map(|name| Some((name.to_string(), text(name)?)))

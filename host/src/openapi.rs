@@ -45,6 +45,7 @@ use crate::admin::ErrorBody;
         crate::admin::records,
         crate::admin::streams,
         crate::admin::authorize,
+        crate::admin::credentials,
         crate::admin::connectors,
         crate::admin::install_connector,
         crate::admin::about_connector,

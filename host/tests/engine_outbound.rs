@@ -446,12 +446,16 @@ async fn streamed_request_bodies_arrive_whole_and_posts_are_not_retried() {
 struct NoToken(sluice::engine::credentials::CredentialError);
 
 impl CredentialProvider for NoToken {
-    fn token(
+    fn header(&self) -> &sluice::engine::credentials::HeaderName {
+        &sluice::engine::credentials::AUTHORIZATION
+    }
+
+    fn credential(
         &self,
     ) -> sluice::engine::credentials::BoxFuture<
         '_,
         Result<
-            sluice::engine::credentials::AccessToken,
+            sluice::engine::credentials::Credential,
             sluice::engine::credentials::CredentialError,
         >,
     > {
@@ -461,11 +465,11 @@ impl CredentialProvider for NoToken {
 
     fn refresh(
         &self,
-        _rejected: &sluice::engine::credentials::AccessToken,
+        _rejected: &sluice::engine::credentials::Credential,
     ) -> sluice::engine::credentials::BoxFuture<
         '_,
         Result<
-            sluice::engine::credentials::AccessToken,
+            sluice::engine::credentials::Credential,
             sluice::engine::credentials::CredentialError,
         >,
     > {
@@ -495,7 +499,9 @@ async fn without_a_token_nothing_is_sent() {
         .unwrap()
         .expect_err("no request without a token");
     assert!(
-        failure.message.contains("could not obtain an access token"),
+        failure
+            .message
+            .contains("could not obtain the integration's credentials"),
         "{}",
         failure.message
     );

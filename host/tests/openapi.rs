@@ -229,12 +229,34 @@ async fn every_routes_answers_match_the_served_document() {
             r#"{"name":"x","bogus":1}"#,
             422,
         ),
+        (
+            "post",
+            format!("{one}/credentials"),
+            format!("{template}/credentials"),
+            r#"{"kind":"password","key":"k"}"#,
+            422,
+        ),
     ];
     for (method, url, path, body, expected) in &routes {
         let (status, answer) = f.call(&method.to_uppercase(), url, body);
         assert_eq!(status, *expected, "{method} {url}: {answer}");
         assert_conforms(&doc, method, path, status, &answer);
     }
+    // An API key for a connector whose plan is OAuth: refused, naming the plan's kind.
+    let key = r#"{"kind":"api-key","key":"k-not-for-oauth"}"#;
+    let (status, refused) = f.call("POST", &format!("{one}/credentials"), key);
+    assert_eq!(status, 422, "{refused}");
+    assert_conforms(
+        &doc,
+        "post",
+        "/api/integrations/{id}/credentials",
+        422,
+        &refused,
+    );
+    assert!(
+        refused["error"].as_str().unwrap().contains("OAuth 2.0"),
+        "{refused}"
+    );
     // The records are real ones, and the test ran against the emulator.
     let (_, page) = f.call("GET", &format!("{one}/records?limit=3"), "");
     assert_eq!(page.as_array().map(Vec::len), Some(3), "{page}");

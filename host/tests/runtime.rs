@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sf_emulator::{Emulator, EmulatorConfig};
 use sluice::app::{AppConfig, AppError, IntegrationInput};
-use sluice::engine::credentials::{AccessToken, CredentialError};
+use sluice::engine::credentials::{AccessToken, Credential, CredentialError};
 use sluice::engine::wit::types::{Operation, Row};
 use sluice::oauth::Callback;
 use sluice::store::IntegrationState;
@@ -130,7 +130,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
     let integration = app.complete_authorization(callback).await.unwrap();
     assert_eq!(integration.state, IntegrationState::Active);
     let tokens = app.store().tokens(&id).unwrap().expect("tokens stored");
-    assert_eq!(tokens.instance_url, emu.url);
+    assert_eq!(tokens.instance_url.as_deref(), Some(emu.url.as_str()));
     assert!(tokens.refresh.is_some());
 
     // The state is single-use; a callback without a code is refused; neither changes state.
@@ -182,7 +182,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         .unwrap();
     assert!(settings.status().is_success());
     let provider = app.tokens().provider(&id);
-    let rejected = AccessToken::new(tokens.access.expose());
+    let rejected = Credential::bearer(&AccessToken::new(tokens.access.expose()));
     let refreshed_before = emu.state.stats.lock().unwrap().tokens_refreshed;
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -207,7 +207,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
         "one refresh for 8 callers"
     );
     for _ in 0..3 {
-        let current = provider.token().await.unwrap();
+        let current = provider.credential().await.unwrap();
         provider
             .refresh(&current)
             .await
@@ -226,7 +226,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
     let current = app.store().tokens(&id).unwrap().unwrap().access;
     let failures_before = emu.state.stats.lock().unwrap().refresh_failures;
     let err = provider
-        .refresh(&AccessToken::new(current.expose()))
+        .refresh(&Credential::bearer(&AccessToken::new(current.expose())))
         .await
         .unwrap_err();
     assert!(
@@ -236,7 +236,7 @@ async fn connect_refresh_rotation_revocation_and_regeneration() {
     let i = app.store().integration(&id).unwrap();
     assert_eq!(i.state, IntegrationState::NeedsReauthorization);
     assert!(i.state_reason.unwrap().contains("invalid_grant"));
-    assert!(provider.token().await.is_err());
+    assert!(provider.credential().await.is_err());
     assert!(app.tokens().health_check(&id).await.is_err());
     assert_eq!(
         emu.state.stats.lock().unwrap().refresh_failures - failures_before,
@@ -451,7 +451,9 @@ async fn client_credentials_connect_and_renew() {
     // A 401 renews with a new client-credentials grant.
     let provider = app.tokens().provider(&id);
     let renewed = provider
-        .refresh(&AccessToken::new(tokens.access.expose()))
+        .refresh(&Credential::bearer(&AccessToken::new(
+            tokens.access.expose(),
+        )))
         .await
         .unwrap();
     assert_ne!(renewed.expose(), tokens.access.expose());

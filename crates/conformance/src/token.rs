@@ -1,7 +1,10 @@
 //! The credentials a conformance run sends: one access token the caller already holds (from a
 //! test account or an emulator), which the engine adds to requests itself.
 
-use sluice_engine::credentials::{AccessToken, BoxFuture, CredentialError, CredentialProvider};
+use sluice_engine::credentials::{
+    AUTHORIZATION, AccessToken, BoxFuture, Credential, CredentialError, CredentialProvider,
+    HeaderName,
+};
 
 /// A fixed access token; it cannot be refreshed.
 pub struct FixedToken(AccessToken);
@@ -14,11 +17,15 @@ impl FixedToken {
 }
 
 impl CredentialProvider for FixedToken {
-    fn token(&self) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
-        Box::pin(async move { Ok(self.0.clone()) })
+    fn header(&self) -> &HeaderName {
+        &AUTHORIZATION
     }
 
-    fn refresh(&self, _: &AccessToken) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
+    fn credential(&self) -> BoxFuture<'_, Result<Credential, CredentialError>> {
+        Box::pin(async move { Ok(Credential::bearer(&self.0)) })
+    }
+
+    fn refresh(&self, _: &Credential) -> BoxFuture<'_, Result<Credential, CredentialError>> {
         Box::pin(async {
             Err(CredentialError::ReauthorizationRequired(
                 "the conformance run's token was refused and cannot be refreshed; give a fresh one"

@@ -11,10 +11,13 @@
 //! - A request leaves only when the policy approves its origin (scheme, host and port) and,
 //!   after the host resolved the name itself, every address; the connection goes to the
 //!   address that was checked (no second lookup an attacker could race).
-//! - `Authorization` is a forbidden header for the guest; for the integration's credential
-//!   hosts the host adds `Authorization: Bearer` itself from the [`CredentialProvider`]. On a
-//!   401 to a request that carried the token it refreshes once and retries once, as any OAuth
-//!   client does; the body of the 401 is the provider's business and is not read.
+//! - `Authorization`, and the header the integration's credential goes in (an API key's named
+//!   header), are forbidden headers for the guest; for the policy's credential origins the host
+//!   adds the [`Credential`] itself from the [`CredentialProvider`]. On a 401 to a request that
+//!   carried it the provider refreshes once (OAuth) and the request is retried once, as any
+//!   OAuth client does; a credential that cannot be refreshed (an API key, basic) is marked for
+//!   re-authorization by the provider instead and the 401 goes back to the guest, so nothing
+//!   loops. The body of the 401 is the provider's business and is not read.
 //! - Request and response bodies are buffered with size caps, counted against the call's
 //!   [`BufferBudget`]; a request body must be finished in time; concurrent requests are capped
 //!   per integration; transient failures of idempotent requests are retried with bounded,
@@ -57,7 +60,7 @@ use wasmtime_wasi_http::{
 };
 
 use super::budget::{BodyRefused, BufferBudget, collect_body};
-use super::credentials::{AccessToken, CredentialError, CredentialProvider};
+use super::credentials::{Credential, CredentialError, CredentialProvider};
 use super::metrics::EngineMetrics;
 use super::policy::{Origin, normalize_host};
 use super::pool::{ConnectionPool, OutboundRequest, PoolKey, PoolLimits, Sender};
@@ -226,7 +229,7 @@ pub struct OutboundHooks {
     pub policy: Arc<OutboundPolicy>,
     /// Who is calling.
     pub label: CallLabel,
-    /// The integration's token source; `None` sends no credentials.
+    /// The integration's credential source; `None` sends no credentials.
     pub credentials: Option<Arc<dyn CredentialProvider>>,
     /// Engine-wide outbound state.
     pub shared: Arc<OutboundShared>,
@@ -235,20 +238,28 @@ pub struct OutboundHooks {
 }
 
 /// The headers a guest may never set: wasmtime's defaults plus `Authorization` (and
-/// `Cookie`), which only the host adds.
-fn forbidden_header(name: &HeaderName) -> bool {
+/// `Cookie`), which only the host adds, and the header the integration's credential goes in.
+fn forbidden_header(name: &HeaderName, credential: Option<&HeaderName>) -> bool {
     *name == AUTHORIZATION
         || *name == http::header::COOKIE
+        || Some(name) == credential
         || DEFAULT_FORBIDDEN_HEADERS.contains(name)
+}
+
+impl OutboundHooks {
+    fn credential_header(&self) -> Option<HeaderName> {
+        self.credentials.as_ref().map(|p| p.header().clone())
+    }
 }
 
 impl WasiHttpHooks for OutboundHooks {
     fn is_forbidden_header(&mut self, name: &HeaderName) -> bool {
-        forbidden_header(name)
+        forbidden_header(name, self.credential_header().as_ref())
     }
 
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
-        Arc::new(forbidden_header)
+        let credential = self.credential_header();
+        Arc::new(move |name| forbidden_header(name, credential.as_ref()))
     }
 
     fn send_request(
@@ -386,8 +397,11 @@ impl OutboundCall {
         };
 
         let (mut head, body) = request.into_parts();
-        // The guest cannot set it (forbidden header), but never forward one regardless.
+        // The guest cannot set them (forbidden headers), but never forward one regardless.
         head.headers.remove(AUTHORIZATION);
+        if let Some(provider) = &self.credentials {
+            head.headers.remove(provider.header());
+        }
         let limits = &self.shared.limits;
         if !limits.accept_gzip {
             head.headers
@@ -406,16 +420,16 @@ impl OutboundCall {
             Some(provider) if credentialed => Some(provider.clone()),
             _ => None,
         };
-        let mut token = match &credentials {
-            Some(provider) => match provider.token().await {
-                Ok(token) => Some(token),
+        let mut credential = match &credentials {
+            Some(provider) => match provider.credential().await {
+                Ok(credential) => Some(credential),
                 Err(CredentialError::ReauthorizationRequired(reason)) => {
-                    tracing::warn!(connector = %self.label.connector, %reason, "no usable token");
+                    tracing::warn!(connector = %self.label.connector, %reason, "no usable credentials");
                     return Ok(reauthorization_response(&reason));
                 }
                 Err(CredentialError::Unavailable(reason)) => {
                     return Err(HttpError::InternalError(Some(format!(
-                        "the host could not obtain an access token: {reason}"
+                        "the host could not obtain the integration's credentials: {reason}"
                     ))));
                 }
             },
@@ -440,24 +454,25 @@ impl OutboundCall {
                     use_tls,
                     addrs: &addrs,
                 };
-                self.attempt(&to, &head, &body, token.as_ref(), options)
+                self.attempt(&to, &head, &body, credential.as_ref(), options)
                     .await
             };
             tracing::Span::current().record("attempts", retries + u32::from(refreshed) + 1);
-            // One refresh and one retry on a rejected token.
+            // One refresh and one retry on a rejected credential; a provider that cannot
+            // refresh marks the integration for re-authorization and the 401 goes back.
             if let (Ok(response), Some(provider), Some(rejected), false) =
-                (&attempt, &credentials, &token, refreshed)
+                (&attempt, &credentials, &credential, refreshed)
                 && response.head.status == StatusCode::UNAUTHORIZED
             {
                 refreshed = true;
                 EngineMetrics::bump(&self.shared.metrics.refreshes);
                 match provider.refresh(rejected).await {
                     Ok(fresh) => {
-                        token = Some(fresh);
+                        credential = Some(fresh);
                         continue;
                     }
                     Err(e) => {
-                        tracing::warn!(connector = %self.label.connector, error = %e, "token refresh failed; returning the 401");
+                        tracing::warn!(connector = %self.label.connector, error = %e, "credentials refused; returning the 401");
                     }
                 }
             }
@@ -599,7 +614,7 @@ impl OutboundCall {
         target: &Target<'_>,
         head: &http::request::Parts,
         body: &Bytes,
-        token: Option<&AccessToken>,
+        credential: Option<&Credential>,
         options: Option<RequestOptions>,
     ) -> Result<Buffered, HttpError> {
         let limits = &self.shared.limits;
@@ -619,13 +634,16 @@ impl OutboundCall {
 
         let request = || -> Result<http::Request<Full<Bytes>>, HttpError> {
             let mut request = http::Request::from_parts(head.clone(), Full::new(body.clone()));
-            if let Some(token) = token {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                    .map_err(|_| {
-                        HttpError::InternalError(Some("token is not a valid header value".into()))
-                    })?;
+            if let Some(credential) = credential {
+                let mut value = HeaderValue::from_str(credential.expose()).map_err(|_| {
+                    HttpError::InternalError(Some(
+                        "the integration's credential is not a valid header value".into(),
+                    ))
+                })?;
                 value.set_sensitive(true);
-                request.headers_mut().insert(AUTHORIZATION, value);
+                request
+                    .headers_mut()
+                    .insert(credential.header().clone(), value);
             }
             Ok(request)
         };

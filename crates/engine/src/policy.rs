@@ -20,8 +20,10 @@
 //! - Each host `configure` declares must fall within those rules, or the integration's calls
 //!   are refused with an error that names the host. A request may go only to a declared host
 //!   or the grant's instance host, at an approved origin.
-//! - The access token goes only to the grant's instance origin (scheme, host and port), which
-//!   must itself be approved, and only with a method the manifest declares.
+//! - Credentials (an access token, an API key, basic) go only to the grant's instance origin
+//!   (scheme, host and port), which must itself be approved, when the grant names one; without
+//!   one, only to the approved origins of the exact hosts `configure` declared. Never to any
+//!   other origin, and only with a method the manifest declares.
 //! - OAuth endpoints and every token response's `instance_url` are held to the same rules.
 //! - URLs with userinfo (`user@host`) are refused.
 //! - Names are resolved by the host; a name with any private, loopback, link-local, CGNAT,
@@ -282,6 +284,25 @@ impl EgressRules {
         self.manifest.matches_host(&host) || self.extra_origins.iter().any(|o| o.host == host)
     }
 
+    /// The approved origins of `host` (normalised): `https://host:443` when the manifest
+    /// covers it, and each extra origin with that host.
+    fn origins_of(&self, host: &str) -> Vec<Origin> {
+        let mut origins: Vec<Origin> = self
+            .extra_origins
+            .iter()
+            .filter(|o| o.host == host)
+            .cloned()
+            .collect();
+        if self.manifest.matches_host(host) {
+            origins.push(Origin {
+                scheme: Scheme::Https,
+                host: host.to_string(),
+                port: 443,
+            });
+        }
+        origins
+    }
+
     fn is_extra(&self, origin: &Origin) -> bool {
         self.extra_origins.contains(origin)
     }
@@ -367,8 +388,9 @@ pub struct OutboundPolicy {
     rules: EgressRules,
     /// Hosts (lower-case) the call may reach: those `configure` declared, and the instance host.
     hosts: BTreeSet<String>,
-    /// The grant's instance origin, the only one whose requests carry the access token.
-    credential_origin: Option<Origin>,
+    /// The origins whose requests carry the integration's credentials: the grant's instance
+    /// origin alone, else the approved origins of the declared hosts.
+    credential_origins: BTreeSet<Origin>,
 }
 
 impl OutboundPolicy {
@@ -379,7 +401,8 @@ impl OutboundPolicy {
 
     /// The policy of an integration: the hosts its connector declared in `configure`, each of
     /// which must be within `rules`, plus the origin of the grant's `instance_url`, which
-    /// receives the access token and must be approved too.
+    /// must be approved too. Credentials go to the instance origin when there is one, else to
+    /// the approved origins of the declared hosts.
     pub fn for_integration(
         rules: EgressRules,
         declared_hosts: impl IntoIterator<Item = impl AsRef<str>>,
@@ -399,18 +422,21 @@ impl OutboundPolicy {
             }
             hosts.insert(host);
         }
-        let credential_origin = match instance_url {
+        let credential_origins = match instance_url {
             Some(url) => {
                 let origin = rules.check_url(url)?;
                 hosts.insert(origin.host.clone());
-                Some(origin)
+                BTreeSet::from([origin])
             }
-            None => None,
+            None => hosts
+                .iter()
+                .flat_map(|host| rules.origins_of(host))
+                .collect(),
         };
         Ok(Self {
             rules,
             hosts,
-            credential_origin,
+            credential_origins,
         })
     }
 
@@ -430,9 +456,9 @@ impl OutboundPolicy {
         self.rules.check_addr(origin, ip)
     }
 
-    /// Whether requests to `origin` carry the integration's access token.
+    /// Whether requests to `origin` carry the integration's credentials.
     pub fn carries_credentials(&self, origin: &Origin) -> bool {
-        self.credential_origin.as_ref() == Some(origin)
+        self.credential_origins.contains(origin)
     }
 
     /// Whether the connector's manifest marks `status` as a transient refusal to retry.

@@ -14,6 +14,7 @@ pub mod about;
 pub mod app;
 pub mod data_dir;
 pub mod duration;
+pub mod entered;
 pub mod grant;
 pub mod locks;
 pub mod oauth;

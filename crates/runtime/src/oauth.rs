@@ -7,6 +7,7 @@
 //! fields ([`ProviderFields`]); [`crate::grant`] says which of them the contract passes on.
 //!
 //! Every endpoint (authorize, token, revoke) and every `instance_url` a token response names
+//! (a provider may name none)
 //! must be an origin the operator approved for the connector (see
 //! [`crate::engine::policy`]): the connector's plan cannot send the host's client secret, a
 //! code, a PKCE verifier or a refresh token anywhere else. Token requests resolve the name with
@@ -436,16 +437,18 @@ impl OAuth {
         self.checked(grant_from_response(response), rules)
     }
 
-    /// A grant whose instance URL, which decides where the access token goes, is approved
-    /// under `rules`; every token response is held to this, refreshes included.
+    /// A grant whose instance URL, when it names one (it decides where the access token
+    /// goes), is approved under `rules`; every token response is held to this, refreshes
+    /// included.
     fn checked(
         &self,
         grant: Result<Grant, OAuthError>,
         rules: &EgressRules,
     ) -> Result<Grant, OAuthError> {
         let grant = grant?;
-        let url = crate::grant::instance_url(&grant.fields)?;
-        self.check_endpoint(url, rules)?;
+        if let Some(url) = crate::grant::instance_url(&grant.fields) {
+            self.check_endpoint(url, rules)?;
+        }
         Ok(grant)
     }
 }

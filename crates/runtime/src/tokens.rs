@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::engine::credentials::{AccessToken, BoxFuture, CredentialError, CredentialProvider};
+use crate::engine::credentials::{
+    AccessToken, BoxFuture, Credential, CredentialError, CredentialProvider,
+};
 use crate::engine::policy::EgressRules;
 use crate::locks::{LockDir, LockKind};
 use crate::oauth::{OAuth, OAuthClient, OAuthError};
@@ -25,6 +27,7 @@ use crate::secrets::Secret;
 use crate::store::{
     GrantFlow, IntegrationState, Store, StoreError, TokenHealthState, TokenSet, now_ms,
 };
+use http::header::{AUTHORIZATION, HeaderName};
 
 /// Default proactive refresh age: three quarters of Salesforce's default 2-hour session.
 pub const DEFAULT_REFRESH_AGE: Duration = Duration::from_secs(90 * 60);
@@ -293,7 +296,12 @@ impl TokenService {
         Ok(self.oauth.rules(Arc::new(manifest)))
     }
 
-    fn mark_dead(&self, integration_id: &str, reason: &str) -> Result<(), CredentialError> {
+    /// Marks the integration `needs-reauthorization` with `reason`, and its token dead.
+    pub(crate) fn mark_dead(
+        &self,
+        integration_id: &str,
+        reason: &str,
+    ) -> Result<(), CredentialError> {
         tracing::warn!(
             integration = integration_id,
             reason,
@@ -316,6 +324,11 @@ impl TokenService {
     /// revoked token before the next pull needs it. Integrations already marked
     /// `needs-reauthorization` are not asked about again.
     pub async fn health_check(&self, integration_id: &str) -> Result<(), CredentialError> {
+        let entered = self.store.entered(integration_id).map_err(unavailable)?;
+        if entered.is_some() {
+            // An API key or basic credentials: nothing to refresh; a 401 tells.
+            return Ok(());
+        }
         let lock = self.lock_for(integration_id);
         let _guard = lock.lock().await;
         let _os_guard = self.os_lock(integration_id).await;
@@ -333,19 +346,28 @@ pub struct IntegrationCredentials {
 }
 
 impl CredentialProvider for IntegrationCredentials {
-    fn token(&self) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
-        Box::pin(self.service.access_token(&self.integration_id))
+    fn header(&self) -> &HeaderName {
+        &AUTHORIZATION
     }
 
-    fn refresh(
-        &self,
-        rejected: &AccessToken,
-    ) -> BoxFuture<'_, Result<AccessToken, CredentialError>> {
-        let rejected = rejected.clone();
+    fn credential(&self) -> BoxFuture<'_, Result<Credential, CredentialError>> {
         Box::pin(async move {
-            self.service
-                .refresh_serialised(&self.integration_id, Some(&rejected))
-                .await
+            let token = self.service.access_token(&self.integration_id).await?;
+            Ok(Credential::bearer(&token))
+        })
+    }
+
+    fn refresh(&self, rejected: &Credential) -> BoxFuture<'_, Result<Credential, CredentialError>> {
+        let rejected = rejected
+            .expose()
+            .strip_prefix("Bearer ")
+            .map(AccessToken::new);
+        Box::pin(async move {
+            let token = self
+                .service
+                .refresh_serialised(&self.integration_id, rejected.as_ref())
+                .await?;
+            Ok(Credential::bearer(&token))
         })
     }
 }

@@ -19,6 +19,8 @@ pub struct ListRow {
     pub last_run: Option<crate::store::RunRecord>,
     /// Its token health.
     pub token: Option<crate::store::TokenHealth>,
+    /// The kind of credentials it holds (never their value); none before the first connect.
+    pub credentials: Option<crate::store::CredentialKind>,
 }
 
 /// The rows of `integration list`, newest first.
@@ -27,10 +29,12 @@ pub fn list_rows(app: &Arc<App>) -> Result<Vec<ListRow>, AppError> {
     for integration in app.store.integrations()? {
         let last_run = app.runs(&integration.id, 1)?.into_iter().next();
         let token = app.store.token_health(&integration.id)?;
+        let credentials = app.store.credential_kind(&integration.id)?;
         rows.push(ListRow {
             integration,
             last_run,
             token,
+            credentials,
         });
     }
     Ok(rows)
@@ -207,6 +211,8 @@ pub struct IntegrationView {
     pub records: Vec<StreamCount>,
     /// The token's health; none before the first connect.
     pub token: Option<TokenHealth>,
+    /// The kind of credentials it holds (never their value); none before the first connect.
+    pub credentials: Option<crate::store::CredentialKind>,
 }
 
 /// A setting as a `[name, value]` pair, the way the views show settings in normal form.
@@ -236,6 +242,7 @@ pub async fn integration_view(app: &Arc<App>, id: &str) -> Result<IntegrationVie
         checkpoints,
         records: app.store.record_counts(id)?,
         token: app.store.token_health(id)?,
+        credentials: app.store.credential_kind(id)?,
         integration: v.integration,
         warnings: v.warnings,
         normalized: v.normalized,

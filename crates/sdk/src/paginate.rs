@@ -330,9 +330,22 @@ fn parse(url: &str) -> Result<url::Url, PageError> {
     })
 }
 
+/// Whether two URLs name the same page: equal but for the order of their query parameters
+/// (a cursor set again moves to the end of the query).
 fn same_url(a: &str, b: &str) -> bool {
-    match (url::Url::parse(a), url::Url::parse(b)) {
-        (Ok(a), Ok(b)) => a == b,
+    let page = |text: &str| {
+        url::Url::parse(text).ok().map(|mut url| {
+            let mut pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            pairs.sort();
+            url.set_query(None);
+            (url, pairs)
+        })
+    };
+    match (page(a), page(b)) {
+        (Some(a), Some(b)) => a == b,
         _ => a == b,
     }
 }
@@ -421,6 +434,12 @@ mod tests {
         let stuck = json!({"meta": {"after": "c2", "has_more": true}});
         assert!(matches!(
             p.next(&third, &none, &stuck, 2),
+            Err(PageError::Repeats(_))
+        ));
+        // The same page with its parameters in another order is still the same page.
+        let reordered = "https://api.example.test/v1/items?page%5Bafter%5D=c2&limit=2";
+        assert!(matches!(
+            p.next(reordered, &none, &stuck, 2),
             Err(PageError::Repeats(_))
         ));
     }

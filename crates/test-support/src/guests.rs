@@ -77,6 +77,35 @@ pub fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The workspace package of the contract-0.2 credentials test connector.
+pub const CREDS_GUEST_PACKAGE: &str = "sluice-creds-guest";
+
+/// The credentials test connector (`tests/creds-guest`): a 0.2 component whose credential
+/// plan its `kind` setting chooses.
+pub fn creds_guest() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let guests = target_dir().join("wasm-guests");
+        std::fs::create_dir_all(&guests).expect("creating the guest target dir");
+        let lock = std::fs::File::create(guests.join(".sluice-creds-guest.lock")).expect("lock");
+        lock.lock().expect("locking the guest build");
+        let workspace = workspace();
+        let guest = sluice_guest_build::Guest {
+            workspace: &workspace,
+            target_dir: &guests,
+            package: CREDS_GUEST_PACKAGE,
+            optimize_for_speed: false,
+            env: Vec::new(),
+        };
+        let (_, path) = guest
+            .build()
+            .unwrap_or_else(|e| panic!("building {CREDS_GUEST_PACKAGE}: {e}"));
+        let wasm = std::fs::read(path).expect("reading the credentials test component");
+        lock.unlock().ok();
+        wasm
+    })
+}
+
 /// The workspace package of the Zendesk connector.
 pub const ZENDESK_PACKAGE: &str = "sluice-zendesk";
 

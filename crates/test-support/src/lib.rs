@@ -3,7 +3,7 @@
 //! rules ([`wit`]), a scripted loopback HTTP server ([`server`]), a fake credential provider
 //! ([`credentials`]), captured logs ([`logs`]), an opened app with the OAuth connect flow and
 //! the emulator's control API ([`runtime`]), and a served `sluice serve` spoken to over raw
-//! HTTP/1.1 ([`served`]).
+//! HTTP/1.1 ([`served`]), and a toy REST/JSON API behind an API key ([`toy_api`]).
 //!
 //! A test-only crate: `sluice` takes it as a dev-dependency and the bench as a dependency;
 //! nothing shipped depends on it.
@@ -16,14 +16,18 @@ pub mod logs;
 pub mod runtime;
 pub mod served;
 pub mod server;
+pub mod toy_api;
 pub mod wit;
 
 pub use conformance_guest::conformance_guest;
 pub use credentials::FakeProvider;
 pub use dirs::{TestDir, temp_dir};
-pub use guests::{hostile, hostile_broken, target_dir, with_custom_section, workspace};
+pub use guests::{
+    creds_guest, hostile, hostile_broken, target_dir, with_custom_section, workspace,
+};
 pub use logs::captured_logs;
 pub use server::{Received, Reply, TestServer};
+pub use toy_api::ToyApi;
 pub use wit::{
     host_ctx, manifest_json, origin, policy_for, pull_request, rules, session, settings,
 };

@@ -147,7 +147,7 @@ pub fn grant(access: &str, refresh: Option<&str>, token_url: &str, instance_url:
         access: Secret::new(access),
         refresh: refresh.map(Secret::new),
         token_url: token_url.into(),
-        instance_url: instance_url.into(),
+        instance_url: Some(instance_url.into()),
         provider_fields: Default::default(),
         scopes: vec!["api".into()],
         obtained_at_ms: now_ms(),

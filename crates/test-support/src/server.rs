@@ -88,7 +88,15 @@ impl Drop for TestServer {
 impl TestServer {
     /// Starts serving with `handler` on the current runtime.
     pub async fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(([127, 0, 0, 1], 0).into(), handler).await
+    }
+
+    /// Starts serving with `handler` on `addr` (port 0: a free one).
+    pub async fn start_on(
+        addr: std::net::SocketAddr,
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
@@ -174,7 +182,7 @@ impl TestServer {
             }
         });
         Self {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{}:{port}", addr.ip()),
             port,
             received,
             in_flight,

@@ -1,4 +1,5 @@
-//! Connecting an integration: the authorization start and the OAuth callback.
+//! Connecting an integration: the authorization start and the OAuth callback, or an API key
+//! or basic credentials entered once.
 
 use super::*;
 
@@ -82,4 +83,59 @@ pub(crate) async fn oauth_callback(
             (status, format!("Sluice: authorization failed: {e}")).into_response()
         }
     }
+}
+
+/// Credentials a person enters for an integration whose connector asks for them. The secret is
+/// stored sealed and never shown again.
+#[derive(Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) enum CredentialsBody {
+    /// An API key or token, sent in the header the connector's plan names.
+    ApiKey {
+        /// The key.
+        key: String,
+    },
+    /// HTTP basic credentials.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password (or API token).
+        password: String,
+    },
+}
+
+impl From<CredentialsBody> for crate::app::EnteredSecret {
+    fn from(body: CredentialsBody) -> Self {
+        use crate::secrets::Secret;
+        match body {
+            CredentialsBody::ApiKey { key } => Self::ApiKey {
+                key: Secret::new(key),
+            },
+            CredentialsBody::Basic { username, password } => Self::Basic {
+                username,
+                password: Secret::new(password),
+            },
+        }
+    }
+}
+
+/// Stores an API key or basic credentials; the integration is then active.
+#[utoipa::path(post, path = "/api/integrations/{id}/credentials", tag = "integrations", params(IntegrationId),
+    request_body(content = CredentialsBody, content_type = "application/json"),
+    responses((status = 200, description = "Stored; the integration is active", body = crate::store::Integration),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+        (status = 409, description = "The credentials belong to another account than the integration's", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 422, description = "Not the kind of credentials the connector's plan asks for (the message names it), an empty field, or a body that is not one of the kinds", body = ErrorBody),
+        (status = 500, description = "The store or the connector failed", body = ErrorBody)))]
+pub(crate) async fn credentials(
+    State(s): State<AdminState>,
+    id: Result<Path<IntegrationId>, PathRejection>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Path(IntegrationId { id }) = id?;
+    let body: CredentialsBody = parse_body(&body?)?;
+    let integration = s.app.connect_entered(&id, body.into()).await?;
+    Ok(Json(integration).into_response())
 }

@@ -121,7 +121,7 @@ pub(crate) fn whole_seconds(f: f64) -> Option<u64> {
     (f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64).then_some(f as u64)
 }
 
-pub(crate) fn parse_body(body: &[u8]) -> Result<IntegrationBody, AppError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     serde_json::from_slice(body).map_err(|e| {
         AppError::Invalid(vec![crate::app::FieldIssue {
             field: "body".into(),
@@ -151,7 +151,7 @@ pub(crate) async fn add(
     State(s): State<AdminState>,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = parse_body(&body?)?;
+    let body: IntegrationBody = parse_body(&body?)?;
     let v = s.app.add_integration(body.into_input()?).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
@@ -187,7 +187,7 @@ pub(crate) async fn edit(
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Path(IntegrationId { id }) = id?;
-    let body = parse_body(&body?)?;
+    let body: IntegrationBody = parse_body(&body?)?;
     let v = s.app.edit_integration(&id, body.into_input()?).await?;
     Ok(Json(v).into_response())
 }

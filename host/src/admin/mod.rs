@@ -99,6 +99,10 @@ pub fn router(state: AdminState) -> axum::Router {
             "/api/integrations/{id}/authorize",
             json_only(post(authorize)),
         )
+        .route(
+            "/api/integrations/{id}/credentials",
+            json_only(post(credentials)),
+        )
         .route("/api/connectors", get(connectors))
         .route("/api/connectors/{name}/about", get(about_connector))
         .route(

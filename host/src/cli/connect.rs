@@ -1,7 +1,57 @@
 //! `sluice connect`: the OAuth authorization-code flow with PKCE, through a one-shot loopback
-//! callback server and the user's browser.
+//! callback server and the user's browser; or an API key or basic credentials, read from
+//! stdin or an environment variable (never from argv, where `ps` and shell history show it).
 
 use super::*;
+use crate::app::EnteredSecret;
+use crate::secrets::Secret;
+
+/// The API key or password `args` says where to read: the variable `--from-env` names, else
+/// stdin to its end (one trailing newline dropped).
+fn read_secret(args: &ConnectArgs, what: &str) -> anyhow::Result<Secret> {
+    let text = match &args.from_env {
+        Some(var) => std::env::var(var)
+            .with_context(|| format!("environment variable {var} (--from-env) is not set"))?,
+        None => {
+            use std::io::Read as _;
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprintln!("type the {what}, then Ctrl-D (it is not echoed to the log):");
+            }
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .with_context(|| format!("reading the {what} from stdin"))?;
+            text
+        }
+    };
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if text.is_empty() {
+        anyhow::bail!("the {what} is empty: pipe it to stdin or name a variable with --from-env");
+    }
+    Ok(Secret::new(text))
+}
+
+/// The entered credentials `args` asks to store, if any.
+fn entered_secret(args: &ConnectArgs) -> anyhow::Result<Option<EnteredSecret>> {
+    if args.api_key {
+        let key = read_secret(args, "API key")?;
+        return Ok(Some(EnteredSecret::ApiKey { key }));
+    }
+    if let Some(username) = &args.basic {
+        let password = read_secret(args, "password")?;
+        return Ok(Some(EnteredSecret::Basic {
+            username: username.clone(),
+            password,
+        }));
+    }
+    if args.from_env.is_some() {
+        anyhow::bail!("--from-env needs --api-key or --basic USER");
+    }
+    Ok(None)
+}
 
 /// `sluice connect`: the loopback flow, or client credentials. `show_url` receives the
 /// authorize URL (the CLI prints it; the demo follows it).
@@ -14,6 +64,15 @@ pub async fn connect(
         .store()
         .integration(&args.id)
         .map_err(crate::app::AppError::from)?;
+    if let Some(secret) = entered_secret(args)? {
+        let i = app.connect_entered(&args.id, secret).await?;
+        outln!(
+            "connected integration {} ({}) with the credentials entered",
+            i.id,
+            safe(&i.name)
+        )?;
+        return Ok(i);
+    }
     if args.client_credentials {
         let i = app.connect_client_credentials(&args.id).await?;
         outln!("connected {} with the client-credentials grant", i.id)?;

@@ -13,6 +13,7 @@ pub(super) async fn connector(
             file,
             name,
             approve_hosts,
+            manifest,
         } => {
             let name = match name {
                 Some(n) => n.clone(),
@@ -20,10 +21,13 @@ pub(super) async fn connector(
                     format!("{}: expected NAME.wasm (or pass --name)", file.display())
                 })?,
             };
-            let wasm = crate::engine::registry::read_component_file(
+            let mut wasm = crate::engine::registry::read_component_file(
                 file,
                 crate::engine::registry::Symlinks::Follow,
             )?;
+            if let Some(path) = manifest {
+                attach_manifest(&mut wasm, file, path)?;
+            }
             let approval = if *approve_hosts {
                 crate::engine::registry::HostApproval::Approved
             } else {
@@ -162,5 +166,27 @@ pub(super) async fn discover(app: &Arc<App>, id: &str, json: bool) -> anyhow::Re
             safe(s.cursor_field.as_deref().unwrap_or("-"))
         )?;
     }
+    Ok(())
+}
+
+/// Appends the manifest in `path` to `wasm` (read from `file`) as its `sluice:manifest`
+/// section, after checking that it parses and that the component has none yet.
+fn attach_manifest(
+    wasm: &mut Vec<u8>,
+    file: &std::path::Path,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    use crate::engine::manifest::{Manifest, SECTION};
+    let json = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Manifest::from_json(&json).with_context(|| format!("--manifest {}", path.display()))?;
+    let existing = Manifest::of_component(wasm)
+        .with_context(|| format!("reading the manifest of {}", file.display()))?;
+    if existing != Manifest::default() {
+        bail!(
+            "{} already carries a `{SECTION}` section ({existing}); install it without --manifest",
+            file.display()
+        );
+    }
+    sluice_guest_build::append_custom_section(wasm, SECTION, &json);
     Ok(())
 }

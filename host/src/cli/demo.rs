@@ -13,7 +13,7 @@ use clap::Args;
 
 use super::{Cli, ConnectArgs, default_data_dir};
 use crate::app::{App, AppConfig, IntegrationInput};
-use crate::engine::credentials::AccessToken;
+use crate::engine::credentials::{AccessToken, Credential};
 use crate::output::outln;
 
 /// `sluice demo`.
@@ -139,7 +139,9 @@ pub async fn run(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
             // The pull made no call that needed the session: refresh as a 401 would.
             app.tokens()
                 .provider(first)
-                .refresh(&AccessToken::new(before.access.expose()))
+                .refresh(&Credential::bearer(&AccessToken::new(
+                    before.access.expose(),
+                )))
                 .await
                 .context("refreshing the expired token")?;
             after = app.store().tokens(first)?.context("tokens")?;
@@ -196,6 +198,9 @@ async fn authorize(app: &Arc<App>, browser: &reqwest::Client, id: &str) -> anyho
             client_credentials: false,
             port: 0,
             timeout: Duration::from_secs(30),
+            api_key: false,
+            basic: None,
+            from_env: None,
         },
         &mut follow,
     )

@@ -50,11 +50,16 @@ pub(super) async fn integration(
                 let last = r.last_run.as_ref().map_or("never".to_string(), |run| {
                     format!("{} {}", run.status, ago(run.started_at_ms))
                 });
-                let token = r.token.as_ref().map_or("none".to_string(), |t| {
-                    t.checked_at_ms.map_or(t.health.to_string(), |c| {
-                        format!("{} (checked {})", t.health, ago(c))
-                    })
-                });
+                // Entered credentials (an API key, basic) have no token: show their kind.
+                let entered = r.credentials.map(|kind| kind.to_string());
+                let token = r
+                    .token
+                    .as_ref()
+                    .map_or(entered.unwrap_or("none".into()), |t| {
+                        t.checked_at_ms.map_or(t.health.to_string(), |c| {
+                            format!("{} (checked {})", t.health, ago(c))
+                        })
+                    });
                 outln!(
                     "{:<18} {:<20} {:<12} {:<18} {:<22} {:<28} {}",
                     i.id,
@@ -97,6 +102,10 @@ pub(super) async fn integration(
                         .as_ref()
                         .map_or("not connected", |t| t.health.as_str())
                 )
+            )?;
+            outln!(
+                "credentials:  {}",
+                v.credentials.map_or("none held", |kind| kind.as_str())
             )?;
             outln!("streams:      {}", safe(&v.streams.join(", ")))?;
             for (k, val) in &v.normalized {

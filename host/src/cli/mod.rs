@@ -25,6 +25,7 @@ mod connect;
 mod connector;
 pub mod demo;
 mod integration;
+pub mod new;
 mod pull;
 mod records;
 pub mod serve;
@@ -136,6 +137,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the admin API token `serve` generated in the data directory (made now if absent).
     AdminToken,
+    /// Start a new connector crate from a template (works offline).
+    #[command(subcommand)]
+    New(new::NewCommand),
     /// Check a connector component against the generic conformance checks (exits non-zero
     /// when one fails).
     Conformance(conformance::ConformanceArgs),
@@ -265,6 +269,17 @@ pub struct ConnectArgs {
     /// How long to wait for the browser.
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     pub timeout: Duration,
+    /// Store an API key instead, when the connector asks for one. The key is read from stdin
+    /// (or the variable --from-env names), never from the command line.
+    #[arg(long, conflicts_with_all = ["client_credentials", "basic"])]
+    pub api_key: bool,
+    /// Store HTTP basic credentials for user USER instead, when the connector asks for them.
+    /// The password is read from stdin (or the variable --from-env names).
+    #[arg(long, value_name = "USER", conflicts_with = "client_credentials")]
+    pub basic: Option<String>,
+    /// Read the API key or password from this environment variable instead of stdin.
+    #[arg(long, value_name = "VAR")]
+    pub from_env: Option<String>,
 }
 
 /// `sluice records`.
@@ -306,6 +321,10 @@ pub enum ConnectorCommand {
         /// reach beyond the active version's (review them first: `install` prints them).
         #[arg(long)]
         approve_hosts: bool,
+        /// A manifest JSON file (a connector crate's `manifest.json`) to attach to the
+        /// component as its `sluice:manifest` section first; refused if it carries one.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
     },
     /// List connector versions, which one is active, and since when.
     List,
@@ -505,6 +524,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             serve::serve(config, args).await?;
         }
         Command::Demo(args) => demo::run(&cli, args).await?,
+        Command::New(cmd) => new::run(cmd)?,
         Command::AdminToken => {
             let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
             outln!("{}", crate::admin_token::load_or_create(&data_dir)?)?;

@@ -266,6 +266,15 @@ impl Guest for Component {
                     "spy: setting authorization",
                     &[("result".into(), format!("{forbidden:?}"))],
                 );
+                // Nor the header an API key goes in, named by the `set-header` setting.
+                if let Some(name) = extra(&session.settings, "set-header") {
+                    let forbidden = Fields::new().append(name, b"guest-made");
+                    log(
+                        Level::Info,
+                        "spy: setting credential header",
+                        &[("result".into(), format!("{forbidden:?}"))],
+                    );
+                }
                 for (name, value) in std::env::vars() {
                     log(Level::Info, "spy: env", &[(name, value)]);
                 }

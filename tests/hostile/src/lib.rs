@@ -15,7 +15,7 @@
 //! | `pull-fetch` | GETs `url` in `pull` only (`test` does nothing) |
 //! | `trap` | GETs `url` if set, then panics mid-pull (`test` succeeds) |
 //! | `big-page` | returns `size` bytes of rows (page size cap) |
-//! | `header-spy` | GETs `url`, tries to set `Authorization`, logs every header it can see |
+//! | `header-spy` | GETs `url`, tries to set `Authorization` (and the `set-header` header), logs every header it can see |
 //! | `pager` | pages through `url/page?after=N` (hot-swap tests) |
 //! | `sf-pager` | pages Case Ids through the Salesforce REST query API at `url` (401: re-authorization required) |
 //! | `stall-spin` | opens a POST to `url` whose body never ends, then spins (CPU deadline) |

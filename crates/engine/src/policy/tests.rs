@@ -115,6 +115,40 @@ fn loopback_is_scoped_to_the_exact_extra_origin() {
 }
 
 #[test]
+fn without_an_instance_url_credentials_go_to_the_declared_hosts_only() {
+    let r = rules(
+        &["*.zendesk.com"],
+        &["http://127.0.0.1:8080", "http://localhost:8080"],
+        true,
+    );
+    let p = OutboundPolicy::for_integration(r, ["acme.zendesk.com", "127.0.0.1"], None).unwrap();
+    assert!(p.carries_credentials(&origin("https://acme.zendesk.com/api/v2")));
+    assert!(p.carries_credentials(&origin("http://127.0.0.1:8080/api")));
+    // Approved for every connector, but not declared by this one.
+    assert!(!p.carries_credentials(&origin("http://localhost:8080/api")));
+    // Covered by the manifest, but not declared.
+    assert!(!p.carries_credentials(&origin("https://other.zendesk.com/api")));
+    // A declared host at an origin the operator did not approve.
+    assert!(!p.carries_credentials(&origin("http://acme.zendesk.com/api")));
+    assert!(!p.carries_credentials(&origin("https://acme.zendesk.com:8443/api")));
+    assert!(!p.carries_credentials(&origin("http://127.0.0.1:7070/api")));
+}
+
+#[test]
+fn an_instance_url_keeps_credentials_from_the_other_declared_hosts() {
+    let r = rules(&["*.salesforce.com"], &[], false);
+    let p = OutboundPolicy::for_integration(
+        r,
+        ["login.salesforce.com"],
+        Some("https://acme.my.salesforce.com"),
+    )
+    .unwrap();
+    assert!(p.carries_credentials(&origin("https://acme.my.salesforce.com/services")));
+    assert!(p.check(&origin("https://login.salesforce.com/id")).is_ok());
+    assert!(!p.carries_credentials(&origin("https://login.salesforce.com/id")));
+}
+
+#[test]
 fn userinfo_and_bad_extra_origins_are_refused() {
     assert!(matches!(
         Origin::parse("https://user:pw@login.salesforce.com/"),

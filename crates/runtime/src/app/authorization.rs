@@ -15,10 +15,14 @@ impl App {
         match configured.credentials {
             CredentialPlan::Oauth2(plan) => Ok((plan, self.rules(&connector))),
             other => Err(AppError::Unsupported(format!(
-                "connector {} asks for {} credentials for this integration, and this host \
-                 connects integrations with OAuth 2.0 only",
+                "connector {} asks for {} credentials for this integration, not OAuth 2.0{}",
                 connector.name,
-                credential_kind(&other)
+                crate::entered::plan_kind(&other),
+                match other {
+                    CredentialPlan::ApiKey(_) => format!(": run `sluice connect {id} --api-key`"),
+                    CredentialPlan::Basic(_) => format!(": run `sluice connect {id} --basic USER`"),
+                    _ => ": it needs no connect".to_string(),
+                }
             ))),
         }
     }
@@ -189,7 +193,7 @@ impl App {
     ) -> Result<(), AppError> {
         // The OAuth client already held the instance URL, which decides where the token is
         // sent, to the connector's approved rules.
-        let instance_url = crate::grant::instance_url(&grant.fields)?.to_string();
+        let instance_url = crate::grant::instance_url(&grant.fields).map(String::from);
         if flow == GrantFlow::AuthorizationCode && grant.refresh.is_none() {
             tracing::warn!(
                 integration = id,
@@ -212,16 +216,6 @@ impl App {
     }
 }
 
-/// What a person calls a kind of credentials.
-fn credential_kind(plan: &CredentialPlan) -> &'static str {
-    match plan {
-        CredentialPlan::Oauth2(_) => "OAuth 2.0",
-        CredentialPlan::ApiKey(_) => "API key",
-        CredentialPlan::Basic(_) => "HTTP basic",
-        CredentialPlan::None => "no",
-    }
-}
-
 impl App {
     /// The refusal of a grant of another account than the one `previous` belongs to, as the
     /// integration's connector tells accounts apart (its `account`); `None` when both are the
@@ -231,6 +225,23 @@ impl App {
         id: &str,
         previous: &TokenSet,
         grant: &crate::oauth::Grant,
+    ) -> Result<Option<String>, AppError> {
+        let first = crate::grant::wit_grant(previous);
+        let now = crate::grant::grant_of(&grant.fields, &grant.scopes);
+        Ok(self
+            .other_account_between(id, first, now)
+            .await?
+            .map(|message| format!("{message}, and the new grant was revoked")))
+    }
+
+    /// The refusal of credentials whose grant `now` belongs to another account than `first`,
+    /// as the connector's `account` tells them apart; `None` when both are the same or the
+    /// connector cannot name either (logged).
+    async fn other_account_between(
+        &self,
+        id: &str,
+        first: crate::engine::wit::types::Grant,
+        now: crate::engine::wit::types::Grant,
     ) -> Result<Option<String>, AppError> {
         let integration = self.store.integration(id)?;
         let connector = self.connector(&integration.connector)?;
@@ -254,18 +265,144 @@ impl App {
                 }
             }
         };
-        let first = account(crate::grant::wit_grant(previous)).await?;
-        let now = account(crate::grant::grant_of(&grant.fields, &grant.scopes)).await?;
+        let first = account(first).await?;
+        let now = account(now).await?;
         let (Some(first), Some(now)) = (first, now) else {
             return Ok(None);
         };
         Ok((first.id != now.id).then(|| {
             format!(
-                "this authorization is for account {} ({}), but integration {id} belongs to \
+                "these credentials are for account {} ({}), but integration {id} belongs to \
                  account {} ({}): log in to {} (or set the integration's settings to that \
-                 account) and authorize again. Nothing was changed, and the new grant was revoked",
+                 account) and connect again. Nothing was changed",
                 now.label, now.id, first.label, first.id, first.label
             )
         }))
+    }
+}
+
+/// Credentials a person enters for an integration (`sluice connect ID --api-key`, `--basic`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum EnteredSecret {
+    /// An API key or token.
+    ApiKey {
+        /// The key.
+        key: crate::secrets::Secret,
+    },
+    /// HTTP basic credentials.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password (or token).
+        password: crate::secrets::Secret,
+    },
+}
+
+impl std::fmt::Debug for EnteredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ApiKey { .. } => f.write_str("ApiKey(<redacted>)"),
+            Self::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+        }
+    }
+}
+
+impl EnteredSecret {
+    fn kind(&self) -> EnteredKind {
+        match self {
+            Self::ApiKey { .. } => EnteredKind::ApiKey,
+            Self::Basic { .. } => EnteredKind::Basic,
+        }
+    }
+
+    /// Field problems: an empty key, user name or password.
+    fn problems(&self) -> Vec<FieldIssue> {
+        let mut problems = Vec::new();
+        match self {
+            Self::ApiKey { key } if key.expose().trim().is_empty() => {
+                problems.push(issue("key", "the API key is empty"));
+            }
+            Self::Basic { username, password } => {
+                if username.trim().is_empty() {
+                    problems.push(issue("username", "the user name is empty"));
+                }
+                if username.contains(':') {
+                    problems.push(issue(
+                        "username",
+                        "HTTP basic user names cannot contain ':'",
+                    ));
+                }
+                if password.expose().is_empty() {
+                    problems.push(issue("password", "the password is empty"));
+                }
+            }
+            Self::ApiKey { .. } => {}
+        }
+        problems
+    }
+
+    fn into_stored(self) -> EnteredCredentials {
+        let kind = self.kind();
+        let (username, secret) = match self {
+            Self::ApiKey { key } => (None, key),
+            Self::Basic { username, password } => (Some(username), password),
+        };
+        EnteredCredentials {
+            kind,
+            username,
+            secret,
+            stored_at_ms: now_ms(),
+        }
+    }
+}
+
+impl App {
+    /// Stores an API key or basic credentials for an integration whose connector's plan asks
+    /// for that kind (another kind is [`AppError::Unsupported`], naming the plan's), refused
+    /// as [`AppError::OtherAccount`] when the connector's `account` says they belong to another
+    /// account than the ones they replace; the integration is then active.
+    pub async fn connect_entered(
+        &self,
+        id: &str,
+        secret: EnteredSecret,
+    ) -> Result<Integration, AppError> {
+        let integration = self.store.integration(id)?;
+        let connector = self.connector(&integration.connector)?;
+        let plan = self
+            .configure(Some(id), &connector, &integration.settings)
+            .await?
+            .credentials;
+        let given = crate::entered::entered_kind(secret.kind());
+        let wanted = crate::entered::plan_kind(&plan);
+        let matches = matches!(
+            (&plan, secret.kind()),
+            (CredentialPlan::ApiKey(_), EnteredKind::ApiKey)
+                | (CredentialPlan::Basic(_), EnteredKind::Basic)
+        );
+        if !matches {
+            return Err(AppError::Unsupported(format!(
+                "connector {} asks for {wanted} credentials for integration {id}, not {given}",
+                connector.name
+            )));
+        }
+        let problems = secret.problems();
+        if !problems.is_empty() {
+            return Err(AppError::Invalid(problems));
+        }
+        let entered = secret.into_stored();
+        crate::entered::credential_for(&plan, &entered)
+            .map_err(|e| AppError::Unsupported(e.to_string()))?;
+        if let Some(previous) = self.store.entered(id)?
+            && previous.kind == entered.kind
+        {
+            let first = crate::grant::entered_grant(&previous);
+            let now = crate::grant::entered_grant(&entered);
+            if let Some(message) = self.other_account_between(id, first, now).await? {
+                return Err(AppError::OtherAccount(message));
+            }
+        }
+        self.store.put_entered(id, &entered)?;
+        tracing::info!(integration = id, kind = %entered.kind, "integration connected with entered credentials");
+        Ok(self.store.integration(id)?)
     }
 }

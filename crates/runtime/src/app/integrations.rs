@@ -115,6 +115,7 @@ impl App {
             client_secret: input.client_secret.map(crate::secrets::Secret::new),
         })?;
         tracing::info!(integration = %integration.id, connector = %integration.connector, "integration added");
+        let integration = self.activate_without_credentials(integration, &configured)?;
         Ok(validated(integration, configured))
     }
 
@@ -187,7 +188,25 @@ impl App {
             secret.as_ref().map(Some),
         )?;
         tracing::info!(integration = id, "integration edited");
+        let integration = self.activate_without_credentials(integration, &configured)?;
         Ok(validated(integration, configured))
+    }
+
+    /// A connector that needs no credentials for these settings needs no connect: its pending
+    /// integration is active at once.
+    fn activate_without_credentials(
+        &self,
+        integration: Integration,
+        configured: &Configured,
+    ) -> Result<Integration, AppError> {
+        let pending = integration.state == IntegrationState::PendingAuthorization;
+        if !pending || !matches!(configured.credentials, CredentialPlan::None) {
+            return Ok(integration);
+        }
+        self.store
+            .set_state(&integration.id, IntegrationState::Active, None)?;
+        tracing::info!(integration = %integration.id, "active: its connector needs no credentials");
+        Ok(self.store.integration(&integration.id)?)
     }
 
     /// The field error for an add without a capability, naming the connector's capabilities.

@@ -22,8 +22,8 @@ use crate::engine::wit::types::{
 use crate::engine::{CallContext, ConnectorEngine, EngineError, EngineLimits, LoadedConnector};
 use crate::oauth::{AuthorizationStart, Callback, OAuth, OAuthError, RevocableToken};
 use crate::store::{
-    GrantFlow, Integration, IntegrationSettings, IntegrationState, NewIntegration, RunRecord,
-    RunState, Store, StoreError, TokenSet, now_ms,
+    EnteredCredentials, EnteredKind, GrantFlow, Integration, IntegrationSettings, IntegrationState,
+    NewIntegration, RunRecord, RunState, Store, StoreError, TokenSet, now_ms,
 };
 use crate::tokens::{HostClient, TokenService};
 
@@ -34,6 +34,7 @@ mod integrations;
 mod runs;
 
 pub use crate::grant::wit_grant;
+pub use authorization::EnteredSecret;
 use canary::StoreCanary;
 use error::issue;
 pub use error::{AppError, FieldIssue};

@@ -30,20 +30,16 @@ impl App {
             }
             IntegrationState::Active => {}
         }
-        let tokens = self.store.tokens(id)?.ok_or_else(|| {
-            AppError::NotConnected(format!(
-                "integration {id} has no tokens: run `sluice connect {id}`"
-            ))
-        })?;
         let connector = self.connector(&integration.connector)?;
         let configured = self
             .configure(Some(id), &connector, &integration.settings)
             .await?;
+        let held = self.held_credentials(id, &configured.credentials)?;
         let settings = to_wit_settings(&integration.settings);
         let session = Session {
             settings,
             host: self.host_context(),
-            grant: wit_grant(&tokens),
+            grant: held.grant,
         };
         let ctx = CallContext {
             integration: Some(id.to_string()),
@@ -51,12 +47,64 @@ impl App {
             policy: Arc::new(OutboundPolicy::for_integration(
                 self.rules(&connector),
                 &configured.allowed_hosts,
-                Some(&tokens.instance_url),
+                held.instance_url.as_deref(),
             )?),
-            credentials: Some(self.tokens.provider(id)),
+            credentials: held.provider,
             stored_keys: Some(self.store.keys_of(id)),
         };
         Ok((connector, session, ctx, configured))
+    }
+
+    /// What the integration holds for its connector's credential plan: the grant the connector
+    /// sees, the instance URL (where an OAuth token goes, when the provider named one) and the
+    /// provider the engine asks for the credential header. Missing or mismatched credentials
+    /// are [`AppError::NotConnected`], naming the kind the plan asks for.
+    fn held_credentials(&self, id: &str, plan: &CredentialPlan) -> Result<Held, AppError> {
+        let not_connected = |how: &str| {
+            AppError::NotConnected(format!(
+                "integration {id} has no {} credentials: run `sluice connect {id}{how}`",
+                crate::entered::plan_kind(plan)
+            ))
+        };
+        match plan {
+            CredentialPlan::None => Ok(Held {
+                grant: empty_grant(),
+                instance_url: None,
+                provider: None,
+            }),
+            CredentialPlan::Oauth2(_) => {
+                let tokens = self.store.tokens(id)?.ok_or_else(|| not_connected(""))?;
+                Ok(Held {
+                    grant: wit_grant(&tokens),
+                    instance_url: tokens.instance_url,
+                    provider: Some(self.tokens.provider(id)),
+                })
+            }
+            CredentialPlan::ApiKey(_) | CredentialPlan::Basic(_) => {
+                let how = match plan {
+                    CredentialPlan::Basic(_) => " --basic USER",
+                    _ => " --api-key",
+                };
+                let entered = self.store.entered(id)?.ok_or_else(|| not_connected(how))?;
+                // Checks the kind and the plan's header before anything is sent.
+                crate::entered::credential_for(plan, &entered).map_err(|e| match e {
+                    crate::entered::EnteredError::OtherKind { .. } => not_connected(how),
+                    bad => AppError::Unsupported(bad.to_string()),
+                })?;
+                let provider = crate::entered::EnteredProvider::new(
+                    self.store.clone(),
+                    self.tokens.clone(),
+                    id,
+                    plan.clone(),
+                )
+                .map_err(|e| AppError::Unsupported(e.to_string()))?;
+                Ok(Held {
+                    grant: crate::grant::entered_grant(&entered),
+                    instance_url: None,
+                    provider: Some(provider),
+                })
+            }
+        }
     }
 
     /// Test Connection.
@@ -107,6 +155,23 @@ impl App {
             id: id.to_string(),
             _lock: file,
         })
+    }
+}
+
+/// What an integration holds for its connector's credential plan.
+struct Held {
+    grant: crate::engine::wit::types::Grant,
+    instance_url: Option<String>,
+    provider: Option<Arc<dyn crate::engine::credentials::CredentialProvider>>,
+}
+
+/// The grant of an integration that holds no grant: nothing to tell the connector.
+pub(crate) fn empty_grant() -> crate::engine::wit::types::Grant {
+    crate::engine::wit::types::Grant {
+        instance_url: None,
+        fields: Vec::new(),
+        issued_at_ms: None,
+        scopes: Vec::new(),
     }
 }
 

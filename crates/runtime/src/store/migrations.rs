@@ -154,4 +154,37 @@ UPDATE integrations SET settings_json = json_object(
     )))
 WHERE json_type(settings_json, '$.values') IS NULL;
 "#,
+    // 7: a grant's instance URL is optional (a provider may name none), and API keys and
+    // basic credentials a person enters are kept sealed beside the OAuth tokens.
+    r#"
+CREATE TABLE tokens_v6 (
+    integration_id      TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
+    flow                TEXT NOT NULL,
+    access_token        BLOB NOT NULL,   -- sealed
+    refresh_token       BLOB,            -- sealed
+    token_url           TEXT NOT NULL,
+    instance_url        TEXT,
+    scopes              TEXT NOT NULL,
+    obtained_at_ms      INTEGER NOT NULL,
+    generation          INTEGER NOT NULL,
+    health              TEXT,
+    health_checked_ms   INTEGER,
+    provider_fields     TEXT NOT NULL DEFAULT '{}'
+);
+INSERT INTO tokens_v6 (integration_id, flow, access_token, refresh_token, token_url,
+        instance_url, scopes, obtained_at_ms, generation, health, health_checked_ms,
+        provider_fields)
+    SELECT integration_id, flow, access_token, refresh_token, token_url, instance_url, scopes,
+        obtained_at_ms, generation, health, health_checked_ms, provider_fields FROM tokens;
+DROP TABLE tokens;
+ALTER TABLE tokens_v6 RENAME TO tokens;
+
+CREATE TABLE entered_credentials (
+    integration_id  TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL,
+    username        TEXT,
+    secret          BLOB NOT NULL,      -- sealed: the API key or the password
+    stored_at_ms    INTEGER NOT NULL
+);
+"#,
 ];

@@ -13,6 +13,7 @@
 //! checkpoints, page commits), `runs` and `versions` (connector versions); the states kept as text
 //! are in `states`. This module opens the database and migrates it.
 
+mod entered;
 mod integrations;
 pub mod merge;
 pub mod migrations;
@@ -23,11 +24,14 @@ mod states;
 mod tokens;
 mod versions;
 
+pub use entered::EnteredCredentials;
 pub use integrations::{Integration, IntegrationSettings, NewIntegration};
 pub use oauth_states::PendingAuth;
 pub use records::{StoredRecord, StreamCount};
 pub use runs::{RunPage, RunRecord};
-pub use states::{CheckpointState, IntegrationState, RunState, TokenHealthState};
+pub use states::{
+    CheckpointState, CredentialKind, EnteredKind, IntegrationState, RunState, TokenHealthState,
+};
 pub use tokens::{GrantFlow, TokenHealth, TokenSet};
 
 use std::path::{Path, PathBuf};

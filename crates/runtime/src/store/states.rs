@@ -138,3 +138,27 @@ mod tests {
         ));
     }
 }
+
+stored_as_text! {
+    /// A kind of credential a person enters once and the host keeps sealed.
+    pub enum EnteredKind ("entered credential kind") {
+        /// An API key or token, sent in the header the connector's plan names.
+        ApiKey = "api-key",
+        /// A user name and password, sent as HTTP basic authentication.
+        Basic = "basic",
+    }
+}
+
+stored_as_text! {
+    /// The kind of credentials an integration holds, as `integration show` and list say.
+    pub enum CredentialKind ("credential kind") {
+        /// OAuth 2.0, authorization code (with PKCE).
+        Oauth2AuthorizationCode = "oauth2-authorization-code",
+        /// OAuth 2.0, client credentials.
+        Oauth2ClientCredentials = "oauth2-client-credentials",
+        /// An API key.
+        ApiKey = "api-key",
+        /// HTTP basic.
+        Basic = "basic",
+    }
+}

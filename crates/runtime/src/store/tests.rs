@@ -426,7 +426,7 @@ fn the_database_file_never_holds_a_secret_in_clear() {
         access: Secret::new(access),
         refresh: Some(Secret::new(refresh)),
         token_url: "https://login.salesforce.com/services/oauth2/token".into(),
-        instance_url: "https://acme.my.salesforce.com".into(),
+        instance_url: Some("https://acme.my.salesforce.com".into()),
         provider_fields: [("issued_at".to_string(), "1".to_string())].into(),
         scopes: vec!["api".into(), "refresh_token".into()],
         obtained_at_ms: now_ms(),
@@ -492,7 +492,7 @@ fn a_rotated_refresh_token_is_stored_with_the_new_access_token() {
         access: Secret::new("a1"),
         refresh: Some(Secret::new("r1")),
         token_url: "https://t".into(),
-        instance_url: "https://i".into(),
+        instance_url: Some("https://i".into()),
         provider_fields: [("id".to_string(), "https://i/id/1".to_string())].into(),
         scopes: vec![],
         obtained_at_ms: 0,
@@ -527,7 +527,7 @@ fn a_rotated_refresh_token_is_stored_with_the_new_access_token() {
         ("a3", "r2")
     );
     // A refresh's fields replace those of the same name and keep the others.
-    assert_eq!(t.instance_url, "https://j");
+    assert_eq!(t.instance_url.as_deref(), Some("https://j"));
     assert_eq!(t.provider_fields["issued_at"], "6");
     assert_eq!(t.provider_fields["id"], "https://i/id/1");
 }
@@ -928,4 +928,127 @@ fn parallel_streams_commit_pages_of_one_run_without_busy_errors() {
         .collect();
     let expected: Vec<u32> = (1..=(STREAMS * PAGES) as u32).collect();
     assert_eq!(seqs, expected, "every page has its own place in the run");
+}
+
+#[test]
+fn a_schema_6_database_keeps_its_tokens_and_takes_grants_without_an_instance_url() {
+    let dir = temp_dir("schema-6");
+    let path = dir.path().join(DB_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &migrations::MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO integrations VALUES ('int_1', 1, 'old', 'salesforce',
+                 '{\"capability\":\"crm\",\"values\":{}}', 900, NULL, NULL, 'active', NULL, 0, 0);
+             INSERT INTO tokens (integration_id, flow, access_token, refresh_token, token_url,
+                 instance_url, scopes, obtained_at_ms, generation, health, health_checked_ms,
+                 provider_fields)
+             VALUES ('int_1', 'authorization-code', x'00', NULL, 'https://t',
+                 'https://acme.my.salesforce.com', 'api', 5, 3, 'ok', 0, '{}');",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
+    let (instance, generation): (Option<String>, i64) = store
+        .conn()
+        .query_row(
+            "SELECT instance_url, generation FROM tokens WHERE integration_id = 'int_1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(instance.as_deref(), Some("https://acme.my.salesforce.com"));
+    assert_eq!(generation, 3);
+    assert_eq!(
+        store.credential_kind("int_1").unwrap(),
+        Some(CredentialKind::Oauth2AuthorizationCode)
+    );
+    // A grant whose provider names no instance (Zendesk's) is stored and read back.
+    let tokens = TokenSet {
+        flow: GrantFlow::ClientCredentials,
+        access: Secret::new("a"),
+        refresh: None,
+        token_url: "https://t".into(),
+        instance_url: None,
+        provider_fields: Default::default(),
+        scopes: Vec::new(),
+        obtained_at_ms: now_ms(),
+        generation: 0,
+    };
+    store.put_grant("int_1", &tokens).unwrap();
+    assert_eq!(store.tokens("int_1").unwrap().unwrap().instance_url, None);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn entered_credentials_are_sealed_and_replace_tokens() {
+    let (store, dir) = store("entered");
+    let password = "BASIC-PASSWORD-4c1d9e2f7a";
+    let i = add(&store, "a", None);
+    store
+        .put_grant(
+            &i.id,
+            &TokenSet {
+                flow: GrantFlow::AuthorizationCode,
+                access: Secret::new("old-access"),
+                refresh: None,
+                token_url: "https://t".into(),
+                instance_url: None,
+                provider_fields: Default::default(),
+                scopes: Vec::new(),
+                obtained_at_ms: now_ms(),
+                generation: 0,
+            },
+        )
+        .unwrap();
+    store
+        .put_entered(
+            &i.id,
+            &EnteredCredentials {
+                kind: EnteredKind::Basic,
+                username: Some("agent".into()),
+                secret: Secret::new(password),
+                stored_at_ms: 7,
+            },
+        )
+        .unwrap();
+    assert!(
+        store.tokens(&i.id).unwrap().is_none(),
+        "the OAuth grant is replaced"
+    );
+    assert_eq!(
+        store.credential_kind(&i.id).unwrap(),
+        Some(CredentialKind::Basic)
+    );
+    let read = store.entered(&i.id).unwrap().unwrap();
+    assert_eq!(read.secret.expose(), password);
+    assert_eq!(read.username.as_deref(), Some("agent"));
+    store
+        .conn()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+    assert!(
+        !bytes
+            .windows(password.len())
+            .any(|w| w == password.as_bytes())
+    );
+    assert!(
+        bytes.windows(5).any(|w| w == b"agent"),
+        "the search can find clear text"
+    );
+    // A sealed secret moved to another integration's row does not open.
+    let j = add(&store, "b", None);
+    store
+        .conn()
+        .execute(
+            "INSERT INTO entered_credentials SELECT ?2, kind, username, secret, stored_at_ms
+             FROM entered_credentials WHERE integration_id = ?1",
+            [&i.id, &j.id],
+        )
+        .unwrap();
+    assert!(matches!(store.entered(&j.id), Err(StoreError::Secret(_))));
 }

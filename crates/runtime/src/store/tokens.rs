@@ -24,7 +24,7 @@ impl GrantFlow {
             Self::ClientCredentials => "client-credentials",
         }
     }
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(super) fn parse(s: &str) -> Result<Self, StoreError> {
         match s {
             "authorization-code" => Ok(Self::AuthorizationCode),
             "client-credentials" => Ok(Self::ClientCredentials),
@@ -44,8 +44,9 @@ pub struct TokenSet {
     pub refresh: Option<Secret>,
     /// Where refreshes go.
     pub token_url: String,
-    /// Where data calls go and the access token is sent (the provider's `instance_url`).
-    pub instance_url: String,
+    /// Where data calls go and the access token is sent (the provider's `instance_url`), when
+    /// the provider names one; without it the token goes to the connector's allowed hosts.
+    pub instance_url: Option<String>,
     /// The provider's own non-secret token-response fields, as last received.
     pub provider_fields: ProviderFields,
     /// Granted scopes.
@@ -68,8 +69,8 @@ pub struct TokenHealth {
 }
 
 impl Store {
-    /// Stores a fresh grant (connect, re-generate) and marks the integration active, in one
-    /// transaction.
+    /// Stores a fresh grant (connect, re-generate) in place of whatever the integration held
+    /// (entered credentials included) and marks the integration active, in one transaction.
     pub fn put_grant(&self, id: &str, tokens: &TokenSet) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -100,6 +101,10 @@ impl Store {
                 tokens.obtained_at_ms,
                 TokenHealthState::Ok,
             ],
+        )?;
+        tx.execute(
+            "DELETE FROM entered_credentials WHERE integration_id = ?1",
+            [id],
         )?;
         let n = tx.execute(
             "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
@@ -166,7 +171,7 @@ impl Store {
                         r.get::<_, Vec<u8>>(1)?,
                         r.get::<_, Option<Vec<u8>>>(2)?,
                         r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(4)?,
                         r.get::<_, String>(5)?,
                         r.get::<_, String>(6)?,
                         r.get::<_, i64>(7)?,

@@ -1,0 +1,117 @@
+//! Entered credentials: an API key or basic credentials a person gave for an integration,
+//! sealed like tokens (the key or password never lies in the database in clear).
+
+use super::*;
+
+fn ctx_entered(id: &str) -> String {
+    format!("entered-secret/{id}")
+}
+
+/// An integration's entered credentials, opened.
+#[derive(Debug, Clone)]
+pub struct EnteredCredentials {
+    /// API key or basic.
+    pub kind: EnteredKind,
+    /// The user name of basic credentials; not secret, never shown.
+    pub username: Option<String>,
+    /// The API key, or the basic password.
+    pub secret: Secret,
+    /// When they were stored.
+    pub stored_at_ms: i64,
+}
+
+impl Store {
+    /// Stores entered credentials in place of whatever the integration held (OAuth tokens
+    /// included) and marks it active, in one transaction.
+    pub fn put_entered(&self, id: &str, entered: &EnteredCredentials) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO entered_credentials (integration_id, kind, username, secret, stored_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(integration_id) DO UPDATE SET kind = excluded.kind,
+                 username = excluded.username, secret = excluded.secret,
+                 stored_at_ms = excluded.stored_at_ms",
+            params![
+                id,
+                entered.kind,
+                entered.username,
+                self.cipher.seal_secret(&ctx_entered(id), &entered.secret),
+                entered.stored_at_ms,
+            ],
+        )?;
+        tx.execute("DELETE FROM tokens WHERE integration_id = ?1", [id])?;
+        let n = tx.execute(
+            "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
+             WHERE id = ?1",
+            params![id, now_ms(), IntegrationState::Active],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownIntegration(id.to_string()));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The integration's entered credentials, opened; `None` when it has none.
+    pub fn entered(&self, id: &str) -> Result<Option<EnteredCredentials>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT kind, username, secret, stored_at_ms FROM entered_credentials
+                 WHERE integration_id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, EnteredKind>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((kind, username, secret, stored_at_ms)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(EnteredCredentials {
+            kind,
+            username,
+            secret: self.cipher.open_secret(&ctx_entered(id), &secret)?,
+            stored_at_ms,
+        }))
+    }
+
+    /// The kind of credentials the integration holds; `None` before the first connect (and
+    /// for connectors that need none).
+    pub fn credential_kind(&self, id: &str) -> Result<Option<CredentialKind>, StoreError> {
+        let conn = self.conn();
+        let entered: Option<EnteredKind> = conn
+            .query_row(
+                "SELECT kind FROM entered_credentials WHERE integration_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(kind) = entered {
+            return Ok(Some(match kind {
+                EnteredKind::ApiKey => CredentialKind::ApiKey,
+                EnteredKind::Basic => CredentialKind::Basic,
+            }));
+        }
+        let flow: Option<String> = conn
+            .query_row(
+                "SELECT flow FROM tokens WHERE integration_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        flow.map(|f| {
+            Ok(match GrantFlow::parse(&f)? {
+                GrantFlow::AuthorizationCode => CredentialKind::Oauth2AuthorizationCode,
+                GrantFlow::ClientCredentials => CredentialKind::Oauth2ClientCredentials,
+            })
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,180 @@
+//! `sluice connect ID --api-key` and `--basic USER` through the binary: the secret comes from
+//! stdin or the variable `--from-env` names, never from argv; `integration show` names the
+//! kind, never the value; a plan of another kind is one clear error naming the plan's kind.
+//! Run: `cargo test --release --workspace --test cli_credentials`.
+
+mod support;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use sluice_test_support::*;
+
+/// Runs the binary with the test server approved, `stdin` piped in and `envs` set.
+fn sluice(dir: &Path, server: &str, args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--allow-insecure-loopback", "--extra-origin", server])
+        .args(args)
+        .envs(envs.iter().copied())
+        .env_remove("SLUICE_SECRET_KEY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sluice runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("sluice ends")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Installs the credentials test connector and adds an integration of `kind` GETting `url`.
+fn setup(dir: &Path, server: &str, kind: &str, url: &str) -> String {
+    let wasm = dir.join("creds-guest.wasm");
+    std::fs::write(&wasm, creds_guest()).unwrap();
+    let path = wasm.to_str().unwrap();
+    ok(&sluice(
+        dir,
+        server,
+        &["connector", "install", path, "--name", "creds-guest"],
+        "",
+        &[],
+    ));
+    let kind = format!("kind={kind}");
+    let url = format!("url={url}");
+    let args = [
+        "integration",
+        "add",
+        "--connector",
+        "creds-guest",
+        "--name",
+        "cli",
+        "--capability",
+        "crm",
+        "--set",
+        &kind,
+        "--set",
+        &url,
+    ];
+    ok(&sluice(dir, server, &args, "", &[])).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_reads_the_key_from_stdin_or_the_environment() {
+    let server = TestServer::start(|_| Reply::new(200, "ok")).await;
+    let dir = temp_dir("cli-key");
+    let url = format!("{}/api", server.url);
+    let id = setup(&dir, &server.url, "api-key", &url);
+
+    // Basic for an API-key plan: one error naming the plan's kind.
+    let wrong = sluice(
+        &dir,
+        &server.url,
+        &["connect", &id, "--basic", "u"],
+        "pw\n",
+        &[],
+    );
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("API key"), "{stderr}");
+
+    let out = sluice(
+        &dir,
+        &server.url,
+        &["connect", &id, "--api-key"],
+        "key-from-stdin\n",
+        &[],
+    );
+    assert!(ok(&out).contains("connected integration"));
+    ok(&sluice(&dir, &server.url, &["pull", &id], "", &[]));
+    assert_eq!(
+        server.received().last().unwrap().header("x-api-key"),
+        Some("key-from-stdin"),
+        "the trailing newline is not part of the key"
+    );
+
+    let envs = [("CREDS_TEST_KEY", "key-from-env")];
+    let args = ["connect", &id, "--api-key", "--from-env", "CREDS_TEST_KEY"];
+    ok(&sluice(&dir, &server.url, &args, "", &envs));
+    ok(&sluice(&dir, &server.url, &["pull", &id], "", &[]));
+    assert_eq!(
+        server.received().last().unwrap().header("x-api-key"),
+        Some("key-from-env")
+    );
+
+    let shown = ok(&sluice(
+        &dir,
+        &server.url,
+        &["integration", "show", &id],
+        "",
+        &[],
+    ));
+    assert!(shown.contains("credentials:  api-key"), "{shown}");
+    assert!(!shown.contains("key-from-env"), "{shown}");
+    let json = ok(&sluice(
+        &dir,
+        &server.url,
+        &["--json", "integration", "list"],
+        "",
+        &[],
+    ));
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[0]["credentials"], "api-key", "{json}");
+    assert!(!json.contains("key-from"), "{json}");
+
+    // An empty stdin is refused, and nothing else is taken for a key.
+    let empty = sluice(&dir, &server.url, &["connect", &id, "--api-key"], "", &[]);
+    assert!(!empty.status.success());
+    let unset = sluice(
+        &dir,
+        &server.url,
+        &[
+            "connect",
+            &id,
+            "--api-key",
+            "--from-env",
+            "CREDS_TEST_UNSET",
+        ],
+        "",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&unset.stderr);
+    assert!(stderr.contains("CREDS_TEST_UNSET"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_basic_takes_the_user_from_argv_and_the_password_from_stdin() {
+    let server = TestServer::start(|_| Reply::new(200, "ok")).await;
+    let dir = temp_dir("cli-basic");
+    let url = format!("{}/api", server.url);
+    let id = setup(&dir, &server.url, "basic", &url);
+    ok(&sluice(
+        &dir,
+        &server.url,
+        &["connect", &id, "--basic", "agent"],
+        "s3cret\n",
+        &[],
+    ));
+    ok(&sluice(&dir, &server.url, &["pull", &id], "", &[]));
+    // base64("agent:s3cret")
+    assert_eq!(
+        server.received().last().unwrap().header("authorization"),
+        Some("Basic YWdlbnQ6czNjcmV0")
+    );
+}
