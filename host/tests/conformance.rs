@@ -379,3 +379,31 @@ fn bad_input_stops_with_an_error_naming_it() {
     let named = run(unknown, "PATH");
     assert!(named.contains("colour"), "{named}");
 }
+
+/// The Zendesk connector passes every check. Its exports are Zendesk's, limited to 10 requests
+/// a minute, and at max-records 1 every ticket is one export request; the checks are about
+/// the data, so the emulator's budgets are lifted (the connector's rate-limited answer has its
+/// own test in `zendesk.rs`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_zendesk_connector_passes() {
+    let (emu, token) = zendesk().await;
+    let budgets = serde_json::json!({"incremental_rate_limit_per_minute": 100000,
+        "rate_limit_per_minute": 100000});
+    reqwest::Client::new()
+        .post(format!("{}/__emulator/settings", emu.url))
+        .bearer_auth(&emu.control_key)
+        .json(&budgets)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let dir = temp_dir("zendesk-connector");
+    let file = dir.join("zendesk.wasm");
+    std::fs::write(&file, sluice_test_support::guests::zendesk()).unwrap();
+    let values = [("subdomain", "{url}"), ("auth", "oauth")];
+    let settings = zendesk_settings(&emu.url, &values);
+    let checked = conformance("zendesk", &file, None, settings, &token, &emu.url).await;
+    assert!(checked.output.status.success(), "{}", checked.stdout());
+    assert!(checked.failed().is_empty(), "{:?}", checked.failed());
+}

@@ -105,3 +105,36 @@ pub fn creds_guest() -> &'static [u8] {
         wasm
     })
 }
+
+/// The workspace package of the Zendesk connector.
+pub const ZENDESK_PACKAGE: &str = "sluice-zendesk";
+
+/// The Zendesk connector (`connectors/zendesk`) as installed: built for wasm32-wasip2 once per
+/// process, under a file lock across processes, with its `manifest.json` appended as its
+/// `sluice:manifest` section.
+pub fn zendesk() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let guests = target_dir().join("wasm-guests");
+        std::fs::create_dir_all(&guests).expect("creating the guest target dir");
+        let lock = std::fs::File::create(guests.join(".sluice-zendesk.lock")).expect("lock file");
+        lock.lock().expect("locking the guest build");
+        let workspace = workspace();
+        let guest = sluice_guest_build::Guest {
+            workspace: &workspace,
+            target_dir: &guests,
+            package: ZENDESK_PACKAGE,
+            optimize_for_speed: false,
+            env: Vec::new(),
+        };
+        let (_, path) = guest
+            .build()
+            .unwrap_or_else(|e| panic!("building {ZENDESK_PACKAGE}: {e}"));
+        let mut wasm = std::fs::read(path).expect("reading the Zendesk component");
+        lock.unlock().ok();
+        let manifest = std::fs::read(workspace.join("connectors/zendesk/manifest.json"))
+            .expect("reading connectors/zendesk/manifest.json");
+        sluice_guest_build::append_custom_section(&mut wasm, "sluice:manifest", &manifest);
+        wasm
+    })
+}
