@@ -185,11 +185,24 @@ async fn the_correct_guest_passes() {
         Check::KeysMatchKeyFields,
         Check::SameDataAcrossPageSizes,
         Check::ResumeFromCheckpoints,
+        Check::SkippedStreamKeepsCheckpoint,
         Check::NoEgressOutsideAllowedHosts,
     ] {
         let line = checked.line(check);
         assert!(line.starts_with("pass"), "{check}: {line}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_skip_that_moves_the_checkpoint_fails_exactly_the_skip_check() {
+    let checked = check_guest("skip-moves-checkpoint").await;
+    assert!(!checked.output.status.success());
+    assert_eq!(
+        checked.failed(),
+        [Check::SkippedStreamKeepsCheckpoint.name()]
+    );
+    let line = checked.line(Check::SkippedStreamKeepsCheckpoint);
+    assert!(line.contains("past-everything"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

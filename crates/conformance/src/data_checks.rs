@@ -1,5 +1,5 @@
 //! The checks on pulled data: page bounds, keys, the same data whatever the page size, resuming
-//! from every checkpoint, skipped streams and egress.
+//! from every checkpoint and egress.
 
 use sluice_engine::outbound::Denial;
 
@@ -117,20 +117,6 @@ pub async fn resume(harness: &Harness, run: &Run, findings: &mut Findings) -> Ou
         ));
     }
     Outcome::Pass(format!("{resumed} resumes, each ending with the same data"))
-}
-
-/// Skipped pages keep their checkpoint.
-pub fn skipped_keeps_checkpoint(findings: &Findings) -> Outcome {
-    if !findings.moved_on_skip.is_empty() {
-        return Outcome::Fail(findings.moved_on_skip.join("; "));
-    }
-    if findings.skipped_pages == 0 {
-        return Outcome::Skip("no stream was skipped in these pulls".into());
-    }
-    Outcome::Pass(format!(
-        "{} skipped pages, each with the checkpoint it was given",
-        findings.skipped_pages
-    ))
 }
 
 /// No request the engine denied during the pulls.

