@@ -178,3 +178,73 @@ async fn connect_basic_takes_the_user_from_argv_and_the_password_from_stdin() {
         Some("Basic YWdlbnQ6czNjcmV0")
     );
 }
+
+/// Types `key` into `sluice connect ID --api-key` at a pseudo-terminal (Python's `pty`), once
+/// the prompt shows, and returns the exit status and everything the terminal showed.
+fn typed_at_a_terminal(dir: &Path, server: &str, id: &str, key: &str) -> (bool, String) {
+    const TYPIST: &str = r#"
+import os, pty, select, sys
+argv, key = sys.argv[1:-1], sys.argv[-1]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+def read(until=None):
+    seen = b""
+    while until is None or until not in seen:
+        ready, _, _ = select.select([fd], [], [], 60)
+        if not ready:
+            sys.exit("no prompt within 60 s; the terminal showed: %r" % seen)
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+seen = read(b"(not shown):")
+os.write(fd, key.encode() + b"\n")
+seen += read()
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let data_dir = dir.to_str().unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            TYPIST,
+            env!("CARGO_BIN_EXE_sluice"),
+            "--data-dir",
+            data_dir,
+        ])
+        .args(["--allow-insecure-loopback", "--extra-origin", server])
+        .args(["connect", id, "--api-key", key])
+        .env_remove("SLUICE_SECRET_KEY")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("python3 runs");
+    let shown =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), shown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_typed_at_a_terminal_is_read_without_echo() {
+    let server = TestServer::start(|_| Reply::new(200, "ok")).await;
+    let dir = temp_dir("cli-key-tty");
+    let url = format!("{}/api", server.url);
+    let id = setup(&dir, &server.url, "api-key", &url);
+    let (connected, shown) = typed_at_a_terminal(&dir, &server.url, &id, "typed-secret-key");
+    assert!(connected, "{shown}");
+    assert!(shown.contains("connected integration"), "{shown}");
+    assert!(
+        !shown.contains("typed-secret-key"),
+        "the terminal echoed the key: {shown}"
+    );
+    ok(&sluice(&dir, &server.url, &["pull", &id], "", &[]));
+    assert_eq!(
+        server.received().last().unwrap().header("x-api-key"),
+        Some("typed-secret-key")
+    );
+}

@@ -7,16 +7,19 @@ use crate::app::EnteredSecret;
 use crate::secrets::Secret;
 
 /// The API key or password `args` says where to read: the variable `--from-env` names, else
-/// stdin to its end (one trailing newline dropped).
+/// one line typed at the terminal (not echoed), else stdin to its end (one trailing newline
+/// dropped).
 fn read_secret(args: &ConnectArgs, what: &str) -> anyhow::Result<Secret> {
     let text = match &args.from_env {
         Some(var) => std::env::var(var)
             .with_context(|| format!("environment variable {var} (--from-env) is not set"))?,
+        // Typed at a terminal: one line, not echoed (nor kept in the scrollback).
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            rpassword::prompt_password(format!("{what} (not shown): "))
+                .with_context(|| format!("reading the {what} from the terminal"))?
+        }
         None => {
             use std::io::Read as _;
-            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                eprintln!("type the {what}, then Ctrl-D (it is not echoed to the log):");
-            }
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
