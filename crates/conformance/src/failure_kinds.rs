@@ -2,13 +2,11 @@
 //! answered from a cassette with one refusal, and the report must carry the failure kind a
 //! platform acts on (log in again, fix permissions, wait).
 
-use std::sync::Arc;
-
-use sluice_engine::outbound::{Cassette, Tape};
+use sluice_engine::EngineLimits;
+use sluice_engine::outbound::Cassette;
 use sluice_engine::wit::types::FailureKind;
-use sluice_engine::{ConnectorEngine, EngineLimits};
 
-use crate::harness::Harness;
+use crate::harness::{Harness, on_cassette};
 use crate::report::Outcome;
 
 /// A recorded refusal and the failure kind it must give.
@@ -51,15 +49,9 @@ pub async fn check(harness: &Harness, wasm: &[u8], limits: &EngineLimits) -> Out
     for refusal in &REFUSALS {
         let cassette =
             Cassette::answering_every_request(refusal.status, refusal.headers, refusal.body);
-        let mut limits = limits.clone();
-        limits.outbound.tape = Tape::Replay(Arc::new(cassette));
-        let engine = match ConnectorEngine::new(limits) {
-            Ok(engine) => engine,
-            Err(error) => return Outcome::Fail(format!("no engine for replay: {error}")),
-        };
-        let connector = match engine.load("candidate", wasm) {
-            Ok(connector) => connector,
-            Err(error) => return Outcome::Fail(error.to_string()),
+        let (engine, connector) = match on_cassette(wasm, limits, cassette) {
+            Ok(loaded) => loaded,
+            Err(why) => return Outcome::Fail(why),
         };
         let report = match engine
             .test(&connector, &harness.ctx, &harness.session)

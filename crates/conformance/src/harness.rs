@@ -137,3 +137,20 @@ pub fn host_context(allow_insecure_loopback: bool) -> HostContext {
         contract_version: sluice_engine::bindings::v0_2::VERSION.into(),
     }
 }
+
+/// `wasm` loaded in an engine of its own whose every request is answered from `cassette`
+/// (after the policy's checks, with no network), or why it could not be.
+pub fn on_cassette(
+    wasm: &[u8],
+    limits: &sluice_engine::EngineLimits,
+    cassette: sluice_engine::outbound::Cassette,
+) -> Result<(Arc<ConnectorEngine>, LoadedConnector), String> {
+    let mut limits = limits.clone();
+    limits.outbound.tape = sluice_engine::outbound::Tape::Replay(Arc::new(cassette));
+    let engine =
+        ConnectorEngine::new(limits).map_err(|error| format!("no engine for replay: {error}"))?;
+    let connector = engine
+        .load("candidate", wasm)
+        .map_err(|error| error.to_string())?;
+    Ok((engine, connector))
+}

@@ -3,13 +3,11 @@
 //! (`permission-denied`) or skip the stream; a skipped stream keeps the checkpoint it was given
 //! and returns no rows, and no answer may move the checkpoint past data it could not read.
 
-use std::sync::Arc;
-
-use sluice_engine::outbound::{Cassette, Tape};
+use sluice_engine::EngineLimits;
+use sluice_engine::outbound::Cassette;
 use sluice_engine::wit::types::{PullRequest, StreamStatus};
-use sluice_engine::{ConnectorEngine, EngineLimits};
 
-use crate::harness::Harness;
+use crate::harness::{Harness, on_cassette};
 use crate::pulls::{Findings, Run};
 use crate::report::Outcome;
 
@@ -33,15 +31,9 @@ pub async fn check(
         &[("content-type", "application/json")],
         r#"{"error":"forbidden"}"#,
     );
-    let mut limits = limits.clone();
-    limits.outbound.tape = Tape::Replay(Arc::new(cassette));
-    let engine = match ConnectorEngine::new(limits) {
-        Ok(engine) => engine,
-        Err(error) => return Outcome::Fail(format!("no engine for replay: {error}")),
-    };
-    let connector = match engine.load("candidate", wasm) {
-        Ok(connector) => connector,
-        Err(error) => return Outcome::Fail(error.to_string()),
+    let (engine, connector) = match on_cassette(wasm, limits, cassette) {
+        Ok(loaded) => loaded,
+        Err(why) => return Outcome::Fail(why),
     };
     let mut seen = Vec::new();
     for stream in &harness.configured.streams {
