@@ -41,6 +41,7 @@
 
 pub mod cassette;
 mod connections;
+mod denials;
 
 use connections::{for_protocol, tls_config};
 use std::collections::HashMap;
@@ -71,6 +72,8 @@ use super::retry::{
 };
 use super::roots::ExtraRoots;
 pub use cassette::{Cassette, Recorder, Tape};
+pub use denials::Denial;
+use denials::DenialLog;
 
 pub use super::policy::{OutboundPolicy, is_loopback_name, prohibited_range};
 
@@ -140,22 +143,6 @@ pub struct CallLabel {
     pub integration: Option<Arc<str>>,
 }
 
-/// Denials kept for [`OutboundShared::take_denials`]; older ones are dropped first.
-const KEPT_DENIALS: usize = 256;
-
-/// One refused outbound request, as the denial log kept it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    /// The connector, e.g. `salesforce@<sha>`.
-    pub connector: String,
-    /// The integration, if any.
-    pub integration: Option<String>,
-    /// What the request was for: an origin (`scheme://host:port`), or the URL when it had none.
-    pub target: String,
-    /// Why it was refused.
-    pub reason: String,
-}
-
 /// State shared by the outbound hooks of every call of one engine.
 pub struct OutboundShared {
     limits: OutboundLimits,
@@ -163,7 +150,7 @@ pub struct OutboundShared {
     concurrency: Mutex<HashMap<Arc<str>, Arc<Semaphore>>>,
     tls: Arc<rustls::ClientConfig>,
     pool: ConnectionPool,
-    denials: Mutex<std::collections::VecDeque<Denial>>,
+    denials: DenialLog,
 }
 
 impl OutboundShared {
@@ -175,22 +162,13 @@ impl OutboundShared {
             limits,
             metrics,
             concurrency: Mutex::new(HashMap::new()),
-            denials: Mutex::new(std::collections::VecDeque::new()),
+            denials: DenialLog::default(),
         }
     }
 
     /// The denials since the last call (at most the latest 256), oldest first.
     pub fn take_denials(&self) -> Vec<Denial> {
-        let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
-        denials.drain(..).collect()
-    }
-
-    fn keep_denial(&self, denial: Denial) {
-        let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
-        if denials.len() == KEPT_DENIALS {
-            denials.pop_front();
-        }
-        denials.push_back(denial);
+        self.denials.take()
     }
 
     /// The limits in force.
@@ -341,7 +319,7 @@ struct Buffered {
 impl OutboundCall {
     fn deny(&self, target: &str, reason: &str) {
         EngineMetrics::bump(&self.shared.metrics.denials);
-        self.shared.keep_denial(Denial {
+        self.shared.denials.keep(Denial {
             connector: self.label.connector.to_string(),
             integration: self.label.integration.as_deref().map(String::from),
             target: target.to_string(),
