@@ -761,29 +761,35 @@ fn record_pages_follow_the_keyset_across_streams() {
     );
 }
 
+/// A database file migrated to schema `version` only, holding `rows` (SQL), as an older host
+/// left it; with the directory that holds it.
+fn database_at_schema(version: usize, rows: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = temp_dir(&format!("schema-{version}"));
+    let path = dir.path().join(DB_FILE);
+    let conn = Connection::open(&path).unwrap();
+    for sql in &migrations::MIGRATIONS[..version] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    conn.execute_batch(rows).unwrap();
+    (dir, path)
+}
+
 #[test]
 fn a_schema_3_database_keeps_its_connector_names_and_grant_fields() {
-    let dir = temp_dir("schema-3");
-    let path = dir.path().join(DB_FILE);
-    {
-        let conn = Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..3] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 3).unwrap();
-        conn.execute_batch(
-            "INSERT INTO integrations VALUES ('int_1', 1, 'old', 'salesforce',
-                 '{\"capability\":\"crm\",\"environment\":\"production\"}', 900, NULL,
-                 NULL, 'active', NULL, 0, 0);
-             INSERT INTO tokens VALUES ('int_1', 'authorization-code', x'00', NULL, 'https://t',
-                 'https://acme.my.salesforce.com',
-                 'https://login.salesforce.com/id/00Dxx0000001gPLEAY/005xx000001SvMvAAK',
-                 1700000000000, 'api', 0, 1, 'ok', 0);
-             INSERT INTO plugin_versions VALUES ('salesforce', 1, 'abc', '0.1.0', 0, 0, x'00',
-                 NULL);",
-        )
-        .unwrap();
-    }
+    let (dir, path) = database_at_schema(
+        3,
+        "INSERT INTO integrations VALUES ('int_1', 1, 'old', 'salesforce',
+             '{\"capability\":\"crm\",\"environment\":\"production\"}', 900, NULL,
+             NULL, 'active', NULL, 0, 0);
+         INSERT INTO tokens VALUES ('int_1', 'authorization-code', x'00', NULL, 'https://t',
+             'https://acme.my.salesforce.com',
+             'https://login.salesforce.com/id/00Dxx0000001gPLEAY/005xx000001SvMvAAK',
+             1700000000000, 'api', 0, 1, 'ok', 0);
+         INSERT INTO plugin_versions VALUES ('salesforce', 1, 'abc', '0.1.0', 0, 0, x'00',
+             NULL);",
+    );
     let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
     assert_eq!(store.integration("int_1").unwrap().connector, "salesforce");
     let fields: String = store
@@ -811,27 +817,18 @@ fn a_schema_3_database_keeps_its_connector_names_and_grant_fields() {
 
 #[test]
 fn a_schema_5_database_keeps_every_setting_under_its_declared_name() {
-    let dir = temp_dir("schema-5");
-    let path = dir.path().join(DB_FILE);
-    {
-        let conn = Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..5] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 5).unwrap();
-        conn.execute_batch(
-            r#"INSERT INTO integrations VALUES ('int_1', 1, 'full', 'salesforce',
-                 '{"capability":"helpdesk","environment":"sandbox","pull_by":"created",
-                   "domain":"https://acme.my.salesforce.com",
-                   "extra":[["objects","Case,CaseComment"],["start-date","2024-01-01"]]}',
-                 900, NULL, NULL, 'active', NULL, 0, 0);
-               INSERT INTO integrations VALUES ('int_2', 2, 'sparse', 'salesforce',
-                 '{"capability":"content-management","environment":"","pull_by":null,
-                   "domain":null,"extra":[]}',
-                 900, NULL, NULL, 'active', NULL, 0, 0);"#,
-        )
-        .unwrap();
-    }
+    let (dir, path) = database_at_schema(
+        5,
+        r#"INSERT INTO integrations VALUES ('int_1', 1, 'full', 'salesforce',
+             '{"capability":"helpdesk","environment":"sandbox","pull_by":"created",
+               "domain":"https://acme.my.salesforce.com",
+               "extra":[["objects","Case,CaseComment"],["start-date","2024-01-01"]]}',
+             900, NULL, NULL, 'active', NULL, 0, 0);
+           INSERT INTO integrations VALUES ('int_2', 2, 'sparse', 'salesforce',
+             '{"capability":"content-management","environment":"","pull_by":null,
+               "domain":null,"extra":[]}',
+             900, NULL, NULL, 'active', NULL, 0, 0);"#,
+    );
     let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
     let full = store.integration("int_1").unwrap().settings;
     assert_eq!(full.capability, "helpdesk");
@@ -932,25 +929,16 @@ fn parallel_streams_commit_pages_of_one_run_without_busy_errors() {
 
 #[test]
 fn a_schema_6_database_keeps_its_tokens_and_takes_grants_without_an_instance_url() {
-    let dir = temp_dir("schema-6");
-    let path = dir.path().join(DB_FILE);
-    {
-        let conn = Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..6] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 6).unwrap();
-        conn.execute_batch(
-            "INSERT INTO integrations VALUES ('int_1', 1, 'old', 'salesforce',
-                 '{\"capability\":\"crm\",\"values\":{}}', 900, NULL, NULL, 'active', NULL, 0, 0);
-             INSERT INTO tokens (integration_id, flow, access_token, refresh_token, token_url,
-                 instance_url, scopes, obtained_at_ms, generation, health, health_checked_ms,
-                 provider_fields)
-             VALUES ('int_1', 'authorization-code', x'00', NULL, 'https://t',
-                 'https://acme.my.salesforce.com', 'api', 5, 3, 'ok', 0, '{}');",
-        )
-        .unwrap();
-    }
+    let (dir, path) = database_at_schema(
+        6,
+        "INSERT INTO integrations VALUES ('int_1', 1, 'old', 'salesforce',
+             '{\"capability\":\"crm\",\"values\":{}}', 900, NULL, NULL, 'active', NULL, 0, 0);
+         INSERT INTO tokens (integration_id, flow, access_token, refresh_token, token_url,
+             instance_url, scopes, obtained_at_ms, generation, health, health_checked_ms,
+             provider_fields)
+         VALUES ('int_1', 'authorization-code', x'00', NULL, 'https://t',
+             'https://acme.my.salesforce.com', 'api', 5, 3, 'ok', 0, '{}');",
+    );
     let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
     let (instance, generation): (Option<String>, i64) = store
         .conn()
