@@ -16,6 +16,7 @@ pub mod admin;
 pub mod admin_guard;
 pub mod admin_token;
 pub mod cli;
+pub mod console;
 pub mod heap;
 pub mod http_server;
 pub mod openapi;

@@ -54,11 +54,12 @@ pub(crate) struct CallbackQuery {
 /// Where the provider sends the browser back; needs no token (the single-use `state` is
 /// the lock). Answers a plain-text page.
 #[utoipa::path(get, path = "/oauth/callback", tag = "server", security(()), params(CallbackQuery),
-    responses((status = 200, description = "Authorized", content_type = "text/plain", body = String),
-        (status = 400, description = "No such state (stale, replayed or never issued), no code, or the provider refused", content_type = "text/plain", body = String),
-        (status = 500, description = "The store failed", content_type = "text/plain", body = String)))]
+    responses((status = 200, description = "Authorized", content_type = "text/html", body = String),
+        (status = 400, description = "No such state (stale, replayed or never issued), no code, or the provider refused", content_type = "text/html", body = String),
+        (status = 500, description = "The store failed", content_type = "text/html", body = String)))]
 pub(crate) async fn oauth_callback(
     State(s): State<AdminState>,
+    headers: axum::http::HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
@@ -66,23 +67,8 @@ pub(crate) async fn oauth_callback(
         .into_owned()
         .collect();
     let callback = Callback::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    match s.app.complete_authorization(callback).await {
-        Ok(i) => (
-            StatusCode::OK,
-            format!(
-                "Sluice: integration {} is authorized. You can close this window.",
-                i.id
-            ),
-        )
-            .into_response(),
-        Err(e) => {
-            let status = match &e {
-                AppError::BadCallback(_) | AppError::OAuth(_) => StatusCode::BAD_REQUEST,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            (status, format!("Sluice: authorization failed: {e}")).into_response()
-        }
-    }
+    let outcome = s.app.complete_authorization(callback).await;
+    crate::console::callback_page(outcome, &headers, &s.public_url)
 }
 
 /// Credentials a person enters for an integration whose connector asks for them. The secret is

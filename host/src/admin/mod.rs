@@ -55,6 +55,8 @@ pub struct AdminState {
     pub public_url: String,
     /// The host names and origins this server answers to.
     pub guard: Arc<RequestGuard>,
+    /// Who may use the web console.
+    pub console: Arc<crate::console::ConsoleAccess>,
 }
 
 impl AdminState {
@@ -73,6 +75,7 @@ impl AdminState {
             admin_token,
             public_url,
             guard,
+            console: Arc::new(crate::console::ConsoleAccess::for_listen(listen)),
         })
     }
 }
@@ -121,6 +124,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/oauth/callback", get(oauth_callback))
         .merge(api)
+        .merge(crate::console::router(state.clone()))
         .with_state(state)
         .layer(from_fn_with_state(
             guard.clone(),

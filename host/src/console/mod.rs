@@ -1,0 +1,99 @@
+//! The web console: server-rendered pages at `/` for setting up integrations in a browser.
+//!
+//! Threat: the console acts with the operator's full authority from inside a browser, where
+//! every other open page can send it requests (cross-site form posts, DNS rebinding) and any
+//! script that runs in its origin can read what it shows.
+//! Rule:
+//! - Every request passes the admin API's guard first (host names, cross-site refusal): the
+//!   console is mounted inside [`crate::admin::router`].
+//! - When `serve` listens beyond loopback, every page but the login form needs a session
+//!   cookie (HttpOnly, SameSite=Strict) obtained by typing the admin token.
+//! - Every state-changing form carries a CSRF token that must equal the browser's own CSRF
+//!   cookie ([`security`]).
+//! - Pages run only the console's own script files: the Content-Security-Policy allows no
+//!   inline script, no other origin, and no framing.
+//! - A secret is never rendered: a stored client secret shows as "set".
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::admin::AdminState;
+
+mod callback;
+mod connect;
+mod form;
+mod list;
+mod page;
+mod security;
+
+pub(crate) use callback::callback_page;
+pub use security::ConsoleAccess;
+
+/// The policy every console page is served with.
+pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The console's routes; the caller adds the guard layers.
+pub fn router(state: AdminState) -> axum::Router<AdminState> {
+    use axum::middleware::from_fn_with_state;
+    let pages = axum::Router::new()
+        .route("/", get(list::page))
+        .route("/integrations/new", get(form::new_page).post(form::create))
+        .route(
+            "/integrations/{id}/edit",
+            get(form::edit_page).post(form::update),
+        )
+        .route("/integrations/{id}/test", post(list::test))
+        .route("/integrations/{id}/delete", post(list::delete))
+        .route("/integrations/{id}/pull", post(list::pull))
+        .route("/integrations/{id}/authorize", post(connect::authorize))
+        .route("/integrations/{id}/status", get(connect::status))
+        .route("/logout", post(security::logout))
+        .route_layer(from_fn_with_state(state.clone(), security::require_session));
+    axum::Router::new()
+        .route("/login", get(security::login_page).post(security::login))
+        .route("/console/static/{file}", get(static_file))
+        .merge(pages)
+        .layer(axum::middleware::from_fn(security::ensure_csrf_cookie))
+        .layer(axum::middleware::from_fn(with_headers))
+}
+
+/// Adds the CSP and the other headers every console answer carries.
+async fn with_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The console's script and style files, compiled into the binary.
+async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, mime) = match file.as_str() {
+        "console.js" => (
+            include_str!("../../console/static/console.js"),
+            "text/javascript",
+        ),
+        "callback.js" => (
+            include_str!("../../console/static/callback.js"),
+            "text/javascript",
+        ),
+        "console.css" => (include_str!("../../console/static/console.css"), "text/css"),
+        _ => return axum::http::StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, mime)], body).into_response()
+}

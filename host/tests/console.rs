@@ -1,0 +1,664 @@
+//! The web console in a real browser: chromium headless, driven through chromedriver
+//! (WebDriver), against `sluice serve` and the emulator's real login and consent pages
+//! (no auto-approve). One browser session walks the issue's scenario; screenshots of each step
+//! are saved under the target directory (`console-screenshots/`) for review.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use sf_emulator::{Emulator, EmulatorConfig};
+use support::binary::serve;
+use support::dirs::temp_dir;
+use support::served::Served;
+
+/// A program the browser test needs, found on PATH; a clear failure when missing.
+fn tool(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is not installed: the console's browser test needs Debian's chromium \
+                 and chromium-driver; run `sudo bash .ci/install-test-tools` (it installs them)"
+            )
+        })
+}
+
+/// A running chromedriver; killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: support::dirs::TestDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_driver() -> Driver {
+    let chromedriver = tool("chromedriver");
+    tool("chromium");
+    let port = free_port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    // chromedriver answers /status once it listens.
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("{url}/status")).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Driver {
+        child,
+        url,
+        _profile: temp_dir("console-profile"),
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": tool("chromium"),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1000",
+                format!("--user-data-dir={}", driver._profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session through chromedriver")
+}
+
+/// Saves a screenshot of the current page as `NN-step.png`.
+async fn shot(c: &Client, name: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.expect("a screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    match c.wait().for_element(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap(),
+        Err(e) => {
+            let page = c.source().await.unwrap_or_default();
+            panic!("{css}: {e}; the page:\n{page}")
+        }
+    }
+}
+
+async fn click(c: &Client, css: &str) {
+    c.wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
+async fn choose(c: &Client, css: &str, value: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .select_by_value(value)
+        .await
+        .unwrap();
+}
+
+async fn shown(c: &Client, css: &str) -> bool {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap()
+}
+
+/// Waits until `script` (a JS expression) is true in the page.
+async fn until(c: &Client, what: &str, script: &str) {
+    let body = format!("return !!({script});");
+    for _ in 0..600 {
+        if c.execute(&body, vec![]).await.ok() == Some(json!(true)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let url = c
+        .current_url()
+        .await
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    panic!("timed out waiting for {what} (at {url})");
+}
+
+async fn active_element_id(c: &Client) -> String {
+    c.execute("return document.activeElement.id;", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The admin API's view of an integration.
+fn integration(served: &Served, id: &str) -> serde_json::Value {
+    served.get_json(
+        &format!("/api/integrations/{id}"),
+        &served.generated_token(),
+    )
+}
+
+fn record_total(view: &serde_json::Value) -> i64 {
+    view["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["live"].as_i64().unwrap())
+        .sum()
+}
+
+async fn control(emu: &Emulator, path: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", emu.url))
+        .header("X-Emulator-Key", &emu.control_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+}
+
+/// Opens Add Integration, finds Salesforce through the search and opens its form.
+async fn open_salesforce_form(c: &Client, base: &str) {
+    c.goto(&format!("{base}/")).await.unwrap();
+    click(c, "#add-integration").await;
+    fill(c, "#catalogue-search", "Salesforce").await;
+    until(
+        c,
+        "the catalogue filtered",
+        "document.querySelector('#catalogue-count').textContent.startsWith('1 ')",
+    )
+    .await;
+    click(c, "#catalogue a.connector").await;
+    c.wait()
+        .for_element(Locator::Css("#tab-basic"))
+        .await
+        .unwrap();
+}
+
+/// Logs in (when asked) and allows access in the popup, then returns to the console window.
+async fn allow_in_popup(
+    c: &Client,
+    console: &fantoccini::wd::WindowHandle,
+    emu: &Emulator,
+    expect_login: bool,
+) {
+    until(c, "the popup", "true").await;
+    let mut popup = None;
+    for _ in 0..300 {
+        let handles = c.windows().await.unwrap();
+        if let Some(h) = handles.into_iter().find(|h| h != console) {
+            popup = Some(h);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    c.switch_to_window(popup.expect("Connect opened a popup"))
+        .await
+        .unwrap();
+    until(
+        c,
+        "the provider's page",
+        "document.querySelector('#login_form, #consent')",
+    )
+    .await;
+    let login_shown = c.find(Locator::Css("#login_form")).await.is_ok();
+    assert_eq!(login_shown, expect_login, "login form shown");
+    if login_shown {
+        shot(c, "03a-provider-login").await;
+        fill(c, "#username", &emu.username).await;
+        fill(c, "#password", &emu.password).await;
+        click(c, "#Login").await;
+    }
+    c.wait()
+        .for_element(Locator::Css("#oaapprove"))
+        .await
+        .unwrap();
+    shot(
+        c,
+        if expect_login {
+            "03b-provider-consent"
+        } else {
+            "06a-consent-without-login"
+        },
+    )
+    .await;
+    click(c, "#oaapprove").await;
+    c.switch_to_window(console.clone()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_setup_flow_in_a_real_browser() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = temp_dir("console");
+    let served = serve(
+        &dir,
+        &["--allow-insecure-loopback", "--extra-origin", &emu.url],
+        &[
+            ("SLUICE_CLIENT_ID", &emu.client_id),
+            ("SLUICE_CLIENT_SECRET", &emu.client_secret),
+        ],
+        "",
+    );
+    // The public URL `serve` registers for the callback is localhost: the console is opened
+    // there so the callback page is the console's own origin.
+    let base = format!("http://localhost:{}", served.addr.port());
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+
+    // 1. The list, Add, search "Salesforce", the Basic and Authentication tabs.
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert!(text(&c, "#empty").await.contains("No integrations"));
+    shot(&c, "01a-empty-list").await;
+    open_salesforce_form(&c, &base).await;
+    shot(&c, "01b-basic-tab").await;
+    fill(&c, "#field-name", "Acme Helpdesk").await;
+    choose(&c, "#field-capability", "helpdesk").await;
+    click(&c, "#tab-authentication").await;
+    assert!(shown(&c, "#field-s-environment").await);
+    assert!(
+        shown(&c, "#field-s-pull-by").await,
+        "Helpdesk asks for Pull Record By"
+    );
+    assert!(!shown(&c, "#field-name").await, "the Basic panel is hidden");
+    shot(&c, "01c-authentication-tab").await;
+
+    // 2. A bad domain: the field error beside the field, summarised at the top with focus.
+    choose(&c, "#field-s-environment", "production").await;
+    choose(&c, "#field-s-pull-by", "updated").await;
+    fill(&c, "#field-s-domain", "ftp://acme.example").await;
+    click(&c, "#save").await;
+    let summary = text(&c, "#error-summary").await;
+    assert!(summary.contains("Salesforce domain URL"), "{summary}");
+    assert!(text(&c, "#field-s-domain-error").await.len() > 3);
+    assert_eq!(active_element_id(&c).await, "error-summary");
+    assert!(
+        shown(&c, "#field-s-domain").await,
+        "the tab with the error is open"
+    );
+    shot(&c, "02-field-error").await;
+
+    // 3. Connect: log in and Allow in the popup; the success message, the row on top.
+    fill(&c, "#field-s-domain", &emu.url).await;
+    click(&c, "#save").await;
+    assert!(text(&c, "#notice").await.contains("Connect it"));
+    let console = c.window().await.unwrap();
+    click(&c, "#connect").await;
+    allow_in_popup(&c, &console, &emu, true).await;
+    until(
+        &c,
+        "the list after connect",
+        "location.search.startsWith('?connected=')",
+    )
+    .await;
+    assert!(
+        text(&c, "#notice")
+            .await
+            .contains("Connected: Acme Helpdesk")
+    );
+    let first = c
+        .find(Locator::Css("#integrations tbody tr"))
+        .await
+        .unwrap();
+    let id = first.attr("data-id").await.unwrap().unwrap();
+    assert!(first.text().await.unwrap().contains("Active"));
+    shot(&c, "03c-connected").await;
+
+    // 4. Test Connection is ok, inline.
+    let row = format!("#row-{id}");
+    click(&c, &format!("{row} button.test")).await;
+    until(
+        &c,
+        "the test result",
+        &format!("document.querySelector('#result-{id}').textContent.includes('Connection')"),
+    )
+    .await;
+    let result = text(&c, &format!("#result-{id}")).await;
+    assert!(result.contains("Connection OK"), "{result}");
+    assert_eq!(active_element_id(&c).await, format!("result-{id}"));
+    shot(&c, "04-test-ok").await;
+
+    // Records to keep: a pull from the list.
+    click(&c, &format!("{row} button.pull")).await;
+    for _ in 0..600 {
+        let runs = served.get_json(
+            &format!("/api/integrations/{id}/runs"),
+            &served.generated_token(),
+        );
+        if runs[0]["status"] == "succeeded" {
+            break;
+        }
+        assert!(runs[0]["status"] != "failed", "{runs}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let before = integration(&served, &id);
+    assert!(record_total(&before) > 0, "{before}");
+
+    // 5. The tokens die at the provider; Test Connection says re-authorization is required.
+    control(&emu, "/__emulator/tokens/revoke").await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    click(&c, &format!("{row} button.test")).await;
+    until(
+        &c,
+        "the failed test",
+        &format!("document.querySelector('#result-{id}').textContent.includes('Re-authorization')"),
+    )
+    .await;
+    shot(&c, "05-reauthorization-required").await;
+
+    // 6. Edit → Authentication → Re-generate Token: consent without a login form (the
+    // browser's provider session), then Test Connection is ok and the records are kept.
+    click(&c, &format!("{row} a.edit")).await;
+    click(&c, "#tab-authentication").await;
+    assert_eq!(text(&c, "#connect").await, "Re-generate Token");
+    assert!(
+        text(&c, "#connect-box")
+            .await
+            .contains("records and its checkpoints are kept")
+    );
+    click(&c, "#connect").await;
+    allow_in_popup(&c, &console, &emu, false).await;
+    until(
+        &c,
+        "the list after re-generate",
+        "location.search.startsWith('?connected=')",
+    )
+    .await;
+    click(&c, &format!("{row} button.test")).await;
+    until(
+        &c,
+        "the test result",
+        &format!("document.querySelector('#result-{id}').textContent.includes('Connection OK')"),
+    )
+    .await;
+    shot(&c, "06b-regenerated").await;
+    let after = integration(&served, &id);
+    assert_eq!(record_total(&after), record_total(&before));
+    assert_eq!(after["records"], before["records"]);
+    let list = served.get_json("/api/integrations", &served.generated_token());
+    assert_eq!(list.as_array().unwrap().len(), 1, "not re-created: {list}");
+
+    // 7. Content Management hides Pull Record By.
+    open_salesforce_form(&c, &base).await;
+    fill(&c, "#field-name", "Acme Knowledge").await;
+    choose(&c, "#field-capability", "content-management").await;
+    click(&c, "#tab-authentication").await;
+    assert!(!shown(&c, "#field-s-pull-by").await);
+    assert!(shown(&c, "#field-s-domain").await);
+    shot(&c, "07-content-management").await;
+
+    // 8. The popup is blocked: the whole page goes to the provider and comes back.
+    choose(&c, "#field-s-environment", "production").await;
+    fill(&c, "#field-s-domain", &emu.url).await;
+    click(&c, "#save").await;
+    click(&c, "#tab-authentication").await;
+    c.execute("window.open = () => null;", vec![])
+        .await
+        .unwrap();
+    click(&c, "#connect").await;
+    until(
+        &c,
+        "the provider's consent page",
+        "document.querySelector('#oaapprove')",
+    )
+    .await;
+    shot(&c, "08a-redirect-consent").await;
+    click(&c, "#oaapprove").await;
+    until(
+        &c,
+        "the list after the redirect",
+        "location.search.startsWith('?connected=')",
+    )
+    .await;
+    assert!(
+        text(&c, "#notice")
+            .await
+            .contains("Connected: Acme Knowledge")
+    );
+    let top = text(&c, "#integrations tbody tr th").await;
+    assert_eq!(top, "Acme Knowledge", "the newest is on top");
+    shot(&c, "08b-redirect-connected").await;
+
+    c.close().await.unwrap();
+}
+
+/// A client that shows redirects instead of following them.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of cookie `name` set by `resp`.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(String::from)
+}
+
+fn cookie_value(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap()
+}
+
+/// The CSRF cookie and token the console gives a browser on its first page.
+async fn csrf(base: &str, path: &str) -> (String, String) {
+    let resp = http().get(format!("{base}{path}")).send().await.unwrap();
+    let header = set_cookie(&resp, "sluice_csrf").expect("a CSRF cookie");
+    assert!(
+        header.contains("HttpOnly") && header.contains("SameSite=Strict"),
+        "{header}"
+    );
+    let token = cookie_value(&header).split_once('=').unwrap().1.to_string();
+    (cookie_value(&header).to_string(), token)
+}
+
+/// Pages carry a CSP without inline script; a wrong Host is refused; a form from another site,
+/// or without the browser's CSRF token, changes nothing; a client secret is never rendered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_refuses_forged_requests_and_never_shows_a_secret() {
+    let dir = temp_dir("console-guard");
+    let served = serve(&dir, &[], &[], "");
+    let base = format!("http://localhost:{}", served.addr.port());
+    let page = http().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+
+    // DNS rebinding: a page whose own name resolves to loopback.
+    let (status, _) = served.send(
+        "GET",
+        "/",
+        &format!("evil.example:{}", served.addr.port()),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 421);
+
+    let (cookie, token) = csrf(&base, "/").await;
+    let form = format!(
+        "csrf={token}&name=Forged&capability=helpdesk&s.environment=production&s.pull-by=updated&s.domain=https%3A%2F%2Facme.my.salesforce.com"
+    );
+    let post = |origin: Option<&'static str>, cookie: Option<String>, body: String| {
+        let mut req = http()
+            .post(format!("{base}/integrations/new?connector=salesforce"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(o) = origin {
+            req = req
+                .header("origin", o)
+                .header("sec-fetch-site", "cross-site");
+        }
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send()
+    };
+    // A cross-site form post, even one carrying the right token.
+    let cross = post(
+        Some("http://evil.example"),
+        Some(cookie.clone()),
+        form.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cross.status(), 403);
+    // A same-origin post without the browser's CSRF cookie, or with another token.
+    let no_cookie = post(None, None, form.clone()).await.unwrap();
+    assert_eq!(no_cookie.status(), 403);
+    let wrong = post(
+        None,
+        Some(cookie.clone()),
+        form.replace(&token, "x".repeat(43).as_str()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let list = served.get_json("/api/integrations", &served.generated_token());
+    assert_eq!(list, json!([]), "nothing was stored");
+
+    // The real form stores it; its client secret shows as "set", never its value.
+    let secret = "s3cret-never-rendered";
+    let ok = post(
+        None,
+        Some(cookie.clone()),
+        format!("{form}&client_id=abc&client_secret={secret}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), 303, "{}", ok.text().await.unwrap());
+    let edit = ok.headers()["location"].to_str().unwrap().to_string();
+    let html = http()
+        .get(format!("{base}{edit}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Currently: set"), "{html}");
+    assert!(!html.contains(secret));
+    let list_html = http()
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list_html.contains("Forged") && !list_html.contains(secret));
+}
+
+/// Beyond loopback, every page needs a session that only the admin token opens; the session
+/// cookie is HttpOnly and SameSite=Strict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_loopback_the_console_needs_the_admin_token() {
+    let dir = temp_dir("console-login");
+    let mut cmd = support::binary::sluice_command(&dir);
+    cmd.args([
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--public-url",
+        "http://sluice.test",
+    ])
+    .env("SLUICE_ADMIN_TOKEN", "the-admin-token");
+    let served = Served::spawn(cmd, &dir);
+    let base = format!("http://127.0.0.1:{}", served.addr.port());
+
+    let page = http().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/login");
+    let new = http()
+        .get(format!("{base}/integrations/new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(new.headers()["location"], "/login");
+
+    let (cookie, token) = csrf(&base, "/login").await;
+    let login = |typed: &str| {
+        http()
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie.clone())
+            .body(format!("csrf={token}&token={typed}"))
+            .send()
+    };
+    let wrong = login("not-the-token").await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(set_cookie(&wrong, "sluice_session").is_none());
+    let right = login("the-admin-token").await.unwrap();
+    assert_eq!(right.status(), 303);
+    let session = set_cookie(&right, "sluice_session").expect("a session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    let both = format!("{cookie}; {}", cookie_value(&session));
+    let page = http()
+        .get(format!("{base}/"))
+        .header("cookie", both)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Add Integration"));
+}
