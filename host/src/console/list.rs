@@ -9,6 +9,7 @@ use super::page::{Shell, render, when};
 use super::security::CsrfToken;
 use crate::admin::AdminState;
 use crate::app::AppError;
+use crate::engine::wit::types::{FailureKind, TestReport};
 use crate::store::{IntegrationState, TokenHealthState};
 use crate::views::{ListRow, TestView};
 
@@ -142,8 +143,17 @@ pub(crate) struct TestResult {
 }
 
 impl TestResult {
-    fn of(id: &str, outcome: Result<TestView, AppError>, state: Option<IntegrationState>) -> Self {
-        let needs_reauthorization = state == Some(IntegrationState::NeedsReauthorization);
+    fn of(
+        id: &str,
+        outcome: Result<TestReport, AppError>,
+        state: Option<IntegrationState>,
+    ) -> Self {
+        let reauthorize = |r: &TestReport| {
+            r.failure.as_ref().map(|f| f.kind) == Some(FailureKind::ReauthorizationRequired)
+        };
+        let needs_reauthorization = state == Some(IntegrationState::NeedsReauthorization)
+            || outcome.as_ref().is_ok_and(reauthorize);
+        let outcome = outcome.map(|r| TestView::from(&r));
         match outcome {
             Ok(v) => Self {
                 ok: v.ok,
@@ -155,6 +165,7 @@ impl TestResult {
                             .map(|u| format!(" as {u}"))
                             .unwrap_or_default()
                     ),
+                    (_, false) if needs_reauthorization => "Re-authorization required".into(),
                     (Some(f), false) => format!("Connection failed ({})", f.kind),
                     (None, false) => "Connection failed".into(),
                 },
@@ -205,7 +216,7 @@ pub(crate) async fn test(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let outcome = s.app.test(&id).await.map(|r| TestView::from(&r));
+    let outcome = s.app.test(&id).await;
     if let Err(AppError::NotFound(_)) = &outcome {
         return StatusCode::NOT_FOUND.into_response();
     }
