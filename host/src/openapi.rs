@@ -43,6 +43,7 @@ use crate::admin::ErrorBody;
         crate::admin::pull,
         crate::admin::runs,
         crate::admin::records,
+        crate::admin::changes,
         crate::admin::streams,
         crate::admin::authorize,
         crate::admin::credentials,

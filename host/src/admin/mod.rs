@@ -30,7 +30,7 @@ use crate::app::{App, AppError, IntegrationInput};
 use crate::oauth::Callback;
 use crate::runner::PullOptions;
 use crate::scheduler::SchedulerStats;
-use crate::views::{IntegrationView, ListRow, RecordView, TestView};
+use crate::views::{ChangesView, IntegrationView, ListRow, RecordView, TestView};
 
 mod authorization;
 mod connectors;
@@ -94,6 +94,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/api/integrations/{id}/pull", json_only(post(pull)))
         .route("/api/integrations/{id}/runs", get(runs))
         .route("/api/integrations/{id}/records", get(records))
+        .route("/api/integrations/{id}/changes", get(changes))
         .route("/api/integrations/{id}/streams", get(streams))
         .route(
             "/api/integrations/{id}/authorize",

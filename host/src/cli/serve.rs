@@ -64,6 +64,10 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         stats.clone(),
         stop_rx.clone(),
     ));
+    let pruner = tokio::spawn(crate::tombstones::prune_until_stopped(
+        app.clone(),
+        stop_rx.clone(),
+    ));
     let _watcher =
         crate::engine::registry::watch_connectors_dir(app.registry().clone(), &connectors_dir)?;
     // `sluice connector install` / `activate` in another process reach this one within a second.
@@ -109,6 +113,7 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
     eprintln!("shutting down: finishing the pages in flight...");
     let _ = stop_tx.send(true);
     let _ = scheduler.await;
+    let _ = pruner.await;
     let _ = server.await;
     eprintln!("stopped");
     Ok(())

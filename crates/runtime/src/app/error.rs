@@ -68,12 +68,21 @@ pub enum AppError {
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
+    /// A change-feed cursor is older than the tombstone retention: the consumer must take a
+    /// snapshot and follow the feed from it (HTTP 410).
+    #[error("{0}")]
+    ResyncRequired(String),
+    /// A change-feed cursor is not one this feed handed out (HTTP 400).
+    #[error("{0}")]
+    BadCursor(String),
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::UnknownIntegration(_) => AppError::NotFound(e.to_string()),
+            StoreError::ResyncRequired { .. } => AppError::ResyncRequired(e.to_string()),
+            StoreError::CursorAhead { .. } => AppError::BadCursor(e.to_string()),
             other => AppError::Store(other),
         }
     }

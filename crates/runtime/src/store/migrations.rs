@@ -187,4 +187,28 @@ CREATE TABLE entered_credentials (
     stored_at_ms    INTEGER NOT NULL
 );
 "#,
+    // 8: the change feed. Every stored change carries its integration's sequence number,
+    // assigned in the page's transaction; existing records are numbered in the order they
+    // were last written (ties by stream and key). `change_feeds` holds each integration's
+    // latest number and the newest number of a delete tombstone pruned after its retention.
+    r#"
+ALTER TABLE records ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+UPDATE records SET seq = numbered.n
+    FROM (SELECT integration_id AS i, stream AS s, key AS k,
+                 ROW_NUMBER() OVER (PARTITION BY integration_id
+                                    ORDER BY updated_at_ms, stream, key) AS n
+          FROM records) AS numbered
+    WHERE records.integration_id = numbered.i AND records.stream = numbered.s
+      AND records.key = numbered.k;
+CREATE UNIQUE INDEX records_by_seq ON records(integration_id, seq);
+CREATE TABLE change_feeds (
+    integration_id  TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
+    last_seq        INTEGER NOT NULL,
+    pruned_through  INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO change_feeds (integration_id, last_seq)
+    SELECT id, COALESCE((SELECT MAX(seq) FROM records
+                         WHERE records.integration_id = integrations.id), 0)
+    FROM integrations;
+"#,
 ];
