@@ -173,6 +173,34 @@ async fn every_routes_answers_match_the_served_document() {
             200,
         ),
         (
+            "get",
+            format!("{one}/changes?after=0&limit=3"),
+            format!("{template}/changes"),
+            "",
+            200,
+        ),
+        (
+            "get",
+            format!("{one}/changes?after=3x"),
+            format!("{template}/changes"),
+            "",
+            400,
+        ),
+        (
+            "get",
+            format!("{one}/changes?after=99999999"),
+            format!("{template}/changes"),
+            "",
+            400,
+        ),
+        (
+            "get",
+            format!("{one}/changes?limit=10001"),
+            format!("{template}/changes"),
+            "",
+            422,
+        ),
+        (
             "post",
             format!("{one}/test"),
             format!("{template}/test"),
@@ -260,6 +288,23 @@ async fn every_routes_answers_match_the_served_document() {
     // The records are real ones, and the test ran against the emulator.
     let (_, page) = f.call("GET", &format!("{one}/records?limit=3"), "");
     assert_eq!(page.as_array().map(Vec::len), Some(3), "{page}");
+    // The feed pages on from its `next_cursor`, and a bad cursor's refusal names it.
+    let (_, first) = f.call("GET", &format!("{one}/changes?limit=2"), "");
+    assert_eq!(
+        first["changes"].as_array().map(Vec::len),
+        Some(2),
+        "{first}"
+    );
+    assert_eq!(first["more"], true);
+    let next = first["next_cursor"].as_str().unwrap();
+    assert_eq!(first["changes"][1]["seq"].to_string(), next);
+    let (_, second) = f.call("GET", &format!("{one}/changes?limit=2&after={next}"), "");
+    assert!(second["changes"][0]["seq"].as_i64() > first["changes"][1]["seq"].as_i64());
+    let (_, refused) = f.call("GET", &format!("{one}/changes?after=3x"), "");
+    assert!(
+        refused["error"].as_str().unwrap().contains("\"3x\""),
+        "{refused}"
+    );
     let (_, shown) = f.call("GET", &one, "");
     assert_eq!(shown["integration"]["state"], "active", "{shown}");
     assert!(!shown["runs"].as_array().unwrap().is_empty());

@@ -200,7 +200,7 @@ UPDATE records SET seq = numbered.n
           FROM records) AS numbered
     WHERE records.integration_id = numbered.i AND records.stream = numbered.s
       AND records.key = numbered.k;
-CREATE UNIQUE INDEX records_by_seq ON records(integration_id, seq);
+CREATE INDEX records_by_seq ON records(integration_id, seq);
 CREATE TABLE change_feeds (
     integration_id  TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
     last_seq        INTEGER NOT NULL,
