@@ -191,7 +191,7 @@ async fn every_routes_answers_match_the_served_document() {
             format!("{one}/changes?after=99999999"),
             format!("{template}/changes"),
             "",
-            400,
+            409,
         ),
         (
             "get",

@@ -447,8 +447,9 @@ pub(crate) struct ChangesQuery {
 #[utoipa::path(get, path = "/api/integrations/{id}/changes", tag = "integrations",
     params(IntegrationId, ChangesQuery),
     responses((status = 200, description = "At most `limit` changes and the cursor to ask with next", body = ChangesView),
-        (status = 400, description = "The path or the query is malformed, or `after` is not a cursor of this feed", body = ErrorBody),
+        (status = 400, description = "The path or the query is malformed: `after` is not a cursor", body = ErrorBody),
         (status = 404, description = "No such integration", body = ErrorBody),
+        (status = 409, description = "`after` is past the feed's latest change: this feed never gave it", body = ErrorBody),
         (status = 410, description = "Resync required: `after` is older than the tombstone retention. Take a snapshot (`GET /records` and its `Sluice-Snapshot-Cursor` header, or the changes from `0`) and follow the feed from its cursor", body = ErrorBody),
         (status = 422, description = "`limit` is over 10000", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody)))]

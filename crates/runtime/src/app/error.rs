@@ -72,9 +72,10 @@ pub enum AppError {
     /// snapshot and follow the feed from it (HTTP 410).
     #[error("{0}")]
     ResyncRequired(String),
-    /// A change-feed cursor is not one this feed handed out (HTTP 400).
+    /// A well-formed change-feed cursor this feed never handed out: past its latest change
+    /// (HTTP 409).
     #[error("{0}")]
-    BadCursor(String),
+    UnknownCursor(String),
 }
 
 impl From<StoreError> for AppError {
@@ -82,7 +83,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::UnknownIntegration(_) => AppError::NotFound(e.to_string()),
             StoreError::ResyncRequired { .. } => AppError::ResyncRequired(e.to_string()),
-            StoreError::CursorAhead { .. } => AppError::BadCursor(e.to_string()),
+            StoreError::CursorAhead { .. } => AppError::UnknownCursor(e.to_string()),
             other => AppError::Store(other),
         }
     }
