@@ -117,12 +117,19 @@ async fn change_records(emu: &Emulator, round: usize) {
     }
 }
 
+/// A key's latest change as a reader holds it.
+struct Held {
+    seq: i64,
+    version: i64,
+    deleted: bool,
+    json: Vec<u8>,
+}
+
 /// What a feed reader holds: each key's latest change.
 #[derive(Default)]
 struct Follower {
     cursor: FeedCursor,
-    /// (stream, key) -> (seq, version, deleted, json)
-    held: BTreeMap<(String, String), (i64, i64, bool, Vec<u8>)>,
+    held: BTreeMap<(String, String), Held>,
     catch_ups: usize,
     changes_read: usize,
 }
@@ -146,14 +153,17 @@ impl Follower {
                 }
                 if let Some(held) = self.held.get(&key) {
                     assert!(
-                        c.seq > held.0 && c.record.version > held.1,
+                        c.seq > held.seq && c.record.version > held.version,
                         "{key:?} went back"
                     );
                 }
-                self.held.insert(
-                    key,
-                    (c.seq, c.record.version, c.record.deleted, c.record.json),
-                );
+                let held = Held {
+                    seq: c.seq,
+                    version: c.record.version,
+                    deleted: c.record.deleted,
+                    json: c.record.json,
+                };
+                self.held.insert(key, held);
                 self.changes_read += 1;
             }
             assert!(page.next >= self.cursor);
@@ -168,8 +178,8 @@ impl Follower {
     fn live(&self) -> BTreeMap<(String, String), Vec<u8>> {
         self.held
             .iter()
-            .filter(|(_, (_, _, deleted, _))| !deleted)
-            .map(|(k, (_, _, _, json))| (k.clone(), json.clone()))
+            .filter(|(_, held)| !held.deleted)
+            .map(|(k, held)| (k.clone(), held.json.clone()))
             .collect()
     }
 }
