@@ -405,3 +405,109 @@ fn assert_airbyte(messages: &[Value], records: usize, head: FeedCursor) {
         OBJECTS.len()
     );
 }
+
+/// `serve --tombstone-retention 1s` prunes a delete once it is older than that; a cursor from
+/// before the delete then answers 410 "resync required", the feed from 0 still answers, and
+/// `/records` names its snapshot's cursor.
+#[test]
+fn serve_prunes_tombstones_past_the_retention_and_an_older_cursor_must_resync() {
+    use sluice::engine::wit::types::{Operation, Row};
+    use sluice::store::{CheckpointState, IntegrationSettings, NewIntegration};
+    let dir = temp_dir("feed-retention");
+    let id = {
+        let store = Store::open_dir(&dir).unwrap();
+        let id = store
+            .insert_integration(&NewIntegration {
+                name: "retention".into(),
+                connector: "salesforce".into(),
+                settings: IntegrationSettings::new("helpdesk", [("environment", "production")]),
+                interval_s: 7 * 24 * 3600,
+                client_id: None,
+                client_secret: None,
+            })
+            .unwrap()
+            .id;
+        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let row = |key: &str, op| Row {
+            key: key.into(),
+            op,
+            cursor: "2024-01-01T00:00:00Z".into(),
+            json: format!(r#"{{"Id":"{key}"}}"#).into_bytes(),
+        };
+        let page = |rows: &[Row]| {
+            store
+                .commit_page(&id, "Case", &run, rows, None, CheckpointState::Partial, 1)
+                .unwrap()
+        };
+        page(&[row("a", Operation::Upsert), row("b", Operation::Upsert)]);
+        page(&[row("a", Operation::Delete)]);
+        id
+    };
+    let server = support::binary::serve(&dir, &["--tombstone-retention", "1s"], &[], "");
+    let token = server.generated_token();
+    let auth = format!("Bearer {token}");
+    let get = |path: &str| {
+        let (status, body) = server.send(
+            "GET",
+            path,
+            &server.host(),
+            &[("Authorization", &auth)],
+            b"",
+        );
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::String(body)),
+        )
+    };
+    let changes = format!("/api/integrations/{id}/changes");
+    // The delete is change 3; the pruner runs every second and takes it once a second old.
+    let mut answer = get(&format!("{changes}?after=1"));
+    for _ in 0..400 {
+        if answer.0 != 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        answer = get(&format!("{changes}?after=1"));
+    }
+    let (status, body) = answer;
+    assert_eq!(status, 410, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("resync required") && error.contains("snapshot"),
+        "{error}"
+    );
+    let (status, from_zero) = get(&changes);
+    assert_eq!(status, 200, "{from_zero}");
+    let keys: Vec<&str> = from_zero["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["b"],
+        "the pruned delete is gone, the live record stays"
+    );
+    assert_eq!(from_zero["next_cursor"], "3");
+    let (status, _) = get(&format!("{changes}?after=3"));
+    assert_eq!(status, 200);
+
+    // The records page names the cursor of its snapshot.
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "GET /api/integrations/{id}/records HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\
+         Connection: close\r\n\r\n",
+        server.host()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("\r\nsluice-snapshot-cursor: 3\r\n"),
+        "{raw}"
+    );
+}
