@@ -433,7 +433,7 @@ pub(crate) const MAX_CHANGES_PAGE: usize = 10_000;
 pub(crate) struct ChangesQuery {
     /// The cursor of the last change read: a previous answer's `next_cursor`, a change's `seq`,
     /// or a records snapshot's `Sluice-Snapshot-Cursor`. Default `0`: the whole compacted feed.
-    #[param(pattern = "^[0-9]+$")]
+    #[param(pattern = "^[0-9]{1,18}$")]
     after: Option<String>,
     /// Only this stream's changes (the cursor stays the integration's).
     stream: Option<String>,

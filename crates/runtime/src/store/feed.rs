@@ -16,6 +16,10 @@ use super::*;
 /// How long delete tombstones stay in the feed unless the operator says otherwise.
 pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// The most digits a cursor has: every number of that many fits a sequence number, so the
+/// OpenAPI document can say exactly which texts are cursors.
+pub const MAX_CURSOR_DIGITS: usize = 18;
+
 /// A position in an integration's change feed: the sequence number of the last change read
 /// (0: before the first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -40,6 +44,9 @@ impl FeedCursor {
         };
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("a cursor is the decimal number a previous answer gave"));
+        }
+        if text.len() > MAX_CURSOR_DIGITS {
+            return Err(bad("a cursor has at most 18 digits"));
         }
         text.parse::<i64>()
             .map(Self)

@@ -168,7 +168,15 @@ fn cursors_ahead_of_the_feed_and_unreadable_ones_are_refused() {
         ),
         "{err}"
     );
-    for bad in ["", "-1", "abc", "1.5", " 1", "99999999999999999999"] {
+    for bad in [
+        "",
+        "-1",
+        "abc",
+        "1.5",
+        " 1",
+        "99999999999999999999",
+        "0000000000000000001",
+    ] {
         let err = FeedCursor::parse(bad).unwrap_err();
         assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
     }
