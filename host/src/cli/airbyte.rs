@@ -62,11 +62,18 @@ fn discovered_stream(stream: crate::engine::wit::types::StreamSchema) -> Value {
     out
 }
 
-/// The RECORD message of `record`, emitted at `now_ms`.
-pub(super) fn record(record: &StoredRecord, now_ms: i64) -> Value {
+/// The RECORD message of `record`, emitted at `now_ms`. A record without its stream's
+/// one-field primary key (`keys`, from the catalog) gets its stored key there: a destination
+/// deduplicates and applies deletes by that field, and a delete row may carry nothing else.
+pub(super) fn record(record: &StoredRecord, keys: &PrimaryKeys, now_ms: i64) -> Value {
     let mut data = crate::views::stored_json(&record.json);
     let written_at = iso8601(record.updated_at_ms);
     if let Value::Object(fields) = &mut data {
+        if let Some(field) = keys.get(&record.stream)
+            && !fields.contains_key(field)
+        {
+            fields.insert(field.clone(), json!(record.key));
+        }
         fields.insert("_ab_cdc_updated_at".into(), json!(written_at));
         let deleted_at = record.deleted.then_some(written_at);
         fields.insert("_ab_cdc_deleted_at".into(), json!(deleted_at));
@@ -94,6 +101,29 @@ pub(super) fn state(cursor: FeedCursor, streams: &[String]) -> Value {
             },
         },
     })
+}
+
+/// Each stream's primary key field, for streams whose key is one field.
+pub(super) type PrimaryKeys = std::collections::HashMap<String, String>;
+
+/// The one-field primary keys a CATALOG message declares.
+pub(super) fn primary_keys(catalog: &Value) -> PrimaryKeys {
+    let mut keys = PrimaryKeys::new();
+    for stream in catalog["catalog"]["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let key = &stream["source_defined_primary_key"];
+        if let (Some(name), Some([only])) =
+            (stream["name"].as_str(), key.as_array().map(Vec::as_slice))
+            && let Some([field]) = only.as_array().map(Vec::as_slice)
+            && let Some(field) = field.as_str()
+        {
+            keys.insert(name.to_string(), field.to_string());
+        }
+    }
+    keys
 }
 
 /// The names of the streams a CATALOG message lists.
@@ -135,7 +165,12 @@ mod tests {
 
     #[test]
     fn records_carry_airbyte_cdc_columns_and_state_the_cursor() {
-        let live = record(&stored(false), 5);
+        let keys = primary_keys(&json!({"catalog": {"streams": [
+            {"name": "Case", "source_defined_primary_key": [["Id"]]},
+            {"name": "Pair", "source_defined_primary_key": [["A"], ["B"]]},
+        ]}}));
+        assert_eq!(keys.len(), 1, "a key of two fields is not one field");
+        let live = record(&stored(false), &keys, 5);
         assert_eq!(live["type"], "RECORD");
         assert_eq!(live["record"]["stream"], "Case");
         assert_eq!(live["record"]["emitted_at"], 5);
@@ -145,7 +180,13 @@ mod tests {
             "2023-11-14T22:13:20Z"
         );
         assert!(live["record"]["data"]["_ab_cdc_deleted_at"].is_null());
-        let gone = record(&stored(true), 5);
+        let mut bare = stored(true);
+        bare.json = b"{}".to_vec();
+        let gone = record(&bare, &keys, 5);
+        assert_eq!(
+            gone["record"]["data"]["Id"], "500A",
+            "the key joins a bare delete"
+        );
         assert_eq!(
             gone["record"]["data"]["_ab_cdc_deleted_at"],
             "2023-11-14T22:13:20Z"

@@ -13,16 +13,18 @@ pub(super) async fn changes(app: &Arc<App>, args: &ChangesArgs) -> anyhow::Resul
         .map_err(crate::app::AppError::from)?;
     let mut after = FeedCursor::parse(&args.after).map_err(|e| anyhow::anyhow!("--after: {e}"))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let streams = match args.format {
+    let (streams, keys) = match args.format {
         ChangeFormat::Airbyte => {
             let catalog = super::airbyte::catalog(app, &args.id).await?;
-            let streams = super::airbyte::catalog_streams(&catalog);
             if !write_line(&mut out, &catalog)? {
                 return Ok(());
             }
-            streams
+            (
+                super::airbyte::catalog_streams(&catalog),
+                super::airbyte::primary_keys(&catalog),
+            )
         }
-        ChangeFormat::Jsonl => Vec::new(),
+        ChangeFormat::Jsonl => Default::default(),
     };
     loop {
         let page = app
@@ -35,7 +37,7 @@ pub(super) async fn changes(app: &Arc<App>, args: &ChangesArgs) -> anyhow::Resul
                 ChangeFormat::Jsonl => {
                     serde_json::to_value(crate::views::ChangeView::from(change))?
                 }
-                ChangeFormat::Airbyte => super::airbyte::record(&change.record, now),
+                ChangeFormat::Airbyte => super::airbyte::record(&change.record, &keys, now),
             };
             if !write_line(&mut out, &line)? {
                 return Ok(());

@@ -57,6 +57,7 @@ pub(super) async fn records(app: &Arc<App>, args: &RecordsArgs) -> anyhow::Resul
 async fn records_airbyte(app: &Arc<App>, args: &RecordsArgs) -> anyhow::Result<()> {
     let catalog = super::airbyte::catalog(app, &args.id).await?;
     let streams = super::airbyte::catalog_streams(&catalog);
+    let keys = super::airbyte::primary_keys(&catalog);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !super::changes::write_line(&mut out, &catalog)? {
         return Ok(());
@@ -68,7 +69,10 @@ async fn records_airbyte(app: &Arc<App>, args: &RecordsArgs) -> anyhow::Result<(
         app.store()
             .export_records(&args.id, args.stream.as_deref(), args.with_deleted, |r| {
                 if !gone && io_err.is_none() {
-                    match super::changes::write_line(&mut out, &super::airbyte::record(&r, now)) {
+                    match super::changes::write_line(
+                        &mut out,
+                        &super::airbyte::record(&r, &keys, now),
+                    ) {
                         Ok(written) => gone = !written,
                         Err(e) => io_err = Some(e),
                     }
