@@ -25,3 +25,4 @@ pub mod secrets;
 pub mod store;
 pub mod tokens;
 pub mod views;
+pub mod webhooks;
