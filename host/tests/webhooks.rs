@@ -3,6 +3,8 @@
 //! implementation (Python's `hmac`) verifies, even though it fails its first three requests;
 //! URLs outside the egress rules are refused, and a delivery that cannot be made is visible.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -354,4 +356,107 @@ async fn an_unknown_integration_or_endpoint_is_not_found() {
             .map_err(AppError::from),
         Err(AppError::NotFound(_))
     ));
+}
+
+/// The command line: `webhooks add` refuses a private URL and prints the secret once; events
+/// that CLI commands write (a connect, a pull) are delivered by `sluice serve`, signed; `list`
+/// and `deliveries` show how they went; `remove` removes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_endpoints_and_serve_delivers_what_cli_commands_wrote() {
+    use support::binary::{connect_as_browser, serve, sluice_command};
+    let emu = emulator().await;
+    let receiver = Receiver::start(0).await;
+    let dir = temp_dir("hooks-cli");
+    let global = [
+        "--allow-insecure-loopback",
+        "--extra-origin",
+        &emu.url,
+        "--extra-origin",
+        &receiver.url,
+    ];
+    let sluice = |args: &[&str]| {
+        sluice_command(&dir)
+            .args(global)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let refused = sluice(&["webhooks", "add", "https://192.168.1.20/hooks"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("192.168.1.20"), "{stderr}");
+
+    let url = format!("{}/hooks", receiver.url);
+    let added = sluice(&["--json", "webhooks", "add", &url]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let added: serde_json::Value = serde_json::from_slice(&added.stdout).unwrap();
+    let secret = added["secret"].as_str().unwrap().to_string();
+    let hook = added["endpoint"]["id"].as_str().unwrap().to_string();
+
+    let out = sluice(&[
+        "integration",
+        "add",
+        "--name",
+        "Acme",
+        "--capability",
+        "helpdesk",
+        "--set",
+        "environment=production",
+        "--set",
+        &format!("domain={}", emu.url),
+        "--set",
+        "pull-by=updated",
+        "--client-id",
+        &emu.client_id,
+        "--client-secret",
+        &emu.client_secret,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        connect_as_browser(&dir, &global, &id)
+            .await
+            .status
+            .success()
+    );
+    assert!(sluice(&["pull", &id]).status.success());
+    // Written by the CLI, not sent yet: only `serve` delivers.
+    assert!(receiver.got().is_empty());
+
+    let server = serve(&dir, &global, &[], "");
+    for _ in 0..600 {
+        if receiver.got().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = receiver.got();
+    // Sent at once, in no set order.
+    let mut types: Vec<String> = got
+        .iter()
+        .map(|r| serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["type"].to_string())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["\"integration.connected\"", "\"sync.completed\""]);
+    assert!(python_verifies(&secret, &got).iter().all(|ok| *ok));
+    drop(server);
+
+    let listed = sluice(&["--json", "webhooks", "list"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["delivered"], 2, "{listed}");
+    assert!(!listed.to_string().contains(&secret));
+    let table = String::from_utf8(sluice(&["webhooks", "deliveries", &hook]).stdout).unwrap();
+    assert_eq!(table.matches("delivered").count(), 2, "{table}");
+    assert!(sluice(&["webhooks", "remove", &hook]).status.success());
+    let missing = sluice(&["webhooks", "remove", &hook]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains(&hook));
 }
