@@ -190,8 +190,9 @@ CREATE TABLE entered_credentials (
     // 9: webhooks. Endpoints, and a transactional outbox: triggers write each event in the
     // transaction of the state change it reports (an integration connected or needing a new
     // login, a run ending, a connector version activated), with one delivery row per endpoint
-    // it goes to. Per run and stream, the records a run added, updated and deleted, counted
-    // by triggers in each page's transaction.
+    // it goes to. Per run and stream, the records a run added (new live keys, tombstones
+    // brought back), updated and deleted (live records made tombstones), counted by triggers
+    // in each page's transaction: summed over runs, added - deleted is the live count.
     r#"
 CREATE TABLE webhook_endpoints (
     id              TEXT PRIMARY KEY,
@@ -275,12 +276,12 @@ CREATE TABLE run_changes (
     PRIMARY KEY (run_id, stream)
 ) WITHOUT ROWID;
 
--- A new key: added (or deleted, when its first word is a delete).
-CREATE TRIGGER records_count_insert AFTER INSERT ON records WHEN NEW.run_id IS NOT NULL BEGIN
-    INSERT INTO run_changes (run_id, integration_id, stream, added, deleted)
-    VALUES (NEW.run_id, NEW.integration_id, NEW.stream, NEW.deleted = 0, NEW.deleted != 0)
-    ON CONFLICT (run_id, stream) DO UPDATE SET
-        added = added + excluded.added, deleted = deleted + excluded.deleted;
+-- A new live key: added. (A delete of a key never stored removes nothing.)
+CREATE TRIGGER records_count_insert AFTER INSERT ON records
+WHEN NEW.run_id IS NOT NULL AND NEW.deleted = 0 BEGIN
+    INSERT INTO run_changes (run_id, integration_id, stream, added)
+    VALUES (NEW.run_id, NEW.integration_id, NEW.stream, 1)
+    ON CONFLICT (run_id, stream) DO UPDATE SET added = added + 1;
 END;
 
 -- A known key: live to live is an update, tombstone to live an add, live to tombstone a
@@ -311,17 +312,24 @@ WHEN OLD.status = 'running' AND NEW.status != 'running' BEGIN
                 'status', NEW.status, 'error', NEW.error,
                 'started_at_ms', NEW.started_at_ms, 'ended_at_ms', NEW.ended_at_ms,
                 'records', NEW.records,
-                'streams', json((
+                'streams', json(CASE WHEN json_type(NEW.streams_json) = 'array' THEN (
                     SELECT json_group_array(json_object(
                         'stream', json_extract(o.value, '$.stream'),
                         'status', json_extract(o.value, '$.status'),
                         'added', COALESCE(c.added, 0),
                         'updated', COALESCE(c.updated, 0),
                         'deleted', COALESCE(c.deleted, 0)))
-                    FROM json_each(CASE WHEN json_type(NEW.streams_json) = 'array'
-                                        THEN NEW.streams_json ELSE '[]' END) AS o
+                    FROM json_each(NEW.streams_json) AS o
                     LEFT JOIN run_changes c
-                        ON c.run_id = NEW.id AND c.stream = json_extract(o.value, '$.stream')))))
+                        ON c.run_id = NEW.id AND c.stream = json_extract(o.value, '$.stream'))
+                -- A run closed after its process died has no outcomes: the streams it
+                -- committed pages of, with what those pages changed.
+                ELSE (
+                    SELECT json_group_array(json_object('stream', c.stream,
+                        'status', NEW.status, 'added', c.added, 'updated', c.updated,
+                        'deleted', c.deleted))
+                    FROM run_changes c WHERE c.run_id = NEW.id)
+                END)))
     FROM integrations i,
         (SELECT CASE NEW.status WHEN 'succeeded' THEN 'sync.completed'
                                 ELSE 'sync.failed' END AS type) AS t

@@ -196,7 +196,8 @@ fn a_run_end_reports_each_streams_changes_without_record_contents() {
     assert_eq!(
         d["streams"],
         serde_json::json!([
-            {"stream": "Account", "status": "complete", "added": 2, "updated": 1, "deleted": 2},
+            // The delete of key 3, never stored, removed nothing.
+            {"stream": "Account", "status": "complete", "added": 2, "updated": 1, "deleted": 1},
             {"stream": "Contact", "status": "failed", "added": 1, "updated": 0, "deleted": 0},
             {"stream": "Lead", "status": "not-run", "added": 0, "updated": 0, "deleted": 0},
         ])
@@ -239,17 +240,34 @@ fn a_run_end_reports_each_streams_changes_without_record_contents() {
 }
 
 #[test]
-fn an_orphaned_run_closed_later_reports_a_failed_sync() {
+fn an_orphaned_run_closed_later_reports_a_failed_sync_with_what_it_committed() {
     let (store, _dir) = store("orphan");
     let i = add(&store, "a", "salesforce");
-    store
+    let run = store
         .start_run(&i.id, "cli", false, "salesforce@1")
         .unwrap();
+    store
+        .commit_page(
+            &i.id,
+            "Case",
+            &run,
+            &[row("1", Operation::Upsert, "{}")],
+            Some("c"),
+            CheckpointState::Partial,
+            1,
+        )
+        .unwrap();
+    // Its process died; the next run's start closes it.
     store.close_orphan_runs(&i.id).unwrap();
     let failed = events_of(&store, WebhookEventType::SyncFailed);
     assert_eq!(failed.len(), 1);
     assert_eq!(data(&failed[0])["status"], "interrupted");
-    assert_eq!(data(&failed[0])["streams"], serde_json::json!([]));
+    assert_eq!(
+        data(&failed[0])["streams"],
+        serde_json::json!([
+            {"stream": "Case", "status": "interrupted", "added": 1, "updated": 0, "deleted": 0}
+        ])
+    );
 }
 
 #[test]
