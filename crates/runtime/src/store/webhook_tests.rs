@@ -307,9 +307,18 @@ fn a_connector_activation_is_reported_once_to_the_endpoints_it_concerns() {
 
 #[test]
 fn deliveries_are_leased_retried_given_up_and_put_back() {
-    let (store, _dir) = store("lease");
+    let (store, dir) = store("lease");
     let i = add(&store, "a", "salesforce");
     let ep = endpoint(&store, None);
+    // The signing secret is sealed: neither the database nor its WAL holds it in clear.
+    let mut bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+    bytes.extend(std::fs::read(dir.path().join("sluice.db-wal")).unwrap_or_default());
+    let holds = |text: &[u8]| bytes.windows(text.len()).any(|w| w == text);
+    assert!(
+        holds(b"https://hooks.example.com/in"),
+        "the search finds what is there"
+    );
+    assert!(!holds(b"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
     store
         .set_state(&i.id, IntegrationState::Active, None)
         .unwrap();
