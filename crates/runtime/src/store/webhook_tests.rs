@@ -399,3 +399,29 @@ fn deliveries_are_leased_retried_given_up_and_put_back() {
         "events stay in the outbox"
     );
 }
+
+#[test]
+fn a_secret_that_cannot_be_opened_fails_its_deliveries_and_spares_the_others() {
+    let (store, _dir) = store("sealed");
+    let i = add(&store, "a", "salesforce");
+    let broken = endpoint(&store, None);
+    let fine = endpoint(&store, None);
+    // Sealed for another endpoint: it does not open under this one's context.
+    store
+        .conn()
+        .execute(
+            "UPDATE webhook_endpoints SET secret = (SELECT secret FROM webhook_endpoints
+                 WHERE id = ?2) WHERE id = ?1",
+            params![broken.id, fine.id],
+        )
+        .unwrap();
+    store
+        .set_state(&i.id, IntegrationState::Active, None)
+        .unwrap();
+    let due = store.claim_due_deliveries(now_ms(), 60_000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].endpoint_id, fine.id);
+    let shown = store.webhook_endpoint(&broken.id).unwrap();
+    assert_eq!((shown.pending, shown.failed), (0, 1));
+    assert!(shown.last_error.unwrap().contains("signing secret"));
+}

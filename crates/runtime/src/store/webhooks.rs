@@ -286,9 +286,29 @@ impl Store {
                  WHERE event_id = ?1 AND endpoint_id = ?2",
                 params![event_id, endpoint_id, now + lease_ms],
             )?;
-            let secret = self
+            let secret = match self
                 .cipher
-                .open_secret(&ctx_webhook_secret(&endpoint_id), &sealed)?;
+                .open_secret(&ctx_webhook_secret(&endpoint_id), &sealed)
+            {
+                Ok(secret) => secret,
+                // Another key sealed it (a data directory restored without its key file):
+                // no attempt can succeed, and the other deliveries must still go out.
+                Err(e) => {
+                    tx.execute(
+                        "UPDATE webhook_deliveries SET state = ?3, last_attempt_at_ms = ?4,
+                             last_error = ?5
+                         WHERE event_id = ?1 AND endpoint_id = ?2",
+                        params![
+                            event_id,
+                            endpoint_id,
+                            DeliveryState::Failed,
+                            now,
+                            format!("the endpoint's signing secret cannot be opened: {e}")
+                        ],
+                    )?;
+                    continue;
+                }
+            };
             claimed.push(DueDelivery {
                 event_id,
                 endpoint_id,
