@@ -518,3 +518,57 @@ async fn schemathesis_finds_no_failure_with_every_check() {
     );
     assert!(count("Tested:").is_some_and(|n| n != "0"), "{text}");
 }
+
+/// The webhook routes answer as documented: an endpoint added (its secret shown once), listed,
+/// its deliveries after a pull, a retry, a refused URL, an unknown id, and its removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_routes_answer_as_documented() {
+    let f = Fixture::start("openapi-webhooks").await;
+    let (_, doc) = f.call("GET", "/api/openapi.json", "");
+    // The emulator's origin is the operator's approved one; it answers 404 to the POSTs, so
+    // the deliveries fail and say so.
+    let body = json!({"url": format!("{}/hooks", f.emulator_url), "integration_id": f.id});
+    let (status, added) = f.call("POST", "/api/webhooks", &body.to_string());
+    assert_eq!(status, 201, "{added}");
+    assert_conforms(&doc, "post", "/api/webhooks", 201, &added);
+    assert!(added["secret"].as_str().unwrap().starts_with("whsec_"));
+    let hook = added["endpoint"]["id"].as_str().unwrap().to_string();
+    let (status, _) = f.call("POST", &format!("/api/integrations/{}/pull", f.id), "");
+    assert_eq!(status, 202);
+    let deliveries = format!("/api/webhooks/{hook}/deliveries");
+    let mut listed = Value::Null;
+    for _ in 0..600 {
+        let (status, answer) = f.call("GET", &deliveries, "");
+        assert_eq!(status, 200, "{answer}");
+        if answer.as_array().is_some_and(|a| !a.is_empty()) {
+            listed = answer;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed[0]["event_type"], "sync.completed", "{listed}");
+    assert_conforms(&doc, "get", "/api/webhooks/{id}/deliveries", 200, &listed);
+    let (status, endpoints) = f.call("GET", "/api/webhooks", "");
+    assert_eq!(status, 200);
+    assert_conforms(&doc, "get", "/api/webhooks", 200, &endpoints);
+    assert!(
+        endpoints.to_string().find("whsec_").is_none(),
+        "{endpoints}"
+    );
+    let (status, requeued) = f.call("POST", &format!("/api/webhooks/{hook}/retry"), "");
+    assert_eq!(status, 200, "{requeued}");
+    assert_conforms(&doc, "post", "/api/webhooks/{id}/retry", 200, &requeued);
+
+    let private = json!({"url": "https://10.0.0.1/hooks"}).to_string();
+    let (status, refused) = f.call("POST", "/api/webhooks", &private);
+    assert_eq!(status, 422, "{refused}");
+    assert_conforms(&doc, "post", "/api/webhooks", 422, &refused);
+    let unknown = "/api/webhooks/whk_000000000000/deliveries";
+    let (status, missing) = f.call("GET", unknown, "");
+    assert_eq!(status, 404, "{missing}");
+    assert_conforms(&doc, "get", "/api/webhooks/{id}/deliveries", 404, &missing);
+    let (status, _) = f.call("DELETE", &format!("/api/webhooks/{hook}"), "");
+    assert_eq!(status, 204);
+    let (status, gone) = f.call("DELETE", &format!("/api/webhooks/{hook}"), "");
+    assert_eq!(status, 404, "{gone}");
+}

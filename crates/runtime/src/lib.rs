@@ -26,3 +26,4 @@ pub mod store;
 pub mod tokens;
 pub mod tombstones;
 pub mod views;
+pub mod webhooks;

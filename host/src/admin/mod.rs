@@ -1,5 +1,5 @@
 //! The admin API (JSON over HTTP, axum) for the platform: the CLI's operations under
-//! `/api/integrations...` and `/api/connectors...`, the OAuth callback at `/oauth/callback`,
+//! `/api/integrations...`, `/api/connectors...` and `/api/webhooks...`, the OAuth callback at `/oauth/callback`,
 //! `/healthz`, `/metrics` (Prometheus text) and `/api/openapi.json` (generated from the
 //! handlers' annotations and the view types, see [`crate::openapi`]).
 //!
@@ -36,11 +36,13 @@ mod authorization;
 mod connectors;
 mod error;
 mod integrations;
+mod webhooks;
 
 pub(crate) use authorization::*;
 pub(crate) use connectors::*;
 pub use error::{ApiError, ErrorBody};
 pub(crate) use integrations::*;
+pub(crate) use webhooks::*;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -104,6 +106,10 @@ pub fn router(state: AdminState) -> axum::Router {
             "/api/integrations/{id}/credentials",
             json_only(post(credentials)),
         )
+        .route("/api/webhooks", json_only(get(webhooks).post(add_webhook)))
+        .route("/api/webhooks/{id}", axum::routing::delete(remove_webhook))
+        .route("/api/webhooks/{id}/deliveries", get(webhook_deliveries))
+        .route("/api/webhooks/{id}/retry", json_only(post(retry_webhook)))
         .route("/api/connectors", get(connectors))
         .route("/api/connectors/{name}/about", get(about_connector))
         .route(

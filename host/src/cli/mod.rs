@@ -33,6 +33,7 @@ mod pull;
 mod records;
 pub mod serve;
 mod test_connection;
+mod webhooks;
 
 pub use connect::connect;
 use connector::connector;
@@ -151,6 +152,9 @@ pub enum Command {
     /// Check a connector component against the generic conformance checks (exits non-zero
     /// when one fails).
     Conformance(conformance::ConformanceArgs),
+    /// Webhook endpoints: add, list, remove; their deliveries and retries.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 /// `sluice serve`.
@@ -633,6 +637,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if !conformance::conformance(&cli, args).await? {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Webhooks(cmd) => {
+            let app = open(&cli).await?;
+            webhooks::webhooks(&app, cmd, cli.json)?;
         }
     }
     Ok(ExitCode::SUCCESS)

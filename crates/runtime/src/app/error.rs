@@ -81,7 +81,9 @@ pub enum AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::UnknownIntegration(_) => AppError::NotFound(e.to_string()),
+            StoreError::UnknownIntegration(_) | StoreError::UnknownWebhook(_) => {
+                AppError::NotFound(e.to_string())
+            }
             StoreError::ResyncRequired { .. } => AppError::ResyncRequired(e.to_string()),
             StoreError::CursorAhead { .. } => AppError::UnknownCursor(e.to_string()),
             other => AppError::Store(other),

@@ -10,8 +10,9 @@
 //! is not. Either way nothing is lost and nothing is applied twice.
 //!
 //! One module per table group: `integrations`, `tokens`, `oauth_states`, `records` (records,
-//! checkpoints, page commits), `feed` (the change feed over the records), `runs` and
-//! `versions` (connector versions); the states kept as text are in `states`. This module opens the database and migrates it.
+//! checkpoints, page commits), `feed` (the change feed over the records), `runs`, `versions`
+//! (connector versions) and `webhooks` (endpoints and the events' outbox); the states kept as
+//! text are in `states`. This module opens the database and migrates it.
 
 mod entered;
 mod feed;
@@ -24,6 +25,7 @@ mod runs;
 mod states;
 mod tokens;
 mod versions;
+mod webhooks;
 
 pub use entered::EnteredCredentials;
 pub use feed::{BadCursor, Change, DEFAULT_TOMBSTONE_RETENTION, FeedCursor, FeedPage};
@@ -32,9 +34,11 @@ pub use oauth_states::PendingAuth;
 pub use records::{RecordsSnapshot, StoredRecord, StreamCount};
 pub use runs::{RunPage, RunRecord};
 pub use states::{
-    CheckpointState, CredentialKind, EnteredKind, IntegrationState, RunState, TokenHealthState,
+    CheckpointState, CredentialKind, DeliveryState, EnteredKind, IntegrationState, RunState,
+    TokenHealthState, WebhookEventType,
 };
 pub use tokens::{GrantFlow, TokenHealth, TokenSet};
+pub use webhooks::{AttemptResult, DueDelivery, WebhookDelivery, WebhookEndpoint, WebhookEvent};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,6 +77,9 @@ pub enum StoreError {
     /// No integration has this id.
     #[error("no integration with id {0}")]
     UnknownIntegration(String),
+    /// No webhook endpoint has this id.
+    #[error("no webhook endpoint with id {0}")]
+    UnknownWebhook(String),
     /// A stored value is corrupt.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -309,3 +316,5 @@ fn make_private(db: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod webhook_tests;
