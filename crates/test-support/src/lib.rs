@@ -23,7 +23,8 @@ pub use conformance_guest::conformance_guest;
 pub use credentials::FakeProvider;
 pub use dirs::{TestDir, temp_dir};
 pub use guests::{
-    creds_guest, hostile, hostile_broken, target_dir, with_custom_section, workspace,
+    OVERSIZED_DESCRIBE_BYTES, creds_guest, creds_guest_oversized_describe, hostile, hostile_broken,
+    target_dir, with_custom_section, workspace,
 };
 pub use logs::captured_logs;
 pub use server::{Received, Reply, TestServer};
