@@ -187,4 +187,9 @@ CREATE TABLE entered_credentials (
     stored_at_ms    INTEGER NOT NULL
 );
 "#,
+    // 8: where a grant's tokens are revoked (the OAuth plan's revoke URL when it was stored),
+    // so they can still be revoked after the integration's plan stopped being OAuth.
+    r#"
+ALTER TABLE tokens ADD COLUMN revoke_url TEXT;
+"#,
 ];
