@@ -455,8 +455,7 @@ pub struct EnteredConnection {
     /// The integration, now active.
     #[serde(flatten)]
     pub integration: Integration,
-    /// The OAuth token the credentials replaced, when the integration held one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The OAuth token the credentials replaced; null when the integration held none.
     pub superseded_token: Option<SupersededToken>,
 }
 
