@@ -317,6 +317,10 @@ async fn the_admin_api_stores_a_key_and_shows_only_its_kind() {
     assert_eq!(stored.status().as_u16(), 200);
     let text = stored.text().await.unwrap();
     assert!(text.contains("\"state\":\"active\""), "{text}");
+    assert!(
+        text.contains("\"superseded_token\":null"),
+        "no OAuth token was replaced: {text}"
+    );
     assert!(!text.contains(KEY));
 
     let shown = http
