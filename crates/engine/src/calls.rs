@@ -277,8 +277,8 @@ impl ConnectorEngine {
         .await
     }
 
-    /// Calls `discover`; an answer over its cap is a limit hit. Contract 0.1 has no schemas: its components get
-    /// [`EngineError::NotInContract`].
+    /// Calls `discover`; an answer over its cap is a limit hit. Contract 0.1 has no schemas:
+    /// its components get [`EngineError::NotInContract`].
     pub async fn discover(
         &self,
         connector: &LoadedConnector,
