@@ -34,7 +34,7 @@ mod integrations;
 mod runs;
 
 pub use crate::grant::wit_grant;
-pub use authorization::EnteredSecret;
+pub use authorization::{EnteredConnection, EnteredSecret, SupersededToken};
 use canary::StoreCanary;
 use error::issue;
 pub use error::{AppError, FieldIssue};

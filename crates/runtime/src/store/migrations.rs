@@ -373,4 +373,9 @@ WHEN OLD.status = 'running' AND NEW.status != 'running' BEGIN
     WHERE i.id = NEW.integration_id;
 END;
 "#,
+    // 10: where a grant's tokens are revoked (the OAuth plan's revoke URL when it was stored),
+    // so they can still be revoked after the integration's plan stopped being OAuth.
+    r#"
+ALTER TABLE tokens ADD COLUMN revoke_url TEXT;
+"#,
 ];
