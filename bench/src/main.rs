@@ -424,6 +424,7 @@ async fn authorize(
         access: Secret::new(text("access_token").context("no access_token")?),
         refresh: text("refresh_token").map(Secret::new),
         token_url: plan.token_url.clone(),
+        revoke_url: plan.revoke_url.clone(),
         instance_url: Some(text("instance_url").context("no instance_url")?),
         provider_fields: ["id", "issued_at"]
             .into_iter()

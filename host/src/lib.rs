@@ -9,7 +9,7 @@
 
 pub use sluice_runtime::{
     about, app, data_dir, duration, engine, grant, locks, oauth, private_fs, runner, scheduler,
-    secrets, store, tokens, views,
+    secrets, store, tokens, tombstones, views, webhooks,
 };
 
 pub mod admin;

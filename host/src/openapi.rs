@@ -43,12 +43,18 @@ use crate::admin::ErrorBody;
         crate::admin::pull,
         crate::admin::runs,
         crate::admin::records,
+        crate::admin::changes,
         crate::admin::streams,
         crate::admin::authorize,
         crate::admin::credentials,
         crate::admin::connectors,
         crate::admin::install_connector,
         crate::admin::about_connector,
+        crate::admin::webhooks,
+        crate::admin::add_webhook,
+        crate::admin::remove_webhook,
+        crate::admin::webhook_deliveries,
+        crate::admin::retry_webhook,
     ),
     components(schemas(ErrorBody)),
     security(("bearer" = []))
@@ -56,7 +62,7 @@ use crate::admin::ErrorBody;
 struct ApiDoc;
 
 /// Request bodies: their optional fields stay optional.
-const REQUEST_SCHEMAS: &[&str] = &["IntegrationBody"];
+const REQUEST_SCHEMAS: &[&str] = &["IntegrationBody", "WebhookBody"];
 
 /// The document as served, built once.
 pub fn document() -> &'static str {

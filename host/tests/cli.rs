@@ -41,6 +41,8 @@ fn unknown_ids_are_one_line_errors() {
         &["test", "int_nope"],
         &["pull", "int_nope"],
         &["records", "int_nope"],
+        &["changes", "int_nope"],
+        &["records", "int_nope", "--format", "airbyte"],
     ] {
         let line = one_error_line(&sluice(&dir, args));
         assert!(line.contains("int_nope"), "{args:?}: {line}");

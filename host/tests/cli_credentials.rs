@@ -1,6 +1,7 @@
 //! `sluice connect ID --api-key` and `--basic USER` through the binary: the secret comes from
 //! stdin or the variable `--from-env` names, never from argv; `integration show` names the
-//! kind, never the value; a plan of another kind is one clear error naming the plan's kind.
+//! kind, never the value; a plan of another kind is one clear error naming the plan's kind;
+//! a key that replaces an OAuth token says the token was revoked at the provider.
 //! Run: `cargo test --release --workspace --test cli_credentials`.
 
 mod support;
@@ -13,10 +14,23 @@ use sluice_test_support::*;
 
 /// Runs the binary with the test server approved, `stdin` piped in and `envs` set.
 fn sluice(dir: &Path, server: &str, args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> Output {
+    sluice_reaching(dir, &[server], args, stdin, envs)
+}
+
+/// [`sluice`] with every origin of `servers` approved.
+fn sluice_reaching(
+    dir: &Path,
+    servers: &[&str],
+    args: &[&str],
+    stdin: &str,
+    envs: &[(&str, &str)],
+) -> Output {
+    let origins = servers.iter().flat_map(|s| ["--extra-origin", s]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("--data-dir")
         .arg(dir)
-        .args(["--allow-insecure-loopback", "--extra-origin", server])
+        .arg("--allow-insecure-loopback")
+        .args(origins)
         .args(args)
         .envs(envs.iter().copied())
         .env_remove("SLUICE_SECRET_KEY")
@@ -247,4 +261,70 @@ async fn a_key_typed_at_a_terminal_is_read_without_echo() {
         server.received().last().unwrap().header("x-api-key"),
         Some("typed-secret-key")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_replacing_an_oauth_token_says_the_token_was_revoked() {
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig::default())
+        .await
+        .expect("the emulator starts");
+    let dir = temp_dir("cli-switch");
+    let origins = [emu.url.as_str(), emu.login_url.as_str()];
+    let run = |args: &[&str], stdin: &str| ok(&sluice_reaching(&dir, &origins, args, stdin, &[]));
+    let wasm = dir.join("creds-guest.wasm");
+    std::fs::write(&wasm, creds_guest()).unwrap();
+    run(
+        &[
+            "connector",
+            "install",
+            wasm.to_str().unwrap(),
+            "--name",
+            "creds-guest",
+        ],
+        "",
+    );
+    let settings = [
+        "kind=oauth".to_string(),
+        format!("url={}/services/data/v62.0/sobjects", emu.url),
+        format!("token-url={}/services/oauth2/token", emu.login_url),
+        format!("revoke-url={}/services/oauth2/revoke", emu.login_url),
+    ];
+    let mut add = vec![
+        "integration",
+        "add",
+        "--connector",
+        "creds-guest",
+        "--name",
+        "cli",
+    ];
+    add.extend(["--capability", "crm"]);
+    for setting in &settings {
+        add.extend(["--set", setting.as_str()]);
+    }
+    add.extend([
+        "--client-id",
+        &emu.client_id,
+        "--client-secret",
+        &emu.client_secret,
+    ]);
+    let id = run(&add, "").trim().to_string();
+    run(&["connect", &id, "--client-credentials"], "");
+    run(&["integration", "edit", &id, "--set", "kind=api-key"], "");
+
+    let out = run(&["connect", &id, "--api-key"], "the-new-key\n");
+    assert!(out.contains("connected integration"), "{out}");
+    assert!(
+        out.contains("the OAuth token they replace was revoked at the provider"),
+        "{out}"
+    );
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/__emulator/stats", emu.url))
+        .header("X-Emulator-Key", &emu.control_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["by_endpoint"]["oauth.revoke"], 1, "{stats}");
 }

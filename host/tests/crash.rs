@@ -205,6 +205,38 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         "every tombstone is a deleted record"
     );
 
+    // The outbox kept pace through every kill: each run has exactly one sync event, written
+    // with its end (a killed run's when the next one closed it), and the counts they carry add
+    // up to the store: added - deleted is the live count.
+    let runs = app.store().runs(&id, 10_000).unwrap();
+    let mut reported = BTreeMap::new();
+    let mut net: i64 = 0;
+    for event in app.store().webhook_events(100_000).unwrap() {
+        let body: serde_json::Value = serde_json::from_str(&event.body).unwrap();
+        if !body["type"].as_str().unwrap().starts_with("sync.") {
+            continue;
+        }
+        let data = &body["data"];
+        *reported
+            .entry(data["run_id"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+        for stream in data["streams"].as_array().unwrap() {
+            net += stream["added"].as_i64().unwrap() - stream["deleted"].as_i64().unwrap();
+        }
+    }
+    assert!(runs.iter().all(|r| r.ended_at_ms.is_some()));
+    assert_eq!(
+        reported.keys().collect::<BTreeSet<_>>(),
+        runs.iter().map(|r| &r.id).collect::<BTreeSet<_>>(),
+        "one sync event per run"
+    );
+    assert!(reported.values().all(|n| *n == 1), "{reported:?}");
+    assert_eq!(
+        net,
+        live.len() as i64,
+        "the events' counts add up to the live records"
+    );
+
     // No token or client secret in the logs or the data directory (the key file aside).
     let tokens = app.store().tokens(&id).unwrap().unwrap();
     let secrets = [

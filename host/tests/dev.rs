@@ -2,7 +2,8 @@
 //! `tests/fixtures/dev-connector`, copied to a temporary directory) pulling users from the
 //! Zendesk emulator. Editing its source shows the new behaviour on the next page without a
 //! restart, from the previous version's checkpoint; a build error keeps the old version; a
-//! recording replays the same rows with the emulator stopped.
+//! recording replays the same rows with the emulator stopped. The same loop runs on a
+//! standalone copy of the real Zendesk connector (`connectors/zendesk`) with OAuth.
 //! Run: `cargo test --release --workspace --test dev`.
 //!
 //! The fixture's builds (the SDK and wit-bindgen for wasm32-wasip2) live in
@@ -15,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
+use sluice_test_support::standalone::copy_member;
 use sluice_test_support::{TestDir, target_dir, temp_dir, workspace};
 use zendesk_emulator::{Emulator, EmulatorConfig};
 
@@ -186,10 +188,27 @@ fn checkpoints(lines: &[String]) -> Vec<(String, String)> {
 }
 
 fn edit(krate: &Path, from: &str, to: &str) {
-    let path = krate.join("src/lib.rs");
-    let source = std::fs::read_to_string(&path).unwrap();
-    assert!(source.contains(from), "the fixture holds {from:?}");
-    std::fs::write(&path, source.replacen(from, to, 1)).unwrap();
+    edit_file(&krate.join("src/lib.rs"), from, to);
+}
+
+fn edit_file(path: &Path, from: &str, to: &str) {
+    let source = std::fs::read_to_string(path).unwrap();
+    assert!(source.contains(from), "{} holds {from:?}", path.display());
+    std::fs::write(path, source.replacen(from, to, 1)).unwrap();
+}
+
+/// The lines of the first page of `stream` in one run: its header, rows and checkpoint line.
+fn page_of<'a>(lines: &'a [String], stream: &str) -> &'a [String] {
+    let header = format!("page 1 of {stream} (");
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with(&header))
+        .unwrap_or_else(|| panic!("no page of {stream}: {lines:#?}"));
+    let len = lines[start..]
+        .iter()
+        .position(|l| l.trim().starts_with("checkpoint"))
+        .unwrap_or_else(|| panic!("no checkpoint line for {stream}: {lines:#?}"));
+    &lines[start..=start + len]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,5 +381,82 @@ async fn an_egress_denial_is_printed_with_its_fix() {
     assert!(
         !dev.child.wait().unwrap().success(),
         "a denial fails --once"
+    );
+}
+
+/// The Zendesk connector's row builder, as the edit finds it and as it leaves it: ticket rows
+/// gain a field the first version never sent.
+const ROW_JSON: &str = "json: record.to_string().into_bytes(),";
+const EDITED_ROW_JSON: &str = r#"json: {
+            let mut record = record.clone();
+            if matches!(kind, Kind::Tickets) {
+                record["_dev_edit"] = "second-version".into();
+            }
+            record.to_string().into_bytes()
+        },"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_of_the_zendesk_connector_shows_on_the_next_ticket_page_without_a_restart() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator starts");
+    let token = token(&emu).await;
+    let dir: TestDir = temp_dir("dev-zendesk");
+    let krate = copy_member("connectors/zendesk", &dir.path().join("crate"));
+    let json = serde_json::json!({
+        "capability": "helpdesk",
+        "values": {"subdomain": emu.url, "auth": "oauth"},
+    });
+    std::fs::write(dir.path().join("settings.json"), json.to_string()).unwrap();
+    let crate_arg = krate.display().to_string();
+    let mut dev = DevProcess::spawn(
+        dir.path(),
+        &[
+            &crate_arg,
+            "--emulator",
+            &emu.url,
+            "--pages",
+            "1",
+            "--max-records",
+            "5",
+        ],
+        &token,
+    );
+
+    let first = dev.run_of(1, FIRST_BUILD);
+    assert!(first.iter().any(|l| l == "test: ok"), "{first:#?}");
+    let first_tickets = page_of(&first, "tickets");
+    let first_keys = keys(first_tickets);
+    assert!(!first_keys.is_empty(), "{first:#?}");
+    assert!(!first.iter().any(|l| l.contains("_dev_edit")), "{first:#?}");
+    let (_, after_first) = checkpoints(first_tickets)
+        .pop()
+        .expect("the checkpoint moved");
+    dev.until("the watch", REBUILD, |l| l.starts_with("watching "));
+
+    edit_file(&krate.join("src/export.rs"), ROW_JSON, EDITED_ROW_JSON);
+    let second = dev.run_of(2, REBUILD);
+    let tickets = page_of(&second, "tickets");
+    assert!(tickets[0].contains("(v2)"), "{second:#?}");
+    let rows: Vec<&String> = tickets.iter().filter(|l| l.contains(" upsert ")).collect();
+    assert!(!rows.is_empty(), "{second:#?}");
+    assert!(
+        rows.iter()
+            .all(|l| l.contains(r#"{"_dev_edit":"second-version","#)),
+        "every ticket row shows the new field: {second:#?}"
+    );
+    assert!(
+        !page_of(&second, "users")
+            .iter()
+            .any(|l| l.contains("_dev_edit")),
+        "only ticket rows changed: {second:#?}"
+    );
+    // The next page, from the first version's checkpoint: no restart.
+    let (before_second, _) = checkpoints(tickets).pop().expect("moved");
+    assert_eq!(before_second, after_first, "{second:#?}");
+    let second_keys = keys(tickets);
+    assert!(
+        second_keys.iter().all(|k| !first_keys.contains(k)),
+        "{first_keys:?} then {second_keys:?}"
     );
 }

@@ -42,6 +42,7 @@ fn limits() -> EngineLimits {
             },
             ..OutboundLimits::default()
         },
+        ..EngineLimits::default()
     }
 }
 

@@ -173,6 +173,34 @@ async fn every_routes_answers_match_the_served_document() {
             200,
         ),
         (
+            "get",
+            format!("{one}/changes?after=0&limit=3"),
+            format!("{template}/changes"),
+            "",
+            200,
+        ),
+        (
+            "get",
+            format!("{one}/changes?after=3x"),
+            format!("{template}/changes"),
+            "",
+            400,
+        ),
+        (
+            "get",
+            format!("{one}/changes?after=99999999"),
+            format!("{template}/changes"),
+            "",
+            409,
+        ),
+        (
+            "get",
+            format!("{one}/changes?limit=10001"),
+            format!("{template}/changes"),
+            "",
+            422,
+        ),
+        (
             "post",
             format!("{one}/test"),
             format!("{template}/test"),
@@ -260,6 +288,23 @@ async fn every_routes_answers_match_the_served_document() {
     // The records are real ones, and the test ran against the emulator.
     let (_, page) = f.call("GET", &format!("{one}/records?limit=3"), "");
     assert_eq!(page.as_array().map(Vec::len), Some(3), "{page}");
+    // The feed pages on from its `next_cursor`, and a bad cursor's refusal names it.
+    let (_, first) = f.call("GET", &format!("{one}/changes?limit=2"), "");
+    assert_eq!(
+        first["changes"].as_array().map(Vec::len),
+        Some(2),
+        "{first}"
+    );
+    assert_eq!(first["more"], true);
+    let next = first["next_cursor"].as_str().unwrap();
+    assert_eq!(first["changes"][1]["seq"].to_string(), next);
+    let (_, second) = f.call("GET", &format!("{one}/changes?limit=2&after={next}"), "");
+    assert!(second["changes"][0]["seq"].as_i64() > first["changes"][1]["seq"].as_i64());
+    let (_, refused) = f.call("GET", &format!("{one}/changes?after=3x"), "");
+    assert!(
+        refused["error"].as_str().unwrap().contains("\"3x\""),
+        "{refused}"
+    );
     let (_, shown) = f.call("GET", &one, "");
     assert_eq!(shown["integration"]["state"], "active", "{shown}");
     assert!(!shown["runs"].as_array().unwrap().is_empty());
@@ -472,4 +517,58 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         "every operation was tested:\n{text}"
     );
     assert!(count("Tested:").is_some_and(|n| n != "0"), "{text}");
+}
+
+/// The webhook routes answer as documented: an endpoint added (its secret shown once), listed,
+/// its deliveries after a pull, a retry, a refused URL, an unknown id, and its removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_routes_answer_as_documented() {
+    let f = Fixture::start("openapi-webhooks").await;
+    let (_, doc) = f.call("GET", "/api/openapi.json", "");
+    // The emulator's origin is the operator's approved one; it answers 404 to the POSTs, so
+    // the deliveries fail and say so.
+    let body = json!({"url": format!("{}/hooks", f.emulator_url), "integration_id": f.id});
+    let (status, added) = f.call("POST", "/api/webhooks", &body.to_string());
+    assert_eq!(status, 201, "{added}");
+    assert_conforms(&doc, "post", "/api/webhooks", 201, &added);
+    assert!(added["secret"].as_str().unwrap().starts_with("whsec_"));
+    let hook = added["endpoint"]["id"].as_str().unwrap().to_string();
+    let (status, _) = f.call("POST", &format!("/api/integrations/{}/pull", f.id), "");
+    assert_eq!(status, 202);
+    let deliveries = format!("/api/webhooks/{hook}/deliveries");
+    let mut listed = Value::Null;
+    for _ in 0..600 {
+        let (status, answer) = f.call("GET", &deliveries, "");
+        assert_eq!(status, 200, "{answer}");
+        if answer.as_array().is_some_and(|a| !a.is_empty()) {
+            listed = answer;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed[0]["event_type"], "sync.completed", "{listed}");
+    assert_conforms(&doc, "get", "/api/webhooks/{id}/deliveries", 200, &listed);
+    let (status, endpoints) = f.call("GET", "/api/webhooks", "");
+    assert_eq!(status, 200);
+    assert_conforms(&doc, "get", "/api/webhooks", 200, &endpoints);
+    assert!(
+        endpoints.to_string().find("whsec_").is_none(),
+        "{endpoints}"
+    );
+    let (status, requeued) = f.call("POST", &format!("/api/webhooks/{hook}/retry"), "");
+    assert_eq!(status, 200, "{requeued}");
+    assert_conforms(&doc, "post", "/api/webhooks/{id}/retry", 200, &requeued);
+
+    let private = json!({"url": "https://10.0.0.1/hooks"}).to_string();
+    let (status, refused) = f.call("POST", "/api/webhooks", &private);
+    assert_eq!(status, 422, "{refused}");
+    assert_conforms(&doc, "post", "/api/webhooks", 422, &refused);
+    let unknown = "/api/webhooks/whk_000000000000/deliveries";
+    let (status, missing) = f.call("GET", unknown, "");
+    assert_eq!(status, 404, "{missing}");
+    assert_conforms(&doc, "get", "/api/webhooks/{id}/deliveries", 404, &missing);
+    let (status, _) = f.call("DELETE", &format!("/api/webhooks/{hook}"), "");
+    assert_eq!(status, 204);
+    let (status, gone) = f.call("DELETE", &format!("/api/webhooks/{hook}"), "");
+    assert_eq!(status, 404, "{gone}");
 }

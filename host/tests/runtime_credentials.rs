@@ -3,26 +3,35 @@
 //! API key and basic credentials entered once, sealed at rest, sent to the connector's allowed
 //! host; a 401 to a key marks the integration for re-authorization; a plan of another kind is
 //! refused naming the plan's; `none` needs no connect; OAuth whose token response names no
-//! instance URL works toward the allowed host.
+//! instance URL works toward the allowed host; switching from OAuth to an API key revokes the
+//! OAuth token at the provider (the Salesforce emulator), and a failed revocation keeps the
+//! key and says so.
 //! Run: `cargo test --release --workspace --test runtime_credentials`.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use sluice::app::{App, AppConfig, AppError, EnteredSecret, IntegrationInput};
+use sluice::app::{App, AppConfig, AppError, EnteredSecret, IntegrationInput, SupersededToken};
 use sluice::engine::wit::types::FailureKind;
 use sluice::runner::{PullOptions, RunStatus};
 use sluice::secrets::Secret;
 use sluice::store::{CredentialKind, IntegrationState};
-use sluice_test_support::runtime::{approve_emulator, open_app};
+use sluice_test_support::runtime::{approve_emulator, open_app, stats};
 use sluice_test_support::*;
 
 /// An app whose connectors may reach `server_url`, with the credentials test connector
 /// installed; the directory lives as long as the guard.
 async fn app(tag: &str, server_url: &str) -> (Arc<App>, TestDir) {
+    app_reaching(tag, &[server_url]).await
+}
+
+/// [`app`], reaching every origin of `urls`.
+async fn app_reaching(tag: &str, urls: &[&str]) -> (Arc<App>, TestDir) {
     let dir = temp_dir(tag);
     let mut config = AppConfig::new(dir.to_path_buf());
-    approve_emulator(&mut config, server_url);
+    for url in urls {
+        approve_emulator(&mut config, url);
+    }
     config.host_client = Default::default();
     let app = open_app(config).await;
     app.registry()
@@ -115,7 +124,8 @@ async fn an_api_key_is_sealed_at_rest_and_sent_in_the_plans_header() {
     assert!(matches!(empty, AppError::Invalid(_)), "{empty:?}");
 
     let connected = app.connect_entered(&id, api_key(KEY)).await.unwrap();
-    assert_eq!(connected.state, IntegrationState::Active);
+    assert_eq!(connected.integration.state, IntegrationState::Active);
+    assert_eq!(connected.superseded_token, None, "it held no OAuth token");
     assert_eq!(
         app.store().credential_kind(&id).unwrap(),
         Some(CredentialKind::ApiKey)
@@ -307,6 +317,10 @@ async fn the_admin_api_stores_a_key_and_shows_only_its_kind() {
     assert_eq!(stored.status().as_u16(), 200);
     let text = stored.text().await.unwrap();
     assert!(text.contains("\"state\":\"active\""), "{text}");
+    assert!(
+        text.contains("\"superseded_token\":null"),
+        "no OAuth token was replaced: {text}"
+    );
     assert!(!text.contains(KEY));
 
     let shown = http
@@ -324,4 +338,127 @@ async fn the_admin_api_stores_a_key_and_shows_only_its_kind() {
     let report = app.test(&id).await.unwrap();
     assert!(report.failure.is_none(), "{:?}", report.failure);
     assert_eq!(server.received()[0].header("x-api-key"), Some(KEY));
+}
+
+/// An integration of the test connector connected with the Salesforce emulator's
+/// client-credentials grant, whose OAuth plan revokes at `revoke_url`; its id and the data URL
+/// its connector GETs.
+async fn oauth_at_emulator(
+    app: &App,
+    emu: &sf_emulator::Emulator,
+    revoke_url: &str,
+) -> (String, String) {
+    let data_url = format!("{}/services/data/v62.0/sobjects", emu.url);
+    let token_url = format!("{}/services/oauth2/token", emu.login_url);
+    let id = add(
+        app,
+        &[
+            ("kind", "oauth"),
+            ("url", &data_url),
+            ("token-url", &token_url),
+            ("revoke-url", revoke_url),
+        ],
+        Some((&emu.client_id, &emu.client_secret)),
+    )
+    .await;
+    app.connect_client_credentials(&id)
+        .await
+        .expect("connected");
+    (id, data_url)
+}
+
+/// The status the emulator answers `url` with `token` as the bearer.
+async fn status_with(url: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the emulator answers")
+        .status()
+        .as_u16()
+}
+
+/// Edits the integration's plan to an API key.
+async fn switch_plan_to_api_key(app: &App, id: &str) {
+    app.edit_integration(
+        id,
+        IntegrationInput {
+            settings: vec![("kind".into(), "api-key".into())],
+            ..IntegrationInput::default()
+        },
+    )
+    .await
+    .expect("the plan is now an API key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_from_oauth_to_an_api_key_revokes_the_token_at_the_provider() {
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig::default())
+        .await
+        .expect("the emulator starts");
+    let (app, _dir) = app_reaching("creds-switch", &[&emu.url, &emu.login_url]).await;
+    let revoke_url = format!("{}/services/oauth2/revoke", emu.login_url);
+    let (id, data_url) = oauth_at_emulator(&app, &emu, &revoke_url).await;
+    let old = app.store().tokens(&id).unwrap().expect("a token");
+    let old = old.access.expose().to_string();
+    assert_eq!(status_with(&data_url, &old).await, 200, "the token works");
+
+    switch_plan_to_api_key(&app, &id).await;
+    let connected = app
+        .connect_entered(&id, api_key("the-new-key"))
+        .await
+        .unwrap();
+    assert_eq!(connected.superseded_token, Some(SupersededToken::Revoked));
+    assert_eq!(connected.integration.state, IntegrationState::Active);
+    assert_eq!(
+        app.store().credential_kind(&id).unwrap(),
+        Some(CredentialKind::ApiKey)
+    );
+    assert!(app.store().tokens(&id).unwrap().is_none());
+    let seen = stats(&emu).await;
+    assert_eq!(seen["by_endpoint"]["oauth.revoke"], 1, "{seen}");
+    assert_eq!(
+        status_with(&data_url, &old).await,
+        401,
+        "the emulator refuses the revoked token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_revocation_keeps_the_new_key_and_says_so() {
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig::default())
+        .await
+        .expect("the emulator starts");
+    let down = TestServer::start(|_| Reply::new(503, "revocation is down")).await;
+    let (app, _dir) =
+        app_reaching("creds-switch-down", &[&emu.url, &emu.login_url, &down.url]).await;
+    let logs = captured_logs();
+    let (id, data_url) = oauth_at_emulator(&app, &emu, &format!("{}/revoke", down.url)).await;
+    let old = app.store().tokens(&id).unwrap().expect("a token");
+    let old = old.access.expose().to_string();
+
+    switch_plan_to_api_key(&app, &id).await;
+    let connected = app.connect_entered(&id, api_key("kept-key")).await.unwrap();
+    match &connected.superseded_token {
+        Some(SupersededToken::NotRevoked { reason }) => {
+            assert!(reason.contains("503"), "{reason}");
+            assert!(!reason.contains(&old));
+        }
+        other => panic!("expected a failed revocation, got {other:?}"),
+    }
+    assert_eq!(down.received().len(), 1, "the revocation was tried");
+    assert_eq!(connected.integration.state, IntegrationState::Active);
+    assert_eq!(
+        app.store().credential_kind(&id).unwrap(),
+        Some(CredentialKind::ApiKey),
+        "the new key is stored"
+    );
+    assert_eq!(status_with(&data_url, &old).await, 200, "not revoked");
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("could not revoke") && l.contains(&id))
+        .unwrap_or_else(|| panic!("no log names the failed revocation of {id}:\n{logged}"));
+    assert!(!logged.contains(&old), "the token is never logged: {line}");
 }

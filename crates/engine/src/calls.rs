@@ -5,6 +5,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTableError;
 use wasmtime_wasi_http::FieldMapError;
 
+use crate::answer_size;
 use crate::contract::{Configured, Instance, Pre, v0_1};
 use crate::metrics::EngineMetrics;
 use crate::state::{CallState, GrowthDenied};
@@ -123,7 +124,8 @@ impl ConnectorEngine {
         self.conclude(connector, call, &store, outcome)
     }
 
-    /// Calls `describe`. A 0.1 component declares nothing: the answer is what 0.1 types.
+    /// Calls `describe`; an answer over its cap is a limit hit. A 0.1 component declares
+    /// nothing: the answer is what 0.1 types.
     pub async fn describe(
         &self,
         connector: &LoadedConnector,
@@ -132,17 +134,37 @@ impl ConnectorEngine {
         if let Pre::V0_1(_) = connector.pre {
             return Ok(v0_1::describe(&connector.name));
         }
-        self.call(
-            connector,
-            ctx,
-            None,
-            "describe",
-            async |instance, store| match instance {
-                Instance::V0_2(i) => i.sluice_connector_connector().call_describe(store).await,
-                Instance::V0_1(_) => unreachable!("answered above"),
-            },
-        )
-        .await
+        let info = self
+            .call(
+                connector,
+                ctx,
+                None,
+                "describe",
+                async |instance, store| match instance {
+                    Instance::V0_2(i) => i.sluice_connector_connector().call_describe(store).await,
+                    Instance::V0_1(_) => unreachable!("answered above"),
+                },
+            )
+            .await?;
+        let bytes = answer_size::describe_bytes(&info);
+        let cap = (Limit::DescribeSize, self.limits.max_describe_bytes);
+        self.check_answer(connector, "describe", cap, bytes)?;
+        Ok(info)
+    }
+
+    /// Refuses an answer of `bytes` over `cap`, as a hit of `limit`.
+    fn check_answer(
+        &self,
+        connector: &LoadedConnector,
+        call: &'static str,
+        (limit, cap): (Limit, usize),
+        bytes: usize,
+    ) -> Result<(), EngineError> {
+        if bytes <= cap {
+            return Ok(());
+        }
+        let detail = format!("the answer holds {bytes} bytes, cap {cap} bytes");
+        Err(self.limit_hit(connector, call, limit, detail))
     }
 
     /// Calls `configure`.
@@ -255,8 +277,8 @@ impl ConnectorEngine {
         .await
     }
 
-    /// Calls `discover`. Contract 0.1 has no schemas: its components get
-    /// [`EngineError::NotInContract`].
+    /// Calls `discover`; an answer over its cap is a limit hit. Contract 0.1 has no schemas:
+    /// its components get [`EngineError::NotInContract`].
     pub async fn discover(
         &self,
         connector: &LoadedConnector,
@@ -270,21 +292,28 @@ impl ConnectorEngine {
                 contract: connector.contract,
             });
         }
-        self.call(
-            connector,
-            ctx,
-            None,
-            "discover",
-            async |instance, store| match instance {
-                Instance::V0_2(i) => {
-                    i.sluice_connector_connector()
-                        .call_discover(store, session)
-                        .await
-                }
-                Instance::V0_1(_) => unreachable!("refused above"),
-            },
-        )
-        .await
+        let answer = self
+            .call(
+                connector,
+                ctx,
+                None,
+                "discover",
+                async |instance, store| match instance {
+                    Instance::V0_2(i) => {
+                        i.sluice_connector_connector()
+                            .call_discover(store, session)
+                            .await
+                    }
+                    Instance::V0_1(_) => unreachable!("refused above"),
+                },
+            )
+            .await?;
+        if let Ok(streams) = &answer {
+            let bytes = answer_size::discover_bytes(streams);
+            let cap = (Limit::DiscoverSize, self.limits.max_discover_bytes);
+            self.check_answer(connector, "discover", cap, bytes)?;
+        }
+        Ok(answer)
     }
 
     /// Calls `pull`; a page over the size cap is a limit hit, not a page.

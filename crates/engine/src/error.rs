@@ -11,6 +11,10 @@ pub enum Limit {
     Memory,
     /// [`EngineLimits::max_page_bytes`].
     PageSize,
+    /// [`EngineLimits::max_describe_bytes`].
+    DescribeSize,
+    /// [`EngineLimits::max_discover_bytes`].
+    DiscoverSize,
     /// [`EngineLimits::max_resources`].
     Resources,
     /// [`EngineLimits::max_header_map_bytes`].
@@ -26,6 +30,8 @@ impl std::fmt::Display for Limit {
             Limit::WallClock => "wall-clock timeout",
             Limit::Memory => "memory cap",
             Limit::PageSize => "page size cap",
+            Limit::DescribeSize => "describe answer cap",
+            Limit::DiscoverSize => "discover answer cap",
             Limit::Resources => "resource cap",
             Limit::HeaderMap => "header map cap",
             Limit::HostBuffers => "host buffer budget",

@@ -8,7 +8,8 @@
 //! - [`EngineLimits`]: CPU deadline (the time the call's future is polled, checked on epochs:
 //!   [`cpu`]), wall-clock timeout, memory cap summed over every linear memory
 //!   ([`state::CallLimiter`]), live resources, header maps and buffered bodies ([`budget`]),
-//!   page size cap and the outbound limits. Exceeding one gives
+//!   page size cap, `describe` and `discover` answer caps ([`answer_size`]) and the outbound
+//!   limits. Exceeding one gives
 //!   [`EngineError::LimitExceeded`] naming the limit, the connector and the call.
 //! - [`outbound`]: the wasi:http policy hook (allow-list, DNS checks, host-side credentials,
 //!   refresh, retries, caps). [`credentials`]: the token-store interface.
@@ -18,6 +19,7 @@
 //!   atomic hot swap, rollback, the connectors-directory watcher. [`metrics`]: counters.
 
 mod allocation;
+pub mod answer_size;
 pub mod backoff;
 pub mod bindings;
 pub mod budget;
@@ -87,6 +89,12 @@ pub struct EngineLimits {
     /// Largest page a `pull` may return: the bytes of its rows' keys, cursors and JSON. The
     /// default fits a bulk export's results chunk of 100,000 records of about 1 KiB.
     pub max_page_bytes: usize,
+    /// Largest answer `describe` may give: the bytes of its strings (names, labels, help,
+    /// options). A connector's description of itself is read before any integration exists.
+    pub max_describe_bytes: usize,
+    /// Largest answer `discover` may give: the bytes of its streams' names, schemas, keys and
+    /// cursor fields. The default fits a few thousand objects' JSON Schemas.
+    pub max_discover_bytes: usize,
     /// Outbound HTTP limits: body caps, per-integration concurrency, timeouts, retries.
     pub outbound: OutboundLimits,
 }
@@ -101,6 +109,8 @@ impl Default for EngineLimits {
             max_header_map_bytes: 16 << 10,
             max_concurrent_calls: 256,
             max_page_bytes: 128 << 20,
+            max_describe_bytes: 1 << 20,
+            max_discover_bytes: 64 << 20,
             outbound: OutboundLimits::default(),
         }
     }

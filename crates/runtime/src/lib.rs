@@ -24,4 +24,6 @@ pub mod scheduler;
 pub mod secrets;
 pub mod store;
 pub mod tokens;
+pub mod tombstones;
 pub mod views;
+pub mod webhooks;

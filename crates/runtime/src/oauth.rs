@@ -455,7 +455,7 @@ impl OAuth {
 
 /// A resolver for names that were not pinned: refuses, so every connection goes to an
 /// address [`resolve_checked`] approved.
-struct NoLookups;
+pub(crate) struct NoLookups;
 
 impl reqwest::dns::Resolve for NoLookups {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {

@@ -6,7 +6,8 @@ use crate::app::{App, AppError, FieldIssue};
 use crate::engine::wit::types::{Failure, TestReport};
 use crate::runner::kind_label;
 use crate::store::{
-    CheckpointState, Integration, RunRecord, StoredRecord, StreamCount, TokenHealth,
+    Change, CheckpointState, FeedPage, Integration, RunRecord, StoredRecord, StreamCount,
+    TokenHealth,
 };
 
 /// One row of `integration list`.
@@ -266,20 +267,108 @@ pub struct RecordView {
     /// The record as the connector gave it; bytes that are not JSON are shown as their text,
     /// so an export never drops what was stored.
     pub record: serde_json::Value,
+    /// The change-feed sequence number of its latest change.
+    pub seq: i64,
+}
+
+/// Stored JSON as a value; bytes that are not JSON become their text.
+pub fn stored_json(json: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(json)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(json).into_owned()))
 }
 
 impl From<StoredRecord> for RecordView {
     fn from(r: StoredRecord) -> Self {
-        let record = serde_json::from_slice(&r.json).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(&r.json).into_owned())
-        });
         Self {
+            record: stored_json(&r.json),
             stream: r.stream,
             key: r.key,
             version: r.version,
             deleted: r.deleted,
             cursor: r.cursor,
-            record,
+            seq: r.seq,
+        }
+    }
+}
+
+/// What a change did to its record.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    /// The record's first version.
+    Insert,
+    /// A later version of the record (a tombstone brought back included).
+    Update,
+    /// The record was deleted: `record` is what the delete row carried.
+    Delete,
+}
+
+/// One change of the feed, as `changes` prints it and the API lists it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ChangeView {
+    /// Its sequence number; as text, the cursor that resumes after it.
+    pub seq: i64,
+    /// Its stream.
+    pub stream: String,
+    /// Its record's key within the stream.
+    pub key: String,
+    /// What it did.
+    pub op: ChangeOp,
+    /// The record's version after it.
+    pub version: i64,
+    /// The record's cursor value.
+    pub cursor: String,
+    /// The record as the provider sent it (merged fields applied); bytes that are not JSON are
+    /// shown as their text.
+    pub record: serde_json::Value,
+    /// The run that committed it.
+    pub run_id: Option<String>,
+    /// When its page was committed (ms since the epoch).
+    pub committed_at_ms: i64,
+}
+
+impl From<Change> for ChangeView {
+    fn from(c: Change) -> Self {
+        let r = c.record;
+        let op = match (r.deleted, r.version) {
+            (true, _) => ChangeOp::Delete,
+            (false, 1) => ChangeOp::Insert,
+            (false, _) => ChangeOp::Update,
+        };
+        Self {
+            seq: c.seq,
+            record: stored_json(&r.json),
+            stream: r.stream,
+            key: r.key,
+            op,
+            version: r.version,
+            cursor: r.cursor,
+            run_id: c.run_id,
+            committed_at_ms: c.committed_at_ms,
+        }
+    }
+}
+
+/// A page of the change feed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ChangesView {
+    /// The changes after the cursor, oldest first; each key at most once.
+    pub changes: Vec<ChangeView>,
+    /// The cursor to ask with next (`after`): the last change's, or the feed's head when
+    /// nothing is left.
+    pub next_cursor: String,
+    /// Whether more changes are waiting after `next_cursor` already.
+    pub more: bool,
+}
+
+impl From<FeedPage> for ChangesView {
+    fn from(p: FeedPage) -> Self {
+        Self {
+            changes: p.changes.into_iter().map(ChangeView::from).collect(),
+            next_cursor: p.next.to_string(),
+            more: p.more,
         }
     }
 }

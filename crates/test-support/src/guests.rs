@@ -80,31 +80,50 @@ pub fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
 /// The workspace package of the contract-0.2 credentials test connector.
 pub const CREDS_GUEST_PACKAGE: &str = "sluice-creds-guest";
 
+/// Builds the credentials test connector; `describe_bytes` builds the variant whose
+/// `describe` answers a description of that many bytes.
+fn build_creds_guest(describe_bytes: Option<usize>) -> Vec<u8> {
+    let guests = target_dir().join("wasm-guests");
+    std::fs::create_dir_all(&guests).expect("creating the guest target dir");
+    let lock = std::fs::File::create(guests.join(".sluice-creds-guest.lock")).expect("lock");
+    lock.lock().expect("locking the guest build");
+    let workspace = workspace();
+    let bytes = describe_bytes.map(|n| n.to_string());
+    let guest = sluice_guest_build::Guest {
+        workspace: &workspace,
+        target_dir: &guests,
+        package: CREDS_GUEST_PACKAGE,
+        optimize_for_speed: false,
+        env: vec![("SLUICE_CREDS_GUEST_DESCRIBE_BYTES", bytes.as_deref())],
+    };
+    let (_, path) = guest
+        .build()
+        .unwrap_or_else(|e| panic!("building {CREDS_GUEST_PACKAGE}: {e}"));
+    let wasm = std::fs::read(path).expect("reading the credentials test component");
+    lock.unlock().ok();
+    wasm
+}
+
 /// The credentials test connector (`tests/creds-guest`): a 0.2 component whose credential
 /// plan its `kind` setting chooses.
 pub fn creds_guest() -> &'static [u8] {
     static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| build_creds_guest(None))
+}
+
+/// The credentials test connector built so that `describe` answers a description of
+/// [`OVERSIZED_DESCRIBE_BYTES`] bytes.
+pub fn creds_guest_oversized_describe() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
     WASM.get_or_init(|| {
-        let guests = target_dir().join("wasm-guests");
-        std::fs::create_dir_all(&guests).expect("creating the guest target dir");
-        let lock = std::fs::File::create(guests.join(".sluice-creds-guest.lock")).expect("lock");
-        lock.lock().expect("locking the guest build");
-        let workspace = workspace();
-        let guest = sluice_guest_build::Guest {
-            workspace: &workspace,
-            target_dir: &guests,
-            package: CREDS_GUEST_PACKAGE,
-            optimize_for_speed: false,
-            env: Vec::new(),
-        };
-        let (_, path) = guest
-            .build()
-            .unwrap_or_else(|e| panic!("building {CREDS_GUEST_PACKAGE}: {e}"));
-        let wasm = std::fs::read(path).expect("reading the credentials test component");
-        lock.unlock().ok();
-        wasm
+        // Build the normal one first so the two builds never interleave in one process.
+        let _ = creds_guest();
+        build_creds_guest(Some(OVERSIZED_DESCRIBE_BYTES))
     })
 }
+
+/// The description bytes of [`creds_guest_oversized_describe`]: twice the default describe cap.
+pub const OVERSIZED_DESCRIBE_BYTES: usize = 2 << 20;
 
 /// The workspace package of the Zendesk connector.
 pub const ZENDESK_PACKAGE: &str = "sluice-zendesk";

@@ -3,7 +3,8 @@
 //! rules ([`wit`]), a scripted loopback HTTP server ([`server`]), a fake credential provider
 //! ([`credentials`]), captured logs ([`logs`]), an opened app with the OAuth connect flow and
 //! the emulator's control API ([`runtime`]), and a served `sluice serve` spoken to over raw
-//! HTTP/1.1 ([`served`]), and a toy REST/JSON API behind an API key ([`toy_api`]).
+//! HTTP/1.1 ([`served`]), a toy REST/JSON API behind an API key ([`toy_api`]), and a
+//! workspace member copied out as a standalone crate ([`standalone`]).
 //!
 //! A test-only crate: `sluice` takes it as a dev-dependency and the bench as a dependency;
 //! nothing shipped depends on it.
@@ -16,6 +17,7 @@ pub mod logs;
 pub mod runtime;
 pub mod served;
 pub mod server;
+pub mod standalone;
 pub mod toy_api;
 pub mod wit;
 
@@ -23,7 +25,8 @@ pub use conformance_guest::conformance_guest;
 pub use credentials::FakeProvider;
 pub use dirs::{TestDir, temp_dir};
 pub use guests::{
-    creds_guest, hostile, hostile_broken, target_dir, with_custom_section, workspace,
+    OVERSIZED_DESCRIBE_BYTES, creds_guest, creds_guest_oversized_describe, hostile, hostile_broken,
+    target_dir, with_custom_section, workspace,
 };
 pub use logs::captured_logs;
 pub use server::{Received, Reply, TestServer};

@@ -147,6 +147,7 @@ pub fn grant(access: &str, refresh: Option<&str>, token_url: &str, instance_url:
         access: Secret::new(access),
         refresh: refresh.map(Secret::new),
         token_url: token_url.into(),
+        revoke_url: None,
         instance_url: Some(instance_url.into()),
         provider_fields: Default::default(),
         scopes: vec!["api".into()],

@@ -105,10 +105,11 @@ impl From<CredentialsBody> for crate::app::EnteredSecret {
     }
 }
 
-/// Stores an API key or basic credentials; the integration is then active.
+/// Stores an API key or basic credentials; the integration is then active, and an OAuth token
+/// they replace is revoked at the provider.
 #[utoipa::path(post, path = "/api/integrations/{id}/credentials", tag = "integrations", params(IntegrationId),
     request_body(content = CredentialsBody, content_type = "application/json"),
-    responses((status = 200, description = "Stored; the integration is active", body = crate::store::Integration),
+    responses((status = 200, description = "Stored; the integration is active. When it held an OAuth token, `superseded_token` says whether the provider revoked it (the credentials are stored either way)", body = crate::app::EnteredConnection),
         (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
         (status = 404, description = "No such integration", body = ErrorBody),
         (status = 409, description = "The credentials belong to another account than the integration's", body = ErrorBody),
@@ -122,6 +123,6 @@ pub(crate) async fn credentials(
 ) -> Result<Response, ApiError> {
     let Path(IntegrationId { id }) = id?;
     let body: CredentialsBody = parse_body(&body?)?;
-    let integration = s.app.connect_entered(&id, body.into()).await?;
-    Ok(Json(integration).into_response())
+    let connected = s.app.connect_entered(&id, body.into()).await?;
+    Ok(Json(connected).into_response())
 }

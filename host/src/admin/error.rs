@@ -79,6 +79,8 @@ impl IntoResponse for ApiError {
                 (StatusCode::CONFLICT, json!({"error": error.to_string()}))
             }
             AppError::BadCallback(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
+            AppError::UnknownCursor(m) => (StatusCode::CONFLICT, json!({"error": m})),
+            AppError::ResyncRequired(m) => (StatusCode::GONE, json!({"error": m})),
             // Not the provider's failure: the integration lacks what OAuth needs.
             AppError::OAuth(crate::oauth::OAuthError::NoClient) => {
                 (StatusCode::CONFLICT, json!({"error": error.to_string()}))

@@ -380,7 +380,8 @@ pub(crate) struct RecordsQuery {
 /// A page of stored records, ordered by stream and key.
 #[utoipa::path(get, path = "/api/integrations/{id}/records", tag = "integrations",
     params(IntegrationId, RecordsQuery),
-    responses((status = 200, description = "At most `limit` records", body = Vec<RecordView>),
+    responses((status = 200, description = "At most `limit` records. The `Sluice-Snapshot-Cursor` header is the change-feed cursor of the page's snapshot: follow `/changes` from the first page's to catch every change made since",
+            body = Vec<RecordView>, headers(("sluice-snapshot-cursor" = String, description = "The change-feed cursor of this page's snapshot"))),
         (status = 400, description = "The path or the query is malformed", body = ErrorBody),
         (status = 404, description = "No such integration", body = ErrorBody),
         (status = 422, description = "`limit` is over 10000", body = ErrorBody),
@@ -411,9 +412,71 @@ pub(crate) async fn records(
     let page =
         s.app
             .store()
-            .records_page(&id, q.stream.as_deref(), q.with_deleted, after, limit)?;
-    let out: Vec<RecordView> = page.into_iter().map(RecordView::from).collect();
-    Ok(Json(out).into_response())
+            .records_snapshot(&id, q.stream.as_deref(), q.with_deleted, after, limit)?;
+    let out: Vec<RecordView> = page.records.into_iter().map(RecordView::from).collect();
+    Ok((
+        [(SNAPSHOT_CURSOR_HEADER, page.cursor.to_string())],
+        Json(out),
+    )
+        .into_response())
+}
+
+/// The header of `GET /records` naming the change-feed cursor of the page's snapshot.
+pub(crate) const SNAPSHOT_CURSOR_HEADER: &str = "sluice-snapshot-cursor";
+
+/// The largest page of `GET /changes`.
+pub(crate) const MAX_CHANGES_PAGE: usize = 10_000;
+
+/// The query of `GET /api/integrations/{id}/changes`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ChangesQuery {
+    /// The cursor of the last change read: a previous answer's `next_cursor`, a change's `seq`,
+    /// or a records snapshot's `Sluice-Snapshot-Cursor`. Default `0`: the whole compacted feed.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    after: Option<String>,
+    /// Only this stream's changes (the cursor stays the integration's).
+    stream: Option<String>,
+    /// Changes per page.
+    #[param(minimum = 0, maximum = 10000, default = 1000)]
+    limit: Option<usize>,
+}
+
+/// The changes after a cursor, in commit order: the latest version of each changed record
+/// (its tombstone if deleted), each key at most once per catch-up.
+#[utoipa::path(get, path = "/api/integrations/{id}/changes", tag = "integrations",
+    params(IntegrationId, ChangesQuery),
+    responses((status = 200, description = "At most `limit` changes and the cursor to ask with next", body = ChangesView),
+        (status = 400, description = "The path or the query is malformed: `after` is not a cursor", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+        (status = 409, description = "`after` is past the feed's latest change: this feed never gave it", body = ErrorBody),
+        (status = 410, description = "Resync required: `after` is older than the tombstone retention. Take a snapshot (`GET /records` and its `Sluice-Snapshot-Cursor` header, or the changes from `0`) and follow the feed from its cursor", body = ErrorBody),
+        (status = 422, description = "`limit` is over 10000", body = ErrorBody),
+        (status = 500, description = "The store failed", body = ErrorBody)))]
+pub(crate) async fn changes(
+    State(s): State<AdminState>,
+    id: Result<Path<IntegrationId>, PathRejection>,
+    q: Result<Query<ChangesQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (Path(IntegrationId { id }), Query(q)) = (id?, q?);
+    s.app.store().integration(&id)?;
+    let limit = q.limit.unwrap_or(1000);
+    if limit > MAX_CHANGES_PAGE {
+        return Err(invalid_query(
+            "limit",
+            format!("{limit} is over the largest page, {MAX_CHANGES_PAGE}"),
+        ));
+    }
+    let after = match q.after.as_deref() {
+        None => crate::store::FeedCursor::default(),
+        Some(text) => crate::store::FeedCursor::parse(text)
+            .map_err(|e| ApiError::Request(StatusCode::BAD_REQUEST, format!("after: {e}")))?,
+    };
+    let page = s
+        .app
+        .store()
+        .changes_after(&id, after, q.stream.as_deref(), limit)?;
+    Ok(Json(ChangesView::from(page)).into_response())
 }
 
 pub(crate) fn invalid_query(field: &str, message: String) -> ApiError {

@@ -1,5 +1,5 @@
 //! The admin API (JSON over HTTP, axum) for the platform: the CLI's operations under
-//! `/api/integrations...` and `/api/connectors...`, the OAuth callback at `/oauth/callback`,
+//! `/api/integrations...`, `/api/connectors...` and `/api/webhooks...`, the OAuth callback at `/oauth/callback`,
 //! `/healthz`, `/metrics` (Prometheus text) and `/api/openapi.json` (generated from the
 //! handlers' annotations and the view types, see [`crate::openapi`]).
 //!
@@ -30,17 +30,19 @@ use crate::app::{App, AppError, IntegrationInput};
 use crate::oauth::Callback;
 use crate::runner::PullOptions;
 use crate::scheduler::SchedulerStats;
-use crate::views::{IntegrationView, ListRow, RecordView, TestView};
+use crate::views::{ChangesView, IntegrationView, ListRow, RecordView, TestView};
 
 mod authorization;
 mod connectors;
 mod error;
 mod integrations;
+mod webhooks;
 
 pub(crate) use authorization::*;
 pub(crate) use connectors::*;
 pub use error::{ApiError, ErrorBody};
 pub(crate) use integrations::*;
+pub(crate) use webhooks::*;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -97,6 +99,7 @@ pub fn router(state: AdminState) -> axum::Router {
         .route("/api/integrations/{id}/pull", json_only(post(pull)))
         .route("/api/integrations/{id}/runs", get(runs))
         .route("/api/integrations/{id}/records", get(records))
+        .route("/api/integrations/{id}/changes", get(changes))
         .route("/api/integrations/{id}/streams", get(streams))
         .route(
             "/api/integrations/{id}/authorize",
@@ -106,6 +109,10 @@ pub fn router(state: AdminState) -> axum::Router {
             "/api/integrations/{id}/credentials",
             json_only(post(credentials)),
         )
+        .route("/api/webhooks", json_only(get(webhooks).post(add_webhook)))
+        .route("/api/webhooks/{id}", axum::routing::delete(remove_webhook))
+        .route("/api/webhooks/{id}/deliveries", get(webhook_deliveries))
+        .route("/api/webhooks/{id}/retry", json_only(post(retry_webhook)))
         .route("/api/connectors", get(connectors))
         .route("/api/connectors/{name}/about", get(about_connector))
         .route(

@@ -3,7 +3,7 @@
 //! stdin or an environment variable (never from argv, where `ps` and shell history show it).
 
 use super::*;
-use crate::app::EnteredSecret;
+use crate::app::{EnteredSecret, SupersededToken};
 use crate::secrets::Secret;
 
 /// The API key or password `args` says where to read: the variable `--from-env` names, else
@@ -68,12 +68,24 @@ pub async fn connect(
         .integration(&args.id)
         .map_err(crate::app::AppError::from)?;
     if let Some(secret) = entered_secret(args)? {
-        let i = app.connect_entered(&args.id, secret).await?;
+        let connected = app.connect_entered(&args.id, secret).await?;
+        let i = connected.integration;
         outln!(
             "connected integration {} ({}) with the credentials entered",
             i.id,
             safe(&i.name)
         )?;
+        match connected.superseded_token {
+            Some(SupersededToken::Revoked) => {
+                outln!("the OAuth token they replace was revoked at the provider")?
+            }
+            Some(SupersededToken::NotRevoked { reason }) => outln!(
+                "the OAuth token they replace could not be revoked ({}): it stays valid at the \
+                 provider until it expires; revoke it in the provider's settings",
+                safe(&reason)
+            )?,
+            None => {}
+        }
         return Ok(i);
     }
     if args.client_credentials {

@@ -20,6 +20,8 @@ use crate::store::{Integration, IntegrationState};
 use crate::terminal::safe;
 use crate::views::list_rows;
 
+mod airbyte;
+mod changes;
 mod conformance;
 mod connect;
 mod connector;
@@ -31,6 +33,7 @@ mod pull;
 mod records;
 pub mod serve;
 mod test_connection;
+mod webhooks;
 
 pub use connect::connect;
 use connector::connector;
@@ -131,6 +134,8 @@ pub enum Command {
     },
     /// Export stored records.
     Records(RecordsArgs),
+    /// The change feed: every change after a cursor, in commit order, each key at most once.
+    Changes(ChangesArgs),
     /// Install, list and activate connector versions (`plugin` is the old name of this command).
     #[command(subcommand, alias = "plugin")]
     Connector(ConnectorCommand),
@@ -147,6 +152,9 @@ pub enum Command {
     /// Check a connector component against the generic conformance checks (exits non-zero
     /// when one fails).
     Conformance(conformance::ConformanceArgs),
+    /// Webhook endpoints: add, list, remove; their deliveries and retries.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 /// `sluice serve`.
@@ -179,6 +187,10 @@ pub struct ServeArgs {
     /// Close an admin API connection that has not sent a complete request head in this time.
     #[arg(long, value_parser = parse_header_read_timeout, default_value = "10s")]
     pub header_read_timeout: Duration,
+    /// How long delete tombstones stay in the change feed, e.g. 30d. A feed cursor older than
+    /// a pruned tombstone is refused with "resync required".
+    #[arg(long, value_parser = parse_tombstone_retention, default_value = "30d")]
+    pub tombstone_retention: Duration,
 }
 
 /// `sluice integration ...`.
@@ -309,6 +321,36 @@ pub enum RecordFormat {
     Jsonl,
     /// One JSON array.
     Json,
+    /// Airbyte protocol messages, one per line: CATALOG, RECORDs, then a STATE holding the
+    /// change-feed cursor of the snapshot (`changes --after` follows on from it).
+    Airbyte,
+}
+
+/// `sluice changes`.
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// The integration id.
+    pub id: String,
+    /// The cursor of the last change read (a change's `seq`, a previous run's "next cursor",
+    /// or a snapshot's). 0: the whole compacted feed.
+    #[arg(long, default_value = "0", value_name = "CURSOR")]
+    pub after: String,
+    /// Only this stream's changes.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Output format; the cursor to resume from is printed on stderr as "next cursor: N"
+    /// (Airbyte: in its STATE messages).
+    #[arg(long, value_enum, default_value_t = ChangeFormat::Jsonl)]
+    pub format: ChangeFormat,
+}
+
+/// Change feed formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ChangeFormat {
+    /// One change per line.
+    Jsonl,
+    /// Airbyte protocol messages, one per line: CATALOG, RECORDs, and a STATE after each page.
+    Airbyte,
 }
 
 /// `sluice connector ...`.
@@ -384,6 +426,16 @@ fn parse_refresh_age(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(age)
+}
+
+fn parse_tombstone_retention(text: &str) -> Result<Duration, String> {
+    let retention = parse_duration(text)?;
+    if retention.is_zero() {
+        return Err(format!(
+            "{text:?} is out of range: keep tombstones for 1s or more (30d by default)"
+        ));
+    }
+    Ok(retention)
 }
 
 fn parse_header_read_timeout(text: &str) -> Result<Duration, String> {
@@ -525,6 +577,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 config.refresh_age = age;
             }
             config.runs.parallel_streams = args.parallel_streams;
+            config.tombstone_retention = args.tombstone_retention;
             serve::serve(config, args).await?;
         }
         Command::Demo(args) => demo::run(&cli, args).await?,
@@ -570,7 +623,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Records(args) => {
             let app = open(&cli).await?;
-            records(&app, args)?;
+            records(&app, args).await?;
+        }
+        Command::Changes(args) => {
+            let app = open(&cli).await?;
+            changes::changes(&app, args).await?;
         }
         Command::Connector(cmd) => {
             let app = open(&cli).await?;
@@ -580,6 +637,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if !conformance::conformance(&cli, args).await? {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Webhooks(cmd) => {
+            let app = open(&cli).await?;
+            webhooks::webhooks(&app, cmd, cli.json)?;
         }
     }
     Ok(ExitCode::SUCCESS)

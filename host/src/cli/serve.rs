@@ -1,5 +1,5 @@
-//! `sluice serve`: the admin API with the OAuth callback, the scheduler and the connector
-//! watcher, until SIGTERM or Ctrl-C; then runs in flight finish their pages in flight and commit.
+//! `sluice serve`: the admin API with the OAuth callback, the scheduler, the connector
+//! watcher and the webhook delivery worker, until SIGTERM or Ctrl-C; then runs in flight finish their pages in flight and commit.
 
 use std::sync::Arc;
 
@@ -64,6 +64,17 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         stats.clone(),
         stop_rx.clone(),
     ));
+    let pruner = tokio::spawn(crate::tombstones::prune_until_stopped(
+        app.clone(),
+        stop_rx.clone(),
+    ));
+    // Events any process wrote to the outbox go out from here, at least once.
+    let webhooks = tokio::spawn(crate::webhooks::run_worker(
+        app.store().clone(),
+        crate::webhooks::WebhookEgress::of(app.config()),
+        crate::webhooks::DeliverySettings::default(),
+        stop_rx.clone(),
+    ));
     let _watcher =
         crate::engine::registry::watch_connectors_dir(app.registry().clone(), &connectors_dir)?;
     // `sluice connector install` / `activate` in another process reach this one within a second.
@@ -109,6 +120,8 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
     eprintln!("shutting down: finishing the pages in flight...");
     let _ = stop_tx.send(true);
     let _ = scheduler.await;
+    let _ = pruner.await;
+    let _ = webhooks.await;
     let _ = server.await;
     eprintln!("stopped");
     Ok(())

@@ -6,6 +6,11 @@
 //! | `url` | the one URL `test` and `pull` GET; its host is the only allowed host |
 //! | `header`, `prefix` | the API-key plan's header (default `X-Api-Key`) and prefix |
 //! | `token-url` | the OAuth plan's token endpoint |
+//! | `revoke-url` | the OAuth plan's revocation endpoint (none when not given) |
+//! | `discover-bytes` | `discover` answers one stream whose JSON Schema holds this many bytes |
+//!
+//! Built with `SLUICE_CREDS_GUEST_DESCRIBE_BYTES=N` in the environment, `describe` answers a
+//! description of `N` bytes (the host's describe cap is tested with it).
 //!
 //! `test` GETs `url` and fails `reauthorization-required` on a 401; `pull` GETs `url` and
 //! returns one row with the status and body; `account` is the basic user name the grant
@@ -63,7 +68,7 @@ fn plan(settings: &Settings) -> Result<CredentialPlan, FieldError> {
             CredentialPlan::OAuth2(OAuthPlan {
                 authorize_url: token_url.replace("/token", "/authorize"),
                 token_url,
-                revoke_url: None,
+                revoke_url: value(settings, "revoke-url").map(String::from),
                 scopes: vec!["read".into()],
                 pkce_required: true,
                 extra_authorize_params: Vec::new(),
@@ -120,7 +125,27 @@ fn declared() -> Vec<Setting> {
         setting("header", SettingKind::Text, RequiredFor::None, 2),
         setting("prefix", SettingKind::Text, RequiredFor::None, 3),
         setting("token-url", SettingKind::Url, RequiredFor::None, 4),
+        setting("revoke-url", SettingKind::Url, RequiredFor::None, 5),
+        setting("discover-bytes", SettingKind::Integer, RequiredFor::None, 6),
     ]
+}
+
+/// The description: one sentence, or as many bytes as the build asked for.
+fn description() -> String {
+    let sentence = "Sends one GET with whatever credentials its settings ask for.";
+    match option_env!("SLUICE_CREDS_GUEST_DESCRIBE_BYTES").and_then(|n| n.parse().ok()) {
+        Some(bytes) => sentence.chars().cycle().take(bytes).collect(),
+        None => sentence.into(),
+    }
+}
+
+/// A valid JSON Schema of `bytes` bytes (at least the bytes of its fixed parts), its
+/// description padded out.
+fn padded_schema(bytes: usize) -> String {
+    let head = r#"{"type":"object","description":""#;
+    let tail = r#""}"#;
+    let pad = bytes.saturating_sub(head.len() + tail.len());
+    format!("{head}{}{tail}", "x".repeat(pad))
 }
 
 impl Connector for CredsGuest {
@@ -129,7 +154,7 @@ impl Connector for CredsGuest {
             name: "creds-guest".into(),
             title: "Credentials test connector".into(),
             version: "0.1.0".into(),
-            description: "Sends one GET with whatever credentials its settings ask for.".into(),
+            description: description(),
             documentation_url: None,
             capabilities: vec![CapabilityInfo {
                 name: "crm".into(),
@@ -200,8 +225,17 @@ impl Connector for CredsGuest {
         })
     }
 
-    fn discover(_host: &mut dyn Host, _session: &Session) -> Result<Vec<StreamSchema>, Failure> {
-        Ok(Vec::new())
+    fn discover(_host: &mut dyn Host, session: &Session) -> Result<Vec<StreamSchema>, Failure> {
+        let Some(bytes) = value(&session.settings, "discover-bytes") else {
+            return Ok(Vec::new());
+        };
+        let bytes: usize = bytes.parse().unwrap_or_default();
+        Ok(vec![StreamSchema {
+            name: "fetched".into(),
+            json_schema: padded_schema(bytes),
+            key_fields: vec!["id".into()],
+            cursor_field: None,
+        }])
     }
 
     fn pull(

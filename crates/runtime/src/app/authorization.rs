@@ -28,7 +28,7 @@ impl App {
     }
 
     /// The egress rules of the connector an integration uses now.
-    fn rules_of(&self, id: &str) -> Result<EgressRules, AppError> {
+    pub(super) fn rules_of(&self, id: &str) -> Result<EgressRules, AppError> {
         let integration = self.store.integration(id)?;
         let connector = self.connector(&integration.connector)?;
         Ok(self.rules(&connector))
@@ -112,7 +112,17 @@ impl App {
                 &rules,
             )
             .await?;
-        self.replace_grant(&id, GrantFlow::AuthorizationCode, &token_url, grant)
+        // The callback does not carry the plan: its revoke URL is the connector's now.
+        let revoke_url = self
+            .plan(&id)
+            .await
+            .ok()
+            .and_then(|(plan, _)| plan.revoke_url);
+        let endpoints = Endpoints {
+            token_url: &token_url,
+            revoke_url,
+        };
+        self.replace_grant(&id, GrantFlow::AuthorizationCode, endpoints, grant)
             .await?;
         tracing::info!(integration = %id, "integration authorized");
         Ok(self.store.integration(&id)?)
@@ -125,7 +135,7 @@ impl App {
         &self,
         id: &str,
         flow: GrantFlow,
-        token_url: &str,
+        endpoints: Endpoints<'_>,
         grant: crate::oauth::Grant,
     ) -> Result<(), AppError> {
         let previous = self.store.tokens(id)?;
@@ -137,8 +147,8 @@ impl App {
                 refresh: grant.refresh.clone(),
                 ..previous.clone()
             };
-            if let Some(revocation) = self.revocation(id, &unwanted).await {
-                revocation.run(self, id).await;
+            if let Ok(revocation) = self.revocation(id, &unwanted).await {
+                let _ = revocation.run(self, id).await;
             }
             return Err(AppError::OtherAccount(message));
         }
@@ -149,11 +159,11 @@ impl App {
             Some(old) => !kept(old, &grant.refresh),
             None => !kept(&p.access, &Some(grant.access.clone())),
         });
-        self.store_grant(id, flow, token_url, grant)?;
+        self.store_grant(id, flow, endpoints, grant)?;
         if let Some(previous) = superseded
-            && let Some(revocation) = self.revocation(id, &previous).await
+            && let Ok(revocation) = self.revocation(id, &previous).await
         {
-            revocation.run(self, id).await;
+            let _ = revocation.run(self, id).await;
         }
         Ok(())
     }
@@ -175,7 +185,11 @@ impl App {
             .oauth()
             .client_credentials(&plan.token_url, &app, &rules)
             .await?;
-        self.replace_grant(id, GrantFlow::ClientCredentials, &plan.token_url, grant)
+        let endpoints = Endpoints {
+            token_url: &plan.token_url,
+            revoke_url: plan.revoke_url.clone(),
+        };
+        self.replace_grant(id, GrantFlow::ClientCredentials, endpoints, grant)
             .await?;
         tracing::info!(
             integration = id,
@@ -188,7 +202,7 @@ impl App {
         &self,
         id: &str,
         flow: GrantFlow,
-        token_url: &str,
+        endpoints: Endpoints<'_>,
         grant: crate::oauth::Grant,
     ) -> Result<(), AppError> {
         // The OAuth client already held the instance URL, which decides where the token is
@@ -204,7 +218,8 @@ impl App {
             flow,
             access: grant.access,
             refresh: grant.refresh,
-            token_url: token_url.to_string(),
+            token_url: endpoints.token_url.to_string(),
+            revoke_url: endpoints.revoke_url,
             instance_url,
             provider_fields: grant.fields,
             scopes: grant.scopes,
@@ -360,12 +375,14 @@ impl App {
     /// Stores an API key or basic credentials for an integration whose connector's plan asks
     /// for that kind (another kind is [`AppError::Unsupported`], naming the plan's), refused
     /// as [`AppError::OtherAccount`] when the connector's `account` says they belong to another
-    /// account than the ones they replace; the integration is then active.
+    /// account than the ones they replace; the integration is then active. An OAuth token
+    /// they replace is revoked at the provider once they are stored; a failed revocation is
+    /// logged and reported, and the credentials stay stored.
     pub async fn connect_entered(
         &self,
         id: &str,
         secret: EnteredSecret,
-    ) -> Result<Integration, AppError> {
+    ) -> Result<EnteredConnection, AppError> {
         let integration = self.store.integration(id)?;
         let connector = self.connector(&integration.connector)?;
         let plan = self
@@ -401,8 +418,57 @@ impl App {
                 return Err(AppError::OtherAccount(message));
             }
         }
+        let superseded = self.store.tokens(id)?;
+        let revocation = match &superseded {
+            Some(tokens) => Some(self.revocation(id, tokens).await),
+            None => None,
+        };
+        // Stored first: the new credentials never wait on, or depend on, the provider.
         self.store.put_entered(id, &entered)?;
         tracing::info!(integration = id, kind = %entered.kind, "integration connected with entered credentials");
-        Ok(self.store.integration(id)?)
+        let superseded_token = match revocation {
+            None => None,
+            Some(Err(reason)) => Some(SupersededToken::NotRevoked { reason }),
+            Some(Ok(revocation)) => Some(match revocation.run(self, id).await {
+                Ok(()) => SupersededToken::Revoked,
+                Err(reason) => SupersededToken::NotRevoked { reason },
+            }),
+        };
+        Ok(EnteredConnection {
+            integration: self.store.integration(id)?,
+            superseded_token,
+        })
     }
+}
+
+/// The OAuth plan's endpoints a grant is stored with.
+struct Endpoints<'a> {
+    /// Where its refreshes go.
+    token_url: &'a str,
+    /// Where it is revoked, if the plan named a place.
+    revoke_url: Option<String>,
+}
+
+/// Entered credentials stored, and what became of the OAuth token they replaced.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EnteredConnection {
+    /// The integration, now active.
+    #[serde(flatten)]
+    pub integration: Integration,
+    /// The OAuth token the credentials replaced; null when the integration held none.
+    pub superseded_token: Option<SupersededToken>,
+}
+
+/// What became of an OAuth token that entered credentials replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum SupersededToken {
+    /// Revoked at the provider's revocation endpoint.
+    Revoked,
+    /// Not revoked: it stays valid at the provider until it expires or a person revokes it
+    /// in the provider's settings.
+    NotRevoked {
+        /// Why (no revocation endpoint, or the provider's answer); never the token.
+        reason: String,
+    },
 }

@@ -68,12 +68,24 @@ pub enum AppError {
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
+    /// A change-feed cursor is older than the tombstone retention: the consumer must take a
+    /// snapshot and follow the feed from it (HTTP 410).
+    #[error("{0}")]
+    ResyncRequired(String),
+    /// A well-formed change-feed cursor this feed never handed out: past its latest change
+    /// (HTTP 409).
+    #[error("{0}")]
+    UnknownCursor(String),
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::UnknownIntegration(_) => AppError::NotFound(e.to_string()),
+            StoreError::UnknownIntegration(_) | StoreError::UnknownWebhook(_) => {
+                AppError::NotFound(e.to_string())
+            }
+            StoreError::ResyncRequired { .. } => AppError::ResyncRequired(e.to_string()),
+            StoreError::CursorAhead { .. } => AppError::UnknownCursor(e.to_string()),
             other => AppError::Store(other),
         }
     }

@@ -255,7 +255,7 @@ impl App {
     /// logged; the deletion stands.
     pub async fn delete_integration(&self, id: &str) -> Result<(), AppError> {
         let revocation = match self.store.tokens(id)? {
-            Some(tokens) => self.revocation(id, &tokens).await,
+            Some(tokens) => self.revocation(id, &tokens).await.ok(),
             None => None,
         };
         self.store.delete_integration(id)?;
@@ -263,38 +263,47 @@ impl App {
         self.tokens.forget(id);
         tracing::info!(integration = id, "integration deleted");
         if let Some(revocation) = revocation {
-            revocation.run(self, id).await;
+            let _ = revocation.run(self, id).await;
         }
         Ok(())
     }
 
-    /// What revoking `tokens` needs: the plan's revoke URL and the app. `None` (logged) when
-    /// the plan has no revoke URL or cannot be had.
-    pub(super) async fn revocation(&self, id: &str, tokens: &TokenSet) -> Option<Revocation> {
-        let (plan, rules) = match self.plan(id).await {
-            Ok(planned) => planned,
-            Err(e) => {
-                tracing::warn!(integration = id, error = %e, "cannot revoke the tokens: no OAuth plan");
-                return None;
-            }
+    /// What revoking `tokens` needs: where (the revoke URL stored with them, else the current
+    /// OAuth plan's), the approved endpoints and the app. Without one of them, why not
+    /// (logged): the tokens then stay valid at the provider.
+    pub(super) async fn revocation(
+        &self,
+        id: &str,
+        tokens: &TokenSet,
+    ) -> Result<Revocation, String> {
+        let not_revocable = |why: String| {
+            tracing::warn!(integration = id, reason = %why, "cannot revoke the tokens");
+            why
         };
-        let Some(url) = plan.revoke_url else {
-            tracing::warn!(
-                integration = id,
-                "the OAuth plan has no revoke URL: the tokens stay valid at the provider"
-            );
-            return None;
+        let (current, rules) = match self.plan(id).await {
+            Ok((plan, rules)) => (plan.revoke_url, rules),
+            // The plan is no longer OAuth (or cannot be had): the stored URL may still say.
+            Err(_) => (
+                None,
+                self.rules_of(id)
+                    .map_err(|e| not_revocable(e.to_string()))?,
+            ),
+        };
+        let Some(url) = tokens.revoke_url.clone().or(current) else {
+            return Err(not_revocable(
+                "the OAuth plan names no revoke URL: the token stays valid at the provider until it expires"
+                    .into(),
+            ));
         };
         let app = self
             .tokens
             .client_for(id)
-            .map_err(|e| tracing::warn!(integration = id, error = %e, "cannot revoke the tokens"))
-            .ok()?;
+            .map_err(|e| not_revocable(e.to_string()))?;
         let token = match &tokens.refresh {
             Some(refresh) => RevocableToken::Refresh(refresh.clone()),
             None => RevocableToken::Access(tokens.access.clone()),
         };
-        Some(Revocation {
+        Ok(Revocation {
             url,
             app,
             token,
@@ -323,18 +332,22 @@ pub(super) struct Revocation {
 }
 
 impl Revocation {
-    /// Revokes; a failure is logged (the token then lives until it expires or a person
-    /// revokes it in the provider's settings).
-    pub(super) async fn run(self, app: &App, id: &str) {
+    /// Revokes; a failure is logged and returned as its reason (the token then lives until it
+    /// expires or a person revokes it in the provider's settings).
+    pub(super) async fn run(self, app: &App, id: &str) -> Result<(), String> {
         match app
             .tokens
             .oauth()
             .revoke(&self.url, &self.app, &self.token, &self.rules)
             .await
         {
-            Ok(()) => tracing::info!(integration = id, "superseded token revoked"),
+            Ok(()) => {
+                tracing::info!(integration = id, "superseded token revoked");
+                Ok(())
+            }
             Err(e) => {
-                tracing::warn!(integration = id, error = %e, "could not revoke a superseded token")
+                tracing::warn!(integration = id, error = %e, "could not revoke a superseded token");
+                Err(e.to_string())
             }
         }
     }

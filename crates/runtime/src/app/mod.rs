@@ -34,7 +34,7 @@ mod integrations;
 mod runs;
 
 pub use crate::grant::wit_grant;
-pub use authorization::EnteredSecret;
+pub use authorization::{EnteredConnection, EnteredSecret, SupersededToken};
 use canary::StoreCanary;
 use error::issue;
 pub use error::{AppError, FieldIssue};
@@ -70,6 +70,9 @@ pub struct AppConfig {
     /// The connector the binary ships, installed as [`DEFAULT_CONNECTOR`] when its bytes are not
     /// a stored version yet (trusted like the binary itself); none for a bare runtime.
     pub bundled_connector: Option<&'static [u8]>,
+    /// How long delete tombstones stay in the change feed before `serve` prunes them; a feed
+    /// cursor older than a pruned tombstone must resync.
+    pub tombstone_retention: Duration,
 }
 
 impl AppConfig {
@@ -93,6 +96,7 @@ impl AppConfig {
             limits: EngineLimits::default(),
             runs: crate::runner::RunLimits::default(),
             bundled_connector: None,
+            tombstone_retention: crate::store::DEFAULT_TOMBSTONE_RETENTION,
         }
     }
 }

@@ -10,10 +10,12 @@
 //! is not. Either way nothing is lost and nothing is applied twice.
 //!
 //! One module per table group: `integrations`, `tokens`, `oauth_states`, `records` (records,
-//! checkpoints, page commits), `runs` and `versions` (connector versions); the states kept as text
-//! are in `states`. This module opens the database and migrates it.
+//! checkpoints, page commits), `feed` (the change feed over the records), `runs`, `versions`
+//! (connector versions) and `webhooks` (endpoints and the events' outbox); the states kept as
+//! text are in `states`. This module opens the database and migrates it.
 
 mod entered;
+mod feed;
 mod integrations;
 pub mod merge;
 pub mod migrations;
@@ -23,16 +25,20 @@ mod runs;
 mod states;
 mod tokens;
 mod versions;
+mod webhooks;
 
 pub use entered::EnteredCredentials;
+pub use feed::{BadCursor, Change, DEFAULT_TOMBSTONE_RETENTION, FeedCursor, FeedPage};
 pub use integrations::{Integration, IntegrationSettings, NewIntegration};
 pub use oauth_states::PendingAuth;
-pub use records::{StoredRecord, StreamCount};
+pub use records::{RecordsSnapshot, StoredRecord, StreamCount};
 pub use runs::{RunPage, RunRecord};
 pub use states::{
-    CheckpointState, CredentialKind, EnteredKind, IntegrationState, RunState, TokenHealthState,
+    CheckpointState, CredentialKind, DeliveryState, EnteredKind, IntegrationState, RunState,
+    TokenHealthState, WebhookEventType,
 };
 pub use tokens::{GrantFlow, TokenHealth, TokenSet};
+pub use webhooks::{AttemptResult, DueDelivery, WebhookDelivery, WebhookEndpoint, WebhookEvent};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -71,9 +77,39 @@ pub enum StoreError {
     /// No integration has this id.
     #[error("no integration with id {0}")]
     UnknownIntegration(String),
+    /// No webhook endpoint has this id.
+    #[error("no webhook endpoint with id {0}")]
+    UnknownWebhook(String),
     /// A stored value is corrupt.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A feed cursor is older than the newest delete tombstone pruned after its retention:
+    /// following the feed from it would miss deletes.
+    #[error(
+        "resync required: cursor {cursor} is older than the tombstone retention (deletes up to \
+         {pruned_through} were pruned); take a snapshot (the records with their snapshot \
+         cursor, or the changes from cursor 0) and follow the feed from that snapshot's cursor"
+    )]
+    ResyncRequired {
+        /// The cursor given.
+        cursor: i64,
+        /// The newest sequence number of a pruned tombstone.
+        pruned_through: i64,
+    },
+    /// A feed cursor is past the integration's latest change: it was not handed out by this
+    /// integration's feed.
+    #[error(
+        "cursor {cursor} is ahead of the change feed of integration {integration} (its latest \
+         change is {head}); use a cursor this integration's feed gave, or 0"
+    )]
+    CursorAhead {
+        /// The integration.
+        integration: String,
+        /// The cursor given.
+        cursor: i64,
+        /// The feed's latest sequence number.
+        head: i64,
+    },
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -280,3 +316,5 @@ fn make_private(db: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod webhook_tests;

@@ -1,5 +1,6 @@
 //! Records, checkpoints and the pages that commit them, in one transaction per page.
 
+use super::feed::{self, SeqAllocator};
 use super::*;
 
 /// One stored record.
@@ -17,6 +18,37 @@ pub struct StoredRecord {
     pub cursor: String,
     /// Its JSON.
     pub json: Vec<u8>,
+    /// The change-feed sequence number of its latest change.
+    pub seq: i64,
+    /// When its latest change was committed (ms since the epoch).
+    pub updated_at_ms: i64,
+}
+
+/// The columns [`stored_record`] reads, in its order.
+const RECORD_COLUMNS: &str = "stream, key, version, deleted, cursor, json, seq, updated_at_ms";
+
+/// A [`StoredRecord`] from a row of [`RECORD_COLUMNS`] starting at column `at`.
+pub(super) fn stored_record(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        stream: r.get(at)?,
+        key: r.get(at + 1)?,
+        version: r.get(at + 2)?,
+        deleted: r.get(at + 3)?,
+        cursor: r.get(at + 4)?,
+        json: r.get(at + 5)?,
+        seq: r.get(at + 6)?,
+        updated_at_ms: r.get(at + 7)?,
+    })
+}
+
+/// A page of records read with the feed cursor of the same snapshot.
+#[derive(Debug, Clone)]
+pub struct RecordsSnapshot {
+    /// The records.
+    pub records: Vec<StoredRecord>,
+    /// The feed's head when they were read: following the feed from it picks up every change
+    /// made since.
+    pub cursor: FeedCursor,
 }
 
 /// Per-stream counts of stored records.
@@ -126,15 +158,17 @@ impl Store {
         // IMMEDIATE: take the write lock up front (waiting on `busy_timeout` if another
         // connection holds it) rather than upgrading a read snapshot halfway.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Numbered under the write lock just taken: the numbers rise in commit order.
+        let mut seqs = SeqAllocator::begin(&tx, id)?;
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO records (integration_id, stream, key, version, deleted, cursor, json,
-                     run_id, updated_at_ms)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8)
+                     run_id, updated_at_ms, seq)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(integration_id, stream, key) DO UPDATE SET
                      version = records.version + 1, deleted = excluded.deleted,
                      cursor = excluded.cursor, json = excluded.json, run_id = excluded.run_id,
-                     updated_at_ms = excluded.updated_at_ms",
+                     updated_at_ms = excluded.updated_at_ms, seq = excluded.seq",
             )?;
             // In row order: a page may upsert a record and merge into it after.
             for row in rows {
@@ -142,15 +176,24 @@ impl Store {
                     Operation::Upsert => false,
                     Operation::Delete => true,
                     Operation::Merge => {
-                        merge_row(&tx, id, stream, run_id, row, now)?;
+                        merge_row(&tx, id, stream, run_id, row, now, &mut seqs)?;
                         continue;
                     }
                 };
                 upsert.execute(params![
-                    id, stream, row.key, deleted, row.cursor, row.json, run_id, now
+                    id,
+                    stream,
+                    row.key,
+                    deleted,
+                    row.cursor,
+                    row.json,
+                    run_id,
+                    now,
+                    seqs.next()
                 ])?;
             }
         }
+        seqs.store(&tx, id)?;
         tx.prepare_cached(
             "INSERT INTO checkpoints (integration_id, stream, checkpoint, status, updated_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -181,26 +224,25 @@ impl Store {
         id: &str,
         stream: Option<&str>,
         with_deleted: bool,
-        mut f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
+        f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT stream, key, version, deleted, cursor, json FROM records
-             WHERE integration_id = ?1 AND (?2 IS NULL OR stream = ?2) AND (?3 OR deleted = 0)
-             ORDER BY stream, key",
-        )?;
-        let mut rows = stmt.query(params![id, stream, with_deleted])?;
-        while let Some(r) = rows.next()? {
-            f(StoredRecord {
-                stream: r.get(0)?,
-                key: r.get(1)?,
-                version: r.get(2)?,
-                deleted: r.get(3)?,
-                cursor: r.get(4)?,
-                json: r.get(5)?,
-            })?;
-        }
-        Ok(())
+        each_record(&self.conn(), id, stream, with_deleted, f)
+    }
+
+    /// [`Store::for_each_record`] in one read snapshot, returning that snapshot's feed cursor.
+    pub fn export_records(
+        &self,
+        id: &str,
+        stream: Option<&str>,
+        with_deleted: bool,
+        f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
+    ) -> Result<FeedCursor, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let cursor = feed::head_cursor(&tx, id)?;
+        each_record(&tx, id, stream, with_deleted, f)?;
+        tx.finish()?;
+        Ok(cursor)
     }
 
     /// At most `limit` stored records of an integration (optionally one stream) after the
@@ -215,35 +257,24 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        let (after_stream, after_key) = after.unzip();
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT stream, key, version, deleted, cursor, json FROM records
-             WHERE integration_id = ?1 AND (?2 IS NULL OR stream = ?2) AND (?3 OR deleted = 0)
-               AND (?4 IS NULL OR (stream, key) > (?4, ?5))
-             ORDER BY stream, key LIMIT ?6",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                id,
-                stream,
-                with_deleted,
-                after_stream,
-                after_key,
-                i64::try_from(limit).unwrap_or(i64::MAX)
-            ],
-            |r| {
-                Ok(StoredRecord {
-                    stream: r.get(0)?,
-                    key: r.get(1)?,
-                    version: r.get(2)?,
-                    deleted: r.get(3)?,
-                    cursor: r.get(4)?,
-                    json: r.get(5)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        records_page_in(&self.conn(), id, stream, with_deleted, after, limit)
+    }
+
+    /// [`Store::records_page`] with the feed cursor of the same read snapshot.
+    pub fn records_snapshot(
+        &self,
+        id: &str,
+        stream: Option<&str>,
+        with_deleted: bool,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<RecordsSnapshot, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let cursor = feed::head_cursor(&tx, id)?;
+        let records = records_page_in(&tx, id, stream, with_deleted, after, limit)?;
+        tx.finish()?;
+        Ok(RecordsSnapshot { records, cursor })
     }
 
     /// Live keys of one stream, ascending, greater than `after`, at most `limit`.
@@ -293,6 +324,54 @@ impl Store {
     }
 }
 
+fn each_record(
+    conn: &Connection,
+    id: &str,
+    stream: Option<&str>,
+    with_deleted: bool,
+    mut f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records
+         WHERE integration_id = ?1 AND (?2 IS NULL OR stream = ?2) AND (?3 OR deleted = 0)
+         ORDER BY stream, key"
+    ))?;
+    let mut rows = stmt.query(params![id, stream, with_deleted])?;
+    while let Some(r) = rows.next()? {
+        f(stored_record(r, 0)?)?;
+    }
+    Ok(())
+}
+
+fn records_page_in(
+    conn: &Connection,
+    id: &str,
+    stream: Option<&str>,
+    with_deleted: bool,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let (after_stream, after_key) = after.unzip();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records
+         WHERE integration_id = ?1 AND (?2 IS NULL OR stream = ?2) AND (?3 OR deleted = 0)
+           AND (?4 IS NULL OR (stream, key) > (?4, ?5))
+         ORDER BY stream, key LIMIT ?6"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            id,
+            stream,
+            with_deleted,
+            after_stream,
+            after_key,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |r| stored_record(r, 0),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Applies one merge row inside a page's transaction (see [`merge`]).
 fn merge_row(
     tx: &rusqlite::Transaction<'_>,
@@ -301,6 +380,7 @@ fn merge_row(
     run_id: &str,
     row: &Row,
     now: i64,
+    seqs: &mut SeqAllocator,
 ) -> Result<(), StoreError> {
     let patch = merge::fields(&row.json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let stored: Option<Vec<u8>> = tx
@@ -317,10 +397,10 @@ fn merge_row(
         merge::Merged::Changed(json) => {
             tx.prepare_cached(
                 "UPDATE records SET version = version + 1, json = ?4, run_id = ?5,
-                     updated_at_ms = ?6
+                     updated_at_ms = ?6, seq = ?7
                  WHERE integration_id = ?1 AND stream = ?2 AND key = ?3",
             )?
-            .execute(params![id, stream, row.key, json, run_id, now])?;
+            .execute(params![id, stream, row.key, json, run_id, now, seqs.next()])?;
         }
         merge::Merged::Unchanged => {}
         merge::Merged::NotAnObject => {

@@ -162,3 +162,31 @@ stored_as_text! {
         Basic = "basic",
     }
 }
+
+stored_as_text! {
+    /// What a webhook event reports.
+    pub enum WebhookEventType ("webhook event type") {
+        /// An integration got working credentials.
+        IntegrationConnected = "integration.connected",
+        /// An integration's credentials died: a person must connect it again.
+        IntegrationNeedsReauthorization = "integration.needs_reauthorization",
+        /// A run succeeded.
+        SyncCompleted = "sync.completed",
+        /// A run ended any other way (failed, rate-limited, interrupted, lost authorization).
+        SyncFailed = "sync.failed",
+        /// A connector version became the active one.
+        ConnectorVersionActivated = "connector.version_activated",
+    }
+}
+
+stored_as_text! {
+    /// Where one event's delivery to one endpoint stands.
+    pub enum DeliveryState ("webhook delivery state") {
+        /// Not delivered yet; tried again at its next attempt time.
+        Pending = "pending",
+        /// The endpoint answered 2xx.
+        Delivered = "delivered",
+        /// Given up after the last attempt; `sluice webhooks retry` sends it again.
+        Failed = "failed",
+    }
+}

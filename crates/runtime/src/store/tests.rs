@@ -426,6 +426,7 @@ fn the_database_file_never_holds_a_secret_in_clear() {
         access: Secret::new(access),
         refresh: Some(Secret::new(refresh)),
         token_url: "https://login.salesforce.com/services/oauth2/token".into(),
+        revoke_url: None,
         instance_url: Some("https://acme.my.salesforce.com".into()),
         provider_fields: [("issued_at".to_string(), "1".to_string())].into(),
         scopes: vec!["api".into(), "refresh_token".into()],
@@ -492,6 +493,7 @@ fn a_rotated_refresh_token_is_stored_with_the_new_access_token() {
         access: Secret::new("a1"),
         refresh: Some(Secret::new("r1")),
         token_url: "https://t".into(),
+        revoke_url: None,
         instance_url: Some("https://i".into()),
         provider_fields: [("id".to_string(), "https://i/id/1".to_string())].into(),
         scopes: vec![],
@@ -960,6 +962,7 @@ fn a_schema_6_database_keeps_its_tokens_and_takes_grants_without_an_instance_url
         access: Secret::new("a"),
         refresh: None,
         token_url: "https://t".into(),
+        revoke_url: None,
         instance_url: None,
         provider_fields: Default::default(),
         scopes: Vec::new(),
@@ -968,6 +971,47 @@ fn a_schema_6_database_keeps_its_tokens_and_takes_grants_without_an_instance_url
     };
     store.put_grant("int_1", &tokens).unwrap();
     assert_eq!(store.tokens("int_1").unwrap().unwrap().instance_url, None);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_schema_7_database_keeps_its_tokens_and_stores_where_a_grant_is_revoked() {
+    let (dir, path) = database_at_schema(
+        7,
+        "INSERT INTO integrations VALUES ('int_1', 1, 'old', 'salesforce',
+             '{\"capability\":\"crm\",\"values\":{}}', 900, NULL, NULL, 'active', NULL, 0, 0);
+         INSERT INTO tokens (integration_id, flow, access_token, refresh_token, token_url,
+             instance_url, scopes, obtained_at_ms, generation, health, health_checked_ms,
+             provider_fields)
+         VALUES ('int_1', 'authorization-code', x'00', NULL, 'https://t', NULL, 'api', 5, 3,
+             'ok', 0, '{}');",
+    );
+    let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
+    let (revoke_url, generation): (Option<String>, i64) = store
+        .conn()
+        .query_row(
+            "SELECT revoke_url, generation FROM tokens WHERE integration_id = 'int_1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(revoke_url, None, "an older grant names no revoke URL");
+    assert_eq!(generation, 3);
+    let tokens = TokenSet {
+        flow: GrantFlow::ClientCredentials,
+        access: Secret::new("a"),
+        refresh: None,
+        token_url: "https://t".into(),
+        revoke_url: Some("https://t/revoke".into()),
+        instance_url: None,
+        provider_fields: Default::default(),
+        scopes: Vec::new(),
+        obtained_at_ms: now_ms(),
+        generation: 0,
+    };
+    store.put_grant("int_1", &tokens).unwrap();
+    let stored = store.tokens("int_1").unwrap().unwrap();
+    assert_eq!(stored.revoke_url.as_deref(), Some("https://t/revoke"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -984,6 +1028,7 @@ fn entered_credentials_are_sealed_and_replace_tokens() {
                 access: Secret::new("old-access"),
                 refresh: None,
                 token_url: "https://t".into(),
+                revoke_url: None,
                 instance_url: None,
                 provider_fields: Default::default(),
                 scopes: Vec::new(),

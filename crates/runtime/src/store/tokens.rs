@@ -44,6 +44,9 @@ pub struct TokenSet {
     pub refresh: Option<Secret>,
     /// Where refreshes go.
     pub token_url: String,
+    /// Where the tokens are revoked: the OAuth plan's revoke URL when the grant was stored, if
+    /// it named one.
+    pub revoke_url: Option<String>,
     /// Where data calls go and the access token is sent (the provider's `instance_url`), when
     /// the provider names one; without it the token goes to the connector's allowed hosts.
     pub instance_url: Option<String>,
@@ -77,11 +80,12 @@ impl Store {
         tx.execute(
             "INSERT INTO tokens (integration_id, flow, access_token, refresh_token, token_url,
                  instance_url, provider_fields, scopes, obtained_at_ms, generation, health,
-                 health_checked_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?9)
+                 health_checked_ms, revoke_url)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?9, ?11)
              ON CONFLICT(integration_id) DO UPDATE SET flow = excluded.flow,
                  access_token = excluded.access_token, refresh_token = excluded.refresh_token,
                  token_url = excluded.token_url, instance_url = excluded.instance_url,
+                 revoke_url = excluded.revoke_url,
                  provider_fields = excluded.provider_fields,
                  scopes = excluded.scopes, obtained_at_ms = excluded.obtained_at_ms,
                  generation = tokens.generation + 1, health = excluded.health,
@@ -100,6 +104,7 @@ impl Store {
                 tokens.scopes.join(" "),
                 tokens.obtained_at_ms,
                 TokenHealthState::Ok,
+                tokens.revoke_url,
             ],
         )?;
         tx.execute(
@@ -162,7 +167,7 @@ impl Store {
             .conn()
             .query_row(
                 "SELECT flow, access_token, refresh_token, token_url, instance_url,
-                     provider_fields, scopes, obtained_at_ms, generation
+                     provider_fields, scopes, obtained_at_ms, generation, revoke_url
                  FROM tokens WHERE integration_id = ?1",
                 [id],
                 |r| {
@@ -176,6 +181,7 @@ impl Store {
                         r.get::<_, String>(6)?,
                         r.get::<_, i64>(7)?,
                         r.get::<_, i64>(8)?,
+                        r.get::<_, Option<String>>(9)?,
                     ))
                 },
             )
@@ -190,6 +196,7 @@ impl Store {
             scopes,
             obtained,
             generation,
+            revoke_url,
         )) = row
         else {
             return Ok(None);
@@ -201,6 +208,7 @@ impl Store {
                 .map(|r| self.cipher.open_secret(&ctx_refresh(id), &r))
                 .transpose()?,
             token_url,
+            revoke_url,
             instance_url,
             provider_fields: serde_json::from_str(&fields)
                 .map_err(|e| StoreError::Corrupt(format!("provider fields of {id}: {e}")))?,

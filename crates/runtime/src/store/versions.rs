@@ -81,9 +81,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // The others only: re-activating the active version is no change (and reports no
+        // `connector.version_activated` event).
         tx.execute(
-            "UPDATE connector_versions SET active_since_ms = NULL WHERE name = ?1",
-            [name],
+            "UPDATE connector_versions SET active_since_ms = NULL WHERE name = ?1 AND version != ?2",
+            params![name, version],
         )?;
         tx.execute(
             "UPDATE connector_versions SET active_since_ms = ?3 WHERE name = ?1 AND version = ?2",
