@@ -118,13 +118,20 @@ async fn text(c: &Client, css: &str) -> String {
 }
 
 async fn click(c: &Client, css: &str) {
-    c.wait()
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    // An element found just before a navigation goes stale: find it again on the new page.
+    let mut last = String::new();
+    for _ in 0..50 {
+        let found = c.wait().for_element(Locator::Css(css)).await;
+        match found {
+            Ok(e) => match e.click().await {
+                Ok(_) => return,
+                Err(err) => last = err.to_string(),
+            },
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("click {css}: {last}");
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
@@ -417,7 +424,26 @@ async fn the_setup_flow_in_a_real_browser() {
     open_salesforce_form(&c, &base).await;
     fill(&c, "#field-name", "Acme Knowledge").await;
     choose(&c, "#field-capability", "content-management").await;
-    click(&c, "#tab-authentication").await;
+    // The tabs follow the WAI-ARIA keyboard pattern: arrow keys move and select.
+    c.execute("document.getElementById('tab-basic').focus();", vec![])
+        .await
+        .unwrap();
+    let right = char::from(fantoccini::key::Key::Right).to_string();
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(&right)
+        .await
+        .unwrap();
+    assert_eq!(active_element_id(&c).await, "tab-authentication");
+    let selected = c
+        .find(Locator::Css("#tab-authentication"))
+        .await
+        .unwrap()
+        .attr("aria-selected")
+        .await
+        .unwrap();
+    assert_eq!(selected.as_deref(), Some("true"));
     assert!(!shown(&c, "#field-s-pull-by").await);
     assert!(shown(&c, "#field-s-domain").await);
     shot(&c, "07-content-management").await;
@@ -426,6 +452,12 @@ async fn the_setup_flow_in_a_real_browser() {
     choose(&c, "#field-s-environment", "production").await;
     fill(&c, "#field-s-domain", &emu.url).await;
     click(&c, "#save").await;
+    until(
+        &c,
+        "the saved integration",
+        "location.search.includes('created=1')",
+    )
+    .await;
     click(&c, "#tab-authentication").await;
     c.execute("window.open = () => null;", vec![])
         .await
