@@ -537,6 +537,22 @@ async fn the_console_refuses_forged_requests_and_never_shows_a_secret() {
     );
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
 
+    // A provider's refusal comes back in words a person can act on, under the same CSP.
+    let denied = http()
+        .get(format!(
+            "{base}/oauth/callback?error=access_denied&error_description=end-user+denied+authorization&state=x"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 400);
+    assert!(denied.headers().contains_key("content-security-policy"));
+    let words = denied.text().await.unwrap();
+    assert!(
+        words.contains("access_denied") && words.contains("choose Allow"),
+        "{words}"
+    );
+
     // DNS rebinding: a page whose own name resolves to loopback.
     let (status, _) = served.send(
         "GET",
