@@ -373,6 +373,28 @@ async fn the_setup_flow_in_a_real_browser() {
     }
     let before = integration(&served, &id);
     assert!(record_total(&before) > 0, "{before}");
+    // The detail: runs, streams with record counts, records by pages.
+    c.goto(&format!("{base}/integrations/{id}")).await.unwrap();
+    assert!(text(&c, "#runs").await.contains("succeeded"));
+    let cases = before["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stream"] == "Case")
+        .unwrap()["live"]
+        .to_string();
+    assert!(text(&c, "#streams").await.contains(&cases));
+    let first_page = text(&c, "#records tbody").await;
+    click(&c, "#next-page").await;
+    until(
+        &c,
+        "the next page",
+        "location.search.includes('after_key=')",
+    )
+    .await;
+    let second_page = text(&c, "#records tbody").await;
+    assert!(!second_page.is_empty() && second_page != first_page);
+    shot(&c, "04b-detail").await;
 
     // 5. The tokens die at the provider; Test Connection says re-authorization is required.
     control(&emu, "/__emulator/tokens/revoke").await;

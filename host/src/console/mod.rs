@@ -24,6 +24,7 @@ use crate::admin::AdminState;
 
 mod callback;
 mod connect;
+mod detail;
 mod form;
 mod list;
 mod page;
@@ -46,6 +47,7 @@ pub fn router(state: AdminState) -> axum::Router<AdminState> {
             "/integrations/{id}/edit",
             get(form::edit_page).post(form::update),
         )
+        .route("/integrations/{id}", get(detail::page))
         .route("/integrations/{id}/test", post(list::test))
         .route("/integrations/{id}/delete", post(list::delete))
         .route("/integrations/{id}/pull", post(list::pull))
