@@ -241,7 +241,11 @@ fn a_run_end_reports_each_streams_changes_without_record_contents() {
     // Each run names the feed cursors around it: the second starts where the first ended and
     // made one change.
     let cursor = |event: &WebhookEvent, end: &str| -> i64 {
-        data(event)["changes"][end].as_str().unwrap().parse().unwrap()
+        data(event)["changes"][end]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     assert_eq!(cursor(&failed[0], "after"), 0);
     let first_through = cursor(&failed[0], "through");
