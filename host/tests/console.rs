@@ -292,6 +292,13 @@ async fn the_setup_flow_in_a_real_browser() {
     let driver = start_driver().await;
     let c = browser(&driver).await;
 
+    // The sign-in link `serve` printed opens the browser's session and lands on the list.
+    let link = served
+        .sign_in_link
+        .clone()
+        .expect("serve prints a sign-in link");
+    c.goto(&link).await.unwrap();
+
     // 1. The list, Add, search "Salesforce", the Basic and Authentication tabs.
     c.goto(&format!("{base}/")).await.unwrap();
     assert!(text(&c, "#empty").await.contains("No integrations"));
@@ -534,6 +541,28 @@ fn cookie_value(set_cookie: &str) -> &str {
     set_cookie.split(';').next().unwrap()
 }
 
+/// A session cookie (`name=value`) opened through the sign-in link `serve` printed.
+async fn signed_in(served: &Served) -> String {
+    let link = served
+        .sign_in_link
+        .clone()
+        .expect("serve prints a sign-in link");
+    let resp = http().get(link).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    let session = set_cookie(&resp, "sluice_session").expect("a session cookie");
+    cookie_value(&session).to_string()
+}
+
+/// `GET base+path` carrying `cookies`.
+async fn get_with(base: &str, path: &str, cookies: &str) -> reqwest::Response {
+    http()
+        .get(format!("{base}{path}"))
+        .header("cookie", cookies)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The CSRF cookie and token the console gives a browser on its first page.
 async fn csrf(base: &str, path: &str) -> (String, String) {
     let resp = http().get(format!("{base}{path}")).send().await.unwrap();
@@ -553,7 +582,8 @@ async fn the_console_refuses_forged_requests_and_never_shows_a_secret() {
     let dir = temp_dir("console-guard");
     let served = serve(&dir, &[], &[], "");
     let base = format!("http://localhost:{}", served.addr.port());
-    let page = http().get(format!("{base}/")).send().await.unwrap();
+    let session = signed_in(&served).await;
+    let page = get_with(&base, "/", &session).await;
     assert_eq!(page.status(), 200);
     let csp = page.headers()["content-security-policy"]
         .to_str()
@@ -605,10 +635,11 @@ async fn the_console_refuses_forged_requests_and_never_shows_a_secret() {
                 .header("origin", o)
                 .header("sec-fetch-site", "cross-site");
         }
-        if let Some(c) = cookie {
-            req = req.header("cookie", c);
-        }
-        req.send()
+        let cookies = match cookie {
+            Some(c) => format!("{c}; {session}"),
+            None => session.clone(),
+        };
+        req.header("cookie", cookies).send()
     };
     // A cross-site form post, even one carrying the right token.
     let cross = post(
@@ -646,7 +677,7 @@ async fn the_console_refuses_forged_requests_and_never_shows_a_secret() {
     let edit = ok.headers()["location"].to_str().unwrap().to_string();
     let html = http()
         .get(format!("{base}{edit}"))
-        .header("cookie", &cookie)
+        .header("cookie", format!("{cookie}; {session}"))
         .send()
         .await
         .unwrap()
@@ -655,14 +686,7 @@ async fn the_console_refuses_forged_requests_and_never_shows_a_secret() {
         .unwrap();
     assert!(html.contains("Currently: set"), "{html}");
     assert!(!html.contains(secret));
-    let list_html = http()
-        .get(format!("{base}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list_html = get_with(&base, "/", &session).await.text().await.unwrap();
     assert!(list_html.contains("Forged") && !list_html.contains(secret));
 }
 
@@ -721,4 +745,53 @@ async fn beyond_loopback_the_console_needs_the_admin_token() {
         .unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Add Integration"));
+}
+
+/// On loopback too, every page needs a session: the sign-in link `serve` printed opens one,
+/// once; a used or made-up code opens none and says how to sign in instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_needs_a_sign_in_even_on_loopback() {
+    let dir = temp_dir("console-sign-in");
+    let served = serve(&dir, &[], &[], "");
+    let base = format!("http://localhost:{}", served.addr.port());
+    for path in ["/", "/integrations/new"] {
+        let page = http().get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(page.status(), 303, "{path}");
+        assert_eq!(page.headers()["location"], "/login", "{path}");
+    }
+    let (cookie, token) = csrf(&base, "/login").await;
+    let forged = http()
+        .post(format!("{base}/integrations/new?connector=salesforce"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .body(format!("csrf={token}&name=NoSession&capability=helpdesk"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+
+    let link = served
+        .sign_in_link
+        .clone()
+        .expect("serve prints a sign-in link");
+    assert!(link.starts_with(&format!("{base}/login?code=")), "{link}");
+    let made_up = http()
+        .get(format!("{base}/login?code=not-the-code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made_up.status(), 401);
+    assert!(set_cookie(&made_up, "sluice_session").is_none());
+
+    let session = signed_in(&served).await;
+    let page = get_with(&base, "/", &session).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Add Integration"));
+
+    let again = http().get(&link).send().await.unwrap();
+    assert_eq!(again.status(), 401, "the link works once");
+    assert!(set_cookie(&again, "sluice_session").is_none());
+    assert!(again.text().await.unwrap().contains("sluice admin-token"));
+    let list = served.get_json("/api/integrations", &served.generated_token());
+    assert_eq!(list, json!([]), "nothing was stored without a session");
 }

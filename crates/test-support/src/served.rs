@@ -15,6 +15,8 @@ pub struct Served {
     pub addr: SocketAddr,
     /// Its data directory.
     pub dir: PathBuf,
+    /// The console's sign-in link it printed, if it did.
+    pub sign_in_link: Option<String>,
 }
 
 impl Served {
@@ -31,11 +33,17 @@ impl Served {
         // Keeps draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut sent = false;
+            // `serve` prints the sign-in link before the line that says where it listens.
+            let mut link = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
+                    if let Some(rest) = line.strip_prefix("console: ") {
+                        link = rest.split_whitespace().next().map(String::from);
+                        continue;
+                    }
                     if let Some(rest) = line.strip_prefix("sluice serving on http://") {
                         let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                        let _ = tx.send(Ok(addr));
+                        let _ = tx.send(Ok((addr, link.take())));
                         sent = true;
                         continue;
                     }
@@ -49,8 +57,8 @@ impl Served {
                 let _ = tx.send(Err("serve exited without listening".into()));
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(300)) {
-            Ok(Ok(addr)) => addr.parse().expect("a socket address"),
+        let (addr, sign_in_link) = match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(Ok((addr, link))) => (addr.parse().expect("a socket address"), link),
             Ok(Err(line)) => {
                 let _ = child.kill();
                 panic!("sluice serve failed: {line}")
@@ -64,6 +72,7 @@ impl Served {
             child,
             addr,
             dir: dir.to_path_buf(),
+            sign_in_link,
         }
     }
 

@@ -77,7 +77,7 @@ impl AdminState {
             admin_token,
             public_url,
             guard,
-            console: Arc::new(crate::console::ConsoleAccess::for_listen(listen)),
+            console: Arc::new(crate::console::ConsoleAccess::default()),
         })
     }
 }

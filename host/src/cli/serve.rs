@@ -91,6 +91,7 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
             format!("http://{addr}")
         }
     });
+    let console_base = public_url.clone();
     let state = AdminState::new(
         app.clone(),
         stats,
@@ -98,6 +99,14 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         addr,
         public_url,
     )?;
+    // On this terminal only (never through the logs): whoever reads it is the operator. Before
+    // the listening line, which tells a waiting script that both are printed.
+    if let Some(code) = state.console.sign_in_code() {
+        eprintln!(
+            "console: {console_base}/login?code={code} (signs one browser in, once, within {} minutes; later: the admin token)",
+            crate::console::SIGN_IN_CODE_LIFETIME.as_secs() / 60
+        );
+    }
     eprintln!(
         "sluice serving on http://{addr} (data: {}, connectors: {}; admin token: {token_source})",
         app.config().data_dir.display(),

@@ -6,8 +6,9 @@
 //! Rule:
 //! - Every request passes the admin API's guard first (host names, cross-site refusal): the
 //!   console is mounted inside [`crate::admin::router`].
-//! - When `serve` listens beyond loopback, every page but the login form needs a session
-//!   cookie (HttpOnly, SameSite=Strict) obtained by typing the admin token.
+//! - Every page but the sign-in page needs a session cookie (HttpOnly, SameSite=Strict),
+//!   opened by the admin token or once by the sign-in link `serve` prints ([`security`]),
+//!   also on loopback, where every account of the machine can connect.
 //! - Every state-changing form carries a CSRF token that must equal the browser's own CSRF
 //!   cookie ([`security`]).
 //! - Pages run only the console's own script files: the Content-Security-Policy allows no
@@ -31,7 +32,7 @@ mod page;
 mod security;
 
 pub(crate) use callback::callback_page;
-pub use security::ConsoleAccess;
+pub use security::{ConsoleAccess, SIGN_IN_CODE_LIFETIME};
 
 /// The policy every console page is served with.
 pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \

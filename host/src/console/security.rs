@@ -1,7 +1,20 @@
-//! The console's locks: the login session (beyond loopback) and the CSRF token of every form.
+//! The console's locks: the login session and the CSRF token of every form.
+//!
+//! Threat: whoever can open a page of the console acts with the operator's full authority.
+//! On loopback that is not only the operator: every other account and process on the machine
+//! reaches 127.0.0.1 too, and the admin token (readable by the operator alone) is what keeps
+//! them from the JSON API. A page on another site can also make the operator's browser send
+//! forms here.
+//! Rule:
+//! - Every page but the sign-in page needs a session cookie (HttpOnly, SameSite=Strict),
+//!   wherever `serve` listens. A session is opened by typing the admin token, or once by the
+//!   sign-in link `serve` prints on its own terminal: a random code, good for one use within
+//!   [`SIGN_IN_CODE_LIFETIME`].
+//! - Every POST carries a CSRF token equal to the browser's own CSRF cookie.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::body::Body;
@@ -22,22 +35,45 @@ const CSRF_FIELD: &str = "csrf";
 /// The largest form the console accepts.
 const FORM_LIMIT: usize = 64 * 1024;
 
+/// How long the printed sign-in link works, if nobody used it.
+pub const SIGN_IN_CODE_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
 /// Who may use the console.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConsoleAccess {
-    /// Whether pages need a login session (the server listens beyond loopback).
-    login_required: bool,
+    /// The sign-in link's code and when it was made, until it is used.
+    sign_in_code: Mutex<Option<(String, Instant)>>,
     /// The live session ids.
     sessions: Mutex<HashSet<String>>,
 }
 
-impl ConsoleAccess {
-    /// The access rule of a server listening on `listen`.
-    pub fn for_listen(listen: std::net::SocketAddr) -> Self {
+impl Default for ConsoleAccess {
+    fn default() -> Self {
         Self {
-            login_required: !listen.ip().is_loopback(),
+            sign_in_code: Mutex::new(Some((crate::secrets::random_token(32), Instant::now()))),
             sessions: Mutex::new(HashSet::new()),
         }
+    }
+}
+
+impl ConsoleAccess {
+    /// The code of the sign-in link `serve` prints, while it has not been used.
+    pub fn sign_in_code(&self) -> Option<String> {
+        let code = self.sign_in_code.lock().expect("sign-in code lock");
+        code.as_ref().map(|(c, _)| c.clone())
+    }
+
+    /// Whether `given` is the unused, unexpired sign-in code; it works once.
+    fn redeem(&self, given: &str) -> bool {
+        let mut code = self.sign_in_code.lock().expect("sign-in code lock");
+        let valid = code.as_ref().is_some_and(|(c, made)| {
+            made.elapsed() < SIGN_IN_CODE_LIFETIME
+                && constant_time_eq(given.as_bytes(), c.as_bytes())
+        });
+        if valid {
+            *code = None;
+        }
+        valid
     }
 
     fn has_session(&self, id: &str) -> bool {
@@ -109,7 +145,7 @@ async fn checked_form(req: Request, token: &str) -> Result<Request, Response> {
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-/// Middleware: beyond loopback, pages need a login session.
+/// Middleware: pages need a login session.
 pub(crate) async fn require_session(
     State(s): State<AdminState>,
     req: Request,
@@ -117,7 +153,7 @@ pub(crate) async fn require_session(
 ) -> Response {
     let access = &s.console;
     let signed_in = cookie(req.headers(), SESSION_COOKIE).is_some_and(|id| access.has_session(id));
-    if access.login_required && !signed_in {
+    if !signed_in {
         return match req.method() {
             &Method::GET | &Method::HEAD => Redirect::to("/login").into_response(),
             _ => (
@@ -137,12 +173,36 @@ struct LoginPage {
     error: Option<String>,
 }
 
-/// `GET /login`.
-pub(crate) async fn login_page(axum::Extension(csrf): axum::Extension<CsrfToken>) -> Response {
-    render(&LoginPage {
+/// The query of `GET /login`: the printed sign-in link's code, if it was followed.
+#[derive(serde::Deserialize)]
+pub(crate) struct SignInLink {
+    code: Option<String>,
+}
+
+/// `GET /login`: the sign-in form, or a session when the printed link's code is good.
+pub(crate) async fn login_page(
+    State(s): State<AdminState>,
+    axum::Extension(csrf): axum::Extension<CsrfToken>,
+    axum::extract::Query(link): axum::extract::Query<SignInLink>,
+) -> Response {
+    let Some(code) = link.code else {
+        return render(&LoginPage {
+            shell: Shell::new("Sign in", csrf),
+            error: None,
+        });
+    };
+    if s.console.redeem(&code) {
+        return open_session(&s);
+    }
+    let page = LoginPage {
         shell: Shell::new("Sign in", csrf),
-        error: None,
-    })
+        error: Some(
+            "That sign-in link was used already, has expired or is not this server's. \
+             Sign in with the admin token: `sluice admin-token` prints it."
+                .into(),
+        ),
+    };
+    (StatusCode::UNAUTHORIZED, render(&page)).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -167,6 +227,11 @@ pub(crate) async fn login(
         };
         return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
     }
+    open_session(&s)
+}
+
+/// A new session: its cookie, and a redirect to the integrations list.
+fn open_session(s: &AdminState) -> Response {
     let id = crate::secrets::random_token(32);
     s.console
         .sessions
