@@ -17,7 +17,7 @@ use sluice::runner::{PullOptions, RunStatus};
 use sluice::store::{FeedCursor, Store};
 use support::binary::sluice_command;
 use support::dirs::{TestDir, temp_dir};
-use support::runtime::{approve_emulator, connect, control, open_app};
+use support::runtime::{approve_emulator, connect, control, live_truth, open_app};
 
 const OBJECTS: [&str; 2] = ["Account", "Contact"];
 
@@ -64,27 +64,6 @@ async fn pull(app: &Arc<App>, id: &str) {
     };
     let summary = sluice::runner::run_pull(app, id, opts).await.unwrap();
     assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
-}
-
-/// The ids of `object` the APIs serve as live records.
-async fn live_truth(emu: &Emulator, object: &str) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let mut offset = 0;
-    loop {
-        let path = format!("records/{object}?offset={offset}&limit=2000");
-        let page = control(emu, "GET", &path, None).await;
-        let rows = page["records"].as_array().unwrap();
-        offset += rows.len();
-        for r in rows {
-            let flag = |k: &str| r[k].as_bool().unwrap_or(false);
-            if flag("_visible") && !flag("_deleted") && !flag("_purged") {
-                ids.insert(r["Id"].as_str().unwrap().to_string());
-            }
-        }
-        if rows.is_empty() || offset >= page["totalSize"].as_u64().unwrap() as usize {
-            return ids;
-        }
-    }
 }
 
 /// Inserts, updates and deletes a few records of each object, choosing among the live ones by

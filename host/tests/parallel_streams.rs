@@ -13,7 +13,7 @@ use sluice::app::{App, AppConfig, IntegrationInput};
 use sluice::runner::{PullOptions, RunStatus, RunSummary, StreamResult};
 use sluice::store::CheckpointState;
 use support::dirs::{TestDir, temp_dir};
-use support::runtime::{approve_emulator, connect, control, open_app, settings, stats};
+use support::runtime::{approve_emulator, connect, control, live_truth, open_app, settings, stats};
 
 const CRM: [&str; 4] = ["Account", "Contact", "Lead", "Opportunity"];
 
@@ -68,27 +68,6 @@ async fn pull(app: &Arc<App>, id: &str, page_records: u32) -> RunSummary {
     sluice::runner::run_pull(app, id, opts)
         .await
         .expect("pull runs")
-}
-
-/// The ids of `object` the APIs serve as live records.
-async fn live_truth(emu: &Emulator, object: &str) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let mut offset = 0;
-    loop {
-        let path = format!("records/{object}?offset={offset}&limit=2000");
-        let page = control(emu, "GET", &path, None).await;
-        let rows = page["records"].as_array().unwrap();
-        offset += rows.len();
-        for r in rows {
-            let flag = |k: &str| r[k].as_bool().unwrap_or(false);
-            if flag("_visible") && !flag("_deleted") && !flag("_purged") {
-                ids.insert(r["Id"].as_str().unwrap().to_string());
-            }
-        }
-        if rows.is_empty() || offset >= page["totalSize"].as_u64().unwrap() as usize {
-            return ids;
-        }
-    }
 }
 
 /// The stored records of `stream` are exactly the emulator's live ones.

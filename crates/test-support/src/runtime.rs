@@ -193,3 +193,27 @@ pub async fn settings(emu: &sf_emulator::Emulator, s: serde_json::Value) {
 pub async fn stats(emu: &sf_emulator::Emulator) -> serde_json::Value {
     control(emu, "GET", "stats", None).await
 }
+
+/// The ids of `object` the APIs serve as live records.
+pub async fn live_truth(
+    emu: &sf_emulator::Emulator,
+    object: &str,
+) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    let mut offset = 0;
+    loop {
+        let path = format!("records/{object}?offset={offset}&limit=2000");
+        let page = control(emu, "GET", &path, None).await;
+        let rows = page["records"].as_array().unwrap();
+        offset += rows.len();
+        for r in rows {
+            let flag = |k: &str| r[k].as_bool().unwrap_or(false);
+            if flag("_visible") && !flag("_deleted") && !flag("_purged") {
+                ids.insert(r["Id"].as_str().unwrap().to_string());
+            }
+        }
+        if rows.is_empty() || offset >= page["totalSize"].as_u64().unwrap() as usize {
+            return ids;
+        }
+    }
+}
