@@ -1,8 +1,9 @@
 //! The host's own test helpers: everything in `sluice-test-support`, and this package's
 //! `sluice` binary as a child process ([`binary`]), whose path only its own integration tests
-//! know.
+//! know, and a real browser for the console ([`browser`]).
 #![allow(dead_code, unused_imports)]
 
 pub mod binary;
+pub mod browser;
 
 pub use sluice_test_support::*;
