@@ -1,4 +1,4 @@
-//! `sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk | --dev-loop]`: how fast Sluice pulls, what the sandbox costs and how
+//! `sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH [--no-slow-start] | --bulk | --dev-loop]`: how fast Sluice pulls, what the sandbox costs and how
 //! it scales, measured in one run against the in-process Salesforce emulator (`bench` dataset).
 //!
 //! Pulls (each into the same SQLite store, each a fresh integration so every row is an insert):
@@ -19,6 +19,7 @@ mod dev_loop;
 mod engine_figures;
 mod native;
 mod pulls;
+mod spans;
 mod truth;
 mod wan;
 
@@ -87,6 +88,8 @@ struct Args {
     bulk: bool,
     /// Only `sluice dev`'s edit-to-first-page time (`dev_loop.rs`).
     dev_loop: bool,
+    /// `--no-slow-start`: the WAN profile without TCP slow start, for comparison.
+    no_slow_start: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -97,6 +100,7 @@ fn parse_args() -> anyhow::Result<Args> {
         wan: None,
         bulk: false,
         dev_loop: false,
+        no_slow_start: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -108,6 +112,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--json" => args.json = true,
             "--bulk" => args.bulk = true,
             "--dev-loop" => args.dev_loop = true,
+            "--no-slow-start" => args.no_slow_start = true,
             "--wan" => {
                 args.wan = Some(wan::WanProfile::parse(
                     &it.next().context("--wan RTT,BANDWIDTH")?,
@@ -116,12 +121,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--idle-child" => args.idle_child = Some(it.next().context("--idle-child DIR")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk | --dev-loop]"
+                    "usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH [--no-slow-start] | --bulk | --dev-loop]"
                 );
                 std::process::exit(0);
             }
             other => bail!(
-                "unknown argument {other:?} (usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH | --bulk | --dev-loop])"
+                "unknown argument {other:?} (usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH [--no-slow-start] | --bulk | --dev-loop])"
             ),
         }
     }
@@ -173,7 +178,8 @@ fn main() -> anyhow::Result<()> {
         println!("{mb}");
         return Ok(());
     }
-    if let Some(profile) = args.wan {
+    if let Some(mut profile) = args.wan {
+        profile.slow_start = !args.no_slow_start;
         let figures = runtime.block_on(wan::run(profile, args.scale, args.json))?;
         match args.json {
             true => println!("{}", serde_json::to_string(&figures)?),

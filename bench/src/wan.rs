@@ -4,6 +4,7 @@
 //! again with the outbound client's connection reuse and gzip off, for the speed-up they give.
 //! Both pulls must store exactly the emulator's Case Ids, or the run fails.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -12,6 +13,9 @@ use sluice::app::{App, AppConfig};
 use sluice::engine::roots::ExtraRoots;
 use sluice::runner::{PullOptions, RunStatus};
 
+use crate::round;
+use crate::spans::{SpanTimes, Totals};
+
 /// A network between the host and the provider.
 #[derive(Debug, Clone, Copy)]
 pub struct WanProfile {
@@ -19,6 +23,9 @@ pub struct WanProfile {
     pub rtt: Duration,
     /// Bandwidth, megabits per second.
     pub mbps: f64,
+    /// Whether new and idle connections go through TCP slow start (the emulator's
+    /// `slow_start`).
+    pub slow_start: bool,
 }
 
 impl WanProfile {
@@ -42,7 +49,11 @@ impl WanProfile {
         if mbps.is_nan() || mbps < 0.001 || mbps.is_infinite() {
             bail!("--wan {text:?}: the bandwidth must be at least 1kbit");
         }
-        Ok(Self { rtt, mbps })
+        Ok(Self {
+            rtt,
+            mbps,
+            slow_start: true,
+        })
     }
 }
 
@@ -63,6 +74,8 @@ struct WanPull {
     connections: u64,
     bytes_on_wire: u64,
     compressed: u64,
+    /// The timed spans that closed during the pull.
+    spans: BTreeMap<&'static str, Totals>,
 }
 
 impl WanPull {
@@ -77,6 +90,7 @@ struct WanEmulator {
     root_pem: String,
     control: reqwest::Client,
     truth: std::collections::BTreeSet<String>,
+    spans: SpanTimes,
 }
 
 /// Pulls `scale` Cases through the sandbox over `profile` twice, with the outbound client's
@@ -85,13 +99,14 @@ pub async fn run(profile: WanProfile, scale: usize, quiet: bool) -> anyhow::Resu
     let settings = sf_emulator::Settings {
         rtt_ms: profile.rtt.as_millis() as u64,
         mbps: profile.mbps,
+        slow_start: profile.slow_start,
         ..sf_emulator::Settings::default()
     };
     super::note(
         quiet,
         &format!(
-            "starting the emulator over TLS ({} ms RTT, {} Mbit/s, {scale} Cases)...",
-            settings.rtt_ms, settings.mbps
+            "starting the emulator over TLS ({} ms RTT, {} Mbit/s, slow start {}, {scale} Cases)...",
+            settings.rtt_ms, settings.mbps, settings.slow_start
         ),
     );
     let emulator = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
@@ -117,6 +132,7 @@ pub async fn run(profile: WanProfile, scale: usize, quiet: bool) -> anyhow::Resu
         root_pem,
         control,
         truth,
+        spans: SpanTimes::install()?,
     };
 
     super::note(quiet, "pulling Case through the sandboxed component...");
@@ -152,10 +168,11 @@ pub async fn run(profile: WanProfile, scale: usize, quiet: bool) -> anyhow::Resu
     let transfer_s = fast.bytes_on_wire as f64 * 8.0 / (profile.mbps * 1e6);
     let ceiling_s = transfer_s + fast.api_calls as f64 * profile.rtt.as_secs_f64();
     let ceiling_rate = fast.records as f64 / ceiling_s.max(1e-9);
-    let round = super::round;
+
     Ok(json!({
         "wan_rtt_ms": profile.rtt.as_millis() as u64,
         "wan_mbps": profile.mbps,
+        "wan_slow_start": profile.slow_start,
         "records": fast.records,
         "api_calls": fast.api_calls,
         "wan_pull_records_per_s": round(fast.records_per_s(), 0),
@@ -170,6 +187,8 @@ pub async fn run(profile: WanProfile, scale: usize, quiet: bool) -> anyhow::Resu
         "plain_connections": plain.connections,
         "plain_compressed_responses": plain.compressed,
         "speedup_vs_plain": round(fast.records_per_s() / plain.records_per_s(), 2),
+        "breakdown": breakdown(&fast, profile),
+        "plain_breakdown": breakdown(&plain, profile),
     }))
 }
 
@@ -198,6 +217,7 @@ async fn pull(wan: &WanEmulator, client: Client) -> anyhow::Result<WanPull> {
 
     let stats = || emulator.state.stats.lock().expect("stats").clone();
     let before = stats();
+    let spans_before = wan.spans.snapshot();
     let started = Instant::now();
     let summary = sluice::runner::run_pull(
         &app,
@@ -211,6 +231,7 @@ async fn pull(wan: &WanEmulator, client: Client) -> anyhow::Result<WanPull> {
     .await?;
     let seconds = started.elapsed().as_secs_f64();
     let after = stats();
+    let spans = SpanTimes::since(&spans_before, &wan.spans.snapshot());
     if summary.status != RunStatus::Succeeded {
         bail!(
             "the {client:?} pull ended {:?}: {:?}",
@@ -226,15 +247,62 @@ async fn pull(wan: &WanEmulator, client: Client) -> anyhow::Result<WanPull> {
         connections: after.connections - before.connections,
         bytes_on_wire: after.wire_bytes_sent - before.wire_bytes_sent,
         compressed: after.compressed_responses - before.compressed_responses,
+        spans,
     })
+}
+
+/// Where one page's time went, in milliseconds per page (page = API call): each timed span's
+/// wall and busy time, averaged over the pull's calls, next to what the network alone costs.
+fn breakdown(pull: &WanPull, profile: WanProfile) -> Value {
+    let pages = pull.api_calls.max(1) as f64;
+    let per_page = |d: Duration| round(d.as_secs_f64() * 1e3 / pages, 2);
+    let mut spans = serde_json::Map::new();
+    for (name, totals) in &pull.spans {
+        spans.insert(
+            name.to_string(),
+            json!({
+                "count": totals.count,
+                "wall_ms_per_page": per_page(totals.wall),
+                "busy_ms_per_page": per_page(totals.busy),
+            }),
+        );
+    }
+    let wire_ms = pull.bytes_on_wire as f64 * 8.0 / (profile.mbps * 1e6) * 1e3 / pages;
+    json!({
+        "page_ms": round(pull.seconds * 1e3 / pages, 2),
+        "network_ms": round(profile.rtt.as_secs_f64() * 1e3 + wire_ms, 2),
+        "rate_ms": round(wire_ms, 2),
+        "spans": spans,
+    })
+}
+
+/// The breakdown as a table: per page, each span's wall and busy milliseconds.
+fn print_breakdown(title: &str, b: &Value) {
+    println!();
+    println!(
+        "{title}: {} ms a page; the network alone {} ms (1 RTT + {} ms at the rate)",
+        b["page_ms"], b["network_ms"], b["rate_ms"]
+    );
+    println!("| span | count | wall ms/page | busy ms/page |");
+    println!("|---|---:|---:|---:|");
+    if let Some(spans) = b["spans"].as_object() {
+        for name in crate::spans::TIMED {
+            if let Some(s) = spans.get(*name) {
+                println!(
+                    "| {name} | {} | {} | {} |",
+                    s["count"], s["wall_ms_per_page"], s["busy_ms_per_page"]
+                );
+            }
+        }
+    }
 }
 
 /// The figures as a table, each next to its target.
 pub fn print(f: &Value) {
     let n = |k: &str| f[k].as_f64().unwrap_or(f64::NAN);
     println!(
-        "WAN pull ({} ms RTT, {} Mbit/s, TLS)",
-        f["wan_rtt_ms"], f["wan_mbps"]
+        "WAN pull ({} ms RTT, {} Mbit/s, TLS, slow start {})",
+        f["wan_rtt_ms"], f["wan_mbps"], f["wan_slow_start"]
     );
     let rows: [(&str, Option<bool>, &str); 16] = [
         ("records", None, "= emulator Cases"),
@@ -276,6 +344,8 @@ pub fn print(f: &Value) {
         };
         println!("| {key} | {} | {target} | {met} |", f[key]);
     }
+    print_breakdown("Default pull", &f["breakdown"]);
+    print_breakdown("Plain pull", &f["plain_breakdown"]);
 }
 
 #[cfg(test)]

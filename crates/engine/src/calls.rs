@@ -1,6 +1,7 @@
 //! The calls into a connector. Each runs in a fresh instance, metered and under the
 //! wall-clock timeout; a failed call is named after the limit it hit, or is a trap.
 
+use tracing::Instrument;
 use wasmtime::Store;
 use wasmtime::component::ResourceTableError;
 use wasmtime_wasi_http::FieldMapError;
@@ -114,12 +115,18 @@ impl ConnectorEngine {
         call: &'static str,
         export: impl AsyncFnOnce(&Instance, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, EngineError> {
-        let (mut store, instance) = self.instantiate(connector, ctx, stream).await?;
+        // Times the call (wall, and polled time: the guest's own work) for a profiler.
+        let timed = tracing::debug_span!("connector_call", call);
+        let (mut store, instance) = self
+            .instantiate(connector, ctx, stream)
+            .instrument(timed.clone())
+            .await?;
         let cpu = store.data().cpu.clone();
         let outcome = tokio::time::timeout(
             self.limits.wall_timeout,
             cpu.meter(export(&instance, &mut store)),
         )
+        .instrument(timed)
         .await;
         self.conclude(connector, call, &store, outcome)
     }

@@ -664,6 +664,8 @@ impl OutboundCall {
         let cap = limits.max_response_bytes;
         let mut collected = Vec::new();
         let mut reservation = self.budget.reservation();
+        // Times the body's arrival apart from the wait for its head (for a profiler).
+        let receiving = tracing::debug_span!("outbound_body");
         loop {
             let frame = tokio::time::timeout(between, incoming.frame())
                 .await
@@ -697,8 +699,12 @@ impl OutboundCall {
             };
             self.shared.pool.put(key, sender);
         }
+        drop(receiving);
         let mut head = head;
-        let collected = super::gzip::decode_response(&mut head, collected, cap).map_err(|e| {
+        let inflating = tracing::debug_span!("inflate");
+        let collected =
+            inflating.in_scope(|| super::gzip::decode_response(&mut head, collected, cap));
+        let collected = collected.map_err(|e| {
             let origin = format!("{}://{host}", if use_tls { "https" } else { "http" });
             self.deny(&origin, &e.to_string());
             match e {

@@ -31,6 +31,7 @@ pub mod requests;
 pub mod rest;
 pub mod schema;
 pub mod serve;
+pub mod slow_start;
 pub mod soql;
 pub mod state;
 pub mod tls;
@@ -149,6 +150,9 @@ pub struct Settings {
     /// With TLS, offer HTTP/2 by ALPN (besides HTTP/1.1), as Salesforce's front end does;
     /// off offers only `http/1.1`. Read when a connection opens.
     pub http2: bool,
+    /// With a round trip set, each connection's sending side goes through TCP slow start
+    /// (see [`slow_start`]); off, a connection sends at the full rate from its first byte.
+    pub slow_start: bool,
 }
 
 /// One of the emulator's two orgs.
@@ -207,6 +211,7 @@ impl Default for Settings {
             rtt_ms: 0,
             mbps: 0.0,
             http2: true,
+            slow_start: true,
         }
     }
 }

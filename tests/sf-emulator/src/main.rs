@@ -1,5 +1,5 @@
 //! `sf-emulator --listen 127.0.0.1:PORT --dataset demo|bench|empty [--scale N] [--seed S]
-//! [--auto-approve] [--tls [--tls-cert-out PATH]] [--rtt-ms N] [--mbps N] [--no-http2]`: starts the
+//! [--auto-approve] [--tls [--tls-cert-out PATH]] [--rtt-ms N] [--mbps N] [--no-http2] [--no-slow-start]`: starts the
 //! emulator, prints one JSON line with the credentials when ready, and serves until stopped.
 
 use std::io::Write;
@@ -9,7 +9,7 @@ use anyhow::Context as _;
 
 use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 
-const USAGE: &str = "usage: sf-emulator [--listen ADDR] [--dataset demo|bench|empty] [--scale N] [--seed S] [--auto-approve] [--tls [--tls-cert-out PATH]] [--rtt-ms N] [--mbps N] [--no-http2]";
+const USAGE: &str = "usage: sf-emulator [--listen ADDR] [--dataset demo|bench|empty] [--scale N] [--seed S] [--auto-approve] [--tls [--tls-cert-out PATH]] [--rtt-ms N] [--mbps N] [--no-http2] [--no-slow-start]";
 
 /// What the command line asks for.
 struct Args {
@@ -55,6 +55,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--mbps" => cfg.settings.mbps = parse_mbps(&value()?)?,
             "--no-http2" => cfg.settings.http2 = false,
+            "--no-slow-start" => cfg.settings.slow_start = false,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);

@@ -68,6 +68,10 @@ pub async fn both(
 /// One accepted connection: its handshakes, then HTTP until the client closes it.
 async fn connection(tcp: TcpStream, app: Router, transport: Transport) {
     let Transport { state, tls } = transport;
+    // The link's bursts are far below loopback's 64 KiB segment, so Nagle's algorithm would
+    // hold each behind the previous one's acknowledgement (and the client's delayed ACK), a
+    // stall that full-size segments on a real path do not see.
+    let _ = tcp.set_nodelay(true);
     state.stats.lock().expect("stats lock").connections += 1;
     wan::pay_round_trips(&state, wan::TCP_HANDSHAKE_ROUND_TRIPS).await;
     let wire = Throttled::new(tcp, state.clone());

@@ -13,8 +13,11 @@
 //! - [`Throttled`]: bytes leave each connection at most at the `mbps` rate, counted below
 //!   TLS, so they are the bytes on the wire (a gzip body costs its compressed size).
 //!
-//! Not modelled: TCP slow start and window limits (several round trips for a large first
-//! response on a long path), loss, and request upload time (requests are small).
+//! - TCP slow start ([`crate::slow_start`]): a new connection, or one idle for a
+//!   retransmission timeout, sends a growing window per round trip until the window covers
+//!   the bandwidth-delay product (setting `slow_start`, on by default).
+//!
+//! Not modelled: loss, congestion avoidance, and request upload time (requests are small).
 //!
 //! Both knobs are [`crate::Settings`] (`rtt_ms`, `mbps`), read when a connection opens
 //! (handshake), when a response starts (round trip) and for each chunk written (rate), so
@@ -31,6 +34,7 @@ use rustls::{HandshakeKind, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::slow_start::{self, Allowance, CongestionWindow};
 use crate::state::Shared;
 
 /// Round trips before a client's first request byte can leave: SYN, SYN-ACK (the client
@@ -170,20 +174,36 @@ fn transmit_time(bytes: usize, bytes_per_second: f64) -> Duration {
 /// Bytes granted to one write, and when the link has finished sending them.
 struct Grant {
     bytes: usize,
+    /// The most this write may carry: what the congestion window allowed.
+    most: usize,
     bytes_per_second: f64,
+    /// When the link has sent the granted bytes.
+    due: Instant,
     sent: Pin<Box<Sleep>>,
+}
+
+/// Bytes the link would have sent in `late` at `bytes_per_second`: the data was waiting in
+/// the connection all along, so time the emulator's task waited for a core (its CPU competes
+/// with the client's on one machine) is not link time lost, as it is not on a real network,
+/// where the kernel keeps sending while the process is descheduled.
+fn caught_up_bytes(late: Duration, bytes_per_second: f64) -> usize {
+    (late.as_secs_f64() * bytes_per_second) as usize
 }
 
 /// A connection whose writes leave at most at the `mbps` rate: a token bucket holding one
 /// burst, which idle time does not refill beyond. A write is let through once the link would
 /// have finished sending it, so the last byte of B bytes arrives no sooner than B / rate
-/// after the first began.
+/// after the first began. With `slow_start` on (and a round trip set), the connection's
+/// congestion window ([`CongestionWindow`]) also bounds what leaves per round trip.
 pub struct Throttled<S> {
     inner: S,
     state: Arc<Shared>,
     /// When the link has sent everything granted so far.
     link_free: Instant,
     grant: Option<Grant>,
+    window: CongestionWindow,
+    /// The wait for a full window's acknowledgements.
+    window_wait: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> Throttled<S> {
@@ -194,6 +214,41 @@ impl<S> Throttled<S> {
             state,
             link_free: Instant::now(),
             grant: None,
+            window: CongestionWindow::default(),
+            window_wait: None,
+        }
+    }
+
+    /// How many of `wanted` bytes the congestion window lets leave now; pending while it is
+    /// full.
+    fn poll_window(&mut self, cx: &mut Context<'_>, wanted: usize) -> Poll<usize> {
+        loop {
+            if let Some(wait) = self.window_wait.as_mut() {
+                ready!(wait.as_mut().poll(cx));
+                self.window_wait = None;
+            }
+            let (rtt, rate, on) = {
+                let settings = self.state.settings.read().expect("settings lock");
+                let rate = (settings.mbps > 0.0).then_some(settings.mbps * 1_000_000.0 / 8.0);
+                (
+                    Duration::from_millis(settings.rtt_ms),
+                    rate,
+                    settings.slow_start,
+                )
+            };
+            if !on {
+                return Poll::Ready(wanted);
+            }
+            let full = rate.map(|rate| slow_start::bandwidth_delay_bytes(rate, rtt));
+            match self
+                .window
+                .allowance(Instant::now(), rtt, full, wanted as u64)
+            {
+                Allowance::Send(bytes) => return Poll::Ready(bytes as usize),
+                Allowance::WaitUntil(at) => {
+                    self.window_wait = Some(Box::pin(tokio::time::sleep_until(at)));
+                }
+            }
         }
     }
 
@@ -207,7 +262,9 @@ impl<S> Throttled<S> {
             self.link_free.max(Instant::now()) + transmit_time(bytes, bytes_per_second);
         self.grant = Some(Grant {
             bytes,
+            most: wanted,
             bytes_per_second,
+            due: self.link_free,
             sent: Box::pin(tokio::time::sleep_until(self.link_free)),
         });
         true
@@ -238,6 +295,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Throttled<S> {
         Poll::Ready(written)
     }
 
+    /// TLS hands over its records (16 KiB each at most) as one vectored write; taking them
+    /// together lets a burst carry several, where one paced write per record would add a
+    /// timer's rounding and wake-up to every 16 KiB, time the link would not lose.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut gathered = Vec::new();
+        for buf in bufs {
+            let room = MAX_GATHERED.saturating_sub(gathered.len());
+            if room == 0 {
+                break;
+            }
+            gathered.extend_from_slice(&buf[..buf.len().min(room)]);
+        }
+        self.poll_write(cx, &gathered)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
@@ -247,15 +327,36 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Throttled<S> {
     }
 }
 
+/// The most a vectored write gathers into one paced write.
+const MAX_GATHERED: usize = 256 * 1024;
+
 impl<S: AsyncWrite + Unpin> Throttled<S> {
     /// Writes as much of `buf` as the link lets through now.
     fn poll_paced_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if self.grant.is_none() && !self.reserve(buf.len()) {
+        let written = ready!(self.poll_windowed_write(cx, buf));
+        if let Ok(sent) = &written {
+            self.window.sent(Instant::now(), *sent as u64);
+        }
+        Poll::Ready(written)
+    }
+
+    /// Writes as much of `buf` as the window and the rate let through now.
+    fn poll_windowed_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
             return Pin::new(&mut self.inner).poll_write(cx, buf);
+        }
+        if self.grant.is_none() {
+            let allowed = ready!(self.poll_window(cx, buf.len()));
+            if !self.reserve(allowed) {
+                return Pin::new(&mut self.inner).poll_write(cx, &buf[..allowed]);
+            }
         }
         let grant = self.grant.as_mut().expect("a grant was reserved above");
         ready!(grant.sent.as_mut().poll(cx));
-        let allowed = grant.bytes.min(buf.len());
+        let late = Instant::now().saturating_duration_since(grant.due);
+        let allowed = (grant.bytes + caught_up_bytes(late, grant.bytes_per_second))
+            .min(grant.most)
+            .min(buf.len());
         let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..allowed]));
         let Grant {
             bytes,
@@ -263,8 +364,12 @@ impl<S: AsyncWrite + Unpin> Throttled<S> {
             ..
         } = self.grant.take().expect("a grant was reserved above");
         let sent = written.as_ref().map_or(0, |n| *n);
-        // Link time reserved for bytes that did not go out is given back.
-        self.link_free -= transmit_time(bytes.saturating_sub(sent), bytes_per_second);
+        // The link is busy for what went out: less than reserved gives time back, more (bytes
+        // caught up after a late wake) takes the time that had passed anyway.
+        match sent >= bytes {
+            true => self.link_free += transmit_time(sent - bytes, bytes_per_second),
+            false => self.link_free -= transmit_time(bytes - sent, bytes_per_second),
+        }
         Poll::Ready(written)
     }
 }
@@ -285,6 +390,16 @@ mod tests {
         assert_eq!(tls_round_trips(v13, Some(HandshakeKind::Resumed)), 1);
         assert_eq!(tls_round_trips(v12, Some(HandshakeKind::Full)), 2);
         assert_eq!(tls_round_trips(v12, Some(HandshakeKind::Resumed)), 1);
+    }
+
+    #[test]
+    fn a_late_wake_sends_what_the_link_would_have_sent_meanwhile() {
+        // 100 Mbit/s: 12.5 MB/s, so 8 ms late is 100,000 bytes.
+        assert_eq!(
+            caught_up_bytes(Duration::from_millis(8), 12_500_000.0),
+            100_000
+        );
+        assert_eq!(caught_up_bytes(Duration::ZERO, 12_500_000.0), 0);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! page k+1, strictly in order, one transaction per page.
 
 use super::*;
+use tracing::Instrument;
 
 /// What the runner reports once a page has committed.
 pub(super) struct PageDone {
@@ -140,6 +141,7 @@ impl<T> PageCommits<T> {
         // SQLite work blocks: keep it off the async workers that drive the connector.
         let task = tokio::task::spawn_blocking(move || {
             let _busy = busy;
+            let _timed = tracing::debug_span!("commit_page").entered();
             let started = Instant::now();
             store.commit_page_served_by(
                 &id,
@@ -163,7 +165,7 @@ impl<T> PageCommits<T> {
             return Ok(None);
         };
         let started = Instant::now();
-        let result = task.await;
+        let result = task.instrument(tracing::debug_span!("commit_wait")).await;
         self.waited += started.elapsed();
         self.committing += result
             .map_err(|e| AppError::Internal(format!("the page commit task failed: {e}")))??;

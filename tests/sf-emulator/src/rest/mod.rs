@@ -324,11 +324,11 @@ async fn data_api(
             session,
         };
         // Query execution and bulk result rendering are CPU work over big tables.
-        tokio::task::spawn_blocking(move || dispatch(&ctx))
-            .await
-            .unwrap_or_else(|_| {
-                api_error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
-            })
+        tokio::task::spawn_blocking(move || {
+            tracing::debug_span!("emulator_query").in_scope(|| dispatch(&ctx))
+        })
+        .await
+        .unwrap_or_else(|_| api_error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred."))
     };
     add_limit_header(&state, &mut resp);
     resp
