@@ -34,9 +34,28 @@ pub fn is_gzip(head: &http::response::Parts) -> bool {
     })
 }
 
+/// The most deflate expands: 1,032 output bytes per input byte (a run of one byte).
+const MAX_DEFLATE_RATIO: usize = 1032;
+
+/// The inflated size to allocate for up front: the gzip trailer's `ISIZE` (the last member's
+/// length mod 2³², exact for the single member servers send), believed only as far as the
+/// cap and the most that `body` could inflate to, so a lying trailer claims no more memory
+/// than inflating would. Without it the output would grow by doubling and, for a chunk of
+/// tens of megabytes, hold up to half as much again in spare capacity, and a copy of the
+/// whole while it moves.
+fn expected_size(body: &[u8], cap: usize) -> usize {
+    let Some(trailer) = body.len().checked_sub(4).and_then(|at| body.get(at..)) else {
+        return 0;
+    };
+    let stated = u32::from_le_bytes(trailer.try_into().unwrap_or_default()) as usize;
+    stated
+        .min(cap)
+        .min(body.len().saturating_mul(MAX_DEFLATE_RATIO))
+}
+
 /// Inflates `body` (one or more gzip members) to at most `cap` bytes.
 pub fn inflate(body: &[u8], cap: usize) -> Result<Vec<u8>, GzipError> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(expected_size(body, cap));
     flate2::read::MultiGzDecoder::new(body)
         .take(cap as u64 + 1)
         .read_to_end(&mut out)
@@ -117,6 +136,33 @@ mod tests {
         let exact = gzip(&[7u8; 100]);
         assert_eq!(inflate(&exact, 100).unwrap().len(), 100);
         assert_eq!(inflate(&exact, 99), Err(GzipError::TooLarge { cap: 99 }));
+    }
+
+    #[test]
+    fn the_output_is_sized_from_the_trailer_without_spare_capacity() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let out = inflate(&gzip(&data), 10 << 20).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(
+            out.capacity(),
+            data.len(),
+            "allocated once, at the inflated size"
+        );
+    }
+
+    #[test]
+    fn a_lying_trailer_claims_no_more_than_the_cap_or_the_deflate_ratio() {
+        let mut lying = gzip(b"small");
+        let at = lying.len() - 4;
+        lying[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(expected_size(&lying, 1000), 1000);
+        assert_eq!(expected_size(&lying, usize::MAX), lying.len() * 1032);
+        assert_eq!(expected_size(b"abc", 100), 0);
+        // The body is still judged by what it inflates to.
+        assert!(matches!(
+            inflate(&lying, 1 << 20),
+            Err(GzipError::Corrupt(_))
+        ));
     }
 
     #[test]
