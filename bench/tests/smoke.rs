@@ -51,9 +51,17 @@ const WAN_KEYS: [&str; 16] = [
     "speedup_vs_plain",
 ];
 
+/// The WAN figures that are no numbers: the profile's slow-start switch and, per pull, where
+/// a page's time went.
+const WAN_DETAIL_KEYS: [&str; 3] = ["wan_slow_start", "breakdown", "plain_breakdown"];
+
 /// Runs the bench with `args`, which must succeed and print one JSON object with exactly
-/// `keys`, each a number.
-fn bench_json(args: &[&str], keys: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+/// `keys`, each a number, and `details`, whatever they are.
+fn bench_json(
+    args: &[&str],
+    keys: &[&str],
+    details: &[&str],
+) -> serde_json::Map<String, serde_json::Value> {
     let output = Command::new(env!("CARGO_BIN_EXE_sluice-bench"))
         .args(args)
         .output()
@@ -69,7 +77,7 @@ fn bench_json(args: &[&str], keys: &[&str]) -> serde_json::Map<String, serde_jso
     let object = value.as_object().expect("a JSON object").clone();
     let mut found: Vec<&str> = object.keys().map(String::as_str).collect();
     found.sort_unstable();
-    let mut expected = keys.to_vec();
+    let mut expected = [keys, details].concat();
     expected.sort_unstable();
     assert_eq!(found, expected, "exactly the documented keys");
     for key in keys {
@@ -84,7 +92,7 @@ fn bench_json(args: &[&str], keys: &[&str]) -> serde_json::Map<String, serde_jso
 
 #[test]
 fn smoke_scale_20000_json() {
-    let object = bench_json(&["--scale", "20000", "--json"], &KEYS);
+    let object = bench_json(&["--scale", "20000", "--json"], &KEYS, &[]);
     // The bench dataset holds exactly `scale` Cases.
     assert_eq!(
         object["records"].as_u64(),
@@ -95,7 +103,7 @@ fn smoke_scale_20000_json() {
 
 #[test]
 fn smoke_bulk_scale_20000_json() {
-    let object = bench_json(&["--scale", "20000", "--bulk", "--json"], &KEYS[17..]);
+    let object = bench_json(&["--scale", "20000", "--bulk", "--json"], &KEYS[17..], &[]);
     assert_eq!(object["bulk_records"].as_u64(), Some(20_000));
     // One chunk of 20,000 rows: far below the API-call target.
     assert!(object["bulk_api_calls"].as_u64() <= object["bulk_api_calls_target"].as_u64());
@@ -106,6 +114,7 @@ fn smoke_wan_scale_20000_json() {
     let object = bench_json(
         &["--scale", "20000", "--wan", "20ms,200mbit", "--json"],
         &WAN_KEYS,
+        &WAN_DETAIL_KEYS,
     );
     let n = |key: &str| object[key].as_u64().unwrap_or(0);
     assert_eq!(n("records"), 20_000, "records = emulator Cases");
@@ -128,4 +137,23 @@ fn smoke_wan_scale_20000_json() {
         n("compressed_responses") > 0,
         "the default pull asks for gzip"
     );
+    assert_eq!(
+        object["wan_slow_start"], true,
+        "slow start is on by default"
+    );
+    // Every page's steps were timed: a connector call and a request per page, the emulator's
+    // answers, gzip and inflation only where the default pull asked for it.
+    for (pull, gzip) in [("breakdown", true), ("plain_breakdown", false)] {
+        let spans = &object[pull]["spans"];
+        let count = |span: &str| spans[span]["count"].as_u64().unwrap_or(0);
+        assert!(count("connector_call") >= 10, "{pull}: {spans}");
+        assert_eq!(count("outbound_request"), n("api_calls"), "{pull}: {spans}");
+        assert!(
+            count("emulator_answer") >= n("api_calls"),
+            "{pull}: {spans}"
+        );
+        assert!(count("commit_page") > 0, "{pull}: {spans}");
+        assert_eq!(count("emulator_gzip") > 0, gzip, "{pull}: {spans}");
+        assert!(object[pull]["page_ms"].as_f64().unwrap_or(0.0) > 0.0);
+    }
 }

@@ -182,6 +182,21 @@ struct Grant {
     sent: Pin<Box<Sleep>>,
 }
 
+/// The longest pause between two writes that still counts as one continuous send: what a
+/// kernel's socket buffer covers without the link going idle (2 ms is 25 KB at 100 Mbit/s).
+const CONTINUOUS_GAP: Duration = Duration::from_millis(2);
+
+/// When the link starts on a write asked for at `now`: where it left off when the writer
+/// came straight back (within [`CONTINUOUS_GAP`] of its last write), so a timer's rounding
+/// and a late wake-up between TLS records or HTTP/2 frames are not lost link time; else, after
+/// an idle link, `now`. Never before `link_free`, so B bytes still take at least B / rate.
+fn link_start(link_free: Instant, now: Instant, last_write: Instant) -> Instant {
+    match now.saturating_duration_since(last_write) <= CONTINUOUS_GAP {
+        true => link_free,
+        false => link_free.max(now),
+    }
+}
+
 /// Bytes the link would have sent in `late` at `bytes_per_second`: the data was waiting in
 /// the connection all along, so time the emulator's task waited for a core (its CPU competes
 /// with the client's on one machine) is not link time lost, as it is not on a real network,
@@ -200,6 +215,8 @@ pub struct Throttled<S> {
     state: Arc<Shared>,
     /// When the link has sent everything granted so far.
     link_free: Instant,
+    /// When the last paced write went out.
+    last_write: Instant,
     grant: Option<Grant>,
     window: CongestionWindow,
     /// The wait for a full window's acknowledgements.
@@ -213,6 +230,7 @@ impl<S> Throttled<S> {
             inner,
             state,
             link_free: Instant::now(),
+            last_write: Instant::now(),
             grant: None,
             window: CongestionWindow::default(),
             window_wait: None,
@@ -258,8 +276,8 @@ impl<S> Throttled<S> {
             return false;
         };
         let bytes = wanted.min(burst_bytes(bytes_per_second));
-        self.link_free =
-            self.link_free.max(Instant::now()) + transmit_time(bytes, bytes_per_second);
+        let start = link_start(self.link_free, Instant::now(), self.last_write);
+        self.link_free = start + transmit_time(bytes, bytes_per_second);
         self.grant = Some(Grant {
             bytes,
             most: wanted,
@@ -370,6 +388,7 @@ impl<S: AsyncWrite + Unpin> Throttled<S> {
             true => self.link_free += transmit_time(sent - bytes, bytes_per_second),
             false => self.link_free -= transmit_time(bytes - sent, bytes_per_second),
         }
+        self.last_write = Instant::now();
         Poll::Ready(written)
     }
 }
@@ -390,6 +409,26 @@ mod tests {
         assert_eq!(tls_round_trips(v13, Some(HandshakeKind::Resumed)), 1);
         assert_eq!(tls_round_trips(v12, Some(HandshakeKind::Full)), 2);
         assert_eq!(tls_round_trips(v12, Some(HandshakeKind::Resumed)), 1);
+    }
+
+    #[test]
+    fn a_writer_back_at_once_continues_where_the_link_left_off() {
+        let t0 = Instant::now();
+        let link_free = t0 + Duration::from_millis(10);
+        // Back 1 ms after its last write, 3 ms past the link's finish: no time lost.
+        let now = link_free + Duration::from_millis(3);
+        assert_eq!(
+            link_start(link_free, now, now - Duration::from_millis(1)),
+            link_free
+        );
+        // Back after a pause: the link was idle meanwhile.
+        assert_eq!(
+            link_start(link_free, now, now - Duration::from_millis(5)),
+            now
+        );
+        // Never before the link is free.
+        let early = t0 + Duration::from_millis(4);
+        assert_eq!(link_start(link_free, early, t0), link_free);
     }
 
     #[test]
