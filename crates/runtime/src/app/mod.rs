@@ -73,6 +73,9 @@ pub struct AppConfig {
     /// How long delete tombstones stay in the change feed before `serve` prunes them; a feed
     /// cursor older than a pruned tombstone must resync.
     pub tombstone_retention: Duration,
+    /// How long settled webhook events (delivered, or given up) stay in the outbox before
+    /// `serve` prunes them; an event still being delivered stays until it settles.
+    pub webhook_retention: Duration,
 }
 
 impl AppConfig {
@@ -97,6 +100,7 @@ impl AppConfig {
             runs: crate::runner::RunLimits::default(),
             bundled_connector: None,
             tombstone_retention: crate::store::DEFAULT_TOMBSTONE_RETENTION,
+            webhook_retention: crate::store::DEFAULT_WEBHOOK_RETENTION,
         }
     }
 }
