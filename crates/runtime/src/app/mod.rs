@@ -112,6 +112,8 @@ pub struct App {
     /// each page, so the streams of all runs together never ask for more instances.
     pub(crate) call_slots: tokio::sync::Semaphore,
     running: Mutex<HashSet<String>>,
+    /// The runs going on in this process, as their progress reports them.
+    pub(crate) board: crate::runner::RunBoard,
 }
 
 impl std::fmt::Debug for App {
@@ -160,6 +162,11 @@ impl App {
     /// The connector engine.
     pub fn engine(&self) -> &Arc<ConnectorEngine> {
         &self.engine
+    }
+
+    /// The pulls running in this process, as their progress reports them.
+    pub fn run_board(&self) -> &crate::runner::RunBoard {
+        &self.board
     }
 
     /// The connector versions.
@@ -214,6 +221,7 @@ impl App {
             registry,
             tokens,
             running: Mutex::new(HashSet::new()),
+            board: crate::runner::RunBoard::default(),
         }))
     }
 
