@@ -495,6 +495,32 @@ async fn an_upload_without_its_csrf_token_or_from_another_site_installs_nothing(
     assert_eq!(unsigned.0, 401, "no session");
     assert!(versions(&served, "guest").is_empty());
 
+    // The admin API's cap on a component holds here too: a body past axum's default 2 MiB is
+    // read and checked (and refused as no component), one past 64 MiB is not read.
+    let junk = vec![0u8; 3 << 20];
+    let fields: [(&str, &[u8]); 3] = [
+        ("csrf", csrf.as_bytes()),
+        ("name", name),
+        ("component", &junk),
+    ];
+    assert_eq!(
+        post("/connectors/upload", &fields, None),
+        422,
+        "3 MiB of junk"
+    );
+    let oversized = vec![0u8; (64 << 20) + 1];
+    let fields: [(&str, &[u8]); 3] = [
+        ("csrf", csrf.as_bytes()),
+        ("name", name),
+        ("component", &oversized),
+    ];
+    assert_eq!(
+        post("/connectors/upload", &fields, None),
+        413,
+        "over 64 MiB"
+    );
+    assert!(versions(&served, "guest").is_empty());
+
     // The same upload made right installs: the refusals above were the forgeries'.
     assert_eq!(post("/connectors/upload", &with_csrf, None), 201);
     assert_eq!(versions(&served, "guest"), vec![(1, true)]);
