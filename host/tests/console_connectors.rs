@@ -14,7 +14,7 @@ use support::binary::serve;
 use support::browser::*;
 use support::dirs::temp_dir;
 use support::served::Served;
-use support::{hostile, manifest_json, with_custom_section};
+use support::{hostile, hostile_broken, manifest_json, with_custom_section};
 
 /// The hostile test guest as a connector whose manifest declares one host.
 fn guest_v1() -> Vec<u8> {
@@ -28,6 +28,38 @@ fn guest_v1() -> Vec<u8> {
 /// The same connector under new bytes: a second version, within the approved manifest.
 fn guest_v2() -> Vec<u8> {
     with_custom_section(&guest_v1(), "sluice:test-version", b"2")
+}
+
+/// A version of it whose `configure` traps, within the approved manifest.
+fn guest_trapping() -> Vec<u8> {
+    with_custom_section(
+        hostile_broken(),
+        "sluice:manifest",
+        &manifest_json(&["api.guest.example"], &["GET"]),
+    )
+}
+
+/// Adds an integration served by the `guest` connector through the admin API; its id.
+fn guest_integration(served: &Served) -> String {
+    let token = format!("Bearer {}", served.generated_token());
+    let body = json!({
+        "name": "Guest data", "connector": "guest", "capability": "crm",
+        "settings": {"environment": "production", "behaviour": "ok"},
+    });
+    let headers = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let (status, created) = served.send(
+        "POST",
+        "/api/integrations",
+        &served.host(),
+        &headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(status, 201, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    created["integration"]["id"].as_str().unwrap().to_string()
 }
 
 /// The versions of connector `name` the admin API lists: (version, active).
@@ -159,6 +191,8 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     std::fs::write(&v1, guest_v1()).unwrap();
     std::fs::write(&v2, guest_v2()).unwrap();
     std::fs::write(&broken, b"this is not a wasm component").unwrap();
+    let trapping = files.path().join("guest-trapping.wasm");
+    std::fs::write(&trapping, guest_trapping()).unwrap();
 
     let base = format!("http://localhost:{}", served.addr.port());
     let driver = start_driver().await;
@@ -176,6 +210,7 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     // A new connector whose manifest declares a host: its hosts are shown for approval, and
     // nothing is installed until the box is ticked.
     upload(&c, &base, "guest", &v1).await;
+    assert_eq!(active_element_id(&c).await, "verdict", "the verdict has the focus");
     assert_eq!(check_state(&c, "check-component").await, "passed");
     assert_eq!(check_state(&c, "check-hosts").await, "needs your approval");
     assert_eq!(check_state(&c, "check-canary-configure").await, "not run");
@@ -222,6 +257,20 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     assert_eq!(check_state(&c, "check-contract").await, "not run");
     assert_eq!(versions(&served, "guest"), vec![(1, false), (2, true)]);
     shot(&c, "connectors-05-refused").await;
+
+    // A version whose `configure` traps: the canary refuses it for the integration using
+    // the connector, naming it, and nothing changes.
+    let guest_id = guest_integration(&served);
+    upload(&c, &base, "guest", &trapping).await;
+    let verdict = text(&c, "#verdict").await;
+    assert!(verdict.contains("Refused: nothing changed"), "{verdict}");
+    assert_eq!(check_state(&c, "check-hosts").await, "passed");
+    assert_eq!(check_state(&c, "check-canary-configure").await, "failed");
+    let reason = text(&c, "#check-canary-configure .detail").await;
+    assert!(reason.contains(&guest_id), "{reason}");
+    assert_eq!(check_state(&c, "check-canary-test").await, "not run");
+    assert_eq!(versions(&served, "guest"), vec![(1, false), (2, true)]);
+    shot(&c, "connectors-05b-refused-by-the-canary").await;
 
     // Rollback: confirmed on its own page, then version 1 serves from the next page on.
     c.goto(&format!("{base}/connectors")).await.unwrap();

@@ -467,6 +467,10 @@ fn verdict_page(
             "Not installed yet: this component for {name} reaches hosts or methods not \
              approved. Nothing changed. Review them below."
         ),
+        // The reason is long (a trap carries its backtrace): the failed check shows it.
+        Err(RegistryError::Rejected { stage, .. }) => format!(
+            "Refused: nothing changed. It failed the {stage} check; the checks below say why."
+        ),
         Err(e) => format!("Refused: nothing changed. {e}"),
     };
     let status = match result {
