@@ -38,11 +38,20 @@ pub(crate) struct PendingUploads {
     uploads: Mutex<HashMap<String, Pending>>,
 }
 
-#[derive(Debug)]
 struct Pending {
     name: String,
     wasm: Arc<Vec<u8>>,
     made: Instant,
+}
+
+impl std::fmt::Debug for Pending {
+    // The component's bytes (up to 64 MiB) stay out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("name", &self.name)
+            .field("bytes", &self.wasm.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PendingUploads {
