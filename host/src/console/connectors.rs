@@ -384,10 +384,11 @@ pub(crate) async fn upload(
     };
     let wasm = Arc::new(wasm);
     let result = install_component(&s.app, &name, &wasm, HostApproval::Covered).await;
+    // The registry read the manifest to refuse it, so it parses; were it not to, nothing is
+    // offered for approval rather than a manifest shown wrong.
     let approval = match &result {
         Err(RegistryError::NotApproved { .. }) => {
-            let manifest = Manifest::of_component(&wasm).unwrap_or_default();
-            Some(Approval {
+            Manifest::of_component(&wasm).ok().map(|manifest| Approval {
                 pending: s.console.uploads.hold(&name, wasm.clone()),
                 hosts: hosts_of(&manifest),
                 methods: join(&manifest.credential_methods),
