@@ -210,7 +210,11 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     // A new connector whose manifest declares a host: its hosts are shown for approval, and
     // nothing is installed until the box is ticked.
     upload(&c, &base, "guest", &v1).await;
-    assert_eq!(active_element_id(&c).await, "verdict", "the verdict has the focus");
+    assert_eq!(
+        active_element_id(&c).await,
+        "verdict",
+        "the verdict has the focus"
+    );
     assert_eq!(check_state(&c, "check-component").await, "passed");
     assert_eq!(check_state(&c, "check-hosts").await, "needs your approval");
     assert_eq!(check_state(&c, "check-canary-configure").await, "not run");
