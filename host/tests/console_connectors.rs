@@ -358,15 +358,6 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     .await;
     let (last, running) = progress(&c).await;
     assert!(!running);
-    let kept = c
-        .execute(
-            "return window.sluiceNotReloaded === true && \
-             document.activeElement.getAttribute('href').endsWith('/edit');",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(kept, json!(true), "the page was reloaded or lost its focus");
     assert!(last.starts_with("Last pull succeeded"), "{last}");
     let view = served.get_json(
         &format!("/api/integrations/{id}"),
@@ -384,6 +375,21 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     );
     let rows = text(&c, "#progress-streams").await;
     assert!(rows.contains("complete"), "{rows}");
+    until(
+        &c,
+        "the runs table showing the ended run",
+        "document.querySelector('#runs tbody tr').textContent.includes('succeeded')",
+    )
+    .await;
+    let kept = c
+        .execute(
+            "return window.sluiceNotReloaded === true && \
+             document.activeElement.getAttribute('href').endsWith('/edit');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, json!(true), "the page was reloaded or lost its focus");
     shot(&c, "connectors-10-pull-ended").await;
 }
 

@@ -26,12 +26,29 @@ async function refreshProgress(box) {
   return fresh.dataset.running === "true";
 }
 
+// Once the pull ended, the page's runs table (which showed it running) is brought up to date
+// from the page itself; it holds no control, so no focus is lost.
+async function refreshRuns() {
+  const runs = document.getElementById("runs");
+  if (!runs) return;
+  try {
+    const resp = await fetch(location.href, { credentials: "same-origin" });
+    if (!resp.ok) return;
+    const page = new DOMParser().parseFromString(await resp.text(), "text/html");
+    const fresh = page.getElementById("runs");
+    if (fresh) runs.replaceChildren(...fresh.childNodes);
+  } catch (_) {
+    // The table stays as it was; a reload shows the run.
+  }
+}
+
 function followProgress() {
   const box = document.getElementById("progress");
   const summary = box && box.querySelector("#progress-summary");
   if (!summary || summary.dataset.running !== "true") return;
   const tick = async () => {
     if (await refreshProgress(box)) setTimeout(tick, PROGRESS_EVERY_MS);
+    else refreshRuns();
   };
   setTimeout(tick, PROGRESS_EVERY_MS);
 }
