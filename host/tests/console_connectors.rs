@@ -298,15 +298,10 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     assert_eq!(versions(&served, "guest"), vec![(1, true), (2, false)]);
     shot(&c, "connectors-07-rolled-back").await;
 
-    // A pull of many small, slowed pages: its progress advances on the integration's page
-    // without a reload, then shows the final counts.
+    // A pull of several pages (Bulk result chunks over four streams), each request slowed by
+    // the emulator: its progress advances on the integration's page without a reload, then
+    // shows the final counts.
     let id = connected_salesforce(&served, &emu).await;
-    control_json(
-        &emu,
-        "/__emulator/settings",
-        json!({"max_batch_size": 200, "bulk_max_chunk_bytes": 20000}),
-    )
-    .await;
     control_json(
         &emu,
         "/__emulator/faults",
