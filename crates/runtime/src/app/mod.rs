@@ -116,6 +116,8 @@ pub struct App {
     /// each page, so the streams of all runs together never ask for more instances.
     pub(crate) call_slots: tokio::sync::Semaphore,
     running: Mutex<HashSet<String>>,
+    /// The runs going on in this process, as their progress reports them.
+    pub(crate) board: crate::runner::RunBoard,
 }
 
 impl std::fmt::Debug for App {
@@ -164,6 +166,11 @@ impl App {
     /// The connector engine.
     pub fn engine(&self) -> &Arc<ConnectorEngine> {
         &self.engine
+    }
+
+    /// The pulls running in this process, as their progress reports them.
+    pub fn run_board(&self) -> &crate::runner::RunBoard {
+        &self.board
     }
 
     /// The connector versions.
@@ -218,6 +225,7 @@ impl App {
             registry,
             tokens,
             running: Mutex::new(HashSet::new()),
+            board: crate::runner::RunBoard::default(),
         }))
     }
 
