@@ -263,7 +263,7 @@ async fn age_jobs(State(state): S, headers: HeaderMap, body: Bytes) -> Response 
 #[serde(untagged)]
 enum FaultBody {
     Many { faults: Vec<FaultSpec> },
-    One(FaultSpec),
+    One(Box<FaultSpec>),
 }
 
 /// A fault as posted: a [`Fault`] plus shorthands for Salesforce error bodies.
@@ -281,7 +281,7 @@ async fn add_faults(State(state): S, headers: HeaderMap, body: Bytes) -> Respons
     guard!(state, headers);
     let specs = match serde_json::from_slice::<FaultBody>(&body) {
         Ok(FaultBody::Many { faults }) => faults,
-        Ok(FaultBody::One(f)) => vec![f],
+        Ok(FaultBody::One(f)) => vec![*f],
         Err(e) => return bad(format!("invalid fault: {e}")),
     };
     let releases_before = *state.fault_releases.borrow();

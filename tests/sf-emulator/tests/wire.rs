@@ -300,15 +300,7 @@ async fn a_held_request_waits_for_the_release() {
     };
     // Its fault was taken (the list is empty) but it gets no answer until the release.
     for _ in 0..100 {
-        let listed: Value = client()
-            .get(format!("{}/__emulator/faults", emu.url))
-            .header("X-Emulator-Key", &emu.control_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = control_get(&emu, "faults").await;
         if listed["faults"].as_array().unwrap().is_empty() {
             break;
         }
