@@ -461,7 +461,9 @@ async fn sigkills_in_the_middle_of_a_materialization_lose_and_repeat_nothing() {
     for w in &writes {
         let (table, key, seq, tx): (String, String, i64, i64) =
             (w.get(0), w.get(1), w.get(2), w.get(3));
-        let (old, new) = spans[&tx];
+        let (old, new) = *spans.get(&tx).unwrap_or_else(|| {
+            panic!("{table}/{key} seq {seq} written by a transaction that kept the cursor")
+        });
         assert!(
             old < seq && seq <= new,
             "{table}/{key} seq {seq} outside its batch"
