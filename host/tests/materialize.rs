@@ -3,8 +3,8 @@
 //! the emulator's ground truth, deletes as soft deletes; SIGKILLs in the middle of a
 //! materialization lose and repeat nothing (checked from an audit of every row write and
 //! cursor move, made by triggers in the destination); a re-run with nothing new writes
-//! nothing; an expired cursor asks for a resync and `--resync` performs it; hostile stream
-//! names and contents cannot inject SQL.
+//! nothing; an expired cursor asks for a resync and `--resync` performs it; `--follow` applies
+//! each new pull until SIGTERM; hostile stream names and contents cannot inject SQL.
 
 mod support;
 
@@ -702,4 +702,68 @@ async fn hostile_stream_names_and_contents_cannot_inject_sql() {
         .unwrap()
         .get(0);
     assert_eq!(canary, 1, "the canary table is untouched");
+}
+
+/// Waits until the destination's cursor reaches `head`; fails if `child` exits first.
+async fn wait_for_cursor(
+    client: &tokio_postgres::Client,
+    id: &str,
+    head: i64,
+    child: &mut std::process::Child,
+) {
+    // A bound that only stops a hung test; nothing here measures speed.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let cursor = client
+            .query_opt(
+                "SELECT feed_cursor FROM public._sluice_cursors WHERE integration_id = $1",
+                &[&id],
+            )
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |r| r.get::<_, i64>(0));
+        if cursor == head {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("materialize --follow exited ({status}) at cursor {cursor} of {head}");
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "stuck at cursor {cursor} of {head}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_applies_each_new_pull_and_stops_on_sigterm() {
+    const OBJECTS: [&str; 1] = ["Account"];
+    let (emu, app, dir, id) = setup(&OBJECTS).await;
+    let db = PgCluster::shared().create_database();
+    let client = pg(&db.url).await;
+    let store = app.store().clone();
+    let mut child = sluice_command(&dir)
+        .args(["materialize", &id, "--to", &db.url, "--follow"])
+        .args(["--interval", "100ms", "--batch", "40"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for round in 0..2 {
+        if round > 0 {
+            change_records(&emu, &OBJECTS, round).await;
+        }
+        pull(&app, &id).await;
+        let head = store.latest_change_seq(&id).unwrap().0;
+        wait_for_cursor(&client, &id, head, &mut child).await;
+        assert_matches(&client, "public", (&emu, &store, &id), &OBJECTS).await;
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM ends --follow cleanly: {status}");
 }
