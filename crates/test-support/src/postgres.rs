@@ -193,6 +193,11 @@ impl Client {
 
 /// The newest server binaries: `SLUICE_PG_BINDIR`, else Debian's.
 fn server_bindir() -> Result<PathBuf, String> {
+    find_bindir(std::env::var_os(BINDIR_ENV), Path::new(DEBIAN_ROOT))
+}
+
+/// The directory `given` names, else the newest `DEBIAN/N/bin` holding `postgres`.
+fn find_bindir(given: Option<std::ffi::OsString>, debian_root: &Path) -> Result<PathBuf, String> {
     let missing = |what: String| {
         format!(
             "PostgreSQL's server binaries are missing ({what}); run .ci/install-test-tools \
@@ -200,7 +205,7 @@ fn server_bindir() -> Result<PathBuf, String> {
              initdb, postgres, pg_isready and psql"
         )
     };
-    if let Some(dir) = std::env::var_os(BINDIR_ENV).filter(|d| !d.is_empty()) {
+    if let Some(dir) = given.filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
         return if dir.join("postgres").is_file() {
             Ok(dir)
@@ -208,8 +213,8 @@ fn server_bindir() -> Result<PathBuf, String> {
             Err(missing(format!("no postgres in {}", dir.display())))
         };
     }
-    let versions = std::fs::read_dir(DEBIAN_ROOT)
-        .map_err(|e| missing(format!("{DEBIAN_ROOT}: {e}")))?
+    let versions = std::fs::read_dir(debian_root)
+        .map_err(|e| missing(format!("{}: {e}", debian_root.display())))?
         .filter_map(|entry| {
             let entry = entry.ok()?;
             let version: u32 = entry.file_name().to_str()?.parse().ok()?;
@@ -219,7 +224,7 @@ fn server_bindir() -> Result<PathBuf, String> {
     versions
         .max_by_key(|(version, _)| *version)
         .map(|(_, bin)| bin)
-        .ok_or_else(|| missing(format!("no {DEBIAN_ROOT}/*/bin/postgres")))
+        .ok_or_else(|| missing(format!("no {}/*/bin/postgres", debian_root.display())))
 }
 
 /// Runs the server's programs as the current user, or as `postgres` when that is root.
@@ -353,6 +358,28 @@ fn watch_for_exit(dir: &Path, data: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_binaries_say_how_to_install_them() {
+        let empty = temp_dir("pg-missing");
+        for (given, root) in [
+            (None, empty.join("absent")),
+            (None, empty.to_path_buf()),
+            (Some(empty.as_os_str().to_owned()), empty.to_path_buf()),
+        ] {
+            let why = find_bindir(given, &root).unwrap_err();
+            assert!(why.contains(".ci/install-test-tools"), "{why}");
+        }
+        std::fs::create_dir_all(empty.join("13/bin")).unwrap();
+        std::fs::create_dir_all(empty.join("16/bin")).unwrap();
+        std::fs::write(empty.join("13/bin/postgres"), "").unwrap();
+        std::fs::write(empty.join("16/bin/postgres"), "").unwrap();
+        assert_eq!(
+            find_bindir(None, &empty).unwrap(),
+            empty.join("16/bin"),
+            "the newest"
+        );
+    }
 
     #[test]
     fn a_database_takes_writes_and_goes_with_its_guard() {
