@@ -16,6 +16,10 @@ use support::dirs::temp_dir;
 use support::served::Served;
 use support::{hostile, hostile_broken, manifest_json, with_custom_section};
 
+/// The emulator holds the pull's API call after this many: past the first stream's page (its
+/// Bulk job's create, poll and results, and the calls before it), with three streams to go.
+const HELD_AFTER_CALLS: u32 = 8;
+
 /// The hostile test guest as a connector whose manifest declares one host.
 fn guest_v1() -> Vec<u8> {
     with_custom_section(
@@ -298,14 +302,14 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     assert_eq!(versions(&served, "guest"), vec![(1, true), (2, false)]);
     shot(&c, "connectors-07-rolled-back").await;
 
-    // A pull of several pages (Bulk result chunks over four streams), each request slowed by
-    // the emulator: its progress advances on the integration's page without a reload, then
-    // shows the final counts.
+    // A pull of several pages (Bulk result chunks over four streams), held by the emulator
+    // after its first stream's page until the page has shown it running: its progress
+    // advances on the integration's page without a reload, then shows the final counts.
     let id = connected_salesforce(&served, &emu).await;
     control_json(
         &emu,
         "/__emulator/faults",
-        json!({"path_prefix": "/services/data/", "count": 1000, "delay_ms": 200}),
+        json!({"path_prefix": "/services/data/", "skip": HELD_AFTER_CALLS, "hold": true}),
     )
     .await;
     c.goto(&format!("{base}/")).await.unwrap();
@@ -332,6 +336,7 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     assert!(running, "{first}");
     let first_pages = number_before(&first, "pages");
     shot(&c, "connectors-08-pull-running").await;
+    control_json(&emu, "/__emulator/faults/release", json!({})).await;
     // More pages, or the end, arrive by the page's own polling: no reload.
     until(
         &c,

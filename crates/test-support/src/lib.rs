@@ -1,7 +1,7 @@
 //! Helpers shared by Sluice's tests and its bench: temporary data directories ([`dirs`]), the
 //! hostile guest component built once per target directory ([`guests`]), WIT values and egress
 //! rules ([`wit`]), a scripted loopback HTTP server ([`server`]), a fake credential provider
-//! ([`credentials`]), captured logs ([`logs`]), an opened app with the OAuth connect flow and
+//! ([`credentials`]), captured logs ([`logs`]), a throwaway PostgreSQL cluster ([`postgres`]), an opened app with the OAuth connect flow and
 //! the emulator's control API ([`runtime`]), and a served `sluice serve` spoken to over raw
 //! HTTP/1.1 ([`served`]), a toy REST/JSON API behind an API key ([`toy_api`]), and a
 //! workspace member copied out as a standalone crate ([`standalone`]).
@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod dirs;
 pub mod guests;
 pub mod logs;
+pub mod postgres;
 pub mod runtime;
 pub mod served;
 pub mod server;
@@ -29,6 +30,7 @@ pub use guests::{
     target_dir, with_custom_section, workspace,
 };
 pub use logs::captured_logs;
+pub use postgres::{PgCluster, PgDatabase};
 pub use server::{Received, Reply, TestServer};
 pub use toy_api::ToyApi;
 pub use wit::{

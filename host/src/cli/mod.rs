@@ -28,6 +28,7 @@ mod connector;
 pub mod demo;
 pub mod dev;
 mod integration;
+mod materialize;
 pub mod new;
 mod pull;
 mod records;
@@ -155,6 +156,9 @@ pub enum Command {
     /// Webhook endpoints: add, list, remove; their deliveries and retries.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Keep a PostgreSQL table per stream up to date from the change feed, each change
+    /// applied exactly once (soft deletes in `_sluice_deleted`).
+    Materialize(materialize::MaterializeArgs),
 }
 
 /// `sluice serve`.
@@ -646,6 +650,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Webhooks(cmd) => {
             let app = open(&cli).await?;
             webhooks::webhooks(&app, cmd, cli.json)?;
+        }
+        Command::Materialize(args) => {
+            let app = open(&cli).await?;
+            materialize::materialize(&app, args, cli.json).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

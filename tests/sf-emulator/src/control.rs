@@ -42,6 +42,7 @@ pub fn router() -> Router<Arc<Shared>> {
             "/__emulator/faults",
             post(add_faults).get(list_faults).delete(clear_faults),
         )
+        .route("/__emulator/faults/release", post(release_faults))
         .route("/__emulator/cursors/invalidate", post(invalidate_cursors))
         .route("/__emulator/jobs/age", post(age_jobs))
         .route("/__emulator/connections/goaway", post(goaway))
@@ -262,7 +263,7 @@ async fn age_jobs(State(state): S, headers: HeaderMap, body: Bytes) -> Response 
 #[serde(untagged)]
 enum FaultBody {
     Many { faults: Vec<FaultSpec> },
-    One(FaultSpec),
+    One(Box<FaultSpec>),
 }
 
 /// A fault as posted: a [`Fault`] plus shorthands for Salesforce error bodies.
@@ -280,12 +281,14 @@ async fn add_faults(State(state): S, headers: HeaderMap, body: Bytes) -> Respons
     guard!(state, headers);
     let specs = match serde_json::from_slice::<FaultBody>(&body) {
         Ok(FaultBody::Many { faults }) => faults,
-        Ok(FaultBody::One(f)) => vec![f],
+        Ok(FaultBody::One(f)) => vec![*f],
         Err(e) => return bad(format!("invalid fault: {e}")),
     };
+    let releases_before = *state.fault_releases.borrow();
     let mut faults = state.faults.lock().expect("faults lock");
     for s in specs {
         let mut f = s.fault;
+        f.releases_before = releases_before;
         if let Some(code) = s.error_code {
             let msg = s.message.unwrap_or_default();
             f.body = Some(json!([{"message": msg, "errorCode": code}]).to_string());
@@ -294,6 +297,17 @@ async fn add_faults(State(state): S, headers: HeaderMap, body: Bytes) -> Respons
         faults.push(f);
     }
     reply(StatusCode::OK, json!({"faults": faults.len()}))
+}
+
+/// Lets every held request through (faults with `hold`), those already waiting and those
+/// of faults added before now that arrive later.
+async fn release_faults(State(state): S, headers: HeaderMap) -> Response {
+    guard!(state, headers);
+    state.fault_releases.send_modify(|n| *n += 1);
+    reply(
+        StatusCode::OK,
+        json!({"releases": *state.fault_releases.borrow()}),
+    )
 }
 
 async fn list_faults(State(state): S, headers: HeaderMap) -> Response {

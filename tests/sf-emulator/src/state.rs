@@ -50,6 +50,15 @@ pub struct Fault {
     /// The body as base64, for bytes that are not text (a gzip body); wins over `body`.
     #[serde(default)]
     pub body_base64: Option<String>,
+    /// Hold the request until `POST /__emulator/faults/release` (after the fault was
+    /// added), then answer as the fault says: a test can stop a client mid-way for as long
+    /// as it needs, without guessing a delay.
+    #[serde(default)]
+    pub hold: bool,
+    /// The release count when the fault was added: a release made since lets it through,
+    /// even one made before the request arrived.
+    #[serde(skip)]
+    pub releases_before: u64,
 }
 
 fn one() -> u32 {
@@ -105,6 +114,8 @@ pub struct Shared {
     /// its streams are answered, as a front end does when it recycles connections.
     pub goaway: tokio::sync::Notify,
     pub faults: Mutex<Vec<Fault>>,
+    /// How many times held faults were released (`POST /__emulator/faults/release`).
+    pub fault_releases: tokio::sync::watch::Sender<u64>,
     /// Queries held until queries on other objects arrive (`/__emulator/rendezvous`).
     pub rendezvous: crate::rendezvous::Rendezvous,
     pub cursors: Mutex<HashMap<String, crate::rest::query::Cursor>>,
@@ -153,6 +164,7 @@ impl Shared {
             stats: Mutex::new(Stats::default()),
             goaway: tokio::sync::Notify::new(),
             faults: Mutex::new(Vec::new()),
+            fault_releases: tokio::sync::watch::Sender::new(0),
             rendezvous: Default::default(),
             cursors: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),

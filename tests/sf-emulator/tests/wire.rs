@@ -1,6 +1,6 @@
 //! On the wire: header names in Salesforce's case, read through a case-sensitive map as
 //! some widely used clients do; gzip on request for REST and Bulk results; faults that set
-//! response headers.
+//! response headers; a held request that waits for its release.
 
 mod common;
 
@@ -272,4 +272,51 @@ async fn timestamps_are_stored_to_the_second() {
             .unwrap()
             .ends_with(".000+0000")
     );
+}
+
+#[tokio::test]
+async fn a_held_request_waits_for_the_release() {
+    let emu = start().await;
+    let auth = format!("Bearer {}", token(&emu).await);
+    let path = "/services/data/v62.0/limits";
+    control(
+        &emu,
+        "faults",
+        json!({"path_prefix": path, "hold": true, "status": 503, "body": "held"}),
+    )
+    .await;
+    let held = {
+        let (emu_url, auth) = (emu.url.clone(), auth.clone());
+        tokio::spawn(async move {
+            client()
+                .get(format!("{emu_url}{path}"))
+                .header("Authorization", auth)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    // Its fault was taken (the list is empty) but it gets no answer until the release.
+    for _ in 0..100 {
+        let listed = control_get(&emu, "faults").await;
+        if listed["faults"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !held.is_finished(),
+        "a held request was answered before the release"
+    );
+    control(&emu, "faults/release", json!({})).await;
+    assert_eq!(held.await.unwrap(), 503);
+
+    // A release made before the held request arrives lets it through too.
+    control(&emu, "faults", json!({"path_prefix": path, "hold": true})).await;
+    control(&emu, "faults/release", json!({})).await;
+    let r = raw_get(&emu, path, &[("Authorization", &auth)]).await;
+    assert_eq!(r.status, 200);
 }

@@ -161,6 +161,10 @@ async fn inject_faults(State(state): State<Arc<Shared>>, req: Request, next: Nex
     let Some(fault) = state.take_fault(req.method().as_str(), &path) else {
         return next.run(req).await;
     };
+    if fault.hold {
+        let mut releases = state.fault_releases.subscribe();
+        let _ = releases.wait_for(|n| *n > fault.releases_before).await;
+    }
     if let Some(ms) = fault.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }

@@ -44,6 +44,18 @@ pub async fn control(emu: &Emulator, path: &str, body: Value) -> Value {
     r.json().await.expect("json")
 }
 
+/// GETs from the control API.
+pub async fn control_get(emu: &Emulator, path: &str) -> Value {
+    let r = client()
+        .get(format!("{}/__emulator/{path}", emu.url))
+        .header("X-Emulator-Key", &emu.control_key)
+        .send()
+        .await
+        .expect("control call");
+    assert!(r.status().is_success(), "control {path}: {}", r.status());
+    r.json().await.expect("json")
+}
+
 /// A full token response from the control API.
 pub async fn grant(emu: &Emulator) -> Value {
     control(emu, "oauth/grant", json!({})).await
