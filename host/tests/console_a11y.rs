@@ -192,6 +192,7 @@ async fn allow_in_popup_by_keyboard(
 async fn keyboard_only_adds_and_connects_an_integration() {
     let s = scene("console-a11y-keys", false, &[]).await;
     let c = &s.c;
+    emulate_window_focus(c).await;
     s.sign_in().await;
     s.open("/").await;
     page_has(c, "the empty list", "#empty").await;
@@ -270,6 +271,7 @@ async fn keyboard_only_adds_and_connects_an_integration() {
     press(c, &[Key::Enter]).await;
     page_has(c, "the error summary", "#error-summary").await;
     wait_focus(c, "a save with a bad domain", "#error-summary").await;
+    assert_focus_indicator(c).await;
     assert!(
         text(c, "#error-summary")
             .await
@@ -299,6 +301,7 @@ async fn keyboard_only_adds_and_connects_an_integration() {
     // 3. Saved: focus on the notice, then Connect; log in and Allow with the keyboard too.
     page_has(c, "the saved integration", "#connect").await;
     wait_focus(c, "saving", "#notice").await;
+    assert_focus_indicator(c).await;
     assert!(text(c, "#notice").await.contains("Connect it"));
     tab_to(c, "#connect", false, 12).await;
     assert_focus_indicator(c).await;
@@ -313,6 +316,7 @@ async fn keyboard_only_adds_and_connects_an_integration() {
     )
     .await;
     wait_focus(c, "connecting", "#notice").await;
+    assert_focus_indicator(c).await;
     assert!(
         text(c, "#notice")
             .await
@@ -372,6 +376,19 @@ async fn assert_axe_sees_a_planted_violation(c: &Client) {
 /// Fails with each serious or critical violation's id, impact, help and target nodes.
 async fn assert_axe_clean(c: &Client, page: &str) {
     let violations = axe_violations(c).await;
+    let lesser: Vec<String> = violations
+        .iter()
+        .map(|v| {
+            format!(
+                "{} ({})",
+                v["id"].as_str().unwrap_or("?"),
+                v["impact"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    if !lesser.is_empty() {
+        eprintln!("axe-core on {page}: {}", lesser.join(", "));
+    }
     let grave: Vec<String> = violations
         .iter()
         .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
