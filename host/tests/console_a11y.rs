@@ -539,6 +539,13 @@ async fn every_page(s: &Scene, how: Check) {
     click(c, "#save").await;
     page_has(c, "the saved integration", "#connect").await;
     check(c, how, "09-form-saved").await;
+    s.open("/").await;
+    page_has(c, "the list", "#integrations").await;
+    assert_states_in_words(c).await;
+    check(c, how, "09b-list-not-connected").await;
+    click(c, "#integrations a.edit").await;
+    page_has(c, "the edit form", "#tab-authentication").await;
+    click(c, "#tab-authentication").await;
 
     // Connected (the emulator approves at once), then tested inline and on its own page.
     click(c, "#connect").await;
@@ -599,6 +606,22 @@ async fn every_page(s: &Scene, how: Check) {
         .await;
     page_has(c, "the edit form", "#connect").await;
     check(c, how, "15-form-edit").await;
+
+    // The tokens die at the provider: the failed test, and the state it leaves.
+    control(&s.emu, "/__emulator/tokens/revoke").await;
+    s.open("/").await;
+    click(c, &format!("#row-{id} button.test")).await;
+    until(
+        c,
+        "the failed test",
+        &format!("document.querySelector('#result-{id}').textContent.includes('Re-authorization')"),
+    )
+    .await;
+    check(c, how, "15b-list-test-failed").await;
+    s.open("/").await;
+    page_has(c, "the list", "#integrations").await;
+    assert_states_in_words(c).await;
+    check(c, how, "15c-list-needs-reauthorization").await;
 
     // The OAuth callback page, as a refusal at the provider shows it.
     s.open("/oauth/callback?error=access_denied&error_description=end-user+denied+authorization&state=x")
