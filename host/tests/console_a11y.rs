@@ -303,7 +303,7 @@ async fn keyboard_only_adds_and_connects_an_integration() {
     wait_focus(c, "saving", "#notice").await;
     assert_focus_indicator(c).await;
     assert!(text(c, "#notice").await.contains("Connect it"));
-    tab_to(c, "#connect", false, 12).await;
+    tab_to(c, "#connect", false, 16).await;
     assert_focus_indicator(c).await;
     shot(c, "a11y-03-keyboard-connect").await;
     let console = c.window().await.unwrap();
@@ -606,6 +606,7 @@ async fn every_page(s: &Scene, how: Check) {
         .await;
     page_has(c, "the edit form", "#connect").await;
     check(c, how, "15-form-edit").await;
+    every_nav_page(s, how).await;
 
     // The tokens die at the provider: the failed test, and the state it leaves.
     control(&s.emu, "/__emulator/tokens/revoke").await;
@@ -628,6 +629,25 @@ async fn every_page(s: &Scene, how: Check) {
         .await;
     page_has(c, "the callback page", "#oauth-result").await;
     check(c, how, "16-oauth-callback").await;
+}
+
+/// Every other page the console's navigation links to (the list is walked above), so a page
+/// added to the navigation is checked too.
+async fn every_nav_page(s: &Scene, how: Check) {
+    let links =
+        s.c.execute(
+            "return Array.from(document.querySelectorAll('header nav a')) \
+               .map(a => new URL(a.href).pathname).filter(p => p !== '/');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for path in links.as_array().unwrap() {
+        let path = path.as_str().unwrap();
+        s.open(path).await;
+        page_has(&s.c, path, "main h1").await;
+        check(&s.c, how, &format!("15a-nav{}", path.replace('/', "-"))).await;
+    }
 }
 
 /// Scenario step 10: the vendored axe-core finds no serious or critical violation on any
