@@ -80,9 +80,14 @@ impl Scene {
     }
 }
 
-/// Waits for an element matching `css` on the current page.
+/// Waits for an element matching `css` on a fully loaded page, its script set up (a key
+/// press that navigates returns before the new page has loaded).
 async fn page_has(c: &Client, what: &str, css: &str) {
-    until(c, what, &format!("document.querySelector({})", json!(css))).await;
+    let loaded = format!(
+        "document.readyState === 'complete' && document.querySelector({})",
+        json!(css)
+    );
+    until(c, what, &loaded).await;
 }
 
 /// The value of the control `css`.
@@ -196,6 +201,25 @@ async fn keyboard_only_adds_and_connects_an_integration() {
     s.sign_in().await;
     s.open("/").await;
     page_has(c, "the empty list", "#empty").await;
+
+    // The first Tab stop skips to the content.
+    press(c, &[Key::Tab]).await;
+    assert!(
+        focus_is(c, "a.skip").await,
+        "first stop: {}",
+        focused(c).await
+    );
+    assert_focus_indicator(c).await;
+    let left = c
+        .execute(
+            "return document.activeElement.getBoundingClientRect().left;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(left.as_f64().unwrap() >= 0.0, "the focused skip link shows");
+    press(c, &[Key::Enter]).await;
+    wait_focus(c, "the skip link", "main").await;
 
     // 1. The list → Add Integration → search "Salesforce" → open it.
     tab_to(c, "#add-integration", false, 6).await;
