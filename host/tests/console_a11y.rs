@@ -75,6 +75,7 @@ impl Scene {
         .await;
     }
 
+    /// Opens `path` of the console and waits for its load.
     async fn open(&self, path: &str) {
         self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
     }
@@ -103,6 +104,7 @@ async fn value_of(c: &Client, css: &str) -> String {
     .to_string()
 }
 
+/// The attribute `attr` of the first element matching `css` (empty when absent).
 async fn attr_of(c: &Client, css: &str, attr: &str) -> String {
     c.execute(
         "return document.querySelector(arguments[0]).getAttribute(arguments[1]) || '';",
@@ -476,6 +478,7 @@ async fn assert_reflows(c: &Client, page: &str, keep: &[&str]) {
 /// The controls each page must keep in view at 200 % zoom.
 const CONTROLS: &[&str] = &["h1", "button", "a.button", "input", "select", "[role=tab]"];
 
+/// Runs `how` on the current page, then saves its screenshot as `a11y-<check>-<page>`.
 async fn check(c: &Client, how: Check, page: &str) {
     match how {
         Check::Axe => {
