@@ -8,8 +8,8 @@
 //! connector ([`SALESFORCE_COMPONENT`]).
 
 pub use sluice_runtime::{
-    about, app, data_dir, duration, engine, grant, locks, oauth, private_fs, runner, scheduler,
-    secrets, store, tokens, tombstones, views, webhooks,
+    about, app, data_dir, duration, engine, grant, locks, oauth, private_fs, retention, runner,
+    scheduler, secrets, store, tokens, views, webhooks,
 };
 
 pub mod admin;

@@ -73,10 +73,7 @@ pub(crate) async fn install_connector(
     } else {
         crate::engine::registry::HostApproval::Covered
     };
-    let report = s
-        .app
-        .registry()
-        .install_with_approval(&name, &body, true, approval)
+    let report = install_component(&s.app, &name, &body, approval)
         .await
         .map_err(AppError::from)?;
     let manifest = serde_json::to_value(&*report.manifest)
@@ -95,6 +92,20 @@ pub(crate) async fn install_connector(
         }),
     )
         .into_response())
+}
+
+/// Installs `wasm` as the newest version of connector `name` and activates it, after the
+/// registry's checks and a canary against the integrations using it: the one install path of
+/// the API and the console.
+pub(crate) async fn install_component(
+    app: &App,
+    name: &str,
+    wasm: &[u8],
+    approval: crate::engine::registry::HostApproval,
+) -> Result<crate::engine::registry::InstallReport, crate::engine::registry::RegistryError> {
+    app.registry()
+        .install_with_approval(name, wasm, true, approval)
+        .await
 }
 
 /// What a connector declares about itself.

@@ -83,7 +83,8 @@ impl AdminState {
 }
 
 /// The largest component upload: the registry's own limit.
-const COMPONENT_BODY_LIMIT: usize = crate::engine::registry::MAX_COMPONENT_BYTES as usize;
+pub(crate) const COMPONENT_BODY_LIMIT: usize =
+    crate::engine::registry::MAX_COMPONENT_BYTES as usize;
 
 /// The router.
 pub fn router(state: AdminState) -> axum::Router {

@@ -189,8 +189,12 @@ pub struct ServeArgs {
     pub header_read_timeout: Duration,
     /// How long delete tombstones stay in the change feed, e.g. 30d. A feed cursor older than
     /// a pruned tombstone is refused with "resync required".
-    #[arg(long, value_parser = parse_tombstone_retention, default_value = "30d")]
+    #[arg(long, value_parser = parse_retention, default_value = "30d")]
     pub tombstone_retention: Duration,
+    /// How long delivered (or given-up) webhook events stay in the outbox, e.g. 30d. An event
+    /// still being delivered stays until it settles.
+    #[arg(long, value_parser = parse_retention, default_value = "30d")]
+    pub webhook_retention: Duration,
 }
 
 /// `sluice integration ...`.
@@ -428,11 +432,11 @@ fn parse_refresh_age(text: &str) -> Result<Duration, String> {
     Ok(age)
 }
 
-fn parse_tombstone_retention(text: &str) -> Result<Duration, String> {
+fn parse_retention(text: &str) -> Result<Duration, String> {
     let retention = parse_duration(text)?;
     if retention.is_zero() {
         return Err(format!(
-            "{text:?} is out of range: keep tombstones for 1s or more (30d by default)"
+            "{text:?} is out of range: keep them for 1s or more (30d by default)"
         ));
     }
     Ok(retention)
@@ -578,6 +582,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             config.runs.parallel_streams = args.parallel_streams;
             config.tombstone_retention = args.tombstone_retention;
+            config.webhook_retention = args.webhook_retention;
             serve::serve(config, args).await?;
         }
         Command::Demo(args) => demo::run(&cli, args).await?,

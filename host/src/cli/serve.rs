@@ -64,7 +64,7 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
         stats.clone(),
         stop_rx.clone(),
     ));
-    let pruner = tokio::spawn(crate::tombstones::prune_until_stopped(
+    let pruner = tokio::spawn(crate::retention::prune_until_stopped(
         app.clone(),
         stop_rx.clone(),
     ));

@@ -34,6 +34,8 @@ pub(crate) struct RecordRow {
 #[template(path = "detail.html")]
 struct DetailPage {
     shell: Shell,
+    /// The latest pull's progress part, rendered.
+    progress: String,
     id: String,
     name: String,
     runs: Vec<RunRow>,
@@ -97,7 +99,16 @@ pub(crate) async fn page(
             }
         })
         .collect();
+    let progress = match super::progress::ProgressPart::of(&s, &id).map(|p| p.render()) {
+        Ok(Ok(html)) => html,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the progress part failed to render");
+            String::new()
+        }
+        Err(e) => return failure(&e),
+    };
     render(&DetailPage {
+        progress,
         shell: Shell::new(&view.integration.name, csrf),
         name: view.integration.name.clone(),
         id,

@@ -25,10 +25,12 @@ use crate::admin::AdminState;
 
 mod callback;
 mod connect;
+mod connectors;
 mod detail;
 mod form;
 mod list;
 mod page;
+mod progress;
 mod security;
 
 pub(crate) use callback::callback_page;
@@ -49,11 +51,26 @@ pub fn router(state: AdminState) -> axum::Router<AdminState> {
             get(form::edit_page).post(form::update),
         )
         .route("/integrations/{id}", get(detail::page))
+        .route("/integrations/{id}/progress", get(progress::part))
         .route("/integrations/{id}/test", post(list::test))
         .route("/integrations/{id}/delete", post(list::delete))
         .route("/integrations/{id}/pull", post(list::pull))
         .route("/integrations/{id}/authorize", post(connect::authorize))
         .route("/integrations/{id}/status", get(connect::status))
+        .route("/connectors", get(connectors::page))
+        .route(
+            "/connectors/upload",
+            post(connectors::upload)
+                // A component may be as large as the admin API installs.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::admin::COMPONENT_BODY_LIMIT,
+                )),
+        )
+        .route("/connectors/approve", post(connectors::approve))
+        .route(
+            "/connectors/{name}/activate",
+            get(connectors::confirm_activate).post(connectors::activate),
+        )
         .route("/logout", post(security::logout))
         .route_layer(from_fn_with_state(state.clone(), security::require_session));
     axum::Router::new()
@@ -93,6 +110,10 @@ async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> 
         ),
         "callback.js" => (
             include_str!("../../console/static/callback.js"),
+            "text/javascript",
+        ),
+        "progress.js" => (
+            include_str!("../../console/static/progress.js"),
             "text/javascript",
         ),
         "console.css" => (include_str!("../../console/static/console.css"), "text/css"),

@@ -10,7 +10,10 @@
 //!   wherever `serve` listens. A session is opened by typing the admin token, or once by the
 //!   sign-in link `serve` prints on its own terminal: a random code, good for one use within
 //!   [`SIGN_IN_CODE_LIFETIME`].
-//! - Every POST carries a CSRF token equal to the browser's own CSRF cookie.
+//! - Every POST carries a CSRF token equal to the browser's own CSRF cookie. A file upload
+//!   (`multipart/form-data`) is accepted only at the paths in [`UPLOAD_PATHS`], whose handler
+//!   reads the CSRF field first, before any file ([`csrf_field_first`]); a multipart body
+//!   anywhere else is refused unread.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -35,6 +38,12 @@ const CSRF_FIELD: &str = "csrf";
 /// The largest form the console accepts.
 const FORM_LIMIT: usize = 64 * 1024;
 
+/// The paths whose form uploads a file: their handlers check the CSRF field themselves,
+/// after the session check and under the upload's own size cap.
+const UPLOAD_PATHS: &[&str] = &["/connectors/upload"];
+/// The longest CSRF field read from an upload.
+const CSRF_FIELD_LIMIT: usize = 256;
+
 /// How long the printed sign-in link works, if nobody used it.
 pub const SIGN_IN_CODE_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
@@ -45,6 +54,8 @@ pub struct ConsoleAccess {
     sign_in_code: Mutex<Option<(String, Instant)>>,
     /// The live session ids.
     sessions: Mutex<HashSet<String>>,
+    /// Uploaded components waiting for the operator's approval of their hosts.
+    pub(crate) uploads: super::connectors::PendingUploads,
 }
 
 impl Default for ConsoleAccess {
@@ -52,6 +63,7 @@ impl Default for ConsoleAccess {
         Self {
             sign_in_code: Mutex::new(Some((crate::secrets::random_token(32), Instant::now()))),
             sessions: Mutex::new(HashSet::new()),
+            uploads: Default::default(),
         }
     }
 }
@@ -107,7 +119,15 @@ pub(crate) async fn ensure_csrf_cookie(req: Request, next: Next) -> Response {
         Some(t) => (req, t, false),
         None => (req, crate::secrets::random_token(32), true),
     };
-    if req.method() == Method::POST {
+    let upload = is_multipart(req.headers());
+    if req.method() == Method::POST && upload && !UPLOAD_PATHS.contains(&req.uri().path()) {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "this form takes no file: send it url-encoded",
+        )
+            .into_response();
+    }
+    if req.method() == Method::POST && !upload {
         req = match checked_form(req, &token).await {
             Ok(req) => req,
             Err(resp) => return resp,
@@ -143,6 +163,53 @@ async fn checked_form(req: Request, token: &str) -> Result<Request, Response> {
             .into_response());
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Whether the request's body is `multipart/form-data`.
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"))
+}
+
+/// Reads an upload's first field, which must be the CSRF field equal to `token`; the form
+/// puts it first so nothing else is read from a forged post.
+pub(crate) async fn csrf_field_first(
+    form: &mut axum::extract::Multipart,
+    token: &CsrfToken,
+) -> Result<(), Response> {
+    let refused = || {
+        (
+            StatusCode::FORBIDDEN,
+            "this upload is stale or came from another site (its CSRF token is missing or \
+             does not match): reload the page and try again",
+        )
+            .into_response()
+    };
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        (
+            e.status(),
+            format!("the upload could not be read: {}", e.body_text()),
+        )
+            .into_response()
+    };
+    let mut field = match form.next_field().await.map_err(unreadable)? {
+        Some(f) if f.name() == Some(CSRF_FIELD) => f,
+        _ => return Err(refused()),
+    };
+    let mut given = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
+        given.extend_from_slice(&chunk);
+        if given.len() > CSRF_FIELD_LIMIT {
+            return Err(refused());
+        }
+    }
+    if !constant_time_eq(&given, token.0.as_bytes()) {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 /// Middleware: pages need a login session.

@@ -211,3 +211,16 @@ pub async fn control(emu: &Emulator, path: &str) {
         .unwrap();
     assert!(resp.status().is_success(), "{path}: {}", resp.status());
 }
+
+/// Calls the emulator's control API (`POST`, with its key) with a JSON `body`.
+pub async fn control_json(emu: &Emulator, path: &str, body: serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}", emu.url))
+        .header("X-Emulator-Key", &emu.control_key)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+}

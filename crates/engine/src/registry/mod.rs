@@ -264,6 +264,11 @@ impl ConnectorRegistry {
         self.slot(name)?.active.load_full()
     }
 
+    /// What `version` of `name` may reach, as approved when it was installed.
+    pub fn manifest(&self, name: &str, version: u32) -> Option<Arc<Manifest>> {
+        Some(self.slot(name)?.connector(version)?.manifest.clone())
+    }
+
     /// Every version of `name` (or of every connector, when `None`), oldest first.
     pub fn list(&self, name: Option<&str>) -> Vec<VersionInfo> {
         let connectors = self.connectors.read().unwrap_or_else(|e| e.into_inner());

@@ -73,6 +73,9 @@ pub struct AppConfig {
     /// How long delete tombstones stay in the change feed before `serve` prunes them; a feed
     /// cursor older than a pruned tombstone must resync.
     pub tombstone_retention: Duration,
+    /// How long settled webhook events (delivered, or given up) stay in the outbox before
+    /// `serve` prunes them; an event still being delivered stays until it settles.
+    pub webhook_retention: Duration,
 }
 
 impl AppConfig {
@@ -97,6 +100,7 @@ impl AppConfig {
             runs: crate::runner::RunLimits::default(),
             bundled_connector: None,
             tombstone_retention: crate::store::DEFAULT_TOMBSTONE_RETENTION,
+            webhook_retention: crate::store::DEFAULT_WEBHOOK_RETENTION,
         }
     }
 }
@@ -112,6 +116,8 @@ pub struct App {
     /// each page, so the streams of all runs together never ask for more instances.
     pub(crate) call_slots: tokio::sync::Semaphore,
     running: Mutex<HashSet<String>>,
+    /// The runs going on in this process, as their progress reports them.
+    pub(crate) board: crate::runner::RunBoard,
 }
 
 impl std::fmt::Debug for App {
@@ -160,6 +166,11 @@ impl App {
     /// The connector engine.
     pub fn engine(&self) -> &Arc<ConnectorEngine> {
         &self.engine
+    }
+
+    /// The pulls running in this process, as their progress reports them.
+    pub fn run_board(&self) -> &crate::runner::RunBoard {
+        &self.board
     }
 
     /// The connector versions.
@@ -214,6 +225,7 @@ impl App {
             registry,
             tokens,
             running: Mutex::new(HashSet::new()),
+            board: crate::runner::RunBoard::default(),
         }))
     }
 

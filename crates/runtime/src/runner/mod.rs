@@ -47,12 +47,14 @@ use crate::engine::wit::types::{
 use crate::engine::{CallContext, KeySource, LoadedConnector};
 use crate::store::{CheckpointState, IntegrationState, RunState, Store, StoreError};
 
+mod board;
 mod bounds;
 mod commits;
 mod outcome;
 mod standing;
 mod stream;
 
+pub use board::{LiveRun, LiveState, LiveStream, RunBoard};
 #[cfg(test)]
 use bounds::malformed_row;
 pub use bounds::{DEFAULT_PARALLEL_STREAMS, RunBound, RunLimits};
@@ -143,6 +145,11 @@ pub async fn run_claimed(
 ) -> Result<RunSummary, AppError> {
     let id = claim.integration().to_string();
     let (run, streams) = Run::start(app, &id, opts).await?;
+    let _on_board = board::OnBoard {
+        board: &app.board,
+        integration: id.clone(),
+        run_id: run.run_id.clone(),
+    };
     let run = Arc::new(run);
     let outcomes = pull_streams(&run, &streams).await?;
     let summary = run.finish(outcomes);
@@ -300,6 +307,7 @@ impl Run {
     }
 
     fn progress(&self, p: Progress) {
+        self.app.board.record(&self.id, &p);
         if let Some(f) = &self.opts.progress {
             f(&p);
         }

@@ -20,6 +20,7 @@ mod integrations;
 pub mod merge;
 pub mod migrations;
 mod oauth_states;
+mod page_changes;
 mod records;
 mod runs;
 mod states;
@@ -38,7 +39,10 @@ pub use states::{
     TokenHealthState, WebhookEventType,
 };
 pub use tokens::{GrantFlow, TokenHealth, TokenSet};
-pub use webhooks::{AttemptResult, DueDelivery, WebhookDelivery, WebhookEndpoint, WebhookEvent};
+pub use webhooks::{
+    AttemptResult, DEFAULT_WEBHOOK_RETENTION, DueDelivery, WebhookDelivery, WebhookEndpoint,
+    WebhookEvent,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

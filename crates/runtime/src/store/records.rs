@@ -1,6 +1,7 @@
 //! Records, checkpoints and the pages that commit them, in one transaction per page.
 
 use super::feed::{self, SeqAllocator};
+use super::page_changes::PageChanges;
 use super::*;
 
 /// One stored record.
@@ -160,6 +161,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Numbered under the write lock just taken: the numbers rise in commit order.
         let mut seqs = SeqAllocator::begin(&tx, id)?;
+        let mut changes = PageChanges::begin(&tx, id, stream, rows.iter().map(|r| r.key.as_str()))?;
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO records (integration_id, stream, key, version, deleted, cursor, json,
@@ -176,10 +178,13 @@ impl Store {
                     Operation::Upsert => false,
                     Operation::Delete => true,
                     Operation::Merge => {
-                        merge_row(&tx, id, stream, run_id, row, now, &mut seqs)?;
+                        if merge_row(&tx, id, stream, run_id, row, now, &mut seqs)? {
+                            changes.merged();
+                        }
                         continue;
                     }
                 };
+                changes.write(&row.key, deleted);
                 upsert.execute(params![
                     id,
                     stream,
@@ -194,6 +199,7 @@ impl Store {
             }
         }
         seqs.store(&tx, id)?;
+        changes.store(&tx, run_id, id, stream)?;
         tx.prepare_cached(
             "INSERT INTO checkpoints (integration_id, stream, checkpoint, status, updated_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -372,7 +378,8 @@ fn records_page_in(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Applies one merge row inside a page's transaction (see [`merge`]).
+/// Applies one merge row inside a page's transaction (see [`merge`]); `true` when it changed
+/// the stored record.
 fn merge_row(
     tx: &rusqlite::Transaction<'_>,
     id: &str,
@@ -381,7 +388,7 @@ fn merge_row(
     row: &Row,
     now: i64,
     seqs: &mut SeqAllocator,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let patch = merge::fields(&row.json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let stored: Option<Vec<u8>> = tx
         .prepare_cached(
@@ -391,7 +398,7 @@ fn merge_row(
         .query_row(params![id, stream, row.key], |r| r.get(0))
         .optional()?;
     let Some(stored) = stored else {
-        return Ok(());
+        return Ok(false);
     };
     match merge::apply(&stored, &patch) {
         merge::Merged::Changed(json) => {
@@ -401,13 +408,14 @@ fn merge_row(
                  WHERE integration_id = ?1 AND stream = ?2 AND key = ?3",
             )?
             .execute(params![id, stream, row.key, json, run_id, now, seqs.next()])?;
+            Ok(true)
         }
-        merge::Merged::Unchanged => {}
+        merge::Merged::Unchanged => Ok(false),
         merge::Merged::NotAnObject => {
             tracing::warn!(integration = id, stream, key = %row.key, "a merge row was left alone: the stored record is not a JSON object");
+            Ok(false)
         }
     }
-    Ok(())
 }
 
 /// One integration's stored keys, for the `stored-keys` host import.

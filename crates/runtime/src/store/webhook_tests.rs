@@ -254,6 +254,67 @@ fn a_run_end_reports_each_streams_changes_without_record_contents() {
     assert_eq!(cursor(&completed[0], "through"), first_through + 1);
 }
 
+/// The counts of one stream of a finished run, as its end event reports them.
+fn counts_of(store: &Store, event: WebhookEventType, stream: &str) -> serde_json::Value {
+    let events = events_of(store, event);
+    let last = events.last().expect("an end event");
+    let streams = data(last)["streams"].as_array().unwrap().clone();
+    let s = streams.into_iter().find(|s| s["stream"] == stream).unwrap();
+    serde_json::json!([s["added"], s["updated"], s["deleted"]])
+}
+
+#[test]
+fn merges_and_a_keys_changes_within_one_page_count_in_page_order() {
+    let (store, _dir) = store("merge-counts");
+    let i = add(&store, "a", "salesforce");
+    let run = store
+        .start_run(&i.id, "cli", false, "salesforce@1")
+        .unwrap();
+    let page = |rows: &[Row]| {
+        store
+            .commit_page(&i.id, "Case", &run, rows, None, CheckpointState::Partial, 1)
+            .unwrap()
+    };
+    page(&[
+        row("A", Operation::Upsert, r#"{"Id":"A","F":1}"#),
+        row("B", Operation::Upsert, r#"{"Id":"B","F":1}"#),
+    ]);
+    page(&[
+        // A merge that changes a live record is an update; one that changes nothing, or
+        // targets a key never stored, counts nothing.
+        row("A", Operation::Merge, r#"{"F":2}"#),
+        row("B", Operation::Merge, r#"{"F":1}"#),
+        row("Z", Operation::Merge, r#"{"F":2}"#),
+        // A new key written, then deleted, then written again within one page.
+        row("C", Operation::Upsert, r#"{"Id":"C"}"#),
+        row("C", Operation::Delete, "{}"),
+        row("C", Operation::Upsert, r#"{"Id":"C"}"#),
+        // A merge into a record the same page wrote.
+        row("C", Operation::Merge, r#"{"F":3}"#),
+    ]);
+    store
+        .finish_run(
+            &run,
+            RunState::Succeeded,
+            &serde_json::json!([{"stream": "Case", "status": "complete"}]),
+            None,
+        )
+        .unwrap();
+    // Added A, B, C, C again; updated A (merge), C (merge); deleted C.
+    assert_eq!(
+        counts_of(&store, WebhookEventType::SyncCompleted, "Case"),
+        serde_json::json!([4, 2, 1])
+    );
+    let live: i64 = store
+        .record_counts(&i.id)
+        .unwrap()
+        .iter()
+        .map(|c| c.live)
+        .sum();
+    // Summed over runs, added - deleted is the live count.
+    assert_eq!(live, 4 - 1);
+}
+
 #[test]
 fn an_orphaned_run_closed_later_reports_a_failed_sync_with_what_it_committed() {
     let (store, _dir) = store("orphan");
@@ -439,4 +500,68 @@ fn a_secret_that_cannot_be_opened_fails_its_deliveries_and_spares_the_others() {
     let shown = store.webhook_endpoint(&broken.id).unwrap();
     assert_eq!((shown.pending, shown.failed), (0, 1));
     assert!(shown.last_error.unwrap().contains("signing secret"));
+}
+
+#[test]
+fn settled_events_past_the_retention_are_pruned_and_owed_ones_stay() {
+    let (store, _dir) = store("prune");
+    let i = add(&store, "a", "salesforce");
+    let first = endpoint(&store, None);
+    let second = endpoint(&store, None);
+    let event_count = |store: &Store| store.webhook_events(100).unwrap().len();
+    // Three events, each to both endpoints.
+    store
+        .set_state(&i.id, IntegrationState::Active, None)
+        .unwrap();
+    store
+        .set_state(&i.id, IntegrationState::NeedsReauthorization, None)
+        .unwrap();
+    store
+        .set_state(&i.id, IntegrationState::Active, None)
+        .unwrap();
+    let events: Vec<String> = store
+        .webhook_events(100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(events.len(), 3);
+    let settle = |event: &str, endpoint: &str, result: AttemptResult| {
+        store
+            .record_delivery_attempt(event, endpoint, &result)
+            .unwrap()
+    };
+    let given_up = || AttemptResult::Failed {
+        status: Some(500),
+        error: "the endpoint answered 500".into(),
+        retry_at_ms: None,
+    };
+    // events[0]: delivered to both; events[1]: delivered to one, given up by the other;
+    // events[2]: delivered to one, still owed to the other.
+    for ep in [&first.id, &second.id] {
+        settle(&events[0], ep, AttemptResult::Delivered { status: 200 });
+    }
+    settle(
+        &events[1],
+        &first.id,
+        AttemptResult::Delivered { status: 200 },
+    );
+    settle(&events[1], &second.id, given_up());
+    settle(
+        &events[2],
+        &first.id,
+        AttemptResult::Delivered { status: 200 },
+    );
+
+    // Nothing is older than a cut-off in the past.
+    assert_eq!(store.prune_webhook_events(0).unwrap(), 0);
+    assert_eq!(event_count(&store), 3);
+    let later = now_ms() + 1;
+    assert_eq!(store.prune_webhook_events(later).unwrap(), 2);
+    let left = store.webhook_events(100).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, events[2], "the event still owed stays");
+    let deliveries = store.webhook_deliveries(None, 100).unwrap();
+    assert!(deliveries.iter().all(|d| d.event_id == events[2]));
+    assert_eq!(deliveries.len(), 2);
 }

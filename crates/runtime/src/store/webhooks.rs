@@ -8,6 +8,10 @@
 
 use super::*;
 
+/// How long settled events stay in the outbox by default: 30 days, as long as delete
+/// tombstones stay in the change feed, so a run's `sync.completed` outlives nothing it names.
+pub const DEFAULT_WEBHOOK_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// One configured webhook endpoint.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookEndpoint {
@@ -364,6 +368,23 @@ impl Store {
             )?,
         };
         Ok(())
+    }
+
+    /// Deletes the events written before `before_ms` whose every delivery is settled
+    /// (delivered, or given up), with their deliveries; returns how many events went. An event
+    /// still pending anywhere stays, however old: the outbox never drops what it owes.
+    pub fn prune_webhook_events(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let pruned = self.conn().execute(
+            "DELETE FROM webhook_events
+             WHERE created_at_ms < ?1
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                               WHERE d.event_id = webhook_events.id AND d.state = ?2)",
+            params![before_ms, DeliveryState::Pending],
+        )?;
+        if pruned > 0 {
+            tracing::info!(pruned, "pruned settled webhook events past their retention");
+        }
+        Ok(pruned)
     }
 
     /// Puts an endpoint's given-up deliveries back in line, due now; returns how many.
