@@ -82,16 +82,27 @@ pub async fn start_driver() -> Driver {
 }
 
 pub async fn browser(driver: &Driver) -> Client {
+    browser_with(driver, &[]).await
+}
+
+/// A browser session started with `extra` chromium arguments besides the usual ones (for
+/// example `--force-device-scale-factor=2`, which shows pages as at 200 % zoom).
+pub async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
+    let mut args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".into(),
+        "--disable-dev-shm-usage".into(),
+        "--disable-gpu".into(),
+        "--window-size=1280,1000".into(),
+        format!("--user-data-dir={}", driver.profile.display()),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": tool("chromium"),
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1000",
-                format!("--user-data-dir={}", driver.profile.display()),
-            ],
+            "args": args,
         }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
