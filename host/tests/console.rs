@@ -51,18 +51,7 @@ async fn open_salesforce_form(c: &Client, base: &str) {
 /// Logs in (when asked) and allows access in the popup, then returns to the console window.
 async fn allow_in_popup(c: &Client, console: &fantoccini::wd::WindowHandle, emu: &Emulator) {
     until(c, "the popup", "true").await;
-    let mut popup = None;
-    for _ in 0..300 {
-        let handles = c.windows().await.unwrap();
-        if let Some(h) = handles.into_iter().find(|h| h != console) {
-            popup = Some(h);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    c.switch_to_window(popup.expect("Connect opened a popup"))
-        .await
-        .unwrap();
+    switch_to_popup(c, console).await;
     until(
         c,
         "the provider's page",
@@ -86,15 +75,7 @@ async fn allow_in_popup(c: &Client, console: &fantoccini::wd::WindowHandle, emu:
 async fn the_setup_flow_in_a_real_browser() {
     let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
     let dir = temp_dir("console");
-    let served = serve(
-        &dir,
-        &["--allow-insecure-loopback", "--extra-origin", &emu.url],
-        &[
-            ("SLUICE_CLIENT_ID", &emu.client_id),
-            ("SLUICE_CLIENT_SECRET", &emu.client_secret),
-        ],
-        "",
-    );
+    let served = serve_with_emulator(&dir, &emu);
     // The public URL `serve` registers for the callback is localhost: the console is opened
     // there so the callback page is the console's own origin.
     let base = format!("http://localhost:{}", served.addr.port());

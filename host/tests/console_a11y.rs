@@ -9,7 +9,6 @@ use fantoccini::Client;
 use fantoccini::key::Key;
 use serde_json::{Value, json};
 use sf_emulator::{Emulator, EmulatorConfig};
-use support::binary::serve;
 use support::browser::*;
 use support::dirs::{TestDir, temp_dir};
 use support::keyboard::*;
@@ -40,15 +39,7 @@ async fn scene(name: &str, auto_approve: bool, extra: &[&str]) -> Scene {
     .await
     .unwrap();
     let dir = temp_dir(name);
-    let served = serve(
-        &dir,
-        &["--allow-insecure-loopback", "--extra-origin", &emu.url],
-        &[
-            ("SLUICE_CLIENT_ID", &emu.client_id),
-            ("SLUICE_CLIENT_SECRET", &emu.client_secret),
-        ],
-        "",
-    );
+    let served = serve_with_emulator(&dir, &emu);
     let base = format!("http://localhost:{}", served.addr.port());
     let driver = start_driver().await;
     let c = browser_with(&driver, extra).await;
@@ -166,18 +157,7 @@ async fn allow_in_popup_by_keyboard(
     console: &fantoccini::wd::WindowHandle,
     emu: &Emulator,
 ) {
-    let mut popup = None;
-    for _ in 0..300 {
-        let handles = c.windows().await.unwrap();
-        if let Some(h) = handles.into_iter().find(|h| h != console) {
-            popup = Some(h);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    c.switch_to_window(popup.expect("Connect opened a popup"))
-        .await
-        .unwrap();
+    switch_to_popup(c, console).await;
     page_has(c, "the provider's login", "#login_form").await;
     tab_to(c, "#username", false, 10).await;
     type_text(c, &emu.username).await;

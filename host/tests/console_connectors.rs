@@ -177,15 +177,7 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     .await
     .unwrap();
     let dir = temp_dir("console-connectors");
-    let served = serve(
-        &dir,
-        &["--allow-insecure-loopback", "--extra-origin", &emu.url],
-        &[
-            ("SLUICE_CLIENT_ID", &emu.client_id),
-            ("SLUICE_CLIENT_SECRET", &emu.client_secret),
-        ],
-        "",
-    );
+    let served = serve_with_emulator(&dir, &emu);
     let files = temp_dir("console-connectors-files");
     let (v1, v2, broken) = (
         files.path().join("guest-v1.wasm"),

@@ -11,47 +11,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
-use sf_emulator::{Emulator, EmulatorConfig};
-use sluice::app::{App, AppConfig, IntegrationInput};
+use sf_emulator::Emulator;
+use sluice::app::App;
 use sluice::runner::{PullOptions, RunStatus};
 use sluice::store::{FeedCursor, Store};
 use support::binary::sluice_command;
 use support::dirs::{TestDir, temp_dir};
-use support::runtime::{approve_emulator, connect, control, live_truth, open_app};
+use support::runtime::{connected_crm, control, live_truth};
 
 const OBJECTS: [&str; 2] = ["Account", "Contact"];
 
 async fn setup() -> (Emulator, Arc<App>, TestDir, String) {
-    let emu = Emulator::start(EmulatorConfig {
-        auto_approve: true,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("emulator starts");
-    let dir = temp_dir("feed");
-    let mut config = AppConfig::new(dir.to_path_buf());
-    approve_emulator(&mut config, &emu.url);
-    config.host_client = Default::default();
-    config.runs.parallel_streams = 2;
-    let app = open_app(config).await;
-    let input = IntegrationInput {
-        name: Some("feed".into()),
-        capability: Some("crm".into()),
-        settings: sluice_test_support::runtime::salesforce_settings(
-            &emu.url,
-            &[
-                ("objects", &OBJECTS.join(",")),
-                ("bulk-threshold", "0"),
-                ("lag-seconds", "0"),
-            ],
-        ),
-        client_id: Some(emu.client_id.clone()),
-        client_secret: Some(emu.client_secret.clone()),
-        ..IntegrationInput::default()
-    };
-    let id = app.add_integration(input).await.unwrap().integration.id;
-    connect(&app, &id).await;
-    (emu, app, dir, id)
+    connected_crm("feed", &OBJECTS, |config| config.runs.parallel_streams = 2).await
 }
 
 /// A full pull: it reads every record again, soft deletes included (an incremental one waits

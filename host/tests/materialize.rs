@@ -13,15 +13,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sf_emulator::{Emulator, EmulatorConfig};
-use sluice::app::{App, AppConfig, IntegrationInput};
+use sf_emulator::Emulator;
+use sluice::app::App;
 use sluice::runner::{PullOptions, RunStatus};
 use sluice::store::{Change, FeedCursor, FeedPage, Store, StoreError, StoredRecord};
 use sluice_materialize::{Feed, MaterializeError, Materializer, Options};
 use sluice_test_support::PgCluster;
 use support::binary::sluice_command;
-use support::dirs::{TestDir, temp_dir};
-use support::runtime::{approve_emulator, connect, control, live_truth, open_app};
+use support::dirs::TestDir;
+use support::runtime::{connected_crm, control, live_truth};
 
 /// A key's row as the destination or the store holds it: deleted, seq, record.
 type Row = (bool, i64, Value);
@@ -29,35 +29,7 @@ type Row = (bool, i64, Value);
 type Rows = BTreeMap<String, BTreeMap<String, Row>>;
 
 async fn setup(objects: &[&str]) -> (Emulator, Arc<App>, TestDir, String) {
-    let emu = Emulator::start(EmulatorConfig {
-        auto_approve: true,
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("emulator starts");
-    let dir = temp_dir("materialize");
-    let mut config = AppConfig::new(dir.to_path_buf());
-    approve_emulator(&mut config, &emu.url);
-    config.host_client = Default::default();
-    let app = open_app(config).await;
-    let input = IntegrationInput {
-        name: Some("materialize".into()),
-        capability: Some("crm".into()),
-        settings: sluice_test_support::runtime::salesforce_settings(
-            &emu.url,
-            &[
-                ("objects", &objects.join(",")),
-                ("bulk-threshold", "0"),
-                ("lag-seconds", "0"),
-            ],
-        ),
-        client_id: Some(emu.client_id.clone()),
-        client_secret: Some(emu.client_secret.clone()),
-        ..IntegrationInput::default()
-    };
-    let id = app.add_integration(input).await.unwrap().integration.id;
-    connect(&app, &id).await;
-    (emu, app, dir, id)
+    connected_crm("materialize", objects, |_| {}).await
 }
 
 /// A full pull: it reads every record again, soft deletes included (an incremental one waits

@@ -45,6 +45,45 @@ pub async fn emulator_app(tag: &str, url: &str) -> (Arc<App>, TestDir) {
     (open_app(config).await, dir)
 }
 
+/// A started emulator (auto-approving) and an app with one CRM integration named `tag` over
+/// `objects`, connected, pulling Bulk-free with no lag; `tune` adjusts the app's config first.
+pub async fn connected_crm(
+    tag: &str,
+    objects: &[&str],
+    tune: impl FnOnce(&mut AppConfig),
+) -> (sf_emulator::Emulator, Arc<App>, TestDir, String) {
+    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
+        auto_approve: true,
+        ..sf_emulator::EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let dir = temp_dir(tag);
+    let mut config = AppConfig::new(dir.to_path_buf());
+    approve_emulator(&mut config, &emu.url);
+    config.host_client = Default::default();
+    tune(&mut config);
+    let app = open_app(config).await;
+    let input = sluice::app::IntegrationInput {
+        name: Some(tag.into()),
+        capability: Some("crm".into()),
+        settings: salesforce_settings(
+            &emu.url,
+            &[
+                ("objects", &objects.join(",")),
+                ("bulk-threshold", "0"),
+                ("lag-seconds", "0"),
+            ],
+        ),
+        client_id: Some(emu.client_id.clone()),
+        client_secret: Some(emu.client_secret.clone()),
+        ..sluice::app::IntegrationInput::default()
+    };
+    let id = app.add_integration(input).await.unwrap().integration.id;
+    connect(&app, &id).await;
+    (emu, app, dir, id)
+}
+
 /// The callback URL the tests register; nothing listens there, the redirect is read instead.
 pub const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
 

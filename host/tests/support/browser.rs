@@ -10,7 +10,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use sf_emulator::Emulator;
 
+use crate::support::binary::serve;
 use crate::support::dirs::temp_dir;
+use crate::support::served::Served;
 
 /// A program the browser test needs, found on PATH; a clear failure when missing.
 pub fn tool(name: &str) -> PathBuf {
@@ -223,4 +225,34 @@ pub async fn control_json(emu: &Emulator, path: &str, body: serde_json::Value) {
         .await
         .unwrap();
     assert!(resp.status().is_success(), "{path}: {}", resp.status());
+}
+
+/// `sluice serve` on a free loopback port in `dir`, reaching the emulator (its origin
+/// approved) with the emulator's connected app as the host's.
+pub fn serve_with_emulator(dir: &Path, emu: &Emulator) -> Served {
+    serve(
+        dir,
+        &["--allow-insecure-loopback", "--extra-origin", &emu.url],
+        &[
+            ("SLUICE_CLIENT_ID", &emu.client_id),
+            ("SLUICE_CLIENT_SECRET", &emu.client_secret),
+        ],
+        "",
+    )
+}
+
+/// Switches to the window that opened beside `console` (Connect's provider popup).
+pub async fn switch_to_popup(c: &Client, console: &fantoccini::wd::WindowHandle) {
+    let mut popup = None;
+    for _ in 0..300 {
+        let handles = c.windows().await.unwrap();
+        if let Some(h) = handles.into_iter().find(|h| h != console) {
+            popup = Some(h);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    c.switch_to_window(popup.expect("Connect opened a popup"))
+        .await
+        .unwrap();
 }
