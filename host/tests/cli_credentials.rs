@@ -194,10 +194,11 @@ async fn connect_basic_takes_the_user_from_argv_and_the_password_from_stdin() {
 }
 
 /// Types `key` into `sluice connect ID --api-key` at a pseudo-terminal (Python's `pty`), once
-/// the prompt shows, and returns the exit status and everything the terminal showed.
+/// the prompt shows and echo is off, and returns the exit status and everything the terminal
+/// showed.
 fn typed_at_a_terminal(dir: &Path, server: &str, id: &str, key: &str) -> (bool, String) {
     const TYPIST: &str = r#"
-import os, pty, select, sys
+import os, pty, select, sys, termios, time
 argv, key = sys.argv[1:-1], sys.argv[-1]
 pid, fd = pty.fork()
 if pid == 0:
@@ -217,6 +218,13 @@ def read(until=None):
         seen += chunk
     return seen
 seen = read(b"(not shown):")
+# The prompt is printed a moment before echo is switched off; a person reads it and then types,
+# so type only once the terminal has stopped echoing (on Linux the master reports the pair's mode).
+deadline = time.monotonic() + 60
+while termios.tcgetattr(fd)[3] & termios.ECHO:
+    if time.monotonic() > deadline:
+        sys.exit("the terminal still echoes 60 s after the prompt; it showed: %r" % seen)
+    time.sleep(0.01)
 os.write(fd, key.encode() + b"\n")
 seen += read()
 _, status = os.waitpid(pid, 0)
