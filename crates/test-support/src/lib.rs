@@ -1,7 +1,7 @@
 //! Helpers shared by Sluice's tests and its bench: temporary data directories ([`dirs`]), the
 //! hostile guest component built once per target directory ([`guests`]), WIT values and egress
 //! rules ([`wit`]), a scripted loopback HTTP server ([`server`]), a fake credential provider
-//! ([`credentials`]), captured logs ([`logs`]), a throwaway PostgreSQL cluster ([`postgres`]), an opened app with the OAuth connect flow and
+//! ([`credentials`]), captured logs ([`logs`]), a throwaway PostgreSQL cluster ([`postgres`]), a new store on each backend ([`stores`]), an opened app with the OAuth connect flow and
 //! the emulator's control API ([`runtime`]), and a served `sluice serve` spoken to over raw
 //! HTTP/1.1 ([`served`]), a toy REST/JSON API behind an API key ([`toy_api`]), and a
 //! workspace member copied out as a standalone crate ([`standalone`]).
@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod served;
 pub mod server;
 pub mod standalone;
+pub mod stores;
 pub mod toy_api;
 pub mod wit;
 

@@ -24,7 +24,7 @@ impl Store {
     /// Stores entered credentials in place of whatever the integration held (OAuth tokens
     /// included) and marks it active, in one transaction.
     pub fn put_entered(&self, id: &str, entered: &EnteredCredentials) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn("put_entered")?;
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO entered_credentials (integration_id, kind, username, secret, stored_at_ms)
@@ -56,7 +56,7 @@ impl Store {
     /// The integration's entered credentials, opened; `None` when it has none.
     pub fn entered(&self, id: &str) -> Result<Option<EnteredCredentials>, StoreError> {
         let row = self
-            .conn()
+            .conn("entered")?
             .query_row(
                 "SELECT kind, username, secret, stored_at_ms FROM entered_credentials
                  WHERE integration_id = ?1",
@@ -85,7 +85,7 @@ impl Store {
     /// The kind of credentials the integration holds; `None` before the first connect (and
     /// for connectors that need none).
     pub fn credential_kind(&self, id: &str) -> Result<Option<CredentialKind>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("credential_kind")?;
         let entered: Option<EnteredKind> = conn
             .query_row(
                 "SELECT kind FROM entered_credentials WHERE integration_id = ?1",

@@ -94,7 +94,7 @@ impl Store {
     /// The sequence number of integration `id`'s latest stored change (0 before the first):
     /// the feed cursor "now".
     pub fn latest_change_seq(&self, id: &str) -> Result<FeedCursor, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("latest_change_seq")?;
         let head = feed_head(&conn, id)?;
         Ok(FeedCursor(head.last_seq))
     }
@@ -109,7 +109,7 @@ impl Store {
         stream: Option<&str>,
         limit: usize,
     ) -> Result<FeedPage, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn("changes_after")?;
         // One read transaction: the head and the rows come from one snapshot, so "no more
         // changes up to the head" holds for the cursor handed out.
         let tx = conn.transaction()?;
@@ -153,7 +153,7 @@ impl Store {
     /// Removes delete tombstones last written before `before_ms`, remembering per integration
     /// the newest number pruned so that older cursors are refused. Returns how many went.
     pub fn prune_tombstones(&self, before_ms: i64) -> Result<usize, StoreError> {
-        let mut conn = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conn = self.sqlite("prune_tombstones")?.pages();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE change_feeds SET pruned_through = (

@@ -101,7 +101,7 @@ impl Store {
             .client_secret
             .as_ref()
             .map(|s| self.cipher.seal_secret(&ctx_client_secret(&id), s));
-        let conn = self.conn();
+        let conn = self.conn("insert_integration")?;
         conn.execute(
             "INSERT INTO integrations (id, seq, name, connector, settings_json, interval_s, client_id,
                  client_secret, state, state_reason, created_at_ms, updated_at_ms)
@@ -125,7 +125,7 @@ impl Store {
 
     /// The integration `id`.
     pub fn integration(&self, id: &str) -> Result<Integration, StoreError> {
-        self.conn()
+        self.conn("integration")?
             .query_row(
                 &format!("{SELECT_INTEGRATION} WHERE id = ?1"),
                 [id],
@@ -137,7 +137,7 @@ impl Store {
 
     /// Every integration, newest first.
     pub fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("integrations")?;
         let mut stmt = conn.prepare(&format!("{SELECT_INTEGRATION} ORDER BY seq DESC"))?;
         let rows = stmt.query_map([], row_to_integration)?;
         rows.map(|r| r?).collect()
@@ -156,7 +156,7 @@ impl Store {
     ) -> Result<Integration, StoreError> {
         let settings =
             serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let conn = self.conn();
+        let conn = self.conn("update_integration")?;
         let n = conn.execute(
             "UPDATE integrations SET name = ?2, settings_json = ?3, interval_s = ?4,
                  client_id = ?5, updated_at_ms = ?6 WHERE id = ?1",
@@ -179,7 +179,7 @@ impl Store {
     /// Deletes an integration with everything it owns (tokens, records, checkpoints, runs).
     pub fn delete_integration(&self, id: &str) -> Result<(), StoreError> {
         let n = self
-            .conn()
+            .conn("delete_integration")?
             .execute("DELETE FROM integrations WHERE id = ?1", [id])?;
         if n == 0 {
             return Err(StoreError::UnknownIntegration(id.to_string()));
@@ -190,7 +190,7 @@ impl Store {
     /// The per-integration client secret, opened.
     pub fn client_secret(&self, id: &str) -> Result<Option<Secret>, StoreError> {
         let sealed: Option<Vec<u8>> = self
-            .conn()
+            .conn("client_secret")?
             .query_row(
                 "SELECT client_secret FROM integrations WHERE id = ?1",
                 [id],
@@ -211,7 +211,7 @@ impl Store {
         state: IntegrationState,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let n = self.conn().execute(
+        let n = self.conn("set_state")?.execute(
             "UPDATE integrations SET state = ?2, state_reason = ?3, updated_at_ms = ?4 WHERE id = ?1",
             params![id, state.as_str(), reason, now_ms()],
         )?;

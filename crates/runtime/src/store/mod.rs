@@ -1,4 +1,5 @@
-//! Durable state: one SQLite database (WAL mode) under the data directory.
+//! Durable state: one SQLite database (WAL mode) under the data directory, the embedded
+//! default, or one PostgreSQL database that several hosts share (`pg`).
 //!
 //! It holds integrations, their sealed tokens and client secrets, pending OAuth states,
 //! checkpoints, runs, connector versions and records. Records are kept by (integration, stream,
@@ -21,6 +22,7 @@ pub mod merge;
 pub mod migrations;
 mod oauth_states;
 mod page_changes;
+pub mod pg;
 mod records;
 mod runs;
 mod states;
@@ -67,6 +69,15 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("database: {0}")]
+    Pg(#[from] tokio_postgres::Error),
+    /// The PostgreSQL URL given cannot be used.
+    #[error("database URL: {0}")]
+    BadDatabaseUrl(String),
+    /// This operation is not available on a PostgreSQL store yet.
+    #[error("{0} is not available on a PostgreSQL store yet; use the SQLite store")]
+    NotOnPostgres(&'static str),
     /// The data directory is unusable.
     #[error("data directory {path}: {detail}")]
     DataDir {
@@ -134,6 +145,20 @@ pub fn from_ms(ms: i64) -> SystemTime {
 
 /// The database.
 pub struct Store {
+    db: Db,
+    cipher: Cipher,
+}
+
+/// Which database a [`Store`] keeps its state in.
+enum Db {
+    /// One SQLite file: the embedded default.
+    Sqlite(Sqlite),
+    /// One PostgreSQL database, shared by several hosts.
+    Postgres(pg::Pg),
+}
+
+/// A SQLite database file and the store's two connections to it.
+struct Sqlite {
     conn: Mutex<Connection>,
     /// [`Store::commit_page`]'s own connection. A page commit holds its connection for
     /// 10 ms or more; on the shared one it would queue every other caller behind it, among
@@ -141,13 +166,15 @@ pub struct Store {
     /// pulls while this page commits. In WAL mode readers on `conn` meanwhile see the last
     /// committed state; another writer waits for SQLite's write lock (`busy_timeout`).
     pages: Mutex<Connection>,
-    cipher: Cipher,
     path: PathBuf,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        match &self.db {
+            Db::Sqlite(db) => f.debug_struct("Store").field("path", &db.path).finish(),
+            Db::Postgres(pg) => f.debug_struct("Store").field("postgres", pg).finish(),
+        }
     }
 }
 
@@ -191,16 +218,29 @@ impl Store {
         })?;
         let pages = retry_busy(|| connect(path))?;
         Ok(Self {
-            conn: Mutex::new(conn),
-            pages: Mutex::new(pages),
+            db: Db::Sqlite(Sqlite {
+                conn: Mutex::new(conn),
+                pages: Mutex::new(pages),
+                path: path.to_path_buf(),
+            }),
             cipher,
-            path: path.to_path_buf(),
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens the PostgreSQL database `url` names with `cipher`, applying pending migrations.
+    pub fn open_postgres(url: &str, cipher: Cipher) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: Db::Postgres(pg::Pg::open(url)?),
+            cipher,
+        })
+    }
+
+    /// The database file; `None` for a PostgreSQL store.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.db {
+            Db::Sqlite(db) => Some(&db.path),
+            Db::Postgres(_) => None,
+        }
     }
 
     /// The cipher sealing this store's secrets.
@@ -208,15 +248,38 @@ impl Store {
         &self.cipher
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    /// The SQLite database; for an operation `what` not yet written for PostgreSQL, an error
+    /// naming it on a PostgreSQL store.
+    fn sqlite(&self, what: &'static str) -> Result<&Sqlite, StoreError> {
+        match &self.db {
+            Db::Sqlite(db) => Ok(db),
+            Db::Postgres(_) => Err(StoreError::NotOnPostgres(what)),
+        }
+    }
+
+    /// The shared SQLite connection, for an operation `what` (see [`Store::sqlite`]).
+    fn conn(&self, what: &'static str) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        Ok(self.sqlite(what)?.conn())
     }
 
     /// The schema version.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        match &self.db {
+            Db::Sqlite(db) => Ok(db
+                .conn()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))?),
+            Db::Postgres(pg) => pg.schema_version(),
+        }
+    }
+}
+
+impl Sqlite {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pages(&self) -> MutexGuard<'_, Connection> {
+        self.pages.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -18,6 +18,9 @@ pub struct PendingAuth {
     pub created_at_ms: i64,
 }
 
+/// A stored state's columns: integration, sealed verifier, redirect URI, start, token URL.
+type StateRow = (String, Vec<u8>, String, i64, Option<String>);
+
 impl Store {
     /// Remembers a pending authorization under its `state`.
     pub fn put_oauth_state(
@@ -28,19 +31,40 @@ impl Store {
         redirect_uri: &str,
         token_url: &str,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO oauth_states (state, integration_id, verifier, redirect_uri, created_at_ms,
-                 token_url)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                state,
-                integration_id,
-                self.cipher.seal_secret(&ctx_verifier(state), verifier),
-                redirect_uri,
-                now_ms(),
-                token_url
-            ],
-        )?;
+        let verifier = self.cipher.seal_secret(&ctx_verifier(state), verifier);
+        let now = now_ms();
+        match &self.db {
+            Db::Sqlite(db) => {
+                db.conn().execute(
+                    "INSERT INTO oauth_states (state, integration_id, verifier, redirect_uri,
+                         created_at_ms, token_url)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        state,
+                        integration_id,
+                        verifier,
+                        redirect_uri,
+                        now,
+                        token_url
+                    ],
+                )?;
+            }
+            Db::Postgres(pg) => {
+                pg::wait(pg.client()?.execute(
+                    "INSERT INTO oauth_states (state, integration_id, verifier, redirect_uri,
+                         created_at_ms, token_url)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &state,
+                        &integration_id,
+                        &verifier,
+                        &redirect_uri,
+                        &now,
+                        &token_url,
+                    ],
+                ))?;
+            }
+        }
         Ok(())
     }
 
@@ -51,29 +75,49 @@ impl Store {
         state: &str,
         max_age: Duration,
     ) -> Result<Option<PendingAuth>, StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "DELETE FROM oauth_states WHERE created_at_ms < ?1",
-            [now_ms() - max_age.as_millis() as i64],
-        )?;
-        let row = conn
-            .query_row(
-                "DELETE FROM oauth_states WHERE state = ?1
-                 RETURNING integration_id, verifier, redirect_uri, created_at_ms, token_url",
-                [state],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                    ))
-                },
-            )
-            .optional()?;
-        drop(conn);
-        let Some((integration_id, verifier, redirect_uri, created_at_ms, token_url)) = row else {
+        let expired_before = now_ms() - max_age.as_millis() as i64;
+        let row = match &self.db {
+            Db::Sqlite(db) => {
+                let conn = db.conn();
+                conn.execute(
+                    "DELETE FROM oauth_states WHERE created_at_ms < ?1",
+                    [expired_before],
+                )?;
+                conn.query_row(
+                    "DELETE FROM oauth_states WHERE state = ?1
+                     RETURNING integration_id, verifier, redirect_uri, created_at_ms, token_url",
+                    [state],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?
+            }
+            Db::Postgres(pg) => {
+                let client = pg.client()?;
+                pg::wait(async {
+                    client
+                        .execute(
+                            "DELETE FROM oauth_states WHERE created_at_ms < $1",
+                            &[&expired_before],
+                        )
+                        .await?;
+                    let row = client
+                        .query_opt(
+                            "DELETE FROM oauth_states WHERE state = $1
+                             RETURNING integration_id, verifier, redirect_uri, created_at_ms,
+                                 token_url",
+                            &[&state],
+                        )
+                        .await?;
+                    Ok::<_, StoreError>(
+                        row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))),
+                    )
+                })?
+            }
+        };
+        let Some((integration_id, verifier, redirect_uri, created_at_ms, token_url)): Option<
+            StateRow,
+        > = row
+        else {
             return Ok(None);
         };
         Ok(Some(PendingAuth {

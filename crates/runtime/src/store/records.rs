@@ -67,7 +67,7 @@ impl Store {
     /// The committed checkpoint of a stream.
     pub fn checkpoint(&self, id: &str, stream: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .conn()
+            .conn("checkpoint")?
             .query_row(
                 "SELECT checkpoint FROM checkpoints WHERE integration_id = ?1 AND stream = ?2",
                 [id, stream],
@@ -82,7 +82,7 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Vec<(String, Option<String>, CheckpointState)>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("checkpoints")?;
         let mut stmt = conn.prepare(
             "SELECT stream, checkpoint, status FROM checkpoints WHERE integration_id = ?1
              ORDER BY stream",
@@ -93,7 +93,7 @@ impl Store {
 
     /// Forgets every checkpoint of an integration (a full pull); records are kept.
     pub fn clear_checkpoints(&self, id: &str) -> Result<(), StoreError> {
-        self.conn()
+        self.conn("clear_checkpoints")?
             .execute("DELETE FROM checkpoints WHERE integration_id = ?1", [id])?;
         Ok(())
     }
@@ -155,7 +155,7 @@ impl Store {
         connector_version: Option<u32>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut conn = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conn = self.sqlite("commit_page_inner")?.pages();
         // IMMEDIATE: take the write lock up front (waiting on `busy_timeout` if another
         // connection holds it) rather than upgrading a read snapshot halfway.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -232,7 +232,7 @@ impl Store {
         with_deleted: bool,
         f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        each_record(&self.conn(), id, stream, with_deleted, f)
+        each_record(&*self.conn("for_each_record")?, id, stream, with_deleted, f)
     }
 
     /// [`Store::for_each_record`] in one read snapshot, returning that snapshot's feed cursor.
@@ -243,7 +243,7 @@ impl Store {
         with_deleted: bool,
         f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
     ) -> Result<FeedCursor, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn("export_records")?;
         let tx = conn.transaction()?;
         let cursor = feed::head_cursor(&tx, id)?;
         each_record(&tx, id, stream, with_deleted, f)?;
@@ -263,7 +263,14 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        records_page_in(&self.conn(), id, stream, with_deleted, after, limit)
+        records_page_in(
+            &*self.conn("records_page")?,
+            id,
+            stream,
+            with_deleted,
+            after,
+            limit,
+        )
     }
 
     /// [`Store::records_page`] with the feed cursor of the same read snapshot.
@@ -275,7 +282,7 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<RecordsSnapshot, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn("records_snapshot")?;
         let tx = conn.transaction()?;
         let cursor = feed::head_cursor(&tx, id)?;
         let records = records_page_in(&tx, id, stream, with_deleted, after, limit)?;
@@ -291,7 +298,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("live_keys_after")?;
         let mut stmt = conn.prepare_cached(
             "SELECT key FROM records
              WHERE integration_id = ?1 AND stream = ?2 AND key > ?3 AND deleted = 0
@@ -314,7 +321,7 @@ impl Store {
 
     /// Live and deleted record counts per stream.
     pub fn record_counts(&self, id: &str) -> Result<Vec<StreamCount>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("record_counts")?;
         let mut stmt = conn.prepare(
             "SELECT stream, SUM(deleted = 0), SUM(deleted = 1) FROM records
              WHERE integration_id = ?1 GROUP BY stream ORDER BY stream",

@@ -56,7 +56,7 @@ impl Store {
         connector_version: &str,
     ) -> Result<String, StoreError> {
         let run_id = new_id("run");
-        self.conn().execute(
+        self.conn("start_run")?.execute(
             "INSERT INTO runs (id, integration_id, trigger, full, connector_version, started_at_ms,
                  status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -80,7 +80,7 @@ impl Store {
         streams: &serde_json::Value,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn("finish_run")?.execute(
             "UPDATE runs SET ended_at_ms = ?2, status = ?3, streams_json = ?4, error = ?5
              WHERE id = ?1",
             params![run_id, now_ms(), status, streams.to_string(), error],
@@ -91,7 +91,7 @@ impl Store {
     /// Marks runs left `running` by a crashed process as `interrupted`. Call it only while
     /// holding the integration's run claim, so that no run of it is going on.
     pub fn close_orphan_runs(&self, id: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn("close_orphan_runs")?.execute(
             "UPDATE runs SET status = ?3, ended_at_ms = COALESCE(ended_at_ms, ?2),
                  error = COALESCE(error, 'the process running it ended before the run finished')
              WHERE integration_id = ?1 AND status = ?4",
@@ -102,7 +102,7 @@ impl Store {
 
     /// The latest runs of an integration, newest first.
     pub fn runs(&self, id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("runs")?;
         let mut stmt = conn.prepare(
             "SELECT id, integration_id, trigger, full, connector_version, started_at_ms, ended_at_ms,
                  status, records, api_calls, streams_json, error
@@ -130,7 +130,7 @@ impl Store {
 
     /// The committed pages of a run, in order, with the connector version that served each.
     pub fn run_pages(&self, run_id: &str) -> Result<Vec<RunPage>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("run_pages")?;
         let mut stmt = conn.prepare(
             "SELECT seq, stream, rows, connector_version, committed_at_ms FROM run_pages
              WHERE run_id = ?1 ORDER BY seq",

@@ -75,7 +75,7 @@ impl Store {
     /// Stores a fresh grant (connect, re-generate) in place of whatever the integration held
     /// (entered credentials included) and marks the integration active, in one transaction.
     pub fn put_grant(&self, id: &str, tokens: &TokenSet) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn("put_grant")?;
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO tokens (integration_id, flow, access_token, refresh_token, token_url,
@@ -136,7 +136,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let instance_url = fields.get(crate::grant::INSTANCE_URL);
         let now = now_ms();
-        let conn = self.conn();
+        let conn = self.conn("put_refreshed")?;
         let generation: Option<i64> = conn
             .query_row(
                 "UPDATE tokens SET access_token = ?2,
@@ -164,7 +164,7 @@ impl Store {
     /// The integration's tokens, opened; `None` before the first connect.
     pub fn tokens(&self, id: &str) -> Result<Option<TokenSet>, StoreError> {
         let row = self
-            .conn()
+            .conn("tokens")?
             .query_row(
                 "SELECT flow, access_token, refresh_token, token_url, instance_url,
                      provider_fields, scopes, obtained_at_ms, generation, revoke_url
@@ -220,7 +220,7 @@ impl Store {
 
     /// Records the outcome of a token health check.
     pub fn set_token_health(&self, id: &str, health: TokenHealthState) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.conn("set_token_health")?.execute(
             "UPDATE tokens SET health = ?2, health_checked_ms = ?3 WHERE integration_id = ?1",
             params![id, health, now_ms()],
         )?;
@@ -230,7 +230,7 @@ impl Store {
     /// The token health of an integration; `None` before the first connect.
     pub fn token_health(&self, id: &str) -> Result<Option<TokenHealth>, StoreError> {
         Ok(self
-            .conn()
+            .conn("token_health")?
             .query_row(
                 "SELECT COALESCE(health, ?2), health_checked_ms, obtained_at_ms
                  FROM tokens WHERE integration_id = ?1",

@@ -8,7 +8,7 @@ impl Store {
         new: &crate::engine::registry::NewVersion<'_>,
     ) -> Result<crate::engine::registry::AddedVersion, StoreError> {
         use crate::engine::registry::AddedVersion;
-        let mut conn = self.conn();
+        let mut conn = self.conn("add_version_row")?;
         // IMMEDIATE: the number is read and taken under the write lock, so two processes
         // installing at once get two numbers.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -56,7 +56,7 @@ impl Store {
     /// empty manifest (nothing reachable) when no version is active.
     pub fn active_manifest(&self, name: &str) -> Result<Manifest, StoreError> {
         let row = self
-            .conn()
+            .conn("active_manifest")?
             .query_row(
                 "SELECT manifest_json, wasm FROM connector_versions
                  WHERE name = ?1 AND active_since_ms IS NOT NULL",
@@ -79,7 +79,7 @@ impl Store {
         version: u32,
         since: SystemTime,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn("set_active_row")?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // The others only: re-activating the active version is no change (and reports no
         // `connector.version_activated` event).
@@ -97,7 +97,7 @@ impl Store {
 
     fn version_rows(&self) -> Result<Vec<crate::engine::registry::StoredVersion>, StoreError> {
         use crate::engine::registry::{StoredVersion, VersionRecord};
-        let conn = self.conn();
+        let conn = self.conn("version_rows")?;
         // Without the bytes: this runs before every page of every run.
         let mut stmt = conn.prepare_cached(
             "SELECT name, version, sha256, contract, installed_at_ms, active_since_ms
@@ -120,7 +120,7 @@ impl Store {
 
     fn version_wasm(&self, name: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .conn()
+            .conn("version_wasm")?
             .query_row(
                 "SELECT wasm FROM connector_versions WHERE name = ?1 AND version = ?2",
                 params![name, version],

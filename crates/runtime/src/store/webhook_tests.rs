@@ -97,7 +97,7 @@ fn an_event_commits_or_rolls_back_with_its_state_change() {
         IntegrationState::PendingAuthorization
     );
     assert!(store.webhook_events(10).unwrap().is_empty());
-    assert_eq!(count(&store.conn(), "webhook_deliveries"), 0);
+    assert_eq!(count(&store.conn("test").unwrap(), "webhook_deliveries"), 0);
 
     // The same change committed: exactly one event, one delivery per endpoint.
     store
@@ -110,7 +110,7 @@ fn an_event_commits_or_rolls_back_with_its_state_change() {
         data(&connected[0])["previous_state"],
         "pending-authorization"
     );
-    assert_eq!(count(&store.conn(), "webhook_deliveries"), 1);
+    assert_eq!(count(&store.conn("test").unwrap(), "webhook_deliveries"), 1);
     // No change, no event.
     store
         .set_state(&i.id, IntegrationState::Active, None)
@@ -358,7 +358,8 @@ fn a_connector_activation_is_reported_once_to_the_endpoints_it_concerns() {
     );
     for version in [1, 2] {
         store
-            .conn()
+            .conn("test")
+            .unwrap()
             .execute(
                 "INSERT INTO connector_versions (name, version, sha256, contract, installed_at_ms,
                      wasm, manifest_json) VALUES ('zendesk', ?1, ?2, 'sluice:connector@0.4', 0,
@@ -484,7 +485,8 @@ fn a_secret_that_cannot_be_opened_fails_its_deliveries_and_spares_the_others() {
     let fine = endpoint(&store, None);
     // Sealed for another endpoint: it does not open under this one's context.
     store
-        .conn()
+        .conn("test")
+        .unwrap()
         .execute(
             "UPDATE webhook_endpoints SET secret = (SELECT secret FROM webhook_endpoints
                  WHERE id = ?2) WHERE id = ?1",

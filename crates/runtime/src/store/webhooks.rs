@@ -148,7 +148,7 @@ impl Store {
             self.integration(id)?;
         }
         let id = new_id("whk");
-        self.conn().execute(
+        self.conn("insert_webhook_endpoint")?.execute(
             "INSERT INTO webhook_endpoints (id, url, integration_id, secret, created_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -164,7 +164,7 @@ impl Store {
 
     /// One endpoint.
     pub fn webhook_endpoint(&self, id: &str) -> Result<WebhookEndpoint, StoreError> {
-        self.conn()
+        self.conn("webhook_endpoint")?
             .query_row(
                 &format!("{SELECT_ENDPOINT} WHERE e.id = ?1"),
                 [id],
@@ -176,7 +176,7 @@ impl Store {
 
     /// Every endpoint, oldest first.
     pub fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("webhook_endpoints")?;
         let mut stmt =
             conn.prepare(&format!("{SELECT_ENDPOINT} ORDER BY e.created_at_ms, e.id"))?;
         let rows = stmt.query_map([], endpoint_row)?;
@@ -186,7 +186,7 @@ impl Store {
     /// Removes an endpoint and its deliveries (the events stay in the outbox).
     pub fn delete_webhook_endpoint(&self, id: &str) -> Result<(), StoreError> {
         let n = self
-            .conn()
+            .conn("delete_webhook_endpoint")?
             .execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id])?;
         if n == 0 {
             return Err(StoreError::UnknownWebhook(id.to_string()));
@@ -196,7 +196,7 @@ impl Store {
 
     /// The latest events in the outbox, newest first.
     pub fn webhook_events(&self, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn("webhook_events")?;
         let mut stmt = conn.prepare(
             "SELECT id, type, integration_id, created_at_ms, body FROM webhook_events
              ORDER BY created_at_ms DESC, rowid DESC LIMIT ?1",
@@ -222,7 +222,7 @@ impl Store {
         if let Some(id) = endpoint {
             self.webhook_endpoint(id)?;
         }
-        let conn = self.conn();
+        let conn = self.conn("webhook_deliveries")?;
         let mut stmt = conn.prepare(
             "SELECT d.event_id, v.type, d.endpoint_id, d.state, d.attempts, d.next_attempt_at_ms,
                  d.last_attempt_at_ms, d.last_status, d.last_error, d.delivered_at_ms
@@ -260,7 +260,7 @@ impl Store {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.conn("claim_due_deliveries")?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let due: Vec<(String, String, String, Vec<u8>, String, u32)> = {
             let mut stmt = tx.prepare(
@@ -334,7 +334,7 @@ impl Store {
         result: &AttemptResult,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let conn = self.conn();
+        let conn = self.conn("record_delivery_attempt")?;
         match result {
             AttemptResult::Delivered { status } => conn.execute(
                 "UPDATE webhook_deliveries SET state = ?3, attempts = attempts + 1,
@@ -374,7 +374,7 @@ impl Store {
     /// (delivered, or given up), with their deliveries; returns how many events went. An event
     /// still pending anywhere stays, however old: the outbox never drops what it owes.
     pub fn prune_webhook_events(&self, before_ms: i64) -> Result<usize, StoreError> {
-        let pruned = self.conn().execute(
+        let pruned = self.conn("prune_webhook_events")?.execute(
             "DELETE FROM webhook_events
              WHERE created_at_ms < ?1
                AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
@@ -390,7 +390,7 @@ impl Store {
     /// Puts an endpoint's given-up deliveries back in line, due now; returns how many.
     pub fn retry_failed_deliveries(&self, endpoint: &str) -> Result<usize, StoreError> {
         self.webhook_endpoint(endpoint)?;
-        Ok(self.conn().execute(
+        Ok(self.conn("retry_failed_deliveries")?.execute(
             "UPDATE webhook_deliveries SET state = ?2, attempts = 0, next_attempt_at_ms = ?3
              WHERE endpoint_id = ?1 AND state = ?4",
             params![

@@ -1,0 +1,110 @@
+//! A new, empty store on each backend, so one test body checks that SQLite and PostgreSQL
+//! keep the same promises ([`each_backend!`](crate::each_backend)).
+
+use sluice::secrets::Cipher;
+use sluice::store::{DB_FILE, Store};
+
+use crate::dirs::{TestDir, temp_dir};
+use crate::postgres::{PgCluster, PgDatabase};
+
+/// Which database a test store uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on the test process's PostgreSQL cluster.
+    Postgres,
+}
+
+/// A new store and what it lives in, removed when dropped.
+pub struct TestStore {
+    /// The store.
+    pub store: Store,
+    /// Its backend.
+    pub backend: Backend,
+    // Declared after the store: the store closes before its database goes.
+    _home: Home,
+}
+
+enum Home {
+    Dir(TestDir),
+    Database(PgDatabase),
+}
+
+impl TestStore {
+    /// A new store on `backend`; `tag` names its directory or nothing.
+    pub fn new(backend: Backend, tag: &str) -> Self {
+        let cipher = Cipher::from_key(&[3u8; 32]);
+        let (store, home) = match backend {
+            Backend::Sqlite => {
+                let dir = temp_dir(&format!("store-{tag}"));
+                let store = Store::open(&dir.join(DB_FILE), cipher).expect("a SQLite store");
+                (store, Home::Dir(dir))
+            }
+            Backend::Postgres => {
+                let db = PgCluster::shared().create_database();
+                let store = Store::open_postgres(&db.url, cipher).expect("a PostgreSQL store");
+                (store, Home::Database(db))
+            }
+        };
+        Self {
+            store,
+            backend,
+            _home: home,
+        }
+    }
+
+    /// Another handle on the same database, as a second host (or a restarted one) opens it.
+    pub fn reopen(&self) -> Store {
+        let cipher = Cipher::from_key(&[3u8; 32]);
+        match &self._home {
+            Home::Dir(dir) => Store::open(&dir.join(DB_FILE), cipher).expect("reopened"),
+            Home::Database(db) => Store::open_postgres(&db.url, cipher).expect("reopened"),
+        }
+    }
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// Defines a test module per body with one test per backend, `NAME::sqlite` and
+/// `NAME::postgres`, each given a new [`TestStore`]:
+///
+/// ```ignore
+/// each_backend! {
+///     fn a_token_survives_a_reopen(store) { ... }
+/// }
+/// ```
+#[macro_export]
+macro_rules! each_backend {
+    ($(fn $name:ident($store:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[test]
+                fn sqlite() {
+                    let $store = $crate::stores::TestStore::new(
+                        $crate::stores::Backend::Sqlite,
+                        stringify!($name),
+                    );
+                    $body
+                }
+
+                #[test]
+                fn postgres() {
+                    let $store = $crate::stores::TestStore::new(
+                        $crate::stores::Backend::Postgres,
+                        stringify!($name),
+                    );
+                    $body
+                }
+            }
+        )*
+    };
+}
