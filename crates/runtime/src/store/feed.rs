@@ -94,7 +94,13 @@ impl Store {
     /// The sequence number of integration `id`'s latest stored change (0 before the first):
     /// the feed cursor "now".
     pub fn latest_change_seq(&self, id: &str) -> Result<FeedCursor, StoreError> {
-        let conn = self.conn("latest_change_seq")?;
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => {
+                let client = pg.client()?;
+                return Ok(FeedCursor(pg::wait(pg_feed_head(&*client, id))?.last_seq));
+            }
+        };
         let head = feed_head(&conn, id)?;
         Ok(FeedCursor(head.last_seq))
     }
@@ -109,13 +115,16 @@ impl Store {
         stream: Option<&str>,
         limit: usize,
     ) -> Result<FeedPage, StoreError> {
-        let mut conn = self.conn("changes_after")?;
+        let mut conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => return pg_changes_after(pg, id, after, stream, limit),
+        };
         // One read transaction: the head and the rows come from one snapshot, so "no more
         // changes up to the head" holds for the cursor handed out.
         let tx = conn.transaction()?;
         let head = feed_head(&tx, id)?;
         check_cursor(id, after, &head)?;
-        let mut changes = {
+        let changes = {
             let mut stmt = tx.prepare_cached(
                 "SELECT run_id, stream, key, version, deleted, cursor, json, seq, updated_at_ms
                  FROM records
@@ -135,25 +144,16 @@ impl Store {
             rows.collect::<Result<Vec<_>, _>>()?
         };
         tx.finish()?;
-        let more = changes.len() > limit;
-        changes.truncate(limit);
-        let next = match (more, changes.last()) {
-            (true, Some(last)) => FeedCursor(last.seq),
-            (true, None) => after,
-            // Nothing is left up to the head in this snapshot, for this stream or any.
-            (false, _) => FeedCursor(head.last_seq),
-        };
-        Ok(FeedPage {
-            changes,
-            next,
-            more,
-        })
+        Ok(feed_page(changes, after, &head, limit))
     }
 
     /// Removes delete tombstones last written before `before_ms`, remembering per integration
     /// the newest number pruned so that older cursors are refused. Returns how many went.
     pub fn prune_tombstones(&self, before_ms: i64) -> Result<usize, StoreError> {
-        let mut conn = self.sqlite("prune_tombstones")?.pages();
+        let mut conn = match &self.db {
+            Db::Sqlite(db) => db.pages(),
+            Db::Postgres(pg) => return pg_prune_tombstones(pg, before_ms),
+        };
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE change_feeds SET pruned_through = (
@@ -174,6 +174,29 @@ impl Store {
             tracing::info!(pruned, "pruned delete tombstones past their retention");
         }
         Ok(pruned)
+    }
+}
+
+/// The page of changes handed out from `changes`, fetched one past `limit` after `after`,
+/// in the snapshot of `head`.
+fn feed_page(
+    mut changes: Vec<Change>,
+    after: FeedCursor,
+    head: &FeedHead,
+    limit: usize,
+) -> FeedPage {
+    let more = changes.len() > limit;
+    changes.truncate(limit);
+    let next = match (more, changes.last()) {
+        (true, Some(last)) => FeedCursor(last.seq),
+        (true, None) => after,
+        // Nothing is left up to the head in this snapshot, for this stream or any.
+        (false, _) => FeedCursor(head.last_seq),
+    };
+    FeedPage {
+        changes,
+        next,
+        more,
     }
 }
 
@@ -232,6 +255,17 @@ impl SeqAllocator {
         Ok(Self { last, start: last })
     }
 
+    /// The allocator of a feed whose latest number is `last`, read under the feed's row lock
+    /// (see [`pg_lock_feed`]).
+    pub(super) fn after(last: i64) -> Self {
+        Self { last, start: last }
+    }
+
+    /// The last number handed out, when the page changed anything.
+    pub(super) fn handed_out(&self) -> Option<i64> {
+        (self.last != self.start).then_some(self.last)
+    }
+
     /// The next sequence number.
     pub(super) fn next(&mut self) -> i64 {
         self.last += 1;
@@ -250,6 +284,158 @@ impl SeqAllocator {
         .execute(params![id, self.last])?;
         Ok(())
     }
+}
+
+/// [`head_cursor`] on PostgreSQL.
+pub(super) async fn pg_head_cursor(
+    client: &impl tokio_postgres::GenericClient,
+    id: &str,
+) -> Result<FeedCursor, StoreError> {
+    Ok(FeedCursor(pg_feed_head(client, id).await?.last_seq))
+}
+
+/// [`feed_head`] on PostgreSQL.
+async fn pg_feed_head(
+    client: &impl tokio_postgres::GenericClient,
+    id: &str,
+) -> Result<FeedHead, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT last_seq, pruned_through FROM change_feeds WHERE integration_id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(match row {
+        Some(row) => FeedHead {
+            last_seq: row.try_get(0)?,
+            pruned_through: row.try_get(1)?,
+        },
+        None => FeedHead {
+            last_seq: 0,
+            pruned_through: 0,
+        },
+    })
+}
+
+/// Takes integration `id`'s feed row for the rest of the page transaction `tx` (creating it
+/// at 0 when missing) and returns its latest number. Each host numbers under this row lock,
+/// so a second commit of the integration waits here until the first commits, then reads the
+/// number the first one stored: numbers rise in commit order across hosts.
+pub(super) async fn pg_lock_feed(
+    tx: &tokio_postgres::Transaction<'_>,
+    id: &str,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO change_feeds (integration_id, last_seq) VALUES ($1, 0)
+         ON CONFLICT (integration_id) DO NOTHING",
+        &[&id],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT last_seq FROM change_feeds WHERE integration_id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Stores the last number a page handed out, under the row lock of [`pg_lock_feed`].
+pub(super) async fn pg_store_seq(
+    tx: &tokio_postgres::Transaction<'_>,
+    id: &str,
+    seqs: &SeqAllocator,
+) -> Result<(), StoreError> {
+    if let Some(last) = seqs.handed_out() {
+        tx.execute(
+            "UPDATE change_feeds SET last_seq = $2 WHERE integration_id = $1",
+            &[&id, &last],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A read-only transaction seeing one snapshot for all its statements (PostgreSQL's default
+/// takes a new snapshot per statement).
+pub(super) async fn pg_snapshot(
+    client: &mut tokio_postgres::Client,
+) -> Result<tokio_postgres::Transaction<'_>, StoreError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
+fn pg_changes_after(
+    pg: &pg::Pg,
+    id: &str,
+    after: FeedCursor,
+    stream: Option<&str>,
+    limit: usize,
+) -> Result<FeedPage, StoreError> {
+    let mut client = pg.client()?;
+    pg::wait(async {
+        let tx = pg_snapshot(&mut client).await?;
+        let head = pg_feed_head(&tx, id).await?;
+        check_cursor(id, after, &head)?;
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let rows = tx
+            .query(
+                "SELECT run_id, stream, key, version, deleted, cursor, json, seq, updated_at_ms
+                 FROM records
+                 WHERE integration_id = $1 AND seq > $2 AND ($3::text IS NULL OR stream = $3)
+                 ORDER BY seq LIMIT $4",
+                &[&id, &after.0, &stream, &fetch],
+            )
+            .await?;
+        tx.commit().await?;
+        let changes = rows
+            .iter()
+            .map(|r| {
+                let record = super::records::pg_stored_record(r, 1)?;
+                Ok(Change {
+                    seq: record.seq,
+                    committed_at_ms: record.updated_at_ms,
+                    record,
+                    run_id: r.try_get(0)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(feed_page(changes, after, &head, limit))
+    })
+}
+
+fn pg_prune_tombstones(pg: &pg::Pg, before_ms: i64) -> Result<usize, StoreError> {
+    let mut client = pg.client()?;
+    let pruned = pg::wait(async {
+        let tx = client.transaction().await?;
+        // Updating an integration's feed row takes the lock its page commits number under,
+        // so no commit of it reads a tombstone that this transaction then removes.
+        tx.execute(
+            "UPDATE change_feeds SET pruned_through = pruned.seq
+             FROM (SELECT integration_id, MAX(seq) AS seq FROM records
+                   WHERE deleted AND updated_at_ms < $1 GROUP BY integration_id) AS pruned
+             WHERE pruned.integration_id = change_feeds.integration_id
+               AND pruned.seq > change_feeds.pruned_through",
+            &[&before_ms],
+        )
+        .await?;
+        let pruned = tx
+            .execute(
+                "DELETE FROM records WHERE deleted AND updated_at_ms < $1",
+                &[&before_ms],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>(pruned)
+    })?;
+    if pruned > 0 {
+        tracing::info!(pruned, "pruned delete tombstones past their retention");
+    }
+    Ok(pruned as usize)
 }
 
 #[cfg(test)]

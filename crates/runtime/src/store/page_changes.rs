@@ -49,6 +49,17 @@ impl PageChanges {
         })
     }
 
+    /// The counts of a page whose touched keys are `known` (`true`: stored as a tombstone),
+    /// read by the caller in one statement.
+    pub(super) fn from_known(known: HashMap<String, bool>) -> Self {
+        Self {
+            known,
+            added: 0,
+            updated: 0,
+            deleted: 0,
+        }
+    }
+
     /// Counts an upsert (`deleted == false`) or a delete of `key`, in page order.
     pub(super) fn write(&mut self, key: &str, deleted: bool) {
         let before = match self.known.get_mut(key) {
@@ -98,6 +109,37 @@ impl PageChanges {
             self.updated,
             self.deleted
         ])?;
+        Ok(())
+    }
+
+    /// [`PageChanges::store`] on PostgreSQL.
+    pub(super) async fn pg_store(
+        self,
+        tx: &tokio_postgres::Transaction<'_>,
+        run_id: &str,
+        id: &str,
+        stream: &str,
+    ) -> Result<(), StoreError> {
+        if self.added == 0 && self.updated == 0 && self.deleted == 0 {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO run_changes (run_id, integration_id, stream, added, updated, deleted)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (run_id, stream) DO UPDATE SET
+                 added = run_changes.added + excluded.added,
+                 updated = run_changes.updated + excluded.updated,
+                 deleted = run_changes.deleted + excluded.deleted",
+            &[
+                &run_id,
+                &id,
+                &stream,
+                &self.added,
+                &self.updated,
+                &self.deleted,
+            ],
+        )
+        .await?;
         Ok(())
     }
 }

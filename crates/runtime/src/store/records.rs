@@ -4,6 +4,8 @@ use super::feed::{self, SeqAllocator};
 use super::page_changes::PageChanges;
 use super::*;
 
+mod postgres;
+
 /// One stored record.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredRecord {
@@ -42,6 +44,23 @@ pub(super) fn stored_record(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Resul
     })
 }
 
+/// [`stored_record`] from a PostgreSQL row.
+pub(super) fn pg_stored_record(
+    r: &tokio_postgres::Row,
+    at: usize,
+) -> Result<StoredRecord, StoreError> {
+    Ok(StoredRecord {
+        stream: r.try_get(at)?,
+        key: r.try_get(at + 1)?,
+        version: r.try_get(at + 2)?,
+        deleted: r.try_get(at + 3)?,
+        cursor: r.try_get(at + 4)?,
+        json: r.try_get(at + 5)?,
+        seq: r.try_get(at + 6)?,
+        updated_at_ms: r.try_get(at + 7)?,
+    })
+}
+
 /// A page of records read with the feed cursor of the same snapshot.
 #[derive(Debug, Clone)]
 pub struct RecordsSnapshot {
@@ -66,8 +85,11 @@ pub struct StreamCount {
 impl Store {
     /// The committed checkpoint of a stream.
     pub fn checkpoint(&self, id: &str, stream: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn("checkpoint")?
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => return postgres::checkpoint(pg, id, stream),
+        };
+        Ok(conn
             .query_row(
                 "SELECT checkpoint FROM checkpoints WHERE integration_id = ?1 AND stream = ?2",
                 [id, stream],
@@ -82,7 +104,10 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Vec<(String, Option<String>, CheckpointState)>, StoreError> {
-        let conn = self.conn("checkpoints")?;
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => return postgres::checkpoints(pg, id),
+        };
         let mut stmt = conn.prepare(
             "SELECT stream, checkpoint, status FROM checkpoints WHERE integration_id = ?1
              ORDER BY stream",
@@ -93,8 +118,11 @@ impl Store {
 
     /// Forgets every checkpoint of an integration (a full pull); records are kept.
     pub fn clear_checkpoints(&self, id: &str) -> Result<(), StoreError> {
-        self.conn("clear_checkpoints")?
-            .execute("DELETE FROM checkpoints WHERE integration_id = ?1", [id])?;
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => return postgres::clear_checkpoints(pg, id),
+        };
+        conn.execute("DELETE FROM checkpoints WHERE integration_id = ?1", [id])?;
         Ok(())
     }
 
@@ -155,7 +183,23 @@ impl Store {
         connector_version: Option<u32>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut conn = self.sqlite("commit_page_inner")?.pages();
+        let mut conn = match &self.db {
+            Db::Sqlite(db) => db.pages(),
+            Db::Postgres(pg) => {
+                let page = postgres::Page {
+                    id,
+                    stream,
+                    run_id,
+                    rows,
+                    checkpoint,
+                    status,
+                    api_calls,
+                    connector_version,
+                    now,
+                };
+                return postgres::commit_page(pg, &page);
+            }
+        };
         // IMMEDIATE: take the write lock up front (waiting on `busy_timeout` if another
         // connection holds it) rather than upgrading a read snapshot halfway.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -232,7 +276,12 @@ impl Store {
         with_deleted: bool,
         f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        each_record(&*self.conn("for_each_record")?, id, stream, with_deleted, f)
+        match &self.db {
+            Db::Sqlite(db) => each_record(&db.conn(), id, stream, with_deleted, f),
+            Db::Postgres(pg) => {
+                postgres::for_each_record(pg, id, stream, with_deleted, f, false).map(|_| ())
+            }
+        }
     }
 
     /// [`Store::for_each_record`] in one read snapshot, returning that snapshot's feed cursor.
@@ -243,7 +292,12 @@ impl Store {
         with_deleted: bool,
         f: impl FnMut(StoredRecord) -> Result<(), StoreError>,
     ) -> Result<FeedCursor, StoreError> {
-        let mut conn = self.conn("export_records")?;
+        let mut conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => {
+                return postgres::for_each_record(pg, id, stream, with_deleted, f, true);
+            }
+        };
         let tx = conn.transaction()?;
         let cursor = feed::head_cursor(&tx, id)?;
         each_record(&tx, id, stream, with_deleted, f)?;
@@ -263,14 +317,13 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        records_page_in(
-            &*self.conn("records_page")?,
-            id,
-            stream,
-            with_deleted,
-            after,
-            limit,
-        )
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => {
+                return postgres::records_page(pg, id, stream, with_deleted, after, limit);
+            }
+        };
+        records_page_in(&conn, id, stream, with_deleted, after, limit)
     }
 
     /// [`Store::records_page`] with the feed cursor of the same read snapshot.
@@ -282,7 +335,12 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<RecordsSnapshot, StoreError> {
-        let mut conn = self.conn("records_snapshot")?;
+        let mut conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => {
+                return postgres::records_snapshot(pg, id, stream, with_deleted, after, limit);
+            }
+        };
         let tx = conn.transaction()?;
         let cursor = feed::head_cursor(&tx, id)?;
         let records = records_page_in(&tx, id, stream, with_deleted, after, limit)?;
@@ -298,7 +356,10 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn("live_keys_after")?;
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => return postgres::live_keys_after(pg, id, stream, after, limit),
+        };
         let mut stmt = conn.prepare_cached(
             "SELECT key FROM records
              WHERE integration_id = ?1 AND stream = ?2 AND key > ?3 AND deleted = 0
@@ -321,7 +382,10 @@ impl Store {
 
     /// Live and deleted record counts per stream.
     pub fn record_counts(&self, id: &str) -> Result<Vec<StreamCount>, StoreError> {
-        let conn = self.conn("record_counts")?;
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => return postgres::record_counts(pg, id),
+        };
         let mut stmt = conn.prepare(
             "SELECT stream, SUM(deleted = 0), SUM(deleted = 1) FROM records
              WHERE integration_id = ?1 GROUP BY stream ORDER BY stream",

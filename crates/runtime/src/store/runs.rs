@@ -56,7 +56,27 @@ impl Store {
         connector_version: &str,
     ) -> Result<String, StoreError> {
         let run_id = new_id("run");
-        self.conn("start_run")?.execute(
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => {
+                let client = pg.client()?;
+                pg::wait(client.execute(
+                    "INSERT INTO runs (id, integration_id, trigger, \"full\", connector_version,
+                         started_at_ms, status) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &run_id,
+                        &id,
+                        &trigger,
+                        &full,
+                        &connector_version,
+                        &now_ms(),
+                        &RunState::Running.as_str(),
+                    ],
+                ))?;
+                return Ok(run_id);
+            }
+        };
+        conn.execute(
             "INSERT INTO runs (id, integration_id, trigger, full, connector_version, started_at_ms,
                  status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -80,7 +100,25 @@ impl Store {
         streams: &serde_json::Value,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.conn("finish_run")?.execute(
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => {
+                let client = pg.client()?;
+                pg::wait(client.execute(
+                    "UPDATE runs SET ended_at_ms = $2, status = $3, streams_json = $4, error = $5
+                     WHERE id = $1",
+                    &[
+                        &run_id,
+                        &now_ms(),
+                        &status.as_str(),
+                        &streams.to_string(),
+                        &error,
+                    ],
+                ))?;
+                return Ok(());
+            }
+        };
+        conn.execute(
             "UPDATE runs SET ended_at_ms = ?2, status = ?3, streams_json = ?4, error = ?5
              WHERE id = ?1",
             params![run_id, now_ms(), status, streams.to_string(), error],
@@ -91,7 +129,26 @@ impl Store {
     /// Marks runs left `running` by a crashed process as `interrupted`. Call it only while
     /// holding the integration's run claim, so that no run of it is going on.
     pub fn close_orphan_runs(&self, id: &str) -> Result<(), StoreError> {
-        self.conn("close_orphan_runs")?.execute(
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => {
+                let client = pg.client()?;
+                pg::wait(client.execute(
+                    "UPDATE runs SET status = $3, ended_at_ms = COALESCE(ended_at_ms, $2),
+                         error = COALESCE(error,
+                             'the process running it ended before the run finished')
+                     WHERE integration_id = $1 AND status = $4",
+                    &[
+                        &id,
+                        &now_ms(),
+                        &RunState::Interrupted.as_str(),
+                        &RunState::Running.as_str(),
+                    ],
+                ))?;
+                return Ok(());
+            }
+        };
+        conn.execute(
             "UPDATE runs SET status = ?3, ended_at_ms = COALESCE(ended_at_ms, ?2),
                  error = COALESCE(error, 'the process running it ended before the run finished')
              WHERE integration_id = ?1 AND status = ?4",
@@ -102,7 +159,10 @@ impl Store {
 
     /// The latest runs of an integration, newest first.
     pub fn runs(&self, id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        let conn = self.conn("runs")?;
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => return pg_runs(pg, id, limit),
+        };
         let mut stmt = conn.prepare(
             "SELECT id, integration_id, trigger, full, connector_version, started_at_ms, ended_at_ms,
                  status, records, api_calls, streams_json, error
@@ -130,7 +190,10 @@ impl Store {
 
     /// The committed pages of a run, in order, with the connector version that served each.
     pub fn run_pages(&self, run_id: &str) -> Result<Vec<RunPage>, StoreError> {
-        let conn = self.conn("run_pages")?;
+        let conn = match &self.db {
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(pg) => return pg_run_pages(pg, run_id),
+        };
         let mut stmt = conn.prepare(
             "SELECT seq, stream, rows, connector_version, committed_at_ms FROM run_pages
              WHERE run_id = ?1 ORDER BY seq",
@@ -146,4 +209,64 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn pg_runs(pg: &pg::Pg, id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+    let client = pg.client()?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // `started_order` breaks ties of one millisecond as SQLite's rowid does: later first.
+    let rows = pg::wait(client.query(
+        "SELECT id, integration_id, trigger, \"full\", connector_version, started_at_ms,
+             ended_at_ms, status, records, api_calls, streams_json, error
+         FROM runs WHERE integration_id = $1
+         ORDER BY started_at_ms DESC, started_order DESC LIMIT $2",
+        &[&id, &limit],
+    ))?;
+    rows.iter()
+        .map(|r| {
+            let streams: &str = r.try_get(10)?;
+            Ok(RunRecord {
+                id: r.try_get(0)?,
+                integration_id: r.try_get(1)?,
+                trigger: r.try_get(2)?,
+                full: r.try_get(3)?,
+                connector_version: r.try_get(4)?,
+                started_at_ms: r.try_get(5)?,
+                ended_at_ms: r.try_get(6)?,
+                status: RunState::parse(r.try_get(7)?)?,
+                records: r.try_get(8)?,
+                api_calls: r.try_get(9)?,
+                streams: serde_json::from_str(streams).unwrap_or(serde_json::Value::Null),
+                error: r.try_get(11)?,
+            })
+        })
+        .collect()
+}
+
+fn pg_run_pages(pg: &pg::Pg, run_id: &str) -> Result<Vec<RunPage>, StoreError> {
+    let client = pg.client()?;
+    let rows = pg::wait(client.query(
+        "SELECT seq, stream, rows, connector_version, committed_at_ms FROM run_pages
+         WHERE run_id = $1 ORDER BY seq",
+        &[&run_id],
+    ))?;
+    let number = |r: &tokio_postgres::Row, at: usize| -> Result<i64, StoreError> {
+        Ok(r.try_get::<_, i64>(at)?)
+    };
+    let out_of_range = |what: &str, n: i64| StoreError::Corrupt(format!("run page {what} {n}"));
+    rows.iter()
+        .map(|r| {
+            let seq = number(r, 0)?;
+            let rows = number(r, 2)?;
+            let version = number(r, 3)?;
+            Ok(RunPage {
+                seq: u32::try_from(seq).map_err(|_| out_of_range("number", seq))?,
+                stream: r.try_get(1)?,
+                rows: u64::try_from(rows).map_err(|_| out_of_range("row count", rows))?,
+                connector_version: u32::try_from(version)
+                    .map_err(|_| out_of_range("connector version", version))?,
+                committed_at_ms: r.try_get(4)?,
+            })
+        })
+        .collect()
 }

@@ -62,8 +62,9 @@ CREATE TABLE checkpoints (
 
 CREATE TABLE records (
     integration_id  TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
-    stream          TEXT NOT NULL,
-    key             TEXT NOT NULL,
+    -- Byte order, as SQLite compares: keyset pages and key listings order the same on both.
+    stream          TEXT COLLATE "C" NOT NULL,
+    key             TEXT COLLATE "C" NOT NULL,
     version         BIGINT NOT NULL,
     deleted         BOOLEAN NOT NULL,
     cursor          TEXT NOT NULL,
@@ -94,7 +95,8 @@ CREATE TABLE runs (
     api_calls          BIGINT NOT NULL DEFAULT 0,
     streams_json       TEXT NOT NULL DEFAULT '{}',
     error              TEXT,
-    feed_cursor_from   BIGINT
+    feed_cursor_from   BIGINT,
+    started_order      BIGSERIAL NOT NULL  -- insertion order: ties of started_at_ms list newest first
 );
 CREATE INDEX runs_by_integration ON runs(integration_id, started_at_ms);
 
