@@ -1,4 +1,4 @@
-//! `sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH [--no-slow-start] | --bulk | --dev-loop]`: how fast Sluice pulls, what the sandbox costs and how
+//! `sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH [--no-slow-start] | --bulk | --dev-loop | --store-commits]`: how fast Sluice pulls, what the sandbox costs and how
 //! it scales, measured in one run against the in-process Salesforce emulator (`bench` dataset).
 //!
 //! Pulls (each into the same SQLite store, each a fresh integration so every row is an insert):
@@ -12,6 +12,7 @@
 //! process (`--idle-child DIR`) so that the emulator's data does not count. The Bulk backfill's
 //! figures (`bulk.rs`) come from a child process too (`--bulk`), for a peak RSS of its own.
 //! `--dev-loop` times `sluice dev`'s edit-to-first-page cycle instead (`dev_loop.rs`).
+//! `--store-commits` compares page commits on SQLite and PostgreSQL (`store_commits.rs`).
 
 mod bare_wasmtime;
 mod bulk;
@@ -20,6 +21,7 @@ mod engine_figures;
 mod native;
 mod pulls;
 mod spans;
+mod store_commits;
 mod truth;
 mod wan;
 
@@ -90,6 +92,8 @@ struct Args {
     dev_loop: bool,
     /// `--no-slow-start`: the WAN profile without TCP slow start, for comparison.
     no_slow_start: bool,
+    /// Only the page commits of SQLite and PostgreSQL (`store_commits.rs`).
+    store_commits: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -101,6 +105,7 @@ fn parse_args() -> anyhow::Result<Args> {
         bulk: false,
         dev_loop: false,
         no_slow_start: false,
+        store_commits: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -112,6 +117,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--json" => args.json = true,
             "--bulk" => args.bulk = true,
             "--dev-loop" => args.dev_loop = true,
+            "--store-commits" => args.store_commits = true,
             "--no-slow-start" => args.no_slow_start = true,
             "--wan" => {
                 args.wan = Some(wan::WanProfile::parse(
@@ -121,12 +127,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--idle-child" => args.idle_child = Some(it.next().context("--idle-child DIR")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH [--no-slow-start] | --bulk | --dev-loop]"
+                    "usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH [--no-slow-start] | --bulk | --dev-loop | --store-commits]"
                 );
                 std::process::exit(0);
             }
             other => bail!(
-                "unknown argument {other:?} (usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH [--no-slow-start] | --bulk | --dev-loop])"
+                "unknown argument {other:?} (usage: sluice-bench [--scale N] [--json] [--wan RTT,BANDWIDTH [--no-slow-start] | --bulk | --dev-loop | --store-commits])"
             ),
         }
     }
@@ -192,6 +198,14 @@ fn main() -> anyhow::Result<()> {
         match args.json {
             true => println!("{}", serde_json::to_string(&figures)?),
             false => dev_loop::print(&figures),
+        }
+        return Ok(());
+    }
+    if args.store_commits {
+        let figures = store_commits::run()?;
+        match args.json {
+            true => println!("{}", serde_json::to_string(&figures)?),
+            false => store_commits::print(&figures),
         }
         return Ok(());
     }
