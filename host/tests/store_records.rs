@@ -824,4 +824,37 @@ each_backend! {
             .unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(ref why) if why == "stop"), "{err}");
     }
+
+    fn a_page_that_fails_midway_commits_nothing(store) {
+        let id = add(&store, "a");
+        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        store
+            .commit_page(&id, "Case", &run, &[row("A", Operation::Upsert, "{}")], Some("cp1"), CheckpointState::Partial, 1)
+            .unwrap();
+        // The page's third row is a merge that is not a JSON object: the page fails after
+        // two good rows.
+        let page = [
+            row("A", Operation::Upsert, r#"{"v":2}"#),
+            row("B", Operation::Upsert, "{}"),
+            row("A", Operation::Merge, "[1]"),
+        ];
+        let err = store
+            .commit_page(&id, "Case", &run, &page, Some("cp2"), CheckpointState::Partial, 1)
+            .unwrap_err();
+        assert!(err.to_string().contains("merge row must hold a JSON object"), "{err}");
+        let mut kept = Vec::new();
+        store
+            .for_each_record(&id, None, true, |r| {
+                kept.push((r.key, r.version, r.json));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(kept, [("A".to_string(), 1, b"{}".to_vec())]);
+        assert_eq!(store.checkpoint(&id, "Case").unwrap().as_deref(), Some("cp1"));
+        assert_eq!(store.latest_change_seq(&id).unwrap(), FeedCursor(1));
+        assert_eq!(store.runs(&id, 1).unwrap()[0].records, 1);
+        // The next page numbers on from the last committed one.
+        commit(&store, &id, "Case", &run, &[row("B", Operation::Upsert, "{}")]);
+        assert_eq!(store.latest_change_seq(&id).unwrap(), FeedCursor(2));
+    }
 }
