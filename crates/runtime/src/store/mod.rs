@@ -18,6 +18,7 @@
 mod entered;
 mod feed;
 mod integrations;
+mod leases;
 pub mod merge;
 pub mod migrations;
 mod oauth_states;
@@ -33,6 +34,7 @@ mod webhooks;
 pub use entered::EnteredCredentials;
 pub use feed::{BadCursor, Change, DEFAULT_TOMBSTONE_RETENTION, FeedCursor, FeedPage};
 pub use integrations::{Integration, IntegrationSettings, NewIntegration};
+pub use leases::{Lease, LeaseError, LeaseLoss};
 pub use oauth_states::PendingAuth;
 pub use records::{RecordsSnapshot, StoredRecord, StreamCount};
 pub use runs::{RunPage, RunRecord};
@@ -78,6 +80,21 @@ pub enum StoreError {
     /// This operation is not available on a PostgreSQL store yet.
     #[error("{0} is not available on a PostgreSQL store yet; use the SQLite store")]
     NotOnPostgres(&'static str),
+    /// This operation exists only for hosts sharing a PostgreSQL store.
+    #[error("{0} needs a PostgreSQL store (--database postgres://…); a SQLite store is one host's")]
+    OnlyOnPostgres(&'static str),
+    /// A page commit's run no longer holds its integration's lease: another host may run it
+    /// now, so the page was not written.
+    #[error(
+        "run {run} of integration {integration} lost its lease (expired or taken over by \
+         another host); the page was not written and the run stops"
+    )]
+    LeaseLost {
+        /// The integration.
+        integration: String,
+        /// The run that lost it.
+        run: String,
+    },
     /// The data directory is unusable.
     #[error("data directory {path}: {detail}")]
     DataDir {
