@@ -25,7 +25,8 @@ use crate::locks::{LockDir, LockKind};
 use crate::oauth::{OAuth, OAuthClient, OAuthError};
 use crate::secrets::Secret;
 use crate::store::{
-    GrantFlow, IntegrationState, Store, StoreError, TokenHealthState, TokenSet, now_ms,
+    GrantFlow, IntegrationState, RefreshStored, Store, StoreError, TokenHealthState, TokenSet,
+    now_ms,
 };
 use http::header::{AUTHORIZATION, HeaderName};
 
@@ -251,14 +252,22 @@ impl TokenService {
             Ok(grant) => {
                 // Durable first: the rotated refresh token and the access token land together
                 // before anyone can use the new access token.
-                self.store
+                let stored = self
+                    .store
                     .put_refreshed(
                         integration_id,
+                        tokens.generation,
                         &grant.access,
                         grant.refresh.as_ref(),
                         &grant.fields,
                     )
                     .map_err(unavailable)?;
+                if let RefreshStored::Superseded(_) = stored {
+                    // Another host refreshed, or a person connected again, meanwhile: the
+                    // stored tokens are the current ones.
+                    tracing::info!(integration = integration_id, "tokens replaced meanwhile");
+                    return Ok(AccessToken::new(self.load(integration_id)?.access.expose()));
+                }
                 tracing::info!(
                     integration = integration_id,
                     rotated = grant.refresh.is_some(),

@@ -40,7 +40,7 @@ pub use states::{
     CheckpointState, CredentialKind, DeliveryState, EnteredKind, IntegrationState, RunState,
     TokenHealthState, WebhookEventType,
 };
-pub use tokens::{GrantFlow, TokenHealth, TokenSet};
+pub use tokens::{GrantFlow, RefreshStored, TokenHealth, TokenSet};
 pub use webhooks::{
     AttemptResult, DEFAULT_WEBHOOK_RETENTION, DueDelivery, WebhookDelivery, WebhookEndpoint,
     WebhookEvent,
