@@ -477,3 +477,66 @@ each_backend! {
         assert!(matches!(store.entered(&i.id), Err(StoreError::Secret(_))));
     }
 }
+
+/// On PostgreSQL a refresh is single-flight across hosts: a second host waits for the first
+/// one's refresh lock, and then reads the tokens the first one stored. (On SQLite the lock
+/// holds nothing in the database: processes sharing the file share its directory's lock.)
+#[test]
+fn a_second_host_waits_for_the_first_ones_refresh_on_postgres() {
+    use sluice::store::pg::wait;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let store = TestStore::new(
+        sluice_test_support::stores::Backend::Postgres,
+        "refresh-lock",
+    );
+    let db = store.database_name().unwrap().to_string();
+    let i = add(&store, "a", None);
+    let other = add(&store, "b", None);
+    store.put_grant(&i.id, &grant("a0", Some("r0"))).unwrap();
+    let second_host = store.reopen();
+    let first = wait(store.lock_refresh(&i.id)).unwrap();
+    // Another integration's refresh does not wait.
+    drop(wait(second_host.lock_refresh(&other.id)).unwrap());
+    let second_got_it = AtomicBool::new(false);
+    let waiting_locks = || {
+        PgCluster::shared().psql(
+            &db,
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+    };
+    std::thread::scope(|s| {
+        let second = s.spawn(|| {
+            let _held = wait(second_host.lock_refresh(&i.id)).unwrap();
+            second_got_it.store(true, Ordering::SeqCst);
+            second_host.tokens(&i.id).unwrap().unwrap()
+        });
+        while waiting_locks().trim() != "1" {
+            assert!(!second.is_finished(), "the second host did not wait");
+            std::thread::yield_now();
+        }
+        assert!(!second_got_it.load(Ordering::SeqCst));
+        // The holder's own writes go through while it holds the lock.
+        let read = store.tokens(&i.id).unwrap().unwrap().generation;
+        let stored = store
+            .put_refreshed(
+                &i.id,
+                read,
+                &Secret::new("a1"),
+                Some(&Secret::new("r1")),
+                &issued_at("1"),
+            )
+            .unwrap();
+        assert_eq!(stored, RefreshStored::Stored(read + 1));
+        store.set_token_health(&i.id, TokenHealthState::Ok).unwrap();
+        drop(first);
+        let seen = second.join().unwrap();
+        assert_eq!(
+            (seen.access.expose(), seen.refresh.unwrap().expose()),
+            ("a1", "r1")
+        );
+    });
+    assert!(second_got_it.load(Ordering::SeqCst));
+    assert_eq!(waiting_locks().trim(), "0");
+}

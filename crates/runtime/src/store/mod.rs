@@ -24,6 +24,7 @@ mod oauth_states;
 mod page_changes;
 pub mod pg;
 mod records;
+mod refresh_lock;
 mod runs;
 mod states;
 mod tokens;
@@ -35,6 +36,7 @@ pub use feed::{BadCursor, Change, DEFAULT_TOMBSTONE_RETENTION, FeedCursor, FeedP
 pub use integrations::{Integration, IntegrationSettings, NewIntegration};
 pub use oauth_states::PendingAuth;
 pub use records::{RecordsSnapshot, StoredRecord, StreamCount};
+pub use refresh_lock::RefreshLock;
 pub use runs::{RunPage, RunRecord};
 pub use states::{
     CheckpointState, CredentialKind, DeliveryState, EnteredKind, IntegrationState, RunState,
