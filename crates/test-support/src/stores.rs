@@ -72,6 +72,16 @@ impl TestStore {
     }
 }
 
+impl TestStore {
+    /// The PostgreSQL database's name, for [`PgCluster::psql`]; `None` on SQLite.
+    pub fn database_name(&self) -> Option<&str> {
+        match &self._home {
+            Home::Dir(_) => None,
+            Home::Database(db) => Some(&db.name),
+        }
+    }
+}
+
 impl std::ops::Deref for TestStore {
     type Target = Store;
     fn deref(&self) -> &Store {

@@ -25,6 +25,7 @@ mod oauth_states;
 mod page_changes;
 pub mod pg;
 mod records;
+mod refresh_lock;
 mod runs;
 mod states;
 mod tokens;
@@ -37,12 +38,13 @@ pub use integrations::{Integration, IntegrationSettings, NewIntegration};
 pub use leases::{Lease, LeaseError, LeaseLoss};
 pub use oauth_states::PendingAuth;
 pub use records::{RecordsSnapshot, StoredRecord, StreamCount};
+pub use refresh_lock::RefreshLock;
 pub use runs::{RunPage, RunRecord};
 pub use states::{
     CheckpointState, CredentialKind, DeliveryState, EnteredKind, IntegrationState, RunState,
     TokenHealthState, WebhookEventType,
 };
-pub use tokens::{GrantFlow, TokenHealth, TokenSet};
+pub use tokens::{GrantFlow, RefreshStored, TokenHealth, TokenSet};
 pub use webhooks::{
     AttemptResult, DEFAULT_WEBHOOK_RETENTION, DueDelivery, WebhookDelivery, WebhookEndpoint,
     WebhookEvent,
