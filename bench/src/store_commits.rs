@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use serde_json::{Value, json};
 use sluice::engine::wit::types::{Operation, Row};
 use sluice::store::{CheckpointState, IntegrationSettings, NewIntegration};
@@ -49,6 +50,13 @@ impl Target {
             })?
             .id;
         let run = store.start_run(&id, "cli", false, "bench")?;
+        if backend == Backend::Postgres {
+            // Page commits on PostgreSQL are fenced by the run's lease.
+            let lease = store
+                .claim_lease(&id, "bench", Duration::from_secs(3600))?
+                .context("the new integration's lease is free")?;
+            store.bind_run(&lease, &run)?;
+        }
         Ok(Self { store, id, run })
     }
 

@@ -2,6 +2,7 @@
 //! SQLite and on PostgreSQL with one test body (`each_backend!`).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use sluice::engine::wit::types::{Operation, Row};
 use sluice::store::{
@@ -9,6 +10,10 @@ use sluice::store::{
     StoreError, StoredRecord, now_ms,
 };
 use sluice_test_support::each_backend;
+use sluice_test_support::stores::{Backend, TestStore};
+
+/// How long a test's run lease lasts: longer than any test.
+const LEASE: Duration = Duration::from_secs(600);
 
 fn integration(store: &Store, name: &str) -> Integration {
     store
@@ -25,6 +30,20 @@ fn integration(store: &Store, name: &str) -> Integration {
 
 fn add(store: &Store, name: &str) -> String {
     integration(store, name).id
+}
+
+/// Starts a run of integration `id` that may commit pages: on PostgreSQL, its host holds the
+/// integration's run lease, bound to the run (page commits are fenced by it).
+fn leased_run(store: &TestStore, id: &str) -> String {
+    let run = store.start_run(id, "cli", false, "t").unwrap();
+    if store.backend == Backend::Postgres {
+        let lease = store
+            .claim_lease(id, "test-host", LEASE)
+            .unwrap()
+            .expect("the integration's lease is free");
+        store.bind_run(&lease, &run).unwrap();
+    }
+    run
 }
 
 fn row(key: &str, op: Operation, json: &str) -> Row {
@@ -64,9 +83,7 @@ fn read_all(
 each_backend! {
     fn records_keep_the_latest_version_and_tombstones(store) {
         let i = integration(&store, "a");
-        let run = store
-            .start_run(&i.id, "cli", false, "salesforce@x")
-            .unwrap();
+        let run = leased_run(&store, &i.id);
         let page1 = [
             row("A", Operation::Upsert, r#"{"v":1}"#),
             row("B", Operation::Upsert, r#"{"v":1}"#),
@@ -131,9 +148,7 @@ each_backend! {
 
     fn merges_replace_fields_of_live_records_only(store) {
         let i = integration(&store, "a");
-        let run = store
-            .start_run(&i.id, "cli", false, "salesforce@x")
-            .unwrap();
+        let run = leased_run(&store, &i.id);
         let page1 = [
             row("A", Operation::Upsert, r#"{"Id":"A","F":1,"G":"x"}"#),
             row("D", Operation::Delete, r#"{"Id":"D"}"#),
@@ -212,7 +227,7 @@ each_backend! {
     fn live_keys_are_per_integration_and_stream_ascending_and_skip_tombstones(store) {
         let a = integration(&store, "a");
         let b = integration(&store, "b");
-        let run = store.start_run(&a.id, "cli", false, "x").unwrap();
+        let run = leased_run(&store, &a.id);
         let rows: Vec<Row> = ["k3", "k1", "k2", "k4"]
             .iter()
             .map(|k| row(k, Operation::Upsert, "{}"))
@@ -252,7 +267,7 @@ each_backend! {
                 1,
             )
             .unwrap();
-        let run_b = store.start_run(&b.id, "cli", false, "x").unwrap();
+        let run_b = leased_run(&store, &b.id);
         store
             .commit_page(
                 &b.id,
@@ -286,9 +301,7 @@ each_backend! {
 
     fn record_pages_follow_the_keyset_across_streams(store) {
         let i = integration(&store, "a");
-        let run = store
-            .start_run(&i.id, "cli", false, "salesforce@x")
-            .unwrap();
+        let run = leased_run(&store, &i.id);
         for (stream, keys) in [("Account", ["A1", "A2"]), ("Case", ["C1", "C2"])] {
             let rows: Vec<Row> = keys
                 .iter()
@@ -349,7 +362,7 @@ each_backend! {
     fn changes_are_numbered_in_commit_order_and_compacted_to_the_latest_per_key(store) {
         let id = add(&store, "a");
         let other = add(&store, "b");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         commit(
             &store,
             &id,
@@ -361,7 +374,7 @@ each_backend! {
                 row("3", Operation::Upsert, r#"{"n":3}"#),
             ],
         );
-        let other_run = store.start_run(&other, "cli", false, "t").unwrap();
+        let other_run = leased_run(&store, &other);
         commit(
             &store,
             &other,
@@ -430,7 +443,7 @@ each_backend! {
 
     fn cursors_ahead_of_the_feed_and_unreadable_ones_are_refused(store) {
         let id = add(&store, "a");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         commit(
             &store,
             &id,
@@ -469,7 +482,7 @@ each_backend! {
 
     fn pruned_tombstones_make_older_cursors_resync_and_cursor_zero_never_does(store) {
         let id = add(&store, "a");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         commit(
             &store,
             &id,
@@ -533,7 +546,7 @@ each_backend! {
         const PAGES: usize = 15;
         const ROWS: usize = 20;
         let id = add(&store, "a");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         let mut seen: Vec<i64> = Vec::new();
         std::thread::scope(|scope| {
             let committers: Vec<_> = (0..STREAMS)
@@ -583,7 +596,7 @@ each_backend! {
         let second_host = store.reopen();
         let hosts: [&Store; 2] = [&store, &second_host];
         let id = add(&store, "a");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         let mut followed: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
         let mut seen: Vec<i64> = Vec::new();
         std::thread::scope(|scope| {
@@ -688,7 +701,7 @@ each_backend! {
         // Byte order, as SQLite compares text: upper case before `_` before lower case, and
         // a multi-byte letter last. A database collating by language would interleave them.
         let id = add(&store, "a");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         let keys = ["é", "a", "_", "B", "b", "A"];
         let rows: Vec<Row> = keys.iter().map(|k| row(k, Operation::Upsert, "{}")).collect();
         commit(&store, &id, "Case", &run, &rows);
@@ -746,7 +759,7 @@ each_backend! {
 
     fn run_pages_record_the_version_that_served_each_page(store) {
         let id = add(&store, "a");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         let rows = [row("1", Operation::Upsert, "{}"), row("2", Operation::Upsert, "{}")];
         store
             .commit_page_served_by(&id, "Case", &run, &rows, Some("c1"), CheckpointState::Partial, 3, 4)
@@ -768,7 +781,7 @@ each_backend! {
 
     fn checkpoints_list_per_stream_and_clearing_keeps_the_records(store) {
         let id = add(&store, "a");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         let rows = [row("1", Operation::Upsert, "{}")];
         store
             .commit_page(&id, "Case", &run, &rows, Some("c1"), CheckpointState::Partial, 1)
@@ -798,7 +811,7 @@ each_backend! {
 
     fn snapshots_carry_the_cursor_to_follow_on_from(store) {
         let id = add(&store, "a");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         commit(&store, &id, "Case", &run, &[row("1", Operation::Upsert, "{}"), row("2", Operation::Upsert, "{}")]);
         let snapshot = store.records_snapshot(&id, None, false, None, 10).unwrap();
         assert_eq!((snapshot.records.len(), snapshot.cursor), (2, FeedCursor(2)));
@@ -827,7 +840,7 @@ each_backend! {
 
     fn a_page_that_fails_midway_commits_nothing(store) {
         let id = add(&store, "a");
-        let run = store.start_run(&id, "cli", false, "t").unwrap();
+        let run = leased_run(&store, &id);
         store
             .commit_page(&id, "Case", &run, &[row("A", Operation::Upsert, "{}")], Some("cp1"), CheckpointState::Partial, 1)
             .unwrap();
@@ -857,4 +870,48 @@ each_backend! {
         commit(&store, &id, "Case", &run, &[row("B", Operation::Upsert, "{}")]);
         assert_eq!(store.latest_change_seq(&id).unwrap(), FeedCursor(2));
     }
+}
+
+#[test]
+fn on_postgres_a_page_commits_only_for_the_run_holding_the_lease() {
+    let store = TestStore::new(Backend::Postgres, "fence");
+    let id = add(&store, "a");
+    let run = leased_run(&store, &id);
+    let page = [row("1", Operation::Upsert, "{}")];
+    commit(&store, &id, "Case", &run, &page);
+    // A run the lease was not bound to (a host that lost it and started over, or never
+    // held it) commits nothing.
+    let stray = store.start_run(&id, "cli", false, "t").unwrap();
+    let err = store
+        .commit_page(
+            &id,
+            "Case",
+            &stray,
+            &[row("2", Operation::Upsert, "{}")],
+            Some("x"),
+            CheckpointState::Partial,
+            1,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    assert_eq!(store.latest_change_seq(&id).unwrap(), FeedCursor(1));
+    assert_eq!(store.checkpoint(&id, "Case").unwrap(), None);
+    // Another host taking the lease over fences the first run out too.
+    sluice_test_support::PgCluster::shared().psql(
+        store.postgres_database().unwrap(),
+        &format!("UPDATE run_leases SET expires_at_ms = 0 WHERE integration_id = '{id}'"),
+    );
+    let second_host = store.reopen();
+    let lease = second_host
+        .claim_lease(&id, "host-2", LEASE)
+        .unwrap()
+        .expect("expired");
+    let taken_over = second_host.start_run(&id, "cli", false, "t").unwrap();
+    second_host.bind_run(&lease, &taken_over).unwrap();
+    let err = store
+        .commit_page(&id, "Case", &run, &page, None, CheckpointState::Partial, 1)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    commit(&second_host, &id, "Case", &taken_over, &page);
+    assert_eq!(store.latest_change_seq(&id).unwrap(), FeedCursor(2));
 }

@@ -53,7 +53,7 @@ CREATE TABLE entered_credentials (
 
 CREATE TABLE checkpoints (
     integration_id  TEXT NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,
-    stream          TEXT NOT NULL,
+    stream          TEXT COLLATE "C" NOT NULL,   -- listed in byte order, as on SQLite
     checkpoint      TEXT,
     status          TEXT NOT NULL,
     updated_at_ms   BIGINT NOT NULL,

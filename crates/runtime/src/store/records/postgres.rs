@@ -13,6 +13,7 @@ use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
 use super::super::feed::{self, SeqAllocator};
+use super::super::leases;
 use super::super::page_changes::PageChanges;
 use super::*;
 use crate::store::pg::{self, Pg};
@@ -101,7 +102,9 @@ pub(super) fn commit_page(pg: &Pg, page: &Page<'_>) -> Result<(), StoreError> {
     let mut client = pg.client()?;
     pg::wait(async {
         let tx = client.transaction().await?;
-        // First: a second commit of this integration, on any host, waits here.
+        // A run whose host lost the integration's lease commits nothing.
+        leases::fence(&tx, page.id, page.run_id).await?;
+        // A second commit of this integration, on any host, waits here.
         let last_seq = feed::pg_lock_feed(&tx, page.id).await?;
         let before = stored_before(&tx, page).await?;
         let plan = plan_page(page, before, SeqAllocator::after(last_seq))?;
