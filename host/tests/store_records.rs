@@ -898,7 +898,7 @@ fn on_postgres_a_page_commits_only_for_the_run_holding_the_lease() {
     assert_eq!(store.checkpoint(&id, "Case").unwrap(), None);
     // Another host taking the lease over fences the first run out too.
     sluice_test_support::PgCluster::shared().psql(
-        store.postgres_database().unwrap(),
+        store.database_name().unwrap(),
         &format!("UPDATE run_leases SET expires_at_ms = 0 WHERE integration_id = '{id}'"),
     );
     let second_host = store.reopen();
