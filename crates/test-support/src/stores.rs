@@ -54,6 +54,14 @@ impl TestStore {
         }
     }
 
+    /// The PostgreSQL database it lives in; `None` on SQLite (see [`Store::path`]).
+    pub fn postgres_database(&self) -> Option<&PgDatabase> {
+        match &self._home {
+            Home::Dir(_) => None,
+            Home::Database(db) => Some(db),
+        }
+    }
+
     /// Another handle on the same database, as a second host (or a restarted one) opens it.
     pub fn reopen(&self) -> Store {
         let cipher = Cipher::from_key(&[3u8; 32]);
