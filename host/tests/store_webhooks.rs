@@ -641,4 +641,29 @@ each_backend! {
         let json = sql(&store, "SELECT manifest_json FROM connector_versions");
         assert!(json.contains("*.salesforce.com"), "{json}");
     }
+
+    fn another_host_hears_of_an_activation_on_postgres(store) {
+        let other_host = store.reopen();
+        let Some(mut heard) = other_host.connector_activations().unwrap() else {
+            assert_eq!(store.backend, Backend::Sqlite, "only SQLite has no notifications");
+            return;
+        };
+        assert_eq!(store.backend, Backend::Postgres);
+        add_version(&store, "zendesk", "sha-1");
+        add_version(&store, "salesforce", "sha-1");
+        // Installing is no activation; activating is, once per change.
+        store.set_active("zendesk", 1, SystemTime::now()).unwrap();
+        store.set_active("zendesk", 1, SystemTime::now()).unwrap();
+        store.set_active("salesforce", 1, SystemTime::now()).unwrap();
+        let mut names = Vec::new();
+        // Bounded only so a broken listener fails rather than hangs.
+        for _ in 0..3000 {
+            match heard.try_recv() {
+                Ok(name) => names.push(name),
+                Err(_) if names.len() == 2 => break,
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        assert_eq!(names, ["zendesk", "salesforce"]);
+    }
 }

@@ -7,6 +7,9 @@ use super::*;
 /// write lock makes them.
 const VERSIONS_LOCK: i32 = 0x7665_7273; // "vers"
 
+/// The channel the activation trigger notifies (schema_1.sql), with the connector's name.
+const ACTIVATIONS_CHANNEL: &str = "sluice_connector_activated";
+
 /// A stored version number as the engine counts them.
 fn version_number(stored: i64) -> Result<u32, StoreError> {
     u32::try_from(stored)
@@ -93,6 +96,18 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("stored connector manifest: {e}"))),
             // Stored before manifests were recorded: the bytes still carry it.
             Some((None, wasm)) => manifest_of(&wasm),
+        }
+    }
+
+    /// The names of connectors whose active version changes from now on, one item per
+    /// activation, whichever host made it (PostgreSQL's `sluice_connector_activated`
+    /// notifications). `None` on SQLite, which has no notifications: poll the versions there.
+    pub fn connector_activations(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<String>>, StoreError> {
+        match &self.db {
+            Db::Sqlite(_) => Ok(None),
+            Db::Postgres(pg) => Ok(Some(pg.listen(ACTIVATIONS_CHANNEL)?)),
         }
     }
 
