@@ -330,7 +330,8 @@ each_backend! {
             &store,
             &format!(
                 "INSERT INTO run_changes (run_id, integration_id, stream, added, updated, deleted)
-                 VALUES ('{run}', '{i}', 'Lead', 0, 3, 0), ('{run}', '{i}', 'Case', 1, 0, 0)"
+                 VALUES ('{run}', '{i}', 'Lead', 0, 3, 0), ('{run}', '{i}', 'Case', 1, 0, 0),
+                     ('{run}', '{i}', 'account', 0, 0, 2)"
             ),
         );
         // Its process died: closed without outcomes.
@@ -345,6 +346,8 @@ each_backend! {
             serde_json::json!([
                 {"stream": "Case", "status": "interrupted", "added": 1, "updated": 0, "deleted": 0},
                 {"stream": "Lead", "status": "interrupted", "added": 0, "updated": 3, "deleted": 0},
+                // Bytewise, as SQLite orders names, whatever the database's locale.
+                {"stream": "account", "status": "interrupted", "added": 0, "updated": 0, "deleted": 2},
             ])
         );
     }
@@ -383,8 +386,16 @@ each_backend! {
         let second = endpoint(&store, None);
         assert_eq!(first.integration_id.as_deref(), Some(i.as_str()));
         assert_eq!((first.pending, first.delivered, first.failed), (0, 0, 0));
-        let listed: Vec<_> = store.webhook_endpoints().unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(listed, [first.id.clone(), second.id.clone()]);
+        // Oldest first; endpoints added in one millisecond by id, compared bytewise.
+        let mut expected = [&first, &second].map(|e| (e.created_at_ms, e.id.clone()));
+        expected.sort();
+        let listed: Vec<_> = store
+            .webhook_endpoints()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.created_at_ms, e.id))
+            .collect();
+        assert_eq!(listed, expected);
         assert!(matches!(
             store.insert_webhook_endpoint("https://h.example/in", Some("int_missing"),
                 &Secret::new(SECRET)),

@@ -321,7 +321,7 @@ fn version_rows_pg(pg: &pg::Pg) -> Result<Vec<crate::engine::registry::StoredVer
     use crate::engine::registry::{StoredVersion, VersionRecord};
     let rows = pg::wait(pg.client()?.query(
         "SELECT name, version, sha256, contract, installed_at_ms, active_since_ms
-         FROM connector_versions ORDER BY name, version",
+         FROM connector_versions ORDER BY name COLLATE \"C\", version",
         &[],
     ))?;
     rows.iter()

@@ -1,6 +1,7 @@
 //! Webhook endpoints and the outbox of events to deliver to them.
 //!
-//! The events themselves are written by triggers (migration 9) inside the transaction of the
+//! The events themselves are written by triggers (SQLite's migration 9; on PostgreSQL, the
+//! PL/pgSQL triggers at the end of `pg/schema_1.sql`) inside the transaction of the
 //! state change they report: an integration's state, a run's end, a connector version's
 //! activation. Whatever path makes the change, the event commits or rolls back with it, and
 //! each event gets one delivery row per endpoint it goes to. This module reads them, and

@@ -252,7 +252,8 @@ CREATE TRIGGER run_started_feed_cursor BEFORE INSERT ON runs
 
 -- Each stream of a run that ended, with its change counts (never record contents): its
 -- outcomes in their order, or for a run closed after its process died (no outcomes) the
--- streams it committed pages of, with the run's status.
+-- streams it committed pages of, with the run's status, by name compared bytewise as SQLite
+-- orders them.
 CREATE FUNCTION sluice_run_streams(run runs) RETURNS JSON LANGUAGE plpgsql AS $$
 BEGIN
     IF json_typeof(run.streams_json::JSON) = 'array' THEN
@@ -270,7 +271,7 @@ BEGIN
     RETURN COALESCE((
         SELECT json_agg(json_build_object('stream', c.stream,
             'status', run.status, 'added', c.added, 'updated', c.updated,
-            'deleted', c.deleted) ORDER BY c.stream)
+            'deleted', c.deleted) ORDER BY c.stream COLLATE "C")
         FROM run_changes c WHERE c.run_id = run.id), '[]'::JSON);
 END $$;
 

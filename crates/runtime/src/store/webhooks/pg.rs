@@ -1,5 +1,7 @@
 //! The webhook tables' SQL for a PostgreSQL store: the same reads and writes as the SQLite
-//! arm of each `Store` method in the parent module, in PostgreSQL's dialect.
+//! arm of each `Store` method in the parent module, in PostgreSQL's dialect. Text sort keys
+//! are compared bytewise (`COLLATE "C"`), as SQLite compares them, whatever the database's
+//! locale.
 
 use tokio_postgres::Row;
 
@@ -60,7 +62,7 @@ pub(super) fn endpoint(pg: &Pg, id: &str) -> Result<Option<WebhookEndpoint>, Sto
 /// Every endpoint, oldest first.
 pub(super) fn endpoints(pg: &Pg) -> Result<Vec<WebhookEndpoint>, StoreError> {
     let rows = pg::wait(pg.client()?.query(
-        &format!("{SELECT_ENDPOINT} ORDER BY e.created_at_ms, e.id"),
+        &format!("{SELECT_ENDPOINT} ORDER BY e.created_at_ms, e.id COLLATE \"C\""),
         &[],
     ))?;
     Ok(rows.iter().map(endpoint_row).collect())
@@ -105,7 +107,7 @@ pub(super) fn deliveries(
              d.last_attempt_at_ms, d.last_status, d.last_error, d.delivered_at_ms
          FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id
          WHERE $1::TEXT IS NULL OR d.endpoint_id = $1
-         ORDER BY v.created_at_ms DESC, v.seq DESC, d.endpoint_id LIMIT $2",
+         ORDER BY v.created_at_ms DESC, v.seq DESC, d.endpoint_id COLLATE \"C\" LIMIT $2",
         &[&endpoint, &limit],
     ))?;
     rows.iter().map(delivery_row).collect()
