@@ -3,9 +3,11 @@
 //! Salesforce gives no `expires_in`, so a token is refreshed proactively once it is older than
 //! the configured age (default: three quarters of a 2-hour session), and reactively when the
 //! engine reports a 401. Rules:
-//! - Refreshes of one integration are serialised (a tokio mutex per integration); a caller
-//!   that waited finds the replacement another caller got and does not refresh again. With
-//!   refresh-token rotation two concurrent refreshes would burn each other's token.
+//! - Refreshes of one integration are serialised (a tokio mutex per integration, an OS file
+//!   lock among processes sharing the data directory, and the store's refresh lock among
+//!   hosts sharing a PostgreSQL database); a caller that waited finds the replacement another
+//!   caller got and does not refresh again. With refresh-token rotation two concurrent
+//!   refreshes would burn each other's token.
 //! - The refresh result is stored (rotated refresh token and new access token in one
 //!   statement) before the access token is returned to anyone: a crash right after the
 //!   provider rotated cannot leave the database with a dead refresh token.
@@ -25,7 +27,8 @@ use crate::locks::{LockDir, LockKind};
 use crate::oauth::{OAuth, OAuthClient, OAuthError};
 use crate::secrets::Secret;
 use crate::store::{
-    GrantFlow, IntegrationState, Store, StoreError, TokenHealthState, TokenSet, now_ms,
+    GrantFlow, IntegrationState, RefreshStored, Store, StoreError, TokenHealthState, TokenSet,
+    now_ms,
 };
 use http::header::{AUTHORIZATION, HeaderName};
 
@@ -208,6 +211,11 @@ impl TokenService {
         let lock = self.lock_for(integration_id);
         let _guard = lock.lock().await;
         let _os_guard = self.os_lock(integration_id).await;
+        let _db_guard = self
+            .store
+            .lock_refresh(integration_id)
+            .await
+            .map_err(unavailable)?;
         let tokens = self.load(integration_id)?;
         let replaced = match rejected {
             Some(rejected) => rejected.expose() != tokens.access.expose(),
@@ -251,14 +259,22 @@ impl TokenService {
             Ok(grant) => {
                 // Durable first: the rotated refresh token and the access token land together
                 // before anyone can use the new access token.
-                self.store
+                let stored = self
+                    .store
                     .put_refreshed(
                         integration_id,
+                        tokens.generation,
                         &grant.access,
                         grant.refresh.as_ref(),
                         &grant.fields,
                     )
                     .map_err(unavailable)?;
+                if let RefreshStored::Superseded(_) = stored {
+                    // Another host refreshed, or a person connected again, meanwhile: the
+                    // stored tokens are the current ones.
+                    tracing::info!(integration = integration_id, "tokens replaced meanwhile");
+                    return Ok(AccessToken::new(self.load(integration_id)?.access.expose()));
+                }
                 tracing::info!(
                     integration = integration_id,
                     rotated = grant.refresh.is_some(),
@@ -332,6 +348,11 @@ impl TokenService {
         let lock = self.lock_for(integration_id);
         let _guard = lock.lock().await;
         let _os_guard = self.os_lock(integration_id).await;
+        let _db_guard = self
+            .store
+            .lock_refresh(integration_id)
+            .await
+            .map_err(unavailable)?;
         let tokens = self.load(integration_id)?;
         self.refresh_locked(integration_id, &tokens)
             .await

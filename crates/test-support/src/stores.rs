@@ -54,11 +54,11 @@ impl TestStore {
         }
     }
 
-    /// The PostgreSQL database it lives in; `None` on SQLite (see [`Store::path`]).
-    pub fn postgres_database(&self) -> Option<&PgDatabase> {
+    /// The PostgreSQL database's name (for `PgCluster::shared().psql`); `None` on SQLite.
+    pub fn postgres_database(&self) -> Option<&str> {
         match &self._home {
             Home::Dir(_) => None,
-            Home::Database(db) => Some(db),
+            Home::Database(db) => Some(&db.name),
         }
     }
 
@@ -68,6 +68,16 @@ impl TestStore {
         match &self._home {
             Home::Dir(dir) => Store::open(&dir.join(DB_FILE), cipher).expect("reopened"),
             Home::Database(db) => Store::open_postgres(&db.url, cipher).expect("reopened"),
+        }
+    }
+}
+
+impl TestStore {
+    /// The PostgreSQL database's name, for [`PgCluster::psql`]; `None` on SQLite.
+    pub fn database_name(&self) -> Option<&str> {
+        match &self._home {
+            Home::Dir(_) => None,
+            Home::Database(db) => Some(&db.name),
         }
     }
 }

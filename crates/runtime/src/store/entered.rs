@@ -24,53 +24,115 @@ impl Store {
     /// Stores entered credentials in place of whatever the integration held (OAuth tokens
     /// included) and marks it active, in one transaction.
     pub fn put_entered(&self, id: &str, entered: &EnteredCredentials) -> Result<(), StoreError> {
-        let mut conn = self.conn("put_entered")?;
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO entered_credentials (integration_id, kind, username, secret, stored_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(integration_id) DO UPDATE SET kind = excluded.kind,
-                 username = excluded.username, secret = excluded.secret,
-                 stored_at_ms = excluded.stored_at_ms",
-            params![
-                id,
-                entered.kind,
-                entered.username,
-                self.cipher.seal_secret(&ctx_entered(id), &entered.secret),
-                entered.stored_at_ms,
-            ],
-        )?;
-        tx.execute("DELETE FROM tokens WHERE integration_id = ?1", [id])?;
-        let n = tx.execute(
-            "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
-             WHERE id = ?1",
-            params![id, now_ms(), IntegrationState::Active],
-        )?;
-        if n == 0 {
-            return Err(StoreError::UnknownIntegration(id.to_string()));
+        let sealed = self.cipher.seal_secret(&ctx_entered(id), &entered.secret);
+        let now = now_ms();
+        match &self.db {
+            // The integration first: an unknown one is named as such, where the insert's
+            // foreign key would fail with a constraint error.
+            Db::Sqlite(db) => {
+                let mut conn = db.conn();
+                let tx = conn.transaction()?;
+                let n = tx.execute(
+                    "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
+                     WHERE id = ?1",
+                    params![id, now, IntegrationState::Active],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::UnknownIntegration(id.to_string()));
+                }
+                tx.execute(
+                    "INSERT INTO entered_credentials (integration_id, kind, username, secret,
+                         stored_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(integration_id) DO UPDATE SET kind = excluded.kind,
+                         username = excluded.username, secret = excluded.secret,
+                         stored_at_ms = excluded.stored_at_ms",
+                    params![
+                        id,
+                        entered.kind,
+                        entered.username,
+                        sealed,
+                        entered.stored_at_ms,
+                    ],
+                )?;
+                tx.execute("DELETE FROM tokens WHERE integration_id = ?1", [id])?;
+                tx.commit()?;
+            }
+            Db::Postgres(pg) => {
+                let mut client = pg.client()?;
+                pg::wait(async {
+                    let tx = client.transaction().await?;
+                    let n = tx
+                        .execute(
+                            "UPDATE integrations SET state = $3, state_reason = NULL,
+                                 updated_at_ms = $2
+                             WHERE id = $1",
+                            &[&id, &now, &IntegrationState::Active.as_str()],
+                        )
+                        .await?;
+                    if n == 0 {
+                        return Err(StoreError::UnknownIntegration(id.to_string()));
+                    }
+                    tx.execute(
+                        "INSERT INTO entered_credentials (integration_id, kind, username, secret,
+                             stored_at_ms)
+                         VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (integration_id) DO UPDATE SET kind = excluded.kind,
+                             username = excluded.username, secret = excluded.secret,
+                             stored_at_ms = excluded.stored_at_ms",
+                        &[
+                            &id,
+                            &entered.kind.as_str(),
+                            &entered.username,
+                            &sealed,
+                            &entered.stored_at_ms,
+                        ],
+                    )
+                    .await?;
+                    tx.execute("DELETE FROM tokens WHERE integration_id = $1", &[&id])
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })?;
+            }
         }
-        tx.commit()?;
         Ok(())
     }
 
     /// The integration's entered credentials, opened; `None` when it has none.
     pub fn entered(&self, id: &str) -> Result<Option<EnteredCredentials>, StoreError> {
-        let row = self
-            .conn("entered")?
-            .query_row(
+        let row = match &self.db {
+            Db::Sqlite(db) => db
+                .conn()
+                .query_row(
+                    "SELECT kind, username, secret, stored_at_ms FROM entered_credentials
+                     WHERE integration_id = ?1",
+                    [id],
+                    |r| {
+                        Ok((
+                            r.get::<_, EnteredKind>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    },
+                )
+                .optional()?,
+            Db::Postgres(pg) => pg::wait(pg.client()?.query_opt(
                 "SELECT kind, username, secret, stored_at_ms FROM entered_credentials
-                 WHERE integration_id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get::<_, EnteredKind>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                        r.get::<_, i64>(3)?,
-                    ))
-                },
-            )
-            .optional()?;
+                 WHERE integration_id = $1",
+                &[&id],
+            ))?
+            .map(|r| {
+                Ok::<_, StoreError>((
+                    EnteredKind::parse(r.try_get(0)?)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                ))
+            })
+            .transpose()?,
+        };
         let Some((kind, username, secret, stored_at_ms)) = row else {
             return Ok(None);
         };
@@ -85,27 +147,48 @@ impl Store {
     /// The kind of credentials the integration holds; `None` before the first connect (and
     /// for connectors that need none).
     pub fn credential_kind(&self, id: &str) -> Result<Option<CredentialKind>, StoreError> {
-        let conn = self.conn("credential_kind")?;
-        let entered: Option<EnteredKind> = conn
-            .query_row(
-                "SELECT kind FROM entered_credentials WHERE integration_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let (entered, flow): (Option<EnteredKind>, Option<String>) = match &self.db {
+            Db::Sqlite(db) => {
+                let conn = db.conn();
+                let entered = conn
+                    .query_row(
+                        "SELECT kind FROM entered_credentials WHERE integration_id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let flow = match entered {
+                    Some(_) => None,
+                    None => conn
+                        .query_row(
+                            "SELECT flow FROM tokens WHERE integration_id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )
+                        .optional()?,
+                };
+                (entered, flow)
+            }
+            // One statement, so a concurrent switch between kinds is seen whole.
+            Db::Postgres(pg) => {
+                let row = pg::wait(pg.client()?.query_one(
+                    "SELECT (SELECT kind FROM entered_credentials WHERE integration_id = $1),
+                         (SELECT flow FROM tokens WHERE integration_id = $1)",
+                    &[&id],
+                ))?;
+                let entered: Option<&str> = row.try_get(0)?;
+                (
+                    entered.map(EnteredKind::parse).transpose()?,
+                    row.try_get(1)?,
+                )
+            }
+        };
         if let Some(kind) = entered {
             return Ok(Some(match kind {
                 EnteredKind::ApiKey => CredentialKind::ApiKey,
                 EnteredKind::Basic => CredentialKind::Basic,
             }));
         }
-        let flow: Option<String> = conn
-            .query_row(
-                "SELECT flow FROM tokens WHERE integration_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?;
         flow.map(|f| {
             Ok(match GrantFlow::parse(&f)? {
                 GrantFlow::AuthorizationCode => CredentialKind::Oauth2AuthorizationCode,

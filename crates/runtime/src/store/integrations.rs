@@ -101,46 +101,91 @@ impl Store {
             .client_secret
             .as_ref()
             .map(|s| self.cipher.seal_secret(&ctx_client_secret(&id), s));
-        let conn = self.conn("insert_integration")?;
-        conn.execute(
-            "INSERT INTO integrations (id, seq, name, connector, settings_json, interval_s, client_id,
-                 client_secret, state, state_reason, created_at_ms, updated_at_ms)
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM integrations), ?2, ?3, ?4, ?5, ?6,
-                 ?7, ?8, NULL, ?9, ?9)",
-            params![
-                id,
-                new.name,
-                new.connector,
-                settings,
-                new.interval_s as i64,
-                new.client_id,
-                secret,
-                IntegrationState::PendingAuthorization.as_str(),
-                now
-            ],
-        )?;
-        drop(conn);
+        let state = IntegrationState::PendingAuthorization.as_str();
+        let interval_s = new.interval_s as i64;
+        match &self.db {
+            Db::Sqlite(db) => {
+                db.conn().execute(
+                    "INSERT INTO integrations (id, seq, name, connector, settings_json, interval_s,
+                         client_id, client_secret, state, state_reason, created_at_ms,
+                         updated_at_ms)
+                     VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM integrations), ?2, ?3, ?4,
+                         ?5, ?6, ?7, ?8, NULL, ?9, ?9)",
+                    params![
+                        id,
+                        new.name,
+                        new.connector,
+                        settings,
+                        interval_s,
+                        new.client_id,
+                        secret,
+                        state,
+                        now
+                    ],
+                )?;
+            }
+            // `seq` is the BIGSERIAL's next value: rising like SQLite's MAX + 1, and unique
+            // among hosts inserting at once.
+            Db::Postgres(pg) => {
+                pg::wait(pg.client()?.execute(
+                    "INSERT INTO integrations (id, name, connector, settings_json, interval_s,
+                         client_id, client_secret, state, state_reason, created_at_ms,
+                         updated_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $9)",
+                    &[
+                        &id,
+                        &new.name,
+                        &new.connector,
+                        &settings,
+                        &interval_s,
+                        &new.client_id,
+                        &secret,
+                        &state,
+                        &now,
+                    ],
+                ))?;
+            }
+        }
         self.integration(&id)
     }
 
     /// The integration `id`.
     pub fn integration(&self, id: &str) -> Result<Integration, StoreError> {
-        self.conn("integration")?
-            .query_row(
-                &format!("{SELECT_INTEGRATION} WHERE id = ?1"),
-                [id],
-                row_to_integration,
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::UnknownIntegration(id.to_string()))?
+        let found = match &self.db {
+            Db::Sqlite(db) => db
+                .conn()
+                .query_row(
+                    &format!("{SELECT_INTEGRATION} WHERE id = ?1"),
+                    [id],
+                    row_to_integration,
+                )
+                .optional()?,
+            Db::Postgres(pg) => pg::wait(
+                pg.client()?
+                    .query_opt(&format!("{SELECT_INTEGRATION} WHERE id = $1"), &[&id]),
+            )?
+            .map(|r| pg_row_to_integration(&r)),
+        };
+        found.ok_or_else(|| StoreError::UnknownIntegration(id.to_string()))?
     }
 
     /// Every integration, newest first.
     pub fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
-        let conn = self.conn("integrations")?;
-        let mut stmt = conn.prepare(&format!("{SELECT_INTEGRATION} ORDER BY seq DESC"))?;
-        let rows = stmt.query_map([], row_to_integration)?;
-        rows.map(|r| r?).collect()
+        match &self.db {
+            Db::Sqlite(db) => {
+                let conn = db.conn();
+                let mut stmt = conn.prepare(&format!("{SELECT_INTEGRATION} ORDER BY seq DESC"))?;
+                let rows = stmt.query_map([], row_to_integration)?;
+                rows.map(|r| r?).collect()
+            }
+            Db::Postgres(pg) => pg::wait(
+                pg.client()?
+                    .query(&format!("{SELECT_INTEGRATION} ORDER BY seq DESC"), &[]),
+            )?
+            .iter()
+            .map(pg_row_to_integration)
+            .collect(),
+        }
     }
 
     /// Replaces an integration's editable fields. `client_secret`: `None` keeps the stored
@@ -156,31 +201,61 @@ impl Store {
     ) -> Result<Integration, StoreError> {
         let settings =
             serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let conn = self.conn("update_integration")?;
-        let n = conn.execute(
-            "UPDATE integrations SET name = ?2, settings_json = ?3, interval_s = ?4,
-                 client_id = ?5, updated_at_ms = ?6 WHERE id = ?1",
-            params![id, name, settings, interval_s as i64, client_id, now_ms()],
-        )?;
+        let interval_s = interval_s as i64;
+        let now = now_ms();
+        let sealed = client_secret
+            .map(|secret| secret.map(|s| self.cipher.seal_secret(&ctx_client_secret(id), s)));
+        let n = match &self.db {
+            Db::Sqlite(db) => {
+                let conn = db.conn();
+                let n = conn.execute(
+                    "UPDATE integrations SET name = ?2, settings_json = ?3, interval_s = ?4,
+                         client_id = ?5, updated_at_ms = ?6 WHERE id = ?1",
+                    params![id, name, settings, interval_s, client_id, now],
+                )?;
+                if let (1.., Some(sealed)) = (n, &sealed) {
+                    conn.execute(
+                        "UPDATE integrations SET client_secret = ?2 WHERE id = ?1",
+                        params![id, sealed],
+                    )?;
+                }
+                n
+            }
+            // One statement: the secret changes with the other fields or not at all.
+            Db::Postgres(pg) => pg::wait(pg.client()?.execute(
+                "UPDATE integrations SET name = $2, settings_json = $3, interval_s = $4,
+                     client_id = $5, updated_at_ms = $6,
+                     client_secret = CASE WHEN $7 THEN $8 ELSE client_secret END
+                 WHERE id = $1",
+                &[
+                    &id,
+                    &name,
+                    &settings,
+                    &interval_s,
+                    &client_id,
+                    &now,
+                    &sealed.is_some(),
+                    &sealed.flatten(),
+                ],
+            ))? as usize,
+        };
         if n == 0 {
             return Err(StoreError::UnknownIntegration(id.to_string()));
         }
-        if let Some(secret) = client_secret {
-            let sealed = secret.map(|s| self.cipher.seal_secret(&ctx_client_secret(id), s));
-            conn.execute(
-                "UPDATE integrations SET client_secret = ?2 WHERE id = ?1",
-                params![id, sealed],
-            )?;
-        }
-        drop(conn);
         self.integration(id)
     }
 
     /// Deletes an integration with everything it owns (tokens, records, checkpoints, runs).
     pub fn delete_integration(&self, id: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn("delete_integration")?
-            .execute("DELETE FROM integrations WHERE id = ?1", [id])?;
+        let n = match &self.db {
+            Db::Sqlite(db) => db
+                .conn()
+                .execute("DELETE FROM integrations WHERE id = ?1", [id])?,
+            Db::Postgres(pg) => pg::wait(
+                pg.client()?
+                    .execute("DELETE FROM integrations WHERE id = $1", &[&id]),
+            )? as usize,
+        };
         if n == 0 {
             return Err(StoreError::UnknownIntegration(id.to_string()));
         }
@@ -189,16 +264,23 @@ impl Store {
 
     /// The per-integration client secret, opened.
     pub fn client_secret(&self, id: &str) -> Result<Option<Secret>, StoreError> {
-        let sealed: Option<Vec<u8>> = self
-            .conn("client_secret")?
-            .query_row(
-                "SELECT client_secret FROM integrations WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::UnknownIntegration(id.to_string()))?;
+        let sealed: Option<Option<Vec<u8>>> = match &self.db {
+            Db::Sqlite(db) => db
+                .conn()
+                .query_row(
+                    "SELECT client_secret FROM integrations WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            Db::Postgres(pg) => pg::wait(pg.client()?.query_opt(
+                "SELECT client_secret FROM integrations WHERE id = $1",
+                &[&id],
+            ))?
+            .map(|r| r.get(0)),
+        };
         sealed
+            .ok_or_else(|| StoreError::UnknownIntegration(id.to_string()))?
             .map(|s| self.cipher.open_secret(&ctx_client_secret(id), &s))
             .transpose()
             .map_err(Into::into)
@@ -211,10 +293,19 @@ impl Store {
         state: IntegrationState,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let n = self.conn("set_state")?.execute(
-            "UPDATE integrations SET state = ?2, state_reason = ?3, updated_at_ms = ?4 WHERE id = ?1",
-            params![id, state.as_str(), reason, now_ms()],
-        )?;
+        let now = now_ms();
+        let n = match &self.db {
+            Db::Sqlite(db) => db.conn().execute(
+                "UPDATE integrations SET state = ?2, state_reason = ?3, updated_at_ms = ?4
+                 WHERE id = ?1",
+                params![id, state.as_str(), reason, now],
+            )?,
+            Db::Postgres(pg) => pg::wait(pg.client()?.execute(
+                "UPDATE integrations SET state = $2, state_reason = $3, updated_at_ms = $4
+                 WHERE id = $1",
+                &[&id, &state.as_str(), &reason, &now],
+            ))? as usize,
+        };
         if n == 0 {
             return Err(StoreError::UnknownIntegration(id.to_string()));
         }
@@ -230,8 +321,7 @@ fn row_to_integration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Integrat
             id: r.get(0)?,
             name: r.get(1)?,
             connector: r.get(2)?,
-            settings: serde_json::from_str(&settings)
-                .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
+            settings: parse_settings(&settings)?,
             interval_s: r.get::<_, i64>(4)? as u64,
             client_id: r.get(5)?,
             has_client_secret: r.get(6)?,
@@ -242,4 +332,25 @@ fn row_to_integration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Integrat
         })
     };
     Ok(build())
+}
+
+/// The same row as [`row_to_integration`] reads, from PostgreSQL.
+fn pg_row_to_integration(r: &tokio_postgres::Row) -> Result<Integration, StoreError> {
+    Ok(Integration {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        connector: r.try_get(2)?,
+        settings: parse_settings(r.try_get(3)?)?,
+        interval_s: r.try_get::<_, i64>(4)? as u64,
+        client_id: r.try_get(5)?,
+        has_client_secret: r.try_get(6)?,
+        state: IntegrationState::parse(r.try_get(7)?)?,
+        state_reason: r.try_get(8)?,
+        created_at_ms: r.try_get(9)?,
+        updated_at_ms: r.try_get(10)?,
+    })
+}
+
+fn parse_settings(json: &str) -> Result<IntegrationSettings, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("settings: {e}")))
 }

@@ -18,12 +18,14 @@
 mod entered;
 mod feed;
 mod integrations;
+mod leases;
 pub mod merge;
 pub mod migrations;
 mod oauth_states;
 mod page_changes;
 pub mod pg;
 mod records;
+mod refresh_lock;
 mod runs;
 mod states;
 mod tokens;
@@ -33,14 +35,16 @@ mod webhooks;
 pub use entered::EnteredCredentials;
 pub use feed::{BadCursor, Change, DEFAULT_TOMBSTONE_RETENTION, FeedCursor, FeedPage};
 pub use integrations::{Integration, IntegrationSettings, NewIntegration};
+pub use leases::{Lease, LeaseError, LeaseLoss};
 pub use oauth_states::PendingAuth;
 pub use records::{RecordsSnapshot, StoredRecord, StreamCount};
+pub use refresh_lock::RefreshLock;
 pub use runs::{RunPage, RunRecord};
 pub use states::{
     CheckpointState, CredentialKind, DeliveryState, EnteredKind, IntegrationState, RunState,
     TokenHealthState, WebhookEventType,
 };
-pub use tokens::{GrantFlow, TokenHealth, TokenSet};
+pub use tokens::{GrantFlow, RefreshStored, TokenHealth, TokenSet};
 pub use webhooks::{
     AttemptResult, DEFAULT_WEBHOOK_RETENTION, DueDelivery, WebhookDelivery, WebhookEndpoint,
     WebhookEvent,
@@ -78,6 +82,21 @@ pub enum StoreError {
     /// This operation is not available on a PostgreSQL store yet.
     #[error("{0} is not available on a PostgreSQL store yet; use the SQLite store")]
     NotOnPostgres(&'static str),
+    /// This operation exists only for hosts sharing a PostgreSQL store.
+    #[error("{0} needs a PostgreSQL store (--database postgres://…); a SQLite store is one host's")]
+    OnlyOnPostgres(&'static str),
+    /// A page commit's run no longer holds its integration's lease: another host may run it
+    /// now, so the page was not written.
+    #[error(
+        "run {run} of integration {integration} lost its lease (expired or taken over by \
+         another host); the page was not written and the run stops"
+    )]
+    LeaseLost {
+        /// The integration.
+        integration: String,
+        /// The run that lost it.
+        run: String,
+    },
     /// The data directory is unusable.
     #[error("data directory {path}: {detail}")]
     DataDir {

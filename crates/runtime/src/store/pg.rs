@@ -212,6 +212,14 @@ pub struct Pooled<'a> {
     client: Option<Client>,
 }
 
+impl Pooled<'_> {
+    /// Closes the connection instead of returning it to the pool: the end of a session that
+    /// holds a session lock, which the server releases with it.
+    pub fn close(mut self) {
+        drop(self.client.take());
+    }
+}
+
 impl Deref for Pooled<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {

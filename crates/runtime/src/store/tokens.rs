@@ -60,6 +60,16 @@ pub struct TokenSet {
     pub generation: i64,
 }
 
+/// What [`Store::put_refreshed`] did with a refresh's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshStored {
+    /// Stored: the token set's new generation.
+    Stored(i64),
+    /// Not stored: another refresh or a new grant replaced the tokens first, so the stored
+    /// ones (this generation) are the current ones.
+    Superseded(i64),
+}
+
 /// The health of an integration's refresh token, as the last check found it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenHealth {
@@ -75,117 +85,277 @@ impl Store {
     /// Stores a fresh grant (connect, re-generate) in place of whatever the integration held
     /// (entered credentials included) and marks the integration active, in one transaction.
     pub fn put_grant(&self, id: &str, tokens: &TokenSet) -> Result<(), StoreError> {
-        let mut conn = self.conn("put_grant")?;
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO tokens (integration_id, flow, access_token, refresh_token, token_url,
-                 instance_url, provider_fields, scopes, obtained_at_ms, generation, health,
-                 health_checked_ms, revoke_url)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?9, ?11)
-             ON CONFLICT(integration_id) DO UPDATE SET flow = excluded.flow,
-                 access_token = excluded.access_token, refresh_token = excluded.refresh_token,
-                 token_url = excluded.token_url, instance_url = excluded.instance_url,
-                 revoke_url = excluded.revoke_url,
-                 provider_fields = excluded.provider_fields,
-                 scopes = excluded.scopes, obtained_at_ms = excluded.obtained_at_ms,
-                 generation = tokens.generation + 1, health = excluded.health,
-                 health_checked_ms = excluded.obtained_at_ms",
-            params![
-                id,
-                tokens.flow.as_str(),
-                self.cipher.seal_secret(&ctx_access(id), &tokens.access),
-                tokens
-                    .refresh
-                    .as_ref()
-                    .map(|r| self.cipher.seal_secret(&ctx_refresh(id), r)),
-                tokens.token_url,
-                tokens.instance_url,
-                fields_json(&tokens.provider_fields),
-                tokens.scopes.join(" "),
-                tokens.obtained_at_ms,
-                TokenHealthState::Ok,
-                tokens.revoke_url,
-            ],
-        )?;
-        tx.execute(
-            "DELETE FROM entered_credentials WHERE integration_id = ?1",
-            [id],
-        )?;
-        let n = tx.execute(
-            "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
-             WHERE id = ?1",
-            params![id, now_ms(), IntegrationState::Active],
-        )?;
-        if n == 0 {
-            return Err(StoreError::UnknownIntegration(id.to_string()));
+        let access = self.cipher.seal_secret(&ctx_access(id), &tokens.access);
+        let refresh = tokens
+            .refresh
+            .as_ref()
+            .map(|r| self.cipher.seal_secret(&ctx_refresh(id), r));
+        let fields = fields_json(&tokens.provider_fields);
+        let scopes = tokens.scopes.join(" ");
+        let now = now_ms();
+        match &self.db {
+            // The integration first: an unknown one is named as such, where the insert's
+            // foreign key would fail with a constraint error.
+            Db::Sqlite(db) => {
+                let mut conn = db.conn();
+                let tx = conn.transaction()?;
+                let n = tx.execute(
+                    "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
+                     WHERE id = ?1",
+                    params![id, now, IntegrationState::Active],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::UnknownIntegration(id.to_string()));
+                }
+                tx.execute(
+                    "INSERT INTO tokens (integration_id, flow, access_token, refresh_token,
+                         token_url, instance_url, provider_fields, scopes, obtained_at_ms,
+                         generation, health, health_checked_ms, revoke_url)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?9, ?11)
+                     ON CONFLICT(integration_id) DO UPDATE SET flow = excluded.flow,
+                         access_token = excluded.access_token,
+                         refresh_token = excluded.refresh_token,
+                         token_url = excluded.token_url, instance_url = excluded.instance_url,
+                         revoke_url = excluded.revoke_url,
+                         provider_fields = excluded.provider_fields,
+                         scopes = excluded.scopes, obtained_at_ms = excluded.obtained_at_ms,
+                         generation = tokens.generation + 1, health = excluded.health,
+                         health_checked_ms = excluded.obtained_at_ms",
+                    params![
+                        id,
+                        tokens.flow.as_str(),
+                        access,
+                        refresh,
+                        tokens.token_url,
+                        tokens.instance_url,
+                        fields,
+                        scopes,
+                        tokens.obtained_at_ms,
+                        TokenHealthState::Ok,
+                        tokens.revoke_url,
+                    ],
+                )?;
+                tx.execute(
+                    "DELETE FROM entered_credentials WHERE integration_id = ?1",
+                    [id],
+                )?;
+                tx.commit()?;
+            }
+            Db::Postgres(pg) => {
+                let mut client = pg.client()?;
+                pg::wait(async {
+                    let tx = client.transaction().await?;
+                    let n = tx
+                        .execute(
+                            "UPDATE integrations SET state = $3, state_reason = NULL,
+                                 updated_at_ms = $2
+                             WHERE id = $1",
+                            &[&id, &now, &IntegrationState::Active.as_str()],
+                        )
+                        .await?;
+                    if n == 0 {
+                        return Err(StoreError::UnknownIntegration(id.to_string()));
+                    }
+                    tx.execute(
+                        "INSERT INTO tokens (integration_id, flow, access_token, refresh_token,
+                             token_url, instance_url, provider_fields, scopes, obtained_at_ms,
+                             generation, health, health_checked_ms, revoke_url)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $9, $11)
+                         ON CONFLICT (integration_id) DO UPDATE SET flow = excluded.flow,
+                             access_token = excluded.access_token,
+                             refresh_token = excluded.refresh_token,
+                             token_url = excluded.token_url,
+                             instance_url = excluded.instance_url,
+                             revoke_url = excluded.revoke_url,
+                             provider_fields = excluded.provider_fields,
+                             scopes = excluded.scopes, obtained_at_ms = excluded.obtained_at_ms,
+                             generation = tokens.generation + 1, health = excluded.health,
+                             health_checked_ms = excluded.obtained_at_ms",
+                        &[
+                            &id,
+                            &tokens.flow.as_str(),
+                            &access,
+                            &refresh,
+                            &tokens.token_url,
+                            &tokens.instance_url,
+                            &fields,
+                            &scopes,
+                            &tokens.obtained_at_ms,
+                            &TokenHealthState::Ok.as_str(),
+                            &tokens.revoke_url,
+                        ],
+                    )
+                    .await?;
+                    tx.execute(
+                        "DELETE FROM entered_credentials WHERE integration_id = $1",
+                        &[&id],
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })?;
+            }
         }
-        tx.commit()?;
         Ok(())
     }
 
-    /// Stores the result of a refresh: the new access token and, when the provider rotated
-    /// it, the new refresh token, in one statement — so a rotated refresh token is durable
-    /// before the access token that came with it is handed to anyone. The refresh's provider
-    /// fields replace those of the same name; the others are kept.
+    /// Stores the result of a refresh of the token set of generation `read_generation`: the
+    /// new access token and, when the provider rotated it, the new refresh token, in one
+    /// statement — so a rotated refresh token is durable before the access token that came
+    /// with it is handed to anyone. The refresh's provider fields replace those of the same
+    /// name; the others are kept.
+    ///
+    /// A compare-and-set: when the stored generation is no longer `read_generation` (another
+    /// host refreshed, or a person connected again, meanwhile) nothing is written and the
+    /// answer is [`RefreshStored::Superseded`]: the stored tokens are newer than this refresh.
     pub fn put_refreshed(
         &self,
         id: &str,
+        read_generation: i64,
         access: &Secret,
         rotated_refresh: Option<&Secret>,
         fields: &ProviderFields,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<RefreshStored, StoreError> {
         let instance_url = fields.get(crate::grant::INSTANCE_URL);
         let now = now_ms();
-        let conn = self.conn("put_refreshed")?;
-        let generation: Option<i64> = conn
-            .query_row(
-                "UPDATE tokens SET access_token = ?2,
-                     refresh_token = COALESCE(?3, refresh_token),
-                     instance_url = COALESCE(?4, instance_url),
-                     provider_fields = json_patch(provider_fields, ?5),
-                     obtained_at_ms = ?6, generation = generation + 1,
-                     health = ?7, health_checked_ms = ?6
-                 WHERE integration_id = ?1 RETURNING generation",
-                params![
-                    id,
-                    self.cipher.seal_secret(&ctx_access(id), access),
-                    rotated_refresh.map(|r| self.cipher.seal_secret(&ctx_refresh(id), r)),
-                    instance_url,
-                    fields_json(fields),
-                    now,
-                    TokenHealthState::Ok
-                ],
-                |r| r.get(0),
-            )
-            .optional()?;
-        generation.ok_or_else(|| StoreError::UnknownIntegration(id.to_string()))
+        let access = self.cipher.seal_secret(&ctx_access(id), access);
+        let refresh = rotated_refresh.map(|r| self.cipher.seal_secret(&ctx_refresh(id), r));
+        let fields = fields_json(fields);
+        let health = TokenHealthState::Ok.as_str();
+        // The update's generation, else (the update matched no row) the stored one, if any.
+        let (stored, current): (Option<i64>, Option<i64>) = match &self.db {
+            Db::Sqlite(db) => {
+                let conn = db.conn();
+                let stored = conn
+                    .query_row(
+                        "UPDATE tokens SET access_token = ?2,
+                             refresh_token = COALESCE(?3, refresh_token),
+                             instance_url = COALESCE(?4, instance_url),
+                             provider_fields = json_patch(provider_fields, ?5),
+                             obtained_at_ms = ?6, generation = generation + 1,
+                             health = ?7, health_checked_ms = ?6
+                         WHERE integration_id = ?1 AND generation = ?8 RETURNING generation",
+                        params![
+                            id,
+                            access,
+                            refresh,
+                            instance_url,
+                            fields,
+                            now,
+                            health,
+                            read_generation
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let current = match stored {
+                    Some(_) => None,
+                    None => conn
+                        .query_row(
+                            "SELECT generation FROM tokens WHERE integration_id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )
+                        .optional()?,
+                };
+                (stored, current)
+            }
+            // One statement: PostgreSQL re-checks the WHERE on the row's latest version after
+            // waiting for a concurrent writer, so of two refreshes of one generation exactly
+            // one matches.
+            Db::Postgres(pg) => {
+                let client = pg.client()?;
+                pg::wait(async {
+                    let stored = client
+                        .query_opt(
+                            "UPDATE tokens SET access_token = $2,
+                                 refresh_token = COALESCE($3, refresh_token),
+                                 instance_url = COALESCE($4, instance_url),
+                                 provider_fields = (provider_fields::jsonb || $5::text::jsonb)::text,
+                                 obtained_at_ms = $6, generation = generation + 1,
+                                 health = $7, health_checked_ms = $6
+                             WHERE integration_id = $1 AND generation = $8
+                             RETURNING generation",
+                            &[
+                                &id,
+                                &access,
+                                &refresh,
+                                &instance_url,
+                                &fields,
+                                &now,
+                                &health,
+                                &read_generation,
+                            ],
+                        )
+                        .await?
+                        .map(|r| r.try_get(0))
+                        .transpose()?;
+                    let current = match stored {
+                        Some(_) => None,
+                        None => client
+                            .query_opt(
+                                "SELECT generation FROM tokens WHERE integration_id = $1",
+                                &[&id],
+                            )
+                            .await?
+                            .map(|r| r.try_get(0))
+                            .transpose()?,
+                    };
+                    Ok::<_, StoreError>((stored, current))
+                })?
+            }
+        };
+        match (stored, current) {
+            (Some(generation), _) => Ok(RefreshStored::Stored(generation)),
+            (None, Some(generation)) => Ok(RefreshStored::Superseded(generation)),
+            (None, None) => Err(StoreError::UnknownIntegration(id.to_string())),
+        }
     }
 
     /// The integration's tokens, opened; `None` before the first connect.
     pub fn tokens(&self, id: &str) -> Result<Option<TokenSet>, StoreError> {
-        let row = self
-            .conn("tokens")?
-            .query_row(
-                "SELECT flow, access_token, refresh_token, token_url, instance_url,
-                     provider_fields, scopes, obtained_at_ms, generation, revoke_url
-                 FROM tokens WHERE integration_id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, Option<Vec<u8>>>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, String>(6)?,
-                        r.get::<_, i64>(7)?,
-                        r.get::<_, i64>(8)?,
-                        r.get::<_, Option<String>>(9)?,
-                    ))
-                },
-            )
-            .optional()?;
+        let row: Option<TokenRow> = match &self.db {
+            Db::Sqlite(db) => db
+                .conn()
+                .query_row(
+                    &format!("{SELECT_TOKENS} WHERE integration_id = ?1"),
+                    [id],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                            r.get(8)?,
+                            r.get(9)?,
+                        ))
+                    },
+                )
+                .optional()?,
+            Db::Postgres(pg) => pg::wait(pg.client()?.query_opt(
+                &format!("{SELECT_TOKENS} WHERE integration_id = $1"),
+                &[&id],
+            ))?
+            .map(|r| {
+                Ok::<_, StoreError>((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                    r.try_get(5)?,
+                    r.try_get(6)?,
+                    r.try_get(7)?,
+                    r.try_get(8)?,
+                    r.try_get(9)?,
+                ))
+            })
+            .transpose()?,
+        };
         let Some((
             flow,
             access,
@@ -220,29 +390,75 @@ impl Store {
 
     /// Records the outcome of a token health check.
     pub fn set_token_health(&self, id: &str, health: TokenHealthState) -> Result<(), StoreError> {
-        self.conn("set_token_health")?.execute(
-            "UPDATE tokens SET health = ?2, health_checked_ms = ?3 WHERE integration_id = ?1",
-            params![id, health, now_ms()],
-        )?;
+        let now = now_ms();
+        match &self.db {
+            Db::Sqlite(db) => {
+                db.conn().execute(
+                    "UPDATE tokens SET health = ?2, health_checked_ms = ?3
+                     WHERE integration_id = ?1",
+                    params![id, health, now],
+                )?;
+            }
+            Db::Postgres(pg) => {
+                pg::wait(pg.client()?.execute(
+                    "UPDATE tokens SET health = $2, health_checked_ms = $3
+                     WHERE integration_id = $1",
+                    &[&id, &health.as_str(), &now],
+                ))?;
+            }
+        }
         Ok(())
     }
 
     /// The token health of an integration; `None` before the first connect.
     pub fn token_health(&self, id: &str) -> Result<Option<TokenHealth>, StoreError> {
-        Ok(self
-            .conn("token_health")?
-            .query_row(
-                "SELECT COALESCE(health, ?2), health_checked_ms, obtained_at_ms
-                 FROM tokens WHERE integration_id = ?1",
-                params![id, TokenHealthState::Unchecked],
-                |r| {
-                    Ok(TokenHealth {
-                        health: r.get(0)?,
-                        checked_at_ms: r.get(1)?,
-                        obtained_at_ms: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        let unchecked = TokenHealthState::Unchecked;
+        match &self.db {
+            Db::Sqlite(db) => Ok(db
+                .conn()
+                .query_row(
+                    "SELECT COALESCE(health, ?2), health_checked_ms, obtained_at_ms
+                     FROM tokens WHERE integration_id = ?1",
+                    params![id, unchecked],
+                    |r| {
+                        Ok(TokenHealth {
+                            health: r.get(0)?,
+                            checked_at_ms: r.get(1)?,
+                            obtained_at_ms: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()?),
+            Db::Postgres(pg) => pg::wait(pg.client()?.query_opt(
+                "SELECT COALESCE(health, $2), health_checked_ms, obtained_at_ms
+                 FROM tokens WHERE integration_id = $1",
+                &[&id, &unchecked.as_str()],
+            ))?
+            .map(|r| {
+                Ok(TokenHealth {
+                    health: TokenHealthState::parse(r.try_get(0)?)?,
+                    checked_at_ms: r.try_get(1)?,
+                    obtained_at_ms: r.try_get(2)?,
+                })
+            })
+            .transpose(),
+        }
     }
 }
+
+/// A stored token set's columns, in [`SELECT_TOKENS`]'s order.
+type TokenRow = (
+    String,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+);
+
+const SELECT_TOKENS: &str = "SELECT flow, access_token, refresh_token, token_url, instance_url,
+    provider_fields, scopes, obtained_at_ms, generation, revoke_url FROM tokens";

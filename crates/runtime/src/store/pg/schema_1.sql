@@ -303,3 +303,29 @@ END $$;
 CREATE TRIGGER run_ended_event AFTER UPDATE OF status ON runs
     FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status != 'running')
     EXECUTE FUNCTION sluice_run_ended();
+
+-- Run leases (store/leases.rs): which host may run an integration's pull. One row per
+-- integration, made with it. Times are the database's clock (`sluice_now_ms`).
+CREATE FUNCTION sluice_now_ms() RETURNS BIGINT LANGUAGE sql VOLATILE
+    AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+
+CREATE TABLE run_leases (
+    integration_id  TEXT PRIMARY KEY REFERENCES integrations(id) ON DELETE CASCADE,
+    generation      BIGINT NOT NULL DEFAULT 0,   -- rises with every claim: the fencing token
+    owner           TEXT,                        -- NULL: not leased
+    run_id          TEXT,                        -- the run whose page commits it admits
+    expires_at_ms   BIGINT,
+    due_at_ms       BIGINT NOT NULL
+);
+CREATE INDEX run_leases_due ON run_leases(due_at_ms);
+
+-- A new integration is first due at a random point of its first interval, so that many
+-- integrations made at once do not all start at once.
+CREATE FUNCTION run_lease_for_new_integration() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO run_leases (integration_id, due_at_ms)
+    VALUES (NEW.id, sluice_now_ms() + (random() * NEW.interval_s * 1000)::bigint);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER integrations_run_lease AFTER INSERT ON integrations
+    FOR EACH ROW EXECUTE FUNCTION run_lease_for_new_integration();

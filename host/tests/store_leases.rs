@@ -1,0 +1,184 @@
+//! Run leases on PostgreSQL: hosts claiming at once claim each due integration once, a
+//! lease that expired is taken over with the next generation, and its old holder is refused.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sluice::store::{LeaseError, LeaseLoss, Store, StoreError};
+use sluice_test_support::PgCluster;
+use sluice_test_support::stores::{Backend, TestStore};
+
+const TTL: Duration = Duration::from_secs(60);
+
+fn postgres() -> TestStore {
+    TestStore::new(Backend::Postgres, "leases")
+}
+
+fn sql(store: &TestStore, sql: &str) -> String {
+    PgCluster::shared().psql(store.postgres_database().unwrap(), sql)
+}
+
+/// `n` integrations in `state`, all due now.
+fn integrations(store: &TestStore, n: usize, state: &str) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("int_{state}_{i}")).collect();
+    for id in &ids {
+        sql(
+            store,
+            &format!(
+                "INSERT INTO integrations (id, name, connector, settings_json, interval_s, \
+                 state, created_at_ms, updated_at_ms) \
+                 VALUES ('{id}', '{id}', 'salesforce', '{{}}', 900, '{state}', 0, 0)"
+            ),
+        );
+    }
+    sql(store, "UPDATE run_leases SET due_at_ms = 0");
+    ids
+}
+
+fn expire(store: &TestStore, id: &str) {
+    sql(
+        store,
+        &format!("UPDATE run_leases SET expires_at_ms = 0 WHERE integration_id = '{id}'"),
+    );
+}
+
+#[test]
+fn hosts_claiming_at_once_claim_each_due_integration_once() {
+    let store = postgres();
+    let ids = integrations(&store, 200, "active");
+    integrations(&store, 5, "needs-reauthorization");
+    let hosts: Vec<Store> = (0..4).map(|_| store.reopen()).collect();
+    let claimed: Vec<_> = std::thread::scope(|s| {
+        let claiming: Vec<_> = hosts
+            .iter()
+            .enumerate()
+            .map(|(h, host)| {
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = host.claim_due_leases(&format!("host-{h}"), TTL, 7).unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(got);
+                    }
+                })
+            })
+            .collect();
+        claiming
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    let mut times: HashMap<&str, usize> = HashMap::new();
+    for lease in &claimed {
+        *times.entry(lease.integration_id.as_str()).or_default() += 1;
+        assert_eq!(lease.generation, 1, "{lease:?}");
+    }
+    assert_eq!(
+        times.len(),
+        ids.len(),
+        "every active integration is claimed"
+    );
+    assert!(times.values().all(|&n| n == 1), "none twice: {times:?}");
+    let owners: std::collections::HashSet<_> = claimed.iter().map(|l| &l.owner).collect();
+    assert!(owners.len() > 1, "the work is shared: {owners:?}");
+}
+
+#[test]
+fn a_live_lease_is_not_claimed_again_until_released() {
+    let store = postgres();
+    let id = &integrations(&store, 1, "active")[0];
+    let other = store.reopen();
+    let lease = store.claim_lease(id, "host-a", TTL).unwrap().expect("free");
+    assert_eq!(other.claim_lease(id, "host-b", TTL).unwrap(), None);
+    assert!(
+        other
+            .claim_due_leases("host-b", TTL, 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    let later = store.database_now_ms().unwrap() + 3_600_000;
+    store.release_lease(&lease, later).unwrap();
+    assert!(
+        other
+            .claim_due_leases("host-b", TTL, 10)
+            .unwrap()
+            .is_empty(),
+        "not due before the time its release set"
+    );
+    let taken = other
+        .claim_lease(id, "host-b", TTL)
+        .unwrap()
+        .expect("released");
+    assert_eq!(taken.generation, lease.generation + 1);
+}
+
+#[test]
+fn an_expired_lease_is_taken_over_and_its_old_holder_is_refused() {
+    let store = postgres();
+    let id = &integrations(&store, 1, "active")[0];
+    let other = store.reopen();
+    let mut stale = store.claim_lease(id, "host-a", TTL).unwrap().unwrap();
+    store.bind_run(&stale, "run_a").unwrap();
+
+    expire(&store, id);
+    assert!(
+        matches!(
+            store.renew_lease(&mut stale.clone(), TTL),
+            Err(LeaseError::Lost(LeaseLoss::Expired))
+        ),
+        "an expired lease is not renewed, even when nobody took it yet"
+    );
+    let fresh = other.claim_due_leases("host-b", TTL, 10).unwrap();
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(fresh[0].generation, stale.generation + 1);
+    assert_eq!(fresh[0].owner, "host-b");
+
+    for refused in [
+        store.renew_lease(&mut stale, TTL),
+        store.bind_run(&stale, "run_a2"),
+        store.release_lease(&stale, 0),
+    ] {
+        assert!(
+            matches!(refused, Err(LeaseError::Lost(LeaseLoss::TakenOver))),
+            "{refused:?}"
+        );
+    }
+    let mut held = fresh[0].clone();
+    other.renew_lease(&mut held, TTL).unwrap();
+    other.bind_run(&held, "run_b").unwrap();
+    assert_eq!(
+        sql(
+            &store,
+            &format!("SELECT owner, run_id FROM run_leases WHERE integration_id = '{id}'")
+        ),
+        "host-b|run_b\n",
+        "the old holder's refused requests changed nothing"
+    );
+}
+
+#[test]
+fn a_deleted_integration_takes_its_lease_with_it() {
+    let store = postgres();
+    let id = &integrations(&store, 1, "active")[0];
+    let lease = store.claim_lease(id, "host-a", TTL).unwrap().unwrap();
+    sql(
+        &store,
+        &format!("DELETE FROM integrations WHERE id = '{id}'"),
+    );
+    assert!(matches!(
+        store.release_lease(&lease, 0),
+        Err(LeaseError::Lost(LeaseLoss::TakenOver))
+    ));
+    assert_eq!(sql(&store, "SELECT count(*) FROM run_leases"), "0\n");
+}
+
+#[test]
+fn a_sqlite_store_has_no_leases_and_says_why() {
+    let store = TestStore::new(Backend::Sqlite, "leases");
+    let err = store.claim_lease("int_x", "host-a", TTL).unwrap_err();
+    assert!(matches!(err, StoreError::OnlyOnPostgres(_)), "{err}");
+    assert!(err.to_string().contains("--database postgres://"), "{err}");
+}
