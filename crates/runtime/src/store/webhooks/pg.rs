@@ -135,7 +135,7 @@ fn delivery_row(r: &Row) -> Result<WebhookDelivery, StoreError> {
 /// Claims up to `limit` due deliveries (see `Store::claim_due_deliveries`). `FOR UPDATE SKIP
 /// LOCKED`: a delivery another host is claiming at this moment is left to it, and one it has
 /// claimed is no longer due, so no delivery is claimed twice. `open` opens an endpoint's
-/// sealed secret; a delivery whose secret does not open is given up with `unopenable`'s text.
+/// sealed secret; a delivery whose secret does not open is given up, naming why.
 pub(super) fn claim_due(
     pg: &Pg,
     now: i64,
