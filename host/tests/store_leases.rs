@@ -15,7 +15,7 @@ fn postgres() -> TestStore {
 }
 
 fn sql(store: &TestStore, sql: &str) -> String {
-    PgCluster::shared().psql(store.postgres_database().unwrap(), sql)
+    PgCluster::shared().psql(store.database_name().unwrap(), sql)
 }
 
 /// `n` integrations in `state`, all due now.

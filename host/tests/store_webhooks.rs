@@ -52,7 +52,7 @@ fn open_sqlite(store: &TestStore) -> rusqlite::Connection {
 }
 
 fn pg_name(store: &TestStore) -> String {
-    store.postgres_database().unwrap().to_string()
+    store.database_name().unwrap().to_string()
 }
 
 fn text_of(value: rusqlite::types::ValueRef<'_>) -> String {

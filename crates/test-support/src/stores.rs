@@ -54,14 +54,6 @@ impl TestStore {
         }
     }
 
-    /// The PostgreSQL database's name (for `PgCluster::shared().psql`); `None` on SQLite.
-    pub fn postgres_database(&self) -> Option<&str> {
-        match &self._home {
-            Home::Dir(_) => None,
-            Home::Database(db) => Some(&db.name),
-        }
-    }
-
     /// Another handle on the same database, as a second host (or a restarted one) opens it.
     pub fn reopen(&self) -> Store {
         let cipher = Cipher::from_key(&[3u8; 32]);
