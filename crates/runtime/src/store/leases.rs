@@ -205,8 +205,6 @@ pub enum LeaseError {
 /// Checks, inside a page commit's transaction `tx`, that run `run_id` still holds an
 /// unexpired lease on `integration_id`, and keeps the lease row from being claimed until the
 /// transaction ends. Zero rows: [`StoreError::LeaseLost`], and the caller rolls back.
-// Called by the PostgreSQL page commit once it lands beside this module.
-#[allow(dead_code)]
 pub(super) async fn fence(
     tx: &tokio_postgres::Transaction<'_>,
     integration_id: &str,

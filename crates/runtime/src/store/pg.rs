@@ -15,7 +15,8 @@ use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
-use tokio_postgres::{Client, Config, NoTls};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use super::StoreError;
 
@@ -137,6 +138,54 @@ impl Pg {
             tx.commit().await?;
             Ok(())
         })
+    }
+
+    /// The payloads of the notifications sent on `channel`, received by a connection of its
+    /// own that LISTENs on it (not a pooled one: a pooled connection serves other callers and
+    /// would miss them). Listening has begun when this returns; the receiver ends when that
+    /// connection does, and the connection ends when a notification finds the receiver gone.
+    pub fn listen(&self, channel: &'static str) -> Result<UnboundedReceiver<String>, StoreError> {
+        let config = self.config.clone();
+        let runtime = self.runtime.as_ref().expect("open until dropped");
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let listening = runtime.spawn(async move {
+            let (client, mut connection) = config.connect(NoTls).await?;
+            let forwarding = tokio::spawn(async move {
+                while let Some(message) =
+                    std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                {
+                    match message {
+                        Ok(AsyncMessage::Notification(n)) => {
+                            if sender.send(n.payload().to_string()).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, channel, "a listening connection ended");
+                            return;
+                        }
+                    }
+                }
+            });
+            client.batch_execute(&format!("LISTEN {channel}")).await?;
+            // The client lives as long as the forwarding: dropping it would close the
+            // connection.
+            tokio::spawn(async move {
+                let _ = forwarding.await;
+                drop(client);
+            });
+            Ok::<_, tokio_postgres::Error>(())
+        });
+        match wait(listening) {
+            Ok(listening) => listening?,
+            Err(e) => {
+                return Err(StoreError::Corrupt(format!(
+                    "the database runtime failed: {e}"
+                )));
+            }
+        }
+        Ok(receiver)
     }
 
     /// The schema version.

@@ -350,43 +350,6 @@ fn an_unwritable_data_dir_is_a_clear_error() {
     assert!(matches!(err, StoreError::DataDir { .. }), "{err}");
 }
 
-#[test]
-fn the_active_versions_manifest_is_stored_with_it() {
-    use crate::engine::registry::{NewVersion, VersionStore};
-    let (store, _dir) = store("manifest");
-    assert!(store.active_manifest("p").unwrap().hosts.is_empty());
-    // An empty component (magic, version 0xd, layer 1) with a manifest section.
-    let manifest = br#"{"hosts":["*.salesforce.com"],"credential-methods":["GET"]}"#;
-    let mut wasm = b"\0asm\x0d\x00\x01\x00".to_vec();
-    let name = b"sluice:manifest";
-    wasm.push(0);
-    wasm.push((1 + name.len() + manifest.len()) as u8);
-    wasm.push(name.len() as u8);
-    wasm.extend_from_slice(name);
-    wasm.extend_from_slice(manifest);
-    let added = store
-        .add_version(&NewVersion {
-            name: "p",
-            sha256: "x",
-            contract: "0.1.0",
-            installed_at: SystemTime::now(),
-            wasm: &wasm,
-        })
-        .unwrap();
-    assert_eq!(added.version, 1);
-    store.set_active("p", 1, SystemTime::now()).unwrap();
-    let stored = store.active_manifest("p").unwrap();
-    assert!(stored.matches_host("acme.my.salesforce.com"));
-    let json: String = store
-        .conn("test")
-        .unwrap()
-        .query_row("SELECT manifest_json FROM connector_versions", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert!(json.contains("*.salesforce.com"), "{json}");
-}
-
 /// A database file migrated to schema `version` only, holding `rows` (SQL), as an older host
 /// left it; with the directory that holds it.
 fn database_at_schema(version: usize, rows: &str) -> (tempfile::TempDir, std::path::PathBuf) {

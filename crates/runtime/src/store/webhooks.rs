@@ -1,12 +1,15 @@
 //! Webhook endpoints and the outbox of events to deliver to them.
 //!
-//! The events themselves are written by triggers (migration 9) inside the transaction of the
+//! The events themselves are written by triggers (SQLite's migration 9; on PostgreSQL, the
+//! PL/pgSQL triggers at the end of `pg/schema_1.sql`) inside the transaction of the
 //! state change they report: an integration's state, a run's end, a connector version's
 //! activation. Whatever path makes the change, the event commits or rolls back with it, and
 //! each event gets one delivery row per endpoint it goes to. This module reads them, and
 //! records what each delivery attempt got.
 
 use super::*;
+
+mod pg;
 
 /// How long settled events stay in the outbox by default: 30 days, as long as delete
 /// tombstones stay in the change feed, so a run's `sync.completed` outlives nothing it names.
@@ -144,39 +147,52 @@ impl Store {
         integration: Option<&str>,
         secret: &Secret,
     ) -> Result<WebhookEndpoint, StoreError> {
-        if let Some(id) = integration {
-            self.integration(id)?;
-        }
         let id = new_id("whk");
-        self.conn("insert_webhook_endpoint")?.execute(
-            "INSERT INTO webhook_endpoints (id, url, integration_id, secret, created_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                id,
-                url,
-                integration,
-                self.cipher.seal_secret(&ctx_webhook_secret(&id), secret),
-                now_ms()
-            ],
-        )?;
+        let sealed = self.cipher.seal_secret(&ctx_webhook_secret(&id), secret);
+        match &self.db {
+            Db::Sqlite(db) => {
+                if let Some(id) = integration {
+                    self.integration(id)?;
+                }
+                db.conn().execute(
+                    "INSERT INTO webhook_endpoints (id, url, integration_id, secret, created_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, url, integration, sealed, now_ms()],
+                )?;
+            }
+            Db::Postgres(db) => {
+                if !pg::insert_endpoint(db, &id, url, integration, &sealed, now_ms())? {
+                    let unknown = integration.unwrap_or_default().to_string();
+                    return Err(StoreError::UnknownIntegration(unknown));
+                }
+            }
+        }
         self.webhook_endpoint(&id)
     }
 
     /// One endpoint.
     pub fn webhook_endpoint(&self, id: &str) -> Result<WebhookEndpoint, StoreError> {
-        self.conn("webhook_endpoint")?
-            .query_row(
-                &format!("{SELECT_ENDPOINT} WHERE e.id = ?1"),
-                [id],
-                endpoint_row,
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::UnknownWebhook(id.to_string()))
+        let found = match &self.db {
+            Db::Sqlite(db) => db
+                .conn()
+                .query_row(
+                    &format!("{SELECT_ENDPOINT} WHERE e.id = ?1"),
+                    [id],
+                    endpoint_row,
+                )
+                .optional()?,
+            Db::Postgres(db) => pg::endpoint(db, id)?,
+        };
+        found.ok_or_else(|| StoreError::UnknownWebhook(id.to_string()))
     }
 
     /// Every endpoint, oldest first.
     pub fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
-        let conn = self.conn("webhook_endpoints")?;
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return pg::endpoints(db),
+        };
+        let conn = db.conn();
         let mut stmt =
             conn.prepare(&format!("{SELECT_ENDPOINT} ORDER BY e.created_at_ms, e.id"))?;
         let rows = stmt.query_map([], endpoint_row)?;
@@ -185,9 +201,12 @@ impl Store {
 
     /// Removes an endpoint and its deliveries (the events stay in the outbox).
     pub fn delete_webhook_endpoint(&self, id: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn("delete_webhook_endpoint")?
-            .execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id])?;
+        let n = match &self.db {
+            Db::Sqlite(db) => db
+                .conn()
+                .execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id])?,
+            Db::Postgres(db) => pg::delete_endpoint(db, id)? as usize,
+        };
         if n == 0 {
             return Err(StoreError::UnknownWebhook(id.to_string()));
         }
@@ -196,7 +215,11 @@ impl Store {
 
     /// The latest events in the outbox, newest first.
     pub fn webhook_events(&self, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
-        let conn = self.conn("webhook_events")?;
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return pg::events(db, limit as i64),
+        };
+        let conn = db.conn();
         let mut stmt = conn.prepare(
             "SELECT id, type, integration_id, created_at_ms, body FROM webhook_events
              ORDER BY created_at_ms DESC, rowid DESC LIMIT ?1",
@@ -222,7 +245,11 @@ impl Store {
         if let Some(id) = endpoint {
             self.webhook_endpoint(id)?;
         }
-        let conn = self.conn("webhook_deliveries")?;
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return pg::deliveries(db, endpoint, limit as i64),
+        };
+        let conn = db.conn();
         let mut stmt = conn.prepare(
             "SELECT d.event_id, v.type, d.endpoint_id, d.state, d.attempts, d.next_attempt_at_ms,
                  d.last_attempt_at_ms, d.last_status, d.last_error, d.delivered_at_ms
@@ -260,7 +287,16 @@ impl Store {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        let mut conn = self.conn("claim_due_deliveries")?;
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => {
+                return pg::claim_due(db, now, lease_ms, limit as i64, |endpoint, sealed| {
+                    self.cipher
+                        .open_secret(&ctx_webhook_secret(endpoint), sealed)
+                });
+            }
+        };
+        let mut conn = db.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let due: Vec<(String, String, String, Vec<u8>, String, u32)> = {
             let mut stmt = tx.prepare(
@@ -334,7 +370,13 @@ impl Store {
         result: &AttemptResult,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let conn = self.conn("record_delivery_attempt")?;
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => {
+                return pg::record_attempt(db, event, endpoint, &attempt_of(result, now));
+            }
+        };
+        let conn = db.conn();
         match result {
             AttemptResult::Delivered { status } => conn.execute(
                 "UPDATE webhook_deliveries SET state = ?3, attempts = attempts + 1,
@@ -374,13 +416,16 @@ impl Store {
     /// (delivered, or given up), with their deliveries; returns how many events went. An event
     /// still pending anywhere stays, however old: the outbox never drops what it owes.
     pub fn prune_webhook_events(&self, before_ms: i64) -> Result<usize, StoreError> {
-        let pruned = self.conn("prune_webhook_events")?.execute(
-            "DELETE FROM webhook_events
-             WHERE created_at_ms < ?1
-               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
-                               WHERE d.event_id = webhook_events.id AND d.state = ?2)",
-            params![before_ms, DeliveryState::Pending],
-        )?;
+        let pruned = match &self.db {
+            Db::Sqlite(db) => db.conn().execute(
+                "DELETE FROM webhook_events
+                 WHERE created_at_ms < ?1
+                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                                   WHERE d.event_id = webhook_events.id AND d.state = ?2)",
+                params![before_ms, DeliveryState::Pending],
+            )?,
+            Db::Postgres(db) => pg::prune_events(db, before_ms)? as usize,
+        };
         if pruned > 0 {
             tracing::info!(pruned, "pruned settled webhook events past their retention");
         }
@@ -390,7 +435,11 @@ impl Store {
     /// Puts an endpoint's given-up deliveries back in line, due now; returns how many.
     pub fn retry_failed_deliveries(&self, endpoint: &str) -> Result<usize, StoreError> {
         self.webhook_endpoint(endpoint)?;
-        Ok(self.conn("retry_failed_deliveries")?.execute(
+        let db = match &self.db {
+            Db::Sqlite(db) => db,
+            Db::Postgres(db) => return Ok(pg::retry_failed(db, endpoint, now_ms())? as usize),
+        };
+        Ok(db.conn().execute(
             "UPDATE webhook_deliveries SET state = ?2, attempts = 0, next_attempt_at_ms = ?3
              WHERE endpoint_id = ?1 AND state = ?4",
             params![
@@ -400,5 +449,33 @@ impl Store {
                 DeliveryState::Failed
             ],
         )?)
+    }
+}
+
+/// What `result`, an attempt made at `now`, leaves on its delivery.
+fn attempt_of(result: &AttemptResult, now: i64) -> pg::Attempt<'_> {
+    match result {
+        AttemptResult::Delivered { status } => pg::Attempt {
+            state: DeliveryState::Delivered,
+            at_ms: now,
+            status: Some(*status),
+            error: None,
+            retry_at_ms: None,
+        },
+        AttemptResult::Failed {
+            status,
+            error,
+            retry_at_ms,
+        } => pg::Attempt {
+            state: if retry_at_ms.is_some() {
+                DeliveryState::Pending
+            } else {
+                DeliveryState::Failed
+            },
+            at_ms: now,
+            status: *status,
+            error: Some(error),
+            retry_at_ms: *retry_at_ms,
+        },
     }
 }

@@ -141,11 +141,14 @@ CREATE TABLE webhook_endpoints (
 );
 
 CREATE TABLE webhook_events (
-    id              TEXT PRIMARY KEY,
+    id              TEXT PRIMARY KEY
+                    DEFAULT ('evt_' || substr(md5(gen_random_uuid()::TEXT), 1, 24)),
+    seq             BIGSERIAL NOT NULL,  -- write order: orders events of one millisecond
     type            TEXT NOT NULL,
     integration_id  TEXT,            -- kept after the integration is deleted
     connector       TEXT,
-    created_at_ms   BIGINT NOT NULL,
+    created_at_ms   BIGINT NOT NULL
+                    DEFAULT (floor(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT),
     body            TEXT NOT NULL    -- the exact bytes every delivery sends and signs
 );
 CREATE INDEX webhook_events_by_time ON webhook_events(created_at_ms);
@@ -163,6 +166,145 @@ CREATE TABLE webhook_deliveries (
     PRIMARY KEY (event_id, endpoint_id)
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at_ms);
+
+-- The webhook outbox's triggers, as SQLite's (its migrations 9 and 11): each event is written
+-- in the transaction of the state change it reports, whichever code makes the change, with
+-- one delivery per endpoint it goes to. Bodies are built with `json_build_object` (json, not
+-- jsonb): the stored text is exactly what every delivery sends and signs.
+
+-- Writes one event of `kind` whose body is {type, timestamp, data}; the timestamp (RFC 3339,
+-- UTC, milliseconds) and `created_at_ms` are one instant.
+CREATE FUNCTION sluice_write_event(kind TEXT, integration TEXT, connector TEXT, data JSON)
+RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE
+    at TIMESTAMPTZ := clock_timestamp();
+BEGIN
+    INSERT INTO webhook_events (type, integration_id, connector, created_at_ms, body) VALUES (
+        kind, integration, connector,
+        floor(extract(epoch FROM at) * 1000)::BIGINT,
+        json_build_object('type', kind,
+            'timestamp', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+            'data', data)::TEXT);
+END $$;
+
+-- An event goes to the host-wide endpoints, its integration's, and for a connector's event
+-- (no integration) those of the integrations using that connector.
+CREATE FUNCTION sluice_fan_out() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_deliveries (event_id, endpoint_id, state, next_attempt_at_ms)
+    SELECT NEW.id, e.id, 'pending', NEW.created_at_ms FROM webhook_endpoints e
+    WHERE e.integration_id IS NULL
+       OR e.integration_id = NEW.integration_id
+       OR (NEW.integration_id IS NULL AND e.integration_id IN
+            (SELECT id FROM integrations WHERE connector = NEW.connector));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER webhook_events_fan_out AFTER INSERT ON webhook_events
+    FOR EACH ROW EXECUTE FUNCTION sluice_fan_out();
+
+CREATE FUNCTION sluice_integration_connected() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM sluice_write_event('integration.connected', NEW.id, NEW.connector,
+        json_build_object('integration_id', NEW.id, 'name', NEW.name,
+            'connector', NEW.connector, 'previous_state', OLD.state));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER integration_connected_event AFTER UPDATE OF state ON integrations
+    FOR EACH ROW WHEN (NEW.state = 'active' AND OLD.state != 'active')
+    EXECUTE FUNCTION sluice_integration_connected();
+
+CREATE FUNCTION sluice_integration_needs_reauthorization() RETURNS TRIGGER
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM sluice_write_event('integration.needs_reauthorization', NEW.id, NEW.connector,
+        json_build_object('integration_id', NEW.id, 'name', NEW.name,
+            'connector', NEW.connector, 'reason', NEW.state_reason));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER integration_needs_reauthorization_event AFTER UPDATE OF state ON integrations
+    FOR EACH ROW WHEN (NEW.state = 'needs-reauthorization'
+                       AND OLD.state != 'needs-reauthorization')
+    EXECUTE FUNCTION sluice_integration_needs_reauthorization();
+
+-- Also a notification on channel `sluice_connector_activated` (payload: the connector's
+-- name), sent when the transaction commits, so other hosts reload that connector at once.
+CREATE FUNCTION sluice_connector_version_activated() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM sluice_write_event('connector.version_activated', NULL, NEW.name,
+        json_build_object('connector', NEW.name, 'version', NEW.version,
+            'sha256', NEW.sha256, 'contract', NEW.contract));
+    PERFORM pg_notify('sluice_connector_activated', NEW.name);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER connector_version_activated_event AFTER UPDATE OF active_since_ms
+    ON connector_versions
+    FOR EACH ROW WHEN (NEW.active_since_ms IS NOT NULL AND OLD.active_since_ms IS NULL)
+    EXECUTE FUNCTION sluice_connector_version_activated();
+
+-- Where the change feed stood when a run started, so its end event can name the feed
+-- cursors a consumer reads the run's changes between.
+CREATE FUNCTION sluice_run_started() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.feed_cursor_from := COALESCE(
+        (SELECT last_seq FROM change_feeds WHERE integration_id = NEW.integration_id), 0);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER run_started_feed_cursor BEFORE INSERT ON runs
+    FOR EACH ROW EXECUTE FUNCTION sluice_run_started();
+
+-- Each stream of a run that ended, with its change counts (never record contents): its
+-- outcomes in their order, or for a run closed after its process died (no outcomes) the
+-- streams it committed pages of, with the run's status, by name compared bytewise as SQLite
+-- orders them.
+CREATE FUNCTION sluice_run_streams(run runs) RETURNS JSON LANGUAGE plpgsql AS $$
+BEGIN
+    IF json_typeof(run.streams_json::JSON) = 'array' THEN
+        RETURN COALESCE((
+            SELECT json_agg(json_build_object(
+                'stream', o.value ->> 'stream',
+                'status', o.value ->> 'status',
+                'added', COALESCE(c.added, 0),
+                'updated', COALESCE(c.updated, 0),
+                'deleted', COALESCE(c.deleted, 0)) ORDER BY o.n)
+            FROM json_array_elements(run.streams_json::JSON) WITH ORDINALITY AS o(value, n)
+            LEFT JOIN run_changes c
+                ON c.run_id = run.id AND c.stream = o.value ->> 'stream'), '[]'::JSON);
+    END IF;
+    RETURN COALESCE((
+        SELECT json_agg(json_build_object('stream', c.stream,
+            'status', run.status, 'added', c.added, 'updated', c.updated,
+            'deleted', c.deleted) ORDER BY c.stream COLLATE "C")
+        FROM run_changes c WHERE c.run_id = run.id), '[]'::JSON);
+END $$;
+
+-- A run's end: `sync.completed` when it succeeded, else `sync.failed`, with the feed cursors
+-- before and after it (as text: a feed cursor is opaque to consumers).
+CREATE FUNCTION sluice_run_ended() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+DECLARE
+    kind TEXT := CASE NEW.status WHEN 'succeeded' THEN 'sync.completed' ELSE 'sync.failed' END;
+    connector TEXT;
+BEGIN
+    SELECT i.connector INTO connector FROM integrations i WHERE i.id = NEW.integration_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM sluice_write_event(kind, NEW.integration_id, connector,
+        json_build_object('integration_id', NEW.integration_id,
+            'connector', connector, 'connector_version', NEW.connector_version,
+            'run_id', NEW.id, 'trigger', NEW.trigger, 'full', NEW."full",
+            'status', NEW.status, 'error', NEW.error,
+            'started_at_ms', NEW.started_at_ms, 'ended_at_ms', NEW.ended_at_ms,
+            'records', NEW.records,
+            'changes', json_build_object(
+                'after', COALESCE(NEW.feed_cursor_from, 0)::TEXT,
+                'through', COALESCE((SELECT last_seq FROM change_feeds
+                    WHERE integration_id = NEW.integration_id), 0)::TEXT),
+            'streams', sluice_run_streams(NEW)));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER run_ended_event AFTER UPDATE OF status ON runs
+    FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status != 'running')
+    EXECUTE FUNCTION sluice_run_ended();
 
 -- Run leases (store/leases.rs): which host may run an integration's pull. One row per
 -- integration, made with it. Times are the database's clock (`sluice_now_ms`).
