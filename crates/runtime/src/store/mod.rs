@@ -402,5 +402,3 @@ fn make_private(db: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod webhook_tests;

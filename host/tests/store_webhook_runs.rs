@@ -1,18 +1,13 @@
-//! A run's end event counts what its pages changed, as the page commit counts them, and never
-//! carries record contents. The outbox's own promises, on both databases, are checked in
-//! `host/tests/store_webhooks.rs`.
+//! A run's end event on both databases, through the store's own methods: what its pages
+//! changed, counted by the page commit, never record contents.
 
-use super::*;
-use crate::engine::wit::types::{Operation, Row};
-
-fn store(tag: &str) -> (Store, tempfile::TempDir) {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("sluice-hooks-{tag}-"))
-        .tempdir()
-        .unwrap();
-    let store = Store::open(&dir.path().join(DB_FILE), Cipher::from_key(&[7u8; 32])).unwrap();
-    (store, dir)
-}
+use sluice::engine::wit::types::{Operation, Row};
+use sluice::secrets::Secret;
+use sluice::store::{
+    CheckpointState, Integration, IntegrationSettings, NewIntegration, RunState, Store,
+    WebhookEndpoint, WebhookEvent, WebhookEventType,
+};
+use sluice_test_support::each_backend;
 
 fn add(store: &Store, name: &str, connector: &str) -> Integration {
     store
@@ -64,9 +59,17 @@ fn data(event: &WebhookEvent) -> serde_json::Value {
     body["data"].clone()
 }
 
-#[test]
-fn a_run_end_reports_each_streams_changes_without_record_contents() {
-    let (store, _dir) = store("counts");
+/// The counts of one stream of a finished run, as its end event reports them.
+fn counts_of(store: &Store, event: WebhookEventType, stream: &str) -> serde_json::Value {
+    let events = events_of(store, event);
+    let last = events.last().expect("an end event");
+    let streams = data(last)["streams"].as_array().unwrap().clone();
+    let s = streams.into_iter().find(|s| s["stream"] == stream).unwrap();
+    serde_json::json!([s["added"], s["updated"], s["deleted"]])
+}
+
+each_backend! {
+fn a_run_end_reports_each_streams_changes_without_record_contents(store) {
     let i = add(&store, "a", "salesforce");
     let seen = add(&store, "b", "salesforce");
     let own = endpoint(&store, Some(&i.id));
@@ -186,18 +189,7 @@ fn a_run_end_reports_each_streams_changes_without_record_contents() {
     assert_eq!(cursor(&completed[0], "through"), first_through + 1);
 }
 
-/// The counts of one stream of a finished run, as its end event reports them.
-fn counts_of(store: &Store, event: WebhookEventType, stream: &str) -> serde_json::Value {
-    let events = events_of(store, event);
-    let last = events.last().expect("an end event");
-    let streams = data(last)["streams"].as_array().unwrap().clone();
-    let s = streams.into_iter().find(|s| s["stream"] == stream).unwrap();
-    serde_json::json!([s["added"], s["updated"], s["deleted"]])
-}
-
-#[test]
-fn merges_and_a_keys_changes_within_one_page_count_in_page_order() {
-    let (store, _dir) = store("merge-counts");
+fn merges_and_a_keys_changes_within_one_page_count_in_page_order(store) {
     let i = add(&store, "a", "salesforce");
     let run = store
         .start_run(&i.id, "cli", false, "salesforce@1")
@@ -247,9 +239,7 @@ fn merges_and_a_keys_changes_within_one_page_count_in_page_order() {
     assert_eq!(live, 4 - 1);
 }
 
-#[test]
-fn an_orphaned_run_closed_later_reports_a_failed_sync_with_what_it_committed() {
-    let (store, _dir) = store("orphan");
+fn an_orphaned_run_closed_later_reports_a_failed_sync_with_what_it_committed(store) {
     let i = add(&store, "a", "salesforce");
     let run = store
         .start_run(&i.id, "cli", false, "salesforce@1")
@@ -276,4 +266,5 @@ fn an_orphaned_run_closed_later_reports_a_failed_sync_with_what_it_committed() {
             {"stream": "Case", "status": "interrupted", "added": 1, "updated": 0, "deleted": 0}
         ])
     );
+}
 }
