@@ -13,7 +13,9 @@
 //! One module per table group: `integrations`, `tokens`, `oauth_states`, `records` (records,
 //! checkpoints, page commits), `feed` (the change feed over the records), `runs`, `versions`
 //! (connector versions) and `webhooks` (endpoints and the events' outbox); the states kept as
-//! text are in `states`. This module opens the database and migrates it.
+//! text are in `states`. Each method has a SQLite arm and a PostgreSQL arm (`match &self.db`);
+//! `pg` connects to PostgreSQL and migrates it, `leases` and `refresh_lock` are what hosts
+//! sharing PostgreSQL coordinate with. This module opens the database and migrates it.
 
 mod entered;
 mod feed;
@@ -79,9 +81,6 @@ pub enum StoreError {
     /// The PostgreSQL URL given cannot be used.
     #[error("database URL: {0}")]
     BadDatabaseUrl(String),
-    /// This operation is not available on a PostgreSQL store yet.
-    #[error("{0} is not available on a PostgreSQL store yet; use the SQLite store")]
-    NotOnPostgres(&'static str),
     /// This operation exists only for hosts sharing a PostgreSQL store.
     #[error("{0} needs a PostgreSQL store (--database postgres://…); a SQLite store is one host's")]
     OnlyOnPostgres(&'static str),
@@ -267,18 +266,22 @@ impl Store {
         &self.cipher
     }
 
-    /// The SQLite database; for an operation `what` not yet written for PostgreSQL, an error
-    /// naming it on a PostgreSQL store.
-    fn sqlite(&self, what: &'static str) -> Result<&Sqlite, StoreError> {
+    /// The SQLite connection, for tests of SQLite itself.
+    #[cfg(test)]
+    fn sqlite_conn(&self) -> MutexGuard<'_, Connection> {
         match &self.db {
-            Db::Sqlite(db) => Ok(db),
-            Db::Postgres(_) => Err(StoreError::NotOnPostgres(what)),
+            Db::Sqlite(db) => db.conn(),
+            Db::Postgres(_) => panic!("a SQLite test opened a PostgreSQL store"),
         }
     }
 
-    /// The shared SQLite connection, for an operation `what` (see [`Store::sqlite`]).
-    fn conn(&self, what: &'static str) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        Ok(self.sqlite(what)?.conn())
+    /// The page commits' SQLite connection, for tests of SQLite itself.
+    #[cfg(test)]
+    fn sqlite_pages(&self) -> MutexGuard<'_, Connection> {
+        match &self.db {
+            Db::Sqlite(db) => db.pages(),
+            Db::Postgres(_) => panic!("a SQLite test opened a PostgreSQL store"),
+        }
     }
 
     /// The schema version.

@@ -56,8 +56,7 @@ fn migrations_are_versioned_and_idempotent() {
         migrations::MIGRATIONS.len() as i64
     );
     let mode: String = store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
@@ -76,10 +75,7 @@ fn a_new_database_gets_the_large_page_size_and_an_old_one_keeps_its_own() {
             .unwrap()
     };
     let (store, _dir) = store("pagesize");
-    assert_eq!(
-        page_size(&store.conn("test").unwrap()),
-        i64::from(DB_PAGE_SIZE)
-    );
+    assert_eq!(page_size(&store.sqlite_conn()), i64::from(DB_PAGE_SIZE));
     drop(store);
 
     // A database created before the page size was set (4 KiB, already WAL) opens, migrates
@@ -94,7 +90,7 @@ fn a_new_database_gets_the_large_page_size_and_an_old_one_keeps_its_own() {
             .unwrap();
     }
     let old = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
-    assert_eq!(page_size(&old.conn("test").unwrap()), 4096);
+    assert_eq!(page_size(&old.sqlite_conn()), 4096);
     assert_eq!(
         old.schema_version().unwrap(),
         migrations::MIGRATIONS.len() as i64
@@ -134,7 +130,7 @@ fn reads_do_not_wait_for_a_page_commit_in_progress() {
         )
         .unwrap();
     // A page commit half done: its connection is taken and holds SQLite's write lock.
-    let mut pages = store.sqlite("test").unwrap().pages();
+    let mut pages = store.sqlite_pages();
     let tx = pages
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
@@ -197,8 +193,7 @@ fn integrations_list_newest_first_and_delete_cascades() {
         Err(StoreError::UnknownIntegration(_))
     ));
     let left: i64 = store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 0);
@@ -230,8 +225,7 @@ fn a_failed_page_commit_leaves_neither_rows_nor_checkpoint() {
     // schema trigger: page commits run on a connection of their own, which a TEMP trigger of
     // this one would not reach).
     store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .execute_batch(
             "CREATE TRIGGER fail_cp BEFORE UPDATE ON checkpoints
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
@@ -313,8 +307,7 @@ fn the_database_file_never_holds_a_secret_in_clear() {
         }
     }
     store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();
     bytes.extend(std::fs::read(dir.path().join(DB_FILE)).unwrap());
@@ -327,8 +320,7 @@ fn the_database_file_never_holds_a_secret_in_clear() {
     // And a sealed value moved to another integration's row does not open.
     let j = add(&store, "b", None);
     store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .execute(
             "UPDATE integrations SET client_secret = (SELECT client_secret FROM integrations
              WHERE id = ?1) WHERE id = ?2",
@@ -382,8 +374,7 @@ fn a_schema_3_database_keeps_its_connector_names_and_grant_fields() {
     let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
     assert_eq!(store.integration("int_1").unwrap().connector, "salesforce");
     let fields: String = store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .query_row(
             "SELECT provider_fields FROM tokens WHERE integration_id = 'int_1'",
             [],
@@ -398,8 +389,7 @@ fn a_schema_3_database_keeps_its_connector_names_and_grant_fields() {
     );
     assert_eq!(fields["issued_at"], "1700000000000");
     let versions: i64 = store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .query_row("SELECT COUNT(*) FROM connector_versions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(versions, 1);
@@ -532,8 +522,7 @@ fn a_schema_6_database_keeps_its_tokens_and_takes_grants_without_an_instance_url
     );
     let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
     let (instance, generation): (Option<String>, i64) = store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .query_row(
             "SELECT instance_url, generation FROM tokens WHERE integration_id = 'int_1'",
             [],
@@ -578,8 +567,7 @@ fn a_schema_7_database_keeps_its_tokens_and_stores_where_a_grant_is_revoked() {
     );
     let store = Store::open(&path, Cipher::from_key(&[3u8; 32])).unwrap();
     let (revoke_url, generation): (Option<String>, i64) = store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .query_row(
             "SELECT revoke_url, generation FROM tokens WHERE integration_id = 'int_1'",
             [],
@@ -651,8 +639,7 @@ fn entered_credentials_are_sealed_and_replace_tokens() {
     assert_eq!(read.secret.expose(), password);
     assert_eq!(read.username.as_deref(), Some("agent"));
     store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();
     let bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
@@ -668,8 +655,7 @@ fn entered_credentials_are_sealed_and_replace_tokens() {
     // A sealed secret moved to another integration's row does not open.
     let j = add(&store, "b", None);
     store
-        .conn("test")
-        .unwrap()
+        .sqlite_conn()
         .execute(
             "INSERT INTO entered_credentials SELECT ?2, kind, username, secret, stored_at_ms
              FROM entered_credentials WHERE integration_id = ?1",
