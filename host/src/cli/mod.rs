@@ -51,6 +51,18 @@ pub struct Cli {
     /// $XDG_DATA_HOME/sluice, else ~/.local/share/sluice.
     #[arg(long, global = true, env = "SLUICE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep state in this PostgreSQL database (postgres://user@host:port/db) instead of the
+    /// data directory's SQLite file, so that several hosts share it. Every host must hold the
+    /// same key (the data directory's secret.key, or SLUICE_SECRET_KEY).
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        value_parser = parse_database_url
+    )]
+    pub database: Option<crate::secrets::Secret>,
     /// Allow plain-http calls to loopback addresses (the emulator, tests, demos); only to
     /// origins approved with --extra-origin.
     #[arg(long, global = true)]
@@ -560,8 +572,18 @@ fn parse_parallel_streams(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A `--database` URL: PostgreSQL's, sealed from logs and `Debug` (it may hold a password).
+fn parse_database_url(s: &str) -> Result<crate::secrets::Secret, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(crate::secrets::Secret::new(s))
+    } else {
+        Err("expected a PostgreSQL URL, postgres://user@host:port/db".into())
+    }
+}
+
 fn config(cli: &Cli) -> AppConfig {
     let mut config = AppConfig::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
+    config.database = cli.database.clone();
     config.allow_insecure_loopback = cli.allow_insecure_loopback;
     config.extra_origins = cli.extra_origins.clone();
     config.limits.outbound.extra_roots = cli.ca_files.iter().fold(

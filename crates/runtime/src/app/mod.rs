@@ -31,6 +31,7 @@ mod authorization;
 mod canary;
 mod error;
 mod integrations;
+mod run_claim;
 mod runs;
 
 pub use crate::grant::wit_grant;
@@ -39,7 +40,7 @@ use canary::StoreCanary;
 use error::issue;
 pub use error::{AppError, FieldIssue};
 pub use integrations::{IntegrationInput, Validated, to_wit_settings};
-pub use runs::RunClaim;
+pub use run_claim::{LEASE_TTL, RunClaim};
 
 /// The connector that serves integrations unless told otherwise.
 pub const DEFAULT_CONNECTOR: &str = "salesforce";
@@ -76,6 +77,9 @@ pub struct AppConfig {
     /// How long settled webhook events (delivered, or given up) stay in the outbox before
     /// `serve` prunes them; an event still being delivered stays until it settles.
     pub webhook_retention: Duration,
+    /// A PostgreSQL database shared with other hosts (`postgres://…`, sealed because it may
+    /// hold a password); `None` keeps state in the data directory's SQLite file.
+    pub database: Option<crate::secrets::Secret>,
 }
 
 impl AppConfig {
@@ -101,6 +105,7 @@ impl AppConfig {
             bundled_connector: None,
             tombstone_retention: crate::store::DEFAULT_TOMBSTONE_RETENTION,
             webhook_retention: crate::store::DEFAULT_WEBHOOK_RETENTION,
+            database: None,
         }
     }
 }
@@ -116,6 +121,8 @@ pub struct App {
     /// each page, so the streams of all runs together never ask for more instances.
     pub(crate) call_slots: tokio::sync::Semaphore,
     running: Mutex<HashSet<String>>,
+    /// This process's name as a lease owner, unique among the hosts sharing a database.
+    pub(crate) host_id: String,
     /// The runs going on in this process, as their progress reports them.
     pub(crate) board: crate::runner::RunBoard,
 }
@@ -189,7 +196,10 @@ impl App {
     /// directory) and the connector registry; installs the embedded connector when its bytes are
     /// not yet a stored version.
     pub async fn open(config: AppConfig) -> Result<Arc<Self>, AppError> {
-        let store = Arc::new(Store::open_dir(&config.data_dir)?);
+        let store = Arc::new(match &config.database {
+            Some(url) => Store::open_dir_postgres(&config.data_dir, url.expose())?,
+            None => Store::open_dir(&config.data_dir)?,
+        });
         let engine = ConnectorEngine::with_cache(
             config.limits.clone(),
             Some(&crate::data_dir::cache_dir(&config.data_dir)),
@@ -225,6 +235,7 @@ impl App {
             registry,
             tokens,
             running: Mutex::new(HashSet::new()),
+            host_id: run_claim::host_id(),
             board: crate::runner::RunBoard::default(),
         }))
     }

@@ -1,8 +1,7 @@
-//! What a call to the connector needs (session, Test Connection), the runs of an
-//! integration, and the one-run-at-a-time claim on it.
+//! What a call to the connector needs (session, Test Connection) and the runs of an
+//! integration.
 
 use super::*;
-use crate::locks::{LockDir, LockKind};
 
 impl App {
     /// What a call that talks to the provider needs: the connector, the session and the call
@@ -132,30 +131,6 @@ impl App {
             .describe(&connector, &CallContext::default())
             .await?)
     }
-
-    /// Claims the right to run a pull of `id`; `None` when one is already running, in this
-    /// process or another one sharing the data directory (`sluice pull` next to `serve`).
-    /// The cross-process part is an OS file lock, which the OS releases when the holder dies
-    /// (SIGKILL included), so a crash never leaves an integration locked.
-    pub fn claim_run(self: &Arc<Self>, id: &str) -> Option<RunClaim> {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if running.contains(id) {
-            return None;
-        }
-        let file = LockDir::new(&self.config.data_dir)
-            .open(id, LockKind::Run)
-            .map_err(|e| tracing::warn!(integration = id, error = %e, "cannot open the run lock"))
-            .ok()?;
-        if file.try_lock().is_err() {
-            return None;
-        }
-        running.insert(id.to_string());
-        Some(RunClaim {
-            app: self.clone(),
-            id: id.to_string(),
-            _lock: file,
-        })
-    }
 }
 
 /// What an integration holds for its connector's credential plan.
@@ -194,29 +169,5 @@ impl App {
             "runs whose process ended are recorded as interrupted"
         );
         Ok(self.store.runs(id, limit)?)
-    }
-}
-
-/// Held while a pull of one integration runs; dropping it releases the integration.
-pub struct RunClaim {
-    app: Arc<App>,
-    id: String,
-    _lock: std::fs::File,
-}
-
-impl RunClaim {
-    /// The integration claimed.
-    pub fn integration(&self) -> &str {
-        &self.id
-    }
-}
-
-impl Drop for RunClaim {
-    fn drop(&mut self) {
-        self.app
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
     }
 }

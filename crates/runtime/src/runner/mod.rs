@@ -145,6 +145,7 @@ pub async fn run_claimed(
 ) -> Result<RunSummary, AppError> {
     let id = claim.integration().to_string();
     let (run, streams) = Run::start(app, &id, opts).await?;
+    claim.bind(&run.run_id)?;
     let _on_board = board::OnBoard {
         board: &app.board,
         integration: id.clone(),

@@ -212,6 +212,20 @@ fn ctx_verifier(state: &str) -> String {
 impl Store {
     /// Opens (creating when needed) the data directory, its key and its database.
     pub fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
+        let cipher = Self::prepare_dir(data_dir)?;
+        Self::open(&data_dir.join(DB_FILE), cipher)
+    }
+
+    /// Opens the PostgreSQL database `url` names, with the key of the data directory
+    /// (created when needed), which every host sharing the database must hold alike.
+    pub fn open_dir_postgres(data_dir: &Path, url: &str) -> Result<Self, StoreError> {
+        let cipher = Self::prepare_dir(data_dir)?;
+        Self::open_postgres(url, cipher)
+    }
+
+    /// Creates the data directory when needed, checks that it is writable, and loads (or
+    /// makes) its key.
+    fn prepare_dir(data_dir: &Path) -> Result<Cipher, StoreError> {
         let dir_err = |e: std::io::Error| StoreError::DataDir {
             path: data_dir.to_path_buf(),
             detail: e.to_string(),
@@ -222,8 +236,13 @@ impl Store {
         let probe = data_dir.join(format!(".write-probe-{}", crate::secrets::random_token(6)));
         std::fs::write(&probe, b"").map_err(dir_err)?;
         let _ = std::fs::remove_file(&probe);
-        let cipher = Cipher::load_or_create(data_dir)?;
-        Self::open(&data_dir.join(DB_FILE), cipher)
+        Ok(Cipher::load_or_create(data_dir)?)
+    }
+
+    /// Whether several hosts may share this store (PostgreSQL): runs are then claimed with
+    /// leases rather than the data directory's lock files.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     /// Opens the database at `path` with `cipher`, applying pending migrations.
