@@ -22,6 +22,8 @@ pub struct TestStore {
     pub store: Store,
     /// Its backend.
     pub backend: Backend,
+    /// The run leases its runs hold, per integration (PostgreSQL).
+    leases: std::sync::Mutex<std::collections::HashMap<String, sluice::store::Lease>>,
     // Declared after the store: the store closes before its database goes.
     _home: Home,
 }
@@ -50,8 +52,29 @@ impl TestStore {
         Self {
             store,
             backend,
+            leases: Default::default(),
             _home: home,
         }
+    }
+
+    /// Starts a run of integration `id` that may commit pages: on PostgreSQL it also claims
+    /// the integration's lease and binds the run to it, as a host's runner does.
+    pub fn start_leased_run(&self, id: &str, trigger: &str, version: &str) -> String {
+        let run = self
+            .store
+            .start_run(id, trigger, false, version)
+            .expect("the run starts");
+        if self.backend == Backend::Postgres {
+            let mut leases = self.leases.lock().unwrap();
+            let lease = leases.entry(id.to_string()).or_insert_with(|| {
+                self.store
+                    .claim_lease(id, "test-host", std::time::Duration::from_secs(600))
+                    .expect("the lease is claimed")
+                    .expect("the integration's lease is free")
+            });
+            self.store.bind_run(lease, &run).expect("the run is bound");
+        }
+        run
     }
 
     /// Another handle on the same database, as a second host (or a restarted one) opens it.
