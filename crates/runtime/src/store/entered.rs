@@ -1,6 +1,7 @@
 //! Entered credentials: an API key or basic credentials a person gave for an integration,
 //! sealed like tokens (the key or password never lies in the database in clear).
 
+use super::integrations::{activate_pg, activate_sqlite};
 use super::*;
 
 fn ctx_entered(id: &str) -> String {
@@ -27,19 +28,11 @@ impl Store {
         let sealed = self.cipher.seal_secret(&ctx_entered(id), &entered.secret);
         let now = now_ms();
         match &self.db {
-            // The integration first: an unknown one is named as such, where the insert's
-            // foreign key would fail with a constraint error.
+            // The integration first (see `activate_sqlite`).
             Db::Sqlite(db) => {
                 let mut conn = db.conn();
                 let tx = conn.transaction()?;
-                let n = tx.execute(
-                    "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
-                     WHERE id = ?1",
-                    params![id, now, IntegrationState::Active],
-                )?;
-                if n == 0 {
-                    return Err(StoreError::UnknownIntegration(id.to_string()));
-                }
+                activate_sqlite(&tx, id, now)?;
                 tx.execute(
                     "INSERT INTO entered_credentials (integration_id, kind, username, secret,
                          stored_at_ms)
@@ -62,17 +55,7 @@ impl Store {
                 let mut client = pg.client()?;
                 pg::wait(async {
                     let tx = client.transaction().await?;
-                    let n = tx
-                        .execute(
-                            "UPDATE integrations SET state = $3, state_reason = NULL,
-                                 updated_at_ms = $2
-                             WHERE id = $1",
-                            &[&id, &now, &IntegrationState::Active.as_str()],
-                        )
-                        .await?;
-                    if n == 0 {
-                        return Err(StoreError::UnknownIntegration(id.to_string()));
-                    }
+                    activate_pg(&tx, id, now).await?;
                     tx.execute(
                         "INSERT INTO entered_credentials (integration_id, kind, username, secret,
                              stored_at_ms)
@@ -92,7 +75,7 @@ impl Store {
                     tx.execute("DELETE FROM tokens WHERE integration_id = $1", &[&id])
                         .await?;
                     tx.commit().await?;
-                    Ok(())
+                    Ok::<_, StoreError>(())
                 })?;
             }
         }

@@ -354,3 +354,41 @@ fn pg_row_to_integration(r: &tokio_postgres::Row) -> Result<Integration, StoreEr
 fn parse_settings(json: &str) -> Result<IntegrationSettings, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("settings: {e}")))
 }
+
+/// Marks integration `id` active inside a credential write's transaction `tx`, before the
+/// credentials are written: an unknown integration is named as such, where the credential
+/// insert's foreign key would fail with a constraint error.
+pub(super) fn activate_sqlite(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let n = tx.execute(
+        "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
+         WHERE id = ?1",
+        params![id, now, IntegrationState::Active],
+    )?;
+    match n {
+        0 => Err(StoreError::UnknownIntegration(id.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// [`activate_sqlite`] on PostgreSQL.
+pub(super) async fn activate_pg(
+    tx: &tokio_postgres::Transaction<'_>,
+    id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE integrations SET state = $3, state_reason = NULL, updated_at_ms = $2
+             WHERE id = $1",
+            &[&id, &now, &IntegrationState::Active.as_str()],
+        )
+        .await?;
+    match n {
+        0 => Err(StoreError::UnknownIntegration(id.to_string())),
+        _ => Ok(()),
+    }
+}

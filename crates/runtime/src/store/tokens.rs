@@ -1,5 +1,6 @@
 //! Tokens: each integration's sealed OAuth grant, refreshed in place, and its health.
 
+use super::integrations::{activate_pg, activate_sqlite};
 use super::*;
 use crate::oauth::ProviderFields;
 
@@ -94,19 +95,11 @@ impl Store {
         let scopes = tokens.scopes.join(" ");
         let now = now_ms();
         match &self.db {
-            // The integration first: an unknown one is named as such, where the insert's
-            // foreign key would fail with a constraint error.
+            // The integration first (see `activate_sqlite`).
             Db::Sqlite(db) => {
                 let mut conn = db.conn();
                 let tx = conn.transaction()?;
-                let n = tx.execute(
-                    "UPDATE integrations SET state = ?3, state_reason = NULL, updated_at_ms = ?2
-                     WHERE id = ?1",
-                    params![id, now, IntegrationState::Active],
-                )?;
-                if n == 0 {
-                    return Err(StoreError::UnknownIntegration(id.to_string()));
-                }
+                activate_sqlite(&tx, id, now)?;
                 tx.execute(
                     "INSERT INTO tokens (integration_id, flow, access_token, refresh_token,
                          token_url, instance_url, provider_fields, scopes, obtained_at_ms,
@@ -145,17 +138,7 @@ impl Store {
                 let mut client = pg.client()?;
                 pg::wait(async {
                     let tx = client.transaction().await?;
-                    let n = tx
-                        .execute(
-                            "UPDATE integrations SET state = $3, state_reason = NULL,
-                                 updated_at_ms = $2
-                             WHERE id = $1",
-                            &[&id, &now, &IntegrationState::Active.as_str()],
-                        )
-                        .await?;
-                    if n == 0 {
-                        return Err(StoreError::UnknownIntegration(id.to_string()));
-                    }
+                    activate_pg(&tx, id, now).await?;
                     tx.execute(
                         "INSERT INTO tokens (integration_id, flow, access_token, refresh_token,
                              token_url, instance_url, provider_fields, scopes, obtained_at_ms,
@@ -192,7 +175,7 @@ impl Store {
                     )
                     .await?;
                     tx.commit().await?;
-                    Ok(())
+                    Ok::<_, StoreError>(())
                 })?;
             }
         }
