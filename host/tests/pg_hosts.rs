@@ -1,23 +1,30 @@
 //! Hosts sharing one PostgreSQL database (`--database`), against the emulator: a pull stores
 //! its records there and nothing in the data directory, a second host cannot pull an
 //! integration the first one is pulling, and a host whose lease was taken over while it was
-//! stalled commits no further page while the new holder pulls everything.
+//! stalled commits no further page while the new holder pulls everything. Hosts running
+//! their schedulers share one schedule.
 
 mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice::app::{App, AppConfig, AppError};
+use sluice::app::{App, AppConfig, AppError, IntegrationInput};
+use sluice::engine::registry::follow_store;
 use sluice::runner::{PullOptions, RunStatus};
+use sluice::scheduler::{SchedulerConfig, SchedulerStats};
 use sluice::secrets::{KEY_FILE, Secret};
 use sluice::store::DB_FILE;
 use support::binary::sluice_command;
 use support::dirs::{TestDir, temp_dir};
-use support::runtime::{approve_emulator, connected_crm, control, live_truth, open_app};
+use support::guests::with_custom_section;
+use support::runtime::{
+    approve_emulator, connect, connected_crm, control, live_truth, open_app, salesforce_settings,
+};
 use support::{PgCluster, PgDatabase};
 
 const OBJECTS: [&str; 2] = ["Account", "Contact"];
@@ -172,7 +179,7 @@ async fn a_host_whose_lease_was_taken_over_commits_no_further_page() {
         "no page of the stalled run after the takeover"
     );
 
-    let summary = sluice::runner::run_claimed(&second, takeover, full(40))
+    let summary = sluice::runner::run_claimed(&second, &takeover, full(40))
         .await
         .unwrap();
     assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
@@ -181,6 +188,130 @@ async fn a_host_whose_lease_was_taken_over_commits_no_further_page() {
             stored_keys(&second, &id, object),
             live_truth(&emu, object).await
         );
+    }
+}
+
+/// Three hosts run their schedulers on one database: between them they pull each integration
+/// once per interval (each host keeping its own timers would pull it three times), never two
+/// runs of one integration at once, and each host takes a share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_sharing_a_schedule_pull_each_integration_once_per_interval() {
+    let (emu, first, first_dir, first_id, db) = first_host("pg-schedule").await;
+    let interval = Duration::from_secs(3);
+    // Made with the default interval; the shorter one brings its first pull in.
+    PgCluster::shared().psql(
+        &db.name,
+        &format!("UPDATE integrations SET interval_s = 3 WHERE id = '{first_id}'"),
+    );
+    let mut ids = vec![first_id];
+    // Five in all: Salesforce keeps one user's last five approvals of an app.
+    for tenant in 1..5 {
+        let input = IntegrationInput {
+            name: Some(format!("tenant {tenant}")),
+            capability: Some("crm".into()),
+            settings: salesforce_settings(
+                &emu.url,
+                &[("objects", "Account"), ("lag-seconds", "0")],
+            ),
+            client_id: Some(emu.client_id.clone()),
+            client_secret: Some(emu.client_secret.clone()),
+            interval: Some(interval),
+            ..IntegrationInput::default()
+        };
+        let id = first.add_integration(input).await.unwrap().integration.id;
+        connect(&first, &id).await;
+        ids.push(id);
+    }
+    let (second, _second_dir) = second_host(&first_dir, &db, &emu).await;
+    let (third, _third_dir) = second_host(&first_dir, &db, &emu).await;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut schedulers = Vec::new();
+    for host in [&first, &second, &third] {
+        let stats = Arc::new(SchedulerStats::default());
+        let config = SchedulerConfig {
+            max_concurrent: 4,
+            tick: Duration::from_millis(100),
+            ..SchedulerConfig::default()
+        };
+        let task = tokio::spawn(sluice::scheduler::run(
+            host.clone(),
+            config,
+            stats.clone(),
+            stopped.clone(),
+        ));
+        schedulers.push((task, stats));
+    }
+    let window = Duration::from_secs(18);
+    tokio::time::sleep(window).await;
+    stop.send(true).unwrap();
+    let mut started_per_host = Vec::new();
+    for (task, stats) in schedulers {
+        task.await.unwrap();
+        assert_eq!(stats.overlaps_refused.load(Ordering::SeqCst), 0);
+        started_per_host.push(stats.runs_started.load(Ordering::SeqCst));
+    }
+
+    let most = (window.as_secs_f64() / (interval.as_secs_f64() * 0.9)).ceil() as usize + 1;
+    for id in &ids {
+        let mut runs = first.store().runs(id, 1000).unwrap();
+        runs.sort_by_key(|r| r.started_at_ms);
+        for pair in runs.windows(2) {
+            let end = pair[0].ended_at_ms.expect("every run ended");
+            assert!(end <= pair[1].started_at_ms, "overlapping runs of {id}");
+        }
+        assert!(
+            (2..=most).contains(&runs.len()),
+            "{id}: {} runs in {window:?} at an interval of {interval:?} (at most {most}); \
+             per host {started_per_host:?}; {:?}",
+            runs.len(),
+            runs.iter()
+                .map(|r| (r.status, r.error.as_deref()))
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        started_per_host.iter().all(|&n| n > 0),
+        "every host takes a share: {started_per_host:?}"
+    );
+    let held = PgCluster::shared().psql(
+        &db.name,
+        "SELECT count(*) FROM run_leases WHERE owner IS NOT NULL",
+    );
+    assert_eq!(held.trim(), "0", "a stopped scheduler gives its leases up");
+}
+
+/// A version installed and activated on one host is served by another as soon as the
+/// database's notification arrives: its store poll is an hour, so only the notification can
+/// bring the version within the test's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_activated_on_one_host_is_served_by_another_at_once() {
+    let (emu, first, first_dir, _id, db) = first_host("pg-versions").await;
+    let (second, _dir) = second_host(&first_dir, &db, &emu).await;
+    let activations = second.store().connector_activations().unwrap();
+    assert!(activations.is_some(), "PostgreSQL notifies activations");
+    let _following = follow_store(
+        second.registry().clone(),
+        Duration::from_secs(3600),
+        activations,
+    );
+    // The follower's first sync runs at once: let it pass before the install.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = second.registry().active("salesforce").unwrap().version;
+    let newer = with_custom_section(sluice::SALESFORCE_COMPONENT, "sluice-test-version", b"2");
+    let installed = first
+        .registry()
+        .install("salesforce", &newer, false)
+        .await
+        .unwrap();
+    assert!(installed.version > before, "{installed:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while second.registry().active("salesforce").unwrap().version != installed.version {
+        assert!(
+            Instant::now() < deadline,
+            "the second host still serves version {before}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sluice::store::{LeaseError, LeaseLoss, Store, StoreError};
+use sluice::store::{LeaseError, LeaseLoss, NextDue, Store, StoreError};
 use sluice_test_support::PgCluster;
 use sluice_test_support::stores::{Backend, TestStore};
 
@@ -99,7 +99,10 @@ fn a_live_lease_is_not_claimed_again_until_released() {
             .is_empty()
     );
 
-    let later = store.database_now_ms().unwrap() + 3_600_000;
+    let later = NextDue::After {
+        delay: Duration::from_secs(3600),
+        failures: 0,
+    };
     store.release_lease(&lease, later).unwrap();
     assert!(
         other
@@ -113,6 +116,62 @@ fn a_live_lease_is_not_claimed_again_until_released() {
         .unwrap()
         .expect("released");
     assert_eq!(taken.generation, lease.generation + 1);
+}
+
+/// The lease row of `id`: when it is due (ms from now, on the database's clock) and its
+/// failure count.
+fn due_and_failures(store: &TestStore, id: &str) -> (i64, u32) {
+    let row = sql(
+        store,
+        &format!(
+            "SELECT due_at_ms - sluice_now_ms(), failures FROM run_leases \
+             WHERE integration_id = '{id}'"
+        ),
+    );
+    let (due, failures) = row.trim().split_once('|').expect("one row");
+    (due.parse().unwrap(), failures.parse().unwrap())
+}
+
+#[test]
+fn a_release_sets_when_the_integration_is_next_due_and_its_failure_count() {
+    let store = postgres();
+    let id = &integrations(&store, 1, "active")[0];
+    let lease = store.claim_due_leases("host-a", TTL, 10).unwrap().remove(0);
+    assert_eq!(lease.failures, 0);
+    let failed = NextDue::After {
+        delay: Duration::ZERO,
+        failures: 3,
+    };
+    store.release_lease(&lease, failed).unwrap();
+    let again = store.claim_due_leases("host-b", TTL, 10).unwrap();
+    assert_eq!(again.len(), 1, "due at once");
+    assert_eq!(
+        again[0].failures, 3,
+        "the backoff step travels with the lease"
+    );
+
+    // A pull someone asked for: due one interval (900 s) later, the failures kept.
+    store.release_lease(&again[0], NextDue::Interval).unwrap();
+    let (due, failures) = due_and_failures(&store, id);
+    assert!((899_000..=900_000).contains(&due), "{due}");
+    assert_eq!(failures, 3);
+
+    // A hold that was no pull (a token health check) leaves the schedule as it was.
+    let held = store.claim_lease(id, "host-c", TTL).unwrap().unwrap();
+    store.release_lease(&held, NextDue::Unchanged).unwrap();
+    let (due_after, _) = due_and_failures(&store, id);
+    assert!(
+        due_after <= due && due_after > due - 60_000,
+        "{due} then {due_after}"
+    );
+
+    // A shorter interval brings the due time into the new interval.
+    sql(
+        &store,
+        &format!("UPDATE integrations SET interval_s = 10 WHERE id = '{id}'"),
+    );
+    let (due, _) = due_and_failures(&store, id);
+    assert!(due <= 10_000, "{due}");
 }
 
 #[test]
@@ -139,7 +198,7 @@ fn an_expired_lease_is_taken_over_and_its_old_holder_is_refused() {
     for refused in [
         store.renew_lease(&mut stale, TTL),
         store.bind_run(&stale, "run_a2"),
-        store.release_lease(&stale, 0),
+        store.release_lease(&stale, NextDue::Unchanged),
     ] {
         assert!(
             matches!(refused, Err(LeaseError::Lost(LeaseLoss::TakenOver))),
@@ -169,7 +228,7 @@ fn a_deleted_integration_takes_its_lease_with_it() {
         &format!("DELETE FROM integrations WHERE id = '{id}'"),
     );
     assert!(matches!(
-        store.release_lease(&lease, 0),
+        store.release_lease(&lease, NextDue::Unchanged),
         Err(LeaseError::Lost(LeaseLoss::TakenOver))
     ));
     assert_eq!(sql(&store, "SELECT count(*) FROM run_leases"), "0\n");

@@ -2,6 +2,10 @@
 //!
 //! - Each integration's first pull lands at a random point of its first interval, and every
 //!   later one at its interval ± 10% jitter, so 500 integrations do not start at once.
+//! - Where the schedule lives: on SQLite, in this process, which owns the data directory; on
+//!   a shared PostgreSQL database, in the database's run leases, so that hosts sharing it
+//!   pull each integration once per interval between them, and a host that dies leaves its
+//!   integrations due for the others once their leases expire.
 //! - Failures back off exponentially (30 s doubling, capped at 1 h, at least the interval).
 //! - `rate-limited` pauses the integration for the connector's `retry-after` (or 15 min).
 //! - One integration never has two runs at once ([`crate::app::App::claim_run`]); a global
@@ -18,10 +22,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::app::App;
+use crate::app::{App, AppError, RunClaim};
 use crate::engine::backoff::{Backoff, spread};
-use crate::runner::{DEFAULT_RATE_LIMIT_PAUSE, PullOptions, RunStatus};
-use crate::store::IntegrationState;
+use crate::runner::{DEFAULT_RATE_LIMIT_PAUSE, PullOptions, RunStatus, RunSummary};
+use crate::store::{Integration, IntegrationState, NextDue};
 
 /// Scheduler settings.
 #[derive(Debug, Clone)]
@@ -74,10 +78,10 @@ pub struct SchedulerStats {
     pub health_checks_skipped: AtomicU64,
 }
 
+/// When this process next pulls an integration, on a store it owns alone.
 #[derive(Debug)]
-struct Entry {
-    next_due: Instant,
-    next_health: Instant,
+struct LocalDue {
+    at: Instant,
     failures: u32,
 }
 
@@ -92,6 +96,33 @@ pub fn backoff(config: &SchedulerConfig, interval: Duration, failures: u32) -> D
         .max(interval.min(config.backoff_max))
 }
 
+/// One piece of due work.
+enum Job {
+    /// A pull; on a shared database its lease is claimed already.
+    Pull {
+        id: String,
+        claim: Option<RunClaim>,
+        failures: u32,
+    },
+    /// A token health check.
+    HealthCheck { id: String },
+}
+
+/// The scheduler's state, shared with the tasks it starts.
+struct Scheduler {
+    app: Arc<App>,
+    config: SchedulerConfig,
+    stats: Arc<SchedulerStats>,
+    stop: watch::Receiver<bool>,
+    semaphore: Arc<Semaphore>,
+    /// On a store this process owns alone: when each integration is next due.
+    local_due: Mutex<HashMap<String, LocalDue>>,
+    /// When each integration's token is next checked.
+    next_health: Mutex<HashMap<String, Instant>>,
+    /// Integrations with a job going on in this process.
+    in_flight: Mutex<HashSet<String>>,
+}
+
 /// Runs the scheduler until `stop` turns true, then waits for the runs in flight.
 pub async fn run(
     app: Arc<App>,
@@ -99,145 +130,65 @@ pub async fn run(
     stats: Arc<SchedulerStats>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let semaphore = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
-    let entries: Arc<Mutex<HashMap<String, Entry>>> = Arc::default();
-    let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let shared = app.store().is_shared();
+    let scheduler = Arc::new(Scheduler {
+        semaphore: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+        app,
+        config,
+        stats,
+        stop: stop.clone(),
+        local_due: Mutex::default(),
+        next_health: Mutex::default(),
+        in_flight: Mutex::default(),
+    });
     let mut tasks = JoinSet::new();
-    tracing::info!(max_concurrent = config.max_concurrent, "scheduler started");
+    tracing::info!(
+        max_concurrent = scheduler.config.max_concurrent,
+        shared,
+        "scheduler started"
+    );
     loop {
         if *stop.borrow() {
             break;
         }
         while tasks.try_join_next().is_some() {}
-        let integrations = match app.store.integrations() {
+        let integrations = match scheduler.app.store().integrations() {
             Ok(list) => list,
             Err(e) => {
                 tracing::error!(error = %e, "scheduler cannot list integrations");
                 Vec::new()
             }
         };
-        let now = Instant::now();
-        let mut due = Vec::new();
-        {
-            let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
-            let live: HashSet<&str> = integrations.iter().map(|i| i.id.as_str()).collect();
-            entries.retain(|id, _| live.contains(id.as_str()));
-            for i in &integrations {
-                let interval = Duration::from_secs(i.interval_s.max(1));
-                let entry = entries.entry(i.id.clone()).or_insert_with(|| Entry {
-                    next_due: now + interval.mul_f64(fastrand::f64()),
-                    next_health: now + spread(config.health_check_every, 0.1),
-                    failures: 0,
-                });
-                if i.state != IntegrationState::Active {
-                    continue;
-                }
-                if now >= entry.next_due {
-                    due.push((i.id.clone(), interval, false));
-                } else if now >= entry.next_health {
-                    due.push((i.id.clone(), interval, true));
-                }
-            }
-        }
-        for (id, interval, health_only) in due {
-            if in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&id)
-            {
+        let mut jobs = if shared {
+            scheduler.claimed_pulls()
+        } else {
+            scheduler.due_pulls(&integrations)
+        };
+        jobs.extend(scheduler.due_health_checks(&integrations));
+        for job in jobs {
+            let id = job.integration().to_string();
+            // A shared database's claims were sized to the free permits, so only local work
+            // finds none; it stays due for the next tick.
+            let Some(permit) = scheduler.admit(&id) else {
+                job.put_back();
                 continue;
-            }
-            let Ok(permit) = semaphore.clone().try_acquire_owned() else {
-                break; // At the global limit: the rest stay due for the next tick.
             };
-            in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.clone());
-            let (app, entries, in_flight, stats, config, stop) = (
-                app.clone(),
-                entries.clone(),
-                in_flight.clone(),
-                stats.clone(),
-                config.clone(),
-                stop.clone(),
-            );
+            let scheduler = scheduler.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                if health_only {
-                    // A refresh can end the session a running pull pages through (its query
-                    // locators die with it), and the run itself proves the token: skip.
-                    if let Some(claim) = app.claim_run(&id) {
-                        stats.health_checks.fetch_add(1, Ordering::Relaxed);
-                        if let Err(e) = app.tokens.health_check(&id).await {
-                            tracing::warn!(integration = %id, error = %e, "token health check failed");
-                        }
-                        drop(claim);
-                    } else {
-                        stats.health_checks_skipped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if let Some(entry) = entries.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
-                        entry.next_health = Instant::now() + spread(config.health_check_every, 0.1);
-                    }
-                } else {
-                    let now_running = stats.running.fetch_add(1, Ordering::SeqCst) + 1;
-                    stats.max_running.fetch_max(now_running, Ordering::SeqCst);
-                    stats.runs_started.fetch_add(1, Ordering::Relaxed);
-                    let result = crate::runner::run_pull(
-                        &app,
-                        &id,
-                        PullOptions {
-                            full: false,
-                            trigger: "schedule".into(),
-                            page_records: config.page_records,
-                            progress: None,
-                            stop: Some(stop),
-                        },
-                    )
-                    .await;
-                    stats.running.fetch_sub(1, Ordering::SeqCst);
-                    let next = match &result {
-                        Ok(s) if s.status == RunStatus::Succeeded => {
-                            stats.runs_succeeded.fetch_add(1, Ordering::Relaxed);
-                            Ok(spread(interval, 0.1))
-                        }
-                        Ok(s) if s.status == RunStatus::RateLimited => Ok(s
-                            .retry_after_s
-                            .map(|s| Duration::from_secs(u64::from(s)))
-                            .unwrap_or(DEFAULT_RATE_LIMIT_PAUSE)),
-                        Ok(s) if s.status == RunStatus::Interrupted => Ok(Duration::ZERO),
-                        Ok(_) => Err(()),
-                        Err(crate::app::AppError::AlreadyRunning(_)) => {
-                            stats.overlaps_refused.fetch_add(1, Ordering::Relaxed);
-                            Ok(interval)
-                        }
-                        Err(e) => {
-                            tracing::warn!(integration = %id, error = %e, "scheduled pull failed");
-                            Err(())
-                        }
-                    };
-                    let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(entry) = entries.get_mut(&id) {
-                        match next {
-                            Ok(delay) => {
-                                entry.failures = 0;
-                                entry.next_due = Instant::now() + delay;
-                            }
-                            Err(()) => {
-                                stats.runs_failed.fetch_add(1, Ordering::Relaxed);
-                                entry.failures += 1;
-                                let delay = spread(backoff(&config, interval, entry.failures), 0.1);
-                                tracing::info!(integration = %id, failures = entry.failures, delay_s = delay.as_secs(), "backing off");
-                                entry.next_due = Instant::now() + delay;
-                            }
-                        }
-                    }
+                match job {
+                    Job::Pull {
+                        id,
+                        claim,
+                        failures,
+                    } => scheduler.pull(&id, claim, failures).await,
+                    Job::HealthCheck { id } => scheduler.health_check(&id).await,
                 }
-                in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                scheduler.lock_in_flight().remove(&id);
             });
         }
         tokio::select! {
-            _ = tokio::time::sleep(config.tick) => {}
+            _ = tokio::time::sleep(scheduler.config.tick) => {}
             _ = stop.changed() => {}
         }
     }
@@ -247,6 +198,214 @@ pub async fn run(
     );
     while tasks.join_next().await.is_some() {}
     tracing::info!("scheduler stopped");
+}
+
+impl Job {
+    fn integration(&self) -> &str {
+        match self {
+            Job::Pull { id, .. } | Job::HealthCheck { id } => id,
+        }
+    }
+
+    /// Gives up a job that is not started: a claimed integration stays due as it was.
+    fn put_back(self) {
+        if let Job::Pull {
+            claim: Some(claim), ..
+        } = self
+        {
+            claim.release(NextDue::Unchanged);
+        }
+    }
+}
+
+impl Scheduler {
+    /// A run slot for a job on `id`, unless one is going on for it here or none is free.
+    fn admit(&self, id: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let mut in_flight = self.lock_in_flight();
+        if in_flight.contains(id) {
+            return None;
+        }
+        let permit = self.semaphore.clone().try_acquire_owned().ok()?;
+        in_flight.insert(id.to_string());
+        Some(permit)
+    }
+
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// On a store this process owns alone: the active integrations whose time has come.
+    fn due_pulls(&self, integrations: &[Integration]) -> Vec<Job> {
+        let now = Instant::now();
+        let mut due = self.local_due.lock().unwrap_or_else(|e| e.into_inner());
+        forget_deleted(&mut due, integrations);
+        let mut jobs = Vec::new();
+        for i in integrations {
+            let entry = due.entry(i.id.clone()).or_insert_with(|| LocalDue {
+                at: now + interval(i).mul_f64(fastrand::f64()),
+                failures: 0,
+            });
+            if i.state == IntegrationState::Active && now >= entry.at {
+                jobs.push(Job::Pull {
+                    id: i.id.clone(),
+                    claim: None,
+                    failures: entry.failures,
+                });
+            }
+        }
+        jobs
+    }
+
+    /// On a shared database: as many due integrations as there are free run slots, claimed
+    /// for this host.
+    fn claimed_pulls(self: &Arc<Self>) -> Vec<Job> {
+        let free = self.semaphore.available_permits();
+        if free == 0 {
+            return Vec::new();
+        }
+        self.app
+            .claim_due(free)
+            .into_iter()
+            .map(|(claim, failures)| Job::Pull {
+                id: claim.integration().to_string(),
+                claim: Some(claim),
+                failures,
+            })
+            .collect()
+    }
+
+    /// The active integrations whose token is due for a check.
+    fn due_health_checks(&self, integrations: &[Integration]) -> Vec<Job> {
+        let now = Instant::now();
+        let mut next = self.next_health.lock().unwrap_or_else(|e| e.into_inner());
+        forget_deleted(&mut next, integrations);
+        let mut jobs = Vec::new();
+        for i in integrations {
+            let at = next
+                .entry(i.id.clone())
+                .or_insert_with(|| now + spread(self.config.health_check_every, 0.1));
+            if i.state == IntegrationState::Active && now >= *at {
+                jobs.push(Job::HealthCheck { id: i.id.clone() });
+            }
+        }
+        jobs
+    }
+
+    /// Checks `id`'s refresh token, unless a pull holds it: a refresh can end the session a
+    /// running pull pages through (its query locators die with it), and the run itself proves
+    /// the token.
+    async fn health_check(&self, id: &str) {
+        if let Some(claim) = self.app.claim_run(id) {
+            self.stats.health_checks.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.app.tokens().health_check(id).await {
+                tracing::warn!(integration = %id, error = %e, "token health check failed");
+            }
+            claim.release(NextDue::Unchanged);
+        } else {
+            self.stats
+                .health_checks_skipped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(at) = self
+            .next_health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(id)
+        {
+            *at = Instant::now() + spread(self.config.health_check_every, 0.1);
+        }
+    }
+
+    /// Pulls `id` under `claim` (claimed here when none), then schedules its next pull.
+    async fn pull(&self, id: &str, claim: Option<RunClaim>, failures: u32) {
+        let Ok(integration) = self.app.store().integration(id) else {
+            return; // Deleted since it was found due; its lease went with it.
+        };
+        let claim = match claim {
+            Some(claim) => Ok(claim),
+            None => crate::runner::claim(&self.app, id),
+        };
+        let now_running = self.stats.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.stats
+            .max_running
+            .fetch_max(now_running, Ordering::SeqCst);
+        self.stats.runs_started.fetch_add(1, Ordering::Relaxed);
+        let (result, claim) = match claim {
+            Ok(claim) => {
+                let options = PullOptions {
+                    full: false,
+                    trigger: "schedule".into(),
+                    page_records: self.config.page_records,
+                    progress: None,
+                    stop: Some(self.stop.clone()),
+                };
+                let result = crate::runner::run_claimed(&self.app, &claim, options).await;
+                (result, Some(claim))
+            }
+            Err(e) => (Err(e), None),
+        };
+        self.stats.running.fetch_sub(1, Ordering::SeqCst);
+        let next = self.next_due(id, &result, interval(&integration), failures);
+        if let Some(claim) = claim {
+            claim.release(next);
+        }
+        if let NextDue::After { delay, failures } = next {
+            let mut due = self.local_due.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = due.get_mut(id) {
+                entry.at = Instant::now() + delay;
+                entry.failures = failures;
+            }
+        }
+    }
+
+    /// When `id` is next due after a pull that ended with `result`, its `failures_before`
+    /// consecutive failures before it.
+    fn next_due(
+        &self,
+        id: &str,
+        result: &Result<RunSummary, AppError>,
+        interval: Duration,
+        failures_before: u32,
+    ) -> NextDue {
+        let fine = |delay| NextDue::After { delay, failures: 0 };
+        match result {
+            Ok(s) if s.status == RunStatus::Succeeded => {
+                self.stats.runs_succeeded.fetch_add(1, Ordering::Relaxed);
+                return fine(spread(interval, 0.1));
+            }
+            Ok(s) if s.status == RunStatus::RateLimited => {
+                return fine(
+                    s.retry_after_s
+                        .map(|s| Duration::from_secs(u64::from(s)))
+                        .unwrap_or(DEFAULT_RATE_LIMIT_PAUSE),
+                );
+            }
+            // Stopped by this host's shutdown: due at once, for another host or the next start.
+            Ok(s) if s.status == RunStatus::Interrupted => return fine(Duration::ZERO),
+            Ok(_) => {}
+            Err(AppError::AlreadyRunning(_)) => {
+                self.stats.overlaps_refused.fetch_add(1, Ordering::Relaxed);
+                return fine(interval);
+            }
+            Err(e) => tracing::warn!(integration = %id, error = %e, "scheduled pull failed"),
+        }
+        self.stats.runs_failed.fetch_add(1, Ordering::Relaxed);
+        let failures = failures_before + 1;
+        let delay = spread(backoff(&self.config, interval, failures), 0.1);
+        tracing::info!(integration = %id, failures, delay_s = delay.as_secs(), "backing off");
+        NextDue::After { delay, failures }
+    }
+}
+
+/// Drops the entries of integrations no longer in `integrations`.
+fn forget_deleted<V>(entries: &mut HashMap<String, V>, integrations: &[Integration]) {
+    let live: HashSet<&str> = integrations.iter().map(|i| i.id.as_str()).collect();
+    entries.retain(|id, _| live.contains(id.as_str()));
+}
+
+/// `integration`'s pull interval.
+fn interval(integration: &Integration) -> Duration {
+    Duration::from_secs(integration.interval_s.max(1))
 }
 
 #[cfg(test)]

@@ -322,7 +322,7 @@ pub(crate) async fn pull(
             trigger: "api".into(),
             ..PullOptions::default()
         };
-        if let Err(e) = crate::runner::run_claimed(&app, claim, opts).await {
+        if let Err(e) = crate::runner::run_claimed(&app, &claim, opts).await {
             tracing::warn!(integration = %run_id, error = %e, "pull requested through the API failed");
         }
     });

@@ -211,6 +211,11 @@ pub struct ServeArgs {
     /// still being delivered stays until it settles.
     #[arg(long, value_parser = parse_retention, default_value = "30d")]
     pub webhook_retention: Duration,
+    /// With --database: how long a host's hold on a run outlives its last heartbeat, between
+    /// 3s and 10m, e.g. 30s. The time other hosts wait to take over the integrations of a host
+    /// that died or stalled; heartbeats go out three times within it.
+    #[arg(long, value_parser = parse_lease_ttl, default_value = "30s")]
+    pub lease_ttl: Duration,
 }
 
 /// `sluice integration ...`.
@@ -458,6 +463,14 @@ fn parse_retention(text: &str) -> Result<Duration, String> {
     Ok(retention)
 }
 
+fn parse_lease_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(text)?;
+    if ttl < Duration::from_secs(3) || ttl > Duration::from_secs(600) {
+        return Err(format!("{text:?} is out of range: use between 3s and 10m"));
+    }
+    Ok(ttl)
+}
+
 fn parse_header_read_timeout(text: &str) -> Result<Duration, String> {
     let timeout = parse_duration(text)?;
     if timeout.is_zero() || timeout > Duration::from_secs(600) {
@@ -609,6 +622,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             config.runs.parallel_streams = args.parallel_streams;
             config.tombstone_retention = args.tombstone_retention;
             config.webhook_retention = args.webhook_retention;
+            config.lease_ttl = args.lease_ttl;
             serve::serve(config, args).await?;
         }
         Command::Demo(args) => demo::run(&cli, args).await?,

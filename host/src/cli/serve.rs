@@ -77,11 +77,16 @@ pub async fn serve(config: AppConfig, args: &ServeArgs) -> anyhow::Result<()> {
     ));
     let _watcher =
         crate::engine::registry::watch_connectors_dir(app.registry().clone(), &connectors_dir)?;
-    // `sluice connector install` / `activate` in another process reach this one within a second.
-    let _versions = crate::engine::registry::follow_store(
-        app.registry().clone(),
-        std::time::Duration::from_secs(1),
-    );
+    // `sluice connector install` / `activate` in another process reach this one within a
+    // second: on a shared database as soon as its notification arrives, with a slower poll
+    // behind it for notifications lost with their connection; in a data directory by polling.
+    let activations = app.store().connector_activations()?;
+    let poll = match activations {
+        Some(_) => std::time::Duration::from_secs(15),
+        None => std::time::Duration::from_secs(1),
+    };
+    let _versions =
+        crate::engine::registry::follow_store(app.registry().clone(), poll, activations);
     // Connected apps register an exact callback URL; README tells users to register
     // `http://localhost:7070/oauth/callback` for the default address.
     let public_url = args.public_url.clone().unwrap_or_else(|| {

@@ -256,7 +256,7 @@ pub(crate) async fn pull(State(s): State<AdminState>, Path(id): Path<String>) ->
             trigger: "console".into(),
             ..crate::runner::PullOptions::default()
         };
-        if let Err(e) = crate::runner::run_claimed(&app, claim, opts).await {
+        if let Err(e) = crate::runner::run_claimed(&app, &claim, opts).await {
             tracing::warn!(integration = %run_id, error = %e, "pull started from the console failed");
         }
     });

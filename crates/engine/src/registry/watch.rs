@@ -1,6 +1,7 @@
 //! Following what changes outside this process: the connectors directory and the version store.
 
 use super::*;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Watches a connectors directory while it lives; dropping it stops the watch.
 pub struct DirWatcher {
@@ -120,19 +121,43 @@ impl Drop for StoreFollower {
     }
 }
 
-/// Syncs `registry` with its store every `every` until the returned follower is dropped.
-/// `serve` runs one, so that `sluice connector activate` or `install` in another process reaches
-/// it even when no run is going on (runs also sync before every page).
-pub fn follow_store(registry: Arc<ConnectorRegistry>, every: Duration) -> StoreFollower {
+/// Syncs `registry` with its store every `every`, and at once on each item of `activations`,
+/// until the returned follower is dropped. `serve` runs one, so that `sluice connector
+/// activate` or `install` in another process or on another host reaches it even when no run
+/// is going on (runs also sync before every page). With `activations` (a shared database's
+/// notifications) the poll is only a safety net, for notifications lost with their connection.
+pub fn follow_store(
+    registry: Arc<ConnectorRegistry>,
+    every: Duration,
+    mut activations: Option<UnboundedReceiver<String>>,
+) -> StoreFollower {
     let task = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                _ = ticks.tick() => {}
+                heard = next_activation(&mut activations) => match heard {
+                    Some(name) => tracing::info!(connector = %name, "another host activated a version"),
+                    None => {
+                        tracing::warn!(every_s = every.as_secs(), "activation notifications ended; polling the store only");
+                        activations = None;
+                        continue;
+                    }
+                },
+            }
             if let Err(e) = registry.sync().await {
                 tracing::warn!(error = %e, "cannot read the connector versions from the store");
             }
         }
     });
     StoreFollower { task }
+}
+
+/// The next activation heard; pending forever without a channel, `None` once it closed.
+async fn next_activation(activations: &mut Option<UnboundedReceiver<String>>) -> Option<String> {
+    match activations {
+        Some(channel) => channel.recv().await,
+        None => std::future::pending().await,
+    }
 }

@@ -40,7 +40,7 @@ use canary::StoreCanary;
 use error::issue;
 pub use error::{AppError, FieldIssue};
 pub use integrations::{IntegrationInput, Validated, to_wit_settings};
-pub use run_claim::{LEASE_TTL, RunClaim};
+pub use run_claim::{DEFAULT_LEASE_TTL, RunClaim};
 
 /// The connector that serves integrations unless told otherwise.
 pub const DEFAULT_CONNECTOR: &str = "salesforce";
@@ -80,6 +80,9 @@ pub struct AppConfig {
     /// A PostgreSQL database shared with other hosts (`postgres://…`, sealed because it may
     /// hold a password); `None` keeps state in the data directory's SQLite file.
     pub database: Option<crate::secrets::Secret>,
+    /// On a shared database: how long a run lease outlives its last heartbeat, the time other
+    /// hosts wait to take over the integrations of a host that died or stalled.
+    pub lease_ttl: Duration,
 }
 
 impl AppConfig {
@@ -106,6 +109,7 @@ impl AppConfig {
             tombstone_retention: crate::store::DEFAULT_TOMBSTONE_RETENTION,
             webhook_retention: crate::store::DEFAULT_WEBHOOK_RETENTION,
             database: None,
+            lease_ttl: DEFAULT_LEASE_TTL,
         }
     }
 }

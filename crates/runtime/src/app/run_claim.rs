@@ -10,21 +10,21 @@
 //! - on PostgreSQL, a run lease (`crate::store::Lease`), renewed by a heartbeat while the
 //!   claim is held and given up when it drops. The run binds its id to the lease, and every
 //!   page commit checks the binding, so a host that lost its lease (paused, partitioned)
-//!   cannot write once another host took over.
+//!   cannot write once another host took over. The lease row also holds the shared schedule:
+//!   releasing a claim says when the integration is next due ([`NextDue`]).
 
 use std::sync::Mutex as StdMutex;
 
 use super::*;
 use crate::locks::{LockDir, LockKind};
-use crate::store::{Lease, LeaseError};
+use crate::store::{Lease, LeaseError, NextDue};
 
-/// How long a lease holds without a heartbeat: the time another host waits to take over an
-/// integration whose host died.
-pub const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How long a lease holds without a heartbeat unless configured ([`AppConfig::lease_ttl`]):
+/// the time another host waits to take over an integration whose host died.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 
-/// How often a held lease is renewed: well within [`LEASE_TTL`], so that one slow renewal
-/// does not lose it.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// Heartbeats per lease lifetime: enough that one slow renewal does not lose the lease.
+const HEARTBEATS_PER_TTL: u32 = 3;
 
 impl App {
     /// Claims the right to run a pull of `id`; `None` when one is already running, in this
@@ -42,11 +42,34 @@ impl App {
             }
         };
         running.insert(id.to_string());
-        Some(RunClaim {
-            app: self.clone(),
-            id: id.to_string(),
-            hold,
-        })
+        Some(RunClaim::new(self, id, hold))
+    }
+
+    /// On a shared database, claims up to `limit` integrations that are due by the shared
+    /// schedule and that no host runs, each with its consecutive failed pulls so far.
+    pub(crate) fn claim_due(self: &Arc<Self>, limit: usize) -> Vec<(RunClaim, u32)> {
+        let leases = self
+            .store
+            .claim_due_leases(&self.host_id, self.config.lease_ttl, limit)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot claim due integrations");
+                Vec::new()
+            });
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut claims = Vec::with_capacity(leases.len());
+        for lease in leases {
+            let id = lease.integration_id.clone();
+            let failures = lease.failures;
+            let held = HeldLease::new(self.store.clone(), lease, self.config.lease_ttl);
+            if !running.insert(id.clone()) {
+                // This process still runs it on a lease that expired meanwhile: the run's
+                // next page commit fails, and the due time stays for whoever claims next.
+                held.release(&id, NextDue::Unchanged);
+                continue;
+            }
+            claims.push((RunClaim::new(self, &id, Hold::Lease(held)), failures));
+        }
+        claims
     }
 
     fn lock_file(&self, id: &str) -> Option<std::fs::File> {
@@ -61,18 +84,24 @@ impl App {
     fn claim_lease(&self, id: &str) -> Option<HeldLease> {
         let lease = self
             .store
-            .claim_lease(id, &self.host_id, LEASE_TTL)
+            .claim_lease(id, &self.host_id, self.config.lease_ttl)
             .map_err(|e| tracing::warn!(integration = id, error = %e, "cannot claim the run lease"))
             .ok()??;
-        Some(HeldLease::new(self.store.clone(), lease))
+        Some(HeldLease::new(
+            self.store.clone(),
+            lease,
+            self.config.lease_ttl,
+        ))
     }
 }
 
-/// Held while a pull of one integration runs; dropping it releases the integration.
+/// Held while a pull of one integration runs; dropping it releases the integration, next due
+/// one interval later (see [`RunClaim::release`] for another time).
 pub struct RunClaim {
     app: Arc<App>,
     id: String,
     hold: Hold,
+    next: NextDue,
 }
 
 /// What excludes other processes while a claim is held.
@@ -84,6 +113,21 @@ enum Hold {
 }
 
 impl RunClaim {
+    fn new(app: &Arc<App>, id: &str, hold: Hold) -> Self {
+        Self {
+            app: app.clone(),
+            id: id.to_string(),
+            hold,
+            next: NextDue::Interval,
+        }
+    }
+
+    /// Releases the integration, next due as `next` says. On SQLite the schedule is the
+    /// scheduler's own, and `next` is not kept.
+    pub fn release(mut self, next: NextDue) {
+        self.next = next;
+    }
+
     /// The integration claimed.
     pub fn integration(&self) -> &str {
         &self.id
@@ -102,7 +146,7 @@ impl RunClaim {
 impl Drop for RunClaim {
     fn drop(&mut self) {
         if let Hold::Lease(held) = &self.hold {
-            held.release(&self.app.store, &self.id);
+            held.release(&self.id, self.next);
         }
         self.app
             .running
@@ -120,13 +164,13 @@ struct HeldLease {
 }
 
 impl HeldLease {
-    fn new(store: Arc<Store>, lease: Lease) -> Self {
+    fn new(store: Arc<Store>, lease: Lease, ttl: Duration) -> Self {
         let lease = Arc::new(StdMutex::new(lease));
         // A claim made outside a runtime (none today) would hold its lease unrenewed for
-        // `LEASE_TTL`, enough for a short hold.
+        // `ttl`, enough for a short hold.
         let heartbeat = tokio::runtime::Handle::try_current()
             .ok()
-            .map(|rt| rt.spawn(heartbeat(store.clone(), lease.clone())));
+            .map(|rt| rt.spawn(heartbeat(store.clone(), lease.clone(), ttl)));
         Self {
             lease,
             heartbeat,
@@ -142,33 +186,27 @@ impl HeldLease {
         })
     }
 
-    /// Gives the lease up, next due one interval from now on the database's clock.
-    fn release(&self, store: &Store, id: &str) {
+    /// Gives the lease up, with the integration next due as `next` says.
+    fn release(&self, id: &str, next: NextDue) {
         if let Some(beat) = &self.heartbeat {
             beat.abort();
         }
         let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let next_due = store.integration(id).and_then(|integration| {
-            Ok(store.database_now_ms()? + integration.interval_s as i64 * 1000)
-        });
-        let released = next_due
-            .map_err(LeaseError::from)
-            .and_then(|due| store.release_lease(&lease, due));
-        if let Err(e) = released {
+        if let Err(e) = self.store.release_lease(&lease, next) {
             tracing::warn!(integration = id, error = %e, "the run lease was not given up cleanly");
         }
     }
 }
 
-/// Renews `lease` every [`HEARTBEAT_EVERY`] until it is lost (the page commits then fail
-/// and the run stops) or the claim drops.
-async fn heartbeat(store: Arc<Store>, lease: Arc<StdMutex<Lease>>) {
+/// Renews `lease` for `ttl` [`HEARTBEATS_PER_TTL`] times per `ttl` until it is lost (the
+/// page commits then fail and the run stops) or the claim drops.
+async fn heartbeat(store: Arc<Store>, lease: Arc<StdMutex<Lease>>, ttl: Duration) {
     loop {
-        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        tokio::time::sleep(ttl / HEARTBEATS_PER_TTL).await;
         let (store, lease) = (store.clone(), lease.clone());
         let renewed = tokio::task::spawn_blocking(move || {
             let mut current = lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let renewed = store.renew_lease(&mut current, LEASE_TTL);
+            let renewed = store.renew_lease(&mut current, ttl);
             if renewed.is_ok() {
                 *lease.lock().unwrap_or_else(|e| e.into_inner()) = current.clone();
             }

@@ -126,7 +126,7 @@ pub struct PullOptions {
 /// this process.
 pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<RunSummary, AppError> {
     let claim = claim(app, id)?;
-    run_claimed(app, claim, opts).await
+    run_claimed(app, &claim, opts).await
 }
 
 /// Claims integration `id` for one run; a conflict when a run of it is already going on.
@@ -137,10 +137,10 @@ pub fn claim(app: &Arc<App>, id: &str) -> Result<RunClaim, AppError> {
         .ok_or_else(|| AppError::AlreadyRunning(id.to_string()))
 }
 
-/// Runs one pull of the integration `claim` holds; the claim is released when it ends.
+/// Runs one pull of the integration `claim` holds; the caller releases the claim after.
 pub async fn run_claimed(
     app: &Arc<App>,
-    claim: RunClaim,
+    claim: &RunClaim,
     opts: PullOptions,
 ) -> Result<RunSummary, AppError> {
     let id = claim.integration().to_string();
@@ -153,9 +153,7 @@ pub async fn run_claimed(
     };
     let run = Arc::new(run);
     let outcomes = pull_streams(&run, &streams).await?;
-    let summary = run.finish(outcomes);
-    drop(claim);
-    summary
+    run.finish(outcomes)
 }
 
 /// Pulls `streams` on up to [`Run::lanes`] tasks at once, each taking the next stream in

@@ -30,6 +30,25 @@ pub struct Lease {
     pub generation: i64,
     /// When it expires unless renewed, in the database's milliseconds since the epoch.
     pub expires_at_ms: i64,
+    /// The integration's consecutive failed pulls before this claim: the backoff's step.
+    pub failures: u32,
+}
+
+/// When an integration whose lease is given up is next due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextDue {
+    /// When it was due before: the hold was not a pull (a token health check).
+    Unchanged,
+    /// One interval from now, its failure count kept: a pull someone asked for.
+    Interval,
+    /// `delay` from now, after `failures` consecutive failed pulls (0: the last one did not
+    /// fail): the scheduler's verdict on the pull that ended.
+    After {
+        /// From now, on the database's clock.
+        delay: Duration,
+        /// Consecutive failed pulls so far.
+        failures: u32,
+    },
 }
 
 /// How a lease holder's request ended when it was refused.
@@ -41,7 +60,8 @@ pub enum LeaseLoss {
     TakenOver,
 }
 
-const CLAIMED: &str = "RETURNING l.integration_id, l.owner, l.generation, l.expires_at_ms";
+const CLAIMED: &str =
+    "RETURNING l.integration_id, l.owner, l.generation, l.expires_at_ms, l.failures";
 
 impl Store {
     /// Claims up to `limit` active integrations that are due and not leased, for `owner`,
@@ -53,11 +73,13 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
         let pg = self.postgres("claim_due_leases")?;
+        // The clock read as a subquery is computed once, before the scan, so the due index
+        // bounds the scan: an idle tick among 10,000 integrations reads none of their rows.
         let sql = format!(
             "WITH due AS (
                 SELECT l.integration_id FROM run_leases l
                 JOIN integrations i ON i.id = l.integration_id
-                WHERE i.state = $4 AND l.due_at_ms <= sluice_now_ms()
+                WHERE i.state = $4 AND l.due_at_ms <= (SELECT sluice_now_ms())
                   AND (l.expires_at_ms IS NULL OR l.expires_at_ms < sluice_now_ms())
                 ORDER BY l.due_at_ms
                 LIMIT $3
@@ -71,7 +93,7 @@ impl Store {
             &sql,
             &[
                 &owner,
-                &ttl_ms(ttl),
+                &millis(ttl),
                 &(limit as i64),
                 &IntegrationState::Active.as_str(),
             ],
@@ -95,7 +117,7 @@ impl Store {
                AND (l.expires_at_ms IS NULL OR l.expires_at_ms < sluice_now_ms())
              {CLAIMED}"
         );
-        let row = pg::wait(pg.client()?.query_opt(&sql, &[&id, &owner, &ttl_ms(ttl)]))?;
+        let row = pg::wait(pg.client()?.query_opt(&sql, &[&id, &owner, &millis(ttl)]))?;
         Ok(row.as_ref().map(lease))
     }
 
@@ -112,7 +134,7 @@ impl Store {
                 &lease.integration_id,
                 &lease.generation,
                 &lease.owner,
-                &ttl_ms(ttl),
+                &millis(ttl),
             ],
         ))
         .map_err(StoreError::from)?;
@@ -126,31 +148,73 @@ impl Store {
     }
 
     /// Records that `lease`'s holder runs `run_id`, so that [`fence`] admits that run's
-    /// page commits and no other's.
+    /// page commits and no other's; the run's row notes the host and the generation.
     pub fn bind_run(&self, lease: &Lease, run_id: &str) -> Result<(), LeaseError> {
         let pg = self.postgres("bind_run")?;
-        let bound = pg::wait(pg.client()?.execute(
-            "UPDATE run_leases SET run_id = $3
-             WHERE integration_id = $1 AND generation = $2 AND expires_at_ms >= sluice_now_ms()",
+        let bound: i64 = pg::wait(pg.client()?.query_one(
+            "WITH bound AS (
+                 UPDATE run_leases SET run_id = $3
+                 WHERE integration_id = $1 AND generation = $2
+                   AND expires_at_ms >= sluice_now_ms()
+                 RETURNING owner, generation),
+             noted AS (
+                 UPDATE runs SET host = bound.owner, lease_generation = bound.generation
+                 FROM bound WHERE runs.id = $3)
+             SELECT count(*) FROM bound",
             &[&lease.integration_id, &lease.generation, &run_id],
         ))
-        .map_err(StoreError::from)?;
+        .map_err(StoreError::from)?
+        .get(0);
         match bound {
             1 => Ok(()),
             _ => Err(self.lost(lease)?),
         }
     }
 
-    /// Gives `lease` up, with the integration next due at `due_at_ms` (the database's clock;
-    /// see [`Store::database_now_ms`]). A lease already taken over is left to its new holder.
-    pub fn release_lease(&self, lease: &Lease, due_at_ms: i64) -> Result<(), LeaseError> {
+    /// Gives `lease` up, with the integration next due as `next` says (on the database's
+    /// clock). A lease already taken over is left to its new holder.
+    pub fn release_lease(&self, lease: &Lease, next: NextDue) -> Result<(), LeaseError> {
         let pg = self.postgres("release_lease")?;
-        let released = pg::wait(pg.client()?.execute(
-            "UPDATE run_leases SET owner = NULL, run_id = NULL, expires_at_ms = NULL,
-                 due_at_ms = $3
-             WHERE integration_id = $1 AND generation = $2",
-            &[&lease.integration_id, &lease.generation, &due_at_ms],
-        ))
+        const FREE: &str =
+            "UPDATE run_leases l SET owner = NULL, run_id = NULL, expires_at_ms = NULL";
+        const HELD: &str = "l.integration_id = $1 AND l.generation = $2";
+        let client = pg.client()?;
+        let released = pg::wait(async {
+            match next {
+                NextDue::Unchanged => {
+                    let sql = format!("{FREE} WHERE {HELD}");
+                    client
+                        .execute(&sql, &[&lease.integration_id, &lease.generation])
+                        .await
+                }
+                NextDue::Interval => {
+                    let sql = format!(
+                        "{FREE}, due_at_ms = sluice_now_ms() + i.interval_s * 1000
+                         FROM integrations i WHERE i.id = l.integration_id AND {HELD}"
+                    );
+                    client
+                        .execute(&sql, &[&lease.integration_id, &lease.generation])
+                        .await
+                }
+                NextDue::After { delay, failures } => {
+                    let sql = format!(
+                        "{FREE}, due_at_ms = sluice_now_ms() + $3, failures = $4 WHERE {HELD}"
+                    );
+                    let failures = i32::try_from(failures).unwrap_or(i32::MAX);
+                    client
+                        .execute(
+                            &sql,
+                            &[
+                                &lease.integration_id,
+                                &lease.generation,
+                                &millis(delay),
+                                &failures,
+                            ],
+                        )
+                        .await
+                }
+            }
+        })
         .map_err(StoreError::from)?;
         match released {
             1 => Ok(()),
@@ -227,7 +291,7 @@ pub(super) async fn fence(
     }
 }
 
-fn ttl_ms(ttl: Duration) -> i64 {
+fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -237,5 +301,6 @@ fn lease(row: &tokio_postgres::Row) -> Lease {
         owner: row.get(1),
         generation: row.get(2),
         expires_at_ms: row.get(3),
+        failures: u32::try_from(row.get::<_, i32>(4)).unwrap_or(0),
     }
 }

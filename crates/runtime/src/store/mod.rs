@@ -37,7 +37,7 @@ mod webhooks;
 pub use entered::EnteredCredentials;
 pub use feed::{BadCursor, Change, DEFAULT_TOMBSTONE_RETENTION, FeedCursor, FeedPage};
 pub use integrations::{Integration, IntegrationSettings, NewIntegration};
-pub use leases::{Lease, LeaseError, LeaseLoss};
+pub use leases::{Lease, LeaseError, LeaseLoss, NextDue};
 pub use oauth_states::PendingAuth;
 pub use records::{RecordsSnapshot, StoredRecord, StreamCount};
 pub use refresh_lock::RefreshLock;

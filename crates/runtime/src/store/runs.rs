@@ -92,7 +92,9 @@ impl Store {
         Ok(run_id)
     }
 
-    /// Records the end of a run.
+    /// Records the end of a run, unless it ended already: a run that another process closed
+    /// as orphaned (its host stalled past its lease, and a new run took over) stays as that
+    /// process recorded it, so that its end never follows the next run's start.
     pub fn finish_run(
         &self,
         run_id: &str,
@@ -106,13 +108,14 @@ impl Store {
                 let client = pg.client()?;
                 pg::wait(client.execute(
                     "UPDATE runs SET ended_at_ms = $2, status = $3, streams_json = $4, error = $5
-                     WHERE id = $1",
+                     WHERE id = $1 AND status = $6",
                     &[
                         &run_id,
                         &now_ms(),
                         &status.as_str(),
                         &streams.to_string(),
                         &error,
+                        &RunState::Running.as_str(),
                     ],
                 ))?;
                 return Ok(());
@@ -120,8 +123,15 @@ impl Store {
         };
         conn.execute(
             "UPDATE runs SET ended_at_ms = ?2, status = ?3, streams_json = ?4, error = ?5
-             WHERE id = ?1",
-            params![run_id, now_ms(), status, streams.to_string(), error],
+             WHERE id = ?1 AND status = ?6",
+            params![
+                run_id,
+                now_ms(),
+                status,
+                streams.to_string(),
+                error,
+                RunState::Running
+            ],
         )?;
         Ok(())
     }

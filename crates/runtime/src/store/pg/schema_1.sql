@@ -96,7 +96,9 @@ CREATE TABLE runs (
     streams_json       TEXT NOT NULL DEFAULT '{}',
     error              TEXT,
     feed_cursor_from   BIGINT,
-    started_order      BIGSERIAL NOT NULL  -- insertion order: ties of started_at_ms list newest first
+    started_order      BIGSERIAL NOT NULL, -- insertion order: ties of started_at_ms list newest first
+    host               TEXT,               -- the lease owner that ran it
+    lease_generation   BIGINT              -- the lease claim it ran under: its fencing token
 );
 CREATE INDEX runs_by_integration ON runs(integration_id, started_at_ms);
 
@@ -317,7 +319,8 @@ CREATE TABLE run_leases (
     owner           TEXT,                        -- NULL: not leased
     run_id          TEXT,                        -- the run whose page commits it admits
     expires_at_ms   BIGINT,
-    due_at_ms       BIGINT NOT NULL
+    due_at_ms       BIGINT NOT NULL,
+    failures        INTEGER NOT NULL DEFAULT 0   -- consecutive failed pulls: the backoff's step
 );
 CREATE INDEX run_leases_due ON run_leases(due_at_ms);
 
@@ -331,3 +334,18 @@ BEGIN
 END $$;
 CREATE TRIGGER integrations_run_lease AFTER INSERT ON integrations
     FOR EACH ROW EXECUTE FUNCTION run_lease_for_new_integration();
+
+-- A shorter interval brings a later due time into the new interval, so that an integration
+-- made with the default interval and then set to pull every minute does not wait for the
+-- first one.
+CREATE FUNCTION run_lease_for_new_interval() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE run_leases
+       SET due_at_ms = LEAST(due_at_ms,
+                             sluice_now_ms() + (random() * NEW.interval_s * 1000)::bigint)
+     WHERE integration_id = NEW.id;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER integrations_run_lease_interval AFTER UPDATE OF interval_s ON integrations
+    FOR EACH ROW WHEN (NEW.interval_s < OLD.interval_s)
+    EXECUTE FUNCTION run_lease_for_new_interval();
