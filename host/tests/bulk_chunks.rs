@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sf_emulator::{Dataset, Emulator, EmulatorConfig};
 use sluice::app::{App, IntegrationInput};
 use sluice::runner::{Progress, PullOptions, RunStatus, RunSummary};
-use sluice_test_support::runtime::{connect, control, emulator_app, settings, stats};
+use sluice_test_support::runtime::{connect, control, emulator_app, live_records, settings, stats};
 
 /// Cases in the emulator; with [`CHUNK`], five chunks, the last one short.
 const N: usize = 23_000;
@@ -78,37 +78,6 @@ async fn pull(app: &Arc<App>, id: &str) -> (RunSummary, Vec<usize>) {
     (summary, pages)
 }
 
-/// The ground truth's live Cases as the API serves them: Id → record without the emulator's
-/// own `_` fields.
-async fn live_truth(emu: &Emulator) -> BTreeMap<String, Value> {
-    let mut live = BTreeMap::new();
-    let mut offset = 0;
-    loop {
-        let page = control(
-            emu,
-            "GET",
-            &format!("records/Case?offset={offset}&limit=5000"),
-            None,
-        )
-        .await;
-        let recs = page["records"].as_array().unwrap();
-        if recs.is_empty() {
-            break;
-        }
-        offset += recs.len();
-        for r in recs {
-            let flag = |k: &str| r[k].as_bool().unwrap_or(false);
-            if flag("_deleted") || flag("_purged") || !flag("_visible") {
-                continue;
-            }
-            let mut fields = r.as_object().unwrap().clone();
-            fields.retain(|k, _| !k.starts_with('_'));
-            live.insert(r["Id"].as_str().unwrap().to_string(), Value::Object(fields));
-        }
-    }
-    live
-}
-
 /// The stored live Cases: Id → record without `attributes`; panics on a stored tombstone of a
 /// live record or a key stored twice.
 fn stored(app: &App, id: &str) -> BTreeMap<String, Value> {
@@ -129,7 +98,7 @@ fn stored(app: &App, id: &str) -> BTreeMap<String, Value> {
 /// Every stored record equals its ground-truth record, field for field, and no record is
 /// missing or extra.
 async fn assert_stored_equal_truth(app: &App, emu: &Emulator, id: &str) -> usize {
-    let truth = live_truth(emu).await;
+    let truth = live_records(emu, "Case").await;
     let stored = stored(app, id);
     let missing: Vec<_> = truth.keys().filter(|k| !stored.contains_key(*k)).collect();
     let extra: Vec<_> = stored.keys().filter(|k| !truth.contains_key(*k)).collect();

@@ -238,7 +238,16 @@ pub async fn live_truth(
     emu: &sf_emulator::Emulator,
     object: &str,
 ) -> std::collections::BTreeSet<String> {
-    let mut ids = std::collections::BTreeSet::new();
+    live_records(emu, object).await.into_keys().collect()
+}
+
+/// The records of `object` the APIs serve as live: Id → the row as the control API lists it,
+/// the emulator's own `_` fields without.
+pub async fn live_records(
+    emu: &sf_emulator::Emulator,
+    object: &str,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut live = std::collections::BTreeMap::new();
     let mut offset = 0;
     loop {
         let path = format!("records/{object}?offset={offset}&limit=2000");
@@ -248,11 +257,16 @@ pub async fn live_truth(
         for r in rows {
             let flag = |k: &str| r[k].as_bool().unwrap_or(false);
             if flag("_visible") && !flag("_deleted") && !flag("_purged") {
-                ids.insert(r["Id"].as_str().unwrap().to_string());
+                let mut fields = r.as_object().unwrap().clone();
+                fields.retain(|k, _| !k.starts_with('_'));
+                live.insert(
+                    r["Id"].as_str().unwrap().to_string(),
+                    serde_json::Value::Object(fields),
+                );
             }
         }
         if rows.is_empty() || offset >= page["totalSize"].as_u64().unwrap() as usize {
-            return ids;
+            return live;
         }
     }
 }

@@ -76,6 +76,11 @@ impl Served {
         }
     }
 
+    /// Its process id, for signals (`kill -STOP`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The generated admin token.
     pub fn generated_token(&self) -> String {
         std::fs::read_to_string(self.dir.join("admin.token"))
