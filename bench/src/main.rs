@@ -12,10 +12,12 @@
 //! process (`--idle-child DIR`) so that the emulator's data does not count. The Bulk backfill's
 //! figures (`bulk.rs`) come from a child process too (`--bulk`), for a peak RSS of its own.
 //! `--dev-loop` times `sluice dev`'s edit-to-first-page cycle instead (`dev_loop.rs`).
-//! `--store-commits` compares page commits on SQLite and PostgreSQL (`store_commits.rs`).
+//! `--store-commits` compares page commits on SQLite and PostgreSQL (`store_commits.rs`), and
+//! times run claims among 10,000 integrations on PostgreSQL (`claims.rs`).
 
 mod bare_wasmtime;
 mod bulk;
+mod claims;
 mod dev_loop;
 mod engine_figures;
 mod native;
@@ -202,10 +204,21 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if args.store_commits {
-        let figures = store_commits::run()?;
+        let (commits, claims) = (store_commits::run()?, claims::run()?);
         match args.json {
-            true => println!("{}", serde_json::to_string(&figures)?),
-            false => store_commits::print(&figures),
+            true => {
+                let mut figures = commits;
+                figures
+                    .as_object_mut()
+                    .expect("an object")
+                    .extend(claims.as_object().expect("an object").clone());
+                println!("{}", serde_json::to_string(&figures)?)
+            }
+            false => {
+                store_commits::print(&commits);
+                println!();
+                claims::print(&claims);
+            }
         }
         return Ok(());
     }

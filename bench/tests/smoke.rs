@@ -1,7 +1,8 @@
 //! Smoke tests: `sluice-bench --scale 20000 --json`, `--scale 20000 --bulk --json` and
 //! `--scale 20000 --wan 20ms,200mbit --json` print one JSON object with every key, and the pulled record count equals the
 //! emulator's Case count (the bench itself fails unless every pull stored exactly the emulator's
-//! Case Ids). No speed is checked.
+//! Case Ids). `--store-commits --json` prints every key of the store figures. No speed is
+//! checked.
 
 use std::process::Command;
 
@@ -156,4 +157,25 @@ fn smoke_wan_scale_20000_json() {
         assert_eq!(count("emulator_gzip") > 0, gzip, "{pull}: {spans}");
         assert!(object[pull]["page_ms"].as_f64().unwrap_or(0.0) > 0.0);
     }
+}
+
+/// Page commits on both backends and run claims among 10,000 integrations on PostgreSQL
+/// (a throwaway cluster from Debian's packages, as the store tests use).
+#[test]
+fn smoke_store_commits_json() {
+    let keys = [
+        "sqlite_insert_pages_per_s",
+        "postgres_insert_pages_per_s",
+        "postgres_vs_sqlite_insert",
+        "sqlite_update_pages_per_s",
+        "postgres_update_pages_per_s",
+        "postgres_vs_sqlite_update",
+        "claim_integrations",
+        "roundtrip_p50_ms",
+        "claim_backlog_p50_ms",
+        "claim_idle_p50_ms",
+        "claim_backlog_vs_roundtrip",
+    ];
+    let object = bench_json(&["--store-commits", "--json"], &keys, &[]);
+    assert_eq!(object["claim_integrations"].as_u64(), Some(10_000));
 }
