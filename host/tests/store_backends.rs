@@ -28,7 +28,11 @@ fn hosts_opening_one_new_postgres_database_at_once_migrate_it_once() {
     let db = PgCluster::shared().create_database();
     let opened: Vec<Store> = std::thread::scope(|s| {
         let opening: Vec<_> = (0..4)
-            .map(|_| s.spawn(|| Store::open_postgres(&db.url, Cipher::from_key(&[3u8; 32]))))
+            .map(|_| {
+                s.spawn(|| {
+                    Store::open_postgres(&db.url, Cipher::from_key(&[3u8; 32]), &Default::default())
+                })
+            })
             .collect();
         opening
             .into_iter()
@@ -45,7 +49,12 @@ fn hosts_opening_one_new_postgres_database_at_once_migrate_it_once() {
 
 #[test]
 fn a_bad_postgres_url_is_refused_naming_the_expected_form() {
-    let err = Store::open_postgres("postgres://[::1", Cipher::from_key(&[3u8; 32])).unwrap_err();
+    let err = Store::open_postgres(
+        "postgres://[::1",
+        Cipher::from_key(&[3u8; 32]),
+        &Default::default(),
+    )
+    .unwrap_err();
     assert!(
         err.to_string().contains("postgres://user@host:port/db"),
         "{err}"

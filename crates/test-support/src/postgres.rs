@@ -58,14 +58,39 @@ pub struct PgDatabase {
 impl PgCluster {
     /// Starts a new cluster; panics with what to do when PostgreSQL is missing or fails.
     pub fn start() -> Self {
+        Self::start_with(&[], |_, _| {})
+    }
+
+    /// Starts a new cluster serving TLS (and plaintext, as PostgreSQL does unless told
+    /// otherwise) with a certificate for `localhost` only, signed by a throwaway CA; returns
+    /// it with that CA's PEM, the root a client must trust.
+    pub fn start_tls() -> (Self, String) {
+        let (ca_pem, cert_pem, key_pem) = localhost_certificate();
+        let settings = [
+            "ssl=on",
+            "ssl_cert_file=server.crt",
+            "ssl_key_file=server.key",
+        ];
+        let cluster = Self::start_with(&settings, |runner, data| {
+            for (name, pem) in [("server.crt", &cert_pem), ("server.key", &key_pem)] {
+                runner.write_private(&data.join(name), pem);
+            }
+        });
+        (cluster, ca_pem)
+    }
+
+    /// Starts a cluster with `settings` (`name=value`), after `prepare` wrote what they need
+    /// into the data directory.
+    fn start_with(settings: &[&str], prepare: impl FnOnce(&Runner, &Path)) -> Self {
         let bindir = server_bindir().unwrap_or_else(|why| panic!("{why}"));
         let dir = temp_dir("pg");
         let runner = Runner::for_current_user();
         let data = dir.join("data");
         runner.prepare_dirs(&dir, &data);
         runner.initdb(&bindir, &data, &dir.join("initdb.log"));
+        prepare(&runner, &data);
         let port = free_port();
-        let server = runner.spawn_server(&bindir, &data, &dir, port);
+        let server = runner.spawn_server(&bindir, &data, &dir, port, settings);
         watch_for_exit(&dir, &data);
         let mut cluster = Self {
             server,
@@ -298,10 +323,32 @@ impl Runner {
         );
     }
 
-    fn spawn_server(&self, bindir: &Path, data: &Path, dir: &Path, port: u16) -> Child {
+    /// Writes `contents` to `path`, readable by the server's user only (PostgreSQL refuses a
+    /// key file others can read).
+    fn write_private(&self, path: &Path, contents: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, contents).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if let Self::ServerUser { uid, gid } = self {
+            std::os::unix::fs::chown(path, Some(*uid), Some(*gid)).unwrap();
+        }
+    }
+
+    fn spawn_server(
+        &self,
+        bindir: &Path,
+        data: &Path,
+        dir: &Path,
+        port: u16,
+        settings: &[&str],
+    ) -> Child {
         let log = std::fs::File::create(dir.join("postgres.log")).expect("creating the log");
+        let mut command = self.command(&bindir.join("postgres"));
+        for setting in settings {
+            command.args(["-c", setting]);
+        }
         // Durability settings off: the tests kill clients, never this server.
-        self.command(&bindir.join("postgres"))
+        command
             .arg("-D")
             .arg(data)
             .args(["-p", &port.to_string(), "-k"])
@@ -315,6 +362,25 @@ impl Runner {
             .spawn()
             .expect("starting postgres")
     }
+}
+
+/// A throwaway CA's PEM, and a certificate it signed for `localhost` (no address: a client
+/// verifying names must reach it as `localhost`) with its key, PEM.
+fn localhost_certificate() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "sluice test PostgreSQL CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("the CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("a server key");
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .expect("server parameters")
+        .signed_by(&key, &issuer)
+        .expect("the server certificate");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
 }
 
 /// A loopback port free now (the server binds it a moment later).

@@ -45,7 +45,8 @@ impl TestStore {
             }
             Backend::Postgres => {
                 let db = PgCluster::shared().create_database();
-                let store = Store::open_postgres(&db.url, cipher).expect("a PostgreSQL store");
+                let store = Store::open_postgres(&db.url, cipher, &Default::default())
+                    .expect("a PostgreSQL store");
                 (store, Home::Database(db))
             }
         };
@@ -82,7 +83,9 @@ impl TestStore {
         let cipher = Cipher::from_key(&[3u8; 32]);
         match &self._home {
             Home::Dir(dir) => Store::open(&dir.join(DB_FILE), cipher).expect("reopened"),
-            Home::Database(db) => Store::open_postgres(&db.url, cipher).expect("reopened"),
+            Home::Database(db) => {
+                Store::open_postgres(&db.url, cipher, &Default::default()).expect("reopened")
+            }
         }
     }
 }

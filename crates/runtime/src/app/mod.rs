@@ -201,7 +201,11 @@ impl App {
     /// not yet a stored version.
     pub async fn open(config: AppConfig) -> Result<Arc<Self>, AppError> {
         let store = Arc::new(match &config.database {
-            Some(url) => Store::open_dir_postgres(&config.data_dir, url.expose())?,
+            Some(url) => Store::open_dir_postgres(
+                &config.data_dir,
+                url.expose(),
+                &config.limits.outbound.extra_roots,
+            )?,
             None => Store::open_dir(&config.data_dir)?,
         });
         let engine = ConnectorEngine::with_cache(

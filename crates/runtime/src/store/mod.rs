@@ -75,9 +75,10 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
-    /// PostgreSQL failed.
-    #[error("database: {0}")]
-    Pg(#[from] tokio_postgres::Error),
+    /// PostgreSQL failed. The message carries the error's causes (a TLS handshake's names
+    /// the certificate problem), which tokio-postgres keeps out of its own message.
+    #[error("database: {}", with_causes(.0))]
+    Pg(tokio_postgres::Error),
     /// The PostgreSQL URL given cannot be used.
     #[error("database URL: {0}")]
     BadDatabaseUrl(String),
@@ -143,6 +144,28 @@ pub enum StoreError {
         /// The feed's latest sequence number.
         head: i64,
     },
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Pg(e)
+    }
+}
+
+/// `e`'s message followed by its causes', each after a colon.
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        // Some layers repeat their cause's message in their own.
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -217,10 +240,15 @@ impl Store {
     }
 
     /// Opens the PostgreSQL database `url` names, with the key of the data directory
-    /// (created when needed), which every host sharing the database must hold alike.
-    pub fn open_dir_postgres(data_dir: &Path, url: &str) -> Result<Self, StoreError> {
+    /// (created when needed), which every host sharing the database must hold alike. With
+    /// `sslmode=verify-full` the server's certificate must chain to the web PKI or `roots`.
+    pub fn open_dir_postgres(
+        data_dir: &Path,
+        url: &str,
+        roots: &crate::engine::roots::ExtraRoots,
+    ) -> Result<Self, StoreError> {
         let cipher = Self::prepare_dir(data_dir)?;
-        Self::open_postgres(url, cipher)
+        Self::open_postgres(url, cipher, roots)
     }
 
     /// Creates the data directory when needed, checks that it is writable, and loads (or
@@ -264,10 +292,16 @@ impl Store {
         })
     }
 
-    /// Opens the PostgreSQL database `url` names with `cipher`, applying pending migrations.
-    pub fn open_postgres(url: &str, cipher: Cipher) -> Result<Self, StoreError> {
+    /// Opens the PostgreSQL database `url` names with `cipher`, applying pending migrations;
+    /// TLS as the URL's `sslmode` says (`store/pg/tls.rs`), verified against the web PKI and
+    /// `roots`.
+    pub fn open_postgres(
+        url: &str,
+        cipher: Cipher,
+        roots: &crate::engine::roots::ExtraRoots,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            db: Db::Postgres(pg::Pg::open(url)?),
+            db: Db::Postgres(pg::Pg::open(url, roots)?),
             cipher,
         })
     }

@@ -16,9 +16,14 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::StoreError;
+use crate::engine::roots::ExtraRoots;
+
+mod tls;
+pub use tls::TlsMode;
 
 /// At most this many idle connections are kept; more are closed when returned.
 const MAX_IDLE: usize = 8;
@@ -33,6 +38,7 @@ const MIGRATION_LOCK: i64 = 0x736c_7569_6365; // "sluice"
 /// A PostgreSQL database: its address and a pool of connections to it.
 pub struct Pg {
     config: Config,
+    tls: MakeRustlsConnect,
     /// Runs the connections' protocol tasks; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     idle: Mutex<Vec<Client>>,
@@ -49,12 +55,15 @@ impl std::fmt::Debug for Pg {
 }
 
 impl Pg {
-    /// Connects to the database `url` names (`postgres://user@host:port/db`) and applies
-    /// pending migrations.
-    pub fn open(url: &str) -> Result<Self, StoreError> {
-        let config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
+    /// Connects to the database `url` names (`postgres://user@host:port/db`), with TLS as its
+    /// `sslmode` says, verified against the web PKI and `roots`, and applies pending
+    /// migrations.
+    pub fn open(url: &str, roots: &ExtraRoots) -> Result<Self, StoreError> {
+        let (url, mode) = tls::split_sslmode(url)?;
+        let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
             StoreError::BadDatabaseUrl(format!("{e}; expected postgres://user@host:port/db"))
         })?;
+        config.ssl_mode(mode.negotiation());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("sluice-pg")
@@ -63,6 +72,7 @@ impl Pg {
             .map_err(|e| StoreError::Corrupt(format!("cannot start the database runtime: {e}")))?;
         let pg = Self {
             config,
+            tls: tls::connector(mode, roots),
             runtime: Some(runtime),
             idle: Mutex::new(Vec::new()),
         };
@@ -87,10 +97,10 @@ impl Pg {
     }
 
     fn connect(&self) -> Result<Client, StoreError> {
-        let config = self.config.clone();
+        let (config, tls) = (self.config.clone(), self.tls.clone());
         let runtime = self.runtime.as_ref().expect("open until dropped");
         let task = runtime.spawn(async move {
-            let (client, connection) = config.connect(NoTls).await?;
+            let (client, connection) = config.connect(tls).await?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::warn!(error = %e, "a database connection ended");
@@ -145,11 +155,11 @@ impl Pg {
     /// would miss them). Listening has begun when this returns; the receiver ends when that
     /// connection does, and the connection ends when a notification finds the receiver gone.
     pub fn listen(&self, channel: &'static str) -> Result<UnboundedReceiver<String>, StoreError> {
-        let config = self.config.clone();
+        let (config, tls) = (self.config.clone(), self.tls.clone());
         let runtime = self.runtime.as_ref().expect("open until dropped");
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let listening = runtime.spawn(async move {
-            let (client, mut connection) = config.connect(NoTls).await?;
+            let (client, mut connection) = config.connect(tls).await?;
             let forwarding = tokio::spawn(async move {
                 while let Some(message) =
                     std::future::poll_fn(|cx| connection.poll_message(cx)).await
