@@ -45,25 +45,11 @@ fn guest_trapping() -> Vec<u8> {
 
 /// Adds an integration served by the `guest` connector through the admin API; its id.
 fn guest_integration(served: &Served) -> String {
-    let token = format!("Bearer {}", served.generated_token());
     let body = json!({
         "name": "Guest data", "connector": "guest", "capability": "crm",
         "settings": {"environment": "production", "behaviour": "ok"},
     });
-    let headers = [
-        ("Authorization", token.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    let (status, created) = served.send(
-        "POST",
-        "/api/integrations",
-        &served.host(),
-        &headers,
-        body.to_string().as_bytes(),
-    );
-    assert_eq!(status, 201, "{created}");
-    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
-    created["integration"]["id"].as_str().unwrap().to_string()
+    add_integration_by_api(served, &body)
 }
 
 /// The versions of connector `name` the admin API lists: (version, active).
@@ -109,26 +95,17 @@ async fn check_state(c: &Client, id: &str) -> String {
 /// Adds a Salesforce integration through the admin API and connects it (the emulator
 /// approves); returns its id.
 async fn connected_salesforce(served: &Served, emu: &Emulator) -> String {
-    let token = format!("Bearer {}", served.generated_token());
     let body = json!({
         "name": "Acme Support", "capability": "helpdesk",
         "settings": {"environment": "production", "domain": emu.url, "pull-by": "updated"},
     });
+    let id = add_integration_by_api(served, &body);
+    let token = format!("Bearer {}", served.generated_token());
     let headers = [
         ("Authorization", token.as_str()),
         ("Content-Type", "application/json"),
     ];
     let host = served.host();
-    let (status, created) = served.send(
-        "POST",
-        "/api/integrations",
-        &host,
-        &headers,
-        body.to_string().as_bytes(),
-    );
-    assert_eq!(status, 201, "{created}");
-    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
-    let id = created["integration"]["id"].as_str().unwrap().to_string();
     let path = format!("/api/integrations/{id}/authorize");
     let (status, auth) = served.send("POST", &path, &host, &headers, b"");
     assert_eq!(status, 200, "{auth}");

@@ -13,7 +13,9 @@
 //!   cookie ([`security`]).
 //! - Pages run only the console's own script files: the Content-Security-Policy allows no
 //!   inline script, no other origin, and no framing.
-//! - A secret is never rendered: a stored client secret shows as "set".
+//! - A stored secret is never rendered: a stored client secret shows as "set". The one secret
+//!   a page shows is a new webhook endpoint's signing secret, once, on the answer to the form
+//!   that added it (as the CLI and the API answer it), which the receiver needs.
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
@@ -32,6 +34,7 @@ mod list;
 mod page;
 mod progress;
 mod security;
+mod webhooks;
 
 pub(crate) use callback::callback_page;
 pub use security::{ConsoleAccess, SIGN_IN_CODE_LIFETIME};
@@ -71,6 +74,12 @@ pub fn router(state: AdminState) -> axum::Router<AdminState> {
             "/connectors/{name}/activate",
             get(connectors::confirm_activate).post(connectors::activate),
         )
+        .route("/webhooks", get(webhooks::page).post(webhooks::add))
+        .route(
+            "/webhooks/{id}/remove",
+            get(webhooks::confirm_remove).post(webhooks::remove),
+        )
+        .route("/webhooks/{id}/retry", post(webhooks::retry))
         .route("/logout", post(security::logout))
         .route_layer(from_fn_with_state(state.clone(), security::require_session));
     axum::Router::new()

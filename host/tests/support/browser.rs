@@ -241,6 +241,26 @@ pub fn serve_with_emulator(dir: &Path, emu: &Emulator) -> Served {
     )
 }
 
+/// Adds an integration through `served`'s admin API (`POST /api/integrations` with `body`);
+/// returns its id.
+pub fn add_integration_by_api(served: &Served, body: &serde_json::Value) -> String {
+    let token = format!("Bearer {}", served.generated_token());
+    let headers = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let (status, created) = served.send(
+        "POST",
+        "/api/integrations",
+        &served.host(),
+        &headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(status, 201, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    created["integration"]["id"].as_str().unwrap().to_string()
+}
+
 /// Switches to the window that opened beside `console` (Connect's provider popup).
 pub async fn switch_to_popup(c: &Client, console: &fantoccini::wd::WindowHandle) {
     let mut popup = None;
