@@ -15,6 +15,7 @@ pub mod app;
 pub mod data_dir;
 pub mod duration;
 pub mod entered;
+mod error_text;
 pub mod grant;
 pub mod locks;
 pub mod oauth;

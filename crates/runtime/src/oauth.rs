@@ -407,7 +407,7 @@ impl OAuth {
             .form(&form)
             .send()
             .await
-            .map_err(|e| OAuthError::Transport(error_chain(&e)))?;
+            .map_err(|e| OAuthError::Transport(crate::error_text::with_causes(&e)))?;
         if response.status().is_success() {
             return Ok(());
         }
@@ -480,7 +480,7 @@ fn grant_from_response<RE: std::error::Error + 'static>(
                 .cloned()
                 .unwrap_or_else(|| "(no description)".into()),
         },
-        RequestTokenError::Request(e) => OAuthError::Transport(error_chain(&e)),
+        RequestTokenError::Request(e) => OAuthError::Transport(crate::error_text::with_causes(&e)),
         // The body may hold a token: never echo it.
         RequestTokenError::Parse(e, _) => OAuthError::BadResponse(e.to_string()),
         RequestTokenError::Other(msg) => OAuthError::BadResponse(msg),
@@ -496,17 +496,6 @@ fn grant_from_response<RE: std::error::Error + 'static>(
             .map(|s| s.iter().map(|s| s.to_string()).collect())
             .unwrap_or_default(),
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// What came back to the redirect URI.

@@ -169,24 +169,24 @@ pub(crate) async fn confirm_remove(
     Path(id): Path<String>,
 ) -> Response {
     let names = integration_names(&s);
-    match endpoint(&s, &id) {
+    match s.app.store().webhook_endpoint(&id) {
         Ok(endpoint) => render(&RemovePage {
             shell: Shell::new("Remove a webhook endpoint", csrf),
             endpoint: row(endpoint, &names),
         }),
-        Err(e) => failure(&e),
+        Err(e) => failure(&e.into()),
     }
 }
 
 /// `POST /webhooks/{id}/remove`.
 pub(crate) async fn remove(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    let removed = endpoint(&s, &id).and_then(|endpoint| {
-        s.app.store().delete_webhook_endpoint(&id)?;
-        Ok(endpoint.url)
-    });
+    let store = s.app.store();
+    let removed = store
+        .webhook_endpoint(&id)
+        .and_then(|endpoint| store.delete_webhook_endpoint(&id).map(|()| endpoint.url));
     match removed {
         Ok(url) => Redirect::to(&format!("/webhooks?removed={}", urlencode(&url))).into_response(),
-        Err(e) => failure(&e),
+        Err(e) => failure(&e.into()),
     }
 }
 
@@ -226,16 +226,6 @@ fn show(
         notice,
     };
     (status, render(&page)).into_response()
-}
-
-/// The endpoint `id`, or not found.
-fn endpoint(s: &AdminState, id: &str) -> Result<WebhookEndpoint, AppError> {
-    s.app
-        .store()
-        .webhook_endpoints()?
-        .into_iter()
-        .find(|e| e.id == id)
-        .ok_or_else(|| AppError::NotFound(format!("no webhook endpoint {id}")))
 }
 
 /// Every integration's id and name, newest first; none when the store fails (the page then

@@ -77,7 +77,7 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     /// PostgreSQL failed. The message carries the error's causes (a TLS handshake's names
     /// the certificate problem), which tokio-postgres keeps out of its own message.
-    #[error("database: {}", with_causes(.0))]
+    #[error("database: {}", crate::error_text::with_causes(.0))]
     Pg(tokio_postgres::Error),
     /// The PostgreSQL URL given cannot be used.
     #[error("database URL: {0}")]
@@ -150,22 +150,6 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         Self::Pg(e)
     }
-}
-
-/// `e`'s message followed by its causes', each after a colon.
-fn with_causes(e: &tokio_postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let said = c.to_string();
-        // Some layers repeat their cause's message in their own.
-        if !text.ends_with(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 /// Milliseconds since the Unix epoch, now.

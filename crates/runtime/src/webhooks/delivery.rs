@@ -160,7 +160,7 @@ async fn attempt(
                 answer.status()
             ),
         ),
-        Err(e) => failed(None, describe(&e)),
+        Err(e) => failed(None, crate::error_text::with_causes(&e)),
     }
 }
 
@@ -169,18 +169,6 @@ async fn attempt(
 fn retry_at(settings: &DeliverySettings, attempts: u32) -> Option<i64> {
     (attempts + 1 < settings.max_attempts)
         .then(|| now_ms() + settings.backoff.jittered(attempts).as_millis() as i64)
-}
-
-/// A transport error with its causes, which reqwest keeps out of its own message.
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn log_attempt(delivery: &DueDelivery, result: &AttemptResult) {
