@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sluice::store::{Lease, Store};
 use sluice_test_support::PgCluster;
 use sluice_test_support::stores::{Backend, TestStore};
 
@@ -43,35 +44,26 @@ pub fn run() -> anyhow::Result<Value> {
              UPDATE run_leases SET due_at_ms = 0; ANALYZE"
         ),
     );
-    let ttl = Duration::from_secs(60);
     let release = sluice::store::NextDue::After {
         delay: Duration::from_secs(3600),
         failures: 0,
     };
     let mut roundtrip = Vec::new();
-    let mut backlog = Vec::new();
-    for _ in 0..SAMPLES {
-        roundtrip.push(timed(|| store.database_now_ms().map(drop))?);
-        let started = Instant::now();
-        let claimed = store.claim_due_leases("bench", ttl, PER_CLAIM)?;
-        backlog.push(started.elapsed());
+    let backlog = sample(&store, &mut roundtrip, |claimed| {
         anyhow::ensure!(claimed.len() == PER_CLAIM, "the backlog ran dry");
-        for lease in &claimed {
+        for lease in claimed {
             store.release_lease(lease, release)?;
         }
-    }
+        Ok(())
+    })?;
     cluster.psql(
         db,
         "UPDATE run_leases SET due_at_ms = sluice_now_ms() + 3600000",
     );
-    let mut idle = Vec::new();
-    for _ in 0..SAMPLES {
-        roundtrip.push(timed(|| store.database_now_ms().map(drop))?);
-        let started = Instant::now();
-        let claimed = store.claim_due_leases("bench", ttl, PER_CLAIM)?;
-        idle.push(started.elapsed());
+    let idle = sample(&store, &mut roundtrip, |claimed| {
         anyhow::ensure!(claimed.is_empty(), "nothing is due");
-    }
+        Ok(())
+    })?;
     let (roundtrip, backlog, idle) = (p50_ms(roundtrip), p50_ms(backlog), p50_ms(idle));
     Ok(json!({
         "claim_integrations": INTEGRATIONS,
@@ -82,10 +74,24 @@ pub fn run() -> anyhow::Result<Value> {
     }))
 }
 
-fn timed(f: impl FnOnce() -> Result<(), sluice::store::StoreError>) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    f()?;
-    Ok(started.elapsed())
+/// Times [`SAMPLES`] claims, each after a timed round trip (added to `roundtrip`); `check`
+/// sees what each claim took.
+fn sample(
+    store: &Store,
+    roundtrip: &mut Vec<Duration>,
+    mut check: impl FnMut(&[Lease]) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut claims = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        store.database_now_ms()?;
+        roundtrip.push(started.elapsed());
+        let started = Instant::now();
+        let claimed = store.claim_due_leases("bench", Duration::from_secs(60), PER_CLAIM)?;
+        claims.push(started.elapsed());
+        check(&claimed)?;
+    }
+    Ok(claims)
 }
 
 fn p50_ms(mut samples: Vec<Duration>) -> f64 {

@@ -26,7 +26,7 @@ use sluice::secrets::{KEY_FILE, Secret};
 use sluice::store::RunState;
 use support::binary::sluice_command;
 use support::dirs::{TestDir, temp_dir};
-use support::runtime::{approve_emulator, connect, control, open_app, salesforce_settings};
+use support::runtime::{add_connected, approve_emulator, control, crm_input, open_app};
 use support::served::Served;
 use support::{PgCluster, PgDatabase};
 
@@ -185,24 +185,10 @@ async fn hosts_killed_and_stalled_at_random_pull_each_integration_once_and_lose_
     let mut ids = Vec::new();
     for tenant in 0..integrations {
         let input = IntegrationInput {
-            name: Some(format!("tenant {tenant}")),
-            capability: Some("crm".into()),
-            settings: salesforce_settings(
-                &emu.url,
-                &[
-                    ("objects", "Account"),
-                    ("bulk-threshold", "0"),
-                    ("lag-seconds", "0"),
-                ],
-            ),
-            client_id: Some(emu.client_id.clone()),
-            client_secret: Some(emu.client_secret.clone()),
             interval: Some(INTERVAL),
-            ..IntegrationInput::default()
+            ..crm_input(&emu, &format!("tenant {tenant}"), &["Account"])
         };
-        let id = app.add_integration(input).await.unwrap().integration.id;
-        connect(&app, &id).await;
-        ids.push(id);
+        ids.push(add_connected(&app, input).await);
     }
 
     let mut hosts: Vec<Host> = (0..HOSTS)

@@ -23,7 +23,7 @@ use support::binary::sluice_command;
 use support::dirs::{TestDir, temp_dir};
 use support::guests::with_custom_section;
 use support::runtime::{
-    approve_emulator, connect, connected_crm, control, live_truth, open_app, salesforce_settings,
+    add_connected, approve_emulator, connected_crm, control, crm_input, live_truth, open_app,
 };
 use support::{PgCluster, PgDatabase};
 
@@ -207,19 +207,10 @@ async fn hosts_sharing_a_schedule_pull_each_integration_once_per_interval() {
     // Five in all: Salesforce keeps one user's last five approvals of an app.
     for tenant in 1..5 {
         let input = IntegrationInput {
-            name: Some(format!("tenant {tenant}")),
-            capability: Some("crm".into()),
-            settings: salesforce_settings(
-                &emu.url,
-                &[("objects", "Account"), ("lag-seconds", "0")],
-            ),
-            client_id: Some(emu.client_id.clone()),
-            client_secret: Some(emu.client_secret.clone()),
             interval: Some(interval),
-            ..IntegrationInput::default()
+            ..crm_input(&emu, &format!("tenant {tenant}"), &["Account"])
         };
-        let id = first.add_integration(input).await.unwrap().integration.id;
-        connect(&first, &id).await;
+        let id = add_connected(&first, input).await;
         ids.push(id);
     }
     let (second, _second_dir) = second_host(&first_dir, &db, &emu).await;

@@ -64,8 +64,19 @@ pub async fn connected_crm(
     config.host_client = Default::default();
     tune(&mut config);
     let app = open_app(config).await;
-    let input = sluice::app::IntegrationInput {
-        name: Some(tag.into()),
+    let id = add_connected(&app, crm_input(&emu, tag, objects)).await;
+    (emu, app, dir, id)
+}
+
+/// A CRM integration named `name` over `objects` of the emulator's org, with the emulator's
+/// connected app, pulling Bulk-free with no lag.
+pub fn crm_input(
+    emu: &sf_emulator::Emulator,
+    name: &str,
+    objects: &[&str],
+) -> sluice::app::IntegrationInput {
+    sluice::app::IntegrationInput {
+        name: Some(name.into()),
         capability: Some("crm".into()),
         settings: salesforce_settings(
             &emu.url,
@@ -78,10 +89,14 @@ pub async fn connected_crm(
         client_id: Some(emu.client_id.clone()),
         client_secret: Some(emu.client_secret.clone()),
         ..sluice::app::IntegrationInput::default()
-    };
+    }
+}
+
+/// Adds the integration `input` describes and connects it; its id.
+pub async fn add_connected(app: &App, input: sluice::app::IntegrationInput) -> String {
     let id = app.add_integration(input).await.unwrap().integration.id;
-    connect(&app, &id).await;
-    (emu, app, dir, id)
+    connect(app, &id).await;
+    id
 }
 
 /// The callback URL the tests register; nothing listens there, the redirect is read instead.
