@@ -49,14 +49,15 @@ impl Target {
                 client_secret: None,
             })?
             .id;
-        let run = store.start_run(&id, "cli", false, "bench")?;
-        if backend == Backend::Postgres {
+        let run = if backend == Backend::Postgres {
             // Page commits on PostgreSQL are fenced by the run's lease.
             let lease = store
                 .claim_lease(&id, "bench", Duration::from_secs(3600))?
                 .context("the new integration's lease is free")?;
-            store.bind_run(&lease, &run)?;
-        }
+            store.start_leased_run(&lease, "cli", false, "bench")?
+        } else {
+            store.start_run(&id, "cli", false, "bench")?
+        };
         Ok(Self { store, id, run })
     }
 

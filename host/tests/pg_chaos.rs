@@ -63,14 +63,6 @@ fn start_host(dir: &Path, database_url: &str, emulator_url: &str) -> Served {
     Served::spawn(cmd, dir)
 }
 
-fn signal(pid: u32, name: &str) {
-    let sent = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -{name} {pid}");
-}
-
 /// Inserts, updates and deletes a few Accounts, stamped now as Salesforce stamps a change.
 async fn change_accounts(emu: &sf_emulator::Emulator, round: usize) {
     let live: Vec<String> = support::runtime::live_truth(emu, "Account")
@@ -215,6 +207,7 @@ async fn hosts_killed_and_stalled_at_random_pull_each_integration_once_and_lose_
     let mut kills = 0;
     let mut round = 0;
     let mut last_change_ms = 0;
+    let mut last_kill = Instant::now();
     let kill_every_ms = (chaos.as_millis() as u64 / (min_kills as u64 + 4)).max(500);
     while started.elapsed() < chaos || kills < min_kills {
         tokio::time::sleep(Duration::from_millis(fastrand::u64(
@@ -228,8 +221,7 @@ async fn hosts_killed_and_stalled_at_random_pull_each_integration_once_and_lose_
         }
         if !stalled && started.elapsed() >= stall_at {
             stalled = true;
-            let pid = hosts[0].served.as_ref().unwrap().pid();
-            signal(pid, "STOP");
+            hosts[0].served.as_ref().unwrap().signal("STOP");
             // Hosts 1 and 2 go on meanwhile, and are killed as before.
             let resume_at = Instant::now() + LEASE_TTL * 2 + Duration::from_secs(1);
             while Instant::now() < resume_at {
@@ -240,20 +232,23 @@ async fn hosts_killed_and_stalled_at_random_pull_each_integration_once_and_lose_
                 let victim = 1 + fastrand::usize(..HOSTS - 1);
                 kill_and_restart(&mut hosts[victim], &db, &emu.url).await;
                 kills += 1;
+                last_kill = Instant::now();
             }
-            signal(pid, "CONT");
+            hosts[0].served.as_ref().unwrap().signal("CONT");
             continue;
         }
         let victim = fastrand::usize(..HOSTS);
         kill_and_restart(&mut hosts[victim], &db, &emu.url).await;
         kills += 1;
+        last_kill = Instant::now();
     }
     let chaos_took = started.elapsed();
 
     // Quiet: every integration pulls again after the last change is readable (a pull reads up
     // to a minute behind the server's clock), and every run a killed host left behind was
     // taken over (the next run of its integration closes it), so that the hosts' graceful
-    // stop ends every run.
+    // stop ends every run. Until the last killed host's leases expire, its runs look alive.
+    let leases_of_the_dead_expire = last_kill + LEASE_TTL + Duration::from_secs(1);
     let readable_after = last_change_ms + 61_000;
     let settle_by = Instant::now() + INTERVAL * 3 + Duration::from_secs(90);
     let count = |sql: &str| -> usize {
@@ -273,7 +268,10 @@ async fn hosts_killed_and_stalled_at_random_pull_each_integration_once_and_lose_
              (SELECT 1 FROM run_leases l \
               WHERE l.run_id = r.id AND l.expires_at_ms >= sluice_now_ms())",
         );
-        if caught_up == integrations && left_behind == 0 {
+        if caught_up == integrations
+            && left_behind == 0
+            && Instant::now() >= leases_of_the_dead_expire
+        {
             break;
         }
         assert!(
@@ -283,10 +281,19 @@ async fn hosts_killed_and_stalled_at_random_pull_each_integration_once_and_lose_
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    for host in &mut hosts {
-        let served = host.served.take().unwrap();
-        signal(served.pid(), "TERM");
-        let _ = tokio::task::spawn_blocking(move || drop(served)).await;
+    // A graceful stop: each host ends its runs in flight after their page in flight.
+    let serving: Vec<Served> = hosts.iter_mut().map(|h| h.served.take().unwrap()).collect();
+    for served in &serving {
+        served.signal("TERM");
+    }
+    for served in serving {
+        let status = tokio::task::spawn_blocking(move || served.wait(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "a host stops within a minute of SIGTERM, cleanly: {status:?}"
+        );
     }
 
     let runs = runs_by_integration(&db);
@@ -370,7 +377,7 @@ async fn hosts_killed_and_stalled_at_random_pull_each_integration_once_and_lose_
 /// SIGKILLs `host` and starts it again a moment later.
 async fn kill_and_restart(host: &mut Host, db: &PgDatabase, emulator_url: &str) {
     if let Some(served) = host.served.take() {
-        signal(served.pid(), "KILL");
+        served.signal("KILL");
         tokio::task::spawn_blocking(move || drop(served))
             .await
             .unwrap();

@@ -180,7 +180,7 @@ fn an_expired_lease_is_taken_over_and_its_old_holder_is_refused() {
     let id = &integrations(&store, 1, "active")[0];
     let other = store.reopen();
     let mut stale = store.claim_lease(id, "host-a", TTL).unwrap().unwrap();
-    store.bind_run(&stale, "run_a").unwrap();
+    store.start_leased_run(&stale, "cli", false, "1").unwrap();
 
     expire(&store, id);
     assert!(
@@ -197,7 +197,9 @@ fn an_expired_lease_is_taken_over_and_its_old_holder_is_refused() {
 
     for refused in [
         store.renew_lease(&mut stale, TTL),
-        store.bind_run(&stale, "run_a2"),
+        store
+            .start_leased_run(&stale, "cli", false, "1")
+            .map(|_| ()),
         store.release_lease(&stale, NextDue::Unchanged),
     ] {
         assert!(
@@ -207,14 +209,93 @@ fn an_expired_lease_is_taken_over_and_its_old_holder_is_refused() {
     }
     let mut held = fresh[0].clone();
     other.renew_lease(&mut held, TTL).unwrap();
-    other.bind_run(&held, "run_b").unwrap();
+    let run_b = other.start_leased_run(&held, "cli", false, "1").unwrap();
     assert_eq!(
         sql(
             &store,
             &format!("SELECT owner, run_id FROM run_leases WHERE integration_id = '{id}'")
         ),
-        "host-b|run_b\n",
+        format!("host-b|{run_b}\n"),
         "the old holder's refused requests changed nothing"
+    );
+}
+
+/// The status of run `run_id`.
+fn run_status(store: &TestStore, run_id: &str) -> String {
+    sql(
+        store,
+        &format!("SELECT status FROM runs WHERE id = '{run_id}'"),
+    )
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn runs_whose_lease_lapsed_end_as_interrupted_and_live_ones_go_on() {
+    let store = postgres();
+    let ids = integrations(&store, 3, "active");
+    let start = |id: &str, host: &str| {
+        let lease = store.claim_lease(id, host, TTL).unwrap().unwrap();
+        store
+            .start_leased_run(&lease, "schedule", false, "1")
+            .unwrap()
+    };
+    let expired = start(&ids[0], "host-a");
+    expire(&store, &ids[0]);
+    let live = start(&ids[1], "host-a");
+    let taken = start(&ids[2], "host-a");
+    expire(&store, &ids[2]);
+    let successor = start(&ids[2], "host-b");
+
+    assert_eq!(store.close_runs_of_lapsed_leases().unwrap(), 2);
+    assert_eq!(run_status(&store, &expired), "interrupted");
+    assert_eq!(run_status(&store, &taken), "interrupted");
+    for going_on in [&live, &successor] {
+        assert_eq!(run_status(&store, going_on), "running", "{going_on}");
+    }
+    let ended = sql(
+        &store,
+        &format!("SELECT ended_at_ms IS NOT NULL, error FROM runs WHERE id = '{expired}'"),
+    );
+    assert!(
+        ended.starts_with("t|the host running it stopped renewing its lease"),
+        "{ended}"
+    );
+    assert_eq!(
+        store.close_runs_of_lapsed_leases().unwrap(),
+        0,
+        "closed once"
+    );
+}
+
+#[test]
+fn a_run_starts_under_a_live_lease_only_and_names_its_host_and_generation() {
+    let store = postgres();
+    let id = &integrations(&store, 1, "active")[0];
+    let lease = store.claim_lease(id, "host-a", TTL).unwrap().unwrap();
+    let run = store
+        .start_leased_run(&lease, "schedule", false, "1")
+        .unwrap();
+    assert_eq!(
+        sql(
+            &store,
+            &format!("SELECT host, lease_generation, status FROM runs WHERE id = '{run}'")
+        ),
+        format!("host-a|{}|running\n", lease.generation)
+    );
+    expire(&store, id);
+    let refused = store.start_leased_run(&lease, "schedule", false, "1");
+    assert!(
+        matches!(refused, Err(LeaseError::Lost(LeaseLoss::Expired))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        sql(
+            &store,
+            &format!("SELECT count(*) FROM runs WHERE integration_id = '{id}'")
+        ),
+        "1\n",
+        "a refused start leaves no run behind"
     );
 }
 

@@ -69,7 +69,7 @@ fn read_all(
 each_backend! {
     fn records_keep_the_latest_version_and_tombstones(store) {
         let i = integration(&store, "a");
-        let run = store.start_leased_run(&i.id, "cli", "t");
+        let run = store.start_run_as_runner(&i.id, "cli", "t");
         let page1 = [
             row("A", Operation::Upsert, r#"{"v":1}"#),
             row("B", Operation::Upsert, r#"{"v":1}"#),
@@ -134,7 +134,7 @@ each_backend! {
 
     fn merges_replace_fields_of_live_records_only(store) {
         let i = integration(&store, "a");
-        let run = store.start_leased_run(&i.id, "cli", "t");
+        let run = store.start_run_as_runner(&i.id, "cli", "t");
         let page1 = [
             row("A", Operation::Upsert, r#"{"Id":"A","F":1,"G":"x"}"#),
             row("D", Operation::Delete, r#"{"Id":"D"}"#),
@@ -213,7 +213,7 @@ each_backend! {
     fn live_keys_are_per_integration_and_stream_ascending_and_skip_tombstones(store) {
         let a = integration(&store, "a");
         let b = integration(&store, "b");
-        let run = store.start_leased_run(&a.id, "cli", "t");
+        let run = store.start_run_as_runner(&a.id, "cli", "t");
         let rows: Vec<Row> = ["k3", "k1", "k2", "k4"]
             .iter()
             .map(|k| row(k, Operation::Upsert, "{}"))
@@ -253,7 +253,7 @@ each_backend! {
                 1,
             )
             .unwrap();
-        let run_b = store.start_leased_run(&b.id, "cli", "t");
+        let run_b = store.start_run_as_runner(&b.id, "cli", "t");
         store
             .commit_page(
                 &b.id,
@@ -287,7 +287,7 @@ each_backend! {
 
     fn record_pages_follow_the_keyset_across_streams(store) {
         let i = integration(&store, "a");
-        let run = store.start_leased_run(&i.id, "cli", "t");
+        let run = store.start_run_as_runner(&i.id, "cli", "t");
         for (stream, keys) in [("Account", ["A1", "A2"]), ("Case", ["C1", "C2"])] {
             let rows: Vec<Row> = keys
                 .iter()
@@ -348,7 +348,7 @@ each_backend! {
     fn changes_are_numbered_in_commit_order_and_compacted_to_the_latest_per_key(store) {
         let id = add(&store, "a");
         let other = add(&store, "b");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         commit(
             &store,
             &id,
@@ -360,7 +360,7 @@ each_backend! {
                 row("3", Operation::Upsert, r#"{"n":3}"#),
             ],
         );
-        let other_run = store.start_leased_run(&other, "cli", "t");
+        let other_run = store.start_run_as_runner(&other, "cli", "t");
         commit(
             &store,
             &other,
@@ -429,7 +429,7 @@ each_backend! {
 
     fn cursors_ahead_of_the_feed_and_unreadable_ones_are_refused(store) {
         let id = add(&store, "a");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         commit(
             &store,
             &id,
@@ -468,7 +468,7 @@ each_backend! {
 
     fn pruned_tombstones_make_older_cursors_resync_and_cursor_zero_never_does(store) {
         let id = add(&store, "a");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         commit(
             &store,
             &id,
@@ -532,7 +532,7 @@ each_backend! {
         const PAGES: usize = 15;
         const ROWS: usize = 20;
         let id = add(&store, "a");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         let mut seen: Vec<i64> = Vec::new();
         std::thread::scope(|scope| {
             let committers: Vec<_> = (0..STREAMS)
@@ -582,7 +582,7 @@ each_backend! {
         let second_host = store.reopen();
         let hosts: [&Store; 2] = [&store, &second_host];
         let id = add(&store, "a");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         let mut followed: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
         let mut seen: Vec<i64> = Vec::new();
         std::thread::scope(|scope| {
@@ -687,7 +687,7 @@ each_backend! {
         // Byte order, as SQLite compares text: upper case before `_` before lower case, and
         // a multi-byte letter last. A database collating by language would interleave them.
         let id = add(&store, "a");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         let keys = ["é", "a", "_", "B", "b", "A"];
         let rows: Vec<Row> = keys.iter().map(|k| row(k, Operation::Upsert, "{}")).collect();
         commit(&store, &id, "Case", &run, &rows);
@@ -745,7 +745,7 @@ each_backend! {
 
     fn run_pages_record_the_version_that_served_each_page(store) {
         let id = add(&store, "a");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         let rows = [row("1", Operation::Upsert, "{}"), row("2", Operation::Upsert, "{}")];
         store
             .commit_page_served_by(&id, "Case", &run, &rows, Some("c1"), CheckpointState::Partial, 3, 4)
@@ -767,7 +767,7 @@ each_backend! {
 
     fn checkpoints_list_per_stream_and_clearing_keeps_the_records(store) {
         let id = add(&store, "a");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         let rows = [row("1", Operation::Upsert, "{}")];
         store
             .commit_page(&id, "Case", &run, &rows, Some("c1"), CheckpointState::Partial, 1)
@@ -797,7 +797,7 @@ each_backend! {
 
     fn snapshots_carry_the_cursor_to_follow_on_from(store) {
         let id = add(&store, "a");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         commit(&store, &id, "Case", &run, &[row("1", Operation::Upsert, "{}"), row("2", Operation::Upsert, "{}")]);
         let snapshot = store.records_snapshot(&id, None, false, None, 10).unwrap();
         assert_eq!((snapshot.records.len(), snapshot.cursor), (2, FeedCursor(2)));
@@ -826,7 +826,7 @@ each_backend! {
 
     fn a_page_that_fails_midway_commits_nothing(store) {
         let id = add(&store, "a");
-        let run = store.start_leased_run(&id, "cli", "t");
+        let run = store.start_run_as_runner(&id, "cli", "t");
         store
             .commit_page(&id, "Case", &run, &[row("A", Operation::Upsert, "{}")], Some("cp1"), CheckpointState::Partial, 1)
             .unwrap();
@@ -862,7 +862,7 @@ each_backend! {
 fn on_postgres_a_page_commits_only_for_the_run_holding_the_lease() {
     let store = TestStore::new(Backend::Postgres, "fence");
     let id = add(&store, "a");
-    let run = store.start_leased_run(&id, "cli", "t");
+    let run = store.start_run_as_runner(&id, "cli", "t");
     let page = [row("1", Operation::Upsert, "{}")];
     commit(&store, &id, "Case", &run, &page);
     // A run the lease was not bound to (a host that lost it and started over, or never
@@ -892,8 +892,9 @@ fn on_postgres_a_page_commits_only_for_the_run_holding_the_lease() {
         .claim_lease(&id, "host-2", LEASE)
         .unwrap()
         .expect("expired");
-    let taken_over = second_host.start_run(&id, "cli", false, "t").unwrap();
-    second_host.bind_run(&lease, &taken_over).unwrap();
+    let taken_over = second_host
+        .start_leased_run(&lease, "cli", false, "t")
+        .unwrap();
     let err = store
         .commit_page(&id, "Case", &run, &page, None, CheckpointState::Partial, 1)
         .unwrap_err();

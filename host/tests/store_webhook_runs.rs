@@ -77,7 +77,7 @@ fn a_run_end_reports_each_streams_changes_without_record_contents(store) {
     let host = endpoint(&store, None);
     let secret_value = "Ssn-123-45-6789";
     let body = format!(r#"{{"Id":"1","Ssn":"{secret_value}"}}"#);
-    let run = store.start_leased_run(&i.id, "cli", "salesforce@1");
+    let run = store.start_run_as_runner(&i.id, "cli", "salesforce@1");
     let commit = |stream: &str, rows: &[Row]| {
         store
             .commit_page(
@@ -140,7 +140,7 @@ fn a_run_end_reports_each_streams_changes_without_record_contents(store) {
     assert_eq!((to(&own), to(&other), to(&host)), (1, 0, 1));
 
     // A later run counts its own changes: the tombstone coming back is an add.
-    let run2 = store.start_leased_run(&i.id, "schedule", "salesforce@1");
+    let run2 = store.start_run_as_runner(&i.id, "schedule", "salesforce@1");
     store
         .commit_page(
             &i.id,
@@ -187,7 +187,7 @@ fn a_run_end_reports_each_streams_changes_without_record_contents(store) {
 
 fn merges_and_a_keys_changes_within_one_page_count_in_page_order(store) {
     let i = add(&store, "a", "salesforce");
-    let run = store.start_leased_run(&i.id, "cli", "salesforce@1");
+    let run = store.start_run_as_runner(&i.id, "cli", "salesforce@1");
     let page = |rows: &[Row]| {
         store
             .commit_page(&i.id, "Case", &run, rows, None, CheckpointState::Partial, 1)
@@ -235,7 +235,7 @@ fn merges_and_a_keys_changes_within_one_page_count_in_page_order(store) {
 
 fn an_orphaned_run_closed_later_reports_a_failed_sync_with_what_it_committed(store) {
     let i = add(&store, "a", "salesforce");
-    let run = store.start_leased_run(&i.id, "cli", "salesforce@1");
+    let run = store.start_run_as_runner(&i.id, "cli", "salesforce@1");
     store
         .commit_page(
             &i.id,

@@ -5,7 +5,8 @@
 //! - Where the schedule lives: on SQLite, in this process, which owns the data directory; on
 //!   a shared PostgreSQL database, in the database's run leases, so that hosts sharing it
 //!   pull each integration once per interval between them, and a host that dies leaves its
-//!   integrations due for the others once their leases expire.
+//!   integrations due for the others once their leases expire; whichever host notices first
+//!   ends its unfinished runs as interrupted.
 //! - Failures back off exponentially (30 s doubling, capped at 1 h, at least the interval).
 //! - `rate-limited` pauses the integration for the connector's `retry-after` (or 15 min).
 //! - One integration never has two runs at once ([`crate::app::App::claim_run`]); a global
@@ -160,6 +161,7 @@ pub async fn run(
             }
         };
         let mut jobs = if shared {
+            scheduler.close_lapsed_runs();
             scheduler.claimed_pulls()
         } else {
             scheduler.due_pulls(&integrations)
@@ -254,6 +256,16 @@ impl Scheduler {
             }
         }
         jobs
+    }
+
+    /// On a shared database: ends the runs of hosts that died or stalled past their lease,
+    /// whichever host notices first.
+    fn close_lapsed_runs(&self) {
+        match self.app.store().close_runs_of_lapsed_leases() {
+            Ok(0) => {}
+            Ok(closed) => tracing::info!(closed, "closed runs whose host lost its lease"),
+            Err(e) => tracing::warn!(error = %e, "cannot close runs whose lease lapsed"),
+        }
     }
 
     /// On a shared database: as many due integrations as there are free run slots, claimed

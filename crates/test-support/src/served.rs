@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 /// A running `sluice serve`; killed when dropped.
@@ -79,6 +79,28 @@ impl Served {
     /// Its process id, for signals (`kill -STOP`).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends it the signal `name` (`TERM`, `KILL`, `STOP`, `CONT`).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// Waits up to `within` for it to exit (after [`Served::signal`]); its exit status, or
+    /// `None` when it was still running and was killed.
+    pub fn wait(mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// The generated admin token.

@@ -58,24 +58,25 @@ impl TestStore {
         }
     }
 
-    /// Starts a run of integration `id` that may commit pages: on PostgreSQL it also claims
-    /// the integration's lease and binds the run to it, as a host's runner does.
-    pub fn start_leased_run(&self, id: &str, trigger: &str, version: &str) -> String {
-        let run = self
-            .store
-            .start_run(id, trigger, false, version)
-            .expect("the run starts");
-        if self.backend == Backend::Postgres {
-            let mut leases = self.leases.lock().unwrap();
-            let lease = leases.entry(id.to_string()).or_insert_with(|| {
-                self.store
-                    .claim_lease(id, "test-host", std::time::Duration::from_secs(600))
-                    .expect("the lease is claimed")
-                    .expect("the integration's lease is free")
-            });
-            self.store.bind_run(lease, &run).expect("the run is bound");
+    /// Starts a run of integration `id` that may commit pages: on PostgreSQL it starts it
+    /// under the integration's lease, claimed once, as a host's runner does.
+    pub fn start_run_as_runner(&self, id: &str, trigger: &str, version: &str) -> String {
+        if self.backend == Backend::Sqlite {
+            return self
+                .store
+                .start_run(id, trigger, false, version)
+                .expect("the run starts");
         }
-        run
+        let mut leases = self.leases.lock().unwrap();
+        let lease = leases.entry(id.to_string()).or_insert_with(|| {
+            self.store
+                .claim_lease(id, "test-host", std::time::Duration::from_secs(600))
+                .expect("the lease is claimed")
+                .expect("the integration's lease is free")
+        });
+        self.store
+            .start_leased_run(lease, trigger, false, version)
+            .expect("the run starts under its lease")
     }
 
     /// Another handle on the same database, as a second host (or a restarted one) opens it.

@@ -133,12 +133,22 @@ impl RunClaim {
         &self.id
     }
 
-    /// Binds run `run_id` to the claim, so that its page commits are admitted: on
-    /// PostgreSQL only the run bound to a live lease may commit.
-    pub fn bind(&self, run_id: &str) -> Result<(), AppError> {
+    /// Records the start of a run under the claim; its id. On PostgreSQL the run is bound
+    /// to the lease as it starts, since only the run bound to a live lease may commit.
+    pub fn start_run(
+        &self,
+        trigger: &str,
+        full: bool,
+        connector_version: &str,
+    ) -> Result<String, AppError> {
         match &self.hold {
-            Hold::File { .. } => Ok(()),
-            Hold::Lease(held) => held.bind(run_id),
+            Hold::File { .. } => {
+                Ok(self
+                    .app
+                    .store
+                    .start_run(&self.id, trigger, full, connector_version)?)
+            }
+            Hold::Lease(held) => held.start_run(trigger, full, connector_version),
         }
     }
 }
@@ -178,9 +188,17 @@ impl HeldLease {
         }
     }
 
-    fn bind(&self, run_id: &str) -> Result<(), AppError> {
+    fn start_run(
+        &self,
+        trigger: &str,
+        full: bool,
+        connector_version: &str,
+    ) -> Result<String, AppError> {
         let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.store.bind_run(&lease, run_id).map_err(|e| match e {
+        let started = self
+            .store
+            .start_leased_run(&lease, trigger, full, connector_version);
+        started.map_err(|e| match e {
             LeaseError::Lost(_) => AppError::AlreadyRunning(lease.integration_id.clone()),
             LeaseError::Store(e) => e.into(),
         })

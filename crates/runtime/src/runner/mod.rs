@@ -144,8 +144,7 @@ pub async fn run_claimed(
     opts: PullOptions,
 ) -> Result<RunSummary, AppError> {
     let id = claim.integration().to_string();
-    let (run, streams) = Run::start(app, &id, opts).await?;
-    claim.bind(&run.run_id)?;
+    let (run, streams) = Run::start(app, claim, opts).await?;
     let _on_board = board::OnBoard {
         board: &app.board,
         integration: id.clone(),
@@ -243,9 +242,10 @@ impl Run {
     /// Opens the session, records the run's start and returns the streams to pull.
     async fn start(
         app: &Arc<App>,
-        id: &str,
+        claim: &RunClaim,
         opts: PullOptions,
     ) -> Result<(Run, Vec<String>), AppError> {
+        let id = claim.integration();
         let started = Instant::now();
         let (connector, session, mut ctx, configured) = app.session(id, None).await?;
         app.store.close_orphan_runs(id)?;
@@ -257,9 +257,7 @@ impl Run {
         } else {
             &opts.trigger
         };
-        let run_id = app
-            .store
-            .start_run(id, trigger, opts.full, &connector.label)?;
+        let run_id = claim.start_run(trigger, opts.full, &connector.label)?;
         ctx.run = Some(run_id.clone());
         tracing::info!(integration = id, run = %run_id, connector = %connector.label, full = opts.full, "run started");
         let streams: Vec<String> = configured.streams.iter().map(|s| s.name.clone()).collect();

@@ -147,26 +147,42 @@ impl Store {
         }
     }
 
-    /// Records that `lease`'s holder runs `run_id`, so that [`fence`] admits that run's
-    /// page commits and no other's; the run's row notes the host and the generation.
-    pub fn bind_run(&self, lease: &Lease, run_id: &str) -> Result<(), LeaseError> {
-        let pg = self.postgres("bind_run")?;
-        let bound: i64 = pg::wait(pg.client()?.query_one(
+    /// Records the start of a run under `lease` and binds it, so that [`fence`] admits
+    /// that run's page commits and no other's; its row names the host and the generation.
+    /// One statement does both, so no run exists without the lease its commits need, even
+    /// when its host dies at once. Refused once the lease expired or was taken over.
+    pub fn start_leased_run(
+        &self,
+        lease: &Lease,
+        trigger: &str,
+        full: bool,
+        connector_version: &str,
+    ) -> Result<String, LeaseError> {
+        let pg = self.postgres("start_leased_run")?;
+        let run_id = new_id("run");
+        let started = pg::wait(pg.client()?.execute(
             "WITH bound AS (
                  UPDATE run_leases SET run_id = $3
                  WHERE integration_id = $1 AND generation = $2
                    AND expires_at_ms >= sluice_now_ms()
-                 RETURNING owner, generation),
-             noted AS (
-                 UPDATE runs SET host = bound.owner, lease_generation = bound.generation
-                 FROM bound WHERE runs.id = $3)
-             SELECT count(*) FROM bound",
-            &[&lease.integration_id, &lease.generation, &run_id],
+                 RETURNING owner, generation)
+             INSERT INTO runs (id, integration_id, trigger, \"full\", connector_version,
+                 started_at_ms, status, host, lease_generation)
+             SELECT $3, $1, $4, $5, $6, $7, $8, bound.owner, bound.generation FROM bound",
+            &[
+                &lease.integration_id,
+                &lease.generation,
+                &run_id,
+                &trigger,
+                &full,
+                &connector_version,
+                &now_ms(),
+                &RunState::Running.as_str(),
+            ],
         ))
-        .map_err(StoreError::from)?
-        .get(0);
-        match bound {
-            1 => Ok(()),
+        .map_err(StoreError::from)?;
+        match started {
+            1 => Ok(run_id),
             _ => Err(self.lost(lease)?),
         }
     }
@@ -220,6 +236,29 @@ impl Store {
             1 => Ok(()),
             _ => Err(LeaseError::Lost(LeaseLoss::TakenOver)),
         }
+    }
+
+    /// Marks `interrupted` the runs whose lease lapsed: it expired or was given up while
+    /// they were `running`, or a later claim took it. Such a run can never commit again (the
+    /// fence refuses it), and its host died or stalled; without this it would stay
+    /// `running` until its integration's next run, which may never come (a paused
+    /// integration). Returns how many runs it closed.
+    pub fn close_runs_of_lapsed_leases(&self) -> Result<u64, StoreError> {
+        let pg = self.postgres("close_runs_of_lapsed_leases")?;
+        Ok(pg::wait(pg.client()?.execute(
+            "UPDATE runs r SET status = $2, ended_at_ms = COALESCE(r.ended_at_ms, $1),
+                 error = COALESCE(r.error,
+                     'the host running it stopped renewing its lease before the run finished')
+             FROM run_leases l
+             WHERE r.status = $3 AND l.integration_id = r.integration_id
+               AND (l.expires_at_ms IS NULL OR l.expires_at_ms < sluice_now_ms()
+                    OR l.generation > r.lease_generation)",
+            &[
+                &now_ms(),
+                &RunState::Interrupted.as_str(),
+                &RunState::Running.as_str(),
+            ],
+        ))?)
     }
 
     /// The database's clock, in milliseconds since the epoch: leases and due times are on it.

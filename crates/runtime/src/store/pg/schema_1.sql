@@ -101,6 +101,8 @@ CREATE TABLE runs (
     lease_generation   BIGINT              -- the lease claim it ran under: its fencing token
 );
 CREATE INDEX runs_by_integration ON runs(integration_id, started_at_ms);
+-- The runs going on, few among many: the sweep of runs whose lease lapsed reads only these.
+CREATE INDEX runs_running ON runs(integration_id) WHERE status = 'running';
 
 CREATE TABLE run_pages (
     run_id             TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
