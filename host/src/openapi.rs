@@ -41,6 +41,8 @@ use crate::admin::ErrorBody;
         crate::admin::delete,
         crate::admin::test,
         crate::admin::pull,
+        crate::admin::pause,
+        crate::admin::resume,
         crate::admin::runs,
         crate::admin::records,
         crate::admin::changes,

@@ -158,6 +158,20 @@ async fn the_setup_flow_in_a_real_browser() {
     .await;
     let result = text(&c, &format!("#result-{id}")).await;
     assert!(result.contains("Connection OK"), "{result}");
+    // Each probe's result, and a live region that announces it.
+    for probe in ["passed: identity", "passed: limits", "passed: object:Case"] {
+        assert!(result.contains(probe), "{probe}: {result}");
+    }
+    for live in [format!("#result-{id}"), "#notice".to_string()] {
+        let role = c
+            .find(Locator::Css(&live))
+            .await
+            .unwrap()
+            .attr("role")
+            .await
+            .unwrap();
+        assert_eq!(role.as_deref(), Some("status"), "{live}");
+    }
     assert_eq!(active_element_id(&c).await, format!("result-{id}"));
     shot(&c, "04-test-ok").await;
 
@@ -245,6 +259,26 @@ async fn the_setup_flow_in_a_real_browser() {
     let list = served.get_json("/api/integrations", &served.generated_token());
     assert_eq!(list.as_array().unwrap().len(), 1, "not re-created: {list}");
 
+    // The list's third state: paused, in words, with Resume in place of Pull now.
+    let state_has = |words: &str| {
+        format!("document.querySelector('{row} .state').textContent.includes('{words}')")
+    };
+    c.goto(&format!("{base}/")).await.unwrap();
+    click(&c, &format!("{row} button.pause")).await;
+    until(&c, "the paused row", &state_has("Paused")).await;
+    assert!(text(&c, "#notice").await.contains("Paused Acme Helpdesk"));
+    assert!(
+        c.find(Locator::Css(&format!("{row} button.pull")))
+            .await
+            .is_err(),
+        "a paused integration offers no Pull now"
+    );
+    assert!(integration(&served, &id)["integration"]["paused_at_ms"].is_i64());
+    shot(&c, "06c-paused").await;
+    click(&c, &format!("{row} button.resume")).await;
+    until(&c, "the resumed row", &state_has("Active")).await;
+    assert!(integration(&served, &id)["integration"]["paused_at_ms"].is_null());
+
     // 7. Content Management hides Pull Record By.
     open_salesforce_form(&c, &base).await;
     fill(&c, "#field-name", "Acme Knowledge").await;
@@ -305,6 +339,35 @@ async fn the_setup_flow_in_a_real_browser() {
     assert_eq!(top, "Acme Knowledge", "the newest is on top");
     assert_eq!(c.windows().await.unwrap().len(), 1);
     shot(&c, "08b-redirect-connected").await;
+
+    // Delete asks first: dismissed, nothing is deleted; accepted, the integration is gone.
+    let knowledge = c
+        .find(Locator::Css("#integrations tbody tr"))
+        .await
+        .unwrap()
+        .attr("data-id")
+        .await
+        .unwrap()
+        .unwrap();
+    let delete = format!("#row-{knowledge} button.delete");
+    click(&c, &delete).await;
+    let asked = c.get_alert_text().await.unwrap();
+    assert!(asked.contains("Delete Acme Knowledge"), "{asked}");
+    c.dismiss_alert().await.unwrap();
+    let listed = || served.get_json("/api/integrations", &served.generated_token());
+    assert_eq!(listed().as_array().unwrap().len(), 2, "dismissed: kept");
+    click(&c, &delete).await;
+    c.accept_alert().await.unwrap();
+    until(
+        &c,
+        "the list after the deletion",
+        "location.search.startsWith('?deleted=')",
+    )
+    .await;
+    assert!(text(&c, "#notice").await.contains("Deleted Acme Knowledge"));
+    let left = listed();
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["id"], id.as_str());
 
     c.close().await.unwrap();
 }
@@ -548,6 +611,21 @@ async fn the_console_needs_a_sign_in_even_on_loopback() {
         let page = http().get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(page.status(), 303, "{path}");
         assert_eq!(page.headers()["location"], "/login", "{path}");
+    }
+    // Opened at the address, a page moves to the origin its OAuth callback and session use.
+    let port = served.addr.port();
+    for path in ["/", "/login", "/integrations/new?connector=salesforce"] {
+        let page = http()
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 303, "{path}");
+        assert_eq!(
+            page.headers()["location"],
+            format!("http://localhost:{port}{path}").as_str(),
+            "{path}"
+        );
     }
     let (cookie, token) = csrf(&base, "/login").await;
     let forged = http()

@@ -410,13 +410,12 @@ struct Forgery<'a> {
 async fn an_upload_without_its_csrf_token_or_from_another_site_installs_nothing() {
     let dir = temp_dir("console-upload-forgery");
     let served = serve(&dir, &[], &[], "");
-    let base = format!("http://127.0.0.1:{}", served.addr.port());
+    let base = format!("http://localhost:{}", served.addr.port());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let link = served.sign_in_link.clone().expect("a sign-in link");
-    let link = link.replace("localhost", "127.0.0.1");
     let signed_in = http.get(&link).send().await.unwrap();
     let session = set_cookie(&signed_in, "sluice_session");
     let page = http

@@ -320,6 +320,27 @@ async fn every_routes_answers_match_the_served_document() {
     assert_eq!(status, 202, "{started}");
     assert_conforms(&doc, "post", "/api/integrations/{id}/pull", 202, &started);
 
+    // Paused, a pull is refused with the way out; resumed, the integration says so.
+    let beta = format!(
+        "/api/integrations/{}",
+        added["integration"]["id"].as_str().unwrap()
+    );
+    let (status, paused) = f.call("POST", &format!("{beta}/pause"), "");
+    assert_eq!(status, 200, "{paused}");
+    assert_conforms(&doc, "post", "/api/integrations/{id}/pause", 200, &paused);
+    assert!(paused["paused_at_ms"].is_i64(), "{paused}");
+    let (status, refused) = f.call("POST", &format!("{beta}/pull"), "");
+    assert_eq!(status, 409, "{refused}");
+    assert_conforms(&doc, "post", "/api/integrations/{id}/pull", 409, &refused);
+    assert!(
+        refused["error"].as_str().unwrap().contains("is paused"),
+        "{refused}"
+    );
+    let (status, resumed) = f.call("POST", &format!("{beta}/resume"), "");
+    assert_eq!(status, 200, "{resumed}");
+    assert_conforms(&doc, "post", "/api/integrations/{id}/resume", 200, &resumed);
+    assert!(resumed["paused_at_ms"].is_null(), "{resumed}");
+
     // The token's refusal, without a token.
     let (status, text) = f
         .server

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sluice::app::{AppConfig, IntegrationInput};
+use sluice::app::{App, AppConfig, AppError, IntegrationInput};
 use sluice::scheduler::{SchedulerConfig, SchedulerStats};
 use sluice::store::{RunState, TokenHealthState};
-use sluice_test_support::runtime::{approve_emulator, connect, open_app};
-use sluice_test_support::temp_dir;
+use sluice_test_support::runtime::{add_connected, approve_emulator, connect, crm_input, open_app};
+use sluice_test_support::{TestDir, temp_dir};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -124,19 +124,25 @@ async fn many_integrations_pull_on_schedule_without_overlap() {
     assert!(rss_peak < rss_before + 512 * 1024, "memory stays bounded");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
+/// An emulator whose org holds no records, and an app on a new data directory that trusts it.
+async fn empty_org(dir_name: &str) -> (sf_emulator::Emulator, TestDir, Arc<App>) {
     let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
         auto_approve: true,
         dataset: sf_emulator::Dataset::Empty,
         ..sf_emulator::EmulatorConfig::default()
     })
     .await
-    .unwrap();
-    let dir = temp_dir("health");
+    .expect("emulator starts");
+    let dir = temp_dir(dir_name);
     let mut config = AppConfig::new(dir.to_path_buf());
     approve_emulator(&mut config, &emu.url);
     let app = open_app(config).await;
+    (emu, dir, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
+    let (emu, _dir, app) = empty_org("health").await;
     let id = app
         .add_integration(IntegrationInput {
             name: Some("t".into()),
@@ -197,17 +203,7 @@ async fn the_health_check_finds_a_dead_refresh_token_before_a_pull() {
 /// rotation that can end the run's session and its query locators): it waits for the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_health_check_refresh_while_a_run_holds_the_integration() {
-    let emu = sf_emulator::Emulator::start(sf_emulator::EmulatorConfig {
-        auto_approve: true,
-        dataset: sf_emulator::Dataset::Empty,
-        ..sf_emulator::EmulatorConfig::default()
-    })
-    .await
-    .expect("emulator starts");
-    let dir = temp_dir("health");
-    let mut config = AppConfig::new(dir.to_path_buf());
-    approve_emulator(&mut config, &emu.url);
-    let app = open_app(config).await;
+    let (emu, _dir, app) = empty_org("health").await;
     let id = app
         .add_integration(IntegrationInput {
             name: Some("held".into()),
@@ -265,4 +261,52 @@ async fn no_health_check_refresh_while_a_run_holds_the_integration() {
     stop_tx.send(true).unwrap();
     scheduler.await.unwrap();
     assert!(refreshed() >= 1, "the check runs once the run is over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_integration_is_not_pulled_until_resumed() {
+    let (emu, _dir, app) = empty_org("sched-paused").await;
+    let input = |name: &str| IntegrationInput {
+        interval: Some(Duration::from_secs(1)),
+        ..crm_input(&emu, name, &["Account"])
+    };
+    let paused = add_connected(&app, input("paused")).await;
+    let going = add_connected(&app, input("going")).await;
+    app.set_paused(&paused, true).unwrap();
+
+    let err = sluice::runner::run_pull(&app, &paused, Default::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AppError::Paused(_)), "{err}");
+    assert!(
+        err.to_string().contains("sluice integration resume"),
+        "{err}"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(sluice::scheduler::run(
+        app.clone(),
+        SchedulerConfig {
+            tick: Duration::from_millis(100),
+            ..SchedulerConfig::default()
+        },
+        Arc::new(SchedulerStats::default()),
+        stop_rx,
+    ));
+    let runs = |id: &str| app.store().runs(id, 100).unwrap().len();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(runs(&paused), 0, "no pull while paused");
+    assert!(runs(&going) >= 2, "the other one pulls on its schedule");
+
+    app.set_paused(&paused, false).unwrap();
+    let resumed = Instant::now();
+    while runs(&paused) == 0 {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(60),
+            "no pull after resuming"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_tx.send(true).unwrap();
+    scheduler.await.unwrap();
 }

@@ -166,6 +166,19 @@ each_backend! {
         assert!(unknown(store.client_secret("int_nope")));
     }
 
+    fn pausing_keeps_since_when_until_resumed(store) {
+        let i = add(&store, "a", None);
+        assert_eq!(i.paused_at_ms, None);
+        let since = store.set_paused(&i.id, true).unwrap().paused_at_ms.expect("paused");
+        std::thread::sleep(Duration::from_millis(5));
+        let again = store.reopen().set_paused(&i.id, true).unwrap();
+        assert_eq!(again.paused_at_ms, Some(since), "pausing again keeps the first time");
+        assert_eq!(store.integration(&i.id).unwrap().paused_at_ms, Some(since));
+        assert_eq!(store.set_paused(&i.id, false).unwrap().paused_at_ms, None);
+        assert_eq!(store.integration(&i.id).unwrap().paused_at_ms, None);
+        assert!(unknown(store.set_paused("int_nope", true)));
+    }
+
     fn updating_an_integration_keeps_replaces_or_removes_its_secret(store) {
         let i = add(&store, "a", Some("first"));
         let mut changed = settings();

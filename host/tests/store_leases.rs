@@ -27,7 +27,8 @@ fn integrations(store: &TestStore, n: usize, state: &str) -> Vec<String> {
             &format!(
                 "INSERT INTO integrations (id, name, connector, settings_json, interval_s, \
                  state, created_at_ms, updated_at_ms) \
-                 VALUES ('{id}', '{id}', 'salesforce', '{{}}', 900, '{state}', 0, 0)"
+                 VALUES ('{id}', '{id}', 'salesforce', '{{\"capability\": \"crm\"}}', 900, \
+                 '{state}', 0, 0)"
             ),
         );
     }
@@ -297,6 +298,22 @@ fn a_run_starts_under_a_live_lease_only_and_names_its_host_and_generation() {
         "1\n",
         "a refused start leaves no run behind"
     );
+}
+
+#[test]
+fn a_paused_integration_is_not_claimed_until_resumed() {
+    let store = postgres();
+    let id = &integrations(&store, 1, "active")[0];
+    store.set_paused(id, true).unwrap();
+    assert!(
+        store
+            .claim_due_leases("host-a", TTL, 10)
+            .unwrap()
+            .is_empty()
+    );
+    store.set_paused(id, false).unwrap();
+    let claimed = store.claim_due_leases("host-a", TTL, 10).unwrap();
+    assert_eq!(claimed.len(), 1, "due while paused, claimed once resumed");
 }
 
 #[test]

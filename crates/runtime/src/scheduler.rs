@@ -247,7 +247,7 @@ impl Scheduler {
                 at: now + interval(i).mul_f64(fastrand::f64()),
                 failures: 0,
             });
-            if i.state == IntegrationState::Active && now >= entry.at {
+            if i.state == IntegrationState::Active && i.paused_at_ms.is_none() && now >= entry.at {
                 jobs.push(Job::Pull {
                     id: i.id.clone(),
                     claim: None,
@@ -399,6 +399,8 @@ impl Scheduler {
                 self.stats.overlaps_refused.fetch_add(1, Ordering::Relaxed);
                 return fine(interval);
             }
+            // Paused since it was found due: not a failure.
+            Err(AppError::Paused(_)) => return fine(interval),
             Err(e) => tracing::warn!(integration = %id, error = %e, "scheduled pull failed"),
         }
         self.stats.runs_failed.fetch_add(1, Ordering::Relaxed);

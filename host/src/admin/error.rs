@@ -75,7 +75,7 @@ impl IntoResponse for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"error": error.to_string()}),
             ),
-            AppError::AlreadyRunning(_) => {
+            AppError::AlreadyRunning(_) | AppError::Paused(_) => {
                 (StatusCode::CONFLICT, json!({"error": error.to_string()}))
             }
             AppError::BadCallback(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),

@@ -1,4 +1,5 @@
-//! `/api/integrations...`: list, add, show, edit, delete, test, pull, runs and records.
+//! `/api/integrations...`: list, add, show, edit, delete, test, pull, pause, resume, runs and
+//! records.
 
 use super::*;
 
@@ -303,7 +304,7 @@ pub enum PullStatus {
     responses((status = 202, description = "The run started", body = PullStarted),
         (status = 400, description = "The path or the query is malformed", body = ErrorBody),
         (status = 404, description = "No such integration", body = ErrorBody),
-        (status = 409, description = "A run of this integration is already going on", body = ErrorBody),
+        (status = 409, description = "A run of this integration is already going on, or its pulls are paused", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody)))]
 pub(crate) async fn pull(
     State(s): State<AdminState>,
@@ -334,6 +335,35 @@ pub(crate) async fn pull(
         }),
     )
         .into_response())
+}
+
+/// Pauses an integration's pulls: the schedule skips it and pull requests get 409 until it
+/// is resumed. A run going on finishes; its token is still refreshed and checked.
+#[utoipa::path(post, path = "/api/integrations/{id}/pause", tag = "integrations", params(IntegrationId),
+    responses((status = 200, description = "Paused (`paused_at_ms` says since when)", body = crate::store::Integration),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+        (status = 500, description = "The store failed", body = ErrorBody)))]
+pub(crate) async fn pause(
+    State(s): State<AdminState>,
+    id: Result<Path<IntegrationId>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(IntegrationId { id }) = id?;
+    Ok(Json(s.app.set_paused(&id, true)?).into_response())
+}
+
+/// Resumes an integration's pulls; a pull that came due while it was paused runs soon.
+#[utoipa::path(post, path = "/api/integrations/{id}/resume", tag = "integrations", params(IntegrationId),
+    responses((status = 200, description = "Resumed (`paused_at_ms` is null)", body = crate::store::Integration),
+        (status = 400, description = "The path is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "No such integration", body = ErrorBody),
+        (status = 500, description = "The store failed", body = ErrorBody)))]
+pub(crate) async fn resume(
+    State(s): State<AdminState>,
+    id: Result<Path<IntegrationId>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(IntegrationId { id }) = id?;
+    Ok(Json(s.app.set_paused(&id, false)?).into_response())
 }
 
 /// Runs the API lists.

@@ -98,6 +98,8 @@ pub fn router(state: AdminState) -> axum::Router {
         )
         .route("/api/integrations/{id}/test", json_only(post(test)))
         .route("/api/integrations/{id}/pull", json_only(post(pull)))
+        .route("/api/integrations/{id}/pause", json_only(post(pause)))
+        .route("/api/integrations/{id}/resume", json_only(post(resume)))
         .route("/api/integrations/{id}/runs", get(runs))
         .route("/api/integrations/{id}/records", get(records))
         .route("/api/integrations/{id}/changes", get(changes))

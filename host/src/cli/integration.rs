@@ -66,7 +66,11 @@ pub(super) async fn integration(
                     truncate(&safe(&i.name), 20),
                     truncate(&safe(&i.connector), 12),
                     safe(&i.settings.capability),
-                    i.state.as_str(),
+                    if i.paused_at_ms.is_some() {
+                        "paused"
+                    } else {
+                        i.state.as_str()
+                    },
                     safe(&last),
                     safe(&token)
                 )?;
@@ -85,6 +89,13 @@ pub(super) async fn integration(
             outln!("state:        {}", i.state.as_str())?;
             if let Some(reason) = &i.state_reason {
                 outln!("reason:       {}", safe(reason))?;
+            }
+            if let Some(since) = i.paused_at_ms {
+                outln!(
+                    "paused:       {} (`sluice integration resume {}`)",
+                    ago(since),
+                    i.id
+                )?;
             }
             outln!("capability:   {}", safe(&i.settings.capability))?;
             for (name, value) in &i.settings.values {
@@ -156,6 +167,20 @@ pub(super) async fn integration(
         IntegrationCommand::Delete { id } => {
             app.delete_integration(id).await?;
             outln!("deleted {id}")?;
+        }
+        IntegrationCommand::Pause { id } => {
+            let integration = app.set_paused(id, true)?;
+            if json {
+                return print_json(&integration);
+            }
+            outln!("paused {id}: no pulls until `sluice integration resume {id}`")?;
+        }
+        IntegrationCommand::Resume { id } => {
+            let integration = app.set_paused(id, false)?;
+            if json {
+                return print_json(&integration);
+            }
+            outln!("resumed {id}")?;
         }
     }
     Ok(())

@@ -237,6 +237,17 @@ pub enum IntegrationCommand {
         /// The integration id.
         id: String,
     },
+    /// Pause its pulls: the schedule skips it and `pull` is refused until `resume` (a run
+    /// going on finishes; tokens are still refreshed).
+    Pause {
+        /// The integration id.
+        id: String,
+    },
+    /// Resume its pulls; one that came due meanwhile runs soon.
+    Resume {
+        /// The integration id.
+        id: String,
+    },
 }
 
 /// `integration add`.

@@ -1,4 +1,5 @@
-//! The integrations list, with Test Connection, Delete and Pull now on each row.
+//! The integrations list, with Test Connection, Edit, Pull now, Pause or Resume, and Delete on
+//! each row.
 
 use askama::Template;
 use axum::extract::{Extension, Path, Query, State};
@@ -24,12 +25,17 @@ pub(crate) struct Row {
     last_run: String,
     token: &'static str,
     just_connected: bool,
+    paused: bool,
 }
 
 impl Row {
     fn from(row: &ListRow, connected: Option<&str>) -> Self {
         let i = &row.integration;
-        let (state, state_class) = state_words(i.state);
+        let paused = i.paused_at_ms.is_some();
+        let (state, state_class) = match paused {
+            true => ("Paused", "paused"),
+            false => state_words(i.state),
+        };
         Self {
             id: i.id.clone(),
             name: i.name.clone(),
@@ -51,6 +57,7 @@ impl Row {
                 .unwrap_or_else(|| "never".into()),
             token: token_words(row.token.as_ref().map(|t| t.health)),
             just_connected: connected == Some(i.id.as_str()),
+            paused,
         }
     }
 }
@@ -91,6 +98,10 @@ pub(crate) struct ListQuery {
     deleted: Option<String>,
     /// The integration whose pull just started.
     pulling: Option<String>,
+    /// The integration just paused.
+    paused: Option<String>,
+    /// The integration just resumed.
+    resumed: Option<String>,
 }
 
 /// `GET /`: the integrations, newest first.
@@ -108,13 +119,20 @@ pub(crate) async fn page(
         .map(|r| Row::from(r, q.connected.as_deref()))
         .collect();
     let name_of = |id: &str| rows.iter().find(|r| r.id == id).map(|r| r.name.clone());
-    let notice = match (&q.connected, &q.deleted, &q.pulling) {
-        (Some(id), _, _) => name_of(id).map(|n| format!("Connected: {n} is authorized and ready.")),
-        (_, Some(name), _) => Some(format!("Deleted {name} with its records and tokens.")),
-        (_, _, Some(id)) => {
-            name_of(id).map(|n| format!("Pull started for {n}: the last run column follows it."))
-        }
-        _ => None,
+    let notice = if let Some(id) = &q.connected {
+        name_of(id).map(|n| format!("Connected: {n} is authorized and ready."))
+    } else if let Some(name) = &q.deleted {
+        Some(format!("Deleted {name} with its records and tokens."))
+    } else if let Some(id) = &q.pulling {
+        name_of(id).map(|n| format!("Pull started for {n}: the last run column follows it."))
+    } else if let Some(id) = &q.paused {
+        name_of(id).map(|n| {
+            format!("Paused {n}: no pulls until you resume it. Its data and token are kept.")
+        })
+    } else if let Some(id) = &q.resumed {
+        name_of(id).map(|n| format!("Resumed {n}: it pulls on its schedule again."))
+    } else {
+        None
     };
     render(&ListPage {
         shell: Shell::new("Integrations", csrf),
@@ -127,6 +145,7 @@ pub(crate) async fn page(
 pub(crate) fn failure(e: &AppError) -> Response {
     let status = match e {
         AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        AppError::AlreadyRunning(_) | AppError::Paused(_) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, format!("Sluice could not do that: {e}")).into_response()
@@ -261,6 +280,24 @@ pub(crate) async fn pull(State(s): State<AdminState>, Path(id): Path<String>) ->
         }
     });
     Redirect::to(&format!("/?pulling={}", urlencode(&id))).into_response()
+}
+
+/// `POST /integrations/{id}/pause`: no pulls until it is resumed.
+pub(crate) async fn pause(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    set_paused(&s, &id, true)
+}
+
+/// `POST /integrations/{id}/resume`.
+pub(crate) async fn resume(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    set_paused(&s, &id, false)
+}
+
+fn set_paused(s: &AdminState, id: &str, paused: bool) -> Response {
+    let said = if paused { "paused" } else { "resumed" };
+    match s.app.set_paused(id, paused) {
+        Ok(_) => Redirect::to(&format!("/?{said}={}", urlencode(id))).into_response(),
+        Err(e) => failure(&e),
+    }
 }
 
 /// `text` as a query value.

@@ -58,6 +58,8 @@ pub fn router(state: AdminState) -> axum::Router<AdminState> {
         .route("/integrations/{id}/test", post(list::test))
         .route("/integrations/{id}/delete", post(list::delete))
         .route("/integrations/{id}/pull", post(list::pull))
+        .route("/integrations/{id}/pause", post(list::pause))
+        .route("/integrations/{id}/resume", post(list::resume))
         .route("/integrations/{id}/authorize", post(connect::authorize))
         .route("/integrations/{id}/status", get(connect::status))
         .route("/connectors", get(connectors::page))
@@ -87,6 +89,10 @@ pub fn router(state: AdminState) -> axum::Router<AdminState> {
         .route("/console/static/{file}", get(static_file))
         .merge(pages)
         .layer(axum::middleware::from_fn(security::ensure_csrf_cookie))
+        .layer(from_fn_with_state(
+            state.clone(),
+            security::to_public_origin,
+        ))
         .layer(axum::middleware::from_fn(with_headers))
 }
 

@@ -233,6 +233,42 @@ pub(crate) async fn require_session(
     next.run(req).await
 }
 
+/// Sends a page asked for at a loopback address (`127.0.0.1:7070`) to the same page on the
+/// public URL when that names `localhost` on the same port (the default): the OAuth callback,
+/// the popup's message to its opener and the session cookie all belong to that origin, so a
+/// setup begun at the address would stop at the callback. Other requests pass.
+pub(crate) async fn to_public_origin(
+    State(s): State<AdminState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if matches!(req.method(), &Method::GET | &Method::HEAD)
+        && let Some(there) = public_twin(req.headers(), &s.public_url)
+    {
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        return Redirect::to(&format!("{there}{path}")).into_response();
+    }
+    next.run(req).await
+}
+
+/// The public URL's origin, when `headers`' `Host` is a loopback address with the port of a
+/// public URL on `localhost`.
+fn public_twin(headers: &HeaderMap, public_url: &str) -> Option<String> {
+    let public = url::Url::parse(public_url).ok()?;
+    if public.host_str() != Some("localhost") {
+        return None;
+    }
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let asked = url::Url::parse(&format!("http://{host}")).ok()?;
+    let loopback = match asked.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(_) => false,
+    };
+    (loopback && asked.port_or_known_default() == public.port_or_known_default())
+        .then(|| public.origin().ascii_serialization())
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {

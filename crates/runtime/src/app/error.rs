@@ -47,6 +47,11 @@ pub enum AppError {
     /// A pull of this integration is already running (HTTP 409).
     #[error("a pull of integration {0} is already running")]
     AlreadyRunning(String),
+    /// The integration's pulls are paused (HTTP 409).
+    #[error(
+        "integration {0} is paused: resume it first (`sluice integration resume {0}`, or Resume in the console)"
+    )]
+    Paused(String),
     /// A bad or stale OAuth callback (HTTP 400).
     #[error("{0}")]
     BadCallback(String),

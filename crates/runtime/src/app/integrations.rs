@@ -311,6 +311,18 @@ impl App {
         })
     }
 
+    /// Pauses integration `id`'s pulls, scheduled or asked for, or resumes them. A run going
+    /// on finishes; tokens are still refreshed and checked, so resuming needs no new login.
+    pub fn set_paused(&self, id: &str, paused: bool) -> Result<Integration, AppError> {
+        let integration = self.store.set_paused(id, paused)?;
+        tracing::info!(
+            integration = id,
+            paused,
+            "integration pulls paused or resumed"
+        );
+        Ok(integration)
+    }
+
     /// The integration with what `configure` says about it now.
     pub async fn show_integration(&self, id: &str) -> Result<Validated, AppError> {
         let integration = self.store.integration(id)?;

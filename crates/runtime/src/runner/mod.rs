@@ -129,10 +129,13 @@ pub async fn run_pull(app: &Arc<App>, id: &str, opts: PullOptions) -> Result<Run
     run_claimed(app, &claim, opts).await
 }
 
-/// Claims integration `id` for one run; a conflict when a run of it is already going on.
+/// Claims integration `id` for one run; a conflict when a run of it is already going on or
+/// its pulls are paused.
 pub fn claim(app: &Arc<App>, id: &str) -> Result<RunClaim, AppError> {
     // The id names a lock file: only ids that exist get that far.
-    app.store.integration(id)?;
+    if app.store.integration(id)?.paused_at_ms.is_some() {
+        return Err(AppError::Paused(id.to_string()));
+    }
     app.claim_run(id)
         .ok_or_else(|| AppError::AlreadyRunning(id.to_string()))
 }

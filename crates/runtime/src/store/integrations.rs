@@ -71,6 +71,8 @@ pub struct Integration {
     pub created_at_ms: i64,
     /// When it was last changed.
     pub updated_at_ms: i64,
+    /// Since when its scheduled pulls are paused (ms since the epoch); `None`: not paused.
+    pub paused_at_ms: Option<i64>,
 }
 
 /// What `integration add` stores.
@@ -286,6 +288,29 @@ impl Store {
             .map_err(Into::into)
     }
 
+    /// Pauses integration `id`'s pulls (keeping when it was first paused), or resumes them.
+    pub fn set_paused(&self, id: &str, paused: bool) -> Result<Integration, StoreError> {
+        let now = now_ms();
+        let n = match &self.db {
+            Db::Sqlite(db) => db.conn().execute(
+                "UPDATE integrations SET updated_at_ms = ?3,
+                     paused_at_ms = CASE WHEN ?2 THEN COALESCE(paused_at_ms, ?3) END
+                 WHERE id = ?1",
+                params![id, paused, now],
+            )?,
+            Db::Postgres(pg) => pg::wait(pg.client()?.execute(
+                "UPDATE integrations SET updated_at_ms = $3,
+                     paused_at_ms = CASE WHEN $2 THEN COALESCE(paused_at_ms, $3) END
+                 WHERE id = $1",
+                &[&id, &paused, &now],
+            ))? as usize,
+        };
+        if n == 0 {
+            return Err(StoreError::UnknownIntegration(id.to_string()));
+        }
+        self.integration(id)
+    }
+
     /// Sets an integration's state and the reason for it.
     pub fn set_state(
         &self,
@@ -329,6 +354,7 @@ fn row_to_integration(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Integrat
             state_reason: r.get(8)?,
             created_at_ms: r.get(9)?,
             updated_at_ms: r.get(10)?,
+            paused_at_ms: r.get(11)?,
         })
     };
     Ok(build())
@@ -348,6 +374,7 @@ fn pg_row_to_integration(r: &tokio_postgres::Row) -> Result<Integration, StoreEr
         state_reason: r.try_get(8)?,
         created_at_ms: r.try_get(9)?,
         updated_at_ms: r.try_get(10)?,
+        paused_at_ms: r.try_get(11)?,
     })
 }
 

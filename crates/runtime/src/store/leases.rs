@@ -64,7 +64,7 @@ const CLAIMED: &str =
     "RETURNING l.integration_id, l.owner, l.generation, l.expires_at_ms, l.failures";
 
 impl Store {
-    /// Claims up to `limit` active integrations that are due and not leased, for `owner`,
+    /// Claims up to `limit` active, unpaused integrations that are due and not leased, for `owner`,
     /// for `ttl`. Another host claiming at the same moment skips the rows this one locked.
     pub fn claim_due_leases(
         &self,
@@ -79,7 +79,8 @@ impl Store {
             "WITH due AS (
                 SELECT l.integration_id FROM run_leases l
                 JOIN integrations i ON i.id = l.integration_id
-                WHERE i.state = $4 AND l.due_at_ms <= (SELECT sluice_now_ms())
+                WHERE i.state = $4 AND i.paused_at_ms IS NULL
+                  AND l.due_at_ms <= (SELECT sluice_now_ms())
                   AND (l.expires_at_ms IS NULL OR l.expires_at_ms < sluice_now_ms())
                 ORDER BY l.due_at_ms
                 LIMIT $3

@@ -384,4 +384,8 @@ ALTER TABLE tokens ADD COLUMN revoke_url TEXT;
 DROP TRIGGER records_count_insert;
 DROP TRIGGER records_count_update;
 "#,
+    // 12: an integration's scheduled pulls can be paused, and since when.
+    r#"
+ALTER TABLE integrations ADD COLUMN paused_at_ms INTEGER;
+"#,
 ];

@@ -343,7 +343,8 @@ impl Sqlite {
 }
 
 const SELECT_INTEGRATION: &str = "SELECT id, name, connector, settings_json, interval_s, client_id,
-    client_secret IS NOT NULL, state, state_reason, created_at_ms, updated_at_ms FROM integrations";
+    client_secret IS NOT NULL, state, state_reason, created_at_ms, updated_at_ms, paused_at_ms
+    FROM integrations";
 
 /// A connection to the database at `path`, set up as every connection of a [`Store`] is.
 fn connect(path: &Path) -> Result<Connection, StoreError> {

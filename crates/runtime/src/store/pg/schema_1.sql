@@ -15,7 +15,8 @@ CREATE TABLE integrations (
     state           TEXT NOT NULL,
     state_reason    TEXT,
     created_at_ms   BIGINT NOT NULL,
-    updated_at_ms   BIGINT NOT NULL
+    updated_at_ms   BIGINT NOT NULL,
+    paused_at_ms    BIGINT          -- since when its scheduled pulls are paused; NULL: not paused
 );
 
 CREATE TABLE oauth_states (
