@@ -190,6 +190,19 @@ async fn the_setup_flow_in_a_real_browser() {
     }
     let before = integration(&served, &id);
     assert!(record_total(&before) > 0, "{before}");
+    // The row: connector, capability, the last run and the token, in words.
+    c.goto(&format!("{base}/")).await.unwrap();
+    let cells = text(&c, &row).await;
+    for said in [
+        "salesforce",
+        "helpdesk",
+        "Active",
+        "succeeded · ",
+        " records",
+        "Token OK",
+    ] {
+        assert!(cells.contains(said), "{said}: {cells}");
+    }
     // The detail: runs, streams with record counts, records by pages.
     c.goto(&format!("{base}/integrations/{id}")).await.unwrap();
     assert!(text(&c, "#runs").await.contains("succeeded"));
@@ -256,6 +269,10 @@ async fn the_setup_flow_in_a_real_browser() {
     let after = integration(&served, &id);
     assert_eq!(record_total(&after), record_total(&before));
     assert_eq!(after["records"], before["records"]);
+    assert_eq!(
+        after["checkpoints"], before["checkpoints"],
+        "checkpoints kept"
+    );
     let list = served.get_json("/api/integrations", &served.generated_token());
     assert_eq!(list.as_array().unwrap().len(), 1, "not re-created: {list}");
 
@@ -369,6 +386,103 @@ async fn the_setup_flow_in_a_real_browser() {
     assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
     assert_eq!(left[0]["id"], id.as_str());
 
+    c.close().await.unwrap();
+}
+
+/// Connect's other endings in the popup. Deny: the provider's refusal comes back to the
+/// console page in words a person can act on, and nothing is connected. A popup whose opener
+/// link is cut (`window.opener = null`, as a provider page or a browser setting may do): the
+/// callback cannot post to the console page, yet the page still learns of the grant, through
+/// the broadcast channel or its polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_denied_says_why_and_a_popup_cut_from_its_opener_still_connects() {
+    let emu = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let dir = temp_dir("console-popup");
+    let served = serve_with_emulator(&dir, &emu);
+    let base = format!("http://localhost:{}", served.addr.port());
+    let id = add_integration_by_api(
+        &served,
+        &json!({"name": "Acme Denied", "capability": "crm",
+            "settings": {"environment": "production", "domain": emu.url, "pull-by": "updated"}}),
+    );
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    c.goto(served.sign_in_link.as_deref().expect("a sign-in link"))
+        .await
+        .unwrap();
+    let edit = format!("{base}/integrations/{id}/edit");
+
+    c.goto(&edit).await.unwrap();
+    click(&c, "#tab-authentication").await;
+    let console = c.window().await.unwrap();
+    click(&c, "#connect").await;
+    switch_to_popup(&c, &console).await;
+    until(
+        &c,
+        "the login form",
+        "document.querySelector('#login_form')",
+    )
+    .await;
+    fill(&c, "#username", &emu.username).await;
+    fill(&c, "#password", &emu.password).await;
+    click(&c, "#Login").await;
+    c.wait().for_element(Locator::Css("#oadeny")).await.unwrap();
+    click(&c, "#oadeny").await;
+    c.switch_to_window(console.clone()).await.unwrap();
+    until(
+        &c,
+        "the refusal on the console page",
+        "document.querySelector('#connect-status').textContent.includes('Access was denied')",
+    )
+    .await;
+    let said = text(&c, "#connect-status").await;
+    assert!(
+        said.starts_with(
+            "Sluice could not connect the integration: access_denied: end-user denied authorization."
+        ),
+        "{said}"
+    );
+    assert!(said.contains("choose Allow"), "{said}");
+    assert_eq!(active_element_id(&c).await, "connect-status");
+    shot(&c, "09a-connect-denied").await;
+    assert_eq!(
+        integration(&served, &id)["integration"]["state"],
+        "pending-authorization"
+    );
+    // The denied popup may still be open on the callback page.
+    for handle in c.windows().await.unwrap() {
+        if handle != console {
+            c.switch_to_window(handle).await.unwrap();
+            c.close_window().await.unwrap();
+        }
+    }
+    c.switch_to_window(console.clone()).await.unwrap();
+
+    c.goto(&edit).await.unwrap();
+    click(&c, "#tab-authentication").await;
+    click(&c, "#connect").await;
+    switch_to_popup(&c, &console).await;
+    // Logged in at the provider already: its consent page, without a login form.
+    c.wait()
+        .for_element(Locator::Css("#oaapprove"))
+        .await
+        .unwrap();
+    assert!(
+        c.find(Locator::Css("#login_form")).await.is_err(),
+        "the provider session is reused"
+    );
+    c.execute("window.opener = null;", vec![]).await.unwrap();
+    click(&c, "#oaapprove").await;
+    c.switch_to_window(console).await.unwrap();
+    until(
+        &c,
+        "the list after connect",
+        "location.search.startsWith('?connected=')",
+    )
+    .await;
+    assert!(text(&c, "#notice").await.contains("Connected: Acme Denied"));
+    assert_eq!(integration(&served, &id)["integration"]["state"], "active");
+    shot(&c, "09b-connected-without-opener").await;
     c.close().await.unwrap();
 }
 

@@ -214,6 +214,30 @@ async fn connectors_and_a_pulls_progress_in_a_real_browser() {
     assert_eq!(versions(&served, "guest"), vec![(1, true)]);
     shot(&c, "connectors-03-installed-v1").await;
 
+    // The installed connector joins the Add Integration catalogue, and the search narrows it.
+    c.goto(&format!("{base}/integrations/new")).await.unwrap();
+    assert_eq!(text(&c, "#catalogue-count").await, "2 connector(s)");
+    fill(&c, "#catalogue-search", "sales").await;
+    until(
+        &c,
+        "the catalogue filtered",
+        "document.querySelector('#catalogue-count').textContent.startsWith('1 ')",
+    )
+    .await;
+    let shown_entries = c
+        .execute(
+            "return [...document.querySelectorAll('#catalogue li')] \
+             .filter((li) => !li.hidden).map((li) => li.textContent.trim());",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let shown_entries = shown_entries.to_string().to_lowercase();
+    assert!(
+        shown_entries.contains("salesforce") && !shown_entries.contains("guest"),
+        "{shown_entries}"
+    );
+
     // A second version within the approved manifest installs at once.
     upload(&c, &base, "guest", &v2).await;
     let verdict = text(&c, "#verdict").await;

@@ -51,12 +51,17 @@ pub(crate) fn callback_page(
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             let (code, advice) = advice(&e, public_url);
+            // The provider's own words, once: `AppError::OAuth` would prefix them again.
+            let why = match &e {
+                AppError::OAuth(inner) => inner.to_string(),
+                other => other.to_string(),
+            };
             (
                 status,
                 CallbackPage {
                     ok: false,
                     id: String::new(),
-                    headline: format!("Sluice: authorization failed: {e}"),
+                    headline: format!("Sluice could not connect the integration: {why}."),
                     advice,
                     code,
                     return_to_console,
@@ -111,4 +116,42 @@ fn advice(e: &AppError, public_url: &str) -> (String, String) {
             .into(),
     };
     (error.clone(), words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(error: &str) -> AppError {
+        AppError::OAuth(OAuthError::Provider {
+            error: error.into(),
+            description: "as the provider put it".into(),
+        })
+    }
+
+    #[test]
+    fn each_provider_refusal_says_what_to_do_next() {
+        let public = "http://localhost:7070/";
+        let (code, words) = advice(&refusal("redirect_uri_mismatch"), public);
+        assert_eq!(code, "redirect_uri_mismatch");
+        assert!(
+            words.contains("Add http://localhost:7070/oauth/callback")
+                && words.contains("--public-url"),
+            "{words}"
+        );
+        for (error, says) in [
+            ("access_denied", "choose Allow"),
+            ("invalid_client_id", "client id"),
+            ("invalid_client", "SLUICE_CLIENT_SECRET"),
+            ("invalid_grant", "Click Connect again"),
+            ("a_code_nobody_knows", "its message is above"),
+        ] {
+            let (code, words) = advice(&refusal(error), public);
+            assert_eq!(code, error);
+            assert!(words.contains(says), "{error}: {words}");
+        }
+        let (code, words) = advice(&AppError::BadCallback("stale".into()), public);
+        assert!(code.is_empty(), "{code}");
+        assert!(words.contains("only once"), "{words}");
+    }
 }
