@@ -565,7 +565,7 @@ async fn hostile_stream_names_and_contents_cannot_inject_sql() {
         batch: 2,
         ..Options::default()
     };
-    let mut dest = Materializer::connect(&db.url, "int-1", options.clone())
+    let mut dest = Materializer::connect(&db.url, &Default::default(), "int-1", options.clone())
         .await
         .unwrap();
 
@@ -662,7 +662,7 @@ async fn hostile_stream_names_and_contents_cannot_inject_sql() {
     );
 
     // Another integration cannot take over the schema.
-    let err = Materializer::connect(&db.url, "int-2", options)
+    let err = Materializer::connect(&db.url, &Default::default(), "int-2", options)
         .await
         .err()
         .unwrap();
@@ -738,4 +738,54 @@ async fn follow_applies_each_new_pull_and_stops_on_sigterm() {
     assert!(term.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "SIGTERM ends --follow cleanly: {status}");
+}
+
+/// A destination across a network speaks TLS: `sslmode=verify-full` connects when the
+/// server's CA is trusted (`--ca-file`) and is refused when it is not, and the rows then
+/// arrive over an encrypted connection, as the server itself reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_is_reached_over_verified_tls_with_the_ca_it_is_given() {
+    let (emu, app, dir, id) = setup(&["Account"]).await;
+    pull(&app, &id).await;
+    let (cluster, ca_pem) = tokio::task::spawn_blocking(PgCluster::start_tls)
+        .await
+        .unwrap();
+    let db = cluster.create_database();
+    let ca = dir.join("destination-ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let url = format!(
+        "postgres://postgres@localhost:{}/{}?sslmode=verify-full",
+        cluster.port(),
+        db.name
+    );
+    let run = |trust: bool| {
+        let mut cmd = sluice_command(&dir);
+        if trust {
+            cmd.args(["--ca-file", ca.to_str().unwrap()]);
+        }
+        cmd.args(["materialize", &id, "--to", &url, "--schema", "sf"])
+            .output()
+            .unwrap()
+    };
+
+    let untrusted = run(false);
+    let said = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        !untrusted.status.success(),
+        "connected to an untrusted server"
+    );
+    assert!(said.contains("certificate"), "{said}");
+
+    let trusted = run(true);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let rows = cluster.psql(
+        &db.name,
+        "SELECT count(*) FROM sf.\"Account\" WHERE NOT _sluice_deleted",
+    );
+    let live = live_truth(&emu, "Account").await.len();
+    assert_eq!(rows.trim(), live.to_string(), "every live Account arrived");
 }

@@ -1,51 +1,75 @@
 //! Connecting to the destination.
 //!
 //! Threat: the destination URL carries a password, and the rows carry the tenant's data. A
-//! connection that quietly falls back to plaintext across a network exposes both.
-//! Rule: this materializer speaks PostgreSQL without TLS, so it connects only where that
-//! cannot cross a network unasked: a Unix socket or a loopback address, or any host when the
-//! URL says `sslmode=disable` explicitly. `sslmode=require` (or stronger) is refused rather
-//! than downgraded. The URL is never logged or printed.
+//! connection that quietly falls back to plaintext across a network exposes both, and an
+//! unauthenticated one hands them to whoever poses as the server.
+//! Rule: the URL's `sslmode` decides as it does for the store
+//! (`sluice_runtime::store::pg::tls`: `disable`, `prefer`, `require`, `verify-full` with the
+//! web PKI and `--ca-file` roots), with one difference: `prefer`, libpq's default, may fall
+//! back to plaintext, so it is accepted only where plaintext cannot cross a network (a Unix
+//! socket or a loopback address). Elsewhere the URL must say what it wants: `verify-full`,
+//! `require`, or `disable` to accept plaintext explicitly. The URL is never logged or printed.
 
-use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Client, Config, NoTls};
+use sluice_runtime::engine::roots::ExtraRoots;
+use sluice_runtime::store::pg::tls::{TlsMode, connector, split_sslmode};
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::MaterializeError;
 
-/// Parses `url` and checks it against the TLS rule above.
-pub fn destination_config(url: &str) -> Result<Config, MaterializeError> {
-    // The parser's message may quote the URL, password included: say only what to fix.
-    let config: Config = url.parse().map_err(|_| {
-        MaterializeError::BadUrl(
-            "not a PostgreSQL connection URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)"
-                .into(),
-        )
-    })?;
+/// Where to connect and how the connection is protected.
+pub struct Destination {
+    config: Config,
+    mode: TlsMode,
+    tls: MakeRustlsConnect,
+}
+
+impl Destination {
+    /// How the connection is protected: the URL's `sslmode`.
+    pub fn tls_mode(&self) -> TlsMode {
+        self.mode
+    }
+}
+
+/// Parses `url` and checks it against the rule above; `roots` are trusted for `verify-full`
+/// besides the web PKI.
+pub fn destination(url: &str, roots: &ExtraRoots) -> Result<Destination, MaterializeError> {
+    // The parsers' messages may quote the URL, password included: say only what to fix.
+    const FORM: &str =
+        "not a PostgreSQL connection URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)";
+    let (rest, mode) = match split_sslmode(url) {
+        Ok(split) => split,
+        Err(sluice_runtime::store::StoreError::BadDatabaseUrl(why))
+            if why.starts_with("sslmode") =>
+        {
+            return Err(MaterializeError::BadUrl(why));
+        }
+        Err(_) => return Err(MaterializeError::BadUrl(FORM.into())),
+    };
+    let mut config: Config = rest
+        .parse()
+        .map_err(|_| MaterializeError::BadUrl(FORM.into()))?;
     if config.get_dbname().is_none() {
         return Err(MaterializeError::BadUrl(
             "name the database: postgres://USER@HOST/DATABASE".into(),
         ));
     }
-    match config.get_ssl_mode() {
-        SslMode::Disable => {}
-        SslMode::Prefer if config.get_hosts().iter().all(is_local) => {}
-        SslMode::Prefer => {
-            return Err(MaterializeError::BadUrl(
-                "TLS to PostgreSQL is not supported yet and the host is not loopback; add \
-                 sslmode=disable to accept an unencrypted connection, or reach the server \
-                 through a loopback tunnel"
-                    .into(),
-            ));
-        }
-        _ => {
-            return Err(MaterializeError::BadUrl(
-                "sslmode asks for TLS, which this materializer does not support yet; use \
-                 sslmode=disable over loopback or a tunnel"
-                    .into(),
-            ));
-        }
+    if mode == TlsMode::Prefer && !config.get_hosts().iter().all(is_local) {
+        return Err(MaterializeError::BadUrl(
+            "the host is not loopback, and without sslmode the connection may fall back to \
+             plaintext: add sslmode=verify-full (TLS, the server's certificate checked; \
+             --ca-file adds a private CA), sslmode=require (TLS, unchecked) or sslmode=disable \
+             (plaintext)"
+                .into(),
+        ));
     }
-    Ok(config)
+    config.ssl_mode(mode.negotiation());
+    Ok(Destination {
+        config,
+        mode,
+        tls: connector(mode, roots),
+    })
 }
 
 fn is_local(host: &Host) -> bool {
@@ -62,8 +86,8 @@ fn is_local(host: &Host) -> bool {
 }
 
 /// Connects, driving the connection on a task of its own.
-pub async fn connect(config: &Config) -> Result<Client, MaterializeError> {
-    let (client, connection) = config.connect(NoTls).await?;
+pub async fn connect(destination: &Destination) -> Result<Client, MaterializeError> {
+    let (client, connection) = destination.config.connect(destination.tls.clone()).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "the PostgreSQL connection ended");
@@ -76,31 +100,57 @@ pub async fn connect(config: &Config) -> Result<Client, MaterializeError> {
 mod tests {
     use super::*;
 
+    fn checked(url: &str) -> Result<Destination, MaterializeError> {
+        destination(url, &ExtraRoots::default())
+    }
+
     #[test]
-    fn loopback_and_explicit_plaintext_are_accepted() {
-        for url in [
-            "postgres://u@127.0.0.1:5432/db",
-            "postgres://u@localhost/db",
-            "postgres://u@[::1]:5432/db",
-            "postgres://u@db.example.com/db?sslmode=disable",
-            "host=/run/postgresql dbname=db user=u",
+    fn loopback_explicit_plaintext_and_tls_are_accepted() {
+        for (url, mode) in [
+            ("postgres://u@127.0.0.1:5432/db", TlsMode::Prefer),
+            ("postgres://u@localhost/db", TlsMode::Prefer),
+            ("postgres://u@[::1]:5432/db", TlsMode::Prefer),
+            (
+                "postgres://u@db.example.com/db?sslmode=disable",
+                TlsMode::Disable,
+            ),
+            (
+                "postgres://u@db.example.com/db?sslmode=require",
+                TlsMode::Require,
+            ),
+            (
+                "postgres://u:p@db.example.com/db?sslmode=verify-full",
+                TlsMode::VerifyFull,
+            ),
+            ("host=/run/postgresql dbname=db user=u", TlsMode::Prefer),
         ] {
-            destination_config(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let d = checked(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(d.tls_mode(), mode, "{url}");
         }
     }
 
     #[test]
-    fn tls_or_a_silent_plaintext_downgrade_is_refused() {
+    fn a_possible_plaintext_fallback_across_a_network_is_refused() {
         for (url, why) in [
-            ("postgres://u@db.example.com/db", "not loopback"),
             (
-                "postgres://u@127.0.0.1/db?sslmode=require",
-                "does not support",
+                "postgres://u:secret@db.example.com/db",
+                "sslmode=verify-full",
             ),
-            ("postgres://u@127.0.0.1", "name the database"),
+            (
+                "postgres://u:secret@db.example.com/db?sslmode=prefer",
+                "not loopback",
+            ),
+            (
+                "postgres://u:secret@127.0.0.1/db?sslmode=verify-ca",
+                "verify-full",
+            ),
+            ("postgres://u:secret@127.0.0.1", "name the database"),
             ("mysql://u:secret@h/db", "not a PostgreSQL"),
         ] {
-            let err = destination_config(url).unwrap_err().to_string();
+            let err = match checked(url) {
+                Ok(_) => panic!("{url} was accepted"),
+                Err(e) => e.to_string(),
+            };
             assert!(err.contains(why), "{url}: {err}");
             assert!(
                 !err.contains("secret"),

@@ -27,6 +27,7 @@ pub use apply::BatchOutcome;
 pub use error::MaterializeError;
 pub use feed::{Feed, StoreFeed};
 pub use names::Ident;
+use sluice_runtime::engine::roots::ExtraRoots;
 use sluice_runtime::store::FeedCursor;
 
 /// The schema tables go to unless told otherwise.
@@ -82,15 +83,17 @@ pub struct Materializer {
 }
 
 impl Materializer {
-    /// Connects to the database at `url` and prepares `options.schema` for `integration`.
+    /// Connects to the database at `url` (trusting `roots` for `sslmode=verify-full`
+    /// besides the web PKI) and prepares `options.schema` for `integration`.
     pub async fn connect(
         url: &str,
+        roots: &ExtraRoots,
         integration: &str,
         options: Options,
     ) -> Result<Self, MaterializeError> {
         let schema = Ident::new(&options.schema, "schema")?;
-        let config = connect::destination_config(url)?;
-        let mut client = connect::connect(&config).await?;
+        let destination = connect::destination(url, roots)?;
+        let mut client = connect::connect(&destination).await?;
         tables::prepare_schema(&mut client, &schema, integration).await?;
         Ok(Self {
             client,

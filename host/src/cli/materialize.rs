@@ -56,7 +56,8 @@ pub(super) async fn materialize(
         batch: args.batch,
         resync: args.resync,
     };
-    let mut materializer = Materializer::connect(&args.to, &args.id, options).await?;
+    let roots = &app.config().limits.outbound.extra_roots;
+    let mut materializer = Materializer::connect(&args.to, roots, &args.id, options).await?;
     let feed = StoreFeed {
         store: app.store(),
         integration: &args.id,

@@ -22,7 +22,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::StoreError;
 use crate::engine::roots::ExtraRoots;
 
-mod tls;
+pub mod tls;
 pub use tls::TlsMode;
 
 /// At most this many idle connections are kept; more are closed when returned.

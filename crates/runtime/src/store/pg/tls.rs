@@ -1,4 +1,5 @@
-//! TLS between a host and its PostgreSQL database.
+//! TLS between a host and a PostgreSQL database: its own store, or a destination it
+//! materializes into (`sluice-materialize`).
 //!
 //! Threat: someone on the network path between a host and a shared database reads what
 //! crosses it (secrets are sealed before they are stored, but records, run history and the
@@ -57,7 +58,7 @@ impl TlsMode {
     }
 
     /// What tokio-postgres negotiates: whether TLS is tried and whether it is required.
-    pub(super) fn negotiation(self) -> SslMode {
+    pub fn negotiation(self) -> SslMode {
         match self {
             Self::Disable => SslMode::Disable,
             Self::Prefer => SslMode::Prefer,
@@ -68,7 +69,7 @@ impl TlsMode {
 
 /// Takes `sslmode` out of `url` (tokio-postgres knows only some of libpq's values) and
 /// returns the rest of the URL with the mode; `prefer` when the URL names none.
-pub(super) fn split_sslmode(url: &str) -> Result<(String, TlsMode), StoreError> {
+pub fn split_sslmode(url: &str) -> Result<(String, TlsMode), StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let mut parsed = url::Url::parse(url).map_err(|e| {
             StoreError::BadDatabaseUrl(format!("{e}; expected postgres://user@host:port/db"))
@@ -98,7 +99,7 @@ pub(super) fn split_sslmode(url: &str) -> Result<(String, TlsMode), StoreError> 
 
 /// The TLS connector for `mode`: verifying against the web PKI roots and `roots` for
 /// `verify-full`, accepting any certificate (its signatures still checked) otherwise.
-pub(super) fn connector(mode: TlsMode, roots: &ExtraRoots) -> MakeRustlsConnect {
+pub fn connector(mode: TlsMode, roots: &ExtraRoots) -> MakeRustlsConnect {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
