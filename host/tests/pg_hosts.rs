@@ -217,12 +217,14 @@ async fn hosts_sharing_a_schedule_pull_each_integration_once_per_interval() {
     let (third, _third_dir) = second_host(&first_dir, &db, &emu).await;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let health_check_every = Duration::from_secs(4);
     let mut schedulers = Vec::new();
     for host in [&first, &second, &third] {
         let stats = Arc::new(SchedulerStats::default());
         let config = SchedulerConfig {
             max_concurrent: 4,
             tick: Duration::from_millis(100),
+            health_check_every,
             ..SchedulerConfig::default()
         };
         let task = tokio::spawn(sluice::scheduler::run(
@@ -237,11 +239,21 @@ async fn hosts_sharing_a_schedule_pull_each_integration_once_per_interval() {
     tokio::time::sleep(window).await;
     stop.send(true).unwrap();
     let mut started_per_host = Vec::new();
+    let mut token_checks = 0;
     for (task, stats) in schedulers {
         task.await.unwrap();
         assert_eq!(stats.overlaps_refused.load(Ordering::SeqCst), 0);
         started_per_host.push(stats.runs_started.load(Ordering::SeqCst));
+        token_checks += stats.health_checks.load(Ordering::SeqCst);
     }
+    // Each token once per period between the hosts, not once per period on each host.
+    let checks_each = window.as_secs_f64() / (health_check_every.as_secs_f64() * 0.9);
+    let most_checks = ids.len() as u64 * (checks_each.ceil() as u64 + 1);
+    println!("runs started per host {started_per_host:?}, {token_checks} token checks");
+    assert!(
+        (1..=most_checks).contains(&token_checks),
+        "{token_checks} token checks by 3 hosts (at most {most_checks})"
+    );
 
     let most = (window.as_secs_f64() / (interval.as_secs_f64() * 0.9)).ceil() as usize + 1;
     for id in &ids {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sluice::store::{LeaseError, LeaseLoss, NextDue, Store, StoreError};
+use sluice::store::{Lease, LeaseError, LeaseLoss, NextDue, Store, StoreError};
 use sluice_test_support::PgCluster;
 use sluice_test_support::stores::{Backend, TestStore};
 
@@ -43,13 +43,14 @@ fn expire(store: &TestStore, id: &str) {
     );
 }
 
-#[test]
-fn hosts_claiming_at_once_claim_each_due_integration_once() {
-    let store = postgres();
-    let ids = integrations(&store, 200, "active");
-    integrations(&store, 5, "needs-reauthorization");
-    let hosts: Vec<Store> = (0..4).map(|_| store.reopen()).collect();
-    let claimed: Vec<_> = std::thread::scope(|s| {
+/// What `hosts` claim, each on a thread of its own at once, as `host-N`, until a claim gets
+/// nothing.
+fn claim_all_at_once(
+    hosts: &[Store],
+    claim: impl Fn(&Store, &str) -> Vec<Lease> + Sync,
+) -> Vec<Lease> {
+    let claim = &claim;
+    std::thread::scope(|s| {
         let claiming: Vec<_> = hosts
             .iter()
             .enumerate()
@@ -57,7 +58,7 @@ fn hosts_claiming_at_once_claim_each_due_integration_once() {
                 s.spawn(move || {
                     let mut mine = Vec::new();
                     loop {
-                        let got = host.claim_due_leases(&format!("host-{h}"), TTL, 7).unwrap();
+                        let got = claim(host, &format!("host-{h}"));
                         if got.is_empty() {
                             return mine;
                         }
@@ -70,6 +71,17 @@ fn hosts_claiming_at_once_claim_each_due_integration_once() {
             .into_iter()
             .flat_map(|c| c.join().unwrap())
             .collect()
+    })
+}
+
+#[test]
+fn hosts_claiming_at_once_claim_each_due_integration_once() {
+    let store = postgres();
+    let ids = integrations(&store, 200, "active");
+    integrations(&store, 5, "needs-reauthorization");
+    let hosts: Vec<Store> = (0..4).map(|_| store.reopen()).collect();
+    let claimed = claim_all_at_once(&hosts, |host, owner| {
+        host.claim_due_leases(owner, TTL, 7).unwrap()
     });
     let mut times: HashMap<&str, usize> = HashMap::new();
     for lease in &claimed {
@@ -314,6 +326,59 @@ fn a_paused_integration_is_not_claimed_until_resumed() {
     store.set_paused(id, false).unwrap();
     let claimed = store.claim_due_leases("host-a", TTL, 10).unwrap();
     assert_eq!(claimed.len(), 1, "due while paused, claimed once resumed");
+}
+
+#[test]
+fn hosts_check_each_token_once_per_period_between_them() {
+    let store = postgres();
+    let ids = integrations(&store, 12, "active");
+    integrations(&store, 3, "needs-reauthorization");
+    let hosts: Vec<Store> = (0..3).map(|_| store.reopen()).collect();
+    let every = Duration::from_secs(3600);
+    let claim =
+        |host: &Store, name: &str| host.claim_due_health_checks(name, TTL, every, 5).unwrap();
+
+    // Seen for the first time: each first check lands within a period, none at once.
+    assert!(claim(&hosts[0], "host-0").is_empty());
+    let first = sql(
+        &store,
+        "SELECT count(*) FROM run_leases \
+         WHERE health_due_at_ms BETWEEN sluice_now_ms() - 1000 AND sluice_now_ms() + 3600000",
+    );
+    assert_eq!(first, "15\n");
+
+    sql(&store, "UPDATE run_leases SET health_due_at_ms = 0");
+    let claimed = claim_all_at_once(&hosts, claim);
+    let mut checked: Vec<&str> = claimed.iter().map(|l| l.integration_id.as_str()).collect();
+    checked.sort();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(checked, expected, "each active token once, by one host");
+    let soonest = sql(
+        &store,
+        "SELECT min(health_due_at_ms) - sluice_now_ms() FROM run_leases l \
+         JOIN integrations i ON i.id = l.integration_id WHERE i.state = 'active'",
+    );
+    let soonest: i64 = soonest.trim().parse().unwrap();
+    assert!(
+        soonest > 3_000_000,
+        "the next checks are about a period away: {soonest} ms"
+    );
+
+    // A check that comes due while a pull holds the lease waits for it.
+    for lease in &claimed {
+        store.release_lease(lease, NextDue::Unchanged).unwrap();
+    }
+    let pulling = store.claim_lease(&ids[0], "host-0", TTL).unwrap().unwrap();
+    sql(&store, "UPDATE run_leases SET health_due_at_ms = 0");
+    let waiting: Vec<String> = claim(&hosts[1], "host-1")
+        .into_iter()
+        .chain(claim(&hosts[1], "host-1"))
+        .chain(claim(&hosts[1], "host-1"))
+        .map(|l| l.integration_id)
+        .collect();
+    assert_eq!(waiting.len(), ids.len() - 1);
+    assert!(!waiting.contains(&pulling.integration_id), "{waiting:?}");
 }
 
 #[test]

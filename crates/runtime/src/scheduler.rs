@@ -12,6 +12,8 @@
 //! - One integration never has two runs at once ([`crate::app::App::claim_run`]); a global
 //!   semaphore caps concurrent runs.
 //! - A periodic token health check finds a dead refresh token before the next pull needs it.
+//!   On a shared database its schedule is in the lease rows too, so hosts check each token
+//!   once per period between them.
 //! - Stop: no new runs start; runs in flight finish the pages in flight (one per stream), commit and end.
 
 use std::collections::{HashMap, HashSet};
@@ -105,8 +107,8 @@ enum Job {
         claim: Option<RunClaim>,
         failures: u32,
     },
-    /// A token health check.
-    HealthCheck { id: String },
+    /// A token health check; on a shared database its lease is claimed already.
+    HealthCheck { id: String, claim: Option<RunClaim> },
 }
 
 /// The scheduler's state, shared with the tasks it starts.
@@ -122,6 +124,9 @@ struct Scheduler {
     next_health: Mutex<HashMap<String, Instant>>,
     /// Integrations with a job going on in this process.
     in_flight: Mutex<HashSet<String>>,
+    /// On a shared database, when the sweep of lapsed runs and the health-check claims are
+    /// next due: they need not run at every tick, and each costs the database a statement.
+    next_shared_chores: Mutex<Instant>,
 }
 
 /// Runs the scheduler until `stop` turns true, then waits for the runs in flight.
@@ -141,6 +146,7 @@ pub async fn run(
         local_due: Mutex::default(),
         next_health: Mutex::default(),
         in_flight: Mutex::default(),
+        next_shared_chores: Mutex::new(Instant::now()),
     });
     let mut tasks = JoinSet::new();
     tracing::info!(
@@ -160,13 +166,21 @@ pub async fn run(
                 Vec::new()
             }
         };
-        let mut jobs = if shared {
-            scheduler.close_lapsed_runs();
-            scheduler.claimed_pulls()
+        let jobs = if shared {
+            let chores = scheduler.shared_chores_due();
+            if chores {
+                scheduler.close_lapsed_runs();
+            }
+            let mut jobs = scheduler.claimed_pulls();
+            if chores {
+                jobs.extend(scheduler.claimed_health_checks(jobs.len()));
+            }
+            jobs
         } else {
-            scheduler.due_pulls(&integrations)
+            let mut jobs = scheduler.due_pulls(&integrations);
+            jobs.extend(scheduler.due_health_checks(&integrations));
+            jobs
         };
-        jobs.extend(scheduler.due_health_checks(&integrations));
         for job in jobs {
             let id = job.integration().to_string();
             // A shared database's claims were sized to the free permits, so only local work
@@ -184,7 +198,7 @@ pub async fn run(
                         claim,
                         failures,
                     } => scheduler.pull(&id, claim, failures).await,
-                    Job::HealthCheck { id } => scheduler.health_check(&id).await,
+                    Job::HealthCheck { id, claim } => scheduler.health_check(&id, claim).await,
                 }
                 scheduler.lock_in_flight().remove(&id);
             });
@@ -205,13 +219,16 @@ pub async fn run(
 impl Job {
     fn integration(&self) -> &str {
         match self {
-            Job::Pull { id, .. } | Job::HealthCheck { id } => id,
+            Job::Pull { id, .. } | Job::HealthCheck { id, .. } => id,
         }
     }
 
     /// Gives up a job that is not started: a claimed integration stays due as it was.
     fn put_back(self) {
         if let Job::Pull {
+            claim: Some(claim), ..
+        }
+        | Job::HealthCheck {
             claim: Some(claim), ..
         } = self
         {
@@ -258,6 +275,20 @@ impl Scheduler {
         jobs
     }
 
+    /// Whether the shared database's chores are due at this tick (at most once a second).
+    fn shared_chores_due(&self) -> bool {
+        let mut next = self
+            .next_shared_chores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if now < *next {
+            return false;
+        }
+        *next = now + SHARED_CHORES_EVERY;
+        true
+    }
+
     /// On a shared database: ends the runs of hosts that died or stalled past their lease,
     /// whichever host notices first.
     fn close_lapsed_runs(&self) {
@@ -286,7 +317,25 @@ impl Scheduler {
             .collect()
     }
 
-    /// The active integrations whose token is due for a check.
+    /// On a shared database: the integrations whose token is due for a check by the shared
+    /// schedule, claimed for this host, as many as the run slots `taken` leaves free.
+    fn claimed_health_checks(self: &Arc<Self>, taken: usize) -> Vec<Job> {
+        let free = self.semaphore.available_permits().saturating_sub(taken);
+        if free == 0 {
+            return Vec::new();
+        }
+        self.app
+            .claim_due_health_checks(self.config.health_check_every, free)
+            .into_iter()
+            .map(|claim| Job::HealthCheck {
+                id: claim.integration().to_string(),
+                claim: Some(claim),
+            })
+            .collect()
+    }
+
+    /// On a store this process owns alone: the active integrations whose token is due for a
+    /// check.
     fn due_health_checks(&self, integrations: &[Integration]) -> Vec<Job> {
         let now = Instant::now();
         let mut next = self.next_health.lock().unwrap_or_else(|e| e.into_inner());
@@ -297,7 +346,10 @@ impl Scheduler {
                 .entry(i.id.clone())
                 .or_insert_with(|| now + spread(self.config.health_check_every, 0.1));
             if i.state == IntegrationState::Active && now >= *at {
-                jobs.push(Job::HealthCheck { id: i.id.clone() });
+                jobs.push(Job::HealthCheck {
+                    id: i.id.clone(),
+                    claim: None,
+                });
             }
         }
         jobs
@@ -306,8 +358,8 @@ impl Scheduler {
     /// Checks `id`'s refresh token, unless a pull holds it: a refresh can end the session a
     /// running pull pages through (its query locators die with it), and the run itself proves
     /// the token.
-    async fn health_check(&self, id: &str) {
-        if let Some(claim) = self.app.claim_run(id) {
+    async fn health_check(&self, id: &str, claim: Option<RunClaim>) {
+        if let Some(claim) = claim.or_else(|| self.app.claim_run(id)) {
             self.stats.health_checks.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = self.app.tokens().health_check(id).await {
                 tracing::warn!(integration = %id, error = %e, "token health check failed");
@@ -410,6 +462,9 @@ impl Scheduler {
         NextDue::After { delay, failures }
     }
 }
+
+/// How often a host sharing a database sweeps lapsed runs and claims due health checks.
+const SHARED_CHORES_EVERY: Duration = Duration::from_secs(1);
 
 /// Drops the entries of integrations no longer in `integrations`.
 fn forget_deleted<V>(entries: &mut HashMap<String, V>, integrations: &[Integration]) {

@@ -55,6 +55,32 @@ impl App {
                 tracing::error!(error = %e, "cannot claim due integrations");
                 Vec::new()
             });
+        self.claims_of(leases)
+    }
+
+    /// On a shared database, claims up to `limit` integrations whose token health check is
+    /// due by the shared schedule (one check per `every` between the hosts) and that no host
+    /// runs.
+    pub(crate) fn claim_due_health_checks(
+        self: &Arc<Self>,
+        every: Duration,
+        limit: usize,
+    ) -> Vec<RunClaim> {
+        let leases = self
+            .store
+            .claim_due_health_checks(&self.host_id, self.config.lease_ttl, every, limit)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot claim due token health checks");
+                Vec::new()
+            });
+        self.claims_of(leases)
+            .into_iter()
+            .map(|(claim, _)| claim)
+            .collect()
+    }
+
+    /// Claims held under `leases`, heartbeats started; with each one's failed pulls so far.
+    fn claims_of(self: &Arc<Self>, leases: Vec<Lease>) -> Vec<(RunClaim, u32)> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut claims = Vec::with_capacity(leases.len());
         for lease in leases {

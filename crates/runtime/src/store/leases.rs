@@ -102,6 +102,54 @@ impl Store {
         Ok(rows.iter().map(lease).collect())
     }
 
+    /// Claims up to `limit` active integrations whose token health check is due and whose
+    /// lease is free, for `owner`, for `ttl`, and schedules each one's next check `every`
+    /// (± 10%) from now, so that hosts sharing the database check each token once per
+    /// period between them. An integration seen for the first time gets its first check
+    /// within one period, not at once, so that a host's start does not refresh every token.
+    pub fn claim_due_health_checks(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        every: Duration,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let pg = self.postgres("claim_due_health_checks")?;
+        let client = pg.client()?;
+        let every = millis(every);
+        pg::wait(client.execute(
+            "UPDATE run_leases SET health_due_at_ms = sluice_now_ms() + (random() * $1)::BIGINT
+             WHERE health_due_at_ms IS NULL",
+            &[&(every as f64)],
+        ))?;
+        let sql = format!(
+            "WITH due AS (
+                SELECT l.integration_id FROM run_leases l
+                JOIN integrations i ON i.id = l.integration_id
+                WHERE i.state = $4 AND l.health_due_at_ms <= sluice_now_ms()
+                  AND (l.expires_at_ms IS NULL OR l.expires_at_ms < sluice_now_ms())
+                ORDER BY l.health_due_at_ms
+                LIMIT $3
+                FOR UPDATE OF l SKIP LOCKED)
+             UPDATE run_leases l SET generation = l.generation + 1, owner = $1, run_id = NULL,
+                 expires_at_ms = sluice_now_ms() + $2,
+                 health_due_at_ms = sluice_now_ms() + ($5 * (0.9 + random() * 0.2))::BIGINT
+             FROM due WHERE l.integration_id = due.integration_id
+             {CLAIMED}"
+        );
+        let rows = pg::wait(client.query(
+            &sql,
+            &[
+                &owner,
+                &millis(ttl),
+                &(limit as i64),
+                &IntegrationState::Active.as_str(),
+                &(every as f64),
+            ],
+        ))?;
+        Ok(rows.iter().map(lease).collect())
+    }
+
     /// Claims integration `id` now, due or not ("pull now"), unless another lease on it has
     /// not expired.
     pub fn claim_lease(

@@ -323,7 +323,8 @@ CREATE TABLE run_leases (
     run_id          TEXT,                        -- the run whose page commits it admits
     expires_at_ms   BIGINT,
     due_at_ms       BIGINT NOT NULL,
-    failures        INTEGER NOT NULL DEFAULT 0   -- consecutive failed pulls: the backoff's step
+    failures        INTEGER NOT NULL DEFAULT 0,  -- consecutive failed pulls: the backoff's step
+    health_due_at_ms BIGINT                      -- next token health check; NULL: not scheduled yet
 );
 CREATE INDEX run_leases_due ON run_leases(due_at_ms);
 
