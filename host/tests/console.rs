@@ -205,7 +205,21 @@ async fn the_setup_flow_in_a_real_browser() {
     }
     // The detail: runs, streams with record counts, records by pages.
     c.goto(&format!("{base}/integrations/{id}")).await.unwrap();
-    assert!(text(&c, "#runs").await.contains("succeeded"));
+    // The run as the API has it: status, records, API calls, connector version, streams.
+    let runs = served.get_json(
+        &format!("/api/integrations/{id}/runs"),
+        &served.generated_token(),
+    );
+    let runs_table = text(&c, "#runs").await;
+    for said in [
+        "succeeded".to_string(),
+        runs[0]["records"].to_string(),
+        runs[0]["api_calls"].to_string(),
+        runs[0]["connector_version"].as_str().unwrap().to_string(),
+        "CaseComment".to_string(),
+    ] {
+        assert!(runs_table.contains(&said), "{said}: {runs_table}");
+    }
     let cases = before["records"]
         .as_array()
         .unwrap()
