@@ -62,10 +62,38 @@ pub enum LeaseLoss {
 
 const CLAIMED: &str =
     "RETURNING l.integration_id, l.owner, l.generation, l.expires_at_ms, l.failures";
+/// What every claim writes, for owner `$1` and a lifetime of `$2` ms: the next generation
+/// (the fencing token), no run bound yet.
+const TAKE: &str = "generation = l.generation + 1, owner = $1, run_id = NULL,
+    expires_at_ms = sluice_now_ms() + $2";
+/// A lease nobody holds: never claimed, given up, or expired.
+const FREE: &str = "(l.expires_at_ms IS NULL OR l.expires_at_ms < sluice_now_ms())";
+
+/// A claim of up to `$3` free leases of integrations in state `$4` whose `due_column` has
+/// come, soonest first, `filter` holding too; the claim also sets `also_set`. The clock read
+/// as a subquery is computed once, before the scan, so the column's index bounds the scan:
+/// an idle tick among 10,000 integrations reads none of their rows.
+fn claim_due_sql(due_column: &str, filter: &str, also_set: &str) -> String {
+    format!(
+        "WITH due AS (
+            SELECT l.integration_id FROM run_leases l
+            JOIN integrations i ON i.id = l.integration_id
+            WHERE i.state = $4 {filter}
+              AND l.{due_column} <= (SELECT sluice_now_ms())
+              AND {FREE}
+            ORDER BY l.{due_column}
+            LIMIT $3
+            FOR UPDATE OF l SKIP LOCKED)
+         UPDATE run_leases l SET {TAKE}{also_set}
+         FROM due WHERE l.integration_id = due.integration_id
+         {CLAIMED}"
+    )
+}
 
 impl Store {
-    /// Claims up to `limit` active, unpaused integrations that are due and not leased, for `owner`,
-    /// for `ttl`. Another host claiming at the same moment skips the rows this one locked.
+    /// Claims up to `limit` active, unpaused integrations that are due and not leased, for
+    /// `owner`, for `ttl`. Another host claiming at the same moment skips the rows this one
+    /// locked.
     pub fn claim_due_leases(
         &self,
         owner: &str,
@@ -73,23 +101,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Lease>, StoreError> {
         let pg = self.postgres("claim_due_leases")?;
-        // The clock read as a subquery is computed once, before the scan, so the due index
-        // bounds the scan: an idle tick among 10,000 integrations reads none of their rows.
-        let sql = format!(
-            "WITH due AS (
-                SELECT l.integration_id FROM run_leases l
-                JOIN integrations i ON i.id = l.integration_id
-                WHERE i.state = $4 AND i.paused_at_ms IS NULL
-                  AND l.due_at_ms <= (SELECT sluice_now_ms())
-                  AND (l.expires_at_ms IS NULL OR l.expires_at_ms < sluice_now_ms())
-                ORDER BY l.due_at_ms
-                LIMIT $3
-                FOR UPDATE OF l SKIP LOCKED)
-             UPDATE run_leases l SET generation = l.generation + 1, owner = $1, run_id = NULL,
-                 expires_at_ms = sluice_now_ms() + $2
-             FROM due WHERE l.integration_id = due.integration_id
-             {CLAIMED}"
-        );
+        let sql = claim_due_sql("due_at_ms", "AND i.paused_at_ms IS NULL", "");
         let rows = pg::wait(pg.client()?.query(
             &sql,
             &[
@@ -116,26 +128,16 @@ impl Store {
     ) -> Result<Vec<Lease>, StoreError> {
         let pg = self.postgres("claim_due_health_checks")?;
         let client = pg.client()?;
-        let every = millis(every);
+        let every = millis(every) as f64;
         pg::wait(client.execute(
             "UPDATE run_leases SET health_due_at_ms = sluice_now_ms() + (random() * $1)::BIGINT
              WHERE health_due_at_ms IS NULL",
-            &[&(every as f64)],
+            &[&every],
         ))?;
-        let sql = format!(
-            "WITH due AS (
-                SELECT l.integration_id FROM run_leases l
-                JOIN integrations i ON i.id = l.integration_id
-                WHERE i.state = $4 AND l.health_due_at_ms <= sluice_now_ms()
-                  AND (l.expires_at_ms IS NULL OR l.expires_at_ms < sluice_now_ms())
-                ORDER BY l.health_due_at_ms
-                LIMIT $3
-                FOR UPDATE OF l SKIP LOCKED)
-             UPDATE run_leases l SET generation = l.generation + 1, owner = $1, run_id = NULL,
-                 expires_at_ms = sluice_now_ms() + $2,
-                 health_due_at_ms = sluice_now_ms() + ($5 * (0.9 + random() * 0.2))::BIGINT
-             FROM due WHERE l.integration_id = due.integration_id
-             {CLAIMED}"
+        let sql = claim_due_sql(
+            "health_due_at_ms",
+            "",
+            ", health_due_at_ms = sluice_now_ms() + ($5 * (0.9 + random() * 0.2))::BIGINT",
         );
         let rows = pg::wait(client.query(
             &sql,
@@ -144,7 +146,7 @@ impl Store {
                 &millis(ttl),
                 &(limit as i64),
                 &IntegrationState::Active.as_str(),
-                &(every as f64),
+                &every,
             ],
         ))?;
         Ok(rows.iter().map(lease).collect())
@@ -160,13 +162,11 @@ impl Store {
     ) -> Result<Option<Lease>, StoreError> {
         let pg = self.postgres("claim_lease")?;
         let sql = format!(
-            "UPDATE run_leases l SET generation = l.generation + 1, owner = $2, run_id = NULL,
-                 expires_at_ms = sluice_now_ms() + $3
-             WHERE l.integration_id = $1
-               AND (l.expires_at_ms IS NULL OR l.expires_at_ms < sluice_now_ms())
+            "UPDATE run_leases l SET {TAKE}
+             WHERE l.integration_id = $3 AND {FREE}
              {CLAIMED}"
         );
-        let row = pg::wait(pg.client()?.query_opt(&sql, &[&id, &owner, &millis(ttl)]))?;
+        let row = pg::wait(pg.client()?.query_opt(&sql, &[&owner, &millis(ttl), &id]))?;
         Ok(row.as_ref().map(lease))
     }
 

@@ -327,6 +327,8 @@ CREATE TABLE run_leases (
     health_due_at_ms BIGINT                      -- next token health check; NULL: not scheduled yet
 );
 CREATE INDEX run_leases_due ON run_leases(due_at_ms);
+-- The health-check claim's scan, and its scheduling of the checks not scheduled yet (NULL).
+CREATE INDEX run_leases_health_due ON run_leases(health_due_at_ms);
 
 -- A new integration is first due at a random point of its first interval, so that many
 -- integrations made at once do not all start at once.
