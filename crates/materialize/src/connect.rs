@@ -11,6 +11,7 @@
 //! `require`, or `disable` to accept plaintext explicitly. The URL is never logged or printed.
 
 use sluice_runtime::engine::roots::ExtraRoots;
+use sluice_runtime::store::StoreError;
 use sluice_runtime::store::pg::tls::{TlsMode, connector, split_sslmode};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config};
@@ -38,15 +39,10 @@ pub fn destination(url: &str, roots: &ExtraRoots) -> Result<Destination, Materia
     // The parsers' messages may quote the URL, password included: say only what to fix.
     const FORM: &str =
         "not a PostgreSQL connection URL (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)";
-    let (rest, mode) = match split_sslmode(url) {
-        Ok(split) => split,
-        Err(sluice_runtime::store::StoreError::BadDatabaseUrl(why))
-            if why.starts_with("sslmode") =>
-        {
-            return Err(MaterializeError::BadUrl(why));
-        }
-        Err(_) => return Err(MaterializeError::BadUrl(FORM.into())),
-    };
+    let (rest, mode) = split_sslmode(url).map_err(|e| match e {
+        StoreError::UnsupportedSslMode(why) => MaterializeError::BadUrl(why),
+        _ => MaterializeError::BadUrl(FORM.into()),
+    })?;
     let mut config: Config = rest
         .parse()
         .map_err(|_| MaterializeError::BadUrl(FORM.into()))?;

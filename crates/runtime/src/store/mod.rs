@@ -82,6 +82,9 @@ pub enum StoreError {
     /// The PostgreSQL URL given cannot be used.
     #[error("database URL: {0}")]
     BadDatabaseUrl(String),
+    /// The PostgreSQL URL asks for an `sslmode` this host does not offer.
+    #[error("database URL: {0}")]
+    UnsupportedSslMode(String),
     /// This operation exists only for hosts sharing a PostgreSQL store.
     #[error("{0} needs a PostgreSQL store (--database postgres://…); a SQLite store is one host's")]
     OnlyOnPostgres(&'static str),

@@ -50,7 +50,7 @@ impl TlsMode {
             "prefer" => Ok(Self::Prefer),
             "require" => Ok(Self::Require),
             "verify-full" => Ok(Self::VerifyFull),
-            other => Err(StoreError::BadDatabaseUrl(format!(
+            other => Err(StoreError::UnsupportedSslMode(format!(
                 "sslmode={other} is not supported; use disable, prefer, require or verify-full \
                  (verify-full checks the server's certificate and name)"
             ))),
