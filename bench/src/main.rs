@@ -9,8 +9,9 @@
 //! - raw: a plain HTTP client fetching and parsing the connector's query pages.
 //!
 //! Engine figures reuse `host/benches/engine.rs`. The idle-memory figure runs in a child
-//! process (`--idle-child DIR`) so that the emulator's data does not count. The Bulk backfill's
-//! figures (`bulk.rs`) come from a child process too (`--bulk`), for a peak RSS of its own.
+//! process (`--idle-child DIR`) so that the emulator's data does not count. The Bulk backfill
+//! (`bulk.rs`, alone with `--bulk`) runs in a child process too (`--bulk-child`), for a peak
+//! RSS of the host's own.
 //! `--dev-loop` times `sluice dev`'s edit-to-first-page cycle instead (`dev_loop.rs`).
 //! `--store-commits` compares page commits on SQLite and PostgreSQL (`store_commits.rs`), and
 //! times run claims among 10,000 integrations on PostgreSQL (`claims.rs`).
@@ -90,6 +91,9 @@ struct Args {
     wan: Option<wan::WanProfile>,
     /// Only the Bulk backfill's figures (`bulk.rs`).
     bulk: bool,
+    /// The Bulk backfill itself, against the emulator `SLUICE_BENCH_PROVIDER` names (the
+    /// process `--bulk` measures).
+    bulk_child: bool,
     /// Only `sluice dev`'s edit-to-first-page time (`dev_loop.rs`).
     dev_loop: bool,
     /// `--no-slow-start`: the WAN profile without TCP slow start, for comparison.
@@ -105,6 +109,7 @@ fn parse_args() -> anyhow::Result<Args> {
         idle_child: None,
         wan: None,
         bulk: false,
+        bulk_child: false,
         dev_loop: false,
         no_slow_start: false,
         store_commits: false,
@@ -118,6 +123,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--json" => args.json = true,
             "--bulk" => args.bulk = true,
+            "--bulk-child" => args.bulk_child = true,
             "--dev-loop" => args.dev_loop = true,
             "--store-commits" => args.store_commits = true,
             "--no-slow-start" => args.no_slow_start = true,
@@ -222,6 +228,11 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if args.bulk_child {
+        let figures = runtime.block_on(bulk::backfill(&Provider::from_env()?))?;
+        println!("{}", serde_json::to_string(&figures)?);
+        return Ok(());
+    }
     if args.bulk {
         let figures = runtime.block_on(bulk::run(args.scale, args.json))?;
         match args.json {
@@ -232,7 +243,7 @@ fn main() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let mut figures = runtime.block_on(run(&args))?;
-    let bulk_figures = bulk::in_child(args.scale, args.json)?;
+    let bulk_figures = runtime.block_on(bulk::run(args.scale, args.json))?;
     if args.json {
         for k in bulk::KEYS {
             figures[k] = bulk_figures[k].clone();
@@ -434,7 +445,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
 /// token response a completed OAuth flow gets), stored as `connect` stores it.
 async fn authorize(
     app: &Arc<App>,
-    emulator: &sf_emulator::Emulator,
+    emulator: &Provider,
     control: &reqwest::Client,
     id: &str,
 ) -> anyhow::Result<()> {
@@ -605,7 +616,7 @@ fn print_table(f: &Value, scale: usize, elapsed: Duration) {
 /// Bulk is off: the targets compare the pulls over the same REST query pages (`/query` +
 /// `nextRecordsUrl`), which is what the raw fetch replays. With the default threshold a
 /// 1M-Case backfill goes through a Bulk API 2.0 job, which the raw fetch does not model.
-pub(crate) fn case_integration(name: &str, emulator: &sf_emulator::Emulator) -> IntegrationInput {
+pub(crate) fn case_integration(name: &str, emulator: &Provider) -> IntegrationInput {
     IntegrationInput {
         name: Some(name.into()),
         capability: Some("helpdesk".into()),
@@ -616,5 +627,43 @@ pub(crate) fn case_integration(name: &str, emulator: &sf_emulator::Emulator) -> 
         client_id: Some(emulator.client_id.clone()),
         client_secret: Some(emulator.client_secret.clone()),
         ..IntegrationInput::default()
+    }
+}
+
+/// What a pull needs to reach an emulator, whether it runs in this process or another's.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Provider {
+    /// The emulator's origin.
+    pub url: String,
+    /// The key of its control API.
+    pub control_key: String,
+    /// Its connected app's client id.
+    pub client_id: String,
+    /// Its connected app's client secret.
+    pub client_secret: String,
+}
+
+/// The environment variable a child process reads its [`Provider`] from (not an argument, so
+/// that the keys do not show in `ps`).
+const PROVIDER_ENV: &str = "SLUICE_BENCH_PROVIDER";
+
+impl Provider {
+    /// How to reach `emulator`.
+    pub fn of(emulator: &sf_emulator::Emulator) -> Self {
+        Self {
+            url: emulator.url.clone(),
+            control_key: emulator.control_key.clone(),
+            client_id: emulator.client_id.clone(),
+            client_secret: emulator.client_secret.clone(),
+        }
+    }
+
+    /// The provider a parent process handed over in [`PROVIDER_ENV`].
+    fn from_env() -> anyhow::Result<Self> {
+        let text = std::env::var(PROVIDER_ENV).with_context(|| {
+            format!("{PROVIDER_ENV} is not set: run `sluice-bench --bulk`, which sets it")
+        })?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{PROVIDER_ENV} is not a provider's JSON"))
     }
 }

@@ -47,9 +47,9 @@ impl Pulled {
 impl Pulls<'_> {
     /// A fresh authorized Case integration named `name`.
     async fn integration(&self, name: &str) -> anyhow::Result<String> {
-        let input = case_integration(name, self.emulator);
+        let input = case_integration(name, &Provider::of(self.emulator));
         let id = self.app.add_integration(input).await?.integration.id;
-        authorize(self.app, self.emulator, self.control, &id).await?;
+        authorize(self.app, &Provider::of(self.emulator), self.control, &id).await?;
         Ok(id)
     }
 

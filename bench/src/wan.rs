@@ -209,11 +209,14 @@ async fn pull(wan: &WanEmulator, client: Client) -> anyhow::Result<WanPull> {
     let app = App::open(config).await?;
     let id = app
         // REST query pages, as the main bench pulls: one round trip per page.
-        .add_integration(super::case_integration("bench wan", emulator))
+        .add_integration(super::case_integration(
+            "bench wan",
+            &super::Provider::of(emulator),
+        ))
         .await?
         .integration
         .id;
-    super::authorize(&app, emulator, &wan.control, &id).await?;
+    super::authorize(&app, &super::Provider::of(emulator), &wan.control, &id).await?;
 
     let stats = || emulator.state.stats.lock().expect("stats").clone();
     let before = stats();
