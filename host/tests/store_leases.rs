@@ -258,14 +258,17 @@ fn runs_whose_lease_lapsed_end_as_interrupted_and_live_ones_go_on() {
     let live = start(&ids[1], "host-a");
     let taken = start(&ids[2], "host-a");
     expire(&store, &ids[2]);
-    let successor = start(&ids[2], "host-b");
+    // Claimed by host B, whose run has not started yet.
+    let successor = store.claim_lease(&ids[2], "host-b", TTL).unwrap().unwrap();
 
     assert_eq!(store.close_runs_of_lapsed_leases().unwrap(), 2);
     assert_eq!(run_status(&store, &expired), "interrupted");
     assert_eq!(run_status(&store, &taken), "interrupted");
-    for going_on in [&live, &successor] {
-        assert_eq!(run_status(&store, going_on), "running", "{going_on}");
-    }
+    assert_eq!(run_status(&store, &live), "running");
+    let successor = store
+        .start_leased_run(&successor, "schedule", false, "1")
+        .unwrap();
+    assert_eq!(run_status(&store, &successor), "running");
     let ended = sql(
         &store,
         &format!("SELECT ended_at_ms IS NOT NULL, error FROM runs WHERE id = '{expired}'"),
@@ -309,6 +312,66 @@ fn a_run_starts_under_a_live_lease_only_and_names_its_host_and_generation() {
         ),
         "1\n",
         "a refused start leaves no run behind"
+    );
+}
+
+#[test]
+fn a_full_start_under_a_lapsed_lease_neither_ends_nor_resets_the_new_holders_run() {
+    let store = postgres();
+    let id = &integrations(&store, 1, "active")[0];
+    let stalled = store.claim_lease(id, "host-a", TTL).unwrap().unwrap();
+    expire(&store, id);
+    let holder = store.claim_lease(id, "host-b", TTL).unwrap().unwrap();
+    let live = store
+        .start_leased_run(&holder, "schedule", false, "1")
+        .unwrap();
+    sql(
+        &store,
+        &format!(
+            "INSERT INTO checkpoints (integration_id, stream, checkpoint, status, updated_at_ms) \
+             VALUES ('{id}', 'Case', 'page-7', 'partial', 0)"
+        ),
+    );
+    // Host A wakes from its stall and starts the full run it claimed.
+    let refused = store.start_leased_run(&stalled, "schedule", true, "1");
+    assert!(
+        matches!(refused, Err(LeaseError::Lost(LeaseLoss::TakenOver))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        sql(
+            &store,
+            &format!("SELECT status FROM runs WHERE id = '{live}'")
+        ),
+        "running\n",
+        "the new holder's run goes on"
+    );
+    assert_eq!(
+        sql(
+            &store,
+            &format!("SELECT checkpoint FROM checkpoints WHERE integration_id = '{id}'")
+        ),
+        "page-7\n",
+        "the new holder's checkpoint is kept"
+    );
+
+    // The holder's own next full run ends what it left running and starts from nothing.
+    let next = store.start_leased_run(&holder, "cli", true, "1").unwrap();
+    assert_eq!(
+        sql(
+            &store,
+            &format!(
+                "SELECT status FROM runs WHERE integration_id = '{id}' ORDER BY id = '{next}'"
+            )
+        ),
+        "interrupted\nrunning\n"
+    );
+    assert_eq!(
+        sql(
+            &store,
+            &format!("SELECT count(*) FROM checkpoints WHERE integration_id = '{id}'")
+        ),
+        "0\n"
     );
 }
 

@@ -159,8 +159,11 @@ impl RunClaim {
         &self.id
     }
 
-    /// Records the start of a run under the claim; its id. On PostgreSQL the run is bound
-    /// to the lease as it starts, since only the run bound to a live lease may commit.
+    /// Records the start of a run under the claim; its id. Runs of the integration left
+    /// `running` by a process that died end as interrupted, and a `full` run starts from no
+    /// checkpoint. On PostgreSQL all of it happens only under the live lease, in the
+    /// statement that binds the run to it, since only the run bound to a live lease may
+    /// commit.
     pub fn start_run(
         &self,
         trigger: &str,
@@ -169,10 +172,12 @@ impl RunClaim {
     ) -> Result<String, AppError> {
         match &self.hold {
             Hold::File { .. } => {
-                Ok(self
-                    .app
-                    .store
-                    .start_run(&self.id, trigger, full, connector_version)?)
+                let store = &self.app.store;
+                store.close_orphan_runs(&self.id)?;
+                if full {
+                    store.clear_checkpoints(&self.id)?;
+                }
+                Ok(store.start_run(&self.id, trigger, full, connector_version)?)
             }
             Hold::Lease(held) => held.start_run(trigger, full, connector_version),
         }

@@ -251,10 +251,6 @@ impl Run {
         let id = claim.integration();
         let started = Instant::now();
         let (connector, session, mut ctx, configured) = app.session(id, None).await?;
-        app.store.close_orphan_runs(id)?;
-        if opts.full {
-            app.store.clear_checkpoints(id)?;
-        }
         let trigger = if opts.trigger.is_empty() {
             "cli"
         } else {

@@ -199,7 +199,11 @@ impl Store {
     /// Records the start of a run under `lease` and binds it, so that [`fence`] admits
     /// that run's page commits and no other's; its row names the host and the generation.
     /// One statement does both, so no run exists without the lease its commits need, even
-    /// when its host dies at once. Refused once the lease expired or was taken over.
+    /// when its host dies at once. The same statement ends the integration's runs still
+    /// marked `running` (their lease is gone, or this claim could not hold it) and, for a
+    /// `full` run, deletes its checkpoints: a host that stalled after its claim lapsed must
+    /// not end or reset the run of the host that took the lease over. Refused once the lease
+    /// expired or was taken over, and then nothing is written.
     pub fn start_leased_run(
         &self,
         lease: &Lease,
@@ -214,7 +218,15 @@ impl Store {
                  UPDATE run_leases SET run_id = $3
                  WHERE integration_id = $1 AND generation = $2
                    AND expires_at_ms >= sluice_now_ms()
-                 RETURNING owner, generation)
+                 RETURNING owner, generation),
+             orphans AS (
+                 UPDATE runs SET status = $9, ended_at_ms = COALESCE(ended_at_ms, $7),
+                     error = COALESCE(error,
+                         'the host running it stopped renewing its lease before the run finished')
+                 WHERE integration_id = $1 AND status = $8 AND EXISTS (SELECT 1 FROM bound)),
+             reset AS (
+                 DELETE FROM checkpoints
+                 WHERE integration_id = $1 AND $5 AND EXISTS (SELECT 1 FROM bound))
              INSERT INTO runs (id, integration_id, trigger, \"full\", connector_version,
                  started_at_ms, status, host, lease_generation)
              SELECT $3, $1, $4, $5, $6, $7, $8, bound.owner, bound.generation FROM bound",
@@ -227,6 +239,7 @@ impl Store {
                 &connector_version,
                 &now_ms(),
                 &RunState::Running.as_str(),
+                &RunState::Interrupted.as_str(),
             ],
         ))
         .map_err(StoreError::from)?;
