@@ -35,7 +35,8 @@ use crate::store::{Integration, IntegrationState, NextDue};
 pub struct SchedulerConfig {
     /// At most this many runs at once.
     pub max_concurrent: usize,
-    /// How often the scheduler looks for due work.
+    /// How often the scheduler looks for due work (on a shared database, on average: each
+    /// wait is drawn from half to one and a half of it).
     pub tick: Duration,
     /// First backoff after a failure.
     pub backoff_base: Duration,
@@ -204,7 +205,7 @@ pub async fn run(
             });
         }
         tokio::select! {
-            _ = tokio::time::sleep(scheduler.config.tick) => {}
+            _ = tokio::time::sleep(scheduler.next_tick(shared)) => {}
             _ = stop.changed() => {}
         }
     }
@@ -273,6 +274,17 @@ impl Scheduler {
             }
         }
         jobs
+    }
+
+    /// How long to sleep before the next tick. Hosts sharing a database tick at a random
+    /// point of `tick` ± 50%: with fixed ticks, the host whose phase falls first after the
+    /// due times a finished run sets would claim nearly every run, turn after turn, and the
+    /// others would idle.
+    fn next_tick(&self, shared: bool) -> Duration {
+        match shared {
+            true => self.config.tick.mul_f64(0.5 + fastrand::f64()),
+            false => self.config.tick,
+        }
     }
 
     /// Whether the shared database's chores are due at this tick (at most once a second).
