@@ -303,6 +303,10 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     let mut config = AppConfig::new(data_dir.to_path_buf());
     // The emulator speaks plain http on loopback: approve exactly its origin.
     approve_emulator(&mut config, &emulator.url);
+    // The native and raw pulls' client asks for no compression, so neither does the
+    // sandboxed pull: all three read the same bytes, and the ratios measure the sandbox, not
+    // gzip's CPU on a link where it saves nothing. The WAN figures measure compression.
+    config.limits.outbound.accept_gzip = false;
     config.bundled_connector = Some(sluice::SALESFORCE_COMPONENT);
     let app = App::open(config).await?;
     let pulls = Pulls {
