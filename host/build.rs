@@ -63,10 +63,13 @@ fn main() {
             }
             wasm
         }
-        // One line that says what to do, not a panic with a backtrace.
+        // One line that says what to do, not a panic with a backtrace. The failing exit is
+        // what makes cargo print this script's stderr, where the nested cargo's errors are:
+        // a script that logs `cargo::error` and exits 0 fails the build with its stderr
+        // hidden.
         Err(e) => {
             println!("cargo::error={e}");
-            return;
+            std::process::exit(1);
         }
     };
     let manifest = workspace.join("connectors/salesforce/manifest.json");

@@ -50,8 +50,11 @@ pub enum GuestBuildError {
         /// Why cargo did not start.
         source: std::io::Error,
     },
-    /// The nested cargo reported a compile error (printed above by cargo itself).
-    #[error("building the {package} component failed; cargo's errors are above")]
+    /// The nested cargo reported a compile error (on stderr, which a build script's caller
+    /// shows under `--- stderr`).
+    #[error(
+        "building the {package} component failed; cargo's errors say why (under \"--- stderr\" when a build script ran it)"
+    )]
     Compile {
         /// The package being built.
         package: String,
