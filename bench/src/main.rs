@@ -49,7 +49,7 @@ use sluice::runner::{DEFAULT_PAGE_RECORDS, PageCommit, PageCommits, PullOptions,
 use sluice::secrets::Secret;
 use sluice::store::{CheckpointState, GrantFlow, RunState, TokenSet};
 use sluice_connector_sdk::Connector;
-use sluice_connector_sdk::http::{Host, Request, Response, TransportError};
+use sluice_connector_sdk::http::{Host, InFlight, Request, Response, TransportError};
 use sluice_connector_sdk::model as pm;
 use sluice_connector_sdk::native::NativeHost;
 use sluice_salesforce::Salesforce;

@@ -2,6 +2,8 @@
 //! over reqwest, committed through the runner's own `PageCommits` pipeline.
 
 use super::*;
+use std::cell::Cell;
+use std::rc::Rc;
 
 /// The connector's surroundings, natively: the SDK's [`NativeHost`] (reqwest, with the Bearer
 /// token added the way the host's outbound client adds it), the integration's stored keys, and
@@ -9,22 +11,41 @@ use super::*;
 pub(crate) struct BenchHost {
     http: NativeHost,
     first_query: Option<String>,
-    http_time: Duration,
+    /// Time the pull spent blocked on HTTP (shared with the requests it started ahead).
+    http_time: Rc<Cell<Duration>>,
     /// The host's stored keys of the integration, as the engine would answer them.
     keys: Arc<dyn sluice::engine::KeySource>,
     /// The stream being pulled.
     stream: String,
 }
 
-impl Host for BenchHost {
-    fn send(&mut self, request: Request) -> Result<Response, TransportError> {
+impl BenchHost {
+    fn note_first_query(&mut self, request: &Request) {
         if self.first_query.is_none() && request.url.contains("/query") {
             self.first_query = Some(request.url.clone());
         }
+    }
+}
+
+impl Host for BenchHost {
+    fn send(&mut self, request: Request) -> Result<Response, TransportError> {
+        self.note_first_query(&request);
         let started = Instant::now();
         let result = self.http.send(request);
-        self.http_time += started.elapsed();
+        self.http_time.set(self.http_time.get() + started.elapsed());
         result
+    }
+
+    fn start(&mut self, request: Request) -> InFlight {
+        self.note_first_query(&request);
+        let in_flight = self.http.start(request);
+        let http_time = self.http_time.clone();
+        InFlight::pending(move || {
+            let started = Instant::now();
+            let result = in_flight.wait();
+            http_time.set(http_time.get() + started.elapsed());
+            result
+        })
     }
 
     // The comparison measures pulling, not logging: lines are dropped.
@@ -78,7 +99,7 @@ pub(crate) fn native_pull(
     let mut env = BenchHost {
         http: NativeHost::new(handle.clone()).with_bearer(tokens.access.expose()),
         first_query: None,
-        http_time: Duration::ZERO,
+        http_time: Rc::default(),
         keys: app.store().keys_of(id),
         stream: String::new(),
     };
@@ -151,7 +172,7 @@ pub(crate) fn native_pull(
     eprintln!(
         "  native breakdown: connector pull (HTTP + parse) {:.1} s, HTTP wait {:.1} s, commit_page {:.1} s (waited for {:.1} s)",
         pull_time.as_secs_f64(),
-        env.http_time.as_secs_f64(),
+        env.http_time.get().as_secs_f64(),
         commit_time.as_secs_f64(),
         commit_waited.as_secs_f64(),
     );

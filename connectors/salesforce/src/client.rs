@@ -2,7 +2,9 @@
 
 use crate::errors::{self, SfError};
 use crate::limits;
-use sluice_connector_sdk::http::{Host, Method, Request, Response, StreamedResponse};
+use sluice_connector_sdk::http::{
+    Host, InFlight, Method, Request, Response, StreamedResponse, TransportError,
+};
 use sluice_connector_sdk::model::{ApiUsage, Failure, FailureKind, Level, Session};
 
 /// Where the session's data calls go: the grant's instance URL, which every Salesforce token
@@ -32,6 +34,9 @@ pub struct Sf<'a> {
     pub budget_percent: Option<u8>,
     /// The last server `Date` seen, UTC millis.
     pub server_time: Option<i64>,
+    /// A GET started ahead of its turn by [`Sf::prefetch`], answered to the next [`Sf::get`]
+    /// of the same request.
+    ahead: Option<(Request, InFlight)>,
 }
 
 impl<'a> Sf<'a> {
@@ -50,6 +55,7 @@ impl<'a> Sf<'a> {
             usage: None,
             budget_percent: budget,
             server_time: None,
+            ahead: None,
         }
     }
 
@@ -85,8 +91,32 @@ impl<'a> Sf<'a> {
     /// Sends a request; 2xx and 304 are Ok, everything else is an [`SfError`]. Reading a
     /// response that puts usage over the budget fails with `rate-limited`.
     pub fn send(&mut self, req: Request) -> Result<Response, SfError> {
+        let answer = match self.ahead.take() {
+            Some((started, in_flight)) if started == req => in_flight.wait(),
+            // Another request first: the early one waits for its turn, or is dropped with the
+            // client, unread (it was counted when it started).
+            ahead => {
+                self.ahead = ahead;
+                self.calls += 1;
+                self.env.send(req)
+            }
+        };
+        self.conclude(answer)
+    }
+
+    /// Starts the GET of `url` now, so that it travels while the caller works on the previous
+    /// answer; the next [`Sf::get`] of the same URL and headers reads it. It counts as a call
+    /// at once, used or not.
+    pub fn prefetch(&mut self, url: &str, headers: &[(&str, String)]) {
+        let req = get_request(self.absolute(url), headers);
         self.calls += 1;
-        let resp = self.env.send(req).map_err(|e| errors::transport(&e))?;
+        let in_flight = self.env.start(req.clone());
+        self.ahead = Some((req, in_flight));
+    }
+
+    /// A response as [`Sf::send`] hands it back.
+    fn conclude(&mut self, answer: Result<Response, TransportError>) -> Result<Response, SfError> {
+        let resp = answer.map_err(|e| errors::transport(&e))?;
         self.observe(resp.status, &resp.headers)?;
         if (200..300).contains(&resp.status) || resp.status == 304 {
             Ok(resp)
@@ -149,11 +179,7 @@ impl<'a> Sf<'a> {
 
     /// GET with optional headers.
     pub fn get(&mut self, url: &str, headers: &[(&str, String)]) -> Result<Response, SfError> {
-        let mut req = Request::get(self.absolute(url));
-        for (n, v) in headers {
-            req = req.header(*n, v.clone());
-        }
-        self.send(req)
+        self.send(get_request(self.absolute(url), headers))
     }
 
     /// A request with a JSON body.
@@ -171,4 +197,11 @@ impl<'a> Sf<'a> {
         };
         self.send(req)
     }
+}
+
+/// A GET of `url` with `headers`.
+fn get_request(url: String, headers: &[(&str, String)]) -> Request {
+    headers
+        .iter()
+        .fold(Request::get(url), |req, (n, v)| req.header(*n, v.clone()))
 }

@@ -604,7 +604,7 @@ fn large_backfill_reads_a_bulk_job_chunk_by_chunk() {
 /// and fills one page alone (the next chunk waits for the next call), while REST pages stay
 /// at Salesforce's 2,000.
 #[test]
-fn bulk_chunks_use_the_setting_and_rest_pages_stay_at_2000() {
+fn bulk_chunks_use_the_setting_and_the_host_cap() {
     use sluice_connector_sdk::http::Method;
     let s = session(
         Cap::Helpdesk,
@@ -649,9 +649,24 @@ fn bulk_chunks_use_the_setting_and_rest_pages_stay_at_2000() {
     .on_method(Method::Delete, "/jobs/query/750J", resp(204, ""));
     let p2 = pull(&mut env, &s, &req(p.checkpoint.clone(), 500)).unwrap();
     assert_eq!(p2.rows.len(), 500);
+}
 
-    // REST: 5,000 rows on the server, 2,000 per page however many the host accepts.
-    let recs: Vec<String> = (0..2000).map(|i| rec(i, T, false)).collect();
+/// Scripts the batches of the locator `01gA` at offsets `offsets` of `recs`, each answer
+/// once, so a batch asked for twice finds no answer.
+fn script_batches(env: &mut FakeHost, recs: &[String], offsets: std::ops::Range<usize>) {
+    for start in offsets.step_by(2000) {
+        let end = (start + 2000).min(recs.len());
+        let next = (end < recs.len()).then(|| format!("/services/data/v62.0/query/01gA-{end}"));
+        env.on(
+            &format!("/query/01gA-{start}"),
+            resp(200, &page(&recs[start..end], next.as_deref())),
+        );
+    }
+}
+
+/// A host that opens a window whose query answers with the first batch of `recs` and the
+/// locator `01gA`.
+fn window_opened_on(recs: &[String]) -> FakeHost {
     let mut env = FakeHost::default();
     env.on("/describe/", resp(200, CASE_DESCRIBE))
         .on("/updated/", resp(200, UPDATED))
@@ -659,11 +674,74 @@ fn bulk_chunks_use_the_setting_and_rest_pages_stay_at_2000() {
             "/queryAll?q=",
             resp(
                 200,
-                &page(&recs, Some("/services/data/v62.0/query/01gA-2000")),
+                &page(&recs[..2000], Some("/services/data/v62.0/query/01gA-2000")),
             ),
         );
-    let p = pull(&mut env, &helpdesk(), &req(None, 100_000)).unwrap();
-    assert_eq!((p.rows.len(), p.status), (2000, StreamStatus::Partial));
+    env
+}
+
+/// A REST page holds up to five query batches; each batch after the first was asked for
+/// before the one ahead of it was read, exactly once, and only when the page has room for it.
+#[test]
+fn rest_pages_take_several_batches_each_asked_for_ahead_once() {
+    let recs: Vec<String> = (0..13_000).map(|i| rec(i, T, false)).collect();
+    let mut env = window_opened_on(&recs);
+    script_batches(&mut env, &recs, 2000..10_000);
+    let p1 = pull(&mut env, &helpdesk(), &req(None, 100_000)).unwrap();
+    assert_eq!(
+        (p1.rows.len(), &p1.status),
+        (10_000, &StreamStatus::Partial)
+    );
+    // describe, updated, the query and four locators: nothing asked for that was not read.
+    assert_eq!(p1.api_calls, 7);
+    assert_eq!(env.requests.len(), 7);
+    assert_eq!(
+        env.started,
+        [3, 4, 5, 6],
+        "the locators are asked for ahead"
+    );
+    assert!(
+        env.requests[3..]
+            .iter()
+            .all(|r| r.headers == [("Sforce-Query-Options".into(), "batchSize=2000".into())]),
+        "{:?}",
+        env.requests
+    );
+    let cp = Checkpoint::parse(p1.checkpoint.as_deref()).unwrap();
+    let w = cp.win.as_ref().unwrap();
+    assert_eq!(w.pos.as_ref().unwrap().id, id(9999));
+    assert_eq!(
+        w.next.as_deref(),
+        Some("/services/data/v62.0/query/01gA-10000")
+    );
+
+    // The rest: the locator, then the last batch asked for ahead; the window completes.
+    let mut env = FakeHost::default();
+    script_batches(&mut env, &recs, 10_000..13_000);
+    let p2 = pull(&mut env, &helpdesk(), &req(p1.checkpoint.clone(), 100_000)).unwrap();
+    assert_eq!((p2.rows.len(), &p2.status), (3000, &StreamStatus::Complete));
+    assert_eq!(p2.api_calls, 2);
+    assert_eq!(env.started, [1]);
+    assert_eq!(env.started, [1]);
+    let mut keys: Vec<String> = [&p1, &p2]
+        .iter()
+        .flat_map(|p| p.rows.iter().map(|r| r.key.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 13_000);
+
+    // A host taking 4,000 rows gets two batches, and the third is not asked for.
+    let mut env = window_opened_on(&recs);
+    script_batches(&mut env, &recs, 2000..4000);
+    let p = pull(&mut env, &helpdesk(), &req(None, 4000)).unwrap();
+    assert_eq!((p.rows.len(), p.api_calls), (4000, 4));
+    assert_eq!(env.started, [3]);
+    assert!(
+        !env.urls().iter().any(|u| u.contains("01gA-4000")),
+        "{:?}",
+        env.urls()
+    );
 }
 
 /// Bulk refusing the object (INVALIDENTITY), or a small count, leaves the window to REST.

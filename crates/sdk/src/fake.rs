@@ -4,7 +4,7 @@
 //! A request no route answers panics with its method and URL, so a test cannot pass by
 //! accident on a call it did not script.
 
-use crate::http::{Host, Method, Request, Response, TransportError};
+use crate::http::{Host, InFlight, Method, Request, Response, TransportError};
 use crate::model::{Grant, HostContext, Level, Session, Settings};
 
 /// A session with `settings` whose grant points at `instance_url`, on a host that allows
@@ -57,6 +57,8 @@ pub struct FakeHost {
     pub routes: Vec<Route>,
     /// Every request sent, in order.
     pub requests: Vec<Request>,
+    /// The indices in `requests` of those sent with [`Host::start`] (answered at once).
+    pub started: Vec<usize>,
     /// Every log line, as `message [fields]`.
     pub logs: Vec<String>,
     /// Keys the fake host stores as live.
@@ -135,6 +137,11 @@ impl Host for FakeHost {
                 )
             });
         self.routes.remove(i).reply
+    }
+
+    fn start(&mut self, request: Request) -> InFlight {
+        self.started.push(self.requests.len());
+        InFlight::ready(self.send(request))
     }
 
     fn log(&mut self, _level: Level, message: &str, fields: &[(&str, &str)]) {

@@ -2,7 +2,7 @@
 //! between the generated types and [`crate::model`], and [`WasiHost`], the [`Host`] inside the
 //! sandbox. `export_connector!` calls the functions here; they add no behaviour of their own.
 
-use crate::http::{Host, Request, Response, StreamedResponse, TransportError};
+use crate::http::{Host, InFlight, Request, Response, StreamedResponse, TransportError};
 use crate::model as m;
 use crate::wit::sluice::connector::types as w;
 use crate::{Connector, wasi_http};
@@ -96,6 +96,18 @@ impl Host for WasiHost {
         ask_for_gzip(&mut request);
         let target = request.url.clone();
         wasi_http::send(request).map_err(|code| wasi_http::transport_error(&target, code))
+    }
+
+    fn start(&mut self, mut request: Request) -> InFlight {
+        ask_for_gzip(&mut request);
+        let target = request.url.clone();
+        match wasi_http::start(request) {
+            Ok(sent) => InFlight::pending(move || {
+                sent.read()
+                    .map_err(|code| wasi_http::transport_error(&target, code))
+            }),
+            Err(code) => InFlight::ready(Err(wasi_http::transport_error(&target, code))),
+        }
     }
 
     fn send_streamed(&mut self, mut request: Request) -> Result<StreamedResponse, TransportError> {

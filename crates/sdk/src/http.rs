@@ -175,11 +175,45 @@ pub enum TransportError {
     Other(String),
 }
 
+/// A request on its way: sent by [`Host::start`], its response read by [`InFlight::wait`].
+///
+/// Dropping it abandons the request (the sandbox's host cancels it); the provider may still
+/// have counted it.
+pub struct InFlight(Box<dyn FnOnce() -> Result<Response, TransportError>>);
+
+impl InFlight {
+    /// A request already answered (a host that cannot overlap requests answers at once).
+    pub fn ready(result: Result<Response, TransportError>) -> Self {
+        Self(Box::new(move || result))
+    }
+
+    /// A request whose answer `wait` blocks for.
+    pub fn pending(wait: impl FnOnce() -> Result<Response, TransportError> + 'static) -> Self {
+        Self(Box::new(wait))
+    }
+
+    /// Blocks until the whole response has arrived.
+    pub fn wait(self) -> Result<Response, TransportError> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight").finish_non_exhaustive()
+    }
+}
+
 /// What a connector's logic needs from its surroundings: HTTP, logs, the host's stored keys
 /// and a clock.
 pub trait Host {
     /// Sends one request and reads the whole response.
     fn send(&mut self, request: Request) -> Result<Response, TransportError>;
+    /// Sends one request and returns at once, so the connector can work on an earlier answer
+    /// while this one travels. By default the request is answered before this returns.
+    fn start(&mut self, request: Request) -> InFlight {
+        InFlight::ready(self.send(request))
+    }
     /// Sends one request and hands back its body unread, to be read as it arrives. By
     /// default the body is read whole first; the sandbox's host streams it.
     fn send_streamed(&mut self, request: Request) -> Result<StreamedResponse, TransportError> {

@@ -39,7 +39,7 @@ pub mod wit {
     });
 }
 
-pub use http::{Host, Method, Request, Response, TransportError};
+pub use http::{Host, InFlight, Method, Request, Response, TransportError};
 pub use model::*;
 
 /// The contract version this SDK's WIT files describe.

@@ -4,7 +4,7 @@
 //! It is no sandbox: nothing checks the destination, and the bearer token, when given, goes to
 //! every URL. Use it only against a provider you trust, such as a local emulator.
 
-use crate::http::{Host, Method, Request, Response, TransportError};
+use crate::http::{Host, InFlight, Method, Request, Response, TransportError};
 use crate::model::Level;
 
 /// The native host: HTTP through a reqwest client on a tokio runtime, logs through
@@ -36,6 +36,45 @@ impl NativeHost {
 
 impl Host for NativeHost {
     fn send(&mut self, request: Request) -> Result<Response, TransportError> {
+        self.runtime.block_on(self.exchange(request))
+    }
+
+    // Like the sandbox's host, the request runs on the runtime while the caller works.
+    fn start(&mut self, request: Request) -> InFlight {
+        let task = self.runtime.spawn(self.exchange(request));
+        let runtime = self.runtime.clone();
+        InFlight::pending(move || {
+            runtime
+                .block_on(task)
+                .map_err(|e| TransportError::Other(format!("the request's task failed: {e}")))?
+        })
+    }
+
+    fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]) {
+        match level {
+            Level::Trace => tracing::trace!(?fields, "{message}"),
+            Level::Debug => tracing::debug!(?fields, "{message}"),
+            Level::Info => tracing::info!(?fields, "{message}"),
+            Level::Warn => tracing::warn!(?fields, "{message}"),
+            Level::Error => tracing::error!(?fields, "{message}"),
+        }
+    }
+
+    fn stored_keys(&mut self, _after: Option<&str>, _limit: u32) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn now_ms(&mut self) -> Option<i64> {
+        crate::http::system_now_ms()
+    }
+}
+
+impl NativeHost {
+    /// The exchange of `request`, as a future that owns everything it needs.
+    fn exchange(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, TransportError>> + Send + 'static {
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
@@ -53,7 +92,7 @@ impl Host for NativeHost {
             builder = builder.body(body);
         }
         let target = request.url;
-        self.runtime.block_on(async move {
+        async move {
             let response = builder
                 .send()
                 .await
@@ -79,25 +118,7 @@ impl Host for NativeHost {
                 headers,
                 body,
             })
-        })
-    }
-
-    fn log(&mut self, level: Level, message: &str, fields: &[(&str, &str)]) {
-        match level {
-            Level::Trace => tracing::trace!(?fields, "{message}"),
-            Level::Debug => tracing::debug!(?fields, "{message}"),
-            Level::Info => tracing::info!(?fields, "{message}"),
-            Level::Warn => tracing::warn!(?fields, "{message}"),
-            Level::Error => tracing::error!(?fields, "{message}"),
         }
-    }
-
-    fn stored_keys(&mut self, _after: Option<&str>, _limit: u32) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn now_ms(&mut self) -> Option<i64> {
-        crate::http::system_now_ms()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one `wasi:http/outgoing-handler` client of Sluice's guests.
 //!
-//! [`send`] sends exactly the request it is given and reads the whole response; the
+//! [`send`] sends exactly the request it is given and reads the whole response, and [`start`]
+//! hands it over without waiting, for a guest that overlaps its work with the round trip; the
 //! connector-facing [`crate::Host`] adds defaults on top (see `guest.rs`). [`exchange`] is the
 //! layer below, for a guest that must build the `outgoing-request` itself (a test guest
 //! probing the host's policy with an authority no URL parser would keep): it hands the request
@@ -30,6 +31,24 @@ const WRITE_CHUNK: usize = 4096;
 /// whole response.
 pub fn send(request: Request) -> Result<Response, ErrorCode> {
     exchange(outgoing_request(&request)?, request.body.as_deref())
+}
+
+/// Hands `request` to the host and returns without waiting: the host carries it while the
+/// guest works, and [`Sent::read`] then waits for the whole response.
+pub fn start(request: Request) -> Result<Sent, ErrorCode> {
+    let pending = dispatch(outgoing_request(&request)?, request.body.as_deref())?;
+    Ok(Sent(pending))
+}
+
+/// A request the host is carrying; dropping it cancels the request.
+pub struct Sent(types::FutureIncomingResponse);
+
+impl Sent {
+    /// Waits for the response and reads its whole body.
+    pub fn read(self) -> Result<Response, ErrorCode> {
+        let (status, headers, body) = head(self.0)?;
+        read_whole(status, headers, body)
+    }
 }
 
 /// Sends `request` like [`send`] but hands the body back unread: a reader that pulls it from
@@ -87,6 +106,15 @@ impl std::io::Read for BodyReader {
 /// Hands `outgoing` to the host, writes `payload` as its body, and reads the whole response.
 pub fn exchange(outgoing: OutgoingRequest, payload: Option<&[u8]>) -> Result<Response, ErrorCode> {
     let (status, headers, body) = hand_over(outgoing, payload)?;
+    read_whole(status, headers, body)
+}
+
+/// Reads the whole of a response's `body`.
+fn read_whole(
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: IncomingBody,
+) -> Result<Response, ErrorCode> {
     // One allocation for the whole body when its length is known (pages are megabytes).
     let expected = headers
         .iter()
@@ -122,6 +150,14 @@ type Head = (u16, Vec<(String, String)>, IncomingBody);
 /// Hands `outgoing` to the host, writes `payload` as its body, and waits for the response's
 /// head.
 fn hand_over(outgoing: OutgoingRequest, payload: Option<&[u8]>) -> Result<Head, ErrorCode> {
+    head(dispatch(outgoing, payload)?)
+}
+
+/// Hands `outgoing` to the host and writes `payload` as its body; the response is pending.
+fn dispatch(
+    outgoing: OutgoingRequest,
+    payload: Option<&[u8]>,
+) -> Result<types::FutureIncomingResponse, ErrorCode> {
     let body = outgoing
         .body()
         .map_err(|_| internal("request body taken twice"))?;
@@ -138,7 +174,11 @@ fn hand_over(outgoing: OutgoingRequest, payload: Option<&[u8]>) -> Result<Head, 
         drop(stream);
     }
     OutgoingBody::finish(body, None)?;
+    Ok(pending)
+}
 
+/// Waits for the head of the response `pending` will produce.
+fn head(pending: types::FutureIncomingResponse) -> Result<Head, ErrorCode> {
     let incoming = loop {
         match pending.get() {
             Some(result) => break result.map_err(|_| internal("response taken twice"))??,

@@ -44,9 +44,12 @@ use head::Head;
 
 /// Most provider calls one pull call makes before returning what it has.
 const MAX_CALLS_PER_PAGE: u32 = 12;
-/// The most rows one REST query page holds (Salesforce's batch size), whatever the host
+/// The most rows one REST query batch holds (Salesforce's batch size), whatever the host
 /// would accept.
 const REST_BATCH: usize = 2000;
+/// The most rows one page holds outside Bulk: a few query batches, so that the batches after
+/// the first are asked for while the one before is read (see `query::step`).
+const REST_PAGE: usize = 5 * REST_BATCH;
 /// `/deleted` keeps about 15 days; stay inside it.
 const DELETED_RETENTION_MS: i64 = 14 * 86_400_000;
 /// `/updated` accepts a start at most 30 days back; the cap needs only a short range.
@@ -238,7 +241,7 @@ fn run(
         let page_max = if bulk {
             max.min(n.bulk_chunk_records as usize)
         } else {
-            max.min(REST_BATCH)
+            max.min(REST_PAGE)
         };
         if rows.len() >= page_max
             || (bulk && !rows.is_empty())
@@ -259,7 +262,9 @@ fn run(
                 return Ok(Outcome::Rows(rows, StreamStatus::Partial));
             }
         } else {
-            query::step(sf, &t, &desc, pass, cp, room, &mut rows)?;
+            // Room for this step's call and one started ahead of its turn.
+            let ahead = sf.calls - start_calls + 2 < MAX_CALLS_PER_PAGE;
+            query::step(sf, &t, &desc, pass, cp, (room, ahead), &mut rows)?;
         }
     }
 }

@@ -43,14 +43,21 @@ fn build_query(t: &Target, fields: &[String], pass: Pass, win: &Window) -> Strin
     )
 }
 
-/// Reads one page of the current query and appends at most `room` rows.
+/// The header that asks for query batches of `batch` rows.
+fn batch_header(batch: usize) -> [(&'static str, String); 1] {
+    [("Sforce-Query-Options", format!("batchSize={batch}"))]
+}
+
+/// Reads one page of the current query and appends at most `room` rows. With `ahead`, a page
+/// that leaves room for a whole batch more has its `nextRecordsUrl` requested before its
+/// records are read, so the next step finds that answer on its way or arrived.
 pub(super) fn step(
     sf: &mut Sf,
     t: &Target,
     desc: &Describe,
     pass: Pass,
     cp: &mut Checkpoint,
-    room: usize,
+    (room, ahead): (usize, bool),
     rows: &mut Vec<Row>,
 ) -> Result<(), Failure> {
     let win = cp.win.as_ref().expect("window").clone();
@@ -64,7 +71,7 @@ pub(super) fn step(
     } else {
         room.clamp(200, 2000)
     };
-    let batch_hdr = [("Sforce-Query-Options", format!("batchSize={batch}"))];
+    let batch_hdr = batch_header(batch);
     let (resp, from_locator) = match fresh_locator(sf, &win) {
         Some(next) => (sf.get(&next, &batch_hdr), true),
         None => {
@@ -139,6 +146,16 @@ pub(super) fn step(
             format!("unreadable query page for {}: {e}", t.object),
         )
     })?;
+    // The next step asks for a full batch exactly when this page leaves that much room: the
+    // same request as this one, so it finds the answer started here.
+    if let Some(next) = page.next.as_deref().filter(|_| !page.done)
+        && ahead
+        && chunks.is_none()
+        && pass != Pass::Archived
+        && room >= page.records.len() + super::REST_BATCH
+    {
+        sf.prefetch(next, &batch_header(super::REST_BATCH));
+    }
     // (record JSON, parsed record, hard-deleted while its chunks were read)
     let mut parsed = Vec::with_capacity(page.records.len());
     for raw in &page.records {
