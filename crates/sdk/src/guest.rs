@@ -92,10 +92,8 @@ fn ask_for_gzip(request: &mut Request) {
 }
 
 impl Host for WasiHost {
-    fn send(&mut self, mut request: Request) -> Result<Response, TransportError> {
-        ask_for_gzip(&mut request);
-        let target = request.url.clone();
-        wasi_http::send(request).map_err(|code| wasi_http::transport_error(&target, code))
+    fn send(&mut self, request: Request) -> Result<Response, TransportError> {
+        self.start(request).wait()
     }
 
     fn start(&mut self, mut request: Request) -> InFlight {

@@ -69,7 +69,7 @@ pub(super) fn step(
     let batch = if pass == Pass::Archived || chunks.is_some() {
         200
     } else {
-        room.clamp(200, 2000)
+        room.clamp(200, super::REST_BATCH)
     };
     let batch_hdr = batch_header(batch);
     let (resp, from_locator) = match fresh_locator(sf, &win) {
@@ -146,8 +146,8 @@ pub(super) fn step(
             format!("unreadable query page for {}: {e}", t.object),
         )
     })?;
-    // The next step asks for a full batch exactly when this page leaves that much room: the
-    // same request as this one, so it finds the answer started here.
+    // When this page leaves room for a whole batch more, the next step asks for a full batch
+    // of `next` (`room.clamp` above): the very request started here, so it reads this answer.
     if let Some(next) = page.next.as_deref().filter(|_| !page.done)
         && ahead
         && chunks.is_none()
